@@ -1,0 +1,224 @@
+"""Kafka helpers over confluent-kafka: topic admin, an event producer, and bounded readers.
+
+Producers batch (``linger.ms``) and never wait per message; delivery failures surface on
+``flush()``. Readers used for summaries and tests read a topic up to its end offsets as they were
+when the read started, so they always terminate.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from flinktrade import events
+from flinktrade.config import KafkaSettings
+from flinktrade.errors import TransientError
+
+log = logging.getLogger(__name__)
+
+
+def admin(bootstrap_servers: str) -> AdminClient:
+    return AdminClient({"bootstrap.servers": bootstrap_servers, "socket.timeout.ms": 10_000})
+
+
+def list_topics(bootstrap_servers: str, timeout_s: float = 5.0) -> list[str]:
+    try:
+        metadata = admin(bootstrap_servers).list_topics(timeout=timeout_s)
+    except KafkaException as exc:
+        raise TransientError(f"Kafka at {bootstrap_servers} is not reachable: {exc}") from None
+    return sorted(t for t in metadata.topics if not t.startswith("__"))
+
+
+def ensure_topics(settings: KafkaSettings, names: Iterable[str], timeout_s: float = 30.0) -> None:
+    """Create the topics that do not exist yet (idempotent)."""
+    client = admin(settings.bootstrap_servers)
+    existing = set(list_topics(settings.bootstrap_servers, timeout_s))
+    new = [
+        NewTopic(
+            name,
+            num_partitions=settings.partitions,
+            replication_factor=settings.replication_factor,
+            config={"retention.ms": str(settings.retention_ms)},
+        )
+        for name in names
+        if name not in existing
+    ]
+    if not new:
+        return
+    for name, future in client.create_topics(new, request_timeout=timeout_s).items():
+        try:
+            future.result()
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise TransientError(f"could not create topic {name}: {exc}") from None
+        log.info("created topic %s (%d partitions)", name, settings.partitions)
+
+
+def delete_topics(bootstrap_servers: str, names: Iterable[str], timeout_s: float = 30.0) -> None:
+    futures = admin(bootstrap_servers).delete_topics(list(names), request_timeout=timeout_s)
+    for future in futures.values():
+        try:
+            future.result()
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                raise
+
+
+@dataclass
+class EventProducer:
+    """Produces events keyed and timestamped as the topic contract says (key = symbol,
+    record timestamp = event time)."""
+
+    bootstrap_servers: str
+    extra: dict[str, Any] = field(default_factory=dict)
+    produced: int = 0
+    failed: int = 0
+
+    def __post_init__(self) -> None:
+        conf: dict[str, Any] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "linger.ms": 20,
+            "batch.size": 1_000_000,
+            "compression.type": "lz4",
+            "enable.idempotence": True,
+            "queue.buffering.max.messages": 1_000_000,
+        }
+        conf.update(self.extra)
+        self._producer = Producer(conf)
+        self._errors: list[str] = []
+
+    def send(self, event: events.Event, topic: str | None = None) -> None:
+        self.send_raw(topic or event.topic, events.encode(event), event.key, event.ts)
+
+    def send_raw(self, topic: str, value: bytes, key: bytes | None, ts: int | None) -> None:
+        while True:
+            try:
+                self._producer.produce(
+                    topic, value, key=key, timestamp=ts or 0, on_delivery=self._delivered
+                )
+                break
+            except BufferError:
+                self._producer.poll(0.05)  # local queue full: let deliveries drain
+        self._producer.poll(0)
+
+    def _delivered(self, err: KafkaError | None, msg: Message) -> None:
+        if err is None:
+            self.produced += 1
+        else:
+            self.failed += 1
+            if len(self._errors) < 5:
+                self._errors.append(f"{msg.topic()}: {err.str()}")
+
+    def flush(self, timeout_s: float = 60.0) -> None:
+        """Wait for every record to be acknowledged; raise if any was not."""
+        remaining = self._producer.flush(timeout_s)
+        if remaining:
+            raise TransientError(f"{remaining} records not acknowledged after {timeout_s:.0f}s")
+        if self._errors:
+            raise TransientError("records were not delivered: " + "; ".join(self._errors))
+
+
+def end_offsets(consumer: Consumer, topic: str, timeout_s: float = 10.0) -> list[TopicPartition]:
+    metadata = consumer.list_topics(topic, timeout=timeout_s).topics[topic]
+    if metadata.error is not None:
+        raise TransientError(f"topic {topic}: {metadata.error.str()}")
+    ends = []
+    for partition in sorted(metadata.partitions):
+        _low, high = consumer.get_watermark_offsets(
+            TopicPartition(topic, partition), timeout=timeout_s
+        )
+        ends.append(TopicPartition(topic, partition, high))
+    return ends
+
+
+def count_records(bootstrap_servers: str, topic: str, read_committed: bool = False) -> int:
+    """How many records a topic holds (high minus low watermark, summed over partitions).
+
+    With ``read_committed`` the count excludes aborted and transaction-marker records by reading.
+    """
+    if read_committed:
+        return sum(1 for _ in read_all(bootstrap_servers, topic, read_committed=True))
+    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": "flinktrade-count"})
+    try:
+        total = 0
+        for tp in end_offsets(consumer, topic):
+            low, high = consumer.get_watermark_offsets(tp, timeout=10)
+            total += high - low
+        return total
+    finally:
+        consumer.close()
+
+
+def read_all(
+    bootstrap_servers: str,
+    topic: str,
+    read_committed: bool = False,
+    timeout_s: float = 60.0,
+) -> Iterator[Message]:
+    """Every record currently in ``topic``, partition by partition order preserved, then stop."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap_servers,
+            "group.id": f"flinktrade-reader-{time.monotonic_ns()}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed" if read_committed else "read_uncommitted",
+        }
+    )
+    try:
+        ends = {tp.partition: tp.offset for tp in end_offsets(consumer, topic)}
+        consumer.assign([TopicPartition(topic, p, 0) for p in ends])
+        pending = {p for p, end in ends.items() if end > 0}
+        deadline = time.monotonic() + timeout_s
+        while pending:
+            if time.monotonic() > deadline:
+                raise TransientError(f"reading {topic} timed out with partitions {pending} unread")
+            msg = consumer.poll(0.5)
+            if msg is None:
+                # Under read_committed the end offset may be a marker we never receive.
+                _drop_finished(consumer, topic, pending, ends)
+                continue
+            if msg.error():
+                if msg.error().code() == KafkaError._PARTITION_EOF:
+                    pending.discard(msg.partition())
+                    continue
+                raise TransientError(f"reading {topic}: {msg.error().str()}")
+            yield msg
+            if msg.offset() + 1 >= ends[msg.partition()]:
+                pending.discard(msg.partition())
+    finally:
+        consumer.close()
+
+
+def _drop_finished(consumer: Consumer, topic: str, pending: set[int], ends: dict[int, int]) -> None:
+    positions = consumer.position([TopicPartition(topic, p) for p in pending])
+    for tp in positions:
+        if tp.offset >= ends[tp.partition]:
+            pending.discard(tp.partition)
+
+
+def decode_all(
+    bootstrap_servers: str, topic: str, kind: type[events.E], read_committed: bool = False
+) -> list[events.E]:
+    """Every record of a topic decoded as ``kind`` (undecodable records raise)."""
+    return [
+        events.decode(kind, msg.value())
+        for msg in read_all(bootstrap_servers, topic, read_committed=read_committed)
+    ]
+
+
+def wait_for(
+    predicate: Callable[[], bool], timeout_s: float, interval_s: float = 0.25, what: str = ""
+) -> None:
+    """Poll ``predicate`` until it holds; raise ``TimeoutError`` naming ``what`` after the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout_s:.0f}s waiting for {what or predicate}")
+        time.sleep(interval_s)

@@ -1,0 +1,174 @@
+"""Settings: one frozen, nested pydantic-settings model read from a TOML file and the environment.
+
+Precedence, highest first: environment variables (``FLINKTRADE_<SECTION>__<FIELD>``, plus the
+vendors' own names such as ``APCA_API_KEY_ID``), a ``.env`` file in the working directory, the TOML
+file named by ``FLINKTRADE_CONFIG`` (default ``flinktrade.toml`` if it exists), then the defaults
+below. Secrets are ``SecretStr`` and print masked.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from flinktrade.errors import ConfigError
+
+DEFAULT_CONFIG_FILE = "flinktrade.toml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class KafkaSettings(_Section):
+    """Where the Kafka-API cluster is and how flinktrade's topics are created on it."""
+
+    bootstrap_servers: str = Field(
+        "127.0.0.1:9092", description="Kafka or Redpanda bootstrap servers (host:port,...)."
+    )
+    partitions: int = Field(4, ge=1, description="Partitions for topics flinktrade creates.")
+    replication_factor: int = Field(1, ge=1, description="Replication factor for new topics.")
+    retention_ms: int = Field(
+        -1,
+        ge=-1,
+        description=(
+            "retention.ms for new topics; -1 keeps records forever, so history with old event "
+            "times is not deleted on arrival."
+        ),
+    )
+
+
+class BrokerSettings(_Section):
+    """The embedded single-node Kafka broker started by ``flinktrade infra up``."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(9092, ge=1, le=65535)
+    controller_port: int = Field(9093, ge=1, le=65535)
+    heap: str = Field("1g", description="JVM heap for the broker (-Xmx).")
+
+
+class Delivery(StrEnum):
+    AT_LEAST_ONCE = "at-least-once"
+    EXACTLY_ONCE = "exactly-once"
+
+
+class JobSettings(_Section):
+    """The PyFlink job."""
+
+    parallelism: int = Field(1, ge=1)
+    checkpoint_interval_ms: int = Field(10_000, ge=100)
+    out_of_orderness_ms: int = Field(
+        2_000, ge=0, description="Watermark bound: how late a trade may arrive and still count."
+    )
+    idle_timeout_ms: int = Field(
+        5_000, ge=0, description="A partition silent this long stops holding back the watermark."
+    )
+    delivery: Delivery = Delivery.AT_LEAST_ONCE
+    group_id: str = "flinktrade-job"
+    python_thread_mode: bool = Field(
+        default=True, description="Run Python operators in thread mode (embedded interpreter)."
+    )
+
+
+class StrategySettings(_Section):
+    """One strategy instance: which built-in or plugin, on which symbols, with which parameters."""
+
+    name: str = "sma_cross"
+    symbols: list[str] = Field(default_factory=list, description="Empty: every symbol.")
+    params: dict[str, float | int | str] = Field(default_factory=dict)
+
+
+class SimulatorSettings(_Section):
+    """The market simulator used by the demo and tests."""
+
+    symbols: int = Field(8, ge=1, le=500)
+    seed: int = 7
+    trades_per_second: float = Field(
+        2_000.0, gt=0, description="Pace in wall-clock time; ignored with --fast."
+    )
+    time_scale: float = Field(
+        60.0,
+        gt=0,
+        description="Event-time seconds per wall-clock second, so the demo shows minute bars quickly.",
+    )
+    news: bool = True
+
+
+class Settings(BaseSettings):
+    """Everything flinktrade reads from configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FLINKTRADE_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+        frozen=True,
+    )
+
+    state_dir: Path = Field(
+        Path(".flinktrade"),
+        description="Local state: broker data, checkpoints, logs (relative to the working dir).",
+    )
+    kafka: KafkaSettings = KafkaSettings()
+    broker: BrokerSettings = BrokerSettings()
+    job: JobSettings = JobSettings()
+    strategies: list[StrategySettings] = Field(
+        default_factory=lambda: [StrategySettings(name="sma_cross", params={"fast": 20, "slow": 50})]
+    )
+    simulator: SimulatorSettings = SimulatorSettings()
+    alpaca_api_key_id: SecretStr | None = Field(
+        None, validation_alias="APCA_API_KEY_ID", description="Alpaca key id (Alpaca's own name)."
+    )
+    alpaca_api_secret_key: SecretStr | None = Field(
+        None, validation_alias="APCA_API_SECRET_KEY", description="Alpaca secret key."
+    )
+
+    @field_validator("state_dir")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = Path(os.environ.get("FLINKTRADE_CONFIG", DEFAULT_CONFIG_FILE))
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, dotenv_settings]
+        if toml_file.is_file():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings, turning any problem into one readable ``ConfigError``."""
+    config_file = os.environ.get("FLINKTRADE_CONFIG")
+    if config_file and not Path(config_file).is_file():
+        raise ConfigError(f"FLINKTRADE_CONFIG names {config_file!r}, which is not a file")
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise ConfigError(f"invalid configuration at {where}: {first['msg']}") from None
+    except ValueError as exc:  # e.g. a malformed TOML file or env JSON
+        raise ConfigError(f"invalid configuration: {exc}") from None
+
+
+def masked_dump(settings: Settings) -> dict[str, Any]:
+    """The effective settings as plain data, secrets shown as ``**********`` (or null if unset)."""
+    return settings.model_dump(mode="json")

@@ -1,0 +1,209 @@
+"""The events on the wire, one frozen model per topic, and their JSON codec.
+
+Units everywhere: ``ts`` is event time and ``ingest_ts`` the time flinktrade first saw the record,
+both epoch milliseconds UTC. Prices are ``Decimal`` and travel as exact JSON numbers (never through a
+binary float), quantities are integers. Derived statistics (VWAP, indicators, sentiment, strength)
+are floats.
+
+Every event has a deterministic ``id`` so any consumer can drop repeats: trades keep the provider's
+id, signals hash strategy + symbol + bar time, alerts hash kind + symbol + time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, ValidationError
+
+from flinktrade.errors import FlinktradeError
+
+
+def _decimal_json(value: Decimal) -> float | str:
+    """A Decimal as a JSON number when a float carries its exact digits, else as a string.
+
+    JSON numbers are what every consumer (Flink SQL, dashboards) reads natively; the float's
+    shortest repr is printed, so the text on the wire is the Decimal's own digits.
+    """
+    as_float = float(value)
+    if Decimal(repr(as_float)) == value:
+        return as_float
+    return str(value)
+
+
+Price = Annotated[Decimal, PlainSerializer(_decimal_json, when_used="json")]
+"""A price: exact decimal, positive."""
+
+
+def now_ms() -> int:
+    """Wall-clock epoch milliseconds (UTC); only for ``ingest_ts``, never for event time."""
+    return time.time_ns() // 1_000_000
+
+
+def stable_id(*parts: object) -> str:
+    """A short deterministic id: the first 32 hex digits of SHA-256 over the parts."""
+    text = "|".join(str(p) for p in parts)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+class DecodeError(FlinktradeError):
+    """A record could not be decoded into an event; ``reason`` says why, for the dead-letter."""
+
+
+class Event(BaseModel):
+    """Base of all wire events."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+    topic: ClassVar[str] = ""
+
+    ts: int = Field(description="Event time, epoch milliseconds UTC.")
+    ingest_ts: int = Field(default_factory=now_ms, description="First seen, epoch ms UTC.")
+
+    @property
+    def key(self) -> bytes | None:
+        """The Kafka key: the symbol for per-symbol events, so one symbol stays in order."""
+        symbol = getattr(self, "symbol", None)
+        return symbol.encode() if isinstance(symbol, str) else None
+
+
+class Side(StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+class Trade(Event):
+    """One print on the tape (``market.trades``)."""
+
+    topic: ClassVar[str] = "market.trades"
+    id: str = Field(min_length=1, description="The provider's trade id.")
+    symbol: str = Field(min_length=1, max_length=16)
+    price: Price = Field(gt=0)
+    size: int = Field(gt=0)
+    exchange: str | None = None
+
+
+class Bar(Event):
+    """An OHLCV bar over ``[ts, ts + interval_ms)`` (``market.bars`` from providers)."""
+
+    topic: ClassVar[str] = "market.bars"
+    symbol: str = Field(min_length=1, max_length=16)
+    open: Price
+    high: Price
+    low: Price
+    close: Price
+    volume: int = Field(ge=0)
+    vwap: float | None = None
+    trades: int | None = Field(None, ge=0)
+    interval_ms: int = 60_000
+
+    @property
+    def id(self) -> str:
+        return f"{self.symbol}:{self.interval_ms}:{self.ts}"
+
+
+class AnalyticsBar(Bar):
+    """A bar built by the job, with the indicators known at its close (``analytics.bars``)."""
+
+    topic: ClassVar[str] = "analytics.bars"
+    indicators: dict[str, float | None] = Field(default_factory=dict)
+
+
+class NewsItem(Event):
+    """A news story about one or more symbols (``market.news``); keyed by its first symbol."""
+
+    topic: ClassVar[str] = "market.news"
+    id: str = Field(min_length=1)
+    headline: str
+    summary: str = ""
+    source: str = ""
+    url: str | None = None
+    symbols: list[str] = Field(default_factory=list)
+    sentiment: float | None = Field(None, ge=-1.0, le=1.0)
+
+    @property
+    def key(self) -> bytes | None:
+        return self.symbols[0].encode() if self.symbols else None
+
+
+class Signal(Event):
+    """A strategy's decision on a bar (``trading.signals``). ``ts`` is the bar's close time."""
+
+    topic: ClassVar[str] = "trading.signals"
+    id: str
+    strategy: str
+    symbol: str
+    side: Side
+    price: Price = Field(description="The close of the bar that triggered the signal.")
+    bar_ts: int = Field(description="Start of the bar that triggered the signal, epoch ms.")
+    strength: float = Field(1.0, ge=0.0, le=1.0)
+    reason: str = ""
+    indicators: dict[str, float | None] = Field(default_factory=dict)
+
+    @staticmethod
+    def make_id(strategy: str, symbol: str, bar_ts: int) -> str:
+        return stable_id("signal", strategy, symbol, bar_ts)
+
+
+class Alert(Event):
+    """Something a human should know about (``alerts``)."""
+
+    topic: ClassVar[str] = "alerts"
+    id: str
+    kind: str
+    severity: Severity = Severity.WARNING
+    symbol: str | None = None
+    message: str
+    value: float | None = None
+    threshold: float | None = None
+
+    @staticmethod
+    def make_id(kind: str, symbol: str | None, ts: int) -> str:
+        return stable_id("alert", kind, symbol or "", ts)
+
+
+class DeadLetter(Event):
+    """A record that could not be used, with why and the original bytes (``deadletter``)."""
+
+    topic: ClassVar[str] = "deadletter"
+    source_topic: str
+    partition: int | None = None
+    offset: int | None = None
+    reason: str
+    payload: str = Field(description="The original value, as text (invalid UTF-8 replaced).")
+
+
+E = TypeVar("E", bound=Event)
+
+
+def encode(event: Event) -> bytes:
+    """The JSON bytes of an event, as every flinktrade topic carries them."""
+    return event.model_dump_json(exclude_none=True).encode()
+
+
+def decode(kind: type[E], data: bytes | str) -> E:
+    """Parse and validate one record; raises ``DecodeError`` with a one-line reason."""
+    try:
+        return kind.model_validate_json(data)
+    except ValidationError as exc:
+        raise DecodeError(_reason(exc)) from None
+
+
+def _reason(exc: ValidationError) -> str:
+    first: dict[str, Any] = dict(exc.errors()[0])
+    where = ".".join(str(p) for p in first.get("loc", ())) or "record"
+    more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{where}: {first['msg']}{more}"
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    t.topic: t for t in (Trade, Bar, AnalyticsBar, NewsItem, Signal, Alert, DeadLetter)
+}

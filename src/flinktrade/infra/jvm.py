@@ -1,0 +1,119 @@
+"""Where the JVM pieces live and how they get there.
+
+``jvm/pom.xml`` names the Kafka broker and the Flink Kafka connector; Maven resolves them into
+``.cache/jars``. The job's Java helper functions (``jvm/udf``) are compiled with ``javac`` against
+the jars that ship inside the ``apache-flink`` wheel, so the versions always match the runtime.
+All of it is cached: a second call does nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from flinktrade.errors import InfraError
+
+log = logging.getLogger(__name__)
+
+KAFKA_CONNECTOR_JAR = "flink-sql-connector-kafka-5.0.0-2.2.jar"
+UDF_JAR = "flinktrade-udf.jar"
+
+
+def project_root() -> Path:
+    """The checkout that holds ``jvm/pom.xml`` (this package's source tree), else the cwd."""
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "jvm" / "pom.xml").is_file():
+            return parent
+    return Path.cwd()
+
+
+def jars_dir() -> Path:
+    override = os.environ.get("FLINKTRADE_JARS_DIR")
+    return Path(override) if override else project_root() / ".cache" / "jars"
+
+
+def kafka_classpath() -> str:
+    return str(jars_dir() / "kafka" / "*")
+
+
+def flink_lib_dir() -> Path:
+    import pyflink  # the wheel ships Flink's own jars
+
+    return Path(pyflink.__file__).parent / "lib"
+
+
+def job_jars() -> list[Path]:
+    """Jars the PyFlink job puts on ``pipeline.jars``."""
+    return [jars_dir() / "flink" / KAFKA_CONNECTOR_JAR, jars_dir() / "flink" / UDF_JAR]
+
+
+def java_binary() -> str:
+    java_home = os.environ.get("JAVA_HOME")
+    candidate = Path(java_home) / "bin" / "java" if java_home else None
+    if candidate and candidate.is_file():
+        return str(candidate)
+    found = shutil.which("java")
+    if not found:
+        raise InfraError("java not found: install a JDK 17 and put java on PATH (or set JAVA_HOME)")
+    return found
+
+
+def ensure_jars() -> None:
+    """Resolve the Maven jars and build the UDF jar if they are missing or stale."""
+    _ensure_maven_jars()
+    _ensure_udf_jar()
+
+
+def _ensure_maven_jars() -> None:
+    kafka_dir = jars_dir() / "kafka"
+    connector = jars_dir() / "flink" / KAFKA_CONNECTOR_JAR
+    if connector.is_file() and any(kafka_dir.glob("kafka_2.13-*.jar")):
+        return
+    pom = project_root() / "jvm" / "pom.xml"
+    mvn = shutil.which("mvn")
+    if not mvn:
+        raise InfraError("mvn not found: install Maven to resolve the Kafka and Flink jars")
+    log.info("resolving JVM dependencies with Maven (%s)", pom)
+    result = subprocess.run(
+        [mvn, "-q", "-B", "-f", str(pom), f"-Djars.dir={jars_dir()}", "package"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        tail = (result.stdout + result.stderr).strip().splitlines()[-5:]
+        raise InfraError("Maven could not resolve the JVM jars: " + " | ".join(tail))
+
+
+def _ensure_udf_jar() -> None:
+    sources = sorted((project_root() / "jvm" / "udf" / "src").rglob("*.java"))
+    target = jars_dir() / "flink" / UDF_JAR
+    if not sources:
+        if target.is_file():
+            return
+        raise InfraError(f"no Java sources under {project_root() / 'jvm' / 'udf'}")
+    newest = max(s.stat().st_mtime for s in sources)
+    if target.is_file() and target.stat().st_mtime >= newest:
+        return
+    javac = shutil.which("javac")
+    jar = shutil.which("jar")
+    if not javac or not jar:
+        raise InfraError("javac/jar not found: install a JDK 17 (not only a JRE)")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as classes:
+        cp = str(flink_lib_dir() / "*")
+        compile_cmd = [javac, "-nowarn", "--release", "17", "-cp", cp, "-d", classes]
+        result = subprocess.run(
+            [*compile_cmd, *map(str, sources)], capture_output=True, text=True, check=False
+        )
+        if result.returncode != 0:
+            raise InfraError("compiling the job's Java functions failed: " + result.stderr[-800:])
+        tmp = target.with_suffix(".tmp")
+        subprocess.run([jar, "cf", str(tmp), "-C", classes, "."], check=True)
+        tmp.replace(target)
+    log.info("built %s", target)
