@@ -155,6 +155,8 @@ class LocalKafka:
             "transaction.max.timeout.ms": str(TRANSACTION_MAX_TIMEOUT_MS),
             "group.initial.rebalance.delay.ms": "0",
             "log.retention.check.interval.ms": "300000",
+            # Replays and the demo run event time ahead of the wall clock; accept their timestamps.
+            "log.message.timestamp.after.max.ms": str(2**63 - 1),
         }
         path = self.home / "server.properties"
         path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))

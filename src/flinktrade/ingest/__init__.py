@@ -1,0 +1,1 @@
+"""Sources that turn a feed into events on the market topics."""

@@ -1,0 +1,61 @@
+"""The Strategy contract.
+
+A strategy is a pure object: given one closed bar with the indicators known at its close (and the
+latest news sentiment) plus its own previous state, it returns the signals it wants and its new
+state. It never reads the clock, the network or a global, so the Flink operator, the backtester and
+the tests can all call it the same way, and its state can live in Flink keyed state.
+
+State is a JSON-compatible ``dict`` (it is stored as JSON in Flink state and checkpoints).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Protocol, runtime_checkable
+
+from flinktrade.events import Side
+
+State = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class BarView:
+    """What a strategy sees of one closed bar. Nothing from a later bar is ever in it."""
+
+    symbol: str
+    ts: int  # bar start, epoch ms UTC
+    end_ts: int  # bar end (exclusive), epoch ms UTC
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: int
+    vwap: float | None
+    indicators: Mapping[str, float | None] = field(default_factory=dict)
+    sentiment: float | None = None
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A strategy's wish to trade; the operator turns it into a ``Signal`` with a stable id."""
+
+    side: Side
+    strength: float = 1.0
+    reason: str = ""
+
+
+@runtime_checkable
+class Strategy(Protocol):
+    """Implement ``name``, ``indicators``, ``initial_state`` and ``on_bar``."""
+
+    name: str
+
+    def indicators(self) -> set[str]:
+        """Indicator columns this strategy reads, e.g. ``{"sma_20", "sma_50"}``."""
+        ...
+
+    def initial_state(self) -> State: ...
+
+    def on_bar(self, bar: BarView, state: State) -> tuple[list[Intent], State]: ...

@@ -1,0 +1,41 @@
+"""SMA crossover ("golden cross"): buy when the fast SMA crosses above the slow one, sell below."""
+
+from __future__ import annotations
+
+from flinktrade.events import Side
+from flinktrade.strategies.base import BarView, Intent, State
+
+
+class SmaCross:
+    """Signals on each sign change of ``SMA(fast) - SMA(slow)`` once both are defined.
+
+    A bar where the two are exactly equal does not count as a change; the previous sign is kept.
+    """
+
+    def __init__(self, fast: int = 20, slow: int = 50, name: str = "sma_cross") -> None:
+        fast, slow = int(fast), int(slow)
+        if not 1 <= fast < slow:
+            raise ValueError(f"sma_cross needs 1 <= fast < slow, got fast={fast} slow={slow}")
+        self.fast, self.slow, self.name = fast, slow, name
+
+    def indicators(self) -> set[str]:
+        return {f"sma_{self.fast}", f"sma_{self.slow}"}
+
+    def initial_state(self) -> State:
+        return {"sign": 0}
+
+    def on_bar(self, bar: BarView, state: State) -> tuple[list[Intent], State]:
+        fast = bar.indicators.get(f"sma_{self.fast}")
+        slow = bar.indicators.get(f"sma_{self.slow}")
+        if fast is None or slow is None:
+            return [], state
+        sign = (fast > slow) - (fast < slow)
+        previous = int(state.get("sign", 0))
+        if sign == 0 or sign == previous:
+            return [], state
+        new_state = {"sign": sign}
+        if previous == 0:  # first defined bar: remember the side, do not trade
+            return [], new_state
+        side = Side.BUY if sign > 0 else Side.SELL
+        reason = f"SMA{self.fast} {'above' if sign > 0 else 'below'} SMA{self.slow}"
+        return [Intent(side, 1.0, reason)], new_state

@@ -1,0 +1,1 @@
+"""Fakes of external services, references and fixtures for tests."""
