@@ -97,7 +97,7 @@ class SimulatorSettings(_Section):
         2_000.0, gt=0, description="Pace in wall-clock time; ignored with --fast."
     )
     time_scale: float = Field(
-        60.0,
+        300.0,
         gt=0,
         description="Event-time seconds per wall-clock second, so the demo shows minute bars quickly.",
     )

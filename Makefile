@@ -1,0 +1,55 @@
+# flinktrade — `make help` lists the targets. Set-up is idempotent and cached (.venv, .cache/jars).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+UV_VERSION := 0.13.9
+STAMP := $(VENV)/.installed-stamp
+JARS_STAMP := .cache/jars/.stamp
+DURATION ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help setup jars demo test test-unit lint typecheck bench lock clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@test -x $(UV) || $(VENV)/bin/pip install -q "uv==$(UV_VERSION)"
+	$(UV) pip sync -q --python $(PY) requirements.lock
+	$(UV) pip install -q --python $(PY) --no-deps -e .
+	@touch $@
+
+$(JARS_STAMP): $(STAMP) jvm/pom.xml $(wildcard jvm/udf/src/io/flinktrade/udf/*.java)
+	$(PY) -c "from flinktrade.infra.jvm import ensure_jars; ensure_jars()"
+	@touch $@
+
+setup: $(STAMP) $(JARS_STAMP) ## create the venv and resolve the JVM jars (cached)
+
+demo: setup ## run the whole system locally (DURATION=60 to stop by itself)
+	$(VENV)/bin/flinktrade demo $(if $(DURATION),--duration $(DURATION))
+
+test: setup ## run the whole test suite (real Kafka broker, real Flink MiniCluster)
+	$(PY) -m pytest
+
+test-unit: setup ## run the fast tests only
+	$(PY) -m pytest tests/unit
+
+lint: setup ## ruff
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+
+typecheck: setup ## mypy --strict on src/
+	$(VENV)/bin/mypy
+
+bench: setup ## catch-up throughput of the job on the trades-1m workload (prints JSON)
+	$(PY) -m bench.run
+
+lock: ## re-pin requirements.lock from pyproject.toml (hashes, no index URLs)
+	$(UV) pip compile -q pyproject.toml --extra dev --generate-hashes --no-emit-index-url \
+		--python-version 3.11 -o requirements.lock
+
+clean: ## remove the venv, caches and local state (stops nothing: run `flinktrade infra down` first)
+	rm -rf $(VENV) .cache .flinktrade .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,283 @@
+"""``flinktrade``: one command with subcommands. Exit codes are decided here and only here.
+
+0 ok; 1 unexpected failure; 2 bad arguments or configuration; 69 local infrastructure could not
+be set up; 75 a dependency is unavailable for now (retry later).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from flinktrade import __version__, bus, events, topics
+from flinktrade.config import Settings, load_settings, masked_dump
+from flinktrade.errors import ConfigError, FlinktradeError, InfraError, TransientError
+
+console = Console(stderr=True)
+out = Console()
+log = logging.getLogger("flinktrade")
+
+app = typer.Typer(
+    name="flinktrade",
+    help="Real-time algorithmic trading on Kafka and Apache Flink.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+infra_app = typer.Typer(help="The local Kafka broker.", no_args_is_help=True)
+job_app = typer.Typer(help="The Flink job.", no_args_is_help=True)
+app.add_typer(infra_app, name="infra")
+app.add_typer(job_app, name="job")
+
+# Stages that bring their own subcommands; added when present.
+_PLUGGABLE = {
+    "ingest": "flinktrade.ingest.cli",
+    "notify": "flinktrade.notify.cli",
+    "testing": "flinktrade.testing.cli",
+}
+for _name, _module in _PLUGGABLE.items():
+    try:
+        app.add_typer(importlib.import_module(_module).app, name=_name)
+    except ModuleNotFoundError as _exc:
+        if _exc.name != _module:
+            raise
+
+
+def _settings() -> Settings:
+    return load_settings()
+
+
+def _local_broker(settings: Settings) -> Any:
+    from flinktrade.infra.kafka import LocalKafka
+
+    return LocalKafka(settings.broker, settings.state_dir)
+
+
+def _uses_local_broker(settings: Settings) -> bool:
+    local = f"{settings.broker.host}:{settings.broker.port}"
+    return settings.kafka.bootstrap_servers.strip() == local
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("py4j", "apache_beam", "pyflink"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if version:
+        out.print(__version__)
+        raise typer.Exit
+
+
+@app.command("show-config")
+def show_config() -> None:
+    """Print the effective configuration (secrets masked) as JSON."""
+    out.print_json(json.dumps(masked_dump(_settings())))
+
+
+@infra_app.command("up")
+def infra_up() -> None:
+    """Start the local Kafka broker (KRaft) and create flinktrade's topics."""
+    settings = _settings()
+    status = _local_broker(settings).up()
+    bus.ensure_topics(settings.kafka, [t.name for t in topics.ALL])
+    console.print(f"kafka broker running on {status.bootstrap_servers} (pid {status.pid})")
+
+
+@infra_app.command("down")
+def infra_down() -> None:
+    """Stop the local Kafka broker (its data stays under the state folder)."""
+    _local_broker(_settings()).down()
+    console.print("kafka broker stopped")
+
+
+@infra_app.command("status")
+def infra_status() -> None:
+    """Say whether the broker runs, and list the topics of the configured cluster."""
+    settings = _settings()
+    status = _local_broker(settings).status()
+    servers = settings.kafka.bootstrap_servers
+    local = "running" if status.running else "stopped"
+    console.print(f"local broker: {local} (pid {status.pid or '-'}, data {status.state_dir})")
+    try:
+        names = bus.list_topics(servers)
+    except TransientError as exc:
+        console.print(f"cluster {servers}: unreachable ({exc})")
+        raise typer.Exit(3) from None
+    table = Table("topic", "records", title=f"cluster {servers}")
+    for name in names:
+        table.add_row(name, str(bus.count_records(servers, name)))
+    out.print(table)
+
+
+@job_app.command("run")
+def job_run(
+    bounded: Annotated[
+        bool, typer.Option(help="Stop at the topic's current end (backtests, catch-up).")
+    ] = False,
+    from_earliest: Annotated[
+        bool, typer.Option(help="Ignore committed offsets; read from the beginning.")
+    ] = False,
+    parallelism: Annotated[int | None, typer.Option(min=1)] = None,
+) -> None:
+    """Run the Flink job in a local MiniCluster until stopped (or the bounded input ends)."""
+    from flinktrade.pipeline.job import JobIO, JobOptions, run
+
+    settings = _settings()
+    bus.ensure_topics(settings.kafka, [t.name for t in topics.ALL])
+    overrides: dict[str, object] = {}
+    if parallelism:
+        overrides["parallelism"] = parallelism
+    io = JobIO(
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        group_id=settings.job.group_id,
+        bounded=bounded,
+        from_earliest=from_earliest,
+    )
+    run(io, JobOptions.from_settings(settings, **overrides), wait=True)
+
+
+@app.command("simulate")
+def simulate(
+    count: Annotated[
+        int | None, typer.Option(min=1, help="Produce this many trades as fast as possible.")
+    ] = None,
+    duration: Annotated[
+        float | None, typer.Option(min=0.1, help="Run at the configured pace for N seconds.")
+    ] = None,
+) -> None:
+    """Run the market simulator into market.trades / market.news."""
+    from flinktrade.ingest.simulator import MarketSimulator, RawTrade
+
+    settings = _settings()
+    if count is None and duration is None:
+        raise ConfigError("give --count N (as fast as possible) or --duration SECONDS (paced)")
+    bus.ensure_topics(settings.kafka, [t.name for t in topics.ALL])
+    sim = settings.simulator
+    if count is not None:
+        simulator = MarketSimulator(sim.symbols, sim.seed, news=sim.news)
+        producer = bus.EventProducer(settings.kafka.bootstrap_servers)
+        produced = news = 0
+        for item in simulator:
+            if isinstance(item, RawTrade):
+                producer.send_raw(
+                    topics.TRADES.name, item.to_json(item.ts), item.symbol.encode(), item.ts
+                )
+                produced += 1
+                if produced == count:
+                    break
+            else:
+                producer.send(item)
+                news += 1
+        producer.flush()
+        out.print(json.dumps({"trades": produced, "news": news}))
+        return
+    from flinktrade.demo import SimulatorFeed
+
+    simulator = MarketSimulator(
+        sim.symbols, sim.seed, gap_ms=1000.0 * sim.time_scale / sim.trades_per_second, news=sim.news
+    )
+    feed = SimulatorFeed(settings.kafka.bootstrap_servers, simulator, sim.trades_per_second)
+    feed.start()
+    try:
+        import time
+
+        time.sleep(duration or 0.0)
+    except KeyboardInterrupt:
+        pass
+    feed.stop()
+    out.print(json.dumps({"trades": feed.produced_trades, "news": feed.produced_news}))
+
+
+@app.command("demo")
+def demo(
+    duration: Annotated[
+        float | None,
+        typer.Option(min=1, help="Stop by itself after this many seconds (default: until Ctrl-C)."),
+    ] = None,
+) -> None:
+    """Broker + simulator + Flink job, live; ends with one JSON line of counts."""
+    from flinktrade.demo import DemoProgress, run_demo
+
+    settings = _settings()
+    broker = None
+    if _uses_local_broker(settings):
+        broker = _local_broker(settings)
+        broker.up()
+    console.print(
+        f"[bold]flinktrade demo[/]: {settings.simulator.symbols} simulated symbols, "
+        f"strategies {', '.join(s.name for s in settings.strategies)}, "
+        f"Kafka {settings.kafka.bootstrap_servers}"
+        + (f", {duration:.0f}s" if duration else ", Ctrl-C to stop")
+    )
+
+    def progress(p: DemoProgress) -> None:
+        c = p.counts
+        console.print(
+            f"[dim]{p.elapsed_s:5.0f}s[/] trades {c['trades']:>8,} ({p.trades_per_s:,.0f}/s)  "
+            f"news {c['news']:>4}  bars {c['bars']:>6,}  signals {c['signals']:>4}  "
+            f"deadletter {c['deadletter']}"
+        )
+
+    def signal(s: events.Signal) -> None:
+        colour = "green" if s.side == events.Side.BUY else "red"
+        console.print(
+            f"  [{colour}]{s.side.value.upper():4}[/] {s.symbol:6} @ {s.price}  "
+            f"{s.strategy}: {s.reason}"
+        )
+
+    summary = run_demo(settings, duration, progress, signal)
+    out.print(json.dumps(summary), soft_wrap=True, highlight=False)
+
+
+def main() -> None:
+    """Console-script entry point: one readable line and an exit code for every known failure."""
+    try:
+        app(standalone_mode=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        console.print("aborted")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:
+        sys.exit(_report(exc))
+
+
+def _report(exc: BaseException) -> int:
+    import click
+
+    if isinstance(exc, click.ClickException):
+        console.print(f"error: {exc.format_message()}", highlight=False)
+        return 2
+    codes: list[tuple[type[BaseException], int]] = [
+        (ConfigError, 2),
+        (InfraError, 69),
+        (TransientError, 75),
+        (FlinktradeError, 1),
+    ]
+    for kind, code in codes:
+        if isinstance(exc, kind):
+            console.print(f"error: {exc}", highlight=False)
+            return code
+    log.exception("unexpected failure")
+    return 1
+
+
+if __name__ == "__main__":
+    main()
+

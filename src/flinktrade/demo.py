@@ -1,0 +1,243 @@
+"""``flinktrade demo``: the whole system on one machine, no keys, no network.
+
+Starts (or reuses) the embedded broker, creates the topics, runs the simulator into
+``market.trades``/``market.news`` at a real-time pace, runs the job in a local MiniCluster, shows
+what flows, and on exit (duration elapsed or Ctrl-C) stops everything and returns the counts it read
+back from the topics for this run (end offsets now minus end offsets at start).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
+
+from flinktrade import bus, events, topics
+from flinktrade.config import Settings
+from flinktrade.ingest.simulator import MarketSimulator, RawTrade
+from flinktrade.pipeline.job import JobIO, JobOptions
+from flinktrade.pipeline.job import run as run_job
+
+log = logging.getLogger(__name__)
+
+SUMMARY_TOPICS = {
+    "trades": topics.TRADES.name,
+    "news": topics.NEWS.name,
+    "bars": topics.ANALYTICS_BARS.name,
+    "signals": topics.SIGNALS.name,
+    "alerts": topics.ALERTS.name,
+    "deadletter": topics.DEADLETTER.name,
+}
+
+
+def topic_totals(bootstrap_servers: str, names: dict[str, str]) -> dict[str, int]:
+    """Sum of end offsets per topic (records ever written, transaction markers included)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": "flinktrade-demo-c"})
+    try:
+        return {
+            key: sum(tp.offset for tp in bus.end_offsets(consumer, topic))
+            for key, topic in names.items()
+        }
+    finally:
+        consumer.close()
+
+
+def last_event_ts(bootstrap_servers: str, topic: str) -> int | None:
+    """The largest record timestamp among the last record of each partition."""
+    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": "flinktrade-demo-c"})
+    try:
+        latest = None
+        for tp in bus.end_offsets(consumer, topic):
+            if tp.offset == 0:
+                continue
+            consumer.assign([TopicPartition(topic, tp.partition, tp.offset - 1)])
+            msg = consumer.poll(5.0)
+            if msg is not None and not msg.error():
+                latest = max(latest or 0, msg.timestamp()[1])
+        return latest
+    finally:
+        consumer.close()
+
+
+@dataclass
+class SimulatorFeed:
+    """Runs the simulator into the market topics on a background thread at a wall-clock pace."""
+
+    bootstrap_servers: str
+    simulator: MarketSimulator
+    trades_per_second: float
+    produced_trades: int = 0
+    produced_news: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+    error: BaseException | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="simulator", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        producer = bus.EventProducer(self.bootstrap_servers)
+        try:
+            tick = 0.05
+            per_tick = self.trades_per_second * tick
+            budget = 0.0
+            items = iter(self.simulator)
+            next_tick = time.monotonic()
+            while not self._stop.is_set():
+                budget += per_tick
+                while budget >= 1.0:
+                    item = next(items)
+                    now = events.now_ms()
+                    if isinstance(item, RawTrade):
+                        producer.send_raw(
+                            topics.TRADES.name, item.to_json(now), item.symbol.encode(), item.ts
+                        )
+                        self.produced_trades += 1
+                        budget -= 1.0
+                    else:
+                        producer.send(item.model_copy(update={"ingest_ts": now}))
+                        self.produced_news += 1
+                next_tick += tick
+                self._stop.wait(max(0.0, next_tick - time.monotonic()))
+            producer.flush()
+        except BaseException as exc:  # surfaced by the demo loop
+            self.error = exc
+            log.exception("simulator feed failed")
+
+
+class OutputWatcher:
+    """Follows the output topics from their current end and calls back per new signal."""
+
+    def __init__(self, bootstrap_servers: str, on_signal: Callable[[events.Signal], None]) -> None:
+        self.on_signal = on_signal
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap_servers,
+                "group.id": f"flinktrade-demo-watch-{time.monotonic_ns()}",
+                "auto.offset.reset": "latest",
+                "enable.auto.commit": False,
+            }
+        )
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="watcher", daemon=True)
+
+    def start(self) -> None:
+        self._consumer.subscribe([topics.SIGNALS.name])
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self._consumer.close()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            msg = self._consumer.poll(0.2)
+            if msg is None or msg.error():
+                continue
+            try:
+                self.on_signal(events.decode(events.Signal, msg.value()))
+            except events.DecodeError as exc:
+                log.warning("undecodable signal at offset %s: %s", msg.offset(), exc)
+
+
+@dataclass
+class DemoProgress:
+    elapsed_s: float
+    trades: int
+    trades_per_s: float
+    counts: dict[str, int]
+
+
+def run_demo(
+    settings: Settings,
+    duration_s: float | None,
+    on_progress: Callable[[DemoProgress], None],
+    on_signal: Callable[[events.Signal], None],
+    stop: threading.Event | None = None,
+) -> dict[str, Any]:
+    """Run the demo until ``duration_s`` passes or ``stop`` is set; return the summary counts."""
+    stop = stop or threading.Event()
+    servers = settings.kafka.bootstrap_servers
+    bus.ensure_topics(settings.kafka, [t.name for t in topics.ALL])
+    before = topic_totals(servers, SUMMARY_TOPICS)
+
+    sim = settings.simulator
+    last = last_event_ts(servers, topics.TRADES.name)
+    start_ts = 1_704_205_800_000 if last is None else last - last % 60_000 + 120_000
+    simulator = MarketSimulator(
+        symbols=sim.symbols,
+        seed=sim.seed,
+        start_ts=start_ts,
+        gap_ms=1000.0 * sim.time_scale / sim.trades_per_second,
+        news=sim.news,
+    )
+    feed = SimulatorFeed(servers, simulator, sim.trades_per_second)
+    watcher = OutputWatcher(servers, on_signal)
+    io = JobIO(bootstrap_servers=servers, group_id=f"{settings.job.group_id}-demo")
+    client: Any = run_job(io, JobOptions.from_settings(settings, name="flinktrade-demo"), wait=False)
+    started = time.monotonic()
+    feed.start()
+    watcher.start()
+    try:
+        _follow(feed, servers, before, duration_s, started, on_progress, stop)
+    finally:
+        feed.stop()
+        _drain(settings, stop)
+        watcher.stop()
+        _cancel(client)
+    after = topic_totals(servers, SUMMARY_TOPICS)
+    summary: dict[str, Any] = {k: after[k] - before[k] for k in SUMMARY_TOPICS}
+    summary["duration_s"] = round(time.monotonic() - started, 1)
+    return summary
+
+
+def _follow(
+    feed: SimulatorFeed,
+    servers: str,
+    before: dict[str, int],
+    duration_s: float | None,
+    started: float,
+    on_progress: Callable[[DemoProgress], None],
+    stop: threading.Event,
+) -> None:
+    try:
+        while not stop.is_set():
+            elapsed = time.monotonic() - started
+            if duration_s is not None and elapsed >= duration_s:
+                break
+            if feed.error is not None:
+                raise feed.error
+            now = topic_totals(servers, SUMMARY_TOPICS)
+            counts = {k: now[k] - before[k] for k in now}
+            rate = feed.produced_trades / elapsed if elapsed > 0 else 0.0
+            on_progress(DemoProgress(elapsed, feed.produced_trades, rate, counts))
+            stop.wait(1.0)
+    except KeyboardInterrupt:
+        log.info("interrupted: shutting down")
+
+
+def _drain(settings: Settings, stop: threading.Event) -> None:
+    """Give the job a moment to turn the last trades into bars before it is cancelled."""
+    grace = settings.job.out_of_orderness_ms / 1000 + 2.0
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and not stop.is_set():
+        time.sleep(0.2)
+
+
+def _cancel(client: Any) -> None:
+    try:
+        client.cancel().result()
+    except Exception as exc:  # the MiniCluster may already be gone after Ctrl-C
+        log.debug("job cancel: %s", exc)
