@@ -46,8 +46,8 @@ for _name, _module in _PLUGGABLE.items():
     try:
         app.add_typer(importlib.import_module(_module).app, name=_name)
     except ModuleNotFoundError as _exc:
-        if _exc.name != _module:
-            raise
+        if not _exc.name or not _module.startswith(_exc.name):
+            raise  # the stage exists but one of its own imports is missing
 
 
 def _settings() -> Settings:
@@ -227,9 +227,10 @@ def demo(
     def progress(p: DemoProgress) -> None:
         c = p.counts
         console.print(
-            f"[dim]{p.elapsed_s:5.0f}s[/] trades {c['trades']:>8,} ({p.trades_per_s:,.0f}/s)  "
-            f"news {c['news']:>4}  bars {c['bars']:>6,}  signals {c['signals']:>4}  "
-            f"deadletter {c['deadletter']}"
+            f"[dim]{p.elapsed_s:4.0f}s[/] trades {c['trades']:,} ({p.trades_per_s:,.0f}/s) "
+            f"news {c['news']} bars {c['bars']:,} signals {c['signals']} "
+            f"deadletter {c['deadletter']}",
+            soft_wrap=True,
         )
 
     def signal(s: events.Signal) -> None:
@@ -259,10 +260,12 @@ def main() -> None:
 
 
 def _report(exc: BaseException) -> int:
-    import click
-
-    if isinstance(exc, click.ClickException):
-        console.print(f"error: {exc.format_message()}", highlight=False)
+    if isinstance(exc, typer.TyperException):  # usage errors: bad option, missing argument
+        message = getattr(exc, "format_message", lambda: str(exc))()
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            console.print(message, highlight=False)
+            return 0
+        console.print(f"error: {message}", highlight=False)
         return 2
     codes: list[tuple[type[BaseException], int]] = [
         (ConfigError, 2),

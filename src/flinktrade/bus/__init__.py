@@ -124,15 +124,31 @@ class EventProducer:
             raise TransientError("records were not delivered: " + "; ".join(self._errors))
 
 
+_NO_LEADER_YET = {
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+}
+
+
 def end_offsets(consumer: Consumer, topic: str, timeout_s: float = 10.0) -> list[TopicPartition]:
     metadata = consumer.list_topics(topic, timeout=timeout_s).topics[topic]
     if metadata.error is not None:
         raise TransientError(f"topic {topic}: {metadata.error.str()}")
     ends = []
+    deadline = time.monotonic() + timeout_s
     for partition in sorted(metadata.partitions):
-        _low, high = consumer.get_watermark_offsets(
-            TopicPartition(topic, partition), timeout=timeout_s
-        )
+        while True:  # a new topic has no leader for a moment
+            try:
+                _low, high = consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=timeout_s
+                )
+                break
+            except KafkaException as exc:
+                retry = exc.args[0].retriable() or exc.args[0].code() in _NO_LEADER_YET
+                if time.monotonic() > deadline or not retry:
+                    raise TransientError(f"offsets of {topic}[{partition}]: {exc}") from None
+                time.sleep(0.2)
         ends.append(TopicPartition(topic, partition, high))
     return ends
 
@@ -148,8 +164,8 @@ def count_records(bootstrap_servers: str, topic: str, read_committed: bool = Fal
     try:
         total = 0
         for tp in end_offsets(consumer, topic):
-            low, high = consumer.get_watermark_offsets(tp, timeout=10)
-            total += high - low
+            low, _high = consumer.get_watermark_offsets(tp, timeout=10)
+            total += tp.offset - low
         return total
     finally:
         consumer.close()

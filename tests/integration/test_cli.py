@@ -1,0 +1,97 @@
+"""The `flinktrade` command as a user runs it: real processes, the session's real broker."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from flinktrade.infra.kafka import LocalKafka
+
+pytestmark = pytest.mark.integration
+
+
+def cli_env(kafka: LocalKafka, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "FLINKTRADE_STATE_DIR": str(kafka.home.parent),
+            "FLINKTRADE_BROKER__PORT": str(kafka.settings.port),
+            "FLINKTRADE_BROKER__CONTROLLER_PORT": str(kafka.settings.controller_port),
+            "FLINKTRADE_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+            "COLUMNS": "200",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+def flinktrade(*args: str, env: dict[str, str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "flinktrade.cli", *args],
+        env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False,
+    )
+
+
+def test_show_config_masks_secrets(kafka: LocalKafka, tmp_path: Path) -> None:
+    env = cli_env(kafka, APCA_API_KEY_ID="PKSECRETSECRETSECRET", APCA_API_SECRET_KEY="s3cr3t-value")
+    result = flinktrade("show-config", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "PKSECRETSECRETSECRET" not in result.stdout + result.stderr
+    assert "s3cr3t-value" not in result.stdout + result.stderr
+    config = json.loads(result.stdout)
+    assert config["alpaca_api_key_id"] == "**********"
+    assert config["kafka"]["bootstrap_servers"] == kafka.bootstrap_servers
+
+
+@pytest.mark.parametrize(
+    ("args", "extra_env", "expected"),
+    [
+        (["demo", "--duration", "abc"], {}, "--duration"),
+        (["nosuchcommand"], {}, "nosuchcommand"),
+        (["show-config"], {"FLINKTRADE_JOB__PARALLELISM": "0"}, "job.parallelism"),
+        (["show-config"], {"FLINKTRADE_CONFIG": "/nonexistent.toml"}, "not a file"),
+        (["simulate"], {}, "--count"),
+    ],
+)
+def test_bad_input_gives_one_readable_line(
+    kafka: LocalKafka, tmp_path: Path, args: list[str], extra_env: dict[str, str], expected: str
+) -> None:
+    result = flinktrade(*args, env=cli_env(kafka, **extra_env), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert any(expected in line for line in lines), result.stderr
+    assert len([line for line in lines if line.startswith("error:")]) == 1
+
+
+def test_infra_up_is_idempotent_and_status_lists_topics(kafka: LocalKafka, tmp_path: Path) -> None:
+    env = cli_env(kafka)
+    up = flinktrade("infra", "up", env=env, cwd=tmp_path)
+    assert up.returncode == 0, up.stderr
+    assert f"running on {kafka.bootstrap_servers}" in up.stderr
+    status = flinktrade("infra", "status", env=env, cwd=tmp_path)
+    assert status.returncode == 0, status.stderr
+    assert "local broker: running" in status.stderr
+    for topic in ("market.trades", "analytics.bars", "trading.signals", "deadletter"):
+        assert topic in status.stdout
+
+
+def test_demo_runs_end_to_end_and_reports_counts(kafka: LocalKafka, tmp_path: Path) -> None:
+    env = cli_env(
+        kafka,
+        FLINKTRADE_SIMULATOR__SYMBOLS="4",
+        FLINKTRADE_SIMULATOR__TIME_SCALE="600",
+        FLINKTRADE_JOB__CHECKPOINT_INTERVAL_MS="5000",
+    )
+    result = flinktrade("demo", "--duration", "40", env=env, cwd=tmp_path, timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["trades"] > 10_000
+    assert summary["bars"] > 0
+    assert summary["signals"] > 0, result.stderr[-3000:]
+    assert summary["deadletter"] == 0
