@@ -45,7 +45,7 @@ typecheck: setup ## mypy --strict on src/
 	$(VENV)/bin/mypy
 
 bench: setup ## catch-up throughput of the job on the trades-1m workload (prints JSON)
-	$(PY) -m bench.run
+	$(PY) -m bench.run 2>bench.log || (tail -20 bench.log; exit 1)
 
 lock: ## re-pin requirements.lock from pyproject.toml (hashes, no index URLs)
 	$(UV) pip compile -q pyproject.toml --extra dev --generate-hashes --no-emit-index-url \
