@@ -83,8 +83,12 @@ def main() -> None:
 
 def bench(broker: LocalKafka) -> dict[str, object]:
     servers = broker.bootstrap_servers
-    names = {"trades": "b.trades", "analytics_bars": "b.bars", "signals": "b.signals",
-             "deadletter": "b.dl"}
+    names = {
+        "trades": "b.trades",
+        "analytics_bars": "b.bars",
+        "signals": "b.signals",
+        "deadletter": "b.dl",
+    }
     bus.ensure_topics(KafkaSettings(bootstrap_servers=servers, partitions=4), names.values())
     trades = MarketSimulator(SYMBOLS, seed=2024, gap_ms=SPAN_MS / N, news=False).trades(N)
     producer = bus.EventProducer(servers)
@@ -95,8 +99,9 @@ def bench(broker: LocalKafka) -> dict[str, object]:
     broker_pid = broker.status().pid or 0
     broker_cpu0 = _cpu_seconds(broker_pid)
     wall0 = time.time()
-    io = JobIO(bootstrap_servers=servers, bounded=True, from_earliest=True, group_id="bench",
-               **names)
+    io = JobIO(
+        bootstrap_servers=servers, bounded=True, from_earliest=True, group_id="bench", **names
+    )
     options = JobOptions(
         strategies=(StrategySpec("sma_cross", {"fast": 20, "slow": 50}),),
         checkpoint_dir=Path(tempfile.mkdtemp()),
@@ -110,7 +115,7 @@ def bench(broker: LocalKafka) -> dict[str, object]:
     bars = bus.decode_all(servers, names["analytics_bars"], events.AnalyticsBar)
     signals = bus.decode_all(servers, names["signals"], events.Signal)
     first = min(b.ingest_ts for b in bars)
-    last = max(max(b.ingest_ts for b in bars), max((s.ingest_ts for s in signals), default=0))
+    last = max([b.ingest_ts for b in bars] + [s.ingest_ts for s in signals])
     span_s = (last - first) / 1000
 
     ref = reference.bars((t.symbol, t.price, t.size, t.ts) for t in trades)

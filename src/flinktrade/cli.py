@@ -283,4 +283,3 @@ def _report(exc: BaseException) -> int:
 
 if __name__ == "__main__":
     main()
-

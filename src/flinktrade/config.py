@@ -123,7 +123,9 @@ class Settings(BaseSettings):
     broker: BrokerSettings = BrokerSettings()
     job: JobSettings = JobSettings()
     strategies: list[StrategySettings] = Field(
-        default_factory=lambda: [StrategySettings(name="sma_cross", params={"fast": 20, "slow": 50})]
+        default_factory=lambda: [
+            StrategySettings(name="sma_cross", params={"fast": 20, "slow": 50})
+        ]
     )
     simulator: SimulatorSettings = SimulatorSettings()
     alpaca_api_key_id: SecretStr | None = Field(

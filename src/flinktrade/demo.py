@@ -147,7 +147,7 @@ class OutputWatcher:
             if msg is None or msg.error():
                 continue
             try:
-                self.on_signal(events.decode(events.Signal, msg.value()))
+                self.on_signal(events.decode(events.Signal, msg.value() or b""))
             except events.DecodeError as exc:
                 log.warning("undecodable signal at offset %s: %s", msg.offset(), exc)
 
@@ -186,7 +186,9 @@ def run_demo(
     feed = SimulatorFeed(servers, simulator, sim.trades_per_second)
     watcher = OutputWatcher(servers, on_signal)
     io = JobIO(bootstrap_servers=servers, group_id=f"{settings.job.group_id}-demo")
-    client: Any = run_job(io, JobOptions.from_settings(settings, name="flinktrade-demo"), wait=False)
+    client: Any = run_job(
+        io, JobOptions.from_settings(settings, name="flinktrade-demo"), wait=False
+    )
     started = time.monotonic()
     feed.start()
     watcher.start()

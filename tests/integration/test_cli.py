@@ -30,10 +30,17 @@ def cli_env(kafka: LocalKafka, **extra: str) -> dict[str, str]:
     return env
 
 
-def flinktrade(*args: str, env: dict[str, str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def flinktrade(
+    *args: str, env: dict[str, str], cwd: Path, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "flinktrade.cli", *args],
-        env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False,
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 

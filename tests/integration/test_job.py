@@ -30,7 +30,7 @@ BAD_RECORDS: list[tuple[bytes, str]] = [
     (b'{"id":"b3","symbol":"AAPL","price":10.5,"size":0,"ts":%(ts)d}', "size must be positive"),
     (b'{"id":"b4","price":10.5,"size":3,"ts":%(ts)d}', "missing field: symbol"),
     (b'{"id":"b5","symbol":"AAPL","price":10.5,"size":3,"ts":1}', "differs from the record"),
-    (b'[1, 2, 3]', "not a JSON object"),
+    (b"[1, 2, 3]", "not a JSON object"),
 ]
 STRATEGIES = (
     StrategySpec("sma_cross", {"fast": 5, "slow": 12, "name": "sma_5_12"}),
@@ -66,9 +66,14 @@ def job_run(kafka, tmp_path_factory: pytest.TempPathFactory) -> Run:  # type: ig
                 producer.send_raw(names["trades"], payload % {b"ts": t.ts}, b"AAPL", t.ts)
     producer.flush()
 
-    io = JobIO(bootstrap_servers=servers, bounded=True, from_earliest=True, group_id=suffix, **names)
+    io = JobIO(
+        bootstrap_servers=servers, bounded=True, from_earliest=True, group_id=suffix, **names
+    )
     checkpoints = Path(str(tmp_path_factory.mktemp("checkpoints")))
-    run(io, JobOptions(strategies=STRATEGIES, checkpoint_dir=checkpoints, checkpoint_interval_ms=2000))
+    run(
+        io,
+        JobOptions(strategies=STRATEGIES, checkpoint_dir=checkpoints, checkpoint_interval_ms=2000),
+    )
     return Run(
         trades=trades,
         bars=bus.decode_all(servers, names["analytics_bars"], events.AnalyticsBar),
@@ -84,7 +89,9 @@ def expected_bars(job_run: Run) -> list[reference.RefBar]:
     return bars
 
 
-def test_bars_equal_the_reference_exactly(job_run: Run, expected_bars: list[reference.RefBar]) -> None:
+def test_bars_equal_the_reference_exactly(
+    job_run: Run, expected_bars: list[reference.RefBar]
+) -> None:
     got = sorted(job_run.bars, key=lambda b: (b.symbol, b.ts))
     assert len(got) == len(expected_bars)
     for bar, ref in zip(got, expected_bars, strict=True):
@@ -101,10 +108,10 @@ def test_bars_are_keyed_and_timestamped_by_symbol_and_time(kafka, job_run: Run) 
     assert {b.symbol for b in job_run.bars} == {t.symbol for t in job_run.trades}
 
 
-def test_signals_equal_the_reference_exactly(job_run: Run, expected_bars: list[reference.RefBar]) -> None:
-    expected = {
-        ("sma_5_12", *s) for s in reference.sma_cross_signals(expected_bars, 5, 12)
-    } | {
+def test_signals_equal_the_reference_exactly(
+    job_run: Run, expected_bars: list[reference.RefBar]
+) -> None:
+    expected = {("sma_5_12", *s) for s in reference.sma_cross_signals(expected_bars, 5, 12)} | {
         ("sma_3_8", *s)
         for s in reference.sma_cross_signals([b for b in expected_bars if b.symbol == "AAPL"], 3, 8)
     }

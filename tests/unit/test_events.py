@@ -7,7 +7,9 @@ from flinktrade.ingest.simulator import RawTrade
 
 
 def test_trade_round_trip_keeps_price_digits_exactly() -> None:
-    trade = events.Trade(id="t1", symbol="AAPL", price=Decimal("187.1234"), size=5, ts=1, ingest_ts=2)
+    trade = events.Trade(
+        id="t1", symbol="AAPL", price=Decimal("187.1234"), size=5, ts=1, ingest_ts=2
+    )
     data = events.encode(trade)
     assert b'"price":187.1234' in data
     assert events.decode(events.Trade, data) == trade

@@ -17,7 +17,12 @@ def test_bars_fold_trades_by_minute_and_symbol() -> None:
     assert [(b.symbol, b.ts) for b in bars] == [("A", 0), ("A", 60_000), ("B", 0)]
     a0 = bars[0]
     assert (a0.open, a0.high, a0.low, a0.close, a0.volume, a0.trades) == (
-        D("10.00"), D("12.00"), D("10.00"), D("11.00"), 5, 3,
+        D("10.00"),
+        D("12.00"),
+        D("10.00"),
+        D("11.00"),
+        5,
+        3,
     )
     assert a0.vwap == (10 + 36 + 11) / 5
 
@@ -29,4 +34,7 @@ def test_sma_and_crossovers() -> None:
     assert [b.indicators["sma_2"] for b in bars] == [None, 2.0, 1.0, 2.5, 4.5, 3.0]
     assert [b.indicators["sma_3"] for b in bars] == [None, None, 5 / 3, 2.0, 10 / 3, 10 / 3]
     # fast - slow: -, +, +, -  -> buy at bar 3, sell at bar 5
-    assert reference.sma_cross_signals(bars, 2, 3) == [("A", 180_000, "buy"), ("A", 300_000, "sell")]
+    assert reference.sma_cross_signals(bars, 2, 3) == [
+        ("A", 180_000, "buy"),
+        ("A", 300_000, "sell"),
+    ]

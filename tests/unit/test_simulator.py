@@ -46,7 +46,8 @@ def test_news_follows_jumps_and_says_which_way() -> None:
         assert item.ts == trade.ts
         # find the previous trade of the same symbol to see the move
         before = next(
-            t for t in reversed(items[: index - 1])
+            t
+            for t in reversed(items[: index - 1])
             if isinstance(t, RawTrade) and t.symbol == trade.symbol
         )
         move = trade.cents / before.cents - 1

@@ -22,7 +22,7 @@ def test_no_decimal_without_scale_anywhere(event: type[events.Event]) -> None:
 
 
 def test_sma_periods_from_indicator_names() -> None:
-    assert sql.sma_periods({"sma_50", "sma_20", "sma_20"}) == [20, 50]
+    assert sql.sma_periods({"sma_50", "sma_20"}) == [20, 50]
     with pytest.raises(ConfigError, match="unknown indicator"):
         sql.sma_periods({"rsi_14"})
 

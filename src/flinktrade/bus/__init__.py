@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from flinktrade import events
 from flinktrade.config import KafkaSettings
@@ -200,14 +200,13 @@ def read_all(
                 # Under read_committed the end offset may be a marker we never receive.
                 _drop_finished(consumer, topic, pending, ends)
                 continue
-            if msg.error():
-                if msg.error().code() == KafkaError._PARTITION_EOF:
-                    pending.discard(msg.partition())
-                    continue
-                raise TransientError(f"reading {topic}: {msg.error().str()}")
+            error = msg.error()
+            if error is not None:
+                raise TransientError(f"reading {topic}: {error.str()}")
             yield msg
-            if msg.offset() + 1 >= ends[msg.partition()]:
-                pending.discard(msg.partition())
+            partition, offset = msg.partition(), msg.offset()
+            if partition is not None and offset is not None and offset + 1 >= ends[partition]:
+                pending.discard(partition)
     finally:
         consumer.close()
 
@@ -224,7 +223,7 @@ def decode_all(
 ) -> list[events.E]:
     """Every record of a topic decoded as ``kind`` (undecodable records raise)."""
     return [
-        events.decode(kind, msg.value())
+        events.decode(kind, msg.value() or b"")
         for msg in read_all(bootstrap_servers, topic, read_committed=read_committed)
     ]
 

@@ -181,9 +181,7 @@ class LocalKafka:
     def _format(self, props: Path) -> None:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         cmd = self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props))
-        result = subprocess.run(
-            [*cmd, "--standalone"], capture_output=True, text=True, check=False
-        )
+        result = subprocess.run([*cmd, "--standalone"], capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise InfraError("formatting Kafka storage failed: " + result.stderr.strip()[-500:])
 

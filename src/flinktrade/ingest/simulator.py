@@ -18,11 +18,57 @@ from decimal import Decimal
 
 from flinktrade.events import NewsItem, Trade, stable_id
 
-_TICKERS = (
-    "AAPL MSFT GOOG AMZN NVDA META TSLA JPM V UNH XOM JNJ WMT PG MA HD CVX MRK ABBV KO PEP AVGO "
-    "COST ORCL BAC MCD CSCO TMO ABT CRM ACN DHR LIN NKE TXN NEE PM UPS RTX HON AMGN IBM QCOM LOW "
-    "SBUX CAT GS INTU BA"
-).split()
+_TICKERS = [
+    "AAPL",
+    "MSFT",
+    "GOOG",
+    "AMZN",
+    "NVDA",
+    "META",
+    "TSLA",
+    "JPM",
+    "V",
+    "UNH",
+    "XOM",
+    "JNJ",
+    "WMT",
+    "PG",
+    "MA",
+    "HD",
+    "CVX",
+    "MRK",
+    "ABBV",
+    "KO",
+    "PEP",
+    "AVGO",
+    "COST",
+    "ORCL",
+    "BAC",
+    "MCD",
+    "CSCO",
+    "TMO",
+    "ABT",
+    "CRM",
+    "ACN",
+    "DHR",
+    "LIN",
+    "NKE",
+    "TXN",
+    "NEE",
+    "PM",
+    "UPS",
+    "RTX",
+    "HON",
+    "AMGN",
+    "IBM",
+    "QCOM",
+    "LOW",
+    "SBUX",
+    "CAT",
+    "GS",
+    "INTU",
+    "BA",
+]
 
 _UP_HEADLINES = (
     "{s} jumps after earnings beat and raised guidance",

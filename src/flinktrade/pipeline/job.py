@@ -158,9 +158,9 @@ def build(t_env: StreamTableEnvironment, io: JobIO, options: JobOptions) -> None
     # One computation of bars + indicators, shared by the analytics sink and the strategies.
     bars_stream = t_env.to_data_stream(t_env.from_path("analytics"))
     t_env.create_temporary_view("analytics_rows", t_env.from_data_stream(bars_stream))
-    signals_stream = bars_stream.key_by(
-        lambda row: row["symbol"], key_type=Types.STRING()
-    ).process(StrategyOperator(options.strategies), output_type=SIGNAL_ROW_TYPE)
+    signals_stream = bars_stream.key_by(lambda row: row["symbol"], key_type=Types.STRING()).process(
+        StrategyOperator(options.strategies), output_type=SIGNAL_ROW_TYPE
+    )
     t_env.create_temporary_view("signal_rows", t_env.from_data_stream(signals_stream))
 
     t_env.execute_sql(sql.deadletter_sink(kafka, io.deadletter))

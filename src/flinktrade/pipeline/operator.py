@@ -80,7 +80,9 @@ def run_strategies(
         try:
             intents, new_state = strategy.on_bar(bar, state)
         except Exception as exc:  # a user strategy may raise anything: contain it
-            log.exception("strategy %s failed on %s at %s; disabled for it", key, bar.symbol, bar.ts)
+            log.exception(
+                "strategy %s failed on %s at %s; disabled for it", key, bar.symbol, bar.ts
+            )
             states[key] = {"disabled": f"{type(exc).__name__}: {exc}"}
             continue
         states[key] = new_state

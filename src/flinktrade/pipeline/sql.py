@@ -123,7 +123,6 @@ attribute carried over from the source's watermarks), so that the dead-letter br
 branch share one read and one parse of the topic."""
 
 
-
 def bars_view(parsed: str) -> str:
     return f"""CREATE TEMPORARY VIEW bars AS
 SELECT symbol, window_time AS rt,

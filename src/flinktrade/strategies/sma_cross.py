@@ -31,7 +31,7 @@ class SmaCross:
             return [], state
         sign = (fast > slow) - (fast < slow)
         previous = int(state.get("sign", 0))
-        if sign == 0 or sign == previous:
+        if sign in (0, previous):
             return [], state
         new_state = {"sign": sign}
         if previous == 0:  # first defined bar: remember the side, do not trade

@@ -61,7 +61,9 @@ def add_sma(bars_sorted: list[RefBar], periods: Iterable[int]) -> None:
             bar.indicators[f"sma_{n}"] = float(sum(window)) / n if len(window) == n else None
 
 
-def sma_cross_signals(bars_sorted: list[RefBar], fast: int, slow: int) -> list[tuple[str, int, str]]:
+def sma_cross_signals(
+    bars_sorted: list[RefBar], fast: int, slow: int
+) -> list[tuple[str, int, str]]:
     """``(symbol, bar_ts, side)`` on each sign change of SMA(fast) - SMA(slow) once both exist."""
     out = []
     last_sign: dict[str, int] = {}
