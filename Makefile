@@ -48,7 +48,7 @@ bench: setup ## catch-up throughput of the job on the trades-1m workload (prints
 	$(PY) -m bench.run 2>bench.log || (tail -20 bench.log; exit 1)
 
 lock: ## re-pin requirements.lock from pyproject.toml (hashes, no index URLs)
-	$(UV) pip compile -q pyproject.toml --extra dev --generate-hashes --no-emit-index-url \
+	$(UV) pip compile -q pyproject.toml --extra dev --generate-hashes \
 		--python-version 3.11 -o requirements.lock
 
 clean: ## remove the venv, caches and local state (stops nothing: run `flinktrade infra down` first)

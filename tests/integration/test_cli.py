@@ -45,10 +45,10 @@ def flinktrade(
 
 
 def test_show_config_masks_secrets(kafka: LocalKafka, tmp_path: Path) -> None:
-    env = cli_env(kafka, APCA_API_KEY_ID="PKSECRETSECRETSECRET", APCA_API_SECRET_KEY="s3cr3t-value")
+    env = cli_env(kafka, APCA_API_KEY_ID="fake-key-id-4711", APCA_API_SECRET_KEY="s3cr3t-value")
     result = flinktrade("show-config", env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "PKSECRETSECRETSECRET" not in result.stdout + result.stderr
+    assert "fake-key-id-4711" not in result.stdout + result.stderr
     assert "s3cr3t-value" not in result.stdout + result.stderr
     config = json.loads(result.stdout)
     assert config["alpaca_api_key_id"] == "**********"
