@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from flinktrade import __version__, bus, events, topics
+from flinktrade import __version__, bus, topics
 from flinktrade.config import Settings, load_settings, masked_dump
 from flinktrade.errors import ConfigError, FlinktradeError, InfraError, TransientError
 
@@ -42,12 +42,29 @@ _PLUGGABLE = {
     "notify": "flinktrade.notify.cli",
     "testing": "flinktrade.testing.cli",
 }
-for _name, _module in _PLUGGABLE.items():
+# Stages that add top-level commands (``register(app)``); added when present.
+_REGISTERING = (
+    "flinktrade.execution.cli",
+    "flinktrade.backtest.cli",
+    "flinktrade.api.cli",
+)
+
+
+def _optional(module: str) -> Any:
     try:
-        app.add_typer(importlib.import_module(_module).app, name=_name)
-    except ModuleNotFoundError as _exc:
-        if not _exc.name or not _module.startswith(_exc.name):
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if not exc.name or not module.startswith(exc.name):
             raise  # the stage exists but one of its own imports is missing
+        return None
+
+
+for _name, _module in _PLUGGABLE.items():
+    if (_stage := _optional(_module)) is not None:
+        app.add_typer(_stage.app, name=_name)
+for _module in _REGISTERING:
+    if (_stage := _optional(_module)) is not None:
+        _stage.register(app)
 
 
 def _settings() -> Settings:
@@ -233,14 +250,7 @@ def demo(
             soft_wrap=True,
         )
 
-    def signal(s: events.Signal) -> None:
-        colour = "green" if s.side == events.Side.BUY else "red"
-        console.print(
-            f"  [{colour}]{s.side.value.upper():4}[/] {s.symbol:6} @ {s.price}  "
-            f"{s.strategy}: {s.reason}"
-        )
-
-    summary = run_demo(settings, duration, progress, signal)
+    summary = run_demo(settings, duration, progress, sys.stderr)
     out.print(json.dumps(summary), soft_wrap=True, highlight=False)
 
 

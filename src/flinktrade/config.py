@@ -22,6 +22,7 @@ from pydantic_settings import (
 )
 
 from flinktrade.errors import ConfigError
+from flinktrade.notify.settings import NotifySettings
 
 DEFAULT_CONFIG_FILE = "flinktrade.toml"
 
@@ -134,6 +135,30 @@ class Settings(BaseSettings):
     alpaca_api_secret_key: SecretStr | None = Field(
         None, validation_alias="APCA_API_SECRET_KEY", description="Alpaca secret key."
     )
+    alpaca_api_base_url: str | None = Field(
+        None,
+        validation_alias="APCA_API_BASE_URL",
+        description="Alpaca trading REST base URL (default: paper trading).",
+    )
+    alpaca_api_data_url: str | None = Field(
+        None, validation_alias="APCA_API_DATA_URL", description="Alpaca market data REST base URL."
+    )
+    alpaca_api_stream_url: str | None = Field(
+        None,
+        validation_alias="APCA_API_STREAM_URL",
+        description="Full WebSocket URL of the market data stream (including the feed path).",
+    )
+    alpaca_api_news_stream_url: str | None = Field(
+        None,
+        validation_alias="APCA_API_NEWS_STREAM_URL",
+        description="Full WebSocket URL of the news stream.",
+    )
+    alpaca_api_trading_stream_url: str | None = Field(
+        None,
+        validation_alias="APCA_API_TRADING_STREAM_URL",
+        description="Full WebSocket URL of the trade_updates stream.",
+    )
+    notify: NotifySettings = Field(default_factory=NotifySettings)  # reads SLACK_* on each load
 
     @field_validator("state_dir")
     @classmethod

@@ -1,25 +1,29 @@
 """``flinktrade demo``: the whole system on one machine, no keys, no network.
 
 Starts (or reuses) the embedded broker, creates the topics, runs the simulator into
-``market.trades``/``market.news`` at a real-time pace, runs the job in a local MiniCluster, shows
-what flows, and on exit (duration elapsed or Ctrl-C) stops everything and returns the counts it read
+``market.trades``/``market.news`` at a real-time pace, runs the job in a local MiniCluster and the
+notifier (console, or Slack when configured), shows what flows, and on exit (duration elapsed or Ctrl-C) stops everything and returns the counts it read
 back from the topics for this run (end offsets now minus end offsets at start).
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 from confluent_kafka import Consumer, TopicPartition
 
 from flinktrade import bus, events, topics
 from flinktrade.config import Settings
 from flinktrade.ingest.simulator import MarketSimulator, RawTrade
+from flinktrade.notify.console import ConsoleSink
+from flinktrade.notify.routing import build_routing
+from flinktrade.notify.service import Notifier
 from flinktrade.pipeline.job import JobIO, JobOptions
 from flinktrade.pipeline.job import run as run_job
 
@@ -116,40 +120,39 @@ class SimulatorFeed:
             log.exception("simulator feed failed")
 
 
-class OutputWatcher:
-    """Follows the output topics from their current end and calls back per new signal."""
+class DemoNotifier:
+    """The notifier of ``flinktrade notify`` on a thread: Slack when configured, else ``file``."""
 
-    def __init__(self, bootstrap_servers: str, on_signal: Callable[[events.Signal], None]) -> None:
-        self.on_signal = on_signal
-        self._consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap_servers,
-                "group.id": f"flinktrade-demo-watch-{time.monotonic_ns()}",
-                "auto.offset.reset": "latest",
-                "enable.auto.commit": False,
-            }
+    def __init__(self, settings: Settings, file: IO[str]) -> None:
+        notify = settings.notify.model_copy(
+            update={"group_id": f"{settings.notify.group_id}-demo", "start_from": "latest"}
         )
+        routing = build_routing(notify, console=lambda: ConsoleSink(file))
+        self.where = ", ".join(sorted({s.description for s in routing.sinks.values()}))
+        self.notifier = Notifier(notify, settings.kafka.bootstrap_servers, routing=routing)
+        self.error: BaseException | None = None
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="watcher", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="notifier", daemon=True)
 
-    def start(self) -> None:
-        self._consumer.subscribe([topics.SIGNALS.name])
+    def start(self, timeout_s: float = 30.0) -> None:
+        """Start, and wait until the topics are assigned so no early notice is skipped."""
         self._thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self.notifier.assigned.wait(0.1):
+            if self.error is not None or time.monotonic() > deadline:
+                log.warning("notifier not assigned its topics yet; going on")
+                return
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=10)
-        self._consumer.close()
+        self._thread.join(timeout=60)
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            msg = self._consumer.poll(0.2)
-            if msg is None or msg.error():
-                continue
-            try:
-                self.on_signal(events.decode(events.Signal, msg.value() or b""))
-            except events.DecodeError as exc:
-                log.warning("undecodable signal at offset %s: %s", msg.offset(), exc)
+        try:
+            self.notifier.run(self._stop)
+        except BaseException as exc:  # the demo goes on without notifications
+            self.error = exc
+            log.exception("notifier failed")
 
 
 @dataclass
@@ -164,10 +167,14 @@ def run_demo(
     settings: Settings,
     duration_s: float | None,
     on_progress: Callable[[DemoProgress], None],
-    on_signal: Callable[[events.Signal], None],
+    notices: IO[str] | None = None,
     stop: threading.Event | None = None,
 ) -> dict[str, Any]:
-    """Run the demo until ``duration_s`` passes or ``stop`` is set; return the summary counts."""
+    """Run the demo until ``duration_s`` passes or ``stop`` is set; return the summary counts.
+
+    Notifications (signals, alerts, orders, fills) go to Slack when it is configured, else they
+    are printed to ``notices`` (stderr by default).
+    """
     stop = stop or threading.Event()
     servers = settings.kafka.bootstrap_servers
     bus.ensure_topics(settings.kafka, [t.name for t in topics.ALL])
@@ -184,21 +191,22 @@ def run_demo(
         news=sim.news,
     )
     feed = SimulatorFeed(servers, simulator, sim.trades_per_second)
-    watcher = OutputWatcher(servers, on_signal)
+    notifier = DemoNotifier(settings, notices or sys.stderr)
     io = JobIO(bootstrap_servers=servers, group_id=f"{settings.job.group_id}-demo")
     client: Any = run_job(
         io, JobOptions.from_settings(settings, name="flinktrade-demo"), wait=False
     )
+    notifier.start()
+    log.info("demo notifications go to %s", notifier.where)
     started = time.monotonic()
     feed.start()
-    watcher.start()
     try:
         _follow(feed, servers, before, duration_s, started, on_progress, stop)
     finally:
         feed.stop()
         _drain(settings, stop)
-        watcher.stop()
         _cancel(client)
+        notifier.stop()
     after = topic_totals(servers, SUMMARY_TOPICS)
     summary: dict[str, Any] = {k: after[k] - before[k] for k in SUMMARY_TOPICS}
     summary["duration_s"] = round(time.monotonic() - started, 1)

@@ -170,6 +170,97 @@ class Alert(Event):
         return stable_id("alert", kind, symbol or "", ts)
 
 
+class Quote(Event):
+    """Best bid and offer at ``ts`` (``market.quotes``)."""
+
+    topic: ClassVar[str] = "market.quotes"
+    symbol: str = Field(min_length=1, max_length=16)
+    bid_price: Price = Field(ge=0)
+    bid_size: int = Field(ge=0)
+    ask_price: Price = Field(ge=0)
+    ask_size: int = Field(ge=0)
+    bid_exchange: str | None = None
+    ask_exchange: str | None = None
+
+    @property
+    def id(self) -> str:
+        return f"{self.symbol}:{self.ts}:{self.bid_price}:{self.ask_price}"
+
+
+class OrderStatus(StrEnum):
+    """Order states as Alpaca names them; the final ones never change again."""
+
+    PENDING = "pending"  # intent stored, not yet acknowledged by the broker
+    NEW = "new"
+    ACCEPTED = "accepted"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELED = "canceled"
+    EXPIRED = "expired"
+    REJECTED = "rejected"
+    DENIED = "denied"  # refused by flinktrade's own risk checks, never sent
+
+    @property
+    def final(self) -> bool:
+        return self in _FINAL_STATUSES
+
+
+_FINAL_STATUSES = {
+    OrderStatus.FILLED,
+    OrderStatus.CANCELED,
+    OrderStatus.EXPIRED,
+    OrderStatus.REJECTED,
+    OrderStatus.DENIED,
+}
+
+
+class OrderEvent(Event):
+    """One state of an order (``trading.orders``); every change is a new record.
+
+    ``id`` is the broker's order id (the ``client_order_id`` until the broker has answered);
+    ``event_id`` is unique per state change, so consumers drop repeats by it.
+    """
+
+    topic: ClassVar[str] = "trading.orders"
+    event_id: str
+    id: str
+    client_order_id: str
+    signal_id: str | None = None
+    strategy: str | None = None
+    symbol: str = Field(min_length=1, max_length=16)
+    side: Side
+    qty: Decimal | None = None
+    notional: Decimal | None = None
+    type: str = "market"
+    limit_price: Price | None = None
+    status: OrderStatus
+    filled_qty: Decimal = Decimal(0)
+    filled_avg_price: Price | None = None
+    reason: str | None = None
+    broker: str = "sim"
+
+    @staticmethod
+    def make_event_id(client_order_id: str, status: str, filled_qty: Decimal) -> str:
+        return stable_id("order", client_order_id, status, filled_qty)
+
+
+class Fill(Event):
+    """An execution of (part of) an order (``trading.fills``); ``id`` is the execution id."""
+
+    topic: ClassVar[str] = "trading.fills"
+    id: str
+    order_id: str
+    client_order_id: str
+    strategy: str | None = None
+    symbol: str = Field(min_length=1, max_length=16)
+    side: Side
+    qty: Decimal = Field(gt=0)
+    price: Price = Field(gt=0)
+    commission: Decimal = Decimal(0)
+    position_qty: Decimal | None = None
+    broker: str = "sim"
+
+
 class DeadLetter(Event):
     """A record that could not be used, with why and the original bytes (``deadletter``)."""
 

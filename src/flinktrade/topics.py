@@ -32,10 +32,24 @@ ANALYTICS_BARS = Topic(
     "analytics.bars", events.AnalyticsBar, "symbol", "1-minute bars with indicators, from the job."
 )
 SIGNALS = Topic("trading.signals", events.Signal, "symbol", "Strategy signals, from the job.")
+QUOTES = Topic("market.quotes", events.Quote, "symbol", "Best bid/offer from a live feed.")
+ORDERS = Topic("trading.orders", events.OrderEvent, "symbol", "Every state change of every order.")
+FILLS = Topic("trading.fills", events.Fill, "symbol", "Executions, one per broker execution id.")
 ALERTS = Topic("alerts", events.Alert, "symbol", "Anomalies and operational alerts.")
 DEADLETTER = Topic("deadletter", events.DeadLetter, None, "Records that could not be used.")
 
-ALL: tuple[Topic, ...] = (TRADES, BARS, NEWS, ANALYTICS_BARS, SIGNALS, ALERTS, DEADLETTER)
+ALL: tuple[Topic, ...] = (
+    TRADES,
+    QUOTES,
+    BARS,
+    NEWS,
+    ANALYTICS_BARS,
+    SIGNALS,
+    ORDERS,
+    FILLS,
+    ALERTS,
+    DEADLETTER,
+)
 
 
 def by_name(name: str) -> Topic:

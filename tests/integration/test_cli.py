@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from flinktrade.infra.kafka import LocalKafka
+from flinktrade.testing.fake_slack import FakeSlack
 
 pytestmark = pytest.mark.integration
 
@@ -89,16 +91,32 @@ def test_infra_up_is_idempotent_and_status_lists_topics(kafka: LocalKafka, tmp_p
 
 
 def test_demo_runs_end_to_end_and_reports_counts(kafka: LocalKafka, tmp_path: Path) -> None:
-    env = cli_env(
-        kafka,
-        FLINKTRADE_SIMULATOR__SYMBOLS="4",
-        FLINKTRADE_SIMULATOR__TIME_SCALE="600",
-        FLINKTRADE_JOB__CHECKPOINT_INTERVAL_MS="5000",
-    )
-    result = flinktrade("demo", "--duration", "40", env=env, cwd=tmp_path, timeout=240)
+    with FakeSlack() as slack:
+        webhook = slack.webhook_url("#demo")
+        env = cli_env(
+            kafka,
+            FLINKTRADE_SIMULATOR__SYMBOLS="4",
+            FLINKTRADE_SIMULATOR__TIME_SCALE="600",
+            FLINKTRADE_JOB__CHECKPOINT_INTERVAL_MS="5000",
+            SLACK_WEBHOOK_URL=webhook,
+        )
+        result = flinktrade("demo", "--duration", "40", env=env, cwd=tmp_path, timeout=240)
+        messages = slack.messages("#demo")
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["trades"] > 10_000
     assert summary["bars"] > 0
     assert summary["signals"] > 0, result.stderr[-3000:]
     assert summary["deadletter"] == 0
+    # The signals reached Slack (one message each, or folded into "N more ..." summaries) and
+    # the webhook URL, a secret, never reached the output.
+    assert all(m.accepted for m in slack.requests)
+    posted = sum(_notices_in(m.text) for m in messages)
+    assert 0 < posted <= summary["signals"], [m.text for m in messages]
+    path = webhook.split("/services/")[1]
+    assert path not in result.stdout + result.stderr
+
+
+def _notices_in(text: str) -> int:
+    summary = re.match(r"(\d+) ", text)
+    return int(summary.group(1)) if summary else 1

@@ -1,0 +1,107 @@
+"""At-least-once bookkeeping: which offsets may be committed, and which event ids were seen.
+
+A record's offset may be committed once every destination it was routed to has accepted it (or
+given up on it for good). Per partition, the commit position is the oldest record still open, or
+one past the newest record seen when none is open. Thread-safe: delivery threads call ``done``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+TP = tuple[str, int]
+"""A topic partition."""
+
+
+@dataclass(frozen=True)
+class RecordRef:
+    """Where a record came from."""
+
+    topic: str
+    partition: int
+    offset: int
+
+    def __str__(self) -> str:
+        return f"{self.topic}[{self.partition}]@{self.offset}"
+
+
+class OffsetTracker:
+    """Open deliveries per record, and the commit positions they allow."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: dict[TP, dict[int, int]] = {}
+        self._next: dict[TP, int] = {}
+        self._committed: dict[TP, int] = {}
+
+    def add(self, ref: RecordRef, deliveries: int) -> None:
+        """A record was read and handed to ``deliveries`` destinations (0: nothing to wait for)."""
+        tp = (ref.topic, ref.partition)
+        with self._lock:
+            self._next[tp] = max(self._next.get(tp, 0), ref.offset + 1)
+            if deliveries > 0:
+                self._open.setdefault(tp, {})[ref.offset] = deliveries
+
+    def done(self, ref: RecordRef) -> None:
+        """One destination is finished with the record (accepted, or given up for good)."""
+        with self._lock:
+            offsets = self._open.get((ref.topic, ref.partition))
+            if offsets is None or ref.offset not in offsets:
+                return  # the partition was revoked meanwhile
+            offsets[ref.offset] -= 1
+            if offsets[ref.offset] <= 0:
+                del offsets[ref.offset]
+
+    @property
+    def outstanding(self) -> int:
+        """Records with at least one open delivery."""
+        with self._lock:
+            return sum(len(offsets) for offsets in self._open.values())
+
+    def to_commit(self, only: Iterable[TP] | None = None) -> dict[TP, int]:
+        """Commit positions that moved since the last ``committed`` call."""
+        wanted = set(only) if only is not None else None
+        positions: dict[TP, int] = {}
+        with self._lock:
+            for tp, after_last in self._next.items():
+                if wanted is not None and tp not in wanted:
+                    continue
+                offsets = self._open.get(tp)
+                position = min(offsets) if offsets else after_last
+                if position > self._committed.get(tp, -1):
+                    positions[tp] = position
+        return positions
+
+    def committed(self, positions: dict[TP, int]) -> None:
+        with self._lock:
+            for tp, position in positions.items():
+                self._committed[tp] = max(self._committed.get(tp, -1), position)
+
+    def forget(self, partitions: Iterable[TP]) -> None:
+        """The partitions were revoked: stop tracking them (their open deliveries still run)."""
+        with self._lock:
+            for tp in partitions:
+                self._open.pop(tp, None)
+                self._next.pop(tp, None)
+                self._committed.pop(tp, None)
+
+
+class SeenIds:
+    """The last ``capacity`` event ids, to drop repeats."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._ids: OrderedDict[str, None] = OrderedDict()
+
+    def add(self, event_id: str) -> bool:
+        """Remember ``event_id``; False if it was already known (a repeat)."""
+        if event_id in self._ids:
+            self._ids.move_to_end(event_id)
+            return False
+        self._ids[event_id] = None
+        if len(self._ids) > self.capacity:
+            self._ids.popitem(last=False)
+        return True

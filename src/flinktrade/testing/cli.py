@@ -1,0 +1,59 @@
+"""``flinktrade testing``: the loopback fakes of the SaaS we cannot reach, runnable by hand.
+
+Each command starts a fake on 127.0.0.1, prints the environment variables that point flinktrade at
+it, and runs until Ctrl-C. Nothing here is needed in production.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from flinktrade.testing.fake_slack import FakeSlack, Received
+
+console = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True)
+
+app = typer.Typer(
+    help="Loopback fakes of Alpaca and Slack, for trying flinktrade without accounts.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _wait_for_ctrl_c() -> None:
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        console.print("stopped")
+
+
+@app.command("fake-slack")
+def fake_slack(
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port on 127.0.0.1.")] = 8091,
+    channel: Annotated[str, typer.Option(help="Channel the printed webhook posts to.")] = "#alerts",
+    min_interval_s: Annotated[
+        float | None,
+        typer.Option(help="Answer 429 to a second message within this many seconds per channel."),
+    ] = None,
+) -> None:
+    """A fake Slack (incoming webhooks and chat.postMessage) that prints what it receives."""
+
+    def show(request: Received) -> None:
+        verdict = "[green]accepted[/]" if request.accepted else f"[red]{request.error}[/]"
+        out.print(f"{request.api} {request.channel or '?'} {verdict}: {escape(request.text)}")
+
+    with FakeSlack(port=port, min_interval_s=min_interval_s, on_request=show) as slack:
+        out.print("# point flinktrade at the fake with either of:")
+        out.print(f"export SLACK_WEBHOOK_URL={slack.webhook_url(channel)}")
+        out.print(
+            f"export SLACK_API_URL={slack.api_url} SLACK_BOT_TOKEN={slack.token} "
+            f"SLACK_CHANNEL={channel}"
+        )
+        console.print(f"fake Slack listening on {slack.url}; Ctrl-C to stop")
+        _wait_for_ctrl_c()
