@@ -1,0 +1,264 @@
+"""``flinktrade ingest``: Alpaca history, Alpaca live streams, and file replay into the topics.
+
+Each command ends with one JSON line of produced counts on stdout; progress and logs go to
+stderr. Bad arguments and missing credentials raise ``ConfigError`` (one ``error:`` line, exit 2).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import threading
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from flinktrade import bus
+from flinktrade.config import load_settings
+from flinktrade.errors import ConfigError
+from flinktrade.ingest.alpaca import (
+    FEEDS,
+    Credentials,
+    MarketDataRest,
+    RetryPolicy,
+    parse_timeframe,
+    rest_feed,
+)
+from flinktrade.ingest.settings import IngestSettings
+
+console = Console(stderr=True, highlight=False)
+
+app = typer.Typer(
+    help="Market data into the topics: Alpaca history, Alpaca live streams, file replay.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+_SYMBOL = re.compile(r"^[A-Z][A-Z0-9.\-/]{0,15}$")
+
+
+def parse_symbols(text: str) -> list[str]:
+    """``"aapl, MSFT"`` -> ``["AAPL", "MSFT"]`` (order kept, repeats dropped)."""
+    symbols: list[str] = []
+    for part in text.split(","):
+        name = part.strip().upper()
+        if not name:
+            continue
+        if not _SYMBOL.match(name):
+            raise ConfigError(f"--symbols: {part.strip()!r} is not a ticker symbol")
+        if name not in symbols:
+            symbols.append(name)
+    if not symbols:
+        raise ConfigError("--symbols: give at least one symbol, e.g. --symbols AAPL,MSFT")
+    return symbols
+
+
+def parse_when(text: str, option: str, end_of_day: bool = False) -> datetime:
+    """A date (``2024-01-02``; with ``end_of_day`` its last instant) or an RFC 3339 time
+    (naive means UTC)."""
+    value = text.strip()
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            return start + timedelta(days=1, microseconds=-1000) if end_of_day else start
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"{option}: {text!r} is not a date or time (use 2024-01-02)") from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _feed(feed: str, allowed: tuple[str, ...]) -> str:
+    value = feed.strip().lower()
+    if value not in allowed:
+        raise ConfigError(f"--feed: {feed!r} is not one of {', '.join(allowed)}")
+    return value
+
+
+class _RichProgress:
+    """A progress bar per symbol (completion = share of the time range covered)."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.tasks: dict[str, TaskID] = {}
+
+    def begin(self, task: str, total: int) -> None:
+        self.tasks[task] = self.progress.add_task(task, total=total, records=0)
+
+    def update(self, task: str, completed: int, records: int) -> None:
+        self.progress.update(self.tasks[task], completed=completed, records=records)
+
+
+def _echo_counts(counts: dict[str, int]) -> None:
+    typer.echo(json.dumps(counts))
+
+
+@app.command("history")
+def history(
+    symbols: Annotated[str, typer.Option(help="Comma-separated symbols, e.g. AAPL,MSFT.")],
+    start: Annotated[str, typer.Option(help="First day (2024-01-02) or RFC 3339 time.")],
+    end: Annotated[
+        str | None,
+        typer.Option(help="Last day, inclusive (2024-01-05), or RFC 3339 time; default now."),
+    ] = None,
+    timeframe: Annotated[str, typer.Option(help="Bar length: 1Min, 5Min, 1Hour, 1Day.")] = "1Min",
+    bars: Annotated[
+        bool, typer.Option("--bars", help="Bars (the default if nothing is chosen).")
+    ] = False,
+    trades: Annotated[bool, typer.Option("--trades", help="Trades.")] = False,
+    news: Annotated[bool, typer.Option("--news", help="News.")] = False,
+    feed: Annotated[str, typer.Option(help="Data feed: iex or sip.")] = "iex",
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue after the last record already in the topics.")
+    ] = False,
+) -> None:
+    """Page through Alpaca's historical bars/trades/news into market.bars/trades/news."""
+    from flinktrade.ingest.history import HistoryRequest, Sink, run_history
+
+    names = parse_symbols(symbols)
+    first = parse_when(start, "--start")
+    last = parse_when(end, "--end", end_of_day=True) if end else datetime.now(UTC)
+    if first >= last:
+        raise ConfigError("--start must be before --end")
+    frame = parse_timeframe(timeframe)
+    chosen_feed = rest_feed(_feed(feed, ("iex", "sip")))
+    settings = load_settings()
+    ingest = IngestSettings()
+    credentials = Credentials.from_settings(settings)
+    request = HistoryRequest(
+        symbols=names,
+        start=first,
+        end=last,
+        timeframe=frame,
+        bars=bars or not (trades or news),
+        trades=trades,
+        news=news,
+        feed=chosen_feed,
+        resume=resume,
+    )
+    rest = MarketDataRest(credentials, settings.alpaca_api_data_url, _policy(ingest))
+    bus.ensure_topics(settings.kafka, ingest.topics.all())
+    sink = Sink(bus.EventProducer(settings.kafka.bootstrap_servers), ingest.topics)
+    columns = (
+        TextColumn("{task.description:<16}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%  {task.fields[records]:>8,} records"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as progress:
+        counts = run_history(request, rest, sink, _RichProgress(progress))
+    _echo_counts(counts)
+
+
+@app.command("live")
+def live(
+    symbols: Annotated[str, typer.Option(help="Comma-separated symbols, e.g. AAPL,MSFT.")],
+    news: Annotated[bool, typer.Option("--news", help="Also stream news.")] = False,
+    feed: Annotated[
+        str, typer.Option(help="Stream feed: iex, sip or test (symbol FAKEPACA).")
+    ] = "iex",
+) -> None:
+    """Stream trades, quotes, minute bars and trading statuses (and news) until Ctrl-C."""
+    from flinktrade.ingest.history import Sink
+    from flinktrade.ingest.live import LiveIngest, LiveRequest
+
+    names = parse_symbols(symbols)
+    chosen = _feed(feed, FEEDS)
+    settings = load_settings()
+    ingest = IngestSettings()
+    credentials = Credentials.from_settings(settings)
+    request = LiveRequest(
+        symbols=names,
+        feed=chosen,
+        news=news,
+        stream_url=settings.alpaca_api_stream_url,
+        news_stream_url=settings.alpaca_api_news_stream_url,
+        backoff=(ingest.reconnect_min_s, ingest.reconnect_max_s),
+    )
+    rest = MarketDataRest(credentials, settings.alpaca_api_data_url, _policy(ingest))
+    bus.ensure_topics(settings.kafka, ingest.topics.all())
+    sink = Sink(bus.EventProducer(settings.kafka.bootstrap_servers), ingest.topics)
+    stop = threading.Event()
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {s: signal.signal(s, _stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    console.print(
+        f"[bold]flinktrade ingest live[/]: {', '.join(names)} on {chosen}; Ctrl-C to stop"
+    )
+    try:
+        counts = LiveIngest(credentials, request, sink, rest).run(stop)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    _echo_counts(counts)
+
+
+@app.command("replay")
+def replay(
+    file: Annotated[
+        Path, typer.Option("--file", help="A .csv or .parquet file of trades or bars.")
+    ],
+    speed: Annotated[
+        str, typer.Option(help="Pace: N times real time (e.g. 10), or max for no pauses.")
+    ] = "max",
+    symbol: Annotated[
+        str | None, typer.Option(help="The symbol, for a file without a symbol column.")
+    ] = None,
+) -> None:
+    """Replay a file of trades or bars into market.trades / market.bars."""
+    from flinktrade.ingest.history import Sink
+    from flinktrade.ingest.replay import read_file, run_replay
+
+    pace: float | None = None
+    if speed.strip().lower() != "max":
+        try:
+            pace = float(speed)
+        except ValueError:
+            raise ConfigError(f"--speed: {speed!r} is not a number or max") from None
+        if not pace > 0:
+            raise ConfigError("--speed must be greater than 0")
+    name = parse_symbols(symbol)[0] if symbol else None
+    data = read_file(file, name)
+    settings = load_settings()
+    ingest = IngestSettings()
+    bus.ensure_topics(settings.kafka, ingest.topics.all())
+    sink = Sink(bus.EventProducer(settings.kafka.bootstrap_servers), ingest.topics)
+    stop = threading.Event()
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {s: signal.signal(s, _stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    console.print(
+        f"replaying {len(data.records):,} {data.kind} from {file.name} "
+        f"({'as fast as possible' if pace is None else f'{pace:g}x real time'})"
+    )
+    try:
+        counts = run_replay(data, sink, pace, stop)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    _echo_counts(counts)
+
+
+def _policy(ingest: IngestSettings) -> RetryPolicy:
+    return RetryPolicy(
+        timeout_s=ingest.request_timeout_s,
+        max_attempts=ingest.max_attempts,
+        max_wait_s=ingest.max_rate_limit_wait_s,
+    )

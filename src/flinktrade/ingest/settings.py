@@ -1,0 +1,51 @@
+"""Ingest settings: which topics the Alpaca ingest writes and how hard it retries.
+
+Read from ``FLINKTRADE_INGEST__<FIELD>`` (nested: ``FLINKTRADE_INGEST__TOPICS__BARS``) and the
+``.env`` file. Alpaca's credentials and URLs are not here: they are the main settings'
+``APCA_*`` fields.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from flinktrade import topics
+
+
+class IngestTopics(BaseModel):
+    """Where each kind of record goes."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    trades: str = topics.TRADES.name
+    quotes: str = topics.QUOTES.name
+    bars: str = topics.BARS.name
+    news: str = topics.NEWS.name
+    alerts: str = topics.ALERTS.name
+    deadletter: str = topics.DEADLETTER.name
+
+    def all(self) -> list[str]:
+        return [self.trades, self.quotes, self.bars, self.news, self.alerts, self.deadletter]
+
+
+class IngestSettings(BaseSettings):
+    """Tuning of ``flinktrade ingest``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FLINKTRADE_INGEST__",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+        frozen=True,
+    )
+
+    topics: IngestTopics = IngestTopics()
+    request_timeout_s: float = Field(15.0, gt=0, description="Timeout of every REST request.")
+    max_attempts: int = Field(8, ge=1, description="Tries per page on errors and 5xx.")
+    max_rate_limit_wait_s: float = Field(120.0, gt=0, description="Longest single 429 wait.")
+    reconnect_min_s: float = Field(1.0, gt=0, description="First stream reconnect delay.")
+    reconnect_max_s: float = Field(30.0, gt=0, description="Longest stream reconnect delay.")
+    max_future_ms: int = Field(
+        300_000, ge=0, description="Refuse records timed further than this ahead of the clock."
+    )

@@ -1,0 +1,810 @@
+"""A loopback fake of Alpaca's market data API: historical REST and the real-time WebSocket streams.
+
+It speaks Alpaca's wire protocols, so the real alpaca-py clients work against it unchanged::
+
+    with FakeAlpacaData(seed=7) as fake:
+        StockHistoricalDataClient(fake.key_id, fake.secret_key, url_override=fake.rest_url)
+        StockDataStream(fake.key_id, fake.secret_key, url_override=fake.stream_url("iex"))
+        NewsDataStream(fake.key_id, fake.secret_key, url_override=fake.news_stream_url)
+
+REST and WebSocket share one port (one asyncio server in a background thread): plain ``GET``
+requests are answered as REST, upgrade requests become streams.
+
+REST: ``/v2/stocks/bars``, ``/v2/stocks/trades`` (``{"bars"|"trades": {symbol: [...]},
+"next_page_token"}``, ordered by symbol then time) and ``/v1beta1/news`` (``{"news": [...],
+"next_page_token"}``), paginated with ``limit`` and an opaque ``page_token``, authenticated with the
+``APCA-API-KEY-ID`` / ``APCA-API-SECRET-KEY`` headers. Faults on demand: ``rate_limit`` (HTTP 429
+with ``Retry-After`` and ``X-Ratelimit-Limit/Remaining/Reset``) and ``fail`` (bursts of 5xx).
+
+Streams: ``/v2/{feed}`` (trades, quotes, bars, statuses) and ``/v1beta1/news``, in msgpack with
+timestamps as msgpack Timestamp extensions: ``connected`` on open, ``auth``, ``subscribe`` answered
+with the full subscription set, then arrays of ``t``/``q``/``b``/``s``/``n`` messages.
+``drop_streams`` cuts every connection without a close frame, as a network failure would.
+
+Data is a deterministic function of ``seed``, symbol and minute: one bar per minute of the regular
+session (14:30-21:00 UTC, Monday to Friday), one to three trades per bar, one news item per symbol
+every two hours. ``bars``, ``trades`` and ``news`` return that ground truth for tests to compare
+against. A market clock (``clock_ms``) caps what REST returns, like "now" does on the real API;
+``emit_minutes`` advances it and pushes the new minute to subscribed stream clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import email.utils
+import json
+import logging
+import math
+import random
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import msgpack
+from websockets.asyncio.server import Server, ServerConnection
+from websockets.asyncio.server import serve as ws_serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+log = logging.getLogger(__name__)
+_WS_LOG = logging.getLogger(f"{__name__}.websockets")
+_WS_LOG.setLevel(logging.WARNING)  # one line per REST request otherwise
+
+FAKE_KEY_ID = "fake-key-id"
+FAKE_SECRET_KEY = "fake-secret-key"  # noqa: S105 - the fake's own, not a secret
+MINUTE_MS = 60_000
+SESSION_OPEN_MIN = 14 * 60 + 30  # minutes after midnight UTC (09:30 New York in winter)
+SESSION_CLOSE_MIN = 21 * 60
+MAX_LIMIT = {"bars": 10_000, "trades": 10_000, "news": 50}
+DEFAULT_LIMIT = {"bars": 1_000, "trades": 1_000, "news": 10}
+FEEDS = ("iex", "sip", "delayed_sip", "test")
+NEWS_EVERY_MIN = 120
+_EXCHANGES = "VPQNZKJ"
+
+
+def iso(ts_ns: int) -> str:
+    """RFC 3339 UTC text of an epoch-nanosecond time, as Alpaca writes it (``...Z``)."""
+    seconds, nanos = divmod(ts_ns, 1_000_000_000)
+    text = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{text}.{nanos:09d}Z" if nanos else f"{text}Z"
+
+
+def parse_time(text: str) -> int:
+    """Epoch ms of an RFC 3339 time or a plain date (midnight UTC)."""
+    value = datetime.fromisoformat(text.strip().replace(" ", "+"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return int(value.timestamp() * 1000)
+
+
+def session_minutes(start_ms: int, end_ms: int) -> Iterator[int]:
+    """Start times (epoch ms) of the regular-session minutes in ``[start_ms, end_ms)``."""
+    minute = -(-start_ms // MINUTE_MS) * MINUTE_MS
+    while minute < end_ms:
+        day = datetime.fromtimestamp(minute / 1000, UTC)
+        of_day = day.hour * 60 + day.minute
+        if day.weekday() >= 5 or of_day >= SESSION_CLOSE_MIN:
+            next_day = (day + timedelta(days=1)).replace(hour=0, minute=0)
+            minute = int(next_day.timestamp() * 1000) + SESSION_OPEN_MIN * MINUTE_MS
+            continue
+        if of_day < SESSION_OPEN_MIN:
+            minute += (SESSION_OPEN_MIN - of_day) * MINUTE_MS
+            continue
+        yield minute
+        minute += MINUTE_MS
+
+
+@dataclass(frozen=True)
+class RestRequest:
+    """One REST request as the fake saw it and the status it answered."""
+
+    path: str
+    params: dict[str, str]
+    status: int
+    at: float
+    """``time.monotonic()`` when it arrived."""
+
+
+@dataclass
+class _Fault:
+    status: int
+    remaining: int
+    path: str | None
+    headers: dict[str, str]
+    body: str
+    after: int = 0
+    """Matching requests to let through before the fault starts."""
+
+
+@dataclass
+class _Client:
+    connection: ServerConnection
+    path: str
+    subscriptions: dict[str, set[str]] = field(default_factory=dict)
+    authenticated: bool = False
+
+
+class FakeAlpacaData:
+    """Alpaca market data (REST + streams) on a loopback port; a context manager."""
+
+    def __init__(
+        self,
+        seed: int = 7,
+        key_id: str = FAKE_KEY_ID,
+        secret_key: str = FAKE_SECRET_KEY,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        clock_ms: int | None = None,
+    ) -> None:
+        self.seed = seed
+        self.key_id = key_id
+        self.secret_key = secret_key
+        self.host = host
+        self.port = port
+        self.clock_ms = clock_ms
+        """Market "now": REST returns nothing that happened after it (``None``: no cap)."""
+        self.requests: list[RestRequest] = []
+        self.stream_connections: dict[str, int] = {}
+        """Opened WebSocket connections per path (``/v2/iex``, ``/v1beta1/news``)."""
+        self._lock = threading.Lock()
+        self._faults: list[_Fault] = []
+        self._refusing = False
+        self._clients: list[_Client] = []
+        self._extra: dict[str, dict[str, list[dict[str, Any]]]] = {"bars": {}, "trades": {}}
+        self._stray: dict[str, dict[str, list[tuple[str, dict[str, Any]]]]] = {
+            "bars": {},
+            "trades": {},
+        }
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: Server | None = None
+        self._thread: threading.Thread | None = None
+        self._stopped: asyncio.Event | None = None
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def start(self) -> FakeAlpacaData:
+        started = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                asyncio.run(self._serve(started))
+            except BaseException as exc:  # surfaced to the caller of start()
+                failure.append(exc)
+                started.set()
+
+        self._thread = threading.Thread(target=run, name="fake-alpaca-data", daemon=True)
+        self._thread.start()
+        started.wait(10)
+        if failure:
+            raise failure[0]
+        return self
+
+    async def _serve(self, started: threading.Event) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stopped = asyncio.Event()
+        async with ws_serve(
+            self._handle_stream,
+            self.host,
+            self.port,
+            process_request=self._process_request,
+            max_size=2**22,
+            logger=_WS_LOG,
+        ) as server:
+            self._server = server
+            sockname = next(iter(server.sockets)).getsockname()
+            self.port = int(sockname[1])
+            started.set()
+            await self._stopped.wait()
+
+    def stop(self) -> None:
+        loop, stopped = self._loop, self._stopped
+        if loop is not None and stopped is not None and loop.is_running():
+            loop.call_soon_threadsafe(stopped.set)
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def __enter__(self) -> FakeAlpacaData:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def rest_url(self) -> str:
+        """The market data REST root, for ``url_override`` / ``APCA_API_DATA_URL``."""
+        return f"http://{self.host}:{self.port}"
+
+    def stream_url(self, feed: str = "iex") -> str:
+        """The full market data stream URL of ``feed``, for ``APCA_API_STREAM_URL``."""
+        return f"ws://{self.host}:{self.port}/v2/{feed}"
+
+    @property
+    def news_stream_url(self) -> str:
+        """The full news stream URL, for ``APCA_API_NEWS_STREAM_URL``."""
+        return f"ws://{self.host}:{self.port}/v1beta1/news"
+
+    # ----------------------------------------------------------------- ground truth
+
+    def _rng(self, *parts: object) -> random.Random:
+        return random.Random("|".join(str(p) for p in (self.seed, *parts)))  # noqa: S311
+
+    def _base_cents(self, symbol: str, minute: int) -> int:
+        base = 20.0 + (zlib.crc32(symbol.encode()) % 40_000) / 100.0
+        drift = base * 0.02 * math.sin(minute / MINUTE_MS / 97.0)
+        return round((base + drift) * 100)
+
+    def bar(self, symbol: str, minute: int) -> dict[str, Any]:
+        """The 1-minute bar of ``symbol`` starting at ``minute`` (epoch ms), in Alpaca's wire form."""
+        rng = self._rng("bar", symbol, minute)
+        o = self._base_cents(symbol, minute) + rng.randint(-25, 25)
+        c = o + rng.randint(-30, 30)
+        h = max(o, c) + rng.randint(0, 20)
+        low = max(1, min(o, c) - rng.randint(0, 20))
+        return {
+            "t": iso(minute * 1_000_000),
+            "o": o / 100,
+            "h": h / 100,
+            "l": low / 100,
+            "c": c / 100,
+            "v": rng.randint(100, 5_000),
+            "n": rng.randint(1, 60),
+            "vw": round((h + low + c) / 300, 4),
+        }
+
+    def minute_trades(self, symbol: str, minute: int) -> list[dict[str, Any]]:
+        """The trades of ``symbol`` during the minute starting at ``minute``, in time order."""
+        rng = self._rng("trades", symbol, minute)
+        offsets = sorted(rng.sample(range(1, 59_999_999), rng.randint(1, 3)))
+        base = self._base_cents(symbol, minute)
+        index = minute // MINUTE_MS
+        return [
+            {
+                "t": iso(minute * 1_000_000 + offset * 1_000),
+                "x": rng.choice(_EXCHANGES),
+                "p": (base + rng.randint(-25, 25)) / 100,
+                "s": rng.randint(1, 500),
+                "c": ["@"],
+                "i": index * 10 + j,
+                "z": "C",
+            }
+            for j, offset in enumerate(offsets)
+        ]
+
+    def news_item(self, symbol: str, minute: int) -> dict[str, Any]:
+        rng = self._rng("news", symbol, minute)
+        up = rng.random() < 0.5
+        headline = (
+            f"{symbol} rallies after earnings beat and raised guidance"
+            if up
+            else f"{symbol} slides after downgrade and guidance cut"
+        )
+        stamp = iso(minute * 1_000_000)
+        digest = zlib.crc32(f"{symbol}|{minute}".encode())
+        return {
+            "id": int(minute // MINUTE_MS) * 1_000 + digest % 1_000,
+            "headline": headline,
+            "author": "Fake Newswire",
+            "created_at": stamp,
+            "updated_at": stamp,
+            "summary": f"Deterministic story about {symbol}.",
+            "content": "",
+            "url": f"https://news.example.invalid/{symbol.lower()}/{minute}",
+            "images": [],
+            "symbols": [symbol],
+            "source": "fake",
+        }
+
+    def _news_minute(self, symbol: str, minute: int) -> bool:
+        offset = zlib.crc32(symbol.encode()) % NEWS_EVERY_MIN
+        return (minute // MINUTE_MS) % NEWS_EVERY_MIN == offset
+
+    def _capped_end(self, end_ms: int, length_ms: int) -> int:
+        """The end of a range such that nothing after the market clock is returned."""
+        if self.clock_ms is None:
+            return end_ms
+        return min(end_ms, self.clock_ms - length_ms + 1)
+
+    def bars(
+        self, symbol: str, start_ms: int, end_ms: int, timeframe: str = "1Min"
+    ) -> list[dict[str, Any]]:
+        """The bars REST answers for one symbol over ``[start_ms, end_ms]``, in time order."""
+        size = _timeframe_ms(timeframe)
+        first = start_ms // size * size
+        minutes = session_minutes(first, self._capped_end(end_ms + 1, size))
+        out: list[dict[str, Any]] = []
+        group: list[dict[str, Any]] = []
+        group_start = -1
+        for minute in minutes:
+            bucket = minute // size * size
+            if bucket != group_start and group:
+                out.append(_aggregate(group, group_start))
+                group = []
+            group_start = bucket
+            group.append(self.bar(symbol, minute))
+        if group:
+            out.append(_aggregate(group, group_start))
+        out = [b for b in out if start_ms <= parse_time(b["t"]) <= end_ms]
+        return _merge(out, self._extra["bars"].get(symbol, []))
+
+    def trades(self, symbol: str, start_ms: int, end_ms: int) -> list[dict[str, Any]]:
+        """The trades REST answers for one symbol over ``[start_ms, end_ms]``, in time order."""
+        out = [
+            trade
+            for minute in session_minutes(
+                start_ms // MINUTE_MS * MINUTE_MS, self._capped_end(end_ms + 1, MINUTE_MS)
+            )
+            for trade in self.minute_trades(symbol, minute)
+            if start_ms <= parse_time(trade["t"]) <= end_ms
+        ]
+        return _merge(out, self._extra["trades"].get(symbol, []))
+
+    def news(self, symbols: Iterable[str], start_ms: int, end_ms: int) -> list[dict[str, Any]]:
+        """The news REST answers for ``symbols`` over ``[start_ms, end_ms]``, oldest first."""
+        items = [
+            self.news_item(symbol, minute)
+            for symbol in sorted(set(symbols))
+            for minute in session_minutes(start_ms, self._capped_end(end_ms + 1, 1))
+            if self._news_minute(symbol, minute)
+        ]
+        return sorted(items, key=lambda n: (n["created_at"], n["id"]))
+
+    def inject(self, kind: str, symbol: str, records: list[dict[str, Any]]) -> None:
+        """Add raw records (possibly invalid) to what REST returns for ``symbol`` (``kind``:
+        ``bars`` or ``trades``)."""
+        with self._lock:
+            self._extra[kind].setdefault(symbol, []).extend(records)
+
+    def inject_stray(
+        self, kind: str, symbol: str, records: list[dict[str, Any]], into: str
+    ) -> None:
+        """Answer requests for ``into`` with ``records`` under another, unrequested ``symbol``."""
+        with self._lock:
+            self._stray[kind].setdefault(into, []).extend((symbol, r) for r in records)
+
+    # ----------------------------------------------------------------- faults and counters
+
+    def rate_limit(
+        self,
+        times: int = 1,
+        retry_after: float | None = 1,
+        reset_in: float | None = None,
+        path: str | None = None,
+        after: int = 0,
+    ) -> None:
+        """Answer the next ``times`` REST requests (to ``path``, if given; after letting ``after``
+        of them through) with HTTP 429.
+
+        ``retry_after`` sets ``Retry-After`` (seconds); ``reset_in`` sets ``X-Ratelimit-Reset`` to
+        now + that many seconds (epoch seconds, as Alpaca does).
+        """
+        headers = {"X-Ratelimit-Limit": "200", "X-Ratelimit-Remaining": "0"}
+        if retry_after is not None:
+            headers["Retry-After"] = f"{retry_after:g}"
+        if reset_in is not None:
+            headers["X-Ratelimit-Reset"] = str(math.ceil(time.time() + reset_in))
+        body = json.dumps({"code": 42910000, "message": "rate limit exceeded"})
+        with self._lock:
+            self._faults.append(_Fault(429, times, path, headers, body, after))
+
+    def fail(
+        self, times: int = 1, status: int = 503, path: str | None = None, after: int = 0
+    ) -> None:
+        """Answer the next ``times`` REST requests (to ``path``, if given; after letting
+        ``after`` of them through) with ``status``."""
+        body = json.dumps({"code": status * 100_000, "message": HTTPStatus(status).phrase})
+        with self._lock:
+            self._faults.append(_Fault(status, times, path, {}, body, after))
+
+    def clear_faults(self) -> None:
+        """Forget every prepared fault: requests succeed again."""
+        with self._lock:
+            self._faults.clear()
+
+    def request_count(self, path: str | None = None, status: int | None = None) -> int:
+        with self._lock:
+            return sum(
+                1
+                for r in self.requests
+                if (path is None or r.path == path) and (status is None or r.status == status)
+            )
+
+    def wait_for(
+        self, predicate: Callable[[FakeAlpacaData], bool], timeout_s: float, what: str = ""
+    ) -> None:
+        """Poll ``predicate(self)`` until it holds; ``TimeoutError`` after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while not predicate(self):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"fake alpaca: timed out waiting for {what or predicate}")
+            time.sleep(0.02)
+
+    # ----------------------------------------------------------------- REST
+
+    def refuse_streams(self, refuse: bool = True) -> None:
+        """While set, new stream connections are refused (HTTP 503 to the upgrade), as during an
+        outage; REST keeps working."""
+        self._refusing = refuse
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            if self._refusing:
+                return _response(503, json.dumps({"message": "unavailable"}), {})
+            return None
+        parts = urlsplit(request.path)
+        params = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        status, body, headers = self._answer(parts.path, params, request.headers)
+        with self._lock:
+            self.requests.append(RestRequest(parts.path, params, status, time.monotonic()))
+        return _response(status, body, headers)
+
+    def _answer(
+        self, path: str, params: dict[str, str], headers: Headers
+    ) -> tuple[int, str, dict[str, str]]:
+        with self._lock:
+            for fault in self._faults:
+                if fault.remaining > 0 and fault.path in (None, path):
+                    if fault.after > 0:
+                        fault.after -= 1
+                        continue
+                    fault.remaining -= 1
+                    return fault.status, fault.body, dict(fault.headers)
+            self._faults = [f for f in self._faults if f.remaining > 0]
+        if (
+            headers.get("APCA-API-KEY-ID") != self.key_id
+            or headers.get("APCA-API-SECRET-KEY") != self.secret_key
+        ):
+            return 401, json.dumps({"code": 40110000, "message": "request is not authorized"}), {}
+        kind = {"/v2/stocks/bars": "bars", "/v2/stocks/trades": "trades", "/v1beta1/news": "news"}
+        if path not in kind:
+            return 404, json.dumps({"message": "Not Found"}), {}
+        try:
+            return 200, json.dumps(self._page(kind[path], params)), {}
+        except ValueError as exc:
+            return 422, json.dumps({"code": 42210000, "message": str(exc)}), {}
+
+    def _page(self, kind: str, params: dict[str, str]) -> dict[str, Any]:
+        symbols = [s for s in params.get("symbols", "").split(",") if s]
+        if not symbols:
+            raise ValueError("missing symbols")
+        limit = int(params.get("limit") or DEFAULT_LIMIT[kind])
+        if not 1 <= limit <= MAX_LIMIT[kind]:
+            raise ValueError(f"invalid limit: must be between 1 and {MAX_LIMIT[kind]}")
+        now = self.clock_ms if self.clock_ms is not None else int(time.time() * 1000)
+        start = (
+            parse_time(params["start"]) if params.get("start") else now // 86_400_000 * 86_400_000
+        )
+        end = parse_time(params["end"]) if params.get("end") else now
+        descending = params.get("sort", "asc" if kind != "news" else "desc").lower() == "desc"
+        offset = _decode_token(params.get("page_token"))
+        if kind == "news":
+            items = self.news(symbols, start, end)
+            if descending:
+                items.reverse()
+            chunk = items[offset : offset + limit]
+            more = offset + limit < len(items)
+            return {
+                "news": chunk,
+                "next_page_token": _encode_token(offset + limit) if more else None,
+            }
+        rows: list[tuple[str, dict[str, Any]]] = []
+        for symbol in sorted(set(symbols)):
+            if kind == "bars":
+                records = self.bars(symbol, start, end, params.get("timeframe", "1Min"))
+            else:
+                records = self.trades(symbol, start, end)
+            if descending:
+                records.reverse()
+            rows += [(symbol, r) for r in records]
+            with self._lock:
+                rows += list(self._stray[kind].get(symbol, []))
+        grouped: dict[str, list[dict[str, Any]]] = {}
+        for symbol, record in rows[offset : offset + limit]:
+            grouped.setdefault(symbol, []).append(record)
+        more = offset + limit < len(rows)
+        return {kind: grouped, "next_page_token": _encode_token(offset + limit) if more else None}
+
+    # ----------------------------------------------------------------- streams
+
+    async def _handle_stream(self, connection: ServerConnection) -> None:
+        path = urlsplit(connection.request.path if connection.request else "/").path
+        is_news = path == "/v1beta1/news"
+        if not is_news and path.removeprefix("/v2/") not in FEEDS:
+            await connection.close(1008, "unknown stream")
+            return
+        client = _Client(connection, path)
+        with self._lock:
+            self.stream_connections[path] = self.stream_connections.get(path, 0) + 1
+        try:
+            await connection.send(_pack([{"T": "success", "msg": "connected"}]))
+            async for frame in connection:
+                message = msgpack.unpackb(frame) if isinstance(frame, bytes) else json.loads(frame)
+                await self._on_stream_message(client, message, is_news)
+        except ConnectionClosed:
+            pass
+        finally:
+            with self._lock:
+                if client in self._clients:
+                    self._clients.remove(client)
+
+    async def _on_stream_message(self, client: _Client, message: Any, is_news: bool) -> None:
+        ws = client.connection
+        action = message.get("action") if isinstance(message, dict) else None
+        if action == "auth":
+            if client.authenticated:
+                await ws.send(_pack([{"T": "error", "code": 403, "msg": "already authenticated"}]))
+            elif message.get("key") == self.key_id and message.get("secret") == self.secret_key:
+                client.authenticated = True
+                await ws.send(_pack([{"T": "success", "msg": "authenticated"}]))
+            else:
+                await ws.send(_pack([{"T": "error", "code": 402, "msg": "auth failed"}]))
+                await ws.close()
+        elif action in ("subscribe", "unsubscribe"):
+            if not client.authenticated:
+                await ws.send(_pack([{"T": "error", "code": 401, "msg": "not authenticated"}]))
+                return
+            channels = ("news",) if is_news else _MARKET_CHANNELS
+            for channel in channels:
+                wanted = set(message.get(channel) or [])
+                current = client.subscriptions.setdefault(channel, set())
+                if action == "subscribe":
+                    current |= wanted
+                else:
+                    current -= wanted
+            reply: dict[str, Any] = {"T": "subscription"}
+            for channel in channels:
+                reply[channel] = sorted(client.subscriptions.get(channel, set()))
+            if not is_news:
+                reply["corrections"] = reply["trades"]
+                reply["cancelErrors"] = reply["trades"]
+            with self._lock:
+                if client not in self._clients:
+                    self._clients.append(client)
+            await ws.send(_pack([reply]))
+        else:
+            await ws.send(_pack([{"T": "error", "code": 400, "msg": "invalid syntax"}]))
+
+    def _call(self, coro: Any, timeout_s: float = 10.0) -> Any:
+        if self._loop is None:
+            raise RuntimeError("the fake is not running")
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout_s)
+
+    def subscribed(self, path: str, channel: str, symbols: Iterable[str]) -> bool:
+        """Whether a client on ``path`` is subscribed to ``channel`` for all ``symbols``."""
+        wanted = set(symbols)
+        with self._lock:
+            return any(
+                c.path == path
+                and (
+                    wanted <= c.subscriptions.get(channel, set())
+                    or "*" in c.subscriptions.get(channel, set())
+                )
+                for c in self._clients
+            )
+
+    def push(self, path: str, messages: list[dict[str, Any]]) -> int:
+        """Send ``messages`` to every client on ``path`` subscribed to them; returns how many
+        clients got at least one. ``t``/``created_at``/``updated_at`` may be RFC 3339 text or
+        epoch ns; they go out as msgpack Timestamps."""
+        return int(self._call(self._push(path, messages)))
+
+    async def _push(self, path: str, messages: list[dict[str, Any]]) -> int:
+        reached = 0
+        with self._lock:
+            clients = [c for c in self._clients if c.path == path]
+        for client in clients:
+            wanted = [m for m in messages if _wants(client, m)]
+            if not wanted:
+                continue
+            with contextlib.suppress(ConnectionClosed):
+                await client.connection.send(_pack([_wire(m) for m in wanted]))
+                reached += 1
+        return reached
+
+    def emit_minutes(
+        self, count: int = 1, feed: str | None = None, symbols: Iterable[str] = ()
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Advance the market clock ``count`` session minutes and stream each finished minute:
+        its trades, a quote and its bar on ``feed`` (default: every feed), and its news items on
+        the news stream, for ``symbols`` (default: every symbol a market stream client follows).
+
+        Returns ``(symbol, bar)`` for every bar pushed, whether or not a client was connected.
+        """
+        if self.clock_ms is None:
+            raise RuntimeError("set clock_ms before emitting live minutes")
+        paths = [f"/v2/{feed}"] if feed else [f"/v2/{f}" for f in FEEDS]
+        names = set(symbols)
+        if not names:
+            with self._lock:
+                for client in self._clients:
+                    if client.path in paths:
+                        for channel in ("trades", "bars", "quotes"):
+                            names |= client.subscriptions.get(channel, set())
+            names.discard("*")
+        emitted: list[tuple[str, dict[str, Any]]] = []
+        for _ in range(count):
+            minute = next(session_minutes(self.clock_ms, self.clock_ms + 7 * 86_400_000))
+            messages: list[dict[str, Any]] = []
+            news: list[dict[str, Any]] = []
+            for symbol in sorted(names):
+                trades = self.minute_trades(symbol, minute)
+                messages += [{"T": "t", "S": symbol, **t} for t in trades]
+                last = trades[-1]
+                messages.append(
+                    {
+                        "T": "q",
+                        "S": symbol,
+                        "bx": "V",
+                        "bp": round(last["p"] - 0.01, 2),
+                        "bs": 3,
+                        "ax": "V",
+                        "ap": round(last["p"] + 0.01, 2),
+                        "as": 2,
+                        "t": last["t"],
+                        "c": ["R"],
+                        "z": "C",
+                    }
+                )
+                bar = self.bar(symbol, minute)
+                messages.append({"T": "b", "S": symbol, **bar})
+                emitted.append((symbol, bar))
+                if self._news_minute(symbol, minute):
+                    news.append({"T": "n", **self.news_item(symbol, minute)})
+            self.clock_ms = minute + MINUTE_MS
+            for path in paths:
+                if messages:
+                    self.push(path, messages)
+            if news:
+                self.push("/v1beta1/news", news)
+        return emitted
+
+    def push_news(self, item: Mapping[str, Any]) -> int:
+        return self.push("/v1beta1/news", [{"T": "n", **item}])
+
+    def drop_streams(self, path: str | None = None) -> int:
+        """Cut every stream connection (on ``path``) without a close frame; returns how many."""
+        return int(self._call(self._drop(path)))
+
+    async def _drop(self, path: str | None) -> int:
+        with self._lock:
+            victims = [c for c in self._clients if path is None or c.path == path]
+            for client in victims:
+                self._clients.remove(client)
+        for client in victims:
+            client.connection.transport.abort()
+        return len(victims)
+
+
+_MARKET_CHANNELS = ("trades", "quotes", "bars", "updatedBars", "dailyBars", "statuses", "lulds")
+_MESSAGE_CHANNEL = {"t": "trades", "q": "quotes", "b": "bars", "u": "updatedBars",
+                    "d": "dailyBars", "s": "statuses", "l": "lulds", "n": "news"}  # fmt: skip
+
+
+def _wants(client: _Client, message: Mapping[str, Any]) -> bool:
+    channel = _MESSAGE_CHANNEL.get(str(message.get("T")))
+    if channel is None:
+        return True
+    subscribed = client.subscriptions.get(channel, set())
+    if "*" in subscribed:
+        return True
+    if channel == "news":
+        return bool(subscribed & set(message.get("symbols") or []))
+    return message.get("S") in subscribed
+
+
+def _wire(message: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(message)
+    for key in ("t", "created_at", "updated_at"):
+        value = out.get(key)
+        if isinstance(value, str):
+            out[key] = msgpack.Timestamp.from_unix_nano(_parse_ns(value))
+        elif isinstance(value, int):
+            out[key] = msgpack.Timestamp.from_unix_nano(value)
+    return out
+
+
+def _parse_ns(text: str) -> int:
+    """Epoch ns of RFC 3339 text with up to nine fractional digits."""
+    head, _, rest = text.rstrip("Z").partition(".")
+    seconds = int(datetime.fromisoformat(head).replace(tzinfo=UTC).timestamp())
+    return seconds * 1_000_000_000 + int((rest or "0").ljust(9, "0")[:9])
+
+
+def _pack(messages: list[dict[str, Any]]) -> bytes:
+    return bytes(msgpack.packb(messages))
+
+
+def _timeframe_ms(timeframe: str) -> int:
+    units = {"Min": MINUTE_MS, "T": MINUTE_MS, "Hour": 60 * MINUTE_MS, "H": 60 * MINUTE_MS}
+    for suffix, unit in units.items():
+        if timeframe.endswith(suffix) and timeframe[: -len(suffix)].isdigit():
+            return int(timeframe[: -len(suffix)]) * unit
+    raise ValueError(f"invalid timeframe {timeframe!r} (the fake knows NMin and NHour)")
+
+
+def _aggregate(group: list[dict[str, Any]], start: int) -> dict[str, Any]:
+    if len(group) == 1:
+        return {**group[0], "t": iso(start * 1_000_000)}
+    volume = sum(b["v"] for b in group)
+    return {
+        "t": iso(start * 1_000_000),
+        "o": group[0]["o"],
+        "h": max(b["h"] for b in group),
+        "l": min(b["l"] for b in group),
+        "c": group[-1]["c"],
+        "v": volume,
+        "n": sum(b["n"] for b in group),
+        "vw": round(sum(b["vw"] * b["v"] for b in group) / volume, 4),
+    }
+
+
+def _merge(records: list[dict[str, Any]], extra: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if not extra:
+        return records
+    return sorted([*records, *extra], key=lambda r: str(r.get("t", "")))
+
+
+def _encode_token(offset: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"o": offset}).encode()).decode()
+
+
+def _decode_token(token: str | None) -> int:
+    if not token:
+        return 0
+    try:
+        return int(json.loads(base64.urlsafe_b64decode(token.encode()))["o"])
+    except (ValueError, KeyError, TypeError):
+        raise ValueError("invalid page_token") from None
+
+
+def _response(status: int, body: str, headers: Mapping[str, str]) -> Response:
+    data = body.encode()
+    all_headers = Headers(
+        [
+            ("Date", email.utils.formatdate(usegmt=True)),
+            ("Connection", "close"),
+            ("Content-Type", "application/json; charset=utf-8"),
+            ("Content-Length", str(len(data))),
+        ]
+    )
+    for key, value in headers.items():
+        all_headers[key] = value
+    return Response(status, HTTPStatus(status).phrase, all_headers, data)
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    *,
+    seed: int = 7,
+    key_id: str = FAKE_KEY_ID,
+    secret_key: str = FAKE_SECRET_KEY,
+    tick_s: float = 1.0,
+    start: str = "2024-01-02T14:30:00Z",
+    ready: Callable[[FakeAlpacaData], None] | None = None,
+    stop: threading.Event | None = None,
+) -> None:
+    """Run the fake until ``stop`` is set (or KeyboardInterrupt), advancing the market clock one
+    session minute every ``tick_s`` seconds from ``start`` and streaming it on every feed.
+
+    ``ready`` is called once the port is open (e.g. to print the URLs and variables to set).
+    """
+    fake = FakeAlpacaData(seed, key_id, secret_key, host, port, clock_ms=parse_time(start))
+    halt = stop or threading.Event()
+    with fake:
+        if ready is not None:
+            ready(fake)
+        try:
+            while not halt.wait(tick_s):
+                fake.emit_minutes(1)
+        except KeyboardInterrupt:
+            pass
