@@ -26,8 +26,8 @@ from flinktrade import bus, events
 from flinktrade.config import BrokerSettings, KafkaSettings
 from flinktrade.infra.kafka import LocalKafka
 from flinktrade.ingest.simulator import MarketSimulator
+from flinktrade.pipeline.analytics import StrategySpec
 from flinktrade.pipeline.job import JobIO, JobOptions, run
-from flinktrade.pipeline.operator import StrategySpec
 from flinktrade.testing import reference
 
 N = int(os.environ.get("BENCH_TRADES", "1000000"))
@@ -88,6 +88,8 @@ def bench(broker: LocalKafka) -> dict[str, object]:
         "analytics_bars": "b.bars",
         "signals": "b.signals",
         "deadletter": "b.dl",
+        "news": "b.news",
+        "alerts": "b.alerts",
     }
     bus.ensure_topics(KafkaSettings(bootstrap_servers=servers, partitions=4), names.values())
     trades = MarketSimulator(SYMBOLS, seed=2024, gap_ms=SPAN_MS / N, news=False).trades(N)
@@ -131,7 +133,7 @@ def bench(broker: LocalKafka) -> dict[str, object]:
     )
     correct = bars_ok and got == expected and len(signals) == len(expected)
     return {
-        "contender": "flinktrade (SQL bars+SMA, Python strategy, thread mode, p=1, at-least-once)",
+        "contender": "flinktrade (SQL bars, Python indicators+alerts+strategy, thread mode, p=1, at-least-once)",
         "trades": N,
         "symbols": SYMBOLS,
         "correct": correct,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,12 +11,7 @@ import pytest
 from flinktrade.bus import delete_topics, ensure_topics
 from flinktrade.config import BrokerSettings, KafkaSettings
 from flinktrade.infra.kafka import LocalKafka
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from flinktrade.testing.ports import free_port
 
 
 @pytest.fixture(scope="session")

@@ -3,8 +3,6 @@ import re
 import pytest
 
 from flinktrade import events, topics
-from flinktrade.errors import ConfigError
-from flinktrade.pipeline import sql
 
 
 def test_prices_are_scaled_decimals_and_never_floats() -> None:
@@ -19,12 +17,6 @@ def test_prices_are_scaled_decimals_and_never_floats() -> None:
 def test_no_decimal_without_scale_anywhere(event: type[events.Event]) -> None:
     for _name, typ in topics.sql_columns(event):
         assert not re.search(r"DECIMAL(?!\(\d+, \d+\))", typ)
-
-
-def test_sma_periods_from_indicator_names() -> None:
-    assert sql.sma_periods({"sma_50", "sma_20"}) == [20, 50]
-    with pytest.raises(ConfigError, match="unknown indicator"):
-        sql.sma_periods({"rsi_14"})
 
 
 def test_topic_lookup() -> None:

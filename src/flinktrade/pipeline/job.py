@@ -1,14 +1,16 @@
 """Builds and runs the flinktrade PyFlink job.
 
-    market.trades --parse/validate (Java UDTF)--+--> deadletter                         (SQL)
-                                                +--> 1-min bars --> SMAs --+--> analytics.bars (SQL)
-                                                                           +--> strategies (Python,
-                                                                                keyed by symbol)
-                                                                                --> trading.signals
+    market.trades --parse/validate, late check (SQL, Java UDTF)--+--> deadletter (invalid, late)
+                                                                 +--> 1-min bars (SQL) --+
+    market.news --decode + sentiment (Python)--+--> deadletter (undecodable)              |
+                                               +--> per-symbol news ---------------------+
+                                                                                         v
+        analytics operator (Python, keyed by symbol, event-time order): indicators, sentiment,
+        anomaly rules, strategies --> analytics.bars, trading.signals, alerts
 
-Two conversions between the Table API and DataStream API make each stage run once: the parsed
-trades are shared by the dead-letter and bar branches, and the bars with indicators are shared by
-the analytics sink and the strategy operator.
+The parsed trades go through the DataStream API and back so the dead-letter and bar branches share
+one read and one parse of the topic. The Python side sees one row per symbol per minute plus the
+news, never individual trades.
 """
 
 from __future__ import annotations
@@ -20,15 +22,21 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pyflink.common import Configuration, Types
+from pyflink.common import Configuration, Row, Types
 from pyflink.datastream import StreamExecutionEnvironment
 from pyflink.table import Schema, StreamTableEnvironment
 
 from flinktrade import topics
-from flinktrade.config import Delivery, Settings
+from flinktrade.config import AnalyticsSettings, Delivery, Settings
 from flinktrade.infra import jvm
 from flinktrade.pipeline import sql
-from flinktrade.pipeline.operator import SIGNAL_ROW_TYPE, StrategyOperator, StrategySpec, build_all
+from flinktrade.pipeline.analytics import StrategySpec, SymbolModel
+from flinktrade.pipeline.operator import (
+    NEWS_ROW_TYPE,
+    OUTPUT_ROW_TYPE,
+    AnalyticsOperator,
+    NewsScorer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +47,10 @@ class JobIO:
 
     bootstrap_servers: str
     trades: str = topics.TRADES.name
+    news: str = topics.NEWS.name
     analytics_bars: str = topics.ANALYTICS_BARS.name
     signals: str = topics.SIGNALS.name
+    alerts: str = topics.ALERTS.name
     deadletter: str = topics.DEADLETTER.name
     group_id: str = "flinktrade-job"
     bounded: bool = False
@@ -59,6 +69,9 @@ class JobOptions:
     delivery: Delivery = Delivery.AT_LEAST_ONCE
     thread_mode: bool = True
     strategies: tuple[StrategySpec, ...] = field(default_factory=tuple)
+    analytics: AnalyticsSettings = field(default_factory=AnalyticsSettings)
+    restore_from: Path | None = None
+    """A retained checkpoint (or savepoint) directory to start from."""
     name: str = "flinktrade"
 
     @classmethod
@@ -76,15 +89,17 @@ class JobOptions:
             "delivery": job.delivery,
             "thread_mode": job.python_thread_mode,
             "strategies": specs,
+            "analytics": settings.analytics,
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
 
 
 def _python_path() -> str:
-    """PYTHONPATH for the JVM-embedded interpreter (thread mode): this venv and this package."""
+    """PYTHONPATH for the JVM-embedded interpreter (thread mode): this package, the working
+    directory (user strategies loaded by dotted path) and this venv."""
     package_root = str(Path(__file__).resolve().parents[2])
-    paths = [package_root, *site.getsitepackages()]
+    paths = [package_root, str(Path.cwd()), *site.getsitepackages()]
     existing = os.environ.get("PYTHONPATH")
     if existing:
         paths.append(existing)
@@ -95,6 +110,9 @@ def environment(options: JobOptions) -> tuple[StreamExecutionEnvironment, Stream
     """A configured execution environment (a local MiniCluster unless submitted to a cluster)."""
     jvm.ensure_jars()
     os.environ["PYTHONPATH"] = _python_path()  # read when the gateway JVM starts
+    cwd = str(Path.cwd())
+    if cwd not in sys.path:  # the console script does not put it there, ``python -m`` does
+        sys.path.append(cwd)
     conf = Configuration()
     conf.set_string("pipeline.jars", ";".join(p.resolve().as_uri() for p in jvm.job_jars()))
     conf.set_string("python.executable", sys.executable)
@@ -115,6 +133,8 @@ def environment(options: JobOptions) -> tuple[StreamExecutionEnvironment, Stream
     if options.checkpoint_dir is not None:
         options.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         conf.set_string("execution.checkpointing.dir", options.checkpoint_dir.resolve().as_uri())
+    if options.restore_from is not None:
+        conf.set_string("execution.state-recovery.path", options.restore_from.resolve().as_uri())
     env = StreamExecutionEnvironment.get_execution_environment(conf)
     env.set_parallelism(options.parallelism)
     t_env = StreamTableEnvironment.create(env)
@@ -123,9 +143,7 @@ def environment(options: JobOptions) -> tuple[StreamExecutionEnvironment, Stream
 
 def build(t_env: StreamTableEnvironment, io: JobIO, options: JobOptions) -> None:
     """Register the whole job on ``t_env``; ``execute`` it afterwards."""
-    strategies = build_all(options.strategies)  # fail fast on bad strategy config
-    wanted = {name for _spec, strategy in strategies for name in strategy.indicators()}
-    periods = sql.sma_periods(wanted)
+    SymbolModel(options.strategies, options.analytics)  # fail fast on bad strategy config
     kafka = sql.KafkaTable(
         bootstrap_servers=io.bootstrap_servers,
         group_id=io.group_id,
@@ -138,6 +156,8 @@ def build(t_env: StreamTableEnvironment, io: JobIO, options: JobOptions) -> None
         t_env.execute_sql(statement)
     t_env.execute_sql(sql.trades_source(kafka, io.trades, options.out_of_orderness_ms))
     t_env.execute_sql(sql.PARSED_VIEW)
+    t_env.execute_sql(sql.news_source(kafka, io.news, options.out_of_orderness_ms))
+    t_env.execute_sql(sql.NEWS_VIEW)
 
     # One read + parse of the topic, shared by the dead-letter and the bar branches.
     parsed_stream = t_env.to_data_stream(t_env.from_path("trades_parsed"))
@@ -148,28 +168,40 @@ def build(t_env: StreamTableEnvironment, io: JobIO, options: JobOptions) -> None
         .build()
     )
     t_env.create_temporary_view("parsed", t_env.from_data_stream(parsed_stream, parsed_schema))
-
     t_env.execute_sql(sql.bars_view("parsed"))
-    indicator_statements, last_view = sql.indicator_views(periods)
-    for statement in indicator_statements:
-        t_env.execute_sql(statement)
-    t_env.execute_sql(sql.analytics_view(last_view, periods))
+    t_env.execute_sql(sql.analytics_view("bars"))
 
-    # One computation of bars + indicators, shared by the analytics sink and the strategies.
-    bars_stream = t_env.to_data_stream(t_env.from_path("analytics"))
-    t_env.create_temporary_view("analytics_rows", t_env.from_data_stream(bars_stream))
-    signals_stream = bars_stream.key_by(lambda row: row["symbol"], key_type=Types.STRING()).process(
-        StrategyOperator(options.strategies), output_type=SIGNAL_ROW_TYPE
+    bars = t_env.to_data_stream(t_env.from_path("analytics"))
+    news = t_env.to_data_stream(t_env.from_path("news_rows")).flat_map(
+        NewsScorer(io.news), output_type=NEWS_ROW_TYPE
     )
-    t_env.create_temporary_view("signal_rows", t_env.from_data_stream(signals_stream))
+    deadletter_topic = io.deadletter
+    news_dead = news.filter(lambda row: row["kind"] == "dead").map(
+        lambda row: Row(deadletter_topic, None, row["text"].encode(), row["ts"]),
+        output_type=OUTPUT_ROW_TYPE,
+    )
+    topic_of = {
+        "AnalyticsBar": io.analytics_bars,
+        "Signal": io.signals,
+        "Alert": io.alerts,
+        "DeadLetter": io.deadletter,
+    }
+    outputs = (
+        bars.connect(news.filter(lambda row: row["kind"] == "news"))
+        .key_by(lambda row: row["symbol"], lambda row: row["symbol"], key_type=Types.STRING())
+        .process(
+            AnalyticsOperator(options.strategies, options.analytics, topic_of),
+            output_type=OUTPUT_ROW_TYPE,
+        )
+        .union(news_dead)
+    )
+    t_env.create_temporary_view("output_rows", t_env.from_data_stream(outputs))
 
     t_env.execute_sql(sql.deadletter_sink(kafka, io.deadletter))
-    t_env.execute_sql(sql.analytics_sink(kafka, io.analytics_bars))
-    t_env.execute_sql(sql.signals_sink(kafka, io.signals))
+    t_env.execute_sql(sql.outputs_sink(kafka, topic_of.values()))
     statements = t_env.create_statement_set()
     statements.add_insert_sql(sql.deadletter_insert("parsed", io.trades))
-    statements.add_insert_sql(sql.analytics_insert("analytics_rows"))
-    statements.add_insert_sql(sql.SIGNALS_INSERT)
+    statements.add_insert_sql(sql.OUTPUTS_INSERT)
     statements.attach_as_datastream()
 
 
@@ -181,11 +213,13 @@ def run(io: JobIO, options: JobOptions, wait: bool = True) -> object:
     env, t_env = environment(options)
     build(t_env, io, options)
     log.info(
-        "starting job %s: %s -> %s, %s (parallelism %d, %s)",
+        "starting job %s: %s, %s -> %s, %s, %s (parallelism %d, %s)",
         options.name,
         io.trades,
+        io.news,
         io.analytics_bars,
         io.signals,
+        io.alerts,
         options.parallelism,
         options.delivery.value,
     )

@@ -1,26 +1,22 @@
 """The job's Flink SQL, generated from settings and the event models.
 
-The hot path runs here, in the JVM: one streaming parse-and-validate pass per trade (a small Java
-table function), 1-minute OHLCV+VWAP bars (event-time tumbling windows), and SMAs over bar closes
-(one OVER window per period, chained, because Flink computes one OVER window per projection).
+The per-trade hot path runs here, in the JVM: one streaming parse-and-validate pass per trade (a
+small Java table function), the late-data check against the watermark, and 1-minute OHLCV+VWAP
+bars (event-time tumbling windows). Everything per bar (indicators, sentiment, alerts, strategies)
+runs in the Python operator, which sees one row per symbol per minute instead of every trade.
 
-Numbers: OHLC stay exact ``DECIMAL(18, 6)``; VWAP and indicators are ``DOUBLE``. An SMA is the
-exact decimal sum of the closes, converted to double once and divided by the period, so a plain
-Python reference reproduces it bit for bit.
+Numbers: OHLC stay exact ``DECIMAL(18, 6)``; VWAP is ``DOUBLE``.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from flinktrade.errors import ConfigError
-from flinktrade.events import AnalyticsBar, DeadLetter
+from flinktrade.events import DeadLetter
 from flinktrade.topics import sql_columns
 
 BAR_INTERVAL_MS = 60_000
-_SMA = re.compile(r"^sma_(\d+)$")
 
 
 @dataclass(frozen=True)
@@ -77,17 +73,6 @@ def _with(options: dict[str, str]) -> str:
     return ",\n  ".join(f"'{k}' = '{v}'" for k, v in options.items())
 
 
-def sma_periods(indicators: Iterable[str]) -> list[int]:
-    """The SMA periods named by indicator columns such as ``sma_20``; other names are refused."""
-    periods = set()
-    for name in indicators:
-        match = _SMA.match(name)
-        if not match or int(match.group(1)) < 1:
-            raise ConfigError(f"unknown indicator {name!r} (available: sma_<N>)")
-        periods.add(int(match.group(1)))
-    return sorted(periods)
-
-
 def functions() -> list[str]:
     return [
         "CREATE TEMPORARY SYSTEM FUNCTION ft_parse_trade AS 'io.flinktrade.udf.ParseTrade' "
@@ -112,15 +97,25 @@ def trades_source(kafka: KafkaTable, topic: str, out_of_orderness_ms: int) -> st
 
 
 PARSED_VIEW = """CREATE TEMPORARY VIEW trades_parsed AS
-SELECT t.ok, t.reason, t.symbol, t.price, t.`size`, r.rt AS event_time,
-  r.`partition` AS src_partition, r.`offset` AS src_offset,
-  CASE WHEN t.ok THEN CAST(NULL AS BYTES) ELSE r.`value` END AS payload
-FROM trades_raw AS r, LATERAL TABLE(ft_parse_trade(r.`value`, r.rt)) AS t"""
+SELECT ok, reason, symbol, price, `size`, event_time, src_partition, src_offset, late_wm,
+  CASE WHEN ok AND late_wm IS NULL THEN CAST(NULL AS BYTES) ELSE raw_value END AS payload
+FROM (
+  SELECT t.ok, t.reason, t.symbol, t.price, t.`size`, r.rt AS event_time,
+    r.`partition` AS src_partition, r.`offset` AS src_offset, r.`value` AS raw_value,
+    CASE WHEN t.ok AND CURRENT_WATERMARK(r.rt) IS NOT NULL
+      AND FLOOR(r.rt TO MINUTE) + INTERVAL '1' MINUTE
+        <= CURRENT_WATERMARK(r.rt) + INTERVAL '0.001' SECOND
+    THEN ft_epoch_ms(CURRENT_WATERMARK(r.rt)) END AS late_wm
+  FROM trades_raw AS r, LATERAL TABLE(ft_parse_trade(r.`value`, r.rt)) AS t
+)"""
 """Every record, parsed once: valid ones typed, invalid ones with a reason and their bytes.
 
-The job turns this view into a DataStream and back (as ``parsed``, with ``rt`` the event-time
-attribute carried over from the source's watermarks), so that the dead-letter branch and the bar
-branch share one read and one parse of the topic."""
+``late_wm`` is set (to the watermark, epoch ms) on a valid trade whose minute has already closed:
+the window would drop it, so it goes to the dead letters instead, and never silently disappears.
+It is decided here, once per record, before the stream is shared: the job turns this view into a
+DataStream and back (as ``parsed``, with ``rt`` the event-time attribute carried over from the
+source's watermarks), so the dead-letter branch and the bar branch share one read and one parse
+of the topic and agree on which records were late."""
 
 
 def bars_view(parsed: str) -> str:
@@ -130,63 +125,77 @@ SELECT symbol, window_time AS rt,
   LAST_VALUE(price) AS `close`, SUM(`size`) AS volume,
   SUM(CAST(price AS DOUBLE) * `size`) / SUM(`size`) AS vwap, COUNT(*) AS trades
 FROM TABLE(TUMBLE(
-  (SELECT symbol, price, `size`, rt FROM {parsed} WHERE ok), DESCRIPTOR(rt), INTERVAL '1' MINUTE))
+  (SELECT symbol, price, `size`, rt FROM {parsed} WHERE ok AND late_wm IS NULL), DESCRIPTOR(rt), INTERVAL '1' MINUTE))
 GROUP BY symbol, window_start, window_end, window_time"""
 
 
-def indicator_views(periods: list[int]) -> tuple[list[str], str]:
-    """Views adding one ``sma_N`` column each; returns the statements and the last view's name."""
-    statements, previous = [], "bars"
-    for i, n in enumerate(periods):
-        name = f"bars_ind_{i}"
-        statements.append(
-            f"""CREATE TEMPORARY VIEW {name} AS
-SELECT *, CASE WHEN COUNT(*) OVER w >= {n} THEN CAST(SUM(`close`) OVER w AS DOUBLE) / {n} END
-  AS sma_{n}
-FROM {previous}
-WINDOW w AS (PARTITION BY symbol ORDER BY rt ROWS BETWEEN {n - 1} PRECEDING AND CURRENT ROW)"""
-        )
-        previous = name
-    return statements, previous
-
-
-def analytics_view(source: str, periods: list[int]) -> str:
-    """Bars shaped as ``AnalyticsBar`` (plus ``rt``), indicators in one map column.
+def analytics_view(source: str) -> str:
+    """Closed bars shaped for the Python operator (plus ``rt``).
 
     Prices travel as exact decimal strings here: PyFlink's DataStream bridge cannot carry
-    ``DECIMAL`` types, and strings convert back without loss (see ``analytics_insert``)."""
-    entries = ", ".join(f"'sma_{n}', sma_{n}" for n in periods)
-    indicators = f"MAP[{entries}]" if periods else "CAST(MAP['', 0.0] AS MAP<STRING, DOUBLE>)"
+    ``DECIMAL`` types, and strings convert back without loss."""
     return f"""CREATE TEMPORARY VIEW analytics AS
 SELECT ft_epoch_ms(rt) + 1 - {BAR_INTERVAL_MS} AS ts,
-  ft_epoch_ms(CURRENT_TIMESTAMP) AS ingest_ts,
   symbol, CAST(`open` AS STRING) AS `open`, CAST(high AS STRING) AS high,
   CAST(low AS STRING) AS low, CAST(`close` AS STRING) AS `close`, volume, vwap, trades,
   CAST({BAR_INTERVAL_MS} AS BIGINT) AS interval_ms,
-  {indicators} AS indicators,
   rt
 FROM {source}"""
 
 
-def analytics_sink(kafka: KafkaTable, topic: str) -> str:
-    columns = ",\n  ".join(f"`{n}` {t}" for n, t in sql_columns(AnalyticsBar))
-    return f"""CREATE TEMPORARY TABLE analytics_sink (
-  {columns},
-  `kafka_ts` TIMESTAMP_LTZ(3) METADATA FROM 'timestamp'
+def news_source(kafka: KafkaTable, topic: str, out_of_orderness_ms: int) -> str:
+    """Raw news records; decoded and scored in Python (``NewsScorer``)."""
+    return f"""CREATE TEMPORARY TABLE news_raw (
+  `value` BYTES,
+  `partition` INT METADATA VIRTUAL,
+  `offset` BIGINT METADATA VIRTUAL,
+  `rt` TIMESTAMP_LTZ(3) METADATA FROM 'timestamp',
+  WATERMARK FOR `rt` AS `rt` - INTERVAL '{out_of_orderness_ms / 1000:.3f}' SECOND
 ) WITH (
-  {kafka.sink_options(topic, "json", keyed=True)}
+  {kafka.source_options(topic)},
+  'format' = 'raw'
 )"""
 
 
-def analytics_insert(source: str) -> str:
-    names = ", ".join(
-        f"CAST(`{n}` AS {t}) AS `{n}`" if t.startswith("DECIMAL") else f"`{n}`"
-        for n, t in sql_columns(AnalyticsBar)
-    )
-    return (
-        f"INSERT INTO analytics_sink SELECT {names}, TO_TIMESTAMP_LTZ(ts, 3) AS kafka_ts "
-        f"FROM {source}"
-    )
+NEWS_VIEW = """CREATE TEMPORARY VIEW news_rows AS
+SELECT `value`, `partition`, `offset`, ft_epoch_ms(rt) AS ts, rt FROM news_raw"""
+
+
+def outputs_sink(kafka: KafkaTable, topics: Iterable[str]) -> str:
+    """Everything the Python operator writes, already encoded, to the topic named in each row.
+
+    ``topics`` lists every topic a row may name (the connector refuses any other)."""
+    opts = {
+        "connector": "kafka",
+        "topic": ";".join(dict.fromkeys(topics)),
+        "properties.bootstrap.servers": kafka.bootstrap_servers,
+        "properties.linger.ms": "5",
+        "key.format": "raw",
+        "key.fields": "k",
+        "value.format": "raw",
+        "value.fields-include": "EXCEPT_KEY",
+    }
+    if kafka.exactly_once:
+        opts |= {
+            "sink.delivery-guarantee": "exactly-once",
+            "sink.transactional-id-prefix": f"{kafka.transactional_id_prefix}-outputs",
+            "properties.transaction.timeout.ms": "900000",
+        }
+    else:
+        opts["sink.delivery-guarantee"] = "at-least-once"
+    return f"""CREATE TEMPORARY TABLE outputs_sink (
+  `topic` STRING METADATA,
+  `k` BYTES,
+  `payload` BYTES,
+  `kafka_ts` TIMESTAMP_LTZ(3) METADATA FROM 'timestamp'
+) WITH (
+  {_with(opts)}
+)"""
+
+
+OUTPUTS_INSERT = (
+    "INSERT INTO outputs_sink SELECT topic, k, payload, TO_TIMESTAMP_LTZ(ts, 3) FROM output_rows"
+)
 
 
 def deadletter_sink(kafka: KafkaTable, topic: str) -> str:
@@ -202,21 +211,8 @@ def deadletter_insert(parsed: str, source_topic: str) -> str:
     return f"""INSERT INTO deadletter_sink
 SELECT ft_epoch_ms(rt) AS ts, ft_epoch_ms(CURRENT_TIMESTAMP) AS ingest_ts,
   '{source_topic}' AS source_topic, CAST(src_partition AS BIGINT) AS `partition`,
-  src_offset AS `offset`, reason, COALESCE(CAST(payload AS STRING), '') AS payload
-FROM {parsed} WHERE NOT ok"""
-
-
-def signals_sink(kafka: KafkaTable, topic: str) -> str:
-    """Signals arrive from the Python operator already encoded (``events.encode``)."""
-    return f"""CREATE TEMPORARY TABLE signals_sink (
-  `symbol` STRING,
-  `payload` BYTES,
-  `kafka_ts` TIMESTAMP_LTZ(3) METADATA FROM 'timestamp'
-) WITH (
-  {kafka.sink_options(topic, "raw", keyed=True)}
-)"""
-
-
-SIGNALS_INSERT = (
-    "INSERT INTO signals_sink SELECT symbol, payload, TO_TIMESTAMP_LTZ(ts, 3) FROM signal_rows"
-)
+  src_offset AS `offset`,
+  CASE WHEN ok THEN CONCAT('late: the minute of event time ', CAST(ft_epoch_ms(rt) AS STRING),
+    ' had closed (watermark ', CAST(late_wm AS STRING), ')') ELSE reason END AS reason,
+  COALESCE(CAST(payload AS STRING), '') AS payload
+FROM {parsed} WHERE NOT ok OR late_wm IS NOT NULL"""

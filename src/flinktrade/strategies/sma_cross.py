@@ -7,7 +7,9 @@ from flinktrade.strategies.base import BarView, Intent, State
 
 
 class SmaCross:
-    """Signals on each sign change of ``SMA(fast) - SMA(slow)`` once both are defined.
+    """Golden cross: buy as SMA(fast) crosses above SMA(slow), sell as it crosses below.
+
+    Signals on each sign change of ``SMA(fast) - SMA(slow)`` once both are defined.
 
     A bar where the two are exactly equal does not count as a change; the previous sign is kept.
     """

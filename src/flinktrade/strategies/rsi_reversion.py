@@ -1,0 +1,51 @@
+"""RSI mean reversion: buy when RSI climbs back up through ``low``, sell when it falls through ``high``."""
+
+from __future__ import annotations
+
+from flinktrade.events import Side
+from flinktrade.strategies.base import BarView, Intent, State
+
+
+class RsiReversion:
+    """RSI mean reversion: buy as RSI rises through ``low``, sell as it falls through ``high``.
+
+    A buy is Wilder's RSI(period) crossing up through ``low`` (oversold, recovering); a sell is it
+    crossing down through ``high`` (overbought, fading).
+
+    A cross needs the RSI of the previous bar, so the first bar with an RSI never trades. A signal
+    repeats the previous one's side never: after a buy, the next signal is a sell.
+    """
+
+    def __init__(
+        self, period: int = 14, low: float = 30.0, high: float = 70.0, name: str = "rsi_reversion"
+    ) -> None:
+        period, low, high = int(period), float(low), float(high)
+        if period < 2:
+            raise ValueError(f"rsi_reversion needs period >= 2, got {period}")
+        if not 0 < low < high < 100:
+            raise ValueError(f"rsi_reversion needs 0 < low < high < 100, got low={low} high={high}")
+        self.period, self.low, self.high, self.name = period, low, high, name
+        self._column = f"rsi_{period}"
+
+    def indicators(self) -> set[str]:
+        return {self._column}
+
+    def initial_state(self) -> State:
+        return {"rsi": None, "last": None}
+
+    def on_bar(self, bar: BarView, state: State) -> tuple[list[Intent], State]:
+        rsi = bar.indicators.get(self._column)
+        if rsi is None:
+            return [], state
+        previous, last = state.get("rsi"), state.get("last")
+        new_state = {"rsi": rsi, "last": last}
+        if previous is None:
+            return [], new_state
+        label = f"RSI{self.period}"
+        if previous < self.low <= rsi and last != Side.BUY.value:
+            new_state["last"] = Side.BUY.value
+            return [Intent(Side.BUY, 1.0, f"{label} crossed above {self.low:g}")], new_state
+        if previous > self.high >= rsi and last != Side.SELL.value:
+            new_state["last"] = Side.SELL.value
+            return [Intent(Side.SELL, 1.0, f"{label} crossed below {self.high:g}")], new_state
+        return [], new_state
