@@ -1,0 +1,125 @@
+"""The broker interface the executor talks to, and the outcomes of placing an order.
+
+A broker call can end four ways, and the executor treats each differently:
+
+- it returns: the broker has the order (``BrokerOrder``);
+- ``OrderExists``: the ``client_order_id`` is already used, so the order exists: look it up;
+- ``OrderRefused``: the broker definitely did not take it (a 4xx answer, or 429 after waiting);
+- ``OutcomeUnknown``: timeout, connection dropped, 5xx: the order may or may not exist. The only
+  safe next step is a look-up by ``client_order_id``; never a blind resubmit.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from flinktrade.errors import FlinktradeError, OrderRejected, TransientError
+from flinktrade.events import OrderStatus, Side
+
+
+class OutcomeUnknown(TransientError):
+    """The request may or may not have reached the broker."""
+
+
+class OrderExists(FlinktradeError):
+    """The broker already has an order with this client_order_id."""
+
+
+class OrderRefused(OrderRejected):
+    """The broker answered and did not create the order (reason in the message)."""
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    client_order_id: str
+    symbol: str
+    side: Side
+    qty: Decimal
+    type: str = "market"
+    time_in_force: str = "day"
+
+
+@dataclass(frozen=True)
+class BrokerOrder:
+    """An order as the broker reports it."""
+
+    id: str
+    client_order_id: str
+    symbol: str
+    side: Side
+    qty: Decimal | None
+    status: OrderStatus
+    filled_qty: Decimal
+    filled_avg_price: Decimal | None
+    broker_status: str
+    """The broker's own status word (``pending_new``, ``done_for_day``, ...)."""
+
+
+@dataclass(frozen=True)
+class TradeUpdate:
+    """A change of an order pushed by the broker (Alpaca's ``trade_updates``)."""
+
+    event: str
+    order: BrokerOrder
+    execution_id: str | None = None
+    price: Decimal | None = None
+    qty: Decimal | None = None
+    position_qty: Decimal | None = None
+    ts: int = 0
+    commission: Decimal = Decimal(0)
+
+    @property
+    def is_fill(self) -> bool:
+        return self.event in ("fill", "partial_fill")
+
+
+@dataclass(frozen=True)
+class Account:
+    equity: Decimal
+    last_equity: Decimal
+    """Equity at the previous market close: the base of today's profit and loss."""
+    cash: Decimal
+    trading_blocked: bool = False
+
+
+UpdateHandler = Callable[[TradeUpdate], None]
+ReconnectHandler = Callable[[], None]
+
+
+class Broker(abc.ABC):
+    """What the executor needs from a venue. Every method either answers or raises within the
+    configured timeout; ``get_order`` returns None only when the broker says it has no such
+    order (404), never because a call failed."""
+
+    name: str = "broker"
+    paper: bool = True
+
+    @abc.abstractmethod
+    def submit(self, request: OrderRequest) -> BrokerOrder: ...
+
+    @abc.abstractmethod
+    def get_order(self, client_order_id: str) -> BrokerOrder | None: ...
+
+    @abc.abstractmethod
+    def open_orders(self) -> list[BrokerOrder]: ...
+
+    @abc.abstractmethod
+    def positions(self) -> dict[str, Decimal]:
+        """Signed shares per symbol (short positions negative), no zeros."""
+
+    @abc.abstractmethod
+    def account(self) -> Account: ...
+
+    @abc.abstractmethod
+    def market_open(self) -> bool: ...
+
+    @abc.abstractmethod
+    def start_updates(self, on_update: UpdateHandler, on_reconnect: ReconnectHandler) -> None:
+        """Start pushing trade updates (on a background thread). ``on_reconnect`` is called after
+        every reconnect: events missed while disconnected are not replayed."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...

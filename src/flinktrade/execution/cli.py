@@ -1,0 +1,206 @@
+"""Executor commands: ``execute``, ``positions``, ``orders``, ``halt``, ``resume``, ``flatten``.
+
+Registered as top-level commands by the main CLI (``register(app)``). Errors are raised as
+flinktrade errors; the main CLI turns them into one ``error:`` line and an exit code.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from types import FrameType
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from flinktrade.config import Settings, load_settings
+from flinktrade.errors import ConfigError
+from flinktrade.execution.store import OrderStore
+
+console = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+BrokerOption = Annotated[
+    str, typer.Option("--broker", help="sim (simulated, default) or alpaca (paper by default).")
+]
+
+
+def _store(settings: Settings) -> OrderStore:
+    return OrderStore(settings.execution.store_path(settings.state_dir))
+
+
+def _check_broker(broker: str, live: bool, confirmed: bool) -> None:
+    if broker not in ("sim", "alpaca"):
+        raise ConfigError(f"--broker must be sim or alpaca, not {broker!r}")
+    if live and broker != "alpaca":
+        raise ConfigError("--live is only for --broker alpaca")
+    if live and not confirmed:
+        raise ConfigError("live trading needs both --live and --i-understand-this-is-real-money")
+    if confirmed and not live:
+        raise ConfigError("--i-understand-this-is-real-money goes with --live")
+
+
+def execute(
+    broker: BrokerOption = "sim",
+    live: Annotated[
+        bool, typer.Option("--live", help="Trade real money (Alpaca live, not paper).")
+    ] = False,
+    confirmed: Annotated[
+        bool,
+        typer.Option(
+            "--i-understand-this-is-real-money", help="Required with --live.", show_default=False
+        ),
+    ] = False,
+    from_earliest: Annotated[
+        bool,
+        typer.Option(
+            "--from-earliest",
+            help="Without committed offsets, start at the signals' beginning (default: new ones).",
+        ),
+    ] = False,
+) -> None:
+    """Turn trading.signals into orders: size, risk-check, place, follow, until Ctrl-C."""
+    from flinktrade.execution.executor import run_executor
+
+    _check_broker(broker, live, confirmed)
+    settings = load_settings()
+    if from_earliest:
+        execution = settings.execution.model_copy(update={"start_from": "earliest"})
+        settings = settings.model_copy(update={"execution": execution})
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    mode = "LIVE (real money)" if live else "paper" if broker == "alpaca" else "simulated"
+    console.print(f"executor: broker {broker} ({mode}); Ctrl-C to stop")
+    stats = run_executor(settings, stop, broker, live=live)
+    out.print(json.dumps(stats.as_dict()), soft_wrap=True)
+
+
+def positions() -> None:
+    """Positions in the order store (from fills), as the executor sees them."""
+    store = _store(load_settings())
+    try:
+        table = Table("symbol", "qty")
+        for symbol, qty in store.positions().items():
+            table.add_row(symbol, str(qty))
+        out.print(table)
+        halted = store.halted()
+        if halted:
+            console.print(f"kill switch ON: {halted}")
+    finally:
+        store.close()
+
+
+def orders(
+    open_only: Annotated[bool, typer.Option("--open", help="Only orders not yet final.")] = False,
+    limit: Annotated[int, typer.Option(min=1, help="Show at most the last N.")] = 50,
+) -> None:
+    """Orders in the order store, oldest first (denied signals included)."""
+    store = _store(load_settings())
+    try:
+        rows = store.orders(open_only=open_only)[-limit:]
+        table = Table(
+            "client_order_id", "symbol", "side", "qty", "status", "filled", "avg price", "reason"
+        )
+        for o in rows:
+            table.add_row(
+                o.client_order_id,
+                o.symbol,
+                o.side.value,
+                str(o.qty or ""),
+                o.status.value,
+                str(o.filled_qty),
+                str(o.filled_avg_price or ""),
+                (o.reason or "")[:60],
+            )
+        out.print(table)
+    finally:
+        store.close()
+
+
+def halt(
+    reason: Annotated[str, typer.Option(help="Why (shown in alerts).")] = "set from the CLI",
+) -> None:
+    """Set the kill switch: the executor places no new order within a second (survives restarts)."""
+    store = _store(load_settings())
+    try:
+        store.halt(reason)
+    finally:
+        store.close()
+    console.print(f"kill switch ON: {reason}")
+
+
+def resume(
+    adopt_broker_positions: Annotated[
+        bool,
+        typer.Option(
+            "--adopt-broker-positions",
+            help="After a position mismatch: take the broker's positions as the truth.",
+        ),
+    ] = False,
+    broker: BrokerOption = "alpaca",
+) -> None:
+    """Clear the kill switch (and optionally adopt the broker's positions)."""
+    settings = load_settings()
+    if adopt_broker_positions:
+        from flinktrade.execution.executor import make_broker
+
+        _check_broker(broker, False, False)
+        venue = make_broker(settings, broker)
+        try:
+            held = venue.positions()
+        finally:
+            venue.close()
+        store = _store(settings)
+        try:
+            changes = store.adopt_positions(held)
+        finally:
+            store.close()
+        for symbol, delta in changes.items():
+            console.print(f"adopted {symbol}: {delta:+}")
+    store = _store(settings)
+    try:
+        store.resume()
+    finally:
+        store.close()
+    console.print("kill switch OFF")
+
+
+def flatten(
+    broker: BrokerOption = "sim",
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    live: Annotated[bool, typer.Option("--live", help="The account is a live one.")] = False,
+    confirmed: Annotated[
+        bool, typer.Option("--i-understand-this-is-real-money", show_default=False)
+    ] = False,
+) -> None:
+    """Halt, then close every position at the broker with market orders (asks first)."""
+    from flinktrade.execution.executor import Executor, make_broker
+
+    _check_broker(broker, live, confirmed)
+    if not yes and not typer.confirm(
+        f"Close ALL positions at {broker} with market orders and set the kill switch?"
+    ):
+        raise typer.Abort
+    settings = load_settings()
+    done = Executor(settings, make_broker(settings, broker, live=live)).flatten()
+    for o in done:
+        console.print(f"{o.symbol}: {o.side.value} {o.qty} -> {o.status.value}")
+    console.print("kill switch stays ON; `flinktrade resume` to trade again")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the executor's commands to the main CLI."""
+    app.command("execute")(execute)
+    app.command("positions")(positions)
+    app.command("orders")(orders)
+    app.command("halt")(halt)
+    app.command("resume")(resume)
+    app.command("flatten")(flatten)

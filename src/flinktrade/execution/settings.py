@@ -1,0 +1,178 @@
+"""Executor settings: order sizing per strategy, risk limits, the simulated broker, reconciliation.
+
+Every field can be set as ``FLINKTRADE_EXECUTION__<FIELD>`` (nested with ``__``, e.g.
+``FLINKTRADE_EXECUTION__RISK__MAX_ORDER_QTY=50``) or in the ``[execution]`` table of the TOML file.
+Money amounts are ``Decimal`` (account currency, USD for Alpaca); quantities are shares.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from flinktrade import topics
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SizingMode(StrEnum):
+    QTY = "qty"
+    NOTIONAL = "notional"
+    PERCENT_EQUITY = "percent_equity"
+
+
+class SizingSettings(_Section):
+    """How big an order a signal becomes. Orders are always whole shares (rounded down)."""
+
+    mode: SizingMode = SizingMode.QTY
+    qty: Decimal = Field(Decimal(1), gt=0, description="Shares per order (mode qty).")
+    notional: Decimal = Field(
+        Decimal(1000), gt=0, description="Money per order, divided by the signal price (notional)."
+    )
+    percent_equity: Decimal = Field(
+        Decimal(1),
+        gt=0,
+        le=100,
+        description="Percent of account equity per order (mode percent_equity).",
+    )
+    scale_by_strength: bool = Field(
+        default=False, description="Multiply the size by the signal's strength (0..1)."
+    )
+
+
+class RiskSettings(_Section):
+    """Pre-trade limits, checked before any network call. A breach denies the order."""
+
+    max_order_qty: Decimal = Field(Decimal(1000), gt=0, description="Shares in one order.")
+    max_order_notional: Decimal = Field(
+        Decimal(50_000), gt=0, description="qty x signal price of one order."
+    )
+    max_position_qty: Decimal = Field(
+        Decimal(5000), gt=0, description="Absolute shares held in one symbol after the order."
+    )
+    max_gross_exposure: Decimal = Field(
+        Decimal(250_000),
+        gt=0,
+        description="Sum over symbols of |position + open orders| x last price, after the order.",
+    )
+    max_open_orders: int = Field(20, ge=1, description="Orders sent and not yet final.")
+    max_orders_per_minute: int = Field(
+        30, ge=1, description="Orders sent in any rolling 60 seconds (all strategies)."
+    )
+    halt_after_rate_denials: int = Field(
+        20,
+        ge=1,
+        description=(
+            "A strategy that keeps hitting the order rate limit is a runaway: after this many "
+            "rate-limit denials within 60 s the kill switch is set."
+        ),
+    )
+    daily_loss_limit: Decimal = Field(
+        Decimal(5000),
+        gt=0,
+        description="Halt when equity falls this much below the day's starting equity.",
+    )
+    max_drawdown_pct: Decimal = Field(
+        Decimal(10), gt=0, le=100, description="Halt when equity is this far below its peak (%)."
+    )
+    allow_outside_market_hours: bool = Field(
+        default=False,
+        description="Allow orders while the broker's clock says the market is closed.",
+    )
+    max_signal_age_s: float = Field(
+        30.0, gt=0, description="Deny signals emitted (ingest_ts) longer ago than this."
+    )
+    allow_short: bool = Field(
+        default=False, description="Allow sells that would take a position below zero."
+    )
+    deny_alert_interval_s: float = Field(
+        60.0, ge=0, description="At most one alert per rule and symbol in this many seconds."
+    )
+
+
+class SimBrokerSettings(_Section):
+    """The simulated broker: fills market orders at the next price seen after the order."""
+
+    commission_per_share: Decimal = Field(Decimal("0.005"), ge=0)
+    commission_min: Decimal = Field(Decimal("1.00"), ge=0, description="Per order with a fill.")
+    slippage_bps: Decimal = Field(
+        Decimal(5), ge=0, description="Basis points against us: buys pay more, sells get less."
+    )
+    starting_cash: Decimal = Field(Decimal(100_000), gt=0)
+    price_topics: list[str] = Field(
+        default_factory=lambda: [topics.TRADES.name, topics.ANALYTICS_BARS.name],
+        description="Where next prices come from (trades: price; bars: close).",
+    )
+
+
+class ExecutionTopics(_Section):
+    """The topics the executor reads and writes."""
+
+    signals: str = topics.SIGNALS.name
+    orders: str = topics.ORDERS.name
+    fills: str = topics.FILLS.name
+    alerts: str = topics.ALERTS.name
+
+
+class ExecutionSettings(_Section):
+    """Everything ``flinktrade execute`` reads."""
+
+    sizing: SizingSettings = SizingSettings()
+    strategy_sizing: dict[str, SizingSettings] = Field(
+        default_factory=dict, description="Per strategy name; others use ``sizing``."
+    )
+    risk: RiskSettings = RiskSettings()
+    sim: SimBrokerSettings = SimBrokerSettings()
+    topics: ExecutionTopics = ExecutionTopics()
+    group_id: str = "flinktrade-executor"
+    start_from: Literal["latest", "earliest"] = Field(
+        "latest", description="Where a consumer group without committed offsets starts."
+    )
+    store_file: Path = Field(
+        Path("execution/orders.sqlite"), description="The order store, under the state folder."
+    )
+    sim_store_file: Path = Field(
+        Path("execution/sim_broker.sqlite"),
+        description="The simulated broker's own book, under the state folder.",
+    )
+    reconcile_interval_s: float = Field(
+        30.0, gt=0, description="Compare broker positions/open orders with the store this often."
+    )
+    order_poll_interval_s: float = Field(
+        5.0, gt=0, description="Look up orders still open over REST this often (missed events)."
+    )
+    account_refresh_s: float = Field(
+        10.0, gt=0, description="Refresh equity and the market clock this often."
+    )
+    request_timeout_s: float = Field(10.0, gt=0, description="Timeout of one broker request.")
+    max_rate_limit_wait_s: float = Field(
+        30.0, gt=0, description="Longest wait for a broker rate limit to reset."
+    )
+    unknown_retry_s: float = Field(
+        1.0, gt=0, description="Pause between look-ups of an order whose outcome is unknown."
+    )
+    client_order_prefix: str = Field(
+        "ft-", max_length=12, description="client_order_id = prefix + signal id."
+    )
+
+    @model_validator(mode="after")
+    def _prefix(self) -> ExecutionSettings:
+        if not self.client_order_prefix.replace("-", "").replace("_", "").isalnum():
+            raise ValueError("client_order_prefix may hold letters, digits, '-' and '_' only")
+        return self
+
+    def sizing_for(self, strategy: str) -> SizingSettings:
+        return self.strategy_sizing.get(strategy, self.sizing)
+
+    def store_path(self, state_dir: Path) -> Path:
+        return self.store_file if self.store_file.is_absolute() else state_dir / self.store_file
+
+    def sim_store_path(self, state_dir: Path) -> Path:
+        path = self.sim_store_file
+        return path if path.is_absolute() else state_dir / path

@@ -1,0 +1,100 @@
+"""Executor tests on the session's real Kafka broker, against the loopback fake of Alpaca."""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from exec_helpers import Env, Running
+
+from flinktrade import bus
+from flinktrade.config import KafkaSettings, Settings
+from flinktrade.execution.executor import Executor, ExecutorStats, make_broker
+from flinktrade.execution.settings import ExecutionTopics
+from flinktrade.testing.fake_alpaca_trading import FakeAlpacaTrading
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in list(os.environ):
+        if name.startswith(("SLACK_", "FLINKTRADE_", "APCA_")):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeAlpacaTrading]:
+    with FakeAlpacaTrading(fill_price=Decimal("100.25"), enforce_unique=False) as f:
+        yield f
+
+
+@pytest.fixture
+def topic(kafka_settings: KafkaSettings) -> Iterator[Callable[[str], str]]:
+    created: list[str] = []
+
+    def make(base: str) -> str:
+        name = f"{base}.{uuid.uuid4().hex[:8]}"
+        bus.ensure_topics(kafka_settings.model_copy(update={"partitions": 2}), [name])
+        created.append(name)
+        return name
+
+    yield make
+    if created:
+        client = bus.admin(kafka_settings.bootstrap_servers)
+        for future in client.delete_topics(created, request_timeout=30).values():
+            future.result()
+
+
+@pytest.fixture
+def exec_topics(topic: Callable[[str], str]) -> ExecutionTopics:
+    return ExecutionTopics(
+        signals=topic("trading.signals"),
+        orders=topic("trading.orders"),
+        fills=topic("trading.fills"),
+        alerts=topic("alerts"),
+    )
+
+
+@pytest.fixture
+def env(
+    kafka_settings: KafkaSettings,
+    exec_topics: ExecutionTopics,
+    state_dir: Path,
+    fake: FakeAlpacaTrading,
+) -> Env:
+    return Env(kafka_settings, exec_topics, state_dir, fake, f"exec-{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture
+def start_executor() -> Iterator[Callable[..., Running]]:
+    running: list[Running] = []
+
+    def start(settings: Settings, broker: str = "alpaca") -> Running:
+        bus.ensure_topics(settings.kafka, [settings.execution.topics.signals])
+        executor = Executor(settings, make_broker(settings, broker))
+        stop = threading.Event()
+        result: list[ExecutorStats] = []
+        errors: list[BaseException] = []
+
+        def target() -> None:
+            try:
+                result.append(executor.run(stop))
+            except BaseException as exc:
+                errors.append(exc)
+                raise
+
+        thread = threading.Thread(target=target, daemon=True)
+        r = Running(executor, stop, thread, result, errors)
+        thread.start()
+        running.append(r)
+        return r
+
+    yield start
+    for r in running:
+        r.stop.set()
+        r.thread.join(30)
