@@ -38,8 +38,8 @@ test-unit: setup ## run the fast tests only
 	$(PY) -m pytest tests/unit
 
 lint: setup ## ruff
-	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/ruff check src tests bench examples
+	$(VENV)/bin/ruff format --check src tests bench examples
 
 typecheck: setup ## mypy --strict on src/
 	$(VENV)/bin/mypy

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from flinktrade import __version__, bus, topics
-from flinktrade.config import Settings, load_settings, masked_dump
+from flinktrade.config import Delivery, Settings, load_settings, masked_dump
 from flinktrade.errors import ConfigError, FlinktradeError, InfraError, TransientError
 
 console = Console(stderr=True)
@@ -40,6 +40,7 @@ app.add_typer(job_app, name="job")
 _PLUGGABLE = {
     "ingest": "flinktrade.ingest.cli",
     "notify": "flinktrade.notify.cli",
+    "strategies": "flinktrade.strategies.cli",
     "testing": "flinktrade.testing.cli",
 }
 # Stages that add top-level commands (``register(app)``); added when present.
@@ -149,15 +150,53 @@ def job_run(
         bool, typer.Option(help="Ignore committed offsets; read from the beginning.")
     ] = False,
     parallelism: Annotated[int | None, typer.Option(min=1)] = None,
+    from_checkpoint: Annotated[
+        str | None,
+        typer.Option(
+            help="Restore from a retained checkpoint or savepoint directory, or 'latest' (the "
+            "newest complete checkpoint under the state folder)."
+        ),
+    ] = None,
+    strategy: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Run this strategy instead of the configured ones: a built-in name, an entry "
+            "point, or pkg.module:Class; repeatable. Parameters: --param key=value."
+        ),
+    ] = None,
+    param: Annotated[
+        list[str] | None, typer.Option(help="key=value for the --strategy options (all of them).")
+    ] = None,
+    delivery: Annotated[
+        Delivery | None, typer.Option(help="Output delivery guarantee (default: configured).")
+    ] = None,
 ) -> None:
     """Run the Flink job in a local MiniCluster until stopped (or the bounded input ends)."""
+    from flinktrade.pipeline.analytics import StrategySpec
+    from flinktrade.pipeline.checkpoints import resolve_checkpoint
     from flinktrade.pipeline.job import JobIO, JobOptions, run
 
     settings = _settings()
-    bus.ensure_topics(settings.kafka, [t.name for t in topics.ALL])
     overrides: dict[str, object] = {}
     if parallelism:
         overrides["parallelism"] = parallelism
+    if delivery is not None:
+        overrides["delivery"] = delivery
+    if from_checkpoint and bounded:
+        raise ConfigError(
+            "--bounded cannot be combined with --from-checkpoint: the Kafka connector does not "
+            "end a bounded read that was restored from a checkpoint"
+        )
+    if from_checkpoint:
+        overrides["restore_from"] = resolve_checkpoint(
+            from_checkpoint, settings.state_dir / "checkpoints"
+        )
+    if strategy:
+        params = _params(param or [])
+        overrides["strategies"] = tuple(StrategySpec(name, params) for name in strategy)
+    elif param:
+        raise ConfigError("--param needs --strategy")
+    bus.ensure_topics(settings.kafka, [t.name for t in topics.ALL])
     io = JobIO(
         bootstrap_servers=settings.kafka.bootstrap_servers,
         group_id=settings.job.group_id,
@@ -165,6 +204,23 @@ def job_run(
         from_earliest=from_earliest,
     )
     run(io, JobOptions.from_settings(settings, **overrides), wait=True)
+
+
+def _params(pairs: list[str]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--param {pair!r}: expected key=value")
+        value: Any = text
+        for kind in (int, float):
+            try:
+                value = kind(text)
+                break
+            except ValueError:
+                continue
+        params[key.strip()] = value
+    return params
 
 
 @app.command("simulate")
@@ -225,15 +281,22 @@ def demo(
         float | None,
         typer.Option(min=1, help="Stop by itself after this many seconds (default: until Ctrl-C)."),
     ] = None,
+    broker: Annotated[
+        str,
+        typer.Option(
+            help="Where orders go: sim (simulated fills) or alpaca (paper trading, or a fake "
+            "of it via APCA_API_BASE_URL)."
+        ),
+    ] = "sim",
 ) -> None:
-    """Broker + simulator + Flink job, live; ends with one JSON line of counts."""
+    """Broker + simulator + Flink job + executor + notifier, live; ends with one JSON line."""
     from flinktrade.demo import DemoProgress, run_demo
 
+    if broker not in ("sim", "alpaca"):
+        raise ConfigError(f"--broker must be sim or alpaca, not {broker!r}")
     settings = _settings()
-    broker = None
     if _uses_local_broker(settings):
-        broker = _local_broker(settings)
-        broker.up()
+        _local_broker(settings).up()
     console.print(
         f"[bold]flinktrade demo[/]: {settings.simulator.symbols} simulated symbols, "
         f"strategies {', '.join(s.name for s in settings.strategies)}, "
@@ -245,12 +308,12 @@ def demo(
         c = p.counts
         console.print(
             f"[dim]{p.elapsed_s:4.0f}s[/] trades {c['trades']:,} ({p.trades_per_s:,.0f}/s) "
-            f"news {c['news']} bars {c['bars']:,} signals {c['signals']} "
-            f"deadletter {c['deadletter']}",
+            f"news {c['news']} bars {c['bars']:,} signals {c['signals']} alerts {c['alerts']} "
+            f"orders {c['orders']} fills {c['fills']} deadletter {c['deadletter']}",
             soft_wrap=True,
         )
 
-    summary = run_demo(settings, duration, progress, sys.stderr)
+    summary = run_demo(settings, duration, progress, sys.stderr, broker=broker)
     out.print(json.dumps(summary), soft_wrap=True, highlight=False)
 
 
@@ -275,7 +338,7 @@ def _report(exc: BaseException) -> int:
         if type(exc).__name__ == "NoArgsIsHelpError":
             console.print(message, highlight=False)
             return 0
-        console.print(f"error: {message}", highlight=False)
+        console.print(f"error: {message}", highlight=False, soft_wrap=True)
         return 2
     codes: list[tuple[type[BaseException], int]] = [
         (ConfigError, 2),
@@ -285,7 +348,7 @@ def _report(exc: BaseException) -> int:
     ]
     for kind, code in codes:
         if isinstance(exc, kind):
-            console.print(f"error: {exc}", highlight=False)
+            console.print(f"error: {exc}", highlight=False, soft_wrap=True)
             return code
     log.exception("unexpected failure")
     return 1

@@ -22,6 +22,8 @@ from pydantic_settings import (
 )
 
 from flinktrade.errors import ConfigError
+from flinktrade.execution.settings import ExecutionSettings
+from flinktrade.ingest.settings import IngestSettings
 from flinktrade.notify.settings import NotifySettings
 
 DEFAULT_CONFIG_FILE = "flinktrade.toml"
@@ -81,6 +83,35 @@ class JobSettings(_Section):
     )
 
 
+class AnalyticsSettings(_Section):
+    """Anomaly rules and news sentiment in the job. Times are event time."""
+
+    alerts: bool = Field(True, description="Run the anomaly rules at all.")
+    price_jump_window: int = Field(
+        20, ge=3, description="Bars of log returns the price-jump z-score is measured against."
+    )
+    price_jump_z: float = Field(
+        4.0, gt=0, description="|z| of a bar's log return that raises a price_jump alert."
+    )
+    volume_spike_window: int = Field(20, ge=3, description="Bars the volume z-score looks back.")
+    volume_spike_z: float = Field(4.0, gt=0, description="Volume z-score of a volume_spike alert.")
+    gap_pct: float = Field(
+        1.0, gt=0, description="Open vs previous close, in percent, that raises a price_gap alert."
+    )
+    news_shock: float = Field(
+        0.6, gt=0, le=1, description="|sentiment| of one story that raises a news_shock alert."
+    )
+    stale_after_ms: int = Field(
+        300_000, ge=60_000, description="No bar for a symbol for this long raises stale_feed."
+    )
+    sentiment_half_life_ms: int = Field(
+        3_600_000, ge=1_000, description="Half-life of the decayed average news sentiment."
+    )
+    sentiment_window_ms: int = Field(
+        86_400_000, ge=1_000, description="News older than this no longer counts for a symbol."
+    )
+
+
 class StrategySettings(_Section):
     """One strategy instance: which built-in or plugin, on which symbols, with which parameters."""
 
@@ -125,9 +156,13 @@ class Settings(BaseSettings):
     job: JobSettings = JobSettings()
     strategies: list[StrategySettings] = Field(
         default_factory=lambda: [
-            StrategySettings(name="sma_cross", params={"fast": 20, "slow": 50})
+            StrategySettings(name="sma_cross", params={"fast": 20, "slow": 50}),
+            StrategySettings(name="rsi_reversion", params={"period": 14, "low": 30, "high": 70}),
+            StrategySettings(name="bollinger_breakout", params={"period": 20, "k": 2}),
+            StrategySettings(name="sentiment_momentum", params={"threshold": 0.3}),
         ]
     )
+    analytics: AnalyticsSettings = AnalyticsSettings()
     simulator: SimulatorSettings = SimulatorSettings()
     alpaca_api_key_id: SecretStr | None = Field(
         None, validation_alias="APCA_API_KEY_ID", description="Alpaca key id (Alpaca's own name)."
@@ -158,7 +193,9 @@ class Settings(BaseSettings):
         validation_alias="APCA_API_TRADING_STREAM_URL",
         description="Full WebSocket URL of the trade_updates stream.",
     )
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)  # reads SLACK_* on each load
+    execution: ExecutionSettings = ExecutionSettings()
 
     @field_validator("state_dir")
     @classmethod

@@ -35,6 +35,8 @@ SUMMARY_TOPICS = {
     "bars": topics.ANALYTICS_BARS.name,
     "signals": topics.SIGNALS.name,
     "alerts": topics.ALERTS.name,
+    "orders": topics.ORDERS.name,
+    "fills": topics.FILLS.name,
     "deadletter": topics.DEADLETTER.name,
 }
 
@@ -155,6 +157,57 @@ class DemoNotifier:
             log.exception("notifier failed")
 
 
+class DemoExecutor:
+    """The executor of ``flinktrade execute`` on a thread."""
+
+    def __init__(self, settings: Settings, broker: str) -> None:
+        self.settings = settings
+        self.broker = broker
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="executor", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+    def _run(self) -> None:
+        from flinktrade.execution.executor import run_executor
+
+        try:
+            run_executor(self.settings, self._stop, self.broker)
+        except BaseException as exc:  # the demo goes on without orders
+            self.error = exc
+            log.exception("executor failed")
+
+
+def demo_settings(settings: Settings) -> Settings:
+    """The settings the demo runs with: the executor's clock-based limits scaled to demo time.
+
+    The simulator runs ``time_scale`` times faster than the clock (300x by default), so strategies
+    signal that much more often per wall-clock minute than they would live. The order-rate limit
+    and the runaway halt are scaled by the same factor, and the market is open all day."""
+    scale = max(1.0, settings.simulator.time_scale)
+    execution = settings.execution
+    risk = execution.risk.model_copy(
+        update={
+            "allow_outside_market_hours": True,
+            "max_orders_per_minute": int(execution.risk.max_orders_per_minute * scale),
+            "halt_after_rate_denials": int(execution.risk.halt_after_rate_denials * scale),
+        }
+    )
+    return settings.model_copy(
+        update={
+            "execution": execution.model_copy(
+                update={"risk": risk, "group_id": f"{execution.group_id}-demo"}
+            )
+        }
+    )
+
+
 @dataclass
 class DemoProgress:
     elapsed_s: float
@@ -169,13 +222,16 @@ def run_demo(
     on_progress: Callable[[DemoProgress], None],
     notices: IO[str] | None = None,
     stop: threading.Event | None = None,
+    broker: str = "sim",
 ) -> dict[str, Any]:
     """Run the demo until ``duration_s`` passes or ``stop`` is set; return the summary counts.
 
     Notifications (signals, alerts, orders, fills) go to Slack when it is configured, else they
-    are printed to ``notices`` (stderr by default).
+    are printed to ``notices`` (stderr by default). Signals become orders at ``broker`` (``sim``,
+    or ``alpaca`` for Alpaca paper trading or a fake of it).
     """
     stop = stop or threading.Event()
+    settings = demo_settings(settings)
     servers = settings.kafka.bootstrap_servers
     bus.ensure_topics(settings.kafka, [t.name for t in topics.ALL])
     before = topic_totals(servers, SUMMARY_TOPICS)
@@ -192,12 +248,14 @@ def run_demo(
     )
     feed = SimulatorFeed(servers, simulator, sim.trades_per_second)
     notifier = DemoNotifier(settings, notices or sys.stderr)
+    executor = DemoExecutor(settings, broker)
     io = JobIO(bootstrap_servers=servers, group_id=f"{settings.job.group_id}-demo")
     client: Any = run_job(
         io, JobOptions.from_settings(settings, name="flinktrade-demo"), wait=False
     )
     notifier.start()
-    log.info("demo notifications go to %s", notifier.where)
+    executor.start()
+    log.info("demo notifications go to %s; orders to the %s broker", notifier.where, broker)
     started = time.monotonic()
     feed.start()
     try:
@@ -206,6 +264,7 @@ def run_demo(
         feed.stop()
         _drain(settings, stop)
         _cancel(client)
+        executor.stop()
         notifier.stop()
     after = topic_totals(servers, SUMMARY_TOPICS)
     summary: dict[str, Any] = {k: after[k] - before[k] for k in SUMMARY_TOPICS}

@@ -296,5 +296,17 @@ def _reason(exc: ValidationError) -> str:
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
-    t.topic: t for t in (Trade, Bar, AnalyticsBar, NewsItem, Signal, Alert, DeadLetter)
+    t.topic: t
+    for t in (
+        Trade,
+        Quote,
+        Bar,
+        AnalyticsBar,
+        NewsItem,
+        Signal,
+        OrderEvent,
+        Fill,
+        Alert,
+        DeadLetter,
+    )
 }

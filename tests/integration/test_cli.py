@@ -108,11 +108,14 @@ def test_demo_runs_end_to_end_and_reports_counts(kafka: LocalKafka, tmp_path: Pa
     assert summary["bars"] > 0
     assert summary["signals"] > 0, result.stderr[-3000:]
     assert summary["deadletter"] == 0
-    # The signals reached Slack (one message each, or folded into "N more ..." summaries) and
+    # Signals became orders at the simulated broker, and some filled.
+    assert summary["orders"] > 0 and summary["fills"] > 0, result.stderr[-3000:]
+    # Notifications reached Slack (one message each, or folded into "N ..." summaries) and
     # the webhook URL, a secret, never reached the output.
     assert all(m.accepted for m in slack.requests)
     posted = sum(_notices_in(m.text) for m in messages)
-    assert 0 < posted <= summary["signals"], [m.text for m in messages]
+    notices = sum(summary[k] for k in ("signals", "alerts", "orders", "fills"))
+    assert 0 < posted <= notices, [m.text for m in messages]
     path = webhook.split("/services/")[1]
     assert path not in result.stdout + result.stderr
 

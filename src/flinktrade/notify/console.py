@@ -32,6 +32,8 @@ _EMOJI = {
 def plain(mrkdwn: str) -> str:
     """mrkdwn as terminal text: links as ``label (url)``, no bold markers, entities unescaped."""
     text = _LINK.sub(r"\2 (\1)", mrkdwn).replace("*", "").replace("`", "")
+    for code, emoji in _EMOJI.items():
+        text = text.replace(code, emoji)
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
@@ -58,10 +60,7 @@ class ConsoleSink:
         for block in message.blocks:
             kind = block.get("type")
             if kind == "header":
-                title = str(block["text"]["text"])
-                for code, emoji in _EMOJI.items():
-                    title = title.replace(code, emoji)
-                lines.append(Text(title, style="bold"))
+                lines.append(Text(plain(str(block["text"]["text"])), style="bold"))
             elif kind == "section":
                 if "text" in block:
                     lines.append(

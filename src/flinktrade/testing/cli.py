@@ -57,3 +57,57 @@ def fake_slack(
         )
         console.print(f"fake Slack listening on {slack.url}; Ctrl-C to stop")
         _wait_for_ctrl_c()
+
+
+@app.command("fake-alpaca")
+def fake_alpaca(
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port on 127.0.0.1.")] = 8765,
+    tick_s: Annotated[
+        float, typer.Option(min=0.01, help="Wall-clock seconds per simulated market minute.")
+    ] = 1.0,
+    seed: Annotated[int, typer.Option(help="Seed of the generated market.")] = 7,
+) -> None:
+    """A fake of Alpaca's market data (REST history, live and news streams), one minute per tick."""
+    from flinktrade.testing.fake_alpaca_data import FakeAlpacaData, serve
+
+    def ready(fake: FakeAlpacaData) -> None:
+        out.print("# point flinktrade at the fake:")
+        out.print(
+            f"export APCA_API_KEY_ID={fake.key_id} APCA_API_SECRET_KEY={fake.secret_key} "
+            f"APCA_API_DATA_URL={fake.rest_url} "
+            f"APCA_API_STREAM_URL={fake.stream_url('iex')} "
+            f"APCA_API_NEWS_STREAM_URL={fake.news_stream_url}"
+        )
+        console.print(f"fake Alpaca market data on {fake.rest_url}; Ctrl-C to stop")
+
+    serve(port=port, seed=seed, tick_s=tick_s, ready=ready)
+
+
+@app.command("fake-alpaca-trading")
+def fake_alpaca_trading(
+    port: Annotated[int, typer.Option(min=0, max=65535, help="REST port on 127.0.0.1.")] = 8766,
+    stream_port: Annotated[
+        int, typer.Option(min=0, max=65535, help="trade_updates WebSocket port.")
+    ] = 8767,
+    fill_price: Annotated[str, typer.Option(help="Price market orders fill at.")] = "100",
+) -> None:
+    """A fake of Alpaca's trading API (orders, positions, trade_updates stream), paper-like."""
+    from decimal import Decimal, InvalidOperation
+
+    from flinktrade.errors import ConfigError
+    from flinktrade.testing.fake_alpaca_trading import FakeAlpacaTrading, serve
+
+    try:
+        price = Decimal(fill_price)
+    except InvalidOperation:
+        raise ConfigError(f"--fill-price {fill_price!r} is not a number") from None
+
+    def ready(fake: FakeAlpacaTrading) -> None:
+        out.print("# point flinktrade at the fake:")
+        out.print(
+            f"export APCA_API_KEY_ID={fake.key_id} APCA_API_SECRET_KEY={fake.secret_key} "
+            f"APCA_API_BASE_URL={fake.base_url} APCA_API_TRADING_STREAM_URL={fake.stream_url}"
+        )
+        console.print(f"fake Alpaca trading on {fake.base_url}; Ctrl-C to stop")
+
+    serve(port=port, stream_port=stream_port, fill_price=price, on_ready=ready)
