@@ -89,6 +89,7 @@ def bench(broker: LocalKafka) -> dict[str, object]:
         "signals": "b.signals",
         "deadletter": "b.dl",
         "news": "b.news",
+        "bars": "b.pbars",
         "alerts": "b.alerts",
     }
     bus.ensure_topics(KafkaSettings(bootstrap_servers=servers, partitions=4), names.values())

@@ -42,6 +42,20 @@ NEWS = [  # (minutes after the first trade, symbol(s), headline)
     (15, ["MSFT"], "Microsoft shares steady ahead of conference"),
 ]
 BAD_NEWS = b'{"id": "n-bad", "headline": 42, "symbols": ["AAPL"], "ts": 1704205800000}'
+PROVIDER_BARS = [  # daily bars from a provider, analysed as they are
+    events.Bar(
+        symbol="PRV",
+        ts=1_704_153_600_000 + day * 86_400_000,
+        open=Decimal(f"{100 + day}.25"),
+        high=Decimal(f"{102 + day}.5"),
+        low=Decimal(f"{99 + day}.125"),
+        close=Decimal(f"{101 + day}.75"),
+        volume=10_000 + day,
+        interval_ms=86_400_000,
+    )
+    for day in range(25)
+]
+BAD_BAR = b'{"symbol": "PRV", "open": "x", "ts": 1704153600000}'
 GAP_PCT = 0.08  # low, so that the simulated minute bars open away from the last close sometimes
 STRATEGIES = (
     StrategySpec("sma_cross", {"fast": 5, "slow": 12, "name": "sma_5_12"}),
@@ -67,6 +81,7 @@ def job_run(kafka, tmp_path_factory: pytest.TempPathFactory) -> Run:  # type: ig
     names = {
         "trades": f"trades.{suffix}",
         "news": f"news.{suffix}",
+        "bars": f"pbars.{suffix}",
         "analytics_bars": f"bars.{suffix}",
         "signals": f"signals.{suffix}",
         "alerts": f"alerts.{suffix}",
@@ -88,6 +103,9 @@ def job_run(kafka, tmp_path_factory: pytest.TempPathFactory) -> Run:  # type: ig
     for item in news:
         producer.send(item, names["news"])
     producer.send_raw(names["news"], BAD_NEWS, b"AAPL", t0)
+    for bar in PROVIDER_BARS:
+        producer.send(bar, names["bars"])
+    producer.send_raw(names["bars"], BAD_BAR, b"PRV", t0)
     producer.flush()
 
     io = JobIO(
@@ -158,7 +176,7 @@ def expected_bars(job_run: Run) -> list[reference.RefBar]:
 
 
 def test_bars_equal_the_reference(job_run: Run, expected_bars: list[reference.RefBar]) -> None:
-    got = sorted(job_run.bars, key=lambda b: (b.symbol, b.ts))
+    got = sorted((b for b in job_run.bars if b.symbol != "PRV"), key=lambda b: (b.symbol, b.ts))
     assert len(got) == len(expected_bars)
     for bar, ref in zip(got, expected_bars, strict=True):
         assert (bar.symbol, bar.ts) == (ref.symbol, ref.ts)
@@ -176,7 +194,7 @@ def test_bars_equal_the_reference(job_run: Run, expected_bars: list[reference.Re
 
 def test_bars_are_keyed_and_timestamped_by_symbol_and_time(kafka, job_run: Run) -> None:  # type: ignore[no-untyped-def]
     assert all(isinstance(b.open, Decimal) for b in job_run.bars)
-    assert {b.symbol for b in job_run.bars} == {t.symbol for t in job_run.trades}
+    assert {b.symbol for b in job_run.bars} == {t.symbol for t in job_run.trades} | {"PRV"}
 
 
 def test_signals_equal_the_reference_exactly(
@@ -247,7 +265,7 @@ def test_price_gap_alerts_match_the_reference(
             gap = abs(bar.open - previous.close) / previous.close * 100
             if gap >= Decimal(str(GAP_PCT)):
                 expected.add((bar.symbol, bar.ts + 60_000))
-    got = [(a.symbol, a.ts) for a in job_run.alerts if a.kind == "price_gap"]
+    got = [(a.symbol, a.ts) for a in job_run.alerts if a.kind == "price_gap" and a.symbol != "PRV"]
     assert len(got) == len(set(got)), "duplicate alerts"
     assert set(got) == expected
     assert expected, "the input should have some gaps at this threshold"
@@ -262,3 +280,15 @@ def test_parallelism_2_writes_what_parallelism_1_writes(job_run: Run, parallel_r
     assert content(parallel_run.bars) == content(job_run.bars)
     assert content(parallel_run.alerts) == content(job_run.alerts)
     assert len(parallel_run.deadletters) == len(job_run.deadletters)
+
+
+def test_provider_bars_are_analysed_as_they_are(job_run: Run) -> None:
+    got = sorted((b for b in job_run.bars if b.symbol == "PRV"), key=lambda b: b.ts)
+    assert [(b.ts, b.open, b.high, b.low, b.close, b.volume, b.interval_ms) for b in got] == [
+        (b.ts, b.open, b.high, b.low, b.close, b.volume, b.interval_ms) for b in PROVIDER_BARS
+    ]
+    closes = [float(b.close) for b in PROVIDER_BARS]
+    assert got[18].indicators["sma_20"] is None
+    assert math.isclose(got[19].indicators["sma_20"] or 0.0, sum(closes[:20]) / 20, abs_tol=1e-9)
+    letters = [d for d in job_run.deadletters if d.source_topic.startswith("pbars.")]
+    assert [d.payload for d in letters] == [BAD_BAR.decode()]

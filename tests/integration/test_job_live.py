@@ -35,6 +35,7 @@ def live_job(kafka, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[s
     names = {
         "trades": f"trades.{suffix}",
         "news": f"news.{suffix}",
+        "bars": f"pbars.{suffix}",
         "analytics_bars": f"bars.{suffix}",
         "signals": f"signals.{suffix}",
         "alerts": f"alerts.{suffix}",

@@ -32,10 +32,13 @@ from flinktrade.infra import jvm
 from flinktrade.pipeline import sql
 from flinktrade.pipeline.analytics import StrategySpec, SymbolModel
 from flinktrade.pipeline.operator import (
+    BAR_ROW_TYPE,
     NEWS_ROW_TYPE,
     OUTPUT_ROW_TYPE,
     AnalyticsOperator,
+    BarDecoder,
     NewsScorer,
+    bar_row,
 )
 
 log = logging.getLogger(__name__)
@@ -48,6 +51,8 @@ class JobIO:
     bootstrap_servers: str
     trades: str = topics.TRADES.name
     news: str = topics.NEWS.name
+    bars: str | None = topics.BARS.name
+    """Provider bars to analyse as they are (None: only bars built from trades)."""
     analytics_bars: str = topics.ANALYTICS_BARS.name
     signals: str = topics.SIGNALS.name
     alerts: str = topics.ALERTS.name
@@ -158,6 +163,9 @@ def build(t_env: StreamTableEnvironment, io: JobIO, options: JobOptions) -> None
     t_env.execute_sql(sql.PARSED_VIEW)
     t_env.execute_sql(sql.news_source(kafka, io.news, options.out_of_orderness_ms))
     t_env.execute_sql(sql.NEWS_VIEW)
+    if io.bars:
+        t_env.execute_sql(sql.provider_bars_source(kafka, io.bars, options.out_of_orderness_ms))
+        t_env.execute_sql(sql.PROVIDER_BARS_VIEW)
 
     # One read + parse of the topic, shared by the dead-letter and the bar branches.
     parsed_stream = t_env.to_data_stream(t_env.from_path("trades_parsed"))
@@ -171,15 +179,28 @@ def build(t_env: StreamTableEnvironment, io: JobIO, options: JobOptions) -> None
     t_env.execute_sql(sql.bars_view("parsed"))
     t_env.execute_sql(sql.analytics_view("bars"))
 
-    bars = t_env.to_data_stream(t_env.from_path("analytics"))
+    bars = t_env.to_data_stream(t_env.from_path("analytics")).map(bar_row, output_type=BAR_ROW_TYPE)
+    if io.bars:
+        provider = t_env.to_data_stream(t_env.from_path("provider_bars_rows")).flat_map(
+            BarDecoder(io.bars), output_type=BAR_ROW_TYPE
+        )
+        bars = bars.union(provider)
     news = t_env.to_data_stream(t_env.from_path("news_rows")).flat_map(
         NewsScorer(io.news), output_type=NEWS_ROW_TYPE
     )
     deadletter_topic = io.deadletter
-    news_dead = news.filter(lambda row: row["kind"] == "dead").map(
+    dead = news.filter(lambda row: row["kind"] == "dead").map(
         lambda row: Row(deadletter_topic, None, row["text"].encode(), row["ts"]),
         output_type=OUTPUT_ROW_TYPE,
     )
+    if io.bars:
+        dead = dead.union(
+            bars.filter(lambda row: row["kind"] == "dead").map(
+                lambda row: Row(deadletter_topic, None, row["text"].encode(), row["ts"]),
+                output_type=OUTPUT_ROW_TYPE,
+            )
+        )
+        bars = bars.filter(lambda row: row["kind"] == "bar")
     topic_of = {
         "AnalyticsBar": io.analytics_bars,
         "Signal": io.signals,
@@ -193,7 +214,7 @@ def build(t_env: StreamTableEnvironment, io: JobIO, options: JobOptions) -> None
             AnalyticsOperator(options.strategies, options.analytics, topic_of),
             output_type=OUTPUT_ROW_TYPE,
         )
-        .union(news_dead)
+        .union(dead)
     )
     t_env.create_temporary_view("output_rows", t_env.from_data_stream(outputs))
 

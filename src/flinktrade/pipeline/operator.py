@@ -43,23 +43,114 @@ OUTPUT_ROW_TYPE = Types.ROW_NAMED(
         Types.LONG(),
     ],
 )
+BAR_ROW_TYPE = Types.ROW_NAMED(
+    [
+        "kind",
+        "symbol",
+        "ts",
+        "open",
+        "high",
+        "low",
+        "close",
+        "volume",
+        "vwap",
+        "trades",
+        "interval_ms",
+        "text",
+    ],
+    [
+        Types.STRING(),
+        Types.STRING(),
+        Types.LONG(),
+        Types.STRING(),
+        Types.STRING(),
+        Types.STRING(),
+        Types.STRING(),
+        Types.LONG(),
+        Types.DOUBLE(),
+        Types.LONG(),
+        Types.LONG(),
+        Types.STRING(),
+    ],
+)
+"""Closed bars on their way to ``AnalyticsOperator``: ``kind`` is ``bar``, or ``dead`` with the
+encoded dead letter in ``text``. Prices are exact decimal strings."""
 NEWS_ROW_TYPE = Types.ROW_NAMED(
     ["kind", "symbol", "ts", "id", "sentiment", "text"],
     [Types.STRING(), Types.STRING(), Types.LONG(), Types.STRING(), Types.DOUBLE(), Types.STRING()],
 )
 
 __all__ = [
+    "BAR_ROW_TYPE",
     "NEWS_ROW_TYPE",
     "OUTPUT_ROW_TYPE",
     "AnalyticsOperator",
+    "BarDecoder",
     "NewsScorer",
     "StrategySpec",
+    "bar_row",
     "output_row",
 ]
 
 
 def output_row(topic: str, event: events.Event) -> Row:
     return Row(topic, event.key, events.encode(event), event.ts)
+
+
+def bar_row(value: Row) -> Row:
+    """A row of the job's own ``analytics`` view (bars built from trades) as a ``BAR_ROW_TYPE``."""
+    return Row(
+        "bar",
+        value["symbol"],
+        value["ts"],
+        value["open"],
+        value["high"],
+        value["low"],
+        value["close"],
+        value["volume"],
+        value["vwap"],
+        value["trades"],
+        value["interval_ms"],
+        None,
+    )
+
+
+class BarDecoder(FlatMapFunction):  # type: ignore[misc]
+    """``market.bars`` records (provider bars) -> ``BAR_ROW_TYPE`` rows, or dead letters."""
+
+    def __init__(self, source_topic: str) -> None:
+        self.source_topic = source_topic
+
+    def flat_map(self, value: Row) -> Iterator[Row]:
+        raw: bytes = bytes(value["value"] or b"")
+        try:
+            bar = events.decode(events.Bar, raw)
+        except events.DecodeError as exc:
+            letter = events.DeadLetter(
+                ts=int(value["ts"]),
+                source_topic=self.source_topic,
+                partition=int(value["partition"]),
+                offset=int(value["offset"]),
+                reason=str(exc),
+                payload=raw.decode("utf-8", errors="replace"),
+            )
+            yield Row("dead", "", letter.ts, None, None, None, None, 0, None, 0, 0,
+                      events.encode(letter).decode())  # fmt: skip
+            return
+        yield Row(
+            "bar",
+            bar.symbol,
+            bar.ts,
+            str(bar.open),
+            str(bar.high),
+            str(bar.low),
+            str(bar.close),
+            bar.volume,
+            bar.vwap,
+            bar.trades or 0,
+            bar.interval_ms,
+            None,
+        )
 
 
 class NewsScorer(FlatMapFunction):  # type: ignore[misc]

@@ -157,6 +157,32 @@ def news_source(kafka: KafkaTable, topic: str, out_of_orderness_ms: int) -> str:
 )"""
 
 
+def provider_bars_source(kafka: KafkaTable, topic: str, out_of_orderness_ms: int) -> str:
+    """Provider bars (``market.bars``); decoded in Python (``BarDecoder``).
+
+    Their event time is the bar's end (``ts + interval_ms - 1``), not its start, so a bar is
+    handled as soon as the watermark says its interval is over; a record whose JSON lacks those
+    fields keeps its record time (it becomes a dead letter anyway)."""
+    return f"""CREATE TEMPORARY TABLE provider_bars_raw (
+  `value` BYTES,
+  `partition` INT METADATA VIRTUAL,
+  `offset` BIGINT METADATA VIRTUAL,
+  `record_ts` TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
+  `rt` AS COALESCE(TO_TIMESTAMP_LTZ(
+      TRY_CAST(JSON_VALUE(CAST(`value` AS STRING), '$.ts') AS BIGINT)
+      + COALESCE(TRY_CAST(JSON_VALUE(CAST(`value` AS STRING), '$.interval_ms') AS BIGINT), 60000)
+      - 1, 3), `record_ts`),
+  WATERMARK FOR `rt` AS `rt` - INTERVAL '{out_of_orderness_ms / 1000:.3f}' SECOND
+) WITH (
+  {kafka.source_options(topic)},
+  'format' = 'raw'
+)"""
+
+
+PROVIDER_BARS_VIEW = """CREATE TEMPORARY VIEW provider_bars_rows AS
+SELECT `value`, `partition`, `offset`, ft_epoch_ms(rt) AS ts, rt FROM provider_bars_raw"""
+
+
 NEWS_VIEW = """CREATE TEMPORARY VIEW news_rows AS
 SELECT `value`, `partition`, `offset`, ft_epoch_ms(rt) AS ts, rt FROM news_raw"""
 
