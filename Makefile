@@ -7,6 +7,8 @@ UV := $(VENV)/bin/uv
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed-stamp
 JARS_STAMP := .cache/jars/.stamp
+WEB_STAMP := web/node_modules/.installed-stamp
+CHROMIUM := /usr/bin/chromium
 DURATION ?=
 
 .DEFAULT_GOAL := help
@@ -26,12 +28,23 @@ $(JARS_STAMP): $(STAMP) jvm/pom.xml $(wildcard jvm/udf/src/io/flinktrade/udf/*.j
 	$(PY) -c "from flinktrade.infra.jvm import ensure_jars; ensure_jars()"
 	@touch $@
 
-setup: $(STAMP) $(JARS_STAMP) ## create the venv and resolve the JVM jars (cached)
+# The dashboard's JS (lightweight-charts), pinned by web/package-lock.json and served from
+# web/node_modules: never fetched from a CDN at run time.
+$(WEB_STAMP): web/package.json web/package-lock.json
+	cd web && npm ci --ignore-scripts --no-audit --no-fund
+	@touch $@
+
+# Debian's Chromium for the dashboard's browser test (Playwright drives it; no browser download).
+$(CHROMIUM):
+	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq chromium
+
+setup: $(STAMP) $(JARS_STAMP) $(WEB_STAMP) ## create the venv, resolve the JVM jars, install the dashboard's JS (cached)
 
 demo: setup ## run the whole system locally (DURATION=60 to stop by itself)
 	$(VENV)/bin/flinktrade demo $(if $(DURATION),--duration $(DURATION))
 
-test: setup ## run the whole test suite (real Kafka broker, real Flink MiniCluster)
+test: setup $(CHROMIUM) ## run the whole test suite (real Kafka broker, real Flink MiniCluster, Chromium)
 	$(PY) -m pytest
 
 test-unit: setup ## run the fast tests only
@@ -52,4 +65,4 @@ lock: ## re-pin requirements.lock from pyproject.toml (hashes, no index URLs)
 		--python-version 3.11 -o requirements.lock
 
 clean: ## remove the venv, caches and local state (stops nothing: run `flinktrade infra down` first)
-	rm -rf $(VENV) .cache .flinktrade .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .cache .flinktrade .pytest_cache .mypy_cache .ruff_cache web/node_modules

@@ -288,8 +288,12 @@ def demo(
             "of it via APCA_API_BASE_URL)."
         ),
     ] = "sim",
+    api_port: Annotated[
+        int | None,
+        typer.Option(min=0, max=65535, help="Port of the API and dashboard (0: any free port)."),
+    ] = None,
 ) -> None:
-    """Broker + simulator + Flink job + executor + notifier, live; ends with one JSON line."""
+    """Broker + simulator + Flink job + executor + notifier + dashboard, live; ends with JSON."""
     from flinktrade.demo import DemoProgress, run_demo
 
     if broker not in ("sim", "alpaca"):
@@ -301,7 +305,8 @@ def demo(
         f"[bold]flinktrade demo[/]: {settings.simulator.symbols} simulated symbols, "
         f"strategies {', '.join(s.name for s in settings.strategies)}, "
         f"Kafka {settings.kafka.bootstrap_servers}"
-        + (f", {duration:.0f}s" if duration else ", Ctrl-C to stop")
+        + (f", {duration:.0f}s" if duration else ", Ctrl-C to stop"),
+        soft_wrap=True,
     )
 
     def progress(p: DemoProgress) -> None:
@@ -313,7 +318,15 @@ def demo(
             soft_wrap=True,
         )
 
-    summary = run_demo(settings, duration, progress, sys.stderr, broker=broker)
+    summary = run_demo(
+        settings,
+        duration,
+        progress,
+        sys.stderr,
+        broker=broker,
+        api_port=api_port,
+        on_dashboard=lambda line: console.print(f"[bold]{line}[/]", soft_wrap=True),
+    )
     out.print(json.dumps(summary), soft_wrap=True, highlight=False)
 
 

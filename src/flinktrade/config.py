@@ -21,6 +21,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from flinktrade.api.settings import ApiSettings
 from flinktrade.errors import ConfigError
 from flinktrade.execution.settings import ExecutionSettings
 from flinktrade.ingest.settings import IngestSettings
@@ -196,6 +197,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)  # reads SLACK_* on each load
     execution: ExecutionSettings = ExecutionSettings()
+    api: ApiSettings = Field(default_factory=ApiSettings)  # reads FLINKTRADE_API_TOKEN
 
     @field_validator("state_dir")
     @classmethod

@@ -223,12 +223,15 @@ def run_demo(
     notices: IO[str] | None = None,
     stop: threading.Event | None = None,
     broker: str = "sim",
+    api_port: int | None = None,
+    on_dashboard: Callable[[str], None] = lambda line: log.info("%s", line),
 ) -> dict[str, Any]:
     """Run the demo until ``duration_s`` passes or ``stop`` is set; return the summary counts.
 
     Notifications (signals, alerts, orders, fills) go to Slack when it is configured, else they
     are printed to ``notices`` (stderr by default). Signals become orders at ``broker`` (``sim``,
-    or ``alpaca`` for Alpaca paper trading or a fake of it).
+    or ``alpaca`` for Alpaca paper trading or a fake of it). The API and dashboard are served on
+    ``api_port`` (default: the configured one; 0 picks a free port).
     """
     stop = stop or threading.Event()
     settings = demo_settings(settings)
@@ -256,11 +259,14 @@ def run_demo(
     notifier.start()
     executor.start()
     log.info("demo notifications go to %s; orders to the %s broker", notifier.where, broker)
+    api = _start_api(settings, notifier, api_port, on_dashboard)
     started = time.monotonic()
     feed.start()
     try:
         _follow(feed, servers, before, duration_s, started, on_progress, stop)
     finally:
+        if api is not None:
+            api.stop()
         feed.stop()
         _drain(settings, stop)
         _cancel(client)
@@ -270,6 +276,35 @@ def run_demo(
     summary: dict[str, Any] = {k: after[k] - before[k] for k in SUMMARY_TOPICS}
     summary["duration_s"] = round(time.monotonic() - started, 1)
     return summary
+
+
+def _start_api(
+    settings: Settings,
+    notifier: DemoNotifier,
+    port: int | None,
+    announce: Callable[[str], None],
+) -> Any:
+    """The API and dashboard on a thread; the demo goes on without them if they cannot start."""
+    from flinktrade.api.server import start_in_thread
+    from flinktrade.errors import FlinktradeError
+
+    def slack_stats() -> dict[str, int]:
+        stats = notifier.notifier.delivery_stats().values()
+        return {
+            "posts": sum(s.messages for s in stats),
+            "rate_limited": sum(s.rate_limited for s in stats),
+        }
+
+    try:
+        api = start_in_thread(settings, port=port, slack_stats=slack_stats)
+    except FlinktradeError as exc:
+        log.warning("dashboard not started: %s", exc)
+        return None
+    if api.generated:  # the one place a generated token is shown: the user needs it to log in
+        announce(f"dashboard: {api.url}?token={api.token.get_secret_value()}")
+    else:
+        announce(f"dashboard: {api.url} (token: FLINKTRADE_API_TOKEN)")
+    return api
 
 
 def _follow(

@@ -100,7 +100,9 @@ def test_demo_runs_end_to_end_and_reports_counts(kafka: LocalKafka, tmp_path: Pa
             FLINKTRADE_JOB__CHECKPOINT_INTERVAL_MS="5000",
             SLACK_WEBHOOK_URL=webhook,
         )
-        result = flinktrade("demo", "--duration", "40", env=env, cwd=tmp_path, timeout=240)
+        result = flinktrade(
+            "demo", "--duration", "40", "--api-port", "0", env=env, cwd=tmp_path, timeout=240
+        )
         messages = slack.messages("#demo")
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
@@ -110,6 +112,7 @@ def test_demo_runs_end_to_end_and_reports_counts(kafka: LocalKafka, tmp_path: Pa
     assert summary["deadletter"] == 0
     # Signals became orders at the simulated broker, and some filled.
     assert summary["orders"] > 0 and summary["fills"] > 0, result.stderr[-3000:]
+    assert "dashboard: http://127.0.0.1:" in result.stderr
     # Notifications reached Slack (one message each, or folded into "N ..." summaries) and
     # the webhook URL, a secret, never reached the output.
     assert all(m.accepted for m in slack.requests)

@@ -61,7 +61,8 @@ def ensure_topics(settings: KafkaSettings, names: Iterable[str], timeout_s: floa
 
 
 def delete_topics(bootstrap_servers: str, names: Iterable[str], timeout_s: float = 30.0) -> None:
-    futures = admin(bootstrap_servers).delete_topics(list(names), request_timeout=timeout_s)
+    client = admin(bootstrap_servers)  # keep the client alive until the futures resolve
+    futures = client.delete_topics(list(names), request_timeout=timeout_s)
     for future in futures.values():
         try:
             future.result()

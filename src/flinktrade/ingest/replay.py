@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import pandas as pd  # type: ignore[import-untyped]
+import pandas as pd
 
 from flinktrade import topics
 from flinktrade.errors import ConfigError

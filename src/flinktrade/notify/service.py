@@ -113,6 +113,10 @@ class Notifier:
             self._shutdown(consumer)
         return self.stats
 
+    def delivery_stats(self) -> dict[str, WorkerStats]:
+        """Per destination, what was posted so far (live, while running)."""
+        return {w.sink.description: w.stats for w in self._workers.values()}
+
     def _describe(self, route: Route) -> str:
         sink = self.routing.sinks[route.sink_key]
         return f"{route.name}: {route.describe()} -> {sink.description}"

@@ -48,6 +48,8 @@ class WorkerStats:
     delivered: int = 0
     skipped: int = 0
     retries: int = 0
+    rate_limited: int = 0
+    """Answers of HTTP 429 (each waited out as Retry-After says)."""
     error: str | None = None
 
 
@@ -198,6 +200,8 @@ class DestinationWorker:
             )
         with self._cond:
             self.stats.retries += 1
+            if exc is not None and exc.retry_after is not None:
+                self.stats.rate_limited += 1
             self._throttle.retry(batch, self._clock() + delay)
 
     def _give_up(self, batch: list[Delivery], exc: DestinationError) -> None:

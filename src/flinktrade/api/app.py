@@ -1,0 +1,352 @@
+"""The FastAPI app: REST routes over what the feed has read, the WebSocket stream, the executor's
+kill switch, Prometheus metrics and the dashboard page.
+
+Every route that returns data or changes anything requires ``Authorization: Bearer <token>``;
+``/health`` does not. The page shell (``/``, ``/static``, ``/vendor``) and the API description
+(``/docs``, ``/openapi.json``) hold no data and are served without a token: the page asks for it.
+The WebSocket takes the token as the ``token`` query parameter, an ``Authorization`` header, or
+its first message (``{"token": "..."}``).
+"""
+
+import asyncio
+import json
+import logging
+import secrets
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, WebSocket, status
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field, SecretStr
+from starlette.websockets import WebSocketDisconnect
+
+from flinktrade import __version__
+from flinktrade.api.feed import Feed
+from flinktrade.api.hub import CLOSE_TOO_SLOW, Hub, Subscriber
+from flinktrade.api.metrics import ApiMetrics, SlackStats
+from flinktrade.api.positions import positions_with_pnl
+from flinktrade.api.state import KINDS, Item, MarketState
+from flinktrade.config import Settings
+from flinktrade.errors import ConfigError
+from flinktrade.execution.store import OrderStore
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).parent / "static"
+REPO_WEB_DIR = Path(__file__).resolve().parents[3] / "web"
+VENDOR_FILES = {
+    "lightweight-charts.js": "lightweight-charts/dist/lightweight-charts.standalone.production.js",
+    "swagger-ui-bundle.js": "swagger-ui-dist/swagger-ui-bundle.js",
+    "swagger-ui.css": "swagger-ui-dist/swagger-ui.css",
+}
+FIRST_MESSAGE_TIMEOUT_S = 10.0
+CLOSE_POLICY = 1008  # policy violation: no or wrong token
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": (
+        "default-src 'self'; connect-src 'self'; img-src 'self' data:; "
+        "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"
+    ),
+}
+
+
+class HaltRequest(BaseModel):
+    reason: str = Field("set from the API", max_length=500, description="Why (shown in /health).")
+
+
+class KillSwitch(BaseModel):
+    state: str = Field(description="running or halted")
+    reason: str | None = None
+
+
+class AppContext:
+    """The app's parts, reachable from routes (``app.state.ctx``) and tests."""
+
+    def __init__(self, settings: Settings, slack_stats: SlackStats | None) -> None:
+        api = settings.api
+        self.settings = settings
+        self.metrics = ApiMetrics(slack_stats)
+        self.state = MarketState(api.bars_per_symbol, api.events_kept)
+        self.hub = Hub(self.metrics, api.stream_queue)
+        self.feed = Feed(
+            api, settings.kafka.bootstrap_servers, self.state, self.metrics, self.hub.publish
+        )
+        self.store_path = settings.execution.store_path(settings.state_dir)
+        self.web_dir = api.web_dir or REPO_WEB_DIR
+
+    def open_store(self) -> OrderStore:
+        return OrderStore(self.store_path)
+
+    def kill_switch(self) -> KillSwitch:
+        if not self.store_path.exists():
+            return KillSwitch(state="running")
+        store = self.open_store()
+        try:
+            reason = store.halted()
+        finally:
+            store.close()
+        return KillSwitch(state="halted" if reason else "running", reason=reason)
+
+
+def create_app(
+    settings: Settings, *, token: SecretStr | None = None, slack_stats: SlackStats | None = None
+) -> FastAPI:
+    """The API over ``settings``' topics and order store, guarded by ``token`` (default: the
+    configured ``settings.api.token``; one of them is required). ``slack_stats`` adds the Slack
+    counters of a notifier running in the same process to ``/metrics``."""
+    secret = token or settings.api.token
+    if secret is None or not secret.get_secret_value():
+        raise ConfigError("the API needs a token (FLINKTRADE_API_TOKEN)")
+    expected = secret.get_secret_value().encode()
+    ctx = AppContext(settings, slack_stats)
+    api = settings.api
+
+    def valid(candidate: str | None) -> bool:
+        return candidate is not None and secrets.compare_digest(candidate.encode(), expected)
+
+    bearer = HTTPBearer(auto_error=False, description="The API token (FLINKTRADE_API_TOKEN).")
+
+    def require_token(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> None:
+        if credentials is None or not valid(credentials.credentials):
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "missing or wrong bearer token",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        ctx.hub.attach(asyncio.get_running_loop())
+        ctx.feed.start()
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(ctx.feed.stop)
+
+    app = FastAPI(
+        title="flinktrade",
+        version=__version__,
+        description="Live bars, signals, alerts, orders, fills and news; the executor's kill switch.",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.ctx = ctx
+    limit_param = Annotated[
+        int,
+        Query(ge=1, le=api.max_limit, description="At most this many, the newest (newest last)."),
+    ]
+    symbol_param = Annotated[str | None, Query(max_length=16, description="Only this symbol.")]
+
+    @app.get("/health", tags=["health"])
+    def health() -> JSONResponse:
+        """Broker reachable, job producing bars, executor running or halted, consumer lags."""
+        feed = ctx.feed.status()
+        idle_after = api.job_idle_after_s
+        job_running = feed.last_bar_age_s is not None and feed.last_bar_age_s < idle_after
+        executor = ctx.kill_switch()
+        ok = feed.broker_reachable and ctx.feed.error is None
+        body = {
+            "status": "ok" if ok else "degraded",
+            "broker": {"reachable": feed.broker_reachable},
+            "job": {
+                "state": "running" if job_running else "idle",
+                "last_bar_age_s": feed.last_bar_age_s,
+            },
+            "executor": executor.model_dump(),
+            "feed": {
+                "caught_up": feed.caught_up,
+                "error": None if ctx.feed.error is None else type(ctx.feed.error).__name__,
+            },
+            "lags": feed.lags,
+        }
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    router = APIRouter(prefix="/api", dependencies=[Depends(require_token)], tags=["data"])
+
+    @router.get("/symbols")
+    def symbols() -> list[Item]:
+        """Every symbol with bars: bar count, last close, time of the last bar."""
+        return ctx.state.symbols()
+
+    @router.get("/bars")
+    def bars(
+        symbol: Annotated[str, Query(min_length=1, max_length=16)],
+        limit: limit_param = api.default_limit,
+    ) -> list[Item]:
+        """1-minute bars with their indicators (``analytics.bars``), oldest first."""
+        return ctx.state.bars(symbol, limit)
+
+    def listing(kind: str) -> Callable[..., list[Item]]:
+        def route(
+            limit: limit_param = api.default_limit, symbol: symbol_param = None
+        ) -> list[Item]:
+            return ctx.state.recent(kind, limit, symbol)
+
+        return route
+
+    router.get("/signals", summary="Recent signals")(listing("signals"))
+    router.get("/alerts", summary="Recent alerts")(listing("alerts"))
+    router.get("/orders", summary="Recent orders, each in its latest state")(listing("orders"))
+    router.get("/fills", summary="Recent fills")(listing("fills"))
+    router.get("/news", summary="Recent news with sentiment")(listing("news"))
+
+    @router.get("/positions")
+    def positions() -> list[Item]:
+        """Positions in the executor's order store, with average cost and P&L at the last bar."""
+        if not ctx.store_path.exists():
+            return []
+        store = ctx.open_store()
+        try:
+            fills, held = store.fills(), store.positions()
+        finally:
+            store.close()
+        return positions_with_pnl(fills, held, ctx.state.last_prices())
+
+    @router.post("/halt", tags=["kill switch"])
+    def halt(request: HaltRequest | None = None) -> KillSwitch:
+        """Set the executor's kill switch: no new order is placed (survives restarts)."""
+        reason = (request or HaltRequest()).reason
+        store = ctx.open_store()
+        try:
+            store.halt(reason)
+        finally:
+            store.close()
+        log.warning("kill switch set from the API: %s", reason)
+        return ctx.kill_switch()
+
+    @router.post("/resume", tags=["kill switch"])
+    def resume() -> KillSwitch:
+        """Clear the executor's kill switch."""
+        store = ctx.open_store()
+        try:
+            store.resume()
+        finally:
+            store.close()
+        log.warning("kill switch cleared from the API")
+        return ctx.kill_switch()
+
+    app.include_router(router)
+
+    @app.get("/metrics", dependencies=[Depends(require_token)], tags=["health"])
+    def metrics() -> Response:
+        """Prometheus text: events in/out per topic, lag, signal/order/alert counts, latency."""
+        return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.websocket("/api/stream")
+    async def stream(
+        websocket: WebSocket,
+        topics: str = ",".join(KINDS),
+        symbols: str = "",
+        token: str | None = None,
+    ) -> None:
+        """Live events: ``{"type": "event", "topic": "signals", "data": {...}}`` per new event,
+        after one ``{"type": "ready", "topics": [...]}``."""
+        kinds = frozenset(t.strip() for t in topics.split(",") if t.strip())
+        header = websocket.headers.get("authorization", "")
+        if header.lower().startswith("bearer "):
+            token = header[7:].strip()
+        if token is not None and not valid(token):
+            await websocket.close(CLOSE_POLICY)  # before accept: the handshake fails with 403
+            return
+        await websocket.accept()
+        if token is None and not valid(await _first_message_token(websocket)):
+            await websocket.close(CLOSE_POLICY, "missing or wrong token")
+            return
+        unknown = kinds - set(KINDS)
+        if unknown or not kinds:
+            await websocket.close(CLOSE_POLICY, f"unknown topics {sorted(unknown)}; use {KINDS}")
+            return
+        wanted = frozenset(s.strip() for s in symbols.split(",") if s.strip())
+        subscriber = ctx.hub.subscribe(kinds, wanted)
+        try:
+            await websocket.send_text(json.dumps({"type": "ready", "topics": sorted(kinds)}))
+            await _pump(websocket, subscriber, ctx.metrics)
+        finally:
+            ctx.hub.unsubscribe(subscriber)
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", headers=PAGE_HEADERS)
+
+    @app.get("/vendor/{name}", include_in_schema=False)
+    def vendor(name: str) -> FileResponse:
+        relative = VENDOR_FILES.get(name)
+        path = None if relative is None else ctx.web_dir / "node_modules" / relative
+        if path is None or not path.is_file():
+            raise HTTPException(404, f"{name} is not installed: run `make setup`")
+        return FileResponse(path, headers={"Cache-Control": "max-age=3600"})
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="flinktrade API",
+            swagger_js_url="/vendor/swagger-ui-bundle.js",
+            swagger_css_url="/vendor/swagger-ui.css",
+            swagger_favicon_url="/static/favicon.svg",
+        )
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
+
+
+async def _first_message_token(websocket: WebSocket) -> str | None:
+    """The token of a client that sends it as its first message (JSON ``token`` or plain text)."""
+    try:
+        text = await asyncio.wait_for(websocket.receive_text(), FIRST_MESSAGE_TIMEOUT_S)
+    except (TimeoutError, WebSocketDisconnect, KeyError, RuntimeError):
+        return None
+    try:
+        message: Any = json.loads(text)
+    except ValueError:
+        return text.strip()
+    if isinstance(message, dict) and isinstance(message.get("token"), str):
+        return str(message["token"])
+    return None
+
+
+async def _pump(websocket: WebSocket, subscriber: Subscriber, metrics: ApiMetrics) -> None:
+    """Send the subscriber's queue until the client leaves or falls too far behind."""
+
+    async def send() -> None:
+        while True:
+            kind, text = await subscriber.queue.get()
+            await websocket.send_text(text)
+            metrics.events_out.labels(kind).inc()
+
+    async def receive() -> None:  # the client may send pings; we only watch for it leaving
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+
+    tasks = [
+        asyncio.create_task(send()),
+        asyncio.create_task(receive()),
+        asyncio.create_task(subscriber.overflowed.wait()),
+    ]
+    try:
+        done, _pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+    if subscriber.overflowed.is_set():
+        log.warning(
+            "stream client too slow: %d messages queued; disconnecting", subscriber.queue.qsize()
+        )
+        await websocket.close(CLOSE_TOO_SLOW, "too slow")
+        return
+    for task in done:
+        error = task.exception()
+        if error is not None and not isinstance(error, WebSocketDisconnect):
+            raise error

@@ -1,0 +1,220 @@
+"""The API's consumer: reads the output topics on a thread into ``MarketState`` and hands every
+new event to a callback (the WebSocket hub).
+
+It belongs to no consumer group and commits nothing: each API instance reads on its own. At
+start-up it reads back the last ``backfill`` records of every partition, so the dashboard has
+history at once; topics or partitions created later are picked up from their beginning.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
+
+from flinktrade import events
+from flinktrade.api.metrics import ApiMetrics
+from flinktrade.api.settings import ApiSettings
+from flinktrade.api.state import EVENT_TYPES, Applied, MarketState
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.1
+METADATA_EVERY_S = 5.0
+LAG_EVERY_S = 1.0
+
+
+@dataclass(frozen=True)
+class FeedStatus:
+    """What ``/health`` reports about the feed."""
+
+    broker_reachable: bool
+    caught_up: bool
+    last_bar_age_s: float | None
+    lags: dict[str, int]
+
+
+class Feed:
+    """Consumes the API's topics until stopped; ``caught_up`` is set once the records present at
+    start-up have been read."""
+
+    def __init__(
+        self,
+        settings: ApiSettings,
+        bootstrap_servers: str,
+        state: MarketState,
+        metrics: ApiMetrics,
+        on_event: Callable[[Applied], None],
+    ) -> None:
+        self.settings = settings
+        self.bootstrap_servers = bootstrap_servers
+        self.state = state
+        self.metrics = metrics
+        self.on_event = on_event
+        self.caught_up = threading.Event()
+        self.error: BaseException | None = None
+        self._kinds = {topic: kind for kind, topic in settings.topics.by_kind().items()}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="api-feed", daemon=True)
+        self._assigned: set[tuple[str, int]] = set()
+        self._start_ends: dict[tuple[str, int], int] = {}
+        self._lags: dict[str, int] = {}
+        self._metadata_ok_at: float | None = None
+        self._last_bar_at: float | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout_s)
+
+    def status(self) -> FeedStatus:
+        now = time.monotonic()
+        reachable = self._metadata_ok_at is not None and now - self._metadata_ok_at < (
+            3 * METADATA_EVERY_S
+        )
+        bar_age = None if self._last_bar_at is None else round(now - self._last_bar_at, 1)
+        return FeedStatus(reachable, self.caught_up.is_set(), bar_age, dict(self._lags))
+
+    def _run(self) -> None:
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.bootstrap_servers,
+                "group.id": f"flinktrade-api-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "auto.offset.reset": "earliest",
+                "fetch.wait.max.ms": 50,
+                "socket.timeout.ms": 10_000,
+            }
+        )
+        try:
+            next_metadata = next_lag = 0.0
+            while not self._stop.is_set():
+                now = time.monotonic()
+                if now >= next_metadata:
+                    self._refresh(consumer)
+                    next_metadata = next_lag = now + METADATA_EVERY_S
+                elif now >= next_lag:
+                    self._measure_lag(consumer, cached=True)
+                    next_lag = now + LAG_EVERY_S
+                msg = consumer.poll(POLL_S)
+                if msg is not None:
+                    self._handle(msg)
+                if not self.caught_up.is_set() and self._reached_start_ends(consumer, msg):
+                    log.info("api feed caught up with %d partitions", len(self._assigned))
+                    self.caught_up.set()
+        except BaseException as exc:  # surfaced in /health; the API keeps serving what it has
+            self.error = exc
+            log.exception("api feed stopped")
+        finally:
+            consumer.close()
+
+    def _refresh(self, consumer: Consumer) -> None:
+        """Assign partitions not yet read (first pass: the last ``backfill`` records) and measure
+        the lag of the assigned ones."""
+        try:
+            metadata = consumer.list_topics(timeout=5.0)
+        except KafkaException as exc:
+            log.warning("api feed: broker not reachable: %s", exc)
+            return
+        first = self._metadata_ok_at is None
+        self._metadata_ok_at = time.monotonic()
+        new: list[TopicPartition] = []
+        for topic, kind in self._kinds.items():
+            meta = metadata.topics.get(topic)
+            if meta is None or meta.error is not None:
+                continue
+            for partition in sorted(meta.partitions):
+                if (topic, partition) in self._assigned:
+                    continue
+                offset = OFFSET_BEGINNING
+                if first:
+                    low, high = consumer.get_watermark_offsets(
+                        TopicPartition(topic, partition), timeout=5.0
+                    )
+                    offset = max(low, high - self.settings.backfill)
+                    if high > offset:
+                        self._start_ends[(topic, partition)] = high
+                new.append(TopicPartition(topic, partition, offset))
+                self._assigned.add((topic, partition))
+            log.debug("api feed reads %s as %s", topic, kind)
+        if new:
+            consumer.incremental_assign(new)
+        self._measure_lag(consumer)
+
+    def _measure_lag(self, consumer: Consumer, cached: bool = False) -> None:
+        """Records per kind not read yet. ``cached`` uses the high watermarks of the last fetch
+        responses (no request); otherwise the broker is asked."""
+        assigned = [TopicPartition(t, p) for t, p in sorted(self._assigned)]
+        if not assigned:
+            return
+        lags: dict[str, int] = {}
+        for tp in consumer.position(assigned):
+            if cached:
+                low, high = consumer.get_watermark_offsets(tp, cached=True)
+                if high < 0:  # nothing fetched from it yet: the next full measure tells
+                    continue
+            else:
+                low, high = consumer.get_watermark_offsets(tp, timeout=5.0)
+            position = tp.offset if tp.offset >= 0 else low
+            kind = self._kinds[tp.topic]
+            lags[kind] = lags.get(kind, 0) + max(0, high - position)
+        for kind, lag in lags.items():
+            self.metrics.lag.labels(kind).set(lag)
+        self._lags = lags
+
+    def _reached_start_ends(self, consumer: Consumer, msg: Message | None) -> bool:
+        if self._metadata_ok_at is None:
+            return False
+        if msg is not None and not msg.error():
+            key = (msg.topic() or "", msg.partition() or 0)
+            offset = msg.offset()
+            if (
+                key in self._start_ends
+                and offset is not None
+                and offset + 1 >= self._start_ends[key]
+            ):
+                del self._start_ends[key]
+        elif self._start_ends:  # nothing arrived: compacted or aborted records may end a partition
+            positions = consumer.position([TopicPartition(t, p) for t, p in self._start_ends])
+            for tp in positions:
+                if tp.offset >= self._start_ends[(tp.topic, tp.partition)]:
+                    del self._start_ends[(tp.topic, tp.partition)]
+        return not self._start_ends
+
+    def _handle(self, msg: Message) -> None:
+        error = msg.error()
+        if error is not None:
+            log.warning("api feed: %s", error.str())
+            return
+        topic = msg.topic() or ""
+        kind = self._kinds.get(topic)
+        if kind is None:
+            return
+        self.metrics.events_in.labels(kind).inc()
+        try:
+            event = events.decode(EVENT_TYPES[kind], msg.value() or b"")
+        except events.DecodeError as exc:
+            self.metrics.undecodable.labels(kind).inc()
+            log.debug(
+                "api feed: undecodable record at %s[%s]@%s: %s",
+                topic,
+                msg.partition(),
+                msg.offset(),
+                exc,
+            )
+            return
+        if kind == "bars" and self.caught_up.is_set():
+            self._last_bar_at = time.monotonic()
+        applied = self.state.apply(kind, event)
+        if applied is None:
+            return
+        self.metrics.count(event)
+        self.on_event(applied)
