@@ -78,7 +78,8 @@ def _local_broker(settings: Settings) -> Any:
     return LocalKafka(settings.broker, settings.state_dir)
 
 
-def _uses_local_broker(settings: Settings) -> bool:
+def uses_local_broker(settings: Settings) -> bool:
+    """Whether the settings point at the embedded broker (which the CLI then starts)."""
     local = f"{settings.broker.host}:{settings.broker.port}"
     return settings.kafka.bootstrap_servers.strip() == local
 
@@ -192,7 +193,7 @@ def job_run(
             from_checkpoint, settings.state_dir / "checkpoints"
         )
     if strategy:
-        params = _params(param or [])
+        params = parse_params(param or [])
         overrides["strategies"] = tuple(StrategySpec(name, params) for name in strategy)
     elif param:
         raise ConfigError("--param needs --strategy")
@@ -206,7 +207,8 @@ def job_run(
     run(io, JobOptions.from_settings(settings, **overrides), wait=True)
 
 
-def _params(pairs: list[str]) -> dict[str, Any]:
+def parse_params(pairs: list[str]) -> dict[str, Any]:
+    """``key=value`` options as strategy parameters (numbers where they parse as numbers)."""
     params: dict[str, Any] = {}
     for pair in pairs:
         key, sep, text = pair.partition("=")
@@ -299,7 +301,7 @@ def demo(
     if broker not in ("sim", "alpaca"):
         raise ConfigError(f"--broker must be sim or alpaca, not {broker!r}")
     settings = _settings()
-    if _uses_local_broker(settings):
+    if uses_local_broker(settings):
         _local_broker(settings).up()
     console.print(
         f"[bold]flinktrade demo[/]: {settings.simulator.symbols} simulated symbols, "

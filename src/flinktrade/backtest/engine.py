@@ -1,0 +1,149 @@
+"""One backtest, end to end: input onto a run's topics, the production job bounded over them, the
+portfolio simulation over the job's bars and signals, the metrics, and the topics deleted again.
+
+The job is the one that runs live (``flinktrade.pipeline.job``): the indicators, the strategies
+and the signal ids come from the same code, so a backtest's signals are the live signals for the
+same bars. Only the execution (``portfolio``) is simulated.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from flinktrade import events
+from flinktrade.backtest import metrics as metrics_
+from flinktrade.backtest import runner
+from flinktrade.backtest.loading import produce_bars
+from flinktrade.backtest.portfolio import (
+    ExecutionModel,
+    SimulationResult,
+    dedupe_bars,
+    dedupe_signals,
+    simulate,
+)
+from flinktrade.config import AnalyticsSettings
+from flinktrade.errors import ConfigError
+from flinktrade.ingest.history import Progress
+from flinktrade.pipeline.analytics import StrategySpec, build_all
+
+log = logging.getLogger(__name__)
+
+Feed = Callable[[runner.RunTopics], int]
+"""Writes a run's input onto its topics; returns how many bars it wrote."""
+
+
+@dataclass(frozen=True)
+class MarketTopics:
+    """Existing topics to read instead of a run's own input topics (left untouched)."""
+
+    trades: str
+    news: str
+    bars: str
+
+
+@dataclass(frozen=True)
+class BacktestRequest:
+    strategies: tuple[StrategySpec, ...]
+    model: ExecutionModel = field(default_factory=ExecutionModel)
+    analytics: AnalyticsSettings = field(default_factory=AnalyticsSettings)
+    parallelism: int = 1
+    keep_topics: bool = False
+
+
+@dataclass
+class BacktestResult:
+    run_id: str
+    bars: dict[str, list[events.AnalyticsBar]]
+    signals: list[events.Signal]
+    simulation: SimulationResult
+    metrics: dict[str, Any]
+    alerts: int
+    deadletters: list[events.DeadLetter]
+    timings: dict[str, float]
+
+
+def run_backtest(
+    servers: str,
+    request: BacktestRequest,
+    *,
+    bars: Sequence[events.Bar] | None = None,
+    feed: Feed | None = None,
+    market: MarketTopics | None = None,
+    progress: Progress | None = None,
+) -> BacktestResult:
+    """Backtest ``request`` over exactly one input: ``bars``, a ``feed`` or ``market`` topics."""
+    if sum(x is not None for x in (bars, feed, market)) != 1:
+        raise ConfigError("a backtest needs exactly one input: bars, a feed, or market topics")
+    if not request.strategies:
+        raise ConfigError("a backtest needs at least one strategy")
+    build_all(request.strategies)  # fail before any topic exists
+    run_id = runner.new_run_id()
+    topics = runner.RunTopics.fresh(run_id)
+    if market is not None:
+        topics = runner.RunTopics(
+            trades=market.trades,
+            news=market.news,
+            bars=market.bars,
+            **{role: getattr(topics, role) for role in runner.OUTPUT_ROLES},
+        )
+        owned = [getattr(topics, role) for role in runner.OUTPUT_ROLES]
+    else:
+        owned = list(topics.names().values())
+    timings: dict[str, float] = {}
+    started = time.monotonic()
+    runner.create_topics(servers, owned, max(1, request.parallelism))
+    try:
+        expected: int | None = None
+        if bars is not None:
+            expected = produce_bars(servers, topics.bars, bars, progress)
+        elif feed is not None:
+            expected = feed(topics)
+        timings["input_s"] = time.monotonic() - started
+        output = runner.run_job(
+            servers,
+            topics,
+            request.strategies,
+            request.analytics,
+            run_id=run_id,
+            expected_bars=expected,
+            parallelism=request.parallelism,
+            progress=progress,
+        )
+        timings["job_s"] = output.job_seconds
+    finally:
+        if not request.keep_topics:
+            runner.delete(servers, owned)
+    simulated_at = time.monotonic()
+    by_symbol = dedupe_bars(output.bars)
+    if not by_symbol:
+        raise ConfigError("the job produced no bars: is the input empty or all invalid?")
+    signals = dedupe_signals(output.signals)
+    simulation = simulate(output.bars, signals, request.model)
+    metrics = metrics_.compute(simulation, request.model.cash, signals=len(signals))
+    timings["simulate_s"] = time.monotonic() - simulated_at
+    timings["total_s"] = time.monotonic() - started
+    log.info(
+        "backtest %s: %d bars, %d signals, %d trades, final equity %.2f",
+        run_id,
+        metrics["bars"],
+        len(signals),
+        metrics["trades"],
+        metrics["equity_final"],
+    )
+    return BacktestResult(
+        run_id=run_id,
+        bars={
+            s: [b for b in series if isinstance(b, events.AnalyticsBar)]
+            for s, series in by_symbol.items()
+        },
+        signals=signals,
+        simulation=simulation,
+        metrics=metrics,
+        alerts=len(output.alerts),
+        deadletters=output.deadletters,
+        timings=timings,
+    )

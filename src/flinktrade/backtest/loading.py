@@ -1,0 +1,175 @@
+"""Backtest inputs: bars from CSV/Parquet files, a range of Alpaca history, onto a run's topic.
+
+Files are read by ``flinktrade.ingest.replay`` (its column aliases, time formats and validation),
+with one addition: a first column without a name (a pandas index written by ``DataFrame.to_csv``,
+or the index of a Parquet file) is taken as the time column.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+from flinktrade import bus, events
+from flinktrade.config import Settings
+from flinktrade.errors import ConfigError
+from flinktrade.ingest.history import NoProgress, Progress
+from flinktrade.ingest.replay import ReplayFile, read_file
+from flinktrade.ingest.replay import events as replay_events
+from flinktrade.ingest.validate import Validator
+
+log = logging.getLogger(__name__)
+
+PRODUCE_TASK = "input"
+_TICKER = re.compile(r"^[A-Z][A-Z0-9.\-]{0,15}$")
+
+
+@dataclass(frozen=True)
+class LoadedBars:
+    bars: list[events.Bar]
+    rejected: list[events.DeadLetter]
+
+
+@dataclass(frozen=True)
+class AlpacaRange:
+    """Which Alpaca history to backtest over."""
+
+    symbols: list[str]
+    start: datetime
+    end: datetime
+    timeframe: str = "1Day"
+    feed: str = "iex"
+
+
+def load_file(path: Path, symbol: str | None = None) -> LoadedBars:
+    """The bars of a CSV or Parquet file, in time order; rows that fail validation are returned
+    apart. Without a symbol column the bars are ``symbol``'s, by default the file name's stem when
+    it looks like a ticker (``GOOG.csv``). Raises ``ConfigError`` for an unreadable file or one
+    without bars."""
+    stem = path.stem.upper()
+    symbol = symbol or (stem if _TICKER.match(stem) else None)
+    with _time_column_named(path) as readable:
+        try:
+            replay = read_file(readable, symbol=symbol)
+        except ConfigError as exc:  # name the user's file, not a temporary copy
+            message = str(exc).replace(str(readable), str(path)).replace("--file ", "")
+            raise ConfigError(message) from None
+    if replay.kind != "bars":
+        raise ConfigError(f"{path}: holds trades, not bars (no open/high/low/close columns)")
+    return _validated(replay, path)
+
+
+def _validated(replay: ReplayFile, path: Path) -> LoadedBars:
+    validator = Validator(source=f"file:{path.name}", max_future_ms=2**62)
+    bars: list[events.Bar] = []
+    rejected: list[events.DeadLetter] = []
+    for event in replay_events(replay, validator):
+        if isinstance(event, events.Bar):
+            bars.append(event)
+        elif isinstance(event, events.DeadLetter):
+            rejected.append(event)
+    if not bars:
+        first = f": {rejected[0].reason}" if rejected else ""
+        raise ConfigError(f"{path}: no valid bars{first}")
+    if rejected:
+        log.warning("%s: %d rows rejected, e.g. %s", path, len(rejected), rejected[0].reason)
+    return LoadedBars(bars, rejected)
+
+
+@contextmanager
+def _time_column_named(path: Path) -> Iterator[Path]:
+    """``path`` itself, or a temporary copy whose unnamed first (index) column is named ``time``."""
+    suffix = path.suffix.lower()
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file")
+    if suffix in (".csv", ".txt", ".tsv"):
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            header = handle.readline()
+        if header[:1] not in (",", ";", "\t", "|"):
+            yield path
+            return
+        with tempfile.TemporaryDirectory(prefix="flinktrade-bars-") as work:
+            copy = Path(work) / path.name
+            with path.open(encoding="utf-8-sig", newline="") as src, copy.open("w") as dst:
+                dst.write("time" + src.readline())
+                for line in src:
+                    dst.write(line)
+            yield copy
+        return
+    if suffix in (".parquet", ".pq"):
+        try:
+            frame = pd.read_parquet(path)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{path}: cannot read it: {exc}") from None
+        if isinstance(frame.index, pd.RangeIndex):
+            yield path
+            return
+        with tempfile.TemporaryDirectory(prefix="flinktrade-bars-") as work:
+            copy = Path(work) / path.name
+            frame.rename_axis("time").reset_index().to_parquet(copy)
+            yield copy
+        return
+    yield path
+
+
+def produce_bars(
+    servers: str, topic: str, bars: Sequence[events.Bar], progress: Progress | None = None
+) -> int:
+    """Produce ``bars`` to ``topic`` keyed by symbol with the bar start as record time."""
+    progress = progress or NoProgress()
+    progress.begin(PRODUCE_TASK, max(1, len(bars)))
+    producer = bus.EventProducer(servers)
+    step = max(1, len(bars) // 100)
+    for i, bar in enumerate(bars, start=1):
+        producer.send(bar, topic)
+        if i % step == 0:
+            progress.update(PRODUCE_TASK, i, i)
+    producer.flush()
+    progress.update(PRODUCE_TASK, len(bars), len(bars))
+    return len(bars)
+
+
+def produce_alpaca(
+    settings: Settings,
+    request: AlpacaRange,
+    bars_topic: str,
+    deadletter_topic: str,
+    progress: Progress | None = None,
+) -> int:
+    """Page Alpaca's historical bars for ``request`` onto ``bars_topic``; returns how many."""
+    from flinktrade.ingest.alpaca import (
+        Credentials,
+        MarketDataRest,
+        parse_timeframe,
+        rest_feed,
+    )
+    from flinktrade.ingest.history import HistoryRequest, Sink, run_history
+    from flinktrade.ingest.settings import IngestTopics
+
+    if request.start >= request.end:
+        raise ConfigError("--start must be before --end")
+    history = HistoryRequest(
+        symbols=request.symbols,
+        start=request.start,
+        end=request.end,
+        timeframe=parse_timeframe(request.timeframe),
+        feed=rest_feed(request.feed),
+    )
+    rest = MarketDataRest(Credentials.from_settings(settings), settings.alpaca_api_data_url)
+    topics = IngestTopics(bars=bars_topic, deadletter=deadletter_topic)
+    sink = Sink(bus.EventProducer(settings.kafka.bootstrap_servers), topics)
+    counts = run_history(history, rest, sink, progress or NoProgress())
+    if not counts["bars"]:
+        raise ConfigError(
+            f"Alpaca returned no bars for {', '.join(request.symbols)} between "
+            f"{request.start.isoformat()} and {request.end.isoformat()}"
+        )
+    return counts["bars"]

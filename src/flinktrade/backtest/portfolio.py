@@ -1,0 +1,358 @@
+"""A deterministic portfolio simulator: the job's signals and bars in, orders, trades and equity out.
+
+Pure Python, no clock, no I/O. The execution model (see ``docs/backtest.md``):
+
+- a signal is a market order: it fills at the next bar's open (``next_open``, the default) or at
+  the close of the bar that triggered it (``close``); a ``next_open`` signal on the last bar of a
+  symbol never fills (status ``unfilled``);
+- buys fill ``slippage_bps`` above the price, sells that much below it;
+- commission per fill: ``commission`` x traded value + ``commission_per_share`` x units;
+- sizing: all available equity of the symbol's sleeve in whole units, commission included
+  (``int(equity // (price * (1 + commission) + commission_per_share))``);
+- ``long_only``: a buy opens a long when flat, a sell closes it; ``reverse``: each signal closes
+  the open position and opens the opposite one (always in the market after the first signal);
+  a signal on the side already held does nothing;
+- with several symbols the cash is split equally into one sleeve per symbol; each sleeve trades
+  its own symbol with all of its equity; portfolio equity is the sum of the sleeves;
+- equity is marked to market at every bar close; a position still open at the end stays open
+  (it counts in equity, not in the closed-trade statistics), as in backtesting.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+
+from flinktrade import events
+from flinktrade.errors import ConfigError
+
+
+class FillAt(StrEnum):
+    NEXT_OPEN = "next_open"
+    CLOSE = "close"
+
+
+class Mode(StrEnum):
+    LONG_ONLY = "long_only"
+    REVERSE = "reverse"
+
+
+@dataclass(frozen=True)
+class ExecutionModel:
+    """How signals become fills. Money is in the account currency, commission a fraction."""
+
+    cash: float = 10_000.0
+    commission: float = 0.0
+    commission_per_share: float = 0.0
+    slippage_bps: float = 0.0
+    fill: FillAt = FillAt.NEXT_OPEN
+    mode: Mode = Mode.LONG_ONLY
+
+    def __post_init__(self) -> None:
+        if not self.cash > 0:
+            raise ConfigError(f"--cash must be positive, got {self.cash}")
+        if not 0 <= self.commission < 1:
+            raise ConfigError(f"--commission is a fraction in [0, 1), got {self.commission}")
+        if self.commission_per_share < 0:
+            raise ConfigError(
+                f"--commission-per-share must be >= 0, got {self.commission_per_share}"
+            )
+        if not 0 <= self.slippage_bps < 10_000:
+            raise ConfigError(f"--slippage-bps must be in [0, 10000), got {self.slippage_bps}")
+
+
+@dataclass(frozen=True)
+class Order:
+    """One market order derived from a signal (a reversal is two: ``close`` then ``open``)."""
+
+    id: str
+    signal_id: str
+    strategy: str
+    symbol: str
+    side: events.Side
+    intent: str  # "open" or "close"
+    signal_ts: int  # the signal's time (close of the signal bar)
+    status: str  # "filled", "skipped" (nothing to do / no cash), "unfilled" (no bar left)
+    qty: int = 0
+    fill_ts: int | None = None  # start of the bar whose open (or close) filled it
+    fill_price: float | None = None
+    commission: float = 0.0
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Trade:
+    """A round trip, or the position still open at the end (``exit_ts`` is ``None``)."""
+
+    symbol: str
+    direction: str  # "long" or "short"
+    size: int
+    entry_ts: int
+    entry_price: float
+    exit_ts: int | None
+    exit_price: float | None
+    pnl: float | None  # net of both commissions; None while open
+    return_pct: float | None
+    commission: float  # entry + exit
+
+
+@dataclass(frozen=True)
+class EquityPoint:
+    ts: int  # bar start
+    equity: float
+    exposed: bool  # a position was open at this bar's close
+
+
+@dataclass
+class SimulationResult:
+    orders: list[Order]
+    trades: list[Trade]
+    equity: list[EquityPoint]
+    """Portfolio equity at each distinct bar start over all symbols, in time order."""
+    exposure_bars: int
+    """Bars (summed over symbols) at whose close a position was open."""
+    total_bars: int
+    symbols: list[str]
+    first_close: dict[str, float] = field(default_factory=dict)
+    last_close: dict[str, float] = field(default_factory=dict)
+    closes: dict[str, list[float]] = field(default_factory=dict)
+    """Per symbol, the close of each of its bars (for charts)."""
+
+
+@dataclass
+class _Open:
+    qty: int  # signed: > 0 long, < 0 short
+    entry_ts: int
+    entry_price: float
+    entry_commission: float
+
+
+class _Sleeve:
+    """One symbol's share of the cash and its position."""
+
+    def __init__(self, symbol: str, cash: float, model: ExecutionModel) -> None:
+        self.symbol, self.cash, self.model = symbol, cash, model
+        self.position: _Open | None = None
+        self.orders: list[Order] = []
+        self.trades: list[Trade] = []
+
+    def equity(self, price: float) -> float:
+        held = self.position.qty * price if self.position else 0.0
+        return self.cash + held
+
+    def _price(self, side: events.Side, price: float) -> float:
+        slip = self.model.slippage_bps / 10_000
+        return price * (1 + slip) if side is events.Side.BUY else price * (1 - slip)
+
+    def _commission(self, qty: int, price: float) -> float:
+        return abs(qty) * price * self.model.commission + abs(qty) * self.model.commission_per_share
+
+    def act(self, signal: events.Signal, price: float, ts: int) -> None:
+        """Apply ``signal`` at the market ``price`` (before slippage) of the bar starting ``ts``."""
+        want = 1 if signal.side is events.Side.BUY else -1
+        held = 0 if self.position is None else (1 if self.position.qty > 0 else -1)
+        if held == want:
+            self.orders.append(self._order(signal, "open", "skipped", reason="already in position"))
+            return
+        if held != 0:
+            self._close(signal, price, ts)
+        opens = self.model.mode is Mode.REVERSE or want > 0
+        if not opens:
+            if held == 0:
+                self.orders.append(self._order(signal, "open", "skipped", reason="long only"))
+            return
+        fill = self._price(signal.side, price)
+        unit_cost = fill * (1 + self.model.commission) + self.model.commission_per_share
+        qty = int(max(0.0, self.cash) // unit_cost)
+        if qty <= 0:
+            reason = "not enough equity for one unit"
+            self.orders.append(self._order(signal, "open", "skipped", reason=reason))
+            return
+        commission = self._commission(qty, fill)
+        signed = qty * want
+        self.cash -= signed * fill + commission
+        self.position = _Open(signed, ts, fill, commission)
+        self.orders.append(self._order(signal, "open", "filled", qty, ts, fill, commission))
+
+    def _close(self, signal: events.Signal, price: float, ts: int) -> None:
+        position = self.position
+        assert position is not None
+        side = events.Side.SELL if position.qty > 0 else events.Side.BUY
+        fill = self._price(side, price)
+        commission = self._commission(position.qty, fill)
+        self.cash += position.qty * fill - commission
+        gross = position.qty * (fill - position.entry_price)
+        pnl = gross - position.entry_commission - commission
+        self.trades.append(
+            Trade(
+                symbol=self.symbol,
+                direction="long" if position.qty > 0 else "short",
+                size=abs(position.qty),
+                entry_ts=position.entry_ts,
+                entry_price=position.entry_price,
+                exit_ts=ts,
+                exit_price=fill,
+                pnl=pnl,
+                return_pct=pnl / (abs(position.qty) * position.entry_price) * 100,
+                commission=position.entry_commission + commission,
+            )
+        )
+        self.position = None
+        order = self._order(signal, "close", "filled", abs(position.qty), ts, fill, commission)
+        self.orders.append(replace(order, side=side))
+
+    def _order(
+        self,
+        signal: events.Signal,
+        intent: str,
+        status: str,
+        qty: int = 0,
+        fill_ts: int | None = None,
+        fill_price: float | None = None,
+        commission: float = 0.0,
+        reason: str = "",
+    ) -> Order:
+        return Order(
+            id=f"{signal.id}:{intent}",
+            signal_id=signal.id,
+            strategy=signal.strategy,
+            symbol=signal.symbol,
+            side=signal.side,
+            intent=intent,
+            signal_ts=signal.ts,
+            status=status,
+            qty=qty,
+            fill_ts=fill_ts,
+            fill_price=fill_price,
+            commission=commission,
+            reason=reason,
+        )
+
+    def open_trade(self) -> Trade | None:
+        if self.position is None:
+            return None
+        p = self.position
+        return Trade(
+            symbol=self.symbol,
+            direction="long" if p.qty > 0 else "short",
+            size=abs(p.qty),
+            entry_ts=p.entry_ts,
+            entry_price=p.entry_price,
+            exit_ts=None,
+            exit_price=None,
+            pnl=None,
+            return_pct=None,
+            commission=p.entry_commission,
+        )
+
+
+def dedupe_bars(bars: Iterable[events.Bar]) -> dict[str, list[events.Bar]]:
+    """Per symbol, one bar per start time (the first seen; the job's output is at-least-once),
+    sorted by time."""
+    out: dict[str, dict[int, events.Bar]] = {}
+    for bar in bars:
+        out.setdefault(bar.symbol, {}).setdefault(bar.ts, bar)
+    return {s: [by_ts[t] for t in sorted(by_ts)] for s, by_ts in sorted(out.items())}
+
+
+def dedupe_signals(signals: Iterable[events.Signal]) -> list[events.Signal]:
+    """One signal per id, in (bar time, symbol, strategy) order."""
+    seen: dict[str, events.Signal] = {}
+    for signal in signals:
+        seen.setdefault(signal.id, signal)
+    return sorted(seen.values(), key=lambda s: (s.bar_ts, s.symbol, s.strategy, s.id))
+
+
+def simulate(
+    bars: Iterable[events.Bar], signals: Iterable[events.Signal], model: ExecutionModel
+) -> SimulationResult:
+    """Run the execution model over the bars and signals of one backtest."""
+    by_symbol = dedupe_bars(bars)
+    if not by_symbol:
+        raise ConfigError("the backtest input has no bars")
+    pending: dict[str, dict[int, list[events.Signal]]] = {}
+    for signal in dedupe_signals(signals):
+        pending.setdefault(signal.symbol, {}).setdefault(signal.bar_ts, []).append(signal)
+    share = model.cash / len(by_symbol)
+    sleeves: list[_Sleeve] = []
+    curves: list[list[tuple[int, float, bool]]] = []
+    exposure = total = 0
+    for symbol, series in by_symbol.items():
+        sleeve = _Sleeve(symbol, share, model)
+        curve = _run_sleeve(sleeve, series, pending.get(symbol, {}), model)
+        exposure += sum(1 for _ts, _eq, exposed in curve if exposed)
+        total += len(curve)
+        sleeves.append(sleeve)
+        curves.append(curve)
+    orders = sorted(
+        (o for s in sleeves for o in s.orders),
+        key=lambda o: (o.signal_ts, o.symbol, o.intent != "close", o.id),
+    )
+    trades: list[Trade] = []
+    for sleeve in sleeves:
+        trades.extend(sleeve.trades)
+        still_open = sleeve.open_trade()
+        if still_open is not None:
+            trades.append(still_open)
+    trades.sort(key=lambda t: (t.entry_ts, t.symbol))
+    return SimulationResult(
+        orders=orders,
+        trades=trades,
+        equity=_combine(curves, share),
+        exposure_bars=exposure,
+        total_bars=total,
+        symbols=list(by_symbol),
+        first_close={s: float(b[0].close) for s, b in by_symbol.items()},
+        last_close={s: float(b[-1].close) for s, b in by_symbol.items()},
+        closes={s: [float(bar.close) for bar in b] for s, b in by_symbol.items()},
+    )
+
+
+def _run_sleeve(
+    sleeve: _Sleeve,
+    series: Sequence[events.Bar],
+    signals: dict[int, list[events.Signal]],
+    model: ExecutionModel,
+) -> list[tuple[int, float, bool]]:
+    curve: list[tuple[int, float, bool]] = []
+    queued: list[events.Signal] = []
+    for bar in series:
+        for signal in queued:  # next_open: signals of the previous bar fill at this open
+            sleeve.act(signal, float(bar.open), bar.ts)
+        queued = []
+        for signal in signals.get(bar.ts, []):
+            if model.fill is FillAt.CLOSE:
+                sleeve.act(signal, float(bar.close), bar.ts)
+            else:
+                queued.append(signal)
+        close = float(bar.close)
+        curve.append((bar.ts, sleeve.equity(close), sleeve.position is not None))
+    for signal in queued:
+        sleeve.orders.append(
+            sleeve._order(signal, "open", "unfilled", reason="no bar after the signal")
+        )
+    known = {bar.ts for bar in series}
+    for bar_ts, orphans in sorted(signals.items()):
+        if bar_ts not in known:  # cannot happen with the job's output; reported, not dropped
+            for signal in orphans:
+                reason = "signal bar not in the input"
+                sleeve.orders.append(sleeve._order(signal, "open", "skipped", reason=reason))
+    return curve
+
+
+def _combine(curves: list[list[tuple[int, float, bool]]], share: float) -> list[EquityPoint]:
+    """Sum the sleeves' equity at every bar start of any symbol (a sleeve's last value carries
+    forward; before its first bar it holds its cash)."""
+    stamps = sorted({ts for curve in curves for ts, _e, _x in curve})
+    position = [0] * len(curves)
+    latest = [share] * len(curves)
+    exposed = [False] * len(curves)
+    out: list[EquityPoint] = []
+    for ts in stamps:
+        for i, curve in enumerate(curves):
+            while position[i] < len(curve) and curve[position[i]][0] <= ts:
+                _t, latest[i], exposed[i] = curve[position[i]]
+                position[i] += 1
+        out.append(EquityPoint(ts, sum(latest), any(exposed)))
+    return out

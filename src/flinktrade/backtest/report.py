@@ -1,0 +1,352 @@
+"""The files a backtest writes: CSVs, ``equity.png`` and a self-contained ``report.html``.
+
+CSV cells: times as ISO 8601 UTC (``2004-08-19T00:00:00Z``), prices as the exact decimals of the
+input, computed money as floats rounded to 8 decimals, an empty cell where a value is undefined.
+Everything is written in a fixed order, so the same backtest gives byte-identical files.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import math
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from flinktrade import events
+from flinktrade.backtest.metrics import drawdown
+from flinktrade.backtest.portfolio import Order, SimulationResult, Trade
+
+FEATURE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("sma_20", "sma_20"),
+    ("sma_50", "sma_50"),
+    ("ema_12", "ema_12"),
+    ("ema_26", "ema_26"),
+    ("rsi_14", "rsi_14"),
+    ("macd", "macd_12_26_9"),
+    ("macd_signal", "macd_signal_12_26_9"),
+    ("macd_hist", "macd_hist_12_26_9"),
+    ("bb_upper_20_2", "bb_upper_20_2"),
+    ("bb_middle_20_2", "bb_middle_20_2"),
+    ("bb_lower_20_2", "bb_lower_20_2"),
+    ("atr_14", "atr_14"),
+)
+"""(column in features.csv, indicator name in ``AnalyticsBar.indicators``)."""
+
+TRADE_COLUMNS = (
+    "symbol", "direction", "size", "entry_time", "entry_price", "exit_time", "exit_price",
+    "pnl", "return_pct", "commission",
+)  # fmt: skip
+SIGNAL_COLUMNS = (
+    "time", "bar_time", "symbol", "strategy", "side", "price", "strength", "reason", "id",
+)  # fmt: skip
+ORDER_COLUMNS = (
+    "id", "signal_id", "strategy", "symbol", "side", "intent", "signal_time", "status", "qty",
+    "fill_time", "fill_price", "commission", "reason",
+)  # fmt: skip
+MAX_PRICE_CHARTS = 4
+MAX_HTML_TRADES = 500
+
+
+def iso(ms: int | None) -> str:
+    if ms is None:
+        return ""
+    moment = datetime.fromtimestamp(ms / 1000, UTC)
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    if ms % 1000:
+        text += f".{ms % 1000:03d}"
+    return text + "Z"
+
+
+def cell(value: Any) -> str:
+    """One CSV cell: '' for None/NaN, floats rounded to 8 decimals, the rest as text."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return ""
+        return repr(round(value, 8))
+    if isinstance(value, Decimal):
+        return str(value)
+    return str(value)
+
+
+def _write(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(header)
+        for row in rows:
+            writer.writerow([cell(v) for v in row])
+
+
+def write_features(path: Path, bars: Mapping[str, Sequence[events.Bar]]) -> None:
+    """One row per bar: ``ts, open, high, low, close, volume`` and the indicators; with several
+    symbols a ``symbol`` column follows ``ts``."""
+    many = len(bars) > 1
+    header = ["ts", *(["symbol"] if many else []), "open", "high", "low", "close", "volume"]
+    header += [column for column, _name in FEATURE_COLUMNS]
+
+    def rows() -> Iterator[list[Any]]:
+        for symbol, series in bars.items():
+            for bar in series:
+                indicators = getattr(bar, "indicators", {})
+                row: list[Any] = [iso(bar.ts), *([symbol] if many else [])]
+                row += [bar.open, bar.high, bar.low, bar.close, bar.volume]
+                row += [indicators.get(name) for _column, name in FEATURE_COLUMNS]
+                yield row
+
+    _write(path, header, rows())
+
+
+def trade_row(t: Trade) -> list[Any]:
+    return [
+        t.symbol,
+        t.direction,
+        t.size,
+        iso(t.entry_ts),
+        t.entry_price,
+        iso(t.exit_ts),
+        t.exit_price,
+        t.pnl,
+        t.return_pct,
+        t.commission,
+    ]
+
+
+def signal_row(s: events.Signal) -> list[Any]:
+    return [
+        iso(s.ts),
+        iso(s.bar_ts),
+        s.symbol,
+        s.strategy,
+        s.side.value,
+        s.price,
+        s.strength,
+        s.reason,
+        s.id,
+    ]
+
+
+def order_row(o: Order) -> list[Any]:
+    return [
+        o.id,
+        o.signal_id,
+        o.strategy,
+        o.symbol,
+        o.side.value,
+        o.intent,
+        iso(o.signal_ts),
+        o.status,
+        o.qty,
+        iso(o.fill_ts),
+        o.fill_price,
+        o.commission,
+        o.reason,
+    ]
+
+
+def write_trades(path: Path, trades: Sequence[Trade]) -> None:
+    _write(path, TRADE_COLUMNS, (trade_row(t) for t in trades))
+
+
+def write_signals(path: Path, signals: Sequence[events.Signal]) -> None:
+    _write(path, SIGNAL_COLUMNS, (signal_row(s) for s in signals))
+
+
+def write_orders(path: Path, orders: Sequence[Order]) -> None:
+    _write(path, ORDER_COLUMNS, (order_row(o) for o in orders))
+
+
+# -- charts --------------------------------------------------------------------------------------
+
+
+def _times(ms: Sequence[int]) -> np.ndarray[Any, Any]:
+    return np.array(ms, dtype="datetime64[ms]")
+
+
+def _png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def equity_chart(result: SimulationResult, title: str) -> bytes:
+    """Equity (with buy & hold scaled to the same cash) above its drawdown."""
+    ts = [p.ts for p in result.equity]
+    equity = [p.equity for p in result.equity]
+    figure = Figure(figsize=(10, 5.5))
+    top, bottom = figure.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    times = _times(ts)
+    top.plot(times, equity, color="#1f77b4", linewidth=1.2, label="strategy")
+    if len(result.symbols) == 1 and equity:
+        symbol = result.symbols[0]
+        first = result.first_close[symbol]
+        closes = result.closes.get(symbol, [])
+        if first and len(closes) == len(ts):
+            hold = [equity[0] * c / first for c in closes]
+            top.plot(times, hold, color="#999999", linewidth=0.9, label="buy & hold")
+    top.set_title(title)
+    top.set_ylabel("equity")
+    top.grid(alpha=0.3)
+    top.legend(loc="upper left")
+    dd = [d * 100 for d in drawdown(equity)]
+    bottom.fill_between(times, dd, 0, color="#d62728", alpha=0.4, linewidth=0)
+    bottom.set_ylabel("drawdown %")
+    bottom.grid(alpha=0.3)
+    figure.autofmt_xdate()
+    return _png(figure)
+
+
+def price_chart(symbol: str, bars: Sequence[events.Bar], trades: Sequence[Trade]) -> bytes:
+    """Close with SMA 20/50 and the trades: entries as triangles, exits as crosses."""
+    figure = Figure(figsize=(10, 4))
+    axes = figure.subplots()
+    times = _times([b.ts for b in bars])
+    axes.plot(times, [float(b.close) for b in bars], color="#333333", linewidth=0.9, label="close")
+    for name, color in (("sma_20", "#ff7f0e"), ("sma_50", "#2ca02c")):
+        values = [getattr(b, "indicators", {}).get(name) for b in bars]
+        series = [np.nan if v is None else v for v in values]
+        if any(v is not None for v in values):
+            axes.plot(times, series, color=color, linewidth=0.8, label=name)
+    for direction, marker, color in (("long", "^", "#2ca02c"), ("short", "v", "#d62728")):
+        chosen = [t for t in trades if t.symbol == symbol and t.direction == direction]
+        if chosen:
+            axes.scatter(
+                _times([t.entry_ts for t in chosen]),
+                [t.entry_price for t in chosen],
+                marker=marker,
+                color=color,
+                s=40,
+                zorder=3,
+                label=f"{direction} entry",
+            )
+    exits = [t for t in trades if t.symbol == symbol and t.exit_ts is not None]
+    if exits:
+        axes.scatter(
+            _times([t.exit_ts for t in exits if t.exit_ts is not None]),
+            [t.exit_price or 0.0 for t in exits],
+            marker="x",
+            color="#444444",
+            s=30,
+            zorder=3,
+            label="exit",
+        )
+    axes.set_title(f"{symbol}: price and trades")
+    axes.grid(alpha=0.3)
+    axes.legend(loc="upper left", fontsize="small")
+    figure.autofmt_xdate()
+    return _png(figure)
+
+
+# -- html ----------------------------------------------------------------------------------------
+
+
+def format_metric(key: str, value: Any) -> str:
+    if value is None:
+        return "–"
+    if key in ("start", "end"):
+        return iso(int(value))
+    if isinstance(value, float):
+        return f"{value:,.2f}" if abs(value) >= 100 else f"{value:.4g}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _img(png: bytes, alt: str) -> str:
+    data = base64.b64encode(png).decode()
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def write_html(
+    path: Path,
+    metrics: Mapping[str, Any],
+    settings: Mapping[str, Any],
+    equity_png: bytes,
+    price_pngs: Sequence[tuple[str, bytes]],
+    trades: Sequence[Trade],
+) -> None:
+    """A single HTML file with everything embedded (no external assets)."""
+    metric_rows = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(format_metric(k, v))}</td></tr>"
+        for k, v in metrics.items()
+    )
+    setting_rows = "".join(
+        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
+        for k, v in settings.items()
+    )
+    shown = trades[:MAX_HTML_TRADES]
+    trade_rows = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(cell(v))}</td>" for v in trade_row(t)) + "</tr>"
+        for t in shown
+    )
+    more = (
+        f"<p>First {MAX_HTML_TRADES} of {len(trades)} trades; all are in trades.csv.</p>"
+        if len(trades) > MAX_HTML_TRADES
+        else ""
+    )
+    prices = "".join(_img(png, f"{symbol} price") for symbol, png in price_pngs)
+    head = "".join(f"<th>{c}</th>" for c in TRADE_COLUMNS)
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>flinktrade backtest</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }}
+table {{ border-collapse: collapse; margin-bottom: 1.5em; font-size: 0.9em; }}
+th, td {{ border: 1px solid #ddd; padding: 3px 8px; text-align: right; }}
+th {{ background: #f4f4f4; text-align: left; }}
+img {{ max-width: 100%; display: block; margin-bottom: 1em; }}
+.cols {{ display: flex; gap: 2em; flex-wrap: wrap; }}
+</style></head><body>
+<h1>flinktrade backtest</h1>
+<div class="cols">
+<div><h2>Metrics</h2><table>{metric_rows}</table></div>
+<div><h2>Run</h2><table>{setting_rows}</table></div>
+</div>
+<h2>Equity and drawdown</h2>{_img(equity_png, "equity curve")}
+<h2>Price and trades</h2>{prices}
+<h2>Trades</h2>{more}<table><tr>{head}</tr>{trade_rows}</table>
+</body></html>
+"""
+    path.write_text(page, encoding="utf-8")
+
+
+def write_all(
+    out: Path,
+    result: SimulationResult,
+    bars: Mapping[str, Sequence[events.Bar]],
+    signals: Sequence[events.Signal],
+    metrics: Mapping[str, Any],
+    settings: Mapping[str, Any],
+) -> dict[str, Path]:
+    """Write every report file into ``out`` (created if needed); returns them by name."""
+    out.mkdir(parents=True, exist_ok=True)
+    files = {
+        name: out / name
+        for name in (
+            "report.html",
+            "equity.png",
+            "trades.csv",
+            "signals.csv",
+            "orders.csv",
+            "features.csv",
+        )
+    }
+    write_trades(files["trades.csv"], result.trades)
+    write_signals(files["signals.csv"], signals)
+    write_orders(files["orders.csv"], result.orders)
+    write_features(files["features.csv"], bars)
+    title = f"{settings.get('strategy', '')} on {', '.join(result.symbols[:5])}"
+    equity_png = equity_chart(result, title)
+    files["equity.png"].write_bytes(equity_png)
+    prices = [
+        (symbol, price_chart(symbol, bars[symbol], result.trades))
+        for symbol in result.symbols[:MAX_PRICE_CHARTS]
+    ]
+    write_html(files["report.html"], metrics, settings, equity_png, prices, result.trades)
+    return files

@@ -1,0 +1,45 @@
+"""Factories of bars and signals for the backtest unit tests."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+
+from flinktrade import events
+
+DAY = 86_400_000
+T0 = 1_704_067_200_000  # 2024-01-01 UTC
+
+
+def make_bars(
+    rows: Sequence[tuple[float, float]], symbol: str = "AAA", interval: int = DAY
+) -> list[events.AnalyticsBar]:
+    """Bars from (open, close) pairs, one per interval from T0."""
+    out = []
+    for i, (o, c) in enumerate(rows):
+        op, cl = Decimal(str(o)), Decimal(str(c))
+        out.append(
+            events.AnalyticsBar(
+                symbol=symbol,
+                ts=T0 + i * interval,
+                open=op,
+                high=max(op, cl),
+                low=min(op, cl),
+                close=cl,
+                volume=1000,
+                interval_ms=interval,
+            )
+        )
+    return out
+
+
+def make_signal(bar: events.Bar, side: str, strategy: str = "s") -> events.Signal:
+    return events.Signal(
+        id=events.Signal.make_id(strategy, bar.symbol, bar.ts),
+        strategy=strategy,
+        symbol=bar.symbol,
+        side=events.Side(side),
+        price=bar.close,
+        bar_ts=bar.ts,
+        ts=bar.ts + bar.interval_ms,
+    )

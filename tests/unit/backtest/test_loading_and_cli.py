@@ -1,0 +1,94 @@
+"""Reading bar files, and the command's argument errors (exit code 2, one ``error:`` line)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from backtesting.test import GOOG
+
+from flinktrade.backtest.loading import load_file
+from flinktrade.errors import ConfigError
+
+
+def test_a_csv_with_an_unnamed_index_column_of_dates(tmp_path: Path) -> None:
+    path = tmp_path / "goog.csv"
+    GOOG.head(30).to_csv(path)
+    bars = load_file(path, symbol="GOOG").bars
+    assert len(bars) == 30
+    assert bars[0].ts == 1_092_873_600_000  # 2004-08-19 UTC
+    assert (bars[0].open, bars[0].close, bars[0].volume) == (
+        Decimal("100.0"),
+        Decimal("100.34"),
+        22351900,
+    )
+    assert bars[0].interval_ms == 86_400_000
+
+
+def test_parquet_with_a_datetime_index_and_lower_case_columns(tmp_path: Path) -> None:
+    path = tmp_path / "goog.parquet"
+    frame = GOOG.head(10).rename(columns=str.lower)
+    frame.index.name = None
+    frame.to_parquet(path)
+    bars = load_file(path, symbol="GOOG").bars
+    assert [float(b.close) for b in bars] == list(GOOG.Close.head(10))
+
+
+def test_a_file_with_a_symbol_column_and_a_timestamp(tmp_path: Path) -> None:
+    path = tmp_path / "bars.csv"
+    frame = pd.DataFrame(
+        {
+            "Timestamp": ["2024-01-02T14:30:00Z", "2024-01-02T14:31:00Z"],
+            "Ticker": ["AAPL", "AAPL"],
+            "OPEN": [1, 2], "HIGH": [2, 3], "LOW": [1, 2], "CLOSE": [2, 3], "VOLUME": [5, 6],
+        }
+    )  # fmt: skip
+    frame.to_csv(path, index=False)
+    bars = load_file(path).bars
+    assert [(b.symbol, b.interval_ms) for b in bars] == [("AAPL", 60_000)] * 2
+
+
+def test_a_file_without_bars_is_a_configuration_error(tmp_path: Path) -> None:
+    path = tmp_path / "trades.csv"
+    path.write_text("time,symbol,price,size\n2024-01-02T14:30:00Z,AAPL,1.5,10\n")
+    with pytest.raises(ConfigError, match="not bars"):
+        load_file(path)
+    with pytest.raises(ConfigError, match="no such file"):
+        load_file(tmp_path / "missing.csv")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "exactly one input"),
+        (["--bars-csv", "x.csv", "--from-topics"], "exactly one input"),
+        (["--bars-csv", "{csv}", "--fill", "vwap"], "--fill must be one of"),
+        (["--bars-csv", "{csv}", "--mode", "short"], "--mode must be one of"),
+        (["--bars-csv", "{csv}", "--commission", "2"], "--commission"),
+        (["--bars-csv", "{csv}", "--param", "fast"], "expected key=value"),
+        (["--bars-csv", "{csv}", "--strategy", "nope"], "unknown strategy"),
+        (["--alpaca", "--symbols", "AAPL"], "--alpaca needs"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_error_line(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    csv_path = tmp_path / "goog.csv"
+    GOOG.head(5).to_csv(csv_path)
+    argv = [a.replace("{csv}", str(csv_path)) for a in args]
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("flinktrade")), "backtest", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "FLINKTRADE_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1"},
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0], result.stderr

@@ -1,0 +1,101 @@
+"""Metrics on hand-made equity, and the report files' layout."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import pytest
+from tests.unit.backtest.factories import make_bars, make_signal
+
+from flinktrade.backtest.metrics import compute, drawdown
+from flinktrade.backtest.portfolio import ExecutionModel, Mode, simulate
+from flinktrade.backtest.report import FEATURE_COLUMNS, iso, write_all
+
+
+def test_drawdown_is_the_fall_from_the_running_peak() -> None:
+    assert drawdown([100, 120, 90, 130, 65]) == pytest.approx([0, 0, -0.25, 0, -0.5])
+
+
+def test_metrics_of_one_winning_and_one_losing_trade() -> None:
+    closes = [10, 10, 20, 20, 20, 10, 10]
+    bars = make_bars([(c, c) for c in closes])
+    signals = [
+        make_signal(bars[0], "buy"),  # 10 units in at 10 (bar 1), out at 20 (bar 2): +100
+        make_signal(bars[1], "sell"),
+        make_signal(bars[2], "buy"),  # 10 units in at 20 (bar 3), out at 10 (bar 5): -100
+        make_signal(bars[4], "sell"),
+    ]
+    result = simulate(bars, signals, ExecutionModel(cash=100))
+    m = compute(result, 100, signals=len(signals))
+    assert m["trades"] == 2 and m["open_trades"] == 0
+    assert m["equity_final"] == pytest.approx(100)  # 10 units +100, then 10 units -100
+    assert m["return_pct"] == pytest.approx(0)
+    assert m["win_rate_pct"] == pytest.approx(50)
+    assert m["profit_factor"] == pytest.approx(1.0)
+    assert m["max_drawdown_pct"] == pytest.approx(-50)
+    assert m["buy_hold_return_pct"] == pytest.approx(0)
+    assert m["exposure_pct"] == pytest.approx(3 / 7 * 100)  # held at the close of bars 1, 3, 4
+    assert m["best_trade_pct"] == pytest.approx(100) and m["worst_trade_pct"] == pytest.approx(-50)
+    assert m["signals"] == 4 and m["orders_filled"] == 4
+
+
+def test_undefined_metrics_are_none() -> None:
+    bars = make_bars([(10, 10)] * 5)
+    m = compute(simulate(bars, [], ExecutionModel(cash=100)), 100)
+    assert m["trades"] == 0
+    assert m["win_rate_pct"] is None and m["profit_factor"] is None and m["sharpe"] is None
+    assert m["return_pct"] == 0 and m["max_drawdown_pct"] == 0
+
+
+def test_sharpe_of_a_known_daily_series() -> None:
+    # Always long, so equity follows the closes: daily returns alternate +10 % / -5 %.
+    closes = [100.0]
+    for i in range(40):
+        closes.append(closes[-1] * (1.1 if i % 2 == 0 else 0.95))
+    bars = make_bars([(c, c) for c in closes])
+    result = simulate(bars, [], ExecutionModel(cash=1000))
+    # Not in the market: flat equity, no volatility.
+    assert compute(result, 1000)["sharpe"] is None
+    long = simulate(bars, [make_signal(bars[0], "buy")], ExecutionModel(cash=1e9))
+    returns = [
+        b.equity / a.equity - 1 for a, b in zip(long.equity[1:], long.equity[2:], strict=False)
+    ]
+    mean = sum(returns) / len(returns)
+    std = math.sqrt(sum((r - mean) ** 2 for r in returns) / (len(returns) - 1))
+    per_year = (len(long.equity) - 1) / ((len(long.equity) - 1) / 365.25)
+    got = compute(long, 1e9)["sharpe"]
+    # The first return (cash -> invested at bar 1's open) differs; the rest dominate.
+    assert got == pytest.approx(mean / std * math.sqrt(per_year), rel=0.05)
+
+
+def test_report_files_have_the_documented_columns(tmp_path: Path) -> None:
+    bars = make_bars([(10, 11), (11, 12), (12, 9), (9, 10)])
+    for i, bar in enumerate(bars):
+        bars[i] = bar.model_copy(update={"indicators": {"sma_20": 1.5 if i else None}})
+    signals = [make_signal(bars[0], "buy"), make_signal(bars[3], "sell")]
+    result = simulate(bars, signals, ExecutionModel(cash=100, mode=Mode.REVERSE))
+    metrics = compute(result, 100, len(signals))
+    files = write_all(tmp_path, result, {"AAA": bars}, signals, metrics, {"strategy": "x"})
+    with files["features.csv"].open() as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == ["ts", "open", "high", "low", "close", "volume"] + [
+        c for c, _n in FEATURE_COLUMNS
+    ]
+    assert rows[0][6:] == [
+        "sma_20", "sma_50", "ema_12", "ema_26", "rsi_14", "macd", "macd_signal", "macd_hist",
+        "bb_upper_20_2", "bb_middle_20_2", "bb_lower_20_2", "atr_14",
+    ]  # fmt: skip
+    assert rows[1][:7] == [iso(bars[0].ts), "10", "11", "10", "11", "1000", ""]
+    assert rows[2][6] == "1.5" and rows[2][7] == ""
+    with files["trades.csv"].open() as handle:
+        trades = list(csv.DictReader(handle))
+    assert [t["direction"] for t in trades] == ["long"]
+    assert trades[0]["entry_time"] == "2024-01-02T00:00:00Z" and trades[0]["exit_time"] == ""
+    assert trades[0]["pnl"] == ""  # still open at the end: undefined
+    orders = list(csv.DictReader(files["orders.csv"].open()))
+    assert [o["status"] for o in orders] == ["filled", "unfilled"]
+    html = files["report.html"].read_text()
+    assert html.count("data:image/png;base64,") == 2
+    assert files["equity.png"].read_bytes().startswith(b"\x89PNG")
