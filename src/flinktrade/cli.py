@@ -31,7 +31,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-infra_app = typer.Typer(help="The local Kafka broker.", no_args_is_help=True)
+infra_app = typer.Typer(
+    help="The local Kafka broker(s) and Flink session cluster.", no_args_is_help=True
+)
 job_app = typer.Typer(help="The Flink job.", no_args_is_help=True)
 app.add_typer(infra_app, name="infra")
 app.add_typer(job_app, name="job")
@@ -107,30 +109,130 @@ def show_config() -> None:
     out.print_json(json.dumps(masked_dump(_settings())))
 
 
+def _kafka_cluster(settings: Settings, nodes: int | None = None) -> Any:
+    from flinktrade.infra.kafka import LocalKafkaCluster
+
+    return LocalKafkaCluster(settings.broker, settings.state_dir, nodes or settings.broker.nodes)
+
+
+def _flink_cluster(
+    settings: Settings, taskmanagers: int | None = None, slots: int | None = None
+) -> Any:
+    from flinktrade.infra.flink import FlinkClusterSettings, LocalFlinkCluster
+
+    host, _, port = settings.job.jobmanager.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"job.jobmanager must be host:port, not {settings.job.jobmanager!r}")
+    shape = FlinkClusterSettings(
+        host=host,
+        rest_port=int(port),
+        rpc_port=settings.job.cluster_rpc_port,
+        taskmanagers=taskmanagers or settings.job.cluster_taskmanagers,
+        slots=slots or settings.job.cluster_slots,
+    )
+    return LocalFlinkCluster(shape, settings.state_dir)
+
+
+def _cluster_state_exists(settings: Settings) -> bool:
+    return (settings.state_dir / "kafka-cluster").is_dir()
+
+
 @infra_app.command("up")
-def infra_up() -> None:
-    """Start the local Kafka broker (KRaft) and create flinktrade's topics."""
+def infra_up(
+    brokers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=9,
+            help="KRaft nodes: 1 (default) or a replicated cluster, e.g. 3 (replication factor 3, "
+            "min.insync.replicas 2) on ports port, port+2, port+4.",
+        ),
+    ] = None,
+    flink_cluster: Annotated[
+        bool, typer.Option(help="Also start a Flink standalone session cluster.")
+    ] = False,
+    taskmanagers: Annotated[
+        int | None, typer.Option(min=1, help="TaskManagers of the session cluster.")
+    ] = None,
+    slots: Annotated[int | None, typer.Option(min=1, help="Task slots per TaskManager.")] = None,
+) -> None:
+    """Start the local Kafka (one node, or --brokers N) and create flinktrade's topics; with
+    --flink-cluster also a Flink session cluster (web UI at job.jobmanager, 127.0.0.1:8081)."""
     settings = _settings()
-    status = _local_broker(settings).up()
-    bus.ensure_topics(settings.kafka, [t.name for t in topics.ALL])
-    console.print(f"kafka broker running on {status.bootstrap_servers} (pid {status.pid})")
+    nodes = brokers or settings.broker.nodes
+    kafka = settings.kafka
+    if nodes > 1:
+        cluster = _kafka_cluster(settings, nodes)
+        cluster.up()
+        servers = cluster.bootstrap_servers
+        if kafka.replication_factor < cluster.replication_factor:
+            kafka = kafka.model_copy(update={"replication_factor": cluster.replication_factor})
+        bus.ensure_topics(kafka.model_copy(update={"bootstrap_servers": servers}), _topic_names())
+        console.print(
+            f"kafka cluster of {nodes} nodes running on {servers} (replication factor "
+            f"{kafka.replication_factor}, min.insync.replicas 2)",
+            soft_wrap=True,
+        )
+    else:
+        status = _local_broker(settings).up()
+        bus.ensure_topics(kafka, _topic_names())
+        console.print(f"kafka broker running on {status.bootstrap_servers} (pid {status.pid})")
+    if flink_cluster:
+        flink = _flink_cluster(settings, taskmanagers, slots).up()
+        console.print(
+            f"flink session cluster running: web UI and REST {flink.rest_url} (jobmanager pid "
+            f"{flink.jobmanager_pid}, {len(flink.taskmanager_pids)} taskmanager(s))",
+            soft_wrap=True,
+        )
+
+
+def _topic_names() -> list[str]:
+    return [t.name for t in topics.ALL]
 
 
 @infra_app.command("down")
 def infra_down() -> None:
-    """Stop the local Kafka broker (its data stays under the state folder)."""
-    _local_broker(_settings()).down()
+    """Stop the local Flink session cluster and Kafka (data and checkpoints stay in the state
+    folder)."""
+    settings = _settings()
+    flink = _flink_cluster(settings)
+    if flink.status().jobmanager_pid is not None or any(flink.status().taskmanager_pids.values()):
+        flink.down()
+        console.print("flink session cluster stopped")
+    if _cluster_state_exists(settings):
+        _kafka_cluster(settings, _cluster_nodes(settings)).down()
+    _local_broker(settings).down()
     console.print("kafka broker stopped")
+
+
+def _cluster_nodes(settings: Settings) -> int:
+    found = list((settings.state_dir / "kafka-cluster").glob("node-*"))
+    return max(len(found), 1)
 
 
 @infra_app.command("status")
 def infra_status() -> None:
-    """Say whether the broker runs, and list the topics of the configured cluster."""
+    """Say whether the broker(s) and the Flink session cluster run, and list the topics of the
+    configured cluster."""
     settings = _settings()
     status = _local_broker(settings).status()
     servers = settings.kafka.bootstrap_servers
     local = "running" if status.running else "stopped"
     console.print(f"local broker: {local} (pid {status.pid or '-'}, data {status.state_dir})")
+    if _cluster_state_exists(settings):
+        for node in _kafka_cluster(settings, _cluster_nodes(settings)).status():
+            state = "running" if node.running else "stopped"
+            console.print(f"kafka cluster node {node.bootstrap_servers}: {state}")
+    flink = _flink_cluster(settings).status()
+    if flink.running:
+        tms = ", ".join(f"{i}: {pid or 'stopped'}" for i, pid in flink.taskmanager_pids.items())
+        console.print(
+            f"flink session cluster: running at {flink.rest_url} (jobmanager pid "
+            f"{flink.jobmanager_pid}; taskmanagers {tms})",
+            soft_wrap=True,
+        )
+    else:
+        console.print(f"flink session cluster: stopped ({flink.rest_url})")
     try:
         names = bus.list_topics(servers)
     except TransientError as exc:
@@ -205,6 +307,130 @@ def job_run(
         from_earliest=from_earliest,
     )
     run(io, JobOptions.from_settings(settings, **overrides), wait=True)
+
+
+def _restore_path(spec: str) -> Any:
+    """A savepoint or checkpoint location as the REST API reports it (``file:/...``) or a path."""
+    from pathlib import Path
+
+    from flinktrade.pipeline.checkpoints import resolve_checkpoint
+
+    if spec.startswith("file:"):
+        spec = "/" + spec.removeprefix("file:").lstrip("/")
+    elif "://" in spec:
+        raise ConfigError(f"{spec}: --from-savepoint takes a local path (file: or a directory)")
+    return resolve_checkpoint(spec, Path(spec))
+
+
+@job_app.command("submit")
+def job_submit(
+    jobmanager: Annotated[
+        str | None,
+        typer.Option(help="REST host:port of the Flink cluster (default: job.jobmanager)."),
+    ] = None,
+    parallelism: Annotated[int | None, typer.Option(min=1)] = None,
+    detached: Annotated[
+        bool, typer.Option(help="Return once the cluster accepted the job (print its id).")
+    ] = False,
+    from_savepoint: Annotated[
+        str | None,
+        typer.Option(help="Resume from this savepoint (or retained checkpoint) directory."),
+    ] = None,
+    bounded: Annotated[
+        bool, typer.Option(help="Stop at the topic's current end (backtests, catch-up).")
+    ] = False,
+    from_earliest: Annotated[
+        bool, typer.Option(help="Ignore committed offsets; read from the beginning.")
+    ] = False,
+    delivery: Annotated[
+        Delivery | None, typer.Option(help="Output delivery guarantee (default: configured).")
+    ] = None,
+) -> None:
+    """Submit the job to a running Flink cluster (`infra up --flink-cluster`, or a remote one).
+
+    The connector and UDF jars and this package's source are uploaded with the job; checkpoints
+    go to the cluster's checkpoint directory. Prints the job id as JSON."""
+    from flinktrade.pipeline.job import JobIO, JobOptions, run
+
+    settings = _settings()
+    address = jobmanager or settings.job.jobmanager
+    overrides: dict[str, object] = {"jobmanager": address, "checkpoint_dir": None}
+    if parallelism:
+        overrides["parallelism"] = parallelism
+    if delivery is not None:
+        overrides["delivery"] = delivery
+    if from_savepoint and bounded:
+        raise ConfigError("--bounded cannot be combined with --from-savepoint")
+    if from_savepoint:
+        overrides["restore_from"] = _restore_path(from_savepoint)
+    bus.ensure_topics(settings.kafka, _topic_names())
+    io = JobIO(
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        group_id=settings.job.group_id,
+        bounded=bounded,
+        from_earliest=from_earliest,
+    )
+    result: Any = run(io, JobOptions.from_settings(settings, **overrides), wait=not detached)
+    summary = {"job_id": str(result.get_job_id()), "jobmanager": address}
+    if not detached:
+        summary["state"] = "FINISHED"
+    out.print(json.dumps(summary), soft_wrap=True, highlight=False)
+
+
+def _rest(jobmanager: str | None) -> Any:
+    from flinktrade.infra.flink import FlinkRest
+
+    return FlinkRest(jobmanager or _settings().job.jobmanager)
+
+
+JobmanagerOption = Annotated[
+    str | None, typer.Option(help="REST host:port of the Flink cluster (default: job.jobmanager).")
+]
+
+
+@job_app.command("list")
+def job_list(jobmanager: JobmanagerOption = None) -> None:
+    """List the cluster's jobs (id, name, state, start time)."""
+    from datetime import UTC, datetime
+
+    table = Table("job id", "name", "state", "started (UTC)", "tasks")
+    for job in _rest(jobmanager).jobs():
+        started = datetime.fromtimestamp(job.get("start-time", 0) / 1000, tz=UTC)
+        table.add_row(
+            job["jid"],
+            job["name"],
+            job["state"],
+            started.strftime("%Y-%m-%d %H:%M:%S"),
+            str(job.get("tasks", {}).get("total", "")),
+        )
+    out.print(table)
+
+
+@job_app.command("cancel")
+def job_cancel(job_id: str, jobmanager: JobmanagerOption = None) -> None:
+    """Cancel a job (its retained checkpoints stay restorable)."""
+    rest = _rest(jobmanager)
+    rest.cancel(job_id)
+    state = rest.wait_for_state(job_id, {"CANCELED", "FAILED", "FINISHED"})
+    console.print(f"job {job_id}: {state}")
+
+
+@job_app.command("savepoint")
+def job_savepoint(
+    job_id: str,
+    jobmanager: JobmanagerOption = None,
+    target_dir: Annotated[
+        str | None, typer.Option(help="Where to write it (default: the cluster's savepoint dir).")
+    ] = None,
+    stop: Annotated[
+        bool, typer.Option(help="Stop the job right after the savepoint (stop-with-savepoint).")
+    ] = False,
+) -> None:
+    """Take a savepoint of a running job; print its location (for `job submit --from-savepoint`)."""
+    location = _rest(jobmanager).savepoint(job_id, target_dir, stop=stop)
+    out.print(
+        json.dumps({"job_id": job_id, "savepoint": location}), soft_wrap=True, highlight=False
+    )
 
 
 def parse_params(pairs: list[str]) -> dict[str, Any]:

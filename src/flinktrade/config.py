@@ -59,6 +59,15 @@ class BrokerSettings(_Section):
     port: int = Field(9092, ge=1, le=65535)
     controller_port: int = Field(9093, ge=1, le=65535)
     heap: str = Field("1g", description="JVM heap for the broker (-Xmx).")
+    nodes: int = Field(
+        1,
+        ge=1,
+        le=9,
+        description=(
+            "KRaft nodes `infra up` starts (`--brokers`); node i listens on port + 2(i-1) and "
+            "controller_port + 2(i-1)."
+        ),
+    )
 
 
 class Delivery(StrEnum):
@@ -82,6 +91,15 @@ class JobSettings(_Section):
     python_thread_mode: bool = Field(
         default=True, description="Run Python operators in thread mode (embedded interpreter)."
     )
+    jobmanager: str = Field(
+        "127.0.0.1:8081",
+        description="REST host:port of the Flink session cluster (`job submit/list/cancel/...`).",
+    )
+    cluster_rpc_port: int = Field(
+        6123, ge=1, le=65535, description="JobManager RPC port of the local session cluster."
+    )
+    cluster_taskmanagers: int = Field(1, ge=1, description="TaskManagers of the local cluster.")
+    cluster_slots: int = Field(2, ge=1, description="Task slots per local TaskManager.")
 
 
 class AnalyticsSettings(_Section):

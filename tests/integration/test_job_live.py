@@ -35,14 +35,14 @@ def live_job(kafka, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[s
     names = {
         "trades": f"trades.{suffix}",
         "news": f"news.{suffix}",
-        "bars": f"pbars.{suffix}",
         "analytics_bars": f"bars.{suffix}",
         "signals": f"signals.{suffix}",
         "alerts": f"alerts.{suffix}",
         "deadletter": f"dl.{suffix}",
     }
     bus.ensure_topics(KafkaSettings(bootstrap_servers=servers, partitions=2), names.values())
-    io = JobIO(bootstrap_servers=servers, from_earliest=True, group_id=suffix, **names)
+    # bars=None: this job reads no provider bars, only trades (and news)
+    io = JobIO(bootstrap_servers=servers, from_earliest=True, group_id=suffix, bars=None, **names)
     options = JobOptions(
         checkpoint_dir=Path(str(tmp_path_factory.mktemp("chk"))),
         out_of_orderness_ms=1_000,

@@ -1,9 +1,14 @@
-"""The embedded Apache Kafka broker: one KRaft node (broker + controller) from Maven-resolved jars.
+"""The embedded Apache Kafka broker: KRaft nodes (broker + controller) from Maven-resolved jars.
 
-State lives under ``<state_dir>/kafka``: ``server.properties``, ``log4j2.xml``, the data folder,
-``kafka.log`` and ``kafka.pid``. Settings are those a single node needs for transactions to work
-(replication factor 1 for offsets and transaction state, a transaction timeout ceiling above the
-Flink sink's).
+``LocalKafka`` is one node. State lives under ``<state_dir>/kafka``: ``server.properties``,
+``log4j2.xml``, the data folder, ``kafka.log`` and ``kafka.pid``. Settings are those a single node
+needs for transactions to work (replication factor 1 for offsets and transaction state, a
+transaction timeout ceiling above the Flink sink's).
+
+``LocalKafkaCluster`` is N such nodes on loopback ports (state under ``<state_dir>/kafka-cluster``),
+each a broker and a voter of a static controller quorum, with replication factor N (at most 3) for
+internal topics and new topics by default and ``min.insync.replicas`` 2: with ``acks=all`` an
+acknowledged record is on two nodes, and one node can die without stopping producers.
 """
 
 from __future__ import annotations
@@ -57,9 +62,24 @@ class BrokerStatus:
 class LocalKafka:
     """Start, stop and inspect the local broker. Safe to call ``up`` when it already runs."""
 
-    def __init__(self, settings: BrokerSettings, state_dir: Path) -> None:
+    def __init__(
+        self,
+        settings: BrokerSettings,
+        state_dir: Path,
+        *,
+        node_id: int = 1,
+        home: Path | None = None,
+        voters: str | None = None,
+        cluster_id: str | None = None,
+        replication: int = 1,
+    ) -> None:
         self.settings = settings
-        self.home = (state_dir / "kafka").resolve()
+        self.home = (home or state_dir / "kafka").resolve()
+        self.node_id = node_id
+        self.voters = voters
+        """``controller.quorum.voters`` of a multi-node cluster (None: a standalone node)."""
+        self.cluster_id = cluster_id
+        self.replication = replication
 
     @property
     def bootstrap_servers(self) -> str:
@@ -88,12 +108,8 @@ class LocalKafka:
                 f"port {self.bootstrap_servers} is taken by another process: stop it, or set "
                 "FLINKTRADE_BROKER__PORT (and FLINKTRADE_KAFKA__BOOTSTRAP_SERVERS) to a free port"
             )
-        jvm.ensure_jars()
-        self.home.mkdir(parents=True, exist_ok=True)
-        props = self._write_config()
-        if not (self.home / "data" / "meta.properties").is_file():
-            self._format(props)
-        self._start(props)
+        self.prepare()
+        self.start()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if _port_open(self.settings.host, self.settings.port):
@@ -123,6 +139,28 @@ class LocalKafka:
                 os.kill(pid, signal.SIGKILL)
         self.pid_file.unlink(missing_ok=True)
 
+    def prepare(self) -> None:
+        """Write the configuration and format the storage if it is new (not started)."""
+        jvm.ensure_jars()
+        self.home.mkdir(parents=True, exist_ok=True)
+        props = self._write_config()
+        if not (self.home / "data" / "meta.properties").is_file():
+            self._format(props)
+
+    def start(self) -> None:
+        """Start the node's process without waiting for it (``prepare`` first)."""
+        self._start(self.home / "server.properties")
+
+    def kill(self) -> None:
+        """SIGKILL the node, as a crashed machine would go (for fault tests)."""
+        pid = self._pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 10
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        self.pid_file.unlink(missing_ok=True)
+
     def _pid(self) -> int | None:
         try:
             pid = int(self.pid_file.read_text().strip())
@@ -133,10 +171,17 @@ class LocalKafka:
     def _write_config(self) -> Path:
         s = self.settings
         data = self.home / "data"
+        rf = str(self.replication)
+        min_isr = str(min(2, self.replication))
+        quorum = (
+            {"controller.quorum.voters": self.voters}
+            if self.voters
+            else {"controller.quorum.bootstrap.servers": f"{s.host}:{s.controller_port}"}
+        )
         props = {
             "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.bootstrap.servers": f"{s.host}:{s.controller_port}",
+            "node.id": str(self.node_id),
+            **quorum,
             "listeners": f"PLAINTEXT://{s.host}:{s.port},CONTROLLER://{s.host}:{s.controller_port}",
             "advertised.listeners": f"PLAINTEXT://{s.host}:{s.port}",
             "controller.listener.names": "CONTROLLER",
@@ -145,13 +190,15 @@ class LocalKafka:
             "log.dirs": str(data),
             "num.partitions": "1",
             "auto.create.topics.enable": "false",
-            "offsets.topic.replication.factor": "1",
+            "default.replication.factor": rf,
+            "min.insync.replicas": min_isr,
+            "offsets.topic.replication.factor": rf,
             "offsets.topic.num.partitions": "4",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.replication.factor": rf,
+            "transaction.state.log.min.isr": min_isr,
             "transaction.state.log.num.partitions": "4",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
+            "share.coordinator.state.topic.replication.factor": rf,
+            "share.coordinator.state.topic.min.isr": min_isr,
             "transaction.max.timeout.ms": str(TRANSACTION_MAX_TIMEOUT_MS),
             "group.initial.rebalance.delay.ms": "0",
             "log.retention.check.interval.ms": "300000",
@@ -179,9 +226,11 @@ class LocalKafka:
         ]
 
     def _format(self, props: Path) -> None:
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = self.cluster_id or new_cluster_id()
         cmd = self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props))
-        result = subprocess.run([*cmd, "--standalone"], capture_output=True, text=True, check=False)
+        if not self.voters:
+            cmd.append("--standalone")
+        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise InfraError("formatting Kafka storage failed: " + result.stderr.strip()[-500:])
 
@@ -203,6 +252,128 @@ class LocalKafka:
         except OSError:
             return "(no log)"
         return " | ".join(text[-lines:])
+
+
+class LocalKafkaCluster:
+    """N KRaft nodes on loopback ports, each broker + controller (a static quorum of N voters).
+
+    Node ``i`` (1-based) listens on ``port + 2(i-1)`` and ``controller_port + 2(i-1)`` unless
+    ``ports`` gives (broker, controller) pairs: with the defaults 9092/9093 that is 9092, 9094, 9096
+    for clients, so the default bootstrap address reaches node 1.
+    """
+
+    def __init__(
+        self,
+        settings: BrokerSettings,
+        state_dir: Path,
+        nodes: int = 3,
+        ports: list[tuple[int, int]] | None = None,
+    ) -> None:
+        if nodes < 1:
+            raise InfraError("a Kafka cluster needs at least one node")
+        self.settings = settings
+        self.home = (state_dir / "kafka-cluster").resolve()
+        if ports is None:
+            ports = [
+                (settings.port + 2 * i, settings.controller_port + 2 * i) for i in range(nodes)
+            ]
+        if len(ports) != nodes:
+            raise InfraError(f"{nodes} nodes need {nodes} port pairs, got {len(ports)}")
+        voters = ",".join(f"{i}@{settings.host}:{c}" for i, (_, c) in enumerate(ports, 1))
+        self.nodes = [
+            LocalKafka(
+                settings.model_copy(update={"port": p, "controller_port": c}),
+                state_dir,
+                node_id=i,
+                home=self.home / f"node-{i}",
+                voters=voters,
+                cluster_id=self._cluster_id(),
+                replication=min(3, nodes),
+            )
+            for i, (p, c) in enumerate(ports, 1)
+        ]
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return ",".join(node.bootstrap_servers for node in self.nodes)
+
+    @property
+    def replication_factor(self) -> int:
+        return min(3, len(self.nodes))
+
+    def node(self, node_id: int) -> LocalKafka:
+        return self.nodes[node_id - 1]
+
+    def status(self) -> list[BrokerStatus]:
+        return [node.status() for node in self.nodes]
+
+    def up(self, timeout_s: float = 120.0) -> list[BrokerStatus]:
+        """Start the nodes that do not run; return once all accept connections and the cluster
+        lists every broker. The quorum needs a majority, so nodes start together."""
+        for node in self.nodes:
+            if node.status().running:
+                continue
+            if node._pid() is None and _port_open(node.settings.host, node.settings.port):
+                raise InfraError(f"port {node.bootstrap_servers} is taken by another process")
+            node.prepare()
+            node.start()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if all(n.status().running for n in self.nodes) and self._registered() == len(
+                self.nodes
+            ):
+                log.info("kafka cluster up: %s", self.bootstrap_servers)
+                return self.status()
+            dead = [n for n in self.nodes if n._pid() is None]
+            if dead:
+                tail = dead[0]._log_tail()
+                self.down()
+                raise InfraError(f"kafka node {dead[0].node_id} exited; last log lines: {tail}")
+            time.sleep(0.3)
+        tail = " / ".join(n._log_tail(2) for n in self.nodes)
+        self.down()
+        raise InfraError(f"the Kafka cluster did not start in {timeout_s:.0f}s: {tail}")
+
+    def down(self, timeout_s: float = 20.0) -> None:
+        """Stop all nodes together (SIGTERM, then SIGKILL after ``timeout_s``): stopped one by
+        one, the last nodes would wait for a quorum that is already gone."""
+        pids = {node: node._pid() for node in self.nodes}
+        for pid in pids.values():
+            if pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and any(p and _alive(p) for p in pids.values()):
+            time.sleep(0.1)
+        for node, pid in pids.items():
+            if pid is not None and _alive(pid):
+                log.warning("kafka node %s (pid %s) ignored SIGTERM; killing it", node.node_id, pid)
+                node.kill()
+            node.pid_file.unlink(missing_ok=True)
+
+    def _registered(self) -> int:
+        from confluent_kafka import KafkaException
+        from confluent_kafka.admin import AdminClient
+
+        client = AdminClient({"bootstrap.servers": self.bootstrap_servers})
+        try:
+            return len(client.list_topics(timeout=2).brokers)
+        except KafkaException:  # not up yet
+            return 0
+
+    def _cluster_id(self) -> str:
+        """One id for all nodes, kept beside them so a restart reuses the formatted storage."""
+        path = self.home / "cluster.id"
+        if path.is_file():
+            return path.read_text().strip()
+        self.home.mkdir(parents=True, exist_ok=True)
+        cluster_id = new_cluster_id()
+        path.write_text(cluster_id)
+        return cluster_id
+
+
+def new_cluster_id() -> str:
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
 def _alive(pid: int) -> bool:

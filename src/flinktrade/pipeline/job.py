@@ -24,10 +24,12 @@ from pathlib import Path
 
 from pyflink.common import Configuration, Row, Types
 from pyflink.datastream import StreamExecutionEnvironment
+from pyflink.java_gateway import get_gateway
 from pyflink.table import Schema, StreamTableEnvironment
 
 from flinktrade import topics
 from flinktrade.config import AnalyticsSettings, Delivery, Settings
+from flinktrade.errors import ConfigError
 from flinktrade.infra import jvm
 from flinktrade.pipeline import sql
 from flinktrade.pipeline.analytics import StrategySpec, SymbolModel
@@ -78,6 +80,8 @@ class JobOptions:
     restore_from: Path | None = None
     """A retained checkpoint (or savepoint) directory to start from."""
     name: str = "flinktrade"
+    jobmanager: str | None = None
+    """``host:port`` of a Flink cluster's REST endpoint to submit to (None: a local MiniCluster)."""
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: object) -> JobOptions:
@@ -140,10 +144,43 @@ def environment(options: JobOptions) -> tuple[StreamExecutionEnvironment, Stream
         conf.set_string("execution.checkpointing.dir", options.checkpoint_dir.resolve().as_uri())
     if options.restore_from is not None:
         conf.set_string("execution.state-recovery.path", options.restore_from.resolve().as_uri())
-    env = StreamExecutionEnvironment.get_execution_environment(conf)
+    if options.jobmanager is not None:
+        env = _remote_environment(conf, options.jobmanager)
+    else:
+        env = StreamExecutionEnvironment.get_execution_environment(conf)
     env.set_parallelism(options.parallelism)
     t_env = StreamTableEnvironment.create(env)
     return env, t_env
+
+
+def _remote_environment(conf: Configuration, jobmanager: str) -> StreamExecutionEnvironment:
+    """Target a running cluster's REST endpoint instead of an in-process MiniCluster.
+
+    The job graph, the connector and UDF jars (``pipeline.jars``) and this package's source
+    (``python.files``) are uploaded with the job. Third-party Python packages (pydantic, pemja, ...)
+    must already be importable on the TaskManagers: the local session cluster puts this venv on
+    their ``PYTHONPATH``; a remote one needs them on its image (see docs/scaling.md).
+    """
+    host, _, port = jobmanager.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--jobmanager must be host:port, not {jobmanager!r}")
+    conf.set_string("execution.target", "remote")
+    conf.set_string("execution.attached", "true")  # execute() waits; execute_async() does not
+    conf.set_string("rest.address", host)
+    conf.set_string("rest.port", port)
+    conf.set_string("python.files", str(Path(__file__).resolve().parents[2]))
+    # TaskManagers come and go on a cluster: keep retrying with back-off instead of giving up
+    # after three quick attempts while the lost TaskManager's slots are still being released.
+    conf.set_string("restart-strategy.type", "exponential-delay")
+    conf.set_string("restart-strategy.exponential-delay.initial-backoff", "1 s")
+    conf.set_string("restart-strategy.exponential-delay.max-backoff", "10 s")
+    conf.set_string("restart-strategy.exponential-delay.attempts-before-reset-backoff", "20")
+    # getExecutionEnvironment() in a plain Python process always builds a local environment;
+    # the environment's own constructor honours execution.target.
+    j_env_class = (
+        get_gateway().jvm.org.apache.flink.streaming.api.environment.StreamExecutionEnvironment
+    )
+    return StreamExecutionEnvironment(j_env_class(conf._j_configuration))
 
 
 def build(t_env: StreamTableEnvironment, io: JobIO, options: JobOptions) -> None:
@@ -209,7 +246,8 @@ def build(t_env: StreamTableEnvironment, io: JobIO, options: JobOptions) -> None
     }
     outputs = (
         bars.connect(news.filter(lambda row: row["kind"] == "news"))
-        .key_by(lambda row: row["symbol"], lambda row: row["symbol"], key_type=Types.STRING())
+        # by position: rows of a Python map may arrive without their field names
+        .key_by(lambda row: row[1], lambda row: row[1], key_type=Types.STRING())
         .process(
             AnalyticsOperator(options.strategies, options.analytics, topic_of),
             output_type=OUTPUT_ROW_TYPE,

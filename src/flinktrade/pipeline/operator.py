@@ -210,27 +210,25 @@ class AnalyticsOperator(KeyedCoProcessFunction):  # type: ignore[misc]
         self.pending = runtime_context.get_state(ValueStateDescriptor("pending", Types.STRING()))
 
     def process_element1(self, value: Row, ctx: KeyedCoProcessFunction.Context) -> None:
+        # BAR_ROW_TYPE by position (rows of a Python map may arrive without field names)
+        _kind, _symbol, ts, open_, high, low, close, volume, vwap, trades, interval_ms, _ = value
         bar = {
-            "ts": int(value["ts"]),
-            "open": value["open"],
-            "high": value["high"],
-            "low": value["low"],
-            "close": value["close"],
-            "volume": int(value["volume"]),
-            "vwap": value["vwap"],
-            "trades": int(value["trades"]),
-            "interval_ms": int(value["interval_ms"]),
+            "ts": int(ts),
+            "open": open_,
+            "high": high,
+            "low": low,
+            "close": close,
+            "volume": int(volume),
+            "vwap": vwap,
+            "trades": int(trades),
+            "interval_ms": int(interval_ms),
         }
         self._buffer("bars", bar)
         ctx.timer_service().register_event_time_timer(bar["ts"] + bar["interval_ms"] - 1)
 
     def process_element2(self, value: Row, ctx: KeyedCoProcessFunction.Context) -> None:
-        news = {
-            "id": value["id"],
-            "ts": int(value["ts"]),
-            "sentiment": float(value["sentiment"]),
-            "headline": value["text"],
-        }
+        _kind, _symbol, ts, story_id, score, headline = value  # NEWS_ROW_TYPE by position
+        news = {"id": story_id, "ts": int(ts), "sentiment": float(score), "headline": headline}
         self._buffer("news", news)
         ctx.timer_service().register_event_time_timer(news["ts"])
 

@@ -1,0 +1,165 @@
+"""Faults under a running job on the session cluster: a TaskManager and a Kafka broker die.
+
+These take about two minutes more than the CI budget allows next to the rest of the suite, so they
+run only in ``make test-cluster`` (which sets FLINKTRADE_CLUSTER_FAULTS=1) and are NOT part of CI.
+Status 2026-11-28: the TaskManager kill passes; the broker kill FAILS (the job's output after the
+kill holds 1 of the 7 reference signals; acknowledged input is intact) — issue 10 stays open.
+
+Each test feeds the first half of the input, starts the job (at-least-once, parallelism 2), kills
+a component once the job has completed a checkpoint, feeds the second half, and compares the
+signals and bars, deduplicated by content, with the reference run.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from conftest import (
+    CHECKPOINT_MS,
+    STRATEGIES,
+    Reference,
+    completed_checkpoints,
+    content,
+    create_topics,
+    input_trades,
+    output_names,
+    produce,
+    wait_running,
+    wait_until_done,
+)
+from flinktrade import bus, events
+from flinktrade.config import BrokerSettings
+from flinktrade.infra.flink import LocalFlinkCluster
+from flinktrade.infra.kafka import LocalKafkaCluster
+from flinktrade.pipeline.job import JobIO, JobOptions, run
+from flinktrade.testing.ports import free_port
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        not os.environ.get("FLINKTRADE_CLUSTER_FAULTS"),
+        reason="not in CI: `make test-cluster` runs these (the broker-kill one fails, issue 10)",
+    ),
+]
+
+
+def start_job(flink: LocalFlinkCluster, servers: str, prefix: str) -> tuple[str, str, str]:
+    """Start the unbounded job on ``<prefix>.trades``; returns (job id, group, input topic)."""
+    names = output_names(prefix)
+    topic = f"{prefix}.trades"
+    io = JobIO(
+        bootstrap_servers=servers,
+        trades=topic,
+        news="news.empty",
+        bars="bars.empty",
+        group_id=prefix,
+        from_earliest=True,
+        **names,
+    )
+    options = JobOptions(
+        parallelism=2,
+        strategies=STRATEGIES,
+        checkpoint_interval_ms=CHECKPOINT_MS,
+        jobmanager=flink.address,
+    )
+    client = run(io, options, wait=False)
+    return str(client.get_job_id()), prefix, topic  # type: ignore[attr-defined]
+
+
+def check_outputs(servers: str, prefix: str, reference: Reference) -> None:
+    names = output_names(prefix)
+    signals = bus.decode_all(servers, names["signals"], events.Signal)
+    bars = bus.decode_all(servers, names["analytics_bars"], events.AnalyticsBar)
+    assert sorted(set(content(signals))) == content(reference.signals)
+    assert sorted(set(content(bars))) == content(reference.bars)
+
+
+def wait_first_checkpoint(flink: LocalFlinkCluster, job_id: str) -> None:
+    wait_running(flink.rest, job_id)
+    bus.wait_for(lambda: completed_checkpoints(flink.rest, job_id) > 0, 60, what="a checkpoint")
+
+
+def test_killed_taskmanager_job_recovers_and_writes_the_reference(
+    flink: LocalFlinkCluster, reference: Reference, cluster_broker: object
+) -> None:
+    servers = cluster_broker.bootstrap_servers  # type: ignore[attr-defined]
+    trades = input_trades()
+    half = len(trades) // 2
+    create_topics(servers, ["tmkill.trades", *output_names("tmkill").values()])
+    produce(servers, "tmkill.trades", trades[:half], flush=False)
+    job_id, group, topic = start_job(flink, servers, "tmkill")
+    victim = 1
+    try:
+        wait_first_checkpoint(flink, job_id)
+        busy = [tm["id"] for tm in flink.rest.taskmanagers() if tm["freeSlots"] < tm["slotsNumber"]]
+        victim = int(sorted(busy)[0].split("-")[1])
+        flink.kill_taskmanager(victim)
+        produce(servers, topic, trades[half:], flush=True)
+        bus.wait_for(
+            lambda: flink.rest.job(job_id)["state"] != "RUNNING"
+            or any(v["status"] != "RUNNING" for v in flink.rest.job(job_id)["vertices"]),
+            60,
+            what="the job to notice the lost TaskManager",
+        )
+        wait_running(flink.rest, job_id, 120)
+        wait_until_done(flink.rest, job_id, servers, group, topic)
+    finally:
+        flink.rest.cancel(job_id)
+        flink.start_taskmanager(victim)
+    check_outputs(servers, "tmkill", reference)
+    bus.wait_for(lambda: len(flink.rest.taskmanagers()) >= 2, 60, what="the TaskManager back")
+
+
+@pytest.fixture
+def kafka3(tmp_path: Path) -> Iterator[LocalKafkaCluster]:
+    ports = [(free_port(), free_port()) for _ in range(3)]
+    cluster = LocalKafkaCluster(BrokerSettings(heap="384m"), tmp_path, nodes=3, ports=ports)
+    try:
+        cluster.up()
+        yield cluster
+    finally:
+        cluster.down()
+
+
+def in_sync_replicas(servers: str, topic: str) -> list[int]:
+    metadata = AdminClient({"bootstrap.servers": servers}).list_topics(topic, timeout=10)
+    return [len(p.isrs) for p in metadata.topics[topic].partitions.values()]
+
+
+def test_killed_broker_loses_no_acknowledged_event_and_rejoins(
+    flink: LocalFlinkCluster, reference: Reference, kafka3: LocalKafkaCluster
+) -> None:
+    servers = kafka3.bootstrap_servers
+    create_topics(
+        servers,
+        ["kill.trades", "news.empty", "bars.empty", *output_names("kill").values()],
+        replication=3,
+    )
+    trades = input_trades()
+    half = len(trades) // 2
+    acked = produce(servers, "kill.trades", trades[:half], flush=False)
+    job_id, group, topic = start_job(flink, servers, "kill")
+    try:
+        wait_first_checkpoint(flink, job_id)
+        kafka3.node(2).kill()
+        # Under load: the producer writes the second half while one of three nodes is down.
+        acked += produce(servers, topic, trades[half:], flush=True)
+        wait_until_done(flink.rest, job_id, servers, group, topic)
+    finally:
+        flink.rest.cancel(job_id)
+    assert bus.count_records(servers, topic) == acked == len(trades) + 4
+    ids = {m.value() for m in bus.read_all(servers, topic)}
+    assert len(ids) == acked, "acknowledged records lost or duplicated"
+    check_outputs(servers, "kill", reference)
+
+    kafka3.node(2).up()
+    deadline = time.monotonic() + 90
+    while min(in_sync_replicas(servers, topic)) < 3:
+        assert time.monotonic() < deadline, "the restarted broker did not rejoin the ISR"
+        time.sleep(0.5)
