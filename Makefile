@@ -12,7 +12,7 @@ CHROMIUM := /usr/bin/chromium
 DURATION ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup jars demo test test-unit lint typecheck bench lock clean
+.PHONY: help setup jars demo test test-cluster test-unit lint typecheck bench bench-full bench-lock lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -47,6 +47,9 @@ demo: setup ## run the whole system locally (DURATION=60 to stop by itself)
 test: setup $(CHROMIUM) ## run the whole test suite (real Kafka broker, real Flink MiniCluster, Chromium)
 	$(PY) -m pytest
 
+test-cluster: setup ## session-cluster tests incl. TaskManager and broker kills (~6 min)
+	FLINKTRADE_CLUSTER_FAULTS=1 $(PY) -m pytest tests/integration/cluster
+
 test-unit: setup ## run the fast tests only
 	$(PY) -m pytest tests/unit
 
@@ -57,8 +60,25 @@ lint: setup ## ruff
 typecheck: setup ## mypy --strict on src/
 	$(VENV)/bin/mypy
 
-bench: setup ## catch-up throughput of the job on the trades-1m workload (prints JSON)
+# The peer contenders (Quix Streams, Bytewax, kafka-python) live in their own venv: quixstreams
+# pins pydantic below flinktrade's pins. Only the bench targets need it; lock has no index URLs.
+PEERS_VENV := .venv-peers
+PEERS_STAMP := $(PEERS_VENV)/.installed-stamp
+$(PEERS_STAMP): bench/peers/requirements.lock | $(STAMP)
+	@test -x $(PEERS_VENV)/bin/python || $(UV) venv -q --python $(PYTHON) $(PEERS_VENV)
+	$(UV) pip sync -q --python $(PEERS_VENV)/bin/python bench/peers/requirements.lock
+	@touch $@
+
+bench-lock: ## re-pin bench/peers/requirements.lock (the peers' venv; hashes, no index URLs)
+	$(UV) pip compile -q bench/peers/requirements.in --generate-hashes \
+		--python-version 3.11 -o bench/peers/requirements.lock
+
+bench: setup $(PEERS_STAMP) ## flinktrade vs peers (trades-1m catch-up + one latency rate) and the backtest figure (JSON lines)
 	$(PY) -m bench.run 2>bench.log || (tail -20 bench.log; exit 1)
+	$(PY) -m bench.backtest 2>>bench.log || (tail -20 bench.log; exit 1)
+
+bench-full: setup $(PEERS_STAMP) ## 5 repeats + latency sweep; rewrites docs/benchmarks.md
+	$(PY) -m bench.run --full 2>bench.log || (tail -20 bench.log; exit 1)
 
 lock: ## re-pin requirements.lock from pyproject.toml (hashes, no index URLs)
 	$(UV) pip compile -q pyproject.toml --extra dev --generate-hashes \

@@ -1,57 +1,137 @@
-"""`make bench`: catch-up throughput of the flinktrade job on the trades-1m workload.
+"""`make bench` / `make bench-full`: flinktrade against its peers on the trades-1m workload.
 
-Follows ../shared/BENCHMARKS.md: 1,000,000 trades over 50 symbols (~6.5 h of event time, fixed
-seed), preloaded into a fresh topic on a local broker; the job (SQL bars + SQL SMA20/SMA50 + Python
-SMA-cross strategy, thread mode, parallelism 1, at-least-once) reads it from the earliest offset as
-a bounded source. Throughput is taken from the records: N / (last output's emission time - first
-output's emission time); start-up is the rest of the wall time. A figure is printed only if the
-signals equal the pure-Python reference exactly and the bars match it to 1e-9.
+Follows ../shared/BENCHMARKS.md. One local broker; the trades are generated once (fixed seed),
+encoded once and preloaded into one topic, followed by an explicit end of stream: one record per
+symbol with a far-future timestamp (flinktrade's job dead-letters it, and its watermark closes the
+last windows; the peers close the symbol's last bar on it). Every contender is a separate process
+reading that topic from the earliest offset into its own fresh output topics; the runner then reads
+the outputs back and applies the correctness gate (signals exactly, bars to 1e-9, against
+``flinktrade.testing.reference``). A contender that fails the gate gets no figure, and the reason.
 
-Prints one JSON line.
+Catch-up throughput = trades / (last output's emission time - first consumed record's time), from
+the records (flinktrade does not expose its first-consumed time, so its span starts at its first
+output, which comes ~0.3% into the input: a slight overstatement, noted). CPU-seconds per 1 M
+trades are summed over the contender's process tree (Python workers and JVM included); the
+broker's CPU during the run is reported separately.
+
+Open-loop latency runs a driver at a fixed rate (see ``bench/peers/latency.py``).
+
+Prints one JSON line per contender run; ``--full`` repeats everything 5 times (contenders
+alternate within each round) and rewrites docs/benchmarks.md and docs/bench-results/.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import itertools
 import json
+import logging
 import os
 import platform
-import socket
+import signal
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from flinktrade import bus, events
+import orjson
+from confluent_kafka import Consumer, TopicPartition
+
+from flinktrade import bus
 from flinktrade.config import BrokerSettings, KafkaSettings
+from flinktrade.infra import jvm
 from flinktrade.infra.kafka import LocalKafka
-from flinktrade.ingest.simulator import MarketSimulator
-from flinktrade.pipeline.analytics import StrategySpec
-from flinktrade.pipeline.job import JobIO, JobOptions, run
+from flinktrade.ingest.simulator import MarketSimulator, RawTrade
 from flinktrade.testing import reference
+from flinktrade.testing.ports import free_port
 
-N = int(os.environ.get("BENCH_TRADES", "1000000"))
+log = logging.getLogger("bench")
+
+ROOT = Path(__file__).resolve().parents[1]
+MAIN_PY = ROOT / ".venv" / "bin" / "python"
+PEERS_PY = ROOT / ".venv-peers" / "bin" / "python"
 SYMBOLS = 50
 SPAN_MS = 6.5 * 3600 * 1000
+SEED = 2024
+SEED_STYLE_CAP = 50_000
+PARTITIONS = 4
 CLK = os.sysconf("SC_CLK_TCK")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+# ---------------------------------------------------------------- workload and reference
 
 
-def _cpu_seconds(pid: int) -> float:
+@dataclass
+class Workload:
+    """The encoded trades (plus end-of-stream records) and what the reference says they give."""
+
+    trades: list[RawTrade]
+    records: list[tuple[bytes, bytes, int]]
+    ref_bars: list[reference.RefBar]
+    ref_signals: set[tuple[str, int, str]]
+
+    @classmethod
+    def make(cls, n: int, seed: int = SEED) -> Workload:
+        gap_ms = SPAN_MS / n
+        return cls.from_trades(
+            MarketSimulator(SYMBOLS, seed=seed, gap_ms=gap_ms, news=False).trades(n)
+        )
+
+    @classmethod
+    def from_trades(cls, trades: list[RawTrade]) -> Workload:
+        records = [(t.symbol.encode(), t.to_json(t.ts), t.ts) for t in trades]
+        far = trades[-1].ts + 86_400_000
+        for symbol in sorted({t.symbol for t in trades}):
+            eos = b'{"symbol":"%s","eos":true,"ts":%d}' % (symbol.encode(), far)
+            records.append((symbol.encode(), eos, far))
+        ref = reference.bars((t.symbol, t.price, t.size, t.ts) for t in trades)
+        reference.add_sma(ref, [20, 50])
+        return cls(trades, records, ref, set(reference.sma_cross_signals(ref, 20, 50)))
+
+
+def gate(work: Workload, bars: list[dict[str, Any]], signals: list[dict[str, Any]]) -> str | None:
+    """None if the outputs match the reference, else why not."""
+    got = [(s["symbol"], s["bar_ts"], s["side"]) for s in signals]
+    if len(got) != len(set(got)):
+        return f"{len(got) - len(set(got))} duplicate signals"
+    if set(got) != work.ref_signals:
+        missing, extra = len(work.ref_signals - set(got)), len(set(got) - work.ref_signals)
+        return f"signals differ from the reference: {missing} missing, {extra} unexpected"
+    if len(bars) != len(work.ref_bars):
+        return f"{len(bars)} bars, the reference has {len(work.ref_bars)}"
+    by_key = {(b["symbol"], b["ts"]): b for b in bars}
+    for r in work.ref_bars:
+        b = by_key.get((r.symbol, r.ts))
+        if b is None:
+            return f"bar {r.symbol} {r.ts} missing"
+        for name in ("open", "high", "low", "close", "vwap"):
+            want, have = float(getattr(r, name)), float(b[name])
+            if abs(want - have) > 1e-9 * abs(want):
+                return f"bar {r.symbol} {r.ts}: {name} {have} != {want}"
+        if int(b["volume"]) != r.volume:
+            return f"bar {r.symbol} {r.ts}: volume {b['volume']} != {r.volume}"
+    return None
+
+
+# ---------------------------------------------------------------- processes and CPU
+
+
+def _cpu_seconds(pid: int) -> float | None:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
-        return 0.0
+        return None
     return (int(fields[11]) + int(fields[12])) / CLK  # utime + stime
 
 
-def _descendants(pid: int) -> list[int]:
-    out, todo = [], [pid]
+def _tree(pid: int) -> list[int]:
+    out, todo = [pid], [pid]
     while todo:
         parent = todo.pop()
         try:
@@ -68,90 +148,539 @@ def _descendants(pid: int) -> list[int]:
     return out
 
 
+class Watched:
+    """A contender process; samples the CPU time of its whole process tree while it runs."""
+
+    def __init__(self, cmd: list[str], logfile: Path) -> None:
+        self.logfile = logfile
+        with logfile.open("wb") as out:
+            self.proc = subprocess.Popen(
+                cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        self.cpu: dict[int, float] = {}
+        self.series: list[tuple[int, float]] = []  # (wall ms, CPU seconds of the tree so far)
+        self.started = time.time()
+
+    def sample(self) -> None:
+        for pid in _tree(self.proc.pid):
+            cpu = _cpu_seconds(pid)
+            if cpu is not None:
+                self.cpu[pid] = max(cpu, self.cpu.get(pid, 0.0))
+        self.series.append((time.time_ns() // 1_000_000, sum(self.cpu.values())))
+
+    def cpu_between(self, start_ms: int, end_ms: int) -> float:
+        """CPU seconds the tree used between two wall times (linear between samples)."""
+        return self._cpu_at(end_ms) - self._cpu_at(start_ms)
+
+    def _cpu_at(self, ms: int) -> float:
+        points = self.series
+        for (t0, c0), (t1, c1) in itertools.pairwise(points):
+            if t0 <= ms <= t1:
+                return c0 + (c1 - c0) * (ms - t0) / max(1, t1 - t0)
+        return points[-1][1] if points and ms > points[-1][0] else 0.0
+
+    def wait(self, until: Callable[[], bool], timeout_s: float) -> bool:
+        """Sample until ``until()`` holds or the process exits; False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self.sample()
+            if self.proc.poll() is not None or until():
+                return True
+            time.sleep(0.5)
+        return False
+
+    def stop(self) -> float:
+        """Stop the process tree (SIGINT, then SIGKILL); return its CPU seconds."""
+        self.sample()
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGINT)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)  # stray JVM or Python workers
+        return sum(self.cpu.values())
+
+    def tail(self, lines: int = 5) -> str:
+        text = self.logfile.read_text(errors="replace").strip().splitlines()
+        return " | ".join(text[-lines:])[-600:]
+
+
+# ---------------------------------------------------------------- contenders
+
+
+@dataclass(frozen=True)
+class Contender:
+    name: str
+    description: str
+    guarantee: str
+    python: Path
+    module: str
+    capped: int | None = None
+    peers_venv: bool = False
+    extra: tuple[str, ...] = field(default_factory=tuple)
+
+
+CONTENDERS = [
+    Contender(
+        "flinktrade",
+        "flinktrade job: SQL parse + TUMBLE bars (JVM), keyed Python analytics operator "
+        "(thread mode), parallelism 1",
+        "at-least-once, checkpoint every 10 s",
+        MAIN_PY,
+        "bench.flinktrade_job",
+    ),
+    Contender(
+        "plain-loop",
+        "confluent-kafka consume/produce loop + orjson, one process",
+        "at-least-once, auto-commit every 5 s",
+        MAIN_PY,
+        "bench.peers.plain_loop",
+    ),
+    Contender(
+        "quixstreams",
+        "Quix Streams 3.28.1 app, stateful apply (RocksDB state + changelog), one process",
+        "at-least-once, commit every 5 s (default)",
+        PEERS_PY,
+        "bench.peers.quix_app",
+        peers_venv=True,
+    ),
+    Contender(
+        "bytewax",
+        "Bytewax 0.21.1 dataflow, stateful_flat_map, 1 worker",
+        "no recovery configured (default): at-most-once on failure",
+        PEERS_PY,
+        "bench.peers.bytewax_flow",
+        peers_venv=True,
+    ),
+    Contender(
+        "seed-style",
+        "kafka-python, stdlib json, send(...).get() per message",
+        "each send acknowledged before the next; auto-commit every 5 s",
+        PEERS_PY,
+        "bench.peers.seed_style",
+        capped=SEED_STYLE_CAP,
+        peers_venv=True,
+    ),
+    Contender(
+        "pass-through",
+        "confluent-kafka consume -> produce, no decoding (Python plumbing ceiling)",
+        "at-least-once",
+        MAIN_PY,
+        "bench.peers.passthrough",
+    ),
+    Contender(
+        "broker-consume",
+        "plain Java KafkaConsumer, default settings, records dropped (broker ceiling)",
+        "n/a",
+        MAIN_PY,
+        "",
+    ),
+]
+
+
+class Bench:
+    def __init__(
+        self, broker: LocalKafka, work: Workload, workdir: Path, prefix: str = "bench"
+    ) -> None:
+        self.broker = broker
+        self.servers = broker.bootstrap_servers
+        self.work = work
+        self.workdir = workdir
+        self.settings = KafkaSettings(bootstrap_servers=self.servers, partitions=PARTITIONS)
+        self.input = self.preload(f"{prefix}.trades", work.records)
+        capped = work.trades[:SEED_STYLE_CAP]
+        self.capped_work = (
+            Workload.from_trades(capped) if len(work.trades) > SEED_STYLE_CAP else work
+        )
+        self.capped_input = (
+            self.preload(f"{prefix}.trades.capped", self.capped_work.records)
+            if self.capped_work is not work
+            else self.input
+        )
+
+    def preload(self, topic: str, records: Iterable[tuple[bytes, bytes, int]]) -> str:
+        bus.ensure_topics(self.settings, [topic])
+        producer = bus.EventProducer(self.servers)
+        for key, value, ts in records:
+            producer.send_raw(topic, value, key, ts)
+        producer.flush()
+        return topic
+
+    def topics(self, prefix: str) -> dict[str, str]:
+        names = {
+            k: f"{prefix}.{k}"
+            for k in ("bars", "signals", "alerts", "deadletter", "news", "pbars", "ticks")
+        }
+        bus.ensure_topics(self.settings, names.values())
+        return names
+
+    def catch_up(self, c: Contender, run: int) -> dict[str, Any]:
+        work = self.capped_work if c.capped else self.work
+        source = self.capped_input if c.capped else self.input
+        n = len(work.trades)
+        prefix = f"{self.input}.r{run}.{c.name}.{time.monotonic_ns() % 10**8}"
+        names = self.topics(prefix)
+        stats = self.workdir / f"{prefix}.stats.json"
+        result: dict[str, Any] = {
+            "contender": c.name,
+            "mode": "catch-up",
+            "run": run,
+            "description": c.description,
+            "delivery": c.guarantee,
+            "trades": n,
+            "capped": c.capped is not None,
+            "load_before": _loadavg(),
+        }
+        if c.peers_venv and not c.python.exists():
+            return result | {"correct": None, "reason": "no .venv-peers (run `make bench`)"}
+        if c.name == "broker-consume":
+            cmd = [
+                jvm.java_binary(),
+                "-cp",
+                jvm.kafka_classpath(),
+                str(ROOT / "bench" / "BrokerConsume.java"),
+                self.servers,
+                source,
+                str(len(work.records)),
+            ]
+        else:
+            cmd = [str(c.python), "-m", c.module, "--servers", self.servers, "--input", source]
+            cmd += ["--group", prefix, "--stats", str(stats)]
+            for k in ("bars", "signals", "alerts"):
+                cmd += [f"--{k}", names[k]]
+            if c.name == "flinktrade":
+                cmd += ["--deadletter", names["deadletter"], "--news", names["news"]]
+                cmd += ["--pbars", names["pbars"]]
+            if c.name == "seed-style":
+                bus.ensure_topics(self.settings, [source + ".ticks"])
+        broker_cpu0 = _cpu_seconds(self.broker.status().pid or 0) or 0.0
+        wall0 = time.time()
+        proc = Watched(cmd, self.workdir / f"{prefix}.log")
+        expected = self._expected(c, work)
+        timeout = 150.0 if c.capped else 1200.0
+        finished = proc.wait(lambda: self._done(names, expected), timeout)
+        if c.name not in {"broker-consume", "flinktrade"} and finished:
+            time.sleep(1.0)  # let late duplicates or extra records land before the gate
+        cpu = proc.stop()
+        wall = time.time() - wall0
+        broker_cpu = (_cpu_seconds(self.broker.status().pid or 0) or 0.0) - broker_cpu0
+        result |= {
+            "wall_s": round(wall, 2),
+            "cpu_s_per_1m": {
+                "contender": round(cpu * 1e6 / n, 2),
+                "broker_during_run": round(broker_cpu * 1e6 / n, 2),
+            },
+            "load_after": _loadavg(),
+        }
+        if not finished:
+            return result | {
+                "correct": False,
+                "reason": f"did not finish in {timeout:.0f} s; log: {proc.tail()}",
+            }
+        if c.name == "broker-consume":
+            out = json.loads(proc.logfile.read_text().strip().splitlines()[-1])
+            span = (out["last_ms"] - out["first_ms"]) / 1000
+            return result | {"correct": None, "processing_s": span, "trades_per_s": _rate(n, span)}
+        if c.name == "pass-through":
+            count = bus.count_records(self.servers, names["bars"])
+            first = json.loads(stats.read_text())["first_consumed_ms"]
+            span = (_last_timestamp(self.servers, names["bars"]) - first) / 1000
+            ok = count == len(work.records)
+            reason = None if ok else f"{count} records out, {len(work.records)} in"
+            return result | {
+                "correct": ok,
+                "reason": reason,
+                "processing_s": round(span, 2),
+                "trades_per_s": _rate(n, span) if ok else None,
+            }
+        if proc.proc.returncode not in (None, 0, -2, 130) and c.name == "flinktrade":
+            return result | {"correct": False, "reason": f"job failed: {proc.tail()}"}
+        bars = _read_json(self.servers, names["bars"])
+        signals = _read_json(self.servers, names["signals"])
+        reason = gate(work, bars, signals)
+        emitted = [r["ingest_ts"] for r in bars + signals]
+        first_out = min(emitted) if emitted else 0
+        side = json.loads(stats.read_text()) if stats.exists() else {}
+        first = side.get("first_consumed_ms", first_out)
+        span = (max(emitted, default=0) - first) / 1000
+        result |= {
+            "correct": reason is None,
+            "reason": reason,
+            "bars": len(bars),
+            "signals": len(signals),
+            "processing_s": round(span, 2),
+            "span_from": "first consumed record" if "first_consumed_ms" in side else "first output",
+            "trades_per_s": _rate(n, span) if reason is None else None,
+        }
+        if "submitted_ms" in side:
+            result["startup_s"] = round((first_out - side["submitted_ms"]) / 1000, 2)
+        if reason is None:
+            # Steady state: CPU between the first and the last output, per trade in that span
+            # (start-up, e.g. the JVM and job deployment, excluded).
+            last = max(emitted)
+            done = sum(1 for t in work.trades if t.ts >= work.trades[0].ts + 60_000)
+            steady = proc.cpu_between(first_out, last)
+            result["cpu_s_per_1m"]["contender_steady"] = round(steady * 1e6 / done, 2)
+        return result
+
+    def _expected(self, c: Contender, work: Workload) -> tuple[int, int]:
+        if c.name == "pass-through":
+            return len(work.records), 0
+        return len(work.ref_bars), len(work.ref_signals)
+
+    def _done(self, names: dict[str, str], expected: tuple[int, int]) -> bool:
+        bars = bus.count_records(self.servers, names["bars"])
+        return (
+            bars >= expected[0]
+            and bus.count_records(self.servers, names["signals"]) >= (expected[1])
+        )
+
+
+def _rate(n: int, span_s: float) -> int | None:
+    return round(n / span_s) if span_s > 0 else None
+
+
+def _loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def _read_json(servers: str, topic: str) -> list[dict[str, Any]]:
+    return [orjson.loads(m.value() or b"{}") for m in bus.read_all(servers, topic, timeout_s=300)]
+
+
+def _last_timestamp(servers: str, topic: str) -> int:
+    """The largest record timestamp among the last record of each partition."""
+    consumer = Consumer(
+        {"bootstrap.servers": servers, "group.id": "bench-last", "enable.auto.commit": False}
+    )
+    try:
+        ends = [tp for tp in bus.end_offsets(consumer, topic) if tp.offset > 0]
+        consumer.assign([TopicPartition(topic, tp.partition, tp.offset - 1) for tp in ends])
+        last, seen = 0, 0
+        while seen < len(ends):
+            msg = consumer.poll(5)
+            if msg is None:
+                break
+            if msg.error() is None:
+                last = max(last, msg.timestamp()[1])
+                seen += 1
+        return last
+    finally:
+        consumer.close()
+
+
+# ---------------------------------------------------------------- open-loop latency
+
+
+@dataclass(frozen=True)
+class LatencyCase:
+    contender: str
+    profile: str  # "default" or "low-latency"
+    rate: int
+
+
+def _latency_trades(count: int, seed: int = SEED + 1) -> list[RawTrade]:
+    """``count`` trades spread over ~6.5 h of event time, so SMA50 fills and signals fire."""
+    gap_ms = SPAN_MS / count
+    return MarketSimulator(SYMBOLS, seed=seed, gap_ms=gap_ms, news=False).trades(count)
+
+
+class LatencyBench:
+    def __init__(self, bench: Bench, duration_s: float) -> None:
+        self.bench = bench
+        self.duration_s = duration_s
+
+    def run(self, case: LatencyCase, run: int) -> dict[str, Any]:
+        b = self.bench
+        contender = next(c for c in CONTENDERS if c.name == case.contender)
+        count = int(case.rate * self.duration_s)
+        trades = _latency_trades(count)
+        prefix = (
+            f"lat{run}.{case.contender}.{case.profile}.{case.rate}.{time.monotonic_ns() % 10**6}"
+        )
+        names = b.topics(prefix)
+        source = f"{prefix}.in"
+        bus.ensure_topics(b.settings, [source])
+        trades_file = b.workdir / f"{prefix}.trades"
+        trades_file.write_bytes(
+            b"".join(b"%s %d %s\n" % (t.symbol.encode(), t.ts, t.to_json(t.ts)) for t in trades)
+        )
+        stats = b.workdir / f"{prefix}.stats.json"
+        result: dict[str, Any] = {
+            "contender": case.contender,
+            "mode": "latency",
+            "profile": case.profile,
+            "rate_per_s": case.rate,
+            "records": count,
+            "expected_bars": len(reference.bars((t.symbol, t.price, t.size, t.ts) for t in trades)),
+            "run": run,
+            "load_before": _loadavg(),
+        }
+        if not PEERS_PY.exists():
+            return result | {"error": "no .venv-peers: the latency driver needs hdrhistogram"}
+        cmd = [str(contender.python), "-m", contender.module, "--servers", b.servers]
+        cmd += ["--input", source, "--group", prefix, "--stats", str(stats)]
+        for k in ("bars", "signals", "alerts"):
+            cmd += [f"--{k}", names[k]]
+        if case.contender == "flinktrade":
+            cmd += ["--deadletter", names["deadletter"], "--news", names["news"]]
+            cmd += ["--pbars", names["pbars"], "--unbounded"]
+        if case.profile == "low-latency":
+            cmd.append("--low-latency")
+        proc = Watched(cmd, b.workdir / f"{prefix}.log")
+        ready = proc.wait(lambda: stats.exists() and "ready_ms" in stats.read_text(), 180)
+        if not ready or proc.proc.poll() is not None:
+            proc.stop()
+            return result | {"error": f"contender did not start: {proc.tail()}"}
+        time.sleep(5.0)  # consumer group assignment / task deployment after "ready"
+        t0_us = time.time_ns() // 1000 + 2_000_000
+        common = ["--servers", b.servers, "--trades", str(trades_file), "--rate", str(case.rate)]
+        common += ["--t0-us", str(t0_us), "--drain-s", "10"]
+        collector = subprocess.Popen(
+            [
+                str(PEERS_PY),
+                "-m",
+                "bench.peers.latency",
+                "collect",
+                *common,
+                "--bars",
+                names["bars"],
+                "--signals",
+                names["signals"],
+                "--alerts",
+                names["alerts"],
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        driver = subprocess.Popen(
+            [str(PEERS_PY), "-m", "bench.peers.latency", "drive", *common, "--topic", source],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        cpu_driver = 0.0
+        while driver.poll() is None:
+            proc.sample()
+            cpu_driver = max(cpu_driver, _cpu_seconds(driver.pid) or 0.0)
+            time.sleep(0.5)
+        while collector.poll() is None:
+            proc.sample()
+            time.sleep(0.5)
+        cpu = proc.stop()
+        driver_out = json.loads((driver.stdout.read() if driver.stdout else "{}") or "{}")
+        latencies = json.loads((collector.stdout.read() if collector.stdout else "{}") or "{}")
+        return result | {
+            "driver": driver_out,
+            "latency": latencies,
+            "contender_cpu_s_per_1m": round(cpu * 1e6 / count, 2),
+            "load_after": _loadavg(),
+        }
+
+
+# ---------------------------------------------------------------- main
+
+
+QUICK_RATE = 2_000
+"""One rate for `make bench`: well below every contender's catch-up rate on this shared machine."""
+QUICK_LATENCY = [
+    LatencyCase("flinktrade", "default", QUICK_RATE),
+    LatencyCase("flinktrade", "low-latency", QUICK_RATE),
+    LatencyCase("plain-loop", "default", QUICK_RATE),
+    LatencyCase("plain-loop", "low-latency", QUICK_RATE),
+    LatencyCase("quixstreams", "default", QUICK_RATE),
+    LatencyCase("bytewax", "default", QUICK_RATE),
+]
+FULL_LATENCY_RATES = (1_000, 5_000, 20_000)
+
+
 def main() -> None:
-    with tempfile.TemporaryDirectory() as state:
+    parser = argparse.ArgumentParser(description="flinktrade vs peers (see bench/run.py)")
+    parser.add_argument("--full", action="store_true", help="5 repeats, rates sweep, docs")
+    parser.add_argument(
+        "--trades", type=int, default=int(os.environ.get("BENCH_TRADES", "1000000"))
+    )
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--contenders", default=",".join(c.name for c in CONTENDERS))
+    parser.add_argument("--latency-seconds", type=float, default=20.0)
+    parser.add_argument("--no-latency", action="store_true")
+    parser.add_argument("--latency-only", action="store_true", help="skip the catch-up runs")
+    parser.add_argument("--latency-rates", default="", help="e.g. 2000,5000 (quick set's cases)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    repeats = args.repeats or (5 if args.full else 1)
+    chosen = [c for c in CONTENDERS if c.name in args.contenders.split(",")]
+    if args.no_latency:
+        cases: list[LatencyCase] = []
+    elif args.full:
+        cases = [
+            LatencyCase(c, p, r)
+            for r in FULL_LATENCY_RATES
+            for c, p in (
+                ("flinktrade", "default"),
+                ("flinktrade", "low-latency"),
+                ("plain-loop", "default"),
+                ("plain-loop", "low-latency"),
+                ("quixstreams", "default"),
+                ("quixstreams", "low-latency"),
+                ("bytewax", "default"),
+                ("bytewax", "low-latency"),
+            )
+        ]
+    else:
+        cases = QUICK_LATENCY
+    if args.latency_rates:
+        rates = [int(r) for r in args.latency_rates.split(",")]
+        cases = [LatencyCase(c.contender, c.profile, r) for r in rates for c in cases]
+        cases = list(dict.fromkeys(cases))
+    cases = [c for c in cases if c.contender in {x.name for x in chosen}]
+    results: list[dict[str, Any]] = []
+    started = datetime.now(UTC)
+    with tempfile.TemporaryDirectory(prefix="flinktrade-bench-") as tmp:
+        workdir = Path(tmp)
         broker = LocalKafka(
-            BrokerSettings(port=_free_port(), controller_port=_free_port()), Path(state)
+            BrokerSettings(port=free_port(), controller_port=free_port()), workdir / "state"
         )
         broker.up()
         try:
-            result = bench(broker)
+            log.info("generating %d trades and the reference", args.trades)
+            work = Workload.make(args.trades)
+            bench = Bench(broker, work, workdir)
+            for run in range(0 if args.latency_only else repeats):
+                shift = run % len(chosen)
+                for c in chosen[shift:] + chosen[:shift]:  # alternate the order between rounds
+                    log.info("catch-up run %d: %s", run, c.name)
+                    results.append(_emit(bench.catch_up(c, run)))
+            latency = LatencyBench(bench, args.latency_seconds)
+            for run in range(1):
+                for case in cases:
+                    log.info("latency: %s %s %d/s", case.contender, case.profile, case.rate)
+                    results.append(_emit(latency.run(case, run)))
         finally:
             broker.down()
-    print(json.dumps(result))
+    if args.full:
+        from bench import report
+
+        report.write(results, started, ["python", "-m", "bench.run", *sys.argv[1:]])
 
 
-def bench(broker: LocalKafka) -> dict[str, object]:
-    servers = broker.bootstrap_servers
-    names = {
-        "trades": "b.trades",
-        "analytics_bars": "b.bars",
-        "signals": "b.signals",
-        "deadletter": "b.dl",
-        "news": "b.news",
-        "bars": "b.pbars",
-        "alerts": "b.alerts",
-    }
-    bus.ensure_topics(KafkaSettings(bootstrap_servers=servers, partitions=4), names.values())
-    trades = MarketSimulator(SYMBOLS, seed=2024, gap_ms=SPAN_MS / N, news=False).trades(N)
-    producer = bus.EventProducer(servers)
-    for t in trades:
-        producer.send_raw(names["trades"], t.to_json(t.ts), t.symbol.encode(), t.ts)
-    producer.flush()
+def _emit(result: dict[str, Any]) -> dict[str, Any]:
+    result["machine"] = _machine()
+    result["date"] = datetime.now(UTC).strftime("%Y-%m-%d")
+    print(json.dumps(result), flush=True)
+    return result
 
-    broker_pid = broker.status().pid or 0
-    broker_cpu0 = _cpu_seconds(broker_pid)
-    wall0 = time.time()
-    io = JobIO(
-        bootstrap_servers=servers, bounded=True, from_earliest=True, group_id="bench", **names
+
+def _machine() -> str:
+    mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    return (
+        f"{os.cpu_count()} cores, {mem_kb / 1024 / 1024:.1f} GiB, {platform.machine()}, "
+        f"Python {sys.version.split()[0]}"
     )
-    options = JobOptions(
-        strategies=(StrategySpec("sma_cross", {"fast": 20, "slow": 50}),),
-        checkpoint_dir=Path(tempfile.mkdtemp()),
-    )
-    run(io, options)
-    wall = time.time() - wall0
-    job_cpu = sum(_cpu_seconds(p) for p in _descendants(os.getpid()) if p != broker_pid)
-    driver_cpu = time.process_time()
-    broker_cpu = _cpu_seconds(broker_pid) - broker_cpu0
-
-    bars = bus.decode_all(servers, names["analytics_bars"], events.AnalyticsBar)
-    signals = bus.decode_all(servers, names["signals"], events.Signal)
-    first = min(b.ingest_ts for b in bars)
-    last = max([b.ingest_ts for b in bars] + [s.ingest_ts for s in signals])
-    span_s = (last - first) / 1000
-
-    ref = reference.bars((t.symbol, t.price, t.size, t.ts) for t in trades)
-    reference.add_sma(ref, [20, 50])
-    expected = set(reference.sma_cross_signals(ref, 20, 50))
-    got = {(s.symbol, s.bar_ts, s.side.value) for s in signals}
-    by_key = {(b.symbol, b.ts): b for b in bars}
-    bars_ok = len(bars) == len(ref) and all(
-        (k := by_key.get((r.symbol, r.ts))) is not None
-        and (k.open, k.high, k.low, k.close, k.volume) == (r.open, r.high, r.low, r.close, r.volume)
-        and abs((k.vwap or 0) - r.vwap) <= 1e-9 * r.vwap
-        for r in ref
-    )
-    correct = bars_ok and got == expected and len(signals) == len(expected)
-    return {
-        "contender": "flinktrade (SQL bars, Python indicators+alerts+strategy, thread mode, p=1, at-least-once)",
-        "trades": N,
-        "symbols": SYMBOLS,
-        "correct": correct,
-        "bars": len(bars),
-        "signals": len(signals),
-        "trades_per_s": round(N / span_s) if correct and span_s > 0 else None,
-        "processing_s": round(span_s, 2),
-        "wall_s": round(wall, 2),
-        "startup_s": round(wall - span_s, 2),
-        "cpu_s_per_1m": {
-            "job_jvm_and_python": round(job_cpu * 1e6 / N, 2),
-            "broker_during_run": round(broker_cpu * 1e6 / N, 2),
-            "driver": round(driver_cpu * 1e6 / N, 2),
-        },
-        "machine": f"{os.cpu_count()} cores, {platform.machine()}, Python {sys.version.split()[0]}",
-        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-    }
 
 
 if __name__ == "__main__":

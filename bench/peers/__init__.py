@@ -1,0 +1,1 @@
+"""Peer contenders for `make bench`: each is one process that needs no flinktrade import."""

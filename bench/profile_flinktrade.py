@@ -1,0 +1,164 @@
+"""Where flinktrade's catch-up time goes: the job's JVM stages run alone into a blackhole sink.
+
+Each variant is the job's own SQL (``flinktrade.pipeline.sql``) cut after one more stage, run as a
+bounded job over the preloaded trades-1m topic and over a 10k-trade topic in the same JVM; the
+rate is the slope (1M - 10k) / (t_1M - t_10k), so job start-up is not in it (PYFLINK_NOTES'
+method). The full job's figure comes from ``bench.run`` (it has Python in it).
+
+    source      Kafka source (raw bytes) -> blackhole
+    parse       + ParseTrade UDTF and the late check (the ``trades_parsed`` view)
+    bars        + 1-minute TUMBLE OHLCV+VWAP (straight from the view, no DataStream hop)
+    bars+hop    + the job's to_data_stream/from_data_stream hop before the window
+
+Prints one JSON line per variant. ``python -m bench.profile_flinktrade``.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from decimal import Decimal
+from pathlib import Path
+
+from pyflink.table import Schema
+
+from bench.run import Workload
+from flinktrade import bus
+from flinktrade.config import AnalyticsSettings, BrokerSettings, KafkaSettings
+from flinktrade.infra.kafka import LocalKafka
+from flinktrade.pipeline import sql
+from flinktrade.pipeline.analytics import ClosedBar, StrategySpec, SymbolModel
+from flinktrade.pipeline.job import JobOptions, environment
+from flinktrade.pipeline.operator import output_row
+from flinktrade.testing.ports import free_port
+
+
+def _variant(name: str, servers: str, topic: str, group: str, checkpoints: Path) -> float:
+    options = JobOptions(checkpoint_dir=checkpoints / group)
+    _env, t_env = environment(options)
+    kafka = sql.KafkaTable(servers, group, bounded=True, from_earliest=True)
+    for statement in sql.functions():
+        t_env.execute_sql(statement)
+    t_env.execute_sql(sql.trades_source(kafka, topic, options.out_of_orderness_ms))
+    t_env.execute_sql(sql.PARSED_VIEW)
+    if name == "source":
+        sink, query = "v BYTES", "SELECT `value` FROM trades_raw"
+    elif name == "parse":
+        sink = "ok BOOLEAN, symbol STRING, p STRING, s BIGINT, late BIGINT"
+        query = (
+            "SELECT ok, symbol, CAST(price AS STRING), CAST(`size` AS BIGINT), late_wm "
+            "FROM trades_parsed"
+        )
+    else:
+        if name == "bars":
+            t_env.execute_sql(
+                sql.bars_view("trades_parsed").replace("rt FROM", "event_time AS rt FROM")
+            )
+        else:
+            stream = t_env.to_data_stream(t_env.from_path("trades_parsed"))
+            schema = (
+                Schema.new_builder()
+                .column_by_metadata("rt", "TIMESTAMP_LTZ(3)", "rowtime")
+                .watermark("rt", "SOURCE_WATERMARK()")
+                .build()
+            )
+            t_env.create_temporary_view("parsed", t_env.from_data_stream(stream, schema))
+            t_env.execute_sql(sql.bars_view("parsed"))
+        sink = "symbol STRING, o STRING, h STRING, l STRING, c STRING, v BIGINT, w DOUBLE"
+        query = (
+            "SELECT symbol, CAST(`open` AS STRING), CAST(high AS STRING), CAST(low AS STRING), "
+            "CAST(`close` AS STRING), CAST(volume AS BIGINT), vwap FROM bars"
+        )
+    t_env.execute_sql(f"CREATE TEMPORARY TABLE sink ({sink}) WITH ('connector' = 'blackhole')")
+    started = time.monotonic()
+    t_env.execute_sql(f"INSERT INTO sink {query}").wait()
+    return time.monotonic() - started
+
+
+def python_operator_per_bar(work: Workload) -> dict[str, float]:
+    """The analytics operator's per-bar Python work outside Flink: the JSON state round trips it
+    does per bar (pending buffer and model state), ``SymbolModel.on_bar`` and event encoding."""
+    specs = (StrategySpec("sma_cross", {"fast": 20, "slow": 50}),)
+    model = SymbolModel(specs, AnalyticsSettings())
+    states: dict[str, str] = {}
+    topics = {"AnalyticsBar": "b", "Signal": "s", "Alert": "a", "DeadLetter": "d"}
+    started = time.process_time()
+    for r in work.ref_bars:
+        item = {"ts": r.ts, "open": str(r.open), "high": str(r.high), "low": str(r.low)}
+        item |= {"close": str(r.close), "volume": r.volume, "vwap": r.vwap, "trades": r.trades}
+        pending = json.dumps({"bars": [item]})  # _buffer: load + dump
+        pending = json.dumps(json.loads(pending))
+        item = json.loads(pending)["bars"][0]  # _due
+        raw = states.get(r.symbol)
+        state = json.loads(raw) if raw else model.initial_state()
+        bar = ClosedBar(
+            symbol=r.symbol,
+            ts=item["ts"],
+            open=Decimal(item["open"]),
+            high=Decimal(item["high"]),
+            low=Decimal(item["low"]),
+            close=Decimal(item["close"]),
+            volume=item["volume"],
+            vwap=item["vwap"],
+            trades=item["trades"],
+            interval_ms=60_000,
+        )
+        out = model.on_bar(state, bar)
+        out += model.check_stale(state, r.symbol, r.ts + 60_000)
+        states[r.symbol] = json.dumps(state, separators=(",", ":"))
+        for event in out:
+            output_row(topics[type(event).__name__], event)
+    cpu = time.process_time() - started
+    return {
+        "bars": len(work.ref_bars),
+        "cpu_s": round(cpu, 2),
+        "us_per_bar": round(cpu / len(work.ref_bars) * 1e6),
+    }
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="flinktrade-prof-") as tmp:
+        ckpt = Path(tmp) / "checkpoints"
+        broker = LocalKafka(
+            BrokerSettings(port=free_port(), controller_port=free_port()), Path(tmp)
+        )
+        broker.up()
+        try:
+            servers = broker.bootstrap_servers
+            settings = KafkaSettings(bootstrap_servers=servers, partitions=4)
+            big, small = Workload.make(1_000_000), Workload.make(10_000)
+            for topic, work in (("prof.big", big), ("prof.small", small)):
+                bus.ensure_topics(settings, [topic])
+                producer = bus.EventProducer(servers)
+                for key, value, ts in work.records:
+                    producer.send_raw(topic, value, key, ts)
+                producer.flush()
+            print(json.dumps({"variant": "python operator alone", **python_operator_per_bar(big)}))
+            _timed("source", servers, "prof.small", ckpt)  # warm the JVM before the first timing
+            for name in ("source", "parse", "bars", "bars+hop"):
+                t_small = _timed(name, servers, "prof.small", ckpt)
+                t_big = _timed(name, servers, "prof.big", ckpt)
+                rate = (len(big.trades) - len(small.trades)) / max(1e-9, t_big - t_small)
+                print(
+                    json.dumps(
+                        {
+                            "variant": name,
+                            "wall_10k_s": round(t_small, 2),
+                            "wall_1m_s": round(t_big, 2),
+                            "slope_trades_per_s": round(rate),
+                            "load": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
+                        }
+                    ),
+                    flush=True,
+                )
+        finally:
+            broker.down()
+
+
+def _timed(name: str, servers: str, topic: str, checkpoints: Path) -> float:
+    return _variant(name, servers, topic, f"prof-{name}-{time.monotonic_ns()}", checkpoints)
+
+
+if __name__ == "__main__":
+    main()
