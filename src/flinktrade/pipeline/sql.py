@@ -82,18 +82,38 @@ def functions() -> list[str]:
     ]
 
 
-def trades_source(kafka: KafkaTable, topic: str, out_of_orderness_ms: int) -> str:
-    """Raw trade records; event time is the record timestamp (= the trade's ``ts``)."""
-    return f"""CREATE TEMPORARY TABLE trades_raw (
+def raw_source(
+    kafka: KafkaTable,
+    table: str,
+    topic: str,
+    out_of_orderness_ms: int,
+    event_time: str | None = None,
+) -> str:
+    """A topic's records as raw bytes with partition and offset, and an event-time attribute
+    ``rt``: the record timestamp (flinktrade's producers set it to the event's ``ts``), or the SQL
+    expression ``event_time`` over ``value`` and ``record_ts``."""
+    if event_time is None:
+        time_columns = "`rt` TIMESTAMP_LTZ(3) METADATA FROM 'timestamp',"
+    else:
+        time_columns = (
+            "`record_ts` TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,\n"
+            f"  `rt` AS {event_time},"
+        )
+    return f"""CREATE TEMPORARY TABLE {table} (
   `value` BYTES,
   `partition` INT METADATA VIRTUAL,
   `offset` BIGINT METADATA VIRTUAL,
-  `rt` TIMESTAMP_LTZ(3) METADATA FROM 'timestamp',
+  {time_columns}
   WATERMARK FOR `rt` AS `rt` - INTERVAL '{out_of_orderness_ms / 1000:.3f}' SECOND
 ) WITH (
   {kafka.source_options(topic)},
   'format' = 'raw'
 )"""
+
+
+def trades_source(kafka: KafkaTable, topic: str, out_of_orderness_ms: int) -> str:
+    """Raw trade records; event time is the record timestamp (= the trade's ``ts``)."""
+    return raw_source(kafka, "trades_raw", topic, out_of_orderness_ms)
 
 
 PARSED_VIEW = """CREATE TEMPORARY VIEW trades_parsed AS
@@ -145,16 +165,7 @@ FROM {source}"""
 
 def news_source(kafka: KafkaTable, topic: str, out_of_orderness_ms: int) -> str:
     """Raw news records; decoded and scored in Python (``NewsScorer``)."""
-    return f"""CREATE TEMPORARY TABLE news_raw (
-  `value` BYTES,
-  `partition` INT METADATA VIRTUAL,
-  `offset` BIGINT METADATA VIRTUAL,
-  `rt` TIMESTAMP_LTZ(3) METADATA FROM 'timestamp',
-  WATERMARK FOR `rt` AS `rt` - INTERVAL '{out_of_orderness_ms / 1000:.3f}' SECOND
-) WITH (
-  {kafka.source_options(topic)},
-  'format' = 'raw'
-)"""
+    return raw_source(kafka, "news_raw", topic, out_of_orderness_ms)
 
 
 def provider_bars_source(kafka: KafkaTable, topic: str, out_of_orderness_ms: int) -> str:
@@ -163,20 +174,11 @@ def provider_bars_source(kafka: KafkaTable, topic: str, out_of_orderness_ms: int
     Their event time is the bar's end (``ts + interval_ms - 1``), not its start, so a bar is
     handled as soon as the watermark says its interval is over; a record whose JSON lacks those
     fields keeps its record time (it becomes a dead letter anyway)."""
-    return f"""CREATE TEMPORARY TABLE provider_bars_raw (
-  `value` BYTES,
-  `partition` INT METADATA VIRTUAL,
-  `offset` BIGINT METADATA VIRTUAL,
-  `record_ts` TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
-  `rt` AS COALESCE(TO_TIMESTAMP_LTZ(
+    bar_end = """COALESCE(TO_TIMESTAMP_LTZ(
       TRY_CAST(JSON_VALUE(CAST(`value` AS STRING), '$.ts') AS BIGINT)
       + COALESCE(TRY_CAST(JSON_VALUE(CAST(`value` AS STRING), '$.interval_ms') AS BIGINT), 60000)
-      - 1, 3), `record_ts`),
-  WATERMARK FOR `rt` AS `rt` - INTERVAL '{out_of_orderness_ms / 1000:.3f}' SECOND
-) WITH (
-  {kafka.source_options(topic)},
-  'format' = 'raw'
-)"""
+      - 1, 3), `record_ts`)"""
+    return raw_source(kafka, "provider_bars_raw", topic, out_of_orderness_ms, bar_end)
 
 
 PROVIDER_BARS_VIEW = """CREATE TEMPORARY VIEW provider_bars_rows AS
