@@ -18,9 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka.admin import AdminClient
-
-from conftest import (
+from cluster_helpers import (
     CHECKPOINT_MS,
     STRATEGIES,
     Reference,
@@ -33,6 +31,8 @@ from conftest import (
     wait_running,
     wait_until_done,
 )
+from confluent_kafka.admin import AdminClient
+
 from flinktrade import bus, events
 from flinktrade.config import BrokerSettings
 from flinktrade.infra.flink import LocalFlinkCluster

@@ -12,8 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from conftest import (
+from cluster_helpers import (
     CHECKPOINT_MS,
     STRATEGIES,
     Reference,
@@ -27,6 +26,7 @@ from conftest import (
     produce,
     wait_until_done,
 )
+
 from flinktrade import bus, events, topics
 from flinktrade.config import Delivery
 from flinktrade.infra.flink import LocalFlinkCluster
