@@ -34,20 +34,9 @@ def fake() -> Iterator[FakeAlpacaTrading]:
 
 
 @pytest.fixture
-def topic(kafka_settings: KafkaSettings) -> Iterator[Callable[[str], str]]:
-    created: list[str] = []
-
-    def make(base: str) -> str:
-        name = f"{base}.{uuid.uuid4().hex[:8]}"
-        bus.ensure_topics(kafka_settings.model_copy(update={"partitions": 2}), [name])
-        created.append(name)
-        return name
-
-    yield make
-    if created:
-        client = bus.admin(kafka_settings.bootstrap_servers)
-        for future in client.delete_topics(created, request_timeout=30).values():
-            future.result()
+def topic(new_topic: Callable[..., str]) -> Callable[[str], str]:
+    """Uniquely named topics (2 partitions), deleted after the test (the shared factory)."""
+    return lambda base: new_topic(base, 2)
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from flinktrade import bus
 from flinktrade.config import KafkaSettings
 from flinktrade.notify.service import Notifier, NotifyStats
 from flinktrade.notify.settings import NotifySettings, NotifyTopics
@@ -34,25 +33,9 @@ def fake_slack() -> Iterator[FakeSlack]:
 
 
 @pytest.fixture
-def topic(kafka_settings: KafkaSettings) -> Iterator[Callable[[str], str]]:
-    """Creates uniquely named topics and deletes them after the test.
-
-    (Not the shared ``new_topic``: its clean-up drops the admin client before the deletion
-    completes, which fails with ``_DESTROY``.)
-    """
-    created: list[str] = []
-
-    def make(base: str) -> str:
-        name = f"{base}.{uuid.uuid4().hex[:8]}"
-        bus.ensure_topics(kafka_settings, [name])
-        created.append(name)
-        return name
-
-    yield make
-    if created:
-        client = bus.admin(kafka_settings.bootstrap_servers)
-        for future in client.delete_topics(created, request_timeout=30).values():
-            future.result()
+def topic(new_topic: Callable[..., str]) -> Callable[[str], str]:
+    """Uniquely named topics, deleted after the test (the shared factory)."""
+    return new_topic
 
 
 @pytest.fixture
