@@ -10,6 +10,7 @@ JARS_STAMP := .cache/jars/.stamp
 WEB_STAMP := web/node_modules/.installed-stamp
 CHROMIUM := /usr/bin/chromium
 DURATION ?=
+CLUSTER ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help setup jars demo test test-cluster test-unit lint typecheck bench bench-full bench-lock lock clean
@@ -41,14 +42,14 @@ $(CHROMIUM):
 
 setup: $(STAMP) $(JARS_STAMP) $(WEB_STAMP) ## create the venv, resolve the JVM jars, install the dashboard's JS (cached)
 
-demo: setup ## run the whole system locally (DURATION=60 to stop by itself)
-	$(VENV)/bin/flinktrade demo $(if $(DURATION),--duration $(DURATION))
+demo: setup ## run the whole system locally (DURATION=60 to stop by itself; CLUSTER=1: on a Flink session cluster)
+	$(VENV)/bin/flinktrade demo $(if $(DURATION),--duration $(DURATION)) $(if $(CLUSTER),--flink-cluster)
 
 test: setup $(CHROMIUM) ## run the whole test suite (real Kafka broker, real Flink MiniCluster, Chromium)
 	$(PY) -m pytest
 
-test-cluster: setup ## session-cluster tests incl. TaskManager and broker kills (~6 min)
-	FLINKTRADE_CLUSTER_FAULTS=1 $(PY) -m pytest tests/integration/cluster
+test-cluster: setup ## only the session-cluster tests (TaskManager and broker kills, savepoints; part of `make test`)
+	$(PY) -m pytest tests/integration/cluster
 
 test-unit: setup ## run the fast tests only
 	$(PY) -m pytest tests/unit

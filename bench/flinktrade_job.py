@@ -5,8 +5,14 @@ then the keyed Python analytics operator (indicators, alerts, SMA-cross strategy
 parallelism 1, at-least-once, checkpoints every 10 s. Catch-up runs read the topic as a bounded
 source and end by themselves; latency runs read it unbounded until the runner stops them.
 
-``--low-latency`` is the documented low-latency profile: buffer timeout 1 ms (default 100 ms),
-watermark interval 10 ms (default 200 ms), Python bundles of 1 record / 1 ms.
+``--low-latency`` runs the job's shipped low-latency profile (``JobOptions.latency_profile``,
+``flinktrade job run --latency-profile low``): buffer timeout 1 ms (default 100 ms), watermark
+interval 10 ms (default 200 ms), Python bundles of 1 record / 1 ms, sink ``linger.ms`` 0 (default 5).
+The workload is trades only, so the job runs without its news and provider-bar inputs
+(``JobIO(news=None, bars=None)``, what ``FLINKTRADE_JOB__NEWS=false`` and
+``FLINKTRADE_JOB__PROVIDER_BARS=false`` configure) unless ``--news``/``--pbars`` name topics. Latency runs
+(``--unbounded``) also turn on the per-trade ``large_trade`` alert at the peers'
+``ALERT_SIZE``, as the peers alert only in latency runs.
 """
 
 from __future__ import annotations
@@ -17,14 +23,18 @@ import logging
 import time
 from pathlib import Path
 
+from bench.peers.logic import ALERT_SIZE
+from flinktrade.config import AnalyticsSettings, LatencyProfile
 from flinktrade.pipeline.analytics import StrategySpec
 from flinktrade.pipeline.job import JobIO, JobOptions, build, environment
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    for name in ("servers", "input", "bars", "signals", "alerts", "deadletter", "news", "pbars"):
+    for name in ("servers", "input", "bars", "signals", "alerts", "deadletter"):
         parser.add_argument(f"--{name}", required=True)
+    parser.add_argument("--news", help="a news topic (default: no news branch, as no peer has one)")
+    parser.add_argument("--pbars", help="a provider-bars topic (default: none, likewise)")
     parser.add_argument("--group", default="bench")
     parser.add_argument("--stats", required=True, type=Path)
     parser.add_argument("--unbounded", action="store_true")
@@ -47,13 +57,10 @@ def main() -> None:
     options = JobOptions(
         strategies=(StrategySpec("sma_cross", {"fast": 20, "slow": 50}),),
         checkpoint_dir=args.stats.parent / f"checkpoints-{args.group}",  # the runner's workdir
+        latency_profile=LatencyProfile.LOW if args.low_latency else LatencyProfile.DEFAULT,
+        analytics=AnalyticsSettings(large_trade_size=ALERT_SIZE if args.unbounded else None),
     )
     env, t_env = environment(options)
-    if args.low_latency:
-        env.set_buffer_timeout(1)
-        env.get_config().set_auto_watermark_interval(10)
-        t_env.get_config().set("python.fn-execution.bundle.size", "1")
-        t_env.get_config().set("python.fn-execution.bundle.time", "1")
     build(t_env, io, options)
     started = time.time_ns() // 1_000_000
     if args.unbounded:

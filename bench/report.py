@@ -94,8 +94,6 @@ def tables(results: list[dict[str, Any]]) -> str:
                 h = r.get("latency", {}).get(kind)
                 if h is None:
                     h_txt = "| - | - | - | - | - | - |"
-                    if kind == "alert" and r["contender"] == "flinktrade":
-                        h_txt = "| n/a: no per-trade alert path in the job | | | | | |"
                 else:
                     h_txt = (
                         f"| {h['count']:,} | {h['p50_ms']} | {h['p90_ms']} | {h['p99_ms']} | "

@@ -310,10 +310,7 @@ class Bench:
         return topic
 
     def topics(self, prefix: str) -> dict[str, str]:
-        names = {
-            k: f"{prefix}.{k}"
-            for k in ("bars", "signals", "alerts", "deadletter", "news", "pbars", "ticks")
-        }
+        names = {k: f"{prefix}.{k}" for k in ("bars", "signals", "alerts", "deadletter", "ticks")}
         bus.ensure_topics(self.settings, names.values())
         return names
 
@@ -352,8 +349,7 @@ class Bench:
             for k in ("bars", "signals", "alerts"):
                 cmd += [f"--{k}", names[k]]
             if c.name == "flinktrade":
-                cmd += ["--deadletter", names["deadletter"], "--news", names["news"]]
-                cmd += ["--pbars", names["pbars"]]
+                cmd += ["--deadletter", names["deadletter"]]
             if c.name == "seed-style":
                 bus.ensure_topics(self.settings, [source + ".ticks"])
         broker_cpu0 = _cpu_seconds(self.broker.status().pid or 0) or 0.0
@@ -526,8 +522,7 @@ class LatencyBench:
         for k in ("bars", "signals", "alerts"):
             cmd += [f"--{k}", names[k]]
         if case.contender == "flinktrade":
-            cmd += ["--deadletter", names["deadletter"], "--news", names["news"]]
-            cmd += ["--pbars", names["pbars"], "--unbounded"]
+            cmd += ["--deadletter", names["deadletter"], "--unbounded"]
         if case.profile == "low-latency":
             cmd.append("--low-latency")
         proc = Watched(cmd, b.workdir / f"{prefix}.log")

@@ -9,7 +9,9 @@ scheduled time as ``sched_us``; the record timestamp stays the trade's event tim
 Peers copy ``trigger_us`` into their outputs. flinktrade's outputs do not carry it, so a bar's
 trigger is the first scheduled trade whose event time reaches the bar's end plus the job's 2 s
 out-of-orderness (the record that lets the watermark close the window): a lower bound on the real
-trigger time, so flinktrade's bar latency is if anything overstated by a millisecond or so.
+trigger time, so flinktrade's bar latency is if anything overstated by a millisecond or so. A
+flinktrade ``large_trade`` alert's trigger is the trade itself: the scheduled time of the trade
+with the alert's symbol and event time (its other, per-bar alert kinds are not timed).
 Histograms are HdrHistogram (1 us .. 10 min, 3 significant digits); the warm-up is discarded.
 """
 
@@ -69,6 +71,7 @@ def drive(args: argparse.Namespace) -> None:
 def collect(args: argparse.Namespace) -> None:
     records = load(args.trades)
     event_ts = [ts for _k, _v, ts in records]
+    symbols = [key.decode() for key, _v, _ts in records]
     period_us = 1e6 / args.rate
     t0 = args.t0_us
     warm_until = t0 + int(len(records) * args.warmup * period_us)
@@ -77,6 +80,14 @@ def collect(args: argparse.Namespace) -> None:
     def derived_trigger(bar_ts: int) -> int | None:
         i = bisect.bisect_left(event_ts, bar_ts + FLINK_CLOSE_MS)
         return t0 + int(i * period_us) if i < len(event_ts) else None
+
+    def trade_trigger(symbol: str, ts: int) -> int | None:
+        i = bisect.bisect_left(event_ts, ts)
+        while i < len(event_ts) and event_ts[i] == ts:
+            if symbols[i] == symbol:
+                return t0 + int(i * period_us)
+            i += 1
+        return None
 
     kinds = {args.bars: "bar", args.signals: "signal", args.alerts: "alert"}
     hist = {k: HdrHistogram(1, 600_000_000, 3) for k in kinds.values()}
@@ -101,6 +112,8 @@ def collect(args: argparse.Namespace) -> None:
         trigger = rec.get("trigger_us")
         if trigger is None and kind in ("bar", "signal"):
             trigger = derived_trigger(rec["ts"] if kind == "bar" else rec["bar_ts"])
+        elif trigger is None and rec.get("kind") == "large_trade":
+            trigger = trade_trigger(rec["symbol"], rec["ts"])
         if trigger is None or trigger < warm_until:
             continue
         hist[kind].record_value(max(1, received - trigger))

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from flinktrade import __version__, bus, topics
-from flinktrade.config import Delivery, Settings, load_settings, masked_dump
+from flinktrade.config import Delivery, LatencyProfile, Settings, load_settings, masked_dump
 from flinktrade.errors import ConfigError, FlinktradeError, InfraError, TransientError
 
 console = Console(stderr=True)
@@ -273,6 +273,10 @@ def job_run(
     delivery: Annotated[
         Delivery | None, typer.Option(help="Output delivery guarantee (default: configured).")
     ] = None,
+    latency_profile: Annotated[
+        LatencyProfile | None,
+        typer.Option(help="'low': outputs within milliseconds, more CPU (default: configured)."),
+    ] = None,
 ) -> None:
     """Run the Flink job in a local MiniCluster until stopped (or the bounded input ends)."""
     from flinktrade.pipeline.analytics import StrategySpec
@@ -285,6 +289,8 @@ def job_run(
         overrides["parallelism"] = parallelism
     if delivery is not None:
         overrides["delivery"] = delivery
+    if latency_profile is not None:
+        overrides["latency_profile"] = latency_profile
     if from_checkpoint and bounded:
         raise ConfigError(
             "--bounded cannot be combined with --from-checkpoint: the Kafka connector does not "
@@ -300,17 +306,13 @@ def job_run(
     elif param:
         raise ConfigError("--param needs --strategy")
     bus.ensure_topics(settings.kafka, [t.name for t in topics.ALL])
-    io = JobIO(
-        bootstrap_servers=settings.kafka.bootstrap_servers,
-        group_id=settings.job.group_id,
-        bounded=bounded,
-        from_earliest=from_earliest,
-    )
+    io = JobIO.from_settings(settings, bounded=bounded, from_earliest=from_earliest)
     run(io, JobOptions.from_settings(settings, **overrides), wait=True)
 
 
 def _restore_path(spec: str) -> Any:
-    """A savepoint or checkpoint location as the REST API reports it (``file:/...``) or a path."""
+    """A savepoint or checkpoint location as the REST API reports it (``file:/...``), a local
+    path (checked here), or a URI only the cluster can read (``s3://...``: passed on as it is)."""
     from pathlib import Path
 
     from flinktrade.pipeline.checkpoints import resolve_checkpoint
@@ -318,7 +320,7 @@ def _restore_path(spec: str) -> Any:
     if spec.startswith("file:"):
         spec = "/" + spec.removeprefix("file:").lstrip("/")
     elif "://" in spec:
-        raise ConfigError(f"{spec}: --from-savepoint takes a local path (file: or a directory)")
+        return spec
     return resolve_checkpoint(spec, Path(spec))
 
 
@@ -345,6 +347,10 @@ def job_submit(
     delivery: Annotated[
         Delivery | None, typer.Option(help="Output delivery guarantee (default: configured).")
     ] = None,
+    latency_profile: Annotated[
+        LatencyProfile | None,
+        typer.Option(help="'low': outputs within milliseconds, more CPU (default: configured)."),
+    ] = None,
 ) -> None:
     """Submit the job to a running Flink cluster (`infra up --flink-cluster`, or a remote one).
 
@@ -359,17 +365,14 @@ def job_submit(
         overrides["parallelism"] = parallelism
     if delivery is not None:
         overrides["delivery"] = delivery
+    if latency_profile is not None:
+        overrides["latency_profile"] = latency_profile
     if from_savepoint and bounded:
         raise ConfigError("--bounded cannot be combined with --from-savepoint")
     if from_savepoint:
         overrides["restore_from"] = _restore_path(from_savepoint)
     bus.ensure_topics(settings.kafka, _topic_names())
-    io = JobIO(
-        bootstrap_servers=settings.kafka.bootstrap_servers,
-        group_id=settings.job.group_id,
-        bounded=bounded,
-        from_earliest=from_earliest,
-    )
+    io = JobIO.from_settings(settings, bounded=bounded, from_earliest=from_earliest)
     result: Any = run(io, JobOptions.from_settings(settings, **overrides), wait=not detached)
     summary = {"job_id": str(result.get_job_id()), "jobmanager": address}
     if not detached:
@@ -520,6 +523,13 @@ def demo(
         int | None,
         typer.Option(min=0, max=65535, help="Port of the API and dashboard (0: any free port)."),
     ] = None,
+    flink_cluster: Annotated[
+        bool,
+        typer.Option(
+            help="Run the job on the local Flink session cluster (started if it is not running, "
+            "left running; `infra down` stops it) instead of an in-process MiniCluster."
+        ),
+    ] = False,
 ) -> None:
     """Broker + simulator + Flink job + executor + notifier + dashboard, live; ends with JSON."""
     from flinktrade.demo import DemoProgress, run_demo
@@ -529,6 +539,14 @@ def demo(
     settings = _settings()
     if uses_local_broker(settings):
         _local_broker(settings).up()
+    jobmanager = None
+    if flink_cluster:
+        flink = _flink_cluster(settings).up()
+        jobmanager = settings.job.jobmanager
+        console.print(
+            f"flink session cluster: web UI {flink.rest_url} (`flinktrade infra down` stops it)",
+            soft_wrap=True,
+        )
     console.print(
         f"[bold]flinktrade demo[/]: {settings.simulator.symbols} simulated symbols, "
         f"strategies {', '.join(s.name for s in settings.strategies)}, "
@@ -554,6 +572,7 @@ def demo(
         broker=broker,
         api_port=api_port,
         on_dashboard=lambda line: console.print(f"[bold]{line}[/]", soft_wrap=True),
+        jobmanager=jobmanager,
     )
     out.print(json.dumps(summary), soft_wrap=True, highlight=False)
 

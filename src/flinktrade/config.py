@@ -75,6 +75,13 @@ class Delivery(StrEnum):
     EXACTLY_ONCE = "exactly-once"
 
 
+class LatencyProfile(StrEnum):
+    """How the job trades throughput for latency (see docs/analytics.md, "Latency profiles")."""
+
+    DEFAULT = "default"
+    LOW = "low"
+
+
 class JobSettings(_Section):
     """The PyFlink job."""
 
@@ -84,9 +91,29 @@ class JobSettings(_Section):
         2_000, ge=0, description="Watermark bound: how late a trade may arrive and still count."
     )
     idle_timeout_ms: int = Field(
-        5_000, ge=0, description="A partition silent this long stops holding back the watermark."
+        30_000,
+        ge=0,
+        description="A partition silent this long stops holding back the watermark. Keep it above"
+        " the broker's leader fail-over time (Kafka's broker.session.timeout.ms is 9 s): a partition"
+        " whose leader died is silent too, and its trades would arrive late once it is back.",
+    )
+    side_idle_timeout_ms: int = Field(
+        2_000,
+        ge=0,
+        description="The same for the news and provider-bar topics, which are sparse by nature.",
+    )
+    news: bool = Field(
+        True, description="Score news and fold it into the analytics; false: no news input at all."
+    )
+    provider_bars: bool = Field(
+        True, description="Also analyse provider bars (market.bars); false: only bars from trades."
     )
     delivery: Delivery = Delivery.AT_LEAST_ONCE
+    latency_profile: LatencyProfile = Field(
+        LatencyProfile.DEFAULT,
+        description="'low': flush network buffers, watermarks and Kafka writes within ~1-10 ms"
+        " (more CPU per record); 'default': Flink's batching defaults.",
+    )
     group_id: str = "flinktrade-job"
     python_thread_mode: bool = Field(
         default=True, description="Run Python operators in thread mode (embedded interpreter)."
@@ -128,6 +155,12 @@ class AnalyticsSettings(_Section):
     )
     sentiment_window_ms: int = Field(
         86_400_000, ge=1_000, description="News older than this no longer counts for a symbol."
+    )
+    large_trade_size: int | None = Field(
+        None,
+        ge=1,
+        description="A trade of at least this many shares raises a large_trade alert at once, per"
+        " trade (in the JVM, not per bar). Unset: off; what counts as large depends on the market.",
     )
 
 

@@ -56,6 +56,7 @@ PROVIDER_BARS = [  # daily bars from a provider, analysed as they are
     for day in range(25)
 ]
 BAD_BAR = b'{"symbol": "PRV", "open": "x", "ts": 1704153600000}'
+LARGE_TRADE = 495  # ~1% of the simulator's trades
 GAP_PCT = 0.08  # low, so that the simulated minute bars open away from the last close sometimes
 STRATEGIES = (
     StrategySpec("sma_cross", {"fast": 5, "slow": 12, "name": "sma_5_12"}),
@@ -118,7 +119,7 @@ def job_run(kafka, tmp_path_factory: pytest.TempPathFactory) -> Run:  # type: ig
             strategies=STRATEGIES,
             checkpoint_dir=checkpoints,
             checkpoint_interval_ms=2000,
-            analytics=AnalyticsSettings(gap_pct=GAP_PCT),
+            analytics=AnalyticsSettings(gap_pct=GAP_PCT, large_trade_size=LARGE_TRADE),
         ),
     )
     return Run(
@@ -154,7 +155,7 @@ def parallel_run(kafka, job_run: Run, tmp_path_factory: pytest.TempPathFactory) 
         parallelism=2,
         strategies=STRATEGIES,
         checkpoint_dir=Path(str(tmp_path_factory.mktemp("checkpoints-p2"))),
-        analytics=AnalyticsSettings(gap_pct=GAP_PCT),
+        analytics=AnalyticsSettings(gap_pct=GAP_PCT, large_trade_size=LARGE_TRADE),
     )
     run(io, options)
     return Run(
@@ -269,7 +270,24 @@ def test_price_gap_alerts_match_the_reference(
     assert len(got) == len(set(got)), "duplicate alerts"
     assert set(got) == expected
     assert expected, "the input should have some gaps at this threshold"
-    assert all(a.id == events.Alert.make_id(a.kind, a.symbol, a.ts) for a in job_run.alerts)
+    per_bar = [a for a in job_run.alerts if a.kind != "large_trade"]
+    assert all(a.id == events.Alert.make_id(a.kind, a.symbol, a.ts) for a in per_bar)
+
+
+def test_large_trades_raise_one_alert_each_per_trade(job_run: Run) -> None:
+    large = [t for t in job_run.trades if t.size >= LARGE_TRADE]
+    got = {a.id: a for a in job_run.alerts if a.kind == "large_trade"}
+    assert large and len(got) == len(large)
+    for t in large:
+        alert = got[events.stable_id("alert", "large_trade", t.symbol, t.id)]
+        assert (alert.symbol, alert.ts, alert.value, alert.threshold) == (
+            t.symbol,
+            t.ts,
+            float(t.size),
+            float(LARGE_TRADE),
+        )
+        assert alert.severity is events.Severity.WARNING  # critical from 2x: above the max size
+        assert alert.message == f"Large trade: {t.size} at {t.price.normalize():f}"
 
 
 def test_parallelism_2_writes_what_parallelism_1_writes(job_run: Run, parallel_run: Run) -> None:

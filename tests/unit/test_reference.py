@@ -38,3 +38,15 @@ def test_sma_and_crossovers() -> None:
         ("A", 180_000, "buy"),
         ("A", 300_000, "sell"),
     ]
+
+
+def test_equal_smas_are_a_tie_whatever_float_rounding_says() -> None:
+    # At the last bar SMA2 = (8.82 + 1.64) / 2 = 5.23 and SMA5 = 26.15 / 5 = 5.23 exactly, but in
+    # float 26.15 / 5 is 5.2299999999999995: a tie (no signal) must not read as a crossover.
+    closes = ["30", "3.61", "2.2", "9.88", "8.82", "1.64"]
+    bars = [reference.RefBar("A", i * 60_000, D(c), D(c), D(c), D(c)) for i, c in enumerate(closes)]
+    reference.add_sma(bars, [2, 5])
+    assert bars[4].indicators["sma_2"] < bars[4].indicators["sma_5"]  # type: ignore[operator]
+    assert bars[5].exact["sma_2"] == bars[5].exact["sma_5"] == D("5.23")
+    assert bars[5].indicators["sma_5"] == 5.23
+    assert reference.sma_cross_signals(bars, 2, 5) == []

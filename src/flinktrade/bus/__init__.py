@@ -154,6 +154,34 @@ def end_offsets(consumer: Consumer, topic: str, timeout_s: float = 10.0) -> list
     return ends
 
 
+def committed_positions(bootstrap_servers: str, group_id: str, topic: str) -> dict[int, int]:
+    """The group's committed position per partition of ``topic`` (-1: nothing committed); empty
+    while the group's coordinator is not available yet."""
+    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": group_id})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        try:
+            positions = consumer.committed(
+                [TopicPartition(topic, p) for p in sorted(partitions)], timeout=10
+            )
+        except KafkaException:  # no coordinator for the group yet
+            return {}
+        return {tp.partition: max(tp.offset, -1) for tp in positions}
+    finally:
+        consumer.close()
+
+
+def committed_to_end(bootstrap_servers: str, group_id: str, topic: str) -> bool:
+    """Whether the group has committed the current end of every non-empty partition of ``topic``."""
+    done = committed_positions(bootstrap_servers, group_id, topic)
+    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": group_id})
+    try:
+        ends = end_offsets(consumer, topic)
+    finally:
+        consumer.close()
+    return all(done.get(tp.partition, -1) >= tp.offset for tp in ends if tp.offset > 0)
+
+
 def count_records(bootstrap_servers: str, topic: str, read_committed: bool = False) -> int:
     """How many records a topic holds (high minus low watermark, summed over partitions).
 

@@ -211,7 +211,9 @@ class LocalFlinkCluster:
                 _wait_gone(pid, 10.0)
             self._pid_file(role).unlink(missing_ok=True)
 
-    def _start(self, role: str, script: str, args: list[str]) -> int:
+    def script_env(self, role: str = "client") -> dict[str, str]:
+        """The environment for the distribution's ``bin/`` scripts against this cluster (its
+        configuration, lib/ and logs): the daemons, and ``bin/flink run`` for a client."""
         env = dict(os.environ)
         env.update(
             {
@@ -226,6 +228,10 @@ class LocalFlinkCluster:
                 "JAVA_HOME": str(Path(jvm.java_binary()).resolve().parents[1]),
             }
         )
+        return env
+
+    def _start(self, role: str, script: str, args: list[str]) -> int:
+        env = self.script_env(role)
         out = (self.home / "log" / f"{role}.out").open("ab")
         proc = subprocess.Popen(
             ["bash", str(flink_home() / "bin" / script), "start-foreground", *args],

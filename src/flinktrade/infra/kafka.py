@@ -227,7 +227,9 @@ class LocalKafka:
 
     def _format(self, props: Path) -> None:
         cluster_id = self.cluster_id or new_cluster_id()
-        cmd = self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props))
+        cmd = self._java(
+            "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(props)
+        )
         if not self.voters:
             cmd.append("--standalone")
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -373,7 +375,12 @@ class LocalKafkaCluster:
 
 
 def new_cluster_id() -> str:
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A random id as Kafka makes them (``Uuid.randomUuid``): base64url of 16 bytes, never starting
+    with "-" (a command line would read it as an option: 1 in 64 ids did, and formatting failed)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def _alive(pid: int) -> bool:

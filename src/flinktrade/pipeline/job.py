@@ -10,7 +10,9 @@
 
 The parsed trades go through the DataStream API and back so the dead-letter and bar branches share
 one read and one parse of the topic. The Python side sees one row per symbol per minute plus the
-news, never individual trades.
+news, never individual trades; the optional per-trade ``large_trade`` alert is a SQL ``WHERE`` on
+the parsed trades, written to ``alerts`` straight from the JVM. Without a news topic
+(``JobIO.news`` None) the news branch is left out and the operator has one input.
 """
 
 from __future__ import annotations
@@ -21,14 +23,15 @@ import site
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pyflink.common import Configuration, Row, Types
-from pyflink.datastream import StreamExecutionEnvironment
+from pyflink.datastream import DataStream, StreamExecutionEnvironment
 from pyflink.java_gateway import get_gateway
 from pyflink.table import Schema, StreamTableEnvironment
 
 from flinktrade import topics
-from flinktrade.config import AnalyticsSettings, Delivery, Settings
+from flinktrade.config import AnalyticsSettings, Delivery, LatencyProfile, Settings
 from flinktrade.errors import ConfigError
 from flinktrade.infra import jvm
 from flinktrade.pipeline import sql
@@ -38,9 +41,9 @@ from flinktrade.pipeline.operator import (
     NEWS_ROW_TYPE,
     OUTPUT_ROW_TYPE,
     AnalyticsOperator,
+    BarAnalyticsOperator,
     BarDecoder,
     NewsScorer,
-    bar_row,
 )
 
 log = logging.getLogger(__name__)
@@ -52,7 +55,8 @@ class JobIO:
 
     bootstrap_servers: str
     trades: str = topics.TRADES.name
-    news: str = topics.NEWS.name
+    news: str | None = topics.NEWS.name
+    """News to score and fold into the analytics (None: no news branch in the job at all)."""
     bars: str | None = topics.BARS.name
     """Provider bars to analyse as they are (None: only bars built from trades)."""
     analytics_bars: str = topics.ANALYTICS_BARS.name
@@ -65,6 +69,19 @@ class JobIO:
     from_earliest: bool = False
     """Ignore committed offsets and read from the beginning."""
 
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> JobIO:
+        """The production topics, with the news and provider-bar inputs as configured."""
+        job = settings.job
+        values: dict[str, Any] = {
+            "bootstrap_servers": settings.kafka.bootstrap_servers,
+            "group_id": job.group_id,
+            "news": topics.NEWS.name if job.news else None,
+            "bars": topics.BARS.name if job.provider_bars else None,
+        }
+        values.update(overrides)
+        return cls(**values)
+
 
 @dataclass(frozen=True)
 class JobOptions:
@@ -72,13 +89,19 @@ class JobOptions:
     checkpoint_interval_ms: int = 10_000
     checkpoint_dir: Path | None = None
     out_of_orderness_ms: int = 2_000
-    idle_timeout_ms: int = 5_000
+    idle_timeout_ms: int = 30_000
+    """Trades: a partition silent this long stops holding back the watermark (above the
+    broker's leader fail-over time, or a fail-over makes the partition's trades late)."""
+    side_idle_timeout_ms: int = 2_000
+    """News and provider bars: sparse by nature, so a silent partition is let go quickly."""
     delivery: Delivery = Delivery.AT_LEAST_ONCE
+    latency_profile: LatencyProfile = LatencyProfile.DEFAULT
     thread_mode: bool = True
     strategies: tuple[StrategySpec, ...] = field(default_factory=tuple)
     analytics: AnalyticsSettings = field(default_factory=AnalyticsSettings)
-    restore_from: Path | None = None
-    """A retained checkpoint (or savepoint) directory to start from."""
+    restore_from: Path | str | None = None
+    """A retained checkpoint (or savepoint) directory to start from, or a URI the cluster reads
+    (``s3://...``, ``hdfs://...``) given as a string."""
     name: str = "flinktrade"
     jobmanager: str | None = None
     """``host:port`` of a Flink cluster's REST endpoint to submit to (None: a local MiniCluster)."""
@@ -95,13 +118,24 @@ class JobOptions:
             "checkpoint_dir": settings.state_dir / "checkpoints",
             "out_of_orderness_ms": job.out_of_orderness_ms,
             "idle_timeout_ms": job.idle_timeout_ms,
+            "side_idle_timeout_ms": job.side_idle_timeout_ms,
             "delivery": job.delivery,
+            "latency_profile": job.latency_profile,
             "thread_mode": job.python_thread_mode,
             "strategies": specs,
             "analytics": settings.analytics,
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
+
+
+LOW_LATENCY_CONF = {
+    "execution.buffer-timeout.interval": "1 ms",  # default 100 ms per network hop
+    "pipeline.auto-watermark-interval": "10 ms",  # default 200 ms: bars close on watermarks
+    "python.fn-execution.bundle.size": "1",  # process mode batches Python input (default 1000)
+    "python.fn-execution.bundle.time": "1",  # ... and flushes it every 1000 ms by default
+}
+"""Flink settings of ``LatencyProfile.LOW``; its Kafka sinks also write with ``linger.ms`` 0."""
 
 
 def _python_path() -> str:
@@ -139,11 +173,16 @@ def environment(options: JobOptions) -> tuple[StreamExecutionEnvironment, Stream
         "execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION"
     )
     conf.set_string("execution.checkpointing.num-retained", "3")
+    if options.latency_profile is LatencyProfile.LOW:
+        for key, value in LOW_LATENCY_CONF.items():
+            conf.set_string(key, value)
     if options.checkpoint_dir is not None:
         options.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         conf.set_string("execution.checkpointing.dir", options.checkpoint_dir.resolve().as_uri())
     if options.restore_from is not None:
-        conf.set_string("execution.state-recovery.path", options.restore_from.resolve().as_uri())
+        where = options.restore_from
+        uri = where if isinstance(where, str) else where.resolve().as_uri()
+        conf.set_string("execution.state-recovery.path", uri)
     if options.jobmanager is not None:
         env = _remote_environment(conf, options.jobmanager)
     else:
@@ -156,10 +195,13 @@ def environment(options: JobOptions) -> tuple[StreamExecutionEnvironment, Stream
 def _remote_environment(conf: Configuration, jobmanager: str) -> StreamExecutionEnvironment:
     """Target a running cluster's REST endpoint instead of an in-process MiniCluster.
 
-    The job graph, the connector and UDF jars (``pipeline.jars``) and this package's source
-    (``python.files``) are uploaded with the job. Third-party Python packages (pydantic, pemja, ...)
-    must already be importable on the TaskManagers: the local session cluster puts this venv on
-    their ``PYTHONPATH``; a remote one needs them on its image (see docs/scaling.md).
+    The job graph and the connector and UDF jars (``pipeline.jars``) are uploaded with the job.
+    flinktrade itself and its Python dependencies must already be importable on the TaskManagers:
+    the local session cluster puts this source tree and venv on their ``PYTHONPATH``; a remote one
+    needs them on its image (see docs/scaling.md). The source is deliberately not shipped per job
+    (``python.files``): in thread mode a TaskManager keeps one Python interpreter for all its jobs,
+    so the first job's copy of the package stays imported after that copy is deleted, and a later
+    job then fails with ``No module named 'flinktrade.pipeline.job'``.
     """
     host, _, port = jobmanager.rpartition(":")
     if not host or not port.isdigit():
@@ -168,7 +210,6 @@ def _remote_environment(conf: Configuration, jobmanager: str) -> StreamExecution
     conf.set_string("execution.attached", "true")  # execute() waits; execute_async() does not
     conf.set_string("rest.address", host)
     conf.set_string("rest.port", port)
-    conf.set_string("python.files", str(Path(__file__).resolve().parents[2]))
     # TaskManagers come and go on a cluster: keep retrying with back-off instead of giving up
     # after three quick attempts while the lost TaskManager's slots are still being released.
     conf.set_string("restart-strategy.type", "exponential-delay")
@@ -193,15 +234,25 @@ def build(t_env: StreamTableEnvironment, io: JobIO, options: JobOptions) -> None
         from_earliest=io.from_earliest,
         exactly_once=options.delivery is Delivery.EXACTLY_ONCE,
         transactional_id_prefix=io.group_id,
+        linger_ms=0 if options.latency_profile is LatencyProfile.LOW else 5,
     )
     for statement in sql.functions():
         t_env.execute_sql(statement)
     t_env.execute_sql(sql.trades_source(kafka, io.trades, options.out_of_orderness_ms))
     t_env.execute_sql(sql.PARSED_VIEW)
-    t_env.execute_sql(sql.news_source(kafka, io.news, options.out_of_orderness_ms))
-    t_env.execute_sql(sql.NEWS_VIEW)
+    if io.news:
+        t_env.execute_sql(
+            sql.news_source(
+                kafka, io.news, options.out_of_orderness_ms, options.side_idle_timeout_ms
+            )
+        )
+        t_env.execute_sql(sql.NEWS_VIEW)
     if io.bars:
-        t_env.execute_sql(sql.provider_bars_source(kafka, io.bars, options.out_of_orderness_ms))
+        t_env.execute_sql(
+            sql.provider_bars_source(
+                kafka, io.bars, options.out_of_orderness_ms, options.side_idle_timeout_ms
+            )
+        )
         t_env.execute_sql(sql.PROVIDER_BARS_VIEW)
 
     # One read + parse of the topic, shared by the dead-letter and the bar branches.
@@ -216,26 +267,19 @@ def build(t_env: StreamTableEnvironment, io: JobIO, options: JobOptions) -> None
     t_env.execute_sql(sql.bars_view("parsed"))
     t_env.execute_sql(sql.analytics_view("bars"))
 
-    bars = t_env.to_data_stream(t_env.from_path("analytics")).map(bar_row, output_type=BAR_ROW_TYPE)
+    # The analytics view already has BAR_ROW_TYPE's columns: no Python map on the bar path unless
+    # provider bars must be unioned in (a union needs both sides typed alike).
+    bars = t_env.to_data_stream(t_env.from_path("analytics"))
+    deadletter_topic = io.deadletter
+    dead: DataStream | None = None
     if io.bars:
         provider = t_env.to_data_stream(t_env.from_path("provider_bars_rows")).flat_map(
             BarDecoder(io.bars), output_type=BAR_ROW_TYPE
         )
-        bars = bars.union(provider)
-    news = t_env.to_data_stream(t_env.from_path("news_rows")).flat_map(
-        NewsScorer(io.news), output_type=NEWS_ROW_TYPE
-    )
-    deadletter_topic = io.deadletter
-    dead = news.filter(lambda row: row["kind"] == "dead").map(
-        lambda row: Row(deadletter_topic, None, row["text"].encode(), row["ts"]),
-        output_type=OUTPUT_ROW_TYPE,
-    )
-    if io.bars:
-        dead = dead.union(
-            bars.filter(lambda row: row["kind"] == "dead").map(
-                lambda row: Row(deadletter_topic, None, row["text"].encode(), row["ts"]),
-                output_type=OUTPUT_ROW_TYPE,
-            )
+        bars = bars.map(_same, output_type=BAR_ROW_TYPE).union(provider)
+        dead = bars.filter(lambda row: row["kind"] == "dead").map(
+            lambda row: Row(deadletter_topic, None, row["text"].encode(), row["ts"]),
+            output_type=OUTPUT_ROW_TYPE,
         )
         bars = bars.filter(lambda row: row["kind"] == "bar")
     topic_of = {
@@ -244,16 +288,28 @@ def build(t_env: StreamTableEnvironment, io: JobIO, options: JobOptions) -> None
         "Alert": io.alerts,
         "DeadLetter": io.deadletter,
     }
-    outputs = (
-        bars.connect(news.filter(lambda row: row["kind"] == "news"))
-        # by position: rows of a Python map may arrive without their field names
-        .key_by(lambda row: row[1], lambda row: row[1], key_type=Types.STRING())
-        .process(
-            AnalyticsOperator(options.strategies, options.analytics, topic_of),
+    operator = AnalyticsOperator(options.strategies, options.analytics, topic_of)
+    if io.news:
+        news = t_env.to_data_stream(t_env.from_path("news_rows")).flat_map(
+            NewsScorer(io.news), output_type=NEWS_ROW_TYPE
+        )
+        news_dead = news.filter(lambda row: row["kind"] == "dead").map(
+            lambda row: Row(deadletter_topic, None, row["text"].encode(), row["ts"]),
             output_type=OUTPUT_ROW_TYPE,
         )
-        .union(dead)
-    )
+        dead = news_dead if dead is None else news_dead.union(dead)
+        outputs = (
+            bars.connect(news.filter(lambda row: row["kind"] == "news"))
+            # by position: rows of a Python map may arrive without their field names
+            .key_by(lambda row: row[1], lambda row: row[1], key_type=Types.STRING())
+            .process(operator, output_type=OUTPUT_ROW_TYPE)
+        )
+    else:
+        outputs = bars.key_by(lambda row: row[1], key_type=Types.STRING()).process(
+            BarAnalyticsOperator(operator), output_type=OUTPUT_ROW_TYPE
+        )
+    if dead is not None:
+        outputs = outputs.union(dead)
     t_env.create_temporary_view("output_rows", t_env.from_data_stream(outputs))
 
     t_env.execute_sql(sql.deadletter_sink(kafka, io.deadletter))
@@ -261,7 +317,15 @@ def build(t_env: StreamTableEnvironment, io: JobIO, options: JobOptions) -> None
     statements = t_env.create_statement_set()
     statements.add_insert_sql(sql.deadletter_insert("parsed", io.trades))
     statements.add_insert_sql(sql.OUTPUTS_INSERT)
+    large_trade = options.analytics.large_trade_size
+    if options.analytics.alerts and large_trade is not None:
+        t_env.execute_sql(sql.alerts_sink(kafka, io.alerts))
+        statements.add_insert_sql(sql.large_trade_insert("parsed", large_trade))
     statements.attach_as_datastream()
+
+
+def _same(row: Row) -> Row:
+    return row
 
 
 def run(io: JobIO, options: JobOptions, wait: bool = True) -> object:

@@ -15,15 +15,20 @@ Every output (bars with indicators, signals, alerts, dead letters) leaves as one
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from pyflink.common import Row
 from pyflink.common.typeinfo import Types
-from pyflink.datastream import FlatMapFunction, KeyedCoProcessFunction, RuntimeContext
+from pyflink.datastream import (
+    FlatMapFunction,
+    KeyedCoProcessFunction,
+    KeyedProcessFunction,
+    RuntimeContext,
+)
 from pyflink.datastream.state import ValueStateDescriptor
 
 from flinktrade import events
@@ -85,34 +90,16 @@ __all__ = [
     "NEWS_ROW_TYPE",
     "OUTPUT_ROW_TYPE",
     "AnalyticsOperator",
+    "BarAnalyticsOperator",
     "BarDecoder",
     "NewsScorer",
     "StrategySpec",
-    "bar_row",
     "output_row",
 ]
 
 
 def output_row(topic: str, event: events.Event) -> Row:
     return Row(topic, event.key, events.encode(event), event.ts)
-
-
-def bar_row(value: Row) -> Row:
-    """A row of the job's own ``analytics`` view (bars built from trades) as a ``BAR_ROW_TYPE``."""
-    return Row(
-        "bar",
-        value["symbol"],
-        value["ts"],
-        value["open"],
-        value["high"],
-        value["low"],
-        value["close"],
-        value["volume"],
-        value["vwap"],
-        value["trades"],
-        value["interval_ms"],
-        None,
-    )
 
 
 class BarDecoder(FlatMapFunction):  # type: ignore[misc]
@@ -189,7 +176,20 @@ class NewsScorer(FlatMapFunction):  # type: ignore[misc]
 
 
 class AnalyticsOperator(KeyedCoProcessFunction):  # type: ignore[misc]
-    """Keyed by symbol: input 1 closed bars (rows of the ``analytics`` view), input 2 news rows."""
+    """Keyed by symbol: input 1 closed bars (``BAR_ROW_TYPE``), input 2 news rows.
+
+    Per symbol it keeps two values in Flink keyed state, pickled (``PICKLED_BYTE_ARRAY``): the
+    model state (with the time of its pending ``stale_feed`` timer) and the items waiting for the
+    watermark. It also keeps them as live Python objects in a per-key cache, so a bar costs one
+    pickle of the model state and no decoding at all. The cache is only ever written through
+    (every change also goes to Flink state), and a restarted or restored task starts with an empty
+    one and reads Flink state, so checkpoints stay the truth.
+
+    ``stale_feed`` needs a timer at the last bar's end + ``stale_after_ms``. Rather than one timer
+    per bar, one timer per symbol chases that time: when it fires early (bars came meanwhile) it is
+    set again for the latest bar. Flink fires a timer set inside ``on_timer`` within the same
+    watermark step, in time order, so alerts come out as with a timer per bar, for fewer calls.
+    """
 
     def __init__(
         self,
@@ -203,101 +203,135 @@ class AnalyticsOperator(KeyedCoProcessFunction):  # type: ignore[misc]
         self.model: SymbolModel | None = None
         self.state: Any = None
         self.pending: Any = None
+        self._cache: dict[str, _Keyed] = {}
 
     def open(self, runtime_context: RuntimeContext) -> None:
         self.model = SymbolModel(self.specs, self.settings)
-        self.state = runtime_context.get_state(ValueStateDescriptor("model", Types.STRING()))
-        self.pending = runtime_context.get_state(ValueStateDescriptor("pending", Types.STRING()))
+        pickled = Types.PICKLED_BYTE_ARRAY()
+        self.state = runtime_context.get_state(ValueStateDescriptor("model_state", pickled))
+        self.pending = runtime_context.get_state(ValueStateDescriptor("pending_items", pickled))
+        self._cache = {}
 
     def process_element1(self, value: Row, ctx: KeyedCoProcessFunction.Context) -> None:
         # BAR_ROW_TYPE by position (rows of a Python map may arrive without field names)
         _kind, _symbol, ts, open_, high, low, close, volume, vwap, trades, interval_ms, _ = value
-        bar = {
-            "ts": int(ts),
-            "open": open_,
-            "high": high,
-            "low": low,
-            "close": close,
-            "volume": int(volume),
-            "vwap": vwap,
-            "trades": int(trades),
-            "interval_ms": int(interval_ms),
-        }
-        self._buffer("bars", bar)
-        ctx.timer_service().register_event_time_timer(bar["ts"] + bar["interval_ms"] - 1)
+        end = int(ts) + int(interval_ms) - 1
+        bar = (int(ts), open_, high, low, close, int(volume), vwap, int(trades), int(interval_ms))
+        self._buffer(ctx.get_current_key(), (end, 1, ""), _BAR, bar)
+        ctx.timer_service().register_event_time_timer(end)
 
     def process_element2(self, value: Row, ctx: KeyedCoProcessFunction.Context) -> None:
         _kind, _symbol, ts, story_id, score, headline = value  # NEWS_ROW_TYPE by position
-        news = {"id": story_id, "ts": int(ts), "sentiment": float(score), "headline": headline}
-        self._buffer("news", news)
-        ctx.timer_service().register_event_time_timer(news["ts"])
+        news = (story_id, int(ts), float(score), headline)
+        self._buffer(ctx.get_current_key(), (int(ts), 0, story_id), _NEWS, news)
+        ctx.timer_service().register_event_time_timer(int(ts))
 
     def on_timer(self, timestamp: int, ctx: KeyedCoProcessFunction.OnTimerContext) -> Iterator[Row]:
         assert self.model is not None
         symbol: str = ctx.get_current_key()
-        raw = self.state.value()
-        state: dict[str, Any] = json.loads(raw) if raw else self.model.initial_state()
+        keyed = self._keyed(symbol)
+        state = keyed.model
+        if state is None:
+            state = keyed.model = self.model.initial_state()
+        stale_at = keyed.stale_at
+        if timestamp == stale_at:
+            keyed.stale_at = None
         out: list[events.Event] = []
-        for kind, item in self._due(timestamp):
-            if kind == "news":
-                news = ScoredNews(
-                    item["id"], symbol, item["ts"], item["sentiment"], item["headline"]
+        due = self._due(keyed, timestamp)
+        for kind, item in due:
+            if kind == _NEWS:
+                story_id, ts, score, headline = item
+                out.extend(
+                    self.model.on_news(state, ScoredNews(story_id, symbol, ts, score, headline))
                 )
-                out.extend(self.model.on_news(state, news))
             else:
+                ts, open_, high, low, close, volume, vwap, trades, interval_ms = item
                 bar = ClosedBar(
                     symbol=symbol,
-                    ts=item["ts"],
-                    open=Decimal(item["open"]),
-                    high=Decimal(item["high"]),
-                    low=Decimal(item["low"]),
-                    close=Decimal(item["close"]),
-                    volume=item["volume"],
-                    vwap=item["vwap"],
-                    trades=item["trades"],
-                    interval_ms=item["interval_ms"],
+                    ts=ts,
+                    open=Decimal(open_),
+                    high=Decimal(high),
+                    low=Decimal(low),
+                    close=Decimal(close),
+                    volume=volume,
+                    vwap=vwap,
+                    trades=trades,
+                    interval_ms=interval_ms,
                 )
                 out.extend(self.model.on_bar(state, bar))
-                ctx.timer_service().register_event_time_timer(
-                    bar.end_ts + self.settings.stale_after_ms
-                )
+        stale: list[events.Event] = []
         if ctx.timer_service().current_watermark() < MAX_WATERMARK:
-            out.extend(self.model.check_stale(state, symbol, timestamp))
-        self.state.update(json.dumps(state, separators=(",", ":")))
-        for event in out:
+            stale = self.model.check_stale(state, symbol, timestamp)
+        last_end = state.get("last_end")
+        if keyed.stale_at is None and last_end is not None:
+            due_stale = last_end + self.settings.stale_after_ms
+            if due_stale > timestamp:
+                keyed.stale_at = due_stale
+                ctx.timer_service().register_event_time_timer(due_stale)
+        if due or stale or keyed.stale_at != stale_at:  # otherwise nothing changed
+            self.state.update((state, keyed.stale_at))
+        for event in (*out, *stale):
             yield output_row(self.topics[type(event).__name__], event)
 
-    def _buffer(self, kind: str, item: dict[str, Any]) -> None:
-        raw = self.pending.value()
-        pending: dict[str, list[dict[str, Any]]] = json.loads(raw) if raw else {}
-        pending.setdefault(kind, []).append(item)
-        self.pending.update(json.dumps(pending, separators=(",", ":")))
+    def _keyed(self, symbol: str) -> _Keyed:
+        keyed = self._cache.get(symbol)
+        if keyed is None:  # first touch of this key since the task (re)started
+            model, stale_at = self.state.value() or (None, None)
+            keyed = _Keyed(model, stale_at, self.pending.value() or [])
+            self._cache[symbol] = keyed
+        return keyed
 
-    def _due(self, timestamp: int) -> list[tuple[str, dict[str, Any]]]:
+    def _buffer(
+        self, symbol: str, order: tuple[int, int, str], kind: str, item: tuple[Any, ...]
+    ) -> None:
+        keyed = self._keyed(symbol)
+        keyed.pending.append((order, kind, item))
+        self.pending.update(keyed.pending)
+
+    def _due(self, keyed: _Keyed, timestamp: int) -> list[tuple[str, tuple[Any, ...]]]:
         """Buffered items at or before ``timestamp``, in event-time order, removed from the buffer.
 
         A story at time t is applied before a bar that ends after t (stories inside a bar's
         minute count for that bar)."""
-        raw = self.pending.value()
-        if not raw:
+        if not keyed.pending:
             return []
-        pending: dict[str, list[dict[str, Any]]] = json.loads(raw)
-        due: list[tuple[tuple[int, int, str], str, dict[str, Any]]] = []
-        keep: dict[str, list[dict[str, Any]]] = {}
-        for item in pending.get("news", []):
-            if item["ts"] <= timestamp:
-                due.append(((item["ts"], 0, item["id"]), "news", item))
-            else:
-                keep.setdefault("news", []).append(item)
-        for item in pending.get("bars", []):
-            end = item["ts"] + item["interval_ms"] - 1
-            if end <= timestamp:
-                due.append(((end, 1, ""), "bar", item))
-            else:
-                keep.setdefault("bars", []).append(item)
-        if keep:
-            self.pending.update(json.dumps(keep, separators=(",", ":")))
+        due = [entry for entry in keyed.pending if entry[0][0] <= timestamp]
+        if not due:
+            return []
+        keyed.pending = [entry for entry in keyed.pending if entry[0][0] > timestamp]
+        if keyed.pending:
+            self.pending.update(keyed.pending)
         else:
             self.pending.clear()
         due.sort(key=lambda entry: entry[0])
-        return [(kind, item) for _key, kind, item in due]
+        return [(kind, item) for _order, kind, item in due]
+
+
+class BarAnalyticsOperator(KeyedProcessFunction):  # type: ignore[misc]
+    """``AnalyticsOperator`` for a job without news: one input, closed bars (``BAR_ROW_TYPE``)."""
+
+    def __init__(self, analytics: AnalyticsOperator) -> None:
+        self.analytics = analytics
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        self.analytics.open(runtime_context)
+
+    def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> None:
+        self.analytics.process_element1(value, ctx)
+
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Row]:
+        return self.analytics.on_timer(timestamp, ctx)
+
+
+_BAR, _NEWS = "bar", "news"
+
+
+@dataclass
+class _Keyed:
+    """One symbol's live state in ``AnalyticsOperator``: the model state (None until its first
+    bar or story), the time of its ``stale_feed`` timer (None: none set) and the buffered
+    ``((due_ts, news 0 / bar 1, story id), kind, item)`` entries."""
+
+    model: dict[str, Any] | None
+    stale_at: int | None
+    pending: list[tuple[tuple[int, int, str], str, tuple[Any, ...]]]

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from flinktrade.events import DeadLetter
+from flinktrade.events import Alert, DeadLetter
 from flinktrade.topics import sql_columns
 
 BAR_INTERVAL_MS = 60_000
@@ -29,6 +29,8 @@ class KafkaTable:
     from_earliest: bool = True
     exactly_once: bool = False
     transactional_id_prefix: str = "flinktrade"
+    linger_ms: int = 5
+    """How long the sinks' Kafka producers wait to fill a batch."""
 
     def source_options(self, topic: str) -> str:
         opts = {
@@ -50,7 +52,7 @@ class KafkaTable:
             "connector": "kafka",
             "topic": topic,
             "properties.bootstrap.servers": self.bootstrap_servers,
-            "properties.linger.ms": "5",
+            "properties.linger.ms": str(self.linger_ms),
             "value.format": value_format,
         }
         if value_format == "json":
@@ -88,10 +90,17 @@ def raw_source(
     topic: str,
     out_of_orderness_ms: int,
     event_time: str | None = None,
+    idle_timeout_ms: int | None = None,
 ) -> str:
     """A topic's records as raw bytes with partition and offset, and an event-time attribute
     ``rt``: the record timestamp (flinktrade's producers set it to the event's ``ts``), or the SQL
-    expression ``event_time`` over ``value`` and ``record_ts``."""
+    expression ``event_time`` over ``value`` and ``record_ts``. ``idle_timeout_ms`` overrides the
+    job-wide ``table.exec.source.idle-timeout`` for this topic's partitions."""
+    idle = (
+        ""
+        if idle_timeout_ms is None
+        else f"'scan.watermark.idle-timeout' = '{idle_timeout_ms} ms',\n  "
+    )
     if event_time is None:
         time_columns = "`rt` TIMESTAMP_LTZ(3) METADATA FROM 'timestamp',"
     else:
@@ -107,7 +116,7 @@ def raw_source(
   WATERMARK FOR `rt` AS `rt` - INTERVAL '{out_of_orderness_ms / 1000:.3f}' SECOND
 ) WITH (
   {kafka.source_options(topic)},
-  'format' = 'raw'
+  {idle}'format' = 'raw'
 )"""
 
 
@@ -117,10 +126,10 @@ def trades_source(kafka: KafkaTable, topic: str, out_of_orderness_ms: int) -> st
 
 
 PARSED_VIEW = """CREATE TEMPORARY VIEW trades_parsed AS
-SELECT ok, reason, symbol, price, `size`, event_time, src_partition, src_offset, late_wm,
+SELECT ok, reason, trade_id, symbol, price, `size`, event_time, src_partition, src_offset, late_wm,
   CASE WHEN ok AND late_wm IS NULL THEN CAST(NULL AS BYTES) ELSE raw_value END AS payload
 FROM (
-  SELECT t.ok, t.reason, t.symbol, t.price, t.`size`, r.rt AS event_time,
+  SELECT t.ok, t.reason, t.id AS trade_id, t.symbol, t.price, t.`size`, r.rt AS event_time,
     r.`partition` AS src_partition, r.`offset` AS src_offset, r.`value` AS raw_value,
     CASE WHEN t.ok AND CURRENT_WATERMARK(r.rt) IS NOT NULL
       AND FLOOR(r.rt TO MINUTE) + INTERVAL '1' MINUTE
@@ -150,25 +159,30 @@ GROUP BY symbol, window_start, window_end, window_time"""
 
 
 def analytics_view(source: str) -> str:
-    """Closed bars shaped for the Python operator (plus ``rt``).
+    """Closed bars as the Python operator takes them: the columns of ``BAR_ROW_TYPE``, in order.
 
     Prices travel as exact decimal strings here: PyFlink's DataStream bridge cannot carry
     ``DECIMAL`` types, and strings convert back without loss."""
     return f"""CREATE TEMPORARY VIEW analytics AS
-SELECT ft_epoch_ms(rt) + 1 - {BAR_INTERVAL_MS} AS ts,
-  symbol, CAST(`open` AS STRING) AS `open`, CAST(high AS STRING) AS high,
+SELECT 'bar' AS kind, symbol, ft_epoch_ms(rt) + 1 - {BAR_INTERVAL_MS} AS ts,
+  CAST(`open` AS STRING) AS `open`, CAST(high AS STRING) AS high,
   CAST(low AS STRING) AS low, CAST(`close` AS STRING) AS `close`, volume, vwap, trades,
-  CAST({BAR_INTERVAL_MS} AS BIGINT) AS interval_ms,
-  rt
+  CAST({BAR_INTERVAL_MS} AS BIGINT) AS interval_ms, CAST(NULL AS STRING) AS text
 FROM {source}"""
 
 
-def news_source(kafka: KafkaTable, topic: str, out_of_orderness_ms: int) -> str:
+def news_source(
+    kafka: KafkaTable, topic: str, out_of_orderness_ms: int, idle_timeout_ms: int | None = None
+) -> str:
     """Raw news records; decoded and scored in Python (``NewsScorer``)."""
-    return raw_source(kafka, "news_raw", topic, out_of_orderness_ms)
+    return raw_source(
+        kafka, "news_raw", topic, out_of_orderness_ms, idle_timeout_ms=idle_timeout_ms
+    )
 
 
-def provider_bars_source(kafka: KafkaTable, topic: str, out_of_orderness_ms: int) -> str:
+def provider_bars_source(
+    kafka: KafkaTable, topic: str, out_of_orderness_ms: int, idle_timeout_ms: int | None = None
+) -> str:
     """Provider bars (``market.bars``); decoded in Python (``BarDecoder``).
 
     Their event time is the bar's end (``ts + interval_ms - 1``), not its start, so a bar is
@@ -178,7 +192,9 @@ def provider_bars_source(kafka: KafkaTable, topic: str, out_of_orderness_ms: int
       TRY_CAST(JSON_VALUE(CAST(`value` AS STRING), '$.ts') AS BIGINT)
       + COALESCE(TRY_CAST(JSON_VALUE(CAST(`value` AS STRING), '$.interval_ms') AS BIGINT), 60000)
       - 1, 3), `record_ts`)"""
-    return raw_source(kafka, "provider_bars_raw", topic, out_of_orderness_ms, bar_end)
+    return raw_source(
+        kafka, "provider_bars_raw", topic, out_of_orderness_ms, bar_end, idle_timeout_ms
+    )
 
 
 PROVIDER_BARS_VIEW = """CREATE TEMPORARY VIEW provider_bars_rows AS
@@ -197,7 +213,7 @@ def outputs_sink(kafka: KafkaTable, topics: Iterable[str]) -> str:
         "connector": "kafka",
         "topic": ";".join(dict.fromkeys(topics)),
         "properties.bootstrap.servers": kafka.bootstrap_servers,
-        "properties.linger.ms": "5",
+        "properties.linger.ms": str(kafka.linger_ms),
         "key.format": "raw",
         "key.fields": "k",
         "value.format": "raw",
@@ -244,3 +260,32 @@ SELECT ft_epoch_ms(rt) AS ts, ft_epoch_ms(CURRENT_TIMESTAMP) AS ingest_ts,
     ' had closed (watermark ', CAST(late_wm AS STRING), ')') ELSE reason END AS reason,
   COALESCE(CAST(payload AS STRING), '') AS payload
 FROM {parsed} WHERE NOT ok OR late_wm IS NOT NULL"""
+
+
+def alerts_sink(kafka: KafkaTable, topic: str) -> str:
+    """``Alert`` events written from SQL (JSON, keyed by symbol like the Python operator's)."""
+    columns = ",\n  ".join(f"`{n}` {t}" for n, t in sql_columns(Alert))
+    return f"""CREATE TEMPORARY TABLE alerts_sink (
+  {columns}
+) WITH (
+  {kafka.sink_options(topic, "json", keyed=True)}
+)"""
+
+
+def large_trade_insert(parsed: str, min_size: int) -> str:
+    """A ``large_trade`` alert for every valid, on-time trade of at least ``min_size`` shares.
+
+    Evaluated per trade in the JVM, so the alert leaves as soon as the trade is read, without
+    waiting for a watermark. The id is ``stable_id("alert", "large_trade", symbol, trade id)``: a
+    re-read trade repeats it, two trades in the same millisecond do not share it. Critical from
+    twice the threshold, like ``price_gap``."""
+    return f"""INSERT INTO alerts_sink
+SELECT ft_epoch_ms(rt) AS ts, ft_epoch_ms(CURRENT_TIMESTAMP) AS ingest_ts,
+  SUBSTRING(SHA256(CONCAT_WS('|', 'alert', 'large_trade', symbol, trade_id)), 1, 32) AS id,
+  'large_trade' AS kind,
+  CASE WHEN `size` >= {2 * min_size} THEN 'critical' ELSE 'warning' END AS severity,
+  symbol,
+  CONCAT('Large trade: ', CAST(`size` AS STRING), ' at ',
+    REGEXP_REPLACE(CAST(price AS STRING), '\\.?0+$', '')) AS message,
+  CAST(`size` AS DOUBLE) AS `value`, CAST({min_size} AS DOUBLE) AS threshold
+FROM {parsed} WHERE ok AND late_wm IS NULL AND `size` >= {min_size}"""

@@ -27,6 +27,9 @@ class RefBar:
     notional: float = 0.0
     trades: int = 0
     indicators: dict[str, float | None] = field(default_factory=dict)
+    exact: dict[str, Decimal | None] = field(default_factory=dict)
+    """The same indicators as exact decimals where the reference has them (SMAs): crossovers are
+    decided on these, so two equal SMAs never differ by float rounding."""
 
     @property
     def vwap(self) -> float:
@@ -51,24 +54,30 @@ def bars(trades: Iterable[tuple[str, Decimal, int, int]]) -> list[RefBar]:
 
 
 def add_sma(bars_sorted: list[RefBar], periods: Iterable[int]) -> None:
-    """Set ``indicators['sma_N']`` on each bar (None until N bars exist for the symbol)."""
+    """Set ``indicators['sma_N']`` (float) and ``exact['sma_N']`` (Decimal) on each bar, None
+    until N bars exist for the symbol."""
     closes: dict[str, list[Decimal]] = defaultdict(list)
     for bar in bars_sorted:
         history = closes[bar.symbol]
         history.append(bar.close)
         for n in periods:
             window = history[-n:]
-            bar.indicators[f"sma_{n}"] = float(sum(window)) / n if len(window) == n else None
+            sma = sum(window, Decimal(0)) / n if len(window) == n else None
+            bar.exact[f"sma_{n}"] = sma
+            bar.indicators[f"sma_{n}"] = None if sma is None else float(sma)
 
 
 def sma_cross_signals(
     bars_sorted: list[RefBar], fast: int, slow: int
 ) -> list[tuple[str, int, str]]:
-    """``(symbol, bar_ts, side)`` on each sign change of SMA(fast) - SMA(slow) once both exist."""
+    """``(symbol, bar_ts, side)`` on each sign change of SMA(fast) - SMA(slow) once both exist.
+
+    Compares the exact SMAs of ``add_sma`` (the float ones where a bar has no exact value)."""
     out = []
     last_sign: dict[str, int] = {}
     for bar in bars_sorted:
-        f, s = bar.indicators.get(f"sma_{fast}"), bar.indicators.get(f"sma_{slow}")
+        values = bar.exact if f"sma_{slow}" in bar.exact else bar.indicators
+        f, s = values.get(f"sma_{fast}"), values.get(f"sma_{slow}")
         if f is None or s is None or f == s:
             continue
         sign = 1 if f > s else -1

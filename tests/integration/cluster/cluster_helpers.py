@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Producer
 
 from flinktrade import bus, events
 from flinktrade.config import KafkaSettings
@@ -58,19 +58,7 @@ def content(items: list[Any]) -> list[str]:
 
 def committed_all(servers: str, group: str, topic: str) -> bool:
     """Whether ``group`` has committed the end of every partition of ``topic``."""
-    consumer = Consumer({"bootstrap.servers": servers, "group.id": group})
-    try:
-        ends = bus.end_offsets(consumer, topic)
-        try:
-            committed = consumer.committed(
-                [TopicPartition(topic, tp.partition) for tp in ends], timeout=10
-            )
-        except KafkaException:  # no coordinator yet
-            return False
-        done = {tp.partition: tp.offset for tp in committed}
-        return all(done.get(tp.partition, -1) >= tp.offset for tp in ends if tp.offset > 0)
-    finally:
-        consumer.close()
+    return bus.committed_to_end(servers, group, topic)
 
 
 def completed_checkpoints(rest: FlinkRest, job_id: str) -> int:

@@ -46,11 +46,10 @@ def flink(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFlinkCluste
         cluster.down()
 
 
-@pytest.fixture(scope="session")
-def cluster_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
+def broker_with_topics(home: Path, heap: str) -> Iterator[LocalKafka]:
+    """A single-node broker on free ports with flinktrade's topics; stopped afterwards."""
     kafka = LocalKafka(
-        BrokerSettings(port=free_port(), controller_port=free_port(), heap="512m"),
-        tmp_path_factory.mktemp("cluster-broker"),
+        BrokerSettings(port=free_port(), controller_port=free_port(), heap=heap), home
     )
     try:
         kafka.up()
@@ -58,6 +57,17 @@ def cluster_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKa
         yield kafka
     finally:
         kafka.down()
+
+
+@pytest.fixture(scope="session")
+def cluster_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
+    yield from broker_with_topics(tmp_path_factory.mktemp("cluster-broker"), "512m")
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[LocalKafka]:
+    """A broker for one test that needs the default topic names to itself."""
+    yield from broker_with_topics(tmp_path / "own-broker", "384m")
 
 
 @pytest.fixture(scope="session")

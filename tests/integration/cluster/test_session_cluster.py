@@ -7,6 +7,7 @@ run, the CLI itself for the savepoint test).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -29,9 +30,10 @@ from cluster_helpers import (
 
 from flinktrade import bus, events, topics
 from flinktrade.config import Delivery
-from flinktrade.infra.flink import LocalFlinkCluster
+from flinktrade.infra.flink import LocalFlinkCluster, flink_home
 from flinktrade.infra.kafka import LocalKafka
 from flinktrade.pipeline.job import JobIO, JobOptions, run
+from flinktrade.testing.ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -68,15 +70,16 @@ def test_session_cluster_at_parallelism_2_writes_what_the_minicluster_writes_at_
     assert content(got_bars) == content(reference.bars)
 
 
-def cli(env: dict[str, str], *args: str) -> dict[str, str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "flinktrade.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
+def run_command(
+    args: list[str], env: dict[str, str], cwd: Path | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        args, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
     )
+
+
+def cli(env: dict[str, str], *args: str) -> dict[str, str]:
+    result = run_command([sys.executable, "-m", "flinktrade.cli", *args], env)
     assert result.returncode == 0, result.stderr[-3000:]
     parsed: dict[str, str] = json.loads(result.stdout.strip().splitlines()[-1])
     return parsed
@@ -128,3 +131,67 @@ def test_savepoint_cancel_and_resume_lose_and_repeat_nothing(
         servers, topics.ANALYTICS_BARS.name, events.AnalyticsBar, read_committed=True
     )
     assert content(bars) == content(reference.bars)
+
+
+def test_flink_run_of_the_entry_module_writes_the_reference(
+    flink: LocalFlinkCluster, own_broker: LocalKafka, reference: Reference, tmp_path: Path
+) -> None:
+    """``flink run -pym flinktrade.pipeline.main``: the way Flink's own launcher (and the
+    Kubernetes operator's PythonDriver) starts the job, configured from the environment only."""
+    servers = own_broker.bootstrap_servers
+    produce(servers, topics.TRADES.name, input_trades(), flush=True)
+    env = flink.script_env()
+    env.update(job_env(servers, tmp_path / "state", flink, "flink-run"))
+    launcher = ["bash", str(flink_home() / "bin" / "flink"), "run", "-m", flink.address]
+    python = ["-pyclientexec", sys.executable, "-pyexec", sys.executable]
+    entry = ["-pym", "flinktrade.pipeline.main", "--bounded", "--from-earliest"]
+    result = run_command([*launcher, *python, *entry], env, cwd=tmp_path)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    signals = bus.decode_all(servers, topics.SIGNALS.name, events.Signal)
+    assert content(signals) == content(reference.signals)
+    bars = bus.decode_all(servers, topics.ANALYTICS_BARS.name, events.AnalyticsBar)
+    assert content(bars) == content(reference.bars)
+
+
+def test_demo_on_a_session_cluster_it_starts_and_infra_down_stops(
+    own_broker: LocalKafka, tmp_path: Path
+) -> None:
+    """`make demo CLUSTER=1`: the demo starts the local session cluster (its own here), runs the
+    job there, and leaves it running for `infra status` / `infra down`."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "FLINKTRADE_STATE_DIR": str(own_broker.home.parent),
+            "FLINKTRADE_BROKER__PORT": str(own_broker.settings.port),
+            "FLINKTRADE_BROKER__CONTROLLER_PORT": str(own_broker.settings.controller_port),
+            "FLINKTRADE_KAFKA__BOOTSTRAP_SERVERS": own_broker.bootstrap_servers,
+            "FLINKTRADE_JOB__JOBMANAGER": f"127.0.0.1:{free_port()}",
+            "FLINKTRADE_JOB__CLUSTER_RPC_PORT": str(free_port()),
+            "FLINKTRADE_JOB__CHECKPOINT_INTERVAL_MS": "5000",
+            "FLINKTRADE_SIMULATOR__SYMBOLS": "4",
+            "FLINKTRADE_SIMULATOR__TIME_SCALE": "600",
+            "COLUMNS": "200",
+        }
+    )
+
+    def flinktrade(*args: str) -> subprocess.CompletedProcess[str]:
+        return run_command([sys.executable, "-m", "flinktrade.cli", *args], env, cwd=tmp_path)
+
+    try:
+        demo = flinktrade("demo", "--flink-cluster", "--duration", "30", "--api-port", "0")
+        assert demo.returncode == 0, demo.stderr[-3000:]
+        assert "flink session cluster: web UI http://127.0.0.1:" in demo.stderr
+        summary = json.loads(demo.stdout.strip().splitlines()[-1])
+        assert summary["bars"] > 0 and summary["signals"] > 0, demo.stderr[-3000:]
+        assert summary["orders"] > 0 and summary["deadletter"] == 0, summary
+        jobs = flinktrade("job", "list")
+        assert jobs.returncode == 0, jobs.stderr
+        assert "flinktrade-demo" in jobs.stdout and "CANCELED" in jobs.stdout, jobs.stdout
+        status = flinktrade("infra", "status")
+        assert "flink session cluster: running" in status.stdout + status.stderr
+    finally:
+        down = flinktrade("infra", "down")
+    assert down.returncode == 0, down.stderr
+    assert "flink session cluster stopped" in down.stdout + down.stderr
+    status = flinktrade("infra", "status")
+    assert "flink session cluster: stopped" in status.stdout + status.stderr

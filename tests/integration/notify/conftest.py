@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 
+from flinktrade import bus
 from flinktrade.config import KafkaSettings
 from flinktrade.notify.service import Notifier, NotifyStats
 from flinktrade.notify.settings import NotifySettings, NotifyTopics
@@ -104,13 +104,8 @@ def make_settings() -> Callable[..., NotifySettings]:
 
 def committed(bootstrap_servers: str, group_id: str, topic: str) -> int:
     """Sum over the topic's partitions of the group's committed positions."""
-    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": group_id})
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        positions = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=10)
-        return sum(max(tp.offset, 0) for tp in positions)
-    finally:
-        consumer.close()
+    positions = bus.committed_positions(bootstrap_servers, group_id, topic)
+    return sum(max(offset, 0) for offset in positions.values())
 
 
 @pytest.fixture
