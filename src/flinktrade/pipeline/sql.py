@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from flinktrade.events import Alert, DeadLetter
+from flinktrade.events import Alert, DeadLetter, Event
 from flinktrade.topics import sql_columns
 
 BAR_INTERVAL_MS = 60_000
@@ -242,13 +242,18 @@ OUTPUTS_INSERT = (
 )
 
 
-def deadletter_sink(kafka: KafkaTable, topic: str) -> str:
-    columns = ",\n  ".join(f"`{n}` {t}" for n, t in sql_columns(DeadLetter))
-    return f"""CREATE TEMPORARY TABLE deadletter_sink (
+def _event_sink(kafka: KafkaTable, table: str, event: type[Event], topic: str, keyed: bool) -> str:
+    """A JSON sink whose columns are ``event``'s fields, for events written straight from SQL."""
+    columns = ",\n  ".join(f"`{n}` {t}" for n, t in sql_columns(event))
+    return f"""CREATE TEMPORARY TABLE {table} (
   {columns}
 ) WITH (
-  {kafka.sink_options(topic, "json", keyed=False)}
+  {kafka.sink_options(topic, "json", keyed=keyed)}
 )"""
+
+
+def deadletter_sink(kafka: KafkaTable, topic: str) -> str:
+    return _event_sink(kafka, "deadletter_sink", DeadLetter, topic, keyed=False)
 
 
 def deadletter_insert(parsed: str, source_topic: str) -> str:
@@ -264,12 +269,7 @@ FROM {parsed} WHERE NOT ok OR late_wm IS NOT NULL"""
 
 def alerts_sink(kafka: KafkaTable, topic: str) -> str:
     """``Alert`` events written from SQL (JSON, keyed by symbol like the Python operator's)."""
-    columns = ",\n  ".join(f"`{n}` {t}" for n, t in sql_columns(Alert))
-    return f"""CREATE TEMPORARY TABLE alerts_sink (
-  {columns}
-) WITH (
-  {kafka.sink_options(topic, "json", keyed=True)}
-)"""
+    return _event_sink(kafka, "alerts_sink", Alert, topic, keyed=True)
 
 
 def large_trade_insert(parsed: str, min_size: int) -> str:
