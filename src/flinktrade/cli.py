@@ -244,14 +244,26 @@ def infra_status() -> None:
     out.print(table)
 
 
+# Options that `job run` and `job submit` share.
+BoundedOption = Annotated[
+    bool, typer.Option(help="Stop at the topic's current end (backtests, catch-up).")
+]
+FromEarliestOption = Annotated[
+    bool, typer.Option(help="Ignore committed offsets; read from the beginning.")
+]
+DeliveryOption = Annotated[
+    Delivery | None, typer.Option(help="Output delivery guarantee (default: configured).")
+]
+LatencyProfileOption = Annotated[
+    LatencyProfile | None,
+    typer.Option(help="'low': outputs within milliseconds, more CPU (default: configured)."),
+]
+
+
 @job_app.command("run")
 def job_run(
-    bounded: Annotated[
-        bool, typer.Option(help="Stop at the topic's current end (backtests, catch-up).")
-    ] = False,
-    from_earliest: Annotated[
-        bool, typer.Option(help="Ignore committed offsets; read from the beginning.")
-    ] = False,
+    bounded: BoundedOption = False,
+    from_earliest: FromEarliestOption = False,
     parallelism: Annotated[int | None, typer.Option(min=1)] = None,
     from_checkpoint: Annotated[
         str | None,
@@ -270,13 +282,8 @@ def job_run(
     param: Annotated[
         list[str] | None, typer.Option(help="key=value for the --strategy options (all of them).")
     ] = None,
-    delivery: Annotated[
-        Delivery | None, typer.Option(help="Output delivery guarantee (default: configured).")
-    ] = None,
-    latency_profile: Annotated[
-        LatencyProfile | None,
-        typer.Option(help="'low': outputs within milliseconds, more CPU (default: configured)."),
-    ] = None,
+    delivery: DeliveryOption = None,
+    latency_profile: LatencyProfileOption = None,
 ) -> None:
     """Run the Flink job in a local MiniCluster until stopped (or the bounded input ends)."""
     from flinktrade.pipeline.analytics import StrategySpec
@@ -338,19 +345,10 @@ def job_submit(
         str | None,
         typer.Option(help="Resume from this savepoint (or retained checkpoint) directory."),
     ] = None,
-    bounded: Annotated[
-        bool, typer.Option(help="Stop at the topic's current end (backtests, catch-up).")
-    ] = False,
-    from_earliest: Annotated[
-        bool, typer.Option(help="Ignore committed offsets; read from the beginning.")
-    ] = False,
-    delivery: Annotated[
-        Delivery | None, typer.Option(help="Output delivery guarantee (default: configured).")
-    ] = None,
-    latency_profile: Annotated[
-        LatencyProfile | None,
-        typer.Option(help="'low': outputs within milliseconds, more CPU (default: configured)."),
-    ] = None,
+    bounded: BoundedOption = False,
+    from_earliest: FromEarliestOption = False,
+    delivery: DeliveryOption = None,
+    latency_profile: LatencyProfileOption = None,
 ) -> None:
     """Submit the job to a running Flink cluster (`infra up --flink-cluster`, or a remote one).
 

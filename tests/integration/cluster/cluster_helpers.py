@@ -15,6 +15,7 @@ from flinktrade.config import KafkaSettings
 from flinktrade.infra.flink import FlinkRest, LocalFlinkCluster
 from flinktrade.ingest.simulator import MarketSimulator, RawTrade
 from flinktrade.pipeline.analytics import StrategySpec
+from flinktrade.pipeline.job import JobIO
 
 SYMBOLS = 6
 TRADES = 24_000
@@ -100,6 +101,21 @@ def output_names(prefix: str) -> dict[str, str]:
         "alerts": f"{prefix}.alerts",
         "deadletter": f"{prefix}.deadletter",
     }
+
+
+def run_io(servers: str, trades: str, prefix: str, bounded: bool) -> JobIO:
+    """A test run's topics: ``trades`` in (from the earliest offset), ``<prefix>.*`` out, the empty
+    news and provider-bar topics, consumer group ``prefix``."""
+    return JobIO(
+        bootstrap_servers=servers,
+        trades=trades,
+        news="news.empty",
+        bars="bars.empty",
+        group_id=prefix,
+        bounded=bounded,
+        from_earliest=True,
+        **output_names(prefix),
+    )
 
 
 def create_topics(servers: str, names: list[str], replication: int = 1) -> None:

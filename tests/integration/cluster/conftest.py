@@ -22,13 +22,14 @@ from cluster_helpers import (
     input_trades,
     output_names,
     produce,
+    run_io,
 )
 
 from flinktrade import bus, events, topics
 from flinktrade.config import BrokerSettings
 from flinktrade.infra.flink import FlinkClusterSettings, LocalFlinkCluster
 from flinktrade.infra.kafka import LocalKafka
-from flinktrade.pipeline.job import JobIO, JobOptions, run
+from flinktrade.pipeline.job import JobOptions, run
 from flinktrade.testing.ports import free_port
 
 
@@ -86,16 +87,7 @@ def reference(
     servers = cluster_broker.bootstrap_servers
     names = output_names("ref")
     create_topics(servers, list(names.values()))
-    io = JobIO(
-        bootstrap_servers=servers,
-        trades=full_input,
-        news="news.empty",
-        bars="bars.empty",
-        group_id="reference",
-        bounded=True,
-        from_earliest=True,
-        **names,
-    )
+    io = run_io(servers, full_input, "ref", bounded=True)
     options = JobOptions(
         strategies=STRATEGIES,
         checkpoint_dir=Path(str(tmp_path_factory.mktemp("ref-checkpoints"))),

@@ -23,6 +23,7 @@ from cluster_helpers import (
     input_trades,
     output_names,
     produce,
+    run_io,
     wait_running,
     wait_until_done,
 )
@@ -32,7 +33,7 @@ from flinktrade import bus, events
 from flinktrade.config import BrokerSettings
 from flinktrade.infra.flink import LocalFlinkCluster
 from flinktrade.infra.kafka import LocalKafkaCluster
-from flinktrade.pipeline.job import JobIO, JobOptions, run
+from flinktrade.pipeline.job import JobOptions, run
 from flinktrade.testing.ports import free_port
 
 pytestmark = pytest.mark.integration
@@ -40,17 +41,8 @@ pytestmark = pytest.mark.integration
 
 def start_job(flink: LocalFlinkCluster, servers: str, prefix: str) -> tuple[str, str, str]:
     """Start the unbounded job on ``<prefix>.trades``; returns (job id, group, input topic)."""
-    names = output_names(prefix)
     topic = f"{prefix}.trades"
-    io = JobIO(
-        bootstrap_servers=servers,
-        trades=topic,
-        news="news.empty",
-        bars="bars.empty",
-        group_id=prefix,
-        from_earliest=True,
-        **names,
-    )
+    io = run_io(servers, topic, prefix, bounded=False)
     options = JobOptions(
         parallelism=2,
         strategies=STRATEGIES,

@@ -25,6 +25,7 @@ from cluster_helpers import (
     job_env,
     output_names,
     produce,
+    run_io,
     wait_until_done,
 )
 
@@ -32,7 +33,7 @@ from flinktrade import bus, events, topics
 from flinktrade.config import Delivery
 from flinktrade.infra.flink import LocalFlinkCluster, flink_home
 from flinktrade.infra.kafka import LocalKafka
-from flinktrade.pipeline.job import JobIO, JobOptions, run
+from flinktrade.pipeline.job import JobOptions, run
 from flinktrade.testing.ports import free_port
 
 pytestmark = pytest.mark.integration
@@ -44,16 +45,7 @@ def test_session_cluster_at_parallelism_2_writes_what_the_minicluster_writes_at_
     servers = cluster_broker.bootstrap_servers
     names = output_names("p2")
     create_topics(servers, list(names.values()))
-    io = JobIO(
-        bootstrap_servers=servers,
-        trades=full_input,
-        news="news.empty",
-        bars="bars.empty",
-        group_id="session-p2",
-        bounded=True,
-        from_earliest=True,
-        **names,
-    )
+    io = run_io(servers, full_input, "p2", bounded=True)
     options = JobOptions(
         parallelism=2,
         strategies=STRATEGIES,
