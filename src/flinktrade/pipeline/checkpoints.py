@@ -12,12 +12,23 @@ from pathlib import Path
 from flinktrade.errors import ConfigError
 
 
-def complete_checkpoints(root: Path) -> list[Path]:
-    """Complete checkpoint directories under ``root``, oldest first (by ``_metadata`` time)."""
+def complete_checkpoints(root: Path, newer_than_ns: int = -1) -> list[Path]:
+    """Complete checkpoint directories under ``root`` whose ``_metadata`` was written after
+    ``newer_than_ns`` (epoch ns), oldest first.
+
+    A running job deletes its older checkpoints as it completes new ones, so one may vanish
+    between listing and reading: it is left out, not an error."""
     if not root.is_dir():
         return []
-    found = [m.parent for m in root.glob("*/chk-*/_metadata") if m.is_file()]
-    return sorted(found, key=lambda d: ((d / "_metadata").stat().st_mtime_ns, d.name))
+    stamped: list[tuple[int, str, Path]] = []
+    for metadata in root.glob("*/chk-*/_metadata"):
+        try:
+            written = metadata.stat().st_mtime_ns
+        except FileNotFoundError:  # removed by the job meanwhile
+            continue
+        if written > newer_than_ns:
+            stamped.append((written, metadata.parent.name, metadata.parent))
+    return [directory for _written, _name, directory in sorted(stamped)]
 
 
 def resolve_checkpoint(spec: str, root: Path) -> Path:
