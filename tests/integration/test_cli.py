@@ -13,6 +13,7 @@ import pytest
 
 from flinktrade.infra.kafka import LocalKafka
 from flinktrade.testing.fake_slack import FakeSlack
+from flinktrade.testing.output import last_json_object
 
 pytestmark = pytest.mark.integration
 
@@ -105,7 +106,7 @@ def test_demo_runs_end_to_end_and_reports_counts(kafka: LocalKafka, tmp_path: Pa
         )
         messages = slack.messages("#demo")
     assert result.returncode == 0, result.stderr[-3000:]
-    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    summary = last_json_object(result.stdout)
     assert summary["trades"] > 10_000
     assert summary["bars"] > 0
     assert summary["signals"] > 0, result.stderr[-3000:]

@@ -34,6 +34,7 @@ from flinktrade.config import Delivery
 from flinktrade.infra.flink import LocalFlinkCluster, flink_home
 from flinktrade.infra.kafka import LocalKafka
 from flinktrade.pipeline.job import JobOptions, run
+from flinktrade.testing.output import last_json_object
 from flinktrade.testing.ports import free_port
 
 pytestmark = pytest.mark.integration
@@ -173,7 +174,7 @@ def test_demo_on_a_session_cluster_it_starts_and_infra_down_stops(
         demo = flinktrade("demo", "--flink-cluster", "--duration", "30", "--api-port", "0")
         assert demo.returncode == 0, demo.stderr[-3000:]
         assert "flink session cluster: web UI http://127.0.0.1:" in demo.stderr
-        summary = json.loads(demo.stdout.strip().splitlines()[-1])
+        summary = last_json_object(demo.stdout)
         assert summary["bars"] > 0 and summary["signals"] > 0, demo.stderr[-3000:]
         assert summary["orders"] > 0 and summary["deadletter"] == 0, summary
         jobs = flinktrade("job", "list")
