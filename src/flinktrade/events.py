@@ -17,7 +17,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, ValidationError, field_validator
 
 from flinktrade.errors import FlinktradeError
 
@@ -261,8 +261,26 @@ class Fill(Event):
     broker: str = "sim"
 
 
+MAX_DEAD_REASON_CHARS = 500
+"""A dead letter's ``reason`` is cut to this many characters."""
+MAX_DEAD_PAYLOAD_BYTES = 64 * 1024
+"""A dead letter's ``payload`` is cut to this many bytes of UTF-8, so a dead letter always fits the
+broker's default 1 MB message limit, however large the record it stands for."""
+
+
+def cut_text(text: str, max_bytes: int) -> str:
+    """``text`` cut to at most ``max_bytes`` of UTF-8, never in the middle of a character."""
+    data = text.encode("utf-8", errors="replace")
+    if len(data) <= max_bytes:
+        return text
+    return data[:max_bytes].decode("utf-8", errors="ignore")
+
+
 class DeadLetter(Event):
-    """A record that could not be used, with why and the original bytes (``deadletter``)."""
+    """A record that could not be used, with why and the original bytes (``deadletter``).
+
+    Bounded whatever it is built from: ``reason`` to ``MAX_DEAD_REASON_CHARS`` characters,
+    ``payload`` to ``MAX_DEAD_PAYLOAD_BYTES`` bytes (``payload_bytes`` keeps the original size)."""
 
     topic: ClassVar[str] = "deadletter"
     source_topic: str
@@ -270,6 +288,48 @@ class DeadLetter(Event):
     offset: int | None = None
     reason: str
     payload: str = Field(description="The original value, as text (invalid UTF-8 replaced).")
+    payload_bytes: int | None = Field(
+        None, description="The original value's size in bytes when ``payload`` was cut."
+    )
+
+    @field_validator("reason", mode="before")
+    @classmethod
+    def _cut_reason(cls, value: Any) -> Any:
+        if isinstance(value, str) and len(value) > MAX_DEAD_REASON_CHARS:
+            return value[: MAX_DEAD_REASON_CHARS - 3] + "..."
+        return value
+
+    @field_validator("payload", mode="before")
+    @classmethod
+    def _cut_payload(cls, value: Any) -> Any:
+        if isinstance(value, bytes | bytearray):
+            value = bytes(value[: MAX_DEAD_PAYLOAD_BYTES + 4]).decode("utf-8", errors="replace")
+        if isinstance(value, str):
+            return cut_text(value, MAX_DEAD_PAYLOAD_BYTES)
+        return value
+
+    @classmethod
+    def of(
+        cls,
+        source_topic: str,
+        reason: str,
+        raw: bytes | str | None,
+        *,
+        ts: int,
+        partition: int | None = None,
+        offset: int | None = None,
+    ) -> DeadLetter:
+        """The dead letter for one record's original bytes (any size, any encoding)."""
+        data = raw.encode("utf-8", errors="replace") if isinstance(raw, str) else (raw or b"")
+        return cls(
+            ts=ts,
+            source_topic=source_topic,
+            partition=partition,
+            offset=offset,
+            reason=reason,
+            payload=data[:MAX_DEAD_PAYLOAD_BYTES].decode("utf-8", errors="replace"),
+            payload_bytes=len(data) if len(data) > MAX_DEAD_PAYLOAD_BYTES else None,
+        )
 
 
 E = TypeVar("E", bound=Event)

@@ -56,3 +56,20 @@ def test_key_is_the_symbol() -> None:
     assert trade.key == b"MSFT"
     news = events.NewsItem(id="n", headline="h", symbols=["TSLA", "F"], ts=1)
     assert news.key == b"TSLA"
+
+
+def test_dead_letters_are_bounded_whatever_they_are_built_from() -> None:
+    from flinktrade.events import MAX_DEAD_PAYLOAD_BYTES, MAX_DEAD_REASON_CHARS, DeadLetter
+
+    huge = b"\xff" + b"x" * 400_000  # not UTF-8, and far over the bound
+    letter = DeadLetter.of("alerts", "r" * 10_000, huge, ts=1, partition=0, offset=7)
+    assert len(letter.reason) == MAX_DEAD_REASON_CHARS
+    assert len(letter.payload.encode()) <= MAX_DEAD_PAYLOAD_BYTES
+    assert letter.payload_bytes == len(huge)
+    assert len(events.encode(letter)) < 2 * MAX_DEAD_PAYLOAD_BYTES
+    # built directly, the same bounds hold; a small record keeps every byte and no size field
+    direct = DeadLetter(ts=1, source_topic="t", reason="x" * 501, payload="é" * 100_000)
+    assert len(direct.reason) == MAX_DEAD_REASON_CHARS
+    assert len(direct.payload.encode()) <= MAX_DEAD_PAYLOAD_BYTES
+    small = DeadLetter.of("t", "why", b'{"a": 1}', ts=1)
+    assert small.payload == '{"a": 1}' and small.payload_bytes is None
