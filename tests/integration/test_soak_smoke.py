@@ -15,7 +15,6 @@ import hashlib
 import json
 import time
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -54,7 +53,7 @@ def sent(kafka, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:  # 
 
 
 def _is_malformed(raw: bytes, shas: set[str]) -> bool:
-    return hashlib.sha1(raw).hexdigest() in shas  # noqa: S324
+    return hashlib.sha1(raw).hexdigest() in shas
 
 
 def test_the_whole_schedule_is_on_the_topic(sent: dict[str, Any]) -> None:
@@ -89,11 +88,12 @@ def test_reference_bars_are_those_of_the_valid_records_on_the_topic(sent: dict[s
 
 
 def _as_job_bar(key: tuple[str, int], agg: list[int]) -> dict[str, Any]:
-    o, h, low, c, volume, notional, trades = agg
+    prices = dict(zip(("open", "high", "low", "close"), agg[:4], strict=True))
+    volume, notional, trades = agg[4:]
     return {
         "symbol": key[0],
         "ts": key[1],
-        **{n: Decimal(u) / PRICE_UNITS for n, u in zip(("open", "high", "low", "close"), agg[:4])},
+        **{name: Decimal(units) / PRICE_UNITS for name, units in prices.items()},
         "volume": volume,
         "vwap": notional / volume / PRICE_UNITS,
         "trades": trades,
