@@ -29,9 +29,10 @@ executor and notifier alive with the pids they started with; the job's RSS (Pyth
 grew less than 10 % from minute 2 (or 20 % of the run if shorter) to the end of the load; every
 required bar and dead letter written within 10 s after the last record was sent.
 
-``--faults``: during the load the broker is SIGKILLed and restarted (at 30 %), the executor is
-SIGKILLed and restarted twice (45 %, 70 %), and the Slack fake answers 429 then 500 for a minute
-(from 50 %, at most 20 % of the run). The same data criteria apply (nothing lost, nothing
+``--faults``: during the load the broker is SIGKILLed and restarted (at 30 %), the Slack fake
+answers 429 then 500 for a minute (from 65 %, at most 20 % of the run), and the executor is
+SIGKILLed and restarted twice (70 %, 85 %): the later faults fall after the strategy's warm-up
+(``--slow`` bars), while signals, orders and Slack messages flow. The same data criteria apply (nothing lost, nothing
 conflicting, no second order for a signal); the executor's pid changes twice by design; the job
 must still run (a fail-over is reported, and shows up as repeated bars, counted as
 ``wire_repeats``); the catch-up bound is not a criterion.
@@ -481,11 +482,11 @@ class Soak:
         slack_s = min(60.0, 0.2 * d)
         plan: list[tuple[float, str]] = [
             (0.30 * d, "broker"),
-            (0.45 * d, "executor"),
-            (0.50 * d, "slack429"),
-            (0.50 * d + slack_s / 2, "slack500"),
-            (0.50 * d + slack_s, "slack_ok"),
+            (0.65 * d, "slack429"),
+            (0.65 * d + slack_s / 2, "slack500"),
+            (0.65 * d + slack_s, "slack_ok"),
             (0.70 * d, "executor"),
+            (0.85 * d, "executor"),
         ]
         for at, what in sorted(plan):
             delay = self.t0 + at - time.time()

@@ -240,6 +240,9 @@ def compare_dead_letters(
         for d in ours
     )
     matched = sum((sent & got).values())
+    positions = Counter(
+        (d.get("partition"), d.get("offset")) for d in ours if d.get("offset") is not None
+    )
     no_reason = sum(1 for d in ours if not str(d.get("reason", "")).strip())
     reasons = Counter(str(d.get("reason", ""))[:40] for d in ours)
     expected = len(load["malformed"])
@@ -249,6 +252,9 @@ def compare_dead_letters(
         "other_sources": len(letters) - len(ours),
         "without_reason": no_reason,
         "matched_by_payload": matched,
+        "repeated_payloads": sum((got - sent).values()),
+        "repeated_offsets": sum(n - 1 for n in positions.values()),
+        "with_offset": sum(positions.values()),
         "unmatched_variants": _unmatched(load, got),
         "top_reasons": dict(reasons.most_common(8)),
         "ok": len(ours) == expected and no_reason == 0 and len(letters) == len(ours),
