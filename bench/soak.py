@@ -29,10 +29,10 @@ executor and notifier alive with the pids they started with; the job's RSS (Pyth
 grew less than 10 % from minute 2 (or 20 % of the run if shorter) to the end of the load; every
 required bar and dead letter written within 10 s after the last record was sent.
 
-``--faults``: during the load the broker is SIGKILLed and restarted (at 30 %), the Slack fake
-answers 429 then 500 for a minute (from 65 %, at most 20 % of the run), and the executor is
-SIGKILLed and restarted twice (70 %, 85 %): the later faults fall after the strategy's warm-up
-(``--slow`` bars), while signals, orders and Slack messages flow. The same data criteria apply (nothing lost, nothing
+``--faults``: during the load the broker is SIGKILLed and restarted (at 30 %); once orders flow
+(after the strategy's ``--slow`` bars of warm-up; at 80 % at the latest) the Slack fake answers
+429 then 500 for a minute (at most 20 % of the run), and the executor is SIGKILLed and restarted
+in the middle of that minute and at its end. The same data criteria apply (nothing lost, nothing
 conflicting, no second order for a signal); the executor's pid changes twice by design; the job
 must still run (a fail-over is reported, and shows up as repeated bars, counted as
 ``wire_repeats``); the catch-up bound is not a criterion.
@@ -431,7 +431,7 @@ class Soak:
                     ],
                     cwd=REPO, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 )  # fmt: skip
-            faults = threading.Thread(target=self.faults, args=(executor,), daemon=True)
+            faults = threading.Thread(target=self.faults, args=(executor, collector), daemon=True)
             if opts.faults:
                 faults.start()
             while driver.poll() is None:
@@ -476,38 +476,47 @@ class Soak:
         except REST_ERRORS:
             return "UNREACHABLE"
 
-    def faults(self, executor: Service) -> None:
-        """The fault round's timeline, relative to the start of the load."""
+    def faults(self, executor: Service, collector: Collector) -> None:
+        """The fault round, relative to the start of the load: the broker at 30 %; then, once
+        orders flow (or at 80 % at the latest), Slack errors for a minute (at most 20 % of the
+        run) with an executor kill in the middle of them and one at their end."""
         d = self.opts.duration
         slack_s = min(60.0, 0.2 * d)
-        plan: list[tuple[float, str]] = [
-            (0.30 * d, "broker"),
-            (0.65 * d, "slack429"),
-            (0.65 * d + slack_s / 2, "slack500"),
-            (0.65 * d + slack_s, "slack_ok"),
-            (0.70 * d, "executor"),
-            (0.85 * d, "executor"),
-        ]
-        for at, what in sorted(plan):
-            delay = self.t0 + at - time.time()
-            if delay > 0:
-                time.sleep(delay)
-            self.events.append((round(time.time() - self.t0, 1), what))
-            log.info("fault: %s", what)
-            if what == "broker":
-                self.kafka.kill()
-                time.sleep(5.0)
-                self.kafka.up()
-            elif what == "executor":
-                executor.kill()
-                executor.start()
-            elif what == "slack429":
-                self.slack.rate_limit(retry_after=1, times=10**9)
-            elif what == "slack500":
-                self.slack.clear_faults()
-                self.slack.server_error(500, times=10**9)
-            else:
-                self.slack.clear_faults()
+        self.sleep_until(0.30 * d)
+        self.fault("broker")
+        self.kafka.kill()
+        time.sleep(5.0)
+        self.kafka.up()
+        while time.time() < self.t0 + 0.8 * d:
+            with collector.out.lock:
+                if collector.out.orders:
+                    break
+            time.sleep(1.0)
+        start = time.time() - self.t0
+        self.fault("slack429")
+        self.slack.rate_limit(retry_after=1, times=10**9)
+        self.sleep_until(start + slack_s / 2)
+        self.fault("executor")
+        executor.kill()
+        executor.start()
+        self.fault("slack500")
+        self.slack.clear_faults()
+        self.slack.server_error(500, times=10**9)
+        self.sleep_until(start + slack_s)
+        self.fault("slack_ok")
+        self.slack.clear_faults()
+        self.fault("executor")
+        executor.kill()
+        executor.start()
+
+    def sleep_until(self, at_s: float) -> None:
+        delay = self.t0 + at_s - time.time()
+        if delay > 0:
+            time.sleep(delay)
+
+    def fault(self, what: str) -> None:
+        self.events.append((round(time.time() - self.t0, 1), what))
+        log.info("fault: %s", what)
 
     def wait_caught_up(
         self, collector: Collector, load: dict[str, Any]

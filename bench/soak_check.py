@@ -252,7 +252,7 @@ def compare_dead_letters(
         "other_sources": len(letters) - len(ours),
         "without_reason": no_reason,
         "matched_by_payload": matched,
-        "repeated_payloads": sum((got - sent).values()),
+        "repeated_payloads": sum(max(0, got[sha] - n) for sha, n in sent.items()),
         "repeated_offsets": sum(n - 1 for n in positions.values()),
         "with_offset": sum(positions.values()),
         "unmatched_variants": _unmatched(load, got),
