@@ -24,6 +24,7 @@ Pass criteria (``criteria`` in the JSON line): every bar the job must have close
 equals the reference (OHLC exact, volume, trade count, VWAP to 1e-9), no bar it wrote differs or is
 unknown; the signals equal the SMA-cross reference on those bars; exactly one dead letter with a
 reason per malformed record and no other; one order per signal, no fill twice, fills adding up;
+no bar, signal, order event or fill written twice with the same id;
 the job never failed over (Flink REST: ``numRestarts`` and the exception history) and still runs;
 executor and notifier alive with the pids they started with; the job's RSS (Python + its JVM)
 grew less than 10 % from minute 2 (or 20 % of the run if shorter) to the end of the load; every
@@ -34,8 +35,8 @@ required bar and dead letter written within 10 s after the last record was sent.
 429 then 500 for a minute (at most 20 % of the run), and the executor is SIGKILLed and restarted
 in the middle of that minute and at its end. The same data criteria apply (nothing lost, nothing
 conflicting, no second order for a signal); the executor's pid changes twice by design; the job
-must still run (a fail-over is reported, and shows up as repeated bars, counted as
-``wire_repeats``); the catch-up bound is not a criterion.
+must still run (a fail-over is reported; with at-least-once outputs it shows up as repeated
+bars and signals, counted as ``wire_repeats``); RSS and the catch-up bound are not criteria.
 """
 
 from __future__ import annotations
@@ -582,6 +583,12 @@ class Soak:
             "signals_equal_reference": signals["ok"],
             "dead_letters_exact": dead["ok"],
             "orders_one_per_signal_fills_once": orders["ok"],
+            "no_repeats_by_id": not (
+                bars["wire_repeats"]
+                or signals["wire_repeats"]
+                or orders["order_event_wire_repeats"]
+                or orders["fill_wire_repeats"]
+            ),
             "nothing_unsent": load["send_failures"] == 0 and load["unacked_at_end"] == 0,
             "job_running": job_state == "RUNNING" and alive["job"],
             "notifier_same_pid": alive["notify"] and len(notifier.pids) == 1,
