@@ -322,12 +322,21 @@ class Service:
         self.proc.wait(30)
         return self.proc.returncode
 
-    def tail(self, lines: int = 5) -> str:
+    def tail(self, lines: int = 3) -> str:
+        """The last error in the log (an ``error:`` line or an exception with the lines after
+        it), stack frames left out; else its last lines."""
         try:
             text = (self.workdir / f"{self.name}.log").read_text(errors="replace")
         except OSError:
             return ""
-        return " | ".join(text.strip().splitlines()[-lines:])
+        rows = [
+            r.strip()
+            for r in text.splitlines()
+            if r.strip() and not r.lstrip().startswith(("at ", "File ", "...")) and r[:1] != " "
+        ]
+        hits = [i for i, r in enumerate(rows) if "Exception" in r or r.startswith("error:")]
+        start = hits[-1] if hits else max(0, len(rows) - lines)
+        return " | ".join(rows[start : start + lines])
 
 
 class Soak:
@@ -672,7 +681,12 @@ def main(argv: list[str] | None = None) -> int:
         result = soak.run()
     except Exception as exc:
         log.exception("soak failed")
-        result = {"soak": "flinktrade", "pass": False, "error": str(exc)[:500]}
+        result = {
+            "soak": "flinktrade",
+            "pass": False,
+            "error": str(exc)[:1000],
+            "workdir": str(soak.workdir),
+        }
     if opts.workdir is None and result.get("pass"):
         shutil.rmtree(soak.workdir, ignore_errors=True)
     sys.stdout.write(json.dumps(result, default=str) + "\n")
