@@ -11,6 +11,7 @@ import pytest
 import requests
 from alpaca.common.exceptions import APIError
 
+from flinktrade.errors import ConfigError
 from flinktrade.execution.brokers import alpaca
 from flinktrade.execution.brokers.alpaca import (
     NotSent,
@@ -109,7 +110,7 @@ def test_acquire_stops_waiting_when_the_guard_says_no() -> None:
 
 @pytest.mark.parametrize("bad", [(0, 60.0), (10, 0.0)])
 def test_budget_rejects_nonsense(bad: tuple[int, float]) -> None:
-    with pytest.raises(Exception, match="budget"):
+    with pytest.raises(ConfigError, match="budget"):
         RequestBudget(*bad)
 
 
