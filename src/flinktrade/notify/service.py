@@ -9,8 +9,9 @@ restart; a clean stop first drains what is pending (``drain_timeout_s``) and com
 No record stops the notifier: one that does not decode, or that decodes into a notice that cannot
 be rendered, goes to the dead-letter topic (``DeadLetter.of``: reason and original bytes, bounded)
 and the next record is read. Its offset is committed only once its dead letter is acknowledged; a
-dead letter the broker refuses is sent again, up to ``DEADLETTER_ATTEMPTS`` times, then logged as
-an error and given up, so one record never stalls the commits for good.
+dead letter the broker refuses (or does not take within ``DEADLETTER_TIMEOUT_MS``) is sent again,
+up to ``DEADLETTER_ATTEMPTS`` attempts in all, then logged as an error and given up, so one record
+never stalls the commits for good.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ log = logging.getLogger(__name__)
 POLL_TIMEOUT_S = 0.2
 DEADLETTER_ATTEMPTS = 3
 """Flushes a batch of dead letters gets before the notifier gives up on it (and commits)."""
+DEADLETTER_TIMEOUT_MS = 30_000
+"""``message.timeout.ms`` of the dead-letter producer: how long one attempt may take."""
 
 
 @dataclass
@@ -189,7 +192,9 @@ class Notifier:
         if not self.deadletter_topic:
             return
         if self._deadletters is None:
-            self._deadletters = bus.EventProducer(self.bootstrap_servers)
+            self._deadletters = bus.EventProducer(
+                self.bootstrap_servers, extra={"message.timeout.ms": DEADLETTER_TIMEOUT_MS}
+            )
         letter = events.DeadLetter.of(
             ref.topic,
             reason,

@@ -5,6 +5,7 @@ it accepts, dead-letters every record it rejects (with the reason), and commits 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 from flinktrade import bus, events
 from flinktrade.config import KafkaSettings
 from flinktrade.events import Alert, Fill, OrderEvent, OrderStatus, Severity, Side, Signal
+from flinktrade.notify import service
 from flinktrade.notify.settings import NotifySettings, NotifyTopics
 from flinktrade.testing.fake_slack import FakeSlack, Received
 from flinktrade.testing.hostile import hostile_records
@@ -297,3 +299,34 @@ def events_by_offset(servers: str, topic: str) -> dict[tuple[str, int], events.D
         assert letter.offset is not None
         letters[(letter.source_topic, letter.offset)] = letter  # repeats are allowed
     return letters
+
+
+def test_a_dead_letter_the_broker_never_takes_is_given_up_and_the_offsets_move_on(
+    kafka_settings: KafkaSettings,
+    notify_topics: NotifyTopics,
+    make_settings: Callable[..., NotifySettings],
+    run_notifier: Callable[..., Any],
+    committed_offsets: Callable[[str, str], int],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr(service, "DEADLETTER_TIMEOUT_MS", 1_000)
+    missing = f"deadletter.missing.{uuid.uuid4().hex[:8]}"  # never created; no auto-creation
+    producer = bus.EventProducer(kafka_settings.bootstrap_servers)
+    producer.send_raw(notify_topics.alerts, b"not json", b"AAPL", T0)
+    valid = json.dumps(alert_template()).replace(PLACEHOLDER, "id-after-the-bad-one")
+    producer.send_raw(notify_topics.alerts, valid.encode(), b"AAPL", T0)
+    producer.flush()
+    with FakeSlack() as fake:
+        settings = make_settings(notify_topics, webhook_url=fake.webhook_url("#trading"))
+        running = run_notifier(settings, deadletter_topic=missing)
+        fake.wait_for(
+            lambda f: any("id-after-the-bad-one" in json.dumps(m.body) for m in f.messages())
+        )
+        wait_committed(committed_offsets, settings.group_id, notify_topics.alerts, 2)
+        assert running.thread.is_alive()
+        stats = running.finish()
+    assert stats.undecodable == 1
+    given_up = [r for r in caplog.records if "giving up on 1 dead letters" in r.getMessage()]
+    assert len(given_up) == 1 and given_up[0].levelno == logging.ERROR
+    assert f"{notify_topics.alerts}[" in given_up[0].getMessage()
