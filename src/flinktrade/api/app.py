@@ -199,11 +199,18 @@ def create_app(
         """1-minute bars with their indicators (``analytics.bars``), oldest first."""
         return ctx.state.bars(symbol, limit)
 
+    before_param = Annotated[
+        int | None,
+        Query(ge=0, description="Only items older than this (epoch ms): the next page back."),
+    ]
+
     def listing(kind: str) -> Callable[..., list[Item]]:
         def route(
-            limit: limit_param = api.default_limit, symbol: symbol_param = None
+            limit: limit_param = api.default_limit,
+            symbol: symbol_param = None,
+            before: before_param = None,
         ) -> list[Item]:
-            return ctx.state.recent(kind, limit, symbol)
+            return ctx.state.recent(kind, limit, symbol, before)
 
         return route
 

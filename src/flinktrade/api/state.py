@@ -148,18 +148,20 @@ class MarketState:
             bars = self._bars.get(symbol)
             return [] if bars is None else bars.last(limit)
 
-    def recent(self, kind: str, limit: int, symbol: str | None = None) -> list[Item]:
-        """The newest ``limit`` items of a list kind, optionally for one symbol only."""
-        where = None
-        if symbol is not None:
+    def recent(
+        self, kind: str, limit: int, symbol: str | None = None, before: int | None = None
+    ) -> list[Item]:
+        """The newest ``limit`` items of a list kind, optionally for one symbol only, and only
+        those older than ``before`` (epoch ms): pass the oldest ``ts`` of a page for the next."""
+
+        def where(item: Item) -> bool:
+            if before is not None and not item.get("ts", 0) < before:
+                return False
+            if symbol is None:
+                return True
             if kind == "news":
-
-                def where(item: Item) -> bool:
-                    return symbol in item.get("symbols", ())
-            else:
-
-                def where(item: Item) -> bool:
-                    return item.get("symbol") == symbol
+                return symbol in item.get("symbols", ())
+            return bool(item.get("symbol") == symbol)
 
         with self._lock:
             return self._lists[kind].last(limit, where)

@@ -264,3 +264,22 @@ def test_token_rule() -> None:
     )
     assert resolve_token(configured, "0.0.0.0") == (SecretStr("s3cret"), False)
     assert "s3cret" not in repr(configured.api)
+
+
+def test_lists_page_back_with_before(api_env: ApiEnv) -> None:
+    alerts = api_env.seeded.alerts  # three, a minute apart
+    with api_env.client() as client:
+
+        def page(**params: object) -> list[str]:
+            response = client.get("/api/alerts", params=params, headers=api_env.auth)
+            assert response.status_code == 200, response.text
+            return [item["id"] for item in response.json()]
+
+        newest = page(limit=2)
+        older = page(limit=2, before=alerts[1].ts)
+        none = page(before=alerts[0].ts)
+        negative = client.get("/api/alerts", params={"before": -1}, headers=api_env.auth)
+    assert newest == [a.id for a in alerts[1:]]
+    assert older == [alerts[0].id]
+    assert none == []
+    assert negative.status_code == 422
