@@ -280,6 +280,10 @@ def create_app(
         if unknown or not kinds:
             await websocket.close(CLOSE_POLICY, f"unknown topics {sorted(unknown)}; use {KINDS}")
             return
+        if len(ctx.hub) >= api.max_stream_clients:
+            log.warning("stream: %d clients already; refusing one more", len(ctx.hub))
+            await websocket.close(CLOSE_TOO_SLOW, "too many stream clients; try again later")
+            return
         wanted = frozenset(s.strip() for s in symbols.split(",") if s.strip())
         subscriber = ctx.hub.subscribe(kinds, wanted)
         try:

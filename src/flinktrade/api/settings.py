@@ -80,6 +80,9 @@ class ApiSettings(BaseSettings):
     stream_queue: int = Field(
         1_000, ge=10, description="Messages queued per WebSocket client before it is dropped."
     )
+    max_stream_clients: int = Field(
+        100, ge=1, description="WebSocket clients at once; more are closed with 1013."
+    )
     max_body_bytes: int = Field(
         64 * 1024, ge=1024, description="Largest request body accepted (413 beyond it)."
     )

@@ -1,17 +1,25 @@
 """What the API keeps stays bounded: symbols (least recently updated evicted), Prometheus label
-values taken from records, and positions read incrementally from the order store."""
+values taken from records, stream clients, and positions read incrementally from the order
+store."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from api_helpers import make_bars
+from fastapi.testclient import TestClient
 from prometheus_client import generate_latest
+from pydantic import SecretStr
+from starlette.websockets import WebSocketDisconnect
 
+from flinktrade.api.app import create_app
 from flinktrade.api.metrics import ApiMetrics
 from flinktrade.api.positions import PositionBook
+from flinktrade.api.settings import ApiSettings
 from flinktrade.api.state import MarketState
+from flinktrade.config import KafkaSettings, Settings
 from flinktrade.events import Alert, Fill, Severity, Side, Signal
 from flinktrade.execution.store import OrderStore
 
@@ -125,3 +133,26 @@ def test_positions_are_read_incrementally_and_match_average_cost(tmp_path: Path)
     finally:
         store.close()
     assert [row["symbol"] for row in book.rows({})] == ["ZZZ"]
+
+
+def test_stream_clients_are_capped(tmp_path: Path) -> None:
+    settings = Settings(
+        state_dir=tmp_path,
+        kafka=KafkaSettings(bootstrap_servers="127.0.0.1:1"),  # never reached: no lifespan here
+        api=ApiSettings(token=SecretStr("t0ken-for-the-cap"), max_stream_clients=2),
+    )
+    client = TestClient(create_app(settings))
+    auth = {"Authorization": "Bearer t0ken-for-the-cap"}
+    with (
+        client.websocket_connect("/api/stream?topics=signals", headers=auth) as first,
+        client.websocket_connect("/api/stream?topics=alerts", headers=auth) as second,
+    ):
+        assert first.receive_json()["type"] == second.receive_json()["type"] == "ready"
+        with (
+            client.websocket_connect("/api/stream?topics=news", headers=auth) as third,
+            pytest.raises(WebSocketDisconnect) as refused,
+        ):
+            third.receive_json()
+        assert refused.value.code == 1013
+    with client.websocket_connect("/api/stream?topics=news", headers=auth) as later:
+        assert later.receive_json()["type"] == "ready"  # room again once the others left
