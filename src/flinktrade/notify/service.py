@@ -49,7 +49,7 @@ class NotifyStats:
 
     records: int = 0
     duplicates: int = 0
-    undecodable: int = 0
+    rejected: int = 0
     """Records rejected (dead-lettered): not decodable, or not renderable."""
     unrouted: int = 0
     destinations: dict[str, WorkerStats] = field(default_factory=dict)
@@ -187,7 +187,7 @@ class Notifier:
 
     def _reject(self, ref: RecordRef, reason: str, value: bytes, record_ts: int) -> None:
         log.warning("rejecting the record at %s: %s", ref, reason[:200])
-        self.stats.undecodable += 1
+        self.stats.rejected += 1
         self._tracker.add(ref, 0)
         if not self.deadletter_topic:
             return
@@ -310,10 +310,10 @@ class Notifier:
                     worker.stats.skipped,
                 )
         log.info(
-            "notifier stopped: %d records, %d repeats dropped, %d undecodable",
+            "notifier stopped: %d records, %d repeats dropped, %d rejected (dead letters)",
             self.stats.records,
             self.stats.duplicates,
-            self.stats.undecodable,
+            self.stats.rejected,
         )
 
 

@@ -260,7 +260,7 @@ def test_hostile_records_on_every_topic_are_dead_lettered_and_the_notifier_carri
 
     assert accounted(fake.messages()) == posted + 1
     assert all(r.accepted for r in fake.requests)
-    assert stats.undecodable == len(letters)
+    assert stats.rejected == len(letters)
     for kind, records in streams.items():
         topic = by_kind[kind]
         rejected = {
@@ -326,7 +326,7 @@ def test_a_dead_letter_the_broker_never_takes_is_given_up_and_the_offsets_move_o
         wait_committed(committed_offsets, settings.group_id, notify_topics.alerts, 2)
         assert running.thread.is_alive()
         stats = running.finish()
-    assert stats.undecodable == 1
+    assert stats.rejected == 1
     given_up = [r for r in caplog.records if "giving up on 1 dead letters" in r.getMessage()]
     assert len(given_up) == 1 and given_up[0].levelno == logging.ERROR
     assert f"{notify_topics.alerts}[" in given_up[0].getMessage()

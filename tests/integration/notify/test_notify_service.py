@@ -155,7 +155,7 @@ def test_routes_repeats_and_commits_only_after_slack_accepted(
     )
     stats = first.finish()  # type: ignore[attr-defined]
     assert stats.duplicates == 2
-    assert stats.undecodable == 1
+    assert stats.rejected == 1
     assert [m.text.split(" — ")[0] for m in fake_slack.messages("#critical")] == [
         "[CRITICAL] Trading halted: MSFT"
     ]
