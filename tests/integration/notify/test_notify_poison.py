@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import uuid
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -14,13 +13,14 @@ from typing import Any
 
 import pytest
 from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
+from notify_helpers import accounted
 
 from flinktrade import bus, events
 from flinktrade.config import KafkaSettings
 from flinktrade.events import Alert, Fill, OrderEvent, OrderStatus, Severity, Side, Signal
 from flinktrade.notify import service
 from flinktrade.notify.settings import NotifySettings, NotifyTopics
-from flinktrade.testing.fake_slack import FakeSlack, Received
+from flinktrade.testing.fake_slack import FakeSlack
 from flinktrade.testing.hostile import hostile_records
 
 pytestmark = pytest.mark.integration
@@ -178,15 +178,6 @@ def stream(template: dict[str, Any]) -> list[tuple[str, bytes]]:
         unique = f"id-{len(records):08d}".encode()
         records.append((name, raw.replace(PLACEHOLDER.encode(), unique)))
     return records
-
-
-def accounted(messages: list[Received]) -> int:
-    """Notices the messages stand for: 1 per single message, N per summary ("N ...")."""
-    total = 0
-    for message in messages:
-        summary = re.match(r"(\d+) ", message.text)
-        total += int(summary.group(1)) if summary else 1
-    return total
 
 
 @pytest.fixture
