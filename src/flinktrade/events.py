@@ -5,6 +5,13 @@ both epoch milliseconds UTC. Prices are ``Decimal`` and travel as exact JSON num
 binary float), quantities are integers. Derived statistics (VWAP, indicators, sentiment, strength)
 are floats.
 
+Bounds, the same as the job's SQL and Java parser (``jvm/udf``) apply, so a record that one side
+accepts never breaks the other: a ``Price`` is finite, at least ``MIN_PRICE`` (1e-6), at most
+``MAX_PRICE`` and has at most six decimals (it fits ``DECIMAL(18, 6)`` exactly); a ``Symbol`` is
+1 to 16 printable ASCII characters (no space, no control character); a size is positive and at
+most ``MAX_SIZE``; event times lie in ``[0, MAX_TS_MS]`` (1970 to 2100). A bar's low is at most
+its open and close, which are at most its high.
+
 Every event has a deterministic ``id`` so any consumer can drop repeats: trades keep the provider's
 id, signals hash strategy + symbol + bar time, alerts hash kind + symbol + time.
 """
@@ -15,9 +22,18 @@ import hashlib
 import time
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, TypeVar
+from typing import Annotated, Any, ClassVar, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from flinktrade.errors import FlinktradeError
 
@@ -34,8 +50,87 @@ def _decimal_json(value: Decimal) -> float | str:
     return str(value)
 
 
-Price = Annotated[Decimal, PlainSerializer(_decimal_json, when_used="json")]
-"""A price: exact decimal, positive."""
+PRICE_DECIMALS = 6
+"""Decimals a price may have: the job's bars are ``DECIMAL(18, 6)``."""
+MIN_PRICE = Decimal("0.000001")
+MAX_PRICE = Decimal("999999999999.999999")
+"""The largest ``DECIMAL(18, 6)``."""
+MAX_SIZE = 10**12
+"""The largest trade size, volume or quantity (far below BIGINT's range, so sums stay exact)."""
+MAX_TS_MS = 4_102_444_800_000
+"""2100-01-01T00:00:00Z: no event time lies beyond it."""
+MAX_SYMBOL_CHARS = 16
+MAX_INTERVAL_MS = 366 * 86_400_000
+"""The longest bar interval (a year)."""
+_PRICE_STEP = Decimal(1).scaleb(-PRICE_DECIMALS)
+
+
+def price_problem(price: Decimal) -> str | None:
+    """Why ``price`` is not a valid price (None if it is): the one rule, shared with the parsers."""
+    if not price.is_finite():
+        return f"price is {price}"
+    if price < MIN_PRICE:
+        return (
+            f"price {price} is below {MIN_PRICE}" if price > 0 else f"price {price} is not positive"
+        )
+    if price > MAX_PRICE:
+        return f"price {price:.6E} is above {MAX_PRICE}"
+    if price != price.quantize(_PRICE_STEP):
+        return f"price {price} has more than {PRICE_DECIMALS} decimals"
+    return None
+
+
+def symbol_problem(symbol: str) -> str | None:
+    """Why ``symbol`` is not a valid symbol (None if it is): 1-16 printable ASCII characters."""
+    if not symbol:
+        return "symbol is empty"
+    if len(symbol) > MAX_SYMBOL_CHARS:
+        return f"symbol {symbol[:20]!r}... is longer than {MAX_SYMBOL_CHARS} characters"
+    if not all("!" <= ch <= "~" for ch in symbol):
+        return f"symbol {symbol!r} has a space, control or non-ASCII character"
+    return None
+
+
+def _valid_price(value: Decimal) -> Decimal:
+    problem = price_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+def _valid_quote_price(value: Decimal) -> Decimal:
+    return value if value == 0 else _valid_price(value)
+
+
+def _valid_symbol(value: str) -> str:
+    problem = symbol_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+def _finite_positive(value: Decimal) -> Decimal:
+    if not value.is_finite() or value <= 0:
+        raise ValueError(f"{value} is not a positive number")
+    return value
+
+
+_JSON_DECIMAL = PlainSerializer(_decimal_json, when_used="json")
+
+Price = Annotated[Decimal, AfterValidator(_valid_price), _JSON_DECIMAL]
+"""A price: exact decimal in ``[MIN_PRICE, MAX_PRICE]`` with at most six decimals."""
+QuotePrice = Annotated[Decimal, AfterValidator(_valid_quote_price), _JSON_DECIMAL]
+"""A quoted price: a ``Price``, or 0 for an empty side of the book."""
+OrderPrice = Annotated[Decimal, AfterValidator(_finite_positive), _JSON_DECIMAL]
+"""A broker's order price (a limit, an average fill): finite and positive, any decimals."""
+Symbol = Annotated[str, AfterValidator(_valid_symbol)]
+"""A ticker: 1-16 printable ASCII characters."""
+Size = Annotated[int, Field(gt=0, le=MAX_SIZE)]
+"""A trade size: a positive whole number of shares up to ``MAX_SIZE``."""
+Quantity = Annotated[Decimal, Field(gt=0, le=MAX_SIZE, allow_inf_nan=False)]
+"""A filled quantity (fractional shares allowed), positive up to ``MAX_SIZE``."""
+EventTime = Annotated[int, Field(ge=0, le=MAX_TS_MS)]
+"""Epoch milliseconds UTC between 1970 and 2100."""
 
 
 def now_ms() -> int:
@@ -59,8 +154,8 @@ class Event(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
     topic: ClassVar[str] = ""
 
-    ts: int = Field(description="Event time, epoch milliseconds UTC.")
-    ingest_ts: int = Field(default_factory=now_ms, description="First seen, epoch ms UTC.")
+    ts: EventTime = Field(description="Event time, epoch milliseconds UTC.")
+    ingest_ts: EventTime = Field(default_factory=now_ms, description="First seen, epoch ms UTC.")
 
     @property
     def key(self) -> bytes | None:
@@ -85,9 +180,9 @@ class Trade(Event):
 
     topic: ClassVar[str] = "market.trades"
     id: str = Field(min_length=1, description="The provider's trade id.")
-    symbol: str = Field(min_length=1, max_length=16)
-    price: Price = Field(gt=0)
-    size: int = Field(gt=0)
+    symbol: Symbol
+    price: Price
+    size: Size
     exchange: str | None = None
 
 
@@ -95,15 +190,27 @@ class Bar(Event):
     """An OHLCV bar over ``[ts, ts + interval_ms)`` (``market.bars`` from providers)."""
 
     topic: ClassVar[str] = "market.bars"
-    symbol: str = Field(min_length=1, max_length=16)
+    symbol: Symbol
     open: Price
     high: Price
     low: Price
     close: Price
-    volume: int = Field(ge=0)
-    vwap: float | None = None
-    trades: int | None = Field(None, ge=0)
-    interval_ms: int = 60_000
+    volume: int = Field(ge=0, le=MAX_SIZE)
+    vwap: float | None = Field(None, allow_inf_nan=False)
+    trades: int | None = Field(None, ge=0, le=MAX_SIZE)
+    interval_ms: int = Field(60_000, gt=0, le=MAX_INTERVAL_MS)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if (
+            not self.low <= min(self.open, self.close)
+            or not max(self.open, self.close) <= self.high
+        ):
+            raise ValueError(
+                f"inconsistent bar: low {self.low}, open {self.open}, close {self.close},"
+                f" high {self.high} (want low <= open, close <= high)"
+            )
+        return self
 
     @property
     def id(self) -> str:
@@ -126,7 +233,7 @@ class NewsItem(Event):
     summary: str = ""
     source: str = ""
     url: str | None = None
-    symbols: list[str] = Field(default_factory=list)
+    symbols: list[Symbol] = Field(default_factory=list)
     sentiment: float | None = Field(None, ge=-1.0, le=1.0)
 
     @property
@@ -140,10 +247,10 @@ class Signal(Event):
     topic: ClassVar[str] = "trading.signals"
     id: str
     strategy: str
-    symbol: str
+    symbol: Symbol
     side: Side
     price: Price = Field(description="The close of the bar that triggered the signal.")
-    bar_ts: int = Field(description="Start of the bar that triggered the signal, epoch ms.")
+    bar_ts: EventTime = Field(description="Start of the bar that triggered the signal, epoch ms.")
     strength: float = Field(1.0, ge=0.0, le=1.0)
     reason: str = ""
     indicators: dict[str, float | None] = Field(default_factory=dict)
@@ -174,11 +281,11 @@ class Quote(Event):
     """Best bid and offer at ``ts`` (``market.quotes``)."""
 
     topic: ClassVar[str] = "market.quotes"
-    symbol: str = Field(min_length=1, max_length=16)
-    bid_price: Price = Field(ge=0)
-    bid_size: int = Field(ge=0)
-    ask_price: Price = Field(ge=0)
-    ask_size: int = Field(ge=0)
+    symbol: Symbol
+    bid_price: QuotePrice
+    bid_size: int = Field(ge=0, le=MAX_SIZE)
+    ask_price: QuotePrice
+    ask_size: int = Field(ge=0, le=MAX_SIZE)
     bid_exchange: str | None = None
     ask_exchange: str | None = None
 
@@ -227,15 +334,15 @@ class OrderEvent(Event):
     client_order_id: str
     signal_id: str | None = None
     strategy: str | None = None
-    symbol: str = Field(min_length=1, max_length=16)
+    symbol: Symbol
     side: Side
     qty: Decimal | None = None
     notional: Decimal | None = None
     type: str = "market"
-    limit_price: Price | None = None
+    limit_price: OrderPrice | None = None
     status: OrderStatus
     filled_qty: Decimal = Decimal(0)
-    filled_avg_price: Price | None = None
+    filled_avg_price: OrderPrice | None = None
     reason: str | None = None
     broker: str = "sim"
 
@@ -252,10 +359,10 @@ class Fill(Event):
     order_id: str
     client_order_id: str
     strategy: str | None = None
-    symbol: str = Field(min_length=1, max_length=16)
+    symbol: Symbol
     side: Side
-    qty: Decimal = Field(gt=0)
-    price: Price = Field(gt=0)
+    qty: Quantity
+    price: Price
     commission: Decimal = Decimal(0)
     position_qty: Decimal | None = None
     broker: str = "sim"
@@ -283,6 +390,7 @@ class DeadLetter(Event):
     ``payload`` to ``MAX_DEAD_PAYLOAD_BYTES`` bytes (``payload_bytes`` keeps the original size)."""
 
     topic: ClassVar[str] = "deadletter"
+    ts: int = Field(description="When the record was refused, or its own record time: any value.")
     source_topic: str
     partition: int | None = None
     offset: int | None = None
@@ -345,10 +453,11 @@ def decode(kind: type[E], data: bytes | str) -> E:
     try:
         return kind.model_validate_json(data)
     except ValidationError as exc:
-        raise DecodeError(_reason(exc)) from None
+        raise DecodeError(validation_reason(exc)) from None
 
 
-def _reason(exc: ValidationError) -> str:
+def validation_reason(exc: ValidationError) -> str:
+    """A one-line reason for a dead letter: the first error's field and message."""
     first: dict[str, Any] = dict(exc.errors()[0])
     where = ".".join(str(p) for p in first.get("loc", ())) or "record"
     more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""

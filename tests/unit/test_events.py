@@ -16,7 +16,8 @@ def test_trade_round_trip_keeps_price_digits_exactly() -> None:
 
 
 def test_price_that_a_float_cannot_carry_travels_as_a_string() -> None:
-    price = Decimal("0.10000000000000000001")
+    price = Decimal("999999999999.999999")  # 18 digits: more than a double holds
+    assert float(price) != price
     trade = events.Trade(id="t", symbol="X", price=price, size=1, ts=1, ingest_ts=1)
     assert events.decode(events.Trade, events.encode(trade)).price == price
 
