@@ -19,6 +19,7 @@ id, signals hash strategy + symbol + bar time, alerts hash kind + symbol + time.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from decimal import Decimal
 from enum import StrEnum
@@ -125,12 +126,13 @@ OrderPrice = Annotated[Decimal, AfterValidator(_finite_positive), _JSON_DECIMAL]
 """A broker's order price (a limit, an average fill): finite and positive, any decimals."""
 Symbol = Annotated[str, AfterValidator(_valid_symbol)]
 """A ticker: 1-16 printable ASCII characters."""
-Size = Annotated[int, Field(gt=0, le=MAX_SIZE)]
-"""A trade size: a positive whole number of shares up to ``MAX_SIZE``."""
+Size = Annotated[int, Field(gt=0, le=MAX_SIZE, strict=True)]
+"""A trade size: a positive whole number of shares up to ``MAX_SIZE`` (a JSON integer)."""
 Quantity = Annotated[Decimal, Field(gt=0, le=MAX_SIZE, allow_inf_nan=False)]
 """A filled quantity (fractional shares allowed), positive up to ``MAX_SIZE``."""
-EventTime = Annotated[int, Field(ge=0, le=MAX_TS_MS)]
-"""Epoch milliseconds UTC between 1970 and 2100."""
+EventTime = Annotated[int, Field(ge=0, le=MAX_TS_MS, strict=True)]
+"""Epoch milliseconds UTC between 1970 and 2100; a whole JSON number (``1.5e12`` is refused, as
+the job's Java parser refuses it)."""
 
 
 def now_ms() -> int:
@@ -153,6 +155,8 @@ class Event(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
     topic: ClassVar[str] = ""
+    exact_json: ClassVar[bool] = False
+    """``decode`` reads JSON numbers as exact decimals (events with prices)."""
 
     ts: EventTime = Field(description="Event time, epoch milliseconds UTC.")
     ingest_ts: EventTime = Field(default_factory=now_ms, description="First seen, epoch ms UTC.")
@@ -179,6 +183,7 @@ class Trade(Event):
     """One print on the tape (``market.trades``)."""
 
     topic: ClassVar[str] = "market.trades"
+    exact_json: ClassVar[bool] = True
     id: str = Field(min_length=1, description="The provider's trade id.")
     symbol: Symbol
     price: Price
@@ -190,14 +195,15 @@ class Bar(Event):
     """An OHLCV bar over ``[ts, ts + interval_ms)`` (``market.bars`` from providers)."""
 
     topic: ClassVar[str] = "market.bars"
+    exact_json: ClassVar[bool] = True
     symbol: Symbol
     open: Price
     high: Price
     low: Price
     close: Price
-    volume: int = Field(ge=0, le=MAX_SIZE)
+    volume: int = Field(ge=0, le=MAX_SIZE, strict=True)
     vwap: float | None = Field(None, allow_inf_nan=False)
-    trades: int | None = Field(None, ge=0, le=MAX_SIZE)
+    trades: int | None = Field(None, ge=0, le=MAX_SIZE, strict=True)
     interval_ms: int = Field(60_000, gt=0, le=MAX_INTERVAL_MS)
 
     @model_validator(mode="after")
@@ -245,6 +251,7 @@ class Signal(Event):
     """A strategy's decision on a bar (``trading.signals``). ``ts`` is the bar's close time."""
 
     topic: ClassVar[str] = "trading.signals"
+    exact_json: ClassVar[bool] = True
     id: str
     strategy: str
     symbol: Symbol
@@ -281,6 +288,7 @@ class Quote(Event):
     """Best bid and offer at ``ts`` (``market.quotes``)."""
 
     topic: ClassVar[str] = "market.quotes"
+    exact_json: ClassVar[bool] = True
     symbol: Symbol
     bid_price: QuotePrice
     bid_size: int = Field(ge=0, le=MAX_SIZE)
@@ -329,6 +337,7 @@ class OrderEvent(Event):
     """
 
     topic: ClassVar[str] = "trading.orders"
+    exact_json: ClassVar[bool] = True
     event_id: str
     id: str
     client_order_id: str
@@ -355,6 +364,7 @@ class Fill(Event):
     """An execution of (part of) an order (``trading.fills``); ``id`` is the execution id."""
 
     topic: ClassVar[str] = "trading.fills"
+    exact_json: ClassVar[bool] = True
     id: str
     order_id: str
     client_order_id: str
@@ -449,11 +459,30 @@ def encode(event: Event) -> bytes:
 
 
 def decode(kind: type[E], data: bytes | str) -> E:
-    """Parse and validate one record; raises ``DecodeError`` with a one-line reason."""
+    """Parse and validate one record; raises ``DecodeError`` with a one-line reason.
+
+    Events with prices (``exact_json``) are parsed with JSON numbers read as exact decimals:
+    pydantic's own JSON parser reads them through a binary float, which would round
+    ``999999999999.999999`` up to an out-of-range 1e12, or ``1.00000000000000001`` down to a
+    valid 1, where the job's Java parser sees the exact number."""
     try:
+        if kind.exact_json:
+            return kind.model_validate(_exact_json(data))
         return kind.model_validate_json(data)
     except ValidationError as exc:
         raise DecodeError(validation_reason(exc)) from None
+
+
+def _exact_json(data: bytes | str) -> Any:
+    try:
+        text = data if isinstance(data, str) else bytes(data).decode("utf-8")
+        return json.loads(text, parse_float=Decimal, parse_constant=Decimal)
+    except UnicodeDecodeError as exc:
+        raise DecodeError(f"record: invalid JSON: not UTF-8 at byte {exc.start}") from None
+    except json.JSONDecodeError as exc:
+        raise DecodeError(f"record: invalid JSON: {exc.msg} at {exc.pos}") from None
+    except RecursionError:
+        raise DecodeError("record: invalid JSON: nested too deep") from None
 
 
 def validation_reason(exc: ValidationError) -> str:

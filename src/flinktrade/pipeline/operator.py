@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -107,6 +107,7 @@ __all__ = [
     "AnalyticsOperator",
     "BarAnalyticsOperator",
     "BarDecoder",
+    "DueItems",
     "NewsScorer",
     "StrategySpec",
     "output_row",
@@ -218,6 +219,130 @@ class NewsScorer(FlatMapFunction):  # type: ignore[misc]
             yield Row("news", symbol, item.ts, item.id, score, headline)
 
 
+class DueItems:
+    """Applies one symbol's due bars and stories to its model state; nothing in them can raise.
+
+    Pure (no Flink): ``AnalyticsOperator`` calls it from a timer, the tests call it directly. A bar
+    outside the ``events.Bar`` bounds is refused before the model sees it; an exception from the
+    model on a bar or a story is caught. Either way the item yields a dead letter and a ``bad_bar``
+    / ``bad_news`` alert instead of its outputs, and the state is as if it had never come: when
+    the model failed half-way, the state is rebuilt from ``stored()`` (the state before this
+    batch) by re-applying the items that went through before (the model is deterministic; their
+    outputs are already out)."""
+
+    def __init__(self, model: SymbolModel, sources: Mapping[str, str]) -> None:
+        self.model = model
+        self.sources = dict(sources)
+
+    def apply(
+        self,
+        state: dict[str, Any],
+        symbol: str,
+        due: Sequence[tuple[str, tuple[Any, ...]]],
+        stored: Callable[[], dict[str, Any] | None],
+    ) -> tuple[dict[str, Any], list[events.Event]]:
+        """``(state after the items, their outputs in order)``; ``state`` is updated in place
+        unless it had to be rebuilt."""
+        out: list[events.Event] = []
+        applied: list[tuple[str, tuple[Any, ...]]] = []
+        for kind, item in due:
+            try:
+                out.extend(self._apply(state, symbol, kind, item))
+            except Exception as exc:  # one bar or story never fails the job
+                out.extend(self._refused(symbol, kind, item, exc))
+                if not isinstance(exc, _Refused):  # the model may have half-updated the state
+                    before = stored()
+                    if before is state:  # a state backend that hands out the live object
+                        log.error("cannot roll back the state of %s after a failure", symbol)
+                    else:
+                        state = self._rebuilt(before, symbol, applied)
+                continue
+            applied.append((kind, item))
+        return state, out
+
+    def _apply(
+        self, state: dict[str, Any], symbol: str, kind: str, item: tuple[Any, ...]
+    ) -> list[events.Event]:
+        """One buffered item through the model; raises ``_Refused`` for a bar it must not see."""
+        if kind == _NEWS:
+            story_id, ts, score, headline = item
+            return self.model.on_news(state, ScoredNews(story_id, symbol, ts, score, headline))
+        ts, open_, high, low, close, volume, vwap, trades, interval_ms = item[:9]
+        bar = ClosedBar(
+            symbol=symbol,
+            ts=ts,
+            open=Decimal(open_),
+            high=Decimal(high),
+            low=Decimal(low),
+            close=Decimal(close),
+            volume=volume,
+            vwap=vwap,
+            trades=trades,
+            interval_ms=interval_ms,
+        )
+        problem = _bar_problem(bar)
+        if problem is not None:
+            raise _Refused(problem)
+        return self.model.on_bar(state, bar)
+
+    def _refused(
+        self, symbol: str, kind: str, item: tuple[Any, ...], exc: Exception
+    ) -> list[events.Event]:
+        """The dead letter and the alert for an item the model refused or failed on."""
+        try:
+            return self._letter_and_alert(symbol, kind, item, exc)
+        except Exception:  # the item is malformed beyond reading: a plain dead letter
+            log.exception("refusing a %s of %s", kind, symbol)
+            reason = f"{symbol} {kind}: {_reason(exc)}"
+            return [DeadLetter.of(self.sources.get("trades", kind), reason, repr(item), ts=0)]
+
+    def _letter_and_alert(
+        self, symbol: str, kind: str, item: tuple[Any, ...], exc: Exception
+    ) -> list[events.Event]:
+        refused = isinstance(exc, _Refused)
+        if kind == _NEWS:
+            story_id, ts, _score, _headline = item
+            source, what = self.sources.get("news", "news"), f"story {story_id}"
+            alert_ts, alert_kind = int(ts), "bad_news"
+        else:
+            ts, *_rest = item
+            interval_ms = int(item[8])
+            source = self.sources.get("bars" if item[9:] == (PROVIDER,) else "trades", "bars")
+            what = f"bar at {ts}"
+            alert_ts, alert_kind = int(ts) + interval_ms, "bad_bar"
+        alert_ts = min(max(alert_ts, 0), events.MAX_TS_MS)
+        reason = str(exc) if refused else f"analytics failed: {_reason(exc)}"
+        if not refused:
+            log.warning("analytics failed on the %s of %s: %s", what, symbol, reason)
+        payload = f"{kind} {symbol} {list(item)!r}"
+        return [
+            DeadLetter.of(source, f"{symbol} {what}: {reason}", payload, ts=alert_ts),
+            Alert(
+                id=Alert.make_id(alert_kind, symbol, alert_ts),
+                kind=alert_kind,
+                severity=Severity.WARNING if refused else Severity.CRITICAL,
+                symbol=symbol,
+                message=f"{symbol} {what} skipped: {reason}"[:500],
+                ts=alert_ts,
+            ),
+        ]
+
+    def _rebuilt(
+        self,
+        stored: dict[str, Any] | None,
+        symbol: str,
+        applied: list[tuple[str, tuple[Any, ...]]],
+    ) -> dict[str, Any]:
+        """``stored`` (or a fresh state) with ``applied`` re-applied, their outputs dropped."""
+        state = stored if stored is not None else self.model.initial_state()
+        for kind, item in applied:
+            try:
+                self._apply(state, symbol, kind, item)
+            except Exception:  # it went through a moment ago; never fail the job
+                log.exception("re-applying a %s of %s failed", kind, symbol)
+        return state
+
+
 class AnalyticsOperator(KeyedCoProcessFunction):  # type: ignore[misc]
     """Keyed by symbol: input 1 closed bars (``BAR_ROW_TYPE``), input 2 news rows.
 
@@ -248,12 +373,14 @@ class AnalyticsOperator(KeyedCoProcessFunction):  # type: ignore[misc]
         self.topics = dict(topics)  # event class name -> topic
         self.sources = dict(sources or {})
         self.model: SymbolModel | None = None
+        self.items: DueItems | None = None
         self.state: Any = None
         self.pending: Any = None
         self._cache: dict[str, _Keyed] = {}
 
     def open(self, runtime_context: RuntimeContext) -> None:
         self.model = SymbolModel(self.specs, self.settings)
+        self.items = DueItems(self.model, self.sources)
         pickled = Types.PICKLED_BYTE_ARRAY()
         self.state = runtime_context.get_state(ValueStateDescriptor("model_state", pickled))
         self.pending = runtime_context.get_state(ValueStateDescriptor("pending_items", pickled))
@@ -278,7 +405,7 @@ class AnalyticsOperator(KeyedCoProcessFunction):  # type: ignore[misc]
         ctx.timer_service().register_event_time_timer(int(ts))
 
     def on_timer(self, timestamp: int, ctx: KeyedCoProcessFunction.OnTimerContext) -> Iterator[Row]:
-        assert self.model is not None
+        assert self.model is not None and self.items is not None
         symbol: str = ctx.get_current_key()
         keyed = self._keyed(symbol)
         state = keyed.model
@@ -289,16 +416,10 @@ class AnalyticsOperator(KeyedCoProcessFunction):  # type: ignore[misc]
             keyed.stale_at = None
         out: list[events.Event] = []
         due = self._due(keyed, timestamp)
-        applied: list[tuple[str, tuple[Any, ...]]] = []
-        for kind, item in due:
-            try:
-                out.extend(self._apply(state, symbol, kind, item))
-            except Exception as exc:  # one bar or story never fails the job
-                out.extend(self._refused(symbol, kind, item, exc))
-                if not isinstance(exc, _Refused):  # the model may have half-updated the state
-                    state = keyed.model = self._rebuilt(symbol, applied)
-                continue
-            applied.append((kind, item))
+        if due:
+            state, applied = self.items.apply(state, symbol, due, self._stored_model)
+            keyed.model = state
+            out.extend(applied)
         stale: list[events.Event] = []
         if ctx.timer_service().current_watermark() < MAX_WATERMARK:
             stale = self.model.check_stale(state, symbol, timestamp)
@@ -313,77 +434,10 @@ class AnalyticsOperator(KeyedCoProcessFunction):  # type: ignore[misc]
         for event in (*out, *stale):
             yield output_row(self.topics[type(event).__name__], event)
 
-    def _apply(
-        self, state: dict[str, Any], symbol: str, kind: str, item: tuple[Any, ...]
-    ) -> list[events.Event]:
-        """One buffered item through the model; raises ``_Refused`` for a bar it must not see."""
-        assert self.model is not None
-        if kind == _NEWS:
-            story_id, ts, score, headline = item
-            return self.model.on_news(state, ScoredNews(story_id, symbol, ts, score, headline))
-        ts, open_, high, low, close, volume, vwap, trades, interval_ms = item[:9]
-        bar = ClosedBar(
-            symbol=symbol,
-            ts=ts,
-            open=Decimal(open_),
-            high=Decimal(high),
-            low=Decimal(low),
-            close=Decimal(close),
-            volume=volume,
-            vwap=vwap,
-            trades=trades,
-            interval_ms=interval_ms,
-        )
-        problem = _bar_problem(bar)
-        if problem is not None:
-            raise _Refused(problem)
-        return self.model.on_bar(state, bar)
-
-    def _refused(
-        self, symbol: str, kind: str, item: tuple[Any, ...], exc: Exception
-    ) -> list[events.Event]:
-        """The dead letter and the alert for an item the model refused or failed on."""
-        refused = isinstance(exc, _Refused)
-        if kind == _NEWS:
-            story_id, ts, _score, _headline = item
-            source, what = self.sources.get("news", "news"), f"story {story_id}"
-            alert_ts, alert_kind = int(ts), "bad_news"
-        else:
-            ts, *_rest = item
-            interval_ms = int(item[8])
-            source = self.sources.get("bars" if item[9:] == (PROVIDER,) else "trades", "bars")
-            what = f"bar at {ts}"
-            alert_ts, alert_kind = int(ts) + interval_ms, "bad_bar"
-        reason = str(exc) if refused else f"analytics failed: {_reason(exc)}"
-        if not refused:
-            log.warning("analytics failed on the %s of %s: %s", what, symbol, reason)
-        payload = f"{kind} {symbol} {list(item)!r}"
-        return [
-            DeadLetter.of(source, f"{symbol} {what}: {reason}", payload, ts=alert_ts),
-            Alert(
-                id=Alert.make_id(alert_kind, symbol, alert_ts),
-                kind=alert_kind,
-                severity=Severity.WARNING if refused else Severity.CRITICAL,
-                symbol=symbol,
-                message=f"{symbol} {what} skipped: {reason}"[:500],
-                ts=alert_ts,
-            ),
-        ]
-
-    def _rebuilt(self, symbol: str, applied: list[tuple[str, tuple[Any, ...]]]) -> dict[str, Any]:
-        """The symbol's state as of this timer's start (Flink state), plus ``applied`` again.
-
-        The model is pure, so re-applying the items that went through before the failure gives
-        the state they left; their outputs have already been emitted and are dropped."""
-        assert self.model is not None
+    def _stored_model(self) -> dict[str, Any] | None:
+        """The current key's model state as Flink state holds it (as of this timer's start)."""
         stored = self.state.value()
-        state = stored[0] if stored and stored[0] is not None else self.model.initial_state()
-        for kind, item in applied:
-            try:
-                self._apply(state, symbol, kind, item)
-            except Exception:  # it went through a moment ago; never fail the job
-                log.exception("re-applying a %s of %s failed", kind, symbol)
-        return state
+        return stored[0] if stored else None
 
     def _keyed(self, symbol: str) -> _Keyed:
         keyed = self._cache.get(symbol)

@@ -68,9 +68,11 @@ public class ParseTrade extends TableFunction<Row> {
                 switch (name) {
                     case "id":
                         id = v == JsonToken.VALUE_STRING || v.isNumeric() ? p.getText() : null;
+                        p.skipChildren(); // an object or array is no id: skip all of it
                         break;
                     case "symbol":
                         symbol = v == JsonToken.VALUE_STRING ? p.getText() : null;
+                        p.skipChildren();
                         break;
                     case "price":
                         price = decimal(p, v);
