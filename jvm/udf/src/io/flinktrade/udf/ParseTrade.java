@@ -26,7 +26,7 @@ import org.apache.flink.types.Row;
  * <p>The bounds are those of flinktrade's Python event models ({@code flinktrade.events}), so the
  * two sides accept the same trades: a symbol is 1-16 printable ASCII characters; a price lies in
  * [0.000001, 999999999999.999999] with at most six decimals (it fits {@code DECIMAL(18, 6)}
- * exactly, never rounded to 0); a size in [1, 10^12]; {@code ts} in [0, 2100-01-01). Reasons are
+ * exactly, never rounded to 0); a size in [1, 10^12]; {@code ts} in [0, 2100-01-01]. Reasons are
  * short: a value is quoted by at most 40 characters.
  */
 @FunctionHint(
@@ -41,7 +41,7 @@ public class ParseTrade extends TableFunction<Row> {
     private static final BigDecimal MAX_PRICE = new BigDecimal("999999999999.999999");
     private static final int PRICE_DECIMALS = 6;
     private static final long MAX_SIZE = 1_000_000_000_000L;
-    private static final long MAX_TS = 4_102_444_800_000L; // 2100-01-01T00:00:00Z
+    private static final long MAX_TS = 4_102_444_800_000L; // 2100-01-01T00:00:00Z, inclusive
     private static final int MAX_SYMBOL_LENGTH = 16;
     private static final int MAX_QUOTED = 40;
 
@@ -157,7 +157,7 @@ public class ParseTrade extends TableFunction<Row> {
         if (ts == null) {
             return "missing field: ts";
         }
-        if (ts < 0 || ts >= MAX_TS) {
+        if (ts < 0 || ts > MAX_TS) {
             return "ts out of range: " + ts + " is not between 1970 and 2100";
         }
         if (recordTs != null && !ts.equals(recordTs)) {
