@@ -5,12 +5,14 @@ both epoch milliseconds UTC. Prices are ``Decimal`` and travel as exact JSON num
 binary float), quantities are integers. Derived statistics (VWAP, indicators, sentiment, strength)
 are floats.
 
-Bounds, the same as the job's SQL and Java parser (``jvm/udf``) apply, so a record that one side
-accepts never breaks the other: a ``Price`` is finite, at least ``MIN_PRICE`` (1e-6), at most
-``MAX_PRICE`` and has at most six decimals (it fits ``DECIMAL(18, 6)`` exactly); a ``Symbol`` is
-1 to 16 printable ASCII characters (no space, no control character); a size is positive and at
-most ``MAX_SIZE``; event times lie in ``[0, MAX_TS_MS]`` (1970 to 2100). A bar's low is at most
-its open and close, which are at most its high.
+The models bound every field, and the job's Java trade parser (``jvm/udf``) applies the same
+bounds, so a record one side accepts never breaks the other: a ``Price`` is finite, at least
+``MIN_PRICE`` (1e-6), at most ``MAX_PRICE`` and has at most six decimals (it fits
+``DECIMAL(18, 6)`` exactly); a ``Symbol`` is 1 to 16 printable ASCII characters (no space, no
+control character); a size is a positive JSON integer up to ``MAX_SIZE``; event times are JSON
+integers in ``[0, MAX_TS_MS]`` (1970 to 2100). A bar's low is at most its open and close, which
+are at most its high. ``decode`` reads the JSON numbers of priced events exactly (never through a
+float). A dead letter alone takes any time: it must always be buildable.
 
 Every event has a deterministic ``id`` so any consumer can drop repeats: trades keep the provider's
 id, signals hash strategy + symbol + bar time, alerts hash kind + symbol + time.
