@@ -112,6 +112,12 @@ def _valid_symbol(value: str) -> str:
     return value
 
 
+def _valid_time(value: int) -> int:
+    if not 0 <= value <= MAX_TS_MS:
+        raise ValueError(f"{value} is not between 1970 and 2100 (epoch ms)")
+    return value
+
+
 def _finite_positive(value: Decimal) -> Decimal:
     if not value.is_finite() or value <= 0:
         raise ValueError(f"{value} is not a positive number")
@@ -132,7 +138,7 @@ Size = Annotated[int, Field(gt=0, le=MAX_SIZE, strict=True)]
 """A trade size: a positive whole number of shares up to ``MAX_SIZE`` (a JSON integer)."""
 Quantity = Annotated[Decimal, Field(gt=0, le=MAX_SIZE, allow_inf_nan=False)]
 """A filled quantity (fractional shares allowed), positive up to ``MAX_SIZE``."""
-EventTime = Annotated[int, Field(ge=0, le=MAX_TS_MS, strict=True)]
+EventTime = Annotated[int, Field(strict=True), AfterValidator(_valid_time)]
 """Epoch milliseconds UTC between 1970 and 2100; a whole JSON number (``1.5e12`` is refused, as
 the job's Java parser refuses it)."""
 
