@@ -53,7 +53,7 @@ def test_huge_and_tiny_decimals_render_short() -> None:
         "strategy": "x",
         "symbol": "AAPL",
         "side": "buy",
-        "price": 1e300,
+        "price": "999999999999.999999",  # the largest price a signal may have
         "bar_ts": 0,
         "ts": 1_714_573_800_000,
     }
