@@ -127,6 +127,7 @@ def main() -> None:
     parser.add_argument("--symbols", type=int, default=20)
     parser.add_argument("--bars", type=int, default=1000, help="bars per symbol")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="the core line only")
     args = parser.parse_args()
     items = workload(args.symbols, args.bars)
     common = {
@@ -154,6 +155,8 @@ def main() -> None:
         ),
         flush=True,
     )
+    if args.quick:
+        return
     scaling = {str(n): measure(items, n, False, args.repeats) for n in (1, 4, 16)}
     print(
         json.dumps(
