@@ -10,8 +10,9 @@ backtester can call it directly and get the same answers.
 It is the per-bar hot path of every run and sweep, so it avoids per-bar work that changes no
 output: indicators advance their live state in place (``IndicatorEngine.advance``); the
 ``AnalyticsBar`` and the strategies' ``BarView`` are built from values already of the right types
-without re-validating them (anything else goes through pydantic as before); the alert rules first
-test their threshold on cheap exact sums and recompute the exact reference figure only near it.
+without re-validating them (anything else goes through pydantic as before); the price-gap and
+price-jump rules first test their threshold on cheap figures (a float gap; the exact sd that
+``volatility_<window>`` already computed) and recompute the rule's own figure only near it.
 """
 
 from __future__ import annotations
