@@ -1,16 +1,26 @@
-"""Incremental technical indicators over one symbol's closed bars, with JSON state.
+"""Incremental technical indicators over one symbol's closed bars.
 
-``IndicatorEngine(names).update(state, bar)`` takes the state after the previous bar and one closed
-bar, and returns every indicator's value at that bar (``None`` while it warms up) and the new state.
-The state is a plain JSON document (dicts, lists, floats, ints): the Flink operator keeps it in
-keyed state as JSON, and a ``json.dumps``/``json.loads`` round trip of it changes no later value.
-Memory is O(largest window) per symbol.
+An ``IndicatorEngine(names)`` computes a fixed set of indicators bar by bar, in two forms:
+
+- ``start()`` and ``advance(state, high, low, close, volume, vwap)``: the state is a live
+  ``IndicatorState`` (plain floats and ints in ``__slots__`` objects, picklable) that ``advance``
+  updates in place; it returns every indicator's value at that bar (``None`` while it warms up).
+  This is the hot path: ``SymbolModel`` (the Flink operator, the backtester) runs it.
+- ``initial_state()`` and ``update(state, bar)``: the same computation over a plain JSON document
+  (dicts, lists, floats, ints); ``update`` never mutates the state it is given and returns the new
+  one. ``to_json``/``from_json`` convert between the two forms, and a ``json.dumps``/``json.loads``
+  round trip changes no later value.
+
+Memory is O(largest window) per symbol; every bar costs O(1) per indicator.
 
 Parity with TA-Lib: the values agree with TA-Lib's on the same input to rounding (tested to 1e-9
 absolute), warm-up included: the first bar with a value is TA-Lib's first non-NaN index. Moving
 averages reproduce TA-Lib's arithmetic exactly (its running totals, kept in the state, its seeds
-and its order of operations); standard deviations are computed two-pass over the window, as
-accurate as TA-Lib's own stable rolling variance.
+and its order of operations). Standard deviations and VWAP's sums come from exact rolling sums:
+each value enters the window as an integer scaled by a power of two (a float is one exactly), so
+the window's sum and sum of squares are exact and the variance ``(n*S2 - S1**2) / n**2`` is rounded
+once: as accurate as TA-Lib's own stable rolling variance, exactly 0 on a flat window, and O(1) per
+bar instead of a two-pass sum over the window.
 
 Names (``N``, ``F``, ``S``, ``G`` are integers without leading zeros; ``K`` is a positive number
 written with ``_`` for the decimal point, e.g. ``2`` or ``2_5`` for 2.5, without trailing zeros)::
@@ -38,15 +48,22 @@ with ``N >= 2`` (``atr_N`` and ``vwap_N``: ``N >= 1``), ``2 <= F < S``, ``G >= 1
 
 from __future__ import annotations
 
+import copy
 import math
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from collections.abc import Iterable
+from typing import Any, ClassVar, NamedTuple
 
 from flinktrade.errors import ConfigError
 
-__all__ = ["DEFAULT_INDICATORS", "GRAMMAR", "BarInput", "IndicatorEngine"]
+__all__ = [
+    "DEFAULT_INDICATORS",
+    "GRAMMAR",
+    "BarInput",
+    "ExactWindow",
+    "IndicatorEngine",
+    "IndicatorState",
+]
 
 DEFAULT_INDICATORS: tuple[str, ...] = (
     "sma_20",
@@ -80,6 +97,9 @@ _INT = r"[1-9][0-9]*"
 _SIMPLE_RE = re.compile(rf"(sma|ema|rsi|atr|vwap|volatility|volume_z)_({_INT})")
 _BB_RE = re.compile(rf"bb_(upper|middle|lower)_({_INT})_((?:0|{_INT})(?:_[0-9]*[1-9])?)")
 _MACD_RE = re.compile(rf"macd(?:_(signal|hist))?_({_INT})_({_INT})_({_INT})")
+_INF = math.inf
+
+Values = dict[str, float | None]
 
 
 class BarInput(NamedTuple):
@@ -93,258 +113,362 @@ class BarInput(NamedTuple):
     vwap: float | None
 
 
-@dataclass(frozen=True)
-class _Step:
-    """One bar as the calculators see it, with the shared histories already including it."""
+class ExactWindow:
+    """Exact sum and sum of squares of the last ``n`` floats pushed, O(1) per value.
 
-    i: int  # 0-based index of this bar since the state began
-    close: float
-    high: float
-    low: float
-    volume: float
-    prev_close: float | None
-    log_return: float | None
-    closes: Sequence[float]  # the last closes, this bar's last
-    volumes: Sequence[float]
-    pvs: Sequence[float]  # price * volume
-    returns: Sequence[float]  # the last log returns, this bar's last
+    Each value is kept as the integer ``value * 2**shift`` (every finite float is one, for a large
+    enough ``shift``; ``shift`` grows when a value needs it), so the sums are Python integers with
+    no rounding at all, and a value leaving the window subtracts exactly what it added."""
+
+    __slots__ = ("n", "s1", "s2", "shift", "values")
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.shift = 0
+        self.values: list[int] = []
+        self.s1 = self.s2 = 0
+
+    def push(self, x: float) -> None:
+        num, den = x.as_integer_ratio()
+        exp = den.bit_length() - 1  # den is 2**exp
+        if exp > self.shift:
+            self._rescale(exp)
+        v = num << (self.shift - exp)
+        values = self.values
+        values.append(v)
+        if len(values) > self.n:
+            old = values.pop(0)
+            self.s1 += v - old
+            self.s2 += v * v - old * old
+        else:
+            self.s1 += v
+            self.s2 += v * v
+
+    def _rescale(self, shift: int) -> None:
+        more = shift - self.shift
+        self.values = [v << more for v in self.values]
+        self.s1 <<= more
+        self.s2 <<= 2 * more
+        self.shift = shift
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def total(self) -> float:
+        """The sum of the window, correctly rounded (what ``math.fsum`` gives)."""
+        return self.s1 / (1 << self.shift)
+
+    def mean(self) -> float:
+        return self.s1 / (len(self.values) << self.shift)
+
+    def variance(self) -> float:
+        """Population variance of the window (not empty), correctly rounded; exactly 0 if flat."""
+        n = len(self.values)
+        return (n * self.s2 - self.s1 * self.s1) / ((n * n) << (2 * self.shift))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"shift": self.shift, "values": list(self.values), "s1": self.s1, "s2": self.s2}
+
+    def load(self, doc: dict[str, Any]) -> None:
+        self.shift, self.values = doc["shift"], list(doc["values"])
+        self.s1, self.s2 = doc["s1"], doc["s2"]
+
+
+class ExactSum(ExactWindow):
+    """``ExactWindow`` without the sum of squares (``variance`` is not available)."""
+
+    __slots__ = ()
+
+    def push(self, x: float) -> None:
+        num, den = x.as_integer_ratio()
+        exp = den.bit_length() - 1
+        if exp > self.shift:
+            self._rescale(exp)
+        v = num << (self.shift - exp)
+        values = self.values
+        values.append(v)
+        if len(values) > self.n:
+            self.s1 += v - values.pop(0)
+        else:
+            self.s1 += v
+
+
+class IndicatorState:
+    """One symbol's indicator state, live: ``IndicatorEngine.advance`` updates it in place.
+
+    ``close`` .. ``log_return`` hold the bar being processed while the calculators run."""
+
+    __slots__ = (
+        "calcs",
+        "close",
+        "close_window",
+        "closes",
+        "engine",
+        "high",
+        "i",
+        "log_return",
+        "low",
+        "prev_close",
+        "price",
+        "volume",
+    )
+
+    def __init__(self, engine: str, calcs: list[_Calc], close_window: int) -> None:
+        self.engine = engine  # which indicator set the accumulators are for
+        self.calcs = calcs
+        self.close_window = close_window
+        self.i = 0  # index of the next bar since the state began
+        self.prev_close: float | None = None
+        self.closes: list[float] = []  # the last ``close_window`` closes
+        self.close = self.high = self.low = self.volume = self.price = 0.0
+        self.log_return: float | None = None
 
 
 class _Calc:
-    """One computation with its own accumulators; it may serve several names."""
+    """One computation with its own accumulators (one per symbol); it may serve several names."""
 
+    __slots__ = ("key",)
     key: str
-    close_window = 0
-    volume_window = 0
-    pv_window = 0
-    return_window = 0
+    state: ClassVar[tuple[str, ...]] = ()  # the slots that change from bar to bar
 
-    def start(self) -> dict[str, Any]:
+    def step(self, s: IndicatorState, out: Values) -> None:
+        """Advance by one bar (``s`` holds it) and write this bar's defined values into ``out``."""
         raise NotImplementedError
 
-    def step(self, acc: dict[str, Any], s: _Step, out: dict[str, float | None]) -> None:
-        """Advance ``acc`` (a private copy) by one bar and write this bar's values into ``out``."""
-        raise NotImplementedError
+    def to_json(self) -> dict[str, Any]:
+        doc = {}
+        for name in self.state:
+            value = getattr(self, name)
+            doc[name] = value.to_json() if isinstance(value, ExactWindow) else value
+        return doc
 
-
-def _ema_seeded(
-    acc: dict[str, Any], sum_key: str, value_key: str, x: float, j: int, n: int
-) -> None:
-    """TA-Lib's EMA: the plain sum of the first ``n`` inputs / ``n``, then ``(x - e) * k + e``.
-
-    ``j`` is the index of ``x`` in the EMA's input series."""
-    if j < n - 1:
-        acc[sum_key] += x
-    elif j == n - 1:
-        acc[sum_key] += x
-        acc[value_key] = acc[sum_key] / n
-    else:
-        acc[value_key] = (x - acc[value_key]) * (2.0 / (n + 1)) + acc[value_key]
+    def load(self, doc: dict[str, Any]) -> None:
+        for name in self.state:
+            value = getattr(self, name)
+            if isinstance(value, ExactWindow):
+                value.load(doc[name])
+            else:
+                setattr(self, name, doc[name])
 
 
 class _Sma(_Calc):
+    __slots__ = ("n", "t")
+    state = ("t",)
+
     def __init__(self, n: int) -> None:
-        self.n, self.key, self.name = n, f"sma_{n}", f"sma_{n}"
-        self.close_window = n
+        self.n, self.key, self.t = n, f"sma_{n}", 0.0
 
-    def start(self) -> dict[str, Any]:
-        return {"t": 0.0}
-
-    def step(self, acc: dict[str, Any], s: _Step, out: dict[str, float | None]) -> None:
-        total = acc["t"] + s.close
-        if s.i < self.n - 1:
-            acc["t"] = total
-            out[self.name] = None
+    def step(self, s: IndicatorState, out: Values) -> None:
+        total, n = self.t + s.close, self.n
+        if s.i < n - 1:
+            self.t = total
             return
-        acc["t"] = total - s.closes[-self.n]
-        out[self.name] = total / self.n
+        self.t = total - s.closes[-n]  # TA-Lib's running total
+        out[self.key] = total / n
 
 
 class _Ema(_Calc):
+    """TA-Lib's EMA: the plain sum of the first ``n`` inputs / ``n``, then ``(x - e) * k + e``."""
+
+    __slots__ = ("e", "k", "n", "t")
+    state = ("t", "e")
+
     def __init__(self, n: int) -> None:
-        self.n, self.key, self.name = n, f"ema_{n}", f"ema_{n}"
+        self.n, self.key, self.k = n, f"ema_{n}", 2.0 / (n + 1)
+        self.t = self.e = 0.0
 
-    def start(self) -> dict[str, Any]:
-        return {"s": 0.0, "e": None}
-
-    def step(self, acc: dict[str, Any], s: _Step, out: dict[str, float | None]) -> None:
-        _ema_seeded(acc, "s", "e", s.close, s.i, self.n)
-        out[self.name] = acc["e"]
+    def step(self, s: IndicatorState, out: Values) -> None:
+        i, n = s.i, self.n
+        if i < n - 1:
+            self.t += s.close
+            return
+        if i == n - 1:
+            self.t += s.close
+            self.e = self.t / n
+        else:
+            self.e = (s.close - self.e) * self.k + self.e
+        out[self.key] = self.e
 
 
 class _Rsi(_Calc):
+    __slots__ = ("g", "l", "n")
+    state = ("g", "l")
+
     def __init__(self, n: int) -> None:
-        self.n, self.key, self.name = n, f"rsi_{n}", f"rsi_{n}"
+        self.n, self.key, self.g, self.l = n, f"rsi_{n}", 0.0, 0.0
 
-    def start(self) -> dict[str, Any]:
-        return {"g": 0.0, "l": 0.0}
-
-    def step(self, acc: dict[str, Any], s: _Step, out: dict[str, float | None]) -> None:
-        out[self.name] = None
-        if s.prev_close is None:
+    def step(self, s: IndicatorState, out: Values) -> None:
+        previous = s.prev_close
+        if previous is None:
             return
-        n, diff = self.n, s.close - s.prev_close
-        gain, loss = acc["g"], acc["l"]
-        if s.i > n:  # Wilder smoothing, in TA-Lib's order of operations
+        n, i, diff = self.n, s.i, s.close - previous
+        gain, loss = self.g, self.l
+        if i > n:  # Wilder smoothing, in TA-Lib's order of operations
             gain *= n - 1
             loss *= n - 1
         if diff < 0:
             loss -= diff
         else:
             gain += diff
-        if s.i >= n:
+        if i >= n:
             gain /= n
             loss /= n
             total = gain + loss
-            out[self.name] = 100.0 * (gain / total) if total != 0.0 else 0.0  # flat: 0, as TA-Lib
-        acc["g"], acc["l"] = gain, loss
+            out[self.key] = 100.0 * (gain / total) if total != 0.0 else 0.0  # flat: 0, as TA-Lib
+        self.g, self.l = gain, loss
 
 
 class _Bollinger(_Calc):
+    __slots__ = ("bands", "n", "t", "w")
+    state = ("t", "w")
+
     def __init__(self, n: int) -> None:
-        self.n, self.key = n, f"bb_{n}"
-        self.close_window = n
-        self.bands: list[tuple[str, str, float]] = []  # (name, band, k)
+        self.n, self.key, self.t = n, f"bb_{n}", 0.0
+        self.w = ExactWindow(n)
+        self.bands: list[tuple[str, int, float]] = []  # (name, -1 lower | 0 middle | 1 upper, k)
 
-    def start(self) -> dict[str, Any]:
-        return {"t": 0.0}
-
-    def step(self, acc: dict[str, Any], s: _Step, out: dict[str, float | None]) -> None:
-        total = acc["t"] + s.close  # the middle band is TA-Lib's SMA, running total and all
-        if s.i < self.n - 1:
-            acc["t"] = total
-            for name, _band, _k in self.bands:
-                out[name] = None
+    def step(self, s: IndicatorState, out: Values) -> None:
+        close, n = s.close, self.n
+        total = self.t + close  # the middle band is TA-Lib's SMA, running total and all
+        self.w.push(close)
+        if s.i < n - 1:
+            self.t = total
             return
-        acc["t"] = total - s.closes[-self.n]
-        middle = total / self.n
-        sd = _population_sd(s.closes[-self.n :])
+        self.t = total - s.closes[-n]
+        middle = total / n
+        sd = math.sqrt(self.w.variance())
         for name, band, k in self.bands:
-            width = sd * k
-            out[name] = (
-                middle
-                if band == "middle"
-                else middle + width
-                if band == "upper"
-                else middle - width
-            )
+            out[name] = middle if band == 0 else middle + sd * k if band > 0 else middle - sd * k
 
 
 class _Macd(_Calc):
+    __slots__ = ("f", "fast", "fk", "fs", "lines", "m", "mk", "ms", "sig", "sk", "slow", "ss", "sv")
+    state = ("fs", "f", "ss", "sv", "ms", "m")
+
     def __init__(self, fast: int, slow: int, signal: int) -> None:
-        self.fast, self.slow, self.signal = fast, slow, signal
+        self.fast, self.slow, self.sig = fast, slow, signal
+        self.fk, self.sk, self.mk = 2.0 / (fast + 1), 2.0 / (slow + 1), 2.0 / (signal + 1)
         self.key = f"macd_{fast}_{slow}_{signal}"
         self.lines: list[tuple[str, str]] = []  # (name, "macd" | "signal" | "hist")
+        self.fs = self.f = self.ss = self.sv = self.ms = self.m = 0.0
 
-    def start(self) -> dict[str, Any]:
-        return {"fs": 0.0, "f": None, "ss": 0.0, "s": None, "ms": 0.0, "m": None}
-
-    def step(self, acc: dict[str, Any], s: _Step, out: dict[str, float | None]) -> None:
-        for name, _line in self.lines:
-            out[name] = None
+    def step(self, s: IndicatorState, out: Values) -> None:
         x, i, fast, slow = s.close, s.i, self.fast, self.slow
-        _ema_seeded(acc, "ss", "s", x, i, slow)
+        # each EMA as TA-Lib: the sum of its first n inputs / n, then (x - e) * k + e
+        if i < slow - 1:
+            self.ss += x
+        elif i == slow - 1:
+            self.ss += x
+            self.sv = self.ss / slow
+        else:
+            self.sv = (x - self.sv) * self.sk + self.sv
         # TA-Lib seeds the fast EMA on the `fast` closes that end where the slow EMA starts.
-        if i >= slow - fast:
-            _ema_seeded(acc, "fs", "f", x, i - (slow - fast), fast)
+        j = i - (slow - fast)
+        if j < 0:
+            return
+        if j < fast - 1:
+            self.fs += x
+        elif j == fast - 1:
+            self.fs += x
+            self.f = self.fs / fast
+        else:
+            self.f = (x - self.f) * self.fk + self.f
         if i < slow - 1:
             return
-        line = acc["f"] - acc["s"]
-        _ema_seeded(acc, "ms", "m", line, i - (slow - 1), self.signal)
-        signal = acc["m"]
-        if signal is None:
+        line, j, g = self.f - self.sv, i - (slow - 1), self.sig
+        if j < g - 1:
+            self.ms += line
             return
-        values = {"macd": line, "signal": signal, "hist": line - signal}
+        if j == g - 1:
+            self.ms += line
+            self.m = self.ms / g
+        else:
+            self.m = (line - self.m) * self.mk + self.m
+        signal = self.m
         for name, kind in self.lines:
-            out[name] = values[kind]
+            out[name] = line if kind == "macd" else signal if kind == "signal" else line - signal
 
 
 class _Atr(_Calc):
+    __slots__ = ("a", "n", "t")
+    state = ("t", "a")
+
     def __init__(self, n: int) -> None:
-        self.n, self.key, self.name = n, f"atr_{n}", f"atr_{n}"
+        self.n, self.key, self.t, self.a = n, f"atr_{n}", 0.0, 0.0
 
-    def start(self) -> dict[str, Any]:
-        return {"t": 0.0, "a": None}
-
-    def step(self, acc: dict[str, Any], s: _Step, out: dict[str, float | None]) -> None:
-        out[self.name] = None
-        if s.prev_close is None:
-            return
+    def step(self, s: IndicatorState, out: Values) -> None:
         previous = s.prev_close
-        true_range = s.high - s.low  # TA-Lib's TRANGE, in its order
-        true_range = max(true_range, abs(previous - s.high))
-        true_range = max(true_range, abs(previous - s.low))
-        n = self.n
-        if s.i < n:
-            acc["t"] += true_range
+        if previous is None:
             return
-        if s.i == n:
-            atr = (acc["t"] + true_range) / n
+        high, low = s.high, s.low
+        true_range = high - low  # TA-Lib's TRANGE, in its order
+        other = abs(previous - high)
+        true_range = max(true_range, other)
+        other = abs(previous - low)
+        true_range = max(true_range, other)
+        n, i = self.n, s.i
+        if i < n:
+            self.t += true_range
+            return
+        if i == n:
+            atr = (self.t + true_range) / n
         else:
-            atr = acc["a"] * (n - 1)
+            atr = self.a * (n - 1)
             atr += true_range
             atr /= n
-        acc["a"] = atr
-        out[self.name] = atr
+        self.a = atr
+        out[self.key] = atr
 
 
 class _Vwap(_Calc):
+    __slots__ = ("n", "pvs", "volumes")
+    state = ("volumes", "pvs")
+
     def __init__(self, n: int) -> None:
-        self.n, self.key, self.name = n, f"vwap_{n}", f"vwap_{n}"
-        self.volume_window = self.pv_window = n
+        self.n, self.key = n, f"vwap_{n}"
+        self.volumes, self.pvs = ExactSum(n), ExactSum(n)
 
-    def start(self) -> dict[str, Any]:
-        return {}
-
-    def step(self, acc: dict[str, Any], s: _Step, out: dict[str, float | None]) -> None:
-        out[self.name] = None
+    def step(self, s: IndicatorState, out: Values) -> None:
+        volumes = self.volumes
+        volumes.push(s.volume)
+        self.pvs.push(s.price * s.volume)
         if s.i < self.n - 1:
             return
-        volume = math.fsum(s.volumes[-self.n :])
+        volume = volumes.total()  # exactly rounded sums, as math.fsum
         if volume > 0:
-            out[self.name] = math.fsum(s.pvs[-self.n :]) / volume
-
-
-def _population_sd(values: Sequence[float]) -> float:
-    """Population standard deviation, computed two-pass with exactly rounded sums.
-
-    TA-Lib 0.6+ computes its rolling variance stably too (it no longer takes ``E[x²] - E[x]²`` of
-    running sums, which loses everything on a near-flat window); both agree to ~1e-13 relative."""
-    n = len(values)
-    mean = math.fsum(values) / n
-    return math.sqrt(math.fsum((x - mean) * (x - mean) for x in values) / n)
+            out[self.key] = self.pvs.total() / volume
 
 
 class _Volatility(_Calc):
+    __slots__ = ("n", "w")
+    state = ("w",)
+
     def __init__(self, n: int) -> None:
-        self.n, self.key, self.name = n, f"volatility_{n}", f"volatility_{n}"
-        self.return_window = n
+        self.n, self.key, self.w = n, f"volatility_{n}", ExactWindow(n)
 
-    def start(self) -> dict[str, Any]:
-        return {}
-
-    def step(self, acc: dict[str, Any], s: _Step, out: dict[str, float | None]) -> None:
-        # s.returns holds the log returns so far (one fewer than the bars), capped at n
-        ready = s.log_return is not None and s.i >= self.n
-        out[self.name] = _population_sd(s.returns[-self.n :]) if ready else None
+    def step(self, s: IndicatorState, out: Values) -> None:
+        log_return = s.log_return
+        if log_return is None:
+            return
+        self.w.push(log_return)  # the last n log returns (one fewer than the bars)
+        if s.i >= self.n:
+            out[self.key] = math.sqrt(self.w.variance())
 
 
 class _VolumeZ(_Calc):
+    __slots__ = ("n", "w")
+    state = ("w",)
+
     def __init__(self, n: int) -> None:
-        self.n, self.key, self.name = n, f"volume_z_{n}", f"volume_z_{n}"
-        self.volume_window = n + 1  # this bar and the n before it
+        self.n, self.key, self.w = n, f"volume_z_{n}", ExactWindow(n)
 
-    def start(self) -> dict[str, Any]:
-        return {}
-
-    def step(self, acc: dict[str, Any], s: _Step, out: dict[str, float | None]) -> None:
-        out[self.name] = None
-        if s.i < self.n:
-            return
-        before = s.volumes[-self.n - 1 : -1]
-        sd = _population_sd(before)
-        if sd > 0:
-            out[self.name] = (s.volume - math.fsum(before) / self.n) / sd
+    def step(self, s: IndicatorState, out: Values) -> None:
+        w = self.w  # the n volumes before this bar
+        if s.i >= self.n:
+            variance = w.variance()
+            if variance > 0:
+                out[self.key] = (s.volume - w.mean()) / math.sqrt(variance)
+        w.push(s.volume)
 
 
 def _bad(name: object, why: str) -> ConfigError:
@@ -358,6 +482,9 @@ def _period(text: str, low: int, name: str) -> int:
     return value
 
 
+_BANDS = {"lower": -1, "middle": 0, "upper": 1}
+
+
 def _parse(names: Iterable[str]) -> tuple[tuple[str, ...], list[_Calc]]:
     calcs: dict[str, _Calc] = {}
     given = list(names)
@@ -369,7 +496,7 @@ def _parse(names: Iterable[str]) -> tuple[tuple[str, ...], list[_Calc]]:
         if match := _SIMPLE_RE.fullmatch(name):
             kind, text = match.groups()
             n = _period(text, 1 if kind in ("atr", "vwap") else 2, name)
-            factory = {
+            factory: type[_Calc] = {
                 "sma": _Sma,
                 "ema": _Ema,
                 "rsi": _Rsi,
@@ -378,7 +505,7 @@ def _parse(names: Iterable[str]) -> tuple[tuple[str, ...], list[_Calc]]:
                 "volatility": _Volatility,
                 "volume_z": _VolumeZ,
             }[kind]
-            calcs.setdefault(f"{kind}_{n}", factory(n))
+            calcs.setdefault(f"{kind}_{n}", factory(n))  # type: ignore[call-arg]
         elif match := _BB_RE.fullmatch(name):
             band, text, k_text = match.groups()
             n = _period(text, 2, name)
@@ -387,7 +514,7 @@ def _parse(names: Iterable[str]) -> tuple[tuple[str, ...], list[_Calc]]:
                 raise _bad(name, "K must be in (0, 100]")
             bb = calcs.setdefault(f"bb_{n}", _Bollinger(n))
             assert isinstance(bb, _Bollinger)
-            bb.bands.append((name, band, k))
+            bb.bands.append((name, _BANDS[band], k))
         elif match := _MACD_RE.fullmatch(name):
             line, f_text, s_text, g_text = match.groups()
             fast, slow = _period(f_text, 2, name), _period(s_text, 2, name)
@@ -409,84 +536,107 @@ def _finite(value: float, what: str) -> float:
     return number
 
 
-class IndicatorEngine:
-    """Computes a fixed set of indicators incrementally; the state is passed in and returned.
+def _checked(bar: BarInput) -> tuple[float, float, float, float, float | None]:
+    """(high, low, close, volume, vwap) as floats; ``ValueError`` for a bar no indicator takes."""
+    close = _finite(bar.close, "close")
+    high, low = _finite(bar.high, "high"), _finite(bar.low, "low")
+    volume = _finite(bar.volume, "volume")
+    vwap = None if bar.vwap is None else _finite(bar.vwap, "vwap")
+    if min(close, high, low) <= 0 or volume < 0:
+        raise ValueError(f"bar with a non-positive price or a negative volume: {bar!r}")
+    return high, low, close, volume, vwap
 
-    ``update`` never mutates the state it is given. A state made by an engine with a different set
-    of indicators (e.g. after a configuration change) is discarded and the warm-up starts again,
-    since its running totals cannot serve the new set.
+
+class IndicatorEngine:
+    """Computes a fixed set of indicators incrementally, over a live or a JSON state.
+
+    A state made by an engine with a different set of indicators (e.g. after a configuration
+    change) is discarded and the warm-up starts again, since its running totals cannot serve the
+    new set.
     """
 
     def __init__(self, names: Iterable[str]) -> None:
-        self.names, self._calcs = _parse(names)
-        self._fingerprint = ",".join(
-            c.key for c in self._calcs
-        )  # what the accumulators in a state are for
-        self._windows = {
-            "closes": max((c.close_window for c in self._calcs), default=0),
-            "volumes": max((c.volume_window for c in self._calcs), default=0),
-            "pvs": max((c.pv_window for c in self._calcs), default=0),
-            "returns": max((c.return_window for c in self._calcs), default=0),
-        }
+        self.names, calcs = _parse(names)
+        self._fingerprint = ",".join(c.key for c in calcs)  # what the accumulators are for
+        close_window = max((c.n for c in calcs if isinstance(c, _Sma | _Bollinger)), default=0)
+        self._blank: Values = dict.fromkeys(self.names)
+        self._proto = IndicatorState(self._fingerprint, calcs, close_window)
+
+    # -- live state ------------------------------------------------------------------------------
+
+    def start(self) -> IndicatorState:
+        """A fresh live state (nothing seen yet)."""
+        return copy.deepcopy(self._proto)
+
+    def advance(
+        self,
+        s: IndicatorState,
+        high: float,
+        low: float,
+        close: float,
+        volume: float,
+        vwap: float | None,
+    ) -> Values:
+        """Values of every indicator at this bar (None while warming up); ``s`` moves past it.
+
+        Raises ``ValueError`` (``s`` unchanged) for a non-finite or non-positive price or a
+        negative volume (the ingest stage rejects those before they reach the job)."""
+        if not (
+            0.0 < close < _INF
+            and 0.0 < high < _INF
+            and 0.0 < low < _INF
+            and 0.0 <= volume < _INF
+            and (vwap is None or -_INF < vwap < _INF)
+        ):
+            _checked(BarInput(close, high, low, close, volume, vwap))  # raises with the reason
+        if s.engine != self._fingerprint:
+            fresh = self.start()
+            for name in IndicatorState.__slots__:
+                setattr(s, name, getattr(fresh, name))
+        previous = s.prev_close
+        s.log_return = None if previous is None else math.log(close / previous)
+        s.close, s.high, s.low, s.volume = close, high, low, volume
+        s.price = close if vwap is None else vwap
+        closes = s.closes
+        closes.append(close)
+        if len(closes) > s.close_window:
+            del closes[0]
+        out = self._blank.copy()
+        for calc in s.calcs:
+            calc.step(s, out)
+        s.i += 1
+        s.prev_close = close
+        return out
+
+    # -- JSON state ------------------------------------------------------------------------------
 
     def initial_state(self) -> dict[str, Any]:
+        return self.to_json(self.start())
+
+    def to_json(self, s: IndicatorState) -> dict[str, Any]:
+        """The live state as a JSON document (no object shared with ``s``)."""
         return {
-            "engine": self._fingerprint,
-            "n": 0,
-            "prev_close": None,
-            **{series: [] for series, size in self._windows.items() if size},
-            "acc": {c.key: c.start() for c in self._calcs},
+            "engine": s.engine,
+            "n": s.i,
+            "prev_close": s.prev_close,
+            "closes": list(s.closes),
+            "acc": {c.key: c.to_json() for c in s.calcs},
         }
 
-    def update(
-        self, state: dict[str, Any], bar: BarInput
-    ) -> tuple[dict[str, float | None], dict[str, Any]]:
-        """Values of every indicator at ``bar`` (None while warming up) and the state after it.
+    def from_json(self, doc: dict[str, Any]) -> IndicatorState:
+        """A live state from ``to_json``'s document (a fresh one if it is another engine's)."""
+        s = self.start()
+        if doc.get("engine") != self._fingerprint:
+            return s
+        s.i, s.prev_close, s.closes = doc["n"], doc["prev_close"], list(doc["closes"])
+        for calc in s.calcs:
+            calc.load(doc["acc"][calc.key])
+        return s
 
-        Raises ``ValueError`` for a bar with a non-finite or non-positive price or a negative
-        volume (the ingest stage rejects those before they reach the job)."""
-        close = _finite(bar.close, "close")
-        high, low = _finite(bar.high, "high"), _finite(bar.low, "low")
-        volume = _finite(bar.volume, "volume")
-        vwap = close if bar.vwap is None else _finite(bar.vwap, "vwap")
-        if min(close, high, low) <= 0 or volume < 0:
-            raise ValueError(f"bar with a non-positive price or a negative volume: {bar!r}")
-        if state.get("engine") != self._fingerprint:
-            state = self.initial_state()
-        prev_close: float | None = state["prev_close"]
-        log_return = None if prev_close is None else math.log(close / prev_close)
-        new: dict[str, Any] = {
-            "engine": self._fingerprint,
-            "n": state["n"] + 1,
-            "prev_close": close,
-        }
-        latest = {"closes": close, "volumes": volume, "pvs": vwap * volume, "returns": log_return}
-        for series, size in self._windows.items():
-            if not size:
-                continue
-            history = list(state[series])
-            if latest[series] is not None:
-                history.append(latest[series])
-                del history[:-size]
-            new[series] = history
-        step = _Step(
-            i=state["n"],
-            close=close,
-            high=high,
-            low=low,
-            volume=volume,
-            prev_close=prev_close,
-            log_return=log_return,
-            closes=new.get("closes", ()),
-            volumes=new.get("volumes", ()),
-            pvs=new.get("pvs", ()),
-            returns=new.get("returns", ()),
-        )
-        values: dict[str, float | None] = {}
-        accumulators: dict[str, Any] = {}
-        for calc in self._calcs:
-            acc = dict(state["acc"][calc.key])
-            calc.step(acc, step, values)
-            accumulators[calc.key] = acc
-        new["acc"] = accumulators
-        return {name: values[name] for name in self.names}, new
+    def update(self, state: dict[str, Any], bar: BarInput) -> tuple[Values, dict[str, Any]]:
+        """Values of every indicator at ``bar`` (None while warming up) and the JSON state after
+        it; ``state`` is not mutated. Raises ``ValueError`` as ``advance``."""
+        high, low, close, volume, vwap = _checked(bar)
+        live = self.from_json(state)
+        values = self.advance(live, high, low, close, volume, vwap)
+        return values, self.to_json(live)

@@ -1,13 +1,19 @@
-"""The job's per-symbol logic, called directly: alerts, sentiment features, strategy failures."""
+"""The job's per-symbol logic, called directly: alerts, sentiment features, strategy failures,
+and its fast paths pinned to what they stand for (validated models, exact alert thresholds)."""
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import math
+import pickle
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
+from flinktrade import events
 from flinktrade.config import AnalyticsSettings
 from flinktrade.errors import ConfigError
 from flinktrade.events import Alert, AnalyticsBar, Severity, Side, Signal
@@ -152,3 +158,149 @@ def test_two_strategies_with_one_name_are_refused() -> None:
     specs = [StrategySpec("sma_cross", {}), StrategySpec("sma_cross", {"fast": 5, "slow": 9})]
     with pytest.raises(ConfigError, match="distinct 'name'"):
         SymbolModel(specs, AnalyticsSettings())
+
+
+# -- the fast paths are the slow paths' results ------------------------------------------------
+
+
+def test_the_analytics_bar_is_the_validated_model_with_the_same_bytes() -> None:
+    model = SymbolModel([], AnalyticsSettings(alerts=False))
+    state = model.initial_state()
+    model.on_news(state, ScoredNews("n1", "AAA", T0, -0.25, "meh"))
+    out = feed(model, state, [bar(i, str(100 + i % 7), str(100 + i % 5)) for i in range(40)])
+    assert len(out) == 40 and out[-1].indicators["macd_hist_12_26_9"] is not None
+    for made in out:
+        assert isinstance(made, AnalyticsBar)
+        fields = {**made.model_dump(), "indicators": dict(made.indicators)}
+        as_on_bar_built_it = AnalyticsBar(**{k: v for k, v in fields.items() if k != "ingest_ts"})
+        assert made.model_fields_set == as_on_bar_built_it.model_fields_set
+        validated = AnalyticsBar(**fields)
+        assert made == validated
+        assert events.encode(made) == events.encode(validated)
+        assert made.model_dump() == validated.model_dump()
+
+
+def test_an_analytics_bar_from_unusual_values_is_validated_as_before() -> None:
+    model = SymbolModel([], AnalyticsSettings(alerts=False))
+    odd = ClosedBar("AAA", T0, Decimal(1), Decimal(1), Decimal(1), Decimal(1), 5, 1, 1)  # int vwap
+    (made,) = model.on_bar(model.initial_state(), odd)
+    assert isinstance(made, AnalyticsBar) and made.vwap == 1.0 and type(made.vwap) is float
+    too_long = ClosedBar("A" * 17, T0, Decimal(1), Decimal(1), Decimal(1), Decimal(1), 5, None, 1)
+    with pytest.raises(ValidationError):
+        model.on_bar(model.initial_state(), too_long)
+
+
+def test_the_bar_view_equals_the_dataclass_built_by_its_constructor() -> None:
+    seen: list[BarView] = []
+
+    class Spy:
+        name = "spy"
+
+        def indicators(self) -> set[str]:
+            return {"sma_20"}
+
+        def initial_state(self) -> State:
+            return {}
+
+        def on_bar(self, bar: BarView, state: State) -> tuple[list[Intent], State]:
+            seen.append(bar)
+            return [], state
+
+    model = SymbolModel([], AnalyticsSettings(alerts=False))
+    model._runs = [("spy", Spy(), frozenset(), ("sma_20",))]
+    state = model.initial_state()
+    model.on_news(state, ScoredNews("n1", "AAA", T0, 0.4, "good"))
+    (analytics,) = model.on_bar(state, bar(0, "101.5", "100"))
+    (view,) = seen
+    assert view == BarView(
+        symbol="AAA",
+        ts=T0,
+        end_ts=T0 + MINUTE,
+        open=Decimal("100"),
+        high=Decimal("101.5"),
+        low=Decimal("100"),
+        close=Decimal("101.5"),
+        volume=1_000,
+        vwap=101.5,
+        indicators=analytics.indicators,
+        sentiment=0.4,
+    )
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        view.close = Decimal(1)  # type: ignore[misc]
+
+
+def reference_z(closes: list[float], window: int) -> float:
+    """The price-jump rule's z of the last close's log return against the ``window`` before."""
+    returns = [math.log(b / a) for a, b in itertools.pairwise(closes)]
+    before, last = returns[-window - 1 : -1], returns[-1]
+    mean = sum(before) / window
+    std = math.sqrt(sum((r - mean) ** 2 for r in before) / window)
+    return (last - mean) / std
+
+
+@pytest.mark.parametrize("window", [20, 5])  # 20: decided on volatility_20 first; 5: directly
+def test_price_jump_fires_exactly_at_its_threshold(window: int) -> None:
+    closes = ["100", "101", "100.5", "101.7", "100.2", "100.9", "101.4", "100.8", "101.1"] * 3
+    closes = [*closes[: window + 1], "103.3"]
+    z = reference_z([float(c) for c in closes], window)
+    for threshold, fires in ((z, True), (math.nextafter(z, math.inf), False), (z * 0.99, True)):
+        settings = AnalyticsSettings(price_jump_window=window, price_jump_z=threshold)
+        model = SymbolModel([], settings)
+        state = model.initial_state()
+        out = feed(model, state, [bar(i, c) for i, c in enumerate(closes)])
+        jumps = alerts(out, "price_jump")
+        assert len(jumps) == fires, (threshold, z)
+        if fires:
+            assert jumps[0].value == z  # the rule's own figure, not the cheap estimate
+
+
+def test_price_gap_fires_exactly_at_its_threshold() -> None:
+    gap = float((Decimal("101.23") - Decimal("100.07")) / Decimal("100.07") * 100)
+    for threshold, fires in ((gap, True), (math.nextafter(gap, math.inf), False)):
+        model = SymbolModel([], AnalyticsSettings(gap_pct=threshold))
+        state = model.initial_state()
+        out = feed(model, state, [bar(0, "100.07"), bar(1, "101.5", "101.23")])
+        gaps = alerts(out, "price_gap")
+        assert len(gaps) == fires
+        if fires:
+            assert gaps[0].value == gap
+
+
+def without_ingest_ts(out: list[Any]) -> list[dict[str, Any]]:
+    return [{**e.model_dump(), "ingest_ts": 0, "type": type(e).__name__} for e in out]
+
+
+def test_the_state_pickles_mid_stream_and_carries_on_identically() -> None:
+    specs = [StrategySpec(name, {}) for name in ("sma_cross", "rsi_reversion")]
+    specs += [StrategySpec("bollinger_breakout", {}), StrategySpec("sentiment_momentum", {})]
+    model = SymbolModel(specs, AnalyticsSettings(price_jump_z=2.0, volume_spike_z=2.0))
+    closes = [100 * math.exp(0.01 * math.sin(i / 3) + 0.002 * (i % 11)) for i in range(160)]
+    bars = [
+        bar(i, f"{c:.2f}", f"{closes[i - 1]:.2f}", volume=1_000 + 37 * (i % 13) + 900 * (i == 90))
+        for i, c in enumerate(closes)
+    ]
+    straight_state = model.initial_state()
+    model.on_news(straight_state, ScoredNews("n", "AAA", T0, 0.7, "up"))
+    straight = feed(model, straight_state, bars)
+    state = model.initial_state()
+    model.on_news(state, ScoredNews("n", "AAA", T0, 0.7, "up"))
+    resumed = feed(model, state, bars[:80])
+    state = pickle.loads(pickle.dumps(state))
+    resumed += feed(model, state, bars[80:])
+    assert without_ingest_ts(resumed) == without_ingest_ts(straight)
+    assert any(isinstance(e, Signal) for e in straight) and any(
+        isinstance(e, Alert) for e in straight
+    )
+
+
+def test_a_bad_bar_raises_and_leaves_the_state_as_it_was() -> None:
+    model = SymbolModel([StrategySpec("sma_cross", {"fast": 2, "slow": 3})], AnalyticsSettings())
+    state = model.initial_state()
+    feed(model, state, [bar(i, str(100 + i)) for i in range(5)])
+    before = pickle.dumps(state)
+    bad = ClosedBar(
+        "AAA", T0 + 5 * MINUTE, Decimal(1), Decimal(1), Decimal(1), Decimal(0), 1, None, 1
+    )
+    with pytest.raises(ValueError, match="non-positive"):
+        model.on_bar(state, bad)
+    assert pickle.dumps(state) == before

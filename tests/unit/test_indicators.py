@@ -1,16 +1,19 @@
-"""Indicator parity with TA-Lib, bar by bar, warm-up included; JSON state round trips."""
+"""Indicator parity with TA-Lib, bar by bar, warm-up included; JSON and live state round trips;
+the exact rolling sums the standard deviations use."""
 
 from __future__ import annotations
 
 import json
 import math
+import pickle
+from fractions import Fraction
 
 import numpy as np
 import pytest
 import talib
 
 from flinktrade.errors import ConfigError
-from flinktrade.indicators import DEFAULT_INDICATORS, BarInput, IndicatorEngine
+from flinktrade.indicators import DEFAULT_INDICATORS, BarInput, ExactWindow, IndicatorEngine
 
 TOLERANCE = 1e-9
 
@@ -308,3 +311,59 @@ def test_hand_computed_values_on_a_tiny_series() -> None:
     assert rows[3]["ema_3"] == pytest.approx(2.0 + (6.0 - 2.0) * 0.5)
     assert rows[2]["volume_z_2"] == pytest.approx((20 - 20) / 10)
     assert rows[3]["volume_z_2"] == pytest.approx((45 - 25) / 5)
+
+
+def test_the_live_state_gives_the_json_path_values_and_pickles_mid_stream() -> None:
+    engine = IndicatorEngine(NAMES)
+    inputs = bar_inputs(make_bars(14, n=400))
+    by_json = run(engine, inputs)
+    live = engine.start()
+    by_live = []
+    for i, b in enumerate(inputs):
+        if i == 170:
+            live = pickle.loads(pickle.dumps(live))
+        if i == 260:
+            live = engine.from_json(json.loads(json.dumps(engine.to_json(live))))
+        by_live.append(engine.advance(live, b.high, b.low, b.close, b.volume, b.vwap))
+    assert by_live == by_json  # identical, not merely close
+
+
+def test_a_bad_bar_leaves_the_live_state_untouched() -> None:
+    engine = IndicatorEngine(DEFAULT_INDICATORS)
+    live = engine.start()
+    for b in bar_inputs(make_bars(15, n=30)):
+        engine.advance(live, b.high, b.low, b.close, b.volume, b.vwap)
+    before = pickle.dumps(live)
+    for bad in (
+        (1.0, 1.0, math.inf, 1.0, None),
+        (1.0, 1.0, 1.0, -1.0, None),
+        (1, 1, 1, 1, math.nan),
+    ):
+        with pytest.raises(ValueError):
+            engine.advance(live, *bad)
+    assert pickle.dumps(live) == before
+
+
+def exact_variance(values: list[float]) -> Fraction:
+    n = len(values)
+    mean = sum(map(Fraction, values)) / n
+    return sum((Fraction(v) - mean) ** 2 for v in values) / n
+
+
+def test_exact_window_sums_are_exact_whatever_the_magnitudes() -> None:
+    rng = np.random.default_rng(3)
+    values = list(rng.normal(0, 1, 300) * 10.0 ** rng.integers(-12, 6, 300))  # exponents vary
+    values[100:130] = [values[99]] * 30  # a flat stretch longer than the window
+    window = ExactWindow(20)
+    for i, value in enumerate(values):
+        window.push(value)
+        last = values[max(0, i - 19) : i + 1]
+        assert len(window) == len(last)
+        assert window.total() == float(sum(map(Fraction, last)))  # correctly rounded, as fsum
+        assert window.mean() == float(sum(map(Fraction, last)) / len(last))
+        assert window.variance() == float(exact_variance(last))
+    assert window.variance() >= 0
+    flat = ExactWindow(20)
+    for _ in range(25):
+        flat.push(0.1)
+    assert flat.variance() == 0.0  # exactly, so sd-based indicators see a flat window

@@ -1,10 +1,18 @@
-"""What the job does with one symbol's closed bars and news, as pure functions over JSON state.
+"""What the job does with one symbol's closed bars and news, as pure functions over one state.
 
 ``SymbolModel`` is the whole per-symbol logic of the job after the bars: indicators, the news
-sentiment features, the anomaly rules and the strategies. It reads no clock and does no I/O; its
-state is one JSON-compatible dict. The Flink operator (``operator.py``) keeps that dict in keyed
-state and feeds it bars and scored news in event-time order; tests and the backtester can call it
-directly and get the same answers.
+sentiment features, the anomaly rules and the strategies. It does no I/O and reads no clock (but
+for the ``ingest_ts`` every event gets when it is made); its state is one picklable dict of plain
+values and live ``__slots__`` objects, updated in place. The Flink operator (``operator.py``) keeps
+that dict in keyed state and feeds it bars and scored news in event-time order; tests and the
+backtester can call it directly and get the same answers.
+
+It is the per-bar hot path of every run and sweep, so it avoids per-bar work that changes no
+output: indicators advance their live state in place (``IndicatorEngine.advance``); the
+``AnalyticsBar`` and the strategies' ``BarView`` are built from values already of the right types
+without re-validating them (anything else goes through pydantic as before); the price-gap and
+price-jump rules first test their threshold on cheap figures (a float gap; the exact sd that
+``volatility_<window>`` already computed) and recompute the rule's own figure only near it.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ from flinktrade import events
 from flinktrade.config import AnalyticsSettings
 from flinktrade.errors import ConfigError
 from flinktrade.events import Alert, AnalyticsBar, Severity, Signal
-from flinktrade.indicators import DEFAULT_INDICATORS, BarInput, IndicatorEngine
+from flinktrade.indicators import DEFAULT_INDICATORS, IndicatorEngine
 from flinktrade.strategies import BarView, Strategy, build
 
 log = logging.getLogger(__name__)
@@ -28,6 +36,8 @@ log = logging.getLogger(__name__)
 BAR_INTERVAL_MS = 60_000
 SENTIMENT_COLUMNS = ("sentiment", "sentiment_avg")
 """Indicator columns carrying news sentiment: the latest story's score and the decayed average."""
+_MARGIN = 1e-6
+"""Relative margin of the cheap threshold tests: beyond it, the exact figure cannot cross."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +95,96 @@ class ScoredNews:
     headline: str
 
 
+_set = object.__setattr__
+_BAR_FIELDS_SET = frozenset(AnalyticsBar.model_fields) - {"ingest_ts"}
+
+
+def _analytics_bar(bar: ClosedBar, indicators: dict[str, float | None]) -> AnalyticsBar:
+    """``AnalyticsBar(...)`` of ``bar``: what pydantic's validation would build, without it.
+
+    Every field is already of its declared type here (the fallback below validates anything
+    that is not), so the model is assembled as ``model_construct`` does, at a fraction of the
+    cost; ``tests/unit/test_analytics.py`` pins it to the validated model and its bytes."""
+    symbol, volume, trades, vwap = bar.symbol, bar.volume, bar.trades, bar.vwap
+    if not (
+        type(symbol) is str
+        and 0 < len(symbol) <= 16
+        and type(bar.ts) is int
+        and type(volume) is int
+        and volume >= 0
+        and type(trades) is int
+        and trades >= 0
+        and type(bar.interval_ms) is int
+        and (vwap is None or type(vwap) is float)
+        and type(bar.open) is Decimal
+        and type(bar.high) is Decimal
+        and type(bar.low) is Decimal
+        and type(bar.close) is Decimal
+    ):
+        return AnalyticsBar(
+            symbol=symbol,
+            ts=bar.ts,
+            open=bar.open,
+            high=bar.high,
+            low=bar.low,
+            close=bar.close,
+            volume=volume,
+            vwap=vwap,
+            trades=trades,
+            interval_ms=bar.interval_ms,
+            indicators=indicators,
+        )
+    event = AnalyticsBar.__new__(AnalyticsBar)
+    _set(
+        event,
+        "__dict__",
+        {
+            "ts": bar.ts,
+            "ingest_ts": events.now_ms(),
+            "symbol": symbol,
+            "open": bar.open,
+            "high": bar.high,
+            "low": bar.low,
+            "close": bar.close,
+            "volume": volume,
+            "vwap": vwap,
+            "trades": trades,
+            "interval_ms": bar.interval_ms,
+            "indicators": indicators,
+        },
+    )
+    _set(event, "__pydantic_fields_set__", set(_BAR_FIELDS_SET))
+    _set(event, "__pydantic_extra__", None)
+    _set(event, "__pydantic_private__", None)
+    return event
+
+
+def _bar_view(
+    bar: ClosedBar, indicators: dict[str, float | None], sentiment: float | None
+) -> BarView:
+    """``BarView(...)`` of ``bar``: the frozen dataclass filled in one step instead of eleven
+    ``object.__setattr__`` calls (the same object; pinned by a test)."""
+    view = BarView.__new__(BarView)
+    _set(
+        view,
+        "__dict__",
+        {
+            "symbol": bar.symbol,
+            "ts": bar.ts,
+            "end_ts": bar.ts + bar.interval_ms,
+            "open": bar.open,
+            "high": bar.high,
+            "low": bar.low,
+            "close": bar.close,
+            "volume": bar.volume,
+            "vwap": bar.vwap,
+            "indicators": indicators,
+            "sentiment": sentiment,
+        },
+    )
+    return view
+
+
 class SymbolModel:
     """Indicators, sentiment, alerts and strategies for one symbol at a time (state passed in)."""
 
@@ -92,13 +192,27 @@ class SymbolModel:
         self.settings = settings
         self.strategies = build_all(specs)
         wanted = set(DEFAULT_INDICATORS)
-        wanted.add(f"volume_z_{settings.volume_spike_window}")
+        self._volume_z = f"volume_z_{settings.volume_spike_window}"
+        wanted.add(self._volume_z)
         for _spec, strategy in self.strategies:
             wanted |= {n for n in strategy.indicators() if n not in SENTIMENT_COLUMNS}
         self.engine = IndicatorEngine(wanted)
+        # price_jump's window is volatility_<window>'s: its exact sd decides most bars cheaply
+        volatility = f"volatility_{settings.price_jump_window}"
+        self._returns_sd = volatility if volatility in self.engine.names else None
+        # (state key, strategy, symbols it runs on or empty for all, columns its signals record)
+        self._runs = [
+            (strategy.name, strategy, spec.symbols, tuple(sorted(strategy.indicators())))
+            for spec, strategy in self.strategies
+        ]
 
     def initial_state(self) -> dict[str, Any]:
-        return {"ind": self.engine.initial_state(), "strategies": {}, "returns": []}
+        return {
+            "ind": self.engine.start(),
+            "strategies": {},
+            "returns": [],  # the last price_jump_window log returns of close
+            "returns_sd": None,  # their population sd when an indicator computes it
+        }
 
     # -- news ------------------------------------------------------------------------------------
 
@@ -147,100 +261,72 @@ class SymbolModel:
     def on_bar(self, state: dict[str, Any], bar: ClosedBar) -> list[events.Event]:
         """Indicators, alerts and strategies for one closed bar (``state`` updated in place).
 
-        Returns the ``AnalyticsBar`` first, then alerts, then signals."""
-        values, state["ind"] = self.engine.update(
-            state["ind"],
-            BarInput(
-                float(bar.open),
-                float(bar.high),
-                float(bar.low),
-                float(bar.close),
-                float(bar.volume),
-                bar.vwap,
-            ),
+        Returns the ``AnalyticsBar`` first, then alerts, then signals. Raises ``ValueError``, with
+        ``state`` unchanged, for a bar with a non-finite or non-positive price or a negative
+        volume."""
+        close = float(bar.close)
+        indicators = self.engine.advance(
+            state["ind"], float(bar.high), float(bar.low), close, float(bar.volume), bar.vwap
         )
-        last, average = self.sentiment_at(state, bar.end_ts)
-        indicators: dict[str, float | None] = dict(values)
+        end_ts = bar.ts + bar.interval_ms
+        last, average = self.sentiment_at(state, end_ts)
         indicators["sentiment"], indicators["sentiment_avg"] = last, average
-        out: list[events.Event] = [
-            AnalyticsBar(
-                symbol=bar.symbol,
-                ts=bar.ts,
-                open=bar.open,
-                high=bar.high,
-                low=bar.low,
-                close=bar.close,
-                volume=bar.volume,
-                vwap=bar.vwap,
-                trades=bar.trades,
-                interval_ms=bar.interval_ms,
-                indicators=indicators,
-            )
-        ]
-        if self.settings.alerts:
-            out.extend(self._bar_alerts(state, bar, indicators))
-        state["last_close"] = str(bar.close)
-        state["last_end"] = bar.end_ts
+        out: list[events.Event] = [_analytics_bar(bar, indicators)]
+        previous = state.get("last_close_f")
+        if previous is not None:
+            log_return = math.log(close / previous)
+            if self.settings.alerts:
+                out.extend(self._bar_alerts(state, bar, indicators, previous, log_return))
+            returns: list[float] = state["returns"]
+            returns.append(log_return)
+            del returns[: -self.settings.price_jump_window]
+            if self._returns_sd is not None:
+                state["returns_sd"] = indicators[self._returns_sd]
+        elif self.settings.alerts:
+            out.extend(self._bar_alerts(state, bar, indicators, None, 0.0))
+        state["last_close"] = bar.close
+        state["last_close_f"] = close
+        state["last_end"] = end_ts
         state.pop("stale_alerted", None)
-        view = BarView(
-            symbol=bar.symbol,
-            ts=bar.ts,
-            end_ts=bar.end_ts,
-            open=bar.open,
-            high=bar.high,
-            low=bar.low,
-            close=bar.close,
-            volume=bar.volume,
-            vwap=bar.vwap,
-            indicators=indicators,
-            sentiment=average,
-        )
-        out.extend(self._strategies(state["strategies"], view))
+        if self._runs:
+            out.extend(self._strategies(state["strategies"], _bar_view(bar, indicators, average)))
         return out
 
     def _bar_alerts(
-        self, state: dict[str, Any], bar: ClosedBar, indicators: Mapping[str, float | None]
+        self,
+        state: dict[str, Any],
+        bar: ClosedBar,
+        indicators: Mapping[str, float | None],
+        previous: float | None,
+        log_return: float,
     ) -> list[Alert]:
+        """The bar's alerts; ``previous`` is the last bar's close (None on the first bar) and
+        ``log_return`` the log return from it."""
         s = self.settings
         alerts: list[Alert] = []
-        previous = state.get("last_close")
         if previous is not None:
-            prev_close = Decimal(previous)
-            gap = float((bar.open - prev_close) / prev_close * 100)
-            if abs(gap) >= s.gap_pct:
-                alerts.append(
-                    self._alert(
-                        "price_gap",
-                        bar,
-                        abs(gap) >= 2 * s.gap_pct,
-                        f"Opened {gap:+.2f}% from the previous close {prev_close}",
-                        gap,
-                        s.gap_pct if gap > 0 else -s.gap_pct,
-                    )
-                )
-            returns: list[float] = state["returns"]
-            log_return = math.log(float(bar.close) / float(prev_close))
-            if len(returns) >= s.price_jump_window:
-                n = len(returns)
-                mean = sum(returns) / n
-                std = math.sqrt(sum((r - mean) ** 2 for r in returns) / n)
-                if std > 0:
-                    z = (log_return - mean) / std
-                    if abs(z) >= s.price_jump_z:
-                        alerts.append(
-                            self._alert(
-                                "price_jump",
-                                bar,
-                                abs(z) >= 1.5 * s.price_jump_z,
-                                f"Return {log_return * 100:+.2f}% is {z:+.1f} standard deviations "
-                                f"from the last {n} bars",
-                                z,
-                                s.price_jump_z if z > 0 else -s.price_jump_z,
-                            )
+            rough_gap = (float(bar.open) - previous) / previous * 100
+            if abs(rough_gap) >= s.gap_pct * (1 - _MARGIN):  # near or past: decide exactly
+                prev_close: Decimal = state["last_close"]
+                gap = float((bar.open - prev_close) / prev_close * 100)
+                if abs(gap) >= s.gap_pct:
+                    alerts.append(
+                        self._alert(
+                            "price_gap",
+                            bar,
+                            abs(gap) >= 2 * s.gap_pct,
+                            f"Opened {gap:+.2f}% from the previous close {prev_close}",
+                            gap,
+                            s.gap_pct if gap > 0 else -s.gap_pct,
                         )
-            returns.append(log_return)
-            del returns[: -s.price_jump_window]
-        volume_z = indicators.get(f"volume_z_{s.volume_spike_window}")
+                    )
+            returns: list[float] = state["returns"]
+            if len(returns) >= s.price_jump_window:
+                sd: float | None = state["returns_sd"]  # exact; the rule's own differs by ulps
+                deviation = abs(log_return - sum(returns) / len(returns))  # the rule's mean
+                if not sd or deviation >= s.price_jump_z * (1 - _MARGIN) * sd:
+                    alerts.extend(self._price_jump(bar, returns, log_return))
+        volume_z = indicators.get(self._volume_z)
         if volume_z is not None and volume_z >= s.volume_spike_z:
             alerts.append(
                 self._alert(
@@ -254,6 +340,30 @@ class SymbolModel:
                 )
             )
         return alerts
+
+    def _price_jump(self, bar: ClosedBar, returns: list[float], log_return: float) -> list[Alert]:
+        """The price-jump rule's reference figure: the z-score of ``log_return`` against
+        ``returns`` (mean and population sd, summed in order)."""
+        s = self.settings
+        n = len(returns)
+        mean = sum(returns) / n
+        std = math.sqrt(sum((r - mean) ** 2 for r in returns) / n)
+        if std <= 0:
+            return []
+        z = (log_return - mean) / std
+        if abs(z) < s.price_jump_z:
+            return []
+        return [
+            self._alert(
+                "price_jump",
+                bar,
+                abs(z) >= 1.5 * s.price_jump_z,
+                f"Return {log_return * 100:+.2f}% is {z:+.1f} standard deviations "
+                f"from the last {n} bars",
+                z,
+                s.price_jump_z if z > 0 else -s.price_jump_z,
+            )
+        ]
 
     @staticmethod
     def _alert(
@@ -277,10 +387,10 @@ class SymbolModel:
 
     def _strategies(self, states: dict[str, Any], bar: BarView) -> list[events.Event]:
         out: list[events.Event] = []
-        for spec, strategy in self.strategies:
-            if not spec.applies_to(bar.symbol):
+        symbol = bar.symbol
+        for key, strategy, symbols, wanted in self._runs:
+            if symbols and symbol not in symbols:
                 continue
-            key = strategy.name
             state = states.get(key)
             if state is None:
                 state = strategy.initial_state()
@@ -289,28 +399,27 @@ class SymbolModel:
             try:
                 intents, new_state = strategy.on_bar(bar, state)
             except Exception as exc:  # a user strategy may raise anything: contain it
-                log.exception("strategy %s failed on %s at %s; disabled", key, bar.symbol, bar.ts)
+                log.exception("strategy %s failed on %s at %s; disabled", key, symbol, bar.ts)
                 reason = f"{type(exc).__name__}: {exc}"[:500]
                 states[key] = {"disabled": reason}
                 out.append(
                     Alert(
-                        id=Alert.make_id(f"strategy_error:{key}", bar.symbol, bar.end_ts),
+                        id=Alert.make_id(f"strategy_error:{key}", symbol, bar.end_ts),
                         kind="strategy_error",
                         severity=Severity.CRITICAL,
-                        symbol=bar.symbol,
-                        message=f"Strategy {key} raised {reason}; disabled for {bar.symbol}",
+                        symbol=symbol,
+                        message=f"Strategy {key} raised {reason}; disabled for {symbol}",
                         ts=bar.end_ts,
                     )
                 )
                 continue
             states[key] = new_state
-            wanted = sorted(strategy.indicators())
             for intent in intents:
                 out.append(
                     Signal(
-                        id=Signal.make_id(key, bar.symbol, bar.ts),
+                        id=Signal.make_id(key, symbol, bar.ts),
                         strategy=key,
-                        symbol=bar.symbol,
+                        symbol=symbol,
                         side=intent.side,
                         price=bar.close,
                         bar_ts=bar.ts,

@@ -47,6 +47,8 @@ class BollingerBreakout:
         close = float(bar.close)
         zone = 1 if close > upper else -1 if close < lower else 0
         previous, last = state.get("zone"), state.get("last")
+        if zone == previous and "last" in state:
+            return [], state  # nothing changes: keep the state (it is never mutated)
         new_state = {"zone": zone, "last": last}
         if previous is None or zone in (previous, 0):
             return [], new_state

@@ -5,6 +5,8 @@ from __future__ import annotations
 from flinktrade.events import Side
 from flinktrade.strategies.base import BarView, Intent, State
 
+_BUY, _SELL = Side.BUY.value, Side.SELL.value
+
 
 class RsiReversion:
     """RSI mean reversion: buy as RSI rises through ``low``, sell as it falls through ``high``.
@@ -41,11 +43,12 @@ class RsiReversion:
         new_state = {"rsi": rsi, "last": last}
         if previous is None:
             return [], new_state
-        label = f"RSI{self.period}"
-        if previous < self.low <= rsi and last != Side.BUY.value:
-            new_state["last"] = Side.BUY.value
-            return [Intent(Side.BUY, 1.0, f"{label} crossed above {self.low:g}")], new_state
-        if previous > self.high >= rsi and last != Side.SELL.value:
-            new_state["last"] = Side.SELL.value
-            return [Intent(Side.SELL, 1.0, f"{label} crossed below {self.high:g}")], new_state
+        if previous < self.low <= rsi and last != _BUY:
+            new_state["last"] = _BUY
+            reason = f"RSI{self.period} crossed above {self.low:g}"
+            return [Intent(Side.BUY, 1.0, reason)], new_state
+        if previous > self.high >= rsi and last != _SELL:
+            new_state["last"] = _SELL
+            reason = f"RSI{self.period} crossed below {self.high:g}"
+            return [Intent(Side.SELL, 1.0, reason)], new_state
         return [], new_state

@@ -7,6 +7,7 @@ from flinktrade.strategies.base import BarView, Intent, State
 
 SENTIMENT_COLUMN = "sentiment_avg"
 """The column carrying the sentiment a bar's ``BarView.sentiment`` holds (recorded in signals)."""
+_BUY, _SELL = Side.BUY.value, Side.SELL.value
 
 
 class SentimentMomentum:
@@ -55,25 +56,28 @@ class SentimentMomentum:
         if ema is None or hist is None:
             return [], state
         close, sentiment, last = float(bar.close), bar.sentiment, state.get("last")
-        up = close > ema and hist > 0
-        down = close < ema or hist < 0
-        mood = "n/a" if sentiment is None else f"{sentiment:+.2f}"
-        intent: Intent | None = None
-        if sentiment is not None and sentiment <= -self.threshold and last != Side.SELL.value:
+        if sentiment is not None and sentiment <= -self.threshold and last != _SELL:
             intent = Intent(
-                Side.SELL, min(1.0, -sentiment), f"news sentiment {mood} <= -{self.threshold:g}"
+                Side.SELL,
+                min(1.0, -sentiment),
+                f"news sentiment {sentiment:+.2f} <= -{self.threshold:g}",
             )
-        elif down and last == Side.BUY.value:
+        elif (close < ema or hist < 0) and last == _BUY:  # momentum down
             why = f"close below EMA{self.period}" if close < ema else "MACD histogram below 0"
+            mood = "n/a" if sentiment is None else f"{sentiment:+.2f}"
             intent = Intent(Side.SELL, 1.0, f"momentum turned down: {why} (sentiment {mood})")
         elif (
-            up and sentiment is not None and sentiment >= self.threshold and last != Side.BUY.value
+            close > ema
+            and hist > 0  # momentum up
+            and sentiment is not None
+            and sentiment >= self.threshold
+            and last != _BUY
         ):
             intent = Intent(
                 Side.BUY,
                 min(1.0, sentiment),
-                f"close above EMA{self.period}, MACD histogram > 0, sentiment {mood}",
+                f"close above EMA{self.period}, MACD histogram > 0, sentiment {sentiment:+.2f}",
             )
-        if intent is None:
+        else:
             return [], state
         return [intent], {"last": intent.side.value}

@@ -19,16 +19,17 @@ class SmaCross:
         if not 1 <= fast < slow:
             raise ValueError(f"sma_cross needs 1 <= fast < slow, got fast={fast} slow={slow}")
         self.fast, self.slow, self.name = fast, slow, name
+        self._fast, self._slow = f"sma_{fast}", f"sma_{slow}"
 
     def indicators(self) -> set[str]:
-        return {f"sma_{self.fast}", f"sma_{self.slow}"}
+        return {self._fast, self._slow}
 
     def initial_state(self) -> State:
         return {"sign": 0}
 
     def on_bar(self, bar: BarView, state: State) -> tuple[list[Intent], State]:
-        fast = bar.indicators.get(f"sma_{self.fast}")
-        slow = bar.indicators.get(f"sma_{self.slow}")
+        indicators = bar.indicators
+        fast, slow = indicators.get(self._fast), indicators.get(self._slow)
         if fast is None or slow is None:
             return [], state
         sign = (fast > slow) - (fast < slow)

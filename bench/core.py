@@ -1,0 +1,177 @@
+"""The per-bar analytics core alone: ``SymbolModel.on_bar`` in-process, CPU time per bar.
+
+    .venv/bin/python -m bench.core [--symbols 20] [--bars 1000] [--repeats 5]
+
+Generates ``symbols`` x ``bars`` one-minute bars (a seeded log-random walk in cents, volumes with
+occasional spikes, a scored news story every ~30 bars per symbol) and feeds them, symbol after
+symbol interleaved bar by bar, to one ``SymbolModel`` with the default indicator set, the bar
+alerts on and the four built-in strategies (defaults). Each run builds a fresh model and fresh
+states; the figure is CPU time (``time.process_time``: the machine is shared, wall time is noise)
+divided by the number of bars, the median of ``repeats`` runs (min and max beside it). A warm-up
+run is discarded. The news calls are inside the timed loop (one per ~30 bars).
+
+Prints two JSON lines:
+
+    {"contender": "core", "us_per_bar": ..., ...}          on_bar alone, and with every output
+                                                            encoded to its wire bytes as the Flink
+                                                            operator does (``us_per_bar_encoded``)
+    {"contender": "core-scaling", "us_per_bar": {"1": ..., "4": ..., "16": ...}, ...}
+                                                            the same with 1, 4 and 16 strategy
+                                                            instances (the built-ins in turn,
+                                                            distinct names, same indicators)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import random
+import statistics
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from flinktrade import events
+from flinktrade.config import AnalyticsSettings
+from flinktrade.pipeline.analytics import ClosedBar, ScoredNews, StrategySpec, SymbolModel
+
+T0 = 1_704_205_800_000  # 2024-01-02 14:30 UTC
+MINUTE = 60_000
+BUILTINS = ("sma_cross", "rsi_reversion", "bollinger_breakout", "sentiment_momentum")
+
+Item = ClosedBar | ScoredNews
+
+
+def workload(symbols: int, bars: int, seed: int = 16) -> list[Item]:
+    """Bars and news in event-time order, symbols interleaved bar by bar."""
+    rng = random.Random(seed)
+    series: list[list[Item]] = []
+    for s in range(symbols):
+        symbol = f"S{s:03d}"
+        price = 20 + 200 * rng.random()
+        items: list[Item] = []
+        for i in range(bars):
+            ts = T0 + i * MINUTE
+            if rng.random() < 1 / 30:
+                score = max(-1.0, min(1.0, rng.gauss(0, 0.5)))
+                items.append(ScoredNews(f"{symbol}-{i}", symbol, ts + 1, score, "a story"))
+            open_ = price * math.exp(rng.gauss(0, 0.0005))
+            price *= math.exp(rng.gauss(0, 0.002) * (8 if rng.random() < 0.005 else 1))
+            o, c = Decimal(f"{open_:.2f}"), Decimal(f"{price:.2f}")
+            h = max(o, c) + Decimal(f"{abs(rng.gauss(0, 0.0005)) * price:.2f}")
+            low = max(
+                Decimal("0.01"), min(o, c) - Decimal(f"{abs(rng.gauss(0, 0.0005)) * price:.2f}")
+            )
+            volume = rng.randint(100, 10_000) * (12 if rng.random() < 0.01 else 1)
+            vwap = None if rng.random() < 0.1 else float((o + c) / 2)
+            items.append(ClosedBar(symbol, ts, o, h, low, c, volume, vwap, rng.randint(1, 90)))
+        series.append(items)
+    merged = [item for items in series for item in items]
+    merged.sort(key=lambda x: x.ts)  # stable: per-symbol order kept
+    return merged
+
+
+def specs(instances: int) -> tuple[StrategySpec, ...]:
+    return tuple(
+        StrategySpec(BUILTINS[i % 4], {"name": f"{BUILTINS[i % 4]}_{i}"}) for i in range(instances)
+    )
+
+
+def _encode_all(out: list[Any]) -> None:
+    for event in out:
+        events.encode(event)
+
+
+def run_once(items: list[Item], instances: int, encode: bool) -> tuple[float, int, int]:
+    """CPU seconds, bars, outputs of one pass over ``items`` with a fresh model."""
+    model = SymbolModel(specs(instances), AnalyticsSettings())
+    states: dict[str, dict[str, Any]] = {}
+    sink: Callable[[list[Any]], None] = _encode_all if encode else (lambda out: None)
+    bars = outputs = 0
+    started = time.process_time()
+    for item in items:
+        state = states.get(item.symbol)
+        if state is None:
+            state = states[item.symbol] = model.initial_state()
+        if isinstance(item, ClosedBar):
+            out = model.on_bar(state, item)
+            bars += 1
+        else:
+            out = model.on_news(state, item)
+        outputs += len(out)
+        sink(out)
+    return time.process_time() - started, bars, outputs
+
+
+def measure(items: list[Item], instances: int, encode: bool, repeats: int) -> dict[str, Any]:
+    run_once(items, instances, encode)  # warm-up, discarded
+    per_bar = []
+    outputs = bars = 0
+    for _ in range(repeats):
+        cpu, bars, outputs = run_once(items, instances, encode)
+        per_bar.append(cpu / bars * 1e6)
+    return {
+        "median": round(statistics.median(per_bar), 2),
+        "min": round(min(per_bar), 2),
+        "max": round(max(per_bar), 2),
+        "bars": bars,
+        "outputs": outputs,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--symbols", type=int, default=20)
+    parser.add_argument("--bars", type=int, default=1000, help="bars per symbol")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="the core line only")
+    args = parser.parse_args()
+    items = workload(args.symbols, args.bars)
+    common = {
+        "clock": "process_time",
+        "repeats": args.repeats,
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores",
+        "date": time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime()),
+    }
+    core = measure(items, 4, False, args.repeats)
+    encoded = measure(items, 4, True, args.repeats)
+    print(
+        json.dumps(
+            {
+                "contender": "core",
+                "us_per_bar": core["median"],
+                "us_per_bar_min": core["min"],
+                "us_per_bar_max": core["max"],
+                "us_per_bar_encoded": encoded["median"],
+                "bars": core["bars"],
+                "outputs": core["outputs"],
+                "strategies": 4,
+                **common,
+            }
+        ),
+        flush=True,
+    )
+    if args.quick:
+        return
+    scaling = {str(n): measure(items, n, False, args.repeats) for n in (1, 4, 16)}
+    print(
+        json.dumps(
+            {
+                "contender": "core-scaling",
+                "us_per_bar": {n: m["median"] for n, m in scaling.items()},
+                "us_per_bar_min": {n: m["min"] for n, m in scaling.items()},
+                "us_per_bar_max": {n: m["max"] for n, m in scaling.items()},
+                "bars": core["bars"],
+                **common,
+            }
+        ),
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    main()
