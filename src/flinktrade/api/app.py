@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import secrets
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -64,6 +65,9 @@ class HaltRequest(BaseModel):
 class KillSwitch(BaseModel):
     state: str = Field(description="running or halted")
     reason: str | None = None
+    executor_last_seen_s: float | None = Field(
+        None, description="Seconds since the executor's last heartbeat (None: never ran)."
+    )
 
 
 class AppContext:
@@ -90,9 +94,13 @@ class AppContext:
         store = self.open_store()
         try:
             reason = store.halted()
+            beat = store.heartbeat()
         finally:
             store.close()
-        return KillSwitch(state="halted" if reason else "running", reason=reason)
+        seen = None if beat is None else round(beat.age_s(time.time_ns() // 1_000_000), 1)
+        return KillSwitch(
+            state="halted" if reason else "running", reason=reason, executor_last_seen_s=seen
+        )
 
 
 def create_app(
