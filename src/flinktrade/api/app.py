@@ -65,9 +65,6 @@ class HaltRequest(BaseModel):
 class KillSwitch(BaseModel):
     state: str = Field(description="running or halted")
     reason: str | None = None
-    executor_last_seen_s: float | None = Field(
-        None, description="Seconds since the executor's last heartbeat (None: never ran)."
-    )
 
 
 class AppContext:
@@ -94,13 +91,20 @@ class AppContext:
         store = self.open_store()
         try:
             reason = store.halted()
+        finally:
+            store.close()
+        return KillSwitch(state="halted" if reason else "running", reason=reason)
+
+    def executor_last_seen_s(self) -> float | None:
+        """Seconds since the executor's last heartbeat in the store; None if it never ran."""
+        if not self.store_path.exists():
+            return None
+        store = self.open_store()
+        try:
             beat = store.heartbeat()
         finally:
             store.close()
-        seen = None if beat is None else round(beat.age_s(time.time_ns() // 1_000_000), 1)
-        return KillSwitch(
-            state="halted" if reason else "running", reason=reason, executor_last_seen_s=seen
-        )
+        return None if beat is None else round(beat.age_s(time.time_ns() // 1_000_000), 1)
 
 
 def create_app(
@@ -171,6 +175,7 @@ def create_app(
                 "last_bar_age_s": feed.last_bar_age_s,
             },
             "executor": executor.model_dump(),
+            "executor_last_seen_s": ctx.executor_last_seen_s(),
             "feed": {
                 "caught_up": feed.caught_up,
                 "error": None if ctx.feed.error is None else type(ctx.feed.error).__name__,
