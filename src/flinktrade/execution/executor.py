@@ -238,7 +238,10 @@ class Executor:
     def _close(self) -> None:
         try:
             if self._consumer is not None:
-                self._commit_offsets(sync=True)
+                try:
+                    self._commit_offsets(sync=True)
+                except KafkaException as exc:  # the decisions are stored: repeats are skipped
+                    log.warning("executor: final offset commit failed: %s", exc)
                 self._consumer.close()
         finally:
             self.market.close()

@@ -4,7 +4,7 @@ Pure: bytes in, a valid ``Signal`` or an ``Invalid`` with a one-line reason out.
 an invalid record to the dead-letter topic and goes on with the next one; nothing about it is
 stored as an order. The bounds do not rely on ``events.Signal`` enforcing them (it may, or may not,
 in a given version): a symbol the broker cannot take, a price that is not a positive finite number
-of at most 6 decimals, or a time outside 1970..2100 never reaches sizing, risk or the store.
+of at most 6 decimals, or a time outside 1970..2100 (or a bar that starts after it closes) never reaches sizing, risk or the store.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ PRICE_DECIMALS = 6
 PRICE_STEP = Decimal(1).scaleb(-PRICE_DECIMALS)
 MIN_TS = 1
 MAX_TS = 4_102_444_800_000  # 2100-01-01 UTC
+MAX_BAR_SPAN_MS = 31 * 24 * 3600 * 1000
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,11 @@ def check(signal: Signal) -> str | None:
         value = getattr(signal, name)
         if not MIN_TS <= value < MAX_TS:
             return f"{name} {_show(str(value))} is not a time between 1970 and 2100 (epoch ms)"
+    if not 0 <= signal.ts - signal.bar_ts <= MAX_BAR_SPAN_MS:
+        return (
+            f"bar_ts {signal.bar_ts} must be at most 31 days before ts {signal.ts} "
+            "(the bar's start, then its close)"
+        )
     if not math.isfinite(signal.strength):
         return "strength must be a finite number"
     return None

@@ -76,6 +76,8 @@ def test_a_valid_signal_passes_intake() -> None:
         ("price", "1e30", "price"),
         ("ts", -86_400_000, "ts"),
         ("bar_ts", 10**23, "bar_ts"),
+        ("bar_ts", NOW, "bar_ts"),  # starts after its close (ts)
+        ("bar_ts", NOW - 32 * 86_400_000, "bar_ts"),
         ("id", "", "id"),
         ("id", "x" * 65, "id"),
         ("strategy", "", "strategy"),
@@ -92,8 +94,6 @@ def test_reproduced_hostile_signals_are_invalid_with_a_reason(
 HARMLESS = {
     # fields with defaults, or padding the model ignores: a usable signal
     "missing_ingest_ts", "missing_reason", "missing_strength", "one_mb",
-    "ts_float",  # 1.5e12 is an integer: a valid (old) time, denied later for its age
-    "bar_ts_float",
 }  # fmt: skip
 
 
