@@ -32,7 +32,6 @@ itself the n-th time it reaches ``step`` (``intent_stored``, ``offset_committed`
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import queue
@@ -155,8 +154,6 @@ class Executor:
         self.error: BaseException | None = None
         self._alive = False
         self._next_beat = 0.0
-        # brokers/base.py: submit(request, may_send=None); a broker written before it lacks it
-        self._guarded_submit = "may_send" in inspect.signature(broker.submit).parameters
         self._blocked: str | None = None
         self._halted_seen: str | None = None
         self._market_open: bool | None = None
@@ -495,13 +492,7 @@ class Executor:
             why = self._resend_refusal(current or order)
             return None if why is None else f"not sent: {why}"
 
-        submit: Callable[..., BrokerOrder] = self.broker.submit
-        if self._guarded_submit:
-            return submit(self._request(order), may_send=may_send)
-        why = may_send()  # a broker without the guard: check once, before the only attempt
-        if why is not None:
-            raise OrderRefused(why)
-        return submit(self._request(order))
+        return self.broker.submit(self._request(order), may_send=may_send)
 
     def _resolve(self, coid: str, *, allow_resend: bool) -> str:
         """Look an order up by ``client_order_id`` and apply what the broker says.
@@ -894,6 +885,7 @@ def make_broker(settings: Settings, broker: str, *, live: bool = False) -> Broke
             live=live,
             timeout_s=settings.execution.request_timeout_s,
             max_rate_limit_wait_s=settings.execution.max_rate_limit_wait_s,
+            requests_per_minute=settings.execution.trading_requests_per_minute,
         )
     raise ConfigError(f"unknown broker {broker!r} (sim or alpaca)")
 

@@ -19,7 +19,6 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -38,6 +37,7 @@ from flinktrade.execution.brokers.base import (
     OrderRefused,
     OrderRequest,
     ReconnectHandler,
+    SendGuard,
     TradeUpdate,
     UpdateHandler,
 )
@@ -111,14 +111,12 @@ class SimulatedBroker(Broker):
 
     # ------------------------------------------------------------------ Broker
 
-    def submit(
-        self, request: OrderRequest, may_send: Callable[[], str | None] | None = None
-    ) -> BrokerOrder:
+    def submit(self, request: OrderRequest, may_send: SendGuard | None = None) -> BrokerOrder:
+        reason = None if may_send is None else may_send()
+        if reason is not None:
+            raise OrderRefused(reason)
         if request.type != "market" or request.qty <= 0:
             raise OrderRefused("the simulated broker takes market orders with qty > 0")
-        refusal = may_send() if may_send is not None else None
-        if refusal is not None:
-            raise OrderRefused(refusal)
         with self._lock:
             try:
                 self._db.execute(
