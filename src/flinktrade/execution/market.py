@@ -82,6 +82,18 @@ def parse_price(raw: bytes) -> MarketPrice | None:
         return None
 
 
+def _end_offsets(consumer: Consumer, topic: str, timeout_s: float = 15.0) -> list[TopicPartition]:
+    """``bus.end_offsets``, waiting out a topic just created that the metadata does not show yet."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return bus.end_offsets(consumer, topic)
+        except TransientError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 class PriceFeed:
     """Follows the price topics into a ``LastPrices``; used from the executor's one thread."""
 
@@ -108,7 +120,7 @@ class PriceFeed:
         )
         assignment: list[TopicPartition] = []
         for topic in self.topics:
-            for end in bus.end_offsets(consumer, topic):
+            for end in _end_offsets(consumer, topic):
                 low, _high = consumer.get_watermark_offsets(end, timeout=10)
                 start = max(low, end.offset - self.lookback)
                 assignment.append(TopicPartition(topic, end.partition, start))
