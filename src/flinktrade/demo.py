@@ -197,6 +197,7 @@ def demo_settings(settings: Settings) -> Settings:
     risk = execution.risk.model_copy(
         update={
             "allow_outside_market_hours": True,
+            "signal_age_from_event_time": False,  # simulated event time is not the clock
             "max_orders_per_minute": int(execution.risk.max_orders_per_minute * scale),
             "halt_after_rate_denials": int(execution.risk.halt_after_rate_denials * scale),
         }

@@ -16,6 +16,7 @@ import asyncio
 import json
 import logging
 import secrets
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -100,6 +101,17 @@ class AppContext:
             store.close()
         return KillSwitch(state="halted" if reason else "running", reason=reason)
 
+    def executor_last_seen_s(self) -> float | None:
+        """Seconds since the executor's last heartbeat in the store; None if it never ran."""
+        if not self.store_path.exists():
+            return None
+        store = self.open_store()
+        try:
+            beat = store.heartbeat()
+        finally:
+            store.close()
+        return None if beat is None else round(beat.age_s(time.time_ns() // 1_000_000), 1)
+
 
 def create_app(
     settings: Settings, *, token: SecretStr | None = None, slack_stats: SlackStats | None = None
@@ -176,6 +188,7 @@ def create_app(
                 "last_bar_age_s": feed.last_bar_age_s,
             },
             "executor": executor.model_dump(),
+            "executor_last_seen_s": ctx.executor_last_seen_s(),
             "feed": {
                 "caught_up": feed.caught_up,
                 "error": None if ctx.feed.error is None else type(ctx.feed.error).__name__,

@@ -1,7 +1,10 @@
-"""Executor commands: ``execute``, ``positions``, ``orders``, ``halt``, ``resume``, ``flatten``.
+"""Executor commands: ``execute``, ``status``, ``positions``, ``orders``, ``halt``, ``resume``,
+``flatten``.
 
 Registered as top-level commands by the main CLI (``register(app)``). Errors are raised as
-flinktrade errors; the main CLI turns them into one ``error:`` line and an exit code.
+flinktrade errors; the main CLI turns them into one ``error:`` line and an exit code. Every command
+but ``execute`` works on the executor's existing order store and refuses to create one: a kill
+switch set in a new empty store would stop nothing.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import json
 import signal
 import threading
+import time
 from types import FrameType
 from typing import Annotated
 
@@ -17,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from flinktrade.config import Settings, load_settings
-from flinktrade.errors import ConfigError
+from flinktrade.errors import ConfigError, FlinktradeError
 from flinktrade.execution.store import OrderStore
 
 console = Console(stderr=True, highlight=False)
@@ -29,7 +33,14 @@ BrokerOption = Annotated[
 
 
 def _store(settings: Settings) -> OrderStore:
-    return OrderStore(settings.execution.store_path(settings.state_dir))
+    """The executor's order store; a ``ConfigError`` (one line) when there is none at the path."""
+    path = settings.execution.store_path(settings.state_dir)
+    if not path.is_file():
+        raise ConfigError(
+            f"no order store at {path}: the executor has not run with these settings; set "
+            "FLINKTRADE_STATE_DIR (or FLINKTRADE_EXECUTION__STORE_FILE) to the executor's"
+        )
+    return OrderStore(path)
 
 
 def _check_broker(broker: str, live: bool, confirmed: bool) -> None:
@@ -79,8 +90,32 @@ def execute(
     signal.signal(signal.SIGTERM, on_signal)
     mode = "LIVE (real money)" if live else "paper" if broker == "alpaca" else "simulated"
     console.print(f"executor: broker {broker} ({mode}); Ctrl-C to stop")
-    stats = run_executor(settings, stop, broker, live=live)
+    try:
+        stats = run_executor(settings, stop, broker, live=live)
+    except FlinktradeError:
+        raise
+    except Exception as exc:  # one line and a non-zero exit, never a traceback
+        raise FlinktradeError(f"executor stopped: {type(exc).__name__}: {exc}") from None
     out.print(json.dumps(stats.as_dict()), soft_wrap=True)
+
+
+def status() -> None:
+    """Kill switch, executor heartbeat, open orders and positions of the order store."""
+    store = _store(load_settings())
+    try:
+        beat = store.heartbeat()
+        halted = store.halted()
+        open_orders = len(store.open_orders())
+        held = store.positions()
+    finally:
+        store.close()
+    if beat is None:
+        out.print("executor never ran on this store")
+    else:
+        age = beat.age_s(time.time_ns() // 1_000_000)
+        out.print(f"executor last seen {age:.1f} s ago (pid {beat.pid})")
+    out.print(f"kill switch {'ON: ' + halted if halted else 'off'}")
+    out.print(f"open orders {open_orders}, positions {len(held)}")
 
 
 def positions() -> None:
@@ -175,30 +210,48 @@ def resume(
 
 def flatten(
     broker: BrokerOption = "sim",
-    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Send the orders (without it: list them only).")
+    ] = False,
     live: Annotated[bool, typer.Option("--live", help="The account is a live one.")] = False,
     confirmed: Annotated[
         bool, typer.Option("--i-understand-this-is-real-money", show_default=False)
     ] = False,
 ) -> None:
-    """Halt, then close every position at the broker with market orders (asks first)."""
+    """List the market orders that would close every position; with --yes, halt and send them.
+
+    Ids are per symbol and UTC day and open orders are counted, so running it twice never sells
+    more than is held."""
     from flinktrade.execution.executor import Executor, make_broker
 
     _check_broker(broker, live, confirmed)
-    if not yes and not typer.confirm(
-        f"Close ALL positions at {broker} with market orders and set the kill switch?"
-    ):
-        raise typer.Abort
     settings = load_settings()
-    done = Executor(settings, make_broker(settings, broker, live=live)).flatten()
+    _store(settings).close()  # refuse a missing store before touching the broker
+    executor = Executor(settings, make_broker(settings, broker, live=live))
+    if not yes:
+        try:
+            plan = executor.flatten_plan()
+        finally:
+            executor.broker.close()
+            executor.store.close()
+        for c in plan.closes:
+            out.print(f"would {c.side.value} {c.qty} {c.symbol} ({c.client_order_id})")
+        for note in plan.notes:
+            out.print(note)
+        if not plan.closes:
+            out.print("nothing to close")
+        console.print("dry run: nothing sent; `flinktrade flatten --yes` halts and sends these")
+        return
+    done = executor.flatten()
     for o in done:
-        console.print(f"{o.symbol}: {o.side.value} {o.qty} -> {o.status.value}")
+        out.print(f"{o.symbol}: {o.side.value} {o.qty} -> {o.status.value}")
     console.print("kill switch stays ON; `flinktrade resume` to trade again")
 
 
 def register(app: typer.Typer) -> None:
     """Add the executor's commands to the main CLI."""
     app.command("execute")(execute)
+    app.command("status")(status)
     app.command("positions")(positions)
     app.command("orders")(orders)
     app.command("halt")(halt)

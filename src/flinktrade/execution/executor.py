@@ -2,15 +2,23 @@
 
 One thread does all the deciding (signals, broker updates, reconciliation), so the store sees one
 writer and the order of events is the order of decisions. The broker's stream thread only queues
-updates. Per signal:
+updates. The executor follows the market price topics itself (``market.PriceFeed``): orders are
+sized and risk-checked at its own last market price, never at the signal's. Per signal:
 
-1. decode; a ``client_order_id`` (prefix + signal id) already in the store is a repeat: skip;
-2. size, then the risk checks (no I/O); a breach is stored as a ``denied`` order and alerted;
-3. store the intent and commit (fsync); then commit the Kafka offset up to this signal;
-4. mark it ``sending``, ``POST`` it; a timeout/5xx/dropped connection is *unknown* and is
-   resolved by looking the ``client_order_id`` up, never by sending again blindly;
+1. decode and validate (``intake``); a record that fails goes to the dead-letter topic with its
+   reason, and so does any other failure while deciding on one signal: the loop goes on;
+   a ``client_order_id`` (prefix + signal id) already in the store is a repeat: skip;
+2. size at the market price, then the risk checks (no I/O); a breach is stored as a ``denied``
+   order and alerted;
+3. store the intent with its order event (one transaction, fsync); then commit the Kafka offset;
+4. mark it ``sending``, ``POST`` it; the broker asks ``may_send`` before every (re)send attempt,
+   which re-checks the kill switch and the signal's age; a timeout/5xx/dropped connection is
+   *unknown* and is resolved by looking the ``client_order_id`` up, never by sending again blindly;
 5. follow the order over the stream (fills deduplicated by execution id and by the cumulative
    filled quantity) and over REST (orders still open, after every reconnect).
+
+The executor writes a heartbeat into the store every ``heartbeat_interval_s`` (``flinktrade
+status``). ``alive`` and ``error`` tell whoever runs it in a thread whether it still runs.
 
 Reconciliation (start-up and every ``reconcile_interval_s``): every order the store has not seen
 finish is looked up; open orders at the broker that the store does not know, and positions that
@@ -28,6 +36,7 @@ import logging
 import os
 import queue
 import signal as signals
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -35,13 +44,14 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from flinktrade import bus, events
 from flinktrade.config import Settings
 from flinktrade.errors import ConfigError, TransientError
-from flinktrade.events import Alert, Fill, OrderStatus, Severity, Side
-from flinktrade.execution import risk
+from flinktrade.events import Alert, DeadLetter, Fill, OrderStatus, Severity, Side
+from flinktrade.execution import flatten as flattening
+from flinktrade.execution import intake, risk
 from flinktrade.execution.brokers.base import (
     Broker,
     BrokerOrder,
@@ -51,6 +61,7 @@ from flinktrade.execution.brokers.base import (
     OutcomeUnknown,
     TradeUpdate,
 )
+from flinktrade.execution.market import PriceFeed
 from flinktrade.execution.risk import Rule
 from flinktrade.execution.settings import ExecutionSettings
 from flinktrade.execution.store import OrderStore, Phase, StoredOrder
@@ -85,6 +96,7 @@ class CrashHook:
 class ExecutorStats:
     signals: int = 0
     invalid: int = 0
+    dead_letters: int = 0
     repeats: int = 0
     denied: int = 0
     orders_sent: int = 0
@@ -95,6 +107,7 @@ class ExecutorStats:
     reconciliations: int = 0
     halted: str | None = None
     blocked: str | None = None
+    error: str | None = None
     denied_by_rule: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -136,7 +149,11 @@ class Executor:
         self._updates: queue.Queue[TradeUpdate] = queue.Queue()
         self._reconnected = threading.Event()
         self._positions: dict[str, Decimal] = {}
-        self._last_prices: dict[str, Decimal] = {}
+        self._last_prices: dict[str, Decimal] = {}  # from our own fills
+        self.market = PriceFeed(settings.kafka, list(topics.prices), self.config.price_lookback)
+        self.error: BaseException | None = None
+        self._alive = False
+        self._next_beat = 0.0
         self._blocked: str | None = None
         self._halted_seen: str | None = None
         self._market_open: bool | None = None
@@ -152,15 +169,30 @@ class Executor:
 
     # ------------------------------------------------------------------ lifecycle
 
+    @property
+    def alive(self) -> bool:
+        """Whether ``run`` is running (False before it starts and after it ends or dies)."""
+        return self._alive
+
     def run(self, stop: threading.Event) -> ExecutorStats:
+        """Run until ``stop`` is set. An exception that ends it is kept in ``error`` (and as one
+        line in ``stats.error``) and raised."""
+        self._alive = True
         try:
-            self._start()
-            while not stop.is_set():
-                self._tick()
-                self._consume_batch()
-            self._publish()
+            try:
+                self._start()
+                while not stop.is_set():
+                    self._tick()
+                    self._consume_batch()
+                self._publish()
+            finally:
+                self._close()
+        except BaseException as exc:
+            self.error = exc
+            self.stats.error = f"{type(exc).__name__}: {exc}"
+            raise
         finally:
-            self._close()
+            self._alive = False
         return self.stats
 
     def _start(self) -> None:
@@ -168,6 +200,8 @@ class Executor:
         for fill in self.store.fills():
             self._last_prices[fill.symbol] = fill.price
         self._halted_seen = self.store.halted()
+        self._beat()
+        self.market.start()
         self.broker.start_updates(self._updates.put, self._reconnected.set)
         self._refresh_account()
         self._reconcile(startup=True)
@@ -201,9 +235,13 @@ class Executor:
     def _close(self) -> None:
         try:
             if self._consumer is not None:
-                self._commit_offsets(sync=True)
+                try:
+                    self._commit_offsets(sync=True)
+                except KafkaException as exc:  # the decisions are stored: repeats are skipped
+                    log.warning("executor: final offset commit failed: %s", exc)
                 self._consumer.close()
         finally:
+            self.market.close()
             self.broker.close()
             try:
                 self._publish()
@@ -215,8 +253,15 @@ class Executor:
 
     # ------------------------------------------------------------------ the loop
 
+    def _beat(self) -> None:
+        self._next_beat = time.monotonic() + self.config.heartbeat_interval_s
+        self.store.beat(self.clock(), os.getpid())
+
     def _tick(self) -> None:
         now = time.monotonic()
+        if now >= self._next_beat:
+            self._beat()
+        self.market.poll()
         self._apply_updates()
         if now >= self._next_halt_check:
             self._watch_kill_switch()
@@ -235,6 +280,8 @@ class Executor:
     def _consume_batch(self) -> None:
         assert self._consumer is not None
         messages = self._consumer.consume(BATCH, timeout=0.1)
+        if messages:
+            self.market.poll()
         for msg in messages:
             if msg.error() is not None:
                 log.warning("executor: consumer error: %s", msg.error())
@@ -263,28 +310,53 @@ class Executor:
     # ------------------------------------------------------------------ signals
 
     def _handle(self, msg: Message) -> None:
+        """Decide on one signal record; whatever goes wrong with it ends as a dead letter."""
         self.stats.signals += 1
-        try:
-            signal = events.decode(events.Signal, msg.value() or b"")
-        except events.DecodeError as exc:
+        raw = msg.value() or b""
+        parsed = intake.parse(raw)
+        if isinstance(parsed, intake.Invalid):
             self.stats.invalid += 1
-            log.warning(
-                "executor: undecodable signal at %s[%s]@%s: %s",
-                msg.topic(),
-                msg.partition(),
-                msg.offset(),
-                exc,
-            )
-            self._mark_done(msg)
+            self._dead_letter(msg, parsed.reason)
             return
+        try:
+            self._decide(parsed, msg)
+        except (sqlite3.Error, KafkaException):
+            raise  # the store or the bus failed, not this signal: stop, restart resumes here
+        except Exception as exc:
+            log.exception("executor: signal %s at offset %s failed", parsed.id, msg.offset())
+            self._dead_letter(msg, f"executor failed on this signal: {type(exc).__name__}: {exc}")
+
+    def _dead_letter(self, msg: Message, reason: str) -> None:
+        log.warning(
+            "executor: dead letter for %s[%s]@%s: %s",
+            msg.topic(),
+            msg.partition(),
+            msg.offset(),
+            reason,
+        )
+        letter = DeadLetter.of(
+            msg.topic() or self.config.topics.signals,
+            reason,
+            msg.value(),
+            ts=self.clock(),
+            partition=msg.partition(),
+            offset=msg.offset(),
+        )
+        self.store.add_dead_letter(letter, self.config.topics.deadletter)
+        self.stats.dead_letters += 1
+        self._mark_done(msg)
+
+    def _decide(self, signal: events.Signal, msg: Message) -> None:
         coid = client_order_id(self.config.client_order_prefix, signal.id)
         if self.store.exists(coid):
             self.stats.repeats += 1
             self._mark_done(msg)
             return
-        self._last_prices[signal.symbol] = signal.price
+        market = self.market.prices.get(signal.symbol)
+        if market is None and self.market.catch_up(2.0):  # the price may be just behind
+            market = self.market.prices.get(signal.symbol)
         sizing = self.config.sizing_for(signal.strategy)
-        qty = risk.size(signal, sizing, self._equity)
+        qty = risk.size(signal, sizing, self._equity, market)
         snapshot = self._snapshot()
         decision = risk.check(signal, qty, snapshot, self.config.risk)
         if not decision.allowed:
@@ -298,17 +370,18 @@ class Executor:
             side=signal.side,
             qty=decision.qty,
             notional=None,
-            price=signal.price,
+            price=market,
         )
         self.crash("intent_stored")
         self._mark_done(msg)
         self._commit_offsets(sync=True)
         self.crash("offset_committed")
         log.info(
-            "executor: placing %s %s %s (signal %s, %s)",
+            "executor: placing %s %s %s at ~%s (signal %s, %s)",
             signal.side.value,
             decision.qty,
             signal.symbol,
+            market,
             signal.id,
             coid,
         )
@@ -322,11 +395,13 @@ class Executor:
             )
             for o in self.store.open_orders()
         ]
+        market = self.market.prices.as_dict()
         return risk.Snapshot(
             now_ms=now,
             positions=self._positions,
             open_orders=open_orders,
-            last_prices=self._last_prices,
+            last_prices={**self._last_prices, **market},
+            market_prices=market,
             sent_last_minute=self.store.sent_since(now - 60_000),
             market_open=self._market_open,
             halted=self.store.halted(),
@@ -381,7 +456,7 @@ class Executor:
         self.crash("request_sent")
         self.stats.orders_sent += 1
         try:
-            placed = self.broker.submit(self._request(order))
+            placed = self._submit(order)
         except OrderExists:
             log.info("executor: %s already exists at the broker; looking it up", coid)
             self._resolve(coid, allow_resend=False)
@@ -407,6 +482,17 @@ class Executor:
             return  # still unknown: the poll keeps looking it up, risk counts it as open
         self.crash("response_received")
         self._apply(placed, None)
+
+    def _submit(self, order: StoredOrder) -> BrokerOrder:
+        """Send one order; the broker asks ``may_send`` before every attempt (retries too)."""
+        coid = order.client_order_id
+
+        def may_send() -> str | None:
+            current = self.store.get(coid)
+            why = self._resend_refusal(current or order)
+            return None if why is None else f"not sent: {why}"
+
+        return self.broker.submit(self._request(order), may_send=may_send)
 
     def _resolve(self, coid: str, *, allow_resend: bool) -> str:
         """Look an order up by ``client_order_id`` and apply what the broker says.
@@ -440,13 +526,12 @@ class Executor:
         return "resent"
 
     def _resend_refusal(self, order: StoredOrder) -> str | None:
+        """Why ``order`` must not be (re)sent now: the kill switch (flatten orders excepted: they
+        are sent while it is on) or its signal's age; None when it may go."""
         halted = self.store.halted()
-        if halted:
+        if halted and order.strategy != flattening.STRATEGY:
             return f"kill switch is on ({halted})"
-        age_s = (self.clock() - order.created_ms) / 1000
-        if age_s > self.config.risk.max_signal_age_s:
-            return f"intent is {age_s:.0f}s old (max_signal_age_s)"
-        return None
+        return risk.age_problem((order.born_ms,), self.clock(), self.config.risk)
 
     # ------------------------------------------------------------------ following orders
 
@@ -719,29 +804,48 @@ class Executor:
 
     # ------------------------------------------------------------------ flatten
 
+    def flatten_plan(self) -> flattening.FlattenPlan:
+        """What ``flatten`` would send now (nothing is sent or stored)."""
+        return flattening.plan(
+            self.broker.positions(),
+            self.broker.open_orders(),
+            prefix=self.config.client_order_prefix,
+            day=flattening.utc_day(self.clock()),
+            taken=self.store.exists,
+        )
+
     def flatten(self, timeout_s: float = 60.0) -> list[StoredOrder]:
         """Set the kill switch, then close every position the broker reports with market orders
         that go through the store like any other (so reconciliation stays consistent), and
-        follow them until final or ``timeout_s``. The kill switch stays on."""
+        follow them until final or ``timeout_s``. The kill switch stays on.
+
+        Idempotent: flatten orders of an earlier run still open in the store are followed (or
+        sent, if they never reached the broker) before planning, and the plan counts orders open
+        at the broker and uses ids per symbol and UTC day, so a second run never over-sells."""
         self._halt("flatten requested by the operator")
         self.broker.start_updates(self._updates.put, self._reconnected.set)
         placed: list[str] = []
-        for symbol, qty in self.broker.positions().items():
-            coid = client_order_id(self.config.client_order_prefix, f"flat-{symbol}-{self.clock()}")
-            order = self.store.add_intent(
-                client_order_id=coid,
-                signal=None,
-                strategy="flatten",
-                symbol=symbol,
-                side=Side.SELL if qty > 0 else Side.BUY,
-                qty=abs(qty),
-                notional=None,
-                price=self._last_prices.get(symbol),
-            )
-            self._place(order)
-            placed.append(coid)
-        deadline = time.monotonic() + timeout_s
         try:
+            for order in self.store.open_orders():
+                if order.strategy == flattening.STRATEGY:
+                    self._resolve(order.client_order_id, allow_resend=True)
+                    placed.append(order.client_order_id)
+            self._apply_updates()
+            for close in self.flatten_plan().closes:
+                order = self.store.add_intent(
+                    client_order_id=close.client_order_id,
+                    signal=None,
+                    strategy=flattening.STRATEGY,
+                    symbol=close.symbol,
+                    side=close.side,
+                    qty=close.qty,
+                    notional=None,
+                    price=self.market.prices.get(close.symbol)
+                    or self._last_prices.get(close.symbol),
+                )
+                self._place(order)
+                placed.append(close.client_order_id)
+            deadline = time.monotonic() + timeout_s
             while time.monotonic() < deadline:
                 self._apply_updates()
                 self._publish()
@@ -749,7 +853,7 @@ class Executor:
                 if all(o is not None and not o.open for o in orders):
                     break
                 self._follow_open_orders()
-                time.sleep(0.5)
+                time.sleep(0.2)
         finally:
             self.broker.close()
             self._publish()
@@ -801,6 +905,7 @@ def run_executor(
             settings.execution.topics.orders,
             settings.execution.topics.fills,
             settings.execution.topics.alerts,
+            settings.execution.topics.deadletter,
         ],
     )
     venue = make_broker(settings, broker, live=live) if isinstance(broker, str) else broker

@@ -1,9 +1,11 @@
 """Pre-trade risk checks: pure functions over a snapshot the executor builds from its store.
 
 Nothing here does I/O: every check runs before any network call, on what the executor already
-knows (positions from its fills, orders it has sent and not seen finish, the last prices, the
-broker's market clock and account as last refreshed). The first failing rule wins; its name is
-recorded with the denied order, so a repeated signal is not judged again.
+knows (positions from its fills, orders it has sent and not seen finish, its own last market
+prices, the broker's market clock and account as last refreshed). Money is priced from the
+executor's market price, never from the signal's: the signal's price only has to agree with it.
+The first failing rule wins; its name is recorded with the denied order, so a repeated signal is
+not judged again.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ class Rule:
     RECONCILIATION = "reconciliation"
     SIGNAL_AGE = "signal_age"
     MARKET_HOURS = "market_hours"
+    NO_MARKET_PRICE = "no_market_price"
+    PRICE_DEVIATION = "price_deviation"
     ZERO_SIZE = "zero_size"
     NOTHING_TO_SELL = "nothing_to_sell"
     ORDER_QTY = "max_order_qty"
@@ -53,6 +57,9 @@ class Snapshot:
     positions: dict[str, Decimal] = field(default_factory=dict)
     open_orders: list[OpenOrder] = field(default_factory=list)
     last_prices: dict[str, Decimal] = field(default_factory=dict)
+    """Last known price per symbol (market, else own fills): values the exposure of holdings."""
+    market_prices: dict[str, Decimal] = field(default_factory=dict)
+    """The executor's own market prices: the only prices an order is priced and sized from."""
     sent_last_minute: int = 0
     market_open: bool | None = None
     halted: str | None = None
@@ -71,9 +78,13 @@ class Decision:
         return self.rule is None
 
 
-def size(signal: Signal, sizing: SizingSettings, equity: Decimal | None) -> Decimal:
-    """Whole shares for a signal under a sizing rule (rounded down; 0 when it cannot be sized)."""
-    price = signal.price
+def size(
+    signal: Signal, sizing: SizingSettings, equity: Decimal | None, price: Decimal | None
+) -> Decimal:
+    """Whole shares for a signal under a sizing rule at the market ``price`` (rounded down; 0 when
+    it cannot be sized: no market price, or no equity for a percentage)."""
+    if price is None or not price.is_finite() or price <= 0:
+        return Decimal(0)
     if sizing.mode == SizingMode.QTY:
         qty = sizing.qty
     elif sizing.mode == SizingMode.NOTIONAL:
@@ -99,14 +110,23 @@ def check(signal: Signal, qty: Decimal, snap: Snapshot, limits: RiskSettings) ->
         return Decision(qty, Rule.KILL_SWITCH, f"kill switch is on: {snap.halted}")
     if snap.blocked:
         return Decision(qty, Rule.RECONCILIATION, f"trading blocked: {snap.blocked}")
-    age_s = (snap.now_ms - signal.ingest_ts) / 1000
-    if age_s > limits.max_signal_age_s:
-        return Decision(
-            qty, Rule.SIGNAL_AGE, f"signal is {age_s:.1f}s old (max {limits.max_signal_age_s:g}s)"
-        )
+    too_old = age_problem(signal_times(signal, limits), snap.now_ms, limits)
+    if too_old is not None:
+        return Decision(qty, Rule.SIGNAL_AGE, too_old)
     if not limits.allow_outside_market_hours and snap.market_open is not True:
         why = "closed" if snap.market_open is False else "of unknown state (no clock yet)"
         return Decision(qty, Rule.MARKET_HOURS, f"market is {why}")
+    market = snap.market_prices.get(symbol)
+    if market is None or not market.is_finite() or market <= 0:
+        return Decision(qty, Rule.NO_MARKET_PRICE, f"no market price for {symbol} yet")
+    deviation = abs(signal.price - market) / market * 100
+    if deviation > limits.max_price_deviation_pct:
+        return Decision(
+            qty,
+            Rule.PRICE_DEVIATION,
+            f"signal price {signal.price} is {deviation:.2f}% from the market price {market} "
+            f"(max {limits.max_price_deviation_pct}%)",
+        )
 
     position = snap.positions.get(symbol, Decimal(0))
     pending = sum(
@@ -121,7 +141,7 @@ def check(signal: Signal, qty: Decimal, snap: Snapshot, limits: RiskSettings) ->
         return Decision(qty, Rule.ZERO_SIZE, "order size rounds to zero shares")
     if qty > limits.max_order_qty:
         return Decision(qty, Rule.ORDER_QTY, f"qty {qty} > max_order_qty {limits.max_order_qty}")
-    notional = qty * signal.price
+    notional = qty * market
     if notional > limits.max_order_notional:
         return Decision(
             qty,
@@ -135,7 +155,7 @@ def check(signal: Signal, qty: Decimal, snap: Snapshot, limits: RiskSettings) ->
             Rule.POSITION,
             f"{symbol} position would be {after} (max {limits.max_position_qty})",
         )
-    gross = _gross_exposure(snap, symbol, after, signal.price)
+    gross = _gross_exposure(snap, symbol, after, market)
     if gross > limits.max_gross_exposure:
         return Decision(
             qty,
@@ -156,6 +176,29 @@ def check(signal: Signal, qty: Decimal, snap: Snapshot, limits: RiskSettings) ->
             f"(max {limits.max_orders_per_minute})",
         )
     return Decision(qty)
+
+
+def signal_times(signal: Signal, limits: RiskSettings) -> tuple[int, ...]:
+    """The times a signal's age is judged by: ``ingest_ts``, and its event time ``ts`` too unless
+    ``signal_age_from_event_time`` is off."""
+    if limits.signal_age_from_event_time:
+        return (signal.ts, signal.ingest_ts)
+    return (signal.ingest_ts,)
+
+
+def age_problem(times: tuple[int, ...], now_ms: int, limits: RiskSettings) -> str | None:
+    """Why something stamped at ``times`` (epoch ms) is too old, or too far in the future (clock
+    skew beyond ``max_clock_skew_s``), to be traded at ``now_ms``; None when it is fresh."""
+    ahead_s = (max(times) - now_ms) / 1000
+    if ahead_s > limits.max_clock_skew_s:
+        return (
+            f"signal is stamped {ahead_s:.1f}s in the future "
+            f"(clock skew over {limits.max_clock_skew_s:g}s)"
+        )
+    age_s = (now_ms - min(times)) / 1000
+    if age_s > limits.max_signal_age_s:
+        return f"signal is {age_s:.1f}s old (max {limits.max_signal_age_s:g}s)"
+    return None
 
 
 def _gross_exposure(snap: Snapshot, symbol: str, after: Decimal, price: Decimal) -> Decimal:

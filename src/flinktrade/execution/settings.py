@@ -33,7 +33,7 @@ class SizingSettings(_Section):
     mode: SizingMode = SizingMode.QTY
     qty: Decimal = Field(Decimal(1), gt=0, description="Shares per order (mode qty).")
     notional: Decimal = Field(
-        Decimal(1000), gt=0, description="Money per order, divided by the signal price (notional)."
+        Decimal(1000), gt=0, description="Money per order, divided by the market price (notional)."
     )
     percent_equity: Decimal = Field(
         Decimal(1),
@@ -51,7 +51,7 @@ class RiskSettings(_Section):
 
     max_order_qty: Decimal = Field(Decimal(1000), gt=0, description="Shares in one order.")
     max_order_notional: Decimal = Field(
-        Decimal(50_000), gt=0, description="qty x signal price of one order."
+        Decimal(50_000), gt=0, description="qty x the market price of one order."
     )
     max_position_qty: Decimal = Field(
         Decimal(5000), gt=0, description="Absolute shares held in one symbol after the order."
@@ -86,7 +86,32 @@ class RiskSettings(_Section):
         description="Allow orders while the broker's clock says the market is closed.",
     )
     max_signal_age_s: float = Field(
-        30.0, gt=0, description="Deny signals emitted (ingest_ts) longer ago than this."
+        30.0,
+        gt=0,
+        description=(
+            "Deny signals older than this, by their event time (ts, the bar's close) and by "
+            "when flinktrade first saw them (ingest_ts): replayed history is never fresh."
+        ),
+    )
+    signal_age_from_event_time: bool = Field(
+        default=True,
+        description=(
+            "Judge the age by ts as well as ingest_ts. Off only where event time is not wall-clock "
+            "time (a simulator running faster than the clock)."
+        ),
+    )
+    max_clock_skew_s: float = Field(
+        2.0,
+        ge=0,
+        description="A signal stamped further than this in the future (ts or ingest_ts) is denied.",
+    )
+    max_price_deviation_pct: Decimal = Field(
+        Decimal(5),
+        gt=0,
+        description=(
+            "Deny a signal whose price is further than this (%) from the executor's own last "
+            "market price for the symbol; sizing and limits always use the market price."
+        ),
     )
     allow_short: bool = Field(
         default=False, description="Allow sells that would take a position below zero."
@@ -118,6 +143,11 @@ class ExecutionTopics(_Section):
     orders: str = topics.ORDERS.name
     fills: str = topics.FILLS.name
     alerts: str = topics.ALERTS.name
+    deadletter: str = topics.DEADLETTER.name
+    prices: list[str] = Field(
+        default_factory=lambda: [topics.TRADES.name, topics.ANALYTICS_BARS.name],
+        description="The executor's own market prices (trades: price; bars: close).",
+    )
 
 
 class ExecutionSettings(_Section):
@@ -153,6 +183,14 @@ class ExecutionSettings(_Section):
     request_timeout_s: float = Field(10.0, gt=0, description="Timeout of one broker request.")
     max_rate_limit_wait_s: float = Field(
         30.0, gt=0, description="Longest wait for a broker rate limit to reset."
+    )
+    price_lookback: int = Field(
+        1000,
+        ge=0,
+        description="At start, read this many records back per price partition for last prices.",
+    )
+    heartbeat_interval_s: float = Field(
+        1.0, gt=0, description="Write 'executor last seen' to the order store this often."
     )
     unknown_retry_s: float = Field(
         1.0, gt=0, description="Pause between look-ups of an order whose outcome is unknown."

@@ -9,7 +9,12 @@ What it holds, and why:
 - ``outbox``: the ``trading.orders`` / ``trading.fills`` / ``alerts`` records written in the same
   transaction as the state change they describe, published to Kafka afterwards and then deleted.
   A crash in between publishes them again; consumers drop repeats by their ids.
-- ``kv``: the kill switch (survives restarts, settable from another process), equity marks.
+- ``kv``: the kill switch (survives restarts, settable from another process), equity marks, and
+  the executor's heartbeat (``flinktrade status``: "executor last seen 0.4 s ago").
+
+An intent and its ``trading.orders`` record are one transaction: the event is built (and so
+validated) before the row is written, and a failure rolls both back. The file (and its WAL) is
+created readable by its owner only (0600).
 
 WAL mode with ``synchronous=FULL``: a committed transaction survives a power cut, and the CLI
 (``flinktrade halt``) can write while the executor runs.
@@ -17,6 +22,8 @@ WAL mode with ``synchronous=FULL``: a committed transaction survives a power cut
 
 from __future__ import annotations
 
+import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -49,7 +56,8 @@ CREATE TABLE IF NOT EXISTS orders (
     broker TEXT NOT NULL,
     created_ms INTEGER NOT NULL,
     sent_ms INTEGER,
-    updated_ms INTEGER NOT NULL
+    updated_ms INTEGER NOT NULL,
+    signal_ts INTEGER
 );
 CREATE INDEX IF NOT EXISTS orders_open ON orders (phase);
 CREATE INDEX IF NOT EXISTS orders_sent ON orders (sent_ms);
@@ -110,10 +118,37 @@ class StoredOrder:
     created_ms: int
     sent_ms: int | None
     updated_ms: int
+    signal_ts: int | None = None
+    """The oldest of the signal's ``ts`` and ``ingest_ts``: its age is re-checked before every
+    (re)send. None for orders without a signal (flatten)."""
 
     @property
     def open(self) -> bool:
         return self.phase in Phase.NOT_FINAL
+
+    @property
+    def born_ms(self) -> int:
+        """Since when this order's age counts: its signal's time, else when it was stored."""
+        return self.created_ms if self.signal_ts is None else min(self.signal_ts, self.created_ms)
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """The executor's last sign of life, written to the store every ``heartbeat_interval_s``."""
+
+    ts_ms: int
+    pid: int
+
+    def age_s(self, now_ms: int) -> float:
+        return max(0.0, (now_ms - self.ts_ms) / 1000)
+
+
+def create_private(path: Path) -> None:
+    """Create ``path`` (and its folder) if missing, readable and writable by its owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    os.close(fd)
+    path.chmod(0o600)  # also when it existed with looser bits
 
 
 @dataclass(frozen=True)
@@ -166,7 +201,7 @@ class OrderStore:
     """
 
     def __init__(self, path: Path, *, broker: str = "sim", topics: dict[str, str] | None = None):
-        path.parent.mkdir(parents=True, exist_ok=True)
+        create_private(path)
         self.path = path
         self.broker = broker
         self.topics = topics or {
@@ -180,7 +215,14 @@ class OrderStore:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=10000")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(orders)")}
+        if "signal_ts" not in columns:  # a store written before the column existed
+            self._db.execute("ALTER TABLE orders ADD COLUMN signal_ts INTEGER")
         self._db.commit()
+        for suffix in ("-wal", "-shm"):
+            side = path.with_name(path.name + suffix)
+            if side.exists():
+                side.chmod(0o600)
 
     def close(self) -> None:
         self._db.commit()
@@ -197,6 +239,18 @@ class OrderStore:
             self._db.rollback()
             raise
         self._db.commit()
+
+    @contextmanager
+    def _atomic(self) -> Iterator[None]:
+        """All or nothing, without touching writes queued before (a savepoint)."""
+        self._db.execute("SAVEPOINT atomic")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK TO atomic")
+            self._db.execute("RELEASE atomic")
+            raise
+        self._db.execute("RELEASE atomic")
 
     # ------------------------------------------------------------------ orders
 
@@ -249,31 +303,55 @@ class OrderStore:
         price: Decimal | None,
         strategy: str | None = None,
     ) -> StoredOrder:
-        """Store an order before it is sent, and commit: after this returns it is durable."""
+        """Store an order before it is sent, with its ``pending`` order event, and commit: after
+        this returns both are durable; if it raises, neither was written."""
         now = _ms()
-        self._db.execute(
-            "INSERT INTO orders (client_order_id, signal_id, strategy, symbol, side, qty,"
-            " notional, price, status, phase, broker, created_ms, updated_ms)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                client_order_id,
-                signal.id if signal else None,
-                signal.strategy if signal else strategy,
-                symbol,
-                side.value,
-                _text(qty),
-                _text(notional),
-                _text(price),
-                OrderStatus.PENDING.value,
-                Phase.INTENT,
-                self.broker,
-                now,
-                now,
-            ),
+        order = StoredOrder(
+            client_order_id=client_order_id,
+            signal_id=signal.id if signal else None,
+            strategy=signal.strategy if signal else strategy,
+            symbol=symbol,
+            side=side,
+            qty=qty,
+            notional=notional,
+            price=price,
+            status=OrderStatus.PENDING,
+            phase=Phase.INTENT,
+            broker_order_id=None,
+            filled_qty=Decimal(0),
+            filled_avg_price=None,
+            rule=None,
+            reason=None,
+            broker=self.broker,
+            created_ms=now,
+            sent_ms=None,
+            updated_ms=now,
+            signal_ts=min(signal.ts, signal.ingest_ts) if signal else None,
         )
-        order = self.get(client_order_id)
-        assert order is not None
-        self._emit_order(order, now)
+        event = order_event(order, now)  # raises before anything is written
+        with self._atomic():
+            self._db.execute(
+                "INSERT INTO orders (client_order_id, signal_id, strategy, symbol, side, qty,"
+                " notional, price, status, phase, broker, created_ms, updated_ms, signal_ts)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    order.client_order_id,
+                    order.signal_id,
+                    order.strategy,
+                    symbol,
+                    side.value,
+                    _text(qty),
+                    _text(notional),
+                    _text(price),
+                    order.status.value,
+                    order.phase,
+                    self.broker,
+                    now,
+                    now,
+                    order.signal_ts,
+                ),
+            )
+            self._outbox(self.topics["orders"], event)
         self._db.commit()
         return order
 
@@ -287,32 +365,55 @@ class OrderStore:
         reason: str,
     ) -> OrderEvent:
         """A signal refused by a risk check: stored (so a repeat is not decided again) and
-        queued as a ``denied`` order event. Not committed: call ``commit()``."""
+        queued as a ``denied`` order event, both or neither. Not committed: call ``commit()``."""
         now = _ms()
-        self._db.execute(
-            "INSERT OR IGNORE INTO orders (client_order_id, signal_id, strategy, symbol, side,"
-            " qty, price, status, phase, rule, reason, broker, created_ms, updated_ms)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                client_order_id,
-                signal.id,
-                signal.strategy,
-                signal.symbol,
-                signal.side.value,
-                _text(qty),
-                _text(signal.price),
-                OrderStatus.DENIED.value,
-                Phase.FINAL,
-                rule,
-                reason,
-                self.broker,
-                now,
-                now,
-            ),
+        denied = StoredOrder(
+            client_order_id=client_order_id,
+            signal_id=signal.id,
+            strategy=signal.strategy,
+            symbol=signal.symbol,
+            side=signal.side,
+            qty=qty,
+            notional=None,
+            price=signal.price,
+            status=OrderStatus.DENIED,
+            phase=Phase.FINAL,
+            broker_order_id=None,
+            filled_qty=Decimal(0),
+            filled_avg_price=None,
+            rule=rule,
+            reason=reason,
+            broker=self.broker,
+            created_ms=now,
+            sent_ms=None,
+            updated_ms=now,
         )
-        order = self.get(client_order_id)
-        assert order is not None
-        return self._emit_order(order, now)
+        event = order_event(denied, now)  # raises before anything is written
+        with self._atomic():
+            cursor = self._db.execute(
+                "INSERT OR IGNORE INTO orders (client_order_id, signal_id, strategy, symbol, side,"
+                " qty, price, status, phase, rule, reason, broker, created_ms, updated_ms)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    client_order_id,
+                    signal.id,
+                    signal.strategy,
+                    signal.symbol,
+                    signal.side.value,
+                    _text(qty),
+                    _text(signal.price),
+                    OrderStatus.DENIED.value,
+                    Phase.FINAL,
+                    rule,
+                    reason,
+                    self.broker,
+                    now,
+                    now,
+                ),
+            )
+            if cursor.rowcount:
+                self._outbox(self.topics["orders"], event)
+        return event
 
     def mark_sending(self, client_order_id: str) -> None:
         """Just before the HTTP call: from here on the broker may know the order. Committed."""
@@ -365,24 +466,25 @@ class OrderStore:
             status = OrderStatus.PARTIALLY_FILLED
         now = _ms()
         phase = Phase.FINAL if status.final else Phase.ACKED if broker_id else order.phase
-        self._db.execute(
-            "UPDATE orders SET status = ?, phase = ?, broker_order_id = ?, filled_qty = ?,"
-            " filled_avg_price = COALESCE(?, filled_avg_price), reason = COALESCE(?, reason),"
-            " updated_ms = ? WHERE client_order_id = ?",
-            (
-                status.value,
-                phase,
-                broker_id,
-                str(new_filled),
-                _text(filled_avg_price),
-                reason,
-                now,
-                client_order_id,
-            ),
-        )
-        updated = self.get(client_order_id)
-        assert updated is not None
-        event = self._emit_order(updated, now)
+        with self._atomic():  # the state and its order event, both or neither
+            self._db.execute(
+                "UPDATE orders SET status = ?, phase = ?, broker_order_id = ?, filled_qty = ?,"
+                " filled_avg_price = COALESCE(?, filled_avg_price), reason = COALESCE(?, reason),"
+                " updated_ms = ? WHERE client_order_id = ?",
+                (
+                    status.value,
+                    phase,
+                    broker_id,
+                    str(new_filled),
+                    _text(filled_avg_price),
+                    reason,
+                    now,
+                    client_order_id,
+                ),
+            )
+            updated = self.get(client_order_id)
+            assert updated is not None
+            event = self._emit_order(updated, now)
         if commit:
             self._db.commit()
         return event
@@ -494,11 +596,27 @@ class OrderStore:
     def resume(self) -> None:
         self.set_value("halted", None)
 
+    def beat(self, now_ms: int, pid: int) -> None:
+        """Record that the executor is alive (committed)."""
+        self.set_value("heartbeat", json.dumps({"ts_ms": now_ms, "pid": pid}))
+
+    def heartbeat(self) -> Heartbeat | None:
+        """The executor's last heartbeat, or None if no executor ever ran on this store."""
+        text = self.get_value("heartbeat")
+        if text is None:
+            return None
+        data = json.loads(text)
+        return Heartbeat(ts_ms=int(data["ts_ms"]), pid=int(data["pid"]))
+
     # ------------------------------------------------------------------ outbox
 
     def add_alert(self, alert: Alert) -> None:
         """Queue an alert (committed with the next commit)."""
         self._outbox(self.topics["alerts"], alert)
+
+    def add_dead_letter(self, letter: events.DeadLetter, topic: str) -> None:
+        """Queue a dead letter for ``topic`` (committed with the next commit)."""
+        self._outbox(topic, letter)
 
     def outbox(self, limit: int = 1000) -> list[OutboxRecord]:
         rows = self._db.execute(
@@ -544,6 +662,7 @@ class OrderStore:
             created_ms,
             sent_ms,
             updated_ms,
+            signal_ts,
         ) = row
         return StoredOrder(
             client_order_id=str(coid),
@@ -565,6 +684,7 @@ class OrderStore:
             created_ms=int(str(created_ms)),
             sent_ms=None if sent_ms is None else int(str(sent_ms)),
             updated_ms=int(str(updated_ms)),
+            signal_ts=None if signal_ts is None else int(str(signal_ts)),
         )
 
 

@@ -46,6 +46,8 @@ def exec_topics(topic: Callable[[str], str]) -> ExecutionTopics:
         orders=topic("trading.orders"),
         fills=topic("trading.fills"),
         alerts=topic("alerts"),
+        deadletter=topic("deadletter"),
+        prices=[topic("market.trades")],
     )
 
 

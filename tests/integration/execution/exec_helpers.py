@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from typing import Any
 
 from flinktrade import bus, events
 from flinktrade.config import KafkaSettings, Settings
-from flinktrade.events import Side, Signal
+from flinktrade.events import Side, Signal, Trade
 from flinktrade.execution.executor import Executor, ExecutorStats
 from flinktrade.execution.settings import ExecutionSettings, ExecutionTopics
 from flinktrade.execution.store import OrderStore
@@ -69,6 +70,8 @@ class Env:
                 "FLINKTRADE_EXECUTION__TOPICS__ORDERS": self.topics.orders,
                 "FLINKTRADE_EXECUTION__TOPICS__FILLS": self.topics.fills,
                 "FLINKTRADE_EXECUTION__TOPICS__ALERTS": self.topics.alerts,
+                "FLINKTRADE_EXECUTION__TOPICS__DEADLETTER": self.topics.deadletter,
+                "FLINKTRADE_EXECUTION__TOPICS__PRICES": json.dumps(self.topics.prices),
                 "FLINKTRADE_EXECUTION__GROUP_ID": self.group_id,
                 "FLINKTRADE_EXECUTION__START_FROM": "earliest",
                 "FLINKTRADE_EXECUTION__RECONCILE_INTERVAL_S": "2",
@@ -87,10 +90,27 @@ class Env:
     def store(self) -> OrderStore:
         return OrderStore(self.execution().store_path(self.state_dir))
 
-    def produce(self, signals: list[Signal]) -> None:
+    def produce(self, signals: list[Signal], *, prices: bool = True) -> None:
+        """Signals, each symbol's market price (the signal's price) published just before."""
         producer = bus.EventProducer(self.kafka.bootstrap_servers)
+        if prices:
+            for symbol, price in {s.symbol: s.price for s in signals}.items():
+                self.send_price(producer, symbol, price)
         for s in signals:
             producer.send(s, self.topics.signals)
+        producer.flush()
+
+    def send_price(
+        self, producer: bus.EventProducer, symbol: str, price: Decimal, ts: int | None = None
+    ) -> None:
+        ts = events.now_ms() if ts is None else ts
+        trade = Trade(ts=ts, id=f"t-{symbol}-{ts}-{price}", symbol=symbol, price=price, size=1)
+        producer.send(trade, self.topics.prices[0])
+
+    def produce_raw(self, records: list[bytes]) -> None:
+        producer = bus.EventProducer(self.kafka.bootstrap_servers)
+        for value in records:
+            producer.send_raw(self.topics.signals, value, None, None)
         producer.flush()
 
     def read(self, which: str, kind: type[events.E]) -> list[events.E]:
@@ -107,9 +127,11 @@ def make_signals(
     ingest_ts: int | None = None,
     start: int = 0,
 ) -> list[Signal]:
+    """``n`` signals of now (event time ``ts`` 5 s ago or less, unique bar times)."""
     out = []
+    base = events.now_ms() - 65_000 - (start + n)
     for i in range(start, start + n):
-        bar_ts = 1_704_205_800_000 + i * 60_000
+        bar_ts = base + i
         symbol = symbols[i % len(symbols)]
         fields: dict[str, Any] = {}
         if ingest_ts is not None:

@@ -20,7 +20,7 @@ from flinktrade.execution.store import OrderStore, advances
 def signal(side: Side = Side.BUY, price: str = "50", ingest_ts: int = 1_000_000) -> Signal:
     return Signal(
         id="a" * 32, strategy="s", symbol="AAPL", side=side, price=Decimal(price),
-        bar_ts=0, ts=60_000, ingest_ts=ingest_ts,
+        bar_ts=ingest_ts - 60_000, ts=ingest_ts, ingest_ts=ingest_ts,
     )  # fmt: skip
 
 
@@ -69,15 +69,16 @@ def test_store_survives_reopen_and_dedupes_fills(tmp_path: Path) -> None:
     ],
 )  # fmt: skip
 def test_sizing(sizing: SizingSettings, equity: Decimal | None, expected: Decimal) -> None:
-    assert risk.size(signal(price="50"), sizing, equity) == expected
+    assert risk.size(signal(price="50"), sizing, equity, Decimal(50)) == expected
 
 
 def test_long_only_sell_is_capped_at_the_position() -> None:
     limits = RiskSettings(allow_outside_market_hours=True)
-    snap = risk.Snapshot(now_ms=1_000_000, positions={"AAPL": Decimal(2)})
+    market = {"AAPL": Decimal(50)}
+    snap = risk.Snapshot(now_ms=1_000_000, positions={"AAPL": Decimal(2)}, market_prices=market)
     decision = risk.check(signal(Side.SELL), Decimal(5), snap, limits)
     assert decision.allowed and decision.qty == 2
-    flat = risk.Snapshot(now_ms=1_000_000)
+    flat = risk.Snapshot(now_ms=1_000_000, market_prices=market)
     assert risk.check(signal(Side.SELL), Decimal(5), flat, limits).rule == "nothing_to_sell"
 
 

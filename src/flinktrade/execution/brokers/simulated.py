@@ -4,8 +4,11 @@ Prices come from ``market.trades`` (the trade price) and ``analytics.bars`` (the
 their end when the broker starts; an order fills at the first price for its symbol that arrives
 after the order, moved against us by ``slippage_bps``, with a commission of
 ``commission_per_share`` x qty (at least ``commission_min``). Its book (orders, positions, cash)
-is a SQLite file of its own under the state folder, so like a real broker it outlives an executor
-restart and reconciliation has something to compare with.
+is a SQLite file of its own under the state folder (created 0600), so like a real broker it
+outlives an executor restart and reconciliation has something to compare with.
+
+``submit(request, may_send)`` asks ``may_send()`` right before taking the order: a reason means
+"do not send" and the order is refused with it (``OrderRefused``), as brokers/base.py agrees.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from flinktrade.execution.brokers.base import (
     TradeUpdate,
     UpdateHandler,
 )
+from flinktrade.execution.store import create_private
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +71,7 @@ class SimulatedBroker(Broker):
         self.settings = settings
         self.config = settings.execution.sim
         path = settings.execution.sim_store_path(settings.state_dir)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        create_private(path)
         self._lock = threading.RLock()
         self._db = sqlite3.connect(path, timeout=10.0, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
