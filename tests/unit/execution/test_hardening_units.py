@@ -341,6 +341,24 @@ def test_simulated_fills_slippage_and_commission_by_hand(tmp_path: Path) -> None
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
+def test_simulated_broker_price_feed_survives_every_hostile_record(tmp_path: Path) -> None:
+    """Found by the soak: a deeply nested record raised RecursionError and killed the feed thread."""
+    from flinktrade.testing.hostile import hostile_records
+
+    broker = SimulatedBroker(sim_settings(tmp_path))
+    broker._on_update = lambda _update: None
+    try:
+        broker.submit(OrderRequest("c-buy", "AAPL", Side.BUY, Decimal(10)))
+        valid = {"symbol": "AAPL", "price": 100, "size": 5, "ts": 1}
+        for _name, raw in hostile_records(valid):
+            broker._on_price(raw)
+        broker._on_price(b'{"symbol": "AAPL", "price": 100, "ts": 2}')
+        order = broker.get_order("c-buy")
+        assert order is not None and order.status == OrderStatus.FILLED
+    finally:
+        broker.close()
+
+
 def test_simulated_broker_asks_may_send_and_refuses_with_its_reason(tmp_path: Path) -> None:
     broker = SimulatedBroker(sim_settings(tmp_path))
     asked: list[str] = []

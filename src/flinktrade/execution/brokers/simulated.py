@@ -13,7 +13,6 @@ outlives an executor restart and reconciliation has something to compare with.
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 import threading
@@ -41,6 +40,7 @@ from flinktrade.execution.brokers.base import (
     TradeUpdate,
     UpdateHandler,
 )
+from flinktrade.execution.market import parse_price
 from flinktrade.execution.store import create_private
 
 log = logging.getLogger(__name__)
@@ -233,14 +233,10 @@ class SimulatedBroker(Broker):
             consumer.close()
 
     def _on_price(self, raw: bytes) -> None:
-        try:
-            data = json.loads(raw, parse_float=Decimal, parse_int=Decimal)
-            symbol = str(data["symbol"])
-            price = Decimal(data.get("price") or data["close"])
-        except (ValueError, KeyError, TypeError, ArithmeticError):
+        quote = parse_price(raw)  # the executor's own parser: any hostile record is None
+        if quote is None:
             return
-        if price <= 0:
-            return
+        symbol, price = quote.symbol, quote.price
         self.prices[symbol] = price
         with self._lock:
             rows = self._db.execute(
