@@ -22,12 +22,10 @@ SYMBOL = re.compile(r"[A-Z0-9][A-Z0-9./-]{0,15}")
 """Upper-case letters and digits, with '.', '/' and '-' (BRK.B, BTC/USD); 1..16 characters."""
 SIGNAL_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_STRATEGY_CHARS = 64
-MIN_PRICE = Decimal("0.000001")
 MAX_PRICE = Decimal(1_000_000_000)
-PRICE_DECIMALS = 6
-PRICE_STEP = Decimal(1).scaleb(-PRICE_DECIMALS)
+"""Tighter than the wire's ``events.MAX_PRICE``: no listed instrument trades above it."""
 MIN_TS = 1
-MAX_TS = 4_102_444_800_000  # 2100-01-01 UTC
+MAX_TS = events.MAX_TS_MS  # 2100-01-01 UTC
 MAX_BAR_SPAN_MS = 31 * 24 * 3600 * 1000
 
 
@@ -63,7 +61,7 @@ def check(signal: Signal) -> str | None:
         )
     bad_price = price_problem(signal.price)
     if bad_price is not None:
-        return f"price {_show(str(signal.price))} {bad_price}"
+        return bad_price[:200]
     for name in ("ts", "bar_ts", "ingest_ts"):
         value = getattr(signal, name)
         if not MIN_TS <= value < MAX_TS:
@@ -79,14 +77,12 @@ def check(signal: Signal) -> str | None:
 
 
 def price_problem(price: Decimal) -> str | None:
-    """Why ``price`` is not a usable price, or None."""
-    if not price.is_finite():
-        return "is not a finite number"
-    if not MIN_PRICE <= price <= MAX_PRICE:
-        return f"is outside {MIN_PRICE}..{MAX_PRICE}"
-    if price != price.quantize(PRICE_STEP):  # in range, so the quantize is exact or rounds
-        return f"has more than {PRICE_DECIMALS} decimals"
-    return None
+    """Why ``price`` is not a usable price, or None: the wire's rule (``events.price_problem``)
+    with the executor's tighter ceiling."""
+    problem = events.price_problem(price)
+    if problem is None and price > MAX_PRICE:
+        problem = f"price {price} is above {MAX_PRICE}"
+    return problem
 
 
 def _show(text: str, limit: int = 24) -> str:
