@@ -1,7 +1,9 @@
 """The files a backtest writes: CSVs, ``equity.png`` and a self-contained ``report.html``.
 
 CSV cells: times as ISO 8601 UTC (``2004-08-19T00:00:00Z``), prices as the exact decimals of the
-input, computed money as floats rounded to 8 decimals, an empty cell where a value is undefined.
+input, computed money as floats rounded to 8 decimals, indicators in ``features.csv`` at full
+precision (the shortest text that reads back as the same float), an empty cell where a value is
+undefined.
 Everything is written in a fixed order, so the same backtest gives byte-identical files.
 """
 
@@ -66,30 +68,33 @@ def iso(ms: int | None) -> str:
     return text + "Z"
 
 
-def cell(value: Any) -> str:
-    """One CSV cell: '' for None/NaN, floats rounded to 8 decimals, the rest as text."""
+def cell(value: Any, *, exact: bool = False) -> str:
+    """One CSV cell: '' for None/NaN, floats rounded to 8 decimals (``exact``: the float's
+    shortest round-tripping text), the rest as text."""
     if value is None:
         return ""
     if isinstance(value, float):
         if math.isnan(value) or math.isinf(value):
             return ""
-        return repr(round(value, 8))
+        return repr(value) if exact else repr(round(value, 8))
     if isinstance(value, Decimal):
         return str(value)
     return str(value)
 
 
-def _write(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+def _write(
+    path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]], *, exact: bool = False
+) -> None:
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(header)
         for row in rows:
-            writer.writerow([cell(v) for v in row])
+            writer.writerow([cell(v, exact=exact) for v in row])
 
 
 def write_features(path: Path, bars: Mapping[str, Sequence[events.Bar]]) -> None:
-    """One row per bar: ``ts, open, high, low, close, volume`` and the indicators; with several
-    symbols a ``symbol`` column follows ``ts``."""
+    """One row per bar: ``ts, open, high, low, close, volume`` and the indicators at full
+    precision; with several symbols a ``symbol`` column follows ``ts``."""
     many = len(bars) > 1
     header = ["ts", *(["symbol"] if many else []), "open", "high", "low", "close", "volume"]
     header += [column for column, _name in FEATURE_COLUMNS]
@@ -103,7 +108,7 @@ def write_features(path: Path, bars: Mapping[str, Sequence[events.Bar]]) -> None
                 row += [indicators.get(name) for _column, name in FEATURE_COLUMNS]
                 yield row
 
-    _write(path, header, rows())
+    _write(path, header, rows(), exact=True)
 
 
 def trade_row(t: Trade) -> list[Any]:
