@@ -22,10 +22,31 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from enum import StrEnum
+from typing import Protocol, TypeVar
 
 from flinktrade import events
 from flinktrade.errors import ConfigError
+
+
+class PricedBar(Protocol):
+    """What the simulation reads of a bar: an ``events.Bar``, or a light record of the same."""
+
+    @property
+    def symbol(self) -> str: ...
+
+    @property
+    def ts(self) -> int: ...
+
+    @property
+    def open(self) -> Decimal | float: ...
+
+    @property
+    def close(self) -> Decimal | float: ...
+
+
+B = TypeVar("B", bound=PricedBar)
 
 
 class FillAt(StrEnum):
@@ -247,10 +268,10 @@ class _Sleeve:
         )
 
 
-def dedupe_bars(bars: Iterable[events.Bar]) -> dict[str, list[events.Bar]]:
+def dedupe_bars(bars: Iterable[B]) -> dict[str, list[B]]:
     """Per symbol, one bar per start time (the first seen; the job's output is at-least-once),
     sorted by time."""
-    out: dict[str, dict[int, events.Bar]] = {}
+    out: dict[str, dict[int, B]] = {}
     for bar in bars:
         out.setdefault(bar.symbol, {}).setdefault(bar.ts, bar)
     return {s: [by_ts[t] for t in sorted(by_ts)] for s, by_ts in sorted(out.items())}
@@ -265,7 +286,7 @@ def dedupe_signals(signals: Iterable[events.Signal]) -> list[events.Signal]:
 
 
 def simulate(
-    bars: Iterable[events.Bar], signals: Iterable[events.Signal], model: ExecutionModel
+    bars: Iterable[PricedBar], signals: Iterable[events.Signal], model: ExecutionModel
 ) -> SimulationResult:
     """Run the execution model over the bars and signals of one backtest."""
     by_symbol = dedupe_bars(bars)
@@ -311,7 +332,7 @@ def simulate(
 
 def _run_sleeve(
     sleeve: _Sleeve,
-    series: Sequence[events.Bar],
+    series: Sequence[PricedBar],
     signals: dict[int, list[events.Signal]],
     model: ExecutionModel,
 ) -> list[tuple[int, float, bool]]:
