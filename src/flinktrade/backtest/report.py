@@ -24,7 +24,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from flinktrade import events
-from flinktrade.backtest.metrics import drawdown
+from flinktrade.backtest.metrics import DrawdownPeriod, drawdown, drawdown_periods, monthly_returns
 from flinktrade.backtest.portfolio import Order, SimulationResult, Trade
 
 FEATURE_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -276,6 +276,8 @@ def write_html(
     equity_png: bytes,
     price_pngs: Sequence[tuple[str, bytes]],
     trades: Sequence[Trade],
+    monthly: Mapping[tuple[int, int], float] | None = None,
+    periods: Sequence[DrawdownPeriod] = (),
 ) -> None:
     """A single HTML file with everything embedded (no external assets)."""
     metric_rows = "".join(
@@ -314,11 +316,45 @@ img {{ max-width: 100%; display: block; margin-bottom: 1em; }}
 <div><h2>Run</h2><table>{setting_rows}</table></div>
 </div>
 <h2>Equity and drawdown</h2>{_img(equity_png, "equity curve")}
+{_monthly_table(monthly or {})}{_periods_table(periods)}
 <h2>Price and trades</h2>{prices}
 <h2>Trades</h2>{more}<table><tr>{head}</tr>{trade_rows}</table>
 </body></html>
 """
     path.write_text(page, encoding="utf-8")
+
+
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _monthly_table(monthly: Mapping[tuple[int, int], float]) -> str:
+    """Years down, months across, and the year's compounded return, in percent."""
+    if not monthly:
+        return ""
+    years = sorted({year for year, _month in monthly})
+    rows = []
+    for year in years:
+        cells, growth = [], 1.0
+        for month in range(1, 13):
+            value = monthly.get((year, month))
+            cells.append("" if value is None else f"{value:+.2f}")
+            growth *= 1 + (value or 0.0) / 100
+        cells.append(f"{(growth - 1) * 100:+.2f}")
+        rows.append(f"<tr><th>{year}</th>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    head = "".join(f"<th>{m}</th>" for m in (*MONTHS, "year"))
+    return f"<h2>Monthly returns (%)</h2><table><tr><th></th>{head}</tr>{''.join(rows)}</table>"
+
+
+def _periods_table(periods: Sequence[DrawdownPeriod]) -> str:
+    if not periods:
+        return ""
+    rows = "".join(
+        f"<tr><td>{p.depth_pct:.2f}</td><td>{iso(p.start)}</td><td>{iso(p.trough)}</td>"
+        f"<td>{iso(p.end) if p.end is not None else 'not recovered'}</td></tr>"
+        for p in periods
+    )
+    head = "<tr><th>depth %</th><th>peak</th><th>trough</th><th>recovered</th></tr>"
+    return f"<h2>Deepest drawdowns</h2><table>{head}{rows}</table>"
 
 
 def write_all(
@@ -353,7 +389,18 @@ def write_all(
         (symbol, price_chart(symbol, bars[symbol], result.trades))
         for symbol in result.symbols[:MAX_PRICE_CHARTS]
     ]
-    write_html(files["report.html"], metrics, settings, equity_png, prices, result.trades)
+    points = [(p.ts, p.equity) for p in result.equity]
+    cash = float(metrics.get("equity_start") or (points[0][1] if points else 0.0))
+    write_html(
+        files["report.html"],
+        metrics,
+        settings,
+        equity_png,
+        prices,
+        result.trades,
+        monthly_returns(points, cash),
+        drawdown_periods(points),
+    )
     return files
 
 

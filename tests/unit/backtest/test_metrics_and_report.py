@@ -146,3 +146,23 @@ def test_features_keep_full_precision_and_match_talib(tmp_path: Path) -> None:
         both = ~np.isnan(reference) & ~np.isnan(got)
         assert both.sum() > len(GOOG) - 60, column
         assert np.max(np.abs(got[both] - reference[both])) < 1e-9, column
+
+
+def test_monthly_returns_and_drawdown_periods() -> None:
+    from flinktrade.backtest.metrics import DrawdownPeriod, drawdown_periods, monthly_returns
+
+    jan, feb, mar = 1_704_067_200_000, 1_706_745_600_000, 1_709_251_200_000  # 2024-01/02/03-01
+    day = 86_400_000
+    points = [
+        (jan, 100.0), (jan + day, 110.0),  # January ends at 110: +10 % on cash 100
+        (feb, 99.0), (feb + day, 88.0),  # February ends at 88: -20 %
+        (mar, 121.0), (mar + day, 110.0),  # March ends at 110: +25 %
+    ]  # fmt: skip
+    assert monthly_returns(points, 100.0) == pytest.approx(
+        {(2024, 1): 10.0, (2024, 2): -20.0, (2024, 3): 25.0}
+    )
+    assert drawdown_periods(points) == [
+        DrawdownPeriod(jan + day, feb + day, mar, pytest.approx(-20.0)),  # 110 -> 88 -> 121
+        DrawdownPeriod(mar, mar + day, None, pytest.approx(-100 / 11)),  # 121 -> 110, open
+    ]
+    assert drawdown_periods(points, top=1)[0].depth_pct == pytest.approx(-20.0)
