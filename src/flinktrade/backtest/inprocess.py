@@ -54,16 +54,22 @@ _PRICE = TypeAdapter(events.Price)
 
 
 class _WirePrices:
-    """``Decimal`` -> the value the job reads back from the input topic (memoised by text)."""
+    """``Decimal`` -> the value the job reads back from the input topic.
+
+    A price whose float carries its exact digits travels as a JSON number and comes back in its
+    shortest form, which depends on its value only (memoised by value); any other price travels
+    as its own text and comes back unchanged."""
 
     def __init__(self) -> None:
-        self._seen: dict[str, Decimal] = {}
+        self._seen: dict[Decimal, Decimal] = {}
 
     def __call__(self, price: Decimal) -> Decimal:
-        text = str(price)
-        wire = self._seen.get(text)
-        if wire is None:
-            wire = self._seen[text] = _PRICE.validate_json(_PRICE.dump_json(price))
+        wire = self._seen.get(price)
+        if wire is not None:
+            return wire
+        if Decimal(repr(float(price))) != price:
+            return price
+        wire = self._seen[price] = _PRICE.validate_json(_PRICE.dump_json(price))
         return wire
 
 
