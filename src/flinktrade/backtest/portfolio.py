@@ -139,6 +139,8 @@ class SimulationResult:
     last_close: dict[str, float] = field(default_factory=dict)
     closes: dict[str, list[float]] = field(default_factory=dict)
     """Per symbol, the close of each of its bars (for charts)."""
+    times: dict[str, list[int]] = field(default_factory=dict)
+    """Per symbol, the start of each of its bars (the times of ``closes``)."""
 
 
 @dataclass
@@ -327,6 +329,7 @@ def simulate(
         first_close={s: float(b[0].close) for s, b in by_symbol.items()},
         last_close={s: float(b[-1].close) for s, b in by_symbol.items()},
         closes={s: [float(bar.close) for bar in b] for s, b in by_symbol.items()},
+        times={s: [bar.ts for bar in b] for s, b in by_symbol.items()},
     )
 
 
@@ -360,6 +363,26 @@ def _run_sleeve(
                 reason = "signal bar not in the input"
                 sleeve.orders.append(sleeve._order(signal, "open", "skipped", reason=reason))
     return curve
+
+
+def buy_and_hold(result: SimulationResult, cash: float) -> list[float]:
+    """At each point of ``result.equity``, the value of ``cash`` split equally over the symbols
+    and invested (fractionally, no commission) at each one's first close: the benchmark line."""
+    share = cash / len(result.symbols) if result.symbols else 0.0
+    curves = [
+        [
+            (ts, share * close / result.first_close[symbol], False)
+            for ts, close in zip(
+                result.times.get(symbol, []), result.closes.get(symbol, []), strict=True
+            )
+        ]
+        for symbol in result.symbols
+        if result.first_close.get(symbol)
+    ]
+    if not curves:
+        return []
+    combined = {p.ts: p.equity for p in _combine(curves, share)}
+    return [combined.get(p.ts, cash) for p in result.equity]
 
 
 def _combine(curves: list[list[tuple[int, float, bool]]], share: float) -> list[EquityPoint]:

@@ -25,7 +25,7 @@ from matplotlib.figure import Figure
 
 from flinktrade import events
 from flinktrade.backtest.metrics import DrawdownPeriod, drawdown, drawdown_periods, monthly_returns
-from flinktrade.backtest.portfolio import Order, SimulationResult, Trade
+from flinktrade.backtest.portfolio import Order, SimulationResult, Trade, buy_and_hold
 
 FEATURE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("sma_20", "sma_20"),
@@ -184,20 +184,17 @@ def _png(figure: Figure) -> bytes:
 
 
 def equity_chart(result: SimulationResult, title: str) -> bytes:
-    """Equity (with buy & hold scaled to the same cash) above its drawdown."""
+    """Equity (with buy & hold of the same symbols and cash as a benchmark) above its drawdown."""
     ts = [p.ts for p in result.equity]
     equity = [p.equity for p in result.equity]
     figure = Figure(figsize=(10, 5.5))
     top, bottom = figure.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     times = _times(ts)
     top.plot(times, equity, color="#1f77b4", linewidth=1.2, label="strategy")
-    if len(result.symbols) == 1 and equity:
-        symbol = result.symbols[0]
-        first = result.first_close[symbol]
-        closes = result.closes.get(symbol, [])
-        if first and len(closes) == len(ts):
-            hold = [equity[0] * c / first for c in closes]
-            top.plot(times, hold, color="#999999", linewidth=0.9, label="buy & hold")
+    hold = buy_and_hold(result, equity[0]) if equity else []
+    if hold:
+        label = "buy & hold" if len(result.symbols) == 1 else "buy & hold (equal weights)"
+        top.plot(times, hold, color="#999999", linewidth=0.9, label=label)
     top.set_title(title)
     top.set_ylabel("equity")
     top.grid(alpha=0.3)
