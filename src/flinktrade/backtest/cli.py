@@ -112,6 +112,8 @@ class _Inputs:
     timeframe: str
     feed: str
     from_topics: bool = False
+    topics_input: bool = True
+    """Whether the command offers ``--from-topics`` (``backtest`` does, ``optimize`` does not)."""
 
     def chosen(self) -> str:
         given = [
@@ -126,7 +128,7 @@ class _Inputs:
         ]
         if len(given) != 1:
             options = "--bars-csv, --parquet, --alpaca or --from-topics"
-            if not self.from_topics and "--from-topics" not in given:
+            if not self.topics_input:
                 options = "--bars-csv, --parquet or --alpaca"
             raise ConfigError(
                 f"give exactly one input: {options}"
@@ -388,7 +390,9 @@ def optimize(
     from flinktrade.cli import parse_params
     from flinktrade.config import load_settings
 
-    inputs = _Inputs(bars_csv, parquet, symbol, alpaca, symbols, start, end, timeframe, feed)
+    inputs = _Inputs(
+        bars_csv, parquet, symbol, alpaca, symbols, start, end, timeframe, feed, topics_input=False
+    )
     inputs.chosen()
     if metric not in opt.METRICS:
         raise ConfigError(f"--metric must be one of {', '.join(opt.METRICS)}, not {metric!r}")
