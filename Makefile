@@ -11,9 +11,11 @@ WEB_STAMP := web/node_modules/.installed-stamp
 CHROMIUM := /usr/bin/chromium
 DURATION ?=
 CLUSTER ?=
+FAULTS ?=
+SOAK_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup jars demo test test-cluster test-unit lint typecheck bench bench-full bench-lock lock clean
+.PHONY: help setup jars demo test test-cluster test-unit lint typecheck bench bench-full bench-lock soak lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -80,6 +82,11 @@ bench: setup $(PEERS_STAMP) ## flinktrade vs peers (trades-1m catch-up + one lat
 
 bench-full: setup $(PEERS_STAMP) ## 5 repeats + latency sweep; rewrites docs/benchmarks.md
 	$(PY) -m bench.run --full 2>bench.log || (tail -20 bench.log; exit 1)
+
+# Not part of `make test` or CI: 10+ minutes of the whole machine. Logs in .cache/soak.log; the
+# work directory (broker data, service logs) is kept when a criterion fails (its path is in the JSON).
+soak: setup ## 10 min at 20k trades/s + 10k malformed, all services live; one JSON line (FAULTS=1: kills, Slack errors)
+	$(PY) -m bench.soak $(if $(FAULTS),--faults) $(SOAK_ARGS) 2>.cache/soak.log || (tail -20 .cache/soak.log; exit 1)
 
 lock: ## re-pin requirements.lock from pyproject.toml (hashes, no index URLs)
 	$(UV) pip compile -q pyproject.toml --extra dev --generate-hashes \

@@ -5,6 +5,15 @@ both epoch milliseconds UTC. Prices are ``Decimal`` and travel as exact JSON num
 binary float), quantities are integers. Derived statistics (VWAP, indicators, sentiment, strength)
 are floats.
 
+The models bound every field, and the job's Java trade parser (``jvm/udf``) applies the same
+bounds, so a record one side accepts never breaks the other: a ``Price`` is finite, at least
+``MIN_PRICE`` (1e-6), at most ``MAX_PRICE`` and has at most six decimals (it fits
+``DECIMAL(18, 6)`` exactly); a ``Symbol`` is 1 to 16 printable ASCII characters (no space, no
+control character); a size is a positive JSON integer up to ``MAX_SIZE``; event times are JSON
+integers in ``[0, MAX_TS_MS]`` (1970 to 2100). A bar's low is at most its open and close, which
+are at most its high. ``decode`` reads the JSON numbers of priced events exactly (never through a
+float). A dead letter alone takes any time: it must always be buildable.
+
 Every event has a deterministic ``id`` so any consumer can drop repeats: trades keep the provider's
 id, signals hash strategy + symbol + bar time, alerts hash kind + symbol + time.
 """
@@ -12,12 +21,22 @@ id, signals hash strategy + symbol + bar time, alerts hash kind + symbol + time.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, TypeVar
+from typing import Annotated, Any, ClassVar, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from flinktrade.errors import FlinktradeError
 
@@ -34,8 +53,94 @@ def _decimal_json(value: Decimal) -> float | str:
     return str(value)
 
 
-Price = Annotated[Decimal, PlainSerializer(_decimal_json, when_used="json")]
-"""A price: exact decimal, positive."""
+PRICE_DECIMALS = 6
+"""Decimals a price may have: the job's bars are ``DECIMAL(18, 6)``."""
+MIN_PRICE = Decimal("0.000001")
+MAX_PRICE = Decimal("999999999999.999999")
+"""The largest ``DECIMAL(18, 6)``."""
+MAX_SIZE = 10**12
+"""The largest trade size, volume or quantity (far below BIGINT's range, so sums stay exact)."""
+MAX_TS_MS = 4_102_444_800_000
+"""2100-01-01T00:00:00Z: no event time lies beyond it."""
+MAX_SYMBOL_CHARS = 16
+MAX_INTERVAL_MS = 366 * 86_400_000
+"""The longest bar interval (a year)."""
+_PRICE_STEP = Decimal(1).scaleb(-PRICE_DECIMALS)
+
+
+def price_problem(price: Decimal) -> str | None:
+    """Why ``price`` is not a valid price (None if it is): the one rule, shared with the parsers."""
+    if not price.is_finite():
+        return f"price is {price}"
+    if price < MIN_PRICE:
+        return (
+            f"price {price} is below {MIN_PRICE}" if price > 0 else f"price {price} is not positive"
+        )
+    if price > MAX_PRICE:
+        return f"price {price:.6E} is above {MAX_PRICE}"
+    if price != price.quantize(_PRICE_STEP):
+        return f"price {price} has more than {PRICE_DECIMALS} decimals"
+    return None
+
+
+def symbol_problem(symbol: str) -> str | None:
+    """Why ``symbol`` is not a valid symbol (None if it is): 1-16 printable ASCII characters."""
+    if not symbol:
+        return "symbol is empty"
+    if len(symbol) > MAX_SYMBOL_CHARS:
+        return f"symbol {symbol[:20]!r}... is longer than {MAX_SYMBOL_CHARS} characters"
+    if not all("!" <= ch <= "~" for ch in symbol):
+        return f"symbol {symbol!r} has a space, control or non-ASCII character"
+    return None
+
+
+def _valid_price(value: Decimal) -> Decimal:
+    problem = price_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+def _valid_quote_price(value: Decimal) -> Decimal:
+    return value if value == 0 else _valid_price(value)
+
+
+def _valid_symbol(value: str) -> str:
+    problem = symbol_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+def _valid_time(value: int) -> int:
+    if not 0 <= value <= MAX_TS_MS:
+        raise ValueError(f"{value} is not between 1970 and 2100 (epoch ms)")
+    return value
+
+
+def _finite_positive(value: Decimal) -> Decimal:
+    if not value.is_finite() or value <= 0:
+        raise ValueError(f"{value} is not a positive number")
+    return value
+
+
+_JSON_DECIMAL = PlainSerializer(_decimal_json, when_used="json")
+
+Price = Annotated[Decimal, AfterValidator(_valid_price), _JSON_DECIMAL]
+"""A price: exact decimal in ``[MIN_PRICE, MAX_PRICE]`` with at most six decimals."""
+QuotePrice = Annotated[Decimal, AfterValidator(_valid_quote_price), _JSON_DECIMAL]
+"""A quoted price: a ``Price``, or 0 for an empty side of the book."""
+OrderPrice = Annotated[Decimal, AfterValidator(_finite_positive), _JSON_DECIMAL]
+"""A broker's order price (a limit, an average fill): finite and positive, any decimals."""
+Symbol = Annotated[str, AfterValidator(_valid_symbol)]
+"""A ticker: 1-16 printable ASCII characters."""
+Size = Annotated[int, Field(gt=0, le=MAX_SIZE, strict=True)]
+"""A trade size: a positive whole number of shares up to ``MAX_SIZE`` (a JSON integer)."""
+Quantity = Annotated[Decimal, Field(gt=0, le=MAX_SIZE, allow_inf_nan=False)]
+"""A filled quantity (fractional shares allowed), positive up to ``MAX_SIZE``."""
+EventTime = Annotated[int, Field(strict=True), AfterValidator(_valid_time)]
+"""Epoch milliseconds UTC between 1970 and 2100; a whole JSON number (``1.5e12`` is refused, as
+the job's Java parser refuses it)."""
 
 
 def now_ms() -> int:
@@ -58,9 +163,11 @@ class Event(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
     topic: ClassVar[str] = ""
+    exact_json: ClassVar[bool] = False
+    """``decode`` reads JSON numbers as exact decimals (events with prices)."""
 
-    ts: int = Field(description="Event time, epoch milliseconds UTC.")
-    ingest_ts: int = Field(default_factory=now_ms, description="First seen, epoch ms UTC.")
+    ts: EventTime = Field(description="Event time, epoch milliseconds UTC.")
+    ingest_ts: EventTime = Field(default_factory=now_ms, description="First seen, epoch ms UTC.")
 
     @property
     def key(self) -> bytes | None:
@@ -84,10 +191,11 @@ class Trade(Event):
     """One print on the tape (``market.trades``)."""
 
     topic: ClassVar[str] = "market.trades"
+    exact_json: ClassVar[bool] = True
     id: str = Field(min_length=1, description="The provider's trade id.")
-    symbol: str = Field(min_length=1, max_length=16)
-    price: Price = Field(gt=0)
-    size: int = Field(gt=0)
+    symbol: Symbol
+    price: Price
+    size: Size
     exchange: str | None = None
 
 
@@ -95,15 +203,28 @@ class Bar(Event):
     """An OHLCV bar over ``[ts, ts + interval_ms)`` (``market.bars`` from providers)."""
 
     topic: ClassVar[str] = "market.bars"
-    symbol: str = Field(min_length=1, max_length=16)
+    exact_json: ClassVar[bool] = True
+    symbol: Symbol
     open: Price
     high: Price
     low: Price
     close: Price
-    volume: int = Field(ge=0)
-    vwap: float | None = None
-    trades: int | None = Field(None, ge=0)
-    interval_ms: int = 60_000
+    volume: int = Field(ge=0, le=MAX_SIZE, strict=True)
+    vwap: float | None = Field(None, allow_inf_nan=False)
+    trades: int | None = Field(None, ge=0, le=MAX_SIZE, strict=True)
+    interval_ms: int = Field(60_000, gt=0, le=MAX_INTERVAL_MS)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if (
+            not self.low <= min(self.open, self.close)
+            or not max(self.open, self.close) <= self.high
+        ):
+            raise ValueError(
+                f"inconsistent bar: low {self.low}, open {self.open}, close {self.close},"
+                f" high {self.high} (want low <= open, close <= high)"
+            )
+        return self
 
     @property
     def id(self) -> str:
@@ -126,7 +247,7 @@ class NewsItem(Event):
     summary: str = ""
     source: str = ""
     url: str | None = None
-    symbols: list[str] = Field(default_factory=list)
+    symbols: list[Symbol] = Field(default_factory=list)
     sentiment: float | None = Field(None, ge=-1.0, le=1.0)
 
     @property
@@ -138,12 +259,13 @@ class Signal(Event):
     """A strategy's decision on a bar (``trading.signals``). ``ts`` is the bar's close time."""
 
     topic: ClassVar[str] = "trading.signals"
+    exact_json: ClassVar[bool] = True
     id: str
     strategy: str
-    symbol: str
+    symbol: Symbol
     side: Side
     price: Price = Field(description="The close of the bar that triggered the signal.")
-    bar_ts: int = Field(description="Start of the bar that triggered the signal, epoch ms.")
+    bar_ts: EventTime = Field(description="Start of the bar that triggered the signal, epoch ms.")
     strength: float = Field(1.0, ge=0.0, le=1.0)
     reason: str = ""
     indicators: dict[str, float | None] = Field(default_factory=dict)
@@ -174,11 +296,12 @@ class Quote(Event):
     """Best bid and offer at ``ts`` (``market.quotes``)."""
 
     topic: ClassVar[str] = "market.quotes"
-    symbol: str = Field(min_length=1, max_length=16)
-    bid_price: Price = Field(ge=0)
-    bid_size: int = Field(ge=0)
-    ask_price: Price = Field(ge=0)
-    ask_size: int = Field(ge=0)
+    exact_json: ClassVar[bool] = True
+    symbol: Symbol
+    bid_price: QuotePrice
+    bid_size: int = Field(ge=0, le=MAX_SIZE)
+    ask_price: QuotePrice
+    ask_size: int = Field(ge=0, le=MAX_SIZE)
     bid_exchange: str | None = None
     ask_exchange: str | None = None
 
@@ -222,20 +345,21 @@ class OrderEvent(Event):
     """
 
     topic: ClassVar[str] = "trading.orders"
+    exact_json: ClassVar[bool] = True
     event_id: str
     id: str
     client_order_id: str
     signal_id: str | None = None
     strategy: str | None = None
-    symbol: str = Field(min_length=1, max_length=16)
+    symbol: Symbol
     side: Side
     qty: Decimal | None = None
     notional: Decimal | None = None
     type: str = "market"
-    limit_price: Price | None = None
+    limit_price: OrderPrice | None = None
     status: OrderStatus
     filled_qty: Decimal = Decimal(0)
-    filled_avg_price: Price | None = None
+    filled_avg_price: OrderPrice | None = None
     reason: str | None = None
     broker: str = "sim"
 
@@ -248,14 +372,15 @@ class Fill(Event):
     """An execution of (part of) an order (``trading.fills``); ``id`` is the execution id."""
 
     topic: ClassVar[str] = "trading.fills"
+    exact_json: ClassVar[bool] = True
     id: str
     order_id: str
     client_order_id: str
     strategy: str | None = None
-    symbol: str = Field(min_length=1, max_length=16)
+    symbol: Symbol
     side: Side
-    qty: Decimal = Field(gt=0)
-    price: Price = Field(gt=0)
+    qty: Quantity
+    price: Price
     commission: Decimal = Decimal(0)
     position_qty: Decimal | None = None
     broker: str = "sim"
@@ -283,6 +408,7 @@ class DeadLetter(Event):
     ``payload`` to ``MAX_DEAD_PAYLOAD_BYTES`` bytes (``payload_bytes`` keeps the original size)."""
 
     topic: ClassVar[str] = "deadletter"
+    ts: int = Field(description="When the record was refused, or its own record time: any value.")
     source_topic: str
     partition: int | None = None
     offset: int | None = None
@@ -341,14 +467,34 @@ def encode(event: Event) -> bytes:
 
 
 def decode(kind: type[E], data: bytes | str) -> E:
-    """Parse and validate one record; raises ``DecodeError`` with a one-line reason."""
+    """Parse and validate one record; raises ``DecodeError`` with a one-line reason.
+
+    Events with prices (``exact_json``) are parsed with JSON numbers read as exact decimals:
+    pydantic's own JSON parser reads them through a binary float, which would round
+    ``999999999999.999999`` up to an out-of-range 1e12, or ``1.00000000000000001`` down to a
+    valid 1, where the job's Java parser sees the exact number."""
     try:
+        if kind.exact_json:
+            return kind.model_validate(_exact_json(data))
         return kind.model_validate_json(data)
     except ValidationError as exc:
-        raise DecodeError(_reason(exc)) from None
+        raise DecodeError(validation_reason(exc)) from None
 
 
-def _reason(exc: ValidationError) -> str:
+def _exact_json(data: bytes | str) -> Any:
+    try:
+        text = data if isinstance(data, str) else bytes(data).decode("utf-8")
+        return json.loads(text, parse_float=Decimal, parse_constant=Decimal)
+    except UnicodeDecodeError as exc:
+        raise DecodeError(f"record: invalid JSON: not UTF-8 at byte {exc.start}") from None
+    except json.JSONDecodeError as exc:
+        raise DecodeError(f"record: invalid JSON: {exc.msg} at {exc.pos}") from None
+    except RecursionError:
+        raise DecodeError("record: invalid JSON: nested too deep") from None
+
+
+def validation_reason(exc: ValidationError) -> str:
+    """A one-line reason for a dead letter: the first error's field and message."""
     first: dict[str, Any] = dict(exc.errors()[0])
     where = ".".join(str(p) for p in first.get("loc", ())) or "record"
     more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""

@@ -8,6 +8,7 @@ Indicators are checked against TA-Lib in the unit tests; here against the plain 
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from dataclasses import dataclass
 from decimal import Decimal
@@ -20,7 +21,7 @@ from flinktrade import bus, events, sentiment
 from flinktrade.config import AnalyticsSettings, KafkaSettings
 from flinktrade.ingest.simulator import MarketSimulator, RawTrade
 from flinktrade.pipeline.analytics import StrategySpec
-from flinktrade.pipeline.job import JobIO, JobOptions, run
+from flinktrade.pipeline.job import JobIO, JobOptions, build, environment, run
 from flinktrade.testing import reference
 
 pytestmark = pytest.mark.integration
@@ -73,6 +74,8 @@ class Run:
     deadletters: list[events.DeadLetter]
     news: list[events.NewsItem]
     names: dict[str, str]
+    plan: dict[str, int] | None = None
+    """Operator name -> parallelism in the job's execution plan (parallel run only)."""
 
 
 @pytest.fixture(scope="module")
@@ -157,8 +160,13 @@ def parallel_run(kafka, job_run: Run, tmp_path_factory: pytest.TempPathFactory) 
         checkpoint_dir=Path(str(tmp_path_factory.mktemp("checkpoints-p2"))),
         analytics=AnalyticsSettings(gap_pct=GAP_PCT, large_trade_size=LARGE_TRADE),
     )
+    env, t_env = environment(options)  # the plan of exactly this job, as run() builds it
+    build(t_env, io, options)
+    nodes = json.loads(env.get_execution_plan())["nodes"]
+    plan = {f"{n['type']} #{n['id']}": int(n["parallelism"]) for n in nodes}
     run(io, options)
     return Run(
+        plan=plan,
         trades=job_run.trades,
         bars=bus.decode_all(servers, names["analytics_bars"], events.AnalyticsBar),
         signals=bus.decode_all(servers, names["signals"], events.Signal),
@@ -288,6 +296,15 @@ def test_large_trades_raise_one_alert_each_per_trade(job_run: Run) -> None:
         )
         assert alert.severity is events.Severity.WARNING  # critical from 2x: above the max size
         assert alert.message == f"Large trade: {t.size} at {t.price.normalize():f}"
+
+
+def test_the_parallel_run_really_runs_every_operator_twice(parallel_run: Run) -> None:
+    """Parallelism 2 is in effect where the next test claims it: both Kafka readers, the parsing,
+    the windows, the Python operators and the sinks (none pinned to 1 by the planner)."""
+    assert parallel_run.plan is not None
+    assert any(name.startswith("Source: trades_raw") for name in parallel_run.plan)
+    assert any(name.startswith("Keyed Co-Process") for name in parallel_run.plan)
+    assert set(parallel_run.plan.values()) == {2}, parallel_run.plan
 
 
 def test_parallelism_2_writes_what_parallelism_1_writes(job_run: Run, parallel_run: Run) -> None:

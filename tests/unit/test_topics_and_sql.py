@@ -46,3 +46,50 @@ def test_the_low_latency_profile_writes_without_linger() -> None:
     assert "'properties.linger.ms' = '0'" in sql.outputs_sink(
         sql.KafkaTable("b", "g", linger_ms=0), ["t"]
     )
+
+
+def test_the_deadletter_insert_fills_every_column_of_the_sink_in_order() -> None:
+    """A column added to ``DeadLetter`` (``payload_bytes``) must be written by the SQL too."""
+    from flinktrade.pipeline import sql
+
+    statement = sql.deadletter_insert("parsed", "market.trades")
+    select = statement.split("SELECT", 1)[1].split("\nFROM parsed", 1)[0]
+    aliases = re.findall(r"\bAS `?(\w+)`?\s*(?:,|$)", select)
+    assert aliases == [name for name, _type in topics.sql_columns(events.DeadLetter)]
+    assert "ft_dead_payload(payload) AS payload" in select
+    assert "ft_payload_bytes(payload) AS payload_bytes" in select
+
+
+def test_dead_letter_reasons_from_sql_are_cut_like_the_model_cuts_them() -> None:
+    from flinktrade.pipeline import sql
+
+    expression = sql.bounded_reason("r")
+    assert "CHAR_LENGTH(r) > 500" in expression
+    assert "CONCAT(SUBSTRING(r, 1, 497), '...')" in expression
+    assert "CHAR_LENGTH(COALESCE(CASE WHEN ok" in sql.deadletter_insert("parsed", "t")
+    letter = events.DeadLetter(ts=1, source_topic="t", reason="x" * 501, payload="")
+    assert letter.reason == "x" * 497 + "..."  # what the SQL expression writes
+
+
+def _java_constant(source: str, name: str) -> str:
+    match = re.search(rf"\b{name}\s*=\s*(?:new BigDecimal\(\")?([-\w.*\s]+?)\"?\)?;", source)
+    assert match, name
+    return match.group(1).replace("_", "").replace("L", "").strip()
+
+
+def test_the_java_parser_has_the_bounds_of_the_event_models() -> None:
+    """ParseTrade.java and flinktrade.events state the same bounds (the poison-pill suite checks
+    that they also apply them the same way)."""
+    from pathlib import Path
+
+    udf = Path(__file__).parents[2] / "jvm" / "udf" / "src" / "io" / "flinktrade" / "udf"
+    parse = (udf / "ParseTrade.java").read_text()
+    assert _java_constant(parse, "MIN_PRICE") == str(events.MIN_PRICE)
+    assert _java_constant(parse, "MAX_PRICE") == str(events.MAX_PRICE)
+    assert int(_java_constant(parse, "PRICE_DECIMALS")) == events.PRICE_DECIMALS
+    assert int(_java_constant(parse, "MAX_SIZE")) == events.MAX_SIZE
+    assert int(_java_constant(parse, "MAX_TS")) == events.MAX_TS_MS
+    assert int(_java_constant(parse, "MAX_SYMBOL_LENGTH")) == events.MAX_SYMBOL_CHARS
+    payload = (udf / "DeadPayload.java").read_text()
+    assert _java_constant(payload, "MAX_BYTES") == "64 * 1024"
+    assert events.MAX_DEAD_PAYLOAD_BYTES == 64 * 1024

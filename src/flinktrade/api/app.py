@@ -1,11 +1,15 @@
 """The FastAPI app: REST routes over what the feed has read, the WebSocket stream, the executor's
 kill switch, Prometheus metrics and the dashboard page.
 
-Every route that returns data or changes anything requires ``Authorization: Bearer <token>``;
-``/health`` does not. The page shell (``/``, ``/static``, ``/vendor``) and the API description
-(``/docs``, ``/openapi.json``) hold no data and are served without a token: the page asks for it.
-The WebSocket takes the token as the ``token`` query parameter, an ``Authorization`` header, or
-its first message (``{"token": "..."}``).
+Every route that returns data or changes anything requires ``Authorization: Bearer <token>``,
+checked before any request body is read (``security.Guard``: 401; bodies over
+``max_body_bytes``: 413). ``/health`` answers without a token with its status only (``ok`` or
+``degraded``); with the token it adds the details (broker, job, executor and its halt reason,
+feed, lags). The page shell (``/``, ``/static``, ``/vendor``) and the API description (``/docs``,
+``/openapi.json``) hold no data and are served without a token: the page asks for it. The
+WebSocket takes the token as the ``token`` query parameter (never logged: see
+``security.TokenRedaction``), an ``Authorization`` header, or its first message
+(``{"token": "..."}``). No response carries a secret of the settings.
 """
 
 import asyncio
@@ -30,7 +34,8 @@ from flinktrade import __version__
 from flinktrade.api.feed import Feed
 from flinktrade.api.hub import CLOSE_TOO_SLOW, Hub, Subscriber
 from flinktrade.api.metrics import ApiMetrics, SlackStats
-from flinktrade.api.positions import positions_with_pnl
+from flinktrade.api.positions import PositionBook
+from flinktrade.api.security import Guard, install_redaction
 from flinktrade.api.state import KINDS, Item, MarketState
 from flinktrade.config import Settings
 from flinktrade.errors import ConfigError
@@ -72,13 +77,14 @@ class AppContext:
     def __init__(self, settings: Settings, slack_stats: SlackStats | None) -> None:
         api = settings.api
         self.settings = settings
-        self.metrics = ApiMetrics(slack_stats)
-        self.state = MarketState(api.bars_per_symbol, api.events_kept)
+        self.metrics = ApiMetrics(slack_stats, api.max_label_values)
+        self.state = MarketState(api.bars_per_symbol, api.events_kept, api.max_symbols)
         self.hub = Hub(self.metrics, api.stream_queue)
         self.feed = Feed(
             api, settings.kafka.bootstrap_servers, self.state, self.metrics, self.hub.publish
         )
         self.store_path = settings.execution.store_path(settings.state_dir)
+        self.positions = PositionBook(self.store_path)
         self.web_dir = api.web_dir or REPO_WEB_DIR
 
     def open_store(self) -> OrderStore:
@@ -105,6 +111,7 @@ def create_app(
     if secret is None or not secret.get_secret_value():
         raise ConfigError("the API needs a token (FLINKTRADE_API_TOKEN)")
     expected = secret.get_secret_value().encode()
+    install_redaction(secret.get_secret_value())
     ctx = AppContext(settings, slack_stats)
     api = settings.api
 
@@ -148,13 +155,19 @@ def create_app(
     symbol_param = Annotated[str | None, Query(max_length=16, description="Only this symbol.")]
 
     @app.get("/health", tags=["health"])
-    def health() -> JSONResponse:
-        """Broker reachable, job producing bars, executor running or halted, consumer lags."""
+    def health(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> JSONResponse:
+        """``ok`` or ``degraded``; with the token also: broker reachable, job producing bars,
+        executor running or halted (and why), feed, consumer lags."""
         feed = ctx.feed.status()
+        ok = feed.broker_reachable and ctx.feed.error is None
+        status_code = 200 if ok else 503
+        if credentials is None or not valid(credentials.credentials):
+            return JSONResponse({"status": "ok" if ok else "degraded"}, status_code=status_code)
         idle_after = api.job_idle_after_s
         job_running = feed.last_bar_age_s is not None and feed.last_bar_age_s < idle_after
         executor = ctx.kill_switch()
-        ok = feed.broker_reachable and ctx.feed.error is None
         body = {
             "status": "ok" if ok else "degraded",
             "broker": {"reachable": feed.broker_reachable},
@@ -169,7 +182,7 @@ def create_app(
             },
             "lags": feed.lags,
         }
-        return JSONResponse(body, status_code=200 if ok else 503)
+        return JSONResponse(body, status_code=status_code)
 
     router = APIRouter(prefix="/api", dependencies=[Depends(require_token)], tags=["data"])
 
@@ -186,11 +199,18 @@ def create_app(
         """1-minute bars with their indicators (``analytics.bars``), oldest first."""
         return ctx.state.bars(symbol, limit)
 
+    before_param = Annotated[
+        int | None,
+        Query(ge=0, description="Only items older than this (epoch ms): the next page back."),
+    ]
+
     def listing(kind: str) -> Callable[..., list[Item]]:
         def route(
-            limit: limit_param = api.default_limit, symbol: symbol_param = None
+            limit: limit_param = api.default_limit,
+            symbol: symbol_param = None,
+            before: before_param = None,
         ) -> list[Item]:
-            return ctx.state.recent(kind, limit, symbol)
+            return ctx.state.recent(kind, limit, symbol, before)
 
         return route
 
@@ -202,15 +222,9 @@ def create_app(
 
     @router.get("/positions")
     def positions() -> list[Item]:
-        """Positions in the executor's order store, with average cost and P&L at the last bar."""
-        if not ctx.store_path.exists():
-            return []
-        store = ctx.open_store()
-        try:
-            fills, held = store.fills(), store.positions()
-        finally:
-            store.close()
-        return positions_with_pnl(fills, held, ctx.state.last_prices())
+        """Positions in the executor's order store, with average cost and P&L at the last bar
+        (the store's fills are read incrementally: each poll reads only the new ones)."""
+        return ctx.positions.rows(ctx.state.last_prices())
 
     @router.post("/halt", tags=["kill switch"])
     def halt(request: HaltRequest | None = None) -> KillSwitch:
@@ -266,6 +280,10 @@ def create_app(
         if unknown or not kinds:
             await websocket.close(CLOSE_POLICY, f"unknown topics {sorted(unknown)}; use {KINDS}")
             return
+        if len(ctx.hub) >= api.max_stream_clients:
+            log.warning("stream: %d clients already; refusing one more", len(ctx.hub))
+            await websocket.close(CLOSE_TOO_SLOW, "too many stream clients; try again later")
+            return
         wanted = frozenset(s.strip() for s in symbols.split(",") if s.strip())
         subscriber = ctx.hub.subscribe(kinds, wanted)
         try:
@@ -297,6 +315,12 @@ def create_app(
         )
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(
+        Guard,
+        valid=valid,
+        protected=lambda path: path.startswith("/api/") or path == "/metrics",
+        max_body_bytes=api.max_body_bytes,
+    )
     return app
 
 

@@ -4,6 +4,13 @@ new event to a callback (the WebSocket hub).
 It belongs to no consumer group and commits nothing: each API instance reads on its own. At
 start-up it reads back the last ``backfill`` records of every partition, so the dashboard has
 history at once; topics or partitions created later are picked up from their beginning.
+
+No record stops the feed. One that does not decode, carries a time outside 1970..2100, or fails
+anywhere on its way into the state or to the stream is dropped: counted in
+``flinktrade_api_dropped{topic, reason}`` and logged (the first of each topic and reason at
+WARNING, then one summary line per ``LOG_EVERY_S``), and the next record is read. The feed writes
+no dead letters: it reads every record again at each start and in every API instance, so it would
+write the same dead letters over and over; the job, executor and notifier write them.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 
@@ -27,6 +35,18 @@ log = logging.getLogger(__name__)
 POLL_S = 0.1
 METADATA_EVERY_S = 5.0
 LAG_EVERY_S = 1.0
+LOG_EVERY_S = 60.0
+"""At most one log line per topic and drop reason this often (after the first)."""
+MAX_TS = 4_102_444_800_000
+"""2100-01-01 UTC in epoch ms: events must lie in [0, MAX_TS]."""
+
+
+class DropReason(StrEnum):
+    """Why the feed dropped a record (the ``reason`` label of ``flinktrade_api_dropped``)."""
+
+    UNDECODABLE = "undecodable"
+    OUT_OF_RANGE = "out_of_range"
+    ERROR = "error"
 
 
 @dataclass(frozen=True)
@@ -66,6 +86,8 @@ class Feed:
         self._lags: dict[str, int] = {}
         self._metadata_ok_at: float | None = None
         self._last_bar_at: float | None = None
+        self._drops: dict[tuple[str, DropReason], tuple[float, int]] = {}
+        """Per (kind, reason): when it was last logged, and drops since."""
 
     def start(self) -> None:
         self._thread.start()
@@ -200,17 +222,18 @@ class Feed:
             return
         self.metrics.events_in.labels(kind).inc()
         try:
-            event = events.decode(EVENT_TYPES[kind], msg.value() or b"")
+            self._apply(kind, msg.value() or b"")
         except events.DecodeError as exc:
-            self.metrics.undecodable.labels(kind).inc()
-            log.debug(
-                "api feed: undecodable record at %s[%s]@%s: %s",
-                topic,
-                msg.partition(),
-                msg.offset(),
-                exc,
-            )
-            return
+            self._dropped(kind, DropReason.UNDECODABLE, msg, str(exc))
+        except _OutOfRange as exc:
+            self._dropped(kind, DropReason.OUT_OF_RANGE, msg, str(exc))
+        except Exception as exc:  # no record may stop the feed
+            self._dropped(kind, DropReason.ERROR, msg, f"{type(exc).__name__}: {exc}", exc)
+
+    def _apply(self, kind: str, value: bytes) -> None:
+        event = events.decode(EVENT_TYPES[kind], value)
+        if not 0 <= event.ts <= MAX_TS:
+            raise _OutOfRange(f"ts: {event.ts} is not between 1970 and 2100 (epoch ms)")
         if kind == "bars" and self.caught_up.is_set():
             self._last_bar_at = time.monotonic()
         applied = self.state.apply(kind, event)
@@ -218,3 +241,35 @@ class Feed:
             return
         self.metrics.count(event)
         self.on_event(applied)
+
+    def _dropped(
+        self,
+        kind: str,
+        reason: DropReason,
+        msg: Message,
+        why: str,
+        exc: Exception | None = None,
+    ) -> None:
+        self.metrics.dropped.labels(kind, reason.value).inc()
+        now = time.monotonic()
+        last, count = self._drops.get((kind, reason), (None, 0))
+        count += 1
+        if last is not None and now - last < LOG_EVERY_S:
+            self._drops[(kind, reason)] = (last, count)
+            return
+        self._drops[(kind, reason)] = (now, 0)
+        log.warning(
+            "api feed: dropped %d %s record(s) of %s, the last at %s[%s]@%s: %s",
+            count,
+            reason.value,
+            kind,
+            msg.topic(),
+            msg.partition(),
+            msg.offset(),
+            why[:300],
+            exc_info=exc,
+        )
+
+
+class _OutOfRange(Exception):
+    """A decoded event whose values the API cannot show."""

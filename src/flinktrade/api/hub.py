@@ -39,6 +39,9 @@ class Hub:
         self._subscribers: set[Subscriber] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
 
+    def __len__(self) -> int:
+        return len(self._subscribers)
+
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
 

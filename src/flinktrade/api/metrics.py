@@ -2,6 +2,11 @@
 
 Counts are of the events this API has read (including those read back at start-up), so they say
 what the system did recently, not since the beginning of the topics.
+
+Label values taken from record contents (strategy names, alert kinds) are bounded: the first
+``max_label_values`` distinct values of each label are kept as they are, later ones are counted as
+``"other"``, so hostile or buggy records cannot grow the registry without limit. Other labels come
+from closed sets (topic kinds, sides, severities, order statuses, drop reasons).
 """
 
 from __future__ import annotations
@@ -13,6 +18,9 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 from flinktrade import events
+
+OTHER = "other"
+"""The label value standing for every value beyond a label's cap."""
 
 SlackStats = Callable[[], Mapping[str, int]]
 """Returns ``{"posts": n, "rate_limited": m}`` from a notifier running in this process."""
@@ -34,10 +42,31 @@ class _SlackCollector(Collector):
         )
 
 
+class BoundedLabel:
+    """The values one label may take: the first ``cap`` distinct ones seen, then ``OTHER``.
+    Values are also cut to ``max_chars``."""
+
+    def __init__(self, cap: int, max_chars: int = 64) -> None:
+        self.cap = cap
+        self.max_chars = max_chars
+        self._known: set[str] = set()
+
+    def __call__(self, value: str) -> str:
+        value = value[: self.max_chars]
+        if value in self._known:
+            return value
+        if len(self._known) >= self.cap:
+            return OTHER
+        self._known.add(value)
+        return value
+
+
 class ApiMetrics:
     """The counters, gauges and histograms behind ``GET /metrics``."""
 
-    def __init__(self, slack_stats: SlackStats | None = None) -> None:
+    def __init__(self, slack_stats: SlackStats | None = None, max_label_values: int = 50) -> None:
+        self._strategy = BoundedLabel(max_label_values)
+        self._alert_kind = BoundedLabel(max_label_values)
         self.registry = CollectorRegistry()
         r = self.registry
         self.events_in = Counter(
@@ -49,8 +78,11 @@ class ApiMetrics:
             ["topic"],
             registry=r,
         )
-        self.undecodable = Counter(
-            "flinktrade_api_undecodable", "Records that did not decode.", ["topic"], registry=r
+        self.dropped = Counter(
+            "flinktrade_api_dropped",
+            "Records dropped by the feed, by reason (undecodable, out_of_range, error).",
+            ["topic", "reason"],
+            registry=r,
         )
         self.lag = Gauge(
             "flinktrade_api_consumer_lag",
@@ -82,9 +114,9 @@ class ApiMetrics:
     def count(self, event: events.Event) -> None:
         """Count one new (not repeated) event by what it is."""
         if isinstance(event, events.Signal):
-            self.signals.labels(event.strategy, event.side.value).inc()
+            self.signals.labels(self._strategy(event.strategy), event.side.value).inc()
         elif isinstance(event, events.Alert):
-            self.alerts.labels(event.severity.value, event.kind).inc()
+            self.alerts.labels(event.severity.value, self._alert_kind(event.kind)).inc()
         elif isinstance(event, events.Fill):
             self.fills.labels(event.side.value).inc()
         elif isinstance(event, events.OrderEvent):

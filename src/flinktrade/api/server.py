@@ -1,8 +1,9 @@
 """Running the API: the token rule, a blocking ``serve`` for the CLI and ``start_in_thread`` for
 the demo and tests.
 
-uvicorn's access log is off: the dashboard's first request carries ``?token=`` and would put the
-token in the log.
+uvicorn's access log is off: the dashboard's first request carries ``?token=``. uvicorn's other
+lines (WebSocket handshakes are logged with their query string) pass through
+``security.TokenRedaction``, installed by ``create_app``.
 """
 
 from __future__ import annotations

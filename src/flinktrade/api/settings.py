@@ -67,6 +67,11 @@ class ApiSettings(BaseSettings):
         2_000, ge=0, description="Records per partition read back from each topic at start-up."
     )
     bars_per_symbol: int = Field(1_000, ge=10, description="Bars kept in memory per symbol.")
+    max_symbols: int = Field(
+        2_000,
+        ge=1,
+        description="Symbols whose bars are kept; beyond it the least recently updated is dropped.",
+    )
     events_kept: int = Field(
         1_000, ge=10, description="Signals, alerts, orders, fills and news kept in memory each."
     )
@@ -74,6 +79,20 @@ class ApiSettings(BaseSettings):
     max_limit: int = Field(5_000, ge=1, description="Largest limit a list route accepts.")
     stream_queue: int = Field(
         1_000, ge=10, description="Messages queued per WebSocket client before it is dropped."
+    )
+    max_stream_clients: int = Field(
+        100, ge=1, description="WebSocket clients at once; more are closed with 1013."
+    )
+    max_body_bytes: int = Field(
+        64 * 1024, ge=1024, description="Largest request body accepted (413 beyond it)."
+    )
+    max_label_values: int = Field(
+        50,
+        ge=1,
+        description=(
+            "Distinct values per Prometheus label taken from records (strategy, alert kind); "
+            'later ones are counted as "other".'
+        ),
     )
     job_idle_after_s: float = Field(
         30.0, gt=0, description="/health reports the job idle after this long without a bar."

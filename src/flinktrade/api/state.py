@@ -2,6 +2,10 @@
 
 The feed thread writes, request handlers read; one lock guards everything. Items are kept as the
 JSON-ready dicts the routes and the stream send, so a read is a copy of a list slice.
+
+Everything is bounded: ``bars_per_symbol`` bars for at most ``max_symbols`` symbols (a new symbol
+beyond that evicts the one whose bars were updated least recently), ``events_kept`` of each other
+kind.
 """
 
 from __future__ import annotations
@@ -84,10 +88,12 @@ class MarketState:
     """Recent bars per symbol and recent signals, alerts, orders (latest state per order), fills
     and news, as read from the topics."""
 
-    def __init__(self, bars_per_symbol: int, events_kept: int) -> None:
+    def __init__(self, bars_per_symbol: int, events_kept: int, max_symbols: int = 2_000) -> None:
         self._lock = threading.Lock()
         self._bars_per_symbol = bars_per_symbol
-        self._bars: dict[str, Recent] = {}
+        self._max_symbols = max_symbols
+        self._bars: OrderedDict[str, Recent] = OrderedDict()
+        """Least recently updated first."""
         self._lists = {kind: Recent(events_kept) for kind in KINDS if kind != "bars"}
 
     def apply(self, kind: str, event: events.Event) -> Applied | None:
@@ -96,8 +102,7 @@ class MarketState:
         symbol = getattr(event, "symbol", None)
         with self._lock:
             if isinstance(event, events.AnalyticsBar):
-                bars = self._bars.setdefault(event.symbol, Recent(self._bars_per_symbol))
-                fresh = bars.add(str(event.ts), data)
+                fresh = self._add_bar(event.symbol, str(event.ts), data)
             elif isinstance(event, events.OrderEvent):
                 orders = self._lists["orders"]
                 previous = orders.get(event.client_order_id)
@@ -110,6 +115,17 @@ class MarketState:
             else:
                 fresh = self._lists[kind].add(str(getattr(event, "id", event.ts)), data)
         return Applied(kind, symbol, data) if fresh else None
+
+    def _add_bar(self, symbol: str, key: str, data: Item) -> bool:
+        bars = self._bars.get(symbol)
+        if bars is None:
+            bars = self._bars[symbol] = Recent(self._bars_per_symbol)
+            if len(self._bars) > self._max_symbols:
+                self._bars.popitem(last=False)
+        fresh = bars.add(key, data)
+        if fresh:
+            self._bars.move_to_end(symbol)
+        return fresh
 
     def symbols(self) -> list[Item]:
         """Every symbol with bars: its bar count, last close and the time of its last bar."""
@@ -132,18 +148,20 @@ class MarketState:
             bars = self._bars.get(symbol)
             return [] if bars is None else bars.last(limit)
 
-    def recent(self, kind: str, limit: int, symbol: str | None = None) -> list[Item]:
-        """The newest ``limit`` items of a list kind, optionally for one symbol only."""
-        where = None
-        if symbol is not None:
+    def recent(
+        self, kind: str, limit: int, symbol: str | None = None, before: int | None = None
+    ) -> list[Item]:
+        """The newest ``limit`` items of a list kind, optionally for one symbol only, and only
+        those older than ``before`` (epoch ms): pass the oldest ``ts`` of a page for the next."""
+
+        def where(item: Item) -> bool:
+            if before is not None and not item.get("ts", 0) < before:
+                return False
+            if symbol is None:
+                return True
             if kind == "news":
-
-                def where(item: Item) -> bool:
-                    return symbol in item.get("symbols", ())
-            else:
-
-                def where(item: Item) -> bool:
-                    return item.get("symbol") == symbol
+                return symbol in item.get("symbols", ())
+            return bool(item.get("symbol") == symbol)
 
         with self._lock:
             return self._lists[kind].last(limit, where)

@@ -781,6 +781,7 @@ def make_broker(settings: Settings, broker: str, *, live: bool = False) -> Broke
             live=live,
             timeout_s=settings.execution.request_timeout_s,
             max_rate_limit_wait_s=settings.execution.max_rate_limit_wait_s,
+            requests_per_minute=settings.execution.trading_requests_per_minute,
         )
     raise ConfigError(f"unknown broker {broker!r} (sim or alpaca)")
 

@@ -160,6 +160,14 @@ class ExecutionSettings(_Section):
     client_order_prefix: str = Field(
         "ft-", max_length=12, description="client_order_id = prefix + signal id."
     )
+    trading_requests_per_minute: int = Field(
+        200,
+        ge=1,
+        description=(
+            "Client-side budget of trading-API requests in any rolling minute (Alpaca allows "
+            "200); orders go first, polling waits."
+        ),
+    )
 
     @model_validator(mode="after")
     def _prefix(self) -> ExecutionSettings:

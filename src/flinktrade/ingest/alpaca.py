@@ -9,7 +9,9 @@
 - ``LiveStream`` runs one alpaca-py ``StockDataStream`` or ``NewsDataStream`` in a background
   thread, delivering raw messages (msgpack dicts) to a callback and telling when each
   (re)connection is subscribed, so the caller can backfill the gap over REST. alpaca-py reconnects
-  by itself with exponential back-off and jitter.
+  by itself with exponential back-off and jitter; ``reconnect`` closes a connection on purpose
+  (a silent one). Keys refused at the stream's auth (error 401/402) stop the stream for good
+  with ``fatal`` set to a ``ConfigError`` naming the variables, instead of retrying forever.
 
 Credentials are ``SecretStr`` until the moment alpaca-py needs the text; they are never logged.
 """
@@ -37,6 +39,7 @@ from alpaca.data.live.websocket import DataStream
 from alpaca.data.requests import NewsRequest, StockBarsRequest, StockTradesRequest
 from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 from pydantic import SecretStr
+from websockets.exceptions import WebSocketException
 
 from flinktrade.config import Settings
 from flinktrade.errors import ConfigError, FlinktradeError, TransientError
@@ -336,11 +339,35 @@ MessageHandler = Callable[[str, dict[str, Any]], None]
 message, on the stream's thread; it must not block for long."""
 
 
+_AUTH_REFUSED = frozenset({"auth failed", "not authenticated", "failed to authenticate"})
+"""What alpaca-py's ``ValueError`` says when the stream refused the keys (errors 402, 401)."""
+
+
+class _KeysRefused(WebSocketException):
+    """Raised inside alpaca-py's loop after a refused auth; the stream is already stopping."""
+
+
 class _HookedMixin:
-    """Counts (re)connections and reports each completed subscription; stops promptly."""
+    """Counts (re)connections and reports each completed subscription; stops promptly; stops
+    for good when the keys are refused."""
 
     connections: int
     on_subscribed: Callable[[int], None] | None
+    fatal: ConfigError | None
+    stream_name: str
+
+    async def _auth(self) -> None:
+        try:
+            await super()._auth()  # type: ignore[misc]
+        except ValueError as exc:
+            if str(exc) not in _AUTH_REFUSED:
+                raise
+            self.fatal = ConfigError(
+                f"Alpaca refused the keys on the {self.stream_name} stream ({exc}): check "
+                "APCA_API_KEY_ID and APCA_API_SECRET_KEY"
+            )
+            await self.stop_ws()
+            raise _KeysRefused(str(self.fatal)) from None
 
     async def _start_ws(self) -> None:
         await super()._start_ws()  # type: ignore[misc]
@@ -379,6 +406,28 @@ class LiveStream:
     @property
     def connections(self) -> int:
         return int(getattr(self.stream, "connections", 0))
+
+    @property
+    def connected(self) -> bool:
+        """Connected and subscribed (alpaca-py's own flag)."""
+        return bool(getattr(self.stream, "_running", False))
+
+    @property
+    def fatal(self) -> ConfigError | None:
+        """Why the stream stopped for good (refused keys), if it did."""
+        error: ConfigError | None = getattr(self.stream, "fatal", None)
+        return error
+
+    def reconnect(self) -> None:
+        """Close the current connection (a silent one): alpaca-py reconnects with back-off."""
+        loop = self._loop
+        if loop is not None and loop.is_running():
+            asyncio.run_coroutine_threadsafe(self._close_ws(), loop)
+
+    async def _close_ws(self) -> None:
+        ws: Any = getattr(self.stream, "_ws", None)
+        if ws is not None:
+            await ws.close()
 
     def start(self) -> None:
         def run() -> None:
@@ -421,6 +470,8 @@ def _hook(
 ) -> None:
     stream.connections = 0
     stream.on_subscribed = on_subscribed
+    stream.fatal = None
+    stream.stream_name = "news" if isinstance(stream, _NewsStream) else "market data"
     stream._reconnect_min_backoff, stream._reconnect_max_backoff = backoff
 
 

@@ -187,6 +187,7 @@ def live(
         stream_url=settings.alpaca_api_stream_url,
         news_stream_url=settings.alpaca_api_news_stream_url,
         backoff=(ingest.reconnect_min_s, ingest.reconnect_max_s),
+        silence_s=ingest.silence_s,
     )
     rest = MarketDataRest(credentials, settings.alpaca_api_data_url, _policy(ingest))
     bus.ensure_topics(settings.kafka, ingest.topics.all())

@@ -46,6 +46,14 @@ class IngestSettings(BaseSettings):
     max_rate_limit_wait_s: float = Field(120.0, gt=0, description="Longest single 429 wait.")
     reconnect_min_s: float = Field(1.0, gt=0, description="First stream reconnect delay.")
     reconnect_max_s: float = Field(30.0, gt=0, description="Longest stream reconnect delay.")
+    silence_s: float = Field(
+        120.0,
+        gt=0,
+        description=(
+            "Market stream connected but silent this long in the regular session: alert, "
+            "reconnect and backfill."
+        ),
+    )
     max_future_ms: int = Field(
         300_000, ge=0, description="Refuse records timed further than this ahead of the clock."
     )

@@ -5,9 +5,13 @@ Records arrive in Alpaca's wire shape (``t`` time, ``S`` symbol, ``o/h/l/c/v/n/v
 streams or a replayed file. Times may be RFC 3339 text, msgpack Timestamps, datetimes or epoch
 numbers (s, ms, us or ns, told apart by magnitude).
 
-A record is refused, with the reason in the dead-letter, when a field is missing, a price is NaN,
-infinite, zero or negative, a size is zero or negative, the symbol was not asked for, or the time
-lies more than ``max_future_ms`` ahead of the clock. Dead letters never go to the market topics.
+A record is refused, with the reason in the dead-letter, when a field is missing, a price breaks
+``events.price_problem`` (NaN, infinite, below 1e-6, above ``DECIMAL(18, 6)``, more than six
+decimals: the job's Java parser applies the same rule), a size is zero, negative or above
+``events.MAX_SIZE``, the symbol is not 1-16 printable ASCII characters or was not asked for, a
+bar's low/high do not bracket its open and close, or the time lies before 1970, after
+``events.MAX_TS_MS`` or more than ``max_future_ms`` ahead of the clock. Whatever else the event
+models refuse is refused too. Dead letters never go to the market topics.
 """
 
 from __future__ import annotations
@@ -20,8 +24,22 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from pydantic import ValidationError
+
 from flinktrade import topics
-from flinktrade.events import Bar, DeadLetter, NewsItem, Quote, Trade, now_ms
+from flinktrade.events import (
+    MAX_SIZE,
+    MAX_TS_MS,
+    Bar,
+    DeadLetter,
+    NewsItem,
+    Quote,
+    Trade,
+    now_ms,
+    price_problem,
+    symbol_problem,
+    validation_reason,
+)
 
 MAX_FUTURE_MS = 5 * 60_000
 """How far ahead of the local clock a record's time may be (clock skew, bar start times)."""
@@ -54,7 +72,10 @@ class Validator:
             o, h, low, c = (_price(raw, k) for k in ("o", "h", "l", "c"))
             volume = _int(raw, "v", minimum=0)
             if h < max(o, c, low) or low > min(o, c):
-                raise Invalid("inconsistent bar: high below open/close/low or low above them")
+                raise Invalid(
+                    f"inconsistent bar: low {low}, open {o}, close {c}, high {h}"
+                    " (want low <= open, close <= high)"
+                )
             vwap = _optional_float(raw, "vw")
             trades = _optional_int(raw, "n")
             return Bar(
@@ -71,6 +92,8 @@ class Validator:
             )
         except Invalid as exc:
             return self.dead(topics.BARS.name, raw, str(exc))
+        except ValidationError as exc:
+            return self.dead(topics.BARS.name, raw, validation_reason(exc))
 
     def trade(self, raw: Mapping[str, Any], symbol: str | None = None) -> Trade | DeadLetter:
         """A trade from ``{t, p, s, i[, x]}``; its id is ``SYMBOL:epoch-ns:exchange:provider-id``
@@ -93,6 +116,8 @@ class Validator:
             )
         except Invalid as exc:
             return self.dead(topics.TRADES.name, raw, str(exc))
+        except ValidationError as exc:
+            return self.dead(topics.TRADES.name, raw, validation_reason(exc))
 
     def quote(self, raw: Mapping[str, Any], symbol: str | None = None) -> Quote | DeadLetter:
         """A quote from ``{t, bp, bs, ap, as[, bx, ax]}``."""
@@ -112,6 +137,8 @@ class Validator:
             )
         except Invalid as exc:
             return self.dead(topics.QUOTES.name, raw, str(exc))
+        except ValidationError as exc:
+            return self.dead(topics.QUOTES.name, raw, validation_reason(exc))
 
     def news(self, raw: Mapping[str, Any]) -> NewsItem | DeadLetter:
         """A news item from Alpaca's news fields; event time is ``created_at``.
@@ -140,6 +167,8 @@ class Validator:
             )
         except Invalid as exc:
             return self.dead(topics.NEWS.name, raw, str(exc))
+        except ValidationError as exc:
+            return self.dead(topics.NEWS.name, raw, validation_reason(exc))
 
     def dead(self, topic: str, raw: Mapping[str, Any] | str, reason: str) -> DeadLetter:
         """A dead letter for ``raw`` that was bound for ``topic``, timed when it was refused."""
@@ -155,8 +184,9 @@ class Validator:
         if name is None or not str(name).strip():
             raise Invalid("S: missing symbol")
         text = str(name).strip().upper()
-        if len(text) > 16:
-            raise Invalid(f"S: symbol {text[:20]!r} longer than 16 characters")
+        problem = symbol_problem(text)
+        if problem is not None:
+            raise Invalid(f"S: {problem}")
         if self.symbols is not None and "*" not in self.symbols and text not in self.symbols:
             raise Invalid(f"S: unknown symbol {text!r} (not requested)")
         return text
@@ -168,6 +198,8 @@ class Validator:
         ns = to_epoch_ns(_required(raw, key), key)
         if ns <= 0:
             raise Invalid(f"{key}: time before 1970")
+        if ns // 1_000_000 > MAX_TS_MS:
+            raise Invalid(f"{key}: time after 2100")
         if ns // 1_000_000 > self.clock() + self.max_future_ms:
             raise Invalid(f"{key}: time {_iso(ns)} is in the future")
         return ns
@@ -253,10 +285,11 @@ def _price(raw: Mapping[str, Any], key: str, allow_zero: bool = False) -> Decima
         price = Decimal(repr(value)) if isinstance(value, float) else Decimal(str(value).strip())
     except InvalidOperation:
         raise Invalid(f"{key}: not a number: {str(value)[:40]!r}") from None
-    if not price.is_finite():
-        raise Invalid(f"{key}: price is {price}")
-    if price < 0 or (price == 0 and not allow_zero):
-        raise Invalid(f"{key}: price {price} is not positive")
+    if allow_zero and price == 0:
+        return price
+    problem = price_problem(price)
+    if problem is not None:
+        raise Invalid(f"{key}: {problem}")
     return price
 
 
@@ -273,6 +306,8 @@ def _int(raw: Mapping[str, Any], key: str, minimum: int) -> int:
     if int(number) < minimum:
         what = "zero or negative" if minimum == 1 else "negative"
         raise Invalid(f"{key}: size {int(number)} is {what}")
+    if int(number) > MAX_SIZE:
+        raise Invalid(f"{key}: size {int(number):.3E} is above {MAX_SIZE}")
     return int(number)
 
 

@@ -74,7 +74,7 @@ def run(
     posted = sum(d.messages for d in stats.destinations.values())
     console.print(
         f"notify stopped: {stats.records} records, {posted} messages, "
-        f"{stats.duplicates} repeats dropped, {stats.undecodable} undecodable"
+        f"{stats.duplicates} repeats dropped, {stats.rejected} rejected (dead letters)"
     )
 
 

@@ -113,12 +113,19 @@ def num(value: Decimal | float | None) -> str:
     if value is None:
         return "n/a"
     if isinstance(value, Decimal):
+        if value.is_finite() and not -12 <= value.adjusted() <= 15:
+            return format(value, "E")  # 1E+400, not four hundred digits
         return format(value, "f")
     if value == 0:
         return "0"
     if abs(value) >= 0.01:
         return f"{value:,.4f}".rstrip("0").rstrip(".")
     return f"{value:.3g}"
+
+
+def _money(value: Decimal) -> str:
+    """``1,234.50``; beyond a thousand billion in scientific notation."""
+    return f"{value:,.2f}" if value.adjusted() <= 15 else format(value, "E")
 
 
 def _plural(count: int, word: str) -> str:
@@ -287,7 +294,7 @@ class Formatter:
     def _fill(self, fill: FillUpdate, ts: int) -> Message:
         side = fill.side.upper() + " " if fill.side else ""
         headline = f"Fill: {side}{num(fill.qty)} {fill.symbol} @ {num(fill.price)}"
-        notional = f"{fill.qty * fill.price:,.2f}"
+        notional = _money(fill.qty * fill.price)
         fields = [("Symbol", escape(fill.symbol))]
         if fill.side:
             fields.append(("Side", escape(fill.side)))

@@ -4,6 +4,11 @@
 ``trading.orders`` and ``trading.fills`` are read leniently (see ``OrderUpdate`` and ``FillUpdate``)
 so that any producer writing JSON objects with the documented field names renders, whatever model
 it uses. Executor halts and reconciliation failures travel as alerts (see ``HALT_KINDS``).
+
+Whatever a record holds, ``parse_record`` either returns a notice that can be rendered or raises
+``DecodeError`` with the reason: times outside 1970..2100, numbers that are not finite or beyond
+``MAX_MAGNITUDE``, fills without a positive quantity and price are refused here, so no worker ever
+holds a notice it cannot post.
 """
 
 from __future__ import annotations
@@ -17,6 +22,12 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from flinktrade import events
 from flinktrade.events import Alert, DecodeError, Severity, Signal
+
+MAX_TS = 4_102_444_800_000
+"""2100-01-01 UTC in epoch ms: a notice's time must lie in [0, MAX_TS]."""
+MAX_MAGNITUDE = Decimal("1e15")
+"""The largest absolute value a price or quantity of an order or fill may have."""
+_AMOUNT = Field(None, allow_inf_nan=False, gt=-MAX_MAGNITUDE, lt=MAX_MAGNITUDE)
 
 SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
 
@@ -62,14 +73,20 @@ class OrderUpdate(_Lenient):
     event_id: str | None = None
     symbol: str = Field(min_length=1)
     side: str | None = None
-    qty: Decimal | None = Field(None, validation_alias=AliasChoices("qty", "quantity"))
-    notional: Decimal | None = None
+    qty: Decimal | None = Field(
+        None,
+        validation_alias=AliasChoices("qty", "quantity"),
+        allow_inf_nan=False,
+        gt=-MAX_MAGNITUDE,
+        lt=MAX_MAGNITUDE,
+    )
+    notional: Decimal | None = _AMOUNT
     type: str | None = Field(None, validation_alias=AliasChoices("type", "order_type"))
-    limit_price: Decimal | None = None
-    stop_price: Decimal | None = None
+    limit_price: Decimal | None = _AMOUNT
+    stop_price: Decimal | None = _AMOUNT
     status: str = "new"
-    filled_qty: Decimal | None = None
-    filled_avg_price: Decimal | None = None
+    filled_qty: Decimal | None = _AMOUNT
+    filled_avg_price: Decimal | None = _AMOUNT
     reason: str | None = Field(None, validation_alias=AliasChoices("reason", "reject_reason"))
     strategy: str | None = None
     signal_id: str | None = None
@@ -91,9 +108,9 @@ class FillUpdate(_Lenient):
     order_id: str | None = None
     symbol: str = Field(min_length=1)
     side: str | None = None
-    qty: Decimal
-    price: Decimal
-    position_qty: Decimal | None = None
+    qty: Decimal = Field(allow_inf_nan=False, gt=0, lt=MAX_MAGNITUDE)
+    price: Decimal = Field(allow_inf_nan=False, gt=0, lt=MAX_MAGNITUDE)
+    position_qty: Decimal | None = _AMOUNT
     strategy: str | None = None
     ts: int | None = None
 
@@ -121,6 +138,13 @@ class Notice:
 
 def parse_record(event_type: EventType, value: bytes, record_ts: int | None = None) -> Notice:
     """Decode one record of the topic that carries ``event_type``; raises ``DecodeError``."""
+    notice = _parse(event_type, value, record_ts)
+    if not 0 <= notice.ts <= MAX_TS:
+        raise DecodeError(f"ts: {notice.ts} is not between 1970 and 2100 (epoch ms)")
+    return notice
+
+
+def _parse(event_type: EventType, value: bytes, record_ts: int | None) -> Notice:
     if event_type is EventType.ALERT:
         alert = events.decode(Alert, value)
         return Notice(

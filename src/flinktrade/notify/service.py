@@ -5,6 +5,13 @@ given up on it for good), so a crash or restart re-reads what was not posted yet
 Repeats of an event id (a replayed record, a job restart) are dropped before routing, so they are
 not posted twice. A crash between Slack's acceptance and the commit can still post once more on
 restart; a clean stop first drains what is pending (``drain_timeout_s``) and commits.
+
+No record stops the notifier: one that does not decode, or that decodes into a notice that cannot
+be rendered, goes to the dead-letter topic (``DeadLetter.of``: reason and original bytes, bounded)
+and the next record is read. Its offset is committed only once its dead letter is acknowledged; a
+dead letter the broker refuses (or does not take within ``DEADLETTER_TIMEOUT_MS``) is sent again,
+up to ``DEADLETTER_ATTEMPTS`` attempts in all, then logged as an error and given up, so one record
+never stalls the commits for good.
 """
 
 from __future__ import annotations
@@ -30,6 +37,10 @@ from flinktrade.notify.worker import Delivery, DestinationWorker, WorkerStats
 log = logging.getLogger(__name__)
 
 POLL_TIMEOUT_S = 0.2
+DEADLETTER_ATTEMPTS = 3
+"""Flushes a batch of dead letters gets before the notifier gives up on it (and commits)."""
+DEADLETTER_TIMEOUT_MS = 30_000
+"""``message.timeout.ms`` of the dead-letter producer: how long one attempt may take."""
 
 
 @dataclass
@@ -38,7 +49,8 @@ class NotifyStats:
 
     records: int = 0
     duplicates: int = 0
-    undecodable: int = 0
+    rejected: int = 0
+    """Records rejected (dead-lettered): not decodable, or not renderable."""
     unrouted: int = 0
     destinations: dict[str, WorkerStats] = field(default_factory=dict)
 
@@ -63,7 +75,7 @@ class Notifier:
         self._types = settings.topics.by_type()
         self._tracker = OffsetTracker()
         self._seen = SeenIds(settings.dedupe_capacity)
-        formatter = Formatter(settings.dashboard_url)
+        formatter = self._formatter = Formatter(settings.dashboard_url)
         self._workers = {
             key: DestinationWorker(
                 sink,
@@ -75,7 +87,9 @@ class Notifier:
             for key, sink in self.routing.sinks.items()
         }
         self._deadletters: bus.EventProducer | None = None
-        self._deadletters_unflushed = 0
+        self._letters: list[events.DeadLetter] = []
+        """Dead letters sent and not acknowledged yet (sent again if the broker refuses them)."""
+        self._letter_attempts = 0
         self._paused = False
         self._warned_topics: set[str] = set()
 
@@ -134,18 +148,22 @@ class Notifier:
         ref = RecordRef(topic, partition, offset)
         self.stats.records += 1
         _kind, record_ts = msg.timestamp()
+        value = msg.value() or b""
         try:
-            notice = parse_record(self._types[topic], msg.value() or b"", record_ts or None)
+            notice = parse_record(self._types[topic], value, record_ts if record_ts > 0 else None)
         except events.DecodeError as exc:
-            log.warning("skipping undecodable record %s: %s", ref, exc)
-            self.stats.undecodable += 1
-            self._deadletter(ref, str(exc), msg.value() or b"", record_ts)
-            self._tracker.add(ref, 0)
+            self._reject(ref, str(exc), value, record_ts)
             return
         if not self._seen.add(notice.id):
             log.debug("dropping repeat of %s (symbol %s) at %s", notice.id, notice.symbol, ref)
             self.stats.duplicates += 1
             self._tracker.add(ref, 0)
+            return
+        try:  # what a worker could not post would be retried for ever: refuse it here
+            self._formatter.notice(notice)
+        except Exception as exc:  # no record may stop the notifier
+            log.exception("cannot render the record at %s", ref)
+            self._reject(ref, f"cannot be rendered: {type(exc).__name__}: {exc}", value, record_ts)
             return
         keys = self.routing.destinations(notice)
         self._tracker.add(ref, len(keys))
@@ -167,21 +185,55 @@ class Notifier:
             return
         log.warning("Kafka: %s", error.str())
 
-    def _deadletter(self, ref: RecordRef, reason: str, value: bytes, record_ts: int) -> None:
+    def _reject(self, ref: RecordRef, reason: str, value: bytes, record_ts: int) -> None:
+        log.warning("rejecting the record at %s: %s", ref, reason[:200])
+        self.stats.rejected += 1
+        self._tracker.add(ref, 0)
         if not self.deadletter_topic:
             return
         if self._deadletters is None:
-            self._deadletters = bus.EventProducer(self.bootstrap_servers)
-        letter = events.DeadLetter(
+            self._deadletters = bus.EventProducer(
+                self.bootstrap_servers, extra={"message.timeout.ms": DEADLETTER_TIMEOUT_MS}
+            )
+        letter = events.DeadLetter.of(
+            ref.topic,
+            reason,
+            value,
             ts=record_ts if record_ts > 0 else events.now_ms(),
-            source_topic=ref.topic,
             partition=ref.partition,
             offset=ref.offset,
-            reason=reason,
-            payload=value.decode("utf-8", errors="replace"),
         )
         self._deadletters.send(letter, self.deadletter_topic)
-        self._deadletters_unflushed += 1
+        self._letters.append(letter)
+
+    def _flush_deadletters(self) -> bool:
+        """Whether every dead letter sent so far is acknowledged (or given up on)."""
+        if self._deadletters is None or not self._letters:
+            return True
+        try:
+            self._deadletters.flush(10.0)
+        except bus.ProduceFailed as exc:
+            if not exc.failed:  # still queued: the next flush waits for them again
+                log.warning("dead letters not acknowledged yet, not committing: %s", exc)
+                return False
+            self._letter_attempts += 1
+            if self._letter_attempts < DEADLETTER_ATTEMPTS:
+                log.warning("dead letters refused (%s); sending them again", exc)
+                for letter in self._letters:  # duplicates are fine: keyed by topic+offset
+                    self._deadletters.send(letter, self.deadletter_topic)
+                return False
+            log.error(
+                "giving up on %d dead letters after %d attempts (%s): records %s",
+                len(self._letters),
+                self._letter_attempts,
+                exc,
+                ", ".join(
+                    f"{d.source_topic}[{d.partition}]@{d.offset}" for d in self._letters[:20]
+                ),
+            )
+        self._letters = []
+        self._letter_attempts = 0
+        return True
 
     def _done(self, deliveries: Sequence[Delivery]) -> None:
         for delivery in deliveries:
@@ -193,13 +245,8 @@ class Notifier:
         positions = self._tracker.to_commit(only)
         if not positions:
             return
-        if self._deadletters is not None and self._deadletters_unflushed:
-            try:
-                self._deadletters.flush(10.0)
-            except TransientError as exc:
-                log.warning("dead letters not acknowledged yet, not committing: %s", exc)
-                return
-            self._deadletters_unflushed = 0
+        if not self._flush_deadletters():
+            return
         offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
         try:
             consumer.commit(offsets=offsets, asynchronous=False)
@@ -245,8 +292,8 @@ class Notifier:
         finally:
             consumer.close()
             self.routing.close()
-            if self._deadletters is not None:
-                self._deadletters.flush(10.0)
+            if self._letters and not self._flush_deadletters():
+                log.warning("%d dead letters may not have been written", len(self._letters))
         for worker in self._workers.values():
             self.stats.destinations[worker.sink.description] = worker.stats
             if worker.pending:
@@ -263,10 +310,10 @@ class Notifier:
                     worker.stats.skipped,
                 )
         log.info(
-            "notifier stopped: %d records, %d repeats dropped, %d undecodable",
+            "notifier stopped: %d records, %d repeats dropped, %d rejected (dead letters)",
             self.stats.records,
             self.stats.duplicates,
-            self.stats.undecodable,
+            self.stats.rejected,
         )
 
 

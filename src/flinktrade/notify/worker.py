@@ -4,7 +4,8 @@ The worker paces its channel (``Throttle``): a notice alone is posted as itself,
 for the same slot as one summary. Transient errors are retried with exponential back-off (at least
 as long as Slack's ``Retry-After``). A destination error (bad token, channel not found or
 archived) is reported once, after which the destination's notices are released without posting.
-A rejected message is retried once as text only, then reported and released. ``on_done`` is called
+A rejected message is retried once as text only, then reported and released, and so is a batch that
+cannot be rendered (the consumer refuses such records first; this is the backstop). ``on_done`` is called
 for every notice the worker is finished with, so the consumer can commit its offset.
 """
 
@@ -141,11 +142,16 @@ class DestinationWorker:
                 self._cond.wait(wait)
 
     def _deliver(self, batch: list[Delivery]) -> None:
-        if len(batch) == 1:
-            message = self._formatter.notice(batch[0].notice)
-        else:
-            recent = self._clock() - self._last_accepted < CONTINUATION_S
-            message = self._formatter.summary([d.notice for d in batch], more=recent)
+        try:
+            message = self._render(batch)
+        except Exception:  # retrying would fail the same way for ever
+            log.exception(
+                "%s: cannot render %d notice(s); skipped", self.sink.description, len(batch)
+            )
+            with self._cond:
+                self.stats.skipped += len(batch)
+            self._on_done(batch)
+            return
         try:
             self._post(message)
         except TransientDeliveryError as exc:
@@ -158,6 +164,12 @@ class DestinationWorker:
             self._rejected(batch, exc)
             return
         self._accepted(batch)
+
+    def _render(self, batch: list[Delivery]) -> Message:
+        if len(batch) == 1:
+            return self._formatter.notice(batch[0].notice)
+        recent = self._clock() - self._last_accepted < CONTINUATION_S
+        return self._formatter.summary([d.notice for d in batch], more=recent)
 
     def _post(self, message: Message) -> None:
         try:

@@ -103,6 +103,9 @@ class JobOptions:
     """A retained checkpoint (or savepoint) directory to start from, or a URI the cluster reads
     (``s3://...``, ``hdfs://...``) given as a string."""
     name: str = "flinktrade"
+    restart_attempts: int = 3
+    """Restarts (2 s apart) before a failing local job gives up; tests set 0 so that any failure
+    shows instead of being retried away."""
     jobmanager: str | None = None
     """``host:port`` of a Flink cluster's REST endpoint to submit to (None: a local MiniCluster)."""
 
@@ -165,8 +168,11 @@ def environment(options: JobOptions) -> tuple[StreamExecutionEnvironment, Stream
     conf.set_string("pipeline.name", options.name)
     conf.set_string("table.local-time-zone", "UTC")
     conf.set_string("table.exec.source.idle-timeout", f"{options.idle_timeout_ms} ms")
-    conf.set_string("restart-strategy.type", "fixed-delay")
-    conf.set_string("restart-strategy.fixed-delay.attempts", "3")
+    if options.restart_attempts > 0:
+        conf.set_string("restart-strategy.type", "fixed-delay")
+        conf.set_string("restart-strategy.fixed-delay.attempts", str(options.restart_attempts))
+    else:
+        conf.set_string("restart-strategy.type", "none")
     conf.set_string("restart-strategy.fixed-delay.delay", "2 s")
     conf.set_string("execution.checkpointing.interval", f"{options.checkpoint_interval_ms} ms")
     conf.set_string(
@@ -288,7 +294,8 @@ def build(t_env: StreamTableEnvironment, io: JobIO, options: JobOptions) -> None
         "Alert": io.alerts,
         "DeadLetter": io.deadletter,
     }
-    operator = AnalyticsOperator(options.strategies, options.analytics, topic_of)
+    sources = {"trades": io.trades, "bars": io.bars or io.trades, "news": io.news or io.trades}
+    operator = AnalyticsOperator(options.strategies, options.analytics, topic_of, sources)
     if io.news:
         news = t_env.to_data_stream(t_env.from_path("news_rows")).flat_map(
             NewsScorer(io.news), output_type=NEWS_ROW_TYPE

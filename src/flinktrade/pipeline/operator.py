@@ -1,13 +1,19 @@
 """The job's Python operators: news scoring, and the per-symbol analytics operator.
 
 ``NewsScorer`` decodes each ``market.news`` record, scores its sentiment (``flinktrade.sentiment``)
-and fans it out to one row per symbol; a record that does not decode becomes a dead letter.
+and fans it out to one row per symbol; ``BarDecoder`` decodes provider bars. A record either cannot
+use, for whatever reason (any exception, not only a failed validation), becomes a dead letter.
 
 ``AnalyticsOperator`` is keyed by symbol and joins two inputs, closed bars and scored news, in
 event-time order: both are buffered and applied when the watermark passes them (a bar at its end, a
 story at its time), so a story is always folded in before the bars that close after it, whatever
 order the two streams arrive in. The per-symbol logic itself is ``analytics.SymbolModel``; its
 state is one JSON document in Flink keyed state, checkpointed and restored with the job.
+
+No bar or story can fail the job: a bar whose prices break the event bounds (``events.Price``,
+low <= open, close <= high) is refused before the model sees it, and any exception the model
+raises on a bar or a story is caught. Either way the item becomes a dead letter plus a ``bad_bar``
+(or ``bad_news``) alert, the symbol's state is as if the item had never come, and the job goes on.
 
 Every output (bars with indicators, signals, alerts, dead letters) leaves as one row type,
 ``OUTPUT_ROW_TYPE``, already encoded, with the topic it goes to.
@@ -16,7 +22,8 @@ Every output (bars with indicators, signals, alerts, dead letters) leaves as one
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -33,11 +40,18 @@ from pyflink.datastream.state import ValueStateDescriptor
 
 from flinktrade import events
 from flinktrade.config import AnalyticsSettings
+from flinktrade.events import Alert, DeadLetter, Severity
 from flinktrade.pipeline.analytics import ClosedBar, ScoredNews, StrategySpec, SymbolModel
+from flinktrade.pipeline.sql import MAX_AHEAD_MS
 
 log = logging.getLogger(__name__)
 
 MAX_WATERMARK = 9_223_372_036_854_775_807  # Long.MAX_VALUE: end of a bounded input
+MAX_HEADLINE_CHARS = 1_000
+"""Headlines are cut to this for the operator (they only feed alert messages), so a huge story
+cannot bloat keyed state."""
+PROVIDER = "provider"
+"""``BAR_ROW_TYPE.text`` of a provider bar (``BarDecoder``); bars built from trades have None."""
 
 OUTPUT_ROW_TYPE = Types.ROW_NAMED(
     ["topic", "k", "payload", "ts"],
@@ -78,8 +92,9 @@ BAR_ROW_TYPE = Types.ROW_NAMED(
         Types.STRING(),
     ],
 )
-"""Closed bars on their way to ``AnalyticsOperator``: ``kind`` is ``bar``, or ``dead`` with the
-encoded dead letter in ``text``. Prices are exact decimal strings."""
+"""Closed bars on their way to ``AnalyticsOperator``: ``kind`` is ``bar`` (``text`` is
+``PROVIDER`` for a provider bar, else None), or ``dead`` with the encoded dead letter in ``text``.
+Prices are exact decimal strings."""
 NEWS_ROW_TYPE = Types.ROW_NAMED(
     ["kind", "symbol", "ts", "id", "sentiment", "text"],
     [Types.STRING(), Types.STRING(), Types.LONG(), Types.STRING(), Types.DOUBLE(), Types.STRING()],
@@ -92,6 +107,7 @@ __all__ = [
     "AnalyticsOperator",
     "BarAnalyticsOperator",
     "BarDecoder",
+    "DueItems",
     "NewsScorer",
     "StrategySpec",
     "output_row",
@@ -102,29 +118,55 @@ def output_row(topic: str, event: events.Event) -> Row:
     return Row(topic, event.key, events.encode(event), event.ts)
 
 
-class BarDecoder(FlatMapFunction):  # type: ignore[misc]
-    """``market.bars`` records (provider bars) -> ``BAR_ROW_TYPE`` rows, or dead letters."""
+def _reason(exc: Exception) -> str:
+    """A dead letter's reason for ``exc``: a DecodeError's own text, else the type and message."""
+    if isinstance(exc, events.DecodeError):
+        return str(exc)
+    text = str(exc).split("\n", 1)[0][:300]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
-    def __init__(self, source_topic: str) -> None:
+
+def _dead_letter(value: Row, source_topic: str, exc: Exception) -> DeadLetter:
+    """The dead letter of one raw Kafka row (``value``, ``partition``, ``offset``, ``ts``)."""
+    return DeadLetter.of(
+        source_topic,
+        _reason(exc),
+        bytes(value["value"] or b""),
+        ts=int(value["ts"]),
+        partition=int(value["partition"]),
+        offset=int(value["offset"]),
+    )
+
+
+class BarDecoder(FlatMapFunction):  # type: ignore[misc]
+    """``market.bars`` records (provider bars) -> ``BAR_ROW_TYPE`` rows, or dead letters.
+
+    A bar must also start within ``max_ahead_ms`` of its record's timestamp (``record_ts``, when
+    the input row has it): a far-future bar would otherwise hold the watermark of its topic."""
+
+    def __init__(self, source_topic: str, max_ahead_ms: int = MAX_AHEAD_MS) -> None:
         self.source_topic = source_topic
+        self.max_ahead_ms = max_ahead_ms
 
     def flat_map(self, value: Row) -> Iterator[Row]:
-        raw: bytes = bytes(value["value"] or b"")
         try:
-            bar = events.decode(events.Bar, raw)
-        except events.DecodeError as exc:
-            letter = events.DeadLetter(
-                ts=int(value["ts"]),
-                source_topic=self.source_topic,
-                partition=int(value["partition"]),
-                offset=int(value["offset"]),
-                reason=str(exc),
-                payload=raw.decode("utf-8", errors="replace"),
-            )
+            row = self._decode(value)
+        except Exception as exc:  # any record it cannot use is a dead letter
+            letter = _dead_letter(value, self.source_topic, exc)
             yield Row("dead", "", letter.ts, None, None, None, None, 0, None, 0, 0,
                       events.encode(letter).decode())  # fmt: skip
             return
-        yield Row(
+        yield row
+
+    def _decode(self, value: Row) -> Row:
+        bar = events.decode(events.Bar, bytes(value["value"] or b""))
+        record_ts = _field(value, "record_ts")
+        if record_ts is not None and bar.ts > int(record_ts) + self.max_ahead_ms:
+            raise events.DecodeError(
+                f"ts: {bar.ts} is more than {self.max_ahead_ms} ms ahead of the record"
+                f" timestamp {int(record_ts)}"
+            )
+        return Row(
             "bar",
             bar.symbol,
             bar.ts,
@@ -136,8 +178,15 @@ class BarDecoder(FlatMapFunction):  # type: ignore[misc]
             bar.vwap,
             bar.trades or 0,
             bar.interval_ms,
-            None,
+            PROVIDER,
         )
+
+
+def _field(row: Row, name: str) -> Any:
+    try:
+        return row[name]
+    except (KeyError, ValueError, IndexError):
+        return None
 
 
 class NewsScorer(FlatMapFunction):  # type: ignore[misc]
@@ -154,25 +203,144 @@ class NewsScorer(FlatMapFunction):  # type: ignore[misc]
         self._score = sentiment.score
 
     def flat_map(self, value: Row) -> Iterator[Row]:
-        raw: bytes = bytes(value["value"] or b"")
         try:
-            item = events.decode(events.NewsItem, raw)
+            item = events.decode(events.NewsItem, bytes(value["value"] or b""))
             if not item.symbols:
                 raise events.DecodeError("news item names no symbol")
-        except events.DecodeError as exc:
-            letter = events.DeadLetter(
-                ts=int(value["ts"]),
-                source_topic=self.source_topic,
-                partition=int(value["partition"]),
-                offset=int(value["offset"]),
-                reason=str(exc),
-                payload=raw.decode("utf-8", errors="replace"),
-            )
+            score = float(self._score(item.headline, item.summary))
+            if not -1.0 <= score <= 1.0:  # also refuses NaN
+                raise ValueError(f"sentiment score {score} outside [-1, 1]")
+        except Exception as exc:  # any record it cannot use is a dead letter
+            letter = _dead_letter(value, self.source_topic, exc)
             yield Row("dead", "", letter.ts, "", 0.0, events.encode(letter).decode())
             return
-        score = float(self._score(item.headline, item.summary))
+        headline = item.headline[:MAX_HEADLINE_CHARS]
         for symbol in dict.fromkeys(item.symbols):
-            yield Row("news", symbol, item.ts, item.id, score, item.headline)
+            yield Row("news", symbol, item.ts, item.id, score, headline)
+
+
+class DueItems:
+    """Applies one symbol's due bars and stories to its model state; nothing in them can raise.
+
+    Pure (no Flink): ``AnalyticsOperator`` calls it from a timer, the tests call it directly. A bar
+    outside the ``events.Bar`` bounds is refused before the model sees it; an exception from the
+    model on a bar or a story is caught. Either way the item yields a dead letter and a ``bad_bar``
+    / ``bad_news`` alert instead of its outputs, and the state is as if it had never come: when
+    the model failed half-way, the state is rebuilt from ``stored()`` (the state before this
+    batch) by re-applying the items that went through before (the model is deterministic; their
+    outputs are already out)."""
+
+    def __init__(self, model: SymbolModel, sources: Mapping[str, str]) -> None:
+        self.model = model
+        self.sources = dict(sources)
+
+    def apply(
+        self,
+        state: dict[str, Any],
+        symbol: str,
+        due: Sequence[tuple[str, tuple[Any, ...]]],
+        stored: Callable[[], dict[str, Any] | None],
+    ) -> tuple[dict[str, Any], list[events.Event]]:
+        """``(state after the items, their outputs in order)``; ``state`` is updated in place
+        unless it had to be rebuilt."""
+        out: list[events.Event] = []
+        applied: list[tuple[str, tuple[Any, ...]]] = []
+        for kind, item in due:
+            try:
+                out.extend(self._apply(state, symbol, kind, item))
+            except Exception as exc:  # one bar or story never fails the job
+                out.extend(self._refused(symbol, kind, item, exc))
+                if not isinstance(exc, _Refused):  # the model may have half-updated the state
+                    before = stored()
+                    if before is state:  # a state backend that hands out the live object
+                        log.error("cannot roll back the state of %s after a failure", symbol)
+                    else:
+                        state = self._rebuilt(before, symbol, applied)
+                continue
+            applied.append((kind, item))
+        return state, out
+
+    def _apply(
+        self, state: dict[str, Any], symbol: str, kind: str, item: tuple[Any, ...]
+    ) -> list[events.Event]:
+        """One buffered item through the model; raises ``_Refused`` for a bar it must not see."""
+        if kind == _NEWS:
+            story_id, ts, score, headline = item
+            return self.model.on_news(state, ScoredNews(story_id, symbol, ts, score, headline))
+        ts, open_, high, low, close, volume, vwap, trades, interval_ms = item[:9]
+        bar = ClosedBar(
+            symbol=symbol,
+            ts=ts,
+            open=Decimal(open_),
+            high=Decimal(high),
+            low=Decimal(low),
+            close=Decimal(close),
+            volume=volume,
+            vwap=vwap,
+            trades=trades,
+            interval_ms=interval_ms,
+        )
+        problem = _bar_problem(bar)
+        if problem is not None:
+            raise _Refused(problem)
+        return self.model.on_bar(state, bar)
+
+    def _refused(
+        self, symbol: str, kind: str, item: tuple[Any, ...], exc: Exception
+    ) -> list[events.Event]:
+        """The dead letter and the alert for an item the model refused or failed on."""
+        try:
+            return self._letter_and_alert(symbol, kind, item, exc)
+        except Exception:  # the item is malformed beyond reading: a plain dead letter
+            log.exception("refusing a %s of %s", kind, symbol)
+            reason = f"{symbol} {kind}: {_reason(exc)}"
+            return [DeadLetter.of(self.sources.get("trades", kind), reason, repr(item), ts=0)]
+
+    def _letter_and_alert(
+        self, symbol: str, kind: str, item: tuple[Any, ...], exc: Exception
+    ) -> list[events.Event]:
+        refused = isinstance(exc, _Refused)
+        if kind == _NEWS:
+            story_id, ts, _score, _headline = item
+            source, what = self.sources.get("news", "news"), f"story {story_id}"
+            alert_ts, alert_kind = int(ts), "bad_news"
+        else:
+            ts, *_rest = item
+            interval_ms = int(item[8])
+            source = self.sources.get("bars" if item[9:] == (PROVIDER,) else "trades", "bars")
+            what = f"bar at {ts}"
+            alert_ts, alert_kind = int(ts) + interval_ms, "bad_bar"
+        alert_ts = min(max(alert_ts, 0), events.MAX_TS_MS)
+        reason = str(exc) if refused else f"analytics failed: {_reason(exc)}"
+        if not refused:
+            log.warning("analytics failed on the %s of %s: %s", what, symbol, reason)
+        payload = f"{kind} {symbol} {list(item)!r}"
+        return [
+            DeadLetter.of(source, f"{symbol} {what}: {reason}", payload, ts=alert_ts),
+            Alert(
+                id=Alert.make_id(alert_kind, symbol, alert_ts),
+                kind=alert_kind,
+                severity=Severity.WARNING if refused else Severity.CRITICAL,
+                symbol=symbol,
+                message=f"{symbol} {what} skipped: {reason}"[:500],
+                ts=alert_ts,
+            ),
+        ]
+
+    def _rebuilt(
+        self,
+        stored: dict[str, Any] | None,
+        symbol: str,
+        applied: list[tuple[str, tuple[Any, ...]]],
+    ) -> dict[str, Any]:
+        """``stored`` (or a fresh state) with ``applied`` re-applied, their outputs dropped."""
+        state = stored if stored is not None else self.model.initial_state()
+        for kind, item in applied:
+            try:
+                self._apply(state, symbol, kind, item)
+            except Exception:  # it went through a moment ago; never fail the job
+                log.exception("re-applying a %s of %s failed", kind, symbol)
+        return state
 
 
 class AnalyticsOperator(KeyedCoProcessFunction):  # type: ignore[misc]
@@ -196,17 +364,23 @@ class AnalyticsOperator(KeyedCoProcessFunction):  # type: ignore[misc]
         specs: Sequence[StrategySpec],
         settings: AnalyticsSettings,
         topics: Mapping[str, str],
+        sources: Mapping[str, str] | None = None,
     ) -> None:
+        """``topics``: event class name -> the topic it goes to; ``sources``: the input topics
+        (``trades``, ``bars``, ``news``), named as the source of a refused item's dead letter."""
         self.specs = list(specs)
         self.settings = settings
         self.topics = dict(topics)  # event class name -> topic
+        self.sources = dict(sources or {})
         self.model: SymbolModel | None = None
+        self.items: DueItems | None = None
         self.state: Any = None
         self.pending: Any = None
         self._cache: dict[str, _Keyed] = {}
 
     def open(self, runtime_context: RuntimeContext) -> None:
         self.model = SymbolModel(self.specs, self.settings)
+        self.items = DueItems(self.model, self.sources)
         pickled = Types.PICKLED_BYTE_ARRAY()
         self.state = runtime_context.get_state(ValueStateDescriptor("model_state", pickled))
         self.pending = runtime_context.get_state(ValueStateDescriptor("pending_items", pickled))
@@ -214,9 +388,13 @@ class AnalyticsOperator(KeyedCoProcessFunction):  # type: ignore[misc]
 
     def process_element1(self, value: Row, ctx: KeyedCoProcessFunction.Context) -> None:
         # BAR_ROW_TYPE by position (rows of a Python map may arrive without field names)
-        _kind, _symbol, ts, open_, high, low, close, volume, vwap, trades, interval_ms, _ = value
+        _kind, _symbol, ts, open_, high, low, close, volume, vwap, trades, interval_ms, text = value
         end = int(ts) + int(interval_ms) - 1
-        bar = (int(ts), open_, high, low, close, int(volume), vwap, int(trades), int(interval_ms))
+        bar: tuple[Any, ...] = (
+            int(ts), open_, high, low, close, int(volume), vwap, int(trades), int(interval_ms)
+        )  # fmt: skip
+        if text == PROVIDER:  # only then: keeps the common bar's pending entry small
+            bar = (*bar, PROVIDER)
         self._buffer(ctx.get_current_key(), (end, 1, ""), _BAR, bar)
         ctx.timer_service().register_event_time_timer(end)
 
@@ -227,7 +405,7 @@ class AnalyticsOperator(KeyedCoProcessFunction):  # type: ignore[misc]
         ctx.timer_service().register_event_time_timer(int(ts))
 
     def on_timer(self, timestamp: int, ctx: KeyedCoProcessFunction.OnTimerContext) -> Iterator[Row]:
-        assert self.model is not None
+        assert self.model is not None and self.items is not None
         symbol: str = ctx.get_current_key()
         keyed = self._keyed(symbol)
         state = keyed.model
@@ -238,27 +416,10 @@ class AnalyticsOperator(KeyedCoProcessFunction):  # type: ignore[misc]
             keyed.stale_at = None
         out: list[events.Event] = []
         due = self._due(keyed, timestamp)
-        for kind, item in due:
-            if kind == _NEWS:
-                story_id, ts, score, headline = item
-                out.extend(
-                    self.model.on_news(state, ScoredNews(story_id, symbol, ts, score, headline))
-                )
-            else:
-                ts, open_, high, low, close, volume, vwap, trades, interval_ms = item
-                bar = ClosedBar(
-                    symbol=symbol,
-                    ts=ts,
-                    open=Decimal(open_),
-                    high=Decimal(high),
-                    low=Decimal(low),
-                    close=Decimal(close),
-                    volume=volume,
-                    vwap=vwap,
-                    trades=trades,
-                    interval_ms=interval_ms,
-                )
-                out.extend(self.model.on_bar(state, bar))
+        if due:
+            state, applied = self.items.apply(state, symbol, due, self._stored_model)
+            keyed.model = state
+            out.extend(applied)
         stale: list[events.Event] = []
         if ctx.timer_service().current_watermark() < MAX_WATERMARK:
             stale = self.model.check_stale(state, symbol, timestamp)
@@ -272,6 +433,11 @@ class AnalyticsOperator(KeyedCoProcessFunction):  # type: ignore[misc]
             self.state.update((state, keyed.stale_at))
         for event in (*out, *stale):
             yield output_row(self.topics[type(event).__name__], event)
+
+    def _stored_model(self) -> dict[str, Any] | None:
+        """The current key's model state as Flink state holds it (as of this timer's start)."""
+        stored = self.state.value()
+        return stored[0] if stored else None
 
     def _keyed(self, symbol: str) -> _Keyed:
         keyed = self._cache.get(symbol)
@@ -326,6 +492,29 @@ class BarAnalyticsOperator(KeyedProcessFunction):  # type: ignore[misc]
 _BAR, _NEWS = "bar", "news"
 
 
+class _Refused(ValueError):
+    """A bar the model must not see (its message is the reason)."""
+
+
+def _bar_problem(bar: ClosedBar) -> str | None:
+    """Why the model must not see ``bar`` (the ``events.Bar`` bounds), or None."""
+    for name in ("open", "high", "low", "close"):
+        problem = events.price_problem(getattr(bar, name))
+        if problem is not None:
+            return f"{name}: {problem}"
+    if not bar.low <= min(bar.open, bar.close) or not max(bar.open, bar.close) <= bar.high:
+        return (
+            f"inconsistent bar: low {bar.low}, open {bar.open}, close {bar.close}, high {bar.high}"
+        )
+    if not 0 <= bar.volume <= events.MAX_SIZE:
+        return f"volume {bar.volume} out of range"
+    if bar.vwap is not None and not math.isfinite(bar.vwap):
+        return f"vwap is {bar.vwap}"
+    if bar.interval_ms <= 0:
+        return f"interval_ms {bar.interval_ms} is not positive"
+    return None
+
+
 @dataclass
 class _Keyed:
     """One symbol's live state in ``AnalyticsOperator``: the model state (None until its first
@@ -335,3 +524,5 @@ class _Keyed:
     model: dict[str, Any] | None
     stale_at: int | None
     pending: list[tuple[tuple[int, int, str], str, tuple[Any, ...]]]
+    """Bars: ``(ts, open, high, low, close, volume, vwap, trades, interval_ms[, PROVIDER])``;
+    stories: ``(id, ts, score, headline)``."""

@@ -5,7 +5,11 @@ small Java table function), the late-data check against the watermark, and 1-min
 bars (event-time tumbling windows). Everything per bar (indicators, sentiment, alerts, strategies)
 runs in the Python operator, which sees one row per symbol per minute instead of every trade.
 
-Numbers: OHLC stay exact ``DECIMAL(18, 6)``; VWAP is ``DOUBLE``.
+Numbers: OHLC stay exact ``DECIMAL(18, 6)``; VWAP is ``DOUBLE``. The Java parser refuses any price
+that type would round (the bounds of ``events.Price``), so a bar never holds a 0.
+
+Dead letters written from SQL are bounded like ``events.DeadLetter``: ``reason`` to 500
+characters, ``payload`` to 64 KiB of UTF-8 (``payload_bytes`` keeps the original size).
 """
 
 from __future__ import annotations
@@ -13,10 +17,20 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from flinktrade.events import Alert, DeadLetter, Event
+from flinktrade.events import (
+    MAX_DEAD_REASON_CHARS,
+    MAX_INTERVAL_MS,
+    Alert,
+    DeadLetter,
+    Event,
+)
 from flinktrade.topics import sql_columns
 
 BAR_INTERVAL_MS = 60_000
+MAX_AHEAD_MS = 5 * 60_000
+"""How far a provider bar's ``ts`` may lie ahead of its record's timestamp (as ingest's
+``MAX_FUTURE_MS`` bounds it against the clock); beyond, it is a dead letter and its record
+timestamp, not its ``ts``, is its event time, so it cannot push the watermark."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +94,10 @@ def functions() -> list[str]:
         "CREATE TEMPORARY SYSTEM FUNCTION ft_parse_trade AS 'io.flinktrade.udf.ParseTrade' "
         "LANGUAGE JAVA",
         "CREATE TEMPORARY SYSTEM FUNCTION ft_epoch_ms AS 'io.flinktrade.udf.EpochMillis' "
+        "LANGUAGE JAVA",
+        "CREATE TEMPORARY SYSTEM FUNCTION ft_dead_payload AS 'io.flinktrade.udf.DeadPayload' "
+        "LANGUAGE JAVA",
+        "CREATE TEMPORARY SYSTEM FUNCTION ft_payload_bytes AS 'io.flinktrade.udf.PayloadBytes' "
         "LANGUAGE JAVA",
     ]
 
@@ -186,19 +204,23 @@ def provider_bars_source(
     """Provider bars (``market.bars``); decoded in Python (``BarDecoder``).
 
     Their event time is the bar's end (``ts + interval_ms - 1``), not its start, so a bar is
-    handled as soon as the watermark says its interval is over; a record whose JSON lacks those
-    fields keeps its record time (it becomes a dead letter anyway)."""
-    bar_end = """COALESCE(TO_TIMESTAMP_LTZ(
-      TRY_CAST(JSON_VALUE(CAST(`value` AS STRING), '$.ts') AS BIGINT)
-      + COALESCE(TRY_CAST(JSON_VALUE(CAST(`value` AS STRING), '$.interval_ms') AS BIGINT), 60000)
-      - 1, 3), `record_ts`)"""
+    handled as soon as the watermark says its interval is over. A record whose JSON lacks those
+    fields, or whose ``ts`` is negative or more than ``MAX_AHEAD_MS`` ahead of its record
+    timestamp, keeps its record time (it becomes a dead letter anyway)."""
+    ts = "TRY_CAST(JSON_VALUE(CAST(`value` AS STRING), '$.ts') AS BIGINT)"
+    interval = "TRY_CAST(JSON_VALUE(CAST(`value` AS STRING), '$.interval_ms') AS BIGINT)"
+    bar_end = f"""COALESCE(TO_TIMESTAMP_LTZ(
+      CASE WHEN {ts} BETWEEN 0 AND ft_epoch_ms(`record_ts`) + {MAX_AHEAD_MS}
+      THEN {ts} + CASE WHEN {interval} BETWEEN 1 AND {MAX_INTERVAL_MS} THEN {interval}
+        ELSE {BAR_INTERVAL_MS} END - 1 END, 3), `record_ts`)"""
     return raw_source(
         kafka, "provider_bars_raw", topic, out_of_orderness_ms, bar_end, idle_timeout_ms
     )
 
 
 PROVIDER_BARS_VIEW = """CREATE TEMPORARY VIEW provider_bars_rows AS
-SELECT `value`, `partition`, `offset`, ft_epoch_ms(rt) AS ts, rt FROM provider_bars_raw"""
+SELECT `value`, `partition`, `offset`, ft_epoch_ms(rt) AS ts, ft_epoch_ms(`record_ts`) AS record_ts,
+  rt FROM provider_bars_raw"""
 
 
 NEWS_VIEW = """CREATE TEMPORARY VIEW news_rows AS
@@ -256,14 +278,28 @@ def deadletter_sink(kafka: KafkaTable, topic: str) -> str:
     return _event_sink(kafka, "deadletter_sink", DeadLetter, topic, keyed=False)
 
 
+def bounded_reason(expression: str) -> str:
+    """``expression`` (a STRING) cut like ``DeadLetter.reason``: over 500 characters, its first 497
+    and ``...``."""
+    cut = MAX_DEAD_REASON_CHARS - 3
+    return (
+        f"CASE WHEN CHAR_LENGTH({expression}) > {MAX_DEAD_REASON_CHARS} "
+        f"THEN CONCAT(SUBSTRING({expression}, 1, {cut}), '...') ELSE {expression} END"
+    )
+
+
 def deadletter_insert(parsed: str, source_topic: str) -> str:
+    """Invalid and late trades as dead letters: a bounded reason and the bounded original bytes."""
+    reason = (
+        "CASE WHEN ok THEN CONCAT('late: the minute of event time ', CAST(ft_epoch_ms(rt) AS "
+        "STRING), ' had closed (watermark ', CAST(late_wm AS STRING), ')') ELSE reason END"
+    )
     return f"""INSERT INTO deadletter_sink
 SELECT ft_epoch_ms(rt) AS ts, ft_epoch_ms(CURRENT_TIMESTAMP) AS ingest_ts,
   '{source_topic}' AS source_topic, CAST(src_partition AS BIGINT) AS `partition`,
   src_offset AS `offset`,
-  CASE WHEN ok THEN CONCAT('late: the minute of event time ', CAST(ft_epoch_ms(rt) AS STRING),
-    ' had closed (watermark ', CAST(late_wm AS STRING), ')') ELSE reason END AS reason,
-  COALESCE(CAST(payload AS STRING), '') AS payload
+  {bounded_reason(f"COALESCE({reason}, 'invalid record')")} AS reason,
+  ft_dead_payload(payload) AS payload, ft_payload_bytes(payload) AS payload_bytes
 FROM {parsed} WHERE NOT ok OR late_wm IS NOT NULL"""
 
 

@@ -19,7 +19,9 @@ with ``Retry-After`` and ``X-Ratelimit-Limit/Remaining/Reset``) and ``fail`` (bu
 Streams: ``/v2/{feed}`` (trades, quotes, bars, statuses) and ``/v1beta1/news``, in msgpack with
 timestamps as msgpack Timestamp extensions: ``connected`` on open, ``auth``, ``subscribe`` answered
 with the full subscription set, then arrays of ``t``/``q``/``b``/``s``/``n`` messages.
-``drop_streams`` cuts every connection without a close frame, as a network failure would.
+``drop_streams`` cuts every connection without a close frame, as a network failure would;
+``mute_streams`` keeps connections open but delivers nothing on them (alpaca-py issue 740), until
+unmuted or reconnected. Wrong keys get error 402 on the stream's auth and HTTP 401 on REST.
 
 Data is a deterministic function of ``seed``, symbol and minute: one bar per minute of the regular
 session (14:30-21:00 UTC, Monday to Friday), one to three trades per bar, one news item per symbol
@@ -158,6 +160,7 @@ class FakeAlpacaData:
         self._lock = threading.Lock()
         self._faults: list[_Fault] = []
         self._refusing = False
+        self._muted: set[str] = set()
         self._clients: list[_Client] = []
         self._extra: dict[str, dict[str, list[dict[str, Any]]]] = {"bars": {}, "trades": {}}
         self._stray: dict[str, dict[str, list[tuple[str, dict[str, Any]]]]] = {
@@ -435,6 +438,16 @@ class FakeAlpacaData:
         outage; REST keeps working."""
         self._refusing = refuse
 
+    def mute_streams(self, path: str, mute: bool = True) -> None:
+        """While set, the connections open on ``path`` now stay open but get nothing more (the
+        "connected but silent" failure); new connections are served normally."""
+        with self._lock:
+            connections = {id(c.connection) for c in self._clients if c.path == path}
+            if mute:
+                self._muted |= {f"{path}#{cid}" for cid in connections}
+            else:
+                self._muted = {m for m in self._muted if not m.startswith(f"{path}#")}
+
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         if request.headers.get("Upgrade", "").lower() == "websocket":
             if self._refusing:
@@ -600,7 +613,11 @@ class FakeAlpacaData:
     async def _push(self, path: str, messages: list[dict[str, Any]]) -> int:
         reached = 0
         with self._lock:
-            clients = [c for c in self._clients if c.path == path]
+            clients = [
+                c
+                for c in self._clients
+                if c.path == path and f"{path}#{id(c.connection)}" not in self._muted
+            ]
         for client in clients:
             wanted = [m for m in messages if _wants(client, m)]
             if not wanted:

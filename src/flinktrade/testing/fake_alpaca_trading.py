@@ -26,8 +26,15 @@ answer), ``hang_after_accept`` (created, the answer is held for ``seconds``), ``
 (5xx, nothing created), ``rate_limit`` (429 with ``X-Ratelimit-Remaining: 0``), ``stale_lookup``
 (``by_client_order_id`` answers 404 although the order exists); on the stream: ``repeat_fills``
 (each fill event sent ``n`` times), ``drop_events`` (the next ``n`` events are never sent),
-``disconnect_stream()``. Counters: ``requests``, ``order_posts``, ``created`` (orders created per
-``client_order_id``).
+``disconnect_stream()``, ``refuse_stream`` (the next ``n`` connections are closed before they can
+authenticate). Counters: ``requests`` (with their arrival times in ``request_times``),
+``order_posts``, ``created`` (orders created per ``client_order_id``).
+
+Foreign answers, as a proxy or a sick gateway gives them, for the next ``times`` requests that
+match ``method``/``path`` (``None`` matches any; with ``accept=True`` a ``POST /v2/orders`` books
+the order first): ``answer_with(status, body, content_type=, rate_headers=, headers=)`` (an HTML
+error page, an empty body, a 429 without headers...), ``reset_connection`` (closed without an
+answer), ``hang(seconds)`` (the answer is held back). ``GATEWAY_PAGE`` is a typical HTML page.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ import contextlib
 import json
 import logging
 import socket
+import struct
 import threading
 import time
 import uuid
@@ -141,11 +149,42 @@ class _Position:
     asset_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
 
+GATEWAY_PAGE = (
+    b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    b"</body>\r\n</html>\r\n"
+)
+
+
 @dataclass
 class _Fault:
     times: int
     status: int = 504
     seconds: float = 0.0
+
+
+@dataclass
+class _Foreign:
+    """An answer that is not the fake's own (see ``answer_with``, ``reset_connection``, ``hang``)."""
+
+    times: int
+    action: str  # "answer" | "reset" | "hang"
+    method: str | None = None
+    path: str | None = None
+    accept: bool = False
+    status: int = 502
+    body: bytes = b""
+    content_type: str | None = None
+    rate_headers: bool = False
+    headers: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def matches(self, method: str, path: str) -> bool:
+        return (
+            self.times > 0
+            and (self.method is None or self.method == method)
+            and (self.path is None or self.path == path)
+        )
 
 
 class FakeAlpacaTrading:
@@ -186,12 +225,15 @@ class FakeAlpacaTrading:
         self.positions: dict[str, _Position] = {}
         self.cash = cash
         self.requests: list[tuple[str, str]] = []
+        self.request_times: list[float] = []  # time.monotonic() at each request's arrival
         self.order_posts = 0
         self.created: Counter[str] = Counter()
         self.events_sent: list[dict[str, Any]] = []
         self.rate_limit_reset_s = 1.0
 
         self._faults: dict[str, _Fault] = {}
+        self._foreign: list[_Foreign] = []
+        self._refuse_stream = 0
         self._repeat_fills = 1
         self._drop_events = 0
         self._stop = threading.Event()
@@ -271,6 +313,55 @@ class FakeAlpacaTrading:
 
     def stale_lookup(self, times: int = 1) -> None:
         self._faults["stale_lookup"] = _Fault(times, 404)
+
+    def answer_with(
+        self,
+        status: int = 502,
+        body: bytes = GATEWAY_PAGE,
+        *,
+        content_type: str | None = "text/html",
+        rate_headers: bool = False,
+        headers: dict[str, str] | None = None,
+        method: str | None = None,
+        path: str | None = None,
+        times: int = 1,
+        accept: bool = False,
+    ) -> None:
+        """Answer the next ``times`` matching requests with exactly this (a proxy's page, an
+        empty body, a 429 without ``X-Ratelimit-*`` headers, ...)."""
+        with self.lock:
+            self._foreign.append(
+                _Foreign(times, "answer", method, path, accept, status, body, content_type,
+                         rate_headers, dict(headers or {}))
+            )  # fmt: skip
+
+    def reset_connection(
+        self, *, method: str | None = None, path: str | None = None, times: int = 1,
+        accept: bool = False,
+    ) -> None:  # fmt: skip
+        """Close the next ``times`` matching requests' connections without an answer."""
+        with self.lock:
+            self._foreign.append(_Foreign(times, "reset", method, path, accept))
+
+    def hang(
+        self, seconds: float, *, method: str | None = None, path: str | None = None,
+        times: int = 1, accept: bool = False,
+    ) -> None:  # fmt: skip
+        """Hold the next ``times`` matching answers back for ``seconds`` (client timeouts)."""
+        with self.lock:
+            self._foreign.append(_Foreign(times, "hang", method, path, accept, seconds=seconds))
+
+    def refuse_stream(self, n: int) -> None:
+        """Close the next ``n`` stream connections as soon as they open."""
+        self._refuse_stream = n
+
+    def _take_foreign(self, method: str, path: str) -> _Foreign | None:
+        with self.lock:
+            for fault in self._foreign:
+                if fault.matches(method, path):
+                    fault.times -= 1
+                    return fault
+            return None
 
     def repeat_fills(self, n: int) -> None:
         self._repeat_fills = max(1, n)
@@ -601,6 +692,10 @@ class FakeAlpacaTrading:
 
     async def _ws_handler(self, ws: ServerConnection) -> None:
         self.stream_connections += 1
+        if self._refuse_stream > 0:
+            self._refuse_stream -= 1
+            await ws.close(code=1013, reason="fake: try again later")
+            return
         authorized = False
         try:
             async for raw in ws:
@@ -682,11 +777,16 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b""
         with fake.lock:
             fake.requests.append((method, path))
+            fake.request_times.append(time.monotonic())
         if (
             self.headers.get("APCA-API-KEY-ID") != fake.key_id
             or self.headers.get("APCA-API-SECRET-KEY") != fake.secret_key
         ):
             self._json(401, {"code": 40110000, "message": "request is not authorized"})
+            return
+        foreign = fake._take_foreign(method, path)
+        if foreign is not None:
+            self._foreign(foreign, method, path, raw)
             return
         if fake._take("rate_limit") is not None:
             self._json(429, {"code": 42910000, "message": "rate limit exceeded"}, remaining=0)
@@ -779,6 +879,40 @@ class _Handler(BaseHTTPRequestHandler):
             fake._stop.wait(fault.seconds)
         with fake.lock:
             self._json(200, order.to_json())
+
+    def _foreign(self, fault: _Foreign, method: str, path: str, raw: bytes) -> None:
+        fake = self.fake
+        if method == "POST" and path == "/v2/orders":
+            with fake.lock:
+                fake.order_posts += 1
+        if fault.accept and method == "POST" and path == "/v2/orders":
+            with contextlib.suppress(_ApiError, ValueError):
+                body = json.loads(raw or b"{}")
+                if isinstance(body, dict):
+                    fake.create_order(body)
+        if fault.action == "reset":
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                )
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if fault.action == "hang":
+            fake._stop.wait(fault.seconds)
+            with contextlib.suppress(OSError):  # the client has usually given up by now
+                self._json(504, {"code": 50410000, "message": "gateway timeout"})
+            return
+        self.send_response(fault.status)
+        if fault.content_type is not None:
+            self.send_header("Content-Type", fault.content_type)
+        self.send_header("Content-Length", str(len(fault.body)))
+        for name, value in fault.headers.items():
+            self.send_header(name, value)
+        if fault.rate_headers:
+            self._headers(0 if fault.status == 429 else None)
+        self.end_headers()
+        self.wfile.write(fault.body)
 
     def _list_orders(self, query: dict[str, str]) -> None:
         fake = self.fake

@@ -49,7 +49,7 @@ def api_env(kafka: LocalKafka, tmp_path_factory: pytest.TempPathFactory) -> Iter
         env = ApiEnv(server, settings, seeded, producer)
         with env.client() as client:
             bus.wait_for(
-                lambda: client.get("/health").json()["feed"]["caught_up"],
+                lambda: client.get("/health", headers=env.auth).json()["feed"]["caught_up"],
                 timeout_s=30,
                 what="the API feed to read the seeded topics",
             )

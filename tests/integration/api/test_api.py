@@ -32,9 +32,13 @@ PROTECTED = [
 ]
 
 
-def test_health_needs_no_token(api_env: ApiEnv) -> None:
+def test_health_needs_no_token_and_says_only_up_or_degraded_without_it(api_env: ApiEnv) -> None:
     with api_env.client() as client:
-        response = client.get("/health")
+        anonymous = client.get("/health")
+        wrong = client.get("/health", headers={"Authorization": "Bearer not-the-token"})
+        response = client.get("/health", headers=api_env.auth)
+    assert anonymous.status_code == wrong.status_code == 200
+    assert anonymous.json() == wrong.json() == {"status": "ok"}
     assert response.status_code == 200
     health = response.json()
     assert health["status"] == "ok"
@@ -47,7 +51,8 @@ def test_health_needs_no_token(api_env: ApiEnv) -> None:
 def test_health_reports_lag_and_metrics_count_events(api_env: ApiEnv) -> None:
     with api_env.client() as client:
         bus.wait_for(
-            lambda: client.get("/health").json()["lags"] == dict.fromkeys(KINDS, 0),
+            lambda: client.get("/health", headers=api_env.auth).json()["lags"]
+            == dict.fromkeys(KINDS, 0),
             timeout_s=10,
             what="the API's lag to be measured as 0 on every topic",
         )
@@ -154,14 +159,15 @@ def test_positions_and_kill_switch(api_env: ApiEnv) -> None:
     with api_env.client() as client:
         positions = client.get("/api/positions", headers=api_env.auth).json()
         halted = client.post("/api/halt", json={"reason": "test halt"}, headers=api_env.auth)
-        health_halted = client.get("/health").json()["executor"]
+        health_halted = client.get("/health", headers=api_env.auth).json()["executor"]
+        anonymous_halted = client.get("/health").json()
         store = api_env.store()
         try:
             reason_in_store = store.halted()
         finally:
             store.close()
         resumed = client.post("/api/resume", headers=api_env.auth)
-        health_resumed = client.get("/health").json()["executor"]
+        health_resumed = client.get("/health", headers=api_env.auth).json()["executor"]
     [row] = positions
     last = aaa[-1].close
     assert row["symbol"] == "AAA" and row["qty"] == "5"
@@ -170,6 +176,7 @@ def test_positions_and_kill_switch(api_env: ApiEnv) -> None:
     assert Decimal(row["unrealized_pnl"]) == round((last - aaa[10].close) * 5, 2)
     assert halted.json() == {"state": "halted", "reason": "test halt"}
     assert health_halted == {"state": "halted", "reason": "test halt"}
+    assert anonymous_halted == {"status": "ok"}  # no halt reason, loss or equity without a token
     assert reason_in_store == "test halt"
     assert resumed.json() == {"state": "running", "reason": None}
     assert health_resumed["state"] == "running"
@@ -257,3 +264,22 @@ def test_token_rule() -> None:
     )
     assert resolve_token(configured, "0.0.0.0") == (SecretStr("s3cret"), False)
     assert "s3cret" not in repr(configured.api)
+
+
+def test_lists_page_back_with_before(api_env: ApiEnv) -> None:
+    alerts = api_env.seeded.alerts  # three, a minute apart
+    with api_env.client() as client:
+
+        def page(**params: object) -> list[str]:
+            response = client.get("/api/alerts", params=params, headers=api_env.auth)
+            assert response.status_code == 200, response.text
+            return [item["id"] for item in response.json()]
+
+        newest = page(limit=2)
+        older = page(limit=2, before=alerts[1].ts)
+        none = page(before=alerts[0].ts)
+        negative = client.get("/api/alerts", params={"before": -1}, headers=api_env.auth)
+    assert newest == [a.id for a in alerts[1:]]
+    assert older == [alerts[0].id]
+    assert none == []
+    assert negative.status_code == 422

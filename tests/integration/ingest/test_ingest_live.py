@@ -54,7 +54,7 @@ def test_a_dropped_stream_reconnects_and_the_gap_is_backfilled(
         missed = fake.emit_minutes(4, "iex", SYMBOLS)  # nobody hears these
         fake.refuse_streams(False)
         fake.wait_for(lambda f: f.subscribed("/v2/iex", "bars", SYMBOLS), 10, "resubscription")
-        bus.wait_for(lambda: live.stats.backfills == 1 and live._held is None, 10, what="backfill")
+        bus.wait_for(lambda: live.stats.backfills == 1 and not live._held, 10, what="backfill")
         # an old bar repeated by the stream must not be produced twice
         fake.push("/v2/iex", [{"T": "b", "S": "AAPL", **before[0][1]}])
         after = fake.emit_minutes(3, "iex", SYMBOLS)

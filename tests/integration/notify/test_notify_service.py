@@ -10,12 +10,13 @@ from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
+from notify_helpers import accounted
 
 from flinktrade import bus, events
 from flinktrade.config import KafkaSettings
 from flinktrade.events import Alert, Severity, Side, Signal
 from flinktrade.notify.settings import NotifySettings, NotifyTopics, RouteSettings
-from flinktrade.testing.fake_slack import FakeSlack, Received
+from flinktrade.testing.fake_slack import FakeSlack
 
 pytestmark = pytest.mark.integration
 
@@ -35,15 +36,6 @@ def alert(i: int, kind: str = "volume_spike", severity: Severity = Severity.WARN
         threshold=3.0,
         ts=T0 + i,
     )
-
-
-def accounted(messages: list[Received]) -> int:
-    """How many notices the messages stand for: 1 per single message, N per summary ("N ...")."""
-    total = 0
-    for message in messages:
-        summary = re.match(r"(\d+) ", message.text)
-        total += int(summary.group(1)) if summary else 1
-    return total
 
 
 def produce(settings: KafkaSettings, records: list[tuple[str, bytes, str]]) -> None:
@@ -155,7 +147,7 @@ def test_routes_repeats_and_commits_only_after_slack_accepted(
     )
     stats = first.finish()  # type: ignore[attr-defined]
     assert stats.duplicates == 2
-    assert stats.undecodable == 1
+    assert stats.rejected == 1
     assert [m.text.split(" — ")[0] for m in fake_slack.messages("#critical")] == [
         "[CRITICAL] Trading halted: MSFT"
     ]

@@ -14,10 +14,11 @@ T0 = 1_704_067_200_000  # 2024-01-01 UTC
 def make_bars(
     rows: Sequence[tuple[float, float]], symbol: str = "AAA", interval: int = DAY
 ) -> list[events.AnalyticsBar]:
-    """Bars from (open, close) pairs, one per interval from T0."""
+    """Bars from (open, close) pairs, one per interval from T0 (prices rounded to 6 decimals, the
+    most a price may have)."""
     out = []
     for i, (o, c) in enumerate(rows):
-        op, cl = Decimal(str(o)), Decimal(str(c))
+        op, cl = Decimal(str(round(o, 6))), Decimal(str(round(c, 6)))
         out.append(
             events.AnalyticsBar(
                 symbol=symbol,

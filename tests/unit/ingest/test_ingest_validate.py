@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from pathlib import Path
 
 import msgpack
 import pytest
 
 from flinktrade.events import Bar, DeadLetter, NewsItem, Quote, Trade
+from flinktrade.ingest import replay
 from flinktrade.ingest.validate import Validator, to_epoch_ns
 
 NOW_MS = 1_704_300_000_000  # 2024-01-03T16:40Z
@@ -130,3 +132,82 @@ def test_news_keeps_only_requested_symbols(validator: Validator) -> None:
 )  # fmt: skip
 def test_times_in_every_accepted_form(value: object) -> None:
     assert to_epoch_ns(value) == 1_704_205_800_000_000_000
+
+
+@pytest.mark.parametrize(
+    ("price", "reason"),
+    [
+        (0.0000001, "below 0.000001"),  # the job's DECIMAL(18, 6) would round it to 0
+        ("1E-400", "below 0.000001"),  # as a CSV cell reads it
+        (1e-400, "not positive"),  # as a float it already is 0
+        (12.0000001, "more than 6 decimals"),
+        ("1000000000000", "above"),
+        (float("inf"), "Infinity"),
+        ("NaN", "NaN"),
+    ],
+)
+def test_prices_the_job_cannot_hold_are_refused_as_the_models_refuse_them(
+    validator: Validator, price: object, reason: str
+) -> None:
+    letter = validator.trade({**GOOD_TRADE, "p": price}, "AAPL")
+    assert isinstance(letter, DeadLetter)
+    assert letter.reason.startswith("test: p: ") and reason in letter.reason
+    bar = validator.bar({**GOOD_BAR, "l": price}, "AAPL")
+    assert isinstance(bar, DeadLetter) and "l: " in bar.reason
+
+
+def test_prices_at_the_bounds_are_accepted(validator: Validator) -> None:
+    for price in ("0.000001", "999999999999.999999", 0.000001, "12.500000"):
+        trade = validator.trade({**GOOD_TRADE, "p": price}, "AAPL")
+        assert isinstance(trade, Trade), price
+        assert trade.price == Decimal(str(price))
+
+
+@pytest.mark.parametrize(
+    ("record", "reason"),
+    [
+        ({**GOOD_TRADE, "S": "AAPL", "s": 10**12 + 1}, "s: size"),
+        ({**GOOD_TRADE, "S": "AAPL", "s": 1e30}, "s: size"),
+        ({**GOOD_TRADE, "S": "AA PL"}, "S: symbol"),
+        ({**GOOD_TRADE, "S": "AAPL\x00"}, "S: symbol"),
+        ({**GOOD_TRADE, "S": "A" * 10_000}, "S: symbol"),
+    ],
+)
+def test_sizes_and_symbols_out_of_bounds_are_refused(
+    record: dict[str, object], reason: str
+) -> None:
+    letter = Validator(source="test", clock=lambda: NOW_MS).trade(record)
+    assert isinstance(letter, DeadLetter)
+    assert reason in letter.reason
+    assert len(letter.reason) < 200
+
+
+def test_a_time_after_2100_is_refused_even_without_a_clock_bound() -> None:
+    history = Validator(source="file", max_future_ms=2**62, clock=lambda: NOW_MS)
+    letter = history.trade({**GOOD_TRADE, "t": "2100-01-01T00:00:00.001Z"}, "AAPL")
+    assert isinstance(letter, DeadLetter) and "after 2100" in letter.reason
+    assert isinstance(history.trade({**GOOD_TRADE, "t": "2099-12-31T23:59:59Z"}, "AAPL"), Trade)
+
+
+def test_what_only_the_model_refuses_is_a_dead_letter_too(validator: Validator) -> None:
+    """The validator never raises: a bound it does not check itself still ends as a dead letter."""
+    letter = validator.bar(GOOD_BAR, "AAPL", interval_ms=0)
+    assert isinstance(letter, DeadLetter) and "interval_ms" in letter.reason
+
+
+def test_a_replayed_csv_bar_at_1e_minus_400_is_a_dead_letter(tmp_path: Path) -> None:
+    """Reported: a CSV bar at ``1E-400`` passed validation and killed the job as a 0 price."""
+    path = tmp_path / "bars.csv"
+    path.write_text(
+        "timestamp,symbol,open,high,low,close,volume\n"
+        "2024-01-02T14:30:00Z,AAPL,10,11,9,10.5,100\n"
+        "2024-01-02T14:31:00Z,AAPL,10,11,1E-400,10.5,100\n"
+        "2024-01-02T14:32:00Z,AAPL,10.5,11,10,10.75,100\n"
+    )
+    out = list(
+        replay.events(replay.read_file(path), Validator(source="file", clock=lambda: NOW_MS))
+    )
+    assert [type(e).__name__ for e in out] == ["Bar", "DeadLetter", "Bar"]
+    letter = out[1]
+    assert isinstance(letter, DeadLetter)
+    assert "l: price 1E-400 is below 0.000001" in letter.reason and "(row 3)" in letter.reason

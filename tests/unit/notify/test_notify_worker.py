@@ -8,6 +8,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 
 import pytest
 from pydantic import SecretStr
@@ -231,3 +232,20 @@ def test_stop_without_drain_time_leaves_pending_notices_unposted(fake_slack: Fak
     assert worker.join(2.0)
     assert len(done.items) == 1
     assert worker.pending == 1
+
+
+def test_a_notice_that_cannot_be_rendered_is_skipped_not_retried_for_ever(
+    workers: Callable[..., DestinationWorker],
+) -> None:
+    sink = FlakySink([])
+    done = Done()
+    worker = workers(sink, done, retry_initial_s=0.01)
+    bad = delivery(1)
+    alert = bad.notice.event.model_copy(update={"ts": 10**30})  # no datetime holds this time
+    worker.submit(Delivery(replace(bad.notice, event=alert), bad.ref))
+    done.wait(1)
+    worker.submit(delivery(2))
+    done.wait(2)
+    assert [d.ref.offset for d in done.items] == [1, 2]
+    assert (worker.stats.skipped, worker.stats.delivered, worker.stats.retries) == (1, 1, 0)
+    assert len(sink.posted) == 1

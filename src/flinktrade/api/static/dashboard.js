@@ -279,9 +279,13 @@
   }
 
   async function pollHealth() {
+    if (!state.token) return; // without the token /health says only ok or degraded
     try {
-      const response = await fetch("/health");
+      const response = await fetch("/health", {
+        headers: { Authorization: "Bearer " + state.token },
+      });
       const health = await response.json();
+      if (!health.executor) return; // a wrong token: the next API call shows the login
       showExecutor(health.executor);
       const job = $("job");
       job.textContent = "job " + health.job.state;
@@ -418,6 +422,7 @@
     $("login").hidden = true;
     $("dashboard").hidden = false;
     connect();
+    pollHealth();
   }
 
   // What the browser test (and a curious user in the console) can ask.

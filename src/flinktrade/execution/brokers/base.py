@@ -5,8 +5,11 @@ A broker call can end four ways, and the executor treats each differently:
 - it returns: the broker has the order (``BrokerOrder``);
 - ``OrderExists``: the ``client_order_id`` is already used, so the order exists: look it up;
 - ``OrderRefused``: the broker definitely did not take it (a 4xx answer, or 429 after waiting);
-- ``OutcomeUnknown``: timeout, connection dropped, 5xx: the order may or may not exist. The only
-  safe next step is a look-up by ``client_order_id``; never a blind resubmit.
+- ``OutcomeUnknown``: timeout, connection dropped, 5xx, an answer that is not the broker's (a
+  proxy's HTML page, an empty or unreadable body): the order may or may not exist. The only safe
+  next step is a look-up by ``client_order_id``; never a blind resubmit.
+
+Every other call (reads) either answers or raises ``TransientError``, whatever came back.
 """
 
 from __future__ import annotations
@@ -87,6 +90,9 @@ class Account:
 
 UpdateHandler = Callable[[TradeUpdate], None]
 ReconnectHandler = Callable[[], None]
+SendGuard = Callable[[], str | None]
+"""Asked before every send attempt of an order: None to go ahead, or why not (e.g. the kill
+switch is set)."""
 
 
 class Broker(abc.ABC):
@@ -98,7 +104,13 @@ class Broker(abc.ABC):
     paper: bool = True
 
     @abc.abstractmethod
-    def submit(self, request: OrderRequest) -> BrokerOrder: ...
+    def submit(self, request: OrderRequest, may_send: SendGuard | None = None) -> BrokerOrder:
+        """Place an order: returns it, or raises ``OrderExists``, ``OrderRefused`` or
+        ``OutcomeUnknown`` (nothing else).
+
+        ``may_send`` is called before EVERY attempt to send the order (the first and each
+        retry, e.g. after a rate-limit wait); a string answer means "do not send": the call
+        raises ``OrderRefused`` with that reason and nothing more leaves this process."""
 
     @abc.abstractmethod
     def get_order(self, client_order_id: str) -> BrokerOrder | None: ...

@@ -34,6 +34,7 @@ from flinktrade.execution.brokers.base import (
     OrderRefused,
     OrderRequest,
     ReconnectHandler,
+    SendGuard,
     TradeUpdate,
     UpdateHandler,
 )
@@ -106,7 +107,10 @@ class SimulatedBroker(Broker):
 
     # ------------------------------------------------------------------ Broker
 
-    def submit(self, request: OrderRequest) -> BrokerOrder:
+    def submit(self, request: OrderRequest, may_send: SendGuard | None = None) -> BrokerOrder:
+        reason = None if may_send is None else may_send()
+        if reason is not None:
+            raise OrderRefused(reason)
         if request.type != "market" or request.qty <= 0:
             raise OrderRefused("the simulated broker takes market orders with qty > 0")
         with self._lock:

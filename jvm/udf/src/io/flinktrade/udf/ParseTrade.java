@@ -22,6 +22,12 @@ import org.apache.flink.types.Row;
  *
  * <p>The record's Kafka timestamp is its event time (flinktrade producers set it to {@code ts}); a
  * payload whose {@code ts} disagrees is rejected rather than silently windowed at the wrong time.
+ *
+ * <p>The bounds are those of flinktrade's Python event models ({@code flinktrade.events}), so the
+ * two sides accept the same trades: a symbol is 1-16 printable ASCII characters; a price lies in
+ * [0.000001, 999999999999.999999] with at most six decimals (it fits {@code DECIMAL(18, 6)}
+ * exactly, never rounded to 0); a size in [1, 10^12]; {@code ts} in [0, 2100-01-01]. Reasons are
+ * short: a value is quoted by at most 40 characters.
  */
 @FunctionHint(
         output =
@@ -31,8 +37,13 @@ import org.apache.flink.types.Row;
 public class ParseTrade extends TableFunction<Row> {
 
     private static final JsonFactory JSON = new JsonFactory();
-    private static final BigDecimal MAX_PRICE = new BigDecimal("999999999999");
+    private static final BigDecimal MIN_PRICE = new BigDecimal("0.000001");
+    private static final BigDecimal MAX_PRICE = new BigDecimal("999999999999.999999");
+    private static final int PRICE_DECIMALS = 6;
+    private static final long MAX_SIZE = 1_000_000_000_000L;
+    private static final long MAX_TS = 4_102_444_800_000L; // 2100-01-01T00:00:00Z, inclusive
     private static final int MAX_SYMBOL_LENGTH = 16;
+    private static final int MAX_QUOTED = 40;
 
     public void eval(byte[] value, @DataTypeHint("TIMESTAMP_LTZ(3)") Instant recordTime) {
         Long recordTs = recordTime == null ? null : recordTime.toEpochMilli();
@@ -57,9 +68,11 @@ public class ParseTrade extends TableFunction<Row> {
                 switch (name) {
                     case "id":
                         id = v == JsonToken.VALUE_STRING || v.isNumeric() ? p.getText() : null;
+                        p.skipChildren(); // an object or array is no id: skip all of it
                         break;
                     case "symbol":
                         symbol = v == JsonToken.VALUE_STRING ? p.getText() : null;
+                        p.skipChildren();
                         break;
                     case "price":
                         price = decimal(p, v);
@@ -73,11 +86,19 @@ public class ParseTrade extends TableFunction<Row> {
                             reject("size is not an integer");
                             return;
                         }
+                        if (p.getNumberType() == JsonParser.NumberType.BIG_INTEGER) {
+                            reject("size out of range: " + quoted(p.getText()));
+                            return;
+                        }
                         size = p.getLongValue();
                         break;
                     case "ts":
                         if (v != JsonToken.VALUE_NUMBER_INT) {
                             reject("ts is not an integer (epoch milliseconds)");
+                            return;
+                        }
+                        if (p.getNumberType() == JsonParser.NumberType.BIG_INTEGER) {
+                            reject("ts out of range: " + quoted(p.getText()));
                             return;
                         }
                         ts = p.getLongValue();
@@ -110,14 +131,19 @@ public class ParseTrade extends TableFunction<Row> {
         if (symbol == null || symbol.isEmpty()) {
             return "missing field: symbol";
         }
-        if (symbol.length() > MAX_SYMBOL_LENGTH || !symbol.equals(symbol.trim())) {
-            return "invalid symbol: " + symbol;
+        if (symbol.length() > MAX_SYMBOL_LENGTH || !printableAscii(symbol)) {
+            return "invalid symbol (1-16 printable ASCII characters): " + quoted(symbol);
         }
         if (price == null) {
             return "missing field: price";
         }
-        if (price.signum() <= 0 || price.compareTo(MAX_PRICE) > 0) {
-            return "price out of range: " + price.toPlainString();
+        if (price.compareTo(MIN_PRICE) < 0 || price.compareTo(MAX_PRICE) > 0) {
+            return "price out of range [" + MIN_PRICE.toPlainString() + ", "
+                    + MAX_PRICE.toPlainString() + "]: " + quoted(price.toString());
+        }
+        if (price.stripTrailingZeros().scale() > PRICE_DECIMALS) {
+            return "price has more than " + PRICE_DECIMALS + " decimals: "
+                    + quoted(price.toPlainString());
         }
         if (size == null) {
             return "missing field: size";
@@ -125,8 +151,14 @@ public class ParseTrade extends TableFunction<Row> {
         if (size <= 0) {
             return "size must be positive: " + size;
         }
+        if (size > MAX_SIZE) {
+            return "size out of range: " + size + " is above " + MAX_SIZE;
+        }
         if (ts == null) {
             return "missing field: ts";
+        }
+        if (ts < 0 || ts > MAX_TS) {
+            return "ts out of range: " + ts + " is not between 1970 and 2100";
         }
         if (recordTs != null && !ts.equals(recordTs)) {
             return "ts " + ts + " differs from the record timestamp " + recordTs;
@@ -148,6 +180,24 @@ public class ParseTrade extends TableFunction<Row> {
         return null;
     }
 
+    /** True if every character is printable ASCII ('!' to '~': no space, no control). */
+    static boolean printableAscii(String text) {
+        for (int i = 0; i < text.length(); i++) {
+            char c = text.charAt(i);
+            if (c < '!' || c > '~') {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** {@code text} in quotes, cut to {@link #MAX_QUOTED} characters (a reason stays short). */
+    static String quoted(String text) {
+        return text.length() <= MAX_QUOTED
+                ? "'" + text + "'"
+                : "'" + text.substring(0, MAX_QUOTED) + "...' (" + text.length() + " chars)";
+    }
+
     private void reject(String reason) {
         collect(Row.of(false, reason, null, null, null, null, null));
     }
@@ -157,6 +207,7 @@ public class ParseTrade extends TableFunction<Row> {
             return "unreadable input";
         }
         int nl = message.indexOf('\n');
-        return nl < 0 ? message : message.substring(0, nl);
+        String line = nl < 0 ? message : message.substring(0, nl);
+        return line.length() <= 200 ? line : line.substring(0, 200) + "...";
     }
 }
