@@ -5,7 +5,7 @@ operator runs) in the order the operator applies them (``pipeline/operator.py``)
 a bar at its end (``ts + interval_ms - 1``) and a story at its time, so a story is folded in before
 every bar that closes after it; at the same millisecond stories come first, by id; equal items
 keep their input order. Prices first get the normalisation the job's input topic gives them (the
-JSON of ``events.Bar`` read back: ``100.0`` becomes ``100``), and news is scored with
+JSON of ``events.Bar`` read back: ``100`` becomes ``100.0``), and news is scored with
 ``flinktrade.sentiment`` like the job's ``NewsScorer``. The signals then go through the same
 simulation and metrics as the Flink engine (``engine.finish``), so both give byte-identical
 CSVs and the same metrics (tested on GOOG and on 50 simulated symbols with news).
@@ -25,8 +25,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from pydantic import TypeAdapter
-
 from flinktrade import events
 from flinktrade.backtest import runner
 from flinktrade.backtest.engine import BacktestRequest, BacktestResult, finish
@@ -39,6 +37,9 @@ log = logging.getLogger(__name__)
 
 ENGINE_TASK = "engine"
 NEWS_SOURCE = "backtest.news"
+MAX_HEADLINE_CHARS = 1_000
+"""As the job's ``NewsScorer`` (``pipeline.operator.MAX_HEADLINE_CHARS``): headlines only feed
+alert messages."""
 
 
 class PriceBar(NamedTuple):
@@ -50,15 +51,11 @@ class PriceBar(NamedTuple):
     close: float
 
 
-_PRICE = TypeAdapter(events.Price)
-
-
 class _WirePrices:
-    """``Decimal`` -> the value the job reads back from the input topic.
+    """``Decimal`` -> the value the job reads back from its input topic (``events`` codec).
 
-    A price whose float carries its exact digits travels as a JSON number and comes back in its
-    shortest form, which depends on its value only (memoised by value); any other price travels
-    as its own text and comes back unchanged."""
+    A price whose float carries its exact digits travels as a JSON number whose text depends on
+    its value only (memoised by value); any other price travels as its own text."""
 
     def __init__(self) -> None:
         self._seen: dict[Decimal, Decimal] = {}
@@ -67,10 +64,15 @@ class _WirePrices:
         wire = self._seen.get(price)
         if wire is not None:
             return wire
-        if Decimal(repr(float(price))) != price:
-            return price
-        wire = self._seen[price] = _PRICE.validate_json(_PRICE.dump_json(price))
+        wire = _read_back(price)
+        if Decimal(repr(float(price))) == price:
+            self._seen[price] = wire
         return wire
+
+
+def _read_back(price: Decimal) -> Decimal:
+    bar = events.Bar(symbol="W", ts=0, open=price, high=price, low=price, close=price, volume=0)
+    return events.decode(events.Bar, events.encode(bar)).open
 
 
 @dataclass
@@ -154,9 +156,14 @@ def score_news(
             )
             continue
         score = float(sentiment.score(item.headline, item.summary))
+        if not -1.0 <= score <= 1.0:  # also refuses NaN
+            reason = f"ValueError: sentiment score {score} outside [-1, 1]"
+            dead.append(events.DeadLetter.of(NEWS_SOURCE, reason, events.encode(item), ts=item.ts))
+            continue
+        headline = item.headline[:MAX_HEADLINE_CHARS]
         for symbol in dict.fromkeys(item.symbols):
             scored.setdefault(symbol, []).append(
-                ScoredNews(item.id, symbol, item.ts, score, item.headline)
+                ScoredNews(item.id, symbol, item.ts, score, headline)
             )
     return scored, dead
 

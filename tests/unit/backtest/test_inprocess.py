@@ -115,13 +115,17 @@ def test_news_is_scored_like_the_job_and_fanned_out_per_symbol() -> None:
 
 def test_prices_are_normalised_as_the_input_topic_does() -> None:
     wire = _WirePrices()
-    assert str(wire(Decimal("100.0"))) == "100"
-    assert str(wire(Decimal("2.50"))) == "2.5"
-    assert str(wire(Decimal("0.1000001"))) == "0.1000001"
-    assert str(wire(Decimal("123456789.123456789"))) == "123456789.123456789"
-    result = run_inprocess(BacktestRequest((ECHO,)), [bar(0, "100.0")])
-    assert str(result.signals[0].price) == "100"
-    assert str(result.bars["AAA"][0].close) == "100"
+    assert str(wire(Decimal("100"))) == "100.0"
+    for text in ("100.0", "100", "2.50", "0.100001", "1E+2", "123456789012.345678", "7.10"):
+        price = Decimal(text)
+        sent = events.Bar(symbol="A", ts=0, open=price, high=price, low=price, close=price,
+                          volume=1)  # fmt: skip
+        read = events.decode(events.Bar, events.encode(sent)).open
+        assert str(wire(price)) == str(read), text
+        assert str(wire(price)) == str(read), text  # memoised alike
+    result = run_inprocess(BacktestRequest((ECHO,)), [bar(0, "100")])
+    assert str(result.signals[0].price) == "100.0"
+    assert str(result.bars["AAA"][0].close) == "100.0"
 
 
 def test_goog_gives_backtesting_py_trades_and_equity() -> None:
