@@ -1,14 +1,26 @@
-"""Backtest throughput: flinktrade's backtester against backtrader on the same generated bars.
+"""Backtest throughput: flinktrade's backtest engines against backtrader on the same generated bars.
 
-    .venv/bin/python -m bench.backtest [--symbols 50] [--days 5]
+    .venv/bin/python -m bench.backtest [--workloads today,backtrader] [--no-flink]
 
-Generates ``symbols`` x ``days`` x 390 one-minute bars (a seeded log-random walk, market hours
-only), runs an SMA(20, 50) crossover over them (a) through ``flinktrade.backtest.run_backtest``
-(bars onto a topic of a local Kafka broker started for the run, the production Flink job bounded,
-the portfolio simulation) and (b) through backtrader, one ``Cerebro`` per symbol, and prints one
-JSON line with bars/s of each and their ratio. flinktrade's time is wall time from the first
-produced bar to the simulated result (JVM and job start-up included; ``job_s`` is the job alone).
-Progress goes to stderr.
+Two workloads of one-minute bars (a seeded log-random walk): ``today`` is 50 symbols x 5 days x
+390 minutes (97,500 bars); ``backtrader`` is backtrader's own published benchmark size, 100
+symbols x 20,000 bars (2,000,000 bars). On each, an SMA(20, 50) crossover runs
+
+- in flinktrade's in-process engine (``backtest.inprocess``: the job's per-bar core, the
+  portfolio simulation and the metrics), and
+- in backtrader (one ``Cerebro`` per symbol),
+
+each in a fresh child process, so the wall clock includes interpreter start-up and imports. The
+bars are generated in the child before its clock starts (numpy, the same seed for both); turning
+them into each framework's input (``events.Bar`` objects, a pandas feed) is timed. One JSON line per
+contender and workload: wall seconds, CPU seconds (the machine may be shared: CPU time is the
+steadier figure), bars/s by both, peak RSS, and for flinktrade the split of its CPU time between
+the per-bar core (``SymbolModel.on_bar``), building its input bars, the rest of the engine, and
+the simulation with metrics. Then one line per workload with the ratios.
+
+With ``--flink`` (default on for ``today``) the production Flink engine also runs the ``today``
+workload (a local Kafka broker started for it, the bounded job, the simulation), as before the
+in-process engine existed. Progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -17,37 +29,36 @@ import argparse
 import json
 import logging
 import os
+import resource
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import backtrader as bt
 import numpy as np
 import pandas as pd
-
-from flinktrade import events
-from flinktrade.backtest import BacktestRequest, ExecutionModel, run_backtest
-from flinktrade.config import AnalyticsSettings, BrokerSettings
-from flinktrade.infra.kafka import LocalKafka
-from flinktrade.pipeline.analytics import StrategySpec
-from flinktrade.testing.ports import free_port
 
 MINUTE = 60_000
 DAY = 86_400_000
 START = 1_704_205_800_000  # 2024-01-02 14:30 UTC
 FAST, SLOW = 20, 50
+WORKLOADS = {"today": (50, 5 * 390), "backtrader": (100, 20_000)}
+"""name -> (symbols, bars per symbol)."""
 
 log = logging.getLogger("bench.backtest")
 
 
-def generate(symbols: int, days: int, seed: int = 7) -> dict[str, pd.DataFrame]:
-    """Per symbol, ``days`` x 390 one-minute OHLCV bars (prices rounded to cents)."""
+def generate(symbols: int, bars: int, seed: int = 7) -> dict[str, pd.DataFrame]:
+    """Per symbol, ``bars`` one-minute OHLCV bars in market hours (prices rounded to cents)."""
     rng = np.random.default_rng(seed)
+    days = -(-bars // 390)
     stamps = np.array(
-        [START + d * DAY + m * MINUTE for d in range(days) for m in range(390)], dtype=np.int64
+        [START + d * DAY + m * MINUTE for d in range(days) for m in range(390)][:bars],
+        dtype=np.int64,
     )
     out = {}
     for i in range(symbols):
@@ -72,68 +83,180 @@ def generate(symbols: int, days: int, seed: int = 7) -> dict[str, pd.DataFrame]:
     return out
 
 
-def to_bars(frames: dict[str, pd.DataFrame]) -> list[events.Bar]:
-    bars = []
-    for symbol, frame in frames.items():
-        stamps = frame.index.asi8 // 1_000_000
-        rows = zip(
-            stamps, frame.open, frame.high, frame.low, frame.close, frame.volume, strict=True
-        )
-        for ts, o, h, low, c, v in rows:
-            bars.append(
-                events.Bar(
-                    symbol=symbol, ts=int(ts), open=Decimal(repr(float(o))),
-                    high=Decimal(repr(float(h))), low=Decimal(repr(float(low))),
-                    close=Decimal(repr(float(c))), volume=int(v), ingest_ts=0,
-                )
-            )  # fmt: skip
+def symbol_bars(symbol: str, frame: pd.DataFrame) -> Iterator[Any]:
+    """One symbol's bars as ``events.Bar``, made one at a time (never all in memory)."""
+    from flinktrade import events
+
+    stamps = frame.index.asi8 // 1_000_000
+    rows = zip(stamps, frame.open, frame.high, frame.low, frame.close, frame.volume, strict=True)
+    for ts, o, h, low, c, v in rows:
+        yield events.Bar(
+            symbol=symbol, ts=int(ts), open=Decimal(repr(float(o))), high=Decimal(repr(float(h))),
+            low=Decimal(repr(float(low))), close=Decimal(repr(float(c))), volume=int(v),
+            ingest_ts=0,
+        )  # fmt: skip
+
+
+def to_bars(frames: dict[str, pd.DataFrame]) -> list[Any]:
+    """Every bar of every symbol, in time order (the Flink engine's input)."""
+    bars = [bar for symbol, frame in frames.items() for bar in symbol_bars(symbol, frame)]
     bars.sort(key=lambda b: (b.ts, b.symbol))
     return bars
 
 
-class _BtCross(bt.Strategy):  # type: ignore[misc]
-    def __init__(self) -> None:
-        fast = bt.ind.SMA(self.data.close, period=FAST)
-        slow = bt.ind.SMA(self.data.close, period=SLOW)
-        self.cross = bt.ind.CrossOver(fast, slow)
-        self.signals = 0
-
-    def next(self) -> None:
-        if self.cross[0] > 0:
-            self.signals += 1
-            if not self.position:
-                self.buy(size=int(self.broker.getcash() // self.data.close[0]))
-        elif self.cross[0] < 0:
-            self.signals += 1
-            if self.position:
-                self.close()
+# -- contenders (each in its own child process) ---------------------------------------------------
 
 
-def run_backtrader(frames: dict[str, pd.DataFrame], cash: float) -> dict[str, Any]:
-    started = time.monotonic()
+def _timed(fn: Callable[..., Any], into: list[float]) -> Callable[..., Any]:
+    clock = time.process_time
+
+    def wrapper(*args: Any) -> Any:
+        started = clock()
+        try:
+            return fn(*args)
+        finally:
+            into[0] += clock() - started
+
+    return wrapper
+
+
+def run_inprocess(frames: dict[str, pd.DataFrame]) -> dict[str, Any]:
+    from flinktrade.backtest import BacktestRequest, ExecutionModel
+    from flinktrade.backtest.engine import finish
+    from flinktrade.backtest.inprocess import Feed, replay
+    from flinktrade.config import AnalyticsSettings
+    from flinktrade.pipeline.analytics import StrategySpec, SymbolModel
+
+    request = BacktestRequest(
+        strategies=(StrategySpec("sma_cross", {"fast": FAST, "slow": SLOW}),),
+        model=ExecutionModel(cash=1_000_000.0),
+        analytics=AnalyticsSettings(alerts=False),
+    )
+    cpu = time.process_time()
+    core, building = [0.0], [0.0]
+
+    def timed_bars(symbol: str, frame: pd.DataFrame) -> Iterator[Any]:
+        made = symbol_bars(symbol, frame)
+        step = _timed(lambda: next(made, None), building)
+        while (bar := step()) is not None:
+            yield bar
+
+    model = SymbolModel(request.strategies, request.analytics)
+    model.on_bar = _timed(model.on_bar, core)  # type: ignore[method-assign]
+    feed = Feed.of({symbol: timed_bars(symbol, frame) for symbol, frame in frames.items()})
+    out = replay(model, feed)
+    replayed = time.process_time()
+    result = finish(
+        "bench",
+        request,
+        priced=out.priced,
+        report_bars={},
+        signals=out.signals,
+        alerts=out.alerts,
+        deadletters=[],
+        timings={},
+        started=time.monotonic(),
+    )
+    done = time.process_time()
+    return {
+        "signals": len(result.signals),
+        "trades": result.metrics["trades"],
+        "split_cpu_s": {
+            "core": round(core[0], 2),
+            "input_bars": round(building[0], 2),
+            "engine_rest": round(replayed - cpu - core[0] - building[0], 2),
+            "simulate_metrics": round(done - replayed, 2),
+        },
+    }
+
+
+def run_backtrader(frames: dict[str, pd.DataFrame]) -> dict[str, Any]:
+    import backtrader as bt
+
+    class Cross(bt.Strategy):  # type: ignore[misc]
+        def __init__(self) -> None:
+            fast = bt.ind.SMA(self.data.close, period=FAST)
+            slow = bt.ind.SMA(self.data.close, period=SLOW)
+            self.cross = bt.ind.CrossOver(fast, slow)
+            self.signals = 0
+
+        def next(self) -> None:
+            if self.cross[0] > 0:
+                self.signals += 1
+                if not self.position:
+                    self.buy(size=int(self.broker.getcash() // self.data.close[0]))
+            elif self.cross[0] < 0:
+                self.signals += 1
+                if self.position:
+                    self.close()
+
     signals = 0
     for frame in frames.values():
         cerebro = bt.Cerebro(stdstats=False)
         cerebro.adddata(bt.feeds.PandasData(dataname=frame))
-        cerebro.addstrategy(_BtCross)
-        cerebro.broker.setcash(cash / len(frames))
+        cerebro.addstrategy(Cross)
+        cerebro.broker.setcash(1_000_000.0 / len(frames))
         [strategy] = cerebro.run()
         signals += strategy.signals
-    return {"seconds": time.monotonic() - started, "signals": signals}
+    return {"signals": signals}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--symbols", type=int, default=50)
-    parser.add_argument("--days", type=int, default=5, help="trading days of 390 minutes")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
-    for noisy in ("py4j", "pyflink", "apache_beam", "flinktrade"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    frames = generate(args.symbols, args.days)
-    bars = to_bars(frames)
-    log.info("generated %d bars (%d symbols x %d days)", len(bars), args.symbols, args.days)
-    cash = 1_000_000.0
+def child(contender: str, symbols: int, bars: int) -> None:
+    """Generate the bars (untimed), run one contender, print its JSON line."""
+    generated = time.monotonic()
+    frames = generate(symbols, bars)
+    generate_s = time.monotonic() - generated
+    runner = {"inprocess": run_inprocess, "backtrader": run_backtrader}[contender]
+    started = time.monotonic()
+    outcome = runner(frames)
+    outcome.update(generate_s=generate_s, run_s=time.monotonic() - started)
+    print(json.dumps(outcome), flush=True)
+
+
+def measure(contender: str, symbols: int, bars: int) -> dict[str, Any]:
+    """Run a contender in a fresh interpreter: wall clock, CPU time and peak RSS of that child."""
+    command = [sys.executable, "-m", "bench.backtest", "--child", contender,
+               "--symbols", str(symbols), "--bars", str(bars)]  # fmt: skip
+    started = time.monotonic()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    _pid, status, usage = os.wait4(process.pid, 0)
+    wall = time.monotonic() - started
+    assert process.stdout is not None
+    output = process.stdout.read()
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise RuntimeError(f"{contender} failed with exit code {process.returncode}")
+    outcome = json.loads(output.strip().splitlines()[-1])
+    cpu = usage.ru_utime + usage.ru_stime
+    n = symbols * bars
+    wall_ex = wall - outcome["generate_s"]  # start-up included, data generation not
+    line = {
+        "bench": "backtest",
+        "engine": contender,
+        "symbols": symbols,
+        "bars": n,
+        "wall_s": round(wall_ex, 2),
+        "cpu_s": round(cpu, 2),
+        "bars_per_s": round(n / wall_ex),
+        "bars_per_cpu_s": round(n / cpu),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024),
+        "generate_s": round(outcome.pop("generate_s"), 2),
+        "cores": os.cpu_count(),
+    }
+    line.update(outcome)
+    line.pop("run_s", None)
+    return line
+
+
+def run_flink(symbols: int, bars: int) -> dict[str, Any]:
+    """The production job over a topic of a local broker started for it (as before)."""
+    from flinktrade.backtest import BacktestRequest, ExecutionModel, run_backtest
+    from flinktrade.config import AnalyticsSettings, BrokerSettings
+    from flinktrade.infra.kafka import LocalKafka
+    from flinktrade.pipeline.analytics import StrategySpec
+    from flinktrade.testing.ports import free_port
+
+    events = to_bars(generate(symbols, bars))
     with tempfile.TemporaryDirectory(prefix="bench-backtest-") as state:
         broker = LocalKafka(
             BrokerSettings(port=free_port(), controller_port=free_port(), heap="1g"), Path(state)
@@ -142,41 +265,71 @@ def main() -> None:
         try:
             request = BacktestRequest(
                 strategies=(StrategySpec("sma_cross", {"fast": FAST, "slow": SLOW}),),
-                model=ExecutionModel(cash=cash),
+                model=ExecutionModel(cash=1_000_000.0),
                 analytics=AnalyticsSettings(alerts=False),
             )
+            cpu = resource.getrusage(resource.RUSAGE_SELF)
             started = time.monotonic()
-            result = run_backtest(broker.bootstrap_servers, request, bars=bars)
-            ours_s = time.monotonic() - started
+            result = run_backtest(broker.bootstrap_servers, request, bars=events)
+            wall = time.monotonic() - started
+            after = resource.getrusage(resource.RUSAGE_SELF)
         finally:
             broker.down()
-    log.info("flinktrade: %.1f s (job %.1f s)", ours_s, result.timings["job_s"])
-    theirs = run_backtrader(frames, cash)
-    log.info("backtrader: %.1f s", theirs["seconds"])
-    n = len(bars)
-    ours_rate = n / ours_s
-    theirs_rate = n / theirs["seconds"]
-    print(
-        json.dumps(
-            {
-                "bench": "backtest",
-                "symbols": args.symbols,
-                "days": args.days,
-                "bars": n,
-                "cores": os.cpu_count(),
-                "flinktrade_s": round(ours_s, 2),
-                "flinktrade_job_s": round(result.timings["job_s"], 2),
-                "flinktrade_input_s": round(result.timings["input_s"], 2),
-                "flinktrade_bars_per_s": round(ours_rate),
-                "flinktrade_job_bars_per_s": round(n / result.timings["job_s"]),
-                "flinktrade_signals": len(result.signals),
-                "backtrader_s": round(theirs["seconds"], 2),
-                "backtrader_bars_per_s": round(theirs_rate),
-                "backtrader_signals": theirs["signals"],
-                "ratio": round(ours_rate / theirs_rate, 3),
-            }
-        )
-    )
+    n = len(events)
+    return {
+        "bench": "backtest",
+        "engine": "flink",
+        "symbols": symbols,
+        "bars": n,
+        "wall_s": round(wall, 2),
+        "cpu_s_python": round(
+            after.ru_utime + after.ru_stime - cpu.ru_utime - cpu.ru_stime, 2
+        ),  # this process only: the JVM's threads count here, the broker's do not
+        "bars_per_s": round(n / wall),
+        "job_s": round(result.timings["job_s"], 2),
+        "signals": len(result.signals),
+        "trades": result.metrics["trades"],
+        "cores": os.cpu_count(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--workloads", default="today,backtrader")
+    parser.add_argument("--flink", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--child", choices=("inprocess", "backtrader"))
+    parser.add_argument("--symbols", type=int, default=50)
+    parser.add_argument("--bars", type=int, default=5 * 390, help="bars per symbol")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
+    for noisy in ("py4j", "pyflink", "apache_beam", "flinktrade"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if args.child:
+        child(args.child, args.symbols, args.bars)
+        return
+    for name in args.workloads.split(","):
+        symbols, bars = WORKLOADS.get(name, (args.symbols, args.bars))
+        lines = {}
+        for contender in ("inprocess", "backtrader"):
+            log.info("%s: %s on %d symbols x %d bars", name, contender, symbols, bars)
+            lines[contender] = measure(contender, symbols, bars)
+            print(json.dumps({"workload": name, **lines[contender]}), flush=True)
+        ours, theirs = lines["inprocess"], lines["backtrader"]
+        summary = {
+            "bench": "backtest",
+            "workload": name,
+            "bars": ours["bars"],
+            "ratio_wall": round(ours["bars_per_s"] / theirs["bars_per_s"], 2),
+            "ratio_cpu": round(ours["bars_per_cpu_s"] / theirs["bars_per_cpu_s"], 2),
+            "inprocess_peak_rss_mb": ours["peak_rss_mb"],
+            "signals": {"inprocess": ours["signals"], "backtrader": theirs["signals"]},
+        }
+        print(json.dumps(summary), flush=True)
+        if name == "today" and args.flink:
+            log.info("%s: flink engine", name)
+            flink = run_flink(symbols, bars)
+            flink["ratio_wall_vs_backtrader"] = round(flink["bars_per_s"] / theirs["bars_per_s"], 3)
+            print(json.dumps({"workload": name, **flink}), flush=True)
 
 
 if __name__ == "__main__":

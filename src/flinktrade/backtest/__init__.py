@@ -1,12 +1,17 @@
-"""The backtester: the production Flink job over a bounded input, with a simulated portfolio.
+"""The backtester: the job's per-bar logic over history, with a simulated portfolio.
 
-``engine.run_backtest`` puts the input (bars from a file, Alpaca history, or the market topics)
-onto topics of the run's own, runs ``flinktrade.pipeline.job`` bounded over them, and simulates
-the execution of its signals (``portfolio``); ``metrics`` and ``report`` turn that into numbers
-and files; ``cli`` is ``flinktrade backtest``. See ``docs/backtest.md``.
+Two engines give the same files: ``inprocess.run_inprocess`` drives the job's per-bar core
+(``pipeline.analytics.SymbolModel``) in this process in the Flink operator's event-time order;
+``engine.run_backtest`` puts the input onto topics of the run's own and runs the production job
+(``flinktrade.pipeline.job``) bounded over them. Both simulate the execution of the signals
+(``portfolio``); ``metrics`` and ``report`` turn that into numbers and files. ``optimize`` sweeps
+a strategy's parameters (grid, random, walk-forward) over the in-process engine, with ``expr``
+for its constraints; ``cli`` is ``flinktrade backtest`` and ``flinktrade optimize``. See
+``docs/backtest.md``.
 """
 
 from flinktrade.backtest.engine import BacktestRequest, BacktestResult, MarketTopics, run_backtest
+from flinktrade.backtest.inprocess import run_inprocess
 from flinktrade.backtest.portfolio import ExecutionModel, FillAt, Mode, simulate
 
 __all__ = [
@@ -17,5 +22,6 @@ __all__ = [
     "MarketTopics",
     "Mode",
     "run_backtest",
+    "run_inprocess",
     "simulate",
 ]

@@ -1,15 +1,24 @@
-"""``flinktrade backtest``: the production job over history, a simulated portfolio, a report."""
+"""``flinktrade backtest`` (one strategy over history: in process or through the production Flink
+job, a simulated portfolio, a report) and ``flinktrade optimize`` (parameter sweeps, walk-forward)."""
 
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from flinktrade.backtest.portfolio import ExecutionModel, FillAt, Mode
@@ -18,7 +27,12 @@ from flinktrade.errors import ConfigError
 console = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
 
-TASK_LABELS = {"input": "producing bars", "job": "flink job"}
+TASK_LABELS = {
+    "input": "producing bars",
+    "job": "flink job",
+    "engine": "backtest",
+    "optimize": "optimize",
+}
 
 
 class _RichProgress:
@@ -42,94 +56,211 @@ def _json_safe(metrics: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+BarsCsvOption = Annotated[Path | None, typer.Option("--bars-csv", help="A CSV file of OHLCV bars.")]
+ParquetOption = Annotated[
+    Path | None, typer.Option("--parquet", help="A Parquet file of OHLCV bars.")
+]
+SymbolOption = Annotated[
+    str | None, typer.Option(help="The symbol of a file without a symbol column.")
+]
+AlpacaOption = Annotated[
+    bool, typer.Option("--alpaca", help="Alpaca history (--symbols, --start, --end).")
+]
+SymbolsOption = Annotated[str | None, typer.Option(help="Alpaca: comma-separated symbols.")]
+StartOption = Annotated[str | None, typer.Option(help="Alpaca: first day or RFC 3339 time.")]
+EndOption = Annotated[str | None, typer.Option(help="Alpaca: last day (inclusive) or time.")]
+TimeframeOption = Annotated[str, typer.Option(help="Alpaca: 1Min, 5Min, 1Hour, 1Day.")]
+FeedOption = Annotated[str, typer.Option(help="Alpaca: data feed, iex or sip.")]
+StrategyOption = Annotated[
+    str, typer.Option(help="A built-in strategy, an entry point, or pkg.module:Class.")
+]
+ParamOption = Annotated[
+    list[str] | None, typer.Option(help="key=value for the strategy; repeatable.")
+]
+CashOption = Annotated[float, typer.Option(help="Starting cash.")]
+CommissionOption = Annotated[
+    float, typer.Option(help="Commission as a fraction of traded value (0.002 = 0.2 %).")
+]
+PerShareOption = Annotated[
+    float, typer.Option(help="Commission per unit traded (added to --commission).")
+]
+SlippageOption = Annotated[
+    float, typer.Option(help="Fills this many basis points worse than the price.")
+]
+FillOption = Annotated[
+    str, typer.Option(help="next_open (next bar's open) or close (the signal bar's close).")
+]
+ModeOption = Annotated[
+    str, typer.Option(help="long_only, or reverse (close and open the opposite side).")
+]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print the summary as one JSON object (last line).")
+]
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """The input options shared by ``backtest`` and ``optimize`` (exactly one is given)."""
+
+    bars_csv: Path | None
+    parquet: Path | None
+    symbol: str | None
+    alpaca: bool
+    symbols: str | None
+    start: str | None
+    end: str | None
+    timeframe: str
+    feed: str
+    from_topics: bool = False
+    topics_input: bool = True
+    """Whether the command offers ``--from-topics`` (``backtest`` does, ``optimize`` does not)."""
+
+    def chosen(self) -> str:
+        given = [
+            name
+            for name, value in (
+                ("--bars-csv", self.bars_csv),
+                ("--parquet", self.parquet),
+                ("--alpaca", self.alpaca or None),
+                ("--from-topics", self.from_topics or None),
+            )
+            if value is not None
+        ]
+        if len(given) != 1:
+            options = "--bars-csv, --parquet, --alpaca or --from-topics"
+            if not self.topics_input:
+                options = "--bars-csv, --parquet or --alpaca"
+            raise ConfigError(
+                f"give exactly one input: {options}"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        if not self.alpaca and (self.symbols or self.start or self.end):
+            raise ConfigError("--symbols/--start/--end go with --alpaca")
+        return given[0]
+
+    def file(self) -> Path | None:
+        if self.bars_csv is None and self.parquet is None:
+            return None
+        path = self.bars_csv if self.bars_csv is not None else self.parquet
+        assert path is not None
+        if self.bars_csv is not None and path.suffix.lower() not in (".csv", ".txt", ".tsv"):
+            raise ConfigError(f"--bars-csv {path}: expected a .csv file")
+        if self.parquet is not None and path.suffix.lower() not in (".parquet", ".pq"):
+            raise ConfigError(f"--parquet {path}: expected a .parquet file")
+        return path
+
+    def history(self) -> Any:
+        from flinktrade.backtest.loading import AlpacaRange
+        from flinktrade.ingest.cli import parse_symbols, parse_when
+
+        if not (self.symbols and self.start and self.end):
+            raise ConfigError("--alpaca needs --symbols, --start and --end")
+        return AlpacaRange(
+            symbols=parse_symbols(self.symbols),
+            start=parse_when(self.start, "--start"),
+            end=parse_when(self.end, "--end", end_of_day=True),
+            timeframe=self.timeframe,
+            feed=self.feed,
+        )
+
+    def describe(self) -> str:
+        path = self.file()
+        if path is not None:
+            return str(path)
+        if self.alpaca:
+            symbols = (self.symbols or "").replace(" ", "")
+            return f"alpaca {symbols} {self.start}..{self.end} {self.timeframe}"
+        return "market topics"
+
+    def load(self, settings: Any, progress: Any) -> list[Any]:
+        """The bars, in memory (for the in-process engine)."""
+        from flinktrade.backtest.loading import fetch_alpaca, load_file
+
+        path = self.file()
+        if path is not None:
+            return load_file(path, symbol=self.symbol).bars
+        return fetch_alpaca(settings, self.history(), progress).bars
+
+
+def _model(
+    cash: float, commission: float, per_share: float, slippage: float, fill: str, mode: str
+) -> ExecutionModel:
+    return ExecutionModel(
+        cash=cash,
+        commission=commission,
+        commission_per_share=per_share,
+        slippage_bps=slippage,
+        fill=_choice(FillAt, fill, "--fill"),
+        mode=_choice(Mode, mode, "--mode"),
+    )
+
+
+def _progress_columns() -> tuple[Any, ...]:
+    return (
+        TextColumn("{task.description:<16}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%  {task.fields[records]:>10,} bars"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+
+
 def backtest(
-    bars_csv: Annotated[
-        Path | None, typer.Option("--bars-csv", help="A CSV file of OHLCV bars.")
-    ] = None,
-    parquet: Annotated[
-        Path | None, typer.Option("--parquet", help="A Parquet file of OHLCV bars.")
-    ] = None,
-    symbol: Annotated[
-        str | None, typer.Option(help="The symbol of a file without a symbol column.")
-    ] = None,
-    alpaca: Annotated[
-        bool, typer.Option("--alpaca", help="Alpaca history (--symbols, --start, --end).")
-    ] = False,
-    symbols: Annotated[str | None, typer.Option(help="Alpaca: comma-separated symbols.")] = None,
-    start: Annotated[str | None, typer.Option(help="Alpaca: first day or RFC 3339 time.")] = None,
-    end: Annotated[str | None, typer.Option(help="Alpaca: last day (inclusive) or time.")] = None,
-    timeframe: Annotated[str, typer.Option(help="Alpaca: 1Min, 5Min, 1Hour, 1Day.")] = "1Day",
-    feed: Annotated[str, typer.Option(help="Alpaca: data feed, iex or sip.")] = "iex",
+    bars_csv: BarsCsvOption = None,
+    parquet: ParquetOption = None,
+    symbol: SymbolOption = None,
+    alpaca: AlpacaOption = False,
+    symbols: SymbolsOption = None,
+    start: StartOption = None,
+    end: EndOption = None,
+    timeframe: TimeframeOption = "1Day",
+    feed: FeedOption = "iex",
     from_topics: Annotated[
         bool,
-        typer.Option("--from-topics", help="What is already in the market topics (trades, bars)."),
+        typer.Option(
+            "--from-topics",
+            help="What is already in the market topics (trades, bars); --engine flink only.",
+        ),
     ] = False,
-    strategy: Annotated[
-        str, typer.Option(help="A built-in strategy, an entry point, or pkg.module:Class.")
-    ] = "sma_cross",
-    param: Annotated[
-        list[str] | None, typer.Option(help="key=value for the strategy; repeatable.")
-    ] = None,
-    cash: Annotated[float, typer.Option(help="Starting cash.")] = 10_000.0,
-    commission: Annotated[
-        float, typer.Option(help="Commission as a fraction of traded value (0.002 = 0.2 %).")
-    ] = 0.0,
-    commission_per_share: Annotated[
-        float, typer.Option(help="Commission per unit traded (added to --commission).")
-    ] = 0.0,
-    slippage_bps: Annotated[
-        float, typer.Option(help="Fills this many basis points worse than the price.")
-    ] = 0.0,
-    fill: Annotated[
-        str, typer.Option(help="next_open (next bar's open) or close (the signal bar's close).")
-    ] = FillAt.NEXT_OPEN.value,
-    mode: Annotated[
-        str, typer.Option(help="long_only, or reverse (close and open the opposite side).")
-    ] = Mode.LONG_ONLY.value,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="inprocess (the job's per-bar core in this process; default for files and "
+            "Alpaca) or flink (the production job over Kafka topics)."
+        ),
+    ] = "",
+    strategy: StrategyOption = "sma_cross",
+    param: ParamOption = None,
+    cash: CashOption = 10_000.0,
+    commission: CommissionOption = 0.0,
+    commission_per_share: PerShareOption = 0.0,
+    slippage_bps: SlippageOption = 0.0,
+    fill: FillOption = FillAt.NEXT_OPEN.value,
+    mode: ModeOption = Mode.LONG_ONLY.value,
     out_dir: Annotated[
         Path, typer.Option("--out", help="Folder for report.html, equity.png and the CSVs.")
     ] = Path("backtest-report"),
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print the metrics as one JSON object (last line).")
-    ] = False,
+    as_json: JsonOption = False,
     parallelism: Annotated[int, typer.Option(min=1, help="Flink parallelism.")] = 1,
     keep_topics: Annotated[
         bool, typer.Option("--keep-topics", help="Do not delete the run's topics (debugging).")
     ] = False,
 ) -> None:
-    """Backtest a strategy by running the production Flink job over history."""
+    """Backtest a strategy: the job's per-bar core in process, or the production Flink job."""
     from flinktrade.backtest.engine import BacktestRequest, MarketTopics, run_backtest
-    from flinktrade.backtest.loading import AlpacaRange, load_file, produce_alpaca
+    from flinktrade.backtest.inprocess import run_inprocess
+    from flinktrade.backtest.loading import load_file, produce_alpaca
     from flinktrade.backtest.report import format_metric, write_all
     from flinktrade.cli import parse_params
     from flinktrade.config import load_settings
     from flinktrade.pipeline.analytics import StrategySpec, build_all
 
-    chosen = [
-        name
-        for name, given in (
-            ("--bars-csv", bars_csv),
-            ("--parquet", parquet),
-            ("--alpaca", alpaca or None),
-            ("--from-topics", from_topics or None),
-        )
-        if given is not None
-    ]
-    if len(chosen) != 1:
-        raise ConfigError(
-            "give exactly one input: --bars-csv, --parquet, --alpaca or --from-topics"
-            + (f" (got {', '.join(chosen)})" if chosen else "")
-        )
-    if not alpaca and (symbols or start or end):
-        raise ConfigError("--symbols/--start/--end go with --alpaca")
-    model = ExecutionModel(
-        cash=cash,
-        commission=commission,
-        commission_per_share=commission_per_share,
-        slippage_bps=slippage_bps,
-        fill=_choice(FillAt, fill, "--fill"),
-        mode=_choice(Mode, mode, "--mode"),
+    inputs = _Inputs(
+        bars_csv, parquet, symbol, alpaca, symbols, start, end, timeframe, feed, from_topics
     )
+    inputs.chosen()
+    chosen_engine = _engine(engine, from_topics)
+    model = _model(cash, commission, commission_per_share, slippage_bps, fill, mode)
     params = parse_params(param or [])
     build_all([StrategySpec(strategy, params)])  # a bad strategy fails before any work
     settings = load_settings()
@@ -140,54 +271,32 @@ def backtest(
         parallelism=parallelism,
         keep_topics=keep_topics,
     )
-    inputs: dict[str, Any] = {}
-    source = chosen[0]
-    if bars_csv is not None or parquet is not None:
-        path = bars_csv if bars_csv is not None else parquet
-        assert path is not None
-        wanted = ".csv" if bars_csv is not None else ".parquet"
-        if bars_csv is not None and path.suffix.lower() not in (".csv", ".txt", ".tsv"):
-            raise ConfigError(f"--bars-csv {path}: expected a {wanted} file")
-        if parquet is not None and path.suffix.lower() not in (".parquet", ".pq"):
-            raise ConfigError(f"--parquet {path}: expected a {wanted} file")
-        inputs["bars"] = load_file(path, symbol=symbol).bars
-        source = str(path)
-    elif alpaca:
-        from flinktrade.ingest.cli import parse_symbols, parse_when
-
-        if not (symbols and start and end):
-            raise ConfigError("--alpaca needs --symbols, --start and --end")
-        history = AlpacaRange(
-            symbols=parse_symbols(symbols),
-            start=parse_when(start, "--start"),
-            end=parse_when(end, "--end", end_of_day=True),
-            timeframe=timeframe,
-            feed=feed,
-        )
-        inputs["feed"] = None  # set below, once the progress bar exists
-        source = f"alpaca {','.join(history.symbols)} {start}..{end} {timeframe}"
-    else:
-        market = settings.ingest.topics
-        inputs["market"] = MarketTopics(trades=market.trades, news=market.news, bars=market.bars)
-        source = "market topics"
-
-    _start_local_broker(settings)
-    servers = settings.kafka.bootstrap_servers
-    columns = (
-        TextColumn("{task.description:<16}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%  {task.fields[records]:>10,} bars"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console, transient=False) as bar:
+    source = inputs.describe()
+    path = inputs.file()
+    history = inputs.history() if alpaca else None
+    with Progress(*_progress_columns(), console=console, transient=False) as bar:
         progress = _RichProgress(bar)
-        if alpaca:
-            inputs["feed"] = lambda topics: produce_alpaca(
-                settings, history, topics.bars, topics.deadletter, progress
-            )
-        result = run_backtest(servers, request, progress=progress, **inputs)
+        if chosen_engine == "inprocess":
+            result = run_inprocess(request, inputs.load(settings, progress), progress=progress)
+        else:
+            flink_inputs: dict[str, Any] = {}
+            if path is not None:
+                flink_inputs["bars"] = load_file(path, symbol=symbol).bars
+            elif history is not None:
+                flink_inputs["feed"] = lambda topics: produce_alpaca(
+                    settings, history, topics.bars, topics.deadletter, progress
+                )
+            else:
+                market = settings.ingest.topics
+                flink_inputs["market"] = MarketTopics(
+                    trades=market.trades, news=market.news, bars=market.bars
+                )
+            _start_local_broker(settings)
+            servers = settings.kafka.bootstrap_servers
+            result = run_backtest(servers, request, progress=progress, **flink_inputs)
     run_settings = {
         "input": source,
+        "engine": chosen_engine,
         "strategy": strategy,
         "params": json.dumps(params, sort_keys=True),
         "cash": cash,
@@ -210,6 +319,187 @@ def backtest(
         typer.echo(json.dumps(_json_safe(result.metrics), sort_keys=False))
 
 
+def _engine(engine: str, from_topics: bool) -> str:
+    chosen = engine.strip().lower() or ("flink" if from_topics else "inprocess")
+    if chosen not in ("inprocess", "flink"):
+        raise ConfigError(f"--engine must be inprocess or flink, not {engine!r}")
+    if from_topics and chosen != "flink":
+        raise ConfigError("--from-topics needs --engine flink (it reads Kafka topics)")
+    return chosen
+
+
+def optimize(
+    grid: Annotated[
+        list[str],
+        typer.Option(help="name=start:stop:step (stop included) or name=a,b,c; repeatable."),
+    ],
+    bars_csv: BarsCsvOption = None,
+    parquet: ParquetOption = None,
+    symbol: SymbolOption = None,
+    alpaca: AlpacaOption = False,
+    symbols: SymbolsOption = None,
+    start: StartOption = None,
+    end: EndOption = None,
+    timeframe: TimeframeOption = "1Day",
+    feed: FeedOption = "iex",
+    strategy: StrategyOption = "sma_cross",
+    param: Annotated[
+        list[str] | None, typer.Option(help="key=value fixed for every set; repeatable.")
+    ] = None,
+    where: Annotated[
+        str | None,
+        typer.Option(help='A constraint on the parameters, e.g. "fast < slow" (and/or/not).'),
+    ] = None,
+    random_sets: Annotated[
+        int | None,
+        typer.Option("--random", min=1, help="Evaluate this many sets drawn from the grid."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of --random.")] = 0,
+    metric: Annotated[
+        str,
+        typer.Option(help="What to maximise: sharpe, return_pct, sortino, calmar, profit_factor."),
+    ] = "sharpe",
+    jobs: Annotated[int, typer.Option(min=0, help="Worker processes (0: one per CPU core).")] = 0,
+    walk_forward: Annotated[
+        int,
+        typer.Option(
+            "--walk-forward",
+            min=0,
+            help="K: cut the bars into K+1 windows; optimise on each, trade on the next.",
+        ),
+    ] = 0,
+    heatmap: Annotated[
+        str | None, typer.Option(help="x,y: the two parameters of the heatmap.")
+    ] = None,
+    cash: CashOption = 10_000.0,
+    commission: CommissionOption = 0.0,
+    commission_per_share: PerShareOption = 0.0,
+    slippage_bps: SlippageOption = 0.0,
+    fill: FillOption = FillAt.NEXT_OPEN.value,
+    mode: ModeOption = Mode.LONG_ONLY.value,
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Folder for optimize.html and results.csv.")
+    ] = Path("optimize-report"),
+    as_json: JsonOption = False,
+) -> None:
+    """Sweep a strategy's parameters (grid or random) and rank them; optionally walk forward."""
+    from flinktrade.backtest import optimize as opt
+    from flinktrade.backtest.expr import Expression
+    from flinktrade.backtest.inprocess import Feed
+    from flinktrade.backtest.report import format_metric, write_optimize
+    from flinktrade.cli import parse_params
+    from flinktrade.config import load_settings
+
+    inputs = _Inputs(
+        bars_csv, parquet, symbol, alpaca, symbols, start, end, timeframe, feed, topics_input=False
+    )
+    inputs.chosen()
+    if metric not in opt.METRICS:
+        raise ConfigError(f"--metric must be one of {', '.join(opt.METRICS)}, not {metric!r}")
+    values = opt.parse_grid(grid)
+    fixed = parse_params(param or [])
+    clash = sorted(set(fixed) & set(values))
+    if clash:
+        raise ConfigError(f"{', '.join(clash)}: both in --param and in --grid")
+    constraint = Expression.parse(where, values) if where else None
+    sets = opt.candidates(values, constraint, random_sets, seed)
+    axes = _heatmap_axes(heatmap, values)
+    model = _model(cash, commission, commission_per_share, slippage_bps, fill, mode)
+    settings = load_settings()
+    sweep = opt.Sweep(
+        strategy, sets, model, settings.analytics.model_copy(update={"alerts": False}), fixed
+    )
+    workers = jobs or opt.default_jobs()
+    with Progress(*_progress_columns(), console=console, transient=False) as bar:
+        progress = _RichProgress(bar)
+        data = Feed.of(inputs.load(settings, progress))
+        passes = max(1, min(workers, len(sets)))
+        total = passes * (data.size() or 0)
+        if walk_forward:
+            total += opt.walk_forward_work(data, sweep, walk_forward, workers)
+        progress.begin("optimize", max(1, total))
+        done = 0
+
+        def tick(bars: int) -> None:
+            nonlocal done
+            done += bars
+            progress.update("optimize", min(done, total), done)
+
+        runs = opt.ranked(opt.evaluate(data, sweep, jobs=workers, tick=tick), metric)
+        if all(run.metrics is None for run in runs):
+            raise ConfigError(f"every parameter set failed, e.g. {runs[0].error}")
+        walk = (
+            opt.walk_forward(data, sweep, walk_forward, metric, jobs=workers, tick=tick)
+            if walk_forward
+            else None
+        )
+    run_settings = {
+        "input": inputs.describe(),
+        "strategy": strategy,
+        "fixed params": json.dumps(fixed, sort_keys=True),
+        "grid": " ".join(grid),
+        "where": where or "",
+        "random": f"{random_sets} (seed {seed})" if random_sets else "",
+        "metric": metric,
+        "cash": cash,
+        "commission": commission,
+        "commission_per_share": commission_per_share,
+        "slippage_bps": slippage_bps,
+        "fill": model.fill.value,
+        "mode": model.mode.value,
+        "walk_forward": walk_forward or "",
+        "parameter sets": len(runs),
+    }
+    files = write_optimize(out_dir, runs, metric, values, axes, run_settings, walk)
+    best = runs[0]
+    table = Table("rank", *values, metric, "return_pct", "trades", title=f"optimize {strategy}")
+    for rank, run in enumerate(runs[:10], start=1):
+        table.add_row(
+            str(rank),
+            *(str(run.params[name]) for name in values),
+            format_metric(metric, opt.metric_of(run, metric)),
+            format_metric("return_pct", (run.metrics or {}).get("return_pct")),
+            format_metric("trades", (run.metrics or {}).get("trades")),
+        )
+    out.print(table)
+    console.print(f"report: {files['optimize.html']}")
+    if as_json:
+        summary: dict[str, Any] = {
+            "metric": metric,
+            "best_params": best.params,
+            "best_metric": opt.metric_of(best, metric),
+            "runs": len(runs),
+            "valid_runs": sum(1 for run in runs if run.metrics is not None),
+            "best": _json_safe(best.metrics or {}),
+        }
+        if walk is not None:
+            summary["walk_forward"] = {
+                "steps": [
+                    {
+                        "params": step.params,
+                        "in_metric": step.in_metric,
+                        "out_return_pct": (step.out.metrics or {}).get("return_pct")
+                        if step.out is not None
+                        else None,
+                    }
+                    for step in walk.steps
+                ],
+                "return_pct": walk.return_pct,
+                "max_drawdown_pct": walk.max_drawdown_pct,
+            }
+        typer.echo(json.dumps(summary))
+
+
+def _heatmap_axes(heatmap: str | None, values: dict[str, list[Any]]) -> tuple[str, str] | None:
+    if heatmap is not None:
+        names = [n.strip() for n in heatmap.split(",")]
+        if len(names) != 2 or any(n not in values for n in names) or names[0] == names[1]:
+            raise ConfigError(f"--heatmap {heatmap!r}: two different --grid names, as x,y")
+        return names[0], names[1]
+    varied = [name for name, options in values.items() if len(options) > 1]
+    return (varied[0], varied[1]) if len(varied) >= 2 else None
+
+
 def _choice(kind: type[FillAt] | type[Mode], value: str, option: str) -> Any:
     try:
         return kind(value.strip().lower())
@@ -229,5 +519,6 @@ def _start_local_broker(settings: Any) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``flinktrade backtest`` to the main command."""
+    """Add ``flinktrade backtest`` and ``flinktrade optimize`` to the main command."""
     app.command("backtest")(backtest)
+    app.command("optimize")(optimize)

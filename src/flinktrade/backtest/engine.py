@@ -1,9 +1,11 @@
-"""One backtest, end to end: input onto a run's topics, the production job bounded over them, the
-portfolio simulation over the job's bars and signals, the metrics, and the topics deleted again.
+"""The Flink engine: one backtest end to end through the production job. The input goes onto a
+run's topics, the job runs bounded over them, the portfolio is simulated over the job's bars and
+signals, the metrics computed, and the topics deleted again.
 
 The job is the one that runs live (``flinktrade.pipeline.job``): the indicators, the strategies
 and the signal ids come from the same code, so a backtest's signals are the live signals for the
-same bars. Only the execution (``portfolio``) is simulated.
+same bars. Only the execution (``portfolio``) is simulated. ``finish`` (simulation and metrics) is
+shared with the in-process engine (``inprocess``), which drives the job's per-bar core directly.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from flinktrade.backtest import runner
 from flinktrade.backtest.loading import produce_bars
 from flinktrade.backtest.portfolio import (
     ExecutionModel,
+    PricedBar,
     SimulationResult,
     dedupe_bars,
     dedupe_signals,
@@ -117,33 +120,61 @@ def run_backtest(
     finally:
         if not request.keep_topics:
             runner.delete(servers, owned)
-    simulated_at = time.monotonic()
     by_symbol = dedupe_bars(output.bars)
-    if not by_symbol:
+    return finish(
+        run_id,
+        request,
+        priced=output.bars,
+        report_bars={
+            s: [b for b in series if isinstance(b, events.AnalyticsBar)]
+            for s, series in by_symbol.items()
+        },
+        signals=output.signals,
+        alerts=len(output.alerts),
+        deadletters=output.deadletters,
+        timings=timings,
+        started=started,
+    )
+
+
+def finish(
+    run_id: str,
+    request: BacktestRequest,
+    *,
+    priced: Sequence[PricedBar],
+    report_bars: dict[str, list[events.AnalyticsBar]],
+    signals: Sequence[events.Signal],
+    alerts: int,
+    deadletters: list[events.DeadLetter],
+    timings: dict[str, float],
+    started: float,
+) -> BacktestResult:
+    """The part both engines share: the bars and signals of a run into a simulated portfolio and
+    its metrics (``priced``: the bars the fills and equity use, ``report_bars``: what the report
+    shows, possibly empty)."""
+    simulated_at = time.monotonic()
+    if not priced:
         raise ConfigError("the job produced no bars: is the input empty or all invalid?")
-    signals = dedupe_signals(output.signals)
-    simulation = simulate(output.bars, signals, request.model)
-    metrics = metrics_.compute(simulation, request.model.cash, signals=len(signals))
+    unique = dedupe_signals(signals)
+    simulation = simulate(priced, unique, request.model)
+    metrics = metrics_.compute(simulation, request.model.cash, signals=len(unique))
     timings["simulate_s"] = time.monotonic() - simulated_at
     timings["total_s"] = time.monotonic() - started
     log.info(
         "backtest %s: %d bars, %d signals, %d trades, final equity %.2f",
         run_id,
         metrics["bars"],
-        len(signals),
+        len(unique),
         metrics["trades"],
         metrics["equity_final"],
     )
     return BacktestResult(
         run_id=run_id,
-        bars={
-            s: [b for b in series if isinstance(b, events.AnalyticsBar)]
-            for s, series in by_symbol.items()
-        },
-        signals=signals,
+        bars=report_bars,
+        signals=unique,
         simulation=simulation,
         metrics=metrics,
-        alerts=len(output.alerts),
-        deadletters=output.deadletters,
+        alerts=alerts,
+        deadletters=deadletters,
         timings=timings,
     )

@@ -1,4 +1,5 @@
-"""Backtest inputs: bars from CSV/Parquet files, a range of Alpaca history, onto a run's topic.
+"""Backtest inputs: bars from CSV/Parquet files and ranges of Alpaca history, into memory (the
+in-process engine) or onto a run's topic (the Flink engine).
 
 Files are read by ``flinktrade.ingest.replay`` (its column aliases, time formats and validation),
 with one addition: a first column without a name (a pandas index written by ``DataFrame.to_csv``,
@@ -12,16 +13,17 @@ import re
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import cast
 
 import pandas as pd
 
 from flinktrade import bus, events
 from flinktrade.config import Settings
 from flinktrade.errors import ConfigError
-from flinktrade.ingest.history import NoProgress, Progress
+from flinktrade.ingest.history import HistoryRequest, NoProgress, Progress, Sink, run_history
 from flinktrade.ingest.replay import ReplayFile, read_file
 from flinktrade.ingest.replay import events as replay_events
 from flinktrade.ingest.validate import Validator
@@ -137,6 +139,67 @@ def produce_bars(
     return len(bars)
 
 
+def fetch_alpaca(
+    settings: Settings, request: AlpacaRange, progress: Progress | None = None
+) -> LoadedBars:
+    """Page Alpaca's historical bars for ``request`` into memory (the in-process engine's input);
+    invalid records are returned apart, as dead letters."""
+    from flinktrade.ingest.alpaca import Credentials, MarketDataRest
+
+    if request.start >= request.end:
+        raise ConfigError("--start must be before --end")
+    rest = MarketDataRest(Credentials.from_settings(settings), settings.alpaca_api_data_url)
+    sink = _MemorySink(producer=cast(bus.EventProducer, _NoBroker()))
+    run_history(_history(request), rest, sink, progress or NoProgress())
+    if not sink.bars:
+        raise ConfigError(_no_bars(request))
+    return LoadedBars(sorted(sink.bars, key=lambda b: (b.ts, b.symbol)), sink.rejected)
+
+
+class _NoBroker:
+    """Stands in for the producer of a ``Sink`` that keeps what it is given (never resumes)."""
+
+    bootstrap_servers = ""
+
+
+@dataclass
+class _MemorySink(Sink):
+    """A history ``Sink`` that keeps the bars (and dead letters) in memory instead of a topic."""
+
+    bars: list[events.Bar] = field(default_factory=list)
+    rejected: list[events.DeadLetter] = field(default_factory=list)
+
+    def emit(self, event: events.Event) -> None:
+        if isinstance(event, events.Bar):
+            self.bars.append(event)
+            self.counts["bars"] += 1
+        elif isinstance(event, events.DeadLetter):
+            self.rejected.append(event)
+            self.counts["deadletter"] += 1
+
+    def flush(self) -> None:
+        pass
+
+
+def _history(request: AlpacaRange) -> HistoryRequest:
+    from flinktrade.ingest.alpaca import parse_timeframe, rest_feed
+
+    return HistoryRequest(
+        symbols=request.symbols,
+        start=request.start,
+        end=request.end,
+        timeframe=parse_timeframe(request.timeframe),
+        feed=rest_feed(request.feed),
+    )
+
+
+def _no_bars(request: AlpacaRange) -> str:
+    return (
+        f"Alpaca returned no bars for {', '.join(request.symbols)} between "
+        f"{request.start.isoformat()} and {request.end.isoformat()}"
+    )
+
+
 def produce_alpaca(
     settings: Settings,
     request: AlpacaRange,
@@ -145,31 +208,16 @@ def produce_alpaca(
     progress: Progress | None = None,
 ) -> int:
     """Page Alpaca's historical bars for ``request`` onto ``bars_topic``; returns how many."""
-    from flinktrade.ingest.alpaca import (
-        Credentials,
-        MarketDataRest,
-        parse_timeframe,
-        rest_feed,
-    )
-    from flinktrade.ingest.history import HistoryRequest, Sink, run_history
+    from flinktrade.ingest.alpaca import Credentials, MarketDataRest
     from flinktrade.ingest.settings import IngestTopics
 
     if request.start >= request.end:
         raise ConfigError("--start must be before --end")
-    history = HistoryRequest(
-        symbols=request.symbols,
-        start=request.start,
-        end=request.end,
-        timeframe=parse_timeframe(request.timeframe),
-        feed=rest_feed(request.feed),
-    )
+    history = _history(request)
     rest = MarketDataRest(Credentials.from_settings(settings), settings.alpaca_api_data_url)
     topics = IngestTopics(bars=bars_topic, deadletter=deadletter_topic)
     sink = Sink(bus.EventProducer(settings.kafka.bootstrap_servers), topics)
     counts = run_history(history, rest, sink, progress or NoProgress())
     if not counts["bars"]:
-        raise ConfigError(
-            f"Alpaca returned no bars for {', '.join(request.symbols)} between "
-            f"{request.start.isoformat()} and {request.end.isoformat()}"
-        )
+        raise ConfigError(_no_bars(request))
     return counts["bars"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from flinktrade.backtest.portfolio import SimulationResult
@@ -137,3 +138,49 @@ def compute(result: SimulationResult, cash: float, signals: int = 0) -> dict[str
         "orders_filled": sum(1 for o in result.orders if o.status == "filled"),
     }
     return {k: out[k] for k in METRIC_KEYS}
+
+
+def monthly_returns(points: list[tuple[int, float]], cash: float) -> dict[tuple[int, int], float]:
+    """Per UTC (year, month), the return in percent from the previous month's last equity (the
+    first month: from ``cash``) to this month's last."""
+    from datetime import UTC, datetime
+
+    last: dict[tuple[int, int], float] = {}
+    for ts, value in points:
+        moment = datetime.fromtimestamp(ts / 1000, UTC)
+        last[(moment.year, moment.month)] = value
+    out: dict[tuple[int, int], float] = {}
+    previous = cash
+    for month, value in last.items():
+        out[month] = (value / previous - 1) * 100 if previous > 0 else 0.0
+        previous = value
+    return out
+
+
+@dataclass(frozen=True)
+class DrawdownPeriod:
+    """From a peak to the first point back at (or above) it; ``end`` None if never recovered."""
+
+    start: int
+    trough: int
+    end: int | None
+    depth_pct: float  # negative
+
+
+def drawdown_periods(points: list[tuple[int, float]], top: int = 5) -> list[DrawdownPeriod]:
+    """The ``top`` deepest drawdown periods of the equity, deepest first."""
+    periods: list[DrawdownPeriod] = []
+    peak_ts, peak = points[0] if points else (0, 0.0)
+    trough_ts, trough = peak_ts, peak
+    for ts, value in points[1:]:
+        if value >= peak:
+            if trough < peak and peak > 0:
+                periods.append(DrawdownPeriod(peak_ts, trough_ts, ts, (trough / peak - 1) * 100))
+            peak_ts, peak = ts, value
+            trough_ts, trough = ts, value
+        elif value < trough:
+            trough_ts, trough = ts, value
+    if trough < peak and peak > 0:
+        periods.append(DrawdownPeriod(peak_ts, trough_ts, None, (trough / peak - 1) * 100))
+    periods.sort(key=lambda p: (p.depth_pct, p.start))
+    return periods[:top]

@@ -22,10 +22,31 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from enum import StrEnum
+from typing import Protocol, TypeVar
 
 from flinktrade import events
 from flinktrade.errors import ConfigError
+
+
+class PricedBar(Protocol):
+    """What the simulation reads of a bar: an ``events.Bar``, or a light record of the same."""
+
+    @property
+    def symbol(self) -> str: ...
+
+    @property
+    def ts(self) -> int: ...
+
+    @property
+    def open(self) -> Decimal | float: ...
+
+    @property
+    def close(self) -> Decimal | float: ...
+
+
+B = TypeVar("B", bound=PricedBar)
 
 
 class FillAt(StrEnum):
@@ -118,6 +139,8 @@ class SimulationResult:
     last_close: dict[str, float] = field(default_factory=dict)
     closes: dict[str, list[float]] = field(default_factory=dict)
     """Per symbol, the close of each of its bars (for charts)."""
+    times: dict[str, list[int]] = field(default_factory=dict)
+    """Per symbol, the start of each of its bars (the times of ``closes``)."""
 
 
 @dataclass
@@ -247,10 +270,10 @@ class _Sleeve:
         )
 
 
-def dedupe_bars(bars: Iterable[events.Bar]) -> dict[str, list[events.Bar]]:
+def dedupe_bars(bars: Iterable[B]) -> dict[str, list[B]]:
     """Per symbol, one bar per start time (the first seen; the job's output is at-least-once),
     sorted by time."""
-    out: dict[str, dict[int, events.Bar]] = {}
+    out: dict[str, dict[int, B]] = {}
     for bar in bars:
         out.setdefault(bar.symbol, {}).setdefault(bar.ts, bar)
     return {s: [by_ts[t] for t in sorted(by_ts)] for s, by_ts in sorted(out.items())}
@@ -265,7 +288,7 @@ def dedupe_signals(signals: Iterable[events.Signal]) -> list[events.Signal]:
 
 
 def simulate(
-    bars: Iterable[events.Bar], signals: Iterable[events.Signal], model: ExecutionModel
+    bars: Iterable[PricedBar], signals: Iterable[events.Signal], model: ExecutionModel
 ) -> SimulationResult:
     """Run the execution model over the bars and signals of one backtest."""
     by_symbol = dedupe_bars(bars)
@@ -306,12 +329,13 @@ def simulate(
         first_close={s: float(b[0].close) for s, b in by_symbol.items()},
         last_close={s: float(b[-1].close) for s, b in by_symbol.items()},
         closes={s: [float(bar.close) for bar in b] for s, b in by_symbol.items()},
+        times={s: [bar.ts for bar in b] for s, b in by_symbol.items()},
     )
 
 
 def _run_sleeve(
     sleeve: _Sleeve,
-    series: Sequence[events.Bar],
+    series: Sequence[PricedBar],
     signals: dict[int, list[events.Signal]],
     model: ExecutionModel,
 ) -> list[tuple[int, float, bool]]:
@@ -339,6 +363,26 @@ def _run_sleeve(
                 reason = "signal bar not in the input"
                 sleeve.orders.append(sleeve._order(signal, "open", "skipped", reason=reason))
     return curve
+
+
+def buy_and_hold(result: SimulationResult, cash: float) -> list[float]:
+    """At each point of ``result.equity``, the value of ``cash`` split equally over the symbols
+    and invested (fractionally, no commission) at each one's first close: the benchmark line."""
+    share = cash / len(result.symbols) if result.symbols else 0.0
+    curves = [
+        [
+            (ts, share * close / result.first_close[symbol], False)
+            for ts, close in zip(
+                result.times.get(symbol, []), result.closes.get(symbol, []), strict=True
+            )
+        ]
+        for symbol in result.symbols
+        if result.first_close.get(symbol)
+    ]
+    if not curves:
+        return []
+    combined = {p.ts: p.equity for p in _combine(curves, share)}
+    return [combined.get(p.ts, cash) for p in result.equity]
 
 
 def _combine(curves: list[list[tuple[int, float, bool]]], share: float) -> list[EquityPoint]:

@@ -1,7 +1,9 @@
 """The files a backtest writes: CSVs, ``equity.png`` and a self-contained ``report.html``.
 
 CSV cells: times as ISO 8601 UTC (``2004-08-19T00:00:00Z``), prices as the exact decimals of the
-input, computed money as floats rounded to 8 decimals, an empty cell where a value is undefined.
+input, computed money as floats rounded to 8 decimals, indicators in ``features.csv`` at full
+precision (the shortest text that reads back as the same float), an empty cell where a value is
+undefined.
 Everything is written in a fixed order, so the same backtest gives byte-identical files.
 """
 
@@ -22,8 +24,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from flinktrade import events
-from flinktrade.backtest.metrics import drawdown
-from flinktrade.backtest.portfolio import Order, SimulationResult, Trade
+from flinktrade.backtest.metrics import DrawdownPeriod, drawdown, drawdown_periods, monthly_returns
+from flinktrade.backtest.portfolio import Order, SimulationResult, Trade, buy_and_hold
 
 FEATURE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("sma_20", "sma_20"),
@@ -66,30 +68,33 @@ def iso(ms: int | None) -> str:
     return text + "Z"
 
 
-def cell(value: Any) -> str:
-    """One CSV cell: '' for None/NaN, floats rounded to 8 decimals, the rest as text."""
+def cell(value: Any, *, exact: bool = False) -> str:
+    """One CSV cell: '' for None/NaN, floats rounded to 8 decimals (``exact``: the float's
+    shortest round-tripping text), the rest as text."""
     if value is None:
         return ""
     if isinstance(value, float):
         if math.isnan(value) or math.isinf(value):
             return ""
-        return repr(round(value, 8))
+        return repr(value) if exact else repr(round(value, 8))
     if isinstance(value, Decimal):
         return str(value)
     return str(value)
 
 
-def _write(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+def _write(
+    path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]], *, exact: bool = False
+) -> None:
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(header)
         for row in rows:
-            writer.writerow([cell(v) for v in row])
+            writer.writerow([cell(v, exact=exact) for v in row])
 
 
 def write_features(path: Path, bars: Mapping[str, Sequence[events.Bar]]) -> None:
-    """One row per bar: ``ts, open, high, low, close, volume`` and the indicators; with several
-    symbols a ``symbol`` column follows ``ts``."""
+    """One row per bar: ``ts, open, high, low, close, volume`` and the indicators at full
+    precision; with several symbols a ``symbol`` column follows ``ts``."""
     many = len(bars) > 1
     header = ["ts", *(["symbol"] if many else []), "open", "high", "low", "close", "volume"]
     header += [column for column, _name in FEATURE_COLUMNS]
@@ -103,7 +108,7 @@ def write_features(path: Path, bars: Mapping[str, Sequence[events.Bar]]) -> None
                 row += [indicators.get(name) for _column, name in FEATURE_COLUMNS]
                 yield row
 
-    _write(path, header, rows())
+    _write(path, header, rows(), exact=True)
 
 
 def trade_row(t: Trade) -> list[Any]:
@@ -179,20 +184,17 @@ def _png(figure: Figure) -> bytes:
 
 
 def equity_chart(result: SimulationResult, title: str) -> bytes:
-    """Equity (with buy & hold scaled to the same cash) above its drawdown."""
+    """Equity (with buy & hold of the same symbols and cash as a benchmark) above its drawdown."""
     ts = [p.ts for p in result.equity]
     equity = [p.equity for p in result.equity]
     figure = Figure(figsize=(10, 5.5))
     top, bottom = figure.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     times = _times(ts)
     top.plot(times, equity, color="#1f77b4", linewidth=1.2, label="strategy")
-    if len(result.symbols) == 1 and equity:
-        symbol = result.symbols[0]
-        first = result.first_close[symbol]
-        closes = result.closes.get(symbol, [])
-        if first and len(closes) == len(ts):
-            hold = [equity[0] * c / first for c in closes]
-            top.plot(times, hold, color="#999999", linewidth=0.9, label="buy & hold")
+    hold = buy_and_hold(result, equity[0]) if equity else []
+    if hold:
+        label = "buy & hold" if len(result.symbols) == 1 else "buy & hold (equal weights)"
+        top.plot(times, hold, color="#999999", linewidth=0.9, label=label)
     top.set_title(title)
     top.set_ylabel("equity")
     top.grid(alpha=0.3)
@@ -271,6 +273,8 @@ def write_html(
     equity_png: bytes,
     price_pngs: Sequence[tuple[str, bytes]],
     trades: Sequence[Trade],
+    monthly: Mapping[tuple[int, int], float] | None = None,
+    periods: Sequence[DrawdownPeriod] = (),
 ) -> None:
     """A single HTML file with everything embedded (no external assets)."""
     metric_rows = "".join(
@@ -309,11 +313,45 @@ img {{ max-width: 100%; display: block; margin-bottom: 1em; }}
 <div><h2>Run</h2><table>{setting_rows}</table></div>
 </div>
 <h2>Equity and drawdown</h2>{_img(equity_png, "equity curve")}
+{_monthly_table(monthly or {})}{_periods_table(periods)}
 <h2>Price and trades</h2>{prices}
 <h2>Trades</h2>{more}<table><tr>{head}</tr>{trade_rows}</table>
 </body></html>
 """
     path.write_text(page, encoding="utf-8")
+
+
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _monthly_table(monthly: Mapping[tuple[int, int], float]) -> str:
+    """Years down, months across, and the year's compounded return, in percent."""
+    if not monthly:
+        return ""
+    years = sorted({year for year, _month in monthly})
+    rows = []
+    for year in years:
+        cells, growth = [], 1.0
+        for month in range(1, 13):
+            value = monthly.get((year, month))
+            cells.append("" if value is None else f"{value:+.2f}")
+            growth *= 1 + (value or 0.0) / 100
+        cells.append(f"{(growth - 1) * 100:+.2f}")
+        rows.append(f"<tr><th>{year}</th>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    head = "".join(f"<th>{m}</th>" for m in (*MONTHS, "year"))
+    return f"<h2>Monthly returns (%)</h2><table><tr><th></th>{head}</tr>{''.join(rows)}</table>"
+
+
+def _periods_table(periods: Sequence[DrawdownPeriod]) -> str:
+    if not periods:
+        return ""
+    rows = "".join(
+        f"<tr><td>{p.depth_pct:.2f}</td><td>{iso(p.start)}</td><td>{iso(p.trough)}</td>"
+        f"<td>{iso(p.end) if p.end is not None else 'not recovered'}</td></tr>"
+        for p in periods
+    )
+    head = "<tr><th>depth %</th><th>peak</th><th>trough</th><th>recovered</th></tr>"
+    return f"<h2>Deepest drawdowns</h2><table>{head}{rows}</table>"
 
 
 def write_all(
@@ -348,5 +386,208 @@ def write_all(
         (symbol, price_chart(symbol, bars[symbol], result.trades))
         for symbol in result.symbols[:MAX_PRICE_CHARTS]
     ]
-    write_html(files["report.html"], metrics, settings, equity_png, prices, result.trades)
+    points = [(p.ts, p.equity) for p in result.equity]
+    cash = float(metrics.get("equity_start") or (points[0][1] if points else 0.0))
+    write_html(
+        files["report.html"],
+        metrics,
+        settings,
+        equity_png,
+        prices,
+        result.trades,
+        monthly_returns(points, cash),
+        drawdown_periods(points),
+    )
+    return files
+
+
+# -- optimize ------------------------------------------------------------------------------------
+
+RESULT_METRICS = (
+    "return_pct", "sharpe", "sortino", "calmar", "profit_factor", "max_drawdown_pct", "trades",
+    "equity_final",
+)  # fmt: skip
+MAX_HTML_RUNS = 50
+
+
+def heatmap_chart(
+    runs: Sequence[Any], metric: str, x: str, y: str, values: Mapping[str, Sequence[Any]]
+) -> bytes:
+    """``metric`` over parameters ``x`` and ``y`` (the best over any other parameter); blank
+    where no set was evaluated or the metric is undefined."""
+    from flinktrade.backtest.optimize import metric_of
+
+    xs, ys = list(values[x]), list(values[y])
+    grid = np.full((len(ys), len(xs)), np.nan)
+    for run in runs:
+        value = metric_of(run, metric)
+        if value is None:
+            continue
+        i, j = ys.index(run.params[y]), xs.index(run.params[x])
+        if np.isnan(grid[i, j]) or value > grid[i, j]:
+            grid[i, j] = value
+    figure = Figure(figsize=(min(12, 1.5 + 0.7 * len(xs)), min(10, 1.2 + 0.5 * len(ys))))
+    axes = figure.subplots()
+    image = axes.imshow(grid, origin="lower", aspect="auto", cmap="viridis")
+    axes.set_xticks(range(len(xs)), [str(v) for v in xs])
+    axes.set_yticks(range(len(ys)), [str(v) for v in ys])
+    axes.set_xlabel(x)
+    axes.set_ylabel(y)
+    axes.set_title(f"{metric} by {x} and {y}")
+    if len(xs) * len(ys) <= 400:
+        finite = grid[~np.isnan(grid)]
+        middle = float(np.median(finite)) if finite.size else 0.0
+        for i in range(len(ys)):
+            for j in range(len(xs)):
+                if not np.isnan(grid[i, j]):
+                    color = "black" if grid[i, j] > middle else "white"
+                    text = f"{grid[i, j]:.3g}"
+                    axes.text(j, i, text, ha="center", va="center", fontsize=7, color=color)
+    figure.colorbar(image, ax=axes, label=metric)
+    return _png(figure)
+
+
+def walk_forward_chart(points: Sequence[Any], cash: float, title: str) -> bytes:
+    """The chained out-of-sample equity of a walk-forward, over its drawdown."""
+    figure = Figure(figsize=(10, 4.5))
+    top, bottom = figure.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    times = _times([p.ts for p in points])
+    equity = [p.equity for p in points]
+    top.plot(times, equity, color="#1f77b4", linewidth=1.1, label="out-of-sample equity")
+    top.axhline(cash, color="#999999", linewidth=0.8)
+    top.set_title(title)
+    top.grid(alpha=0.3)
+    top.legend(loc="upper left")
+    bottom.fill_between(times, [d * 100 for d in drawdown(equity)], 0, color="#d62728", alpha=0.4)
+    bottom.set_ylabel("drawdown %")
+    bottom.grid(alpha=0.3)
+    figure.autofmt_xdate()
+    return _png(figure)
+
+
+def write_results(path: Path, runs: Sequence[Any], names: Sequence[str]) -> None:
+    """``results.csv``: one row per parameter set, best first (``runs`` already ranked)."""
+    header = ["rank", *names, *RESULT_METRICS, "error"]
+    rows = (
+        [
+            rank,
+            *(run.params[n] for n in names),
+            *((run.metrics or {}).get(k) for k in RESULT_METRICS),
+            run.error,
+        ]
+        for rank, run in enumerate(runs, start=1)
+    )
+    _write(path, header, rows)
+
+
+WALK_FORWARD_COLUMNS = (
+    "step", "in_start", "in_end", "out_start", "out_end", "params", "in_metric",
+    "out_metric", "out_return_pct", "out_trades", "out_equity_final",
+)  # fmt: skip
+
+
+def walk_forward_rows(walk: Any, metric: str) -> list[list[Any]]:
+    from flinktrade.backtest.optimize import metric_of
+
+    rows = []
+    for step in walk.steps:
+        out = step.out.metrics if step.out is not None and step.out.metrics else {}
+        rows.append(
+            [
+                step.number,
+                iso(step.in_start),
+                iso(step.in_end),
+                iso(step.out_start),
+                iso(step.out_end),
+                "" if step.params is None else _params_text(step.params),
+                step.in_metric,
+                None if step.out is None else metric_of(step.out, metric),
+                out.get("return_pct"),
+                out.get("trades"),
+                out.get("equity_final"),
+            ]
+        )
+    return rows
+
+
+def _params_text(params: Mapping[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in params.items())
+
+
+def write_optimize(
+    out: Path,
+    runs: Sequence[Any],
+    metric: str,
+    grid: Mapping[str, Sequence[Any]],
+    heatmap: tuple[str, str] | None,
+    settings: Mapping[str, Any],
+    walk: Any | None = None,
+) -> dict[str, Path]:
+    """``results.csv``, ``optimize.html`` (heatmap, ranked table, walk-forward) and, after a
+    walk-forward, ``walk_forward.csv``; ``runs`` ranked best first. Returns them by name."""
+    out.mkdir(parents=True, exist_ok=True)
+    names = list(grid)
+    files = {"results.csv": out / "results.csv", "optimize.html": out / "optimize.html"}
+    write_results(files["results.csv"], runs, names)
+    sections = []
+    if heatmap is not None:
+        png = heatmap_chart(runs, metric, heatmap[0], heatmap[1], grid)
+        sections.append(f"<h2>Heatmap</h2>{_img(png, f'{metric} heatmap')}")
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in ["rank", *names, *RESULT_METRICS])
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f"<td>{html.escape(cell(v))}</td>"
+            for v in [
+                rank,
+                *(run.params[n] for n in names),
+                *((run.metrics or {}).get(k) for k in RESULT_METRICS),
+            ]
+        )
+        + "</tr>"
+        for rank, run in enumerate(runs[:MAX_HTML_RUNS], start=1)
+    )
+    more = (
+        f"<p>Best {MAX_HTML_RUNS} of {len(runs)} parameter sets; all are in results.csv.</p>"
+        if len(runs) > MAX_HTML_RUNS
+        else ""
+    )
+    sections.append(f"<h2>Ranked by {html.escape(metric)}</h2>{more}<table>")
+    sections.append(f"<tr>{head}</tr>{body}</table>")
+    if walk is not None:
+        files["walk_forward.csv"] = out / "walk_forward.csv"
+        rows = walk_forward_rows(walk, metric)
+        _write(files["walk_forward.csv"], WALK_FORWARD_COLUMNS, rows)
+        whead = "".join(f"<th>{c}</th>" for c in WALK_FORWARD_COLUMNS)
+        wbody = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(cell(v))}</td>" for v in row) + "</tr>"
+            for row in rows
+        )
+        summary = (
+            f"<p>Out-of-sample, chained: return {format_metric('r', walk.return_pct)} %, "
+            f"maximum drawdown {format_metric('d', walk.max_drawdown_pct)} %.</p>"
+        )
+        sections.append(f"<h2>Walk-forward</h2>{summary}<table><tr>{whead}</tr>{wbody}</table>")
+        if walk.equity:
+            chart = walk_forward_chart(walk.equity, walk.cash, "walk-forward, out-of-sample")
+            sections.append(_img(chart, "walk-forward equity"))
+    setting_rows = "".join(
+        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
+        for k, v in settings.items()
+    )
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>flinktrade optimize</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }}
+table {{ border-collapse: collapse; margin-bottom: 1.5em; font-size: 0.9em; }}
+th, td {{ border: 1px solid #ddd; padding: 3px 8px; text-align: right; }}
+th {{ background: #f4f4f4; text-align: left; }}
+img {{ max-width: 100%; display: block; margin-bottom: 1em; }}
+</style></head><body>
+<h1>flinktrade optimize</h1>
+<h2>Run</h2><table>{setting_rows}</table>
+{"".join(sections)}
+</body></html>
+"""
+    files["optimize.html"].write_text(page, encoding="utf-8")
     return files

@@ -1,8 +1,10 @@
 """The backtester end to end on backtesting.py's GOOG daily bars, through the real job.
 
-One module, three job runs shared by every test: the backtest through the Python API, the same
-backtest through the ``flinktrade backtest`` command (a subprocess), and the same bars replayed
-through Kafka into the job running unbounded (the live path).
+One module, two job runs shared by every test: the backtest through the Python API (the Flink
+engine), and the same bars replayed through Kafka into the job running unbounded (the live path).
+The same backtest also runs through the ``flinktrade backtest`` command (a subprocess, the
+in-process engine by default) and through the in-process engine's Python API: both must give the
+Flink engine's files byte for byte.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from backtesting.test import GOOG, SMA
 
 from flinktrade import bus, events
 from flinktrade.backtest import BacktestRequest, ExecutionModel, Mode, run_backtest
+from flinktrade.backtest.inprocess import run_inprocess
 from flinktrade.backtest.loading import load_file
 from flinktrade.backtest.report import write_all
 from flinktrade.backtest.runner import delete
@@ -204,6 +207,19 @@ def test_two_backtests_give_byte_identical_signals_and_trades(runs: Runs) -> Non
         ours = (runs.api_dir / name).read_bytes()
         assert ours == (runs.cli_dir / name).read_bytes(), name
     assert (runs.api_dir / "signals.csv").read_text().count("\n") == 1 + len(runs.api.signals)
+
+
+def test_the_in_process_engine_gives_the_flink_engine_files_and_metrics(
+    runs: Runs, tmp_path: Path
+) -> None:
+    model = ExecutionModel(cash=CASH, commission=COMMISSION, mode=Mode.REVERSE)
+    local = run_inprocess(BacktestRequest((SMA_CROSS,), model), runs.bars)
+    write_all(tmp_path, local.simulation, local.bars, local.signals, local.metrics,
+              {"strategy": "sma_cross"})  # fmt: skip
+    for name in ("signals.csv", "orders.csv", "trades.csv", "features.csv"):
+        assert (tmp_path / name).read_bytes() == (runs.api_dir / name).read_bytes(), name
+    assert local.metrics == runs.api.metrics
+    assert local.metrics["trades"] == 93
 
 
 @pytest.fixture(scope="module")

@@ -72,6 +72,8 @@ def test_a_file_without_bars_is_a_configuration_error(tmp_path: Path) -> None:
         (["--bars-csv", "{csv}", "--param", "fast"], "expected key=value"),
         (["--bars-csv", "{csv}", "--strategy", "nope"], "unknown strategy"),
         (["--alpaca", "--symbols", "AAPL"], "--alpaca needs"),
+        (["--bars-csv", "{csv}", "--engine", "spark"], "--engine must be inprocess or flink"),
+        (["--from-topics", "--engine", "inprocess"], "--from-topics needs --engine flink"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_error_line(

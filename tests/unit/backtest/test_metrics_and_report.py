@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,69 @@ def test_report_files_have_the_documented_columns(tmp_path: Path) -> None:
     html = files["report.html"].read_text()
     assert html.count("data:image/png;base64,") == 2
     assert files["equity.png"].read_bytes().startswith(b"\x89PNG")
+
+
+def test_features_keep_full_precision_and_match_talib(tmp_path: Path) -> None:
+    """features.csv holds each indicator as the float itself (no rounding), so the file agrees
+    with TA-Lib on backtesting.py's GOOG bars to 1e-9, where 8 rounded decimals could not."""
+    import numpy as np
+    import talib
+    from backtesting.test import GOOG
+
+    from flinktrade.backtest.report import write_features
+    from flinktrade.config import AnalyticsSettings
+    from flinktrade.pipeline.analytics import ClosedBar, SymbolModel
+
+    model = SymbolModel([], AnalyticsSettings(alerts=False))
+    state = model.initial_state()
+    bars = []
+    for when, row in GOOG.iterrows():
+        ts = int(when.value // 1_000_000)
+        o, h, lo, c = (Decimal(str(row[k])) for k in ("Open", "High", "Low", "Close"))
+        closed = ClosedBar("GOOG", ts, o, h, lo, c, int(row.Volume), None, 0, 86_400_000)
+        bars.append(model.on_bar(state, closed)[0])
+    path = tmp_path / "features.csv"
+    write_features(path, {"GOOG": bars})
+    with path.open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == len(GOOG)
+    for row, bar in zip(rows, bars, strict=True):
+        for column, name in FEATURE_COLUMNS:
+            value = bar.indicators.get(name)
+            assert row[column] == ("" if value is None else repr(value))
+            if value is not None:
+                assert float(row[column]) == value  # reads back as the same float
+    close = GOOG.Close.to_numpy(dtype=float)
+    high, low = GOOG.High.to_numpy(dtype=float), GOOG.Low.to_numpy(dtype=float)
+    expected = {
+        "sma_20": talib.SMA(close, 20),
+        "ema_12": talib.EMA(close, 12),
+        "rsi_14": talib.RSI(close, 14),
+        "atr_14": talib.ATR(high, low, close, 14),
+        "bb_upper_20_2": talib.BBANDS(close, 20, 2, 2)[0],
+    }
+    for column, reference in expected.items():
+        got = np.array([float(r[column]) if r[column] else np.nan for r in rows])
+        both = ~np.isnan(reference) & ~np.isnan(got)
+        assert both.sum() > len(GOOG) - 60, column
+        assert np.max(np.abs(got[both] - reference[both])) < 1e-9, column
+
+
+def test_monthly_returns_and_drawdown_periods() -> None:
+    from flinktrade.backtest.metrics import DrawdownPeriod, drawdown_periods, monthly_returns
+
+    jan, feb, mar = 1_704_067_200_000, 1_706_745_600_000, 1_709_251_200_000  # 2024-01/02/03-01
+    day = 86_400_000
+    points = [
+        (jan, 100.0), (jan + day, 110.0),  # January ends at 110: +10 % on cash 100
+        (feb, 99.0), (feb + day, 88.0),  # February ends at 88: -20 %
+        (mar, 121.0), (mar + day, 110.0),  # March ends at 110: +25 %
+    ]  # fmt: skip
+    assert monthly_returns(points, 100.0) == pytest.approx(
+        {(2024, 1): 10.0, (2024, 2): -20.0, (2024, 3): 25.0}
+    )
+    assert drawdown_periods(points) == [
+        DrawdownPeriod(jan + day, feb + day, mar, pytest.approx(-20.0)),  # 110 -> 88 -> 121
+        DrawdownPeriod(mar, mar + day, None, pytest.approx(-100 / 11)),  # 121 -> 110, open
+    ]
+    assert drawdown_periods(points, top=1)[0].depth_pct == pytest.approx(-20.0)

@@ -111,3 +111,14 @@ def test_several_symbols_get_equal_sleeves() -> None:
 def test_bad_execution_settings_are_configuration_errors(kwargs: dict[str, float]) -> None:
     with pytest.raises(ConfigError):
         ExecutionModel(**kwargs)  # type: ignore[arg-type]
+
+
+def test_buy_and_hold_benchmark_splits_the_cash_over_the_symbols() -> None:
+    from flinktrade.backtest.portfolio import buy_and_hold
+
+    a = make_bars([(10, 10), (10, 20), (20, 15)], symbol="AAA")
+    b = make_bars([(50, 50), (50, 25)], symbol="BBB")[:2]
+    b = [bar.model_copy(update={"ts": bar.ts + DAY}) for bar in b]  # BBB starts a day later
+    result = simulate([*a, *b], [], ExecutionModel(cash=1000))
+    # 500 in AAA at 10 (50 units), 500 in BBB at 50 (10 units; held as cash until its first bar)
+    assert buy_and_hold(result, 1000) == [500 + 500, 50 * 20 + 10 * 50, 50 * 15 + 10 * 25]

@@ -1,0 +1,71 @@
+"""The in-process engine against the Flink engine on 50 simulated symbols with news.
+
+One Flink run (the production job over the run's own bars and news topics) and one in-process run
+over the same bars and stories, three strategies (one of them trading on news sentiment): the
+report files must be byte-identical and the metrics equal. The stories sit on the edges of the
+operator's event-time order (one millisecond before a bar's end, at its end, two at the same
+millisecond, one about two symbols). The same check on backtesting.py's GOOG bars is in
+``test_backtest.py``, against that module's Flink run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from tests.unit.backtest.factories import simulated_market
+
+from flinktrade import bus, events
+from flinktrade.backtest import BacktestRequest, ExecutionModel, Mode, run_backtest
+from flinktrade.backtest.inprocess import run_inprocess
+from flinktrade.backtest.report import write_all
+from flinktrade.backtest.runner import RunTopics
+from flinktrade.infra.kafka import LocalKafka
+from flinktrade.pipeline.analytics import StrategySpec
+
+pytestmark = pytest.mark.integration
+
+STRATEGIES = (
+    StrategySpec("sma_cross", {"fast": 5, "slow": 20}),
+    StrategySpec("sentiment_momentum", {"period": 10, "threshold": 0.2}),
+    StrategySpec("rsi_reversion", {}),
+)
+FILES = ("signals.csv", "orders.csv", "trades.csv", "features.csv")
+
+
+def test_both_engines_give_identical_files_and_metrics(kafka: LocalKafka, tmp_path: Path) -> None:
+    bars, news = simulated_market(symbols=50, minutes=90)
+    request = BacktestRequest(
+        STRATEGIES, ExecutionModel(cash=100_000, commission=0.001, mode=Mode.REVERSE)
+    )
+
+    def feed(topics: RunTopics) -> int:
+        producer = bus.EventProducer(kafka.bootstrap_servers)
+        for bar in bars:
+            producer.send(bar, topics.bars)
+        for story in news:
+            producer.send(story, topics.news)
+        producer.flush()
+        return len(bars)
+
+    flink = run_backtest(kafka.bootstrap_servers, request, feed=feed)
+    local = run_inprocess(request, bars, news)
+
+    by_strategy = {s.strategy for s in local.signals}
+    assert by_strategy == {"sma_cross", "sentiment_momentum", "rsi_reversion"}, by_strategy
+    news_driven = [s for s in local.signals if s.strategy == "sentiment_momentum"]
+    assert any(s.indicators.get("sentiment_avg") is not None for s in news_driven)
+    assert not flink.deadletters
+    for result, name in ((flink, "flink"), (local, "inprocess")):
+        write_all(tmp_path / name, result.simulation, result.bars, result.signals,
+                  result.metrics, {"strategy": "three"})  # fmt: skip
+    for file in FILES:
+        ours = (tmp_path / "inprocess" / file).read_bytes()
+        assert ours == (tmp_path / "flink" / file).read_bytes(), file
+    assert local.metrics == flink.metrics
+    assert local.metrics["trades"] > 20
+    assert [_comparable(s) for s in local.signals] == [_comparable(s) for s in flink.signals]
+
+
+def _comparable(signal: events.Signal) -> dict[str, object]:
+    return signal.model_dump(exclude={"ingest_ts"})

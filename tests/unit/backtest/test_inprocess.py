@@ -1,0 +1,173 @@
+"""The in-process engine: the Flink operator's event-time order, the input topic's price
+normalisation, and backtesting.py's GOOG result without Kafka or Flink."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from backtesting import Strategy
+from backtesting.lib import crossover
+from backtesting.test import GOOG, SMA
+from tests.unit.backtest.factories import T0, simulated_market
+
+from flinktrade import events
+from flinktrade.backtest import BacktestRequest, ExecutionModel, Mode
+from flinktrade.backtest.inprocess import Feed, _WirePrices, run_inprocess
+from flinktrade.backtest.loading import load_file
+from flinktrade.events import Side
+from flinktrade.pipeline.analytics import ClosedBar, ScoredNews, StrategySpec
+from flinktrade.strategies import BarView, Intent, State
+
+MINUTE = 60_000
+
+
+class SentimentEcho:
+    """Signals on every bar with the sentiment it was handed as the reason."""
+
+    name = "echo"
+
+    def indicators(self) -> set[str]:
+        return set()
+
+    def initial_state(self) -> State:
+        return {}
+
+    def on_bar(self, bar: BarView, state: State) -> tuple[list[Intent], State]:
+        return [Intent(Side.BUY, 1.0, repr(bar.sentiment))], state
+
+
+ECHO = StrategySpec("tests.unit.backtest.test_inprocess:SentimentEcho", {})
+
+
+class SmaCross(Strategy):
+    """backtesting.py's own example: on a crossover close the position and open the other side."""
+
+    n1 = 10
+    n2 = 20
+
+    def init(self) -> None:
+        self.sma1 = self.I(SMA, self.data.Close, self.n1)
+        self.sma2 = self.I(SMA, self.data.Close, self.n2)
+
+    def next(self) -> None:
+        if crossover(self.sma1, self.sma2):
+            self.position.close()
+            self.buy()
+        elif crossover(self.sma2, self.sma1):
+            self.position.close()
+            self.sell()
+
+
+def bar(minute: int, price: str = "10", symbol: str = "AAA") -> events.Bar:
+    p = Decimal(price)
+    return events.Bar(
+        symbol=symbol, ts=T0 + minute * MINUTE, open=p, high=p, low=p, close=p, volume=5
+    )
+
+
+def story(ts: int, story_id: str, headline: str, *symbols: str) -> events.NewsItem:
+    return events.NewsItem(id=story_id, headline=headline, symbols=list(symbols or ["AAA"]), ts=ts)
+
+
+def test_stories_are_folded_in_before_the_bars_that_close_after_them() -> None:
+    bars = [bar(0), bar(1), bar(2)]
+    news = [
+        story(T0 + MINUTE - 1, "s1", "AAA surges on record profit"),  # inside bar 0's minute
+        story(T0 + MINUTE, "s3", "AAA plunges on fraud probe"),  # at bar 0's end: bar 1's
+        story(T0 + MINUTE, "s2", "AAA announces board appointment"),  # same ms: by id
+    ]
+    feed = Feed.of(bars, reversed(news))  # arrival order must not matter
+    order = [
+        ("bar", item.ts) if isinstance(item, ClosedBar) else ("news", item.id)
+        for item in feed.items("AAA", _WirePrices())
+    ]
+    assert order == [
+        ("news", "s1"),
+        ("bar", T0),
+        ("news", "s2"),
+        ("news", "s3"),
+        ("bar", T0 + MINUTE),
+        ("bar", T0 + 2 * MINUTE),
+    ]
+    result = run_inprocess(BacktestRequest((ECHO,)), bars, news)
+    seen = [s.reason for s in result.signals]
+    assert seen[0] != "None" and float(seen[0]) > 0  # bar 0 has seen s1 only
+    assert float(seen[1]) < float(seen[0])  # bar 1 also the two stories at its start
+
+
+def test_news_is_scored_like_the_job_and_fanned_out_per_symbol() -> None:
+    from flinktrade import sentiment
+
+    item = story(T0, "x", "BBB and AAA beat estimates", "AAA", "BBB", "AAA")
+    feed = Feed.of([bar(0)], [item, story(T0, "empty", "no one", *[]).model_copy(
+        update={"symbols": []})])  # fmt: skip
+    expected = float(sentiment.score(item.headline, item.summary))
+    assert feed.news == {
+        "AAA": [ScoredNews("x", "AAA", T0, expected, item.headline)],
+        "BBB": [ScoredNews("x", "BBB", T0, expected, item.headline)],
+    }
+    assert [d.reason for d in feed.deadletters] == ["news item names no symbol"]
+
+
+def test_prices_are_normalised_as_the_input_topic_does() -> None:
+    wire = _WirePrices()
+    assert str(wire(Decimal("100"))) == "100.0"
+    for text in ("100.0", "100", "2.50", "0.100001", "1E+2", "123456789012.345678", "7.10"):
+        price = Decimal(text)
+        sent = events.Bar(symbol="A", ts=0, open=price, high=price, low=price, close=price,
+                          volume=1)  # fmt: skip
+        read = events.decode(events.Bar, events.encode(sent)).open
+        assert str(wire(price)) == str(read), text
+        assert str(wire(price)) == str(read), text  # memoised alike
+    result = run_inprocess(BacktestRequest((ECHO,)), [bar(0, "100")])
+    assert str(result.signals[0].price) == "100.0"
+    assert str(result.bars["AAA"][0].close) == "100.0"
+
+
+def test_goog_gives_backtesting_py_trades_and_equity() -> None:
+    from backtesting import Backtest
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = Backtest(GOOG, SmaCross, cash=10_000, commission=0.002).run()
+    bars = _goog_bars()
+    model = ExecutionModel(cash=10_000, commission=0.002, mode=Mode.REVERSE)
+    spec = StrategySpec("sma_cross", {"fast": 10, "slow": 20})
+    ours = run_inprocess(BacktestRequest((spec,), model), bars).metrics
+    assert ours["trades"] == theirs["# Trades"]
+    assert ours["equity_final"] == pytest.approx(theirs["Equity Final [$]"], rel=1e-9)
+    assert ours["max_drawdown_pct"] == pytest.approx(theirs["Max. Drawdown [%]"], rel=1e-9)
+
+
+def test_lean_runs_and_lazy_inputs_give_the_same_result() -> None:
+    bars, news = simulated_market(symbols=4, minutes=60)
+    request = BacktestRequest(
+        (StrategySpec("sma_cross", {"fast": 3, "slow": 8}),), ExecutionModel(cash=4_000)
+    )
+    full = run_inprocess(request, bars, news)
+
+    def lazy(symbol: str) -> Iterator[events.Bar]:
+        return (b for b in bars if b.symbol == symbol)
+
+    grouped = {s: lazy(s) for s in sorted({b.symbol for b in bars})}
+    lean = run_inprocess(request, grouped, news, keep_bars=False)
+    assert lean.bars == {} and full.bars
+    assert lean.metrics == full.metrics
+    assert lean.simulation.orders == full.simulation.orders
+    assert full.metrics["trades"] > 0
+
+
+def _goog_bars() -> list[events.Bar]:
+    return load_file(_goog_csv(), symbol="GOOG").bars
+
+
+def _goog_csv() -> Path:
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="goog-")) / "GOOG.csv"
+    GOOG.to_csv(path)
+    return path
