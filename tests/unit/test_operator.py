@@ -22,6 +22,7 @@ def same_state(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """Model states hold live indicator objects (no ``__eq__``): equal when they pickle alike."""
     return pickle.dumps(a) == pickle.dumps(b)
 
+
 T0 = 1_704_205_800_000
 MINUTE = 60_000
 SOURCES = {"trades": "market.trades", "bars": "market.bars", "news": "market.news"}
