@@ -285,7 +285,7 @@ class LocalFlinkCluster:
         if lib.exists():
             for old in lib.iterdir():
                 old.unlink()
-        lib.mkdir(parents=True, exist_ok=True)
+        daemon.private_dir(lib)
         jars = [
             *jvm.flink_lib_dir().glob("*.jar"),
             *(flink_home() / "opt").glob("flink-python-*.jar"),
