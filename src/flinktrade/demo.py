@@ -16,6 +16,7 @@ for the tests of that supervision.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -98,13 +99,21 @@ def check_services(services: Sequence[Supervised]) -> None:
 
 
 def describe(error: BaseException) -> str:
-    """An exception as one short line: its type and the first line of its message."""
+    """An exception as one short line: its type and the first line of its message (for an error
+    from the JVM, the Java exception's, not py4j's "An error occurred while calling ...")."""
+    java = getattr(error, "java_exception", None)
+    if java is not None:
+        with contextlib.suppress(Exception):  # the gateway may be gone already
+            lines = str(java.toString()).strip().splitlines()
+            return _bounded(lines[0] if lines else type(error).__name__)
     lines = str(error).strip().splitlines()
     text = lines[0] if lines else ""
-    if len(text) > 300:
-        text = text[:297] + "..."
     kind = type(error).__name__
-    return f"{kind}: {text}" if text else kind
+    return _bounded(f"{kind}: {text}" if text else kind)
+
+
+def _bounded(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def fault_target(environ: dict[str, str] | None = None) -> str | None:
@@ -421,7 +430,13 @@ def run_demo(
     if jobmanager is not None:
         where["checkpoint_dir"] = None
     options = JobOptions.from_settings(settings, name="flinktrade-demo", **where)
-    job = DemoJob(run_job(io, options, wait=False))
+    try:
+        job = DemoJob(run_job(io, options, wait=False))
+    except FlinktradeError:
+        raise
+    except Exception as exc:  # the planner or the cluster refused the job
+        log.debug("the job did not start", exc_info=True)
+        raise ServiceDied("job", f"it did not start: {describe(exc)}") from None
     api: DemoApi | None = None
     services: list[Supervised] = [job, notifier, executor]
     failed = False
