@@ -24,13 +24,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, TypeVar
 
 from confluent_kafka import Consumer, TopicPartition
 
 from flinktrade import bus, events, topics
 from flinktrade.config import Settings
-from flinktrade.errors import ConfigError, FlinktradeError
+from flinktrade.errors import ConfigError, FlinktradeError, TransientError
 from flinktrade.ingest.simulator import MarketSimulator, RawTrade
 from flinktrade.notify.console import ConsoleSink
 from flinktrade.notify.routing import build_routing
@@ -39,6 +39,7 @@ from flinktrade.pipeline.job import JobIO, JobOptions
 from flinktrade.pipeline.job import run as run_job
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 SUMMARY_TOPICS = {
     "trades": topics.TRADES.name,
@@ -410,10 +411,10 @@ def run_demo(
     settings = demo_settings(settings)
     servers = settings.kafka.bootstrap_servers
     bus.ensure_topics(settings.kafka, [t.name for t in topics.ALL])
-    before = topic_totals(servers, SUMMARY_TOPICS)
+    before = _patiently(lambda: topic_totals(servers, SUMMARY_TOPICS))
 
     sim = settings.simulator
-    last = last_event_ts(servers, topics.TRADES.name)
+    last = _patiently(lambda: last_event_ts(servers, topics.TRADES.name))
     start_ts = 1_704_205_800_000 if last is None else last - last % 60_000 + 120_000
     simulator = MarketSimulator(
         symbols=sim.symbols,
@@ -465,10 +466,23 @@ def run_demo(
         job.cancel()
         executor.stop()
         notifier.stop()
-    after = topic_totals(servers, SUMMARY_TOPICS)
+    after = _patiently(lambda: topic_totals(servers, SUMMARY_TOPICS))
     summary: dict[str, Any] = {k: after[k] - before[k] for k in SUMMARY_TOPICS}
     summary["duration_s"] = round(time.monotonic() - started, 1)
     return summary
+
+
+def _patiently(read: Callable[[], _T], timeout_s: float = 60.0) -> _T:
+    """``read()``, tried again while it fails transiently: just-created topics have no leader
+    for a moment, and a fresh broker on a busy machine takes its time to elect them."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return read()
+        except TransientError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def _inject(fault: str | None, job: DemoJob, api: DemoApi | None) -> None:
@@ -526,10 +540,14 @@ def _follow(
             if duration_s is not None and elapsed >= duration_s:
                 break
             check_services(services)
-            now = topic_totals(servers, SUMMARY_TOPICS)
-            counts = {k: now[k] - before[k] for k in now}
-            rate = feed.produced_trades / elapsed if elapsed > 0 else 0.0
-            on_progress(DemoProgress(elapsed, feed.produced_trades, rate, counts))
+            try:
+                now = topic_totals(servers, SUMMARY_TOPICS)
+            except TransientError as exc:  # a slow broker: no progress line this time
+                log.debug("progress skipped: %s", exc)
+            else:
+                counts = {k: now[k] - before[k] for k in now}
+                rate = feed.produced_trades / elapsed if elapsed > 0 else 0.0
+                on_progress(DemoProgress(elapsed, feed.produced_trades, rate, counts))
             stop.wait(1.0)
     except KeyboardInterrupt:
         log.info("interrupted: shutting down")

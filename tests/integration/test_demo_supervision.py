@@ -60,7 +60,7 @@ def test_demo_stops_the_broker_it_started_and_reports_a_dead_service(
     if fault is not None:
         env["FLINKTRADE_DEMO_FAULT"] = fault
     # Long enough that only the fault ends the faulty runs; the normal one ends by itself.
-    duration = "8" if fault is None else "600"
+    duration = "8" if fault is None else "3600"
     try:
         command = ["demo", "--duration", duration, "--api-port", "0"]
         result = subprocess.run(
@@ -69,7 +69,7 @@ def test_demo_stops_the_broker_it_started_and_reports_a_dead_service(
             cwd=tmp_path,
             capture_output=True,
             text=True,
-            timeout=300,
+            timeout=600,
             check=False,
         )
         left = processes_mentioning(str(state / "kafka"))
