@@ -1,7 +1,8 @@
 """``flinktrade``: one command with subcommands. Exit codes are decided here and only here.
 
-0 ok; 1 unexpected failure; 2 bad arguments or configuration; 69 local infrastructure could not
-be set up; 75 a dependency is unavailable for now (retry later).
+0 ok; 1 unexpected failure, or a service of the demo died; 2 bad arguments or configuration
+(including a Kafka address off loopback without ``kafka.allow_unauthenticated_remote``); 69 local
+infrastructure could not be set up; 75 a dependency is unavailable for now (retry later).
 """
 
 from __future__ import annotations
