@@ -242,7 +242,9 @@ class DemoNotifier:
         self._thread.start()
         deadline = time.monotonic() + timeout_s
         while not self.notifier.assigned.wait(0.1):
-            if self.error is not None or time.monotonic() > deadline:
+            if self.error is not None:
+                return  # the demo's supervision reports it
+            if time.monotonic() > deadline:
                 log.warning("notifier not assigned its topics yet; going on")
                 return
 
