@@ -9,7 +9,8 @@ demo`` starts the embedded one if it does not run, and stops it afterwards.
 
 Supervision: every service the demo runs is a ``Supervised`` (a name, ``alive``, ``error``); the
 demo's loop checks them each second, and one that died ends the demo with ``ServiceDied`` (one line:
-which service and why; the CLI exits 1) instead of a normal summary. ``FLINKTRADE_DEMO_FAULT``
+which service and why; the CLI exits 1) instead of a normal summary. A broker that stays unreachable
+(``BROKER_GRACE_S``) ends the demo the same way. ``FLINKTRADE_DEMO_FAULT``
 names a service to break on purpose (``simulator``, ``executor``, ``notifier``, ``api``, ``job``),
 for the tests of that supervision.
 """
@@ -26,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol, TypeVar
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from flinktrade import bus, events, topics
 from flinktrade.config import Settings
@@ -57,6 +58,9 @@ FAULT_ENV = "FLINKTRADE_DEMO_FAULT"
 """Test hook: the name of a demo service to break on purpose (see the module docstring)."""
 
 SERVICES = ("simulator", "executor", "notifier", "api", "job")
+
+BROKER_GRACE_S = 30.0
+"""How long the broker may be unreachable before the demo gives up on it."""
 
 
 class ServiceDied(FlinktradeError):
@@ -481,9 +485,9 @@ def _patiently(read: Callable[[], _T], timeout_s: float = 60.0) -> _T:
     while True:
         try:
             return read()
-        except TransientError:
+        except (TransientError, KafkaException) as exc:
             if time.monotonic() > deadline:
-                raise
+                raise ServiceDied("Kafka broker", f"unreachable: {describe(exc)}") from None
             time.sleep(0.5)
 
 
@@ -536,6 +540,7 @@ def _follow(
     on_progress: Callable[[DemoProgress], None],
     stop: threading.Event,
 ) -> None:
+    unreachable_since: float | None = None
     try:
         while not stop.is_set():
             elapsed = time.monotonic() - started
@@ -544,9 +549,15 @@ def _follow(
             check_services(services)
             try:
                 now = topic_totals(servers, SUMMARY_TOPICS)
-            except TransientError as exc:  # a slow broker: no progress line this time
+            except (TransientError, KafkaException) as exc:  # slow, or gone: skip this line
                 log.debug("progress skipped: %s", exc)
+                unreachable_since = unreachable_since or time.monotonic()
+                if time.monotonic() - unreachable_since > BROKER_GRACE_S:
+                    raise ServiceDied(
+                        "Kafka broker", f"unreachable for {BROKER_GRACE_S:.0f}s: {describe(exc)}"
+                    ) from None
             else:
+                unreachable_since = None
                 counts = {k: now[k] - before[k] for k in now}
                 rate = feed.produced_trades / elapsed if elapsed > 0 else 0.0
                 on_progress(DemoProgress(elapsed, feed.produced_trades, rate, counts))

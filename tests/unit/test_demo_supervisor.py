@@ -86,3 +86,22 @@ def test_describe_a_jvm_error_by_its_java_exception() -> None:
     assert describe(JavaError()) == (
         "org.apache.flink.table.api.ValidationException: columns do not match."
     )
+
+
+def test_a_broker_that_stays_unreachable_is_one_line() -> None:
+    from confluent_kafka import KafkaError, KafkaException
+
+    from flinktrade.demo import _patiently
+
+    calls = []
+
+    def read() -> int:
+        calls.append(1)
+        if len(calls) < 3:
+            raise KafkaException(KafkaError(KafkaError._TRANSPORT, "transport failure"))
+        return 42
+
+    assert _patiently(read, timeout_s=30) == 42  # a broker that comes back is waited for
+    calls.clear()
+    with pytest.raises(ServiceDied, match="the Kafka broker died: unreachable: KafkaException"):
+        _patiently(read, timeout_s=0)
