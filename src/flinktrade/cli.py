@@ -1,7 +1,8 @@
 """``flinktrade``: one command with subcommands. Exit codes are decided here and only here.
 
-0 ok; 1 unexpected failure; 2 bad arguments or configuration; 69 local infrastructure could not
-be set up; 75 a dependency is unavailable for now (retry later).
+0 ok; 1 unexpected failure, or a service of the demo died; 2 bad arguments or configuration
+(including a Kafka address off loopback without ``kafka.allow_unauthenticated_remote``); 69 local
+infrastructure could not be set up; 75 a dependency is unavailable for now (retry later).
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ def _root(
 @app.command("show-config")
 def show_config() -> None:
     """Print the effective configuration (secrets masked) as JSON."""
-    out.print_json(json.dumps(masked_dump(_settings())))
+    out.print_json(json.dumps(masked_dump(load_settings(check_exposure=False))))
 
 
 def _kafka_cluster(settings: Settings, nodes: int | None = None) -> Any:
@@ -159,6 +160,9 @@ def infra_up(
     """Start the local Kafka (one node, or --brokers N) and create flinktrade's topics; with
     --flink-cluster also a Flink session cluster (web UI at job.jobmanager, 127.0.0.1:8081)."""
     settings = _settings()
+    flink_shape = _flink_cluster(settings, taskmanagers, slots) if flink_cluster else None
+    if flink_shape is not None:
+        flink_shape.require_loopback()  # before anything starts
     nodes = brokers or settings.broker.nodes
     kafka = settings.kafka
     if nodes > 1:
@@ -177,8 +181,8 @@ def infra_up(
         status = _local_broker(settings).up()
         bus.ensure_topics(kafka, _topic_names())
         console.print(f"kafka broker running on {status.bootstrap_servers} (pid {status.pid})")
-    if flink_cluster:
-        flink = _flink_cluster(settings, taskmanagers, slots).up()
+    if flink_shape is not None:
+        flink = flink_shape.up()
         console.print(
             f"flink session cluster running: web UI and REST {flink.rest_url} (jobmanager pid "
             f"{flink.jobmanager_pid}, {len(flink.taskmanager_pids)} taskmanager(s))",
@@ -529,17 +533,52 @@ def demo(
         ),
     ] = False,
 ) -> None:
-    """Broker + simulator + Flink job + executor + notifier + dashboard, live; ends with JSON."""
-    from flinktrade.demo import DemoProgress, run_demo
+    """Broker + simulator + Flink job + executor + notifier + dashboard, live; ends with JSON.
+
+    The embedded broker is started if it does not run and stopped at the end; one that already
+    ran is reused and left running. A service that dies ends the demo with one line and exit 1."""
+    from flinktrade.demo import fault_target
 
     if broker not in ("sim", "alpaca"):
         raise ConfigError(f"--broker must be sim or alpaca, not {broker!r}")
     settings = _settings()
+    fault_target()  # a wrong test hook is refused before anything starts
+    started = None
     if uses_local_broker(settings):
-        _local_broker(settings).up()
+        local = _local_broker(settings)
+        status = local.status()
+        if status.running:
+            console.print(
+                f"reusing the Kafka broker already running on {status.bootstrap_servers} "
+                f"(pid {status.pid}); the demo leaves it running",
+                soft_wrap=True,
+                highlight=False,
+            )
+        else:
+            local.up()
+            started = local
+    try:
+        _demo(settings, duration, broker, api_port, flink_cluster)
+    finally:
+        if started is not None:
+            started.down()
+            console.print(
+                f"kafka broker on {started.bootstrap_servers} stopped (the demo started it)"
+            )
+
+
+def _demo(
+    settings: Settings,
+    duration: float | None,
+    broker: str,
+    api_port: int | None,
+    flink_cluster: bool,
+) -> None:
+    from flinktrade.demo import DemoProgress, run_demo
+
     jobmanager = None
     if flink_cluster:
-        flink = _flink_cluster(settings).up()
+        flink = _flink_cluster(settings).up()  # refuses a host off loopback
         jobmanager = settings.job.jobmanager
         console.print(
             f"flink session cluster: web UI {flink.rest_url} (`flinktrade infra down` stops it)",

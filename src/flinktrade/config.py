@@ -4,10 +4,14 @@ Precedence, highest first: environment variables (``FLINKTRADE_<SECTION>__<FIELD
 vendors' own names such as ``APCA_API_KEY_ID``), a ``.env`` file in the working directory, the TOML
 file named by ``FLINKTRADE_CONFIG`` (default ``flinktrade.toml`` if it exists), then the defaults
 below. Secrets are ``SecretStr`` and print masked.
+
+``load_settings`` also guards the trust boundary: flinktrade talks to Kafka without TLS or SASL, so a
+broker off loopback is refused unless ``kafka.allow_unauthenticated_remote`` acknowledges it.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from enum import StrEnum
 from pathlib import Path
@@ -48,6 +52,14 @@ class KafkaSettings(_Section):
         description=(
             "retention.ms for new topics; -1 keeps records forever, so history with old event "
             "times is not deleted on arrival."
+        ),
+    )
+    allow_unauthenticated_remote: bool = Field(
+        False,
+        description=(
+            "Acknowledge that bootstrap_servers (or the embedded broker's host) is not on loopback "
+            "although flinktrade speaks PLAINTEXT without authentication: whoever can reach the "
+            "broker can write trading.signals, and so trade. Without it such settings are refused."
         ),
     )
 
@@ -271,21 +283,81 @@ class Settings(BaseSettings):
         return tuple(sources)
 
 
-def load_settings(**overrides: Any) -> Settings:
-    """Read the settings, turning any problem into one readable ``ConfigError``."""
+def load_settings(*, check_exposure: bool = True, **overrides: Any) -> Settings:
+    """Read the settings, turning any problem into one readable ``ConfigError``.
+
+    With ``check_exposure`` (the default) an unacknowledged non-loopback broker is refused too
+    (``check_kafka_exposure``); ``show-config`` looks without that check."""
     config_file = os.environ.get("FLINKTRADE_CONFIG")
     if config_file and not Path(config_file).is_file():
         raise ConfigError(f"FLINKTRADE_CONFIG names {config_file!r}, which is not a file")
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "settings"
-        raise ConfigError(f"invalid configuration at {where}: {first['msg']}") from None
+        raise ConfigError(f"invalid configuration at {where}: {_short(first['msg'])}") from None
     except ValueError as exc:  # e.g. a malformed TOML file or env JSON
-        raise ConfigError(f"invalid configuration: {exc}") from None
+        raise ConfigError(f"invalid configuration: {_short(str(exc))}") from None
+    except OSError as exc:  # e.g. an unreadable TOML file
+        where = exc.filename or config_file or DEFAULT_CONFIG_FILE
+        raise ConfigError(f"cannot read the settings file {where}: {exc.strerror}") from None
+    if check_exposure:
+        check_kafka_exposure(settings)
+    return settings
+
+
+def check_kafka_exposure(settings: Settings) -> None:
+    """Refuse a broker off loopback unless ``kafka.allow_unauthenticated_remote`` is set.
+
+    flinktrade has no TLS or SASL settings yet: whoever can write ``trading.signals`` can trade."""
+    if settings.kafka.allow_unauthenticated_remote:
+        return
+    remote = non_loopback_hosts(settings.kafka.bootstrap_servers)
+    if not is_loopback(settings.broker.host):
+        remote.append(settings.broker.host)
+    if remote:
+        raise ConfigError(
+            f"Kafka at {', '.join(dict.fromkeys(remote))} is not on loopback and flinktrade "
+            "connects without TLS or authentication (anyone who can write trading.signals can "
+            "trade); set FLINKTRADE_KAFKA__ALLOW_UNAUTHENTICATED_REMOTE=true to accept that"
+        )
+
+
+def _short(message: str, limit: int = 300) -> str:
+    """One line of at most ``limit`` characters (parsers put the offending input in messages)."""
+    line = " ".join(message.split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def masked_dump(settings: Settings) -> dict[str, Any]:
     """The effective settings as plain data, secrets shown as ``**********`` (or null if unset)."""
     return settings.model_dump(mode="json")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address, IPv6 with or without brackets) is this machine only.
+
+    Only ``localhost`` and loopback addresses count: other names are not resolved, since what a
+    name resolves to can change after the check."""
+    host = host.strip().strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def non_loopback_hosts(servers: str) -> list[str]:
+    """The hosts of a ``host:port,host:port`` list (optionally ``SCHEME://``) not on loopback."""
+    found = []
+    for item in servers.split(","):
+        entry = item.strip()
+        if not entry:
+            continue
+        entry = entry.split("://", 1)[-1]
+        host = entry.rsplit(":", 1)[0] if entry.count(":") == 1 or "]:" in entry else entry
+        if not is_loopback(host):
+            found.append(host)
+    return found

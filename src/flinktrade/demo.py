@@ -1,25 +1,37 @@
 """``flinktrade demo``: the whole system on one machine, no keys, no network.
 
-Starts (or reuses) the embedded broker, creates the topics, runs the simulator into
-``market.trades``/``market.news`` at a real-time pace, runs the job in a local MiniCluster and the
-notifier (console, or Slack when configured), shows what flows, and on exit (duration elapsed or Ctrl-C) stops everything and returns the counts it read
-back from the topics for this run (end offsets now minus end offsets at start).
+Creates the topics, runs the simulator into ``market.trades``/``market.news`` at a real-time pace,
+the job (in a local MiniCluster, or on a session cluster), the executor, the notifier (console, or
+Slack when configured) and the API with its dashboard, shows what flows, and on exit (duration
+elapsed or Ctrl-C) stops all of them and returns the counts it read back from the topics for this
+run (end offsets now minus end offsets at start). The broker is the CLI's business: ``flinktrade
+demo`` starts the embedded one if it does not run, and stops it afterwards.
+
+Supervision: every service the demo runs is a ``Supervised`` (a name, ``alive``, ``error``); the
+demo's loop checks them each second, and one that died ends the demo with ``ServiceDied`` (one line:
+which service and why; the CLI exits 1) instead of a normal summary. A broker that stays unreachable
+(``BROKER_GRACE_S``) ends the demo the same way. ``FLINKTRADE_DEMO_FAULT``
+names a service to break on purpose (``simulator``, ``executor``, ``notifier``, ``api``, ``job``),
+for the tests of that supervision.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, Protocol, TypeVar
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from flinktrade import bus, events, topics
 from flinktrade.config import Settings
+from flinktrade.errors import ConfigError, FlinktradeError, TransientError
 from flinktrade.ingest.simulator import MarketSimulator, RawTrade
 from flinktrade.notify.console import ConsoleSink
 from flinktrade.notify.routing import build_routing
@@ -28,6 +40,7 @@ from flinktrade.pipeline.job import JobIO, JobOptions
 from flinktrade.pipeline.job import run as run_job
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 SUMMARY_TOPICS = {
     "trades": topics.TRADES.name,
@@ -39,6 +52,83 @@ SUMMARY_TOPICS = {
     "fills": topics.FILLS.name,
     "deadletter": topics.DEADLETTER.name,
 }
+
+
+FAULT_ENV = "FLINKTRADE_DEMO_FAULT"
+"""Test hook: the name of a demo service to break on purpose (see the module docstring)."""
+
+SERVICES = ("simulator", "executor", "notifier", "api", "job")
+
+BROKER_GRACE_S = 30.0
+"""How long the broker may be unreachable before the demo gives up on it."""
+
+
+class ServiceDied(FlinktradeError):
+    """A service of the demo stopped while the demo ran: which one, and why, in one line."""
+
+    def __init__(self, service: str, reason: str) -> None:
+        super().__init__(f"demo stopped: the {service} died: {reason}")
+        self.service = service
+        self.reason = reason
+
+
+class InjectedFault(RuntimeError):
+    """The failure ``FLINKTRADE_DEMO_FAULT`` asks for."""
+
+    def __init__(self) -> None:
+        super().__init__(f"fault injected by {FAULT_ENV}")
+
+
+class Supervised(Protocol):
+    """A service the demo watches."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def alive(self) -> bool: ...
+
+    @property
+    def error(self) -> BaseException | None: ...
+
+
+def check_services(services: Sequence[Supervised]) -> None:
+    """Raise ``ServiceDied`` for the first service that failed or stopped by itself."""
+    for service in services:
+        alive = service.alive  # first: a service may find out that it failed by looking
+        error = service.error
+        if error is not None:
+            raise ServiceDied(service.name, describe(error))
+        if not alive:
+            raise ServiceDied(service.name, "it stopped without an error")
+
+
+def describe(error: BaseException) -> str:
+    """An exception as one short line: its type and the first line of its message (for an error
+    from the JVM, the Java exception's, not py4j's "An error occurred while calling ...")."""
+    java = getattr(error, "java_exception", None)
+    if java is not None:
+        with contextlib.suppress(Exception):  # the gateway may be gone already
+            lines = str(java.toString()).strip().splitlines()
+            return _bounded(lines[0] if lines else type(error).__name__)
+    lines = str(error).strip().splitlines()
+    text = lines[0] if lines else ""
+    kind = type(error).__name__
+    return _bounded(f"{kind}: {text}" if text else kind)
+
+
+def _bounded(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def fault_target(environ: dict[str, str] | None = None) -> str | None:
+    """The service ``FLINKTRADE_DEMO_FAULT`` names, if any (a name it does not know is refused)."""
+    value = (environ if environ is not None else dict(os.environ)).get(FAULT_ENV, "").strip()
+    if not value:
+        return None
+    if value not in SERVICES:
+        raise ConfigError(f"{FAULT_ENV} must be one of {', '.join(SERVICES)}, not {value!r}")
+    return value
 
 
 def topic_totals(bootstrap_servers: str, names: dict[str, str]) -> dict[str, int]:
@@ -82,6 +172,12 @@ class SimulatorFeed:
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     error: BaseException | None = None
+    fault: bool = False
+    name: str = "simulator"
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="simulator", daemon=True)
@@ -93,8 +189,10 @@ class SimulatorFeed:
             self._thread.join(timeout=30)
 
     def _run(self) -> None:
-        producer = bus.EventProducer(self.bootstrap_servers)
         try:
+            if self.fault:
+                raise InjectedFault
+            producer = bus.EventProducer(self.bootstrap_servers)
             tick = 0.05
             per_tick = self.trades_per_second * tick
             budget = 0.0
@@ -117,15 +215,18 @@ class SimulatorFeed:
                 next_tick += tick
                 self._stop.wait(max(0.0, next_tick - time.monotonic()))
             producer.flush()
-        except BaseException as exc:  # surfaced by the demo loop
+        except BaseException as exc:  # surfaced by the demo's supervision
             self.error = exc
-            log.exception("simulator feed failed")
+            log.debug("simulator feed failed", exc_info=True)
 
 
 class DemoNotifier:
     """The notifier of ``flinktrade notify`` on a thread: Slack when configured, else ``file``."""
 
-    def __init__(self, settings: Settings, file: IO[str]) -> None:
+    name = "notifier"
+
+    def __init__(self, settings: Settings, file: IO[str], fault: bool = False) -> None:
+        self.fault = fault
         notify = settings.notify.model_copy(
             update={"group_id": f"{settings.notify.group_id}-demo", "start_from": "latest"}
         )
@@ -136,12 +237,18 @@ class DemoNotifier:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="notifier", daemon=True)
 
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
     def start(self, timeout_s: float = 30.0) -> None:
         """Start, and wait until the topics are assigned so no early notice is skipped."""
         self._thread.start()
         deadline = time.monotonic() + timeout_s
         while not self.notifier.assigned.wait(0.1):
-            if self.error is not None or time.monotonic() > deadline:
+            if self.error is not None:
+                return  # the demo's supervision reports it
+            if time.monotonic() > deadline:
                 log.warning("notifier not assigned its topics yet; going on")
                 return
 
@@ -151,21 +258,30 @@ class DemoNotifier:
 
     def _run(self) -> None:
         try:
+            if self.fault:
+                raise InjectedFault
             self.notifier.run(self._stop)
-        except BaseException as exc:  # the demo goes on without notifications
+        except BaseException as exc:  # surfaced by the demo's supervision
             self.error = exc
-            log.exception("notifier failed")
+            log.debug("notifier failed", exc_info=True)
 
 
 class DemoExecutor:
     """The executor of ``flinktrade execute`` on a thread."""
 
-    def __init__(self, settings: Settings, broker: str) -> None:
+    name = "executor"
+
+    def __init__(self, settings: Settings, broker: str, fault: bool = False) -> None:
         self.settings = settings
         self.broker = broker
+        self.fault = fault
         self.error: BaseException | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="executor", daemon=True)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
 
     def start(self) -> None:
         self._thread.start()
@@ -178,10 +294,62 @@ class DemoExecutor:
         from flinktrade.execution.executor import run_executor
 
         try:
+            if self.fault:
+                raise InjectedFault
             run_executor(self.settings, self._stop, self.broker)
-        except BaseException as exc:  # the demo goes on without orders
+        except BaseException as exc:  # surfaced by the demo's supervision
             self.error = exc
-            log.exception("executor failed")
+            log.debug("executor failed", exc_info=True)
+
+
+class DemoJob:
+    """The Flink job, watched through its ``JobClient``: a job that failed, finished or was
+    cancelled by anyone but the demo is a dead service. ``RESTARTING`` still counts as alive."""
+
+    name = "job"
+    _ENDED = frozenset({"FAILED", "CANCELED", "CANCELLING", "FINISHED", "SUSPENDED"})
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.state = "CREATED"
+        self.error: BaseException | None = None
+
+    @property
+    def alive(self) -> bool:
+        if self.error is not None:
+            return False
+        try:
+            self.state = str(self.client.get_job_status().result().name)
+        except Exception as exc:  # the MiniCluster or the cluster's REST API is gone
+            self.error = exc
+            return False
+        if self.state in self._ENDED:
+            self.error = RuntimeError(f"the Flink job is {self.state}")
+            return False
+        return True
+
+    def cancel(self) -> None:
+        try:
+            self.client.cancel().result()
+        except Exception as exc:  # the MiniCluster may already be gone after Ctrl-C
+            log.debug("job cancel: %s", exc)
+
+
+class DemoApi:
+    """The API and dashboard server, watched through its thread."""
+
+    name = "api"
+    error: BaseException | None = None
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+
+    @property
+    def alive(self) -> bool:
+        return bool(self.server.alive)
+
+    def stop(self) -> None:
+        self.server.stop()
 
 
 def demo_settings(settings: Settings) -> Settings:
@@ -242,15 +410,18 @@ def run_demo(
     ``api_port`` (default: the configured one; 0 picks a free port). The job runs in an
     in-process MiniCluster, or on the Flink cluster whose REST endpoint is ``jobmanager``
     (``host:port``; checkpoints then go to the cluster's checkpoint directory).
+
+    Raises ``ServiceDied`` (after stopping the others) when a service dies while the demo runs.
     """
     stop = stop or threading.Event()
+    fault = fault_target()
     settings = demo_settings(settings)
     servers = settings.kafka.bootstrap_servers
     bus.ensure_topics(settings.kafka, [t.name for t in topics.ALL])
-    before = topic_totals(servers, SUMMARY_TOPICS)
+    before = _patiently(lambda: topic_totals(servers, SUMMARY_TOPICS))
 
     sim = settings.simulator
-    last = last_event_ts(servers, topics.TRADES.name)
+    last = _patiently(lambda: last_event_ts(servers, topics.TRADES.name))
     start_ts = 1_704_205_800_000 if last is None else last - last % 60_000 + 120_000
     simulator = MarketSimulator(
         symbols=sim.symbols,
@@ -259,35 +430,76 @@ def run_demo(
         gap_ms=1000.0 * sim.time_scale / sim.trades_per_second,
         news=sim.news,
     )
-    feed = SimulatorFeed(servers, simulator, sim.trades_per_second)
-    notifier = DemoNotifier(settings, notices or sys.stderr)
-    executor = DemoExecutor(settings, broker)
+    feed = SimulatorFeed(servers, simulator, sim.trades_per_second, fault=fault == "simulator")
+    notifier = DemoNotifier(settings, notices or sys.stderr, fault=fault == "notifier")
+    executor = DemoExecutor(settings, broker, fault=fault == "executor")
     io = JobIO.from_settings(settings, group_id=f"{settings.job.group_id}-demo")
     where: dict[str, Any] = {} if jobmanager is None else {"jobmanager": jobmanager}
     if jobmanager is not None:
         where["checkpoint_dir"] = None
     options = JobOptions.from_settings(settings, name="flinktrade-demo", **where)
-    client: Any = run_job(io, options, wait=False)
-    notifier.start()
-    executor.start()
-    log.info("demo notifications go to %s; orders to the %s broker", notifier.where, broker)
-    api = _start_api(settings, notifier, api_port, on_dashboard)
-    started = time.monotonic()
-    feed.start()
     try:
-        _follow(feed, servers, before, duration_s, started, on_progress, stop)
+        job = DemoJob(run_job(io, options, wait=False))
+    except FlinktradeError:
+        raise
+    except Exception as exc:  # the planner or the cluster refused the job
+        log.debug("the job did not start", exc_info=True)
+        raise ServiceDied("job", f"it did not start: {describe(exc)}") from None
+    api: DemoApi | None = None
+    services: list[Supervised] = [job, notifier, executor]
+    failed = False
+    try:
+        notifier.start()
+        executor.start()
+        log.info("demo notifications go to %s; orders to the %s broker", notifier.where, broker)
+        api = _start_api(settings, notifier, api_port, on_dashboard)
+        if api is not None:
+            services.append(api)
+        started = time.monotonic()
+        feed.start()
+        services.append(feed)
+        _inject(fault, job, api)
+        _follow(feed, services, servers, before, duration_s, started, on_progress, stop)
+        check_services(services)  # one that died in the last second
+    except ServiceDied:
+        failed = True
+        raise
     finally:
         if api is not None:
             api.stop()
         feed.stop()
-        _drain(settings, stop)
-        _cancel(client)
+        if not failed:
+            _drain(settings, stop)
+        job.cancel()
         executor.stop()
         notifier.stop()
-    after = topic_totals(servers, SUMMARY_TOPICS)
+    after = _patiently(lambda: topic_totals(servers, SUMMARY_TOPICS))
     summary: dict[str, Any] = {k: after[k] - before[k] for k in SUMMARY_TOPICS}
     summary["duration_s"] = round(time.monotonic() - started, 1)
     return summary
+
+
+def _patiently(read: Callable[[], _T], timeout_s: float = 60.0) -> _T:
+    """``read()``, tried again while it fails transiently: just-created topics have no leader
+    for a moment, and a fresh broker on a busy machine takes its time to elect them."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return read()
+        except (TransientError, KafkaException) as exc:
+            if time.monotonic() > deadline:
+                raise ServiceDied("Kafka broker", f"unreachable: {describe(exc)}") from None
+            time.sleep(0.5)
+
+
+def _inject(fault: str | None, job: DemoJob, api: DemoApi | None) -> None:
+    """Break the job or the API as ``FLINKTRADE_DEMO_FAULT`` asks (threads break themselves)."""
+    if fault == "job":
+        log.info("%s: cancelling the job behind the demo's back", FAULT_ENV)
+        job.cancel()
+    elif fault == "api" and api is not None:
+        log.info("%s: stopping the API server behind the demo's back", FAULT_ENV)
+        api.stop()
 
 
 def _start_api(
@@ -295,7 +507,7 @@ def _start_api(
     notifier: DemoNotifier,
     port: int | None,
     announce: Callable[[str], None],
-) -> Any:
+) -> DemoApi | None:
     """The API and dashboard on a thread; the demo goes on without them if they cannot start."""
     from flinktrade.api.server import start_in_thread
     from flinktrade.errors import FlinktradeError
@@ -316,11 +528,12 @@ def _start_api(
         announce(f"dashboard: {api.url}?token={api.token.get_secret_value()}")
     else:
         announce(f"dashboard: {api.url} (token: FLINKTRADE_API_TOKEN)")
-    return api
+    return DemoApi(api)
 
 
 def _follow(
     feed: SimulatorFeed,
+    services: Sequence[Supervised],
     servers: str,
     before: dict[str, int],
     duration_s: float | None,
@@ -328,17 +541,27 @@ def _follow(
     on_progress: Callable[[DemoProgress], None],
     stop: threading.Event,
 ) -> None:
+    unreachable_since: float | None = None
     try:
         while not stop.is_set():
             elapsed = time.monotonic() - started
             if duration_s is not None and elapsed >= duration_s:
                 break
-            if feed.error is not None:
-                raise feed.error
-            now = topic_totals(servers, SUMMARY_TOPICS)
-            counts = {k: now[k] - before[k] for k in now}
-            rate = feed.produced_trades / elapsed if elapsed > 0 else 0.0
-            on_progress(DemoProgress(elapsed, feed.produced_trades, rate, counts))
+            check_services(services)
+            try:
+                now = topic_totals(servers, SUMMARY_TOPICS)
+            except (TransientError, KafkaException) as exc:  # slow, or gone: skip this line
+                log.debug("progress skipped: %s", exc)
+                unreachable_since = unreachable_since or time.monotonic()
+                if time.monotonic() - unreachable_since > BROKER_GRACE_S:
+                    raise ServiceDied(
+                        "Kafka broker", f"unreachable for {BROKER_GRACE_S:.0f}s: {describe(exc)}"
+                    ) from None
+            else:
+                unreachable_since = None
+                counts = {k: now[k] - before[k] for k in now}
+                rate = feed.produced_trades / elapsed if elapsed > 0 else 0.0
+                on_progress(DemoProgress(elapsed, feed.produced_trades, rate, counts))
             stop.wait(1.0)
     except KeyboardInterrupt:
         log.info("interrupted: shutting down")
@@ -350,10 +573,3 @@ def _drain(settings: Settings, stop: threading.Event) -> None:
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline and not stop.is_set():
         time.sleep(0.2)
-
-
-def _cancel(client: Any) -> None:
-    try:
-        client.cancel().result()
-    except Exception as exc:  # the MiniCluster may already be gone after Ctrl-C
-        log.debug("job cancel: %s", exc)

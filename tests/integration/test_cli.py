@@ -14,6 +14,7 @@ import pytest
 from flinktrade.infra.kafka import LocalKafka
 from flinktrade.testing.fake_slack import FakeSlack
 from flinktrade.testing.output import last_json_object
+from flinktrade.testing.ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -66,17 +67,57 @@ def test_show_config_masks_secrets(kafka: LocalKafka, tmp_path: Path) -> None:
         (["show-config"], {"FLINKTRADE_JOB__PARALLELISM": "0"}, "job.parallelism"),
         (["show-config"], {"FLINKTRADE_CONFIG": "/nonexistent.toml"}, "not a file"),
         (["simulate"], {}, "--count"),
+        (["show-config"], {"FLINKTRADE_STRATEGIES": "not json"}, "strategies"),
+        (["show-config"], {"FLINKTRADE_CONFIG": "bad.toml"}, "invalid configuration"),
+        (["job", "list", "--jobmanager", "http://[bad"], {}, "must be host:port"),
+        (["demo"], {"FLINKTRADE_DEMO_FAULT": "database"}, "FLINKTRADE_DEMO_FAULT"),
+        # `.invalid` never resolves: even a broken guard would send nothing anywhere.
+        (
+            ["simulate", "--count", "1"],
+            {"FLINKTRADE_KAFKA__BOOTSTRAP_SERVERS": "kafka.invalid:9092"},
+            "FLINKTRADE_KAFKA__ALLOW_UNAUTHENTICATED_REMOTE=true",
+        ),
+        (
+            ["infra", "up"],
+            {"FLINKTRADE_BROKER__HOST": "0.0.0.0"},
+            "FLINKTRADE_KAFKA__ALLOW_UNAUTHENTICATED_REMOTE=true",
+        ),
+        (
+            ["infra", "up", "--flink-cluster"],
+            {"FLINKTRADE_JOB__JOBMANAGER": "0.0.0.0:1"},
+            "must listen on loopback",
+        ),
     ],
 )
 def test_bad_input_gives_one_readable_line(
     kafka: LocalKafka, tmp_path: Path, args: list[str], extra_env: dict[str, str], expected: str
 ) -> None:
+    (tmp_path / "bad.toml").write_bytes(b'state_dir = "unclosed\n[kafka\n')
     result = flinktrade(*args, env=cli_env(kafka, **extra_env), cwd=tmp_path)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert any(expected in line for line in lines), result.stderr
     assert len([line for line in lines if line.startswith("error:")]) == 1
+
+
+def test_a_state_folder_that_cannot_be_made_is_one_line_and_exit_69(
+    kafka: LocalKafka, tmp_path: Path
+) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    env = cli_env(
+        kafka,
+        FLINKTRADE_STATE_DIR=str(tmp_path / "file" / "state"),
+        FLINKTRADE_BROKER__PORT=str(free_port()),  # not the session broker's: nothing answers
+    )
+    result = flinktrade("infra", "up", env=env, cwd=tmp_path)
+    assert result.returncode == 69, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
+        f"error: cannot create the state folder {tmp_path}/file/state/kafka: Not a directory "
+        "(see FLINKTRADE_STATE_DIR)"
+    ]
 
 
 def test_infra_up_is_idempotent_and_status_lists_topics(kafka: LocalKafka, tmp_path: Path) -> None:
@@ -106,6 +147,10 @@ def test_demo_runs_end_to_end_and_reports_counts(kafka: LocalKafka, tmp_path: Pa
         )
         messages = slack.messages("#demo")
     assert result.returncode == 0, result.stderr[-3000:]
+    # The broker was running before: the demo says it reuses it, and leaves it running.
+    assert f"reusing the Kafka broker already running on {kafka.bootstrap_servers}" in result.stderr
+    assert "stopped (the demo started it)" not in result.stderr
+    assert kafka.status().running
     summary = last_json_object(result.stdout)
     assert summary["trades"] > 10_000
     assert summary["bars"] > 0

@@ -86,6 +86,11 @@ class ApiServer:
     _server: uvicorn.Server
     _thread: threading.Thread
 
+    @property
+    def alive(self) -> bool:
+        """Whether the server thread still runs (the demo supervises it)."""
+        return self._thread.is_alive()
+
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop serving and wait for the server thread to end."""
         self._server.should_exit = True

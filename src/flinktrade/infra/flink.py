@@ -8,6 +8,13 @@ REST API on ``rest_host:rest_port``), then runs ``bin/jobmanager.sh start-foregr
 thread-mode Python operators find ``pemja`` and ``flinktrade`` (same machine only; a remote cluster
 needs the dependencies installed on its images, see ``docs/scaling.md``).
 
+The REST API has no authentication, so the cluster refuses a non-loopback host, binds everything
+to it, and turns off the web UI's jar upload/run (``web.submit.enable``) and its cancel button
+(``web.cancel.enable``). Neither switch touches what flinktrade uses: ``job submit`` posts the job
+graph and its jars to ``POST /jobs`` (Flink's REST client), and ``job cancel`` / the demo cancel
+with ``PATCH /jobs/<id>``; both stay on. The daemons get an allow-listed environment (no secrets)
+and their state is private (folders 0700, files 0600), see ``infra.daemon``.
+
 ``FlinkRest`` wraps the few REST calls the CLI needs: list, cancel, savepoint (optionally stopping
 the job), and TaskManager and checkpoint details for tests and ``infra status``.
 """
@@ -23,13 +30,15 @@ import site
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flinktrade.errors import InfraError, TransientError
-from flinktrade.infra import jvm
+from flinktrade.config import is_loopback
+from flinktrade.errors import ConfigError, InfraError, TransientError
+from flinktrade.infra import daemon, jvm
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +153,7 @@ class LocalFlinkCluster:
     def up(self, timeout_s: float = 120.0) -> FlinkStatus:
         """Start the JobManager and the TaskManagers that do not run; return once the cluster
         reports all TaskManagers registered."""
+        self.require_loopback()
         jvm.ensure_jars()
         jm_pid = _read_pid(self._pid_file("jobmanager"))
         if jm_pid is None and self.rest.reachable():
@@ -151,8 +161,14 @@ class LocalFlinkCluster:
                 f"{self.rest_url} answers but no JobManager of ours runs: another Flink cluster "
                 "(or process) has the port; stop it or pick another --rest-port"
             )
-        for folder in (self.conf_dir, self.run_dir, self.home / "log", self.home / "tmp"):
-            folder.mkdir(parents=True, exist_ok=True)
+        for folder in (
+            self.home,
+            self.conf_dir,
+            self.run_dir,
+            self.home / "log",
+            self.home / "tmp",
+        ):
+            daemon.private_dir(folder)
         self._write_config()
         self._link_lib()
         if jm_pid is None:
@@ -176,6 +192,14 @@ class LocalFlinkCluster:
         tail = _tail(self.home / "log" / "jobmanager.out")
         self.down()
         raise InfraError(f"the Flink session cluster did not start; jobmanager output: {tail}")
+
+    def require_loopback(self) -> None:
+        """Refuse a host off loopback: the REST API (which accepts jobs) has no authentication."""
+        if not is_loopback(self.settings.host):
+            raise ConfigError(
+                f"the local Flink cluster must listen on loopback, not {self.settings.host!r}: "
+                "its REST API has no authentication (set job.jobmanager to 127.0.0.1:PORT)"
+            )
 
     def start_taskmanager(self, index: int) -> int:
         """Start TaskManager ``index`` (resource id ``taskmanager-<index>``) unless it runs."""
@@ -213,38 +237,44 @@ class LocalFlinkCluster:
 
     def script_env(self, role: str = "client") -> dict[str, str]:
         """The environment for the distribution's ``bin/`` scripts against this cluster (its
-        configuration, lib/ and logs): the daemons, and ``bin/flink run`` for a client."""
-        env = dict(os.environ)
-        env.update(
-            {
-                "FLINK_CONF_DIR": str(self.conf_dir),
-                "FLINK_LIB_DIR": str(self.home / "lib"),
-                "FLINK_LOG_DIR": str(self.home / "log"),
-                "FLINK_PID_DIR": str(self.run_dir / "scripts"),
-                "FLINK_IDENT_STRING": role,
-                "PYTHONPATH": python_path(
-                    [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-                ),
-                "JAVA_HOME": str(Path(jvm.java_binary()).resolve().parents[1]),
-            }
-        )
-        return env
+        configuration, lib/ and logs) for a client such as ``bin/flink run``: ours, plus those."""
+        return {**os.environ, **self._flink_env(role)}
+
+    def daemon_env(self, role: str) -> dict[str, str]:
+        """The environment of a JobManager or TaskManager: the allow-listed part of ours (no
+        secrets: see ``infra.daemon``) plus what the scripts and the Python workers need."""
+        return daemon.daemon_env(self._flink_env(role))
+
+    def _flink_env(self, role: str) -> dict[str, str]:
+        return {
+            "FLINK_CONF_DIR": str(self.conf_dir),
+            "FLINK_LIB_DIR": str(self.home / "lib"),
+            "FLINK_LOG_DIR": str(self.home / "log"),
+            "FLINK_PID_DIR": str(self.run_dir / "scripts"),
+            "FLINK_IDENT_STRING": role,
+            "PYTHONPATH": python_path(
+                [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+            ),
+            "JAVA_HOME": str(Path(jvm.java_binary()).resolve().parents[1]),
+        }
 
     def _start(self, role: str, script: str, args: list[str]) -> int:
-        env = self.script_env(role)
-        out = (self.home / "log" / f"{role}.out").open("ab")
-        proc = subprocess.Popen(
-            ["bash", str(flink_home() / "bin" / script), "start-foreground", *args],
-            env=env,
-            cwd=self.home,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # outlives the CLI that started it; `infra down` stops it
-        )
-        out.close()
+        out = daemon.open_private_log(self.home / "log" / f"{role}.out")
+        try:
+            proc = subprocess.Popen(
+                ["bash", str(flink_home() / "bin" / script), "start-foreground", *args],
+                env=self.daemon_env(role),
+                cwd=self.home,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                umask=daemon.DAEMON_UMASK,
+                start_new_session=True,  # outlives the CLI that started it; `infra down` stops it
+            )
+        finally:
+            os.close(out)
         # The scripts end in `exec java ...`, so this pid is the JVM's.
-        self._pid_file(role).write_text(str(proc.pid))
+        daemon.write_private(self._pid_file(role), str(proc.pid))
         log.info("started flink %s (pid %s)", role, proc.pid)
         return proc.pid
 
@@ -255,7 +285,7 @@ class LocalFlinkCluster:
         if lib.exists():
             for old in lib.iterdir():
                 old.unlink()
-        lib.mkdir(parents=True, exist_ok=True)
+        daemon.private_dir(lib)
         jars = [
             *jvm.flink_lib_dir().glob("*.jar"),
             *(flink_home() / "opt").glob("flink-python-*.jar"),
@@ -281,6 +311,11 @@ class LocalFlinkCluster:
             "rest.address": s.host,
             "rest.bind-address": s.host,
             "rest.port": s.rest_port,
+            # No authentication on REST: no jar upload/run through the web UI (`job submit` uses
+            # POST /jobs, which this does not switch off), no cancel button (PATCH stays).
+            "web.submit.enable": False,
+            "web.cancel.enable": False,
+            "web.rescale.enable": False,
             "parallelism.default": 1,
             "state.backend.type": "hashmap",
             "execution.checkpointing.dir": self.checkpoint_dir.as_uri(),
@@ -295,8 +330,8 @@ class LocalFlinkCluster:
         }
         # JSON values are valid YAML scalars; Flink 2 reads flat keys in config.yaml.
         text = "".join(f"{key}: {json.dumps(value)}\n" for key, value in conf.items())
-        (self.conf_dir / "config.yaml").write_text(text)
-        (self.conf_dir / "log4j-console.properties").write_text(_LOG4J)
+        daemon.write_private(self.conf_dir / "config.yaml", text)
+        daemon.write_private(self.conf_dir / "log4j-console.properties", _LOG4J)
 
 
 class FlinkRest:
@@ -306,6 +341,13 @@ class FlinkRest:
         self.url = url.rstrip("/")
         if "://" not in self.url:
             self.url = "http://" + self.url
+        try:
+            parts = urllib.parse.urlsplit(self.url)
+            port = parts.port
+        except ValueError:  # e.g. an unclosed "[" or a port that is not a number
+            parts, port = urllib.parse.urlsplit(""), None
+        if parts.scheme not in ("http", "https") or not parts.hostname or port is None:
+            raise ConfigError(f"the Flink REST endpoint must be host:port, not {url!r}")
         self.timeout_s = timeout_s
 
     def reachable(self) -> bool:

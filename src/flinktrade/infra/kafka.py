@@ -1,9 +1,11 @@
 """The embedded Apache Kafka broker: KRaft nodes (broker + controller) from Maven-resolved jars.
 
 ``LocalKafka`` is one node. State lives under ``<state_dir>/kafka``: ``server.properties``,
-``log4j2.xml``, the data folder, ``kafka.log`` and ``kafka.pid``. Settings are those a single node
-needs for transactions to work (replication factor 1 for offsets and transaction state, a
-transaction timeout ceiling above the Flink sink's).
+``log4j2.xml``, the data folder, ``kafka.log`` and ``kafka.pid``, all private to the user (folders
+0700, files 0600). Settings are those a single node needs for transactions to work (replication
+factor 1 for offsets and transaction state, a transaction timeout ceiling above the Flink sink's).
+The JVM gets an allow-listed environment, never the caller's secrets (see ``infra.daemon``), and
+listens on ``BrokerSettings.host`` (loopback by default: PLAINTEXT, no authentication).
 
 ``LocalKafkaCluster`` is N such nodes on loopback ports (state under ``<state_dir>/kafka-cluster``),
 each a broker and a voter of a static controller quorum, with replication factor N (at most 3) for
@@ -27,7 +29,7 @@ from pathlib import Path
 
 from flinktrade.config import BrokerSettings
 from flinktrade.errors import InfraError
-from flinktrade.infra import jvm
+from flinktrade.infra import daemon, jvm
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +144,7 @@ class LocalKafka:
     def prepare(self) -> None:
         """Write the configuration and format the storage if it is new (not started)."""
         jvm.ensure_jars()
-        self.home.mkdir(parents=True, exist_ok=True)
+        daemon.private_dir(self.home)
         props = self._write_config()
         if not (self.home / "data" / "meta.properties").is_file():
             self._format(props)
@@ -206,8 +208,8 @@ class LocalKafka:
             "log.message.timestamp.after.max.ms": str(2**63 - 1),
         }
         path = self.home / "server.properties"
-        path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
-        (self.home / "log4j2.xml").write_text(_LOG4J2.format(log=self.log_file))
+        daemon.write_private(path, "".join(f"{k}={v}\n" for k, v in props.items()))
+        daemon.write_private(self.home / "log4j2.xml", _LOG4J2.format(log=self.log_file))
         return path
 
     def _java(self, main: str, *args: str) -> list[str]:
@@ -232,21 +234,32 @@ class LocalKafka:
         )
         if not self.voters:
             cmd.append("--standalone")
-        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        result = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            check=False,
+            env=daemon.daemon_env(),
+            umask=daemon.DAEMON_UMASK,
+        )
         if result.returncode != 0:
             raise InfraError("formatting Kafka storage failed: " + result.stderr.strip()[-500:])
 
     def _start(self, props: Path) -> None:
-        out = self.log_file.open("ab")
-        proc = subprocess.Popen(
-            self._java("kafka.Kafka", str(props)),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # survives the CLI that started it; `infra down` stops it
-        )
-        out.close()
-        self.pid_file.write_text(str(proc.pid))
+        out = daemon.open_private_log(self.log_file)
+        try:
+            proc = subprocess.Popen(
+                self._java("kafka.Kafka", str(props)),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=daemon.daemon_env(),
+                umask=daemon.DAEMON_UMASK,
+                start_new_session=True,  # survives the CLI that started it; `infra down` stops it
+            )
+        finally:
+            os.close(out)
+        daemon.write_private(self.pid_file, str(proc.pid))
 
     def _log_tail(self, lines: int = 3) -> str:
         try:
@@ -368,9 +381,9 @@ class LocalKafkaCluster:
         path = self.home / "cluster.id"
         if path.is_file():
             return path.read_text().strip()
-        self.home.mkdir(parents=True, exist_ok=True)
+        daemon.private_dir(self.home)
         cluster_id = new_cluster_id()
-        path.write_text(cluster_id)
+        daemon.write_private(path, cluster_id)
         return cluster_id
 
 

@@ -1,0 +1,97 @@
+"""`flinktrade demo` with a broker of its own: it stops what it started, whether the run ends
+normally or because one of its services died, and a dead service is one line and exit 1."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from flinktrade.testing.output import last_json_object
+from flinktrade.testing.ports import free_port
+
+pytestmark = pytest.mark.integration
+
+
+def processes_mentioning(text: str) -> list[int]:
+    """Pids of live processes whose command line contains ``text``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append(int(proc.name))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("fault", "service"),
+    [(None, None), ("executor", "executor"), ("job", "job")],
+    ids=["normal-end", "executor-dies", "job-dies"],
+)
+def test_demo_stops_the_broker_it_started_and_reports_a_dead_service(
+    tmp_path: Path, fault: str | None, service: str | None
+) -> None:
+    state = tmp_path / "state"
+    port = free_port()
+    env = dict(os.environ)
+    env.update(
+        {
+            "FLINKTRADE_STATE_DIR": str(state),
+            "FLINKTRADE_BROKER__PORT": str(port),
+            "FLINKTRADE_BROKER__CONTROLLER_PORT": str(free_port()),
+            "FLINKTRADE_BROKER__HEAP": "384m",
+            "FLINKTRADE_KAFKA__BOOTSTRAP_SERVERS": f"127.0.0.1:{port}",
+            "FLINKTRADE_SIMULATOR__SYMBOLS": "2",
+            "FLINKTRADE_SIMULATOR__TRADES_PER_SECOND": "200",
+            "COLUMNS": "200",
+        }
+    )
+    env.pop("FLINKTRADE_DEMO_FAULT", None)
+    if fault is not None:
+        env["FLINKTRADE_DEMO_FAULT"] = fault
+    # Long enough that only the fault ends the faulty runs; the normal one ends by itself.
+    duration = "8" if fault is None else "3600"
+    try:
+        command = ["demo", "--duration", duration, "--api-port", "0"]
+        result = subprocess.run(
+            [sys.executable, "-m", "flinktrade.cli", *command],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        left = processes_mentioning(str(state / "kafka"))
+    finally:  # a failed run must not leave its broker behind for the next tests
+        for pid in processes_mentioning(str(state / "kafka")):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    stderr = result.stderr
+    # The broker the demo started is gone, whatever ended the demo.
+    assert f"kafka broker on 127.0.0.1:{port} stopped (the demo started it)" in stderr, stderr[
+        -3000:
+    ]
+    assert left == []
+    assert not (state / "kafka" / "kafka.pid").exists()
+    assert "reusing" not in stderr
+    if service is None:
+        assert result.returncode == 0, stderr[-3000:]
+        assert last_json_object(result.stdout)["trades"] > 0
+        return
+    assert result.returncode == 1, stderr[-3000:]
+    assert "Traceback" not in stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, stderr[-3000:]
+    assert errors[0].startswith(f"error: demo stopped: the {service} died: "), errors
+    assert '"trades"' not in result.stdout  # no summary that looks like a normal run
