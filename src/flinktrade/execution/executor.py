@@ -527,11 +527,14 @@ class Executor:
 
     def _resend_refusal(self, order: StoredOrder) -> str | None:
         """Why ``order`` must not be (re)sent now: the kill switch (flatten orders excepted: they
-        are sent while it is on) or its signal's age; None when it may go."""
+        are sent while it is on) or its signal's age, judged by the same times as the risk check
+        (event time only while ``signal_age_from_event_time`` is on); None when it may go."""
         halted = self.store.halted()
         if halted and order.strategy != flattening.STRATEGY:
             return f"kill switch is on ({halted})"
-        return risk.age_problem((order.born_ms,), self.clock(), self.config.risk)
+        limits = self.config.risk
+        born = order.born_ms if limits.signal_age_from_event_time else order.created_ms
+        return risk.age_problem((born,), self.clock(), limits)
 
     # ------------------------------------------------------------------ following orders
 
