@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,29 @@ def wait_running(rest: FlinkRest, job_id: str, timeout_s: float = 60) -> None:
         assert job["state"] not in ("FAILED", "CANCELED", "FINISHED"), job["state"]
         assert time.monotonic() < deadline, f"job {job_id} tasks not running: {job['state']}"
         time.sleep(0.2)
+
+
+def subtask_records(rest: FlinkRest, job_id: str) -> dict[str, list[int]]:
+    """Per vertex of the job (by name): the records each of its parallel subtasks has read."""
+    work: dict[str, list[int]] = {}
+    for vertex in rest.job(job_id)["vertices"]:
+        url = f"{rest.url}/jobs/{job_id}/vertices/{vertex['id']}"
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            detail = json.load(answer)
+        work[vertex["name"]] = [int(t["metrics"]["read-records"]) for t in detail["subtasks"]]
+    return work
+
+
+def assert_parallelism_2_in_effect(rest: FlinkRest, job_id: str) -> None:
+    """Every operator of the job runs as 2 subtasks, and both subtasks of the operators behind
+    the keyed exchanges got records: the work was really shared, not run at parallelism 1."""
+    vertices = rest.job(job_id)["vertices"]
+    assert {v["name"][:60]: v["parallelism"] for v in vertices} == {
+        v["name"][:60]: 2 for v in vertices
+    }
+    work = subtask_records(rest, job_id)
+    shared = [name for name, records in work.items() if len(records) == 2 and min(records) > 0]
+    assert shared, f"no operator had records on both of its subtasks: {work}"
 
 
 def output_names(prefix: str) -> dict[str, str]:

@@ -17,6 +17,7 @@ from cluster_helpers import (
     CHECKPOINT_MS,
     STRATEGIES,
     Reference,
+    assert_parallelism_2_in_effect,
     committed_all,
     completed_checkpoints,
     content,
@@ -53,9 +54,10 @@ def test_session_cluster_at_parallelism_2_writes_what_the_minicluster_writes_at_
         checkpoint_interval_ms=CHECKPOINT_MS,
         jobmanager=flink.address,
     )
-    run(io, options, wait=True)
-    jobs = [j for j in flink.rest.jobs() if j["state"] == "FINISHED"]
-    assert jobs, "the job should have run on the session cluster"
+    result = run(io, options, wait=True)
+    job_id = str(result.get_job_id())  # type: ignore[attr-defined]
+    assert flink.rest.job(job_id)["state"] == "FINISHED", "the job should have run on the cluster"
+    assert_parallelism_2_in_effect(flink.rest, job_id)
     assert content(bus.decode_all(servers, names["signals"], events.Signal)) == content(
         reference.signals
     )
