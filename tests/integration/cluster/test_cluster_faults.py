@@ -21,7 +21,7 @@ from cluster_helpers import (
     PARTITIONS,
     STRATEGIES,
     Reference,
-    assert_parallelism_2_in_effect,
+    assert_parallelism_2,
     completed_checkpoints,
     content,
     create_topics,
@@ -31,6 +31,7 @@ from cluster_helpers import (
     run_io,
     wait_running,
     wait_until_done,
+    wait_work_shared,
 )
 from confluent_kafka.admin import AdminClient
 
@@ -72,7 +73,7 @@ def check_outputs(servers: str, prefix: str, reference: Reference) -> None:
 def wait_first_checkpoint(flink: LocalFlinkCluster, job_id: str) -> None:
     wait_running(flink.rest, job_id)
     bus.wait_for(lambda: completed_checkpoints(flink.rest, job_id) > 0, 60, what="a checkpoint")
-    assert_parallelism_2_in_effect(flink.rest, job_id)
+    assert_parallelism_2(flink.rest, job_id)
 
 
 def test_killed_taskmanager_job_recovers_and_writes_the_reference(
@@ -99,6 +100,7 @@ def test_killed_taskmanager_job_recovers_and_writes_the_reference(
         )
         wait_running(flink.rest, job_id, 120)
         wait_until_done(flink.rest, job_id, servers, group, topic)
+        wait_work_shared(flink.rest, job_id)
     finally:
         flink.rest.cancel(job_id)
         flink.start_taskmanager(victim)
@@ -184,6 +186,7 @@ def test_killed_broker_loses_no_acknowledged_event_and_rejoins(
         # Under load: the producer writes the second half while one of three nodes is down.
         acked += produce(servers, topic, trades[half:], flush=True)
         wait_until_done(flink.rest, job_id, servers, group, topic)
+        wait_work_shared(flink.rest, job_id)
     finally:
         flink.rest.cancel(job_id)
     assert bus.count_records(servers, topic) == acked == len(trades) + 4

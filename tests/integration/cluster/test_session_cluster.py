@@ -17,7 +17,7 @@ from cluster_helpers import (
     CHECKPOINT_MS,
     STRATEGIES,
     Reference,
-    assert_parallelism_2_in_effect,
+    assert_parallelism_2,
     committed_all,
     completed_checkpoints,
     content,
@@ -28,6 +28,7 @@ from cluster_helpers import (
     produce,
     run_io,
     wait_until_done,
+    wait_work_shared,
 )
 
 from flinktrade import bus, events, topics
@@ -57,7 +58,8 @@ def test_session_cluster_at_parallelism_2_writes_what_the_minicluster_writes_at_
     result = run(io, options, wait=True)
     job_id = str(result.get_job_id())  # type: ignore[attr-defined]
     assert flink.rest.job(job_id)["state"] == "FINISHED", "the job should have run on the cluster"
-    assert_parallelism_2_in_effect(flink.rest, job_id)
+    assert_parallelism_2(flink.rest, job_id)
+    wait_work_shared(flink.rest, job_id)
     assert content(bus.decode_all(servers, names["signals"], events.Signal)) == content(
         reference.signals
     )
