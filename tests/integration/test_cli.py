@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from flinktrade.infra.kafka import LocalKafka
+from flinktrade.testing.fake_slack import FakeSlack
+from flinktrade.testing.output import last_json_object
 from flinktrade.testing.ports import free_port
 
 pytestmark = pytest.mark.integration
@@ -127,3 +130,45 @@ def test_infra_up_is_idempotent_and_status_lists_topics(kafka: LocalKafka, tmp_p
     assert "local broker: running" in status.stderr
     for topic in ("market.trades", "analytics.bars", "trading.signals", "deadletter"):
         assert topic in status.stdout
+
+
+def test_demo_runs_end_to_end_and_reports_counts(kafka: LocalKafka, tmp_path: Path) -> None:
+    with FakeSlack() as slack:
+        webhook = slack.webhook_url("#demo")
+        env = cli_env(
+            kafka,
+            FLINKTRADE_SIMULATOR__SYMBOLS="4",
+            FLINKTRADE_SIMULATOR__TIME_SCALE="600",
+            FLINKTRADE_JOB__CHECKPOINT_INTERVAL_MS="5000",
+            SLACK_WEBHOOK_URL=webhook,
+        )
+        result = flinktrade(
+            "demo", "--duration", "40", "--api-port", "0", env=env, cwd=tmp_path, timeout=240
+        )
+        messages = slack.messages("#demo")
+    assert result.returncode == 0, result.stderr[-3000:]
+    # The broker was running before: the demo says it reuses it, and leaves it running.
+    assert f"reusing the Kafka broker already running on {kafka.bootstrap_servers}" in result.stderr
+    assert "stopped (the demo started it)" not in result.stderr
+    assert kafka.status().running
+    summary = last_json_object(result.stdout)
+    assert summary["trades"] > 10_000
+    assert summary["bars"] > 0
+    assert summary["signals"] > 0, result.stderr[-3000:]
+    assert summary["deadletter"] == 0
+    # Signals became orders at the simulated broker, and some filled.
+    assert summary["orders"] > 0 and summary["fills"] > 0, result.stderr[-3000:]
+    assert "dashboard: http://127.0.0.1:" in result.stderr
+    # Notifications reached Slack (one message each, or folded into "N ..." summaries) and
+    # the webhook URL, a secret, never reached the output.
+    assert all(m.accepted for m in slack.requests)
+    posted = sum(_notices_in(m.text) for m in messages)
+    notices = sum(summary[k] for k in ("signals", "alerts", "orders", "fills"))
+    assert 0 < posted <= notices, [m.text for m in messages]
+    path = webhook.split("/services/")[1]
+    assert path not in result.stdout + result.stderr
+
+
+def _notices_in(text: str) -> int:
+    summary = re.match(r"(\d+) ", text)
+    return int(summary.group(1)) if summary else 1
