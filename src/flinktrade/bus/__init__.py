@@ -20,6 +20,10 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from flinktrade import events
+from flinktrade.bus.consumer import consumer_config as consumer_config
+from flinktrade.bus.consumer import consuming as consuming
+from flinktrade.bus.consumer import make_consumer as make_consumer
+from flinktrade.bus.consumer import unique_group_id as unique_group_id
 from flinktrade.config import KafkaSettings
 from flinktrade.errors import TransientError
 
