@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from flinktrade import bus, events, topics
+from flinktrade.bus.offsets import TP, OffsetTracker, RecordRef, SeenIds
 from flinktrade.errors import TransientError
 from flinktrade.notify.format import Formatter
 from flinktrade.notify.notices import parse_record
-from flinktrade.notify.offsets import TP, OffsetTracker, RecordRef, SeenIds
 from flinktrade.notify.routing import Route, Routing, build_routing
 from flinktrade.notify.settings import NotifySettings
 from flinktrade.notify.sinks import DeliveryError, TransientDeliveryError
