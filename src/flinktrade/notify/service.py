@@ -94,20 +94,15 @@ class Notifier:
         self._warned_topics: set[str] = set()
 
     def run(self, stop: threading.Event) -> NotifyStats:
-        consumer = Consumer(
-            {
-                "bootstrap.servers": self.bootstrap_servers,
-                "group.id": self.settings.group_id,
-                "enable.auto.commit": False,
-                "auto.offset.reset": self.settings.start_from,
-                "topic.metadata.refresh.interval.ms": 30_000,
-            }
-        )
-        consumer.subscribe(
-            list(self._types),
+        consumer = bus.make_consumer(
+            self.bootstrap_servers,
+            self.settings.group_id,
+            topics=list(self._types),
+            start_from=self.settings.start_from,
             on_assign=self._on_assign,
             on_revoke=self._on_revoke,
             on_lost=self._on_lost,
+            extra={"topic.metadata.refresh.interval.ms": 30_000},
         )
         for worker in self._workers.values():
             worker.start()
