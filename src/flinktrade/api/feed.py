@@ -27,7 +27,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message,
 from flinktrade import bus, events
 from flinktrade.api.metrics import ApiMetrics
 from flinktrade.api.settings import ApiSettings
-from flinktrade.api.state import EVENT_TYPES, Applied, MarketState
+from flinktrade.api.state import KIND_TOPICS, Applied, MarketState
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +226,7 @@ class Feed:
             self._dropped(kind, DropReason.ERROR, msg, f"{type(exc).__name__}: {exc}", exc)
 
     def _apply(self, kind: str, value: bytes) -> None:
-        event = events.decode(EVENT_TYPES[kind], value)
+        event = KIND_TOPICS[kind].decode(value)
         if not 0 <= event.ts <= MAX_TS:
             raise _OutOfRange(f"ts: {event.ts} is not between 1970 and 2100 (epoch ms)")
         if kind == "bars" and self.caught_up.is_set():

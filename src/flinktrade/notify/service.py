@@ -145,7 +145,7 @@ class Notifier:
         _kind, record_ts = msg.timestamp()
         value = msg.value() or b""
         try:
-            notice = parse_record(self._types[topic], value, record_ts if record_ts > 0 else None)
+            notice = parse_record(self._types[topic], value)
         except events.DecodeError as exc:
             self._reject(ref, str(exc), value, record_ts)
             return
