@@ -11,7 +11,6 @@ broker off loopback is refused unless ``kafka.allow_unauthenticated_remote`` ack
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from enum import StrEnum
 from pathlib import Path
@@ -28,6 +27,7 @@ from pydantic_settings import (
 from flinktrade.api.settings import ApiSettings
 from flinktrade.errors import ConfigError
 from flinktrade.execution.settings import ExecutionSettings
+from flinktrade.infra.process import is_loopback
 from flinktrade.ingest.settings import IngestSettings
 from flinktrade.notify.settings import NotifySettings
 
@@ -333,20 +333,6 @@ def _short(message: str, limit: int = 300) -> str:
 def masked_dump(settings: Settings) -> dict[str, Any]:
     """The effective settings as plain data, secrets shown as ``**********`` (or null if unset)."""
     return settings.model_dump(mode="json")
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` (a name or an address, IPv6 with or without brackets) is this machine only.
-
-    Only ``localhost`` and loopback addresses count: other names are not resolved, since what a
-    name resolves to can change after the check."""
-    host = host.strip().strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def non_loopback_hosts(servers: str) -> list[str]:

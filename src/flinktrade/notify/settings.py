@@ -13,7 +13,6 @@ Secrets (webhook URLs, the token) are ``SecretStr``; URLs must be ``https://``, 
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -22,19 +21,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from flinktrade import topics
 from flinktrade.events import Severity
+from flinktrade.infra.process import is_loopback
 from flinktrade.notify.notices import EventType
 
 DEFAULT_API_URL = "https://slack.com/api/"
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` names this machine (``localhost``, 127.0.0.0/8, ``::1``)."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_url(url: str, what: str) -> str:
