@@ -52,10 +52,21 @@ app = typer.Typer(
 )
 
 
+def _print_version(wanted: bool) -> None:
+    if wanted:  # eager: before click asks for the missing command
+        out.print(__version__)
+        raise typer.Exit
+
+
 @app.callback()
 def _root(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
-    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", callback=_print_version, is_eager=True
+        ),
+    ] = False,
 ) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
@@ -64,9 +75,6 @@ def _root(
     )
     for noisy in ("py4j", "apache_beam", "pyflink"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    if version:
-        out.print(__version__)
-        raise typer.Exit
 
 
 @app.command("show-config")

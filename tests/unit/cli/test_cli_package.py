@@ -73,3 +73,11 @@ def test_stop_on_signals_sets_the_event_and_puts_the_handlers_back() -> None:
             os.kill(os.getpid(), signum)
             assert stop.wait(10), f"signal {signum} did not set the event"
         assert {s: signal.getsignal(s) for s in before} == before
+
+
+def test_version_prints_the_package_version() -> None:
+    from importlib.metadata import version
+
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == version("flinktrade")
