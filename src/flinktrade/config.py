@@ -12,11 +12,11 @@ broker off loopback is refused unless ``kafka.allow_unauthenticated_remote`` ack
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
@@ -278,10 +278,8 @@ class Settings(BaseSettings):
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, dotenv_settings]
         if toml_file.is_file():
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
-        env_file = getattr(dotenv_settings, "env_file", None)
-        sources.append(
-            VendorNamesSource(settings_cls, env_file if isinstance(env_file, str | Path) else None)
-        )
+        dotenv: Mapping[str, str | None] = getattr(dotenv_settings, "env_vars", {})
+        sources.append(VendorNamesSource(settings_cls, dotenv))
         return tuple(sources)
 
 
@@ -296,26 +294,24 @@ VENDOR_NAMES: dict[str, tuple[str, str]] = {
 
 
 class VendorNamesSource(PydanticBaseSettingsSource):
-    """``VENDOR_NAMES`` from the environment, else the ``.env`` file: the lowest-priority source,
-    so ``FLINKTRADE_<SECTION>__<FIELD>`` and the TOML file win over them."""
+    """``VENDOR_NAMES`` from the environment, else the ``.env`` file (as the dotenv source read
+    it): the lowest-priority source, so ``FLINKTRADE_<SECTION>__<FIELD>`` and the TOML file win
+    over them. Names are matched without regard to case, as the other sources do."""
 
-    def __init__(self, settings_cls: type[BaseSettings], env_file: str | Path | None) -> None:
+    def __init__(self, settings_cls: type[BaseSettings], dotenv: Mapping[str, str | None]) -> None:
         super().__init__(settings_cls)
-        self.env_file = env_file
+        self.dotenv = dotenv
 
     def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
         return None, field_name, False  # unused: __call__ builds the whole mapping
 
     def __call__(self) -> dict[str, Any]:
-        found: dict[str, str] = {}
-        if self.env_file is not None and Path(self.env_file).is_file():
-            dotenv = dotenv_values(self.env_file)
-            found |= {k.upper(): v for k, v in dotenv.items() if v is not None}
-        found |= {k.upper(): v for k, v in os.environ.items()}
+        found = {k.lower(): v for k, v in self.dotenv.items() if v is not None}
+        found |= {k.lower(): v for k, v in os.environ.items()}
         values: dict[str, dict[str, str]] = {}
         for name, (section, field) in VENDOR_NAMES.items():
-            if name in found:
-                values.setdefault(section, {})[field] = found[name]
+            if name.lower() in found:
+                values.setdefault(section, {})[field] = found[name.lower()]
         return values
 
 

@@ -1,7 +1,8 @@
 """API settings: where ``flinktrade serve`` listens, its token, what it reads and keeps.
 
-The token comes from ``FLINKTRADE_API_TOKEN`` (or ``FLINKTRADE_API__TOKEN``, or the ``[api]`` table
-of the TOML file, which win over it; ``config.Settings`` reads all of them) and is a ``SecretStr``. Without one, ``flinktrade serve`` makes up a random token
+The ``api`` section of ``config.Settings``, which reads it. The token comes from
+``FLINKTRADE_API_TOKEN`` (or ``FLINKTRADE_API__TOKEN``, or the ``[api]`` table of the TOML file,
+which win over it) and is a ``SecretStr``. Without one, ``flinktrade serve`` makes up a random token
 and prints it once; binding to anything but a loopback address without a configured token is
 refused. Other fields: ``FLINKTRADE_API__<FIELD>``.
 """
