@@ -8,11 +8,11 @@ import signal
 import pytest
 from typer.testing import CliRunner
 
-from flinktrade.cli.app import app
+from flinktrade.cli.app import _report, app
 from flinktrade.cli.options import parse_params
 from flinktrade.cli.signals import stop_on_signals
 from flinktrade.config import Delivery, LatencyProfile
-from flinktrade.errors import ConfigError
+from flinktrade.errors import ConfigError, FlinktradeError, InfraError, TransientError
 from flinktrade.pipeline.cli import job_overrides
 
 COMMANDS = {
@@ -81,3 +81,19 @@ def test_version_prints_the_package_version() -> None:
     result = CliRunner().invoke(app, ["--version"])
     assert result.exit_code == 0, result.output
     assert result.output.strip() == version("flinktrade")
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (ConfigError("bad value"), 2),
+        (InfraError("port taken"), 69),
+        (TransientError("try later"), 75),
+        (FlinktradeError("refused"), 1),
+    ],
+)
+def test_known_failures_are_one_line_and_their_exit_code(
+    error: Exception, code: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _report(error) == code
+    assert capsys.readouterr().err == f"error: {error}\n"
