@@ -32,7 +32,6 @@ against. A market clock (``clock_ms``) caps what REST returns, like "now" does o
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import email.utils
@@ -51,11 +50,12 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import msgpack
-from websockets.asyncio.server import Server, ServerConnection
-from websockets.asyncio.server import serve as ws_serve
+from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+
+from flinktrade.testing._loopback import FaultPlan, Loopback
 
 log = logging.getLogger(__name__)
 _WS_LOG = logging.getLogger(f"{__name__}.websockets")
@@ -116,15 +116,11 @@ class RestRequest:
     """``time.monotonic()`` when it arrived."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Fault:
     status: int
-    remaining: int
-    path: str | None
     headers: dict[str, str]
     body: str
-    after: int = 0
-    """Matching requests to let through before the fault starts."""
 
 
 @dataclass
@@ -135,8 +131,10 @@ class _Client:
     authenticated: bool = False
 
 
-class FakeAlpacaData:
+class FakeAlpacaData(Loopback):
     """Alpaca market data (REST + streams) on a loopback port; a context manager."""
+
+    label = "fake alpaca"
 
     def __init__(
         self,
@@ -147,6 +145,7 @@ class FakeAlpacaData:
         port: int = 0,
         clock_ms: int | None = None,
     ) -> None:
+        super().__init__()
         self.seed = seed
         self.key_id = key_id
         self.secret_key = secret_key
@@ -157,8 +156,7 @@ class FakeAlpacaData:
         self.requests: list[RestRequest] = []
         self.stream_connections: dict[str, int] = {}
         """Opened WebSocket connections per path (``/v2/iex``, ``/v1beta1/news``)."""
-        self._lock = threading.Lock()
-        self._faults: list[_Fault] = []
+        self._faults: FaultPlan[_Fault] = FaultPlan()
         self._refusing = False
         self._muted: set[str] = set()
         self._clients: list[_Client] = []
@@ -167,60 +165,19 @@ class FakeAlpacaData:
             "bars": {},
             "trades": {},
         }
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._server: Server | None = None
-        self._thread: threading.Thread | None = None
-        self._stopped: asyncio.Event | None = None
 
     # ----------------------------------------------------------------- lifecycle
 
-    def start(self) -> FakeAlpacaData:
-        started = threading.Event()
-        failure: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                asyncio.run(self._serve(started))
-            except BaseException as exc:  # surfaced to the caller of start()
-                failure.append(exc)
-                started.set()
-
-        self._thread = threading.Thread(target=run, name="fake-alpaca-data", daemon=True)
-        self._thread.start()
-        started.wait(10)
-        if failure:
-            raise failure[0]
-        return self
-
-    async def _serve(self, started: threading.Event) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stopped = asyncio.Event()
-        async with ws_serve(
+    def _start(self) -> None:
+        server = self._serve_websockets(
             self._handle_stream,
             self.host,
             self.port,
             process_request=self._process_request,
             max_size=2**22,
             logger=_WS_LOG,
-        ) as server:
-            self._server = server
-            sockname = next(iter(server.sockets)).getsockname()
-            self.port = int(sockname[1])
-            started.set()
-            await self._stopped.wait()
-
-    def stop(self) -> None:
-        loop, stopped = self._loop, self._stopped
-        if loop is not None and stopped is not None and loop.is_running():
-            loop.call_soon_threadsafe(stopped.set)
-        if self._thread is not None:
-            self._thread.join(10)
-
-    def __enter__(self) -> FakeAlpacaData:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        )
+        self.port = int(next(iter(server.sockets)).getsockname()[1])
 
     @property
     def rest_url(self) -> str:
@@ -364,14 +321,14 @@ class FakeAlpacaData:
     def inject(self, kind: str, symbol: str, records: list[dict[str, Any]]) -> None:
         """Add raw records (possibly invalid) to what REST returns for ``symbol`` (``kind``:
         ``bars`` or ``trades``)."""
-        with self._lock:
+        with self.lock:
             self._extra[kind].setdefault(symbol, []).extend(records)
 
     def inject_stray(
         self, kind: str, symbol: str, records: list[dict[str, Any]], into: str
     ) -> None:
         """Answer requests for ``into`` with ``records`` under another, unrequested ``symbol``."""
-        with self._lock:
+        with self.lock:
             self._stray[kind].setdefault(into, []).extend((symbol, r) for r in records)
 
     # ----------------------------------------------------------------- faults and counters
@@ -396,8 +353,7 @@ class FakeAlpacaData:
         if reset_in is not None:
             headers["X-Ratelimit-Reset"] = str(math.ceil(time.time() + reset_in))
         body = json.dumps({"code": 42910000, "message": "rate limit exceeded"})
-        with self._lock:
-            self._faults.append(_Fault(429, times, path, headers, body, after))
+        self._faults.arm(_Fault(429, headers, body), times, scope=path, after=after)
 
     def fail(
         self, times: int = 1, status: int = 503, path: str | None = None, after: int = 0
@@ -405,31 +361,19 @@ class FakeAlpacaData:
         """Answer the next ``times`` REST requests (to ``path``, if given; after letting
         ``after`` of them through) with ``status``."""
         body = json.dumps({"code": status * 100_000, "message": HTTPStatus(status).phrase})
-        with self._lock:
-            self._faults.append(_Fault(status, times, path, {}, body, after))
+        self._faults.arm(_Fault(status, {}, body), times, scope=path, after=after)
 
     def clear_faults(self) -> None:
         """Forget every prepared fault: requests succeed again."""
-        with self._lock:
-            self._faults.clear()
+        self._faults.clear()
 
     def request_count(self, path: str | None = None, status: int | None = None) -> int:
-        with self._lock:
+        with self.lock:
             return sum(
                 1
                 for r in self.requests
                 if (path is None or r.path == path) and (status is None or r.status == status)
             )
-
-    def wait_for(
-        self, predicate: Callable[[FakeAlpacaData], bool], timeout_s: float, what: str = ""
-    ) -> None:
-        """Poll ``predicate(self)`` until it holds; ``TimeoutError`` after ``timeout_s``."""
-        deadline = time.monotonic() + timeout_s
-        while not predicate(self):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"fake alpaca: timed out waiting for {what or predicate}")
-            time.sleep(0.02)
 
     # ----------------------------------------------------------------- REST
 
@@ -441,7 +385,7 @@ class FakeAlpacaData:
     def mute_streams(self, path: str, mute: bool = True) -> None:
         """While set, the connections open on ``path`` now stay open but get nothing more (the
         "connected but silent" failure); new connections are served normally."""
-        with self._lock:
+        with self.lock:
             connections = {id(c.connection) for c in self._clients if c.path == path}
             if mute:
                 self._muted |= {f"{path}#{cid}" for cid in connections}
@@ -456,22 +400,17 @@ class FakeAlpacaData:
         parts = urlsplit(request.path)
         params = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         status, body, headers = self._answer(parts.path, params, request.headers)
-        with self._lock:
+        with self.lock:
             self.requests.append(RestRequest(parts.path, params, status, time.monotonic()))
+            self._changed()
         return _response(status, body, headers)
 
     def _answer(
         self, path: str, params: dict[str, str], headers: Headers
     ) -> tuple[int, str, dict[str, str]]:
-        with self._lock:
-            for fault in self._faults:
-                if fault.remaining > 0 and fault.path in (None, path):
-                    if fault.after > 0:
-                        fault.after -= 1
-                        continue
-                    fault.remaining -= 1
-                    return fault.status, fault.body, dict(fault.headers)
-            self._faults = [f for f in self._faults if f.remaining > 0]
+        fault = self._faults.take(lambda scope: scope in (None, path))
+        if fault is not None:
+            return fault.status, fault.body, dict(fault.headers)
         if (
             headers.get("APCA-API-KEY-ID") != self.key_id
             or headers.get("APCA-API-SECRET-KEY") != self.secret_key
@@ -518,7 +457,7 @@ class FakeAlpacaData:
             if descending:
                 records.reverse()
             rows += [(symbol, r) for r in records]
-            with self._lock:
+            with self.lock:
                 rows += list(self._stray[kind].get(symbol, []))
         grouped: dict[str, list[dict[str, Any]]] = {}
         for symbol, record in rows[offset : offset + limit]:
@@ -535,7 +474,7 @@ class FakeAlpacaData:
             await connection.close(1008, "unknown stream")
             return
         client = _Client(connection, path)
-        with self._lock:
+        with self.lock:
             self.stream_connections[path] = self.stream_connections.get(path, 0) + 1
         try:
             await connection.send(_pack([{"T": "success", "msg": "connected"}]))
@@ -545,7 +484,7 @@ class FakeAlpacaData:
         except ConnectionClosed:
             pass
         finally:
-            with self._lock:
+            with self.lock:
                 if client in self._clients:
                     self._clients.remove(client)
 
@@ -579,22 +518,17 @@ class FakeAlpacaData:
             if not is_news:
                 reply["corrections"] = reply["trades"]
                 reply["cancelErrors"] = reply["trades"]
-            with self._lock:
+            with self.lock:
                 if client not in self._clients:
                     self._clients.append(client)
             await ws.send(_pack([reply]))
         else:
             await ws.send(_pack([{"T": "error", "code": 400, "msg": "invalid syntax"}]))
 
-    def _call(self, coro: Any, timeout_s: float = 10.0) -> Any:
-        if self._loop is None:
-            raise RuntimeError("the fake is not running")
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout_s)
-
     def subscribed(self, path: str, channel: str, symbols: Iterable[str]) -> bool:
         """Whether a client on ``path`` is subscribed to ``channel`` for all ``symbols``."""
         wanted = set(symbols)
-        with self._lock:
+        with self.lock:
             return any(
                 c.path == path
                 and (
@@ -608,11 +542,11 @@ class FakeAlpacaData:
         """Send ``messages`` to every client on ``path`` subscribed to them; returns how many
         clients got at least one. ``t``/``created_at``/``updated_at`` may be RFC 3339 text or
         epoch ns; they go out as msgpack Timestamps."""
-        return int(self._call(self._push(path, messages)))
+        return self._call(self._push(path, messages))
 
     async def _push(self, path: str, messages: list[dict[str, Any]]) -> int:
         reached = 0
-        with self._lock:
+        with self.lock:
             clients = [
                 c
                 for c in self._clients
@@ -641,7 +575,7 @@ class FakeAlpacaData:
         paths = [f"/v2/{feed}"] if feed else [f"/v2/{f}" for f in FEEDS]
         names = set(symbols)
         if not names:
-            with self._lock:
+            with self.lock:
                 for client in self._clients:
                     if client.path in paths:
                         for channel in ("trades", "bars", "quotes"):
@@ -689,10 +623,10 @@ class FakeAlpacaData:
 
     def drop_streams(self, path: str | None = None) -> int:
         """Cut every stream connection (on ``path``) without a close frame; returns how many."""
-        return int(self._call(self._drop(path)))
+        return self._call(self._drop(path))
 
     async def _drop(self, path: str | None) -> int:
-        with self._lock:
+        with self.lock:
             victims = [c for c in self._clients if path is None or c.path == path]
             for client in victims:
                 self._clients.remove(client)
