@@ -35,6 +35,12 @@ match ``method``/``path`` (``None`` matches any; with ``accept=True`` a ``POST /
 the order first): ``answer_with(status, body, content_type=, rate_headers=, headers=)`` (an HTML
 error page, an empty body, a 429 without headers...), ``reset_connection`` (closed without an
 answer), ``hang(seconds)`` (the answer is held back). ``GATEWAY_PAGE`` is a typical HTML page.
+
+The parts: ``trading_book`` (orders, executions, positions, cash: bookkeeping without I/O),
+``trading_http`` (the REST handler and the foreign answers), ``trading_stream`` (the
+``trade_updates`` endpoint). This module puts them on the shared ``Loopback`` base (servers,
+``start``/``stop``/``close``, ``wait_for``) and adds the fault switches and the worker thread that
+fills market orders.
 """
 
 from __future__ import annotations
