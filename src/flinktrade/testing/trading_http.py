@@ -26,7 +26,7 @@ from flinktrade.testing.trading_book import OPEN_STATUSES, ApiError
 if TYPE_CHECKING:
     from flinktrade.testing.fake_alpaca_trading import FakeAlpacaTrading
 
-log = logging.getLogger("flinktrade.testing.fake_alpaca_trading")
+log = logging.getLogger(__name__)
 
 RATE_LIMIT = 200
 GATEWAY_PAGE = (
