@@ -40,9 +40,9 @@ KNOWN: dict[tuple[str, str], str] = {
         "notify.settings",
         "notify.notices",
     ): "the notify section names EventType of notify/notices.py",
-    # -- one Kafka boundary (issue 18, item 2): consumers hand-built outside bus/
+    # -- one Kafka boundary (issue 18, item 2): confluent-kafka used outside bus/
     ("api.feed", "confluent_kafka"): "builds its own consumer",
-    ("backtest.runner", "confluent_kafka"): "builds its own consumer",
+    ("backtest.runner", "confluent_kafka"): "catches KafkaException (bus could raise its own)",
     ("demo", "confluent_kafka"): "builds its own consumers",
     ("execution.brokers.simulated", "confluent_kafka"): "builds its own consumer",
     ("execution.executor", "confluent_kafka"): "builds its own consumer",
