@@ -23,10 +23,7 @@ DOC = ROOT / "docs" / "architecture.md"
 # name is the module (or the third-party library) as the tables name it.
 KNOWN: dict[tuple[str, str], str] = {
     # -- the CLI package (issue 18, item 3): the root wires stages through their cli modules
-    ("cli", "ingest.simulator"): "`simulate` lives in cli.py until ingest registers it",
-    ("cli", "pipeline.checkpoints"): "`job` commands live in cli.py until pipeline registers them",
-    ("cli", "pipeline.job"): "`job` commands live in cli.py until pipeline registers them",
-    ("backtest.cli", "cli"): "parse_params/uses_local_broker imported back from the root",
+    ("ingest.cli", "demo"): "SimulatorFeed (the `simulate` command's producer) lives in demo.py",
     ("backtest.cli", "ingest.cli"): "parse_symbols/parse_when belong in the shared cli options",
     ("demo", "api.server"): "the demo starts each service itself, not through its cli module",
     ("demo", "execution.executor"): "the demo starts each service itself",
