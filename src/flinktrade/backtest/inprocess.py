@@ -6,11 +6,12 @@ a bar at its end (``ts + interval_ms - 1``) and a story at its time, so a story 
 every bar that closes after it; at the same millisecond stories come first, by id; equal items
 keep their input order. Prices first get the normalisation the job's input topic gives them (the
 JSON of ``events.Bar`` read back: ``100`` becomes ``100.0``), and news is scored with
-``flinktrade.sentiment`` like the job's ``NewsScorer``. The model is called through the operator's
-own ``pipeline.due.DueItems``, so a bar or story the model fails on becomes a dead letter and a
-``bad_bar`` / ``bad_news`` alert and the run goes on, as in the job. The signals then go through the same
-simulation and metrics as the Flink engine (``engine.finish``), so both give byte-identical
-CSVs and the same metrics (tested on GOOG and on 50 simulated symbols with news).
+``flinktrade.sentiment`` like the job's ``NewsScorer``. The model is called through the
+operator's own ``pipeline.due.DueItems``, so a bar or story the model fails on becomes a dead
+letter and a ``bad_bar`` / ``bad_news`` alert and the run goes on, as in the job. The signals
+then go through the same simulation and metrics as the Flink engine (``engine.finish``), so both
+give byte-identical CSVs and the same metrics (tested on GOOG and on 50 simulated symbols with
+news, and on a bar the model fails on).
 
 Not reproduced: the ``stale_feed`` alerts, which follow the job's watermark across symbols (alerts
 are only counted in a backtest result). ``Feed`` and ``replay`` are the parts ``optimize`` reuses
