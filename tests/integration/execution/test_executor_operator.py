@@ -13,7 +13,8 @@ from pathlib import Path
 from exec_helpers import Env, coid, make_signals, wait_until
 
 from flinktrade.events import OrderStatus
-from flinktrade.execution.executor import Executor, make_broker
+from flinktrade.execution.brokers import make_broker
+from flinktrade.execution.loop import Executor
 from flinktrade.execution.settings import RiskSettings
 from flinktrade.testing.fake_alpaca_trading import FakeAlpacaTrading
 
@@ -143,7 +144,7 @@ def test_resume_adopting_the_broker_positions_unblocks_the_executor(
         store.close()
     running = start_executor(env.settings(risk=RISK))
     running.started()
-    assert running.executor._blocked is None  # start-up reconciliation agrees with the broker
+    assert running.executor.blocked is None  # start-up reconciliation agrees with the broker
     [signal] = make_signals(1)
     env.produce([signal])
     wait_until(lambda: fake.orders_created(coid(signal)) == 1, 30, "an order after resuming")
