@@ -231,13 +231,8 @@ def resume_points(
     """
     wanted = {k.encode(): k for k in keys}
     found: dict[str, ResumePoint] = {}
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "group.id": "flinktrade-ingest-resume",
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-        }
+    consumer = bus.make_consumer(
+        bootstrap_servers, "flinktrade-ingest-resume", start_from="earliest"
     )
     try:
         for end in bus.end_offsets(consumer, topic, timeout_s):
