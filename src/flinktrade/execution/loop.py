@@ -1,7 +1,7 @@
 """The executor's loop: ``trading.signals`` in, orders at a broker, ``trading.orders``/``trading.fills``
 out; the thin Kafka adapter around ``core.ExecutorCore``.
 
-``KafkaSignalSource`` is the signals consumer (static membership, so a restarted executor takes
+``KafkaSignalSource`` is the signals consumer (built by ``bus.make_consumer``; static membership, so a restarted executor takes
 its partitions back at once; ``read_committed``) and the offset protocol: offsets are stored only
 for signals whose decision the core reported as stored (``decided``), and committed only after the
 store committed: an intent is fsynced before its offset is committed, so a crash never loses an
@@ -52,23 +52,22 @@ class KafkaSignalSource:
         self._done: dict[tuple[str, int], int] = {}
 
     def open(self) -> None:
-        consumer = Consumer(
-            {
-                "bootstrap.servers": self.kafka.bootstrap_servers,
-                "group.id": self.config.group_id,
-                # static membership: a restarted executor takes its partitions back at once
-                # instead of waiting for the killed one's session to expire
-                "group.instance.id": f"{self.config.group_id}-executor",
-                "session.timeout.ms": 10_000,
-                "enable.auto.commit": True,
-                "enable.auto.offset.store": False,
-                "auto.commit.interval.ms": 1000,
-                "auto.offset.reset": self.config.start_from,
-                "isolation.level": "read_committed",
-            }
+        group = self.config.group_id
+        self.consumer = bus.make_consumer(
+            self.kafka,
+            group,
+            topics=[self.config.topics.signals],
+            start_from=self.config.start_from,
+            read_committed=True,
+            # offsets are stored by ``decided`` only, then committed in the background
+            auto_commit=True,
+            store_offsets=False,
+            commit_interval_ms=1000,
+            # static membership: a restarted executor takes its partitions back at once
+            # instead of waiting for the killed one's session to expire
+            instance_id=f"{group}-executor",
+            extra={"session.timeout.ms": 10_000},
         )
-        consumer.subscribe([self.config.topics.signals])
-        self.consumer = consumer
 
     def poll(self, max_records: int, timeout_s: float) -> list[SignalRecord]:
         assert self.consumer is not None
