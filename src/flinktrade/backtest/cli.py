@@ -251,7 +251,7 @@ def backtest(
     from flinktrade.backtest.inprocess import run_inprocess
     from flinktrade.backtest.loading import load_file, produce_alpaca
     from flinktrade.backtest.report import format_metric, write_all
-    from flinktrade.cli import parse_params
+    from flinktrade.cli.options import parse_params
     from flinktrade.config import load_settings
     from flinktrade.pipeline.analytics import StrategySpec, build_all
 
@@ -387,7 +387,7 @@ def optimize(
     from flinktrade.backtest.expr import Expression
     from flinktrade.backtest.inprocess import Feed
     from flinktrade.backtest.report import format_metric, write_optimize
-    from flinktrade.cli import parse_params
+    from flinktrade.cli.options import parse_params
     from flinktrade.config import load_settings
 
     inputs = _Inputs(
@@ -510,7 +510,7 @@ def _choice(kind: type[FillAt] | type[Mode], value: str, option: str) -> Any:
 
 def _start_local_broker(settings: Any) -> None:
     """Start the embedded broker when the configured bootstrap servers name it (as ``demo``)."""
-    from flinktrade.cli import uses_local_broker
+    from flinktrade.cli.options import uses_local_broker
 
     if uses_local_broker(settings):
         from flinktrade.infra.kafka import LocalKafka
