@@ -285,7 +285,7 @@ class DemoExecutor:
         self._thread.join(timeout=60)
 
     def _run(self) -> None:
-        from flinktrade.execution.executor import run_executor
+        from flinktrade.execution.loop import run_executor
 
         try:
             if self.fault:
