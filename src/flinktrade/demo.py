@@ -27,9 +27,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol, TypeVar
 
-from confluent_kafka import KafkaException, TopicPartition
-
 from flinktrade import bus, events, topics
+from flinktrade.bus import KafkaException, TopicPartition
 from flinktrade.config import Settings
 from flinktrade.errors import ConfigError, FlinktradeError, TransientError
 from flinktrade.ingest.simulator import MarketSimulator, RawTrade

@@ -19,9 +19,8 @@ import logging
 import threading
 from collections.abc import Callable
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
-
 from flinktrade import bus
+from flinktrade.bus import Consumer, KafkaException, TopicPartition
 from flinktrade.config import KafkaSettings, Settings
 from flinktrade.execution.book import ExecutorStats
 from flinktrade.execution.brokers import make_broker

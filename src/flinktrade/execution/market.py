@@ -19,9 +19,8 @@ import time
 from dataclasses import dataclass
 from decimal import Decimal
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
-
 from flinktrade import bus
+from flinktrade.bus import Consumer, KafkaException, TopicPartition
 from flinktrade.config import KafkaSettings
 from flinktrade.errors import TransientError
 from flinktrade.execution import intake

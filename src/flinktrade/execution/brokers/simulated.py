@@ -22,9 +22,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from confluent_kafka import TopicPartition
-
 from flinktrade import bus
+from flinktrade.bus import TopicPartition
 from flinktrade.config import Settings
 from flinktrade.errors import TransientError
 from flinktrade.events import OrderStatus, Side
