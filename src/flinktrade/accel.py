@@ -236,7 +236,7 @@ def main(argv: Sequence[str]) -> int:
         return 2
     try:
         built = build(force="--force" in args)
-    except (RuntimeError, OSError) as exc:
+    except (RuntimeError, OSError, ImportError) as exc:  # no compiler, no mypy: the source runs
         sys.stdout.write(f"flinktrade.accel: not compiled ({exc}); the Python source is used\n")
         return 0
     sys.stdout.write("flinktrade.accel: compiled core " + ("built\n" if built else "up to date\n"))
