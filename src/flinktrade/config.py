@@ -11,13 +11,13 @@ broker off loopback is refused unless ``kafka.allow_unauthenticated_remote`` ack
 
 from __future__ import annotations
 
-import ipaddress
 import os
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -28,17 +28,15 @@ from pydantic_settings import (
 from flinktrade.api.settings import ApiSettings
 from flinktrade.errors import ConfigError
 from flinktrade.execution.settings import ExecutionSettings
+from flinktrade.infra.process import is_loopback
 from flinktrade.ingest.settings import IngestSettings
 from flinktrade.notify.settings import NotifySettings
+from flinktrade.section import Section
 
 DEFAULT_CONFIG_FILE = "flinktrade.toml"
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class KafkaSettings(_Section):
+class KafkaSettings(Section):
     """Where the Kafka-API cluster is and how flinktrade's topics are created on it."""
 
     bootstrap_servers: str = Field(
@@ -64,7 +62,7 @@ class KafkaSettings(_Section):
     )
 
 
-class BrokerSettings(_Section):
+class BrokerSettings(Section):
     """The embedded single-node Kafka broker started by ``flinktrade infra up``."""
 
     host: str = "127.0.0.1"
@@ -94,7 +92,7 @@ class LatencyProfile(StrEnum):
     LOW = "low"
 
 
-class JobSettings(_Section):
+class JobSettings(Section):
     """The PyFlink job."""
 
     parallelism: int = Field(1, ge=1)
@@ -141,7 +139,7 @@ class JobSettings(_Section):
     cluster_slots: int = Field(2, ge=1, description="Task slots per local TaskManager.")
 
 
-class AnalyticsSettings(_Section):
+class AnalyticsSettings(Section):
     """Anomaly rules and news sentiment in the job. Times are event time."""
 
     alerts: bool = Field(True, description="Run the anomaly rules at all.")
@@ -176,7 +174,7 @@ class AnalyticsSettings(_Section):
     )
 
 
-class StrategySettings(_Section):
+class StrategySettings(Section):
     """One strategy instance: which built-in or plugin, on which symbols, with which parameters."""
 
     name: str = "sma_cross"
@@ -184,7 +182,7 @@ class StrategySettings(_Section):
     params: dict[str, float | int | str] = Field(default_factory=dict)
 
 
-class SimulatorSettings(_Section):
+class SimulatorSettings(Section):
     """The market simulator used by the demo and tests."""
 
     symbols: int = Field(8, ge=1, le=500)
@@ -257,10 +255,10 @@ class Settings(BaseSettings):
         validation_alias="APCA_API_TRADING_STREAM_URL",
         description="Full WebSocket URL of the trade_updates stream.",
     )
-    ingest: IngestSettings = Field(default_factory=IngestSettings)
-    notify: NotifySettings = Field(default_factory=NotifySettings)  # reads SLACK_* on each load
+    ingest: IngestSettings = IngestSettings()
+    notify: NotifySettings = NotifySettings()
     execution: ExecutionSettings = ExecutionSettings()
-    api: ApiSettings = Field(default_factory=ApiSettings)  # reads FLINKTRADE_API_TOKEN
+    api: ApiSettings = ApiSettings()
 
     @field_validator("state_dir")
     @classmethod
@@ -280,7 +278,41 @@ class Settings(BaseSettings):
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, dotenv_settings]
         if toml_file.is_file():
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        dotenv: Mapping[str, str | None] = getattr(dotenv_settings, "env_vars", {})
+        sources.append(VendorNamesSource(settings_cls, dotenv))
         return tuple(sources)
+
+
+VENDOR_NAMES: dict[str, tuple[str, str]] = {
+    "SLACK_WEBHOOK_URL": ("notify", "webhook_url"),
+    "SLACK_BOT_TOKEN": ("notify", "bot_token"),
+    "SLACK_CHANNEL": ("notify", "channel"),
+    "SLACK_API_URL": ("notify", "api_url"),
+    "FLINKTRADE_API_TOKEN": ("api", "token"),
+}
+"""Variables read by their own names into a section's field (``APCA_*`` are top-level fields)."""
+
+
+class VendorNamesSource(PydanticBaseSettingsSource):
+    """``VENDOR_NAMES`` from the environment, else the ``.env`` file (as the dotenv source read
+    it): the lowest-priority source, so ``FLINKTRADE_<SECTION>__<FIELD>`` and the TOML file win
+    over them. Names are matched without regard to case, as the other sources do."""
+
+    def __init__(self, settings_cls: type[BaseSettings], dotenv: Mapping[str, str | None]) -> None:
+        super().__init__(settings_cls)
+        self.dotenv = dotenv
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ builds the whole mapping
+
+    def __call__(self) -> dict[str, Any]:
+        found = {k.lower(): v for k, v in self.dotenv.items() if v is not None}
+        found |= {k.lower(): v for k, v in os.environ.items()}
+        values: dict[str, dict[str, str]] = {}
+        for name, (section, field) in VENDOR_NAMES.items():
+            if name.lower() in found:
+                values.setdefault(section, {})[field] = found[name.lower()]
+        return values
 
 
 def load_settings(*, check_exposure: bool = True, **overrides: Any) -> Settings:
@@ -333,20 +365,6 @@ def _short(message: str, limit: int = 300) -> str:
 def masked_dump(settings: Settings) -> dict[str, Any]:
     """The effective settings as plain data, secrets shown as ``**********`` (or null if unset)."""
     return settings.model_dump(mode="json")
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` (a name or an address, IPv6 with or without brackets) is this machine only.
-
-    Only ``localhost`` and loopback addresses count: other names are not resolved, since what a
-    name resolves to can change after the check."""
-    host = host.strip().strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def non_loopback_hosts(servers: str) -> list[str]:

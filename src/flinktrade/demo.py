@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol, TypeVar
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import KafkaException, TopicPartition
 
 from flinktrade import bus, events, topics
 from flinktrade.config import Settings
@@ -133,20 +133,16 @@ def fault_target(environ: dict[str, str] | None = None) -> str | None:
 
 def topic_totals(bootstrap_servers: str, names: dict[str, str]) -> dict[str, int]:
     """Sum of end offsets per topic (records ever written, transaction markers included)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": "flinktrade-demo-c"})
-    try:
+    with bus.consuming(bootstrap_servers, "flinktrade-demo-c") as consumer:
         return {
             key: sum(tp.offset for tp in bus.end_offsets(consumer, topic))
             for key, topic in names.items()
         }
-    finally:
-        consumer.close()
 
 
 def last_event_ts(bootstrap_servers: str, topic: str) -> int | None:
     """The largest record timestamp among the last record of each partition."""
-    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": "flinktrade-demo-c"})
-    try:
+    with bus.consuming(bootstrap_servers, "flinktrade-demo-c") as consumer:
         latest = None
         for tp in bus.end_offsets(consumer, topic):
             if tp.offset == 0:
@@ -156,8 +152,6 @@ def last_event_ts(bootstrap_servers: str, topic: str) -> int | None:
             if msg is not None and not msg.error():
                 latest = max(latest or 0, msg.timestamp()[1])
         return latest
-    finally:
-        consumer.close()
 
 
 @dataclass

@@ -499,20 +499,3 @@ def validation_reason(exc: ValidationError) -> str:
     where = ".".join(str(p) for p in first.get("loc", ())) or "record"
     more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
     return f"{where}: {first['msg']}{more}"
-
-
-EVENT_TYPES: dict[str, type[Event]] = {
-    t.topic: t
-    for t in (
-        Trade,
-        Quote,
-        Bar,
-        AnalyticsBar,
-        NewsItem,
-        Signal,
-        OrderEvent,
-        Fill,
-        Alert,
-        DeadLetter,
-    )
-}

@@ -1,4 +1,11 @@
-"""Topic names and layout, and Flink SQL column types derived from the event models.
+"""The one map of topic name <-> event type, with each topic's decoder, key and description; and
+Flink SQL column types derived from the event models.
+
+Every reader decodes a record of a topic with that topic's one decoder (``TRADES.decode(raw)``, or
+``decode(name, raw)`` by canonical name), which is ``events.decode`` of the topic's event type: one
+topic, one contract, whoever reads it. A record that fails it raises ``events.DecodeError`` with a
+one-line reason (what a dead letter carries). Deployments may rename topics; readers then map their
+configured name to the ``Topic`` it stands for.
 
 Market topics are keyed by symbol so one symbol's events stay in order in one partition.
 """
@@ -10,6 +17,7 @@ import typing
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
+from typing import Any, Generic, TypeVar
 
 from flinktrade import events
 
@@ -17,12 +25,22 @@ PRICE_SQL_TYPE = "DECIMAL(18, 6)"
 """Prices in Flink: 12 integer digits, 6 decimals. Never DECIMAL without a scale."""
 
 
+E = TypeVar("E", bound=events.Event)
+
+
 @dataclass(frozen=True)
-class Topic:
+class Topic(Generic[E]):
+    """A topic: its canonical name, the one event type its records hold, what keys them."""
+
     name: str
-    event: type[events.Event]
+    event: type[E]
     keyed_by: str | None
     description: str
+
+    def decode(self, data: bytes | str) -> E:
+        """This topic's one decoder: a record parsed and validated as ``event``; raises
+        ``events.DecodeError`` with a one-line reason."""
+        return events.decode(self.event, data)
 
 
 TRADES = Topic("market.trades", events.Trade, "symbol", "Trades from a feed or the simulator.")
@@ -38,7 +56,7 @@ FILLS = Topic("trading.fills", events.Fill, "symbol", "Executions, one per broke
 ALERTS = Topic("alerts", events.Alert, "symbol", "Anomalies and operational alerts.")
 DEADLETTER = Topic("deadletter", events.DeadLetter, None, "Records that could not be used.")
 
-ALL: tuple[Topic, ...] = (
+ALL: tuple[Topic[Any], ...] = (
     TRADES,
     QUOTES,
     BARS,
@@ -52,12 +70,19 @@ ALL: tuple[Topic, ...] = (
 )
 
 
-def by_name(name: str) -> Topic:
+def by_name(name: str) -> Topic[Any]:
+    """The topic with canonical name ``name``; ``KeyError`` naming the known ones otherwise."""
     for topic in ALL:
         if topic.name == name:
             return topic
     known = ", ".join(t.name for t in ALL)
     raise KeyError(f"unknown topic {name!r} (known: {known})")
+
+
+def decode(name: str, data: bytes | str) -> events.Event:
+    """A record of the topic with canonical name ``name``, decoded by that topic's decoder."""
+    topic: Topic[events.Event] = by_name(name)
+    return topic.decode(data)
 
 
 def sql_type(annotation: object) -> str:

@@ -1,12 +1,15 @@
-"""``bus.EventProducer`` against the real broker: a failed delivery is reported by the flush of its
-batch only, never by a later one."""
+"""The Kafka boundary against the real broker: a failed delivery of ``bus.EventProducer`` is reported
+by the flush of its batch only, never by a later one; a consumer built by ``bus.make_consumer`` with
+manual offset storing commits only what was stored, so a restart resumes right after it."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 
 import pytest
+from confluent_kafka import Consumer, Message
 
 from flinktrade import bus
 from flinktrade.config import KafkaSettings
@@ -81,3 +84,54 @@ def test_a_record_the_client_refuses_is_reported_by_the_flush_not_raised_by_send
     producer.send_raw(topic, b"after", b"k", 2)
     producer.flush(30.0)
     assert values(servers, topic) == [b"before", b"after"]
+
+
+def take(consumer: Consumer, count: int, timeout_s: float = 30.0) -> list[Message]:
+    """The next ``count`` records, waiting at most ``timeout_s`` for them."""
+    taken: list[Message] = []
+    deadline = time.monotonic() + timeout_s
+    while len(taken) < count:
+        assert time.monotonic() < deadline, f"only {len(taken)} of {count} records arrived"
+        msg = consumer.poll(0.2)
+        if msg is not None and msg.error() is None:
+            taken.append(msg)
+    return taken
+
+
+@pytest.mark.parametrize("auto_commit", [False, True])
+def test_a_consumer_that_stores_offsets_itself_commits_only_what_it_stored(
+    kafka_settings: KafkaSettings, new_topic: Callable[..., str], auto_commit: bool
+) -> None:
+    servers = kafka_settings.bootstrap_servers
+    topic = new_topic("bus.store", partitions=1)
+    group = f"bus-store-{uuid.uuid4().hex[:8]}"
+    producer = bus.EventProducer(servers)
+    for value in (b"one", b"two", b"three"):
+        producer.send_raw(topic, value, b"k", 1)
+    producer.flush(30.0)
+
+    consumer = bus.make_consumer(
+        kafka_settings,
+        group,
+        topics=[topic],
+        start_from="earliest",
+        auto_commit=auto_commit,
+        store_offsets=False,
+        commit_interval_ms=100,
+    )
+    try:
+        first, *_rest = take(consumer, 3)  # all three read, only the first one done
+        consumer.store_offsets(first)
+        if not auto_commit:
+            consumer.commit(asynchronous=False)
+        bus.wait_for(
+            lambda: bus.committed_positions(servers, group, topic) == {0: 1},
+            timeout_s=30,
+            what="the stored offset to be committed",
+        )
+    finally:
+        consumer.close()  # with auto commit, closing commits what is stored: still offset 1
+
+    assert bus.committed_positions(servers, group, topic) == {0: 1}
+    with bus.consuming(servers, group, topics=[topic]) as again:
+        assert [m.value() for m in take(again, 2)] == [b"two", b"three"]

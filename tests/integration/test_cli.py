@@ -101,6 +101,32 @@ def test_bad_input_gives_one_readable_line(
     assert len([line for line in lines if line.startswith("error:")]) == 1
 
 
+@pytest.mark.parametrize(
+    ("extra_env", "expected"),
+    [
+        # `.invalid` never resolves: even a broken guard would send nothing anywhere.
+        (
+            {"FLINKTRADE_KAFKA__BOOTSTRAP_SERVERS": "kafka.invalid:9092"},
+            "FLINKTRADE_KAFKA__ALLOW_UNAUTHENTICATED_REMOTE=true",
+        ),
+        ({"FLINKTRADE_JOB__PARALLELISM": "0"}, "job.parallelism"),
+    ],
+)
+def test_the_job_entry_module_checks_settings_as_the_cli_does(
+    tmp_path: Path, extra_env: dict[str, str], expected: str
+) -> None:
+    """``flink run -pym flinktrade.pipeline.main`` reads the settings through the same guard."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLINKTRADE_")} | extra_env
+    result = subprocess.run(
+        [sys.executable, "-m", "flinktrade.pipeline.main", "--bounded"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], lines
+
+
 def test_a_state_folder_that_cannot_be_made_is_one_line_and_exit_69(
     kafka: LocalKafka, tmp_path: Path
 ) -> None:

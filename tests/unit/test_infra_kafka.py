@@ -1,10 +1,21 @@
-"""Local Kafka helpers that need no broker."""
+"""Local Kafka helpers and the launcher's checks that need no broker."""
 
 from __future__ import annotations
 
 import base64
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 
-from flinktrade.infra.kafka import new_cluster_id
+import pytest
+
+from flinktrade.config import BrokerSettings
+from flinktrade.errors import InfraError
+from flinktrade.infra import process
+from flinktrade.infra.kafka import LocalKafka, new_cluster_id
+from flinktrade.testing.ports import free_port
 
 
 def test_cluster_ids_are_16_bytes_base64url_and_never_look_like_an_option() -> None:
@@ -12,3 +23,56 @@ def test_cluster_ids_are_16_bytes_base64url_and_never_look_like_an_option() -> N
     assert not [i for i in ids if i.startswith("-")]
     assert all(len(base64.urlsafe_b64decode(i + "==")) == 16 for i in ids)
     assert len(set(ids)) == len(ids)
+
+
+@pytest.fixture
+def stranger() -> Iterator[subprocess.Popen[bytes]]:
+    """A live process that is not a Kafka broker (its pid is what a stale pid file may name)."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    yield proc
+    proc.kill()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture
+def listener() -> Iterator[socket.socket]:
+    """Another program's TCP listener on a free loopback port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock
+
+
+def test_up_refuses_a_port_held_by_another_process_although_a_stale_pid_file_names_a_live_pid(
+    tmp_path: Path, stranger: subprocess.Popen[bytes], listener: socket.socket
+) -> None:
+    port = listener.getsockname()[1]
+    broker = LocalKafka(BrokerSettings(port=port, controller_port=free_port()), tmp_path)
+    broker.home.mkdir(parents=True)
+    broker.pid_file.write_text(str(stranger.pid))  # the broker died; its pid was reused
+
+    status = broker.status()
+    assert not status.running and status.pid is None
+    with pytest.raises(InfraError) as refused:
+        broker.up()
+    message = str(refused.value)
+    assert f"port 127.0.0.1:{port} is taken by another process" in message
+    assert "\n" not in message
+
+    broker.down()  # must not signal the stranger
+    assert stranger.poll() is None
+
+
+def test_process_helpers(tmp_path: Path, stranger: subprocess.Popen[bytes]) -> None:
+    pid_file = tmp_path / "x.pid"
+    assert process.read_pid(pid_file) is None  # missing
+    pid_file.write_text("not a pid")
+    assert process.read_pid(pid_file) is None
+    pid_file.write_text(str(stranger.pid))
+    assert process.read_pid(pid_file) == stranger.pid
+    args = process.command_line(stranger.pid)
+    assert args is not None and args[-1] == "import time; time.sleep(120)"
+    stranger.kill()
+    stranger.wait(timeout=10)
+    assert process.read_pid(pid_file) is None  # stale
+    assert process.command_line(stranger.pid) is None

@@ -13,7 +13,7 @@ def test_prices_are_scaled_decimals_and_never_floats() -> None:
     assert columns["volume"] == "BIGINT"
 
 
-@pytest.mark.parametrize("event", list(events.EVENT_TYPES.values()))
+@pytest.mark.parametrize("event", [t.event for t in topics.ALL])
 def test_no_decimal_without_scale_anywhere(event: type[events.Event]) -> None:
     for _name, typ in topics.sql_columns(event):
         assert not re.search(r"DECIMAL(?!\(\d+, \d+\))", typ)

@@ -18,17 +18,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 
-from flinktrade import events
+from flinktrade import bus, events
 from flinktrade.api.metrics import ApiMetrics
 from flinktrade.api.settings import ApiSettings
-from flinktrade.api.state import EVENT_TYPES, Applied, MarketState
+from flinktrade.api.state import KIND_TOPICS, Applied, MarketState
 
 log = logging.getLogger(__name__)
 
@@ -105,16 +104,12 @@ class Feed:
         return FeedStatus(reachable, self.caught_up.is_set(), bar_age, dict(self._lags))
 
     def _run(self) -> None:
-        consumer = Consumer(
-            {
-                "bootstrap.servers": self.bootstrap_servers,
-                "group.id": f"flinktrade-api-{uuid.uuid4().hex[:8]}",
-                "enable.auto.commit": False,
-                "enable.auto.offset.store": False,
-                "auto.offset.reset": "earliest",
-                "fetch.wait.max.ms": 50,
-                "socket.timeout.ms": 10_000,
-            }
+        consumer = bus.make_consumer(
+            self.bootstrap_servers,
+            bus.unique_group_id("flinktrade-api"),
+            start_from="earliest",
+            store_offsets=False,
+            extra={"fetch.wait.max.ms": 50, "socket.timeout.ms": 10_000},
         )
         try:
             next_metadata = next_lag = 0.0
@@ -231,7 +226,7 @@ class Feed:
             self._dropped(kind, DropReason.ERROR, msg, f"{type(exc).__name__}: {exc}", exc)
 
     def _apply(self, kind: str, value: bytes) -> None:
-        event = events.decode(EVENT_TYPES[kind], value)
+        event = KIND_TOPICS[kind].decode(value)
         if not 0 <= event.ts <= MAX_TS:
             raise _OutOfRange(f"ts: {event.ts} is not between 1970 and 2100 (epoch ms)")
         if kind == "bars" and self.caught_up.is_set():

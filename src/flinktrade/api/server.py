@@ -8,7 +8,6 @@ lines (WebSocket handshakes are logged with their query string) pass through
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import secrets
 import threading
@@ -23,18 +22,9 @@ from flinktrade.api.app import create_app
 from flinktrade.api.metrics import SlackStats
 from flinktrade.config import Settings
 from flinktrade.errors import ConfigError, InfraError
+from flinktrade.infra.process import is_loopback
 
 log = logging.getLogger(__name__)
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` is only reachable from this machine (``localhost``, 127/8, ``::1``)."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def resolve_token(settings: Settings, host: str) -> tuple[SecretStr, bool]:

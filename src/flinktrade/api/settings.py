@@ -1,7 +1,8 @@
 """API settings: where ``flinktrade serve`` listens, its token, what it reads and keeps.
 
-The token comes from ``FLINKTRADE_API_TOKEN`` (or ``FLINKTRADE_API__TOKEN``, or the ``[api]`` table
-of the TOML file) and is a ``SecretStr``. Without one, ``flinktrade serve`` makes up a random token
+The ``api`` section of ``config.Settings``, which reads it. The token comes from
+``FLINKTRADE_API_TOKEN`` (or ``FLINKTRADE_API__TOKEN``, or the ``[api]`` table of the TOML file,
+which win over it) and is a ``SecretStr``. Without one, ``flinktrade serve`` makes up a random token
 and prints it once; binding to anything but a loopback address without a configured token is
 refused. Other fields: ``FLINKTRADE_API__<FIELD>``.
 """
@@ -10,17 +11,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, ConfigDict, Field, SecretStr
 
 from flinktrade import topics
+from flinktrade.section import Section
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class ApiTopics(_Section):
+class ApiTopics(Section):
     """The topics the API reads, by the short names the stream uses."""
 
     bars: str = topics.ANALYTICS_BARS.name
@@ -42,18 +39,10 @@ class ApiTopics(_Section):
         }
 
 
-class ApiSettings(BaseSettings):
-    """Everything ``flinktrade serve`` reads."""
+class ApiSettings(Section):
+    """Everything ``flinktrade serve`` reads (the ``api`` section of ``config.Settings``)."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="FLINKTRADE_API__",
-        env_nested_delimiter="__",
-        env_file=".env",
-        extra="forbid",
-        frozen=True,
-        populate_by_name=True,
-        hide_input_in_errors=True,
-    )
+    model_config = ConfigDict(populate_by_name=True)
 
     host: str = Field("127.0.0.1", description="Address to bind; non-loopback needs a token.")
     port: int = Field(8000, ge=0, le=65535, description="Port to bind (0: any free port).")

@@ -17,21 +17,22 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from flinktrade import events
+from flinktrade import events, topics
 
 Item = dict[str, Any]
 
 KINDS = ("bars", "signals", "alerts", "orders", "fills", "news")
 """The short names of the streams, as routes, the WebSocket and the dashboard name them."""
 
-EVENT_TYPES: dict[str, type[events.Event]] = {
-    "bars": events.AnalyticsBar,
-    "signals": events.Signal,
-    "alerts": events.Alert,
-    "orders": events.OrderEvent,
-    "fills": events.Fill,
-    "news": events.NewsItem,
+KIND_TOPICS: dict[str, topics.Topic[Any]] = {
+    "bars": topics.ANALYTICS_BARS,
+    "signals": topics.SIGNALS,
+    "alerts": topics.ALERTS,
+    "orders": topics.ORDERS,
+    "fills": topics.FILLS,
+    "news": topics.NEWS,
 }
+"""The topic each stream reads; its records are decoded by that topic's one decoder."""
 
 
 class Recent:

@@ -12,13 +12,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from flinktrade import topics
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+from flinktrade.section import Section
 
 
 class SizingMode(StrEnum):
@@ -27,7 +24,7 @@ class SizingMode(StrEnum):
     PERCENT_EQUITY = "percent_equity"
 
 
-class SizingSettings(_Section):
+class SizingSettings(Section):
     """How big an order a signal becomes. Orders are always whole shares (rounded down)."""
 
     mode: SizingMode = SizingMode.QTY
@@ -46,7 +43,7 @@ class SizingSettings(_Section):
     )
 
 
-class RiskSettings(_Section):
+class RiskSettings(Section):
     """Pre-trade limits, checked before any network call. A breach denies the order."""
 
     max_order_qty: Decimal = Field(Decimal(1000), gt=0, description="Shares in one order.")
@@ -121,7 +118,7 @@ class RiskSettings(_Section):
     )
 
 
-class SimBrokerSettings(_Section):
+class SimBrokerSettings(Section):
     """The simulated broker: fills market orders at the next price seen after the order."""
 
     commission_per_share: Decimal = Field(Decimal("0.005"), ge=0)
@@ -136,7 +133,7 @@ class SimBrokerSettings(_Section):
     )
 
 
-class ExecutionTopics(_Section):
+class ExecutionTopics(Section):
     """The topics the executor reads and writes."""
 
     signals: str = topics.SIGNALS.name
@@ -150,7 +147,7 @@ class ExecutionTopics(_Section):
     )
 
 
-class ExecutionSettings(_Section):
+class ExecutionSettings(Section):
     """Everything ``flinktrade execute`` reads."""
 
     sizing: SizingSettings = SizingSettings()

@@ -1,1 +1,2 @@
-"""Local infrastructure: the embedded Kafka broker and the JVM dependencies it and the job need."""
+"""Local infrastructure: the embedded Kafka broker(s) and Flink session cluster, the JVM
+dependencies they and the job need, the process helpers they share, and the ``infra`` commands."""

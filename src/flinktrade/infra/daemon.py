@@ -9,7 +9,7 @@ runs for days. Their state (configuration, pid files, logs, data) is private to 
 (``DAEMON_UMASK``) so what they write is private too.
 
 Neither the embedded broker nor Flink's REST API authenticates anyone, so both listen on loopback
-(``config.is_loopback``; the settings refuse a remote broker without an acknowledgement).
+(``infra.process.is_loopback``; the settings refuse a remote broker without an acknowledgement).
 """
 
 from __future__ import annotations

@@ -36,9 +36,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flinktrade.config import is_loopback
 from flinktrade.errors import ConfigError, InfraError, TransientError
 from flinktrade.infra import daemon, jvm
+from flinktrade.infra.process import is_loopback, read_pid, wait_gone
 
 log = logging.getLogger(__name__)
 
@@ -142,8 +142,8 @@ class LocalFlinkCluster:
         return sorted(found | set(range(1, self.settings.taskmanagers + 1)))
 
     def status(self) -> FlinkStatus:
-        jm = _read_pid(self._pid_file("jobmanager"))
-        tms = {i: _read_pid(self._pid_file(f"taskmanager-{i}")) for i in self._tm_indexes()}
+        jm = read_pid(self._pid_file("jobmanager"))
+        tms = {i: read_pid(self._pid_file(f"taskmanager-{i}")) for i in self._tm_indexes()}
         tms = {
             i: pid for i, pid in tms.items() if pid is not None or i <= self.settings.taskmanagers
         }
@@ -155,7 +155,7 @@ class LocalFlinkCluster:
         reports all TaskManagers registered."""
         self.require_loopback()
         jvm.ensure_jars()
-        jm_pid = _read_pid(self._pid_file("jobmanager"))
+        jm_pid = read_pid(self._pid_file("jobmanager"))
         if jm_pid is None and self.rest.reachable():
             raise InfraError(
                 f"{self.rest_url} answers but no JobManager of ours runs: another Flink cluster "
@@ -177,7 +177,7 @@ class LocalFlinkCluster:
             self.start_taskmanager(i)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if _read_pid(self._pid_file("jobmanager")) is None:
+            if read_pid(self._pid_file("jobmanager")) is None:
                 break
             with contextlib.suppress(TransientError):
                 if len(self.rest.taskmanagers()) >= self.settings.taskmanagers:
@@ -204,35 +204,35 @@ class LocalFlinkCluster:
     def start_taskmanager(self, index: int) -> int:
         """Start TaskManager ``index`` (resource id ``taskmanager-<index>``) unless it runs."""
         role = f"taskmanager-{index}"
-        pid = _read_pid(self._pid_file(role))
+        pid = read_pid(self._pid_file(role))
         if pid is not None:
             return pid
         return self._start(role, "taskmanager.sh", ["-D", f"taskmanager.resource-id={role}"])
 
     def kill_taskmanager(self, index: int) -> None:
         """SIGKILL one TaskManager, as a crashed machine would go (for fault tests)."""
-        pid = _read_pid(self._pid_file(f"taskmanager-{index}"))
+        pid = read_pid(self._pid_file(f"taskmanager-{index}"))
         if pid is None:
             raise InfraError(f"taskmanager-{index} is not running")
         os.kill(pid, signal.SIGKILL)
-        _wait_gone(pid, 10.0)
+        wait_gone(pid, 10.0)
         self._pid_file(f"taskmanager-{index}").unlink(missing_ok=True)
 
     def down(self, timeout_s: float = 30.0) -> None:
         """Stop the TaskManagers, then the JobManager (SIGTERM; SIGKILL after ``timeout_s``).
         Running jobs are not cancelled first: their retained checkpoints stay usable."""
         roles = [f"taskmanager-{i}" for i in self._tm_indexes()] + ["jobmanager"]
-        pids = {role: _read_pid(self._pid_file(role)) for role in roles}
+        pids = {role: read_pid(self._pid_file(role)) for role in roles}
         for pid in pids.values():
             if pid is not None:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGTERM)
         for role, pid in pids.items():
-            if pid is not None and not _wait_gone(pid, timeout_s):
+            if pid is not None and not wait_gone(pid, timeout_s):
                 log.warning("flink %s (pid %s) ignored SIGTERM; killing it", role, pid)
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                _wait_gone(pid, 10.0)
+                wait_gone(pid, 10.0)
             self._pid_file(role).unlink(missing_ok=True)
 
     def script_env(self, role: str = "client") -> dict[str, str]:
@@ -461,37 +461,6 @@ def _python_executable() -> str:
     import sys
 
     return sys.executable
-
-
-def _read_pid(path: Path) -> int | None:
-    try:
-        pid = int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
-    return pid if _alive(pid) else None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(ChildProcessError):
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    return True
-
-
-def _wait_gone(pid: int, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if not _alive(pid):
-            return True
-        time.sleep(0.1)
-    return not _alive(pid)
 
 
 def _tail(path: Path, lines: int = 5) -> str:

@@ -20,7 +20,6 @@ import contextlib
 import logging
 import os
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -30,6 +29,7 @@ from pathlib import Path
 from flinktrade.config import BrokerSettings
 from flinktrade.errors import InfraError
 from flinktrade.infra import daemon, jvm
+from flinktrade.infra.process import alive, command_line, port_open
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ class LocalKafka:
 
     def status(self) -> BrokerStatus:
         pid = self._pid()
-        running = pid is not None and _port_open(self.settings.host, self.settings.port)
+        running = pid is not None and port_open(self.settings.host, self.settings.port)
         return BrokerStatus(running, pid, self.bootstrap_servers, self.home)
 
     def up(self, timeout_s: float = 90.0) -> BrokerStatus:
@@ -105,16 +105,17 @@ class LocalKafka:
         current = self.status()
         if current.running:
             return current
-        if self._pid() is None and _port_open(self.settings.host, self.settings.port):
+        if self._pid() is None and port_open(self.settings.host, self.settings.port):
             raise InfraError(
-                f"port {self.bootstrap_servers} is taken by another process: stop it, or set "
+                f"port {self.bootstrap_servers} is taken by another process, not this broker "
+                f"(no live broker of {self.home} owns it): stop it, or set "
                 "FLINKTRADE_BROKER__PORT (and FLINKTRADE_KAFKA__BOOTSTRAP_SERVERS) to a free port"
             )
         self.prepare()
         self.start()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if _port_open(self.settings.host, self.settings.port):
+            if port_open(self.settings.host, self.settings.port):
                 log.info("kafka broker up on %s (pid %s)", self.bootstrap_servers, self._pid())
                 return self.status()
             if self._pid() is None:
@@ -133,9 +134,9 @@ class LocalKafka:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and _alive(pid):
+        while time.monotonic() < deadline and alive(pid):
             time.sleep(0.1)
-        if _alive(pid):
+        if alive(pid):
             log.warning("kafka broker (pid %s) ignored SIGTERM; killing it", pid)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
@@ -159,16 +160,29 @@ class LocalKafka:
         if pid is not None:
             os.kill(pid, signal.SIGKILL)
             deadline = time.monotonic() + 10
-            while _alive(pid) and time.monotonic() < deadline:
+            while alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.05)
         self.pid_file.unlink(missing_ok=True)
 
     def _pid(self) -> int | None:
+        """The broker's pid if the pid file names a live process that is this node's broker.
+
+        A pid number is reused once its process is gone, so a live pid alone proves nothing: it
+        counts only if its command line runs ``kafka.Kafka`` on this node's ``server.properties``
+        (where the command line cannot be read, a live pid is taken at its word)."""
         try:
             pid = int(self.pid_file.read_text().strip())
         except (OSError, ValueError):
             return None
-        return pid if _alive(pid) else None
+        if not alive(pid):
+            return None
+        args = command_line(pid)
+        if args is not None and not _runs_broker(args, self.home / "server.properties"):
+            log.warning(
+                "kafka pid file %s names pid %s, which is not this broker", self.pid_file, pid
+            )
+            return None
+        return pid
 
     def _write_config(self) -> Path:
         s = self.settings
@@ -328,7 +342,7 @@ class LocalKafkaCluster:
         for node in self.nodes:
             if node.status().running:
                 continue
-            if node._pid() is None and _port_open(node.settings.host, node.settings.port):
+            if node._pid() is None and port_open(node.settings.host, node.settings.port):
                 raise InfraError(f"port {node.bootstrap_servers} is taken by another process")
             node.prepare()
             node.start()
@@ -358,10 +372,10 @@ class LocalKafkaCluster:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and any(p and _alive(p) for p in pids.values()):
+        while time.monotonic() < deadline and any(p and alive(p) for p in pids.values()):
             time.sleep(0.1)
         for node, pid in pids.items():
-            if pid is not None and _alive(pid):
+            if pid is not None and alive(pid):
                 log.warning("kafka node %s (pid %s) ignored SIGTERM; killing it", node.node_id, pid)
                 node.kill()
             node.pid_file.unlink(missing_ok=True)
@@ -396,22 +410,6 @@ def new_cluster_id() -> str:
             return cluster_id
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child of this process counts as gone.
-    with contextlib.suppress(ChildProcessError):
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    return True
-
-
-def _port_open(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex((host, port)) == 0
+def _runs_broker(args: list[str], props: Path) -> bool:
+    """Whether a command line is a Kafka node started on the properties file ``props``."""
+    return "kafka.Kafka" in args and str(props) in args

@@ -1,1 +1,2 @@
-"""Sources that turn a feed into events on the market topics."""
+"""Sources that turn a feed into events on the market topics, and their commands (``ingest ...``,
+``simulate``)."""

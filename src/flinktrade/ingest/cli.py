@@ -1,18 +1,18 @@
-"""``flinktrade ingest``: Alpaca history, Alpaca live streams, and file replay into the topics.
+"""``flinktrade ingest``: Alpaca history, Alpaca live streams, and file replay into the topics;
+``flinktrade simulate``: the market simulator into the same topics.
 
 Each command ends with one JSON line of produced counts on stdout; progress and logs go to
 stderr. Bad arguments and missing credentials raise ``ConfigError`` (one ``error:`` line, exit 2).
+Tuning comes from the ``ingest`` section of the settings (``[ingest]`` in the TOML file or
+``FLINKTRADE_INGEST__*``). Registered by the root CLI (``register(app)``).
 """
 
 from __future__ import annotations
 
 import json
 import re
-import signal
-import threading
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from types import FrameType
 from typing import Annotated
 
 import typer
@@ -25,7 +25,8 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from flinktrade import bus
+from flinktrade import bus, topics
+from flinktrade.cli.signals import stop_on_signals
 from flinktrade.config import load_settings
 from flinktrade.errors import ConfigError
 from flinktrade.ingest.alpaca import (
@@ -46,6 +47,13 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def register(root: typer.Typer) -> None:
+    """Add ``flinktrade ingest`` and ``flinktrade simulate`` to the main CLI."""
+    root.add_typer(app, name="ingest")
+    root.command("simulate")(simulate)
+
 
 _SYMBOL = re.compile(r"^[A-Z][A-Z0-9.\-/]{0,15}$")
 
@@ -136,7 +144,7 @@ def history(
     frame = parse_timeframe(timeframe)
     chosen_feed = rest_feed(_feed(feed, ("iex", "sip")))
     settings = load_settings()
-    ingest = IngestSettings()
+    ingest = settings.ingest
     credentials = Credentials.from_settings(settings)
     request = HistoryRequest(
         symbols=names,
@@ -178,7 +186,7 @@ def live(
     names = parse_symbols(symbols)
     chosen = _feed(feed, FEEDS)
     settings = load_settings()
-    ingest = IngestSettings()
+    ingest = settings.ingest
     credentials = Credentials.from_settings(settings)
     request = LiveRequest(
         symbols=names,
@@ -192,20 +200,11 @@ def live(
     rest = MarketDataRest(credentials, settings.alpaca_api_data_url, _policy(ingest))
     bus.ensure_topics(settings.kafka, ingest.topics.all())
     sink = Sink(bus.EventProducer(settings.kafka.bootstrap_servers), ingest.topics)
-    stop = threading.Event()
-
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {s: signal.signal(s, _stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    console.print(
-        f"[bold]flinktrade ingest live[/]: {', '.join(names)} on {chosen}; Ctrl-C to stop"
-    )
-    try:
+    with stop_on_signals() as stop:
+        console.print(
+            f"[bold]flinktrade ingest live[/]: {', '.join(names)} on {chosen}; Ctrl-C to stop"
+        )
         counts = LiveIngest(credentials, request, sink, rest).run(stop)
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
     _echo_counts(counts)
 
 
@@ -236,24 +235,15 @@ def replay(
     name = parse_symbols(symbol)[0] if symbol else None
     data = read_file(file, name)
     settings = load_settings()
-    ingest = IngestSettings()
+    ingest = settings.ingest
     bus.ensure_topics(settings.kafka, ingest.topics.all())
     sink = Sink(bus.EventProducer(settings.kafka.bootstrap_servers), ingest.topics)
-    stop = threading.Event()
-
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {s: signal.signal(s, _stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    console.print(
-        f"replaying {len(data.records):,} {data.kind} from {file.name} "
-        f"({'as fast as possible' if pace is None else f'{pace:g}x real time'})"
-    )
-    try:
+    with stop_on_signals() as stop:
+        console.print(
+            f"replaying {len(data.records):,} {data.kind} from {file.name} "
+            f"({'as fast as possible' if pace is None else f'{pace:g}x real time'})"
+        )
         counts = run_replay(data, sink, pace, stop)
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
     _echo_counts(counts)
 
 
@@ -263,3 +253,52 @@ def _policy(ingest: IngestSettings) -> RetryPolicy:
         max_attempts=ingest.max_attempts,
         max_wait_s=ingest.max_rate_limit_wait_s,
     )
+
+
+def simulate(
+    count: Annotated[
+        int | None, typer.Option(min=1, help="Produce this many trades as fast as possible.")
+    ] = None,
+    duration: Annotated[
+        float | None, typer.Option(min=0.1, help="Run at the configured pace for N seconds.")
+    ] = None,
+) -> None:
+    """Run the market simulator into market.trades / market.news."""
+    from flinktrade.ingest.simulator import MarketSimulator, RawTrade
+
+    settings = load_settings()
+    if count is None and duration is None:
+        raise ConfigError("give --count N (as fast as possible) or --duration SECONDS (paced)")
+    bus.ensure_topics(settings.kafka, [t.name for t in topics.ALL])
+    sim = settings.simulator
+    if count is not None:
+        simulator = MarketSimulator(sim.symbols, sim.seed, news=sim.news)
+        producer = bus.EventProducer(settings.kafka.bootstrap_servers)
+        produced = news = 0
+        for item in simulator:
+            if isinstance(item, RawTrade):
+                producer.send_raw(
+                    topics.TRADES.name, item.to_json(item.ts), item.symbol.encode(), item.ts
+                )
+                produced += 1
+                if produced == count:
+                    break
+            else:
+                producer.send(item)
+                news += 1
+        producer.flush()
+        typer.echo(json.dumps({"trades": produced, "news": news}))
+        return
+    from flinktrade.demo import SimulatorFeed
+
+    simulator = MarketSimulator(
+        sim.symbols, sim.seed, gap_ms=1000.0 * sim.time_scale / sim.trades_per_second, news=sim.news
+    )
+    feed = SimulatorFeed(settings.kafka.bootstrap_servers, simulator, sim.trades_per_second)
+    with stop_on_signals() as stop:
+        feed.start()
+        try:
+            stop.wait(duration)
+        finally:
+            feed.stop()
+    typer.echo(json.dumps({"trades": feed.produced_trades, "news": feed.produced_news}))

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, Protocol
+from typing import Any
 
 from alpaca.data.enums import DataFeed
 from alpaca.data.timeframe import TimeFrame
@@ -33,24 +33,10 @@ from flinktrade.events import Bar, DeadLetter, Event, NewsItem, Quote, Trade
 from flinktrade.ingest.alpaca import PAGE_LIMIT, Kind, MarketDataRest, Page, timeframe_ms
 from flinktrade.ingest.settings import IngestTopics
 from flinktrade.ingest.validate import Validator
+from flinktrade.progress import NoProgress as NoProgress  # noqa: PLC0414 (re-exported)
+from flinktrade.progress import Progress as Progress  # noqa: PLC0414
 
 log = logging.getLogger(__name__)
-
-
-class Progress(Protocol):
-    """Where progress goes (a rich progress bar in the CLI, nothing in tests)."""
-
-    def begin(self, task: str, total: int) -> None: ...
-
-    def update(self, task: str, completed: int, records: int) -> None: ...
-
-
-class NoProgress:
-    def begin(self, task: str, total: int) -> None:
-        pass
-
-    def update(self, task: str, completed: int, records: int) -> None:
-        pass
 
 
 @dataclass
@@ -231,13 +217,8 @@ def resume_points(
     """
     wanted = {k.encode(): k for k in keys}
     found: dict[str, ResumePoint] = {}
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "group.id": "flinktrade-ingest-resume",
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-        }
+    consumer = bus.make_consumer(
+        bootstrap_servers, "flinktrade-ingest-resume", start_from="earliest"
     )
     try:
         for end in bus.end_offsets(consumer, topic, timeout_s):

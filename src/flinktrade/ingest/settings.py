@@ -1,22 +1,20 @@
 """Ingest settings: which topics the Alpaca ingest writes and how hard it retries.
 
-Read from ``FLINKTRADE_INGEST__<FIELD>`` (nested: ``FLINKTRADE_INGEST__TOPICS__BARS``) and the
-``.env`` file. Alpaca's credentials and URLs are not here: they are the main settings'
-``APCA_*`` fields.
+The ``ingest`` section of ``config.Settings``: ``FLINKTRADE_INGEST__<FIELD>`` (nested:
+``FLINKTRADE_INGEST__TOPICS__BARS``), the ``.env`` file, or the ``[ingest]`` table of the TOML file.
+Alpaca's credentials and URLs are not here: they are the main settings' ``APCA_*`` fields.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import ConfigDict, Field
 
 from flinktrade import topics
+from flinktrade.section import Section
 
 
-class IngestTopics(BaseModel):
+class IngestTopics(Section):
     """Where each kind of record goes."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     trades: str = topics.TRADES.name
     quotes: str = topics.QUOTES.name
@@ -29,16 +27,10 @@ class IngestTopics(BaseModel):
         return [self.trades, self.quotes, self.bars, self.news, self.alerts, self.deadletter]
 
 
-class IngestSettings(BaseSettings):
+class IngestSettings(Section):
     """Tuning of ``flinktrade ingest``."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="FLINKTRADE_INGEST__",
-        env_nested_delimiter="__",
-        env_file=".env",
-        extra="ignore",
-        frozen=True,
-    )
+    model_config = ConfigDict(extra="ignore")  # unknown keys of [ingest] were always ignored
 
     topics: IngestTopics = IngestTopics()
     request_timeout_s: float = Field(15.0, gt=0, description="Timeout of every REST request.")

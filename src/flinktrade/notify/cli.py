@@ -7,10 +7,7 @@ every test message, 1 when Slack refused one (its error is printed, e.g. ``chann
 
 from __future__ import annotations
 
-import signal
 import sys
-import threading
-from types import FrameType
 from typing import Annotated
 
 import typer
@@ -18,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from flinktrade import bus, topics
+from flinktrade.cli.signals import stop_on_signals
 from flinktrade.config import load_settings
 from flinktrade.errors import ConfigError, FlinktradeError, TransientError
 from flinktrade.notify.console import ConsoleSink
@@ -60,17 +58,8 @@ def run(
     where = ", ".join(sorted({s.description for s in routing.sinks.values()}))
     console.print(f"[bold]flinktrade notify[/]: posting to {where}; Ctrl-C to stop")
 
-    stop = threading.Event()
-
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {s: signal.signal(s, _stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with stop_on_signals() as stop:
         stats = Notifier(notify, settings.kafka.bootstrap_servers, routing=routing).run(stop)
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
     posted = sum(d.messages for d in stats.destinations.values())
     console.print(
         f"notify stopped: {stats.records} records, {posted} messages, "
@@ -102,3 +91,8 @@ def test() -> None:
         if all(r.transient for r in failed):
             raise TransientError(summary + " (Slack unreachable or busy: try again)")
         raise FlinktradeError(summary)
+
+
+def register(root: typer.Typer) -> None:
+    """Add ``flinktrade notify`` to the main CLI."""
+    root.add_typer(app, name="notify")

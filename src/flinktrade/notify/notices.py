@@ -1,14 +1,15 @@
 """What the notifier tells people about: records from four topics, parsed into ``Notice`` objects.
 
-``alerts`` and ``trading.signals`` carry the ``Alert`` and ``Signal`` events of ``flinktrade.events``.
-``trading.orders`` and ``trading.fills`` are read leniently (see ``OrderUpdate`` and ``FillUpdate``)
-so that any producer writing JSON objects with the documented field names renders, whatever model
-it uses. Executor halts and reconciliation failures travel as alerts (see ``HALT_KINDS``).
+Each topic's records are decoded by that topic's one decoder (``flinktrade.topics``), the same
+contract the API and every other reader use: ``alerts`` holds ``Alert``, ``trading.signals``
+``Signal``, ``trading.orders`` ``OrderEvent`` and ``trading.fills`` ``Fill``. Orders and fills are
+then shown through display views derived from the decoded event (``OrderUpdate``, ``FillUpdate``).
+Executor halts and reconciliation failures travel as alerts (see ``HALT_KINDS``).
 
 Whatever a record holds, ``parse_record`` either returns a notice that can be rendered or raises
-``DecodeError`` with the reason: times outside 1970..2100, numbers that are not finite or beyond
-``MAX_MAGNITUDE``, fills without a positive quantity and price are refused here, so no worker ever
-holds a notice it cannot post.
+``DecodeError`` with the reason: a record that fails its topic's contract, times outside
+1970..2100, numbers beyond ``MAX_MAGNITUDE`` are refused here, so no worker ever holds a notice it
+cannot post.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import TypeVar
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from flinktrade import events
-from flinktrade.events import Alert, DecodeError, Severity, Signal
+from flinktrade import topics
+from flinktrade.events import Alert, DecodeError, Fill, OrderEvent, Severity, Signal
 
 MAX_TS = 4_102_444_800_000
 """2100-01-01 UTC in epoch ms: a notice's time must lie in [0, MAX_TS]."""
@@ -48,75 +49,86 @@ class EventType(StrEnum):
     FILL = "fill"
 
 
-class _Lenient(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+class _View(BaseModel):
+    model_config = ConfigDict(frozen=True)
 
 
-class OrderUpdate(_Lenient):
-    """A record of ``trading.orders``: an order was placed or changed state.
+class OrderUpdate(_View):
+    """How an order state (an ``OrderEvent`` of ``trading.orders``) is shown: its fields as text
+    and bounded decimals (``from_event``)."""
 
-    Expected JSON fields (unknown fields are ignored; numbers may be JSON numbers or strings):
-
-    - ``id`` (or ``order_id``): the order id; ``client_order_id`` optional
-    - ``symbol``; ``side`` (``buy``/``sell``); ``qty`` (or ``quantity``) or ``notional``
-    - ``type`` (or ``order_type``): ``market``, ``limit``, ...; ``limit_price``, ``stop_price``
-    - ``status``: ``new``, ``accepted``, ``partially_filled``, ``filled``, ``canceled``,
-      ``rejected``, ``expired``, ... (default ``new``)
-    - ``filled_qty``, ``filled_avg_price``; ``reason`` (or ``reject_reason``): why rejected/canceled
-    - ``strategy``, ``signal_id``; ``ts``: event time, epoch ms UTC (default: the record timestamp)
-    - ``event_id``: a unique id of this update; without it, repeats are recognised by
-      id + status + filled quantity.
-    """
-
-    id: str = Field(min_length=1, validation_alias=AliasChoices("id", "order_id"))
+    id: str
     client_order_id: str | None = None
     event_id: str | None = None
-    symbol: str = Field(min_length=1)
+    symbol: str
     side: str | None = None
-    qty: Decimal | None = Field(
-        None,
-        validation_alias=AliasChoices("qty", "quantity"),
-        allow_inf_nan=False,
-        gt=-MAX_MAGNITUDE,
-        lt=MAX_MAGNITUDE,
-    )
+    qty: Decimal | None = _AMOUNT
     notional: Decimal | None = _AMOUNT
-    type: str | None = Field(None, validation_alias=AliasChoices("type", "order_type"))
+    type: str | None = None
     limit_price: Decimal | None = _AMOUNT
     stop_price: Decimal | None = _AMOUNT
-    status: str = "new"
+    status: str
     filled_qty: Decimal | None = _AMOUNT
     filled_avg_price: Decimal | None = _AMOUNT
-    reason: str | None = Field(None, validation_alias=AliasChoices("reason", "reject_reason"))
+    reason: str | None = None
     strategy: str | None = None
     signal_id: str | None = None
-    ts: int | None = None
+    ts: int
+
+    @classmethod
+    def from_event(cls, order: OrderEvent) -> OrderUpdate:
+        return _view(
+            cls,
+            id=order.id,
+            client_order_id=order.client_order_id,
+            event_id=order.event_id,
+            symbol=order.symbol,
+            side=order.side.value,
+            qty=order.qty,
+            notional=order.notional,
+            type=order.type,
+            limit_price=order.limit_price,
+            status=order.status.value,
+            filled_qty=order.filled_qty,
+            filled_avg_price=order.filled_avg_price,
+            reason=order.reason,
+            strategy=order.strategy,
+            signal_id=order.signal_id,
+            ts=order.ts,
+        )
 
 
-class FillUpdate(_Lenient):
-    """A record of ``trading.fills``: (part of) an order was executed.
+class FillUpdate(_View):
+    """How an execution (a ``Fill`` of ``trading.fills``) is shown (``from_event``)."""
 
-    Expected JSON fields (unknown fields are ignored; numbers may be JSON numbers or strings):
-
-    - ``id`` (or ``execution_id``): the execution id, unique per fill
-    - ``order_id``; ``symbol``; ``side`` (``buy``/``sell``); ``qty``; ``price``
-    - ``position_qty``: the position after the fill; ``strategy``
-    - ``ts``: event time, epoch ms UTC (default: the record timestamp)
-    """
-
-    id: str = Field(min_length=1, validation_alias=AliasChoices("id", "execution_id"))
+    id: str
     order_id: str | None = None
-    symbol: str = Field(min_length=1)
+    symbol: str
     side: str | None = None
     qty: Decimal = Field(allow_inf_nan=False, gt=0, lt=MAX_MAGNITUDE)
     price: Decimal = Field(allow_inf_nan=False, gt=0, lt=MAX_MAGNITUDE)
     position_qty: Decimal | None = _AMOUNT
     strategy: str | None = None
-    ts: int | None = None
+    ts: int
+
+    @classmethod
+    def from_event(cls, fill: Fill) -> FillUpdate:
+        return _view(
+            cls,
+            id=fill.id,
+            order_id=fill.order_id,
+            symbol=fill.symbol,
+            side=fill.side.value,
+            qty=fill.qty,
+            price=fill.price,
+            position_qty=fill.position_qty,
+            strategy=fill.strategy,
+            ts=fill.ts,
+        )
 
 
 Payload = Alert | Signal | OrderUpdate | FillUpdate
-_M = TypeVar("_M", bound=_Lenient)
+_V = TypeVar("_V", bound=_View)
 
 
 @dataclass(frozen=True)
@@ -136,17 +148,17 @@ class Notice:
     event: Payload
 
 
-def parse_record(event_type: EventType, value: bytes, record_ts: int | None = None) -> Notice:
+def parse_record(event_type: EventType, value: bytes) -> Notice:
     """Decode one record of the topic that carries ``event_type``; raises ``DecodeError``."""
-    notice = _parse(event_type, value, record_ts)
+    notice = _parse(event_type, value)
     if not 0 <= notice.ts <= MAX_TS:
         raise DecodeError(f"ts: {notice.ts} is not between 1970 and 2100 (epoch ms)")
     return notice
 
 
-def _parse(event_type: EventType, value: bytes, record_ts: int | None) -> Notice:
+def _parse(event_type: EventType, value: bytes) -> Notice:
     if event_type is EventType.ALERT:
-        alert = events.decode(Alert, value)
+        alert = topics.ALERTS.decode(value)
         return Notice(
             f"alert:{alert.id}",
             event_type,
@@ -157,7 +169,7 @@ def _parse(event_type: EventType, value: bytes, record_ts: int | None) -> Notice
             alert,
         )
     if event_type is EventType.SIGNAL:
-        signal = events.decode(Signal, value)
+        signal = topics.SIGNALS.decode(value)
         return Notice(
             f"signal:{signal.id}",
             event_type,
@@ -168,19 +180,26 @@ def _parse(event_type: EventType, value: bytes, record_ts: int | None) -> Notice
             signal,
         )
     if event_type is EventType.ORDER:
-        order = _lenient(OrderUpdate, value)
-        key = order.event_id or f"{order.id}:{order.status}:{order.filled_qty or 0}"
+        order = OrderUpdate.from_event(topics.ORDERS.decode(value))
         severity = Severity.WARNING if order.status == "rejected" else Severity.INFO
-        ts = order.ts if order.ts is not None else record_ts or 0
-        return Notice(f"order:{key}", event_type, order.status, severity, order.symbol, ts, order)
-    fill = _lenient(FillUpdate, value)
-    ts = fill.ts if fill.ts is not None else record_ts or 0
-    return Notice(f"fill:{fill.id}", event_type, "fill", Severity.INFO, fill.symbol, ts, fill)
+        return Notice(
+            f"order:{order.event_id}",
+            event_type,
+            order.status,
+            severity,
+            order.symbol,
+            order.ts,
+            order,
+        )
+    fill = FillUpdate.from_event(topics.FILLS.decode(value))
+    return Notice(f"fill:{fill.id}", event_type, "fill", Severity.INFO, fill.symbol, fill.ts, fill)
 
 
-def _lenient(kind: type[_M], value: bytes) -> _M:
+def _view(kind: type[_V], **fields: object) -> _V:
+    """A display view of a decoded event; values it cannot show (beyond ``MAX_MAGNITUDE``) are
+    refused with a one-line reason."""
     try:
-        return kind.model_validate_json(value)
+        return kind.model_validate(fields)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ())) or "record"

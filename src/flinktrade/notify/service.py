@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from flinktrade import bus, events, topics
+from flinktrade.bus.offsets import TP, OffsetTracker, RecordRef, SeenIds
 from flinktrade.errors import TransientError
 from flinktrade.notify.format import Formatter
 from flinktrade.notify.notices import parse_record
-from flinktrade.notify.offsets import TP, OffsetTracker, RecordRef, SeenIds
 from flinktrade.notify.routing import Route, Routing, build_routing
 from flinktrade.notify.settings import NotifySettings
 from flinktrade.notify.sinks import DeliveryError, TransientDeliveryError
@@ -94,20 +94,15 @@ class Notifier:
         self._warned_topics: set[str] = set()
 
     def run(self, stop: threading.Event) -> NotifyStats:
-        consumer = Consumer(
-            {
-                "bootstrap.servers": self.bootstrap_servers,
-                "group.id": self.settings.group_id,
-                "enable.auto.commit": False,
-                "auto.offset.reset": self.settings.start_from,
-                "topic.metadata.refresh.interval.ms": 30_000,
-            }
-        )
-        consumer.subscribe(
-            list(self._types),
+        consumer = bus.make_consumer(
+            self.bootstrap_servers,
+            self.settings.group_id,
+            topics=list(self._types),
+            start_from=self.settings.start_from,
             on_assign=self._on_assign,
             on_revoke=self._on_revoke,
             on_lost=self._on_lost,
+            extra={"topic.metadata.refresh.interval.ms": 30_000},
         )
         for worker in self._workers.values():
             worker.start()
@@ -150,7 +145,7 @@ class Notifier:
         _kind, record_ts = msg.timestamp()
         value = msg.value() or b""
         try:
-            notice = parse_record(self._types[topic], value, record_ts if record_ts > 0 else None)
+            notice = parse_record(self._types[topic], value)
         except events.DecodeError as exc:
             self._reject(ref, str(exc), value, record_ts)
             return

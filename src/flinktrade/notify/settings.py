@@ -2,9 +2,10 @@
 
 Slack is reached through an incoming webhook (``SLACK_WEBHOOK_URL``) or a bot token and a channel
 (``SLACK_BOT_TOKEN``, ``SLACK_CHANNEL``); ``SLACK_API_URL`` overrides the Web API base URL (tests,
-Enterprise Grid). Those vendor names are read from the environment and ``.env`` as they are. Every
-field can also be set as ``FLINKTRADE_NOTIFY__<FIELD>`` or in the ``[notify]`` table of the TOML
-file; those win over the ``SLACK_*`` variables. Without a webhook or a token anywhere, the notifier
+Enterprise Grid). Those vendor names are read from the environment and ``.env`` as they are (by
+``config.Settings``, whose ``notify`` section this is). Every field can also be set as
+``FLINKTRADE_NOTIFY__<FIELD>`` or in the ``[notify]`` table of the TOML file; those win over the
+``SLACK_*`` variables. Without a webhook or a token anywhere, the notifier
 prints to the console.
 
 Secrets (webhook URLs, the token) are ``SecretStr``; URLs must be ``https://``, except plain
@@ -13,28 +14,18 @@ Secrets (webhook URLs, the token) are ``SecretStr``; URLs must be ``https://``, 
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from flinktrade import topics
 from flinktrade.events import Severity
+from flinktrade.infra.process import is_loopback
 from flinktrade.notify.notices import EventType
+from flinktrade.section import Section
 
 DEFAULT_API_URL = "https://slack.com/api/"
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` names this machine (``localhost``, 127.0.0.0/8, ``::1``)."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_url(url: str, what: str) -> str:
@@ -51,11 +42,7 @@ def check_url(url: str, what: str) -> str:
     raise ValueError(f"{what} must be an https:// URL (plain http:// only to a loopback address)")
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
-
-
-class NotifyTopics(_Section):
+class NotifyTopics(Section):
     """The topics the notifier reads."""
 
     alerts: str = topics.ALERTS.name
@@ -72,7 +59,7 @@ class NotifyTopics(_Section):
         }
 
 
-class RouteSettings(_Section):
+class RouteSettings(Section):
     """One route: which notices (all filters must match; an empty list matches all) go where.
 
     The destination is the route's own ``webhook_url``, else its ``channel`` with the bot token,
@@ -101,18 +88,10 @@ class RouteSettings(_Section):
         return value
 
 
-class NotifySettings(BaseSettings):
+class NotifySettings(Section):
     """Slack destinations, routes, pacing and the consumer of ``flinktrade notify``."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="FLINKTRADE_NOTIFY__",
-        env_nested_delimiter="__",
-        env_file=".env",
-        extra="forbid",
-        frozen=True,
-        populate_by_name=True,
-        hide_input_in_errors=True,
-    )
+    model_config = ConfigDict(populate_by_name=True)
 
     webhook_url: SecretStr | None = Field(
         None, validation_alias="SLACK_WEBHOOK_URL", description="Incoming webhook URL (a secret)."

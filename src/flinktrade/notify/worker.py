@@ -17,9 +17,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from flinktrade.bus.offsets import RecordRef
 from flinktrade.notify.format import Formatter, Message
 from flinktrade.notify.notices import Notice
-from flinktrade.notify.offsets import RecordRef
 from flinktrade.notify.sinks import (
     DestinationError,
     MessageRejected,

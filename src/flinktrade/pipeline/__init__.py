@@ -1,1 +1,2 @@
-"""The PyFlink job: SQL for the per-trade hot path, Python strategies on bars."""
+"""The PyFlink job: SQL for the per-trade hot path, Python strategies on bars; its ``job``
+commands (``cli.py``) and the entry module Flink's own launcher runs (``main.py``)."""

@@ -38,3 +38,8 @@ def list_strategies() -> None:
         params += [f"{k} (required)" for k in info.required]
         table.add_row(escape(info.name), info.source, escape(", ".join(params)), escape(info.doc))
     Console().print(table)
+
+
+def register(root: typer.Typer) -> None:
+    """Add ``flinktrade strategies`` to the main CLI."""
+    root.add_typer(app, name="strategies")

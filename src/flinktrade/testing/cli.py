@@ -111,3 +111,8 @@ def fake_alpaca_trading(
         console.print(f"fake Alpaca trading on {fake.base_url}; Ctrl-C to stop")
 
     serve(port=port, stream_port=stream_port, fill_price=price, on_ready=ready)
+
+
+def register(root: typer.Typer) -> None:
+    """Add ``flinktrade testing`` to the main CLI."""
+    root.add_typer(app, name="testing")

@@ -27,35 +27,54 @@ Data is a deterministic function of ``seed``, symbol and minute: one bar per min
 session (14:30-21:00 UTC, Monday to Friday), one to three trades per bar, one news item per symbol
 every two hours. ``bars``, ``trades`` and ``news`` return that ground truth for tests to compare
 against. A market clock (``clock_ms``) caps what REST returns, like "now" does on the real API;
-``emit_minutes`` advances it and pushes the new minute to subscribed stream clients.
+``emit_minutes`` advances it and pushes the new minute to subscribed stream clients. The market
+itself is ``alpaca_market.MarketTruth`` (no I/O); this module serves it on the shared ``Loopback``
+base.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import email.utils
 import json
 import logging
 import math
-import random
 import threading
 import time
-import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import msgpack
-from websockets.asyncio.server import Server, ServerConnection
-from websockets.asyncio.server import serve as ws_serve
+from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+
+from flinktrade.testing._loopback import FaultPlan, Loopback
+from flinktrade.testing.alpaca_market import (
+    MINUTE_MS,
+    MarketTruth,
+    iso,
+    parse_time,
+    session_minutes,
+)
+
+__all__ = [
+    "FEEDS",
+    "MINUTE_MS",
+    "FakeAlpacaData",
+    "MarketTruth",
+    "RestRequest",
+    "iso",
+    "parse_time",
+    "serve",
+    "session_minutes",
+]
 
 log = logging.getLogger(__name__)
 _WS_LOG = logging.getLogger(f"{__name__}.websockets")
@@ -63,46 +82,9 @@ _WS_LOG.setLevel(logging.WARNING)  # one line per REST request otherwise
 
 FAKE_KEY_ID = "fake-key-id"
 FAKE_SECRET_KEY = "fake-secret-key"  # noqa: S105 - the fake's own, not a secret
-MINUTE_MS = 60_000
-SESSION_OPEN_MIN = 14 * 60 + 30  # minutes after midnight UTC (09:30 New York in winter)
-SESSION_CLOSE_MIN = 21 * 60
 MAX_LIMIT = {"bars": 10_000, "trades": 10_000, "news": 50}
 DEFAULT_LIMIT = {"bars": 1_000, "trades": 1_000, "news": 10}
 FEEDS = ("iex", "sip", "delayed_sip", "test")
-NEWS_EVERY_MIN = 120
-_EXCHANGES = "VPQNZKJ"
-
-
-def iso(ts_ns: int) -> str:
-    """RFC 3339 UTC text of an epoch-nanosecond time, as Alpaca writes it (``...Z``)."""
-    seconds, nanos = divmod(ts_ns, 1_000_000_000)
-    text = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{text}.{nanos:09d}Z" if nanos else f"{text}Z"
-
-
-def parse_time(text: str) -> int:
-    """Epoch ms of an RFC 3339 time or a plain date (midnight UTC)."""
-    value = datetime.fromisoformat(text.strip().replace(" ", "+"))
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return int(value.timestamp() * 1000)
-
-
-def session_minutes(start_ms: int, end_ms: int) -> Iterator[int]:
-    """Start times (epoch ms) of the regular-session minutes in ``[start_ms, end_ms)``."""
-    minute = -(-start_ms // MINUTE_MS) * MINUTE_MS
-    while minute < end_ms:
-        day = datetime.fromtimestamp(minute / 1000, UTC)
-        of_day = day.hour * 60 + day.minute
-        if day.weekday() >= 5 or of_day >= SESSION_CLOSE_MIN:
-            next_day = (day + timedelta(days=1)).replace(hour=0, minute=0)
-            minute = int(next_day.timestamp() * 1000) + SESSION_OPEN_MIN * MINUTE_MS
-            continue
-        if of_day < SESSION_OPEN_MIN:
-            minute += (SESSION_OPEN_MIN - of_day) * MINUTE_MS
-            continue
-        yield minute
-        minute += MINUTE_MS
 
 
 @dataclass(frozen=True)
@@ -116,15 +98,11 @@ class RestRequest:
     """``time.monotonic()`` when it arrived."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Fault:
     status: int
-    remaining: int
-    path: str | None
     headers: dict[str, str]
     body: str
-    after: int = 0
-    """Matching requests to let through before the fault starts."""
 
 
 @dataclass
@@ -135,8 +113,10 @@ class _Client:
     authenticated: bool = False
 
 
-class FakeAlpacaData:
+class FakeAlpacaData(Loopback, MarketTruth):
     """Alpaca market data (REST + streams) on a loopback port; a context manager."""
+
+    label = "fake alpaca"
 
     def __init__(
         self,
@@ -147,80 +127,32 @@ class FakeAlpacaData:
         port: int = 0,
         clock_ms: int | None = None,
     ) -> None:
-        self.seed = seed
+        Loopback.__init__(self)
+        MarketTruth.__init__(self, seed, clock_ms, self.lock)
         self.key_id = key_id
         self.secret_key = secret_key
         self.host = host
         self.port = port
-        self.clock_ms = clock_ms
-        """Market "now": REST returns nothing that happened after it (``None``: no cap)."""
         self.requests: list[RestRequest] = []
         self.stream_connections: dict[str, int] = {}
         """Opened WebSocket connections per path (``/v2/iex``, ``/v1beta1/news``)."""
-        self._lock = threading.Lock()
-        self._faults: list[_Fault] = []
+        self._faults: FaultPlan[_Fault] = FaultPlan()
         self._refusing = False
         self._muted: set[str] = set()
         self._clients: list[_Client] = []
-        self._extra: dict[str, dict[str, list[dict[str, Any]]]] = {"bars": {}, "trades": {}}
-        self._stray: dict[str, dict[str, list[tuple[str, dict[str, Any]]]]] = {
-            "bars": {},
-            "trades": {},
-        }
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._server: Server | None = None
-        self._thread: threading.Thread | None = None
-        self._stopped: asyncio.Event | None = None
 
     # ----------------------------------------------------------------- lifecycle
 
-    def start(self) -> FakeAlpacaData:
-        started = threading.Event()
-        failure: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                asyncio.run(self._serve(started))
-            except BaseException as exc:  # surfaced to the caller of start()
-                failure.append(exc)
-                started.set()
-
-        self._thread = threading.Thread(target=run, name="fake-alpaca-data", daemon=True)
-        self._thread.start()
-        started.wait(10)
-        if failure:
-            raise failure[0]
-        return self
-
-    async def _serve(self, started: threading.Event) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stopped = asyncio.Event()
-        async with ws_serve(
+    def _start(self) -> None:
+        server = self._serve_websockets(
             self._handle_stream,
             self.host,
             self.port,
             process_request=self._process_request,
             max_size=2**22,
             logger=_WS_LOG,
-        ) as server:
-            self._server = server
-            sockname = next(iter(server.sockets)).getsockname()
-            self.port = int(sockname[1])
-            started.set()
-            await self._stopped.wait()
-
-    def stop(self) -> None:
-        loop, stopped = self._loop, self._stopped
-        if loop is not None and stopped is not None and loop.is_running():
-            loop.call_soon_threadsafe(stopped.set)
-        if self._thread is not None:
-            self._thread.join(10)
-
-    def __enter__(self) -> FakeAlpacaData:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        )
+        self.port = int(next(iter(server.sockets)).getsockname()[1])
 
     @property
     def rest_url(self) -> str:
@@ -235,144 +167,6 @@ class FakeAlpacaData:
     def news_stream_url(self) -> str:
         """The full news stream URL, for ``APCA_API_NEWS_STREAM_URL``."""
         return f"ws://{self.host}:{self.port}/v1beta1/news"
-
-    # ----------------------------------------------------------------- ground truth
-
-    def _rng(self, *parts: object) -> random.Random:
-        return random.Random("|".join(str(p) for p in (self.seed, *parts)))  # noqa: S311
-
-    def _base_cents(self, symbol: str, minute: int) -> int:
-        base = 20.0 + (zlib.crc32(symbol.encode()) % 40_000) / 100.0
-        drift = base * 0.02 * math.sin(minute / MINUTE_MS / 97.0)
-        return round((base + drift) * 100)
-
-    def bar(self, symbol: str, minute: int) -> dict[str, Any]:
-        """The 1-minute bar of ``symbol`` starting at ``minute`` (epoch ms), in Alpaca's wire form."""
-        rng = self._rng("bar", symbol, minute)
-        o = self._base_cents(symbol, minute) + rng.randint(-25, 25)
-        c = o + rng.randint(-30, 30)
-        h = max(o, c) + rng.randint(0, 20)
-        low = max(1, min(o, c) - rng.randint(0, 20))
-        return {
-            "t": iso(minute * 1_000_000),
-            "o": o / 100,
-            "h": h / 100,
-            "l": low / 100,
-            "c": c / 100,
-            "v": rng.randint(100, 5_000),
-            "n": rng.randint(1, 60),
-            "vw": round((h + low + c) / 300, 4),
-        }
-
-    def minute_trades(self, symbol: str, minute: int) -> list[dict[str, Any]]:
-        """The trades of ``symbol`` during the minute starting at ``minute``, in time order."""
-        rng = self._rng("trades", symbol, minute)
-        offsets = sorted(rng.sample(range(1, 59_999_999), rng.randint(1, 3)))
-        base = self._base_cents(symbol, minute)
-        index = minute // MINUTE_MS
-        return [
-            {
-                "t": iso(minute * 1_000_000 + offset * 1_000),
-                "x": rng.choice(_EXCHANGES),
-                "p": (base + rng.randint(-25, 25)) / 100,
-                "s": rng.randint(1, 500),
-                "c": ["@"],
-                "i": index * 10 + j,
-                "z": "C",
-            }
-            for j, offset in enumerate(offsets)
-        ]
-
-    def news_item(self, symbol: str, minute: int) -> dict[str, Any]:
-        rng = self._rng("news", symbol, minute)
-        up = rng.random() < 0.5
-        headline = (
-            f"{symbol} rallies after earnings beat and raised guidance"
-            if up
-            else f"{symbol} slides after downgrade and guidance cut"
-        )
-        stamp = iso(minute * 1_000_000)
-        digest = zlib.crc32(f"{symbol}|{minute}".encode())
-        return {
-            "id": int(minute // MINUTE_MS) * 1_000 + digest % 1_000,
-            "headline": headline,
-            "author": "Fake Newswire",
-            "created_at": stamp,
-            "updated_at": stamp,
-            "summary": f"Deterministic story about {symbol}.",
-            "content": "",
-            "url": f"https://news.example.invalid/{symbol.lower()}/{minute}",
-            "images": [],
-            "symbols": [symbol],
-            "source": "fake",
-        }
-
-    def _news_minute(self, symbol: str, minute: int) -> bool:
-        offset = zlib.crc32(symbol.encode()) % NEWS_EVERY_MIN
-        return (minute // MINUTE_MS) % NEWS_EVERY_MIN == offset
-
-    def _capped_end(self, end_ms: int, length_ms: int) -> int:
-        """The end of a range such that nothing after the market clock is returned."""
-        if self.clock_ms is None:
-            return end_ms
-        return min(end_ms, self.clock_ms - length_ms + 1)
-
-    def bars(
-        self, symbol: str, start_ms: int, end_ms: int, timeframe: str = "1Min"
-    ) -> list[dict[str, Any]]:
-        """The bars REST answers for one symbol over ``[start_ms, end_ms]``, in time order."""
-        size = _timeframe_ms(timeframe)
-        first = start_ms // size * size
-        minutes = session_minutes(first, self._capped_end(end_ms + 1, size))
-        out: list[dict[str, Any]] = []
-        group: list[dict[str, Any]] = []
-        group_start = -1
-        for minute in minutes:
-            bucket = minute // size * size
-            if bucket != group_start and group:
-                out.append(_aggregate(group, group_start))
-                group = []
-            group_start = bucket
-            group.append(self.bar(symbol, minute))
-        if group:
-            out.append(_aggregate(group, group_start))
-        out = [b for b in out if start_ms <= parse_time(b["t"]) <= end_ms]
-        return _merge(out, self._extra["bars"].get(symbol, []))
-
-    def trades(self, symbol: str, start_ms: int, end_ms: int) -> list[dict[str, Any]]:
-        """The trades REST answers for one symbol over ``[start_ms, end_ms]``, in time order."""
-        out = [
-            trade
-            for minute in session_minutes(
-                start_ms // MINUTE_MS * MINUTE_MS, self._capped_end(end_ms + 1, MINUTE_MS)
-            )
-            for trade in self.minute_trades(symbol, minute)
-            if start_ms <= parse_time(trade["t"]) <= end_ms
-        ]
-        return _merge(out, self._extra["trades"].get(symbol, []))
-
-    def news(self, symbols: Iterable[str], start_ms: int, end_ms: int) -> list[dict[str, Any]]:
-        """The news REST answers for ``symbols`` over ``[start_ms, end_ms]``, oldest first."""
-        items = [
-            self.news_item(symbol, minute)
-            for symbol in sorted(set(symbols))
-            for minute in session_minutes(start_ms, self._capped_end(end_ms + 1, 1))
-            if self._news_minute(symbol, minute)
-        ]
-        return sorted(items, key=lambda n: (n["created_at"], n["id"]))
-
-    def inject(self, kind: str, symbol: str, records: list[dict[str, Any]]) -> None:
-        """Add raw records (possibly invalid) to what REST returns for ``symbol`` (``kind``:
-        ``bars`` or ``trades``)."""
-        with self._lock:
-            self._extra[kind].setdefault(symbol, []).extend(records)
-
-    def inject_stray(
-        self, kind: str, symbol: str, records: list[dict[str, Any]], into: str
-    ) -> None:
-        """Answer requests for ``into`` with ``records`` under another, unrequested ``symbol``."""
-        with self._lock:
-            self._stray[kind].setdefault(into, []).extend((symbol, r) for r in records)
 
     # ----------------------------------------------------------------- faults and counters
 
@@ -396,8 +190,7 @@ class FakeAlpacaData:
         if reset_in is not None:
             headers["X-Ratelimit-Reset"] = str(math.ceil(time.time() + reset_in))
         body = json.dumps({"code": 42910000, "message": "rate limit exceeded"})
-        with self._lock:
-            self._faults.append(_Fault(429, times, path, headers, body, after))
+        self._faults.arm(_Fault(429, headers, body), times, scope=path, after=after)
 
     def fail(
         self, times: int = 1, status: int = 503, path: str | None = None, after: int = 0
@@ -405,31 +198,19 @@ class FakeAlpacaData:
         """Answer the next ``times`` REST requests (to ``path``, if given; after letting
         ``after`` of them through) with ``status``."""
         body = json.dumps({"code": status * 100_000, "message": HTTPStatus(status).phrase})
-        with self._lock:
-            self._faults.append(_Fault(status, times, path, {}, body, after))
+        self._faults.arm(_Fault(status, {}, body), times, scope=path, after=after)
 
     def clear_faults(self) -> None:
         """Forget every prepared fault: requests succeed again."""
-        with self._lock:
-            self._faults.clear()
+        self._faults.clear()
 
     def request_count(self, path: str | None = None, status: int | None = None) -> int:
-        with self._lock:
+        with self.lock:
             return sum(
                 1
                 for r in self.requests
                 if (path is None or r.path == path) and (status is None or r.status == status)
             )
-
-    def wait_for(
-        self, predicate: Callable[[FakeAlpacaData], bool], timeout_s: float, what: str = ""
-    ) -> None:
-        """Poll ``predicate(self)`` until it holds; ``TimeoutError`` after ``timeout_s``."""
-        deadline = time.monotonic() + timeout_s
-        while not predicate(self):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"fake alpaca: timed out waiting for {what or predicate}")
-            time.sleep(0.02)
 
     # ----------------------------------------------------------------- REST
 
@@ -441,7 +222,7 @@ class FakeAlpacaData:
     def mute_streams(self, path: str, mute: bool = True) -> None:
         """While set, the connections open on ``path`` now stay open but get nothing more (the
         "connected but silent" failure); new connections are served normally."""
-        with self._lock:
+        with self.lock:
             connections = {id(c.connection) for c in self._clients if c.path == path}
             if mute:
                 self._muted |= {f"{path}#{cid}" for cid in connections}
@@ -456,22 +237,17 @@ class FakeAlpacaData:
         parts = urlsplit(request.path)
         params = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         status, body, headers = self._answer(parts.path, params, request.headers)
-        with self._lock:
+        with self.lock:
             self.requests.append(RestRequest(parts.path, params, status, time.monotonic()))
+            self._changed()
         return _response(status, body, headers)
 
     def _answer(
         self, path: str, params: dict[str, str], headers: Headers
     ) -> tuple[int, str, dict[str, str]]:
-        with self._lock:
-            for fault in self._faults:
-                if fault.remaining > 0 and fault.path in (None, path):
-                    if fault.after > 0:
-                        fault.after -= 1
-                        continue
-                    fault.remaining -= 1
-                    return fault.status, fault.body, dict(fault.headers)
-            self._faults = [f for f in self._faults if f.remaining > 0]
+        fault = self._faults.take(lambda scope: scope in (None, path))
+        if fault is not None:
+            return fault.status, fault.body, dict(fault.headers)
         if (
             headers.get("APCA-API-KEY-ID") != self.key_id
             or headers.get("APCA-API-SECRET-KEY") != self.secret_key
@@ -518,7 +294,7 @@ class FakeAlpacaData:
             if descending:
                 records.reverse()
             rows += [(symbol, r) for r in records]
-            with self._lock:
+            with self.lock:
                 rows += list(self._stray[kind].get(symbol, []))
         grouped: dict[str, list[dict[str, Any]]] = {}
         for symbol, record in rows[offset : offset + limit]:
@@ -535,7 +311,7 @@ class FakeAlpacaData:
             await connection.close(1008, "unknown stream")
             return
         client = _Client(connection, path)
-        with self._lock:
+        with self.lock:
             self.stream_connections[path] = self.stream_connections.get(path, 0) + 1
         try:
             await connection.send(_pack([{"T": "success", "msg": "connected"}]))
@@ -545,7 +321,7 @@ class FakeAlpacaData:
         except ConnectionClosed:
             pass
         finally:
-            with self._lock:
+            with self.lock:
                 if client in self._clients:
                     self._clients.remove(client)
 
@@ -579,22 +355,17 @@ class FakeAlpacaData:
             if not is_news:
                 reply["corrections"] = reply["trades"]
                 reply["cancelErrors"] = reply["trades"]
-            with self._lock:
+            with self.lock:
                 if client not in self._clients:
                     self._clients.append(client)
             await ws.send(_pack([reply]))
         else:
             await ws.send(_pack([{"T": "error", "code": 400, "msg": "invalid syntax"}]))
 
-    def _call(self, coro: Any, timeout_s: float = 10.0) -> Any:
-        if self._loop is None:
-            raise RuntimeError("the fake is not running")
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout_s)
-
     def subscribed(self, path: str, channel: str, symbols: Iterable[str]) -> bool:
         """Whether a client on ``path`` is subscribed to ``channel`` for all ``symbols``."""
         wanted = set(symbols)
-        with self._lock:
+        with self.lock:
             return any(
                 c.path == path
                 and (
@@ -608,11 +379,11 @@ class FakeAlpacaData:
         """Send ``messages`` to every client on ``path`` subscribed to them; returns how many
         clients got at least one. ``t``/``created_at``/``updated_at`` may be RFC 3339 text or
         epoch ns; they go out as msgpack Timestamps."""
-        return int(self._call(self._push(path, messages)))
+        return self._call(self._push(path, messages))
 
     async def _push(self, path: str, messages: list[dict[str, Any]]) -> int:
         reached = 0
-        with self._lock:
+        with self.lock:
             clients = [
                 c
                 for c in self._clients
@@ -641,7 +412,7 @@ class FakeAlpacaData:
         paths = [f"/v2/{feed}"] if feed else [f"/v2/{f}" for f in FEEDS]
         names = set(symbols)
         if not names:
-            with self._lock:
+            with self.lock:
                 for client in self._clients:
                     if client.path in paths:
                         for channel in ("trades", "bars", "quotes"):
@@ -674,7 +445,7 @@ class FakeAlpacaData:
                 bar = self.bar(symbol, minute)
                 messages.append({"T": "b", "S": symbol, **bar})
                 emitted.append((symbol, bar))
-                if self._news_minute(symbol, minute):
+                if self.news_minute(symbol, minute):
                     news.append({"T": "n", **self.news_item(symbol, minute)})
             self.clock_ms = minute + MINUTE_MS
             for path in paths:
@@ -689,10 +460,10 @@ class FakeAlpacaData:
 
     def drop_streams(self, path: str | None = None) -> int:
         """Cut every stream connection (on ``path``) without a close frame; returns how many."""
-        return int(self._call(self._drop(path)))
+        return self._call(self._drop(path))
 
     async def _drop(self, path: str | None) -> int:
-        with self._lock:
+        with self.lock:
             victims = [c for c in self._clients if path is None or c.path == path]
             for client in victims:
                 self._clients.remove(client)
@@ -738,36 +509,6 @@ def _parse_ns(text: str) -> int:
 
 def _pack(messages: list[dict[str, Any]]) -> bytes:
     return bytes(msgpack.packb(messages))
-
-
-def _timeframe_ms(timeframe: str) -> int:
-    units = {"Min": MINUTE_MS, "T": MINUTE_MS, "Hour": 60 * MINUTE_MS, "H": 60 * MINUTE_MS}
-    for suffix, unit in units.items():
-        if timeframe.endswith(suffix) and timeframe[: -len(suffix)].isdigit():
-            return int(timeframe[: -len(suffix)]) * unit
-    raise ValueError(f"invalid timeframe {timeframe!r} (the fake knows NMin and NHour)")
-
-
-def _aggregate(group: list[dict[str, Any]], start: int) -> dict[str, Any]:
-    if len(group) == 1:
-        return {**group[0], "t": iso(start * 1_000_000)}
-    volume = sum(b["v"] for b in group)
-    return {
-        "t": iso(start * 1_000_000),
-        "o": group[0]["o"],
-        "h": max(b["h"] for b in group),
-        "l": min(b["l"] for b in group),
-        "c": group[-1]["c"],
-        "v": volume,
-        "n": sum(b["n"] for b in group),
-        "vw": round(sum(b["vw"] * b["v"] for b in group) / volume, 4),
-    }
-
-
-def _merge(records: list[dict[str, Any]], extra: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    if not extra:
-        return records
-    return sorted([*records, *extra], key=lambda r: str(r.get("t", "")))
 
 
 def _encode_token(offset: int) -> str:

@@ -24,14 +24,14 @@ from __future__ import annotations
 
 import json
 import secrets
-import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 from urllib.parse import parse_qs
+
+from flinktrade.testing._loopback import FaultPlan, Loopback
 
 WEBHOOK_STATUS = {
     "invalid_payload": 400,
@@ -107,19 +107,11 @@ class Received:
 
 
 @dataclass
-class _Injected:
-    fault: Fault
-    channel: str | None
-    remaining: int
-
-
-@dataclass
 class _State:
     channels: set[str] | None
     archived: set[str] = field(default_factory=set)
     removed: set[str] = field(default_factory=set)
     hooks: dict[str, str] = field(default_factory=dict)
-    faults: deque[_Injected] = field(default_factory=deque)
     revoked: bool = False
     last_accepted: dict[str, float] = field(default_factory=dict)
     received: list[Received] = field(default_factory=list)
@@ -197,8 +189,10 @@ def _check_text(obj: Any, limit: int, plain_only: bool = False) -> list[str]:
     return []
 
 
-class FakeSlack:
+class FakeSlack(Loopback):
     """The fake server; a context manager. ``channels=None`` accepts every channel name."""
+
+    label = "FakeSlack"
 
     def __init__(
         self,
@@ -209,6 +203,7 @@ class FakeSlack:
         token: str | None = None,
         on_request: Callable[[Received], None] | None = None,
     ) -> None:
+        super().__init__()
         self.token = token or "fake-bot-" + secrets.token_hex(12)
         self.min_interval_s = min_interval_s
         self.port = port
@@ -216,35 +211,16 @@ class FakeSlack:
         self._state = _State(
             channels={normalize_channel(c) for c in channels} if channels is not None else None
         )
-        self._cond = threading.Condition()
+        self._faults: FaultPlan[Fault] = FaultPlan()
         self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
 
-    def start(self) -> FakeSlack:
-        handler = type("Handler", (_Handler,), {"fake": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
+    def _start(self) -> None:
+        self._server = self._serve_http(_Handler, "127.0.0.1", self.port)
 
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(5)
-
-    def __enter__(self) -> FakeSlack:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def _stopping_hook(self) -> None:
+        self._server = None
 
     @property
     def url(self) -> str:
@@ -260,7 +236,7 @@ class FakeSlack:
     def webhook_url(self, channel: str = "#general") -> str:
         """A new incoming webhook that posts to ``channel``."""
         path = f"/services/T{secrets.token_hex(4).upper()}/B{secrets.token_hex(4).upper()}/{secrets.token_urlsafe(18)}"
-        with self._cond:
+        with self.lock:
             self._state.hooks[path] = normalize_channel(channel)
         return self.url + path
 
@@ -269,8 +245,7 @@ class FakeSlack:
     def inject(self, fault: Fault, *, times: int = 1, channel: str | None = None) -> None:
         """Answer the next ``times`` messages (to ``channel``, or any) with ``fault``."""
         target = normalize_channel(channel) if channel else None
-        with self._cond:
-            self._state.faults.append(_Injected(fault, target, times))
+        self._faults.arm(fault, times, scope=target)
 
     def rate_limit(
         self, retry_after: int = 1, *, times: int = 1, channel: str | None = None
@@ -287,17 +262,16 @@ class FakeSlack:
         self.inject(Fault(error), times=times, channel=channel)
 
     def clear_faults(self) -> None:
-        with self._cond:
-            self._state.faults.clear()
+        self._faults.clear()
 
     def remove_channel(self, channel: str) -> None:
         """From now on the channel does not exist (``channel_not_found``)."""
-        with self._cond:
+        with self.lock:
             self._state.removed.add(normalize_channel(channel))
 
     def add_channel(self, channel: str) -> None:
         name = normalize_channel(channel)
-        with self._cond:
+        with self.lock:
             self._state.removed.discard(name)
             self._state.archived.discard(name)
             if self._state.channels is not None:
@@ -305,47 +279,30 @@ class FakeSlack:
 
     def archive(self, channel: str) -> None:
         """From now on the channel is archived (``is_archived`` / ``channel_is_archived``)."""
-        with self._cond:
+        with self.lock:
             self._state.archived.add(normalize_channel(channel))
 
     def revoke(self) -> None:
         """The token and every webhook stop working (``invalid_auth`` / ``invalid_token``)."""
-        with self._cond:
+        with self.lock:
             self._state.revoked = True
 
     # -- what was received -----------------------------------------------------------------------
 
     @property
     def requests(self) -> list[Received]:
-        with self._cond:
+        with self.lock:
             return list(self._state.received)
 
     def messages(self, channel: str | None = None) -> list[Received]:
         """Accepted messages, in arrival order, optionally for one channel."""
         name = normalize_channel(channel) if channel else None
-        with self._cond:
+        with self.lock:
             return [
                 r
                 for r in self._state.received
                 if r.accepted and (name is None or r.channel == name)
             ]
-
-    def wait_for(self, predicate: Callable[[FakeSlack], bool], timeout_s: float = 10.0) -> None:
-        """Wait until ``predicate(self)`` holds; ``TimeoutError`` after ``timeout_s``."""
-        deadline = time.monotonic() + timeout_s
-        with self._cond:
-            while True:
-                self._cond.release()
-                try:
-                    done = predicate(self)
-                finally:
-                    self._cond.acquire()
-                if done:
-                    return
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"FakeSlack: condition not met within {timeout_s}s")
-                self._cond.wait(min(remaining, 0.5))
 
     # -- request handling (called from the server threads) --------------------------------------
 
@@ -358,7 +315,7 @@ class FakeSlack:
     ) -> tuple[int, str | None, int | None, tuple[str, ...]]:
         """(HTTP status, Slack error or None, Retry-After, payload problems) for one message."""
         now = time.monotonic()
-        with self._cond:
+        with self.lock:
             state = self._state
             status: int | None = None
             error: str | None = None
@@ -372,7 +329,9 @@ class FakeSlack:
                 error = "channel_not_found"
             elif channel in state.archived:
                 error = "is_archived" if api == "chat.postMessage" else "channel_is_archived"
-            elif (fault := self._take_fault(channel)) is not None:
+            elif (
+                fault := self._faults.take(lambda scope: scope is None or scope == channel)
+            ) is not None:
                 status, error, retry_after = fault.status, fault.error, fault.retry_after
             elif (
                 channel is not None
@@ -396,7 +355,7 @@ class FakeSlack:
                 state.last_accepted[channel] = now
             received = Received(api, channel, body, status, error, now, problems, token)
             state.received.append(received)
-            self._cond.notify_all()
+            self._condition.notify_all()
         if self.on_request is not None:
             self.on_request(received)
         return status, error, retry_after, problems
@@ -407,24 +366,15 @@ class FakeSlack:
             return False
         return state.channels is None or channel in state.channels
 
-    def _take_fault(self, channel: str | None) -> Fault | None:
-        for injected in self._state.faults:
-            if injected.channel is None or injected.channel == channel:
-                injected.remaining -= 1
-                if injected.remaining <= 0:
-                    self._state.faults.remove(injected)
-                return injected.fault
-        return None
-
     def _record_other(self, path: str, status: int, error: str) -> None:
-        with self._cond:
+        with self.lock:
             self._state.received.append(
                 Received("other", None, {"path": path}, status, error, time.monotonic())
             )
-            self._cond.notify_all()
+            self._condition.notify_all()
 
     def _hook_channel(self, path: str) -> str | None:
-        with self._cond:
+        with self.lock:
             return self._state.hooks.get(path)
 
 

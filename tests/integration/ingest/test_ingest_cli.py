@@ -79,6 +79,26 @@ def test_bad_arguments_give_one_line(tmp_path: Path) -> None:
         assert needle in result.stderr
 
 
+def test_commands_read_the_ingest_section_of_the_config_file(
+    tmp_path: Path, kafka_settings: KafkaSettings, ingest_topics: IngestTopics
+) -> None:
+    """``[ingest]`` in flinktrade.toml counts as much as FLINKTRADE_INGEST__* does."""
+    lines = [f'{name} = "{value}"' for name, value in ingest_topics.model_dump().items()]
+    (tmp_path / "flinktrade.toml").write_text("[ingest.topics]\n" + "\n".join(lines) + "\n")
+    (tmp_path / "trades.csv").write_text(
+        "timestamp,symbol,price,size\n"
+        "2024-01-02T14:30:01Z,AAPL,185.64,100\n"
+        "2024-01-02T14:30:02Z,AAPL,185.70,0\n"
+    )
+    env = env_for(None, kafka_settings, None)  # no FLINKTRADE_INGEST__* variables
+    result = flinktrade("replay", "--file", "trades.csv", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1])["trades"] == 1
+    servers = kafka_settings.bootstrap_servers
+    assert bus.count_records(servers, ingest_topics.trades) == 1
+    assert bus.count_records(servers, ingest_topics.deadletter) == 1
+
+
 def test_history_command_end_to_end(
     tmp_path: Path,
     fake: FakeAlpacaData,

@@ -94,7 +94,7 @@ def notify_settings(topics: NotifyTopics, **values: object) -> NotifySettings:
         "start_from": "earliest",
         "drain_timeout_s": 2.0,
     }
-    return NotifySettings(**{**base, **values}, _env_file=None)  # type: ignore[arg-type]
+    return NotifySettings(**{**base, **values})  # type: ignore[arg-type]
 
 
 @pytest.fixture

@@ -111,9 +111,29 @@ def test_routes_repeats_and_commits_only_after_slack_accepted(
         ts=T0,
     )
     fill = json.dumps(
-        {"id": "x-1", "order_id": "o-1", "symbol": "AAPL", "side": "buy", "qty": 10, "price": 187.3}
+        {
+            "id": "x-1",
+            "order_id": "o-1",
+            "client_order_id": "c-1",
+            "symbol": "AAPL",
+            "side": "buy",
+            "qty": 10,
+            "price": 187.3,
+            "ts": T0,
+        }
     ).encode()
-    order = b'{"id": "o-1", "symbol": "AAPL", "side": "buy", "qty": 10, "status": "filled"}'
+    order = json.dumps(
+        {
+            "event_id": "e-1",
+            "id": "o-1",
+            "client_order_id": "c-1",
+            "symbol": "AAPL",
+            "side": "buy",
+            "qty": 10,
+            "status": "filled",
+            "ts": T0,
+        }
+    ).encode()
     produce(
         kafka_settings,
         [

@@ -33,7 +33,7 @@ def alert(**changes: object) -> Alert:
 
 
 def rendered(event_type: EventType, record: bytes, dashboard: str | None = None) -> Message:
-    notice = parse_record(event_type, record, record_ts=T0 + 6_000)
+    notice = parse_record(event_type, record)
     return Formatter(dashboard).notice(notice)
 
 
@@ -127,9 +127,9 @@ def test_signal_with_indicators_and_sentiment() -> None:
     )
 
 
-def test_filled_order_from_a_generic_record() -> None:
+def test_filled_order() -> None:
     record = (
-        b'{"id": "o-42", "client_order_id": "sig-abc", "symbol": "NVDA", "side": "buy",'
+        b'{"event_id": "e-1", "id": "o-42", "client_order_id": "sig-abc", "symbol": "NVDA", "side": "buy",'
         b' "qty": "10", "type": "limit", "limit_price": "901.5", "status": "filled",'
         b' "filled_qty": "10", "filled_avg_price": "901.25", "strategy": "sma_cross",'
         b' "ts": 1714573805000, "broker": "simulated"}'
@@ -155,10 +155,11 @@ def test_filled_order_from_a_generic_record() -> None:
     )
 
 
-def test_rejected_order_uses_alternative_field_names_and_the_record_time() -> None:
+def test_rejected_order() -> None:
     record = (
-        b'{"order_id": "o-43", "symbol": "TSLA", "side": "sell", "qty": 5, "type": "market",'
-        b' "status": "rejected", "reject_reason": "insufficient buying power"}'
+        b'{"event_id": "e-2", "id": "o-43", "client_order_id": "sig-def", "symbol": "TSLA",'
+        b' "side": "sell", "qty": 5, "type": "market", "status": "rejected",'
+        b' "reason": "insufficient buying power", "ts": 1714573806000}'
     )
     assert_snapshot(
         rendered(EventType.ORDER, record),
@@ -183,7 +184,8 @@ def test_rejected_order_uses_alternative_field_names_and_the_record_time() -> No
 
 def test_fill() -> None:
     record = (
-        b'{"execution_id": "x-9", "order_id": "o-42", "symbol": "NVDA", "side": "buy",'
+        b'{"id": "x-9", "order_id": "o-42", "client_order_id": "sig-abc", "symbol": "NVDA",'
+        b' "side": "buy",'
         b' "qty": 10, "price": 901.25, "position_qty": 25, "ts": 1714573805000}'
     )
     assert_snapshot(
@@ -309,18 +311,37 @@ def test_test_message() -> None:
 def test_repeats_share_an_id_and_order_updates_do_not() -> None:
     a = parse_record(EventType.ALERT, events.encode(alert()))
     assert parse_record(EventType.ALERT, events.encode(alert())).id == a.id
-    new = parse_record(EventType.ORDER, b'{"id": "o1", "symbol": "X", "status": "new"}')
-    filled = parse_record(EventType.ORDER, b'{"id": "o1", "symbol": "X", "status": "filled"}')
+    new = parse_record(EventType.ORDER, order_record("e-new", "new"))
+    filled = parse_record(EventType.ORDER, order_record("e-filled", "filled"))
     assert new.id != filled.id
     assert new.severity is Severity.INFO
-    rejected = parse_record(EventType.ORDER, b'{"id": "o1", "symbol": "X", "status": "rejected"}')
+    rejected = parse_record(EventType.ORDER, order_record("e-rejected", "rejected"))
     assert rejected.severity is Severity.WARNING
+
+
+def order_record(event_id: str, status: str) -> bytes:
+    return json.dumps(
+        {
+            "event_id": event_id,
+            "id": "o1",
+            "client_order_id": "c1",
+            "symbol": "X",
+            "side": "buy",
+            "qty": "1",
+            "status": status,
+            "ts": T0,
+        }
+    ).encode()
 
 
 def test_undecodable_records_say_why() -> None:
     import pytest
 
     with pytest.raises(events.DecodeError, match="symbol"):
-        parse_record(EventType.FILL, b'{"id": "x", "qty": 1, "price": 2}')
+        parse_record(
+            EventType.FILL,
+            b'{"id": "x", "order_id": "o", "client_order_id": "c", "side": "buy", "qty": 1,'
+            b' "price": 2, "ts": 1714573800000}',
+        )
     with pytest.raises(events.DecodeError):
         parse_record(EventType.ALERT, b"not json")

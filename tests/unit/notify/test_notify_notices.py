@@ -18,7 +18,25 @@ ALERT = {
     "symbol": "AAPL",
     "ts": 1_714_573_800_000,
 }
-FILL = {"id": "x1", "symbol": "AAPL", "side": "buy", "qty": "10", "price": "187.25"}
+FILL = {
+    "id": "x1",
+    "order_id": "o1",
+    "client_order_id": "c1",
+    "symbol": "AAPL",
+    "side": "buy",
+    "qty": "10",
+    "price": "187.25",
+    "ts": 1_714_573_800_000,
+}
+ORDER = {
+    "event_id": "e1",
+    "id": "o1",
+    "client_order_id": "c1",
+    "symbol": "AAPL",
+    "side": "buy",
+    "qty": "10",
+    "status": "new",
+}
 
 
 @pytest.mark.parametrize("ts", [-1, 253_402_300_800_000, 10**23])
@@ -27,11 +45,30 @@ def test_times_no_message_can_show_are_refused(ts: int) -> None:
         parse_record(EventType.ALERT, json.dumps({**ALERT, "ts": ts}).encode())
 
 
-def test_an_order_takes_the_record_time_but_its_own_ts_must_be_in_range() -> None:
-    order = {"id": "o1", "symbol": "AAPL", "status": "new"}
-    assert parse_record(EventType.ORDER, json.dumps(order).encode(), 1_714_573_800_000).ts > 0
+def test_an_order_needs_its_own_time_in_range() -> None:
+    record = {**ORDER, "ts": 1_714_573_800_000}
+    assert parse_record(EventType.ORDER, json.dumps(record).encode()).ts == 1_714_573_800_000
     with pytest.raises(DecodeError, match="ts"):
-        parse_record(EventType.ORDER, json.dumps({**order, "ts": -5}).encode())
+        parse_record(EventType.ORDER, json.dumps(ORDER).encode())  # no time of its own
+    with pytest.raises(DecodeError, match="ts"):
+        parse_record(EventType.ORDER, json.dumps({**ORDER, "ts": -5}).encode())
+
+
+def test_an_order_of_the_topics_contract_that_no_message_can_show_is_refused() -> None:
+    record = json.dumps({**ORDER, "ts": 1_714_573_800_000, "qty": "PLACEHOLDER"})
+    with pytest.raises(DecodeError, match="qty"):
+        parse_record(EventType.ORDER, record.replace('"PLACEHOLDER"', "1e400").encode())
+
+
+def test_orders_and_fills_in_another_shape_are_refused() -> None:
+    # field names a lenient reader once took: trading.orders has one contract, OrderEvent
+    lenient_order = {"order_id": "o-43", "symbol": "TSLA", "status": "rejected", "ts": 1}
+    with pytest.raises(DecodeError, match="Field required"):
+        parse_record(EventType.ORDER, json.dumps(lenient_order).encode())
+    lenient_fill = {**FILL, "execution_id": FILL["id"]}
+    del lenient_fill["id"]
+    with pytest.raises(DecodeError, match="id: Field required"):
+        parse_record(EventType.FILL, json.dumps(lenient_fill).encode())
 
 
 @pytest.mark.parametrize(

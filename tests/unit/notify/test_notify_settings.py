@@ -85,7 +85,7 @@ def test_only_https_or_loopback_http_is_accepted(
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::1]", "127.8.9.10"])
 def test_plain_http_to_loopback_is_accepted(host: str) -> None:
     url = f"http://{host}:8080/services/x"
-    assert NotifySettings(webhook_url=url, _env_file=None).webhook_url is not None
+    assert NotifySettings(webhook_url=url).webhook_url is not None
 
 
 def test_route_webhook_urls_are_checked_too() -> None:
@@ -96,7 +96,7 @@ def test_route_webhook_urls_are_checked_too() -> None:
 
 def test_without_slack_every_route_prints_to_the_console() -> None:
     routing = build_routing(
-        NotifySettings(routes=[RouteSettings(name="a"), RouteSettings(name="b")], _env_file=None)
+        NotifySettings(routes=[RouteSettings(name="a"), RouteSettings(name="b")])
     )
     assert [r.sink_key for r in routing.routes] == ["console", "console"]
     assert isinstance(routing.sinks["console"], ConsoleSink)
@@ -117,12 +117,12 @@ def test_incomplete_slack_configuration_names_the_route(
     values: dict[str, object], message: str
 ) -> None:
     with pytest.raises(ConfigError, match=message):
-        build_routing(NotifySettings(**values, _env_file=None))  # type: ignore[arg-type]
+        build_routing(NotifySettings(**values))  # type: ignore[arg-type]
 
 
 def test_duplicate_route_names_are_refused() -> None:
     with pytest.raises(ValueError, match="unique: a"):
-        NotifySettings(routes=[RouteSettings(name="a"), RouteSettings(name="a")], _env_file=None)
+        NotifySettings(routes=[RouteSettings(name="a"), RouteSettings(name="a")])
 
 
 def notice(type_: EventType, kind: str, severity: Severity, symbol: str = "AAPL") -> Notice:
@@ -148,7 +148,6 @@ def test_routes_select_by_event_type_severity_kind_and_symbol() -> None:
                 ),
                 RouteSettings(name="everything", min_severity=Severity.WARNING),
             ],
-            _env_file=None,
         )
     )
     channels = {key: sink.description for key, sink in routing.sinks.items()}

@@ -1,16 +1,24 @@
-"""At-least-once bookkeeping: which offsets may be committed, and which event ids were seen.
+"""Offsets: where a topic ends and where a group stands, and at-least-once bookkeeping.
 
-A record's offset may be committed once every destination it was routed to has accepted it (or
-given up on it for good). Per partition, the commit position is the oldest record still open, or
-one past the newest record seen when none is open. Thread-safe: delivery threads call ``done``.
+``end_offsets``, ``committed_positions`` and ``committed_to_end`` ask the broker. ``OffsetTracker``
+decides which offsets may be committed: a record's offset may be committed once every destination
+it was routed to has accepted it (or given up on it for good). Per partition, the commit position
+is the oldest record still open, or one past the newest record seen when none is open. Thread-safe:
+delivery threads call ``done``. ``SeenIds`` remembers recent event ids, to drop repeats.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+from flinktrade.bus.consumer import consuming
+from flinktrade.errors import TransientError
 
 TP = tuple[str, int]
 """A topic partition."""
@@ -105,3 +113,56 @@ class SeenIds:
         if len(self._ids) > self.capacity:
             self._ids.popitem(last=False)
         return True
+
+
+_NO_LEADER_YET = {
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+}
+
+
+def end_offsets(consumer: Consumer, topic: str, timeout_s: float = 10.0) -> list[TopicPartition]:
+    """The end (high watermark) of every partition of ``topic``, asked with ``consumer``; waits
+    out a new partition's missing leader for up to ``timeout_s``."""
+    metadata = consumer.list_topics(topic, timeout=timeout_s).topics[topic]
+    if metadata.error is not None:
+        raise TransientError(f"topic {topic}: {metadata.error.str()}")
+    ends = []
+    deadline = time.monotonic() + timeout_s
+    for partition in sorted(metadata.partitions):
+        while True:  # a new topic has no leader for a moment
+            try:
+                _low, high = consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=timeout_s
+                )
+                break
+            except KafkaException as exc:
+                retry = exc.args[0].retriable() or exc.args[0].code() in _NO_LEADER_YET
+                if time.monotonic() > deadline or not retry:
+                    raise TransientError(f"offsets of {topic}[{partition}]: {exc}") from None
+                time.sleep(0.2)
+        ends.append(TopicPartition(topic, partition, high))
+    return ends
+
+
+def committed_positions(bootstrap_servers: str, group_id: str, topic: str) -> dict[int, int]:
+    """The group's committed position per partition of ``topic`` (-1: nothing committed); empty
+    while the group's coordinator is not available yet."""
+    with consuming(bootstrap_servers, group_id) as consumer:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        try:
+            positions = consumer.committed(
+                [TopicPartition(topic, p) for p in sorted(partitions)], timeout=10
+            )
+        except KafkaException:  # no coordinator for the group yet
+            return {}
+        return {tp.partition: max(tp.offset, -1) for tp in positions}
+
+
+def committed_to_end(bootstrap_servers: str, group_id: str, topic: str) -> bool:
+    """Whether the group has committed the current end of every non-empty partition of ``topic``."""
+    done = committed_positions(bootstrap_servers, group_id, topic)
+    with consuming(bootstrap_servers, group_id) as consumer:
+        ends = end_offsets(consumer, topic)
+    return all(done.get(tp.partition, -1) >= tp.offset for tp in ends if tp.offset > 0)
