@@ -491,7 +491,7 @@ def _latency_trades(count: int, seed: int = SEED + 1) -> list[RawTrade]:
 LIVE_SYMBOLS = 500
 LIVE_CLOSES = 3
 """Minute ends timed per live run (every symbol's bar closes at each: bursts of 500 bars)."""
-LIVE_HISTORY_MIN = 55
+LIVE_HISTORY_MIN = 53
 """Minutes of history preloaded before a live run, so SMA50 is defined and signals can fire."""
 LIVE_HISTORY_TRADES_PER_BAR = 4
 LIVE_FIRST_CLOSE_AFTER_S = 15.0
@@ -535,8 +535,12 @@ class LatencyBench:
         bus.ensure_topics(b.settings, [source])
         history_bars = 0
         if case.live:
-            # At most 5 minutes of live trades: the run ends after its last timed minute end.
-            history, trades = _live_trades(case.rate * 300, time.time_ns() // 1_000_000 - 65_000)
+            # Enough live trades for the longest run (first timed minute end up to 75 s after the
+            # start, then 2 more, the bound and 3 s): the file is cut to the run's length later.
+            # History ends 5 s before a minute boundary: exactly one minute (each symbol's last
+            # bar) stays open in every contender until the live trades come.
+            history_end = (time.time_ns() // 1_000_000 - 65_000) // 60_000 * 60_000 - 5_000
+            history, trades = _live_trades(case.rate * 210, history_end)
             history_bars = len(reference.bars((t.symbol, t.price, t.size, t.ts) for t in history))
             b.preload(source, [(t.symbol.encode(), t.to_json(t.ts), t.ts) for t in history])
             count = len(trades)
@@ -544,9 +548,10 @@ class LatencyBench:
             count = int(case.rate * self.duration_s)
             trades = _latency_trades(count)
         trades_file = b.workdir / f"{prefix}.trades"
-        trades_file.write_bytes(
-            b"".join(b"%s %d %s\n" % (t.symbol.encode(), t.ts, t.to_json(t.ts)) for t in trades)
-        )
+        if not case.live:  # a live run writes its file once it knows its length
+            trades_file.write_bytes(
+                b"".join(b"%s %d %s\n" % (t.symbol.encode(), t.ts, t.to_json(t.ts)) for t in trades)
+            )
         stats = b.workdir / f"{prefix}.stats.json"
         result: dict[str, Any] = {
             "contender": case.contender,
@@ -572,7 +577,7 @@ class LatencyBench:
         if case.profile == "low-latency":
             cmd.append("--low-latency")
         proc = Watched(cmd, b.workdir / f"{prefix}.log")
-        ready = proc.wait(lambda: stats.exists() and "ready_ms" in stats.read_text(), 180)
+        ready = proc.wait(lambda: stats.exists() and "ready_ms" in stats.read_text(), 600)
         if not ready or proc.proc.poll() is not None:
             proc.stop()
             return result | {"error": f"contender did not start: {proc.tail()}"}
