@@ -103,6 +103,38 @@ def tables(results: list[dict[str, Any]]) -> str:
                     f"| {r['contender']} | {r['profile']} | {r['rate_per_s']:,} | {kind} {h_txt} "
                     f"{late} | {r.get('load_before', '').split(' ')[0]} |"
                 )
+    live = [r for r in results if r.get("mode") == "latency-live"]
+    if live:
+        lines += [
+            "",
+            "### Live-like latency (ms): event time = wall time, 500 symbols, 3 minute ends",
+            "",
+            "From the moment a minute's bars can close (minute end + the contender's bound:"
+            " flinktrade's 2 s watermark, 0 for the peers) to receipt; for the peers also from"
+            " the trade that closed the bar (`own trigger`).",
+            "",
+            "| contender | profile | rate/s | output | count | p50 | p99 | max |"
+            " own trigger p50 / p99 | driver late >1 ms | load (1-min) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in live:
+            late = r.get("driver", {}).get("sent_late_over_1ms", "-")
+            head = f"| {r['contender']} | {r['profile']} | {r['rate_per_s']:,} |"
+            if "error" in r:
+                lines.append(f"{head} - | - | - | - | - | - | - | {r['error'][:80]} |")
+                continue
+            for kind in ("bar", "signal"):
+                h = r.get("latency", {}).get(kind)
+                if h is None:
+                    lines.append(f"{head} {kind} | 0 | - | - | - | - | {late} | - |")
+                    continue
+                own = h.get("from_trigger")
+                own_txt = f"{own['p50_ms']} / {own['p99_ms']}" if own else "-"
+                lines.append(
+                    f"{head} {kind} | {h['count']:,} | {h['p50_ms']} | {h['p99_ms']} | "
+                    f"{h['max_ms']} | {own_txt} | {late} | "
+                    f"{r.get('load_before', '').split(' ')[0]} |"
+                )
     first = results[0] if results else {}
     loads = sorted(
         {r["load_before"] for r in results if r.get("load_before")},

@@ -413,6 +413,8 @@ class Bench:
         }
         if "submitted_ms" in side:
             result["startup_s"] = round((first_out - side["submitted_ms"]) / 1000, 2)
+        if "command_ms" in side:  # the command to the first output (JVM, build, deployment)
+            result["startup_from_command_s"] = round((first_out - side["command_ms"]) / 1000, 2)
         if reason is None:
             # Steady state: CPU between the first and the last output, per trade in that span
             # (start-up, e.g. the JVM and job deployment, excluded).
@@ -476,12 +478,43 @@ class LatencyCase:
     contender: str
     profile: str  # "default" or "low-latency"
     rate: int
+    live: bool = False
+    """The live-like case: event time = wall time, ``LIVE_SYMBOLS`` symbols, a history first."""
 
 
 def _latency_trades(count: int, seed: int = SEED + 1) -> list[RawTrade]:
     """``count`` trades spread over ~6.5 h of event time, so SMA50 fills and signals fire."""
     gap_ms = SPAN_MS / count
     return MarketSimulator(SYMBOLS, seed=seed, gap_ms=gap_ms, news=False).trades(count)
+
+
+LIVE_SYMBOLS = 500
+LIVE_CLOSES = 3
+"""Minute ends timed per live run (every symbol's bar closes at each: bursts of 500 bars)."""
+LIVE_HISTORY_MIN = 53
+"""Minutes of history preloaded before a live run, so SMA50 is defined and signals can fire."""
+LIVE_HISTORY_TRADES_PER_BAR = 4
+LIVE_FIRST_CLOSE_AFTER_S = 15.0
+"""The first timed minute end comes at least this long after the live trades start."""
+FLINK_CLOSE_BOUND_MS = 2_000
+"""flinktrade's out-of-orderness bound (``JobOptions.out_of_orderness_ms``): its bars can close
+this long after their minute ends; the peers close a bar on the symbol's next trade (bound 0)."""
+
+
+def _live_trades(live_count: int, history_end_ms: int) -> tuple[list[RawTrade], list[RawTrade]]:
+    """``LIVE_HISTORY_MIN`` minutes of history ending at ``history_end_ms``, then ``live_count``
+    trades to be sent live (the driver replaces their ``ts`` with their send time); one price path
+    per symbol through both."""
+    history_count = LIVE_SYMBOLS * LIVE_HISTORY_MIN * LIVE_HISTORY_TRADES_PER_BAR
+    span_ms = LIVE_HISTORY_MIN * 60_000
+    start = history_end_ms - span_ms
+    start -= start % 60_000
+    sim = MarketSimulator(
+        LIVE_SYMBOLS, seed=SEED + 2, start_ts=start, gap_ms=span_ms / history_count, news=False
+    )
+    trades = sim.trades(history_count + live_count)
+    history = [t for t in trades[:history_count] if t.ts < history_end_ms]
+    return history, trades[history_count:]
 
 
 class LatencyBench:
@@ -492,29 +525,47 @@ class LatencyBench:
     def run(self, case: LatencyCase, run: int) -> dict[str, Any]:
         b = self.bench
         contender = next(c for c in CONTENDERS if c.name == case.contender)
-        count = int(case.rate * self.duration_s)
-        trades = _latency_trades(count)
+        live = " live" if case.live else ""
         prefix = (
-            f"lat{run}.{case.contender}.{case.profile}.{case.rate}.{time.monotonic_ns() % 10**6}"
+            f"lat{run}.{case.contender}.{case.profile}.{case.rate}{live.strip()}."
+            f"{time.monotonic_ns() % 10**6}"
         )
         names = b.topics(prefix)
         source = f"{prefix}.in"
         bus.ensure_topics(b.settings, [source])
+        history_bars = 0
+        if case.live:
+            # Enough live trades for the longest run (first timed minute end up to 75 s after the
+            # start, then 2 more, the bound and 3 s): the file is cut to the run's length later.
+            # History ends 5 s before a minute boundary: exactly one minute (each symbol's last
+            # bar) stays open in every contender until the live trades come.
+            history_end = (time.time_ns() // 1_000_000 - 65_000) // 60_000 * 60_000 - 5_000
+            history, trades = _live_trades(case.rate * 210, history_end)
+            history_bars = len(reference.bars((t.symbol, t.price, t.size, t.ts) for t in history))
+            b.preload(source, [(t.symbol.encode(), t.to_json(t.ts), t.ts) for t in history])
+            count = len(trades)
+        else:
+            count = int(case.rate * self.duration_s)
+            trades = _latency_trades(count)
         trades_file = b.workdir / f"{prefix}.trades"
-        trades_file.write_bytes(
-            b"".join(b"%s %d %s\n" % (t.symbol.encode(), t.ts, t.to_json(t.ts)) for t in trades)
-        )
+        if not case.live:  # a live run writes its file once it knows its length
+            trades_file.write_bytes(
+                b"".join(b"%s %d %s\n" % (t.symbol.encode(), t.ts, t.to_json(t.ts)) for t in trades)
+            )
         stats = b.workdir / f"{prefix}.stats.json"
         result: dict[str, Any] = {
             "contender": case.contender,
-            "mode": "latency",
+            "mode": "latency-live" if case.live else "latency",
             "profile": case.profile,
             "rate_per_s": case.rate,
             "records": count,
-            "expected_bars": len(reference.bars((t.symbol, t.price, t.size, t.ts) for t in trades)),
             "run": run,
             "load_before": _loadavg(),
         }
+        if not case.live:
+            result["expected_bars"] = len(
+                reference.bars((t.symbol, t.price, t.size, t.ts) for t in trades)
+            )
         if not PEERS_PY.exists():
             return result | {"error": "no .venv-peers: the latency driver needs hdrhistogram"}
         cmd = [str(contender.python), "-m", contender.module, "--servers", b.servers]
@@ -526,14 +577,51 @@ class LatencyBench:
         if case.profile == "low-latency":
             cmd.append("--low-latency")
         proc = Watched(cmd, b.workdir / f"{prefix}.log")
-        ready = proc.wait(lambda: stats.exists() and "ready_ms" in stats.read_text(), 180)
+        ready = proc.wait(lambda: stats.exists() and "ready_ms" in stats.read_text(), 600)
         if not ready or proc.proc.poll() is not None:
             proc.stop()
             return result | {"error": f"contender did not start: {proc.tail()}"}
         time.sleep(5.0)  # consumer group assignment / task deployment after "ready"
+        if case.live:
+            # The history's bars first (all but each symbol's last, which the live trades close).
+            caught_up = proc.wait(
+                lambda: bus.count_records(b.servers, names["bars"]) >= history_bars - LIVE_SYMBOLS,
+                600,
+            )
+            if not caught_up or proc.proc.poll() is not None:
+                proc.stop()
+                return result | {"error": f"history not processed in 600 s: {proc.tail()}"}
+            side = json.loads(stats.read_text())
+            if "command_ms" in side:
+                result["ready_from_command_s"] = round(
+                    (side["ready_ms"] - side["command_ms"]) / 1000, 2
+                )
+            result["history_caught_up_s"] = round(time.time() - side["ready_ms"] / 1000, 1)
         t0_us = time.time_ns() // 1000 + 2_000_000
         common = ["--servers", b.servers, "--trades", str(trades_file), "--rate", str(case.rate)]
         common += ["--t0-us", str(t0_us), "--drain-s", "10"]
+        if case.live:
+            first_end_ms = (t0_us // 1000 + int(LIVE_FIRST_CLOSE_AFTER_S * 1000)) // 60_000 + 1
+            first_end_ms *= 60_000
+            last_end_ms = first_end_ms + (LIVE_CLOSES - 1) * 60_000
+            send_s = (last_end_ms + FLINK_CLOSE_BOUND_MS + 3_000) / 1000 - t0_us / 1e6
+            count = min(count, int(case.rate * send_s))
+            trades_file.write_bytes(
+                b"".join(
+                    b"%s %d %s\n" % (t.symbol.encode(), t.ts, t.to_json(t.ts))
+                    for t in trades[:count]
+                )
+            )
+            bound = FLINK_CLOSE_BOUND_MS if case.contender == "flinktrade" else 0
+            common += ["--live", "--close-bound-ms", str(bound)]
+            common += ["--warmup-until-us", str((first_end_ms - 1_000) * 1000)]
+            result |= {
+                "records": count,
+                "symbols": LIVE_SYMBOLS,
+                "history_bars": history_bars,
+                "timed_minute_ends": LIVE_CLOSES,
+                "close_bound_ms": bound,
+            }
         collector = subprocess.Popen(
             [
                 str(PEERS_PY),
@@ -591,6 +679,20 @@ QUICK_LATENCY = [
     LatencyCase("bytewax", "default", QUICK_RATE),
 ]
 FULL_LATENCY_RATES = (1_000, 5_000, 20_000)
+LIVE_RATE = 2_000
+LIVE_LATENCY = [
+    LatencyCase(c, p, LIVE_RATE, live=True)
+    for c, p in (
+        ("flinktrade", "default"),
+        ("flinktrade", "low-latency"),
+        ("plain-loop", "default"),
+        ("plain-loop", "low-latency"),
+        ("quixstreams", "default"),
+        ("bytewax", "default"),
+    )
+]
+"""The live-like case (event time = wall time, 500 symbols, 2,000 trades/s, 3 minute ends), in
+both the quick and the full set; ~4-5 min per contender (history catch-up included)."""
 
 
 def main() -> None:
@@ -605,6 +707,8 @@ def main() -> None:
     parser.add_argument("--no-latency", action="store_true")
     parser.add_argument("--latency-only", action="store_true", help="skip the catch-up runs")
     parser.add_argument("--latency-rates", default="", help="e.g. 2000,5000 (quick set's cases)")
+    parser.add_argument("--live-only", action="store_true", help="only the live-like cases")
+    parser.add_argument("--no-live", action="store_true", help="without the live-like cases")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     repeats = args.repeats or (5 if args.full else 1)
@@ -632,6 +736,10 @@ def main() -> None:
         rates = [int(r) for r in args.latency_rates.split(",")]
         cases = [LatencyCase(c.contender, c.profile, r) for r in rates for c in cases]
         cases = list(dict.fromkeys(cases))
+    if args.live_only:
+        cases = []
+    if not args.no_latency and not args.no_live:
+        cases += LIVE_LATENCY
     cases = [c for c in cases if c.contender in {x.name for x in chosen}]
     results: list[dict[str, Any]] = []
     started = datetime.now(UTC)
@@ -653,7 +761,13 @@ def main() -> None:
             latency = LatencyBench(bench, args.latency_seconds)
             for run in range(1):
                 for case in cases:
-                    log.info("latency: %s %s %d/s", case.contender, case.profile, case.rate)
+                    log.info(
+                        "latency%s: %s %s %d/s",
+                        " (live-like)" if case.live else "",
+                        case.contender,
+                        case.profile,
+                        case.rate,
+                    )
                     results.append(_emit(latency.run(case, run)))
         finally:
             broker.down()

@@ -13,6 +13,15 @@ trigger time, so flinktrade's bar latency is if anything overstated by a millise
 flinktrade ``large_trade`` alert's trigger is the trade itself: the scheduled time of the trade
 with the alert's symbol and event time (its other, per-bar alert kinds are not timed).
 Histograms are HdrHistogram (1 us .. 10 min, 3 significant digits); the warm-up is discarded.
+
+``--live`` (both modes): the case a live user meets. The driver stamps each trade with its
+scheduled send time as event time (``ts`` = ``sched_us`` / 1000, record timestamp likewise), so
+every symbol's bar closes at once when a wall-clock minute ends. The collector times each bar and
+signal from the moment its minute's bars can close: minute end + ``--close-bound-ms`` (the
+contender's out-of-orderness bound: 2,000 ms for flinktrade's watermark, 0 for the peers, which
+close a bar on the symbol's next trade). For the peers it also reports the latency from their own
+trigger (``from_trigger``: the trade that closed the bar). A ``large_trade`` alert of flinktrade is
+timed from its trade's ``ts`` (ms), so up to 1 ms too long.
 """
 
 from __future__ import annotations
@@ -42,11 +51,12 @@ def load(path: Path) -> list[tuple[bytes, bytes, int]]:
 
 def drive(args: argparse.Namespace) -> None:
     records = load(args.trades)
+    live = args.live
     producer = Producer({"bootstrap.servers": args.servers, "linger.ms": 0})
     period_us = 1e6 / args.rate
     t0 = args.t0_us
     behind = 0
-    for i, (key, value, ts) in enumerate(records):
+    for i, (key, value, event_ts) in enumerate(records):
         due = t0 + int(i * period_us)
         now = time.time_ns() // 1000
         if now < due:
@@ -56,7 +66,15 @@ def drive(args: argparse.Namespace) -> None:
                 pass
         elif now - due > 1000:
             behind += 1
-        payload = value[:-1] + b',"sched_us":%d}' % due
+        ts = event_ts
+        if live:  # event time = the scheduled wall time
+            ts = due // 1000
+            rec = orjson.loads(value)
+            rec["ts"] = rec["ingest_ts"] = ts
+            rec["sched_us"] = due
+            payload = orjson.dumps(rec)
+        else:
+            payload = value[:-1] + b',"sched_us":%d}' % due
         while True:
             try:
                 producer.produce(args.topic, payload, key, timestamp=ts)
@@ -75,13 +93,21 @@ def collect(args: argparse.Namespace) -> None:
     period_us = 1e6 / args.rate
     t0 = args.t0_us
     warm_until = t0 + int(len(records) * args.warmup * period_us)
+    if args.warmup_until_us is not None:
+        warm_until = args.warmup_until_us
     end = t0 + int(len(records) * period_us) + int(args.drain_s * 1e6)
 
+    live, bound_us = args.live, int(args.close_bound_ms * 1000)
+
     def derived_trigger(bar_ts: int) -> int | None:
+        if live:  # the minute's end + the contender's out-of-orderness bound
+            return (bar_ts + BAR_MS) * 1000 + bound_us
         i = bisect.bisect_left(event_ts, bar_ts + FLINK_CLOSE_MS)
         return t0 + int(i * period_us) if i < len(event_ts) else None
 
     def trade_trigger(symbol: str, ts: int) -> int | None:
+        if live:
+            return ts * 1000
         i = bisect.bisect_left(event_ts, ts)
         while i < len(event_ts) and event_ts[i] == ts:
             if symbols[i] == symbol:
@@ -92,6 +118,7 @@ def collect(args: argparse.Namespace) -> None:
     kinds = {args.bars: "bar", args.signals: "signal", args.alerts: "alert"}
     hist = {k: HdrHistogram(1, 600_000_000, 3) for k in kinds.values()}
     emitted = {k: HdrHistogram(1, 600_000_000, 3) for k in kinds.values()}
+    own = {k: HdrHistogram(1, 600_000_000, 3) for k in kinds.values()}
     consumer = Consumer(
         {
             "bootstrap.servers": args.servers,
@@ -110,7 +137,11 @@ def collect(args: argparse.Namespace) -> None:
         kind = kinds[msg.topic()]
         rec = orjson.loads(msg.value())
         trigger = rec.get("trigger_us")
-        if trigger is None and kind in ("bar", "signal"):
+        if live and kind in ("bar", "signal"):
+            if trigger is not None and trigger >= warm_until:
+                own[kind].record_value(max(1, received - trigger))
+            trigger = derived_trigger(rec["ts"] if kind == "bar" else rec["bar_ts"])
+        elif trigger is None and kind in ("bar", "signal"):
             trigger = derived_trigger(rec["ts"] if kind == "bar" else rec["bar_ts"])
         elif trigger is None and rec.get("kind") == "large_trade":
             trigger = trade_trigger(rec["symbol"], rec["ts"])
@@ -134,6 +165,11 @@ def collect(args: argparse.Namespace) -> None:
             "to_produce_p50_ms": round(emitted[kind].get_value_at_percentile(50) / 1000, 2),
             "to_produce_p99_ms": round(emitted[kind].get_value_at_percentile(99) / 1000, 2),
         }
+        if own[kind].get_total_count():
+            result[kind]["from_trigger"] = {
+                f"p{q:g}_ms": round(own[kind].get_value_at_percentile(q) / 1000, 2)
+                for q in (50, 99)
+            }
     print(json.dumps(result))
 
 
@@ -150,6 +186,9 @@ def main() -> None:
     parser.add_argument("--alerts", default="")
     parser.add_argument("--warmup", type=float, default=0.2)
     parser.add_argument("--drain-s", type=float, default=5.0)
+    parser.add_argument("--live", action="store_true", help="event time = scheduled wall time")
+    parser.add_argument("--close-bound-ms", type=float, default=0.0, help="with --live")
+    parser.add_argument("--warmup-until-us", type=int, default=None, help="instead of --warmup")
     args = parser.parse_args()
     drive(args) if args.mode == "drive" else collect(args)
 

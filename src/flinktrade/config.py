@@ -118,6 +118,12 @@ class JobSettings(Section):
     provider_bars: bool = Field(
         True, description="Also analyse provider bars (market.bars); false: only bars from trades."
     )
+    heap: str = Field(
+        "1g",
+        pattern=r"^([1-9][0-9]*[kKmMgG]?)?$",
+        description="Max heap (-Xmx) of the JVM that runs the job's in-process MiniCluster"
+        " (`job run`), so its memory stays bounded; empty: the JVM's default (1/4 of RAM).",
+    )
     delivery: Delivery = Delivery.AT_LEAST_ONCE
     latency_profile: LatencyProfile = Field(
         LatencyProfile.DEFAULT,

@@ -36,3 +36,5 @@ def test_contender_passes_the_gate(harness: Bench, name: str) -> None:
     result = harness.catch_up(contender, run=0)
     assert result["correct"], result.get("reason")
     assert result["trades_per_s"]
+    if name == "flinktrade":  # start-up from the command includes the JVM and the job's build
+        assert result["startup_from_command_s"] > result["startup_s"] > 0

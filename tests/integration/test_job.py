@@ -327,3 +327,13 @@ def test_provider_bars_are_analysed_as_they_are(job_run: Run) -> None:
     assert math.isclose(got[19].indicators["sma_20"] or 0.0, sum(closes[:20]) / 20, abs_tol=1e-9)
     letters = [d for d in job_run.deadletters if d.source_topic.startswith("pbars.")]
     assert [d.payload for d in letters] == [BAD_BAR.decode()]
+
+
+def test_the_minicluster_jvm_has_a_bounded_heap(job_run: Run) -> None:
+    """``JobOptions.heap`` (1g by default) is the max heap of the JVM that ran the job, not the
+    JVM's default of a quarter of the machine's memory (soak runs grew the job's RSS without
+    bound)."""
+    from pyflink.java_gateway import get_gateway
+
+    max_heap = get_gateway().jvm.java.lang.Runtime.getRuntime().maxMemory()
+    assert 256 * 2**20 < max_heap <= 2**30

@@ -93,3 +93,31 @@ def test_the_java_parser_has_the_bounds_of_the_event_models() -> None:
     payload = (udf / "DeadPayload.java").read_text()
     assert _java_constant(payload, "MAX_BYTES") == "64 * 1024"
     assert events.MAX_DEAD_PAYLOAD_BYTES == 64 * 1024
+
+
+def test_the_job_jvm_gets_a_bounded_heap_unless_jvm_args_already_set_one() -> None:
+    from flinktrade.pipeline.job import jvm_args_with_heap
+
+    assert jvm_args_with_heap(None, "1g") == "-Xmx1g"
+    assert jvm_args_with_heap("-Dx=1", "768m") == "-Dx=1 -Xmx768m"
+    assert jvm_args_with_heap("-Xmx4g -Dx=1", "1g") == "-Xmx4g -Dx=1"
+    assert jvm_args_with_heap("-XX:MaxHeapSize=2g", "1g") == "-XX:MaxHeapSize=2g"
+    assert jvm_args_with_heap(None, None) is None
+    assert jvm_args_with_heap("-Dx=1", "") == "-Dx=1"
+
+
+def test_the_job_heap_setting_reaches_the_job_options(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from pydantic import ValidationError
+
+    from flinktrade.config import JobSettings, Settings
+    from flinktrade.pipeline.job import JobOptions
+
+    assert JobOptions.from_settings(Settings(state_dir=tmp_path)).heap == "1g"
+    settings = Settings(state_dir=tmp_path, job=JobSettings(heap="512m"))
+    assert JobOptions.from_settings(settings).heap == "512m"
+    assert (
+        JobOptions.from_settings(Settings(state_dir=tmp_path, job=JobSettings(heap=""))).heap
+        is None
+    )
+    with pytest.raises(ValidationError):
+        JobSettings(heap="-Xmx1g")

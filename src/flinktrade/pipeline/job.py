@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pyflink import java_gateway
 from pyflink.common import Configuration, Row, Types
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
 from pyflink.java_gateway import get_gateway
@@ -108,6 +109,12 @@ class JobOptions:
     shows instead of being retried away."""
     jobmanager: str | None = None
     """``host:port`` of a Flink cluster's REST endpoint to submit to (None: a local MiniCluster)."""
+    heap: str | None = "1g"
+    """``-Xmx`` of the JVM the job starts (the pyflink gateway, which hosts the local MiniCluster;
+    only the job's client when submitting to a cluster). None or empty: the JVM's default, a
+    quarter of the machine's memory, which lets a long-running job's heap (and RSS) grow far
+    beyond what it needs before the collector gives memory back. Applies only if this process
+    has not started the gateway yet (the first job of a process fixes it)."""
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: object) -> JobOptions:
@@ -125,6 +132,7 @@ class JobOptions:
             "delivery": job.delivery,
             "latency_profile": job.latency_profile,
             "thread_mode": job.python_thread_mode,
+            "heap": job.heap or None,
             "strategies": specs,
             "analytics": settings.analytics,
         }
@@ -152,10 +160,39 @@ def _python_path() -> str:
     return os.pathsep.join(dict.fromkeys(paths))
 
 
+def jvm_args_with_heap(jvm_args: str | None, heap: str | None) -> str | None:
+    """``JVM_ARGS`` with ``-Xmx<heap>`` added, unless it already sets a max heap or ``heap`` is
+    None or empty."""
+    args = (jvm_args or "").split()
+    if not heap or any(a.startswith(("-Xmx", "-XX:MaxHeapSize")) for a in args):
+        return jvm_args
+    return " ".join([*args, f"-Xmx{heap}"])
+
+
+def _start_gateway(heap: str | None) -> None:
+    """Start pyflink's gateway JVM (it runs the local MiniCluster) with ``-Xmx<heap>`` on the
+    ``JVM_ARGS`` pyflink passes to it. ``JVM_ARGS`` is restored afterwards, so no other JVM this
+    process starts inherits the bound."""
+    if java_gateway._gateway is not None:  # already started: too late to bound it
+        return
+    before = os.environ.get("JVM_ARGS")
+    bounded = jvm_args_with_heap(before, heap)
+    if bounded is not None:
+        os.environ["JVM_ARGS"] = bounded
+    try:
+        get_gateway()
+    finally:
+        if before is None:
+            os.environ.pop("JVM_ARGS", None)
+        else:
+            os.environ["JVM_ARGS"] = before
+
+
 def environment(options: JobOptions) -> tuple[StreamExecutionEnvironment, StreamTableEnvironment]:
     """A configured execution environment (a local MiniCluster unless submitted to a cluster)."""
     jvm.ensure_jars()
     os.environ["PYTHONPATH"] = _python_path()  # read when the gateway JVM starts
+    _start_gateway(options.heap)
     cwd = str(Path.cwd())
     if cwd not in sys.path:  # the console script does not put it there, ``python -m`` does
         sys.path.append(cwd)

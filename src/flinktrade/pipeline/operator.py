@@ -17,13 +17,22 @@ raises on a bar or a story is caught. Either way the item becomes a dead letter 
 
 Every output (bars with indicators, signals, alerts, dead letters) leaves as one row type,
 ``OUTPUT_ROW_TYPE``, already encoded, with the topic it goes to.
+
+For latency work only: with ``FLINKTRADE_STAGE_LOG`` set to a file path, the analytics operator
+appends one line per stage of each bar to it (wall-clock microseconds, the stage, the symbol, the
+bar's or timer's event time, the operator's watermark): ``in`` when a bar reaches the operator,
+``timer`` when its timer fires, ``emit`` when the model is done and the outputs start to leave,
+``out`` when they have left. Unset (always, in production) it costs one ``None`` test per stage.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pyflink.common import Row
@@ -255,6 +264,8 @@ class AnalyticsOperator(KeyedCoProcessFunction):  # type: ignore[misc]
         self._cache = {}
 
     def process_element1(self, value: Row, ctx: KeyedCoProcessFunction.Context) -> None:
+        if _STAGE_LOG is not None:
+            _stage("in", value[1], value[2], ctx.timer_service().current_watermark())
         # BAR_ROW_TYPE by position (rows of a Python map may arrive without field names)
         _kind, _symbol, ts, open_, high, low, close, volume, vwap, trades, interval_ms, text = value
         end = int(ts) + int(interval_ms) - 1
@@ -275,6 +286,8 @@ class AnalyticsOperator(KeyedCoProcessFunction):  # type: ignore[misc]
     def on_timer(self, timestamp: int, ctx: KeyedCoProcessFunction.OnTimerContext) -> Iterator[Row]:
         assert self.model is not None and self.items is not None
         symbol: str = ctx.get_current_key()
+        if _STAGE_LOG is not None:
+            _stage("timer", symbol, timestamp, ctx.timer_service().current_watermark())
         keyed = self._keyed(symbol)
         state = keyed.model
         if state is None:
@@ -299,8 +312,12 @@ class AnalyticsOperator(KeyedCoProcessFunction):  # type: ignore[misc]
                 ctx.timer_service().register_event_time_timer(due_stale)
         if due or stale or keyed.stale_at != stale_at:  # otherwise nothing changed
             self.state.update((state, keyed.stale_at))
+        if _STAGE_LOG is not None:
+            _stage("emit", symbol, timestamp, 0)
         for event in (*out, *stale):
             yield output_row(self.topics[type(event).__name__], event)
+        if _STAGE_LOG is not None:
+            _stage("out", symbol, timestamp, 0)
 
     def _stored_model(self) -> dict[str, Any] | None:
         """The current key's model state as Flink state holds it (as of this timer's start)."""
@@ -355,6 +372,16 @@ class BarAnalyticsOperator(KeyedProcessFunction):  # type: ignore[misc]
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Row]:
         return self.analytics.on_timer(timestamp, ctx)
+
+
+_STAGE_LOG_PATH = os.environ.get("FLINKTRADE_STAGE_LOG")
+_STAGE_LOG = Path(_STAGE_LOG_PATH).open("a", buffering=1) if _STAGE_LOG_PATH else None  # noqa: SIM115
+"""Per-stage timestamps for latency work (see the module docstring); None in production."""
+
+
+def _stage(stage: str, symbol: str, event_ts: int, watermark: int) -> None:
+    if _STAGE_LOG is not None:
+        _STAGE_LOG.write(f"{time.time_ns() // 1000} {stage} {symbol} {event_ts} {watermark}\n")
 
 
 @dataclass
