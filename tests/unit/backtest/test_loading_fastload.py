@@ -25,7 +25,7 @@ GOOD = [
     "2024-01-02T14:32:00Z,AAPL,11.25,11.5,11,11.5,0,11.3,0",
 ]
 CELLS = HEADER.split(",")
-TEMPLATE = "2024-01-02T14:33:00Z,AAPL,11.5,12,11,11.75,300,11.6,4".split(",")
+TEMPLATE = ["2024-01-02T14:33:00Z", "AAPL", "11.5", "12", "11", "11.75", "300", "11.6", "4"]
 
 
 def _row(**cells: str) -> str:
@@ -119,7 +119,9 @@ def _dumps(bars: list[events.Bar]) -> list[dict[str, object]]:
 
 
 def _wire(bars: list[events.Bar]) -> list[dict[str, object]]:
-    return [{k: v for k, v in json.loads(b.model_dump_json()).items() if k != "ingest_ts"} for b in bars]
+    return [
+        {k: v for k, v in json.loads(b.model_dump_json()).items() if k != "ingest_ts"} for b in bars
+    ]
 
 
 def _assert_parity(path: Path, symbol: str | None = None) -> None:
