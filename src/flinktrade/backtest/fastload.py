@@ -28,12 +28,15 @@ from flinktrade.ingest.replay import _looks_like_header, column_map, detect_kind
 from flinktrade.ingest.validate import Invalid, Validator, to_epoch_ns
 
 _ISO = (
-    r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?)?"
-    r"(?:Z|[+-]\d{2}:\d{2})?"
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?)?"
+    r"(?:Z|[+-][0-9]{2}:[0-9]{2})?"
 )
-_PRICE = r"\d{1,12}(?:\.\d{1,6})?"
-_WHOLE = r"\d{1,12}"
+_PRICE = r"[0-9]{1,12}(?:\.[0-9]{1,6})?"
+_WHOLE = r"[0-9]{1,12}"
 _PRICES = ("o", "h", "l", "c")
+_FIELDS_SET = frozenset(events.Bar.model_fields) - {"ingest_ts"}
+"""The fields a validated bar has set (``ingest_ts`` comes from its default)."""
+_set = object.__setattr__
 
 
 def load_bars(
@@ -147,21 +150,32 @@ def _validated(
     raws: dict[int, dict[str, Any]] = {}
     times: list[int | None] = ns.tolist()
     for i in np.flatnonzero(~clean).tolist():
-        raw = {ours: (text.iat[i] or None) for ours, text in cells.items()}
-        if symbol is not None and raw.get("S") is None:
-            raw["S"] = symbol
-        raws[i] = raw
-        times[i] = _time_ns(raw)
+        raws[i] = _raw(cells, symbol, i)
+        times[i] = _time_ns(raws[i])
     interval = _interval(symbols_list, times)
+    if interval > events.MAX_INTERVAL_MS:  # the row path refuses every bar: let it say why
+        for i in np.flatnonzero(clean).tolist():
+            raws[i] = _raw(cells, symbol, i)
+        clean[:] = False
     return _events(cells, clean, raws, times, name_of, vwaps, interval, validator)
 
 
+def _raw(cells: dict[str, pd.Series], symbol: str | None, i: int) -> dict[str, Any]:
+    """Row ``i`` as ``replay.read_file`` gives it to the validator."""
+    raw = {ours: (text.iat[i] or None) for ours, text in cells.items()}
+    if symbol is not None and raw.get("S") is None:
+        raw["S"] = symbol
+    return raw
+
+
 def _micros(text: pd.Series) -> npt.NDArray[np.int64]:
-    parts = text.str.partition(".")
-    whole = parts[0].astype(np.int64).to_numpy()
-    fraction = parts[2].str.ljust(6, "0").astype(np.int64).to_numpy()
-    result: npt.NDArray[np.int64] = whole * 1_000_000 + fraction
-    return result
+    """Prices of the ``_PRICE`` shape in exact integer millionths."""
+    return np.fromiter(map(_micro, text.tolist()), dtype=np.int64, count=len(text))
+
+
+def _micro(text: str) -> int:
+    whole, _, fraction = text.partition(".")
+    return int(whole) * 1_000_000 + int(fraction.ljust(6, "0"))
 
 
 def _time_ns(raw: dict[str, Any]) -> int | None:
@@ -216,17 +230,20 @@ def _events(
         if clean[i]:
             trades = columns["n"][i] if "n" in columns else ""
             bars.append(
-                events.Bar(
-                    symbol=str(names[i]),
-                    ts=ns // 1_000_000,
-                    open=Decimal(columns["o"][i]),
-                    high=Decimal(columns["h"][i]),
-                    low=Decimal(columns["l"][i]),
-                    close=Decimal(columns["c"][i]),
-                    volume=int(columns["v"][i]),
-                    vwap=vwaps[i],
-                    trades=int(trades) if trades else None,
-                    interval_ms=interval,
+                _bar(
+                    {
+                        "ts": ns // 1_000_000,
+                        "ingest_ts": events.now_ms(),
+                        "symbol": names[i],
+                        "open": Decimal(columns["o"][i]),
+                        "high": Decimal(columns["h"][i]),
+                        "low": Decimal(columns["l"][i]),
+                        "close": Decimal(columns["c"][i]),
+                        "volume": int(columns["v"][i]),
+                        "vwap": vwaps[i],
+                        "trades": int(trades) if trades else None,
+                        "interval_ms": interval,
+                    }
                 )
             )
             continue
@@ -236,3 +253,15 @@ def _events(
         else:
             bars.append(event)
     return bars, rejected
+
+
+def _bar(fields: dict[str, Any]) -> events.Bar:
+    """``events.Bar(**fields)`` of fields that passed the checks above, without validating
+    them again: the same object (``Bar.__new__`` filled in one step, as ``pipeline.analytics``
+    builds its bars)."""
+    bar = events.Bar.__new__(events.Bar)
+    _set(bar, "__dict__", fields)
+    _set(bar, "__pydantic_fields_set__", set(_FIELDS_SET))
+    _set(bar, "__pydantic_extra__", None)
+    _set(bar, "__pydantic_private__", None)
+    return bar

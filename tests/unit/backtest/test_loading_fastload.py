@@ -115,6 +115,7 @@ def _reference(path: Path, symbol: str | None) -> tuple[list[events.Bar], list[e
 
 def _dumps(bars: list[events.Bar]) -> list[dict[str, object]]:
     """The bars' fields but ``ingest_ts`` (the wall clock when each was built)."""
+    assert all(isinstance(b.model_dump()["ingest_ts"], int) for b in bars)
     return [b.model_dump(exclude={"ingest_ts"}) for b in bars]
 
 
@@ -195,3 +196,13 @@ def test_a_file_pandas_cannot_parse_is_left_to_the_row_path(tmp_path: Path) -> N
     assert fastload.load_bars(path, None, _validator()) is None
     with pytest.raises(ConfigError, match="cannot read it"):
         load_file(path)
+
+
+def test_bars_further_apart_than_the_longest_interval_as_the_row_validator_does(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "bars.csv"
+    far = _row(time="2026-06-01T14:33:00Z")
+    path.write_text("\n".join([HEADER, GOOD[0], far]) + "\n", encoding="utf-8")
+    _assert_parity(path)
+    assert len(_reference(path, None)[1]) == 2  # the row validator refuses both
