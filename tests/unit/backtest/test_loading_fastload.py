@@ -55,6 +55,7 @@ CSV_CASES: list[tuple[str, str]] = [
     ("epoch_zero", _row(time="1970-01-01T00:00:00Z")),
     ("1E-400", _row(low="1E-400")),
     ("7_decimals", _row(close="11.1234567")),
+    ("7_decimals_in_range", _row(close="11.0000001")),
     ("6_decimals", _row(close="11.123456")),
     ("NaN", _row(high="NaN")),
     ("nan_lower", _row(open="nan")),
