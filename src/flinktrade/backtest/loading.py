@@ -3,7 +3,9 @@ in-process engine) or onto a run's topic (the Flink engine).
 
 Files are read by ``flinktrade.ingest.replay`` (its column aliases, time formats and validation),
 with one addition: a first column without a name (a pandas index written by ``DataFrame.to_csv``,
-or the index of a Parquet file) is taken as the time column.
+or the index of a Parquet file) is taken as the time column. A CSV with a header row goes through
+``backtest.fastload`` (column-wise, the same bars and rejected rows as the row validator); any
+other file through the row validator.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import cast
 import pandas as pd
 
 from flinktrade import bus, events
+from flinktrade.backtest import fastload
 from flinktrade.config import Settings
 from flinktrade.errors import ConfigError
 from flinktrade.ingest.history import HistoryRequest, NoProgress, Progress, Sink, run_history
@@ -58,7 +61,11 @@ def load_file(path: Path, symbol: str | None = None) -> LoadedBars:
     without bars."""
     stem = path.stem.upper()
     symbol = symbol or (stem if _TICKER.match(stem) else None)
+    validator = Validator(source=f"file:{path.name}", max_future_ms=2**62)
     with _time_column_named(path) as readable:
+        fast = fastload.load_bars(readable, symbol, validator)
+        if fast is not None:
+            return _checked(path, *fast)
         try:
             replay = read_file(readable, symbol=symbol)
         except ConfigError as exc:  # name the user's file, not a temporary copy
@@ -66,11 +73,10 @@ def load_file(path: Path, symbol: str | None = None) -> LoadedBars:
             raise ConfigError(message) from None
     if replay.kind != "bars":
         raise ConfigError(f"{path}: holds trades, not bars (no open/high/low/close columns)")
-    return _validated(replay, path)
+    return _validated(replay, path, validator)
 
 
-def _validated(replay: ReplayFile, path: Path) -> LoadedBars:
-    validator = Validator(source=f"file:{path.name}", max_future_ms=2**62)
+def _validated(replay: ReplayFile, path: Path, validator: Validator) -> LoadedBars:
     bars: list[events.Bar] = []
     rejected: list[events.DeadLetter] = []
     for event in replay_events(replay, validator):
@@ -78,6 +84,10 @@ def _validated(replay: ReplayFile, path: Path) -> LoadedBars:
             bars.append(event)
         elif isinstance(event, events.DeadLetter):
             rejected.append(event)
+    return _checked(path, bars, rejected)
+
+
+def _checked(path: Path, bars: list[events.Bar], rejected: list[events.DeadLetter]) -> LoadedBars:
     if not bars:
         first = f": {rejected[0].reason}" if rejected else ""
         raise ConfigError(f"{path}: no valid bars{first}")
