@@ -30,8 +30,8 @@ from flinktrade.backtest.portfolio import (
 )
 from flinktrade.config import AnalyticsSettings
 from flinktrade.errors import ConfigError
-from flinktrade.ingest.history import Progress
 from flinktrade.pipeline.analytics import StrategySpec, build_all
+from flinktrade.progress import Progress
 
 log = logging.getLogger(__name__)
 

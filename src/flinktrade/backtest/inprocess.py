@@ -34,9 +34,9 @@ from flinktrade.backtest import runner
 from flinktrade.backtest.engine import BacktestRequest, BacktestResult, finish
 from flinktrade.backtest.portfolio import dedupe_bars
 from flinktrade.errors import ConfigError
-from flinktrade.ingest.history import NoProgress, Progress
 from flinktrade.pipeline.analytics import ScoredNews, SymbolModel
 from flinktrade.pipeline.due import BAR, NEWS, DueItems
+from flinktrade.progress import NoProgress, Progress
 
 log = logging.getLogger(__name__)
 

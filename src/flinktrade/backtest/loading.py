@@ -26,10 +26,11 @@ from flinktrade import bus, events
 from flinktrade.backtest import fastload
 from flinktrade.config import Settings
 from flinktrade.errors import ConfigError
-from flinktrade.ingest.history import HistoryRequest, NoProgress, Progress, Sink, run_history
+from flinktrade.ingest.history import HistoryRequest, Sink, run_history
 from flinktrade.ingest.replay import ReplayFile, read_file
 from flinktrade.ingest.replay import events as replay_events
 from flinktrade.ingest.validate import Validator
+from flinktrade.progress import NoProgress, Progress
 
 log = logging.getLogger(__name__)
 

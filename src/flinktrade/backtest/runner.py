@@ -21,8 +21,8 @@ from pathlib import Path
 from flinktrade import bus, events
 from flinktrade.bus import KafkaException
 from flinktrade.config import AnalyticsSettings, KafkaSettings
-from flinktrade.ingest.history import NoProgress, Progress
 from flinktrade.pipeline.analytics import StrategySpec
+from flinktrade.progress import NoProgress, Progress
 
 log = logging.getLogger(__name__)
 

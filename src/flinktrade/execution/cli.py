@@ -11,17 +11,15 @@ through ``killswitch.KillSwitch``, as the API's do.
 from __future__ import annotations
 
 import json
-import signal
-import threading
 import time
 from pathlib import Path
-from types import FrameType
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from flinktrade.cli.signals import stop_on_signals
 from flinktrade.config import Settings, load_settings
 from flinktrade.errors import ConfigError, FlinktradeError
 from flinktrade.execution.killswitch import KillSwitch, broker_named
@@ -77,21 +75,15 @@ def execute(
     if from_earliest:
         execution = settings.execution.model_copy(update={"start_from": "earliest"})
         settings = settings.model_copy(update={"execution": execution})
-    stop = threading.Event()
-
-    def on_signal(_signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
     mode = "LIVE (real money)" if live else "paper" if broker == "alpaca" else "simulated"
     console.print(f"executor: broker {broker} ({mode}); Ctrl-C to stop")
-    try:
-        stats = run_executor(settings, stop, broker, live=live)
-    except FlinktradeError:
-        raise
-    except Exception as exc:  # one line and a non-zero exit, never a traceback
-        raise FlinktradeError(f"executor stopped: {type(exc).__name__}: {exc}") from None
+    with stop_on_signals() as stop:
+        try:
+            stats = run_executor(settings, stop, broker, live=live)
+        except FlinktradeError:
+            raise
+        except Exception as exc:  # one line and a non-zero exit, never a traceback
+            raise FlinktradeError(f"executor stopped: {type(exc).__name__}: {exc}") from None
     out.print(json.dumps(stats.as_dict()), soft_wrap=True)
 
 
