@@ -7,6 +7,7 @@ UV := $(VENV)/bin/uv
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed-stamp
 JARS_STAMP := .cache/jars/.stamp
+CORE_STAMP := .cache/mypyc.stamp
 WEB_STAMP := web/node_modules/.installed-stamp
 CHROMIUM := /usr/bin/chromium
 DURATION ?=
@@ -27,6 +28,12 @@ $(STAMP): pyproject.toml requirements.lock
 	$(UV) pip install -q --python $(PY) --no-deps -e .
 	@touch $@
 
+# The indicators compiled by mypyc (src/flinktrade/_mypyc/, used only while it matches the
+# sources, else the Python source runs: see flinktrade/accel.py). No-op when up to date.
+$(CORE_STAMP): $(STAMP) src/flinktrade/indicators.py src/flinktrade/errors.py src/flinktrade/accel.py
+	$(PY) -c "from flinktrade import accel; raise SystemExit(accel.main(['build']))"
+	@mkdir -p $(@D) && touch $@
+
 $(JARS_STAMP): $(STAMP) jvm/pom.xml $(wildcard jvm/udf/src/io/flinktrade/udf/*.java)
 	$(PY) -c "from flinktrade.infra.jvm import ensure_jars; ensure_jars()"
 	@touch $@
@@ -42,7 +49,7 @@ $(CHROMIUM):
 	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq chromium
 
-setup: $(STAMP) $(JARS_STAMP) $(WEB_STAMP) ## create the venv, resolve the JVM jars, install the dashboard's JS (cached)
+setup: $(STAMP) $(CORE_STAMP) $(JARS_STAMP) $(WEB_STAMP) ## create the venv, compile the indicators, resolve the JVM jars, install the dashboard's JS (cached)
 
 demo: setup ## run the whole system locally (DURATION=60 to stop by itself; CLUSTER=1: on a Flink session cluster)
 	$(VENV)/bin/flinktrade demo $(if $(DURATION),--duration $(DURATION)) $(if $(CLUSTER),--flink-cluster)

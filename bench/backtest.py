@@ -1,6 +1,6 @@
 """Backtest throughput: flinktrade's backtest engines against backtrader on the same generated bars.
 
-    .venv/bin/python -m bench.backtest [--workloads today,backtrader] [--no-flink]
+    .venv/bin/python -m bench.backtest [--workloads today,backtrader] [--no-flink] [--quick]
 
 Two workloads of one-minute bars (a seeded log-random walk): ``today`` is 50 symbols x 5 days x
 390 minutes (97,500 bars); ``backtrader`` is backtrader's own published benchmark size, 100
@@ -20,7 +20,9 @@ the simulation with metrics. Then one line per workload with the ratios.
 
 With ``--flink`` (default on for ``today``) the production Flink engine also runs the ``today``
 workload (a local Kafka broker started for it, the bounded job, the simulation), as before the
-in-process engine existed. Progress goes to stderr.
+in-process engine existed. ``--quick`` runs both workloads at a small size (5 x 390 and
+10 x 2,000 bars) without the Flink engine: the smoke test's size, not a measurement. Progress
+goes to stderr.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ START = 1_704_205_800_000  # 2024-01-02 14:30 UTC
 FAST, SLOW = 20, 50
 WORKLOADS = {"today": (50, 5 * 390), "backtrader": (100, 20_000)}
 """name -> (symbols, bars per symbol)."""
+QUICK = {"today": (5, 390), "backtrader": (10, 2_000)}
+"""``--quick``: the same workloads, small."""
 
 log = logging.getLogger("bench.backtest")
 
@@ -300,6 +304,7 @@ def main() -> None:
     parser.add_argument("--child", choices=("inprocess", "backtrader"))
     parser.add_argument("--symbols", type=int, default=50)
     parser.add_argument("--bars", type=int, default=5 * 390, help="bars per symbol")
+    parser.add_argument("--quick", action="store_true", help="small sizes, no Flink (smoke)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
     for noisy in ("py4j", "pyflink", "apache_beam", "flinktrade"):
@@ -308,7 +313,7 @@ def main() -> None:
         child(args.child, args.symbols, args.bars)
         return
     for name in args.workloads.split(","):
-        symbols, bars = WORKLOADS.get(name, (args.symbols, args.bars))
+        symbols, bars = (QUICK if args.quick else WORKLOADS).get(name, (args.symbols, args.bars))
         lines = {}
         for contender in ("inprocess", "backtrader"):
             log.info("%s: %s on %d symbols x %d bars", name, contender, symbols, bars)
@@ -325,7 +330,7 @@ def main() -> None:
             "signals": {"inprocess": ours["signals"], "backtrader": theirs["signals"]},
         }
         print(json.dumps(summary), flush=True)
-        if name == "today" and args.flink:
+        if name == "today" and args.flink and not args.quick:
             log.info("%s: flink engine", name)
             flink = run_flink(symbols, bars)
             flink["ratio_wall_vs_backtrader"] = round(flink["bars_per_s"] / theirs["bars_per_s"], 3)

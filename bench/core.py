@@ -8,7 +8,8 @@ symbol interleaved bar by bar, to one ``SymbolModel`` with the default indicator
 alerts on and the four built-in strategies (defaults). Each run builds a fresh model and fresh
 states; the figure is CPU time (``time.process_time``: the machine is shared, wall time is noise)
 divided by the number of bars, the median of ``repeats`` runs (min and max beside it). A warm-up
-run is discarded. The news calls are inside the timed loop (one per ~30 bars).
+run is discarded. The news calls are inside the timed loop (one per ~30 bars). ``compiled`` in
+the output lists the modules that ran compiled by mypyc (``FLINKTRADE_PURE_PYTHON=1``: none).
 
 Prints two JSON lines:
 
@@ -34,7 +35,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from flinktrade import events
+from flinktrade import accel, events
 from flinktrade.config import AnalyticsSettings
 from flinktrade.pipeline.analytics import ClosedBar, ScoredNews, StrategySpec, SymbolModel
 
@@ -136,6 +137,8 @@ def main() -> None:
         "python": platform.python_version(),
         "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores",
         "date": time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime()),
+        # the modules mypyc compiled that this run imported ([]: the Python source throughout)
+        "compiled": accel.status()["loaded"],
     }
     core = measure(items, 4, False, args.repeats)
     encoded = measure(items, 4, True, args.repeats)

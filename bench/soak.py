@@ -37,6 +37,11 @@ in the middle of that minute and at its end. The same data criteria apply (nothi
 conflicting, no second order for a signal); the executor's pid changes twice by design; the job
 must still run (a fail-over is reported; with at-least-once outputs it shows up as repeated
 bars and signals, counted as ``wire_repeats``); RSS and the catch-up bound are not criteria.
+
+Dead letters are counted by source record (partition and offset): the job's dead-letter sink is
+at-least-once, so one written twice after a broker restart is one (reported as
+``repeated_offsets``). A failed soak names each failed criterion with its figures, in the JSON
+line (``failed``) and as the last lines of its log.
 """
 
 from __future__ import annotations
@@ -68,6 +73,7 @@ from bench.soak_check import (
     compare_dead_letters,
     compare_orders,
     compare_signals,
+    failed_criteria,
     must_close,
     reference_signals,
     rss_bytes,
@@ -687,6 +693,11 @@ def main(argv: list[str] | None = None) -> int:
             "error": str(exc)[:1000],
             "workdir": str(soak.workdir),
         }
+    # Which criterion failed, with its figures: in the JSON line and as the log's last lines
+    # (`make soak` shows the log's tail when the soak fails).
+    result["failed"] = [] if result.get("pass") else failed_criteria(result)
+    for line in result["failed"]:
+        log.error("soak FAILED %s", line)
     if opts.workdir is None and result.get("pass"):
         shutil.rmtree(soak.workdir, ignore_errors=True)
     sys.stdout.write(json.dumps(result, default=str) + "\n")

@@ -231,33 +231,44 @@ def compare_orders(
 def compare_dead_letters(
     load: dict[str, Any], letters: list[dict[str, Any]], source_topic: str
 ) -> dict[str, Any]:
-    """Exactly one dead letter, with a reason, per malformed record sent; matched by the SHA-1 of
-    the payload where the dead letter carries the original bytes as text (valid UTF-8)."""
+    """Exactly one dead letter, with a reason, per malformed record sent, counted by source record:
+    dead letters with the same source partition and offset are one (the job's dead-letter sink is
+    at-least-once: after a broker restart its producer may write one twice; those repeats are
+    reported as ``repeated_offsets``, not counted). Dead letters without an offset count one each.
+    Matched by the SHA-1 of the payload where the dead letter carries the original bytes as text
+    (valid UTF-8)."""
     sent = Counter(sha for _name, sha in load["malformed"])
     ours = [d for d in letters if d.get("source_topic") == source_topic]
+    unique: list[dict[str, Any]] = []
+    seen: set[tuple[Any, Any]] = set()
+    for d in ours:
+        if d.get("offset") is not None:
+            position = (d.get("partition"), d.get("offset"))
+            if position in seen:
+                continue
+            seen.add(position)
+        unique.append(d)
     got = Counter(
         hashlib.sha1(str(d.get("payload", "")).encode()).hexdigest()  # noqa: S324
-        for d in ours
+        for d in unique
     )
     matched = sum((sent & got).values())
-    positions = Counter(
-        (d.get("partition"), d.get("offset")) for d in ours if d.get("offset") is not None
-    )
     no_reason = sum(1 for d in ours if not str(d.get("reason", "")).strip())
-    reasons = Counter(str(d.get("reason", ""))[:40] for d in ours)
+    reasons = Counter(str(d.get("reason", ""))[:40] for d in unique)
     expected = len(load["malformed"])
     return {
         "expected": expected,
         "received": len(ours),
+        "distinct_source_records": len(unique),
         "other_sources": len(letters) - len(ours),
         "without_reason": no_reason,
         "matched_by_payload": matched,
         "repeated_payloads": sum(max(0, got[sha] - n) for sha, n in sent.items()),
-        "repeated_offsets": sum(n - 1 for n in positions.values()),
-        "with_offset": sum(positions.values()),
+        "repeated_offsets": len(ours) - len(unique),
+        "with_offset": len(ours) - sum(1 for d in ours if d.get("offset") is None),
         "unmatched_variants": _unmatched(load, got),
         "top_reasons": dict(reasons.most_common(8)),
-        "ok": len(ours) == expected and no_reason == 0 and len(letters) == len(ours),
+        "ok": len(unique) == expected and no_reason == 0 and len(letters) == len(ours),
     }
 
 
@@ -271,6 +282,64 @@ def _unmatched(load: dict[str, Any], got: Counter[str]) -> dict[str, int]:
         if seen[sha] > got[sha]:
             out[name] += 1
     return dict(out)
+
+
+_EVIDENCE: dict[str, tuple[str, tuple[str, ...]]] = {
+    "bars_equal_reference": (
+        "bars",
+        ("required", "missing", "mismatched", "unknown", "conflicting"),
+    ),
+    "signals_equal_reference": ("signals", ("reference", "received", "missing", "extra")),
+    "dead_letters_exact": (
+        "dead_letters",
+        ("expected", "distinct_source_records", "without_reason", "other_sources"),
+    ),
+    "orders_one_per_signal_fills_once": (
+        "orders",
+        (
+            "signals_without_order",
+            "orders_without_signal",
+            "signals_with_two_orders",
+            "conflicting_fills",
+            "fills_not_matching_order",
+        ),
+    ),
+    "nothing_unsent": ("load", ("send_failures",)),
+    "job_running": ("job", ("state",)),
+    "job_never_failed_over": ("job", ("restarts",)),
+    "rss_growth_under_10pct": ("job", ("rss_mb_at_mark", "rss_mb_end_of_load", "rss_growth_pct")),
+    "caught_up_within_10s": ("", ("catch_up_bars_s", "catch_up_dead_letters_s")),
+    "executor_same_pid": ("services", ("executor",)),
+    "executor_restarted_and_alive": ("services", ("executor",)),
+    "notifier_same_pid": ("services", ("notify",)),
+}
+
+
+def failed_criteria(result: dict[str, Any]) -> list[str]:
+    """One line per criterion that failed, with the figures it was judged on (for the log and
+    the JSON line's ``failed``); empty when every criterion was met. A soak that ended on an
+    error has no criteria: its one line is the error."""
+    if "criteria" not in result:
+        return [f"error: {result.get('error', 'no verdict')}"]
+    lines = []
+    for name, ok in result.get("criteria", {}).items():
+        if ok:
+            continue
+        section, keys = _EVIDENCE.get(name, ("", ()))
+        if name == "no_repeats_by_id":
+            orders = result.get("orders", {})
+            figures = {
+                "bar_repeats": result.get("bars", {}).get("wire_repeats"),
+                "signal_repeats": result.get("signals", {}).get("wire_repeats"),
+                "order_event_repeats": orders.get("order_event_wire_repeats"),
+                "fill_repeats": orders.get("fill_wire_repeats"),
+            }
+        else:
+            source = result.get(section, {}) if section else result
+            figures = {key: source.get(key) for key in keys}
+        detail = ", ".join(f"{key} {value}" for key, value in figures.items())
+        lines.append(f"{name}: {detail}" if detail else name)
+    return lines
 
 
 # -- processes ------------------------------------------------------------------------------------

@@ -27,9 +27,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import IO, Any, Protocol, TypeVar
 
-from confluent_kafka import KafkaException, TopicPartition
-
 from flinktrade import bus, topics
+from flinktrade.bus import KafkaException, TopicPartition
 from flinktrade.config import Settings
 from flinktrade.errors import ConfigError, FlinktradeError, TransientError
 from flinktrade.ingest.simulator import MarketSimulator, SimulatorFeed
@@ -225,7 +224,7 @@ class DemoExecutor:
         self._thread.join(timeout=60)
 
     def _run(self) -> None:
-        from flinktrade.execution.executor import run_executor
+        from flinktrade.execution.loop import run_executor
 
         try:
             if self.fault:

@@ -121,8 +121,9 @@ class ExactWindow:
     no rounding at all, and a value leaving the window subtracts exactly what it added."""
 
     __slots__ = ("n", "s1", "s2", "shift", "values")
+    _fields: ClassVar[tuple[str, ...]] = ("n", "s1", "s2", "shift", "values")
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int = 1) -> None:
         self.n = n
         self.shift = 0
         self.values: list[int] = []
@@ -153,6 +154,12 @@ class ExactWindow:
 
     def __len__(self) -> int:
         return len(self.values)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self._fields}
+
+    def __setstate__(self, state: Any) -> None:
+        _restore(self, state)
 
     def total(self) -> float:
         """The sum of the window, correctly rounded (what ``math.fsum`` gives)."""
@@ -213,15 +220,47 @@ class IndicatorState:
         "volume",
     )
 
-    def __init__(self, engine: str, calcs: list[_Calc], close_window: int) -> None:
+    _fields: ClassVar[tuple[str, ...]] = (
+        "calcs",
+        "close",
+        "close_window",
+        "closes",
+        "engine",
+        "high",
+        "i",
+        "log_return",
+        "low",
+        "prev_close",
+        "price",
+        "volume",
+    )
+
+    def __init__(
+        self, engine: str = "", calcs: list[_Calc] | None = None, close_window: int = 0
+    ) -> None:
         self.engine = engine  # which indicator set the accumulators are for
-        self.calcs = calcs
+        self.calcs: list[_Calc] = [] if calcs is None else calcs
         self.close_window = close_window
         self.i = 0  # index of the next bar since the state began
         self.prev_close: float | None = None
         self.closes: list[float] = []  # the last ``close_window`` closes
         self.close = self.high = self.low = self.volume = self.price = 0.0
         self.log_return: float | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self._fields}
+
+    def __setstate__(self, state: Any) -> None:
+        _restore(self, state)
+
+
+def _restore(obj: Any, state: Any) -> None:
+    """``__setstate__`` of the state classes: their attributes from ``__getstate__``'s dict (or
+    from the ``(None, slots)`` pair a pickle made before they had ``__getstate__``)."""
+    if isinstance(state, tuple):
+        state = state[1]
+    for name, value in state.items():
+        setattr(obj, name, value)
 
 
 class _Calc:
@@ -230,6 +269,13 @@ class _Calc:
     __slots__ = ("key",)
     key: str
     state: ClassVar[tuple[str, ...]] = ()  # the slots that change from bar to bar
+    _fields: ClassVar[tuple[str, ...]] = ("key",)  # every slot, this class's and its bases'
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self._fields}
+
+    def __setstate__(self, state: Any) -> None:
+        _restore(self, state)
 
     def step(self, s: IndicatorState, out: Values) -> None:
         """Advance by one bar (``s`` holds it) and write this bar's defined values into ``out``."""
@@ -253,9 +299,10 @@ class _Calc:
 
 class _Sma(_Calc):
     __slots__ = ("n", "t")
+    _fields = ("key", "n", "t")
     state = ("t",)
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int = 2) -> None:
         self.n, self.key, self.t = n, f"sma_{n}", 0.0
 
     def step(self, s: IndicatorState, out: Values) -> None:
@@ -271,9 +318,10 @@ class _Ema(_Calc):
     """TA-Lib's EMA: the plain sum of the first ``n`` inputs / ``n``, then ``(x - e) * k + e``."""
 
     __slots__ = ("e", "k", "n", "t")
+    _fields = ("key", "e", "k", "n", "t")
     state = ("t", "e")
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int = 2) -> None:
         self.n, self.key, self.k = n, f"ema_{n}", 2.0 / (n + 1)
         self.t = self.e = 0.0
 
@@ -292,9 +340,10 @@ class _Ema(_Calc):
 
 class _Rsi(_Calc):
     __slots__ = ("g", "l", "n")
+    _fields = ("key", "g", "l", "n")
     state = ("g", "l")
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int = 2) -> None:
         self.n, self.key, self.g, self.l = n, f"rsi_{n}", 0.0, 0.0
 
     def step(self, s: IndicatorState, out: Values) -> None:
@@ -320,9 +369,10 @@ class _Rsi(_Calc):
 
 class _Bollinger(_Calc):
     __slots__ = ("bands", "n", "t", "w")
+    _fields = ("key", "bands", "n", "t", "w")
     state = ("t", "w")
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int = 2) -> None:
         self.n, self.key, self.t = n, f"bb_{n}", 0.0
         self.w = ExactWindow(n)
         self.bands: list[tuple[str, int, float]] = []  # (name, -1 lower | 0 middle | 1 upper, k)
@@ -343,9 +393,25 @@ class _Bollinger(_Calc):
 
 class _Macd(_Calc):
     __slots__ = ("f", "fast", "fk", "fs", "lines", "m", "mk", "ms", "sig", "sk", "slow", "ss", "sv")
+    _fields = (
+        "key",
+        "f",
+        "fast",
+        "fk",
+        "fs",
+        "lines",
+        "m",
+        "mk",
+        "ms",
+        "sig",
+        "sk",
+        "slow",
+        "ss",
+        "sv",
+    )
     state = ("fs", "f", "ss", "sv", "ms", "m")
 
-    def __init__(self, fast: int, slow: int, signal: int) -> None:
+    def __init__(self, fast: int = 2, slow: int = 3, signal: int = 1) -> None:
         self.fast, self.slow, self.sig = fast, slow, signal
         self.fk, self.sk, self.mk = 2.0 / (fast + 1), 2.0 / (slow + 1), 2.0 / (signal + 1)
         self.key = f"macd_{fast}_{slow}_{signal}"
@@ -391,9 +457,10 @@ class _Macd(_Calc):
 
 class _Atr(_Calc):
     __slots__ = ("a", "n", "t")
+    _fields = ("key", "a", "n", "t")
     state = ("t", "a")
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int = 1) -> None:
         self.n, self.key, self.t, self.a = n, f"atr_{n}", 0.0, 0.0
 
     def step(self, s: IndicatorState, out: Values) -> None:
@@ -422,9 +489,10 @@ class _Atr(_Calc):
 
 class _Vwap(_Calc):
     __slots__ = ("n", "pvs", "volumes")
+    _fields = ("key", "n", "pvs", "volumes")
     state = ("volumes", "pvs")
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int = 1) -> None:
         self.n, self.key = n, f"vwap_{n}"
         self.volumes, self.pvs = ExactSum(n), ExactSum(n)
 
@@ -441,9 +509,10 @@ class _Vwap(_Calc):
 
 class _Volatility(_Calc):
     __slots__ = ("n", "w")
+    _fields = ("key", "n", "w")
     state = ("w",)
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int = 2) -> None:
         self.n, self.key, self.w = n, f"volatility_{n}", ExactWindow(n)
 
     def step(self, s: IndicatorState, out: Values) -> None:
@@ -457,9 +526,10 @@ class _Volatility(_Calc):
 
 class _VolumeZ(_Calc):
     __slots__ = ("n", "w")
+    _fields = ("key", "n", "w")
     state = ("w",)
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int = 2) -> None:
         self.n, self.key, self.w = n, f"volume_z_{n}", ExactWindow(n)
 
     def step(self, s: IndicatorState, out: Values) -> None:
@@ -591,7 +661,7 @@ class IndicatorEngine:
             _checked(BarInput(close, high, low, close, volume, vwap))  # raises with the reason
         if s.engine != self._fingerprint:
             fresh = self.start()
-            for name in IndicatorState.__slots__:
+            for name in IndicatorState._fields:
                 setattr(s, name, getattr(fresh, name))
         previous = s.prev_close
         s.log_return = None if previous is None else math.log(close / previous)

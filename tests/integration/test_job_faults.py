@@ -1,9 +1,16 @@
 """Kill the job with SIGKILL mid-stream, restore it from the latest checkpoint, compare outputs.
 
 Each run is ``flinktrade job run`` as a user starts it, in its own process group (the Python client
-and the MiniCluster JVM it starts); a kill takes the whole group down at once. The reference is a
-run of the same input without faults. Outputs of each run are told apart by offsets: a run's
-records are those after the end offsets seen before it started.
+and the MiniCluster JVM it starts); a kill takes the whole group down at once. The reference is one
+run of the same input without faults (at-least-once, shared by both delivery modes: delivery
+changes how records are written, not which). Outputs of each run are told apart by offsets: a
+run's records are those after the end offsets seen before it started.
+
+A kill comes at a random point of the checkpoint interval: once a checkpoint newer than the last
+kill has completed, after a random delay of 0 to 1 interval, so restores happen from a checkpoint
+with anything between nothing and a whole interval of work after it. The delays come from one
+seeded generator; the seed is printed (``FAULT_SEED=<n>`` in the test's output) and
+``FLINKTRADE_TEST_FAULT_SEED=<n>`` replays the same delays.
 
 The runs are unbounded (the Kafka connector does not end a bounded read restored from a
 checkpoint). A run is done when its consumer group has committed the end of the input (offsets are
@@ -16,6 +23,7 @@ The module has its own broker so that the default topic names the CLI uses are f
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -42,6 +50,7 @@ input was read has nothing left to read, so its watermark never moves and the ba
 as pending are never written (at ~180 k trades/s, 400 k trades were read before the first kill)."""
 SYMBOLS = 12
 OUTPUTS = (topics.ANALYTICS_BARS.name, topics.SIGNALS.name, topics.ALERTS.name)
+CHECKPOINT_MS = 700
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +88,7 @@ def job_env(kafka: LocalKafka, state: Path, group: str, delivery: str) -> dict[s
             "FLINKTRADE_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
             "FLINKTRADE_BROKER__PORT": str(kafka.settings.port),
             "FLINKTRADE_JOB__GROUP_ID": group,
-            "FLINKTRADE_JOB__CHECKPOINT_INTERVAL_MS": "700",
+            "FLINKTRADE_JOB__CHECKPOINT_INTERVAL_MS": str(CHECKPOINT_MS),
             "FLINKTRADE_JOB__DELIVERY": delivery,
             "FLINKTRADE_STRATEGIES": '[{"name": "sma_cross", "params": {"fast": 5, "slow": 20}}]',
         }
@@ -193,59 +202,94 @@ def outputs(
     return result
 
 
-def kill_after_a_checkpoint(
-    proc: subprocess.Popen[bytes], root: Path, after_ns: int, servers: str, group: str
+@pytest.fixture(scope="module")
+def fault_seed() -> int:
+    seed = int(
+        os.environ.get("FLINKTRADE_TEST_FAULT_SEED") or random.SystemRandom().randrange(2**32)
+    )
+    print(f"FAULT_SEED={seed}")
+    return seed
+
+
+def kill_in_a_checkpoint_interval(
+    proc: subprocess.Popen[bytes],
+    root: Path,
+    after_ns: int,
+    servers: str,
+    group: str,
+    delay_s: float,
 ) -> bool:
-    """SIGKILL the run's process group once it completed a checkpoint newer than ``after_ns``.
+    """SIGKILL the run's process group ``delay_s`` after it completed a checkpoint newer than
+    ``after_ns``.
 
     Returns False (without killing) if the run had consumed all its input by then."""
     deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
+    while not checkpoints_after(root, after_ns):
         assert proc.poll() is None, proc.stderr.read().decode(errors="replace")[-3000:]  # type: ignore[union-attr]
-        if checkpoints_after(root, after_ns):
-            if committed_all(servers, group):
-                return False
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(30)
-            return True
-        time.sleep(0.1)
-    raise TimeoutError("no checkpoint completed within 180 s")
+        if time.monotonic() > deadline:
+            raise TimeoutError("no checkpoint completed within 180 s")
+        time.sleep(0.05)
+    time.sleep(delay_s)  # the point in the interval chosen by the seeded generator, not a wait
+    assert proc.poll() is None, proc.stderr.read().decode(errors="replace")[-3000:]  # type: ignore[union-attr]
+    if committed_all(servers, group):
+        return False
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(30)
+    return True
+
+
+@pytest.fixture(scope="module")
+def expected(
+    broker: LocalKafka, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Counter[str]]:
+    """What an undisturbed run writes: one at-least-once run of the whole input."""
+    servers = broker.bootstrap_servers
+    before = ends(servers)
+    group = "clean"
+    state = tmp_path_factory.mktemp("clean")
+    proc = start(job_env(broker, state, group, "at-least-once"), "--from-earliest")
+    run_to_the_end(proc, servers, group, state / "checkpoints")
+    result = outputs(servers, before, read_committed=False)
+    assert sum(result[topics.SIGNALS.name].values()) > 20
+    assert all(n == 1 for counter in result.values() for n in counter.values())
+    return result
 
 
 @pytest.mark.parametrize("delivery", ["at-least-once", "exactly-once"])
 def test_killed_and_restored_job_writes_what_an_undisturbed_run_writes(
-    broker: LocalKafka, tmp_path: Path, delivery: str
+    broker: LocalKafka,
+    expected: dict[str, Counter[str]],
+    fault_seed: int,
+    tmp_path: Path,
+    delivery: str,
 ) -> None:
     servers = broker.bootstrap_servers
     exactly_once = delivery == "exactly-once"
-
-    before = ends(servers)
-    group = f"clean-{delivery}"
-    state = tmp_path / "clean"
-    proc = start(job_env(broker, state, group, delivery), "--from-earliest")
-    run_to_the_end(proc, servers, group, state / "checkpoints")
-    expected = outputs(servers, before, read_committed=exactly_once)
-    assert sum(expected[topics.SIGNALS.name].values()) > 20
-    assert all(n == 1 for counter in expected.values() for n in counter.values())
+    rng = random.Random(f"{fault_seed}-{delivery}")
+    print(f"FAULT_SEED={fault_seed}")  # in the captured output of a failed test
 
     before = ends(servers)
     group = f"faulty-{delivery}"
     state = tmp_path / "faulty"
     env = job_env(broker, state, group, delivery)
     root = state / "checkpoints"
-    kills, last_kill = 0, 0
+    kills, last_kill, delays = 0, 0, []
     proc = start(env, "--from-earliest")
     while kills < 2:
-        if not kill_after_a_checkpoint(proc, root, last_kill, servers, group):
+        delays.append(round(rng.uniform(0, CHECKPOINT_MS / 1000), 3))
+        if not kill_in_a_checkpoint_interval(proc, root, last_kill, servers, group, delays[-1]):
             break
         kills += 1
         last_kill = time.time_ns()
         proc = start(env, "--from-checkpoint", "latest")
     run_to_the_end(proc, servers, group, root)
-    assert kills == 2, "the job consumed its input before it could be killed twice"
+    where = f"FAULT_SEED={fault_seed}, kill delays after a checkpoint {delays} s"
+    assert kills == 2, f"the job consumed its input before it could be killed twice ({where})"
 
     got = outputs(servers, before, read_committed=exactly_once)
     for topic in OUTPUTS:
-        assert set(got[topic]) == set(expected[topic]), f"{topic}: missing or extra records"
+        assert set(got[topic]) == set(expected[topic]), (
+            f"{topic}: missing or extra records ({where})"
+        )
         if exactly_once:
-            assert all(n == 1 for n in got[topic].values()), f"{topic}: duplicates"
+            assert all(n == 1 for n in got[topic].values()), f"{topic}: duplicates ({where})"

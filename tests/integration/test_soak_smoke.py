@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from bench.soak_check import compare_bars, compare_dead_letters, reference_bars
+from bench.soak_check import compare_bars, compare_dead_letters, failed_criteria, reference_bars
 from bench.soak_load import DEAD_VARIANTS, PRICE_UNITS, run
 
 from flinktrade import bus
@@ -133,3 +133,53 @@ def test_compare_dead_letters_wants_exactly_one_per_malformed_record(sent: dict[
     assert not compare_dead_letters(load, [*letters, letters[0]], "t")["ok"]
     no_reason = [{**letters[0], "reason": ""}, *letters[1:]]
     assert not compare_dead_letters(load, no_reason, "t")["ok"]
+
+
+def test_dead_letters_are_counted_by_source_record(sent: dict[str, Any]) -> None:
+    """The job's dead-letter sink is at-least-once: a dead letter written twice for the same source
+    partition and offset (a producer retry after a broker restart) is one; a second dead letter
+    for another offset is an extra one."""
+    load, records = sent["load"], sent["records"]
+    shas = {sha for _name, sha in load["malformed"]}
+    letters = [
+        {
+            "source_topic": "t",
+            "reason": "invalid",
+            "payload": raw.decode("utf-8", "replace"),
+            "partition": 0,
+            "offset": offset,
+        }
+        for offset, raw in enumerate(records)
+        if _is_malformed(raw, shas)
+    ]
+    repeated = [*letters, letters[0], letters[-1]]
+    result = compare_dead_letters(load, repeated, "t")
+    assert result["ok"], result
+    assert result["repeated_offsets"] == 2 and result["received"] == MALFORMED + 2
+    assert result["distinct_source_records"] == MALFORMED
+    elsewhere = {**letters[0], "offset": len(records) + 1}
+    assert not compare_dead_letters(load, [*letters, elsewhere], "t")["ok"]
+    assert not compare_dead_letters(load, [*letters[1:], letters[2]], "t")["ok"]
+
+
+def test_a_failed_soak_names_each_failed_criterion_with_its_figures() -> None:
+    result = {
+        "criteria": {"bars_equal_reference": True, "dead_letters_exact": False,
+                     "no_repeats_by_id": False, "job_never_failed_over": False},
+        "bars": {"wire_repeats": 0},
+        "signals": {"wire_repeats": 3},
+        "orders": {"order_event_wire_repeats": 0, "fill_wire_repeats": 0},
+        "dead_letters": {"expected": 10_000, "distinct_source_records": 9_998,
+                         "without_reason": 0, "other_sources": 0},
+        "job": {"restarts": 1},
+    }  # fmt: skip
+    assert failed_criteria(result) == [
+        "dead_letters_exact: expected 10000, distinct_source_records 9998, without_reason 0, "
+        "other_sources 0",
+        "no_repeats_by_id: bar_repeats 0, signal_repeats 3, order_event_repeats 0, fill_repeats 0",
+        "job_never_failed_over: restarts 1",
+    ]
+    assert failed_criteria({**result, "criteria": {"dead_letters_exact": True}}) == []
+    assert failed_criteria({"pass": False, "error": "the job exited at start"}) == [
+        "error: the job exited at start"
+    ]

@@ -25,7 +25,7 @@ KNOWN: dict[tuple[str, str], str] = {
     # -- the CLI package (issue 18, item 3): the root wires stages through their cli modules
     ("backtest.cli", "ingest.cli"): "parse_symbols/parse_when belong in the shared cli options",
     ("demo", "api.server"): "the demo starts each service itself, not through its cli module",
-    ("demo", "execution.executor"): "the demo starts each service itself",
+    ("demo", "execution.loop"): "the demo starts each service itself",
     ("demo", "ingest.simulator"): "the demo starts each service itself",
     ("demo", "notify.console"): "the demo starts each service itself",
     ("demo", "notify.routing"): "the demo starts each service itself",
@@ -33,11 +33,6 @@ KNOWN: dict[tuple[str, str], str] = {
     ("demo", "pipeline.job"): "the demo starts each service itself",
     # -- one Kafka boundary (issue 18, item 2): confluent-kafka used outside bus/
     ("api.feed", "confluent_kafka"): "builds its own consumer",
-    ("backtest.runner", "confluent_kafka"): "catches KafkaException (bus could raise its own)",
-    ("demo", "confluent_kafka"): "builds its own consumers",
-    ("execution.brokers.simulated", "confluent_kafka"): "builds its own consumer",
-    ("execution.executor", "confluent_kafka"): "builds its own consumer",
-    ("execution.market", "confluent_kafka"): "builds its own consumer",
     ("infra.kafka", "confluent_kafka"): "probes the broker with its own admin client",
     ("ingest.history", "confluent_kafka"): "builds its own consumer (resume)",
     ("notify.service", "confluent_kafka"): "builds its own consumer",

@@ -6,7 +6,10 @@ checked before any request body is read (``security.Guard``: 401; bodies over
 ``max_body_bytes``: 413). ``/health`` answers without a token with its status only (``ok`` or
 ``degraded``); with the token it adds the details (broker, job, executor and its halt reason,
 feed, lags). The page shell (``/``, ``/static``, ``/vendor``) and the API description (``/docs``,
-``/openapi.json``) hold no data and are served without a token: the page asks for it. The
+``/openapi.json``) hold no data and are served without a token: the page asks for it. ``/api/halt``
+and ``/api/resume`` use the executor's one ``execution.killswitch.KillSwitch``, as the CLI does:
+both refuse (409) when the executor's order store does not exist, and resume can adopt the
+broker's positions first. The
 WebSocket takes the token as the ``token`` query parameter (never logged: see
 ``security.TokenRedaction``), an ``Authorization`` header, or its first message
 (``{"token": "..."}``). No response carries a secret of the settings.
@@ -20,7 +23,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, WebSocket, status
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -39,8 +42,9 @@ from flinktrade.api.positions import PositionBook
 from flinktrade.api.security import Guard, install_redaction
 from flinktrade.api.state import KINDS, Item, MarketState
 from flinktrade.config import Settings
-from flinktrade.errors import ConfigError
-from flinktrade.execution.store import OrderStore
+from flinktrade.errors import ConfigError, TransientError
+from flinktrade.execution import killswitch
+from flinktrade.execution.store import open_store
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +71,15 @@ class HaltRequest(BaseModel):
     reason: str = Field("set from the API", max_length=500, description="Why (shown in /health).")
 
 
+class ResumeRequest(BaseModel):
+    adopt_broker_positions: bool = Field(
+        False, description="After a position mismatch: take the broker's positions as the truth."
+    )
+    broker: Literal["sim", "alpaca"] = Field(
+        "alpaca", description="The broker whose positions are adopted."
+    )
+
+
 class KillSwitch(BaseModel):
     state: str = Field(description="running or halted")
     reason: str | None = None
@@ -85,31 +98,20 @@ class AppContext:
             api, settings.kafka.bootstrap_servers, self.state, self.metrics, self.hub.publish
         )
         self.store_path = settings.execution.store_path(settings.state_dir)
+        self.switch = killswitch.KillSwitch(self.store_path)
         self.positions = PositionBook(self.store_path)
         self.web_dir = api.web_dir or REPO_WEB_DIR
 
-    def open_store(self) -> OrderStore:
-        return OrderStore(self.store_path)
-
     def kill_switch(self) -> KillSwitch:
-        if not self.store_path.exists():
-            return KillSwitch(state="running")
-        store = self.open_store()
-        try:
-            reason = store.halted()
-        finally:
-            store.close()
-        return KillSwitch(state="halted" if reason else "running", reason=reason)
+        reason = self.switch.reason()
+        return KillSwitch(state=killswitch.TradingState.of(reason), reason=reason)
 
     def executor_last_seen_s(self) -> float | None:
         """Seconds since the executor's last heartbeat in the store; None if it never ran."""
         if not self.store_path.exists():
             return None
-        store = self.open_store()
-        try:
+        with open_store(self.store_path) as store:
             beat = store.heartbeat()
-        finally:
-            store.close()
         return None if beat is None else round(beat.age_s(time.time_ns() // 1_000_000), 1)
 
 
@@ -241,24 +243,33 @@ def create_app(
 
     @router.post("/halt", tags=["kill switch"])
     def halt(request: HaltRequest | None = None) -> KillSwitch:
-        """Set the executor's kill switch: no new order is placed (survives restarts)."""
+        """Set the executor's kill switch: no new order is placed (survives restarts). 409 when
+        the executor's order store does not exist (a kill switch there would stop nothing)."""
         reason = (request or HaltRequest()).reason
-        store = ctx.open_store()
         try:
-            store.halt(reason)
-        finally:
-            store.close()
+            ctx.switch.halt(reason)
+        except ConfigError as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
         log.warning("kill switch set from the API: %s", reason)
         return ctx.kill_switch()
 
     @router.post("/resume", tags=["kill switch"])
-    def resume() -> KillSwitch:
-        """Clear the executor's kill switch."""
-        store = ctx.open_store()
+    def resume(request: ResumeRequest | None = None) -> KillSwitch:
+        """Clear the executor's kill switch, optionally adopting the broker's positions first
+        (as ``flinktrade resume --adopt-broker-positions``). 409 when the order store does not
+        exist or the broker is not configured; 503 when the broker cannot be reached."""
+        asked = request or ResumeRequest()
+        adopt = None
+        if asked.adopt_broker_positions:
+            adopt = killswitch.broker_named(settings, asked.broker)
         try:
-            store.resume()
-        finally:
-            store.close()
+            changes = ctx.switch.resume(adopt_from=adopt)
+        except ConfigError as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+        except TransientError as exc:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
+        for symbol, delta in changes.items():
+            log.warning("position adopted from the broker via the API: %s %s", symbol, delta)
         log.warning("kill switch cleared from the API")
         return ctx.kill_switch()
 

@@ -3,8 +3,12 @@ job, a simulated portfolio, a report) and ``flinktrade optimize`` (parameter swe
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import inspect
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -97,10 +101,32 @@ JsonOption = Annotated[
     bool, typer.Option("--json", help="Print the summary as one JSON object (last line).")
 ]
 
+_INPUT_OPTIONS: dict[str, tuple[Any, Any]] = {
+    "bars_csv": (BarsCsvOption, None),
+    "parquet": (ParquetOption, None),
+    "symbol": (SymbolOption, None),
+    "alpaca": (AlpacaOption, False),
+    "symbols": (SymbolsOption, None),
+    "start": (StartOption, None),
+    "end": (EndOption, None),
+    "timeframe": (TimeframeOption, "1Day"),
+    "feed": (FeedOption, "iex"),
+}
+"""The input options of ``backtest`` and ``optimize``: name -> (annotation, default)."""
+_EXECUTION_OPTIONS: dict[str, tuple[Any, Any]] = {
+    "cash": (CashOption, 10_000.0),
+    "commission": (CommissionOption, 0.0),
+    "commission_per_share": (PerShareOption, 0.0),
+    "slippage_bps": (SlippageOption, 0.0),
+    "fill": (FillOption, FillAt.NEXT_OPEN.value),
+    "mode": (ModeOption, Mode.LONG_ONLY.value),
+}
+"""The execution options of ``backtest`` and ``optimize``: name -> (annotation, default)."""
+
 
 @dataclass(frozen=True)
 class _Inputs:
-    """The input options shared by ``backtest`` and ``optimize`` (exactly one is given)."""
+    """The input options shared by ``backtest`` and ``optimize`` (exactly one input is given)."""
 
     bars_csv: Path | None
     parquet: Path | None
@@ -182,17 +208,70 @@ class _Inputs:
         return fetch_alpaca(settings, self.history(), progress).bars
 
 
-def _model(
-    cash: float, commission: float, per_share: float, slippage: float, fill: str, mode: str
-) -> ExecutionModel:
-    return ExecutionModel(
-        cash=cash,
-        commission=commission,
-        commission_per_share=per_share,
-        slippage_bps=slippage,
-        fill=_choice(FillAt, fill, "--fill"),
-        mode=_choice(Mode, mode, "--mode"),
-    )
+@dataclass(frozen=True)
+class _Execution:
+    """The execution options shared by ``backtest`` and ``optimize``."""
+
+    cash: float
+    commission: float
+    commission_per_share: float
+    slippage_bps: float
+    fill: str
+    mode: str
+
+    def model(self) -> ExecutionModel:
+        return ExecutionModel(
+            cash=self.cash,
+            commission=self.commission,
+            commission_per_share=self.commission_per_share,
+            slippage_bps=self.slippage_bps,
+            fill=_choice(FillAt, self.fill, "--fill"),
+            mode=_choice(Mode, self.mode, "--mode"),
+        )
+
+    def described(self, model: ExecutionModel) -> dict[str, Any]:
+        """The run settings the reports list (``model``: ``self.model()``)."""
+        return {
+            "cash": self.cash,
+            "commission": self.commission,
+            "commission_per_share": self.commission_per_share,
+            "slippage_bps": self.slippage_bps,
+            "fill": model.fill.value,
+            "mode": model.mode.value,
+        }
+
+
+def _with_shared_options(command: Callable[..., None]) -> Callable[..., None]:
+    """``command`` with the input and execution options added to its own, defined once here.
+
+    ``command`` takes ``inputs: _Inputs`` and ``execution: _Execution`` instead of the options;
+    Typer sees (signature and annotations) the input options, the command's own options, then
+    the execution options, all keyword-only."""
+    own = [
+        p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+        for p in inspect.signature(command, eval_str=True).parameters.values()
+        if p.name not in ("inputs", "execution")
+    ]
+
+    def shared(options: dict[str, tuple[Any, Any]]) -> list[inspect.Parameter]:
+        return [
+            inspect.Parameter(
+                name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=kind
+            )
+            for name, (kind, default) in options.items()
+        ]
+
+    parameters = [*shared(_INPUT_OPTIONS), *own, *shared(_EXECUTION_OPTIONS)]
+
+    @functools.wraps(command)
+    def wrapper(**options: Any) -> None:
+        inputs = _Inputs(**{name: options.pop(name) for name in _INPUT_OPTIONS})
+        execution = _Execution(**{name: options.pop(name) for name in _EXECUTION_OPTIONS})
+        command(inputs=inputs, execution=execution, **options)
+
+    wrapper.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
+    return wrapper
 
 
 def _progress_columns() -> tuple[Any, ...]:
@@ -205,16 +284,10 @@ def _progress_columns() -> tuple[Any, ...]:
     )
 
 
+@_with_shared_options
 def backtest(
-    bars_csv: BarsCsvOption = None,
-    parquet: ParquetOption = None,
-    symbol: SymbolOption = None,
-    alpaca: AlpacaOption = False,
-    symbols: SymbolsOption = None,
-    start: StartOption = None,
-    end: EndOption = None,
-    timeframe: TimeframeOption = "1Day",
-    feed: FeedOption = "iex",
+    inputs: _Inputs,
+    execution: _Execution,
     from_topics: Annotated[
         bool,
         typer.Option(
@@ -231,12 +304,6 @@ def backtest(
     ] = "",
     strategy: StrategyOption = "sma_cross",
     param: ParamOption = None,
-    cash: CashOption = 10_000.0,
-    commission: CommissionOption = 0.0,
-    commission_per_share: PerShareOption = 0.0,
-    slippage_bps: SlippageOption = 0.0,
-    fill: FillOption = FillAt.NEXT_OPEN.value,
-    mode: ModeOption = Mode.LONG_ONLY.value,
     out_dir: Annotated[
         Path, typer.Option("--out", help="Folder for report.html, equity.png and the CSVs.")
     ] = Path("backtest-report"),
@@ -255,12 +322,10 @@ def backtest(
     from flinktrade.config import load_settings
     from flinktrade.pipeline.analytics import StrategySpec, build_all
 
-    inputs = _Inputs(
-        bars_csv, parquet, symbol, alpaca, symbols, start, end, timeframe, feed, from_topics
-    )
+    inputs = dataclasses.replace(inputs, from_topics=from_topics)
     inputs.chosen()
     chosen_engine = _engine(engine, from_topics)
-    model = _model(cash, commission, commission_per_share, slippage_bps, fill, mode)
+    model = execution.model()
     params = parse_params(param or [])
     build_all([StrategySpec(strategy, params)])  # a bad strategy fails before any work
     settings = load_settings()
@@ -273,7 +338,7 @@ def backtest(
     )
     source = inputs.describe()
     path = inputs.file()
-    history = inputs.history() if alpaca else None
+    history = inputs.history() if inputs.alpaca else None
     with Progress(*_progress_columns(), console=console, transient=False) as bar:
         progress = _RichProgress(bar)
         if chosen_engine == "inprocess":
@@ -281,7 +346,7 @@ def backtest(
         else:
             flink_inputs: dict[str, Any] = {}
             if path is not None:
-                flink_inputs["bars"] = load_file(path, symbol=symbol).bars
+                flink_inputs["bars"] = load_file(path, symbol=inputs.symbol).bars
             elif history is not None:
                 flink_inputs["feed"] = lambda topics: produce_alpaca(
                     settings, history, topics.bars, topics.deadletter, progress
@@ -299,12 +364,7 @@ def backtest(
         "engine": chosen_engine,
         "strategy": strategy,
         "params": json.dumps(params, sort_keys=True),
-        "cash": cash,
-        "commission": commission,
-        "commission_per_share": commission_per_share,
-        "slippage_bps": slippage_bps,
-        "fill": model.fill.value,
-        "mode": model.mode.value,
+        **execution.described(model),
         "run_id": result.run_id,
     }
     files = write_all(
@@ -328,20 +388,14 @@ def _engine(engine: str, from_topics: bool) -> str:
     return chosen
 
 
+@_with_shared_options
 def optimize(
+    inputs: _Inputs,
+    execution: _Execution,
     grid: Annotated[
         list[str],
         typer.Option(help="name=start:stop:step (stop included) or name=a,b,c; repeatable."),
     ],
-    bars_csv: BarsCsvOption = None,
-    parquet: ParquetOption = None,
-    symbol: SymbolOption = None,
-    alpaca: AlpacaOption = False,
-    symbols: SymbolsOption = None,
-    start: StartOption = None,
-    end: EndOption = None,
-    timeframe: TimeframeOption = "1Day",
-    feed: FeedOption = "iex",
     strategy: StrategyOption = "sma_cross",
     param: Annotated[
         list[str] | None, typer.Option(help="key=value fixed for every set; repeatable.")
@@ -371,12 +425,6 @@ def optimize(
     heatmap: Annotated[
         str | None, typer.Option(help="x,y: the two parameters of the heatmap.")
     ] = None,
-    cash: CashOption = 10_000.0,
-    commission: CommissionOption = 0.0,
-    commission_per_share: PerShareOption = 0.0,
-    slippage_bps: SlippageOption = 0.0,
-    fill: FillOption = FillAt.NEXT_OPEN.value,
-    mode: ModeOption = Mode.LONG_ONLY.value,
     out_dir: Annotated[
         Path, typer.Option("--out", help="Folder for optimize.html and results.csv.")
     ] = Path("optimize-report"),
@@ -390,9 +438,7 @@ def optimize(
     from flinktrade.cli.options import parse_params
     from flinktrade.config import load_settings
 
-    inputs = _Inputs(
-        bars_csv, parquet, symbol, alpaca, symbols, start, end, timeframe, feed, topics_input=False
-    )
+    inputs = dataclasses.replace(inputs, topics_input=False)
     inputs.chosen()
     if metric not in opt.METRICS:
         raise ConfigError(f"--metric must be one of {', '.join(opt.METRICS)}, not {metric!r}")
@@ -404,7 +450,7 @@ def optimize(
     constraint = Expression.parse(where, values) if where else None
     sets = opt.candidates(values, constraint, random_sets, seed)
     axes = _heatmap_axes(heatmap, values)
-    model = _model(cash, commission, commission_per_share, slippage_bps, fill, mode)
+    model = execution.model()
     settings = load_settings()
     sweep = opt.Sweep(
         strategy, sets, model, settings.analytics.model_copy(update={"alerts": False}), fixed
@@ -441,12 +487,7 @@ def optimize(
         "where": where or "",
         "random": f"{random_sets} (seed {seed})" if random_sets else "",
         "metric": metric,
-        "cash": cash,
-        "commission": commission,
-        "commission_per_share": commission_per_share,
-        "slippage_bps": slippage_bps,
-        "fill": model.fill.value,
-        "mode": model.mode.value,
+        **execution.described(model),
         "walk_forward": walk_forward or "",
         "parameter sets": len(runs),
     }

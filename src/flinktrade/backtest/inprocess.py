@@ -6,9 +6,12 @@ a bar at its end (``ts + interval_ms - 1``) and a story at its time, so a story 
 every bar that closes after it; at the same millisecond stories come first, by id; equal items
 keep their input order. Prices first get the normalisation the job's input topic gives them (the
 JSON of ``events.Bar`` read back: ``100`` becomes ``100.0``), and news is scored with
-``flinktrade.sentiment`` like the job's ``NewsScorer``. The signals then go through the same
-simulation and metrics as the Flink engine (``engine.finish``), so both give byte-identical
-CSVs and the same metrics (tested on GOOG and on 50 simulated symbols with news).
+``flinktrade.sentiment`` like the job's ``NewsScorer``. The model is called through the
+operator's own ``pipeline.due.DueItems``, so a bar or story the model fails on becomes a dead
+letter and a ``bad_bar`` / ``bad_news`` alert and the run goes on, as in the job. The signals
+then go through the same simulation and metrics as the Flink engine (``engine.finish``), so both
+give byte-identical CSVs and the same metrics (tested on GOOG and on 50 simulated symbols with
+news, and on a bar the model fails on).
 
 Not reproduced: the ``stale_feed`` alerts, which follow the job's watermark across symbols (alerts
 are only counted in a backtest result). ``Feed`` and ``replay`` are the parts ``optimize`` reuses
@@ -17,6 +20,7 @@ to run many strategies over one pass of the data.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import logging
 import time
@@ -31,12 +35,16 @@ from flinktrade.backtest.engine import BacktestRequest, BacktestResult, finish
 from flinktrade.backtest.portfolio import dedupe_bars
 from flinktrade.errors import ConfigError
 from flinktrade.ingest.history import NoProgress, Progress
-from flinktrade.pipeline.analytics import ClosedBar, ScoredNews, SymbolModel
+from flinktrade.pipeline.analytics import ScoredNews, SymbolModel
+from flinktrade.pipeline.due import BAR, NEWS, DueItems
 
 log = logging.getLogger(__name__)
 
 ENGINE_TASK = "engine"
 NEWS_SOURCE = "backtest.news"
+BARS_SOURCE = "backtest.bars"
+SOURCES = {"trades": BARS_SOURCE, "bars": BARS_SOURCE, "news": NEWS_SOURCE}
+"""The sources named in the dead letter of a bar or story the model failed on."""
 MAX_HEADLINE_CHARS = 1_000
 """As the job's ``NewsScorer`` (``pipeline.operator.MAX_HEADLINE_CHARS``): headlines only feed
 alert messages."""
@@ -55,7 +63,10 @@ class _WirePrices:
     """``Decimal`` -> the value the job reads back from its input topic (``events`` codec).
 
     A price whose float carries its exact digits travels as a JSON number whose text depends on
-    its value only (memoised by value); any other price travels as its own text."""
+    its value only (memoised by value): for a plain float text (no exponent) that text is the
+    float's repr, read back as a Decimal, computed here without the codec; any other price
+    travels as its own text, read back as the same Decimal. Only exponent forms (prices below
+    0.0001) take the codec's round trip (``_read_back``)."""
 
     def __init__(self) -> None:
         self._seen: dict[Decimal, Decimal] = {}
@@ -64,10 +75,17 @@ class _WirePrices:
         wire = self._seen.get(price)
         if wire is not None:
             return wire
-        wire = _read_back(price)
-        if Decimal(repr(float(price))) == price:
-            self._seen[price] = wire
-        return wire
+        text = repr(float(price))
+        if "e" in text or "n" in text:  # exponent, inf, nan: the codec decides
+            wire = _read_back(price)
+            if Decimal(text) == price:
+                self._seen[price] = wire
+            return wire
+        number = Decimal(text)
+        if number != price:  # travels as a string: read back as itself
+            return price
+        self._seen[price] = number
+        return number
 
 
 def _read_back(price: Decimal) -> Decimal:
@@ -122,20 +140,25 @@ class Feed:
         wire: Callable[[Decimal], Decimal],
         start: int | None = None,
         end: int | None = None,
-    ) -> list[ClosedBar | ScoredNews]:
+    ) -> list[tuple[str, tuple[Any, ...]]]:
         """``symbol``'s bars (starting in ``[start, end)``) and news (likewise) in the order the
-        Flink operator applies them."""
+        Flink operator applies them, as its due items (``pipeline.due``): ``("bar", (ts, open,
+        high, low, close, volume, vwap, trades, interval_ms))``, ``("news", (id, ts, score,
+        headline))``."""
         lo = -(2**63) if start is None else start
         hi = 2**63 if end is None else end
-        bars = [_closed(bar, wire) for bar in self.bars.get(symbol, ()) if lo <= bar.ts < hi]
+        bars = [_bar_item(bar, wire) for bar in self.bars.get(symbol, ()) if lo <= bar.ts < hi]
         news = [n for n in self.news.get(symbol, ()) if lo <= n.ts < hi]
-        due = [bar.ts + bar.interval_ms - 1 for bar in bars]
+        due = [bar[0] + bar[8] - 1 for bar in bars]
         if not news and all(a <= b for a, b in itertools.pairwise(due)):
-            return list(bars)  # already in order: the common case, no sort
-        keyed: list[tuple[int, int, str, int, ClosedBar | ScoredNews]] = [
-            (d, 1, "", i, bar) for i, (d, bar) in enumerate(zip(due, bars, strict=True))
+            return [(BAR, bar) for bar in bars]  # already in order: the common case, no sort
+        keyed: list[tuple[int, int, str, int, tuple[str, tuple[Any, ...]]]] = [
+            (d, 1, "", i, (BAR, bar)) for i, (d, bar) in enumerate(zip(due, bars, strict=True))
         ]
-        keyed += [(n.ts, 0, n.id, i, n) for i, n in enumerate(news)]
+        keyed += [
+            (n.ts, 0, n.id, i, (NEWS, (n.id, n.ts, n.sentiment, n.headline)))
+            for i, n in enumerate(news)
+        ]
         keyed.sort(key=lambda k: k[:4])
         return [k[4] for k in keyed]
 
@@ -168,18 +191,18 @@ def score_news(
     return scored, dead
 
 
-def _closed(bar: events.Bar, wire: Callable[[Decimal], Decimal]) -> ClosedBar:
-    return ClosedBar(
-        symbol=bar.symbol,
-        ts=bar.ts,
-        open=wire(bar.open),
-        high=wire(bar.high),
-        low=wire(bar.low),
-        close=wire(bar.close),
-        volume=bar.volume,
-        vwap=bar.vwap,
-        trades=bar.trades or 0,
-        interval_ms=bar.interval_ms,
+def _bar_item(bar: events.Bar, wire: Callable[[Decimal], Decimal]) -> tuple[Any, ...]:
+    """``bar`` as the operator buffers a bar (``pipeline.due``), prices as the job reads them."""
+    return (
+        bar.ts,
+        wire(bar.open),
+        wire(bar.high),
+        wire(bar.low),
+        wire(bar.close),
+        bar.volume,
+        bar.vwap,
+        bar.trades or 0,
+        bar.interval_ms,
     )
 
 
@@ -188,23 +211,37 @@ class Outputs:
     """What one pass over a feed produced."""
 
     priced: list[PriceBar] = field(default_factory=list)
+    """Every bar the model took (one per ``AnalyticsBar``; a refused bar has none)."""
     bars: dict[str, list[events.AnalyticsBar]] | None = None
     """Per symbol, the bars with their indicators (only when asked for: they are large)."""
     signals: list[events.Signal] = field(default_factory=list)
     alerts: int = 0
+    deadletters: list[events.DeadLetter] = field(default_factory=list)
+    """A dead letter per bar or story the model refused or failed on."""
 
 
 def take(outputs: Sequence[Any], into: Outputs) -> None:
     """The one place that reads what ``SymbolModel.on_bar`` / ``on_news`` return (bars with
-    indicators, alerts, signals) into a run's ``Outputs``."""
+    indicators, alerts, signals; dead letters from ``DueItems``) into a run's ``Outputs``."""
     for event in outputs:
-        if isinstance(event, events.Signal):
-            into.signals.append(event)
-        elif isinstance(event, events.AnalyticsBar):
+        kind = type(event)
+        if kind is events.AnalyticsBar:
+            into.priced.append(
+                PriceBar(event.symbol, event.ts, float(event.open), float(event.close))
+            )
             if into.bars is not None:
                 into.bars.setdefault(event.symbol, []).append(event)
-        elif isinstance(event, events.Alert):
+        elif kind is events.Signal:
+            into.signals.append(event)
+        elif kind is events.Alert:
             into.alerts += 1
+        elif kind is events.DeadLetter:
+            into.deadletters.append(event)
+
+
+BATCH = 1_024
+"""Items per ``DueItems.apply`` call: a model failure rebuilds the state from a copy taken before
+the batch (one copy per batch after the first) plus the batch's items that went through."""
 
 
 def replay(
@@ -217,24 +254,31 @@ def replay(
     progress: Callable[[int], None] | None = None,
 ) -> Outputs:
     """One pass of ``model`` over ``feed`` (bars and news starting in ``[start, end)``), symbol
-    by symbol, each from its initial state; ``progress`` gets the bars done after each symbol."""
+    by symbol, each from its initial state; ``progress`` gets the bars done after each symbol.
+
+    The model is driven through the job operator's ``DueItems``, so a bar or story it fails on
+    becomes a dead letter and an alert, its state is as if the item had never come, and the run
+    goes on, as in the Flink job."""
     out = Outputs(bars={} if keep_bars else None)
     wire = _WirePrices()
+    due = DueItems(model, SOURCES, checked_bars=True)  # the input was events.Bar: bounds checked
     done = 0
     for symbol in feed.symbols():
         state = model.initial_state()
-        on_bar, on_news, priced = model.on_bar, model.on_news, out.priced
-        for item in feed.items(symbol, wire, start, end):
-            if type(item) is ClosedBar:
-                take(on_bar(state, item), out)
-                priced.append(PriceBar(symbol, item.ts, float(item.open), float(item.close)))
-                done += 1
-            else:
-                assert isinstance(item, ScoredNews)
-                take(on_news(state, item), out)
+        items = feed.items(symbol, wire, start, end)
+        for first in range(0, len(items), BATCH):
+            before = None if first == 0 else copy.deepcopy(state)
+            state, applied = due.apply(state, symbol, items[first : first + BATCH], _copies(before))
+            take(applied, out)
+        done += sum(1 for kind, _item in items if kind == BAR)
         if progress is not None:
             progress(done)
     return out
+
+
+def _copies(state: dict[str, Any] | None) -> Callable[[], dict[str, Any] | None]:
+    """``DueItems``'s ``stored``: a fresh copy of ``state`` at each call (None: no state yet)."""
+    return lambda: None if state is None else copy.deepcopy(state)
 
 
 def run_inprocess(
@@ -274,7 +318,7 @@ def run_inprocess(
         report_bars=dedupe_bars(b for series in (out.bars or {}).values() for b in series),
         signals=out.signals,
         alerts=out.alerts,
-        deadletters=feed.deadletters,
+        deadletters=feed.deadletters + out.deadletters,
         timings=timings,
         started=started,
     )

@@ -184,3 +184,57 @@ def drawdown_periods(points: list[tuple[int, float]], top: int = 5) -> list[Draw
         periods.append(DrawdownPeriod(peak_ts, trough_ts, None, (trough / peak - 1) * 100))
     periods.sort(key=lambda p: (p.depth_pct, p.start))
     return periods[:top]
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """The P&L of one symbol or one strategy (``by``: ``symbol`` or ``strategy``)."""
+
+    by: str
+    name: str
+    trades: int
+    """Closed trades."""
+    open_trades: int
+    pnl_closed: float
+    """Net of both commissions."""
+    pnl_open: float
+    """Positions still open, marked at the last close, net of the entry commission."""
+    commissions: float
+
+    @property
+    def pnl(self) -> float:
+        return self.pnl_closed + self.pnl_open
+
+
+def attribution(result: SimulationResult) -> list[Attribution]:
+    """Who made the money: per symbol, then per strategy, in name order.
+
+    A trade belongs to the strategy whose signal opened it (its ``open`` order; when several
+    strategies trade one symbol they share its position, so a later signal of another strategy
+    may close it). The per-symbol rows add up to the portfolio's final equity minus its cash,
+    and so do the per-strategy rows."""
+    opened_by = {
+        (o.symbol, o.fill_ts): o.strategy
+        for o in result.orders
+        if o.intent == "open" and o.status == "filled"
+    }
+    rows: dict[tuple[str, str], list[float]] = {}
+    for trade in result.trades:
+        strategy = opened_by.get((trade.symbol, trade.entry_ts), "")
+        if trade.exit_ts is None:
+            last = result.last_close[trade.symbol]
+            sign = 1 if trade.direction == "long" else -1
+            pnl_open = sign * trade.size * (last - trade.entry_price) - trade.commission
+            values = [0, 1, 0.0, pnl_open, trade.commission]
+        else:
+            values = [1, 0, trade.pnl or 0.0, 0.0, trade.commission]
+        for key in (("symbol", trade.symbol), ("strategy", strategy)):
+            row = rows.setdefault(key, [0, 0, 0.0, 0.0, 0.0])
+            for i, value in enumerate(values):
+                row[i] += value
+    for symbol in result.symbols:  # a symbol that never traded still gets its (zero) row
+        rows.setdefault(("symbol", symbol), [0, 0, 0.0, 0.0, 0.0])
+    return [
+        Attribution(by, name, int(r[0]), int(r[1]), r[2], r[3], r[4])
+        for (by, name), r in sorted(rows.items(), key=lambda kv: (kv[0][0] != "symbol", kv[0]))
+    ]

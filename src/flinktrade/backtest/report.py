@@ -24,7 +24,14 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from flinktrade import events
-from flinktrade.backtest.metrics import DrawdownPeriod, drawdown, drawdown_periods, monthly_returns
+from flinktrade.backtest.metrics import (
+    Attribution,
+    DrawdownPeriod,
+    attribution,
+    drawdown,
+    drawdown_periods,
+    monthly_returns,
+)
 from flinktrade.backtest.portfolio import Order, SimulationResult, Trade, buy_and_hold
 
 FEATURE_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -53,6 +60,9 @@ SIGNAL_COLUMNS = (
 ORDER_COLUMNS = (
     "id", "signal_id", "strategy", "symbol", "side", "intent", "signal_time", "status", "qty",
     "fill_time", "fill_price", "commission", "reason",
+)  # fmt: skip
+ATTRIBUTION_COLUMNS = (
+    "by", "name", "pnl", "pnl_closed", "pnl_open", "trades", "open_trades", "commissions",
 )  # fmt: skip
 MAX_PRICE_CHARTS = 4
 MAX_HTML_TRADES = 500
@@ -156,6 +166,14 @@ def order_row(o: Order) -> list[Any]:
         o.commission,
         o.reason,
     ]
+
+
+def attribution_row(a: Attribution) -> list[Any]:
+    return [a.by, a.name, a.pnl, a.pnl_closed, a.pnl_open, a.trades, a.open_trades, a.commissions]
+
+
+def write_attribution(path: Path, rows: Sequence[Attribution]) -> None:
+    _write(path, ATTRIBUTION_COLUMNS, (attribution_row(a) for a in rows))
 
 
 def write_trades(path: Path, trades: Sequence[Trade]) -> None:
@@ -275,6 +293,7 @@ def write_html(
     trades: Sequence[Trade],
     monthly: Mapping[tuple[int, int], float] | None = None,
     periods: Sequence[DrawdownPeriod] = (),
+    pnl: Sequence[Attribution] = (),
 ) -> None:
     """A single HTML file with everything embedded (no external assets)."""
     metric_rows = "".join(
@@ -313,7 +332,7 @@ img {{ max-width: 100%; display: block; margin-bottom: 1em; }}
 <div><h2>Run</h2><table>{setting_rows}</table></div>
 </div>
 <h2>Equity and drawdown</h2>{_img(equity_png, "equity curve")}
-{_monthly_table(monthly or {})}{_periods_table(periods)}
+{_monthly_table(monthly or {})}{_periods_table(periods)}{_attribution_table(pnl)}
 <h2>Price and trades</h2>{prices}
 <h2>Trades</h2>{more}<table><tr>{head}</tr>{trade_rows}</table>
 </body></html>
@@ -340,6 +359,27 @@ def _monthly_table(monthly: Mapping[tuple[int, int], float]) -> str:
         rows.append(f"<tr><th>{year}</th>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     head = "".join(f"<th>{m}</th>" for m in (*MONTHS, "year"))
     return f"<h2>Monthly returns (%)</h2><table><tr><th></th>{head}</tr>{''.join(rows)}</table>"
+
+
+def _attribution_table(rows: Sequence[Attribution]) -> str:
+    """P&L by symbol, then by strategy (the first ``MAX_HTML_TRADES`` rows)."""
+    if not rows:
+        return ""
+    head = "".join(f"<th>{c}</th>" for c in ATTRIBUTION_COLUMNS)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_money(v))}</td>" for v in attribution_row(a)) + "</tr>"
+        for a in rows[:MAX_HTML_TRADES]
+    )
+    more = (
+        f"<p>First {MAX_HTML_TRADES} of {len(rows)} rows; all are in attribution.csv.</p>"
+        if len(rows) > MAX_HTML_TRADES
+        else ""
+    )
+    return f"<h2>P&amp;L attribution</h2>{more}<table><tr>{head}</tr>{body}</table>"
+
+
+def _money(value: Any) -> str:
+    return f"{value:,.2f}" if isinstance(value, float) else str(value)
 
 
 def _periods_table(periods: Sequence[DrawdownPeriod]) -> str:
@@ -373,12 +413,15 @@ def write_all(
             "signals.csv",
             "orders.csv",
             "features.csv",
+            "attribution.csv",
         )
     }
     write_trades(files["trades.csv"], result.trades)
     write_signals(files["signals.csv"], signals)
     write_orders(files["orders.csv"], result.orders)
     write_features(files["features.csv"], bars)
+    pnl = attribution(result)
+    write_attribution(files["attribution.csv"], pnl)
     title = f"{settings.get('strategy', '')} on {', '.join(result.symbols[:5])}"
     equity_png = equity_chart(result, title)
     files["equity.png"].write_bytes(equity_png)
@@ -397,6 +440,7 @@ def write_all(
         result.trades,
         monthly_returns(points, cash),
         drawdown_periods(points),
+        pnl,
     )
     return files
 

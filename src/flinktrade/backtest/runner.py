@@ -18,9 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from confluent_kafka import KafkaException
-
 from flinktrade import bus, events
+from flinktrade.bus import KafkaException
 from flinktrade.config import AnalyticsSettings, KafkaSettings
 from flinktrade.ingest.history import NoProgress, Progress
 from flinktrade.pipeline.analytics import StrategySpec

@@ -9,11 +9,22 @@
 - ``bus.readers``: bounded reads for summaries and tests (``read_all``, ``decode_all``,
   ``count_records``) and ``wait_for``.
 
-Every name callers use is re-exported here (``bus.EventProducer``, ``bus.ensure_topics``, ...).
+Every name callers use is re-exported here (``bus.EventProducer``, ``bus.ensure_topics``, ...),
+and so are the client's own types a consumer loop handles (``Consumer``, ``Message``,
+``TopicPartition``, ``KafkaException``, ``KafkaError``, ``OFFSET_BEGINNING``), so no other package imports confluent-kafka.
 Which event a topic carries, and how its records are decoded, is ``flinktrade.topics``.
 """
 
 from __future__ import annotations
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 
 from flinktrade.bus.admin import admin, delete_topics, ensure_topics, list_topics
 from flinktrade.bus.consumer import consumer_config, consuming, make_consumer, unique_group_id
@@ -31,12 +42,18 @@ from flinktrade.bus.readers import count_records, decode_all, read_all, wait_for
 
 __all__ = [
     "MAX_REASONS",
+    "OFFSET_BEGINNING",
     "TP",
+    "Consumer",
     "EventProducer",
+    "KafkaError",
+    "KafkaException",
+    "Message",
     "OffsetTracker",
     "ProduceFailed",
     "RecordRef",
     "SeenIds",
+    "TopicPartition",
     "admin",
     "committed_positions",
     "committed_to_end",

@@ -3,8 +3,9 @@
 
 Registered as top-level commands by the main CLI (``register(app)``). Errors are raised as
 flinktrade errors; the main CLI turns them into one ``error:`` line and an exit code. Every command
-but ``execute`` works on the executor's existing order store and refuses to create one: a kill
-switch set in a new empty store would stop nothing.
+but ``execute`` works on the executor's existing order store (``store.open_store``) and refuses to
+create one: a kill switch set in a new empty store would stop nothing. ``halt`` and ``resume`` go
+through ``killswitch.KillSwitch``, as the API's do.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import signal
 import threading
 import time
+from pathlib import Path
 from types import FrameType
 from typing import Annotated
 
@@ -22,7 +24,8 @@ from rich.table import Table
 
 from flinktrade.config import Settings, load_settings
 from flinktrade.errors import ConfigError, FlinktradeError
-from flinktrade.execution.store import OrderStore
+from flinktrade.execution.killswitch import KillSwitch, broker_named
+from flinktrade.execution.store import open_store, require_store
 
 console = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
@@ -32,15 +35,8 @@ BrokerOption = Annotated[
 ]
 
 
-def _store(settings: Settings) -> OrderStore:
-    """The executor's order store; a ``ConfigError`` (one line) when there is none at the path."""
-    path = settings.execution.store_path(settings.state_dir)
-    if not path.is_file():
-        raise ConfigError(
-            f"no order store at {path}: the executor has not run with these settings; set "
-            "FLINKTRADE_STATE_DIR (or FLINKTRADE_EXECUTION__STORE_FILE) to the executor's"
-        )
-    return OrderStore(path)
+def _store_path(settings: Settings) -> Path:
+    return settings.execution.store_path(settings.state_dir)
 
 
 def _check_broker(broker: str, live: bool, confirmed: bool) -> None:
@@ -74,7 +70,7 @@ def execute(
     ] = False,
 ) -> None:
     """Turn trading.signals into orders: size, risk-check, place, follow, until Ctrl-C."""
-    from flinktrade.execution.executor import run_executor
+    from flinktrade.execution.loop import run_executor
 
     _check_broker(broker, live, confirmed)
     settings = load_settings()
@@ -101,14 +97,11 @@ def execute(
 
 def status() -> None:
     """Kill switch, executor heartbeat, open orders and positions of the order store."""
-    store = _store(load_settings())
-    try:
+    with open_store(_store_path(load_settings())) as store:
         beat = store.heartbeat()
         halted = store.halted()
         open_orders = len(store.open_orders())
         held = store.positions()
-    finally:
-        store.close()
     if beat is None:
         out.print("executor never ran on this store")
     else:
@@ -120,8 +113,7 @@ def status() -> None:
 
 def positions() -> None:
     """Positions in the order store (from fills), as the executor sees them."""
-    store = _store(load_settings())
-    try:
+    with open_store(_store_path(load_settings())) as store:
         table = Table("symbol", "qty")
         for symbol, qty in store.positions().items():
             table.add_row(symbol, str(qty))
@@ -129,8 +121,6 @@ def positions() -> None:
         halted = store.halted()
         if halted:
             console.print(f"kill switch ON: {halted}")
-    finally:
-        store.close()
 
 
 def orders(
@@ -138,8 +128,7 @@ def orders(
     limit: Annotated[int, typer.Option(min=1, help="Show at most the last N.")] = 50,
 ) -> None:
     """Orders in the order store, oldest first (denied signals included)."""
-    store = _store(load_settings())
-    try:
+    with open_store(_store_path(load_settings())) as store:
         rows = store.orders(open_only=open_only)[-limit:]
         table = Table(
             "client_order_id", "symbol", "side", "qty", "status", "filled", "avg price", "reason"
@@ -156,19 +145,13 @@ def orders(
                 (o.reason or "")[:60],
             )
         out.print(table)
-    finally:
-        store.close()
 
 
 def halt(
     reason: Annotated[str, typer.Option(help="Why (shown in alerts).")] = "set from the CLI",
 ) -> None:
     """Set the kill switch: the executor places no new order within a second (survives restarts)."""
-    store = _store(load_settings())
-    try:
-        store.halt(reason)
-    finally:
-        store.close()
+    KillSwitch(_store_path(load_settings())).halt(reason)
     console.print(f"kill switch ON: {reason}")
 
 
@@ -184,27 +167,12 @@ def resume(
 ) -> None:
     """Clear the kill switch (and optionally adopt the broker's positions)."""
     settings = load_settings()
+    adopt = None
     if adopt_broker_positions:
-        from flinktrade.execution.executor import make_broker
-
         _check_broker(broker, False, False)
-        venue = make_broker(settings, broker)
-        try:
-            held = venue.positions()
-        finally:
-            venue.close()
-        store = _store(settings)
-        try:
-            changes = store.adopt_positions(held)
-        finally:
-            store.close()
-        for symbol, delta in changes.items():
-            console.print(f"adopted {symbol}: {delta:+}")
-    store = _store(settings)
-    try:
-        store.resume()
-    finally:
-        store.close()
+        adopt = broker_named(settings, broker)
+    for symbol, delta in KillSwitch(_store_path(settings)).resume(adopt_from=adopt).items():
+        console.print(f"adopted {symbol}: {delta:+}")
     console.print("kill switch OFF")
 
 
@@ -222,11 +190,12 @@ def flatten(
 
     Ids are per symbol and UTC day and open orders are counted, so running it twice never sells
     more than is held."""
-    from flinktrade.execution.executor import Executor, make_broker
+    from flinktrade.execution.brokers import make_broker
+    from flinktrade.execution.loop import Executor
 
     _check_broker(broker, live, confirmed)
     settings = load_settings()
-    _store(settings).close()  # refuse a missing store before touching the broker
+    require_store(_store_path(settings))  # refuse a missing store before touching the broker
     executor = Executor(settings, make_broker(settings, broker, live=live))
     if not yes:
         try:

@@ -19,9 +19,8 @@ import time
 from dataclasses import dataclass
 from decimal import Decimal
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
-
 from flinktrade import bus
+from flinktrade.bus import Consumer, KafkaException, TopicPartition
 from flinktrade.config import KafkaSettings
 from flinktrade.errors import TransientError
 from flinktrade.execution import intake
@@ -110,13 +109,11 @@ class PriceFeed:
         if not self.topics:
             return
         bus.ensure_topics(self.kafka, self.topics)
-        consumer = Consumer(
-            {
-                "bootstrap.servers": self.kafka.bootstrap_servers,
-                "group.id": "flinktrade-executor-prices",  # never commits: assign() only
-                "enable.auto.commit": False,
-                "enable.auto.offset.store": False,
-            }
+        consumer = bus.make_consumer(
+            self.kafka,
+            "flinktrade-executor-prices",  # never commits: assign() only
+            auto_commit=False,
+            store_offsets=False,
         )
         assignment: list[TopicPartition] = []
         for topic in self.topics:

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
+from enum import StrEnum
 
 from flinktrade.events import Side, Signal
 from flinktrade.execution.settings import RiskSettings, SizingMode, SizingSettings
 
 
-class Rule:
-    """Names of the rules, as recorded in the store and shown in alerts."""
+class Rule(StrEnum):
+    """Names of the rules, as recorded in the store and shown in alerts (values unchanged)."""
 
     KILL_SWITCH = "kill_switch"
     RECONCILIATION = "reconciliation"
@@ -37,8 +38,9 @@ class Rule:
     DAILY_LOSS = "daily_loss_limit"
     DRAWDOWN = "max_drawdown_pct"
 
-    QUIET = frozenset({KILL_SWITCH, RECONCILIATION, NOTHING_TO_SELL})
-    """Denials that need no alert of their own (the halt or block was alerted once)."""
+
+QUIET = frozenset({Rule.KILL_SWITCH, Rule.RECONCILIATION, Rule.NOTHING_TO_SELL})
+"""Denials that need no alert of their own (the halt or block was alerted once)."""
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,7 @@ class Snapshot:
 @dataclass(frozen=True)
 class Decision:
     qty: Decimal
-    rule: str | None = None
+    rule: Rule | None = None
     reason: str | None = None
 
     @property
@@ -220,7 +222,7 @@ def _gross_exposure(snap: Snapshot, symbol: str, after: Decimal, price: Decimal)
 
 def account_breach(
     equity: Decimal, day_start_equity: Decimal, peak_equity: Decimal, limits: RiskSettings
-) -> tuple[str, str, float, float] | None:
+) -> tuple[Rule, str, float, float] | None:
     """(rule, reason, value, threshold) when the account's loss today or its drawdown from the
     peak is over the limit, else None."""
     loss = day_start_equity - equity

@@ -30,9 +30,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
+from enum import StrEnum
 from pathlib import Path
 
 from flinktrade import events
+from flinktrade.errors import ConfigError
 from flinktrade.events import Alert, Fill, OrderEvent, OrderStatus, Side
 
 _SCHEMA = """
@@ -85,8 +87,8 @@ CREATE TABLE IF NOT EXISTS outbox (
 """
 
 
-class Phase:
-    """Where an order is in its life, as far as the executor knows."""
+class Phase(StrEnum):
+    """Where an order is in its life, as far as the executor knows (the values are on disk)."""
 
     INTENT = "intent"  # stored, request not yet attempted
     SENDING = "sending"  # the request may have reached the broker
@@ -94,7 +96,8 @@ class Phase:
     ACKED = "acked"  # the broker knows it (we have its id)
     FINAL = "final"  # filled, canceled, expired, rejected or denied
 
-    NOT_FINAL = (INTENT, SENDING, UNKNOWN, ACKED)
+
+NOT_FINAL = frozenset({Phase.INTENT, Phase.SENDING, Phase.UNKNOWN, Phase.ACKED})
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,7 @@ class StoredOrder:
     notional: Decimal | None
     price: Decimal | None
     status: OrderStatus
-    phase: str
+    phase: Phase
     broker_order_id: str | None
     filled_qty: Decimal
     filled_avg_price: Decimal | None
@@ -124,7 +127,7 @@ class StoredOrder:
 
     @property
     def open(self) -> bool:
-        return self.phase in Phase.NOT_FINAL
+        return self.phase in NOT_FINAL
 
     @property
     def born_ms(self) -> int:
@@ -674,7 +677,7 @@ class OrderStore:
             notional=_dec(None if notional is None else str(notional)),
             price=_dec(None if price is None else str(price)),
             status=OrderStatus(str(status)),
-            phase=str(phase),
+            phase=Phase(str(phase)),
             broker_order_id=None if broker_order_id is None else str(broker_order_id),
             filled_qty=Decimal(str(filled_qty)),
             filled_avg_price=_dec(None if filled_avg_price is None else str(filled_avg_price)),
@@ -707,3 +710,26 @@ def order_event(order: StoredOrder, ts: int) -> OrderEvent:
         reason=order.reason,
         broker=order.broker,
     )
+
+
+def require_store(path: Path) -> None:
+    """A ``ConfigError`` (one line) when there is no order store at ``path``."""
+    if not path.is_file():
+        raise ConfigError(
+            f"no order store at {path}: the executor has not run with these settings; set "
+            "FLINKTRADE_STATE_DIR (or FLINKTRADE_EXECUTION__STORE_FILE) to the executor's"
+        )
+
+
+@contextmanager
+def open_store(path: Path, *, create: bool = False) -> Iterator[OrderStore]:
+    """The order store at ``path``, closed on the way out: the one way the CLI and the API open
+    it. Without ``create`` a missing file is a ``ConfigError`` (``require_store``): a kill switch
+    set in a new empty store would stop nothing."""
+    if not create:
+        require_store(path)
+    store = OrderStore(path)
+    try:
+        yield store
+    finally:
+        store.close()

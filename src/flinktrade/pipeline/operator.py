@@ -22,10 +22,8 @@ Every output (bars with indicators, signals, alerts, dead letters) leaves as one
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from pyflink.common import Row
@@ -40,8 +38,12 @@ from pyflink.datastream.state import ValueStateDescriptor
 
 from flinktrade import events
 from flinktrade.config import AnalyticsSettings
-from flinktrade.events import Alert, DeadLetter, Severity
-from flinktrade.pipeline.analytics import ClosedBar, ScoredNews, StrategySpec, SymbolModel
+from flinktrade.events import DeadLetter
+from flinktrade.pipeline.analytics import StrategySpec, SymbolModel
+from flinktrade.pipeline.due import BAR as _BAR
+from flinktrade.pipeline.due import NEWS as _NEWS
+from flinktrade.pipeline.due import PROVIDER, DueItems
+from flinktrade.pipeline.due import failure_reason as _reason
 from flinktrade.pipeline.sql import MAX_AHEAD_MS
 
 log = logging.getLogger(__name__)
@@ -50,8 +52,6 @@ MAX_WATERMARK = 9_223_372_036_854_775_807  # Long.MAX_VALUE: end of a bounded in
 MAX_HEADLINE_CHARS = 1_000
 """Headlines are cut to this for the operator (they only feed alert messages), so a huge story
 cannot bloat keyed state."""
-PROVIDER = "provider"
-"""``BAR_ROW_TYPE.text`` of a provider bar (``BarDecoder``); bars built from trades have None."""
 
 OUTPUT_ROW_TYPE = Types.ROW_NAMED(
     ["topic", "k", "payload", "ts"],
@@ -116,14 +116,6 @@ __all__ = [
 
 def output_row(topic: str, event: events.Event) -> Row:
     return Row(topic, event.key, events.encode(event), event.ts)
-
-
-def _reason(exc: Exception) -> str:
-    """A dead letter's reason for ``exc``: a DecodeError's own text, else the type and message."""
-    if isinstance(exc, events.DecodeError):
-        return str(exc)
-    text = str(exc).split("\n", 1)[0][:300]
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _dead_letter(value: Row, source_topic: str, exc: Exception) -> DeadLetter:
@@ -217,130 +209,6 @@ class NewsScorer(FlatMapFunction):  # type: ignore[misc]
         headline = item.headline[:MAX_HEADLINE_CHARS]
         for symbol in dict.fromkeys(item.symbols):
             yield Row("news", symbol, item.ts, item.id, score, headline)
-
-
-class DueItems:
-    """Applies one symbol's due bars and stories to its model state; nothing in them can raise.
-
-    Pure (no Flink): ``AnalyticsOperator`` calls it from a timer, the tests call it directly. A bar
-    outside the ``events.Bar`` bounds is refused before the model sees it; an exception from the
-    model on a bar or a story is caught. Either way the item yields a dead letter and a ``bad_bar``
-    / ``bad_news`` alert instead of its outputs, and the state is as if it had never come: when
-    the model failed half-way, the state is rebuilt from ``stored()`` (the state before this
-    batch) by re-applying the items that went through before (the model is deterministic; their
-    outputs are already out)."""
-
-    def __init__(self, model: SymbolModel, sources: Mapping[str, str]) -> None:
-        self.model = model
-        self.sources = dict(sources)
-
-    def apply(
-        self,
-        state: dict[str, Any],
-        symbol: str,
-        due: Sequence[tuple[str, tuple[Any, ...]]],
-        stored: Callable[[], dict[str, Any] | None],
-    ) -> tuple[dict[str, Any], list[events.Event]]:
-        """``(state after the items, their outputs in order)``; ``state`` is updated in place
-        unless it had to be rebuilt."""
-        out: list[events.Event] = []
-        applied: list[tuple[str, tuple[Any, ...]]] = []
-        for kind, item in due:
-            try:
-                out.extend(self._apply(state, symbol, kind, item))
-            except Exception as exc:  # one bar or story never fails the job
-                out.extend(self._refused(symbol, kind, item, exc))
-                if not isinstance(exc, _Refused):  # the model may have half-updated the state
-                    before = stored()
-                    if before is state:  # a state backend that hands out the live object
-                        log.error("cannot roll back the state of %s after a failure", symbol)
-                    else:
-                        state = self._rebuilt(before, symbol, applied)
-                continue
-            applied.append((kind, item))
-        return state, out
-
-    def _apply(
-        self, state: dict[str, Any], symbol: str, kind: str, item: tuple[Any, ...]
-    ) -> list[events.Event]:
-        """One buffered item through the model; raises ``_Refused`` for a bar it must not see."""
-        if kind == _NEWS:
-            story_id, ts, score, headline = item
-            return self.model.on_news(state, ScoredNews(story_id, symbol, ts, score, headline))
-        ts, open_, high, low, close, volume, vwap, trades, interval_ms = item[:9]
-        bar = ClosedBar(
-            symbol=symbol,
-            ts=ts,
-            open=Decimal(open_),
-            high=Decimal(high),
-            low=Decimal(low),
-            close=Decimal(close),
-            volume=volume,
-            vwap=vwap,
-            trades=trades,
-            interval_ms=interval_ms,
-        )
-        problem = _bar_problem(bar)
-        if problem is not None:
-            raise _Refused(problem)
-        return self.model.on_bar(state, bar)
-
-    def _refused(
-        self, symbol: str, kind: str, item: tuple[Any, ...], exc: Exception
-    ) -> list[events.Event]:
-        """The dead letter and the alert for an item the model refused or failed on."""
-        try:
-            return self._letter_and_alert(symbol, kind, item, exc)
-        except Exception:  # the item is malformed beyond reading: a plain dead letter
-            log.exception("refusing a %s of %s", kind, symbol)
-            reason = f"{symbol} {kind}: {_reason(exc)}"
-            return [DeadLetter.of(self.sources.get("trades", kind), reason, repr(item), ts=0)]
-
-    def _letter_and_alert(
-        self, symbol: str, kind: str, item: tuple[Any, ...], exc: Exception
-    ) -> list[events.Event]:
-        refused = isinstance(exc, _Refused)
-        if kind == _NEWS:
-            story_id, ts, _score, _headline = item
-            source, what = self.sources.get("news", "news"), f"story {story_id}"
-            alert_ts, alert_kind = int(ts), "bad_news"
-        else:
-            ts, *_rest = item
-            interval_ms = int(item[8])
-            source = self.sources.get("bars" if item[9:] == (PROVIDER,) else "trades", "bars")
-            what = f"bar at {ts}"
-            alert_ts, alert_kind = int(ts) + interval_ms, "bad_bar"
-        alert_ts = min(max(alert_ts, 0), events.MAX_TS_MS)
-        reason = str(exc) if refused else f"analytics failed: {_reason(exc)}"
-        if not refused:
-            log.warning("analytics failed on the %s of %s: %s", what, symbol, reason)
-        payload = f"{kind} {symbol} {list(item)!r}"
-        return [
-            DeadLetter.of(source, f"{symbol} {what}: {reason}", payload, ts=alert_ts),
-            Alert(
-                id=Alert.make_id(alert_kind, symbol, alert_ts),
-                kind=alert_kind,
-                severity=Severity.WARNING if refused else Severity.CRITICAL,
-                symbol=symbol,
-                message=f"{symbol} {what} skipped: {reason}"[:500],
-                ts=alert_ts,
-            ),
-        ]
-
-    def _rebuilt(
-        self,
-        stored: dict[str, Any] | None,
-        symbol: str,
-        applied: list[tuple[str, tuple[Any, ...]]],
-    ) -> dict[str, Any]:
-        """``stored`` (or a fresh state) with ``applied`` re-applied, their outputs dropped."""
-        state = stored if stored is not None else self.model.initial_state()
-        for kind, item in applied:
-            try:
-                self._apply(state, symbol, kind, item)
-            except Exception:  # it went through a moment ago; never fail the job
-                log.exception("re-applying a %s of %s failed", kind, symbol)
-        return state
 
 
 class AnalyticsOperator(KeyedCoProcessFunction):  # type: ignore[misc]
@@ -487,32 +355,6 @@ class BarAnalyticsOperator(KeyedProcessFunction):  # type: ignore[misc]
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Row]:
         return self.analytics.on_timer(timestamp, ctx)
-
-
-_BAR, _NEWS = "bar", "news"
-
-
-class _Refused(ValueError):
-    """A bar the model must not see (its message is the reason)."""
-
-
-def _bar_problem(bar: ClosedBar) -> str | None:
-    """Why the model must not see ``bar`` (the ``events.Bar`` bounds), or None."""
-    for name in ("open", "high", "low", "close"):
-        problem = events.price_problem(getattr(bar, name))
-        if problem is not None:
-            return f"{name}: {problem}"
-    if not bar.low <= min(bar.open, bar.close) or not max(bar.open, bar.close) <= bar.high:
-        return (
-            f"inconsistent bar: low {bar.low}, open {bar.open}, close {bar.close}, high {bar.high}"
-        )
-    if not 0 <= bar.volume <= events.MAX_SIZE:
-        return f"volume {bar.volume} out of range"
-    if bar.vwap is not None and not math.isfinite(bar.vwap):
-        return f"vwap is {bar.vwap}"
-    if bar.interval_ms <= 0:
-        return f"interval_ms {bar.interval_ms} is not positive"
-    return None
 
 
 @dataclass

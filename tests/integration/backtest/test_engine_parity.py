@@ -5,7 +5,9 @@ over the same bars and stories, three strategies (one of them trading on news se
 report files must be byte-identical and the metrics equal. The stories sit on the edges of the
 operator's event-time order (one millisecond before a bar's end, at its end, two at the same
 millisecond, one about two symbols). The same check on backtesting.py's GOOG bars is in
-``test_backtest.py``, against that module's Flink run.
+``test_backtest.py``, against that module's Flink run. A strategy that breaks the model on one bar
+(``tests/unit/backtest/hostile.py``) must leave both engines with the same dead letter and the same
+files: both call the model through the operator's ``pipeline.due.DueItems``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.unit.backtest.factories import simulated_market
+from tests.unit.backtest.factories import T0, simulated_market
 
 from flinktrade import bus, events
 from flinktrade.backtest import BacktestRequest, ExecutionModel, Mode, run_backtest
@@ -69,3 +71,40 @@ def test_both_engines_give_identical_files_and_metrics(kafka: LocalKafka, tmp_pa
 
 def _comparable(signal: events.Signal) -> dict[str, object]:
     return signal.model_dump(exclude={"ingest_ts"})
+
+
+def test_both_engines_contain_a_bar_the_model_fails_on_alike(
+    kafka: LocalKafka, tmp_path: Path
+) -> None:
+    from decimal import Decimal
+
+    poison = {("AAA", 17), ("BBB", 30)}
+    bars = []
+    for symbol in ("AAA", "BBB", "CCC"):
+        for i in range(60):
+            price = "13.37" if (symbol, i) in poison else f"{10 + (i * 7 % 11) / 4:.2f}"
+            p = Decimal(price)
+            bars.append(events.Bar(symbol=symbol, ts=T0 + i * 60_000, open=p, high=p, low=p,
+                                   close=p, volume=5))  # fmt: skip
+    bars.sort(key=lambda b: (b.ts, b.symbol))
+    request = BacktestRequest(
+        (StrategySpec("tests.unit.backtest.hostile:Overreach", {}),),
+        ExecutionModel(cash=10_000, mode=Mode.REVERSE),
+    )
+
+    flink = run_backtest(kafka.bootstrap_servers, request, bars=bars)
+    local = run_inprocess(request, bars)
+
+    assert len(local.deadletters) == 2
+    assert sorted(d.reason for d in flink.deadletters) == sorted(
+        d.reason for d in local.deadletters
+    )
+    assert all("analytics failed: ValidationError" in d.reason for d in local.deadletters)
+    for result, name in ((flink, "flink"), (local, "inprocess")):
+        write_all(tmp_path / name, result.simulation, result.bars, result.signals,
+                  result.metrics, {"strategy": "overreach"})  # fmt: skip
+    for file in FILES:
+        ours = (tmp_path / "inprocess" / file).read_bytes()
+        assert ours == (tmp_path / "flink" / file).read_bytes(), file
+    assert local.metrics == flink.metrics
+    assert local.metrics["trades"] > 20

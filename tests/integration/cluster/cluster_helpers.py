@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,41 @@ def wait_running(rest: FlinkRest, job_id: str, timeout_s: float = 60) -> None:
         assert job["state"] not in ("FAILED", "CANCELED", "FINISHED"), job["state"]
         assert time.monotonic() < deadline, f"job {job_id} tasks not running: {job['state']}"
         time.sleep(0.2)
+
+
+def subtask_records(rest: FlinkRest, job_id: str) -> dict[str, list[int]]:
+    """Per vertex of the job (by name): the records each of its parallel subtasks has read."""
+    work: dict[str, list[int]] = {}
+    for vertex in rest.job(job_id)["vertices"]:
+        url = f"{rest.url}/jobs/{job_id}/vertices/{vertex['id']}"
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            detail = json.load(answer)
+        work[vertex["name"]] = [int(t["metrics"]["read-records"]) for t in detail["subtasks"]]
+    return work
+
+
+def assert_parallelism_2(rest: FlinkRest, job_id: str) -> None:
+    """Every operator of the job runs as 2 subtasks."""
+    vertices = rest.job(job_id)["vertices"]
+    assert {v["name"][:60]: v["parallelism"] for v in vertices} == {
+        v["name"][:60]: 2 for v in vertices
+    }
+
+
+def wait_work_shared(rest: FlinkRest, job_id: str, timeout_s: float = 60) -> None:
+    """Both subtasks of an operator behind a keyed exchange got records: the work was really
+    shared, not all sent to one subtask. (The REST API's metrics lag by up to its fetch interval,
+    10 s by default, so this waits for the condition.)"""
+    work: dict[str, list[int]] = {}
+
+    def shared() -> bool:
+        work.update(subtask_records(rest, job_id))
+        return any(len(records) == 2 and min(records) > 0 for records in work.values())
+
+    try:
+        bus.wait_for(shared, timeout_s, 1.0, "records on both subtasks of an operator")
+    except TimeoutError as exc:
+        raise AssertionError(f"no operator had records on both of its subtasks: {work}") from exc
 
 
 def output_names(prefix: str) -> dict[str, str]:

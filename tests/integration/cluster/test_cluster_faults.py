@@ -1,22 +1,27 @@
 """Faults under a running job on the session cluster: a TaskManager and a Kafka broker die.
 
-Each test feeds the first half of the input, starts the job (at-least-once, parallelism 2), kills
-a component once the job has completed a checkpoint, feeds the second half, and compares the
-signals and bars, deduplicated by content, with the reference run; no trade may have become a dead
-letter (a broker fail-over slower than the idle timeout would make a partition's trades late).
+Each test feeds the first half of the input, starts the job (at-least-once, parallelism 2, checked
+to be in effect), kills a component once the job has completed a checkpoint, feeds the second
+half, and compares the signals and bars, deduplicated by content, with the reference run; no trade
+may have become a dead letter (a broker fail-over slower than the idle timeout would make a
+partition's trades late). The killed broker is one that leads partitions of the input and output
+topics, and the test checks that its process is gone and that the cluster moved its leaderships.
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from cluster_helpers import (
     CHECKPOINT_MS,
+    PARTITIONS,
     STRATEGIES,
     Reference,
+    assert_parallelism_2,
     completed_checkpoints,
     content,
     create_topics,
@@ -26,13 +31,14 @@ from cluster_helpers import (
     run_io,
     wait_running,
     wait_until_done,
+    wait_work_shared,
 )
 from confluent_kafka.admin import AdminClient
 
 from flinktrade import bus, events
 from flinktrade.config import BrokerSettings
 from flinktrade.infra.flink import LocalFlinkCluster
-from flinktrade.infra.kafka import LocalKafkaCluster
+from flinktrade.infra.kafka import LocalKafka, LocalKafkaCluster
 from flinktrade.pipeline.job import JobOptions, run
 from flinktrade.testing.ports import free_port
 
@@ -67,6 +73,7 @@ def check_outputs(servers: str, prefix: str, reference: Reference) -> None:
 def wait_first_checkpoint(flink: LocalFlinkCluster, job_id: str) -> None:
     wait_running(flink.rest, job_id)
     bus.wait_for(lambda: completed_checkpoints(flink.rest, job_id) > 0, 60, what="a checkpoint")
+    assert_parallelism_2(flink.rest, job_id)
 
 
 def test_killed_taskmanager_job_recovers_and_writes_the_reference(
@@ -93,6 +100,7 @@ def test_killed_taskmanager_job_recovers_and_writes_the_reference(
         )
         wait_running(flink.rest, job_id, 120)
         wait_until_done(flink.rest, job_id, servers, group, topic)
+        wait_work_shared(flink.rest, job_id)
     finally:
         flink.rest.cancel(job_id)
         flink.start_taskmanager(victim)
@@ -116,25 +124,69 @@ def in_sync_replicas(servers: str, topic: str) -> list[int]:
     return [len(p.isrs) for p in metadata.topics[topic].partitions.values()]
 
 
+def leaders(servers: str, names: list[str]) -> dict[tuple[str, int], int]:
+    """The leader node of every partition of ``names`` (-1: none), as the cluster reports it."""
+    metadata = AdminClient({"bootstrap.servers": servers}).list_topics(timeout=10)
+    return {
+        (name, p.id): p.leader for name in names for p in metadata.topics[name].partitions.values()
+    }
+
+
+def brokers(servers: str) -> set[int]:
+    return set(AdminClient({"bootstrap.servers": servers}).list_topics(timeout=10).brokers)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie, dead but not yet reaped, is not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def kill_a_leader(cluster: LocalKafkaCluster, servers: str, names: list[str]) -> LocalKafka:
+    """SIGKILL the node that leads the most partitions of ``names``, and check that it really
+    died (its process is gone, the cluster no longer lists it) and that every partition it led
+    has another leader now."""
+    before = leaders(servers, names)
+    assert len(before) == len(names) * PARTITIONS and -1 not in before.values(), before
+    counts = Counter(before.values())
+    node_id = max(sorted(counts), key=lambda n: counts[n])
+    victim = cluster.node(node_id)
+    led = sorted(key for key, leader in before.items() if leader == node_id)
+    pid = victim.status().pid
+    assert pid is not None and pid_alive(pid)
+    victim.kill()
+    assert not pid_alive(pid), f"kafka node {node_id} (pid {pid}) survived SIGKILL"
+    others = [n.bootstrap_servers for n in cluster.nodes if n is not victim]
+    remaining = ",".join(others)
+    bus.wait_for(
+        lambda: node_id not in brokers(remaining)
+        and all(leaders(remaining, names)[k] not in (node_id, -1) for k in led),
+        60,
+        what=f"the cluster to drop node {node_id} and elect leaders for {len(led)} partitions",
+    )
+    return victim
+
+
 def test_killed_broker_loses_no_acknowledged_event_and_rejoins(
     flink: LocalFlinkCluster, reference: Reference, kafka3: LocalKafkaCluster
 ) -> None:
     servers = kafka3.bootstrap_servers
-    create_topics(
-        servers,
-        ["kill.trades", "news.empty", "bars.empty", *output_names("kill").values()],
-        replication=3,
-    )
+    outputs = list(output_names("kill").values())
+    create_topics(servers, ["kill.trades", "news.empty", "bars.empty", *outputs], replication=3)
     trades = input_trades()
     half = len(trades) // 2
     acked = produce(servers, "kill.trades", trades[:half], flush=False)
     job_id, group, topic = start_job(flink, servers, "kill")
     try:
         wait_first_checkpoint(flink, job_id)
-        kafka3.node(2).kill()
+        victim = kill_a_leader(kafka3, servers, [topic, *outputs])
         # Under load: the producer writes the second half while one of three nodes is down.
         acked += produce(servers, topic, trades[half:], flush=True)
         wait_until_done(flink.rest, job_id, servers, group, topic)
+        wait_work_shared(flink.rest, job_id)
     finally:
         flink.rest.cancel(job_id)
     assert bus.count_records(servers, topic) == acked == len(trades) + 4
@@ -142,7 +194,7 @@ def test_killed_broker_loses_no_acknowledged_event_and_rejoins(
     assert len(ids) == acked, "acknowledged records lost or duplicated"
     check_outputs(servers, "kill", reference)
 
-    kafka3.node(2).up()
+    victim.up()
     deadline = time.monotonic() + 90
     while min(in_sync_replicas(servers, topic)) < 3:
         assert time.monotonic() < deadline, "the restarted broker did not rejoin the ISR"

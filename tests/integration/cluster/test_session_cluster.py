@@ -17,6 +17,7 @@ from cluster_helpers import (
     CHECKPOINT_MS,
     STRATEGIES,
     Reference,
+    assert_parallelism_2,
     committed_all,
     completed_checkpoints,
     content,
@@ -27,6 +28,7 @@ from cluster_helpers import (
     produce,
     run_io,
     wait_until_done,
+    wait_work_shared,
 )
 
 from flinktrade import bus, events, topics
@@ -53,9 +55,11 @@ def test_session_cluster_at_parallelism_2_writes_what_the_minicluster_writes_at_
         checkpoint_interval_ms=CHECKPOINT_MS,
         jobmanager=flink.address,
     )
-    run(io, options, wait=True)
-    jobs = [j for j in flink.rest.jobs() if j["state"] == "FINISHED"]
-    assert jobs, "the job should have run on the session cluster"
+    result = run(io, options, wait=True)
+    job_id = str(result.get_job_id())  # type: ignore[attr-defined]
+    assert flink.rest.job(job_id)["state"] == "FINISHED", "the job should have run on the cluster"
+    assert_parallelism_2(flink.rest, job_id)
+    wait_work_shared(flink.rest, job_id)
     assert content(bus.decode_all(servers, names["signals"], events.Signal)) == content(
         reference.signals
     )

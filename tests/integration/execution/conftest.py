@@ -14,7 +14,9 @@ from exec_helpers import Env, Running
 
 from flinktrade import bus
 from flinktrade.config import KafkaSettings, Settings
-from flinktrade.execution.executor import Executor, ExecutorStats, make_broker
+from flinktrade.execution.book import ExecutorStats
+from flinktrade.execution.brokers import make_broker
+from flinktrade.execution.loop import Executor
 from flinktrade.execution.settings import ExecutionTopics
 from flinktrade.testing.fake_alpaca_trading import FakeAlpacaTrading
 

@@ -17,7 +17,8 @@ from typing import Any
 from flinktrade import bus, events
 from flinktrade.config import KafkaSettings, Settings
 from flinktrade.events import Side, Signal, Trade
-from flinktrade.execution.executor import Executor, ExecutorStats
+from flinktrade.execution.book import ExecutorStats
+from flinktrade.execution.loop import Executor
 from flinktrade.execution.settings import ExecutionSettings, ExecutionTopics
 from flinktrade.execution.store import OrderStore
 from flinktrade.testing.fake_alpaca_trading import FakeAlpacaTrading
@@ -166,7 +167,7 @@ class Running:
 
     def started(self, timeout_s: float = 30.0) -> None:
         deadline = time.monotonic() + timeout_s
-        while self.executor._consumer is None:
+        while not self.executor.consuming:
             assert not self.errors, self.errors
             assert time.monotonic() < deadline, "executor did not start"
             time.sleep(0.02)

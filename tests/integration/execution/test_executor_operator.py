@@ -1,7 +1,9 @@
 """The operator's commands against a real executor, broker and Kafka: ``halt`` while it runs,
 ``status`` with its heartbeat, a store that does not exist, ``flatten`` (a listing first, then
 twice without over-selling), ``resume --adopt-broker-positions``, and ``execute`` dying with one
-line. The CLI runs as a real process from another directory, as an operator would run it."""
+line. Each command runs at least once as a real process from another directory, as an operator
+would run it; where the process itself is not what a check is about, the command runs in-process
+(``in_process``: typer's runner over the same settings from the environment)."""
 
 from __future__ import annotations
 
@@ -10,10 +12,15 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
+import typer
 from exec_helpers import Env, coid, make_signals, wait_until
+from typer.testing import CliRunner, Result
 
+from flinktrade.errors import ConfigError
 from flinktrade.events import OrderStatus
-from flinktrade.execution.executor import Executor, make_broker
+from flinktrade.execution import cli as execution_cli
+from flinktrade.execution.brokers import make_broker
+from flinktrade.execution.loop import Executor
 from flinktrade.execution.settings import RiskSettings
 from flinktrade.testing.fake_alpaca_trading import FakeAlpacaTrading
 
@@ -31,6 +38,16 @@ def cli(env: Env, cwd: Path, *args: str, **extra: str) -> subprocess.CompletedPr
         timeout=120,
         check=False,
     )
+
+
+def in_process(env: Env, *args: str, **extra: str) -> Result:
+    """The command run in this process with the environment ``cli`` would give the process."""
+    app = typer.Typer()
+    execution_cli.register(app)
+    settings_env = {
+        k: v for k, v in env.env(**extra).items() if k.startswith(("FLINKTRADE_", "APCA_"))
+    }
+    return CliRunner().invoke(app, list(args), env=settings_env)
 
 
 def test_halt_from_another_directory_stops_the_running_executor(
@@ -64,20 +81,25 @@ def test_halt_from_another_directory_stops_the_running_executor(
     finally:
         store.close()
     assert fake.orders_created() == 1  # nothing left after the halt
-    status = cli(env, tmp_path / "elsewhere", "status")
-    assert "kill switch ON: operator test" in status.stdout
+    status_after = in_process(env, "status")
+    assert status_after.exit_code == 0, status_after.output
+    assert "kill switch ON: operator test" in status_after.stdout
     running.finish()
 
 
 def test_commands_refuse_a_store_that_does_not_exist(env: Env, tmp_path: Path) -> None:
     empty = tmp_path / "not-the-state-dir"
-    for command in ("halt", "status", "resume"):
-        result = cli(env, tmp_path, command, FLINKTRADE_STATE_DIR=str(empty))
-        assert result.returncode == 2, (command, result.stderr)
-        lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("error: no order store at "), lines
-        assert str(empty / "execution" / "orders.sqlite") in lines[0]
-        assert "FLINKTRADE_STATE_DIR" in lines[0]
+    result = cli(env, tmp_path, "halt", FLINKTRADE_STATE_DIR=str(empty))
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: no order store at "), lines
+    assert str(empty / "execution" / "orders.sqlite") in lines[0]
+    assert "FLINKTRADE_STATE_DIR" in lines[0]
+    for command in ("status", "resume", "positions", "orders"):  # the same guard, in-process
+        refused = in_process(env, command, FLINKTRADE_STATE_DIR=str(empty))
+        assert isinstance(refused.exception, ConfigError), (command, refused.output)
+        assert str(refused.exception).startswith("no order store at ")
+        assert str(empty / "execution" / "orders.sqlite") in str(refused.exception)
     assert not empty.exists()  # nothing created
 
 
@@ -143,7 +165,7 @@ def test_resume_adopting_the_broker_positions_unblocks_the_executor(
         store.close()
     running = start_executor(env.settings(risk=RISK))
     running.started()
-    assert running.executor._blocked is None  # start-up reconciliation agrees with the broker
+    assert running.executor.blocked is None  # start-up reconciliation agrees with the broker
     [signal] = make_signals(1)
     env.produce([signal])
     wait_until(lambda: fake.orders_created(coid(signal)) == 1, 30, "an order after resuming")

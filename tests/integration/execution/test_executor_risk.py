@@ -142,7 +142,7 @@ def test_startup_mismatch_blocks_until_resolved(
     assert denied_rule(env, coid(blocked_signal)) == "reconciliation"
     assert fake.order_posts == 0
     fake.set_position("TSLA", Decimal(0))  # the operator closed it at the broker
-    wait_until(lambda: running.executor._blocked is None, 30, "unblocked")
+    wait_until(lambda: running.executor.blocked is None, 30, "unblocked")
     [allowed] = make_signals(1, start=5)
     env.produce([allowed])
     wait_until(lambda: fake.orders_created(coid(allowed)) == 1, 30, "the order after resolution")
@@ -160,8 +160,8 @@ def test_unknown_open_order_at_broker_blocks(
     external = fake.place_external_order("NVDA", "buy", Decimal(3))
     running = start_executor(env.settings(risk=RiskSettings(allow_outside_market_hours=True)))
     running.started()
-    assert running.executor._blocked is not None
-    assert external.id in running.executor._blocked
+    assert running.executor.blocked is not None
+    assert external.id in running.executor.blocked
     [signal] = make_signals(1)
     env.produce([signal])
     wait_until(lambda: denied_rule(env, coid(signal)) is not None, 30, "the denial")

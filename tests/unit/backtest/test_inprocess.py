@@ -19,7 +19,7 @@ from flinktrade.backtest import BacktestRequest, ExecutionModel, Mode
 from flinktrade.backtest.inprocess import Feed, _WirePrices, run_inprocess
 from flinktrade.backtest.loading import load_file
 from flinktrade.events import Side
-from flinktrade.pipeline.analytics import ClosedBar, ScoredNews, StrategySpec
+from flinktrade.pipeline.analytics import ScoredNews, StrategySpec
 from flinktrade.strategies import BarView, Intent, State
 
 MINUTE = 60_000
@@ -81,10 +81,7 @@ def test_stories_are_folded_in_before_the_bars_that_close_after_them() -> None:
         story(T0 + MINUTE, "s2", "AAA announces board appointment"),  # same ms: by id
     ]
     feed = Feed.of(bars, reversed(news))  # arrival order must not matter
-    order = [
-        ("bar", item.ts) if isinstance(item, ClosedBar) else ("news", item.id)
-        for item in feed.items("AAA", _WirePrices())
-    ]
+    order = [(kind, item[0]) for kind, item in feed.items("AAA", _WirePrices())]
     assert order == [
         ("news", "s1"),
         ("bar", T0),
@@ -171,3 +168,53 @@ def _goog_csv() -> Path:
     path = Path(tempfile.mkdtemp(prefix="goog-")) / "GOOG.csv"
     GOOG.to_csv(path)
     return path
+
+
+OVERREACH = StrategySpec("tests.unit.backtest.hostile:Overreach", {})
+
+
+def _hostile_bars(symbol: str, count: int, poison_at: int) -> list[events.Bar]:
+    """``count`` bars whose close goes up and down (never 13.37), except bar ``poison_at``."""
+    prices = [f"{10 + (i * 7 % 11) / 4:.2f}" for i in range(count)]
+    prices[poison_at] = "13.37"
+    return [bar(i, price, symbol) for i, price in enumerate(prices)]
+
+
+def test_a_bar_the_model_fails_on_is_a_dead_letter_and_the_run_goes_on() -> None:
+    # AAA: one batch; BBB: past the first batch, so its state comes back from the batch's copy
+    bars = _hostile_bars("AAA", 40, poison_at=17) + _hostile_bars("BBB", 1_500, poison_at=1_300)
+    poison = [b for b in bars if b.close == Decimal("13.37")]
+    request = BacktestRequest((OVERREACH,), ExecutionModel(cash=10_000, mode=Mode.REVERSE))
+
+    hostile = run_inprocess(request, bars)
+    clean = run_inprocess(request, [b for b in bars if b not in poison])
+
+    reasons = [d.reason for d in hostile.deadletters]
+    assert len(reasons) == len(poison) == 2
+    for reason, b in zip(reasons, poison, strict=True):
+        assert reason.startswith(f"{b.symbol} bar at {b.ts}: analytics failed: ValidationError")
+    assert hostile.alerts == clean.alerts + 2  # one bad_bar alert each
+    # as if the bar had never come: the same signals, fills and metrics as without it
+    assert [_comparable(s) for s in hostile.signals] == [_comparable(s) for s in clean.signals]
+    assert hostile.simulation.trades == clean.simulation.trades
+    assert hostile.metrics == clean.metrics
+    assert clean.metrics["trades"] > 100
+
+
+def _comparable(signal: events.Signal) -> dict[str, object]:
+    return signal.model_dump(exclude={"ingest_ts"})
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["100", "100.0", "100.00", "0.1", "0.30", "12.345678", "0.000001", "0.00005", "0.0001",
+     "1E+2", "123456789012", "999999999999.999999", "1e-5", "57.1", "3.000001"],
+)  # fmt: skip
+def test_prices_are_normalised_as_the_event_codec_reads_them_back(text: str) -> None:
+    price = Decimal(text)
+    bar = events.Bar(symbol="W", ts=0, open=price, high=price, low=price, close=price, volume=0)
+    expected = events.decode(events.Bar, events.encode(bar)).open
+    wire = _WirePrices()
+    for _ in range(2):  # computed, then memoised
+        got = wire(price)
+        assert (str(got), got) == (str(expected), expected)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import csv
+from pathlib import Path
+
 import pytest
 from tests.unit.backtest.factories import DAY, T0, make_bars, make_signal
 
+from flinktrade.backtest.metrics import attribution
 from flinktrade.backtest.portfolio import ExecutionModel, FillAt, Mode, simulate
+from flinktrade.backtest.report import write_all
 from flinktrade.errors import ConfigError
 
 
@@ -122,3 +127,42 @@ def test_buy_and_hold_benchmark_splits_the_cash_over_the_symbols() -> None:
     result = simulate([*a, *b], [], ExecutionModel(cash=1000))
     # 500 in AAA at 10 (50 units), 500 in BBB at 50 (10 units; held as cash until its first bar)
     assert buy_and_hold(result, 1000) == [500 + 500, 50 * 20 + 10 * 50, 50 * 15 + 10 * 25]
+
+
+def test_pnl_is_attributed_per_symbol_and_to_the_strategy_that_opened_each_trade(
+    tmp_path: Path,
+) -> None:
+    aaa = make_bars([(10, 10), (10, 10), (12, 12), (15, 15)], "AAA")
+    bbb = make_bars([(20, 20), (20, 20), (25, 25), (30, 30)], "BBB")
+    signals = [
+        make_signal(aaa[0], "buy", "trend"),  # opens AAA at 10 (bar 1's open)
+        make_signal(aaa[2], "sell", "dip"),  # closes it at 15: the trade stays trend's
+        make_signal(bbb[1], "buy", "dip"),  # opens BBB at 25, still open at the last close 30
+    ]
+    result = simulate([*aaa, *bbb], signals, ExecutionModel(cash=200, commission=0.01))
+    # AAA's sleeve of 100: 100 // 10.1 = 9 units, commission 0.90 in and 9 * 15 * 0.01 = 1.35 out
+    aaa_pnl = 9 * (15 - 10) - 0.90 - 1.35
+    # BBB's sleeve: 100 // 25.25 = 3 units, commission 0.75 in; open, marked at 30
+    bbb_open = 3 * (30 - 25) - 0.75
+    rows = {(a.by, a.name): a for a in attribution(result)}
+    assert list(rows) == [("symbol", "AAA"), ("symbol", "BBB"), ("strategy", "dip"),
+                          ("strategy", "trend")]  # fmt: skip
+    assert (rows["symbol", "AAA"].trades, rows["symbol", "AAA"].open_trades) == (1, 0)
+    assert rows["symbol", "AAA"].pnl == pytest.approx(aaa_pnl)
+    assert rows["symbol", "AAA"].commissions == pytest.approx(0.90 + 1.35)
+    assert (rows["symbol", "BBB"].trades, rows["symbol", "BBB"].open_trades) == (0, 1)
+    assert rows["symbol", "BBB"].pnl_open == pytest.approx(bbb_open)
+    assert rows["strategy", "trend"].pnl == pytest.approx(aaa_pnl)
+    assert rows["strategy", "dip"].pnl == pytest.approx(bbb_open)
+    assert result.equity[-1].equity == pytest.approx(200 + aaa_pnl + bbb_open)
+
+    files = write_all(tmp_path, result, {"AAA": aaa, "BBB": bbb}, signals, {}, {})
+    with files["attribution.csv"].open() as handle:
+        written = list(csv.DictReader(handle))
+    assert [(r["by"], r["name"], round(float(r["pnl"]), 6)) for r in written] == [
+        ("symbol", "AAA", round(aaa_pnl, 6)),
+        ("symbol", "BBB", round(bbb_open, 6)),
+        ("strategy", "dip", round(bbb_open, 6)),
+        ("strategy", "trend", round(aaa_pnl, 6)),
+    ]
+    assert "P&amp;L attribution" in files["report.html"].read_text()

@@ -12,7 +12,8 @@ from flinktrade.events import Fill, OrderStatus, Side, Signal
 from flinktrade.execution import risk
 from flinktrade.execution.brokers.alpaca import is_live_url, map_status, parse_trade_update
 from flinktrade.execution.cli import _check_broker
-from flinktrade.execution.executor import CrashHook, client_order_id
+from flinktrade.execution.crash import CrashHook
+from flinktrade.execution.decide import client_order_id
 from flinktrade.execution.settings import RiskSettings, SizingMode, SizingSettings
 from flinktrade.execution.store import OrderStore, advances
 

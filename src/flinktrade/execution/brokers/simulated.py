@@ -22,9 +22,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
-
 from flinktrade import bus
+from flinktrade.bus import TopicPartition
 from flinktrade.config import Settings
 from flinktrade.errors import TransientError
 from flinktrade.events import OrderStatus, Side
@@ -210,12 +209,8 @@ class SimulatedBroker(Broker):
     # ------------------------------------------------------------------ prices and fills
 
     def _follow_prices(self, topics: list[str]) -> None:
-        consumer = Consumer(
-            {
-                "bootstrap.servers": self.settings.kafka.bootstrap_servers,
-                "group.id": f"flinktrade-sim-broker-{uuid.uuid4().hex[:8]}",
-                "enable.auto.commit": False,
-            }
+        consumer = bus.make_consumer(
+            self.settings.kafka, bus.unique_group_id("flinktrade-sim-broker"), auto_commit=False
         )
         try:
             assignment: list[TopicPartition] = []

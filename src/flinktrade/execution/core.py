@@ -1,0 +1,303 @@
+"""The executor's core: its parts wired together, with no Kafka in sight.
+
+One thread does all the deciding (signals, broker updates, reconciliation), so the store sees one
+writer and the order of events is the order of decisions; the broker's stream thread only queues
+updates. The parts:
+
+- ``decide.SignalDesk``: one signal record -> dead letter, repeat, denial or intent -> order;
+- ``lifecycle.OrderLifecycle``: place, resolve (``Resolution``), apply updates, record fills;
+- ``reconcile.differences``: the pure comparison of broker and store, run here with its I/O;
+  differences block new orders (fail closed) until a later reconciliation finds none;
+- ``guard.TradingGuard``: account checks, halting, the kill switch set from outside;
+- ``alerts.Alerter`` (throttled) and ``outbox.OutboxPublisher`` (store outbox -> sink).
+
+Where signals, market prices and published records come from and go is injected
+(``source.SignalSource``, ``source.PriceSource``, ``outbox.Sink``): ``loop.Executor`` gives it the
+Kafka ones, the unit tests in-memory ones. ``tick`` does the periodic work (heartbeat into the
+store every ``heartbeat_interval_s`` for ``flinktrade status``, prices, broker updates, the kill
+switch, the account, following open orders, reconciliation every ``reconcile_interval_s``,
+publishing); ``handle_batch`` decides on signals.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+
+from flinktrade.errors import TransientError
+from flinktrade.execution import flatten as flattening
+from flinktrade.execution import reconcile as reconciliation
+from flinktrade.execution.alerts import Alerter, Throttle
+from flinktrade.execution.book import Book, ExecutorStats
+from flinktrade.execution.brokers.base import Broker
+from flinktrade.execution.crash import no_checkpoint
+from flinktrade.execution.decide import SignalDesk
+from flinktrade.execution.guard import TradingGuard
+from flinktrade.execution.lifecycle import OrderLifecycle, Resolution
+from flinktrade.execution.outbox import OutboxPublisher, Sink
+from flinktrade.execution.settings import ExecutionSettings
+from flinktrade.execution.source import PriceSource, SignalRecord, SignalSource
+from flinktrade.execution.store import OrderStore, Phase, StoredOrder
+
+log = logging.getLogger(__name__)
+
+HALT_CHECK_S = 0.25
+"""How often the kill switch is read from the store (set by another process within a second)."""
+RECHECK_WAIT_S = 0.3
+"""Differences may be fills in flight between the two reports: look again after this long."""
+TRANSIENT_RECONCILE_S = 5.0
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class ExecutorCore:
+    def __init__(
+        self,
+        config: ExecutionSettings,
+        broker: Broker,
+        store: OrderStore,
+        *,
+        source: SignalSource,
+        market: PriceSource,
+        sink: Sink,
+        clock: Callable[[], int] = now_ms,
+        checkpoint: Callable[[str], None] = no_checkpoint,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.config = config
+        self.broker = broker
+        self.store = store
+        self.market = market
+        self.clock = clock
+        self.monotonic = monotonic
+        self.sleep = sleep
+        self._stats = ExecutorStats()
+        self.book = Book()
+        self.alert = Alerter(store, clock, Throttle(config.risk.deny_alert_interval_s, monotonic))
+        self.guard = TradingGuard(store, broker, config.risk, self.alert)
+        self.orders = OrderLifecycle(
+            store=store,
+            broker=broker,
+            config=config,
+            clock=clock,
+            alert=self.alert,
+            stats=self._stats,
+            book=self.book,
+            checkpoint=checkpoint,
+            on_unknown_order=self.reconcile_soon,
+            sleep=sleep,
+        )
+        self.desk = SignalDesk(
+            store=store,
+            config=config,
+            clock=clock,
+            alert=self.alert,
+            stats=self._stats,
+            book=self.book,
+            market=market,
+            guard=self.guard,
+            orders=self.orders,
+            source=source,
+            checkpoint=checkpoint,
+        )
+        self.outbox = OutboxPublisher(store, sink)
+        self._reconnected = False
+        self._next_beat = 0.0
+        self._next_reconcile = 0.0
+        self._next_poll = 0.0
+        self._next_account = 0.0
+        self._next_halt_check = 0.0
+
+    @property
+    def stats(self) -> ExecutorStats:
+        self._stats.alerts = self.alert.sent
+        return self._stats
+
+    # ------------------------------------------------------------------ start, tick, close
+
+    def start(self) -> None:
+        """Load positions, beat, start the prices and the broker's updates, check the account,
+        reconcile (an intent never sent is sent now) and publish."""
+        self.book.load(self.store)
+        self.guard.start()
+        self.beat()
+        self.market.start()
+        self.broker.start_updates(self.orders.updates.put, self._on_reconnect)
+        self.refresh_account()
+        self.reconcile(startup=True)
+        self.publish()
+
+    def _on_reconnect(self) -> None:  # the broker's stream thread: only a flag
+        self._reconnected = True
+
+    def beat(self) -> None:
+        self._next_beat = self.monotonic() + self.config.heartbeat_interval_s
+        self.store.beat(self.clock(), os.getpid())
+
+    def tick(self) -> None:
+        now = self.monotonic()
+        if now >= self._next_beat:
+            self.beat()
+        self.market.poll()
+        self.orders.apply_updates()
+        if now >= self._next_halt_check:
+            self.guard.watch()
+            self._next_halt_check = now + HALT_CHECK_S
+        if now >= self._next_account:
+            self.refresh_account()
+        if self._reconnected:
+            self._reconnected = False
+            self.follow_open_orders()  # events missed while disconnected are not replayed
+        elif now >= self._next_poll:
+            self.follow_open_orders()
+        if now >= self._next_reconcile:
+            self.reconcile()
+        self.publish()
+
+    def handle_batch(self, records: list[SignalRecord]) -> None:
+        """Decide on each record, then commit the store, then (asynchronously) the offsets."""
+        if not records:
+            return
+        self.market.poll()
+        for record in records:
+            self.desk.handle(record)
+            if self.orders.updates.qsize():
+                self.orders.apply_updates()
+        self.store.commit()
+        self.desk.source.commit(sync=False)
+
+    def publish(self) -> None:
+        self.outbox.publish()
+
+    def close(self) -> None:
+        """Stop the prices and the broker, publish what is left, close the store."""
+        try:
+            self.market.close()
+            self.broker.close()
+            try:
+                self.publish()
+            except TransientError as exc:
+                log.warning("executor: records left in the outbox for next start: %s", exc)
+        finally:
+            self._stats.halted = self.store.halted()
+            self._stats.blocked = self.guard.blocked
+            self.store.close()
+
+    def refresh_account(self) -> None:
+        self._next_account = self.monotonic() + self.config.account_refresh_s
+        self.guard.refresh_account()
+
+    def follow_open_orders(self) -> None:
+        self._next_poll = self.monotonic() + self.config.order_poll_interval_s
+        self.orders.follow_open_orders()
+
+    # ------------------------------------------------------------------ reconciliation
+
+    def reconcile_soon(self) -> None:
+        self._next_reconcile = min(self._next_reconcile, self.monotonic() + 1.0)
+
+    def reconcile(self, *, startup: bool = False) -> list[reconciliation.Difference]:
+        """Compare broker and store; block new orders (and alert) while they differ."""
+        self._stats.reconciliations += 1
+        found = self.differences(startup=startup)
+        if found:  # fills may have been in flight between the two reports: look again
+            self.sleep(RECHECK_WAIT_S)
+            self.orders.apply_updates()
+            found = self.differences(startup=False)
+        interval = self.config.reconcile_interval_s
+        if reconciliation.any_transient(found):
+            interval = min(interval, TRANSIENT_RECONCILE_S)
+        self._next_reconcile = self.monotonic() + interval
+        blocked = reconciliation.describe(found)
+        self.guard.set_blocked(blocked)
+        self._stats.blocked = blocked
+        self.store.commit()
+        return found
+
+    def differences(self, *, startup: bool) -> list[reconciliation.Difference]:
+        """Settle the store's open orders, read the broker, compare (pure)."""
+        resolutions: list[tuple[str, Resolution]] = []
+        for order in self.store.open_orders():
+            # at start-up an intent never sent is sent now (the signal's offset is committed)
+            allow = order.phase == Phase.INTENT or (startup and order.phase != Phase.ACKED)
+            coid = order.client_order_id
+            resolutions.append((coid, self.orders.resolve(coid, allow_resend=allow)))
+        self.orders.apply_updates()
+        try:
+            view = reconciliation.BrokerView(self.broker.open_orders(), self.broker.positions())
+        except TransientError as exc:
+            return reconciliation.differences(
+                resolutions, reconciliation.BrokerUnreachable(str(exc)), {}, {}
+            )
+        self.orders.apply_updates()
+        statuses = {}
+        for bo in view.open_orders:
+            local = self.store.get(bo.client_order_id)
+            statuses[bo.client_order_id] = None if local is None else local.status
+        local_positions = self.store.positions()
+        self.book.positions = dict(local_positions)
+        return reconciliation.differences(resolutions, view, statuses, local_positions)
+
+    # ------------------------------------------------------------------ flatten
+
+    def flatten_plan(self) -> flattening.FlattenPlan:
+        """What ``flatten`` would send now (nothing is sent or stored)."""
+        return flattening.plan(
+            self.broker.positions(),
+            self.broker.open_orders(),
+            prefix=self.config.client_order_prefix,
+            day=flattening.utc_day(self.clock()),
+            taken=self.store.exists,
+        )
+
+    def flatten(self, timeout_s: float = 60.0) -> list[StoredOrder]:
+        """Set the kill switch, then close every position the broker reports with market orders
+        that go through the store like any other (so reconciliation stays consistent), and
+        follow them until final or ``timeout_s``. The kill switch stays on; the store is closed.
+
+        Idempotent: flatten orders of an earlier run still open in the store are followed (or
+        sent, if they never reached the broker) before planning, and the plan counts orders open
+        at the broker and uses ids per symbol and UTC day, so a second run never over-sells."""
+        self.guard.halt("flatten requested by the operator")
+        self.broker.start_updates(self.orders.updates.put, self._on_reconnect)
+        placed: list[str] = []
+        try:
+            for order in self.store.open_orders():
+                if order.strategy == flattening.STRATEGY:
+                    self.orders.resolve(order.client_order_id, allow_resend=True)
+                    placed.append(order.client_order_id)
+            self.orders.apply_updates()
+            for close in self.flatten_plan().closes:
+                order = self.store.add_intent(
+                    client_order_id=close.client_order_id,
+                    signal=None,
+                    strategy=flattening.STRATEGY,
+                    symbol=close.symbol,
+                    side=close.side,
+                    qty=close.qty,
+                    notional=None,
+                    price=self.market.prices.get(close.symbol)
+                    or self.book.last_prices.get(close.symbol),
+                )
+                self.orders.place(order)
+                placed.append(close.client_order_id)
+            deadline = self.monotonic() + timeout_s
+            while self.monotonic() < deadline:
+                self.orders.apply_updates()
+                self.publish()
+                orders = [self.store.get(c) for c in placed]
+                if all(o is not None and not o.open for o in orders):
+                    break
+                self.orders.follow_open_orders()
+                self.sleep(0.2)
+        finally:
+            self.broker.close()
+            self.publish()
+        result = [o for o in (self.store.get(c) for c in placed) if o is not None]
+        self.store.close()
+        return result

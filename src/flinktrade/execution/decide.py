@@ -1,0 +1,204 @@
+"""Deciding on one signal: record -> (dead letter | repeat | denied | intent) -> order.
+
+Per record, in the executor's one deciding thread:
+
+1. decode and validate (``intake``); a record that fails goes to the dead-letter topic with its
+   reason, and so does any other failure while deciding on one signal (the store or the signal
+   source failing stops the service instead: a restart resumes there);
+2. a ``client_order_id`` (prefix + signal id) already in the store is a repeat: skip;
+3. size at the executor's own market price, then the risk checks (no I/O); a breach is stored as
+   a ``denied`` order and alerted (throttled; a runaway of order-rate denials sets the kill
+   switch);
+4. store the intent with its order event (one transaction, fsync), then commit the signal's
+   offset, then hand the order to the life cycle, which sends it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable
+from decimal import Decimal
+
+from flinktrade import events
+from flinktrade.events import DeadLetter
+from flinktrade.execution import intake, risk
+from flinktrade.execution.alerts import Alerter, AlertKind
+from flinktrade.execution.book import Book, ExecutorStats
+from flinktrade.execution.guard import TradingGuard
+from flinktrade.execution.lifecycle import OrderLifecycle
+from flinktrade.execution.risk import Rule
+from flinktrade.execution.settings import ExecutionSettings
+from flinktrade.execution.source import PriceSource, SignalRecord, SignalSource
+from flinktrade.execution.store import OrderStore
+
+log = logging.getLogger(__name__)
+
+PRICE_CATCH_UP_S = 2.0
+"""How long a signal without a market price waits for the price topics to catch up."""
+
+
+def client_order_id(prefix: str, signal_id: str) -> str:
+    """The broker's ``client_order_id`` for a signal: stable, at most 48 characters."""
+    return f"{prefix}{signal_id}"[:48]
+
+
+class SignalDesk:
+    def __init__(
+        self,
+        *,
+        store: OrderStore,
+        config: ExecutionSettings,
+        clock: Callable[[], int],
+        alert: Alerter,
+        stats: ExecutorStats,
+        book: Book,
+        market: PriceSource,
+        guard: TradingGuard,
+        orders: OrderLifecycle,
+        source: SignalSource,
+        checkpoint: Callable[[str], None],
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.clock = clock
+        self.alert = alert
+        self.stats = stats
+        self.book = book
+        self.market = market
+        self.guard = guard
+        self.orders = orders
+        self.source = source
+        self.checkpoint = checkpoint
+
+    def handle(self, record: SignalRecord) -> None:
+        """Decide on one signal record; whatever goes wrong with it ends as a dead letter."""
+        self.stats.signals += 1
+        parsed = intake.parse(record.value or b"")
+        if isinstance(parsed, intake.Invalid):
+            self.stats.invalid += 1
+            self.dead_letter(record, parsed.reason)
+            return
+        fatal: tuple[type[BaseException], ...] = (sqlite3.Error, *self.source.errors)
+        try:
+            self.decide(parsed, record)
+        except fatal:
+            raise  # the store or the bus failed, not this signal: stop, restart resumes here
+        except Exception as exc:
+            log.exception("executor: signal %s at offset %s failed", parsed.id, record.offset)
+            self.dead_letter(record, f"executor failed on this signal: {type(exc).__name__}: {exc}")
+
+    def dead_letter(self, record: SignalRecord, reason: str) -> None:
+        log.warning(
+            "executor: dead letter for %s[%s]@%s: %s",
+            record.topic,
+            record.partition,
+            record.offset,
+            reason,
+        )
+        letter = DeadLetter.of(
+            record.topic or self.config.topics.signals,
+            reason,
+            record.value,
+            ts=self.clock(),
+            partition=record.partition,
+            offset=record.offset,
+        )
+        self.store.add_dead_letter(letter, self.config.topics.deadletter)
+        self.stats.dead_letters += 1
+        self.source.decided(record)
+
+    def decide(self, signal: events.Signal, record: SignalRecord) -> None:
+        coid = client_order_id(self.config.client_order_prefix, signal.id)
+        if self.store.exists(coid):
+            self.stats.repeats += 1
+            self.source.decided(record)
+            return
+        market = self.market.prices.get(signal.symbol)
+        if market is None and self.market.catch_up(PRICE_CATCH_UP_S):  # the price may be behind
+            market = self.market.prices.get(signal.symbol)
+        sizing = self.config.sizing_for(signal.strategy)
+        qty = risk.size(signal, sizing, self.guard.equity, market)
+        decision = risk.check(signal, qty, self.snapshot(), self.config.risk)
+        if not decision.allowed:
+            self.deny(coid, signal, decision)
+            self.source.decided(record)
+            return
+        order = self.store.add_intent(
+            client_order_id=coid,
+            signal=signal,
+            symbol=signal.symbol,
+            side=signal.side,
+            qty=decision.qty,
+            notional=None,
+            price=market,
+        )
+        self.checkpoint("intent_stored")
+        self.source.decided(record)
+        self.source.commit(sync=True)
+        self.checkpoint("offset_committed")
+        log.info(
+            "executor: placing %s %s %s at ~%s (signal %s, %s)",
+            signal.side.value,
+            decision.qty,
+            signal.symbol,
+            market,
+            signal.id,
+            coid,
+        )
+        self.orders.place(order)
+
+    def snapshot(self) -> risk.Snapshot:
+        """What the risk checks judge a signal against, now."""
+        now = self.clock()
+        open_orders = [
+            risk.OpenOrder(
+                o.symbol, o.side, max(Decimal(0), (o.qty or Decimal(0)) - o.filled_qty), o.price
+            )
+            for o in self.store.open_orders()
+        ]
+        market = self.market.prices.as_dict()
+        return risk.Snapshot(
+            now_ms=now,
+            positions=self.book.positions,
+            open_orders=open_orders,
+            last_prices={**self.book.last_prices, **market},
+            market_prices=market,
+            sent_last_minute=self.store.sent_since(now - 60_000),
+            market_open=self.guard.market_open,
+            halted=self.store.halted(),
+            blocked=self.guard.blocked,
+            equity=self.guard.equity,
+        )
+
+    def deny(self, coid: str, signal: events.Signal, decision: risk.Decision) -> None:
+        rule = str(decision.rule or "unknown")
+        self.store.record_denial(
+            client_order_id=coid,
+            signal=signal,
+            qty=decision.qty,
+            rule=rule,
+            reason=decision.reason or rule,
+        )
+        self.stats.denied += 1
+        self.stats.denied_by_rule[rule] = self.stats.denied_by_rule.get(rule, 0) + 1
+        log.info("executor: denied %s %s (%s): %s", signal.symbol, signal.id, rule, decision.reason)
+        if rule not in risk.QUIET:
+            self.alert(
+                AlertKind.ORDER_DENIED,
+                f"order for signal {signal.id} ({signal.strategy} {signal.side.value} "
+                f"{signal.symbol}) denied by {rule}: {decision.reason}",
+                symbol=signal.symbol,
+                throttle_key=rule,
+            )
+        if rule == Rule.ORDER_RATE:
+            limits = self.config.risk
+            denials = self.store.denials_since(Rule.ORDER_RATE, self.clock() - 60_000)
+            if risk.runaway(denials, limits):
+                self.guard.halt(
+                    f"runaway: {denials} signals over the order rate limit "
+                    f"({limits.max_orders_per_minute}/min) in the last minute, "
+                    f"latest from strategy {signal.strategy}",
+                    value=float(denials),
+                    threshold=float(limits.halt_after_rate_denials),
+                )

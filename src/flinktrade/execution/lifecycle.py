@@ -1,0 +1,267 @@
+"""The order life cycle: place an order, resolve what became of it, apply the broker's word.
+
+Pure of Kafka: it talks to the order store and the broker only. An order is marked ``sending``
+and ``POST``ed; the broker asks ``may_send`` before every (re)send attempt, which re-checks the
+kill switch and the signal's age (``resend_refusal``). A timeout, 5xx or dropped connection is
+*unknown* and is resolved by looking the ``client_order_id`` up, never by sending again blindly.
+Updates from the broker (stream or REST) move the stored order on; fills are recorded once,
+deduplicated by execution id and by the cumulative filled quantity.
+
+``resolve`` answers with a ``Resolution``: what the look-up found.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from enum import StrEnum
+
+from flinktrade.errors import TransientError
+from flinktrade.events import Fill, OrderStatus
+from flinktrade.execution import flatten as flattening
+from flinktrade.execution import risk
+from flinktrade.execution.alerts import Alerter, AlertKind
+from flinktrade.execution.book import Book, ExecutorStats
+from flinktrade.execution.brokers.base import (
+    Broker,
+    BrokerOrder,
+    OrderExists,
+    OrderRefused,
+    OrderRequest,
+    OutcomeUnknown,
+    TradeUpdate,
+)
+from flinktrade.execution.settings import ExecutionSettings
+from flinktrade.execution.store import OrderStore, Phase, StoredOrder
+
+log = logging.getLogger(__name__)
+
+UNKNOWN_LOOKUPS = 3
+"""Look-ups right after an unknown outcome, ``unknown_retry_s`` apart; then the poll goes on."""
+
+
+class Resolution(StrEnum):
+    """What looking an order up by its ``client_order_id`` found."""
+
+    FOUND = "found"
+    """The broker knows it (its state is applied), or the store has it final already."""
+    RESENT = "resent"
+    """It never reached the broker and was sent now."""
+    ABANDONED = "abandoned"
+    """It never reached the broker and must not be sent any more (stored as canceled)."""
+    MISSING = "missing"
+    """The broker acknowledged it once and now has no record of it."""
+    UNREACHABLE = "unreachable"
+    """Not known yet: the broker could not be asked, or the request may still be in flight."""
+
+
+class OrderLifecycle:
+    def __init__(
+        self,
+        *,
+        store: OrderStore,
+        broker: Broker,
+        config: ExecutionSettings,
+        clock: Callable[[], int],
+        alert: Alerter,
+        stats: ExecutorStats,
+        book: Book,
+        checkpoint: Callable[[str], None],
+        on_unknown_order: Callable[[], None],
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.store = store
+        self.broker = broker
+        self.config = config
+        self.clock = clock
+        self.alert = alert
+        self.stats = stats
+        self.book = book
+        self.checkpoint = checkpoint
+        self.on_unknown_order = on_unknown_order
+        self.sleep = sleep
+        self.updates: queue.Queue[TradeUpdate] = queue.Queue()
+        """Filled by the broker's stream thread; applied by the deciding thread only."""
+
+    # ------------------------------------------------------------------ placing
+
+    def place(self, order: StoredOrder) -> None:
+        coid = order.client_order_id
+        self.store.mark_sending(coid)
+        self.checkpoint("request_sent")
+        self.stats.orders_sent += 1
+        try:
+            placed = self._submit(order)
+        except OrderExists:
+            log.info("executor: %s already exists at the broker; looking it up", coid)
+            self.resolve(coid, allow_resend=False)
+            return
+        except OrderRefused as exc:
+            self.stats.rejected += 1
+            self.store.transition(coid, OrderStatus.REJECTED, reason=str(exc))
+            self.alert(
+                AlertKind.ORDER_REJECTED,
+                f"broker refused {order.side.value} {order.qty} {order.symbol} ({coid}): {exc}",
+                symbol=order.symbol,
+                throttle_key="rejected",
+            )
+            return
+        except OutcomeUnknown as exc:
+            self.stats.unknown += 1
+            log.warning("executor: outcome of %s unknown (%s); looking it up", coid, exc)
+            self.store.mark_unknown(coid, f"outcome unknown: {exc}")
+            for _ in range(UNKNOWN_LOOKUPS):
+                if self.resolve(coid, allow_resend=False) != Resolution.UNREACHABLE:
+                    return
+                self.sleep(self.config.unknown_retry_s)
+            return  # still unknown: the poll keeps looking it up, risk counts it as open
+        self.checkpoint("response_received")
+        self.apply(placed, None)
+
+    def _submit(self, order: StoredOrder) -> BrokerOrder:
+        """Send one order; the broker asks ``may_send`` before every attempt (retries too)."""
+        coid = order.client_order_id
+
+        def may_send() -> str | None:
+            current = self.store.get(coid)
+            why = self.resend_refusal(current or order)
+            return None if why is None else f"not sent: {why}"
+
+        request = OrderRequest(
+            client_order_id=coid, symbol=order.symbol, side=order.side, qty=order.qty or Decimal(0)
+        )
+        return self.broker.submit(request, may_send=may_send)
+
+    def resend_refusal(self, order: StoredOrder) -> str | None:
+        """Why ``order`` must not be (re)sent now: the kill switch (flatten orders excepted: they
+        are sent while it is on) or its signal's age, judged by the same times as the risk check
+        (event time only while ``signal_age_from_event_time`` is on); None when it may go."""
+        halted = self.store.halted()
+        if halted and order.strategy != flattening.STRATEGY:
+            return f"kill switch is on ({halted})"
+        limits = self.config.risk
+        born = order.born_ms if limits.signal_age_from_event_time else order.created_ms
+        return risk.age_problem((born,), self.clock(), limits)
+
+    # ------------------------------------------------------------------ resolving
+
+    def resolve(self, coid: str, *, allow_resend: bool) -> Resolution:
+        """Look an order up by ``client_order_id`` and apply what the broker says; an order the
+        broker never got is sent again only with ``allow_resend`` and no ``resend_refusal``."""
+        order = self.store.get(coid)
+        if order is None or not order.open:
+            return Resolution.FOUND
+        try:
+            found = self.broker.get_order(coid)
+        except TransientError as exc:
+            log.warning("executor: look-up of %s failed: %s", coid, exc)
+            return Resolution.UNREACHABLE
+        if found is not None:
+            self.apply(found, None)
+            return Resolution.FOUND
+        if order.phase == Phase.ACKED:
+            return Resolution.MISSING
+        # The broker has no order with this id: the request never arrived (or is still in
+        # flight; the broker refuses a second order with the same client_order_id).
+        if not allow_resend:
+            return Resolution.UNREACHABLE  # right after a failure: it may be in flight; later
+        why = self.resend_refusal(order)
+        if why is not None:
+            self.store.transition(coid, OrderStatus.CANCELED, reason=f"not sent: {why}")
+            return Resolution.ABANDONED
+        log.info("executor: %s never reached the broker; sending it now", coid)
+        self.place(order)
+        return Resolution.RESENT
+
+    def follow_open_orders(self) -> None:
+        """Look up every order not yet final (missed stream events, unknown outcomes)."""
+        grace_ms = 2_000 * self.config.request_timeout_s
+        for order in self.store.open_orders():
+            # an order whose outcome was unknown and that the broker still does not know after
+            # twice the request timeout never arrived: send it again (same client_order_id, so
+            # the broker refuses a second one if the first turns up after all)
+            settled = self.clock() - order.updated_ms > grace_ms
+            allow = order.phase == Phase.INTENT or (
+                settled and order.phase in (Phase.SENDING, Phase.UNKNOWN)
+            )
+            self.resolve(order.client_order_id, allow_resend=allow)
+
+    # ------------------------------------------------------------------ applying
+
+    def apply_updates(self) -> None:
+        while True:
+            try:
+                update = self.updates.get_nowait()
+            except queue.Empty:
+                return
+            self.apply(update.order, update)
+
+    def apply(self, broker_order: BrokerOrder, update: TradeUpdate | None) -> None:
+        coid = broker_order.client_order_id
+        order = self.store.get(coid)
+        if order is None:
+            log.warning(
+                "executor: broker reports order %s (%s) unknown to the store; "
+                "the next reconciliation decides",
+                broker_order.id,
+                coid,
+            )
+            self.on_unknown_order()
+            return
+        if broker_order.filled_qty > order.filled_qty and not order.status.final:
+            self._record_fill(order, broker_order, update)
+        self.store.transition(
+            coid,
+            broker_order.status,
+            broker_order_id=broker_order.id,
+            filled_qty=max(order.filled_qty, broker_order.filled_qty),
+            filled_avg_price=broker_order.filled_avg_price,
+        )
+
+    def _record_fill(
+        self, order: StoredOrder, broker_order: BrokerOrder, update: TradeUpdate | None
+    ) -> None:
+        delta = broker_order.filled_qty - order.filled_qty
+        price = fill_price(order, broker_order, update, delta)
+        if update is not None and update.is_fill and update.execution_id:
+            execution_id = update.execution_id
+        else:  # learned over REST: a deterministic id, so a replay records it once
+            execution_id = f"{broker_order.id}:{broker_order.filled_qty}"
+        if self.store.has_fill(execution_id):
+            return
+        fill = Fill(
+            ts=(update.ts if update is not None and update.ts else self.clock()),
+            id=execution_id,
+            order_id=broker_order.id,
+            client_order_id=order.client_order_id,
+            strategy=order.strategy,
+            symbol=order.symbol,
+            side=order.side,
+            qty=delta,
+            price=price.quantize(Decimal("0.000001")) if price > 0 else Decimal("0.000001"),
+            commission=update.commission if update is not None else Decimal(0),
+            position_qty=update.position_qty if update is not None else None,
+            broker=self.broker.name,
+        )
+        if self.store.add_fill(fill, commit=False):
+            self.book.add_fill(order.symbol, order.side, delta, fill.price)
+            self.stats.fills += 1
+
+
+def fill_price(
+    order: StoredOrder, broker_order: BrokerOrder, update: TradeUpdate | None, delta: Decimal
+) -> Decimal:
+    """The price of the ``delta`` newly filled shares: from the change of the average price, else
+    the update's price, else the average (or the order's price)."""
+    price: Decimal | None = None
+    if broker_order.filled_avg_price is not None:
+        before = (order.filled_avg_price or Decimal(0)) * order.filled_qty
+        price = (broker_order.filled_avg_price * broker_order.filled_qty - before) / delta
+    if (price is None or price <= 0) and update is not None:
+        price = update.price
+    if price is None or price <= 0:
+        price = broker_order.filled_avg_price or order.price or Decimal(0)
+    return price

@@ -1,0 +1,39 @@
+"""Keeps ``bench/backtest.py`` runnable: its ``--quick`` size, both contenders, no Flink.
+
+Not a speed test (speed is measured by ``make bench``): it checks that each contender ran over
+every bar of both workloads, traded, and reported its figures.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_the_quick_backtest_bench_reports_every_contender_and_workload() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.backtest", "--quick", "--no-flink"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    runs = {(line["workload"], line["engine"]): line for line in lines if "engine" in line}
+    assert set(runs) == {
+        (w, e) for w in ("today", "backtrader") for e in ("inprocess", "backtrader")
+    }
+    for (workload, _engine), line in runs.items():
+        assert line["bars"] == {"today": 5 * 390, "backtrader": 10 * 2_000}[workload]
+        assert line["signals"] > 0
+        assert line["cpu_s"] > 0 and line["peak_rss_mb"] > 0
+    split = runs[("backtrader", "inprocess")]["split_cpu_s"]
+    assert set(split) == {"core", "input_bars", "engine_rest", "simulate_metrics"}
+    summaries = [line for line in lines if "ratio_cpu" in line]
+    assert [s["workload"] for s in summaries] == ["today", "backtrader"]

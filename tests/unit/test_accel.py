@@ -1,0 +1,151 @@
+"""The mypyc-compiled indicators: used only while current, same values and pickles as the source."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from flinktrade import accel
+
+SOURCE = Path(accel.__file__).with_name("indicators.py")
+
+
+def _pure_indicators() -> object:
+    """The Python source of ``flinktrade.indicators``, imported under another name."""
+    spec = importlib.util.spec_from_file_location("pure_indicators_under_test", SOURCE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_fields_name_every_slot() -> None:
+    """``_fields`` (what is pickled) must list every slot, or a restored state would lack one."""
+    pure = _pure_indicators()
+    classes = [
+        v
+        for v in vars(pure).values()
+        if isinstance(v, type) and "_fields" in dir(v) and not issubclass(v, tuple)
+    ]
+    assert len(classes) >= 10
+    for cls in classes:
+        slots = {s for klass in cls.__mro__ for s in getattr(klass, "__slots__", ())}
+        assert set(cls._fields) == slots, cls.__name__
+
+
+def _fake_build(tmp_path: Path, sources: dict[str, str]) -> Path:
+    build = tmp_path / "_mypyc"
+    (build / "flinktrade").mkdir(parents=True)
+    so = "flinktrade/indicators" + str(__import__("sysconfig").get_config_var("EXT_SUFFIX"))
+    (build / so).write_bytes(b"not really an extension")
+    doc = {**accel._runtime(), "sources": sources, "files": {"flinktrade.indicators": so}}
+    (build / accel.MANIFEST).write_text(json.dumps(doc))
+    return build
+
+
+def test_a_stale_build_is_never_used_and_warns_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(accel.PURE_ENV, raising=False)
+    sources = accel._hashes()
+    sources["flinktrade.indicators"] = "0" * 64  # as if indicators.py changed after the build
+    finder = accel.CompiledFinder(_fake_build(tmp_path, sources))
+    with caplog.at_level(logging.WARNING, logger="flinktrade.accel"):
+        assert finder.find_spec("flinktrade.indicators") is None
+        assert finder.find_spec("flinktrade.indicators") is None
+    assert "stale: flinktrade.indicators changed" in finder.reason
+    assert len([r for r in caplog.records if "not used" in r.getMessage()]) == 1
+
+
+def test_a_current_build_is_found_and_the_switch_turns_it_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(accel.PURE_ENV, raising=False)
+    build = _fake_build(tmp_path, accel._hashes())
+    spec = accel.CompiledFinder(build).find_spec("flinktrade.indicators")
+    assert spec is not None and spec.origin is not None
+    assert Path(spec.origin).parent == build / "flinktrade"
+    assert accel.CompiledFinder(build).find_spec("flinktrade.events") is None  # not compiled
+    monkeypatch.setenv(accel.PURE_ENV, "1")
+    switched_off = accel.CompiledFinder(build)
+    assert switched_off.find_spec("flinktrade.indicators") is None
+    assert accel.PURE_ENV in switched_off.reason
+
+
+def test_no_build_means_the_source_without_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(accel.PURE_ENV, raising=False)
+    finder = accel.CompiledFinder(tmp_path / "nothing")
+    with caplog.at_level(logging.WARNING, logger="flinktrade.accel"):
+        assert finder.find_spec("flinktrade.indicators") is None
+    assert finder.reason == "not built" and not caplog.records
+
+
+# A process advances 3 symbols x 600 bars, pickling the states half way: the second half runs
+# on the states unpickled, in this process or in the other form's.
+_SCRIPT = r"""
+import json, math, pickle, random, sys
+from flinktrade import accel
+from flinktrade.indicators import DEFAULT_INDICATORS, IndicatorEngine
+engine = IndicatorEngine(list(DEFAULT_INDICATORS) + ["vwap_1", "atr_1", "bb_upper_7_2_5"])
+rng = random.Random(7)
+bars = []
+price = 100.0
+for i in range(600):
+    price *= math.exp(rng.gauss(0, 0.01))
+    flat = 200 <= i < 230  # a flat stretch: sds exactly 0
+    close = 100.0 if flat else round(price, 2)
+    high, low = close + (0 if flat else rng.random()), close - (0 if flat else rng.random() / 2)
+    vwap = None if rng.random() < 0.2 else round((high + low) / 2, 4)
+    bars.append((high, low, close, float(100 if flat else rng.randint(0, 5000)), vwap))
+mode, path = sys.argv[1], sys.argv[2]
+values = []
+if mode == "first":
+    states = [engine.start() for _ in range(3)]
+    for bar in bars[:300]:
+        for s in states:
+            values.append(engine.advance(s, *bar))
+    open(path + ".pkl", "wb").write(pickle.dumps(states))
+else:
+    states = pickle.loads(open(path + ".pkl", "rb").read())
+    for bar in bars[300:]:
+        for s in states:
+            values.append(engine.advance(s, *bar))
+out = {"status": accel.status(), "values": [[v[k] for k in sorted(v)] for v in values]}
+open(path + "." + mode + ".json", "w").write(json.dumps(out))
+"""
+
+
+def _run(tmp_path: Path, mode: str, pure: bool, name: str) -> dict[str, object]:
+    env = {k: v for k, v in os.environ.items() if k != accel.PURE_ENV}
+    if pure:
+        env[accel.PURE_ENV] = "1"
+    subprocess.run([sys.executable, "-c", _SCRIPT, mode, str(tmp_path / name)], env=env, check=True)
+    result: dict[str, object] = json.loads((tmp_path / f"{name}.{mode}.json").read_text())
+    return result
+
+
+@pytest.mark.skipif(os.environ.get(accel.PURE_ENV, "") not in ("", "0"), reason="pure requested")
+def test_compiled_and_source_give_identical_values_and_share_pickled_state(
+    tmp_path: Path,
+) -> None:
+    """Bit-identical floats (not 1e-9): both run the same operations in the same order."""
+    pure_first = _run(tmp_path, "first", True, "a")
+    compiled_first = _run(tmp_path, "first", False, "b")
+    assert pure_first["status"]["loaded"] == []  # type: ignore[index]
+    assert compiled_first["status"]["loaded"] == ["flinktrade.indicators"]  # type: ignore[index]
+    assert compiled_first["values"] == pure_first["values"]
+    # the state the source pickled, continued compiled, and the other way round
+    compiled_second = _run(tmp_path, "second", False, "a")
+    pure_second = _run(tmp_path, "second", True, "b")
+    assert compiled_second["status"]["loaded"] == ["flinktrade.indicators"]  # type: ignore[index]
+    assert compiled_second["values"] == pure_second["values"]
+    assert any(v is not None for row in pure_second["values"] for v in row)  # type: ignore[attr-defined]
