@@ -34,9 +34,7 @@ KNOWN: dict[tuple[str, str], str] = {
     # -- one Kafka boundary (issue 18, item 2): confluent-kafka used outside bus/
     ("api.feed", "confluent_kafka"): "builds its own consumer",
     ("infra.kafka", "confluent_kafka"): "probes the broker with its own admin client",
-    ("ingest.history", "confluent_kafka"): "builds its own consumer (resume)",
     ("notify.service", "confluent_kafka"): "builds its own consumer",
-    # -- vendor code in one file per vendor
 }
 
 

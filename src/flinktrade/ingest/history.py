@@ -23,9 +23,8 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
-
 from flinktrade import bus
+from flinktrade.bus import Consumer, TopicPartition
 from flinktrade.errors import TransientError
 from flinktrade.events import Bar, DeadLetter, Event, NewsItem, Quote, Trade
 from flinktrade.ingest.alpaca import (
