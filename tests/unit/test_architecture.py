@@ -32,9 +32,7 @@ KNOWN: dict[tuple[str, str], str] = {
     ("demo", "notify.service"): "the demo starts each service itself",
     ("demo", "pipeline.job"): "the demo starts each service itself",
     # -- one Kafka boundary (issue 18, item 2): confluent-kafka used outside bus/
-    ("api.feed", "confluent_kafka"): "builds its own consumer",
     ("infra.kafka", "confluent_kafka"): "probes the broker with its own admin client",
-    ("notify.service", "confluent_kafka"): "builds its own consumer",
 }
 
 
