@@ -24,14 +24,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import IO, Any, Protocol, TypeVar
 
-from flinktrade import bus, events, topics
+from flinktrade import bus, topics
 from flinktrade.bus import KafkaException, TopicPartition
 from flinktrade.config import Settings
 from flinktrade.errors import ConfigError, FlinktradeError, TransientError
-from flinktrade.ingest.simulator import MarketSimulator, RawTrade
+from flinktrade.ingest.simulator import MarketSimulator, SimulatorFeed
 from flinktrade.notify.console import ConsoleSink
 from flinktrade.notify.routing import build_routing
 from flinktrade.notify.service import Notifier
@@ -151,66 +151,6 @@ def last_event_ts(bootstrap_servers: str, topic: str) -> int | None:
             if msg is not None and not msg.error():
                 latest = max(latest or 0, msg.timestamp()[1])
         return latest
-
-
-@dataclass
-class SimulatorFeed:
-    """Runs the simulator into the market topics on a background thread at a wall-clock pace."""
-
-    bootstrap_servers: str
-    simulator: MarketSimulator
-    trades_per_second: float
-    produced_trades: int = 0
-    produced_news: int = 0
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-    error: BaseException | None = None
-    fault: bool = False
-    name: str = "simulator"
-
-    @property
-    def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="simulator", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        try:
-            if self.fault:
-                raise InjectedFault
-            producer = bus.EventProducer(self.bootstrap_servers)
-            tick = 0.05
-            per_tick = self.trades_per_second * tick
-            budget = 0.0
-            items = iter(self.simulator)
-            next_tick = time.monotonic()
-            while not self._stop.is_set():
-                budget += per_tick
-                while budget >= 1.0:
-                    item = next(items)
-                    now = events.now_ms()
-                    if isinstance(item, RawTrade):
-                        producer.send_raw(
-                            topics.TRADES.name, item.to_json(now), item.symbol.encode(), item.ts
-                        )
-                        self.produced_trades += 1
-                        budget -= 1.0
-                    else:
-                        producer.send(item.model_copy(update={"ingest_ts": now}))
-                        self.produced_news += 1
-                next_tick += tick
-                self._stop.wait(max(0.0, next_tick - time.monotonic()))
-            producer.flush()
-        except BaseException as exc:  # surfaced by the demo's supervision
-            self.error = exc
-            log.debug("simulator feed failed", exc_info=True)
 
 
 class DemoNotifier:
@@ -423,7 +363,12 @@ def run_demo(
         gap_ms=1000.0 * sim.time_scale / sim.trades_per_second,
         news=sim.news,
     )
-    feed = SimulatorFeed(servers, simulator, sim.trades_per_second, fault=fault == "simulator")
+    feed = SimulatorFeed(
+        servers,
+        simulator,
+        sim.trades_per_second,
+        fault=InjectedFault() if fault == "simulator" else None,
+    )
     notifier = DemoNotifier(settings, notices or sys.stderr, fault=fault == "notifier")
     executor = DemoExecutor(settings, broker, fault=fault == "executor")
     io = JobIO.from_settings(settings, group_id=f"{settings.job.group_id}-demo")

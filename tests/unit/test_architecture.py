@@ -23,7 +23,6 @@ DOC = ROOT / "docs" / "architecture.md"
 # name is the module (or the third-party library) as the tables name it.
 KNOWN: dict[tuple[str, str], str] = {
     # -- the CLI package (issue 18, item 3): the root wires stages through their cli modules
-    ("ingest.cli", "demo"): "SimulatorFeed (the `simulate` command's producer) lives in demo.py",
     ("backtest.cli", "ingest.cli"): "parse_symbols/parse_when belong in the shared cli options",
     ("demo", "api.server"): "the demo starts each service itself, not through its cli module",
     ("demo", "execution.loop"): "the demo starts each service itself",
@@ -32,19 +31,8 @@ KNOWN: dict[tuple[str, str], str] = {
     ("demo", "notify.routing"): "the demo starts each service itself",
     ("demo", "notify.service"): "the demo starts each service itself",
     ("demo", "pipeline.job"): "the demo starts each service itself",
-    # -- loose strings and enums (issue 18, item 5)
-    (
-        "notify.settings",
-        "notify.notices",
-    ): "the notify section names EventType of notify/notices.py",
     # -- one Kafka boundary (issue 18, item 2): confluent-kafka used outside bus/
-    ("api.feed", "confluent_kafka"): "builds its own consumer",
     ("infra.kafka", "confluent_kafka"): "probes the broker with its own admin client",
-    ("ingest.history", "confluent_kafka"): "builds its own consumer (resume)",
-    ("notify.service", "confluent_kafka"): "builds its own consumer",
-    # -- vendor code in one file per vendor
-    ("ingest.history", "alpaca"): "uses alpaca-py's types beside ingest/alpaca.py",
-    ("ingest.live", "alpaca"): "uses alpaca-py's types beside ingest/alpaca.py",
 }
 
 

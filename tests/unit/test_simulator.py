@@ -1,7 +1,8 @@
 import itertools
+import time
 
 from flinktrade.events import NewsItem
-from flinktrade.ingest.simulator import MarketSimulator, RawTrade
+from flinktrade.ingest.simulator import MarketSimulator, RawTrade, SimulatorFeed
 
 
 def take(sim: MarketSimulator, n: int) -> list[RawTrade | NewsItem]:
@@ -68,3 +69,19 @@ def test_volatility_regimes_change_the_size_of_moves() -> None:
     window = 2000
     vols = [sum(moves[i : i + window]) / window for i in range(0, len(moves) - window, window)]
     assert max(vols) > 2 * min(vols)
+
+
+def test_feed_fault_is_raised_on_its_thread_and_kept_as_its_error() -> None:
+    # The fault is raised before any producer is built, so no broker is needed (none listens here).
+    fault = RuntimeError("injected")
+    feed = SimulatorFeed("127.0.0.1:1", MarketSimulator(symbols=1, seed=1), 10.0, fault=fault)
+    feed.start()
+    try:
+        deadline = time.monotonic() + 10
+        while feed.alive and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not feed.alive
+        assert feed.error is fault
+        assert (feed.produced_trades, feed.produced_news) == (0, 0)
+    finally:
+        feed.stop()

@@ -22,12 +22,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
-
 from flinktrade import bus, events
 from flinktrade.api.metrics import ApiMetrics
 from flinktrade.api.settings import ApiSettings
 from flinktrade.api.state import KIND_TOPICS, Applied, MarketState
+from flinktrade.bus import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 
 log = logging.getLogger(__name__)
 

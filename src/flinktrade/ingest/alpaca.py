@@ -13,6 +13,8 @@
   (a silent one). Keys refused at the stream's auth (error 401/402) stop the stream for good
   with ``fatal`` set to a ``ConfigError`` naming the variables, instead of retrying forever.
 
+The other ingest modules name alpaca-py's ``TimeFrame`` and ``DataFeed`` through this module.
+
 Credentials are ``SecretStr`` until the moment alpaca-py needs the text; they are never logged.
 """
 
@@ -32,12 +34,13 @@ from typing import Any, Literal
 
 import requests
 from alpaca.common.enums import Sort
-from alpaca.data.enums import DataFeed
+from alpaca.data.enums import DataFeed as DataFeed  # noqa: PLC0414 (re-exported)
 from alpaca.data.historical import NewsClient, StockHistoricalDataClient
 from alpaca.data.live import NewsDataStream, StockDataStream
 from alpaca.data.live.websocket import DataStream
 from alpaca.data.requests import NewsRequest, StockBarsRequest, StockTradesRequest
-from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
+from alpaca.data.timeframe import TimeFrame as TimeFrame  # noqa: PLC0414 (re-exported)
+from alpaca.data.timeframe import TimeFrameUnit
 from pydantic import SecretStr
 from websockets.exceptions import WebSocketException
 
@@ -196,6 +199,10 @@ class Page:
     next_token: str | None
 
 
+ONE_MINUTE = TimeFrame(1, TimeFrameUnit.Minute)
+"""Alpaca's one-minute bars: the bars of the live stream, and the default of ``pages``."""
+
+
 def parse_timeframe(text: str) -> TimeFrame:
     """``1Min``, ``5Min``, ``1Hour``, ``1Day``, ``1Week``, ``1Month`` -> alpaca-py ``TimeFrame``."""
     units = {"Min": TimeFrameUnit.Minute, "Hour": TimeFrameUnit.Hour, "Day": TimeFrameUnit.Day,
@@ -286,7 +293,7 @@ class MarketDataRest:
         if kind == "bars":
             request = StockBarsRequest(
                 symbol_or_symbols=symbols,
-                timeframe=timeframe or TimeFrame(1, TimeFrameUnit.Minute),
+                timeframe=timeframe or ONE_MINUTE,
                 start=start,
                 end=end,
                 limit=limit,

@@ -264,7 +264,7 @@ def simulate(
     ] = None,
 ) -> None:
     """Run the market simulator into market.trades / market.news."""
-    from flinktrade.ingest.simulator import MarketSimulator, RawTrade
+    from flinktrade.ingest.simulator import MarketSimulator, RawTrade, SimulatorFeed
 
     settings = load_settings()
     if count is None and duration is None:
@@ -289,8 +289,6 @@ def simulate(
         producer.flush()
         typer.echo(json.dumps({"trades": produced, "news": news}))
         return
-    from flinktrade.demo import SimulatorFeed
-
     simulator = MarketSimulator(
         sim.symbols, sim.seed, gap_ms=1000.0 * sim.time_scale / sim.trades_per_second, news=sim.news
     )

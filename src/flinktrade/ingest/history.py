@@ -23,14 +23,19 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from alpaca.data.enums import DataFeed
-from alpaca.data.timeframe import TimeFrame
-from confluent_kafka import Consumer, TopicPartition
-
 from flinktrade import bus
+from flinktrade.bus import Consumer, TopicPartition
 from flinktrade.errors import TransientError
 from flinktrade.events import Bar, DeadLetter, Event, NewsItem, Quote, Trade
-from flinktrade.ingest.alpaca import PAGE_LIMIT, Kind, MarketDataRest, Page, timeframe_ms
+from flinktrade.ingest.alpaca import (
+    PAGE_LIMIT,
+    DataFeed,
+    Kind,
+    MarketDataRest,
+    Page,
+    TimeFrame,
+    timeframe_ms,
+)
 from flinktrade.ingest.settings import IngestTopics
 from flinktrade.ingest.validate import Validator
 from flinktrade.progress import NoProgress as NoProgress  # noqa: PLC0414 (re-exported)

@@ -33,11 +33,10 @@ from datetime import UTC, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
-
 from flinktrade.errors import ConfigError, FlinktradeError, TransientError
 from flinktrade.events import Alert, Bar, DeadLetter, Event, NewsItem, Severity, Trade, now_ms
 from flinktrade.ingest.alpaca import (
+    ONE_MINUTE,
     Credentials,
     Kind,
     LiveStream,
@@ -391,7 +390,7 @@ class LiveIngest:
         if kind != "news":
             extra["feed"] = rest_feed(self.request.feed)
         if kind == "bars":
-            extra["timeframe"] = TimeFrame(1, TimeFrameUnit.Minute)
+            extra["timeframe"] = ONE_MINUTE
         for page in self.rest.pages(kind, list(symbols), start, end, **extra):
             with self._lock:
                 for name, record in page.records:

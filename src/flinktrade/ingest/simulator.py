@@ -6,17 +6,26 @@ kept as integer cents, so the same seed gives byte-identical records on every ma
 
 Event time starts at ``start_ts`` and advances by ``gap_ms`` on average per trade (over all
 symbols). ``pace`` decides only the wall-clock speed at which records are handed out.
+
+``SimulatorFeed`` runs a simulator into the market topics on a background thread at a wall-clock
+pace (the ``simulate --duration`` command and the demo).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import random
+import threading
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
+from flinktrade import bus, events, topics
 from flinktrade.events import NewsItem, Trade, stable_id
+
+log = logging.getLogger(__name__)
 
 _TICKERS = [
     "AAPL",
@@ -212,3 +221,64 @@ class MarketSimulator:
                 if len(out) == count:
                     return out
         return out  # pragma: no cover - the iterator is infinite
+
+
+@dataclass
+class SimulatorFeed:
+    """Runs the simulator into the market topics on a background thread at a wall-clock pace."""
+
+    bootstrap_servers: str
+    simulator: MarketSimulator
+    trades_per_second: float
+    produced_trades: int = 0
+    produced_news: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+    error: BaseException | None = None
+    fault: BaseException | None = None
+    """Raised by the thread instead of producing (the demo's fault injection)."""
+    name: str = "simulator"
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="simulator", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        try:
+            if self.fault is not None:
+                raise self.fault
+            producer = bus.EventProducer(self.bootstrap_servers)
+            tick = 0.05
+            per_tick = self.trades_per_second * tick
+            budget = 0.0
+            items = iter(self.simulator)
+            next_tick = time.monotonic()
+            while not self._stop.is_set():
+                budget += per_tick
+                while budget >= 1.0:
+                    item = next(items)
+                    now = events.now_ms()
+                    if isinstance(item, RawTrade):
+                        producer.send_raw(
+                            topics.TRADES.name, item.to_json(now), item.symbol.encode(), item.ts
+                        )
+                        self.produced_trades += 1
+                        budget -= 1.0
+                    else:
+                        producer.send(item.model_copy(update={"ingest_ts": now}))
+                        self.produced_news += 1
+                next_tick += tick
+                self._stop.wait(max(0.0, next_tick - time.monotonic()))
+            producer.flush()
+        except BaseException as exc:  # surfaced to whoever supervises the feed
+            self.error = exc
+            log.debug("simulator feed failed", exc_info=True)

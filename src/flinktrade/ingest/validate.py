@@ -90,10 +90,8 @@ class Validator:
                 trades=trades,
                 interval_ms=interval_ms,
             )
-        except Invalid as exc:
-            return self.dead(topics.BARS.name, raw, str(exc))
-        except ValidationError as exc:
-            return self.dead(topics.BARS.name, raw, validation_reason(exc))
+        except (Invalid, ValidationError) as exc:
+            return self.dead(topics.BARS.name, raw, _reason(exc))
 
     def trade(self, raw: Mapping[str, Any], symbol: str | None = None) -> Trade | DeadLetter:
         """A trade from ``{t, p, s, i[, x]}``; its id is ``SYMBOL:epoch-ns:exchange:provider-id``
@@ -114,10 +112,8 @@ class Validator:
                 exchange=exchange_text,
                 ts=ts_ns // 1_000_000,
             )
-        except Invalid as exc:
-            return self.dead(topics.TRADES.name, raw, str(exc))
-        except ValidationError as exc:
-            return self.dead(topics.TRADES.name, raw, validation_reason(exc))
+        except (Invalid, ValidationError) as exc:
+            return self.dead(topics.TRADES.name, raw, _reason(exc))
 
     def quote(self, raw: Mapping[str, Any], symbol: str | None = None) -> Quote | DeadLetter:
         """A quote from ``{t, bp, bs, ap, as[, bx, ax]}``."""
@@ -135,10 +131,8 @@ class Validator:
                 bid_exchange=_optional_str(raw, "bx"),
                 ask_exchange=_optional_str(raw, "ax"),
             )
-        except Invalid as exc:
-            return self.dead(topics.QUOTES.name, raw, str(exc))
-        except ValidationError as exc:
-            return self.dead(topics.QUOTES.name, raw, validation_reason(exc))
+        except (Invalid, ValidationError) as exc:
+            return self.dead(topics.QUOTES.name, raw, _reason(exc))
 
     def news(self, raw: Mapping[str, Any]) -> NewsItem | DeadLetter:
         """A news item from Alpaca's news fields; event time is ``created_at``.
@@ -165,10 +159,8 @@ class Validator:
                 symbols=symbols,
                 ts=ts,
             )
-        except Invalid as exc:
-            return self.dead(topics.NEWS.name, raw, str(exc))
-        except ValidationError as exc:
-            return self.dead(topics.NEWS.name, raw, validation_reason(exc))
+        except (Invalid, ValidationError) as exc:
+            return self.dead(topics.NEWS.name, raw, _reason(exc))
 
     def dead(self, topic: str, raw: Mapping[str, Any] | str, reason: str) -> DeadLetter:
         """A dead letter for ``raw`` that was bound for ``topic``, timed when it was refused."""
@@ -268,6 +260,11 @@ def _parse_rfc3339(text: str) -> int:
 
 def _iso(ns: int) -> str:
     return datetime.fromtimestamp(ns / 1e9, UTC).isoformat(timespec="seconds")
+
+
+def _reason(exc: Invalid | ValidationError) -> str:
+    """Why a record was refused: our own check's message, or the event model's first error."""
+    return validation_reason(exc) if isinstance(exc, ValidationError) else str(exc)
 
 
 def _required(raw: Mapping[str, Any], key: str) -> Any:

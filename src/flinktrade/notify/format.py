@@ -19,11 +19,11 @@ from flinktrade.events import Alert, Severity, Side, Signal
 from flinktrade.notify.notices import (
     HALT_KINDS,
     SEVERITY_RANK,
-    EventType,
     FillUpdate,
     Notice,
     OrderUpdate,
 )
+from flinktrade.notify.settings import EventType
 
 Block = dict[str, Any]
 

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from enum import StrEnum
 from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from flinktrade import topics
 from flinktrade.events import Alert, DecodeError, Fill, OrderEvent, Severity, Signal
+from flinktrade.notify.settings import EventType
 
 MAX_TS = 4_102_444_800_000
 """2100-01-01 UTC in epoch ms: a notice's time must lie in [0, MAX_TS]."""
@@ -38,15 +38,6 @@ HALT_KINDS = {
     "executor.reconciliation_failed": "Reconciliation failed",
 }
 """Alert kinds the executor uses for halts and reconciliation failures, with their titles."""
-
-
-class EventType(StrEnum):
-    """The kinds of record the notifier reads; routes select by these."""
-
-    ALERT = "alert"
-    SIGNAL = "signal"
-    ORDER = "order"
-    FILL = "fill"
 
 
 class _View(BaseModel):

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from flinktrade.errors import ConfigError
 from flinktrade.events import Severity
 from flinktrade.notify.console import ConsoleSink
-from flinktrade.notify.notices import SEVERITY_RANK, EventType, Notice
-from flinktrade.notify.settings import NotifySettings, RouteSettings
+from flinktrade.notify.notices import SEVERITY_RANK, Notice
+from flinktrade.notify.settings import EventType, NotifySettings, RouteSettings
 from flinktrade.notify.sinks import Sink
 
 _PLURAL = {

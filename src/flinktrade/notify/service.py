@@ -22,9 +22,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
-
 from flinktrade import bus, events, topics
+from flinktrade.bus import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from flinktrade.bus.offsets import TP, OffsetTracker, RecordRef, SeenIds
 from flinktrade.errors import TransientError
 from flinktrade.notify.format import Formatter

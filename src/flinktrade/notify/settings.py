@@ -14,6 +14,7 @@ Secrets (webhook URLs, the token) are ``SecretStr``; URLs must be ``https://``, 
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -22,10 +23,18 @@ from pydantic import ConfigDict, Field, SecretStr, field_validator, model_valida
 from flinktrade import topics
 from flinktrade.events import Severity
 from flinktrade.infra.process import is_loopback
-from flinktrade.notify.notices import EventType
 from flinktrade.section import Section
 
 DEFAULT_API_URL = "https://slack.com/api/"
+
+
+class EventType(StrEnum):
+    """The kinds of record the notifier reads; routes select by these."""
+
+    ALERT = "alert"
+    SIGNAL = "signal"
+    ORDER = "order"
+    FILL = "fill"
 
 
 def check_url(url: str, what: str) -> str:

@@ -9,7 +9,8 @@ from decimal import Decimal
 from flinktrade import events
 from flinktrade.events import Alert, Severity, Side, Signal
 from flinktrade.notify.format import Formatter, Message
-from flinktrade.notify.notices import EventType, Notice, parse_record
+from flinktrade.notify.notices import Notice, parse_record
+from flinktrade.notify.settings import EventType
 from flinktrade.testing.fake_slack import check_payload
 
 T0 = 1_714_573_800_000  # 2024-05-01 14:30:00 UTC

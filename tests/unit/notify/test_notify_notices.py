@@ -9,7 +9,8 @@ import pytest
 
 from flinktrade.events import DecodeError
 from flinktrade.notify.format import Formatter, num
-from flinktrade.notify.notices import EventType, parse_record
+from flinktrade.notify.notices import parse_record
+from flinktrade.notify.settings import EventType
 
 ALERT = {
     "id": "a1",

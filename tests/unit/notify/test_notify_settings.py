@@ -11,9 +11,9 @@ from flinktrade.config import load_settings, masked_dump
 from flinktrade.errors import ConfigError
 from flinktrade.events import Alert, Severity
 from flinktrade.notify.console import ConsoleSink
-from flinktrade.notify.notices import EventType, Notice
+from flinktrade.notify.notices import Notice
 from flinktrade.notify.routing import build_routing
-from flinktrade.notify.settings import NotifySettings, RouteSettings
+from flinktrade.notify.settings import EventType, NotifySettings, RouteSettings
 
 HOOK = "https://hooks.slack.example/services/T1/B1/route-secret-1"
 

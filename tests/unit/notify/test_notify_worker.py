@@ -16,7 +16,8 @@ from pydantic import SecretStr
 from flinktrade.bus.offsets import RecordRef
 from flinktrade.events import Alert, Severity
 from flinktrade.notify.format import Formatter, Message
-from flinktrade.notify.notices import EventType, Notice
+from flinktrade.notify.notices import Notice
+from flinktrade.notify.settings import EventType
 from flinktrade.notify.sinks import TransientDeliveryError
 from flinktrade.notify.slack import WebApiSink, WebhookSink
 from flinktrade.notify.worker import Delivery, DestinationWorker
