@@ -76,3 +76,19 @@ def test_process_helpers(tmp_path: Path, stranger: subprocess.Popen[bytes]) -> N
     stranger.wait(timeout=10)
     assert process.read_pid(pid_file) is None  # stale
     assert process.command_line(stranger.pid) is None
+
+
+def test_a_live_pid_whose_command_line_is_still_empty_counts_as_the_broker(
+    tmp_path: Path, stranger: subprocess.Popen[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Right after the start, /proc/PID/cmdline of the JVM can read empty (seen under load: the
+    test brokers were declared dead while starting, and left running)."""
+    import flinktrade.infra.kafka as kafka_module
+
+    broker = LocalKafka(BrokerSettings(port=free_port(), controller_port=free_port()), tmp_path)
+    broker.home.mkdir(parents=True)
+    broker.pid_file.write_text(str(stranger.pid))
+    monkeypatch.setattr(kafka_module, "command_line", lambda pid: [])
+    assert broker.status().pid == stranger.pid
+    monkeypatch.setattr(kafka_module, "command_line", lambda pid: ["python", "-c", "sleep"])
+    assert broker.status().pid is None

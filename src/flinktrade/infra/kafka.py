@@ -169,7 +169,8 @@ class LocalKafka:
 
         A pid number is reused once its process is gone, so a live pid alone proves nothing: it
         counts only if its command line runs ``kafka.Kafka`` on this node's ``server.properties``
-        (where the command line cannot be read, a live pid is taken at its word)."""
+        (where the command line cannot be read or is still empty, a live pid is taken at its
+        word)."""
         try:
             pid = int(self.pid_file.read_text().strip())
         except (OSError, ValueError):
@@ -177,7 +178,9 @@ class LocalKafka:
         if not alive(pid):
             return None
         args = command_line(pid)
-        if args is not None and not _runs_broker(args, self.home / "server.properties"):
+        # An empty command line is a process caught mid-exec (seen under load right after the
+        # start): like an unreadable one, it is taken at its word.
+        if args and not _runs_broker(args, self.home / "server.properties"):
             log.warning(
                 "kafka pid file %s names pid %s, which is not this broker", self.pid_file, pid
             )
