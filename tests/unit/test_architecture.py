@@ -21,19 +21,7 @@ DOC = ROOT / "docs" / "architecture.md"
 
 # (importer, imported) -> why it is still there. Names are relative to ``flinktrade``; an imported
 # name is the module (or the third-party library) as the tables name it.
-KNOWN: dict[tuple[str, str], str] = {
-    # -- the CLI package (issue 18, item 3): the root wires stages through their cli modules
-    ("backtest.cli", "ingest.cli"): "parse_symbols/parse_when belong in the shared cli options",
-    ("demo", "api.server"): "the demo starts each service itself, not through its cli module",
-    ("demo", "execution.loop"): "the demo starts each service itself",
-    ("demo", "ingest.simulator"): "the demo starts each service itself",
-    ("demo", "notify.console"): "the demo starts each service itself",
-    ("demo", "notify.routing"): "the demo starts each service itself",
-    ("demo", "notify.service"): "the demo starts each service itself",
-    ("demo", "pipeline.job"): "the demo starts each service itself",
-    # -- one Kafka boundary (issue 18, item 2): confluent-kafka used outside bus/
-    ("infra.kafka", "confluent_kafka"): "probes the broker with its own admin client",
-}
+KNOWN: dict[tuple[str, str], str] = {}
 
 
 @dataclass(frozen=True)

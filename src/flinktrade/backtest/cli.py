@@ -177,7 +177,7 @@ class _Inputs:
 
     def history(self) -> Any:
         from flinktrade.backtest.loading import AlpacaRange
-        from flinktrade.ingest.cli import parse_symbols, parse_when
+        from flinktrade.cli.options import parse_symbols, parse_when
 
         if not (self.symbols and self.start and self.end):
             raise ConfigError("--alpaca needs --symbols, --start and --end")

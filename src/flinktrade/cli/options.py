@@ -5,6 +5,8 @@ Stage CLIs import from here (never from the root app), so the root can import th
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
 import typer
@@ -53,3 +55,37 @@ def uses_local_broker(settings: Settings) -> bool:
     """Whether the settings point at the embedded broker (which the CLI then starts)."""
     local = f"{settings.broker.host}:{settings.broker.port}"
     return settings.kafka.bootstrap_servers.strip() == local
+
+
+_SYMBOL = re.compile(r"^[A-Z][A-Z0-9.\-/]{0,15}$")
+
+
+def parse_symbols(text: str) -> list[str]:
+    """``"aapl, MSFT"`` -> ``["AAPL", "MSFT"]`` (order kept, repeats dropped)."""
+    symbols: list[str] = []
+    for part in text.split(","):
+        name = part.strip().upper()
+        if not name:
+            continue
+        if not _SYMBOL.match(name):
+            raise ConfigError(f"--symbols: {part.strip()!r} is not a ticker symbol")
+        if name not in symbols:
+            symbols.append(name)
+    if not symbols:
+        raise ConfigError("--symbols: give at least one symbol, e.g. --symbols AAPL,MSFT")
+    return symbols
+
+
+def parse_when(text: str, option: str, end_of_day: bool = False) -> datetime:
+    """A date (``2024-01-02``; with ``end_of_day`` its last instant) or an RFC 3339 time
+    (naive means UTC)."""
+    value = text.strip()
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            return start + timedelta(days=1, microseconds=-1000) if end_of_day else start
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"{option}: {text!r} is not a date or time (use 2024-01-02)") from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)

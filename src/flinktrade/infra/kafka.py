@@ -384,13 +384,12 @@ class LocalKafkaCluster:
             node.pid_file.unlink(missing_ok=True)
 
     def _registered(self) -> int:
-        from confluent_kafka import KafkaException
-        from confluent_kafka.admin import AdminClient
+        from flinktrade import bus
 
-        client = AdminClient({"bootstrap.servers": self.bootstrap_servers})
+        client = bus.admin(self.bootstrap_servers)
         try:
             return len(client.list_topics(timeout=2).brokers)
-        except KafkaException:  # not up yet
+        except bus.KafkaException:  # not up yet
             return 0
 
     def _cluster_id(self) -> str:

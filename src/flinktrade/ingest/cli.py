@@ -10,8 +10,7 @@ Tuning comes from the ``ingest`` section of the settings (``[ingest]`` in the TO
 from __future__ import annotations
 
 import json
-import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -26,6 +25,7 @@ from rich.progress import (
 )
 
 from flinktrade import bus, topics
+from flinktrade.cli.options import parse_symbols, parse_when
 from flinktrade.cli.signals import stop_on_signals
 from flinktrade.config import load_settings
 from flinktrade.errors import ConfigError
@@ -53,40 +53,6 @@ def register(root: typer.Typer) -> None:
     """Add ``flinktrade ingest`` and ``flinktrade simulate`` to the main CLI."""
     root.add_typer(app, name="ingest")
     root.command("simulate")(simulate)
-
-
-_SYMBOL = re.compile(r"^[A-Z][A-Z0-9.\-/]{0,15}$")
-
-
-def parse_symbols(text: str) -> list[str]:
-    """``"aapl, MSFT"`` -> ``["AAPL", "MSFT"]`` (order kept, repeats dropped)."""
-    symbols: list[str] = []
-    for part in text.split(","):
-        name = part.strip().upper()
-        if not name:
-            continue
-        if not _SYMBOL.match(name):
-            raise ConfigError(f"--symbols: {part.strip()!r} is not a ticker symbol")
-        if name not in symbols:
-            symbols.append(name)
-    if not symbols:
-        raise ConfigError("--symbols: give at least one symbol, e.g. --symbols AAPL,MSFT")
-    return symbols
-
-
-def parse_when(text: str, option: str, end_of_day: bool = False) -> datetime:
-    """A date (``2024-01-02``; with ``end_of_day`` its last instant) or an RFC 3339 time
-    (naive means UTC)."""
-    value = text.strip()
-    try:
-        if len(value) == 10:
-            day = date.fromisoformat(value)
-            start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-            return start + timedelta(days=1, microseconds=-1000) if end_of_day else start
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(f"{option}: {text!r} is not a date or time (use 2024-01-02)") from None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def _feed(feed: str, allowed: tuple[str, ...]) -> str:
