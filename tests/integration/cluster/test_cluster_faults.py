@@ -31,7 +31,6 @@ from cluster_helpers import (
     run_io,
     wait_running,
     wait_until_done,
-    wait_work_shared,
 )
 from confluent_kafka.admin import AdminClient
 
@@ -100,7 +99,6 @@ def test_killed_taskmanager_job_recovers_and_writes_the_reference(
         )
         wait_running(flink.rest, job_id, 120)
         wait_until_done(flink.rest, job_id, servers, group, topic)
-        wait_work_shared(flink.rest, job_id)
     finally:
         flink.rest.cancel(job_id)
         flink.start_taskmanager(victim)
@@ -186,7 +184,6 @@ def test_killed_broker_loses_no_acknowledged_event_and_rejoins(
         # Under load: the producer writes the second half while one of three nodes is down.
         acked += produce(servers, topic, trades[half:], flush=True)
         wait_until_done(flink.rest, job_id, servers, group, topic)
-        wait_work_shared(flink.rest, job_id)
     finally:
         flink.rest.cancel(job_id)
     assert bus.count_records(servers, topic) == acked == len(trades) + 4
