@@ -180,7 +180,15 @@ def test_demo_on_a_session_cluster_it_starts_and_infra_down_stops(
         assert "flink session cluster: web UI http://127.0.0.1:" in demo.stderr
         summary = last_json_object(demo.stdout)
         assert summary["bars"] > 0 and summary["signals"] > 0, demo.stderr[-3000:]
-        assert summary["orders"] > 0 and summary["deadletter"] == 0, summary
+        assert summary["orders"] > 0, summary
+        # At 600x event time a CPU-starved session cluster can read a trade after its minute
+        # closed (seen in CI: 4,433 of 60,900); such trades are dead-lettered as late, which is
+        # the job's contract. Anything else in the dead letters is a failure.
+        reasons = [
+            str(json.loads(record.value() or b"{}").get("reason"))
+            for record in bus.read_all(own_broker.bootstrap_servers, topics.DEADLETTER.name)
+        ]
+        assert all(reason.startswith("late: ") for reason in reasons), sorted(set(reasons))[:5]
         jobs = flinktrade("job", "list")
         assert jobs.returncode == 0, jobs.stderr
         assert "flinktrade-demo" in jobs.stdout and "CANCELED" in jobs.stdout, jobs.stdout
