@@ -19,8 +19,9 @@ from flinktrade.pipeline.operator import PROVIDER, DueItems
 
 
 def same_state(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Model states hold live indicator objects (no ``__eq__``): equal when they pickle alike."""
-    return pickle.dumps(a) == pickle.dumps(b)
+    """Model states hold live indicator objects (no ``__eq__``): equal when they pickle alike
+    (key by key: the order keys were added in does not matter)."""
+    return a.keys() == b.keys() and all(pickle.dumps(a[k]) == pickle.dumps(b[k]) for k in a)
 
 
 T0 = 1_704_205_800_000
@@ -135,3 +136,111 @@ def test_a_failing_story_is_a_dead_letter_and_leaves_the_sentiment_as_it_was() -
     assert [a.kind for a in out if isinstance(a, events.Alert) and a.kind.startswith("bad")] == [
         "bad_news"
     ]
+
+
+def test_a_bar_that_ends_before_the_last_one_is_refused_as_late() -> None:
+    """Applying it would feed the model out of time order: it is a dead letter, the rest goes on."""
+    model = SymbolModel(SPECS, AnalyticsSettings())
+    items = DueItems(model, SOURCES)
+    state = model.initial_state()
+    state, _ = items.apply(state, "AAA", [("bar", bar_item(i, f"{100 + i}.5")) for i in (0, 1, 2)],
+                           lambda: None)  # fmt: skip
+    late = ("bar", bar_item(1, "150.5", provider=True))  # ends before bar 2 ended
+    same_end = ("bar", bar_item(2, "102.5", provider=True))  # a second bar of the same minute
+    state, out = items.apply(state, "AAA", [late, same_end, ("bar", bar_item(3, "103.5"))],
+                             lambda: None)  # fmt: skip
+
+    expected = model.initial_state()
+    for i, close in ((0, "100.5"), (1, "101.5"), (2, "102.5"), (2, "102.5"), (3, "103.5")):
+        model.on_bar(expected, closed(bar_item(i, close)))
+    assert same_state(state, expected)
+    kinds = by_kind(out)
+    assert [b.ts for b in kinds["AnalyticsBar"]] == [T0 + 2 * MINUTE, T0 + 3 * MINUTE]
+    (letter,) = kinds["DeadLetter"]
+    assert isinstance(letter, events.DeadLetter) and letter.source_topic == "market.bars"
+    assert f"late: it ends at {T0 + 2 * MINUTE}, before the last bar's {T0 + 3 * MINUTE}" in (
+        letter.reason
+    )
+
+
+class _State:
+    def __init__(self) -> None:
+        self._value: Any = None
+
+    def value(self) -> Any:
+        return self._value
+
+    def update(self, value: Any) -> None:
+        self._value = pickle.loads(pickle.dumps(value))  # as Flink's pickled state keeps a copy
+
+    def clear(self) -> None:
+        self._value = None
+
+
+class _Runtime:
+    def __init__(self) -> None:
+        self.states: dict[str, _State] = {}
+
+    def get_state(self, descriptor: Any) -> _State:
+        return self.states.setdefault(descriptor.get_name(), _State())
+
+
+class _Timers:
+    def __init__(self) -> None:
+        self.watermark = -(2**63)
+        self.timers: list[int] = []
+
+    def current_watermark(self) -> int:
+        return self.watermark
+
+    def register_event_time_timer(self, ts: int) -> None:
+        self.timers.append(ts)
+
+
+class _Context:
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.timers = _Timers()
+
+    def get_current_key(self) -> str:
+        return self.key
+
+    def timer_service(self) -> _Timers:
+        return self.timers
+
+
+def _bar_row(i: int, close: str, provider: bool = False) -> tuple[Any, ...]:
+    """A ``BAR_ROW_TYPE`` row by position, as the operator reads it."""
+    ts, o, h, low, c, volume, vwap, trades, interval = bar_item(i, close)
+    return ("bar", "AAA", ts, o, h, low, c, volume, vwap, trades, interval,
+            PROVIDER if provider else "")  # fmt: skip
+
+
+def test_an_item_behind_the_watermark_is_applied_at_once_not_left_for_a_timer() -> None:
+    """After the end of a bounded input (watermark at its maximum) no timer fires again: a bar or a
+    story that arrives then (its input was idle while the other one ended) must not wait for one."""
+    from flinktrade.pipeline.operator import MAX_WATERMARK, AnalyticsOperator
+
+    topics = {"AnalyticsBar": "bars", "Signal": "signals", "Alert": "alerts",
+              "DeadLetter": "deadletter"}  # fmt: skip
+    operator = AnalyticsOperator(SPECS, AnalyticsSettings(), topics, SOURCES)
+    operator.open(_Runtime())
+    ctx = _Context("AAA")
+    assert list(operator.process_element1(_bar_row(0, "100.5"), ctx)) == []  # ahead: buffered
+    assert ctx.timers.timers == [T0 + MINUTE - 1]
+    ctx.timers.watermark = MAX_WATERMARK
+    fired = list(operator.on_timer(T0 + MINUTE - 1, ctx))  # type: ignore[arg-type]
+    assert [row[0] for row in fired] == ["bars"]
+
+    late_bar = list(operator.process_element1(_bar_row(1, "101.5", provider=True), ctx))
+    late_story = list(operator.process_element2(("news", "AAA", T0, "s1", 0.5, "h"), ctx))
+
+    assert [row[0] for row in late_bar] == ["bars"]  # applied, not buffered
+    assert late_story == [] and operator._keyed("AAA").pending == []
+    expected = operator.model.initial_state()  # type: ignore[union-attr]
+    reference = SymbolModel(SPECS, AnalyticsSettings())
+    reference.on_bar(expected, closed(bar_item(0, "100.5")))
+    reference.on_bar(expected, closed(bar_item(1, "101.5")))
+    reference.on_news(expected, ScoredNews("s1", "AAA", T0, 0.5, "h"))
+    stored, _stale_at = operator.state.value()
+    assert same_state(stored, expected)

@@ -3,10 +3,11 @@
 ``DueItems`` is the part of the job's ``AnalyticsOperator`` (``pipeline/operator.py``) that calls
 the per-symbol model (``analytics.SymbolModel``). It is pure (no Flink, no Kafka), so the in-process
 backtest engine (``backtest/inprocess.py``) drives the model through it too, and both engines treat
-a hostile bar alike: a bar outside the ``events.Bar`` bounds is refused before the model sees it,
-and an exception the model raises on a bar or a story is caught; the item becomes a dead letter plus
-a ``bad_bar`` (or ``bad_news``) alert, the state is as if the item had never come, and the next
-items go on.
+a hostile bar alike: a bar outside the ``events.Bar`` bounds, or one that ends before the bar the
+model last saw (it came too late to keep the model's input in time order), is refused before the
+model sees it, and an exception the model raises on a bar or a story is caught; the item becomes a
+dead letter plus a ``bad_bar`` (or ``bad_news``) alert, the state is as if the item had never come,
+and the next items go on.
 
 Items are the operator's buffered tuples: a bar ``(ts, open, high, low, close, volume, vwap,
 trades, interval_ms[, PROVIDER])`` with prices as exact decimal strings (or ``Decimal``), a story
@@ -115,6 +116,9 @@ class DueItems:
             problem = _bar_problem(bar)
             if problem is not None:
                 raise _Refused(problem)
+        last_end = state.get("last_end")
+        if last_end is not None and ts + interval_ms < last_end:
+            raise _Refused(f"late: it ends at {ts + interval_ms}, before the last bar's {last_end}")
         return self.model.on_bar(state, bar)
 
     def _refused(

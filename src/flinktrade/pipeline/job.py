@@ -94,7 +94,8 @@ class JobOptions:
     """Trades: a partition silent this long stops holding back the watermark (above the
     broker's leader fail-over time, or a fail-over makes the partition's trades late)."""
     side_idle_timeout_ms: int = 2_000
-    """News and provider bars: sparse by nature, so a silent partition is let go quickly."""
+    """News and provider bars: sparse by nature, so a silent partition is let go quickly. Neither
+    timeout applies to a bounded run, where every partition ends and is waited for."""
     delivery: Delivery = Delivery.AT_LEAST_ONCE
     latency_profile: LatencyProfile = LatencyProfile.DEFAULT
     thread_mode: bool = True
@@ -279,22 +280,22 @@ def build(t_env: StreamTableEnvironment, io: JobIO, options: JobOptions) -> None
         transactional_id_prefix=io.group_id,
         linger_ms=0 if options.latency_profile is LatencyProfile.LOW else 5,
     )
+    side_idle: int | None = options.side_idle_timeout_ms
+    if io.bounded:  # every partition ends (an empty one at once): none is ever waited on for ever
+        # An idle source stops holding the watermark back, so a side input that is merely slow to
+        # start would see the trades' end-of-input watermark pass all of its records.
+        t_env.get_config().set("table.exec.source.idle-timeout", "0 ms")
+        side_idle = None
     for statement in sql.functions():
         t_env.execute_sql(statement)
     t_env.execute_sql(sql.trades_source(kafka, io.trades, options.out_of_orderness_ms))
     t_env.execute_sql(sql.PARSED_VIEW)
     if io.news:
-        t_env.execute_sql(
-            sql.news_source(
-                kafka, io.news, options.out_of_orderness_ms, options.side_idle_timeout_ms
-            )
-        )
+        t_env.execute_sql(sql.news_source(kafka, io.news, options.out_of_orderness_ms, side_idle))
         t_env.execute_sql(sql.NEWS_VIEW)
     if io.bars:
         t_env.execute_sql(
-            sql.provider_bars_source(
-                kafka, io.bars, options.out_of_orderness_ms, options.side_idle_timeout_ms
-            )
+            sql.provider_bars_source(kafka, io.bars, options.out_of_orderness_ms, side_idle)
         )
         t_env.execute_sql(sql.PROVIDER_BARS_VIEW)
 

@@ -7,7 +7,8 @@ use, for whatever reason (any exception, not only a failed validation), becomes 
 ``AnalyticsOperator`` is keyed by symbol and joins two inputs, closed bars and scored news, in
 event-time order: both are buffered and applied when the watermark passes them (a bar at its end, a
 story at its time), so a story is always folded in before the bars that close after it, whatever
-order the two streams arrive in. The per-symbol logic itself is ``analytics.SymbolModel``; its
+order the two streams arrive in. An item that arrives behind the watermark already (its input was
+idle while the other moved the watermark on) is applied at once rather than left for a timer. The per-symbol logic itself is ``analytics.SymbolModel``; its
 state is one JSON document in Flink keyed state, checkpointed and restored with the job.
 
 No bar or story can fail the job: a bar whose prices break the event bounds (``events.Price``,
@@ -263,7 +264,7 @@ class AnalyticsOperator(KeyedCoProcessFunction):  # type: ignore[misc]
         self.pending = runtime_context.get_state(ValueStateDescriptor("pending_items", pickled))
         self._cache = {}
 
-    def process_element1(self, value: Row, ctx: KeyedCoProcessFunction.Context) -> None:
+    def process_element1(self, value: Row, ctx: KeyedCoProcessFunction.Context) -> Iterator[Row]:
         if _STAGE_LOG is not None:
             _stage("in", value[1], value[2], ctx.timer_service().current_watermark())
         # BAR_ROW_TYPE by position (rows of a Python map may arrive without field names)
@@ -274,14 +275,46 @@ class AnalyticsOperator(KeyedCoProcessFunction):  # type: ignore[misc]
         )  # fmt: skip
         if text == PROVIDER:  # only then: keeps the common bar's pending entry small
             bar = (*bar, PROVIDER)
+        if end <= ctx.timer_service().current_watermark():
+            yield from self._late(ctx, _BAR, bar)
+            return
         self._buffer(ctx.get_current_key(), (end, 1, ""), _BAR, bar)
         ctx.timer_service().register_event_time_timer(end)
 
-    def process_element2(self, value: Row, ctx: KeyedCoProcessFunction.Context) -> None:
+    def process_element2(self, value: Row, ctx: KeyedCoProcessFunction.Context) -> Iterator[Row]:
         _kind, _symbol, ts, story_id, score, headline = value  # NEWS_ROW_TYPE by position
         news = (story_id, int(ts), float(score), headline)
+        if int(ts) <= ctx.timer_service().current_watermark():
+            yield from self._late(ctx, _NEWS, news)
+            return
         self._buffer(ctx.get_current_key(), (int(ts), 0, story_id), _NEWS, news)
         ctx.timer_service().register_event_time_timer(int(ts))
+
+    def _late(
+        self, ctx: KeyedCoProcessFunction.Context, kind: str, item: tuple[Any, ...]
+    ) -> Iterator[Row]:
+        """An item behind the watermark (its input was idle or slow while the other one moved the
+        watermark on) is applied at once. A timer for it would fire at the next watermark only,
+        and there is none after the end of a bounded input, so it would be lost. Every buffered
+        item is later than the watermark, so applying it now keeps event-time order; a bar older
+        than the symbol's last applied bar is refused by ``DueItems`` (a dead letter)."""
+        assert self.model is not None and self.items is not None
+        symbol: str = ctx.get_current_key()
+        keyed = self._keyed(symbol)
+        state = keyed.model
+        if state is None:
+            state = keyed.model = self.model.initial_state()
+        state, out = self.items.apply(state, symbol, [(kind, item)], self._stored_model)
+        keyed.model = state
+        last_end = state.get("last_end")
+        if keyed.stale_at is None and last_end is not None:  # as ``on_timer`` arms it
+            due_stale = last_end + self.settings.stale_after_ms
+            if due_stale > ctx.timer_service().current_watermark():
+                keyed.stale_at = due_stale
+                ctx.timer_service().register_event_time_timer(due_stale)
+        self.state.update((state, keyed.stale_at))
+        for event in out:
+            yield output_row(self.topics[type(event).__name__], event)
 
     def on_timer(self, timestamp: int, ctx: KeyedCoProcessFunction.OnTimerContext) -> Iterator[Row]:
         assert self.model is not None and self.items is not None
@@ -367,8 +400,8 @@ class BarAnalyticsOperator(KeyedProcessFunction):  # type: ignore[misc]
     def open(self, runtime_context: RuntimeContext) -> None:
         self.analytics.open(runtime_context)
 
-    def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> None:
-        self.analytics.process_element1(value, ctx)
+    def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Iterator[Row]:
+        return self.analytics.process_element1(value, ctx)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Row]:
         return self.analytics.on_timer(timestamp, ctx)
