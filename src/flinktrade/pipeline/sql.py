@@ -21,6 +21,7 @@ from flinktrade.events import (
     MAX_DEAD_REASON_CHARS,
     MAX_INTERVAL_MS,
     Alert,
+    AlertKind,
     DeadLetter,
     Event,
 )
@@ -315,10 +316,11 @@ def large_trade_insert(parsed: str, min_size: int) -> str:
     waiting for a watermark. The id is ``stable_id("alert", "large_trade", symbol, trade id)``: a
     re-read trade repeats it, two trades in the same millisecond do not share it. Critical from
     twice the threshold, like ``price_gap``."""
+    kind = AlertKind.LARGE_TRADE.value
     return f"""INSERT INTO alerts_sink
 SELECT ft_epoch_ms(rt) AS ts, ft_epoch_ms(CURRENT_TIMESTAMP) AS ingest_ts,
-  SUBSTRING(SHA256(CONCAT_WS('|', 'alert', 'large_trade', symbol, trade_id)), 1, 32) AS id,
-  'large_trade' AS kind,
+  SUBSTRING(SHA256(CONCAT_WS('|', 'alert', '{kind}', symbol, trade_id)), 1, 32) AS id,
+  '{kind}' AS kind,
   CASE WHEN `size` >= {2 * min_size} THEN 'critical' ELSE 'warning' END AS severity,
   symbol,
   CONCAT('Large trade: ', CAST(`size` AS STRING), ' at ',
