@@ -6,6 +6,7 @@ import threading
 
 import pytest
 from websockets.datastructures import Headers
+from websockets.http11 import Request
 
 from flinktrade.testing.alpaca_market import MarketTruth, parse_time
 from flinktrade.testing.data_http import DataRest, page
@@ -63,15 +64,18 @@ def test_armed_faults_answer_first_then_the_keys_are_checked() -> None:
     rest = DataRest(MarketTruth(), "key", "secret", threading.RLock())
     rest.rate_limit(1, retry_after=2, reset_in=None, path=None, after=0)
     rest.fail(1, 503, path="/v2/stocks/bars", after=0)
-    no_keys = {"symbols": "AAPL"}
-    status, _, headers = rest._answer("/v2/stocks/bars", no_keys, _headers())
-    assert (status, headers["Retry-After"], headers["X-Ratelimit-Remaining"]) == (429, "2", "0")
-    assert rest._answer("/v2/stocks/trades", no_keys, _headers())[0] == 401  # 503 is for bars
-    assert rest._answer("/v2/stocks/bars", no_keys, _headers())[0] == 503
-    assert rest._answer("/v2/stocks/bars", no_keys, _headers())[0] == 401
-    keyed = _headers(("APCA-API-KEY-ID", "key"), ("APCA-API-SECRET-KEY", "secret"))
-    assert rest._answer("/v2/nothing", no_keys, keyed)[0] == 404
+    limited = rest.handle(_get("/v2/stocks/bars?symbols=AAPL"))
+    assert limited.status_code == 429
+    assert (limited.headers["Retry-After"], limited.headers["X-Ratelimit-Remaining"]) == ("2", "0")
+    assert rest.handle(_get("/v2/stocks/trades?symbols=AAPL")).status_code == 401  # 503: bars
+    assert rest.handle(_get("/v2/stocks/bars?symbols=AAPL")).status_code == 503
+    assert rest.handle(_get("/v2/stocks/bars?symbols=AAPL")).status_code == 401
+    keys = (("APCA-API-KEY-ID", "key"), ("APCA-API-SECRET-KEY", "secret"))
+    assert rest.handle(_get("/v2/nothing?symbols=AAPL", *keys)).status_code == 404
+    assert [r.status for r in rest.requests] == [429, 401, 503, 401, 404]
+    assert rest.count("/v2/stocks/bars") == 3 and rest.count(status=401) == 2
+    assert rest.requests[0].params == {"symbols": "AAPL"}
 
 
-def _headers(*pairs: tuple[str, str]) -> Headers:
-    return Headers(list(pairs))
+def _get(target: str, *headers: tuple[str, str]) -> Request:
+    return Request(target, Headers(list(headers)))
