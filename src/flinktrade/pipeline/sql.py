@@ -75,15 +75,17 @@ class KafkaTable:
         if keyed:
             opts |= {"key.format": "raw", "key.fields": "symbol"}
             opts["value.fields-include"] = "ALL" if value_format == "json" else "EXCEPT_KEY"
-        if self.exactly_once:
-            opts |= {
-                "sink.delivery-guarantee": "exactly-once",
-                "sink.transactional-id-prefix": f"{self.transactional_id_prefix}-{topic}",
-                "properties.transaction.timeout.ms": "900000",
-            }
-        else:
-            opts["sink.delivery-guarantee"] = "at-least-once"
-        return _with(opts)
+        return _with(opts | self.delivery_options(topic))
+
+    def delivery_options(self, name: str) -> dict[str, str]:
+        """A sink's delivery guarantee; exactly once with transactional ids ``<prefix>-<name>``."""
+        if not self.exactly_once:
+            return {"sink.delivery-guarantee": "at-least-once"}
+        return {
+            "sink.delivery-guarantee": "exactly-once",
+            "sink.transactional-id-prefix": f"{self.transactional_id_prefix}-{name}",
+            "properties.transaction.timeout.ms": "900000",
+        }
 
 
 def _with(options: dict[str, str]) -> str:
@@ -242,14 +244,7 @@ def outputs_sink(kafka: KafkaTable, topics: Iterable[str]) -> str:
         "value.format": "raw",
         "value.fields-include": "EXCEPT_KEY",
     }
-    if kafka.exactly_once:
-        opts |= {
-            "sink.delivery-guarantee": "exactly-once",
-            "sink.transactional-id-prefix": f"{kafka.transactional_id_prefix}-outputs",
-            "properties.transaction.timeout.ms": "900000",
-        }
-    else:
-        opts["sink.delivery-guarantee"] = "at-least-once"
+    opts |= kafka.delivery_options("outputs")
     return f"""CREATE TEMPORARY TABLE outputs_sink (
   `topic` STRING METADATA,
   `k` BYTES,
