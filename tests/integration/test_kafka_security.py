@@ -187,9 +187,10 @@ def test_a_bounded_job_reads_and_writes_through_sasl(
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     assert PASSWORD not in output
-    for path in [*log_dir.rglob("*"), *(tmp_path / "state").rglob("*.log")]:
-        if path.is_file():
-            assert PASSWORD not in path.read_text(errors="replace"), path
+    logs = [p for p in (*log_dir.rglob("*"), *(tmp_path / "state").rglob("*.log")) if p.is_file()]
+    assert logs, "the job wrote no log where FLINK_LOG_DIR points"
+    for path in logs:
+        assert PASSWORD not in path.read_text(errors="replace"), path
 
     bars = {
         (b.symbol, b.ts): b
