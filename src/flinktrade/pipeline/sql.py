@@ -15,8 +15,10 @@ characters, ``payload`` to 64 KiB of UTF-8 (``payload_bytes`` keeps the original
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from flinktrade.config import KafkaSettings, SecurityProtocol
+from flinktrade.errors import ConfigError
 from flinktrade.events import (
     MAX_DEAD_REASON_CHARS,
     MAX_INTERVAL_MS,
@@ -34,6 +36,58 @@ MAX_AHEAD_MS = 5 * 60_000
 timestamp, not its ``ts``, is its event time, so it cannot push the watermark."""
 
 
+SHADED_KAFKA = "org.apache.flink.kafka.shaded.org.apache.kafka"
+"""Where flink-sql-connector-kafka relocated the Kafka client's classes (JAAS login modules)."""
+
+_LOGIN_MODULES = {
+    "PLAIN": f"{SHADED_KAFKA}.common.security.plain.PlainLoginModule",
+    "SCRAM-SHA-256": f"{SHADED_KAFKA}.common.security.scram.ScramLoginModule",
+    "SCRAM-SHA-512": f"{SHADED_KAFKA}.common.security.scram.ScramLoginModule",
+}
+
+
+def client_properties(kafka: KafkaSettings) -> tuple[tuple[str, str], ...]:
+    """The Kafka tables' security settings as the connector's Java client names them (without
+    the ``properties.`` prefix): ``security.protocol``, ``sasl.mechanism``, ``sasl.jaas.config``
+    (the login module as the connector shades it) and PEM trust/key stores.
+
+    The password is in ``sasl.jaas.config``: Flink and Kafka mask that key (and ``*password*``)
+    wherever they print table or client options, and flinktrade never logs the statements. Kafka's
+    Java client reads a client certificate and its key from one PEM file, so a key in another file
+    is refused here (one ``ConfigError``). PLAINTEXT: none (the client's default)."""
+    if kafka.security_protocol is SecurityProtocol.PLAINTEXT:
+        return ()
+    props: dict[str, str] = {"security.protocol": kafka.security_protocol.value}
+    if kafka.uses_sasl and kafka.sasl_username is not None and kafka.sasl_password is not None:
+        props["sasl.mechanism"] = kafka.sasl_mechanism.value
+        props["sasl.jaas.config"] = (
+            f"{_LOGIN_MODULES[kafka.sasl_mechanism.value]} required "
+            f'username="{_jaas_quote(kafka.sasl_username)}" '
+            f'password="{_jaas_quote(kafka.sasl_password.get_secret_value())}";'
+        )
+    if kafka.uses_tls:
+        if kafka.ssl_ca_location is not None:
+            props["ssl.truststore.type"] = "PEM"
+            props["ssl.truststore.location"] = str(kafka.ssl_ca_location)
+        if kafka.ssl_certificate_location is not None:
+            if kafka.ssl_key_location != kafka.ssl_certificate_location:
+                raise ConfigError(
+                    "the job's Kafka client reads the client certificate and its key from one PEM "
+                    "file: put both in one file and set kafka.ssl_key_location and "
+                    "kafka.ssl_certificate_location to it"
+                )
+            props["ssl.keystore.type"] = "PEM"
+            props["ssl.keystore.location"] = str(kafka.ssl_certificate_location)
+            if kafka.ssl_key_password is not None:
+                props["ssl.key.password"] = kafka.ssl_key_password.get_secret_value()
+    return tuple(props.items())
+
+
+def _jaas_quote(value: str) -> str:
+    """``value`` inside a JAAS double-quoted string."""
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
 @dataclass(frozen=True)
 class KafkaTable:
     """Connection options shared by every Kafka table of one job."""
@@ -46,12 +100,21 @@ class KafkaTable:
     transactional_id_prefix: str = "flinktrade"
     linger_ms: int = 5
     """How long the sinks' Kafka producers wait to fill a batch."""
+    properties: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    """Client settings every table passes to Kafka (``client_properties``: security); kept out
+    of ``repr`` since they hold the password."""
+
+    def client_options(self) -> dict[str, str]:
+        """``properties.bootstrap.servers`` and ``properties.<name>`` of ``properties``."""
+        return {"properties.bootstrap.servers": self.bootstrap_servers} | {
+            f"properties.{k}": v for k, v in self.properties
+        }
 
     def source_options(self, topic: str) -> str:
         opts = {
             "connector": "kafka",
             "topic": topic,
-            "properties.bootstrap.servers": self.bootstrap_servers,
+            **self.client_options(),
             "properties.group.id": self.group_id,
             "properties.isolation.level": "read_committed",
             "properties.auto.offset.reset": "earliest",
@@ -66,7 +129,7 @@ class KafkaTable:
         opts = {
             "connector": "kafka",
             "topic": topic,
-            "properties.bootstrap.servers": self.bootstrap_servers,
+            **self.client_options(),
             "properties.linger.ms": str(self.linger_ms),
             "value.format": value_format,
         }
@@ -89,7 +152,12 @@ class KafkaTable:
 
 
 def _with(options: dict[str, str]) -> str:
-    return ",\n  ".join(f"'{k}' = '{v}'" for k, v in options.items())
+    """``'key' = 'value'`` lines of a ``WITH`` clause, quotes in values doubled as SQL wants."""
+    return ",\n  ".join(f"'{k}' = '{_sql_quote(v)}'" for k, v in options.items())
+
+
+def _sql_quote(value: str) -> str:
+    return value.replace("'", "''")
 
 
 def functions() -> list[str]:
@@ -237,7 +305,7 @@ def outputs_sink(kafka: KafkaTable, topics: Iterable[str]) -> str:
     opts = {
         "connector": "kafka",
         "topic": ";".join(dict.fromkeys(topics)),
-        "properties.bootstrap.servers": kafka.bootstrap_servers,
+        **kafka.client_options(),
         "properties.linger.ms": str(kafka.linger_ms),
         "key.format": "raw",
         "key.fields": "k",
