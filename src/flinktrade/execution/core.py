@@ -16,7 +16,7 @@ Where signals, market prices and published records come from and go is injected
 Kafka ones, the unit tests in-memory ones. ``tick`` does the periodic work (heartbeat into the
 store every ``heartbeat_interval_s`` for ``flinktrade status``, prices, broker updates, the kill
 switch, the account, following open orders, reconciliation every ``reconcile_interval_s``,
-publishing); ``handle_batch`` decides on signals.
+deleting orders past ``order_retention_days`` hourly, publishing); ``handle_batch`` decides on signals.
 """
 
 from __future__ import annotations
@@ -44,6 +44,8 @@ from flinktrade.execution.store import OrderStore, Phase, StoredOrder
 log = logging.getLogger(__name__)
 
 HALT_CHECK_S = 0.25
+PRUNE_INTERVAL_S = 3600.0
+"""How often orders past ``order_retention_days`` are deleted from the store."""
 """How often the kill switch is read from the store (set by another process within a second)."""
 RECHECK_WAIT_S = 0.3
 """Differences may be fills in flight between the two reports: look again after this long."""
@@ -112,6 +114,7 @@ class ExecutorCore:
         self._next_poll = 0.0
         self._next_account = 0.0
         self._next_halt_check = 0.0
+        self._next_prune = 0.0
 
     @property
     def stats(self) -> ExecutorStats:
@@ -157,6 +160,8 @@ class ExecutorCore:
             self.follow_open_orders()
         if now >= self._next_reconcile:
             self.reconcile()
+        if now >= self._next_prune:
+            self.prune()
         self.publish()
 
     def handle_batch(self, records: list[SignalRecord]) -> None:
@@ -191,6 +196,17 @@ class ExecutorCore:
     def refresh_account(self) -> None:
         self._next_account = self.monotonic() + self.config.account_refresh_s
         self.guard.refresh_account()
+
+    def prune(self) -> int:
+        """Delete orders final for longer than ``order_retention_days`` (0: never)."""
+        self._next_prune = self.monotonic() + PRUNE_INTERVAL_S
+        days = self.config.order_retention_days
+        if not days:
+            return 0
+        deleted = self.store.prune(before_ms=self.clock() - int(days * 86_400_000))
+        if deleted:
+            log.info("executor: deleted %d orders final for over %g days", deleted, days)
+        return deleted
 
     def follow_open_orders(self) -> None:
         self._next_poll = self.monotonic() + self.config.order_poll_interval_s

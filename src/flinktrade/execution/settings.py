@@ -192,6 +192,15 @@ class ExecutionSettings(Section):
     unknown_retry_s: float = Field(
         1.0, gt=0, description="Pause between look-ups of an order whose outcome is unknown."
     )
+    order_retention_days: float = Field(
+        90.0,
+        ge=0,
+        description=(
+            "Delete orders and denials this many days after they became final (their fills stay, "
+            "so positions do not change); 0 keeps them for ever. Longer than "
+            "risk.max_signal_age_s, so a replayed signal of a deleted order is denied as old."
+        ),
+    )
     client_order_prefix: str = Field(
         "ft-", max_length=12, description="client_order_id = prefix + signal id."
     )
@@ -208,6 +217,12 @@ class ExecutionSettings(Section):
     def _prefix(self) -> ExecutionSettings:
         if not self.client_order_prefix.replace("-", "").replace("_", "").isalnum():
             raise ValueError("client_order_prefix may hold letters, digits, '-' and '_' only")
+        retention_s = self.order_retention_days * 86_400
+        if retention_s and retention_s <= self.risk.max_signal_age_s:
+            raise ValueError(
+                "order_retention_days must be longer than risk.max_signal_age_s (or 0): a signal "
+                "of a deleted order could otherwise be fresh enough to be ordered again"
+            )
         return self
 
     def sizing_for(self, strategy: str) -> SizingSettings:

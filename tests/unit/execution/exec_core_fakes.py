@@ -4,6 +4,7 @@ so its decision branches are tested without Kafka. The order store is the real o
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -206,14 +207,26 @@ class Rig:
 
 
 def make_rig(
-    tmp: Path, *, broker: BookBroker | None = None, start: bool = True, **risk: Any
+    tmp: Path,
+    *,
+    broker: BookBroker | None = None,
+    start: bool = True,
+    clock: Callable[[], int] = events.now_ms,
+    **risk: Any,
 ) -> Rig:
     config = settings(**risk)
     store = OrderStore(tmp / "orders.sqlite", broker="book")
     venue = broker or BookBroker()
     source, prices, sink = MemorySource(), StaticPrices(AAPL="100"), ListSink()
     core = ExecutorCore(
-        config, venue, store, source=source, market=prices, sink=sink, sleep=lambda _s: None
+        config,
+        venue,
+        store,
+        source=source,
+        market=prices,
+        sink=sink,
+        sleep=lambda _s: None,
+        clock=clock,
     )
     if start:
         core.start()

@@ -391,3 +391,40 @@ def test_flatten_plans_then_sells_the_position_and_stays_halted(tmp_path: Path) 
     ]
     assert broker.held == {}
     assert KillSwitch(path).reason() == "flatten requested by the operator"
+
+
+# ---------------------------------------------------------------------- retention
+
+
+def test_orders_final_past_the_retention_are_deleted_and_their_signals_stay_denied(
+    tmp_path: Path,
+) -> None:
+    now = [events.now_ms()]
+    rig = make_rig(tmp_path, clock=lambda: now[0])
+    filled, denied = signal(), signal(Side.SELL, symbol="MSFT")  # no MSFT held: a denial
+    rig.decide(filled, denied)
+    waiting = signal(symbol="NVDA")
+    intent(rig.store, waiting)  # stored, never sent: not final, must stay
+    assert rig.store.get(coid(denied)) is not None
+    day = 86_400_000
+
+    now[0] += 89 * day
+    assert rig.core.prune() == 0  # not yet: 90 days by default
+    now[0] += 2 * day
+    assert rig.core.prune() == 2
+    assert rig.store.get(coid(filled)) is None and rig.store.get(coid(denied)) is None
+    assert rig.store.get(coid(waiting)) is not None
+    assert rig.store.positions() == {"AAPL": Decimal(1)}  # fills stay
+
+    rig.decide(filled)  # replayed 91 days on: too old to order again
+    assert rig.broker.submitted == [coid(filled)]
+    again = rig.store.get(coid(filled))
+    assert again is not None and again.rule == "signal_age"
+
+
+def test_a_retention_not_longer_than_the_signal_age_limit_is_refused() -> None:
+    from flinktrade.execution.settings import ExecutionSettings, RiskSettings
+
+    with pytest.raises(ValueError, match="order_retention_days must be longer"):
+        ExecutionSettings(order_retention_days=0.0001, risk=RiskSettings(max_signal_age_s=60))
+    assert ExecutionSettings(order_retention_days=0).order_retention_days == 0

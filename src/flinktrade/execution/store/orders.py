@@ -51,6 +51,16 @@ class OrderTable(OutboxTable):
     def open_orders(self) -> list[StoredOrder]:
         return self.orders(open_only=True)
 
+    def prune(self, *, before_ms: int) -> int:
+        """Delete the orders (and denials) final since before ``before_ms``; their fills stay, so
+        positions are unchanged. Returns how many went (committed)."""
+        with self.transaction():
+            deleted = self._db.execute(
+                "DELETE FROM orders WHERE phase = ? AND updated_ms < ?",
+                (Phase.FINAL.value, before_ms),
+            ).rowcount
+        return int(deleted)
+
     def sent_since(self, since_ms: int) -> int:
         """Orders handed to the broker (or about to be) since ``since_ms``."""
         row = self._db.execute(
