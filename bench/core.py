@@ -15,7 +15,11 @@ Prints two JSON lines:
 
     {"contender": "core", "us_per_bar": ..., ...}          on_bar alone, and with every output
                                                             encoded to its wire bytes as the Flink
-                                                            operator does (``us_per_bar_encoded``)
+                                                            operator does (``us_per_bar_encoded``),
+                                                            and with the state written as the
+                                                            operator writes it to Flink state per
+                                                            bar: its snapshot, pickled
+                                                            (``us_per_bar_state``)
     {"contender": "core-scaling", "us_per_bar": {"1": ..., "4": ..., "16": ...}, ...}
                                                             the same with 1, 4 and 16 strategy
                                                             instances (the built-ins in turn,
@@ -27,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import pickle
 import platform
 import random
 import statistics
@@ -86,11 +91,15 @@ def _encode_all(out: list[Any]) -> None:
         events.encode(event)
 
 
-def run_once(items: list[Item], instances: int, encode: bool) -> tuple[float, int, int]:
-    """CPU seconds, bars, outputs of one pass over ``items`` with a fresh model."""
+def run_once(
+    items: list[Item], instances: int, encode: bool, write_state: bool = False
+) -> tuple[float, int, int]:
+    """CPU seconds, bars, outputs of one pass over ``items`` with a fresh model (``write_state``:
+    each bar's state snapshot pickled too, as the job's operator writes it)."""
     model = SymbolModel(specs(instances), AnalyticsSettings())
     states: dict[str, dict[str, Any]] = {}
     sink: Callable[[list[Any]], None] = _encode_all if encode else (lambda out: None)
+    snapshot = model.snapshot
     bars = outputs = 0
     started = time.process_time()
     for item in items:
@@ -100,6 +109,8 @@ def run_once(items: list[Item], instances: int, encode: bool) -> tuple[float, in
         if isinstance(item, ClosedBar):
             out = model.on_bar(state, item)
             bars += 1
+            if write_state:
+                pickle.dumps(snapshot(state))
         else:
             out = model.on_news(state, item)
         outputs += len(out)
@@ -107,12 +118,14 @@ def run_once(items: list[Item], instances: int, encode: bool) -> tuple[float, in
     return time.process_time() - started, bars, outputs
 
 
-def measure(items: list[Item], instances: int, encode: bool, repeats: int) -> dict[str, Any]:
-    run_once(items, instances, encode)  # warm-up, discarded
+def measure(
+    items: list[Item], instances: int, encode: bool, repeats: int, write_state: bool = False
+) -> dict[str, Any]:
+    run_once(items, instances, encode, write_state)  # warm-up, discarded
     per_bar = []
     outputs = bars = 0
     for _ in range(repeats):
-        cpu, bars, outputs = run_once(items, instances, encode)
+        cpu, bars, outputs = run_once(items, instances, encode, write_state)
         per_bar.append(cpu / bars * 1e6)
     return {
         "median": round(statistics.median(per_bar), 2),
@@ -142,6 +155,7 @@ def main() -> None:
     }
     core = measure(items, 4, False, args.repeats)
     encoded = measure(items, 4, True, args.repeats)
+    with_state = measure(items, 4, False, args.repeats, write_state=True)
     print(
         json.dumps(
             {
@@ -150,6 +164,7 @@ def main() -> None:
                 "us_per_bar_min": core["min"],
                 "us_per_bar_max": core["max"],
                 "us_per_bar_encoded": encoded["median"],
+                "us_per_bar_state": with_state["median"],
                 "bars": core["bars"],
                 "outputs": core["outputs"],
                 "strategies": 4,

@@ -11,12 +11,24 @@ method). The full job's figure comes from ``bench.run`` (it has Python in it).
     bars+hop    + the job's to_data_stream/from_data_stream hop before the window
 
 Prints one JSON line per variant. ``python -m bench.profile_flinktrade``.
+
+``python -m bench.profile_flinktrade --operator [--symbols 100] [--minutes 200] [--cprofile]``
+needs no broker: it runs the job's real ``AnalyticsOperator`` (``BarAnalyticsOperator``'s path,
+trades only, the four built-in strategies) outside Flink, on ``bench.core``'s bars, minute by
+minute as the job sees them: every symbol's bar through ``process_element1``, then the watermark
+passes and every timer fires. Its keyed state pickles on ``update`` and unpickles on ``value``, as
+PyFlink's ``PICKLED_BYTE_ARRAY`` converter does in thread mode. One JSON line: CPU time per bar
+(``time.process_time``, median of ``--repeats``), split into the element and the timer calls;
+with ``--cprofile`` the top functions of one more run to stderr.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import pickle
+import statistics
+import sys
 import tempfile
 import time
 from decimal import Decimal
@@ -117,7 +129,145 @@ def python_operator_per_bar(work: Workload) -> dict[str, float]:
     }
 
 
+class _PickledState:
+    """A keyed value state as PyFlink's thread mode keeps ``PICKLED_BYTE_ARRAY`` values: pickled
+    on ``update``, unpickled on ``value``."""
+
+    def __init__(self, states: dict[str, dict[str, bytes]], name: str, key: list[str]) -> None:
+        self.states, self.name, self.key = states, name, key
+
+    def value(self) -> Any:
+        raw = self.states[self.name].get(self.key[0])
+        return None if raw is None else pickle.loads(raw)  # noqa: S301 (our own bytes)
+
+    def update(self, value: Any) -> None:
+        self.states[self.name][self.key[0]] = pickle.dumps(value)
+
+    def clear(self) -> None:
+        self.states[self.name].pop(self.key[0], None)
+
+
+class _Runtime:
+    def __init__(self) -> None:
+        self.states: dict[str, dict[str, bytes]] = {}
+        self.key = [""]
+
+    def get_state(self, descriptor: Any) -> _PickledState:
+        name = descriptor.get_name()
+        self.states.setdefault(name, {})
+        return _PickledState(self.states, name, self.key)
+
+
+class _Ctx:
+    """The operator's context for one key: the current key, the watermark, timers."""
+
+    def __init__(self, runtime: _Runtime) -> None:
+        self.runtime = runtime
+        self.watermark = -(2**63)
+        self.timers: set[tuple[int, str]] = set()
+
+    def get_current_key(self) -> str:
+        return self.runtime.key[0]
+
+    def timer_service(self) -> _Ctx:
+        return self
+
+    def current_watermark(self) -> int:
+        return self.watermark
+
+    def register_event_time_timer(self, ts: int) -> None:
+        self.timers.add((ts, self.runtime.key[0]))
+
+
+def _operator_run(minutes: list[list[tuple[Any, ...]]]) -> tuple[float, float, int, int]:
+    """CPU seconds in ``process_element1`` and in ``on_timer``, bars and output rows of one pass
+    of a fresh operator over ``minutes`` (each: the ``BAR_ROW_TYPE`` rows closing together)."""
+    from bench.core import specs
+    from flinktrade.pipeline.operator import AnalyticsOperator
+
+    topics = {"AnalyticsBar": "b", "Signal": "s", "Alert": "a", "DeadLetter": "d"}
+    operator = AnalyticsOperator(specs(4), AnalyticsSettings(), topics, {})
+    runtime = _Runtime()
+    operator.open(runtime)
+    ctx = _Ctx(runtime)
+    t_in = t_timer = 0.0
+    bars = rows = 0
+    for rows_of_minute in minutes:
+        started = time.process_time()
+        for row in rows_of_minute:
+            runtime.key[0] = row[1]
+            for _ in operator.process_element1(row, ctx):
+                rows += 1
+        t_in += time.process_time() - started
+        bars += len(rows_of_minute)
+        ctx.watermark = max(row[2] + row[10] - 1 for row in rows_of_minute)  # the bars' end
+        started = time.process_time()
+        while due := sorted(t for t in ctx.timers if t[0] <= ctx.watermark):
+            ctx.timers -= set(due)  # a timer set while these fire, if due, fires in this step
+            for ts, key in due:
+                runtime.key[0] = key
+                for _ in operator.on_timer(ts, ctx):
+                    rows += 1
+        t_timer += time.process_time() - started
+    return t_in, t_timer, bars, rows
+
+
+def operator_minutes(symbols: int, minutes: int) -> list[list[tuple[Any, ...]]]:
+    """``bench.core``'s bars as ``BAR_ROW_TYPE`` rows (prices as the SQL's decimal strings),
+    grouped by minute."""
+    from bench.core import workload
+
+    by_ts: dict[int, list[tuple[Any, ...]]] = {}
+    for item in workload(symbols, minutes):
+        if isinstance(item, ClosedBar):
+            by_ts.setdefault(item.ts, []).append(
+                ("bar", item.symbol, item.ts, str(item.open), str(item.high), str(item.low),
+                 str(item.close), item.volume, item.vwap, item.trades, item.interval_ms, None)
+            )  # fmt: skip
+    return [by_ts[ts] for ts in sorted(by_ts)]
+
+
+def operator_per_bar(symbols: int, minutes: int, repeats: int) -> dict[str, Any]:
+    from flinktrade import accel
+
+    work = operator_minutes(symbols, minutes)
+    _operator_run(work)  # warm-up, discarded
+    runs = [_operator_run(work) for _ in range(repeats)]
+    bars = runs[0][2]
+    total = sorted((t_in + t_timer) / bars * 1e6 for t_in, t_timer, _b, _r in runs)
+    return {
+        "variant": "analytics operator, real state serializer",
+        "us_per_bar": round(statistics.median(total), 1),
+        "us_per_bar_min": round(total[0], 1),
+        "us_per_bar_max": round(total[-1], 1),
+        "us_in_element": round(statistics.median(r[0] / bars * 1e6 for r in runs), 1),
+        "us_in_timer": round(statistics.median(r[1] / bars * 1e6 for r in runs), 1),
+        "bars": bars,
+        "rows": runs[0][3],
+        "compiled": accel.status()["loaded"],
+        "load": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
+    }
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--operator", action="store_true", help="the Python operator alone")
+    parser.add_argument("--symbols", type=int, default=100)
+    parser.add_argument("--minutes", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--cprofile", action="store_true", help="top functions to stderr")
+    args = parser.parse_args()
+    if args.operator:
+        print(json.dumps(operator_per_bar(args.symbols, args.minutes, args.repeats)), flush=True)
+        if args.cprofile:
+            import cProfile
+            import pstats
+
+            work = operator_minutes(args.symbols, args.minutes)
+            profiler = cProfile.Profile()
+            profiler.runcall(_operator_run, work)
+            pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(25)
+        return
     with tempfile.TemporaryDirectory(prefix="flinktrade-prof-") as tmp:
         ckpt = Path(tmp) / "checkpoints"
         broker = LocalKafka(

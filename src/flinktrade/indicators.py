@@ -6,6 +6,8 @@ An ``IndicatorEngine(names)`` computes a fixed set of indicators bar by bar, in 
   ``IndicatorState`` (plain floats and ints in ``__slots__`` objects, picklable) that ``advance``
   updates in place; it returns every indicator's value at that bar (``None`` while it warms up).
   This is the hot path: ``SymbolModel`` (the Flink operator, the backtester) runs it.
+  ``snapshot(state)`` gives it as one tuple of plain values, cheap to pickle (the job writes it
+  to Flink state per bar), and ``restore(snapshot)`` makes an identical live state of it.
 - ``initial_state()`` and ``update(state, bar)``: the same computation over a plain JSON document
   (dicts, lists, floats, ints); ``update`` never mutates the state it is given and returns the new
   one. ``to_json``/``from_json`` convert between the two forms, and a ``json.dumps``/``json.loads``
@@ -176,6 +178,14 @@ class ExactWindow:
     def to_json(self) -> dict[str, Any]:
         return {"shift": self.shift, "values": list(self.values), "s1": self.s1, "s2": self.s2}
 
+    def snap(self) -> tuple[int, tuple[int, ...], int, int]:
+        """The window as plain values (``restore`` reads them back); shares nothing with it."""
+        return (self.shift, tuple(self.values), self.s1, self.s2)
+
+    def unsnap(self, snap: tuple[int, tuple[int, ...], int, int]) -> None:
+        shift, values, s1, s2 = snap
+        self.shift, self.values, self.s1, self.s2 = shift, list(values), s1, s2
+
     def load(self, doc: dict[str, Any]) -> None:
         self.shift, self.values = doc["shift"], list(doc["values"])
         self.s1, self.s2 = doc["s1"], doc["s2"]
@@ -281,6 +291,14 @@ class _Calc:
         """Advance by one bar (``s`` holds it) and write this bar's defined values into ``out``."""
         raise NotImplementedError
 
+    def snap(self) -> tuple[Any, ...]:
+        """The slots that change from bar to bar (``state``), as plain values in a tuple."""
+        raise NotImplementedError
+
+    def unsnap(self, snap: tuple[Any, ...]) -> None:
+        """Set the slots ``snap`` gives (``ValueError`` if it is not this class's)."""
+        raise NotImplementedError
+
     def to_json(self) -> dict[str, Any]:
         doc = {}
         for name in self.state:
@@ -302,6 +320,12 @@ class _Sma(_Calc):
     _fields = ("key", "n", "t")
     state = ("t",)
 
+    def snap(self) -> tuple[Any, ...]:
+        return (self.t,)
+
+    def unsnap(self, snap: tuple[Any, ...]) -> None:
+        (self.t,) = snap
+
     def __init__(self, n: int = 2) -> None:
         self.n, self.key, self.t = n, f"sma_{n}", 0.0
 
@@ -320,6 +344,12 @@ class _Ema(_Calc):
     __slots__ = ("e", "k", "n", "t")
     _fields = ("key", "e", "k", "n", "t")
     state = ("t", "e")
+
+    def snap(self) -> tuple[Any, ...]:
+        return (self.t, self.e)
+
+    def unsnap(self, snap: tuple[Any, ...]) -> None:
+        (self.t, self.e) = snap
 
     def __init__(self, n: int = 2) -> None:
         self.n, self.key, self.k = n, f"ema_{n}", 2.0 / (n + 1)
@@ -342,6 +372,12 @@ class _Rsi(_Calc):
     __slots__ = ("g", "l", "n")
     _fields = ("key", "g", "l", "n")
     state = ("g", "l")
+
+    def snap(self) -> tuple[Any, ...]:
+        return (self.g, self.l)
+
+    def unsnap(self, snap: tuple[Any, ...]) -> None:
+        (self.g, self.l) = snap
 
     def __init__(self, n: int = 2) -> None:
         self.n, self.key, self.g, self.l = n, f"rsi_{n}", 0.0, 0.0
@@ -371,6 +407,14 @@ class _Bollinger(_Calc):
     __slots__ = ("bands", "n", "t", "w")
     _fields = ("key", "bands", "n", "t", "w")
     state = ("t", "w")
+
+    def snap(self) -> tuple[Any, ...]:
+        return (self.t, self.w.snap())
+
+    def unsnap(self, snap: tuple[Any, ...]) -> None:
+        t, w = snap
+        self.t = t
+        self.w.unsnap(w)
 
     def __init__(self, n: int = 2) -> None:
         self.n, self.key, self.t = n, f"bb_{n}", 0.0
@@ -410,6 +454,12 @@ class _Macd(_Calc):
         "sv",
     )
     state = ("fs", "f", "ss", "sv", "ms", "m")
+
+    def snap(self) -> tuple[Any, ...]:
+        return (self.fs, self.f, self.ss, self.sv, self.ms, self.m)
+
+    def unsnap(self, snap: tuple[Any, ...]) -> None:
+        (self.fs, self.f, self.ss, self.sv, self.ms, self.m) = snap
 
     def __init__(self, fast: int = 2, slow: int = 3, signal: int = 1) -> None:
         self.fast, self.slow, self.sig = fast, slow, signal
@@ -460,6 +510,12 @@ class _Atr(_Calc):
     _fields = ("key", "a", "n", "t")
     state = ("t", "a")
 
+    def snap(self) -> tuple[Any, ...]:
+        return (self.t, self.a)
+
+    def unsnap(self, snap: tuple[Any, ...]) -> None:
+        (self.t, self.a) = snap
+
     def __init__(self, n: int = 1) -> None:
         self.n, self.key, self.t, self.a = n, f"atr_{n}", 0.0, 0.0
 
@@ -492,6 +548,14 @@ class _Vwap(_Calc):
     _fields = ("key", "n", "pvs", "volumes")
     state = ("volumes", "pvs")
 
+    def snap(self) -> tuple[Any, ...]:
+        return (self.volumes.snap(), self.pvs.snap())
+
+    def unsnap(self, snap: tuple[Any, ...]) -> None:
+        volumes, pvs = snap
+        self.volumes.unsnap(volumes)
+        self.pvs.unsnap(pvs)
+
     def __init__(self, n: int = 1) -> None:
         self.n, self.key = n, f"vwap_{n}"
         self.volumes, self.pvs = ExactSum(n), ExactSum(n)
@@ -512,6 +576,13 @@ class _Volatility(_Calc):
     _fields = ("key", "n", "w")
     state = ("w",)
 
+    def snap(self) -> tuple[Any, ...]:
+        return (self.w.snap(),)
+
+    def unsnap(self, snap: tuple[Any, ...]) -> None:
+        (w,) = snap
+        self.w.unsnap(w)
+
     def __init__(self, n: int = 2) -> None:
         self.n, self.key, self.w = n, f"volatility_{n}", ExactWindow(n)
 
@@ -528,6 +599,13 @@ class _VolumeZ(_Calc):
     __slots__ = ("n", "w")
     _fields = ("key", "n", "w")
     state = ("w",)
+
+    def snap(self) -> tuple[Any, ...]:
+        return (self.w.snap(),)
+
+    def unsnap(self, snap: tuple[Any, ...]) -> None:
+        (w,) = snap
+        self.w.unsnap(w)
 
     def __init__(self, n: int = 2) -> None:
         self.n, self.key, self.w = n, f"volume_z_{n}", ExactWindow(n)
@@ -628,6 +706,7 @@ class IndicatorEngine:
     def __init__(self, names: Iterable[str]) -> None:
         self.names, calcs = _parse(names)
         self._fingerprint = ",".join(c.key for c in calcs)  # what the accumulators are for
+        self._layout = ",".join(self.names)  # what a snapshot's values are for
         close_window = max((c.n for c in calcs if isinstance(c, _Sma | _Bollinger)), default=0)
         self._blank: Values = dict.fromkeys(self.names)
         self._proto = IndicatorState(self._fingerprint, calcs, close_window)
@@ -677,6 +756,54 @@ class IndicatorEngine:
         s.i += 1
         s.prev_close = close
         return out
+
+    # -- snapshots -------------------------------------------------------------------------------
+
+    def snapshot(self, s: IndicatorState) -> tuple[Any, ...]:
+        """``s`` as one tuple of plain values (str, int, float, None and tuples of them), sharing
+        no mutable object with it; ``restore`` makes an identical live state of it.
+
+        This is what the job writes to Flink state per bar: pickle writes such a tuple in C,
+        without the per-object ``__reduce_ex__``/``__getstate__`` calls and the attribute names a
+        pickle of the live objects costs. A state of another indicator set (it would be discarded
+        by ``advance``) is ``(None,)``."""
+        if s.engine != self._fingerprint:
+            return (None,)
+        return (
+            self._layout,
+            s.i,
+            s.prev_close,
+            s.close,
+            s.high,
+            s.low,
+            s.volume,
+            s.price,
+            s.log_return,
+            tuple(s.closes),
+            tuple([calc.snap() for calc in s.calcs]),
+        )
+
+    def restore(self, snap: tuple[Any, ...]) -> IndicatorState:
+        """The live state ``snapshot`` made ``snap`` of, or a fresh one (the warm-up starts again)
+        if ``snap`` is another indicator set's, as ``advance`` would discard it. Raises
+        ``ValueError`` (or ``TypeError``) for anything that is not a snapshot."""
+        s = self.start()
+        if not isinstance(snap, tuple) or not snap:
+            raise ValueError(f"not an indicator snapshot: {type(snap).__name__}")
+        layout = snap[0]
+        if layout != self._layout:
+            if layout is None or isinstance(layout, str):
+                return s
+            raise ValueError(f"not an indicator snapshot: {layout!r}")
+        if len(snap) != 11 or len(snap[10]) != len(s.calcs):
+            raise ValueError("indicator snapshot of the wrong shape")
+        s.i, s.prev_close = snap[1], snap[2]
+        s.close, s.high, s.low, s.volume, s.price = snap[3], snap[4], snap[5], snap[6], snap[7]
+        s.log_return = snap[8]
+        s.closes = list(snap[9])
+        for calc, values in zip(s.calcs, snap[10], strict=True):
+            calc.unsnap(values)
+        return s
 
     # -- JSON state ------------------------------------------------------------------------------
 

@@ -242,5 +242,41 @@ def test_an_item_behind_the_watermark_is_applied_at_once_not_left_for_a_timer() 
     reference.on_bar(expected, closed(bar_item(0, "100.5")))
     reference.on_bar(expected, closed(bar_item(1, "101.5")))
     reference.on_news(expected, ScoredNews("s1", "AAA", T0, 0.5, "h"))
-    stored, _stale_at = operator.state.value()
-    assert same_state(stored, expected)
+    stored, _stale_at = operator._read("AAA")  # what a restored task would read
+    assert stored is not None and same_state(stored, expected)
+
+
+def test_the_stage_log_is_a_subclass_made_only_when_its_variable_is_set(
+    tmp_path: Any, monkeypatch: Any
+) -> None:
+    """``FLINKTRADE_STAGE_LOG`` set: the operator logs ``in``, ``timer``, ``emit``, ``out`` per bar,
+    and gives the same rows; unset: the plain operator, with no stage code on its path."""
+    from flinktrade.pipeline.operator import (
+        STAGE_LOG_ENV,
+        AnalyticsOperator,
+        StageLoggedAnalyticsOperator,
+    )
+
+    topics = {"AnalyticsBar": "bars", "Signal": "signals", "Alert": "alerts",
+              "DeadLetter": "deadletter"}  # fmt: skip
+    rows = {}
+    for staged in (False, True):
+        if staged:
+            monkeypatch.setenv(STAGE_LOG_ENV, str(tmp_path / "stages.log"))
+        else:
+            monkeypatch.delenv(STAGE_LOG_ENV, raising=False)
+        operator = AnalyticsOperator(SPECS, AnalyticsSettings(), topics, SOURCES)
+        assert isinstance(operator, StageLoggedAnalyticsOperator) is staged
+        operator = pickle.loads(pickle.dumps(operator))  # as Flink ships it to the task
+        operator.open(_Runtime())
+        ctx = _Context("AAA")
+        got = []
+        for i in range(3):
+            assert list(operator.process_element1(_bar_row(i, f"{100 + i}.5"), ctx)) == []
+            ctx.timers.watermark = T0 + (i + 1) * MINUTE - 1
+            got += [(r[0], r[3]) for r in operator.on_timer(ctx.timers.watermark, ctx)]
+        rows[staged] = got
+    assert rows[True] == rows[False] and len(rows[True]) == 3
+    lines = (tmp_path / "stages.log").read_text().splitlines()
+    assert [line.split()[1] for line in lines] == ["in", "timer", "emit", "out"] * 3
+    assert {line.split()[2] for line in lines} == {"AAA"}

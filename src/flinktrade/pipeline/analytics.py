@@ -4,8 +4,9 @@
 sentiment features, the anomaly rules and the strategies. It does no I/O and reads no clock (but
 for the ``ingest_ts`` every event gets when it is made); its state is one picklable dict of plain
 values and live ``__slots__`` objects, updated in place. The Flink operator (``operator.py``) keeps
-that dict in keyed state and feeds it bars and scored news in event-time order; tests and the
-backtester can call it directly and get the same answers.
+that dict live and writes its ``snapshot`` (the same values as plain tuples, cheap to pickle) to
+keyed state, feeding it bars and scored news in event-time order; tests and the backtester can
+call it directly and get the same answers.
 
 It is the per-bar hot path of every run and sweep, so it avoids per-bar work that changes no
 output: indicators advance their live state in place (``IndicatorEngine.advance``); the
@@ -17,6 +18,7 @@ price-jump rules first test their threshold on cheap figures (a float gap; the e
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -212,6 +214,27 @@ class SymbolModel:
             "strategies": {},
             "returns": [],  # the last price_jump_window log returns of close
             "returns_sd": None,  # their population sd when an indicator computes it
+        }
+
+    def snapshot(self, state: dict[str, Any]) -> dict[str, Any]:
+        """``state`` with its indicators as ``IndicatorEngine.snapshot``'s tuple: only plain
+        values (and ``Decimal``), which pickle in C at a fraction of the cost of the live
+        objects. The other values are the state's own: pickle the snapshot before the state
+        changes again (the operator writes it to Flink state at once)."""
+        snap = state.copy()
+        snap["ind"] = self.engine.snapshot(state["ind"])
+        return snap
+
+    def restore(self, snap: dict[str, Any]) -> dict[str, Any]:
+        """The state ``snapshot`` made ``snap`` of, sharing no object with ``snap``: pickled by
+        ``snapshot`` and unpickled, it continues exactly as the original would have (pinned by
+        ``tests/unit/test_state_snapshot.py``). Raises ``ValueError`` (or ``TypeError``,
+        ``KeyError``) for anything that is not a snapshot."""
+        if not isinstance(snap, dict) or "ind" not in snap or "strategies" not in snap:
+            raise ValueError(f"not a model state snapshot: {type(snap).__name__}")
+        return {  # in the snapshot's key order, which is the state's
+            name: self.engine.restore(value) if name == "ind" else copy.deepcopy(value)
+            for name, value in snap.items()
         }
 
     # -- news ------------------------------------------------------------------------------------

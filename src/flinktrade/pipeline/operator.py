@@ -8,8 +8,10 @@ use, for whatever reason (any exception, not only a failed validation), becomes 
 event-time order: both are buffered and applied when the watermark passes them (a bar at its end, a
 story at its time), so a story is always folded in before the bars that close after it, whatever
 order the two streams arrive in. An item that arrives behind the watermark already (its input was
-idle while the other moved the watermark on) is applied at once rather than left for a timer. The per-symbol logic itself is ``analytics.SymbolModel``; its
-state is one JSON document in Flink keyed state, checkpointed and restored with the job.
+idle while the other moved the watermark on) is applied at once rather than left for a timer.
+The per-symbol logic itself is ``analytics.SymbolModel``; its state lives as Python objects and is
+written through to Flink keyed state as the model's ``snapshot`` (plain values, cheap to pickle),
+checkpointed and restored with the job.
 
 No bar or story can fail the job: a bar whose prices break the event bounds (``events.Price``,
 low <= open, close <= high) is refused before the model sees it, and any exception the model
@@ -23,7 +25,9 @@ For latency work only: with ``FLINKTRADE_STAGE_LOG`` set to a file path, the ana
 appends one line per stage of each bar to it (wall-clock microseconds, the stage, the symbol, the
 bar's or timer's event time, the operator's watermark): ``in`` when a bar reaches the operator,
 ``timer`` when its timer fires, ``emit`` when the model is done and the outputs start to leave,
-``out`` when they have left. Unset (always, in production) it costs one ``None`` test per stage.
+``out`` when they have left. That is ``StageLoggedAnalyticsOperator``, which
+``AnalyticsOperator(...)`` makes instead when the variable is set; unset (always, in production)
+the operator has no per-bar check for it.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from pyflink.common import Row
 from pyflink.common.typeinfo import Types
@@ -59,6 +63,9 @@ from flinktrade.pipeline.sql import MAX_AHEAD_MS
 log = logging.getLogger(__name__)
 
 MAX_WATERMARK = 9_223_372_036_854_775_807  # Long.MAX_VALUE: end of a bounded input
+STATE_FORMAT = "snapshot-1"
+"""First element of the ``model_state`` value: ``(STATE_FORMAT, SymbolModel.snapshot(...),
+stale_feed time)``."""
 MAX_HEADLINE_CHARS = 1_000
 """Headlines are cut to this for the operator (they only feed alert messages), so a huge story
 cannot bloat keyed state."""
@@ -225,17 +232,28 @@ class AnalyticsOperator(KeyedCoProcessFunction):  # type: ignore[misc]
     """Keyed by symbol: input 1 closed bars (``BAR_ROW_TYPE``), input 2 news rows.
 
     Per symbol it keeps two values in Flink keyed state, pickled (``PICKLED_BYTE_ARRAY``): the
-    model state (with the time of its pending ``stale_feed`` timer) and the items waiting for the
-    watermark. It also keeps them as live Python objects in a per-key cache, so a bar costs one
-    pickle of the model state and no decoding at all. The cache is only ever written through
-    (every change also goes to Flink state), and a restarted or restored task starts with an empty
-    one and reads Flink state, so checkpoints stay the truth.
+    model state as ``(STATE_FORMAT, SymbolModel.snapshot(state), time of the pending stale_feed
+    timer)`` and the items waiting for the watermark. It also keeps them as live Python objects in
+    a per-key cache, so a bar costs one snapshot and its pickle, and no decoding at all. The cache
+    is only ever written through (every change also goes to Flink state), and a restarted or
+    restored task starts with an empty one and reads Flink state (``SymbolModel.restore``), so
+    checkpoints stay the truth. A stored value it cannot read is logged as an error and that
+    symbol starts afresh; it is never taken for a state.
 
     ``stale_feed`` needs a timer at the last bar's end + ``stale_after_ms``. Rather than one timer
     per bar, one timer per symbol chases that time: when it fires early (bars came meanwhile) it is
     set again for the latest bar. Flink fires a timer set inside ``on_timer`` within the same
     watermark step, in time order, so alerts come out as with a timer per bar, for fewer calls.
     """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> AnalyticsOperator:
+        """A ``StageLoggedAnalyticsOperator`` instead when ``FLINKTRADE_STAGE_LOG`` is set."""
+        path = os.environ.get(STAGE_LOG_ENV)
+        if cls is AnalyticsOperator and path:
+            staged = object.__new__(StageLoggedAnalyticsOperator)
+            staged.path = path
+            return staged
+        return super().__new__(cls)  # type: ignore[no-any-return]
 
     def __init__(
         self,
@@ -265,8 +283,6 @@ class AnalyticsOperator(KeyedCoProcessFunction):  # type: ignore[misc]
         self._cache = {}
 
     def process_element1(self, value: Row, ctx: KeyedCoProcessFunction.Context) -> Iterator[Row]:
-        if _STAGE_LOG is not None:
-            _stage("in", value[1], value[2], ctx.timer_service().current_watermark())
         # BAR_ROW_TYPE by position (rows of a Python map may arrive without field names)
         _kind, _symbol, ts, open_, high, low, close, volume, vwap, trades, interval_ms, text = value
         end = int(ts) + int(interval_ms) - 1
@@ -312,15 +328,20 @@ class AnalyticsOperator(KeyedCoProcessFunction):  # type: ignore[misc]
             if due_stale > ctx.timer_service().current_watermark():
                 keyed.stale_at = due_stale
                 ctx.timer_service().register_event_time_timer(due_stale)
-        self.state.update((state, keyed.stale_at))
+        self._write(state, keyed.stale_at)
         for event in out:
             yield output_row(self.topics[type(event).__name__], event)
 
     def on_timer(self, timestamp: int, ctx: KeyedCoProcessFunction.OnTimerContext) -> Iterator[Row]:
+        for event in self._fire(timestamp, ctx):
+            yield output_row(self.topics[type(event).__name__], event)
+
+    def _fire(
+        self, timestamp: int, ctx: KeyedCoProcessFunction.OnTimerContext
+    ) -> list[events.Event]:
+        """The timer's work up to its outputs: the due items applied, the state written."""
         assert self.model is not None and self.items is not None
         symbol: str = ctx.get_current_key()
-        if _STAGE_LOG is not None:
-            _stage("timer", symbol, timestamp, ctx.timer_service().current_watermark())
         keyed = self._keyed(symbol)
         state = keyed.model
         if state is None:
@@ -344,23 +365,47 @@ class AnalyticsOperator(KeyedCoProcessFunction):  # type: ignore[misc]
                 keyed.stale_at = due_stale
                 ctx.timer_service().register_event_time_timer(due_stale)
         if due or stale or keyed.stale_at != stale_at:  # otherwise nothing changed
-            self.state.update((state, keyed.stale_at))
-        if _STAGE_LOG is not None:
-            _stage("emit", symbol, timestamp, 0)
-        for event in (*out, *stale):
-            yield output_row(self.topics[type(event).__name__], event)
-        if _STAGE_LOG is not None:
-            _stage("out", symbol, timestamp, 0)
+            self._write(state, keyed.stale_at)
+        out.extend(stale)
+        return out
+
+    def _write(self, state: dict[str, Any], stale_at: int | None) -> None:
+        """The current key's model state and ``stale_feed`` time to Flink state, as the model's
+        snapshot (plain values: its pickle costs a fraction of the live objects')."""
+        assert self.model is not None
+        self.state.update((STATE_FORMAT, self.model.snapshot(state), stale_at))
+
+    def _read(self, symbol: str) -> tuple[dict[str, Any] | None, int | None]:
+        """The current key's ``(model state, stale_feed time)`` from Flink state, a new object.
+
+        A value this operator cannot read is never taken for a state: it is logged as an error
+        and the symbol starts afresh (the indicators warm up again). A value of the format before
+        snapshots (the live state pickled whole) still reads."""
+        assert self.model is not None
+        stored = self.state.value()
+        if stored is None:
+            return None, None
+        try:
+            if type(stored) is tuple and len(stored) == 3 and stored[0] == STATE_FORMAT:
+                _format, snap, stale_at = stored
+                return self.model.restore(snap), (None if stale_at is None else int(stale_at))
+            if type(stored) is tuple and len(stored) == 2 and isinstance(stored[0], dict):
+                legacy, stale_at = stored  # the live state pickled whole, as written before
+                return legacy, (None if stale_at is None else int(stale_at))
+            raise ValueError(f"unknown state format {str(stored)[:80]!r}")
+        except Exception as exc:  # never a crash loop on one key's state
+            log.error("cannot read the model state of %s (%s): starting it afresh",
+                      symbol, _reason(exc))  # fmt: skip
+            return None, None
 
     def _stored_model(self) -> dict[str, Any] | None:
         """The current key's model state as Flink state holds it (as of this timer's start)."""
-        stored = self.state.value()
-        return stored[0] if stored else None
+        return self._read("")[0]
 
     def _keyed(self, symbol: str) -> _Keyed:
         keyed = self._cache.get(symbol)
         if keyed is None:  # first touch of this key since the task (re)started
-            model, stale_at = self.state.value() or (None, None)
+            model, stale_at = self._read(symbol)
             keyed = _Keyed(model, stale_at, self.pending.value() or [])
             self._cache[symbol] = keyed
         return keyed
@@ -407,14 +452,38 @@ class BarAnalyticsOperator(KeyedProcessFunction):  # type: ignore[misc]
         return self.analytics.on_timer(timestamp, ctx)
 
 
-_STAGE_LOG_PATH = os.environ.get("FLINKTRADE_STAGE_LOG")
-_STAGE_LOG = Path(_STAGE_LOG_PATH).open("a", buffering=1) if _STAGE_LOG_PATH else None  # noqa: SIM115
-"""Per-stage timestamps for latency work (see the module docstring); None in production."""
+STAGE_LOG_ENV = "FLINKTRADE_STAGE_LOG"
 
 
-def _stage(stage: str, symbol: str, event_ts: int, watermark: int) -> None:
-    if _STAGE_LOG is not None:
-        _STAGE_LOG.write(f"{time.time_ns() // 1000} {stage} {symbol} {event_ts} {watermark}\n")
+class StageLoggedAnalyticsOperator(AnalyticsOperator):
+    """``AnalyticsOperator`` that also appends per-stage timestamps to the file named by
+    ``FLINKTRADE_STAGE_LOG`` (see the module docstring). ``AnalyticsOperator(...)`` makes one of
+    these when that variable is set, so the production class has no per-bar check for it."""
+
+    path = ""
+    """The file (from the environment where the operator was made)."""
+    _log: IO[str] | None = None
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        super().open(runtime_context)
+        self._log = Path(self.path).open("a", buffering=1) if self.path else None  # noqa: SIM115
+
+    def _stage(self, stage: str, symbol: str, event_ts: int, watermark: int) -> None:
+        if self._log is not None:
+            self._log.write(f"{time.time_ns() // 1000} {stage} {symbol} {event_ts} {watermark}\n")
+
+    def process_element1(self, value: Row, ctx: KeyedCoProcessFunction.Context) -> Iterator[Row]:
+        self._stage("in", value[1], value[2], ctx.timer_service().current_watermark())
+        return super().process_element1(value, ctx)
+
+    def on_timer(self, timestamp: int, ctx: KeyedCoProcessFunction.OnTimerContext) -> Iterator[Row]:
+        symbol: str = ctx.get_current_key()
+        self._stage("timer", symbol, timestamp, ctx.timer_service().current_watermark())
+        out = self._fire(timestamp, ctx)
+        self._stage("emit", symbol, timestamp, 0)
+        for event in out:
+            yield output_row(self.topics[type(event).__name__], event)
+        self._stage("out", symbol, timestamp, 0)
 
 
 @dataclass

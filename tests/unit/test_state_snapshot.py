@@ -1,0 +1,212 @@
+"""The model state's snapshot, the form the job writes to Flink state per bar: a pickle of it and
+``restore`` give back a state identical to the live one (byte for byte when pickled whole, and the
+same outputs from then on), and a stored value that is not a snapshot of this configuration is
+never taken for one."""
+
+from __future__ import annotations
+
+import logging
+import math
+import pickle
+import random
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from flinktrade.config import AnalyticsSettings
+from flinktrade.indicators import DEFAULT_INDICATORS, IndicatorEngine
+from flinktrade.pipeline.analytics import ClosedBar, ScoredNews, StrategySpec, SymbolModel
+from flinktrade.pipeline.operator import STATE_FORMAT, AnalyticsOperator
+
+T0 = 1_704_205_800_000
+MINUTE = 60_000
+BUILTINS = [
+    StrategySpec(name, {})
+    for name in ("sma_cross", "rsi_reversion", "bollinger_breakout", "sentiment_momentum")
+]
+EXTRA = ("vwap_3", "atr_1", "bb_upper_5_0_5", "macd_hist_3_7_2", "ema_2", "volume_z_3")
+
+
+def stream(seed: int, n: int) -> list[ClosedBar | ScoredNews]:
+    """A random walk of bars with volume spikes, price jumps, bars without VWAP and news."""
+    rng = random.Random(seed)
+    price = 100.0
+    out: list[ClosedBar | ScoredNews] = []
+    for i in range(n):
+        ts = T0 + i * MINUTE
+        if rng.random() < 0.05:
+            out.append(ScoredNews(f"n{i}", "AAA", ts + 1, rng.uniform(-1, 1), "a story"))
+        open_ = price * math.exp(rng.gauss(0, 0.001))
+        price *= math.exp(rng.gauss(0, 0.004) * (10 if rng.random() < 0.02 else 1))
+        o, c = Decimal(f"{open_:.2f}"), Decimal(f"{price:.4f}")
+        h, low = max(o, c) + Decimal("0.03"), min(o, c) - Decimal("0.02")
+        volume = rng.randint(0, 5_000) * (20 if rng.random() < 0.02 else 1)
+        vwap = None if rng.random() < 0.2 else float((o + c) / 2)
+        out.append(ClosedBar("AAA", ts, o, h, low, c, volume, vwap, rng.randint(0, 50)))
+    return out
+
+
+def run(model: SymbolModel, state: dict[str, Any], items: list[Any]) -> list[dict[str, Any]]:
+    out: list[Any] = []
+    for item in items:
+        if isinstance(item, ClosedBar):
+            out.extend(model.on_bar(state, item))
+        else:
+            out.extend(model.on_news(state, item))
+    return [{**e.model_dump(), "ingest_ts": 0, "type": type(e).__name__} for e in out]
+
+
+def through_state(model: SymbolModel, state: dict[str, Any]) -> dict[str, Any]:
+    """What the operator writes and a restored task reads back."""
+    return model.restore(pickle.loads(pickle.dumps((STATE_FORMAT, model.snapshot(state))))[1])
+
+
+def test_a_restored_snapshot_is_the_live_state_byte_for_byte_at_every_bar() -> None:
+    engine = IndicatorEngine((*DEFAULT_INDICATORS, *EXTRA))
+    live = engine.start()
+    bars = [b for b in stream(3, 300) if isinstance(b, ClosedBar)]
+    restored_once = 0
+    for b in bars:
+        values = engine.advance(live, float(b.high), float(b.low), float(b.close),
+                                float(b.volume), b.vwap)  # fmt: skip
+        copy = engine.restore(pickle.loads(pickle.dumps(engine.snapshot(live))))
+        assert pickle.dumps(copy) == pickle.dumps(live)  # every slot, every accumulator
+        assert any(v is not None for v in values)
+        restored_once += 1
+    assert restored_once == len(bars) == 300
+
+
+def test_the_model_restored_from_its_snapshot_every_few_bars_gives_the_same_outputs() -> None:
+    settings = AnalyticsSettings(price_jump_z=2.0, volume_spike_z=2.0, gap_pct=0.3)
+    model = SymbolModel(BUILTINS, settings)
+    items = stream(7, 600)
+    straight_state = model.initial_state()
+    straight = run(model, straight_state, items)
+
+    state = model.initial_state()
+    resumed: list[dict[str, Any]] = []
+    for start in range(0, len(items), 37):
+        resumed += run(model, state, items[start : start + 37])
+        state = through_state(model, state)
+    assert resumed == straight
+    assert {o["type"] for o in straight} == {"AnalyticsBar", "Alert", "Signal"}
+    assert state.keys() == straight_state.keys() and "sent" in state
+    assert model.snapshot(state) == model.snapshot(straight_state)  # every value equal
+    assert pickle.dumps(state["ind"]) == pickle.dumps(straight_state["ind"])
+
+
+def test_a_snapshot_shares_no_mutable_object_with_the_state() -> None:
+    model = SymbolModel(BUILTINS, AnalyticsSettings())
+    state = model.initial_state()
+    items = stream(11, 80)
+    run(model, state, items[:60])
+    frozen = pickle.dumps(model.snapshot(state))
+    restored = model.restore(pickle.loads(frozen))
+    run(model, state, items[60:])  # the live state moves on
+    assert pickle.dumps(model.snapshot(restored)) == frozen  # the restored copy did not
+    snap = model.snapshot(restored)
+    again = model.restore(snap)
+    run(model, again, items[60:])
+    assert pickle.dumps(model.snapshot(restored)) == frozen  # nor the snapshot's own values
+
+
+def test_another_indicator_sets_snapshot_restores_as_a_fresh_state_never_as_this_ones() -> None:
+    small, large = IndicatorEngine(["sma_2"]), IndicatorEngine(["sma_2", "ema_3"])
+    live = small.start()
+    for close in (1.0, 2.0, 3.0):
+        small.advance(live, close, close, close, 10.0, None)
+    restored = large.restore(small.snapshot(live))
+    assert pickle.dumps(restored) == pickle.dumps(large.start())
+    # the same accumulators with other Bollinger bands are another set too
+    narrow, wide = IndicatorEngine(["bb_upper_3_1"]), IndicatorEngine(["bb_upper_3_2"])
+    live = narrow.start()
+    for close in (1.0, 2.0, 4.0):
+        narrow.advance(live, close, close, close, 10.0, None)
+    assert pickle.dumps(wide.restore(narrow.snapshot(live))) == pickle.dumps(wide.start())
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [(), (42,), [1, 2], None, "wrong-shape", "short-calc"],
+)
+def test_garbage_is_refused_by_restore(garbage: Any) -> None:
+    engine = IndicatorEngine(DEFAULT_INDICATORS)
+    snap = engine.snapshot(engine.start())
+    if garbage == "wrong-shape":  # this engine's layout, a value missing
+        garbage = snap[:-1]
+    elif garbage == "short-calc":  # one accumulator without its last value
+        garbage = (*snap[:-1], (snap[-1][0][:-1], *snap[-1][1:]))
+    with pytest.raises((ValueError, TypeError)):
+        engine.restore(garbage)
+
+
+class _State:
+    """A value state that pickles on update, as PyFlink's ``PICKLED_BYTE_ARRAY`` converter does."""
+
+    def __init__(self) -> None:
+        self.raw: bytes | None = None
+
+    def value(self) -> Any:
+        return None if self.raw is None else pickle.loads(self.raw)
+
+    def update(self, value: Any) -> None:
+        self.raw = pickle.dumps(value)
+
+    def clear(self) -> None:
+        self.raw = None
+
+
+class _Runtime:
+    def __init__(self) -> None:
+        self.states: dict[str, _State] = {}
+
+    def get_state(self, descriptor: Any) -> _State:
+        return self.states.setdefault(descriptor.get_name(), _State())
+
+
+def _operator(runtime: _Runtime) -> AnalyticsOperator:
+    topics = {"AnalyticsBar": "b", "Signal": "s", "Alert": "a", "DeadLetter": "d"}
+    operator = AnalyticsOperator(BUILTINS, AnalyticsSettings(), topics, {})
+    operator.open(runtime)
+    return operator
+
+
+def test_the_operator_reads_its_own_writes_and_the_format_before_snapshots() -> None:
+    runtime = _Runtime()
+    operator = _operator(runtime)
+    model = operator.model
+    assert model is not None
+    state = model.initial_state()
+    run(model, state, stream(5, 120))
+    operator._write(state, 1234)
+    stored, stale_at = operator._read("AAA")
+    assert stale_at == 1234 and stored is not None
+    assert pickle.dumps(model.snapshot(stored)) == pickle.dumps(model.snapshot(state))
+
+    runtime.states["model_state"].update((state, 99))  # as the job wrote it before snapshots
+    legacy, stale_at = _operator(runtime)._read("AAA")
+    assert stale_at == 99 and legacy is not None
+    assert pickle.dumps(model.snapshot(legacy)) == pickle.dumps(model.snapshot(state))
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        ("snapshot-0", {}, None),
+        (STATE_FORMAT, {"ind": (42, 1), "strategies": {}}, None),
+        (STATE_FORMAT, [1, 2], None),
+        "a string",
+        (1, 2, 3, 4),
+    ],
+    ids=["other-format", "bad-indicators", "not-a-dict", "string", "four-tuple"],
+)
+def test_an_unreadable_stored_state_is_an_error_in_the_log_and_a_fresh_start(
+    stored: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    runtime = _Runtime()
+    runtime.get_state(type("D", (), {"get_name": lambda self: "model_state"})()).update(stored)
+    operator = _operator(runtime)
+    with caplog.at_level(logging.ERROR, logger="flinktrade.pipeline.operator"):
+        assert operator._read("AAA") == (None, None)
+    assert "cannot read the model state of AAA" in caplog.text
