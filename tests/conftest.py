@@ -62,7 +62,7 @@ def state_dir(tmp_path: Path) -> Path:
     return tmp_path / "state"
 
 
-# Under pytest-xdist (`make test` runs two workers) a worker takes whole groups: one group per test
+# Under pytest-xdist (`TEST_WORKERS=2 make test`) a worker takes whole groups: one group per test
 # module, so a module's fixtures (its broker, its job run) start once in one worker; the cluster
 # folder is one group, since its modules share one session cluster and one reference run. The
 # longest groups are handed out first (docs/reliability.md, "Test time"), so the two workers finish
