@@ -5,8 +5,10 @@ vendors' own names such as ``APCA_API_KEY_ID``), a ``.env`` file in the working 
 file named by ``FLINKTRADE_CONFIG`` (default ``flinktrade.toml`` if it exists), then the defaults
 below. Secrets are ``SecretStr`` and print masked.
 
-``load_settings`` also guards the trust boundary: flinktrade talks to Kafka without TLS or SASL, so a
-broker off loopback is refused unless ``kafka.allow_unauthenticated_remote`` acknowledges it.
+``load_settings`` also guards the trust boundary: a broker off loopback is refused unless the Kafka
+settings authenticate flinktrade (``security_protocol`` SASL_PLAINTEXT/SASL_SSL with a user and
+password, or SSL with a client certificate) or ``kafka.allow_unauthenticated_remote`` acknowledges
+a broker that does not. The embedded broker (``[broker]``) never authenticates clients.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -36,8 +38,27 @@ from flinktrade.section import Section
 DEFAULT_CONFIG_FILE = "flinktrade.toml"
 
 
+class SecurityProtocol(StrEnum):
+    """How clients talk to the brokers (Kafka's ``security.protocol``)."""
+
+    PLAINTEXT = "PLAINTEXT"
+    SSL = "SSL"
+    SASL_PLAINTEXT = "SASL_PLAINTEXT"
+    SASL_SSL = "SASL_SSL"
+
+
+class SaslMechanism(StrEnum):
+    """How a SASL client proves who it is (Kafka's ``sasl.mechanism``)."""
+
+    PLAIN = "PLAIN"
+    SCRAM_SHA_256 = "SCRAM-SHA-256"
+    SCRAM_SHA_512 = "SCRAM-SHA-512"
+
+
 class KafkaSettings(Section):
-    """Where the Kafka-API cluster is and how flinktrade's topics are created on it."""
+    """Where the Kafka-API cluster is, how flinktrade authenticates to it, and how its topics are
+    created on it. Every client flinktrade builds (``bus``) and the job's Kafka tables
+    (``pipeline.sql.KafkaTable``) use the same security settings."""
 
     bootstrap_servers: str = Field(
         "127.0.0.1:9092", description="Kafka or Redpanda bootstrap servers (host:port,...)."
@@ -52,14 +73,93 @@ class KafkaSettings(Section):
             "times is not deleted on arrival."
         ),
     )
+    security_protocol: SecurityProtocol = Field(
+        SecurityProtocol.PLAINTEXT,
+        description="PLAINTEXT (no TLS, no authentication), SSL, SASL_PLAINTEXT or SASL_SSL.",
+    )
+    sasl_mechanism: SaslMechanism = Field(
+        SaslMechanism.PLAIN,
+        description="With SASL_*: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.",
+    )
+    sasl_username: str | None = Field(None, description="With SASL_*: the user (required).")
+    sasl_password: SecretStr | None = Field(
+        None, description="With SASL_*: the user's password (required; a secret)."
+    )
+    ssl_ca_location: Path | None = Field(
+        None,
+        description="With SSL/SASL_SSL: PEM file of the CA(s) that signed the brokers' certificates"
+        " (unset: the system's CAs for the services, the JVM's for the job).",
+    )
+    ssl_certificate_location: Path | None = Field(
+        None, description="With SSL/SASL_SSL: PEM file of flinktrade's client certificate (chain)."
+    )
+    ssl_key_location: Path | None = Field(
+        None,
+        description="With SSL/SASL_SSL: PEM file of the client certificate's private key (for the"
+        " job, the same file as the certificate: Kafka's Java client reads both from one file).",
+    )
+    ssl_key_password: SecretStr | None = Field(
+        None, description="Password of an encrypted client key (a secret)."
+    )
     allow_unauthenticated_remote: bool = Field(
         False,
         description=(
             "Acknowledge that bootstrap_servers (or the embedded broker's host) is not on loopback "
-            "although flinktrade speaks PLAINTEXT without authentication: whoever can reach the "
-            "broker can write trading.signals, and so trade. Without it such settings are refused."
+            "although flinktrade does not authenticate to it (security_protocol PLAINTEXT, or SSL "
+            "without a client certificate): whoever can reach the broker can write "
+            "trading.signals, and so trade. Without it such settings are refused."
         ),
     )
+
+    @field_validator("security_protocol", "sasl_mechanism", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> KafkaSettings:
+        sasl, tls = self.uses_sasl, self.uses_tls
+        if sasl and not (self.sasl_username and self.sasl_password):
+            raise ValueError(
+                f"security_protocol {self.security_protocol} needs sasl_username and sasl_password"
+            )
+        if not sasl and (self.sasl_username or self.sasl_password):
+            raise ValueError(
+                "sasl_username/sasl_password are set but security_protocol is "
+                f"{self.security_protocol} (SASL_PLAINTEXT or SASL_SSL uses them)"
+            )
+        ssl_files = (
+            self.ssl_ca_location,
+            self.ssl_certificate_location,
+            self.ssl_key_location,
+            self.ssl_key_password,
+        )
+        if not tls and any(f is not None for f in ssl_files):
+            raise ValueError(
+                "ssl_* settings are set but security_protocol is "
+                f"{self.security_protocol} (SSL or SASL_SSL uses them)"
+            )
+        if (self.ssl_certificate_location is None) != (self.ssl_key_location is None):
+            raise ValueError(
+                "a client certificate needs both ssl_certificate_location and ssl_key_location"
+            )
+        return self
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.security_protocol in (
+            SecurityProtocol.SASL_PLAINTEXT,
+            SecurityProtocol.SASL_SSL,
+        )
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.security_protocol in (SecurityProtocol.SSL, SecurityProtocol.SASL_SSL)
+
+    @property
+    def authenticates(self) -> bool:
+        """Whether the brokers learn who flinktrade is: SASL, or TLS with a client certificate."""
+        return self.uses_sasl or (self.uses_tls and self.ssl_certificate_location is not None)
 
 
 class BrokerSettings(Section):
@@ -346,19 +446,30 @@ def load_settings(*, check_exposure: bool = True, **overrides: Any) -> Settings:
 
 
 def check_kafka_exposure(settings: Settings) -> None:
-    """Refuse a broker off loopback unless ``kafka.allow_unauthenticated_remote`` is set.
-
-    flinktrade has no TLS or SASL settings yet: whoever can write ``trading.signals`` can trade."""
-    if settings.kafka.allow_unauthenticated_remote:
+    """Refuse a broker off loopback that flinktrade does not authenticate to, unless
+    ``kafka.allow_unauthenticated_remote`` acknowledges it: whoever can write ``trading.signals``
+    can trade. Authenticated settings (``KafkaSettings.authenticates``) let a remote
+    ``bootstrap_servers`` through; the embedded broker off loopback is always refused without the
+    acknowledgement, since it never authenticates clients."""
+    kafka = settings.kafka
+    if kafka.allow_unauthenticated_remote:
         return
-    remote = non_loopback_hosts(settings.kafka.bootstrap_servers)
+    remote = [] if kafka.authenticates else non_loopback_hosts(kafka.bootstrap_servers)
     if not is_loopback(settings.broker.host):
         remote.append(settings.broker.host)
     if remote:
+        how = (
+            "the embedded broker does not authenticate clients"
+            if kafka.authenticates
+            else f"flinktrade connects without authentication (security_protocol "
+            f"{kafka.security_protocol})"
+        )
         raise ConfigError(
-            f"Kafka at {', '.join(dict.fromkeys(remote))} is not on loopback and flinktrade "
-            "connects without TLS or authentication (anyone who can write trading.signals can "
-            "trade); set FLINKTRADE_KAFKA__ALLOW_UNAUTHENTICATED_REMOTE=true to accept that"
+            f"Kafka at {', '.join(dict.fromkeys(remote))} is not on loopback and {how}: anyone "
+            "who can write trading.signals can trade; set FLINKTRADE_KAFKA__SECURITY_PROTOCOL="
+            "SASL_SSL with FLINKTRADE_KAFKA__SASL_USERNAME and FLINKTRADE_KAFKA__SASL_PASSWORD "
+            "(or SSL with a client certificate), or FLINKTRADE_KAFKA__ALLOW_UNAUTHENTICATED_REMOTE"
+            "=true to accept that"
         )
 
 

@@ -130,7 +130,7 @@ def fault_target(environ: dict[str, str] | None = None) -> str | None:
     return value
 
 
-def topic_totals(bootstrap_servers: str, names: dict[str, str]) -> dict[str, int]:
+def topic_totals(bootstrap_servers: bus.Servers, names: dict[str, str]) -> dict[str, int]:
     """Sum of end offsets per topic (records ever written, transaction markers included)."""
     with bus.consuming(bootstrap_servers, "flinktrade-demo-c") as consumer:
         return {
@@ -139,7 +139,7 @@ def topic_totals(bootstrap_servers: str, names: dict[str, str]) -> dict[str, int
         }
 
 
-def last_event_ts(bootstrap_servers: str, topic: str) -> int | None:
+def last_event_ts(bootstrap_servers: bus.Servers, topic: str) -> int | None:
     """The largest record timestamp among the last record of each partition."""
     with bus.consuming(bootstrap_servers, "flinktrade-demo-c") as consumer:
         latest = None
@@ -165,7 +165,7 @@ class DemoNotifier:
         )
         routing = build_routing(notify, console=lambda: ConsoleSink(file))
         self.where = ", ".join(sorted({s.description for s in routing.sinks.values()}))
-        self.notifier = Notifier(notify, settings.kafka.bootstrap_servers, routing=routing)
+        self.notifier = Notifier(notify, settings.kafka, routing=routing)
         self.error: BaseException | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="notifier", daemon=True)
@@ -357,7 +357,7 @@ def run_demo(
     stop = stop or threading.Event()
     fault = fault_target()
     settings = demo_settings(settings)
-    servers = settings.kafka.bootstrap_servers
+    servers = settings.kafka
     bus.ensure_topics(settings.kafka, [t.name for t in topics.ALL])
     before = _patiently(lambda: topic_totals(servers, SUMMARY_TOPICS))
 
@@ -480,7 +480,7 @@ def _start_api(
 def _follow(
     feed: SimulatorFeed,
     services: Sequence[Supervised],
-    servers: str,
+    servers: bus.Servers,
     before: dict[str, int],
     duration_s: float | None,
     started: float,

@@ -94,9 +94,7 @@ class AppContext:
         self.metrics = ApiMetrics(slack_stats, api.max_label_values)
         self.state = MarketState(api.bars_per_symbol, api.events_kept, api.max_symbols)
         self.hub = Hub(self.metrics, api.stream_queue)
-        self.feed = Feed(
-            api, settings.kafka.bootstrap_servers, self.state, self.metrics, self.hub.publish
-        )
+        self.feed = Feed(api, settings.kafka, self.state, self.metrics, self.hub.publish)
         self.store_path = settings.execution.store_path(settings.state_dir)
         self.switch = killswitch.KillSwitch(self.store_path)
         self.positions = PositionBook(self.store_path)

@@ -64,7 +64,7 @@ class Feed:
     def __init__(
         self,
         settings: ApiSettings,
-        bootstrap_servers: str,
+        bootstrap_servers: bus.Servers,
         state: MarketState,
         metrics: ApiMetrics,
         on_event: Callable[[Applied], None],

@@ -227,7 +227,7 @@ def produce_alpaca(
     history = _history(request)
     rest = MarketDataRest(Credentials.from_settings(settings), settings.alpaca_api_data_url)
     topics = IngestTopics(bars=bars_topic, deadletter=deadletter_topic)
-    sink = Sink(bus.EventProducer(settings.kafka.bootstrap_servers), topics)
+    sink = Sink(bus.EventProducer(settings.kafka), topics)
     counts = run_history(history, rest, sink, progress or NoProgress())
     if not counts["bars"]:
         raise ConfigError(_no_bars(request))

@@ -1,9 +1,12 @@
 """The only code that touches confluent-kafka: flinktrade's Kafka boundary.
 
+- ``bus.client``: ``client_config``, the brokers and security settings every client shares: the
+  cluster is a ``KafkaSettings`` (SASL/TLS as configured) or a PLAINTEXT ``host:port,...``.
 - ``bus.consumer``: ``make_consumer`` / ``consuming``, the one way to build a consumer.
 - ``bus.producer``: ``EventProducer`` (batched, failures reported per batch by ``flush``) and
   ``ProduceFailed``.
-- ``bus.admin``: list, create (idempotently) and delete topics.
+- ``bus.admin``: list, create (idempotently) and delete topics; refused credentials are a
+  ``ConfigError``.
 - ``bus.offsets``: end offsets and committed positions, and the at-least-once bookkeeping
   (``OffsetTracker``, ``SeenIds``).
 - ``bus.readers``: bounded reads for summaries and tests (``read_all``, ``decode_all``,
@@ -27,6 +30,7 @@ from confluent_kafka import (
 )
 
 from flinktrade.bus.admin import admin, delete_topics, ensure_topics, list_topics
+from flinktrade.bus.client import Servers, client_config, servers_of
 from flinktrade.bus.consumer import consumer_config, consuming, make_consumer, unique_group_id
 from flinktrade.bus.offsets import (
     TP,
@@ -53,8 +57,10 @@ __all__ = [
     "ProduceFailed",
     "RecordRef",
     "SeenIds",
+    "Servers",
     "TopicPartition",
     "admin",
+    "client_config",
     "committed_positions",
     "committed_to_end",
     "consumer_config",
@@ -67,6 +73,7 @@ __all__ = [
     "list_topics",
     "make_consumer",
     "read_all",
+    "servers_of",
     "unique_group_id",
     "wait_for",
 ]

@@ -5,7 +5,8 @@ from named choices instead of a hand-written librdkafka dict; ``consuming(...)``
 context manager that closes it. Each choice maps to one librdkafka setting and is always set
 explicitly, so what a service reads never depends on a library default:
 
-- ``servers`` -> ``bootstrap.servers``: a ``KafkaSettings`` or a ``host:port,...`` string.
+- ``servers`` -> ``bootstrap.servers``: a ``KafkaSettings`` (with its security settings, see
+  ``bus.client``) or the ``host:port,...`` string of a PLAINTEXT cluster.
 - ``group_id`` -> ``group.id``: required; ``unique_group_id(prefix)`` makes a throwaway group for
   a reader that never resumes.
 - ``start_from`` -> ``auto.offset.reset`` (default ``"latest"``): where a group with no committed
@@ -47,7 +48,7 @@ from typing import Any, Literal
 
 from confluent_kafka import Consumer, TopicPartition
 
-from flinktrade.config import KafkaSettings
+from flinktrade.bus.client import Servers, client_config
 
 StartFrom = Literal["earliest", "latest"]
 """Where a group without a committed offset starts reading."""
@@ -62,7 +63,7 @@ def unique_group_id(prefix: str) -> str:
 
 
 def consumer_config(
-    servers: KafkaSettings | str,
+    servers: Servers,
     group_id: str,
     *,
     start_from: StartFrom = "latest",
@@ -74,9 +75,7 @@ def consumer_config(
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The librdkafka configuration ``make_consumer`` uses (see the module docstring)."""
-    bootstrap = servers.bootstrap_servers if isinstance(servers, KafkaSettings) else servers
-    conf: dict[str, Any] = {
-        "bootstrap.servers": bootstrap,
+    conf: dict[str, Any] = client_config(servers) | {
         "group.id": group_id,
         "auto.offset.reset": start_from,
         "isolation.level": "read_committed" if read_committed else "read_uncommitted",
@@ -93,7 +92,7 @@ def consumer_config(
 
 
 def make_consumer(
-    servers: KafkaSettings | str,
+    servers: Servers,
     group_id: str,
     *,
     topics: Sequence[str] = (),
@@ -146,7 +145,7 @@ def make_consumer(
 
 @contextmanager
 def consuming(
-    servers: KafkaSettings | str,
+    servers: Servers,
     group_id: str,
     **options: Any,
 ) -> Iterator[Consumer]:

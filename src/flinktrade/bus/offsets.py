@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
+from flinktrade.bus.client import Servers
 from flinktrade.bus.consumer import consuming
 from flinktrade.errors import TransientError
 
@@ -146,7 +147,7 @@ def end_offsets(consumer: Consumer, topic: str, timeout_s: float = 10.0) -> list
     return ends
 
 
-def committed_positions(bootstrap_servers: str, group_id: str, topic: str) -> dict[int, int]:
+def committed_positions(bootstrap_servers: Servers, group_id: str, topic: str) -> dict[int, int]:
     """The group's committed position per partition of ``topic`` (-1: nothing committed); empty
     while the group's coordinator is not available yet."""
     with consuming(bootstrap_servers, group_id) as consumer:
@@ -160,7 +161,7 @@ def committed_positions(bootstrap_servers: str, group_id: str, topic: str) -> di
         return {tp.partition: max(tp.offset, -1) for tp in positions}
 
 
-def committed_to_end(bootstrap_servers: str, group_id: str, topic: str) -> bool:
+def committed_to_end(bootstrap_servers: Servers, group_id: str, topic: str) -> bool:
     """Whether the group has committed the current end of every non-empty partition of ``topic``."""
     done = committed_positions(bootstrap_servers, group_id, topic)
     with consuming(bootstrap_servers, group_id) as consumer:

@@ -5,6 +5,9 @@ client refuses (``produce`` errors such as a record over ``message.max.bytes``) 
 not acknowledge (unknown topic, too large, timeout) is reported once, by the next ``flush()``
 (``ProduceFailed``); the flush after it starts clean. A fatal producer error (the idempotent
 producer gave up) is reported the same way and the client is replaced.
+
+The cluster is a ``KafkaSettings`` (with its security settings) or a PLAINTEXT ``host:port,...``
+(``bus.client``).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from flinktrade import events
+from flinktrade.bus.client import Servers, client_config, servers_of
 from flinktrade.errors import TransientError
 
 log = logging.getLogger(__name__)
@@ -47,14 +51,13 @@ class EventProducer:
     """Produces events keyed and timestamped as the topic contract says (key = symbol,
     record timestamp = event time). ``produced``/``failed`` count over the producer's life."""
 
-    bootstrap_servers: str
+    servers: Servers
     extra: dict[str, Any] = field(default_factory=dict)
     produced: int = 0
     failed: int = 0
 
     def __post_init__(self) -> None:
-        self._conf: dict[str, Any] = {
-            "bootstrap.servers": self.bootstrap_servers,
+        self._conf: dict[str, Any] = client_config(self.servers) | {
             "linger.ms": 20,
             "batch.size": 1_000_000,
             "compression.type": "lz4",
@@ -66,6 +69,10 @@ class EventProducer:
         self._batch_failed = 0
         self._reasons: list[str] = []
         self._fatal = False
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return servers_of(self.servers)
 
     def send(self, event: events.Event, topic: str | None = None) -> None:
         self.send_raw(topic or event.topic, events.encode(event), event.key, event.ts)

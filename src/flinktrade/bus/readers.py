@@ -1,6 +1,7 @@
 """Bounded reads for summaries, tools and tests: record counts, and every record of a topic up to
 its end offsets as they were when the read started, so a read always terminates; ``wait_for``
-polls a condition with a deadline.
+polls a condition with a deadline. The cluster is a ``KafkaSettings`` or a PLAINTEXT
+``host:port,...`` (``bus.client``).
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ from collections.abc import Callable, Iterator
 from confluent_kafka import Consumer, Message, TopicPartition
 
 from flinktrade import events
+from flinktrade.bus.client import Servers
 from flinktrade.bus.consumer import consuming, unique_group_id
 from flinktrade.bus.offsets import end_offsets
 from flinktrade.errors import TransientError
 
 
-def count_records(bootstrap_servers: str, topic: str, read_committed: bool = False) -> int:
+def count_records(bootstrap_servers: Servers, topic: str, read_committed: bool = False) -> int:
     """How many records a topic holds (high minus low watermark, summed over partitions).
 
     With ``read_committed`` the count excludes aborted and transaction-marker records by reading.
@@ -32,7 +34,7 @@ def count_records(bootstrap_servers: str, topic: str, read_committed: bool = Fal
 
 
 def read_all(
-    bootstrap_servers: str,
+    bootstrap_servers: Servers,
     topic: str,
     read_committed: bool = False,
     timeout_s: float = 60.0,
@@ -73,7 +75,7 @@ def _drop_finished(consumer: Consumer, topic: str, pending: set[int], ends: dict
 
 
 def decode_all(
-    bootstrap_servers: str, topic: str, kind: type[events.E], read_committed: bool = False
+    bootstrap_servers: Servers, topic: str, kind: type[events.E], read_committed: bool = False
 ) -> list[events.E]:
     """Every record of a topic decoded as ``kind`` (undecodable records raise)."""
     return [

@@ -130,7 +130,7 @@ class Executor:
             self.store,
             source=self.source,
             market=PriceFeed(settings.kafka, list(topics.prices), config.price_lookback),
-            sink=bus.EventProducer(settings.kafka.bootstrap_servers),
+            sink=bus.EventProducer(settings.kafka),
             clock=clock,
             checkpoint=CrashHook.from_env(),
         )

@@ -172,11 +172,11 @@ def infra_status() -> None:
     else:
         console.print(f"flink session cluster: stopped ({flink.rest_url})")
     try:
-        names = bus.list_topics(servers)
+        names = bus.list_topics(settings.kafka)
     except TransientError as exc:
         console.print(f"cluster {servers}: unreachable ({exc})")
         raise typer.Exit(3) from None
     table = Table("topic", "records", title=f"cluster {servers}")
     for name in names:
-        table.add_row(name, str(bus.count_records(servers, name)))
+        table.add_row(name, str(bus.count_records(settings.kafka, name)))
     out.print(table)

@@ -5,7 +5,10 @@
 0700, files 0600). Settings are those a single node needs for transactions to work (replication
 factor 1 for offsets and transaction state, a transaction timeout ceiling above the Flink sink's).
 The JVM gets an allow-listed environment, never the caller's secrets (see ``infra.daemon``), and
-listens on ``BrokerSettings.host`` (loopback by default: PLAINTEXT, no authentication).
+listens on ``BrokerSettings.host`` (loopback by default: PLAINTEXT, no authentication). A
+``SaslListener`` adds a second client listener that requires SASL/PLAIN logins (users and
+passwords in the private ``server.properties``): what the tests of flinktrade's Kafka security
+settings run against; inter-broker and controller traffic stay on the PLAINTEXT listeners.
 
 ``LocalKafkaCluster`` is N such nodes on loopback ports (state under ``<state_dir>/kafka-cluster``),
 each a broker and a voter of a static controller quorum, with replication factor N (at most 3) for
@@ -23,7 +26,8 @@ import signal
 import subprocess
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from flinktrade.config import BrokerSettings
@@ -53,6 +57,31 @@ _LOG4J2 = """<?xml version="1.0" encoding="UTF-8"?>
 """
 
 
+PLAIN_LOGIN_MODULE = "org.apache.kafka.common.security.plain.PlainLoginModule"
+
+
+@dataclass(frozen=True)
+class SaslListener:
+    """A client listener on ``port`` (same host) that takes SASL/PLAIN logins of ``users``
+    (name -> password; letters, digits and ``-_.`` only, so they need no quoting)."""
+
+    port: int
+    users: Mapping[str, str] = field(repr=False)
+
+    def __post_init__(self) -> None:
+        for name, password in self.users.items():
+            if not (_plain_word(name) and _plain_word(password)):
+                raise InfraError("SASL user names and passwords: letters, digits and -_. only")
+
+    def jaas_config(self) -> str:
+        users = " ".join(f'user_{name}="{password}"' for name, password in self.users.items())
+        return f"{PLAIN_LOGIN_MODULE} required {users};"
+
+
+def _plain_word(text: str) -> bool:
+    return bool(text) and all(c.isascii() and (c.isalnum() or c in "-_.") for c in text)
+
+
 @dataclass(frozen=True)
 class BrokerStatus:
     running: bool
@@ -74,6 +103,7 @@ class LocalKafka:
         voters: str | None = None,
         cluster_id: str | None = None,
         replication: int = 1,
+        sasl: SaslListener | None = None,
     ) -> None:
         self.settings = settings
         self.home = (home or state_dir / "kafka").resolve()
@@ -82,6 +112,12 @@ class LocalKafka:
         """``controller.quorum.voters`` of a multi-node cluster (None: a standalone node)."""
         self.cluster_id = cluster_id
         self.replication = replication
+        self.sasl = sasl
+
+    @property
+    def sasl_bootstrap_servers(self) -> str | None:
+        """``host:port`` of the SASL listener, if there is one."""
+        return None if self.sasl is None else f"{self.settings.host}:{self.sasl.port}"
 
     @property
     def bootstrap_servers(self) -> str:
@@ -197,15 +233,28 @@ class LocalKafka:
             if self.voters
             else {"controller.quorum.bootstrap.servers": f"{s.host}:{s.controller_port}"}
         )
+        listeners = f"PLAINTEXT://{s.host}:{s.port},CONTROLLER://{s.host}:{s.controller_port}"
+        advertised = f"PLAINTEXT://{s.host}:{s.port}"
+        protocols = "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+        sasl: dict[str, str] = {}
+        if self.sasl is not None:
+            listeners += f",SASL_PLAINTEXT://{s.host}:{self.sasl.port}"
+            advertised += f",SASL_PLAINTEXT://{s.host}:{self.sasl.port}"
+            protocols += ",SASL_PLAINTEXT:SASL_PLAINTEXT"
+            sasl = {
+                "sasl.enabled.mechanisms": "PLAIN",
+                "listener.name.sasl_plaintext.plain.sasl.jaas.config": self.sasl.jaas_config(),
+            }
         props = {
             "process.roles": "broker,controller",
             "node.id": str(self.node_id),
             **quorum,
-            "listeners": f"PLAINTEXT://{s.host}:{s.port},CONTROLLER://{s.host}:{s.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{s.host}:{s.port}",
+            "listeners": listeners,
+            "advertised.listeners": advertised,
             "controller.listener.names": "CONTROLLER",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "listener.security.protocol.map": protocols,
             "inter.broker.listener.name": "PLAINTEXT",
+            **sasl,
             "log.dirs": str(data),
             "num.partitions": "1",
             "auto.create.topics.enable": "false",

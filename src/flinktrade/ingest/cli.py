@@ -125,7 +125,7 @@ def history(
     )
     rest = MarketDataRest(credentials, settings.alpaca_api_data_url, _policy(ingest))
     bus.ensure_topics(settings.kafka, ingest.topics.all())
-    sink = Sink(bus.EventProducer(settings.kafka.bootstrap_servers), ingest.topics)
+    sink = Sink(bus.EventProducer(settings.kafka), ingest.topics)
     columns = (
         TextColumn("{task.description:<16}"),
         BarColumn(),
@@ -165,7 +165,7 @@ def live(
     )
     rest = MarketDataRest(credentials, settings.alpaca_api_data_url, _policy(ingest))
     bus.ensure_topics(settings.kafka, ingest.topics.all())
-    sink = Sink(bus.EventProducer(settings.kafka.bootstrap_servers), ingest.topics)
+    sink = Sink(bus.EventProducer(settings.kafka), ingest.topics)
     with stop_on_signals() as stop:
         console.print(
             f"[bold]flinktrade ingest live[/]: {', '.join(names)} on {chosen}; Ctrl-C to stop"
@@ -203,7 +203,7 @@ def replay(
     settings = load_settings()
     ingest = settings.ingest
     bus.ensure_topics(settings.kafka, ingest.topics.all())
-    sink = Sink(bus.EventProducer(settings.kafka.bootstrap_servers), ingest.topics)
+    sink = Sink(bus.EventProducer(settings.kafka), ingest.topics)
     with stop_on_signals() as stop:
         console.print(
             f"replaying {len(data.records):,} {data.kind} from {file.name} "
@@ -239,7 +239,7 @@ def simulate(
     sim = settings.simulator
     if count is not None:
         simulator = MarketSimulator(sim.symbols, sim.seed, news=sim.news)
-        producer = bus.EventProducer(settings.kafka.bootstrap_servers)
+        producer = bus.EventProducer(settings.kafka)
         produced = news = 0
         for item in simulator:
             if isinstance(item, RawTrade):
@@ -258,7 +258,7 @@ def simulate(
     simulator = MarketSimulator(
         sim.symbols, sim.seed, gap_ms=1000.0 * sim.time_scale / sim.trades_per_second, news=sim.news
     )
-    feed = SimulatorFeed(settings.kafka.bootstrap_servers, simulator, sim.trades_per_second)
+    feed = SimulatorFeed(settings.kafka, simulator, sim.trades_per_second)
     with stop_on_signals() as stop:
         feed.start()
         try:

@@ -117,7 +117,7 @@ def run_history(
     """Page through everything asked for into the topics; returns the produced counts."""
     progress = progress or NoProgress()
     validator = validator or Validator(symbols=set(request.symbols), source="alpaca-rest")
-    bootstrap = sink.producer.bootstrap_servers
+    bootstrap = sink.producer.servers
     interval = timeframe_ms(request.timeframe)
     kinds: list[tuple[Kind, str, type[Event]]] = []
     if request.bars:
@@ -207,7 +207,7 @@ def _one_stream(
 
 
 def resume_points(
-    bootstrap_servers: str,
+    bootstrap_servers: bus.Servers,
     topic: str,
     event_type: type[Event],
     keys: Sequence[str],

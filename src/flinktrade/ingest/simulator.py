@@ -231,7 +231,7 @@ class MarketSimulator:
 class SimulatorFeed:
     """Runs the simulator into the market topics on a background thread at a wall-clock pace."""
 
-    bootstrap_servers: str
+    bootstrap_servers: bus.Servers
     simulator: MarketSimulator
     trades_per_second: float
     produced_trades: int = 0

@@ -59,7 +59,7 @@ def run(
     console.print(f"[bold]flinktrade notify[/]: posting to {where}; Ctrl-C to stop")
 
     with stop_on_signals() as stop:
-        stats = Notifier(notify, settings.kafka.bootstrap_servers, routing=routing).run(stop)
+        stats = Notifier(notify, settings.kafka, routing=routing).run(stop)
     posted = sum(d.messages for d in stats.destinations.values())
     console.print(
         f"notify stopped: {stats.records} records, {posted} messages, "

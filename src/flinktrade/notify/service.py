@@ -60,7 +60,7 @@ class Notifier:
     def __init__(
         self,
         settings: NotifySettings,
-        bootstrap_servers: str,
+        bootstrap_servers: bus.Servers,
         *,
         routing: Routing | None = None,
         deadletter_topic: str | None = topics.DEADLETTER.name,

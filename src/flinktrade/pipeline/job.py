@@ -116,6 +116,10 @@ class JobOptions:
     quarter of the machine's memory, which lets a long-running job's heap (and RSS) grow far
     beyond what it needs before the collector gives memory back. Applies only if this process
     has not started the gateway yet (the first job of a process fixes it)."""
+    kafka_properties: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    """How every Kafka table of the job authenticates (``sql.client_properties`` of
+    ``KafkaSettings``: security protocol, SASL login, TLS files). Empty: a PLAINTEXT cluster. Out
+    of ``repr``, since it holds the password."""
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: object) -> JobOptions:
@@ -136,6 +140,7 @@ class JobOptions:
             "heap": job.heap or None,
             "strategies": specs,
             "analytics": settings.analytics,
+            "kafka_properties": sql.client_properties(settings.kafka),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
@@ -279,6 +284,7 @@ def build(t_env: StreamTableEnvironment, io: JobIO, options: JobOptions) -> None
         exactly_once=options.delivery is Delivery.EXACTLY_ONCE,
         transactional_id_prefix=io.group_id,
         linger_ms=0 if options.latency_profile is LatencyProfile.LOW else 5,
+        properties=options.kafka_properties,
     )
     side_idle: int | None = options.side_idle_timeout_ms
     if io.bounded:  # every partition ends (an empty one at once): none is ever waited on for ever

@@ -15,12 +15,15 @@ characters, ``payload`` to 64 KiB of UTF-8 (``payload_bytes`` keeps the original
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from flinktrade.config import KafkaSettings, SecurityProtocol
+from flinktrade.errors import ConfigError
 from flinktrade.events import (
     MAX_DEAD_REASON_CHARS,
     MAX_INTERVAL_MS,
     Alert,
+    AlertKind,
     DeadLetter,
     Event,
 )
@@ -31,6 +34,58 @@ MAX_AHEAD_MS = 5 * 60_000
 """How far a provider bar's ``ts`` may lie ahead of its record's timestamp (as ingest's
 ``MAX_FUTURE_MS`` bounds it against the clock); beyond, it is a dead letter and its record
 timestamp, not its ``ts``, is its event time, so it cannot push the watermark."""
+
+
+SHADED_KAFKA = "org.apache.flink.kafka.shaded.org.apache.kafka"
+"""Where flink-sql-connector-kafka relocated the Kafka client's classes (JAAS login modules)."""
+
+_LOGIN_MODULES = {
+    "PLAIN": f"{SHADED_KAFKA}.common.security.plain.PlainLoginModule",
+    "SCRAM-SHA-256": f"{SHADED_KAFKA}.common.security.scram.ScramLoginModule",
+    "SCRAM-SHA-512": f"{SHADED_KAFKA}.common.security.scram.ScramLoginModule",
+}
+
+
+def client_properties(kafka: KafkaSettings) -> tuple[tuple[str, str], ...]:
+    """The Kafka tables' security settings as the connector's Java client names them (without
+    the ``properties.`` prefix): ``security.protocol``, ``sasl.mechanism``, ``sasl.jaas.config``
+    (the login module as the connector shades it) and PEM trust/key stores.
+
+    The password is in ``sasl.jaas.config``: Flink and Kafka mask that key (and ``*password*``)
+    wherever they print table or client options, and flinktrade never logs the statements. Kafka's
+    Java client reads a client certificate and its key from one PEM file, so a key in another file
+    is refused here (one ``ConfigError``). PLAINTEXT: none (the client's default)."""
+    if kafka.security_protocol is SecurityProtocol.PLAINTEXT:
+        return ()
+    props: dict[str, str] = {"security.protocol": kafka.security_protocol.value}
+    if kafka.uses_sasl and kafka.sasl_username is not None and kafka.sasl_password is not None:
+        props["sasl.mechanism"] = kafka.sasl_mechanism.value
+        props["sasl.jaas.config"] = (
+            f"{_LOGIN_MODULES[kafka.sasl_mechanism.value]} required "
+            f'username="{_jaas_quote(kafka.sasl_username)}" '
+            f'password="{_jaas_quote(kafka.sasl_password.get_secret_value())}";'
+        )
+    if kafka.uses_tls:
+        if kafka.ssl_ca_location is not None:
+            props["ssl.truststore.type"] = "PEM"
+            props["ssl.truststore.location"] = str(kafka.ssl_ca_location)
+        if kafka.ssl_certificate_location is not None:
+            if kafka.ssl_key_location != kafka.ssl_certificate_location:
+                raise ConfigError(
+                    "the job's Kafka client reads the client certificate and its key from one PEM "
+                    "file: put both in one file and set kafka.ssl_key_location and "
+                    "kafka.ssl_certificate_location to it"
+                )
+            props["ssl.keystore.type"] = "PEM"
+            props["ssl.keystore.location"] = str(kafka.ssl_certificate_location)
+            if kafka.ssl_key_password is not None:
+                props["ssl.key.password"] = kafka.ssl_key_password.get_secret_value()
+    return tuple(props.items())
+
+
+def _jaas_quote(value: str) -> str:
+    """``value`` inside a JAAS double-quoted string."""
+    return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
 @dataclass(frozen=True)
@@ -45,12 +100,21 @@ class KafkaTable:
     transactional_id_prefix: str = "flinktrade"
     linger_ms: int = 5
     """How long the sinks' Kafka producers wait to fill a batch."""
+    properties: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    """Client settings every table passes to Kafka (``client_properties``: security); kept out
+    of ``repr`` since they hold the password."""
+
+    def client_options(self) -> dict[str, str]:
+        """``properties.bootstrap.servers`` and ``properties.<name>`` of ``properties``."""
+        return {"properties.bootstrap.servers": self.bootstrap_servers} | {
+            f"properties.{k}": v for k, v in self.properties
+        }
 
     def source_options(self, topic: str) -> str:
         opts = {
             "connector": "kafka",
             "topic": topic,
-            "properties.bootstrap.servers": self.bootstrap_servers,
+            **self.client_options(),
             "properties.group.id": self.group_id,
             "properties.isolation.level": "read_committed",
             "properties.auto.offset.reset": "earliest",
@@ -65,7 +129,7 @@ class KafkaTable:
         opts = {
             "connector": "kafka",
             "topic": topic,
-            "properties.bootstrap.servers": self.bootstrap_servers,
+            **self.client_options(),
             "properties.linger.ms": str(self.linger_ms),
             "value.format": value_format,
         }
@@ -74,19 +138,26 @@ class KafkaTable:
         if keyed:
             opts |= {"key.format": "raw", "key.fields": "symbol"}
             opts["value.fields-include"] = "ALL" if value_format == "json" else "EXCEPT_KEY"
-        if self.exactly_once:
-            opts |= {
-                "sink.delivery-guarantee": "exactly-once",
-                "sink.transactional-id-prefix": f"{self.transactional_id_prefix}-{topic}",
-                "properties.transaction.timeout.ms": "900000",
-            }
-        else:
-            opts["sink.delivery-guarantee"] = "at-least-once"
-        return _with(opts)
+        return _with(opts | self.delivery_options(topic))
+
+    def delivery_options(self, name: str) -> dict[str, str]:
+        """A sink's delivery guarantee; exactly once with transactional ids ``<prefix>-<name>``."""
+        if not self.exactly_once:
+            return {"sink.delivery-guarantee": "at-least-once"}
+        return {
+            "sink.delivery-guarantee": "exactly-once",
+            "sink.transactional-id-prefix": f"{self.transactional_id_prefix}-{name}",
+            "properties.transaction.timeout.ms": "900000",
+        }
 
 
 def _with(options: dict[str, str]) -> str:
-    return ",\n  ".join(f"'{k}' = '{v}'" for k, v in options.items())
+    """``'key' = 'value'`` lines of a ``WITH`` clause, quotes in values doubled as SQL wants."""
+    return ",\n  ".join(f"'{k}' = '{_sql_quote(v)}'" for k, v in options.items())
+
+
+def _sql_quote(value: str) -> str:
+    return value.replace("'", "''")
 
 
 def functions() -> list[str]:
@@ -245,21 +316,14 @@ def outputs_sink(kafka: KafkaTable, topics: Iterable[str]) -> str:
     opts = {
         "connector": "kafka",
         "topic": ";".join(dict.fromkeys(topics)),
-        "properties.bootstrap.servers": kafka.bootstrap_servers,
+        **kafka.client_options(),
         "properties.linger.ms": str(kafka.linger_ms),
         "key.format": "raw",
         "key.fields": "k",
         "value.format": "raw",
         "value.fields-include": "EXCEPT_KEY",
     }
-    if kafka.exactly_once:
-        opts |= {
-            "sink.delivery-guarantee": "exactly-once",
-            "sink.transactional-id-prefix": f"{kafka.transactional_id_prefix}-outputs",
-            "properties.transaction.timeout.ms": "900000",
-        }
-    else:
-        opts["sink.delivery-guarantee"] = "at-least-once"
+    opts |= kafka.delivery_options("outputs")
     return f"""CREATE TEMPORARY TABLE outputs_sink (
   `topic` STRING METADATA,
   `k` BYTES,
@@ -326,10 +390,11 @@ def large_trade_insert(parsed: str, min_size: int) -> str:
     waiting for a watermark. The id is ``stable_id("alert", "large_trade", symbol, trade id)``: a
     re-read trade repeats it, two trades in the same millisecond do not share it. Critical from
     twice the threshold, like ``price_gap``."""
+    kind = AlertKind.LARGE_TRADE.value
     return f"""INSERT INTO alerts_sink
 SELECT ft_epoch_ms(rt) AS ts, ft_epoch_ms(CURRENT_TIMESTAMP) AS ingest_ts,
-  SUBSTRING(SHA256(CONCAT_WS('|', 'alert', 'large_trade', symbol, trade_id)), 1, 32) AS id,
-  'large_trade' AS kind,
+  SUBSTRING(SHA256(CONCAT_WS('|', 'alert', '{kind}', symbol, trade_id)), 1, 32) AS id,
+  '{kind}' AS kind,
   CASE WHEN `size` >= {2 * min_size} THEN 'critical' ELSE 'warning' END AS severity,
   symbol,
   CONCAT('Large trade: ', CAST(`size` AS STRING), ' at ',

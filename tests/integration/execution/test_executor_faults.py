@@ -125,3 +125,48 @@ def test_injected_fault_places_no_duplicate(
     assert len({f.id for f in fills}) == N
     per_order = Counter(f.client_order_id for f in {f.id: f for f in fills}.values())
     assert set(per_order.values()) == {1}
+
+
+def test_stream_reconnect_recovers_with_rest_polling_off(
+    env: Env, fake: FakeAlpacaTrading, start_executor
+) -> None:
+    """Orders filled while the trade_updates stream is down reach their final state through the
+    reconnect path alone: REST polling and reconciliation are set to 1000 s, so nothing else
+    looks at open orders during the test. Orders before the drop and after the reconnect come
+    through the stream. Each order ends filled once, in the store and on the topics."""
+    signals = make_signals(N)
+    settings = env.settings(order_poll_interval_s=1000.0, reconcile_interval_s=1000.0)
+    running = start_executor(settings)
+    running.started()
+    store = env.store()
+
+    def filled_in_store() -> int:
+        return sum(o.status == OrderStatus.FILLED for o in store.orders())
+
+    env.produce(signals[:2])
+    wait_until(lambda: filled_in_store() == 2, 40, "orders before the drop filled via the stream")
+    fake.refuse_stream(1_000_000)  # every reconnect attempt fails until released below
+    fake.disconnect_stream()
+    env.produce(signals[2:4])
+    wait_until(lambda: fake.position_qty() == expected_positions(4), 40, "filled at the fake")
+    # Filled while no connection was listening: their fill events went nowhere, and no REST
+    # poll has looked since.
+    assert filled_in_store() == 2
+    connections = fake.stream_connections
+    fake.refuse_stream(0)
+    wait_until(lambda: filled_in_store() == 4, 60, "the reconnect path caught up")
+    assert fake.stream_connections > connections  # it came back through a new connection
+    env.produce(signals[4:])
+    wait_until(lambda: filled_in_store() == N, 40, "orders after the reconnect filled")
+    wait_until(lambda: store.open_orders() == [], 40, "nothing open")
+    store.close()
+    running.finish()
+    assert_consistent(env, signals, fake)
+
+    orders = env.read("orders", OrderEvent)
+    assert len({o.event_id for o in orders}) == len(orders), "an order event was published twice"
+    finals = Counter(o.client_order_id for o in orders if o.status == OrderStatus.FILLED)
+    assert finals == {coid(s): 1 for s in signals}
+    fills = env.read("fills", Fill)
+    assert len({f.id for f in fills}) == len(fills) == N
+    assert Counter(f.client_order_id for f in fills) == {coid(s): 1 for s in signals}
