@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -59,3 +60,47 @@ def new_topic(kafka_settings: KafkaSettings) -> Iterator[TopicFactory]:
 @pytest.fixture
 def state_dir(tmp_path: Path) -> Path:
     return tmp_path / "state"
+
+
+# Under pytest-xdist (`TEST_WORKERS=2 make test`) a worker takes whole groups: one group per test
+# module, so a module's fixtures (its broker, its job run) start once in one worker; the cluster
+# folder is one group, since its modules share one session cluster and one reference run. The
+# longest groups are handed out first (docs/reliability.md, "Test time"), so the two workers finish
+# close together; the short ones fill in at the end. (xdist's own `loadgroup` marks do not group
+# under pytest 9, whose node ids cannot be renamed: hence a scheduler of our own.)
+HEAVY_FIRST = (
+    "tests/integration/execution/test_executor_operator.py",
+    "tests/integration/cluster",
+    "tests/integration/test_job_faults.py",
+    "tests/integration/test_demo_supervision.py",
+    "tests/integration/test_cli.py",
+    "tests/integration/backtest/test_backtest.py",
+    "tests/integration/test_bench_smoke.py",
+)
+
+
+def xdist_group_of(nodeid: str) -> str:
+    """The worker group of a test, from its node id (or its file's path from the repository)."""
+    path = nodeid.split("::", 1)[0]
+    if path.startswith("tests/integration/cluster/"):
+        return "tests/integration/cluster"
+    return path
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of xdist's: nothing to check without it
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleGroups(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_group_of(nodeid)
+
+    return ModuleGroups(config, log)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In an xdist worker, the groups of ``HEAVY_FIRST`` first (the scheduler hands groups out in
+    collection order); the rest, and a run without xdist, keep the collection order."""
+    if hasattr(config, "workerinput"):
+        rank = {group: i for i, group in enumerate(HEAVY_FIRST)}
+        items.sort(key=lambda item: rank.get(xdist_group_of(item.nodeid), len(rank)))  # stable

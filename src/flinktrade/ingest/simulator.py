@@ -8,7 +8,10 @@ Event time starts at ``start_ts`` and advances by ``gap_ms`` on average per trad
 symbols). ``pace`` decides only the wall-clock speed at which records are handed out.
 
 ``SimulatorFeed`` runs a simulator into the market topics on a background thread at a wall-clock
-pace (the ``simulate --duration`` command and the demo).
+pace (the ``simulate --duration`` command and the demo). A feed that fell more than
+``MAX_BEHIND_S`` behind its pace (a starved machine) goes on at its pace from there rather than
+catching up in one burst: after a pause longer than the job's idle timeout, a burst of many
+seconds of event time, read unevenly across partitions, would make trades late.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import ClassVar
 
 from flinktrade import bus, events, topics
 from flinktrade.events import NewsItem, Trade, stable_id
@@ -238,6 +242,11 @@ class SimulatorFeed:
     fault: BaseException | None = None
     """Raised by the thread instead of producing (the demo's fault injection)."""
     name: str = "simulator"
+    trades_topic: str = topics.TRADES.name
+    behind_s: float = 0.0
+    """Wall-clock time the feed skipped rather than caught up (see ``MAX_BEHIND_S``)."""
+
+    MAX_BEHIND_S: ClassVar[float] = 1.0
 
     @property
     def alive(self) -> bool:
@@ -269,7 +278,7 @@ class SimulatorFeed:
                     now = events.now_ms()
                     if isinstance(item, RawTrade):
                         producer.send_raw(
-                            topics.TRADES.name, item.to_json(now), item.symbol.encode(), item.ts
+                            self.trades_topic, item.to_json(now), item.symbol.encode(), item.ts
                         )
                         self.produced_trades += 1
                         budget -= 1.0
@@ -277,7 +286,15 @@ class SimulatorFeed:
                         producer.send(item.model_copy(update={"ingest_ts": now}))
                         self.produced_news += 1
                 next_tick += tick
-                self._stop.wait(max(0.0, next_tick - time.monotonic()))
+                now_s = time.monotonic()
+                if now_s - next_tick > self.MAX_BEHIND_S:  # stalled: no catch-up burst
+                    self.behind_s += now_s - next_tick
+                    log.debug(
+                        "simulator feed %.1f s behind its pace: going on from now",
+                        now_s - next_tick,
+                    )
+                    next_tick = now_s
+                self._stop.wait(max(0.0, next_tick - now_s))
             producer.flush()
         except BaseException as exc:  # surfaced to whoever supervises the feed
             self.error = exc
