@@ -12,11 +12,12 @@ for its constraints; ``cli`` is ``flinktrade backtest`` and ``flinktrade optimiz
 
 from flinktrade.backtest.engine import BacktestRequest, BacktestResult, MarketTopics, run_backtest
 from flinktrade.backtest.inprocess import run_inprocess
-from flinktrade.backtest.portfolio import ExecutionModel, FillAt, Mode, simulate
+from flinktrade.backtest.portfolio import CashMode, ExecutionModel, FillAt, Mode, simulate
 
 __all__ = [
     "BacktestRequest",
     "BacktestResult",
+    "CashMode",
     "ExecutionModel",
     "FillAt",
     "MarketTopics",
