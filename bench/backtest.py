@@ -133,7 +133,8 @@ def _timed(fn: Callable[..., Any], into: list[float]) -> Callable[..., Any]:
     return wrapper
 
 
-def run_inprocess(frames: dict[str, pd.DataFrame]) -> dict[str, Any]:
+def run_inprocess(frames: dict[str, pd.DataFrame], split: bool = True) -> dict[str, Any]:
+    """The in-process contender (``split``: time its parts, as ``split_cpu_s``)."""
     from flinktrade.backtest import BacktestRequest, ExecutionModel
     from flinktrade.backtest.engine import finish
     from flinktrade.backtest.inprocess import Feed, replay
@@ -155,8 +156,11 @@ def run_inprocess(frames: dict[str, pd.DataFrame]) -> dict[str, Any]:
         yield from made
 
     model = SymbolModel(request.strategies, request.analytics)
-    model.on_bar = _timed(model.on_bar, core)  # type: ignore[method-assign]
-    feed = Feed.of({symbol: timed_bars(symbol, frame) for symbol, frame in frames.items()})
+    if split:
+        model.on_bar = _timed(model.on_bar, core)  # type: ignore[method-assign]
+        feed = Feed.of({symbol: timed_bars(symbol, frame) for symbol, frame in frames.items()})
+    else:
+        feed = Feed.of({symbol: symbol_bars(symbol, frame) for symbol, frame in frames.items()})
     out = replay(model, feed)
     replayed = time.process_time()
     result = finish(
@@ -226,7 +230,8 @@ def child(contender: str, symbols: int, bars: int, profile: Path | None = None) 
         import cProfile
 
         profiler = cProfile.Profile()
-        outcome = profiler.runcall(runner, frames)
+        args = (frames, False) if contender == "inprocess" else (frames,)  # no timers in it
+        outcome = profiler.runcall(runner, *args)
         profiler.dump_stats(profile)
     else:
         outcome = runner(frames)
