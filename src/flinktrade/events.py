@@ -187,6 +187,37 @@ class Severity(StrEnum):
     CRITICAL = "critical"
 
 
+class AlertKind(StrEnum):
+    """Every ``Alert.kind`` flinktrade emits, grouped by the stage that emits it (the list with
+    what each means is ``docs/alerts.md``).
+
+    Producers build alerts from these members; consumers compare against them. On the wire the
+    kind stays a plain string, so an alert of a kind not listed here (an older or newer producer)
+    still decodes and is shown by its text.
+    """
+
+    # the job (pipeline/): per-bar rules, per-story and per-trade alerts, refused input
+    PRICE_JUMP = "price_jump"
+    PRICE_GAP = "price_gap"
+    VOLUME_SPIKE = "volume_spike"
+    NEWS_SHOCK = "news_shock"
+    STALE_FEED = "stale_feed"
+    STRATEGY_ERROR = "strategy_error"
+    LARGE_TRADE = "large_trade"
+    BAD_BAR = "bad_bar"
+    BAD_NEWS = "bad_news"
+    # ingest (ingest/live.py): the Alpaca streams
+    STREAM_SILENT = "stream_silent"
+    TRADING_STATUS = "trading_status"
+    # the executor (execution/)
+    HALT = "executor.halt"
+    KILL_SWITCH = "executor.kill_switch"
+    ORDER_DENIED = "executor.order_denied"
+    ORDER_REJECTED = "executor.order_rejected"
+    RECONCILIATION_FAILED = "executor.reconciliation_failed"
+    RECONCILED = "executor.reconciled"
+
+
 class Trade(Event):
     """One print on the tape (``market.trades``)."""
 
@@ -276,7 +307,10 @@ class Signal(Event):
 
 
 class Alert(Event):
-    """Something a human should know about (``alerts``)."""
+    """Something a human should know about (``alerts``).
+
+    ``kind`` is one of ``AlertKind`` when flinktrade made the alert, but it is typed ``str``: a
+    record of a kind this version does not know decodes all the same."""
 
     topic: ClassVar[str] = "alerts"
     id: str

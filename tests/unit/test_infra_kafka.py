@@ -6,6 +6,7 @@ import base64
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,7 +29,12 @@ def test_cluster_ids_are_16_bytes_base64url_and_never_look_like_an_option() -> N
 @pytest.fixture
 def stranger() -> Iterator[subprocess.Popen[bytes]]:
     """A live process that is not a Kafka broker (its pid is what a stale pid file may name)."""
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    code = "import time; time.sleep(120)"
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    deadline = time.monotonic() + 30
+    while (process.command_line(proc.pid) or [""])[-1] != code:  # under load /proc lags the exec
+        assert time.monotonic() < deadline, process.command_line(proc.pid)
+        time.sleep(0.01)
     yield proc
     proc.kill()
     proc.wait(timeout=10)

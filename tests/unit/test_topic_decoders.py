@@ -27,7 +27,8 @@ def test_a_topic_decodes_its_own_event() -> None:
     assert isinstance(order, events.OrderEvent)
     assert order.filled_avg_price == Decimal("901.25")
     assert order.status is events.OrderStatus.FILLED
-    assert topics.ORDERS.decode(ORDER) == order
+    again = topics.ORDERS.decode(ORDER)  # ``ingest_ts`` is when it was decoded: the rest is equal
+    assert again.model_dump(exclude={"ingest_ts"}) == order.model_dump(exclude={"ingest_ts"})
 
 
 def test_a_record_of_another_shape_fails_the_topics_contract() -> None:

@@ -5,8 +5,10 @@ what the system did recently, not since the beginning of the topics.
 
 Label values taken from record contents (strategy names, alert kinds) are bounded: the first
 ``max_label_values`` distinct values of each label are kept as they are, later ones are counted as
-``"other"``, so hostile or buggy records cannot grow the registry without limit. Other labels come
-from closed sets (topic kinds, sides, severities, order statuses, drop reasons).
+``"other"``, so hostile or buggy records cannot grow the registry without limit. The alert kinds
+flinktrade emits (``events.AlertKind``) are a closed set and always keep their own value: only
+kinds outside it share the bound. Other labels come from closed sets (topic kinds, sides,
+severities, order statuses, drop reasons).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from flinktrade import events
 
 OTHER = "other"
 """The label value standing for every value beyond a label's cap."""
+_ALERT_KINDS = frozenset(kind.value for kind in events.AlertKind)
 
 SlackStats = Callable[[], Mapping[str, int]]
 """Returns ``{"posts": n, "rate_limited": m}`` from a notifier running in this process."""
@@ -116,12 +119,15 @@ class ApiMetrics:
         if isinstance(event, events.Signal):
             self.signals.labels(self._strategy(event.strategy), event.side.value).inc()
         elif isinstance(event, events.Alert):
-            self.alerts.labels(event.severity.value, self._alert_kind(event.kind)).inc()
+            self.alerts.labels(event.severity.value, self._alert_label(event.kind)).inc()
         elif isinstance(event, events.Fill):
             self.fills.labels(event.side.value).inc()
         elif isinstance(event, events.OrderEvent):
             self.orders.labels(event.status.value).inc()
             self._latency(event)
+
+    def _alert_label(self, kind: str) -> str:
+        return kind if kind in _ALERT_KINDS else self._alert_kind(kind)
 
     def _latency(self, order: events.OrderEvent) -> None:
         key = order.client_order_id

@@ -24,7 +24,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from flinktrade import events, topics
-from flinktrade.ingest.replay import _looks_like_header, column_map, detect_kind
+from flinktrade.ingest.replay import column_map, detect_kind, looks_like_header, sniff_delimiter
 from flinktrade.ingest.validate import Invalid, Validator, to_epoch_ns
 
 _ISO = (
@@ -64,9 +64,9 @@ def _read(path: Path) -> pd.DataFrame | None:
             sample = handle.read(64_000)
         if not sample.strip():
             return None
-        delimiter = "\t" if suffix == ".tsv" else _delimiter(sample)
+        delimiter = "\t" if suffix == ".tsv" else sniff_delimiter(sample)
         first = next(csv.reader([sample.splitlines()[0]], delimiter=delimiter))
-        if not _looks_like_header(first):
+        if not looks_like_header(first):
             return None
         return pd.read_csv(
             path,
@@ -79,13 +79,6 @@ def _read(path: Path) -> pd.DataFrame | None:
         )
     except (OSError, ValueError, pd.errors.ParserError, csv.Error):
         return None
-
-
-def _delimiter(sample: str) -> str:
-    try:
-        return csv.Sniffer().sniff(sample.splitlines()[0], delimiters=",;\t|").delimiter
-    except csv.Error:
-        return ","
 
 
 def _validated(

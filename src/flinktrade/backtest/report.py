@@ -279,6 +279,22 @@ def format_metric(key: str, value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
+_STYLE = """body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+table { border-collapse: collapse; margin-bottom: 1.5em; font-size: 0.9em; }
+th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: right; }
+th { background: #f4f4f4; text-align: left; }
+img { max-width: 100%; display: block; margin-bottom: 1em; }
+"""
+
+
+def _page_head(title: str, style: str = "") -> str:
+    """A report page up to its heading: ``title``, the reports' shared style plus ``style``."""
+    return (
+        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>\n'
+        f"<style>\n{_STYLE}{style}</style></head><body>\n<h1>{title}</h1>\n"
+    )
+
+
 def _img(png: bytes, alt: str) -> str:
     data = base64.b64encode(png).decode()
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
@@ -316,18 +332,10 @@ def write_html(
     )
     prices = "".join(_img(png, f"{symbol} price") for symbol, png in price_pngs)
     head = "".join(f"<th>{c}</th>" for c in TRADE_COLUMNS)
-    page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>flinktrade backtest</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }}
-table {{ border-collapse: collapse; margin-bottom: 1.5em; font-size: 0.9em; }}
-th, td {{ border: 1px solid #ddd; padding: 3px 8px; text-align: right; }}
-th {{ background: #f4f4f4; text-align: left; }}
-img {{ max-width: 100%; display: block; margin-bottom: 1em; }}
-.cols {{ display: flex; gap: 2em; flex-wrap: wrap; }}
-</style></head><body>
-<h1>flinktrade backtest</h1>
-<div class="cols">
+    page = _page_head(
+        "flinktrade backtest", ".cols { display: flex; gap: 2em; flex-wrap: wrap; }\n"
+    )
+    page += f"""<div class="cols">
 <div><h2>Metrics</h2><table>{metric_rows}</table></div>
 <div><h2>Run</h2><table>{setting_rows}</table></div>
 </div>
@@ -619,19 +627,12 @@ def write_optimize(
         f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
         for k, v in settings.items()
     )
-    page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>flinktrade optimize</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }}
-table {{ border-collapse: collapse; margin-bottom: 1.5em; font-size: 0.9em; }}
-th, td {{ border: 1px solid #ddd; padding: 3px 8px; text-align: right; }}
-th {{ background: #f4f4f4; text-align: left; }}
-img {{ max-width: 100%; display: block; margin-bottom: 1em; }}
-</style></head><body>
-<h1>flinktrade optimize</h1>
-<h2>Run</h2><table>{setting_rows}</table>
+    page = (
+        _page_head("flinktrade optimize")
+        + f"""<h2>Run</h2><table>{setting_rows}</table>
 {"".join(sections)}
 </body></html>
 """
+    )
     files["optimize.html"].write_text(page, encoding="utf-8")
     return files

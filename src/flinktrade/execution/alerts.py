@@ -1,30 +1,21 @@
-"""The executor's alerts: their kinds, and throttling of repeated ones.
+"""The executor's alerts: writing them to the outbox, and throttling of repeated ones.
 
-An alert is written to the order store's outbox (published to ``alerts`` with the state change it
-describes). Alerts given a ``throttle_key`` (a denial rule, a rejection) are sent at most once per
-``deny_alert_interval_s`` per kind, key and symbol, so a strategy stuck on a limit does not flood
-the channel.
+Their kinds are the ``executor.*`` members of the kernel's ``events.AlertKind``, re-exported here
+for the executor's parts. An alert is written to the order store's outbox (published to ``alerts``
+with the state change it describes). Alerts given a ``throttle_key`` (a denial rule, a rejection)
+are sent at most once per ``deny_alert_interval_s`` per kind, key and symbol, so a strategy stuck
+on a limit does not flood the channel.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from enum import StrEnum
 
-from flinktrade.events import Alert, Severity
+from flinktrade.events import Alert, AlertKind, Severity
 from flinktrade.execution.store import OrderStore
 
-
-class AlertKind(StrEnum):
-    """The ``kind`` of the executor's alerts (values unchanged on the wire)."""
-
-    HALT = "executor.halt"
-    KILL_SWITCH = "executor.kill_switch"
-    ORDER_DENIED = "executor.order_denied"
-    ORDER_REJECTED = "executor.order_rejected"
-    RECONCILIATION_FAILED = "executor.reconciliation_failed"
-    RECONCILED = "executor.reconciled"
+__all__ = ["AlertKind", "Alerter", "Throttle"]
 
 
 class Throttle:
@@ -72,7 +63,7 @@ class Alerter:
             Alert(
                 ts=ts,
                 id=Alert.make_id(kind, symbol, ts) + f"-{self.sent}",
-                kind=kind.value,
+                kind=kind,
                 severity=severity,
                 symbol=symbol,
                 message=message,

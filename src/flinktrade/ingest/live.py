@@ -34,7 +34,17 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flinktrade.errors import ConfigError, FlinktradeError, TransientError
-from flinktrade.events import Alert, Bar, DeadLetter, Event, NewsItem, Severity, Trade, now_ms
+from flinktrade.events import (
+    Alert,
+    AlertKind,
+    Bar,
+    DeadLetter,
+    Event,
+    NewsItem,
+    Severity,
+    Trade,
+    now_ms,
+)
 from flinktrade.ingest.alpaca import (
     ONE_MINUTE,
     Credentials,
@@ -226,8 +236,8 @@ class LiveIngest:
             )
             self.sink.emit(
                 Alert(
-                    id=Alert.make_id(f"stream_silent:{market.name}", None, now),
-                    kind="stream_silent",
+                    id=Alert.make_id(f"{AlertKind.STREAM_SILENT}:{market.name}", None, now),
+                    kind=AlertKind.STREAM_SILENT,
                     severity=Severity.WARNING,
                     message=(
                         f"Alpaca {market.name} stream connected but silent for "
@@ -335,8 +345,8 @@ class LiveIngest:
         if raw.get("rm"):
             message += f" ({raw['rm']})"
         return Alert(
-            id=Alert.make_id("trading_status", symbol, ts),
-            kind="trading_status",
+            id=Alert.make_id(AlertKind.TRADING_STATUS, symbol, ts),
+            kind=AlertKind.TRADING_STATUS,
             severity=Severity.WARNING if code in _HALTED else Severity.INFO,
             symbol=symbol,
             message=message,

@@ -107,7 +107,8 @@ def detect_kind(columns: dict[str, str]) -> Kind | None:
     return None
 
 
-def _looks_like_header(cells: list[str]) -> bool:
+def looks_like_header(cells: list[str]) -> bool:
+    """Whether a CSV's first row is a header: one of its cells is a known column name."""
     known = {_norm(a) for aliases in ALIASES.values() for a in aliases if len(a) > 1}
     return any(_norm(c) in known for c in cells)
 
@@ -126,9 +127,9 @@ def read_file(path: Path, symbol: str | None = None) -> ReplayFile:
                 sample = handle.read(64_000)
             if not sample.strip():
                 raise ConfigError(f"--file {path}: the file is empty")
-            delimiter = "\t" if suffix == ".tsv" else _delimiter(sample)
+            delimiter = "\t" if suffix == ".tsv" else sniff_delimiter(sample)
             first = next(csv.reader([sample.splitlines()[0]], delimiter=delimiter))
-            has_header = _looks_like_header(first)
+            has_header = looks_like_header(first)
             frame = pd.read_csv(
                 path,
                 sep=delimiter,
@@ -176,7 +177,8 @@ def read_file(path: Path, symbol: str | None = None) -> ReplayFile:
     return ReplayFile(path, kind, columns, records, has_header, _interval(records))
 
 
-def _delimiter(sample: str) -> str:
+def sniff_delimiter(sample: str) -> str:
+    """The delimiter of a CSV's first line (``,`` ``;`` tab or ``|``); ``,`` when unclear."""
     try:
         return csv.Sniffer().sniff(sample.splitlines()[0], delimiters=",;\t|").delimiter
     except csv.Error:

@@ -15,14 +15,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from flinktrade.events import Alert, Severity, Side, Signal
-from flinktrade.notify.notices import (
-    HALT_KINDS,
-    SEVERITY_RANK,
-    FillUpdate,
-    Notice,
-    OrderUpdate,
-)
+from flinktrade.events import Alert, Fill, OrderEvent, OrderStatus, Severity, Side, Signal
+from flinktrade.notify.notices import HALT_KINDS, SEVERITY_RANK, Notice
 from flinktrade.notify.settings import EventType
 
 Block = dict[str, Any]
@@ -44,22 +38,21 @@ SEVERITY_EMOJI = {
     Severity.CRITICAL: ":rotating_light:",
 }
 ORDER_TITLES = {
-    "new": "Order placed",
-    "accepted": "Order placed",
-    "pending_new": "Order placed",
-    "partially_filled": "Order partially filled",
-    "filled": "Order filled",
-    "canceled": "Order canceled",
-    "expired": "Order expired",
-    "rejected": "Order rejected",
-    "replaced": "Order replaced",
+    OrderStatus.NEW: "Order placed",
+    OrderStatus.ACCEPTED: "Order placed",
+    OrderStatus.PARTIALLY_FILLED: "Order partially filled",
+    OrderStatus.FILLED: "Order filled",
+    OrderStatus.CANCELED: "Order canceled",
+    OrderStatus.EXPIRED: "Order expired",
+    OrderStatus.REJECTED: "Order rejected",
 }
+"""Headers by status; any other status reads ``Order <status>``."""
 ORDER_EMOJI = {
-    "partially_filled": ":hourglass_flowing_sand:",
-    "filled": ":white_check_mark:",
-    "canceled": ":x:",
-    "expired": ":x:",
-    "rejected": ":no_entry:",
+    OrderStatus.PARTIALLY_FILLED: ":hourglass_flowing_sand:",
+    OrderStatus.FILLED: ":white_check_mark:",
+    OrderStatus.CANCELED: ":x:",
+    OrderStatus.EXPIRED: ":x:",
+    OrderStatus.REJECTED: ":no_entry:",
 }
 
 
@@ -183,7 +176,7 @@ class Formatter:
             return self._alert(event)
         if isinstance(event, Signal):
             return self._signal(event)
-        if isinstance(event, OrderUpdate):
+        if isinstance(event, OrderEvent):
             return self._order(event, notice.ts)
         return self._fill(event, notice.ts)
 
@@ -253,25 +246,24 @@ class Formatter:
             ),
         )
 
-    def _order(self, order: OrderUpdate, ts: int) -> Message:
-        title = ORDER_TITLES.get(order.status) or f"Order {order.status.replace('_', ' ')}"
+    def _order(self, order: OrderEvent, ts: int) -> Message:
+        status = order.status.value
+        title = ORDER_TITLES.get(order.status) or f"Order {status.replace('_', ' ')}"
         emoji = ORDER_EMOJI.get(order.status, ":memo:")
         size = (
             num(order.qty)
             if order.qty is not None
             else (f"${num(order.notional)}" if order.notional is not None else "")
         )
-        side = order.side.upper() if order.side else ""
-        headline = f"{title}: " + " ".join(p for p in (side, size, order.symbol) if p)
-        fields = [("Symbol", escape(order.symbol))]
-        if order.side:
-            fields.append(("Side", escape(order.side)))
+        side = order.side.value
+        headline = f"{title}: " + " ".join(p for p in (side.upper(), size, order.symbol) if p)
+        fields = [("Symbol", escape(order.symbol)), ("Side", side)]
         if size:
             fields.append(("Quantity", size))
         kind = _order_type(order)
         if kind:
             fields.append(("Type", escape(kind)))
-        fields.append(("Status", escape(order.status)))
+        fields.append(("Status", status))
         numbers = [f"type {escape(kind)}"] if kind else []
         if order.filled_qty:
             filled = num(order.filled_qty)
@@ -291,13 +283,11 @@ class Formatter:
             ),
         )
 
-    def _fill(self, fill: FillUpdate, ts: int) -> Message:
-        side = fill.side.upper() + " " if fill.side else ""
-        headline = f"Fill: {side}{num(fill.qty)} {fill.symbol} @ {num(fill.price)}"
+    def _fill(self, fill: Fill, ts: int) -> Message:
+        side = fill.side.value
+        headline = f"Fill: {side.upper()} {num(fill.qty)} {fill.symbol} @ {num(fill.price)}"
         notional = _money(fill.qty * fill.price)
-        fields = [("Symbol", escape(fill.symbol))]
-        if fill.side:
-            fields.append(("Side", escape(fill.side)))
+        fields = [("Symbol", escape(fill.symbol)), ("Side", side)]
         fields += [("Quantity", num(fill.qty)), ("Price", num(fill.price)), ("Notional", notional)]
         numbers = [f"notional {notional}"]
         if fill.position_qty is not None:
@@ -369,15 +359,12 @@ class Formatter:
         )
 
 
-def _order_type(order: OrderUpdate) -> str:
+def _order_type(order: OrderEvent) -> str:
     if not order.type:
         return ""
-    prices = []
-    if order.stop_price is not None:
-        prices.append(f"stop {num(order.stop_price)}")
     if order.limit_price is not None:
-        prices.append(f"limit {num(order.limit_price)}" if prices else num(order.limit_price))
-    return f"{order.type} @ {', '.join(prices)}" if prices else order.type
+        return f"{order.type} @ {num(order.limit_price)}"
+    return order.type
 
 
 @dataclass

@@ -2,9 +2,10 @@
 
 Each topic's records are decoded by that topic's one decoder (``flinktrade.topics``), the same
 contract the API and every other reader use: ``alerts`` holds ``Alert``, ``trading.signals``
-``Signal``, ``trading.orders`` ``OrderEvent`` and ``trading.fills`` ``Fill``. Orders and fills are
-then shown through display views derived from the decoded event (``OrderUpdate``, ``FillUpdate``).
-Executor halts and reconciliation failures travel as alerts (see ``HALT_KINDS``).
+``Signal``, ``trading.orders`` ``OrderEvent`` and ``trading.fills`` ``Fill``. The decoded event is
+what gets formatted; the notifier adds only display bounds of its own (times in 1970..2100,
+amounts within ``MAX_MAGNITUDE``). Executor halts and reconciliation failures travel as alerts
+(see ``HALT_KINDS``); an alert of a kind this version does not know is shown by its text.
 
 Whatever a record holds, ``parse_record`` either returns a notice that can be rendered or raises
 ``DecodeError`` with the reason: a record that fails its topic's contract, times outside
@@ -16,110 +17,35 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TypeVar
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from flinktrade import topics
-from flinktrade.events import Alert, DecodeError, Fill, OrderEvent, Severity, Signal
+from flinktrade.events import (
+    Alert,
+    AlertKind,
+    DecodeError,
+    Fill,
+    OrderEvent,
+    OrderStatus,
+    Severity,
+    Signal,
+)
 from flinktrade.notify.settings import EventType
 
 MAX_TS = 4_102_444_800_000
 """2100-01-01 UTC in epoch ms: a notice's time must lie in [0, MAX_TS]."""
 MAX_MAGNITUDE = Decimal("1e15")
-"""The largest absolute value a price or quantity of an order or fill may have."""
-_AMOUNT = Field(None, allow_inf_nan=False, gt=-MAX_MAGNITUDE, lt=MAX_MAGNITUDE)
+"""An order's or fill's amounts (quantities, prices) must lie strictly within +-MAX_MAGNITUDE."""
 
 SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
 
-HALT_KINDS = {
-    "executor.halt": "Trading halted",
-    "executor.kill_switch": "Kill switch engaged",
-    "executor.reconciliation_failed": "Reconciliation failed",
+HALT_KINDS: dict[str, str] = {
+    AlertKind.HALT: "Trading halted",
+    AlertKind.KILL_SWITCH: "Kill switch engaged",
+    AlertKind.RECONCILIATION_FAILED: "Reconciliation failed",
 }
 """Alert kinds the executor uses for halts and reconciliation failures, with their titles."""
 
-
-class _View(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-
-class OrderUpdate(_View):
-    """How an order state (an ``OrderEvent`` of ``trading.orders``) is shown: its fields as text
-    and bounded decimals (``from_event``)."""
-
-    id: str
-    client_order_id: str | None = None
-    event_id: str | None = None
-    symbol: str
-    side: str | None = None
-    qty: Decimal | None = _AMOUNT
-    notional: Decimal | None = _AMOUNT
-    type: str | None = None
-    limit_price: Decimal | None = _AMOUNT
-    stop_price: Decimal | None = _AMOUNT
-    status: str
-    filled_qty: Decimal | None = _AMOUNT
-    filled_avg_price: Decimal | None = _AMOUNT
-    reason: str | None = None
-    strategy: str | None = None
-    signal_id: str | None = None
-    ts: int
-
-    @classmethod
-    def from_event(cls, order: OrderEvent) -> OrderUpdate:
-        return _view(
-            cls,
-            id=order.id,
-            client_order_id=order.client_order_id,
-            event_id=order.event_id,
-            symbol=order.symbol,
-            side=order.side.value,
-            qty=order.qty,
-            notional=order.notional,
-            type=order.type,
-            limit_price=order.limit_price,
-            status=order.status.value,
-            filled_qty=order.filled_qty,
-            filled_avg_price=order.filled_avg_price,
-            reason=order.reason,
-            strategy=order.strategy,
-            signal_id=order.signal_id,
-            ts=order.ts,
-        )
-
-
-class FillUpdate(_View):
-    """How an execution (a ``Fill`` of ``trading.fills``) is shown (``from_event``)."""
-
-    id: str
-    order_id: str | None = None
-    symbol: str
-    side: str | None = None
-    qty: Decimal = Field(allow_inf_nan=False, gt=0, lt=MAX_MAGNITUDE)
-    price: Decimal = Field(allow_inf_nan=False, gt=0, lt=MAX_MAGNITUDE)
-    position_qty: Decimal | None = _AMOUNT
-    strategy: str | None = None
-    ts: int
-
-    @classmethod
-    def from_event(cls, fill: Fill) -> FillUpdate:
-        return _view(
-            cls,
-            id=fill.id,
-            order_id=fill.order_id,
-            symbol=fill.symbol,
-            side=fill.side.value,
-            qty=fill.qty,
-            price=fill.price,
-            position_qty=fill.position_qty,
-            strategy=fill.strategy,
-            ts=fill.ts,
-        )
-
-
-Payload = Alert | Signal | OrderUpdate | FillUpdate
-_V = TypeVar("_V", bound=_View)
+Payload = Alert | Signal | OrderEvent | Fill
 
 
 @dataclass(frozen=True)
@@ -171,27 +97,31 @@ def _parse(event_type: EventType, value: bytes) -> Notice:
             signal,
         )
     if event_type is EventType.ORDER:
-        order = OrderUpdate.from_event(topics.ORDERS.decode(value))
-        severity = Severity.WARNING if order.status == "rejected" else Severity.INFO
+        order = topics.ORDERS.decode(value)
+        _check_amounts(
+            ("qty", order.qty),
+            ("notional", order.notional),
+            ("limit_price", order.limit_price),
+            ("filled_qty", order.filled_qty),
+            ("filled_avg_price", order.filled_avg_price),
+        )
+        rejected = order.status is OrderStatus.REJECTED
         return Notice(
             f"order:{order.event_id}",
             event_type,
-            order.status,
-            severity,
+            order.status.value,
+            Severity.WARNING if rejected else Severity.INFO,
             order.symbol,
             order.ts,
             order,
         )
-    fill = FillUpdate.from_event(topics.FILLS.decode(value))
+    fill = topics.FILLS.decode(value)
+    _check_amounts(("position_qty", fill.position_qty))  # qty and price: bounded by ``Fill``
     return Notice(f"fill:{fill.id}", event_type, "fill", Severity.INFO, fill.symbol, fill.ts, fill)
 
 
-def _view(kind: type[_V], **fields: object) -> _V:
-    """A display view of a decoded event; values it cannot show (beyond ``MAX_MAGNITUDE``) are
-    refused with a one-line reason."""
-    try:
-        return kind.model_validate(fields)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ())) or "record"
-        raise DecodeError(f"{where}: {first['msg']}") from None
+def _check_amounts(*amounts: tuple[str, Decimal | None]) -> None:
+    """Refuse, with a one-line reason, an amount no message shows (beyond ``MAX_MAGNITUDE``)."""
+    for name, amount in amounts:
+        if amount is not None and not -MAX_MAGNITUDE < amount < MAX_MAGNITUDE:
+            raise DecodeError(f"{name}: {amount} is beyond {MAX_MAGNITUDE:E}, too large to show")

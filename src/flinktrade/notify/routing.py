@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from flinktrade.errors import ConfigError
-from flinktrade.events import Severity
+from flinktrade.events import AlertKind, Severity
 from flinktrade.notify.console import ConsoleSink
 from flinktrade.notify.notices import SEVERITY_RANK, Notice
 from flinktrade.notify.settings import EventType, NotifySettings, RouteSettings
@@ -27,20 +27,21 @@ _PLURAL = {
 
 @dataclass(frozen=True)
 class Route:
-    """A filter (empty sets match everything) and the key of the sink it posts to."""
+    """A filter (empty sets match everything; ``kinds`` selects alerts of those kinds) and the
+    key of the sink it posts to."""
 
     name: str
     sink_key: str
     events: frozenset[EventType] = frozenset()
     min_severity: Severity = Severity.INFO
-    kinds: frozenset[str] = frozenset()
+    kinds: frozenset[AlertKind] = frozenset()
     symbols: frozenset[str] = frozenset()
 
     def matches(self, notice: Notice) -> bool:
         return (
             (not self.events or notice.type in self.events)
             and SEVERITY_RANK[notice.severity] >= SEVERITY_RANK[self.min_severity]
-            and (not self.kinds or notice.kind in self.kinds)
+            and (not self.kinds or (notice.type is EventType.ALERT and notice.kind in self.kinds))
             and (not self.symbols or notice.symbol in self.symbols)
         )
 

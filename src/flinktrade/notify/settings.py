@@ -10,18 +10,22 @@ prints to the console.
 
 Secrets (webhook URLs, the token) are ``SecretStr``; URLs must be ``https://``, except plain
 ``http://`` to a loopback address (tests, local relays).
+
+A route's ``kinds`` are ``events.AlertKind`` values: an unknown one is refused in one line that
+names the nearest known kind.
 """
 
 from __future__ import annotations
 
+from difflib import get_close_matches
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from flinktrade import topics
-from flinktrade.events import Severity
+from flinktrade.events import AlertKind, Severity
 from flinktrade.infra.process import is_loopback
 from flinktrade.section import Section
 
@@ -82,8 +86,9 @@ class RouteSettings(Section):
     min_severity: Severity = Field(
         Severity.INFO, description="Signals, orders and fills are info; rejected orders warning."
     )
-    kinds: list[str] = Field(
-        default_factory=list, description="Alert kinds (e.g. volume_spike); empty: all."
+    kinds: list[AlertKind] = Field(
+        default_factory=list,
+        description="Alert kinds (e.g. volume_spike; docs/alerts.md lists them); empty: all.",
     )
     symbols: list[str] = Field(default_factory=list, description="Empty: every symbol.")
     channel: str | None = Field(None, description="Channel for the bot token (#name or an id).")
@@ -94,6 +99,19 @@ class RouteSettings(Section):
     def _https(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
             check_url(value.get_secret_value(), "the route's webhook_url")
+        return value
+
+    @field_validator("kinds", mode="before")
+    @classmethod
+    def _known_kinds(cls, value: Any) -> Any:
+        """Each kind an ``AlertKind`` value, else one line naming the nearest known one."""
+        known = [k.value for k in AlertKind]
+        for kind in value if isinstance(value, list | tuple) else ():
+            if not (isinstance(kind, str) and kind in known):
+                text = str(kind)[:60]
+                near = get_close_matches(text, known, n=1)
+                hint = f"did you mean {near[0]!r}? " if near else ""
+                raise ValueError(f"unknown alert kind {text!r} ({hint}docs/alerts.md lists them)")
         return value
 
 

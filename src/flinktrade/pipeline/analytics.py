@@ -237,8 +237,8 @@ class SymbolModel:
             tone = "positive" if news.sentiment > 0 else "negative"
             out.append(
                 Alert(
-                    id=Alert.make_id("news_shock", news.symbol, news.ts),
-                    kind="news_shock",
+                    id=Alert.make_id(events.AlertKind.NEWS_SHOCK, news.symbol, news.ts),
+                    kind=events.AlertKind.NEWS_SHOCK,
                     severity=Severity.CRITICAL if strong else Severity.WARNING,
                     symbol=news.symbol,
                     message=f"Strongly {tone} news: {news.headline[:200]}",
@@ -312,7 +312,7 @@ class SymbolModel:
                 if abs(gap) >= s.gap_pct:
                     alerts.append(
                         self._alert(
-                            "price_gap",
+                            events.AlertKind.PRICE_GAP,
                             bar,
                             abs(gap) >= 2 * s.gap_pct,
                             f"Opened {gap:+.2f}% from the previous close {prev_close}",
@@ -330,7 +330,7 @@ class SymbolModel:
         if volume_z is not None and volume_z >= s.volume_spike_z:
             alerts.append(
                 self._alert(
-                    "volume_spike",
+                    events.AlertKind.VOLUME_SPIKE,
                     bar,
                     volume_z >= 1.5 * s.volume_spike_z,
                     f"Volume {bar.volume:,} is {volume_z:.1f} standard deviations above the last "
@@ -355,7 +355,7 @@ class SymbolModel:
             return []
         return [
             self._alert(
-                "price_jump",
+                events.AlertKind.PRICE_JUMP,
                 bar,
                 abs(z) >= 1.5 * s.price_jump_z,
                 f"Return {log_return * 100:+.2f}% is {z:+.1f} standard deviations "
@@ -367,7 +367,7 @@ class SymbolModel:
 
     @staticmethod
     def _alert(
-        kind: str,
+        kind: events.AlertKind,
         bar: ClosedBar,
         critical: bool,
         message: str,
@@ -404,8 +404,10 @@ class SymbolModel:
                 states[key] = {"disabled": reason}
                 out.append(
                     Alert(
-                        id=Alert.make_id(f"strategy_error:{key}", symbol, bar.end_ts),
-                        kind="strategy_error",
+                        id=Alert.make_id(
+                            f"{events.AlertKind.STRATEGY_ERROR}:{key}", symbol, bar.end_ts
+                        ),
+                        kind=events.AlertKind.STRATEGY_ERROR,
                         severity=Severity.CRITICAL,
                         symbol=symbol,
                         message=f"Strategy {key} raised {reason}; disabled for {symbol}",
@@ -449,8 +451,8 @@ class SymbolModel:
         minutes = limit / 60_000
         return [
             Alert(
-                id=Alert.make_id("stale_feed", symbol, ts),
-                kind="stale_feed",
+                id=Alert.make_id(events.AlertKind.STALE_FEED, symbol, ts),
+                kind=events.AlertKind.STALE_FEED,
                 severity=Severity.WARNING,
                 symbol=symbol,
                 message=f"No trades for {symbol} for {minutes:g} minutes of market time",

@@ -139,13 +139,13 @@ class DueItems:
         if kind == NEWS:
             story_id, ts, _score, _headline = item
             source, what = self.sources.get("news", "news"), f"story {story_id}"
-            alert_ts, alert_kind = int(ts), "bad_news"
+            alert_ts, alert_kind = int(ts), events.AlertKind.BAD_NEWS
         else:
             ts, *_rest = item
             interval_ms = int(item[8])
             source = self.sources.get("bars" if item[9:] == (PROVIDER,) else "trades", "bars")
             what = f"bar at {ts}"
-            alert_ts, alert_kind = int(ts) + interval_ms, "bad_bar"
+            alert_ts, alert_kind = int(ts) + interval_ms, events.AlertKind.BAD_BAR
         alert_ts = min(max(alert_ts, 0), events.MAX_TS_MS)
         reason = str(exc) if refused else f"analytics failed: {failure_reason(exc)}"
         if not refused:

@@ -21,6 +21,7 @@ from flinktrade.events import (
     MAX_DEAD_REASON_CHARS,
     MAX_INTERVAL_MS,
     Alert,
+    AlertKind,
     DeadLetter,
     Event,
 )
@@ -74,15 +75,17 @@ class KafkaTable:
         if keyed:
             opts |= {"key.format": "raw", "key.fields": "symbol"}
             opts["value.fields-include"] = "ALL" if value_format == "json" else "EXCEPT_KEY"
-        if self.exactly_once:
-            opts |= {
-                "sink.delivery-guarantee": "exactly-once",
-                "sink.transactional-id-prefix": f"{self.transactional_id_prefix}-{topic}",
-                "properties.transaction.timeout.ms": "900000",
-            }
-        else:
-            opts["sink.delivery-guarantee"] = "at-least-once"
-        return _with(opts)
+        return _with(opts | self.delivery_options(topic))
+
+    def delivery_options(self, name: str) -> dict[str, str]:
+        """A sink's delivery guarantee; exactly once with transactional ids ``<prefix>-<name>``."""
+        if not self.exactly_once:
+            return {"sink.delivery-guarantee": "at-least-once"}
+        return {
+            "sink.delivery-guarantee": "exactly-once",
+            "sink.transactional-id-prefix": f"{self.transactional_id_prefix}-{name}",
+            "properties.transaction.timeout.ms": "900000",
+        }
 
 
 def _with(options: dict[str, str]) -> str:
@@ -241,14 +244,7 @@ def outputs_sink(kafka: KafkaTable, topics: Iterable[str]) -> str:
         "value.format": "raw",
         "value.fields-include": "EXCEPT_KEY",
     }
-    if kafka.exactly_once:
-        opts |= {
-            "sink.delivery-guarantee": "exactly-once",
-            "sink.transactional-id-prefix": f"{kafka.transactional_id_prefix}-outputs",
-            "properties.transaction.timeout.ms": "900000",
-        }
-    else:
-        opts["sink.delivery-guarantee"] = "at-least-once"
+    opts |= kafka.delivery_options("outputs")
     return f"""CREATE TEMPORARY TABLE outputs_sink (
   `topic` STRING METADATA,
   `k` BYTES,
@@ -315,10 +311,11 @@ def large_trade_insert(parsed: str, min_size: int) -> str:
     waiting for a watermark. The id is ``stable_id("alert", "large_trade", symbol, trade id)``: a
     re-read trade repeats it, two trades in the same millisecond do not share it. Critical from
     twice the threshold, like ``price_gap``."""
+    kind = AlertKind.LARGE_TRADE.value
     return f"""INSERT INTO alerts_sink
 SELECT ft_epoch_ms(rt) AS ts, ft_epoch_ms(CURRENT_TIMESTAMP) AS ingest_ts,
-  SUBSTRING(SHA256(CONCAT_WS('|', 'alert', 'large_trade', symbol, trade_id)), 1, 32) AS id,
-  'large_trade' AS kind,
+  SUBSTRING(SHA256(CONCAT_WS('|', 'alert', '{kind}', symbol, trade_id)), 1, 32) AS id,
+  '{kind}' AS kind,
   CASE WHEN `size` >= {2 * min_size} THEN 'critical' ELSE 'warning' END AS severity,
   symbol,
   CONCAT('Large trade: ', CAST(`size` AS STRING), ' at ',

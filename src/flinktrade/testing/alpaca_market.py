@@ -208,6 +208,11 @@ class MarketTruth:
         with self.lock:
             self._stray[kind].setdefault(into, []).extend((symbol, r) for r in records)
 
+    def strays(self, kind: str, symbol: str) -> list[tuple[str, dict[str, Any]]]:
+        """``(symbol, record)`` pairs injected by ``inject_stray`` into answers for ``symbol``."""
+        with self.lock:
+            return list(self._stray[kind].get(symbol, []))
+
 
 def timeframe_ms(timeframe: str) -> int:
     units = {"Min": MINUTE_MS, "T": MINUTE_MS, "Hour": 60 * MINUTE_MS, "H": 60 * MINUTE_MS}

@@ -12,13 +12,20 @@ import requests
 from alpaca.common.exceptions import APIError
 
 from flinktrade.errors import ConfigError
-from flinktrade.execution.brokers import alpaca
 from flinktrade.execution.brokers.alpaca import (
     NotSent,
     Priority,
     RequestBudget,
+    answers,
     parse_order,
     reconnect_backoff,
+    session,
+)
+from flinktrade.execution.brokers.alpaca.parse import (
+    parse_account,
+    parse_clock,
+    parse_orders,
+    parse_positions,
 )
 
 
@@ -133,7 +140,7 @@ def response(status: int, headers: dict[str, str], body: bytes = b"") -> request
 
 
 def test_rate_limit_learns_nothing_from_a_page_without_headers() -> None:
-    rate = alpaca._RateLimit(30.0)
+    rate = session.RateLimit(30.0)
     rate.observe(response(502, {"Content-Type": "text/html"}))  # raised KeyError before
     assert rate.remaining is None and rate.reset_at is None
     rate.observe(response(200, {"X-Ratelimit-Remaining": "oops", "X-Ratelimit-Reset": "nan"}))
@@ -141,13 +148,13 @@ def test_rate_limit_learns_nothing_from_a_page_without_headers() -> None:
 
 
 def test_rate_limit_429_without_headers_waits_a_little() -> None:
-    rate = alpaca._RateLimit(30.0)
+    rate = session.RateLimit(30.0)
     rate.observe(response(429, {}))
     assert rate.remaining == 0 and rate.reset_at is not None
 
 
 def test_rate_limit_wait_too_long_is_not_sent() -> None:
-    rate = alpaca._RateLimit(5.0)
+    rate = session.RateLimit(5.0)
     rate.observe(response(429, {"Retry-After": "600"}))
     with pytest.raises(NotSent, match="resets in"):
         rate.wait()
@@ -164,17 +171,17 @@ def api_error(status: int, body: bytes, content_type: str | None) -> APIError:
 
 
 def test_an_error_answer_is_alpacas_only_with_its_json() -> None:
-    own = alpaca._error_answer(
+    own = answers.error_answer(
         api_error(422, b'{"code": 40010001, "message": "client_order_id must be unique"}', None)
     )
     assert own.from_alpaca and own.status == 422
     assert own.message == "client_order_id must be unique"
-    page = alpaca._error_answer(api_error(502, b"<html>Bad Gateway" + b"x" * 5000, "text/html"))
+    page = answers.error_answer(api_error(502, b"<html>Bad Gateway" + b"x" * 5000, "text/html"))
     assert not page.from_alpaca and page.status == 502
     assert "text/html" in page.message and len(page.message) < 100
     assert "Bad Gateway" not in page.message  # never a page in logs or reasons
     for body in (b"", b"[1, 2]", b'"text"', b'{"code": 1}'):
-        assert not alpaca._error_answer(api_error(500, body, None)).from_alpaca
+        assert not answers.error_answer(api_error(500, body, None)).from_alpaca
 
 
 @pytest.mark.parametrize(
@@ -190,14 +197,14 @@ def test_parse_order_refuses_what_is_not_an_order(raw: object) -> None:
 @pytest.mark.parametrize(
     ("parse", "raw"),
     [
-        (alpaca._parse_positions, None),
-        (alpaca._parse_positions, {"symbol": "AAPL"}),
-        (alpaca._parse_positions, [{"symbol": "AAPL"}]),
-        (alpaca._parse_orders, None),
-        (alpaca._parse_account, None),
-        (alpaca._parse_account, {"cash": "1"}),
-        (alpaca._parse_clock, {"is_open": "yes"}),
-        (alpaca._parse_clock, []),
+        (parse_positions, None),
+        (parse_positions, {"symbol": "AAPL"}),
+        (parse_positions, [{"symbol": "AAPL"}]),
+        (parse_orders, None),
+        (parse_account, None),
+        (parse_account, {"cash": "1"}),
+        (parse_clock, {"is_open": "yes"}),
+        (parse_clock, []),
     ],
 )
 def test_read_parsers_refuse_foreign_shapes(parse: object, raw: object) -> None:

@@ -97,3 +97,34 @@ def test_huge_and_tiny_decimals_render_short() -> None:
     }
     message = Formatter().notice(parse_record(EventType.SIGNAL, json.dumps(signal).encode()))
     assert len(message.text) < 1000
+
+
+def test_an_alert_of_a_kind_this_version_does_not_know_is_shown_by_its_text() -> None:
+    record = json.dumps({**ALERT, "kind": "options.early_assignment"}).encode()
+    notice = parse_record(EventType.ALERT, record)
+    assert notice.kind == "options.early_assignment"
+    message = Formatter().notice(notice)
+    assert message.blocks[0]["text"]["text"] == ":warning: Options early assignment: AAPL"
+
+
+@pytest.mark.parametrize(
+    ("field", "raw"),
+    [
+        ("notional", "1e15"),
+        ("limit_price", "1e20"),
+        ("filled_avg_price", "1000000000000000.5"),
+        ("filled_qty", "-1e15"),
+    ],
+)
+def test_order_amounts_no_message_shows_are_refused(field: str, raw: str) -> None:
+    record = {**ORDER, "ts": 1_714_573_800_000, field: "PLACEHOLDER"}
+    text = json.dumps(record).replace('"PLACEHOLDER"', raw)
+    with pytest.raises(DecodeError, match=f"^{field}: "):
+        parse_record(EventType.ORDER, text.encode())
+
+
+def test_a_fills_position_beyond_what_a_message_shows_is_refused() -> None:
+    record = json.dumps({**FILL, "position_qty": "PLACEHOLDER"}).replace('"PLACEHOLDER"', "2e15")
+    with pytest.raises(DecodeError, match=r"^position_qty: "):
+        parse_record(EventType.FILL, record.encode())
+    assert parse_record(EventType.FILL, json.dumps({**FILL, "position_qty": -5}).encode())

@@ -169,3 +169,32 @@ def test_routes_select_by_event_type_severity_kind_and_symbol() -> None:
         "all notifications of kind volume_spike for AAPL",
         "all notifications (warning and above)",
     ]
+
+
+def test_a_route_naming_an_unknown_alert_kind_stops_with_one_line(tmp_path: Path) -> None:
+    (tmp_path / "flinktrade.toml").write_text(
+        '[[notify.routes]]\nname = "spikes"\nkinds = ["volume_spike", "volume_spik"]\n'
+    )
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    text = str(info.value)
+    assert "\n" not in text
+    assert text.startswith("invalid configuration at notify.routes.0.kinds: ")
+    assert "unknown alert kind 'volume_spik' (did you mean 'volume_spike'?" in text
+
+
+def test_an_unknown_kind_far_from_every_known_one_gets_no_guess() -> None:
+    with pytest.raises(ValueError, match=r"unknown alert kind 'zzz' \(docs/alerts.md") as info:
+        RouteSettings(name="r", kinds=["zzz"])  # type: ignore[list-item]
+    assert "did you mean" not in str(info.value)
+
+
+def test_routes_take_every_kind_the_system_emits_and_select_alerts_only() -> None:
+    spikes = ["price_jump", "executor.halt", "stream_silent", "large_trade"]
+    route = RouteSettings(name="r", kinds=spikes)  # type: ignore[arg-type]
+    assert [str(k) for k in route.kinds] == spikes
+    routing = build_routing(NotifySettings(routes=[route]))
+    (resolved,) = routing.routes
+    assert resolved.matches(notice(EventType.ALERT, "executor.halt", Severity.CRITICAL))
+    assert not resolved.matches(notice(EventType.ALERT, "volume_spike", Severity.CRITICAL))
+    assert not resolved.matches(notice(EventType.SIGNAL, "buy", Severity.INFO))

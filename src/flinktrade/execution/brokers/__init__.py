@@ -1,5 +1,5 @@
-"""Brokers behind one small interface: ``base.Broker``; one file per venue. ``make_broker`` builds
-the one named on the command line."""
+"""Brokers behind one small interface: ``base.Broker``; one module per venue (``simulated``, and
+``alpaca``, a package in parts). ``make_broker`` builds the one named on the command line."""
 
 from __future__ import annotations
 

@@ -1,0 +1,97 @@
+"""The store's ``fills`` and ``adjustments`` tables: executions and the positions they sum to.
+
+One row per broker execution id, so a repeated fill is recognised; positions are the sum of the
+fills plus the adjustments an operator adopted from the broker after a reconciliation mismatch.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from flinktrade.events import Fill, Side
+from flinktrade.execution.store.outbox import OutboxTable
+
+
+class FillTable(OutboxTable):
+    """Executions (each queued as a ``trading.fills`` record) and positions."""
+
+    def has_fill(self, execution_id: str) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM fills WHERE execution_id = ?", (execution_id,)
+        ).fetchone()
+        return row is not None
+
+    def add_fill(self, fill: Fill, *, commit: bool = True) -> bool:
+        """Record one execution; False if its execution id is already known (a repeat)."""
+        cursor = self._db.execute(
+            "INSERT OR IGNORE INTO fills (execution_id, client_order_id, order_id, symbol, side,"
+            " qty, price, commission, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                fill.id,
+                fill.client_order_id,
+                fill.order_id,
+                fill.symbol,
+                fill.side.value,
+                str(fill.qty),
+                str(fill.price),
+                str(fill.commission),
+                fill.ts,
+            ),
+        )
+        if cursor.rowcount == 0:
+            return False
+        self._outbox(self.topics["fills"], fill)
+        if commit:
+            self._db.commit()
+        return True
+
+    def fills(self) -> list[Fill]:
+        rows = self._db.execute(
+            "SELECT execution_id, client_order_id, order_id, symbol, side, qty, price,"
+            " commission, ts FROM fills ORDER BY ts, execution_id"
+        ).fetchall()
+        return [
+            Fill(
+                id=r[0],
+                client_order_id=r[1],
+                order_id=r[2],
+                symbol=r[3],
+                side=Side(r[4]),
+                qty=Decimal(r[5]),
+                price=Decimal(r[6]),
+                commission=Decimal(r[7]),
+                ts=r[8],
+                broker=self.broker,
+            )
+            for r in rows
+        ]
+
+    def positions(self) -> dict[str, Decimal]:
+        """Signed shares per symbol from the fills (plus adopted broker positions); no zeros."""
+        totals: dict[str, Decimal] = {}
+        for symbol, side, qty in self._db.execute("SELECT symbol, side, qty FROM fills"):
+            sign = 1 if side == Side.BUY.value else -1
+            totals[symbol] = totals.get(symbol, Decimal(0)) + sign * Decimal(qty)
+        for symbol, qty in self._db.execute("SELECT symbol, qty FROM adjustments"):
+            totals[symbol] = totals.get(symbol, Decimal(0)) + Decimal(qty)
+        return {s: q for s, q in sorted(totals.items()) if q != 0}
+
+    def adopt_positions(self, broker_positions: dict[str, Decimal]) -> dict[str, Decimal]:
+        """Make the local positions equal the broker's by recording adjustments (an operator's
+        decision after a reconciliation mismatch). Returns the adjustment per symbol."""
+        local = self.positions()
+        changes: dict[str, Decimal] = {}
+        for symbol in sorted(set(local) | set(broker_positions)):
+            delta = broker_positions.get(symbol, Decimal(0)) - local.get(symbol, Decimal(0))
+            if delta != 0:
+                changes[symbol] = delta
+                row = self._db.execute(
+                    "SELECT qty FROM adjustments WHERE symbol = ?", (symbol,)
+                ).fetchone()
+                total = delta + (Decimal(row[0]) if row else Decimal(0))
+                self._db.execute(
+                    "INSERT OR REPLACE INTO adjustments (symbol, qty) VALUES (?, ?)",
+                    (symbol, str(total)),
+                )
+        self._db.commit()
+        return changes
