@@ -6,7 +6,8 @@ Two engines give the same files: ``inprocess.run_inprocess`` drives the job's pe
 (``flinktrade.pipeline.job``) bounded over them. Both simulate the execution of the signals
 (``portfolio``); ``metrics`` and ``report`` turn that into numbers and files. ``optimize`` sweeps
 a strategy's parameters (grid, random, walk-forward) over the in-process engine, with ``expr``
-for its constraints; ``cli`` is ``flinktrade backtest`` and ``flinktrade optimize``. See
+for its constraints; ``loading`` reads files and Alpaca history, ``simulated`` builds a simulated
+market (``--simulate``); ``cli`` is ``flinktrade backtest`` and ``flinktrade optimize``. See
 ``docs/backtest.md``.
 """
 
