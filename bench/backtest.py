@@ -15,14 +15,19 @@ bars are generated in the child before its clock starts (numpy, the same seed fo
 them into each framework's input (``events.Bar`` objects, a pandas feed) is timed. One JSON line per
 contender and workload: wall seconds, CPU seconds (the machine may be shared: CPU time is the
 steadier figure), bars/s by both, peak RSS, and for flinktrade the split of its CPU time between
-the per-bar core (``SymbolModel.on_bar``), building its input bars, the rest of the engine, and
-the simulation with metrics. Then one line per workload with the ratios.
+the per-bar core (``SymbolModel.on_bar``, timed at every call), building its input bars (timed
+per symbol), the rest of the engine, and the simulation with metrics. Then one line per workload with the ratios.
 
 With ``--flink`` (default on for ``today``) the production Flink engine also runs the ``today``
 workload (a local Kafka broker started for it, the bounded job, the simulation), as before the
 in-process engine existed. ``--quick`` runs both workloads at a small size (5 x 390 and
 10 x 2,000 bars) without the Flink engine: the smoke test's size, not a measurement. Progress
 goes to stderr.
+
+Profiling (where the time goes, not a figure): ``python -m bench.backtest --child inprocess
+--symbols 20 --bars 2000 --profile backtest.prof`` runs one contender under cProfile and writes its
+statistics; under ``valgrind --tool=callgrind`` the same child gives instruction counts, which do
+not depend on the machine's load (``docs/backtest.md``, "Speed").
 """
 
 from __future__ import annotations
@@ -112,6 +117,10 @@ def to_bars(frames: dict[str, pd.DataFrame]) -> list[Any]:
 
 
 def _timed(fn: Callable[..., Any], into: list[float]) -> Callable[..., Any]:
+    """``fn``, its CPU time added to ``into[0]`` at every call. Every call: timing a sample of
+    calls and scaling overestimates several-fold here, since the process CPU clock read after a
+    pause includes time not yet accounted at the previous read. Each call adds two clock reads
+    (about 1.2 us of CPU each, a system call) to what is measured."""
     clock = time.process_time
 
     def wrapper(*args: Any) -> Any:
@@ -124,7 +133,8 @@ def _timed(fn: Callable[..., Any], into: list[float]) -> Callable[..., Any]:
     return wrapper
 
 
-def run_inprocess(frames: dict[str, pd.DataFrame]) -> dict[str, Any]:
+def run_inprocess(frames: dict[str, pd.DataFrame], split: bool = True) -> dict[str, Any]:
+    """The in-process contender (``split``: time its parts, as ``split_cpu_s``)."""
     from flinktrade.backtest import BacktestRequest, ExecutionModel
     from flinktrade.backtest.engine import finish
     from flinktrade.backtest.inprocess import Feed, replay
@@ -140,14 +150,17 @@ def run_inprocess(frames: dict[str, pd.DataFrame]) -> dict[str, Any]:
     core, building = [0.0], [0.0]
 
     def timed_bars(symbol: str, frame: pd.DataFrame) -> Iterator[Any]:
-        made = symbol_bars(symbol, frame)
-        step = _timed(lambda: next(made, None), building)
-        while (bar := step()) is not None:
-            yield bar
+        started = time.process_time()  # one symbol's bars at a time: a few MB
+        made = list(symbol_bars(symbol, frame))
+        building[0] += time.process_time() - started
+        yield from made
 
     model = SymbolModel(request.strategies, request.analytics)
-    model.on_bar = _timed(model.on_bar, core)  # type: ignore[method-assign]
-    feed = Feed.of({symbol: timed_bars(symbol, frame) for symbol, frame in frames.items()})
+    if split:
+        model.on_bar = _timed(model.on_bar, core)  # type: ignore[method-assign]
+        feed = Feed.of({symbol: timed_bars(symbol, frame) for symbol, frame in frames.items()})
+    else:
+        feed = Feed.of({symbol: symbol_bars(symbol, frame) for symbol, frame in frames.items()})
     out = replay(model, feed)
     replayed = time.process_time()
     result = finish(
@@ -205,14 +218,23 @@ def run_backtrader(frames: dict[str, pd.DataFrame]) -> dict[str, Any]:
     return {"signals": signals}
 
 
-def child(contender: str, symbols: int, bars: int) -> None:
-    """Generate the bars (untimed), run one contender, print its JSON line."""
+def child(contender: str, symbols: int, bars: int, profile: Path | None = None) -> None:
+    """Generate the bars (untimed), run one contender, print its JSON line (``profile``: under
+    cProfile, its statistics written to that file: for reading, not for the figures)."""
     generated = time.monotonic()
     frames = generate(symbols, bars)
     generate_s = time.monotonic() - generated
     runner = {"inprocess": run_inprocess, "backtrader": run_backtrader}[contender]
     started = time.monotonic()
-    outcome = runner(frames)
+    if profile is not None:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        args = (frames, False) if contender == "inprocess" else (frames,)  # no timers in it
+        outcome = profiler.runcall(runner, *args)
+        profiler.dump_stats(profile)
+    else:
+        outcome = runner(frames)
     outcome.update(generate_s=generate_s, run_s=time.monotonic() - started)
     print(json.dumps(outcome), flush=True)
 
@@ -305,12 +327,13 @@ def main() -> None:
     parser.add_argument("--symbols", type=int, default=50)
     parser.add_argument("--bars", type=int, default=5 * 390, help="bars per symbol")
     parser.add_argument("--quick", action="store_true", help="small sizes, no Flink (smoke)")
+    parser.add_argument("--profile", type=Path, help="with --child: cProfile statistics file")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
     for noisy in ("py4j", "pyflink", "apache_beam", "flinktrade"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if args.child:
-        child(args.child, args.symbols, args.bars)
+        child(args.child, args.symbols, args.bars, args.profile)
         return
     for name in args.workloads.split(","):
         symbols, bars = (QUICK if args.quick else WORKLOADS).get(name, (args.symbols, args.bars))

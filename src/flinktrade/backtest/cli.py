@@ -25,7 +25,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from flinktrade.backtest.portfolio import ExecutionModel, FillAt, Mode
+from flinktrade.backtest.portfolio import CashMode, ExecutionModel, FillAt, Mode
 from flinktrade.errors import ConfigError
 
 console = Console(stderr=True, highlight=False)
@@ -70,6 +70,13 @@ SymbolOption = Annotated[
 AlpacaOption = Annotated[
     bool, typer.Option("--alpaca", help="Alpaca history (--symbols, --start, --end).")
 ]
+SimulateOption = Annotated[
+    str | None,
+    typer.Option(
+        help="A simulated market: SYMBOLS or SYMBOLSxMINUTES one-minute bars with news (20x390)."
+    ),
+]
+SimulateSeedOption = Annotated[int, typer.Option(help="--simulate: the simulator's seed.")]
 SymbolsOption = Annotated[str | None, typer.Option(help="Alpaca: comma-separated symbols.")]
 StartOption = Annotated[str | None, typer.Option(help="Alpaca: first day or RFC 3339 time.")]
 EndOption = Annotated[str | None, typer.Option(help="Alpaca: last day (inclusive) or time.")]
@@ -97,6 +104,19 @@ FillOption = Annotated[
 ModeOption = Annotated[
     str, typer.Option(help="long_only, or reverse (close and open the opposite side).")
 ]
+CashModeOption = Annotated[
+    str,
+    typer.Option(
+        help="sleeves (equal cash per symbol, each trading alone) or shared (one cash pool)."
+    ),
+]
+PositionSizeOption = Annotated[
+    float | None,
+    typer.Option(
+        help="Shared cash: the fraction of equity each position is sized at (default: "
+        "1 / number of symbols)."
+    ),
+]
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print the summary as one JSON object (last line).")
 ]
@@ -106,6 +126,8 @@ _INPUT_OPTIONS: dict[str, tuple[Any, Any]] = {
     "parquet": (ParquetOption, None),
     "symbol": (SymbolOption, None),
     "alpaca": (AlpacaOption, False),
+    "simulate": (SimulateOption, None),
+    "simulate_seed": (SimulateSeedOption, 11),
     "symbols": (SymbolsOption, None),
     "start": (StartOption, None),
     "end": (EndOption, None),
@@ -120,6 +142,8 @@ _EXECUTION_OPTIONS: dict[str, tuple[Any, Any]] = {
     "slippage_bps": (SlippageOption, 0.0),
     "fill": (FillOption, FillAt.NEXT_OPEN.value),
     "mode": (ModeOption, Mode.LONG_ONLY.value),
+    "cash_mode": (CashModeOption, CashMode.SLEEVES.value),
+    "position_size": (PositionSizeOption, None),
 }
 """The execution options of ``backtest`` and ``optimize``: name -> (annotation, default)."""
 
@@ -132,6 +156,8 @@ class _Inputs:
     parquet: Path | None
     symbol: str | None
     alpaca: bool
+    simulate: str | None
+    simulate_seed: int
     symbols: str | None
     start: str | None
     end: str | None
@@ -148,14 +174,15 @@ class _Inputs:
                 ("--bars-csv", self.bars_csv),
                 ("--parquet", self.parquet),
                 ("--alpaca", self.alpaca or None),
+                ("--simulate", self.simulate),
                 ("--from-topics", self.from_topics or None),
             )
             if value is not None
         ]
         if len(given) != 1:
-            options = "--bars-csv, --parquet, --alpaca or --from-topics"
+            options = "--bars-csv, --parquet, --alpaca, --simulate or --from-topics"
             if not self.topics_input:
-                options = "--bars-csv, --parquet or --alpaca"
+                options = "--bars-csv, --parquet, --alpaca or --simulate"
             raise ConfigError(
                 f"give exactly one input: {options}"
                 + (f" (got {', '.join(given)})" if given else "")
@@ -189,23 +216,38 @@ class _Inputs:
             feed=self.feed,
         )
 
+    def simulated(self) -> Any:
+        """The ``--simulate`` market (``backtest.simulated.SimulatedMarket``), None without it."""
+        from flinktrade.backtest.simulated import SimulatedMarket
+
+        if self.simulate is None:
+            return None
+        return SimulatedMarket.parse(self.simulate, self.simulate_seed)
+
     def describe(self) -> str:
         path = self.file()
         if path is not None:
             return str(path)
+        market = self.simulated()
+        if market is not None:
+            return str(market.describe())
         if self.alpaca:
             symbols = (self.symbols or "").replace(" ", "")
             return f"alpaca {symbols} {self.start}..{self.end} {self.timeframe}"
         return "market topics"
 
-    def load(self, settings: Any, progress: Any) -> list[Any]:
-        """The bars, in memory (for the in-process engine)."""
+    def load(self, settings: Any, progress: Any) -> tuple[list[Any], list[Any]]:
+        """The bars and the news (only ``--simulate`` has news), in memory."""
         from flinktrade.backtest.loading import fetch_alpaca, load_file
 
         path = self.file()
         if path is not None:
-            return load_file(path, symbol=self.symbol).bars
-        return fetch_alpaca(settings, self.history(), progress).bars
+            return load_file(path, symbol=self.symbol).bars, []
+        market = self.simulated()
+        if market is not None:
+            bars, news = market.build()
+            return bars, news
+        return fetch_alpaca(settings, self.history(), progress).bars, []
 
 
 @dataclass(frozen=True)
@@ -218,6 +260,8 @@ class _Execution:
     slippage_bps: float
     fill: str
     mode: str
+    cash_mode: str = CashMode.SLEEVES.value
+    position_size: float | None = None
 
     def model(self) -> ExecutionModel:
         return ExecutionModel(
@@ -227,6 +271,8 @@ class _Execution:
             slippage_bps=self.slippage_bps,
             fill=_choice(FillAt, self.fill, "--fill"),
             mode=_choice(Mode, self.mode, "--mode"),
+            cash_mode=_choice(CashMode, self.cash_mode, "--cash-mode"),
+            position_size=self.position_size,
         )
 
     def described(self, model: ExecutionModel) -> dict[str, Any]:
@@ -238,6 +284,8 @@ class _Execution:
             "slippage_bps": self.slippage_bps,
             "fill": model.fill.value,
             "mode": model.mode.value,
+            "cash_mode": model.cash_mode.value,
+            **({"position_size": model.position_size} if model.position_size is not None else {}),
         }
 
 
@@ -316,7 +364,7 @@ def backtest(
     """Backtest a strategy: the job's per-bar core in process, or the production Flink job."""
     from flinktrade.backtest.engine import BacktestRequest, MarketTopics, run_backtest
     from flinktrade.backtest.inprocess import run_inprocess
-    from flinktrade.backtest.loading import load_file, produce_alpaca
+    from flinktrade.backtest.loading import load_file, produce_alpaca, produce_market
     from flinktrade.backtest.report import format_metric, write_all
     from flinktrade.cli.options import parse_params
     from flinktrade.config import load_settings
@@ -342,11 +390,17 @@ def backtest(
     with Progress(*_progress_columns(), console=console, transient=False) as bar:
         progress = _RichProgress(bar)
         if chosen_engine == "inprocess":
-            result = run_inprocess(request, inputs.load(settings, progress), progress=progress)
+            bars, news = inputs.load(settings, progress)
+            result = run_inprocess(request, bars, news, progress=progress)
         else:
             flink_inputs: dict[str, Any] = {}
             if path is not None:
                 flink_inputs["bars"] = load_file(path, symbol=inputs.symbol).bars
+            elif inputs.simulate is not None:
+                bars, news = inputs.load(settings, progress)
+                flink_inputs["feed"] = lambda topics: produce_market(
+                    settings.kafka.bootstrap_servers, topics, bars, news, progress
+                )
             elif history is not None:
                 flink_inputs["feed"] = lambda topics: produce_alpaca(
                     settings, history, topics.bars, topics.deadletter, progress
@@ -458,7 +512,7 @@ def optimize(
     workers = jobs or opt.default_jobs()
     with Progress(*_progress_columns(), console=console, transient=False) as bar:
         progress = _RichProgress(bar)
-        data = Feed.of(inputs.load(settings, progress))
+        data = Feed.of(*inputs.load(settings, progress))
         passes = max(1, min(workers, len(sets)))
         total = passes * (data.size() or 0)
         if walk_forward:
@@ -541,7 +595,7 @@ def _heatmap_axes(heatmap: str | None, values: dict[str, list[Any]]) -> tuple[st
     return (varied[0], varied[1]) if len(varied) >= 2 else None
 
 
-def _choice(kind: type[FillAt] | type[Mode], value: str, option: str) -> Any:
+def _choice(kind: type[FillAt] | type[Mode] | type[CashMode], value: str, option: str) -> Any:
     try:
         return kind(value.strip().lower())
     except ValueError:

@@ -5,21 +5,21 @@ signals, the metrics computed, and the topics deleted again.
 The job is the one that runs live (``flinktrade.pipeline.job``): the indicators, the strategies
 and the signal ids come from the same code, so a backtest's signals are the live signals for the
 same bars. Only the execution (``portfolio``) is simulated. ``finish`` (simulation and metrics) is
-shared with the in-process engine (``inprocess``), which drives the job's per-bar core directly.
+shared with the in-process engine (``inprocess``), which drives the job's per-bar core directly
+and imports this module without Kafka or the input readers (they are imported by ``run_backtest``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flinktrade import events
 from flinktrade.backtest import metrics as metrics_
-from flinktrade.backtest import runner
-from flinktrade.backtest.loading import produce_bars
 from flinktrade.backtest.portfolio import (
     ExecutionModel,
     PricedBar,
@@ -33,10 +33,17 @@ from flinktrade.errors import ConfigError
 from flinktrade.pipeline.analytics import StrategySpec, build_all
 from flinktrade.progress import Progress
 
+if TYPE_CHECKING:
+    from flinktrade.backtest.runner import RunTopics
+
 log = logging.getLogger(__name__)
 
-Feed = Callable[[runner.RunTopics], int]
+Feed = Callable[["RunTopics"], int]
 """Writes a run's input onto its topics; returns how many bars it wrote."""
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:12]
 
 
 @dataclass(frozen=True)
@@ -79,12 +86,17 @@ def run_backtest(
     progress: Progress | None = None,
 ) -> BacktestResult:
     """Backtest ``request`` over exactly one input: ``bars``, a ``feed`` or ``market`` topics."""
+    # Here, not at the top: the in-process engine imports this module and needs neither Kafka
+    # nor the file and Alpaca readers (about a second of CPU at start-up).
+    from flinktrade.backtest import runner
+    from flinktrade.backtest.loading import produce_bars
+
     if sum(x is not None for x in (bars, feed, market)) != 1:
         raise ConfigError("a backtest needs exactly one input: bars, a feed, or market topics")
     if not request.strategies:
         raise ConfigError("a backtest needs at least one strategy")
     build_all(request.strategies)  # fail before any topic exists
-    run_id = runner.new_run_id()
+    run_id = new_run_id()
     topics = runner.RunTopics.fresh(run_id)
     if market is not None:
         topics = runner.RunTopics(

@@ -30,8 +30,7 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 from flinktrade import events
-from flinktrade.backtest import runner
-from flinktrade.backtest.engine import BacktestRequest, BacktestResult, finish
+from flinktrade.backtest.engine import BacktestRequest, BacktestResult, finish, new_run_id
 from flinktrade.backtest.portfolio import dedupe_bars
 from flinktrade.errors import ConfigError
 from flinktrade.pipeline.analytics import ScoredNews, SymbolModel
@@ -312,7 +311,7 @@ def run_inprocess(
     out = replay(model, feed, keep_bars=keep_bars, progress=advance)
     timings["job_s"] = time.monotonic() - started - timings["input_s"]
     return finish(
-        runner.new_run_id(),
+        new_run_id(),
         request,
         priced=out.priced,
         report_bars=dedupe_bars(b for series in (out.bars or {}).values() for b in series),

@@ -1,5 +1,6 @@
 """Backtest inputs: bars from CSV/Parquet files and ranges of Alpaca history, into memory (the
-in-process engine) or onto a run's topic (the Flink engine).
+in-process engine) or onto a run's topic (the Flink engine); ``produce_market`` puts bars and news
+(a ``--simulate`` market, ``backtest.simulated``) onto a run's topics.
 
 Files are read by ``flinktrade.ingest.replay`` (its column aliases, time formats and validation),
 with one addition: a first column without a name (a pandas index written by ``DataFrame.to_csv``,
@@ -24,6 +25,7 @@ import pandas as pd
 
 from flinktrade import bus, events
 from flinktrade.backtest import fastload
+from flinktrade.backtest.runner import RunTopics
 from flinktrade.config import Settings
 from flinktrade.errors import ConfigError
 from flinktrade.ingest.history import HistoryRequest, Sink, run_history
@@ -148,6 +150,22 @@ def produce_bars(
     producer.flush()
     progress.update(PRODUCE_TASK, len(bars), len(bars))
     return len(bars)
+
+
+def produce_market(
+    servers: str,
+    topics: RunTopics,
+    bars: Sequence[events.Bar],
+    news: Sequence[events.NewsItem],
+    progress: Progress | None = None,
+) -> int:
+    """Produce ``bars`` to the run's bars topic and ``news`` to its news topic; the bar count."""
+    produced = produce_bars(servers, topics.bars, bars, progress)
+    producer = bus.EventProducer(servers)
+    for story in news:
+        producer.send(story, topics.news)
+    producer.flush()
+    return produced
 
 
 def fetch_alpaca(

@@ -12,8 +12,15 @@ Pure Python, no clock, no I/O. The execution model (see ``docs/backtest.md``):
 - ``long_only``: a buy opens a long when flat, a sell closes it; ``reverse``: each signal closes
   the open position and opens the opposite one (always in the market after the first signal);
   a signal on the side already held does nothing;
-- with several symbols the cash is split equally into one sleeve per symbol; each sleeve trades
-  its own symbol with all of its equity; portfolio equity is the sum of the sleeves;
+- cash mode ``sleeves`` (the default): with several symbols the cash is split equally into one
+  sleeve per symbol; each sleeve trades its own symbol with all of its equity; portfolio equity is
+  the sum of the sleeves;
+- cash mode ``shared``: one cash pool for every symbol; an opening order is sized at
+  ``position_size`` (default ``1 / number of symbols``) of the portfolio's equity at the fill
+  (positions marked at the latest price of each symbol), in whole units, commission included; it
+  is ``refused`` (recorded with the amounts) when that costs more than the free cash (cash minus
+  what open shorts reserve: equity minus the gross value of the positions); at one instant the
+  fills that close positions go first, then the opening ones, symbol by symbol;
 - equity is marked to market at every bar close; a position still open at the end stays open
   (it counts in equity, not in the closed-trade statistics), as in backtesting.py.
 """
@@ -59,6 +66,13 @@ class Mode(StrEnum):
     REVERSE = "reverse"
 
 
+class CashMode(StrEnum):
+    SLEEVES = "sleeves"
+    """Equal cash per symbol, each symbol trading alone (the default)."""
+    SHARED = "shared"
+    """One cash pool; each position sized at ``position_size`` of the portfolio's equity."""
+
+
 @dataclass(frozen=True)
 class ExecutionModel:
     """How signals become fills. Money is in the account currency, commission a fraction."""
@@ -69,6 +83,9 @@ class ExecutionModel:
     slippage_bps: float = 0.0
     fill: FillAt = FillAt.NEXT_OPEN
     mode: Mode = Mode.LONG_ONLY
+    cash_mode: CashMode = CashMode.SLEEVES
+    position_size: float | None = None
+    """Shared cash: the fraction of equity per position (None: 1 / number of symbols)."""
 
     def __post_init__(self) -> None:
         if not self.cash > 0:
@@ -81,6 +98,13 @@ class ExecutionModel:
             )
         if not 0 <= self.slippage_bps < 10_000:
             raise ConfigError(f"--slippage-bps must be in [0, 10000), got {self.slippage_bps}")
+        if self.position_size is not None:
+            if self.cash_mode is not CashMode.SHARED:
+                raise ConfigError("--position-size goes with --cash-mode shared")
+            if not 0 < self.position_size <= 1:
+                raise ConfigError(
+                    f"--position-size is a fraction of equity in (0, 1], got {self.position_size}"
+                )
 
 
 @dataclass(frozen=True)
@@ -94,7 +118,9 @@ class Order:
     side: events.Side
     intent: str  # "open" or "close"
     signal_ts: int  # the signal's time (close of the signal bar)
-    status: str  # "filled", "skipped" (nothing to do / no cash), "unfilled" (no bar left)
+    status: str
+    """"filled", "skipped" (nothing to do, or not one unit), "refused" (shared cash: the free
+    cash cannot pay for it), "unfilled" (no bar left)."""
     qty: int = 0
     fill_ts: int | None = None  # start of the bar whose open (or close) filled it
     fill_price: float | None = None
@@ -151,14 +177,56 @@ class _Open:
     entry_commission: float
 
 
-class _Sleeve:
-    """One symbol's share of the cash and its position."""
+class _Wallet:
+    """The cash a sleeve draws on: its own (``sleeves``) or the portfolio's one pool (``shared``,
+    with ``weight``: the fraction of equity an opening order is sized at)."""
 
-    def __init__(self, symbol: str, cash: float, model: ExecutionModel) -> None:
-        self.symbol, self.cash, self.model = symbol, cash, model
+    def __init__(self, cash: float, weight: float | None = None) -> None:
+        self.cash, self.weight = cash, weight
+        self.sleeves: list[_Sleeve] = []
+        self.marks: dict[str, float] = {}
+        """Shared cash: each symbol's latest price (the equity at a fill uses it)."""
+
+    def size(self, unit_cost: float) -> tuple[int, str, str]:
+        """(units, status, reason) of an opening order: a status only when it is not filled."""
+        if self.weight is None:  # a sleeve: all of its cash
+            qty = int(max(0.0, self.cash) // unit_cost)
+            return (qty, "", "") if qty > 0 else (0, "skipped", "not enough equity for one unit")
+        equity = gross = 0.0
+        for sleeve in self.sleeves:  # in symbol order: the same sum every time
+            if sleeve.position is not None:
+                value = sleeve.position.qty * self.marks[sleeve.symbol]
+                equity += value
+                gross += abs(value)
+        equity += self.cash
+        qty = int(max(0.0, self.weight * equity) // unit_cost)
+        if qty <= 0:
+            return 0, "skipped", "not enough equity for one unit"
+        free = equity - gross
+        if qty * unit_cost > free:
+            return 0, "refused", f"needs {qty * unit_cost:.2f}, {max(free, 0.0):.2f} free cash"
+        return qty, "", ""
+
+
+class _Sleeve:
+    """One symbol's position, and the cash it trades with (its own share or the shared pool)."""
+
+    def __init__(
+        self, symbol: str, cash: float, model: ExecutionModel, wallet: _Wallet | None = None
+    ) -> None:
+        self.symbol, self.model = symbol, model
+        self.wallet = wallet if wallet is not None else _Wallet(cash)
         self.position: _Open | None = None
         self.orders: list[Order] = []
         self.trades: list[Trade] = []
+
+    @property
+    def cash(self) -> float:
+        return self.wallet.cash
+
+    @cash.setter
+    def cash(self, value: float) -> None:
+        self.wallet.cash = value
 
     def equity(self, price: float) -> float:
         held = self.position.qty * price if self.position else 0.0
@@ -171,14 +239,22 @@ class _Sleeve:
     def _commission(self, qty: int, price: float) -> float:
         return abs(qty) * price * self.model.commission + abs(qty) * self.model.commission_per_share
 
-    def act(self, signal: events.Signal, price: float, ts: int) -> None:
-        """Apply ``signal`` at the market ``price`` (before slippage) of the bar starting ``ts``."""
+    def closes(self, signal: events.Signal) -> bool:
+        """Whether ``signal`` closes the open position (it is on the other side)."""
+        want = 1 if signal.side is events.Side.BUY else -1
+        return self.position is not None and (self.position.qty > 0) != (want > 0)
+
+    def act(self, signal: events.Signal, price: float, ts: int, closed: bool = False) -> None:
+        """Apply ``signal`` at the market ``price`` (before slippage) of the bar starting ``ts``
+        (``closed``: its closing fill is done already, only the opening one is left)."""
         want = 1 if signal.side is events.Side.BUY else -1
         held = 0 if self.position is None else (1 if self.position.qty > 0 else -1)
-        if held == want:
+        if closed:
+            held = -want
+        elif held == want:
             self.orders.append(self._order(signal, "open", "skipped", reason="already in position"))
             return
-        if held != 0:
+        elif held != 0:
             self._close(signal, price, ts)
         opens = self.model.mode is Mode.REVERSE or want > 0
         if not opens:
@@ -187,10 +263,9 @@ class _Sleeve:
             return
         fill = self._price(signal.side, price)
         unit_cost = fill * (1 + self.model.commission) + self.model.commission_per_share
-        qty = int(max(0.0, self.cash) // unit_cost)
-        if qty <= 0:
-            reason = "not enough equity for one unit"
-            self.orders.append(self._order(signal, "open", "skipped", reason=reason))
+        qty, status, reason = self.wallet.size(unit_cost)
+        if status:
+            self.orders.append(self._order(signal, "open", status, reason=reason))
             return
         commission = self._commission(qty, fill)
         signed = qty * want
@@ -299,15 +374,20 @@ def simulate(
         pending.setdefault(signal.symbol, {}).setdefault(signal.bar_ts, []).append(signal)
     share = model.cash / len(by_symbol)
     sleeves: list[_Sleeve] = []
-    curves: list[list[tuple[int, float, bool]]] = []
     exposure = total = 0
-    for symbol, series in by_symbol.items():
-        sleeve = _Sleeve(symbol, share, model)
-        curve = _run_sleeve(sleeve, series, pending.get(symbol, {}), model)
-        exposure += sum(1 for _ts, _eq, exposed in curve if exposed)
-        total += len(curve)
-        sleeves.append(sleeve)
-        curves.append(curve)
+    if model.cash_mode is CashMode.SHARED:
+        sleeves, equity, exposure = _run_shared(by_symbol, pending, model)
+        total = sum(len(series) for series in by_symbol.values())
+    else:
+        curves: list[list[tuple[int, float, bool]]] = []
+        for symbol, series in by_symbol.items():
+            sleeve = _Sleeve(symbol, share, model)
+            curve = _run_sleeve(sleeve, series, pending.get(symbol, {}), model)
+            exposure += sum(1 for _ts, _eq, exposed in curve if exposed)
+            total += len(curve)
+            sleeves.append(sleeve)
+            curves.append(curve)
+        equity = _combine(curves, share)
     orders = sorted(
         (o for s in sleeves for o in s.orders),
         key=lambda o: (o.signal_ts, o.symbol, o.intent != "close", o.id),
@@ -322,7 +402,7 @@ def simulate(
     return SimulationResult(
         orders=orders,
         trades=trades,
-        equity=_combine(curves, share),
+        equity=equity,
         exposure_bars=exposure,
         total_bars=total,
         symbols=list(by_symbol),
@@ -363,6 +443,86 @@ def _run_sleeve(
                 reason = "signal bar not in the input"
                 sleeve.orders.append(sleeve._order(signal, "open", "skipped", reason=reason))
     return curve
+
+
+def _run_shared(
+    by_symbol: dict[str, list[PricedBar]],
+    pending: dict[str, dict[int, list[events.Signal]]],
+    model: ExecutionModel,
+) -> tuple[list[_Sleeve], list[EquityPoint], int]:
+    """Every symbol on one cash pool, in time order: (the sleeves, the equity, exposed bars).
+
+    At each bar start ``t``: the opens of the bars starting at ``t`` become the marks, and the
+    signals of each symbol's previous bar fill there (``next_open``); then the closes become the
+    marks and the signals of the bars at ``t`` fill at them (``close``); the equity is taken. At
+    each of those two instants the closing fills of every symbol go first, then the opening ones,
+    by symbol and signal order."""
+    wallet = _Wallet(model.cash, model.position_size or 1 / len(by_symbol))
+    sleeves = {symbol: _Sleeve(symbol, 0.0, model, wallet) for symbol in by_symbol}
+    wallet.sleeves = list(sleeves.values())
+    at: dict[int, list[tuple[str, PricedBar]]] = {}
+    for symbol, series in by_symbol.items():
+        for bar in series:
+            at.setdefault(bar.ts, []).append((symbol, bar))
+    queued: dict[str, list[events.Signal]] = {}
+    equity: list[EquityPoint] = []
+    exposure = 0
+    for ts in sorted(at):
+        now = at[ts]
+        opens: list[tuple[_Sleeve, events.Signal, float]] = []
+        for symbol, bar in now:
+            wallet.marks[symbol] = float(bar.open)
+            opens += [(sleeves[symbol], s, float(bar.open)) for s in queued.pop(symbol, [])]
+        _fill_together(opens, ts)
+        closes: list[tuple[_Sleeve, events.Signal, float]] = []
+        for symbol, bar in now:
+            close = float(bar.close)
+            wallet.marks[symbol] = close
+            for signal in pending.get(symbol, {}).get(bar.ts, []):
+                if model.fill is FillAt.CLOSE:
+                    closes.append((sleeves[symbol], signal, close))
+                else:
+                    queued.setdefault(symbol, []).append(signal)
+        _fill_together(closes, ts)
+        exposure += sum(1 for symbol, _bar in now if sleeves[symbol].position is not None)
+        value = wallet.cash
+        for sleeve in wallet.sleeves:
+            if sleeve.position is not None:
+                value += sleeve.position.qty * wallet.marks[sleeve.symbol]
+        exposed = any(sleeve.position is not None for sleeve in wallet.sleeves)
+        equity.append(EquityPoint(ts, value, exposed))
+    for symbol, signals in queued.items():
+        sleeve = sleeves[symbol]
+        for signal in signals:
+            sleeve.orders.append(
+                sleeve._order(signal, "open", "unfilled", reason="no bar after the signal")
+            )
+    for symbol, sleeve in sleeves.items():
+        known = {bar.ts for bar in by_symbol[symbol]}
+        for bar_ts, orphans in sorted(pending.get(symbol, {}).items()):
+            if bar_ts not in known:  # cannot happen with the job's output; reported, not dropped
+                for signal in orphans:
+                    reason = "signal bar not in the input"
+                    sleeve.orders.append(sleeve._order(signal, "open", "skipped", reason=reason))
+    return list(sleeves.values()), equity, exposure
+
+
+def _fill_together(fills: list[tuple[_Sleeve, events.Signal, float]], ts: int) -> None:
+    """Fills at one instant on the shared cash: every closing fill first (the first signal of a
+    symbol on the other side of its position closes it), then each signal's opening fill."""
+    fills.sort(key=lambda f: f[0].symbol)  # stable: a symbol's signals keep their order
+    closer: dict[str, int] = {}
+    for i, (sleeve, signal, price) in enumerate(fills):
+        if sleeve.symbol not in closer and sleeve.closes(signal):
+            sleeve._close(signal, price, ts)
+            closer[sleeve.symbol] = i
+    for i, (sleeve, signal, price) in enumerate(fills):
+        first = closer.get(sleeve.symbol, -1)
+        if i < first:  # on the side of the position its closing signal (later) found
+            reason = "already in position"
+            sleeve.orders.append(sleeve._order(signal, "open", "skipped", reason=reason))
+        else:
+            sleeve.act(signal, price, ts, closed=i == first)
 
 
 def buy_and_hold(result: SimulationResult, cash: float) -> list[float]:

@@ -13,7 +13,6 @@ import logging
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,10 +58,6 @@ class JobOutput:
     alerts: list[events.Alert]
     deadletters: list[events.DeadLetter]
     job_seconds: float
-
-
-def new_run_id() -> str:
-    return uuid.uuid4().hex[:12]
 
 
 def create_topics(servers: str, owned: Sequence[str], partitions: int) -> None:

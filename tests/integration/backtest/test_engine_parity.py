@@ -7,19 +7,31 @@ operator's event-time order (one millisecond before a bar's end, at its end, two
 millisecond, one about two symbols). The same check on backtesting.py's GOOG bars is in
 ``test_backtest.py``, against that module's Flink run. A strategy that breaks the model on one bar
 (``tests/unit/backtest/hostile.py``) must leave both engines with the same dead letter and the same
-files: both call the model through the operator's ``pipeline.due.DueItems``.
+files: both call the model through the operator's ``pipeline.due.DueItems``. The 50-symbol run is
+also simulated on shared cash (``--cash-mode shared``) from each engine's output: the same files.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from tests.unit.backtest.factories import T0, simulated_market
 
 from flinktrade import bus, events
-from flinktrade.backtest import BacktestRequest, ExecutionModel, Mode, run_backtest
+from flinktrade.backtest import (
+    BacktestRequest,
+    BacktestResult,
+    CashMode,
+    ExecutionModel,
+    Mode,
+    report,
+    run_backtest,
+)
+from flinktrade.backtest.engine import finish
 from flinktrade.backtest.inprocess import run_inprocess
+from flinktrade.backtest.metrics import attribution
 from flinktrade.backtest.report import write_all
 from flinktrade.backtest.runner import RunTopics
 from flinktrade.infra.kafka import LocalKafka
@@ -67,6 +79,31 @@ def test_both_engines_give_identical_files_and_metrics(kafka: LocalKafka, tmp_pa
     assert local.metrics == flink.metrics
     assert local.metrics["trades"] > 20
     assert [_comparable(s) for s in local.signals] == [_comparable(s) for s in flink.signals]
+
+    # Shared cash: both engines' bars and signals through the simulation the engines end with.
+    shared = replace(request, model=replace(request.model, cash_mode=CashMode.SHARED))
+    for result, name in ((flink, "flink-shared"), (local, "inprocess-shared")):
+        again = _finished(shared, result)
+        folder = tmp_path / name  # the CSVs only: the charts are the same code as above
+        folder.mkdir()
+        report.write_signals(folder / "signals.csv", again.signals)
+        report.write_orders(folder / "orders.csv", again.simulation.orders)
+        report.write_trades(folder / "trades.csv", again.simulation.trades)
+        report.write_features(folder / "features.csv", again.bars)
+        report.write_attribution(folder / "attribution.csv", attribution(again.simulation))
+        assert again.metrics != result.metrics  # not the sleeves' portfolio
+    for file in (*FILES, "attribution.csv"):
+        ours = (tmp_path / "inprocess-shared" / file).read_bytes()
+        assert ours == (tmp_path / "flink-shared" / file).read_bytes(), file
+    assert _finished(shared, local).metrics == _finished(shared, flink).metrics
+
+
+def _finished(request: BacktestRequest, result: BacktestResult) -> BacktestResult:
+    """``result``'s bars and signals simulated again under ``request`` (its execution model)."""
+    priced = [bar for series in result.bars.values() for bar in series]
+    return finish(result.run_id, request, priced=priced, report_bars=result.bars,
+                  signals=result.signals, alerts=result.alerts, deadletters=result.deadletters,
+                  timings={}, started=0.0)  # fmt: skip
 
 
 def _comparable(signal: events.Signal) -> dict[str, object]:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 
 from flinktrade import events
+from flinktrade.backtest import simulated
 
 DAY = 86_400_000
 T0 = 1_704_067_200_000  # 2024-01-01 UTC
@@ -47,69 +48,5 @@ def make_signal(bar: events.Bar, side: str, strategy: str = "s") -> events.Signa
 
 
 MINUTE = 60_000
-_UP = "{s} surges after record earnings beat and an upgrade"
-_DOWN = "{s} plunges after a profit warning and a downgrade"
-
-
-def simulated_market(
-    symbols: int, minutes: int, seed: int = 11, news_every: int = 17
-) -> tuple[list[events.Bar], list[events.NewsItem]]:
-    """One-minute bars built from ``MarketSimulator`` trades (its own news included), plus strong
-    stories every ``news_every`` minutes per symbol placed on the edges the engines must order
-    alike: one millisecond before a bar's end, exactly at its end, two stories at the same
-    millisecond, and one story about two symbols. Bars in time order, news in time order."""
-    from flinktrade.ingest.simulator import MarketSimulator, RawTrade
-
-    simulator = MarketSimulator(symbols=symbols, seed=seed, gap_ms=60_000 * 0.5 / (8 * symbols))
-    start = simulator.ts
-    end = start + minutes * MINUTE
-    per_bar: dict[tuple[str, int], list[RawTrade]] = {}
-    news: list[events.NewsItem] = []
-    for item in simulator:
-        if item.ts >= end:
-            break
-        if isinstance(item, RawTrade):
-            minute = item.ts - item.ts % MINUTE
-            per_bar.setdefault((item.symbol, minute), []).append(item)
-        else:
-            news.append(item)
-    bars = []
-    for (symbol, minute), trades in per_bar.items():
-        prices = [t.cents for t in trades]
-        volume = sum(t.size for t in trades)
-        bars.append(
-            events.Bar(
-                symbol=symbol,
-                ts=minute,
-                open=Decimal(prices[0]).scaleb(-2),
-                high=Decimal(max(prices)).scaleb(-2),
-                low=Decimal(min(prices)).scaleb(-2),
-                close=Decimal(prices[-1]).scaleb(-2),
-                volume=volume,
-                vwap=sum(t.cents * t.size for t in trades) / volume / 100,
-                trades=len(trades),
-                ingest_ts=0,
-            )
-        )
-    bars.sort(key=lambda b: (b.ts, b.symbol))
-    first = int(start) - int(start) % MINUTE + MINUTE
-    names = sorted({b.symbol for b in bars})
-    for k, symbol in enumerate(names):
-        for j, minute in enumerate(
-            range(first + (k % news_every) * MINUTE, int(end), news_every * MINUTE)
-        ):
-            edge = (minute + MINUTE - 1, minute + MINUTE, minute + 30_000)[j % 3]
-            headline = (_UP if (j + k) % 2 == 0 else _DOWN).format(s=symbol)
-            story = events.NewsItem(
-                id=events.stable_id("test-news", symbol, edge),
-                headline=headline,
-                symbols=[symbol] if j % 5 else [symbol, names[(k + 1) % len(names)]],
-                ts=edge,
-                ingest_ts=0,
-            )
-            news.append(story)
-            if j % 4 == 1:  # a second story at the same millisecond: ordered by id
-                twin = (_DOWN if (j + k) % 2 == 0 else _UP).format(s=symbol)
-                news.append(story.model_copy(update={"id": story.id[::-1], "headline": twin}))
-    news.sort(key=lambda n: n.ts)
-    return bars, news
+simulated_market = simulated.simulated_market
+"""The simulated market the ``--simulate`` input builds (``backtest.simulated``)."""

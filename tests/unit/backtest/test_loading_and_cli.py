@@ -61,6 +61,42 @@ def test_a_file_without_bars_is_a_configuration_error(tmp_path: Path) -> None:
         load_file(tmp_path / "missing.csv")
 
 
+def test_a_simulated_market_on_shared_cash_from_the_command_line(tmp_path: Path) -> None:
+    """``--simulate 3x60`` is ``backtest.simulated``'s market, news included."""
+    import json
+
+    from tests.unit.backtest.factories import simulated_market
+
+    from flinktrade.backtest import BacktestRequest, CashMode, ExecutionModel, run_inprocess
+    from flinktrade.pipeline.analytics import StrategySpec
+
+    result = _flinktrade(
+        ["backtest", "--simulate", "3x60", "--strategy", "sentiment_momentum", "--cash-mode",
+         "shared", "--position-size", "0.4", "--json", "--out", "out"], tmp_path
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads(result.stdout.strip().splitlines()[-1])
+    bars, news = simulated_market(symbols=3, minutes=60)
+    model = ExecutionModel(cash_mode=CashMode.SHARED, position_size=0.4)
+    request = BacktestRequest((StrategySpec("sentiment_momentum", {}),), model)
+    expected = run_inprocess(request, bars, news, keep_bars=False).metrics
+    assert metrics == expected and metrics["signals"] > 0 and metrics["symbols"] == 3
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert "simulated 3 symbols x 60 minutes (seed 11)" in page and "shared" in page
+
+
+def _flinktrade(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("flinktrade")), *argv],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=cwd,
+        env={"PATH": "/usr/bin:/bin", "FLINKTRADE_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1"},
+        check=False,
+    )
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -74,6 +110,12 @@ def test_a_file_without_bars_is_a_configuration_error(tmp_path: Path) -> None:
         (["--alpaca", "--symbols", "AAPL"], "--alpaca needs"),
         (["--bars-csv", "{csv}", "--engine", "spark"], "--engine must be inprocess or flink"),
         (["--from-topics", "--engine", "inprocess"], "--from-topics needs --engine flink"),
+        (["--simulate", "lots"], "--simulate 'lots': expected SYMBOLS or SYMBOLSxMINUTES"),
+        (["--simulate", "0x60"], "1 to 500 symbols"),
+        (["--simulate", "3x60", "--bars-csv", "{csv}"], "exactly one input"),
+        (["--bars-csv", "{csv}", "--cash-mode", "pooled"], "--cash-mode must be one of"),
+        (["--bars-csv", "{csv}", "--position-size", "0.5"], "goes with --cash-mode shared"),
+        (["--bars-csv", "{csv}", "--cash-mode", "shared", "--position-size", "2"], "(0, 1]"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_error_line(

@@ -17,7 +17,7 @@ from tests.unit.backtest.factories import simulated_market
 from tests.unit.backtest.test_inprocess import SmaCross, _goog_bars
 
 from flinktrade import events
-from flinktrade.backtest import BacktestRequest, ExecutionModel, Mode
+from flinktrade.backtest import BacktestRequest, CashMode, ExecutionModel, Mode
 from flinktrade.backtest import optimize as opt
 from flinktrade.backtest.expr import Expression
 from flinktrade.backtest.inprocess import Feed, run_inprocess
@@ -212,3 +212,63 @@ def test_bad_arguments_exit_2_with_one_error_line(
     assert result.returncode == 2, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and message in errors[0], result.stderr
+
+
+def test_walk_forward_on_a_simulated_market_is_deterministic_and_brute_forced(
+    tmp_path: Path,
+) -> None:
+    """``--simulate 20x120`` (the CLI's simulated market, ``backtest.simulated``) on shared cash:
+    two runs give byte-identical files, every set's return is a single backtest's, and each
+    walk-forward step picked the best set of single backtests on its in-sample window."""
+    common = ["--simulate", "20x120", "--grid", "fast=3:9:3", "--grid", "slow=12:24:12",
+              "--where", "fast < slow", "--metric", "return_pct", "--walk-forward", "2",
+              "--cash", "20000", "--commission", "0.0005", "--mode", "reverse",
+              "--cash-mode", "shared", "--jobs", "2", "--json"]  # fmt: skip
+    first = _optimize([*common, "--out", "a"], tmp_path)
+    second = _optimize([*common, "--out", "b"], tmp_path)
+    for done in (first, second):
+        assert done.returncode == 0, done.stderr[-2000:]
+    for name in ("results.csv", "optimize.html", "walk_forward.csv"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    page = (tmp_path / "a" / "optimize.html").read_text()
+    assert "simulated 20 symbols x 120 minutes (seed 11)" in page
+
+    bars, news = simulated_market(symbols=20, minutes=120)  # what --simulate 20x120 builds
+    assert len({b.symbol for b in bars}) == 20
+    model = ExecutionModel(cash=20_000, commission=0.0005, mode=Mode.REVERSE,
+                           cash_mode=CashMode.SHARED)  # fmt: skip
+
+    def single(params: dict[str, int], start: int = 0, end: int = 2**62) -> float:
+        request = BacktestRequest((StrategySpec("sma_cross", params),), model)
+        chosen = [b for b in bars if start <= b.ts < end]
+        stories = [n for n in news if start <= n.ts < end]
+        return float(run_inprocess(request, chosen, stories, keep_bars=False).metrics["return_pct"])
+
+    sets = [{"fast": f, "slow": s} for f in (3, 6, 9) for s in (12, 24)]
+    with (tmp_path / "a" / "results.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == len(sets) == 6
+    brute = {(p["fast"], p["slow"]): single(p) for p in sets}
+    for row in rows:
+        key = (int(row["fast"]), int(row["slow"]))
+        assert float(row["return_pct"]) == pytest.approx(brute[key], abs=1e-6), key
+    summary = json.loads(first.stdout.strip().splitlines()[-1])
+    assert summary["best_metric"] == pytest.approx(max(brute.values()))
+
+    with (tmp_path / "a" / "walk_forward.csv").open() as handle:
+        steps = list(csv.DictReader(handle))
+    assert [s["step"] for s in steps] == ["1", "2"]
+    for step in steps:
+        start, end = _ms(step["in_start"]), _ms(step["in_end"])
+        in_sample = {(p["fast"], p["slow"]): single(p, start, end) for p in sets}
+        params = dict(part.split("=") for part in step["params"].split())
+        picked = (int(params["fast"]), int(params["slow"]))
+        assert in_sample[picked] == max(in_sample.values()), step
+        assert float(step["in_metric"]) == pytest.approx(max(in_sample.values()), abs=1e-6)
+        assert step["out_return_pct"] != ""
+
+
+def _ms(iso: str) -> int:
+    from datetime import datetime
+
+    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)

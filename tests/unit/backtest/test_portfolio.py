@@ -9,8 +9,8 @@ import pytest
 from tests.unit.backtest.factories import DAY, T0, make_bars, make_signal
 
 from flinktrade.backtest.metrics import attribution
-from flinktrade.backtest.portfolio import ExecutionModel, FillAt, Mode, simulate
-from flinktrade.backtest.report import write_all
+from flinktrade.backtest.portfolio import CashMode, ExecutionModel, FillAt, Mode, simulate
+from flinktrade.backtest.report import write_all, write_attribution
 from flinktrade.errors import ConfigError
 
 
@@ -166,3 +166,118 @@ def test_pnl_is_attributed_per_symbol_and_to_the_strategy_that_opened_each_trade
         ("strategy", "trend", round(aaa_pnl, 6)),
     ]
     assert "P&amp;L attribution" in files["report.html"].read_text()
+
+
+# -- shared cash ----------------------------------------------------------------------------------
+
+
+def test_shared_cash_sizes_at_a_share_of_equity_and_attribution_adds_up(tmp_path: Path) -> None:
+    """The attribution case above on one cash pool: each position is half the equity."""
+    aaa = make_bars([(10, 10), (10, 10), (12, 12), (15, 15)], "AAA")
+    bbb = make_bars([(20, 20), (20, 20), (25, 25), (30, 30)], "BBB")
+    signals = [
+        make_signal(aaa[0], "buy", "trend"),  # fills at bar 1's open 10
+        make_signal(bbb[1], "buy", "dip"),  # fills at bar 2's open 25
+        make_signal(aaa[2], "sell", "dip"),  # closes AAA at bar 3's open 15
+    ]
+    model = ExecutionModel(cash=200, commission=0.01, cash_mode=CashMode.SHARED)
+    result = simulate([*aaa, *bbb], signals, model)
+    # Bar 1: equity 200, half is 100: 100 // 10.1 = 9 units, commission 0.90; cash 109.10.
+    # Bar 2's open: equity 109.10 + 9 * 12 = 217.10, half 108.55: 108.55 // 25.25 = 4 units
+    # (a sleeve of 100 would buy 3), commission 1.00; cash 8.10.
+    # Bar 3's open: AAA sold, 9 * 15 = 135 less 1.35 commission; cash 141.75.
+    assert [(t.symbol, t.size, t.entry_price, t.exit_price) for t in result.trades] == [
+        ("AAA", 9, 10, 15),
+        ("BBB", 4, 25, None),
+    ]
+    assert [p.equity for p in result.equity] == pytest.approx(
+        [200, 109.10 + 9 * 10, 8.10 + 9 * 12 + 4 * 25, 141.75 + 4 * 30]
+    )
+    aaa_pnl = 9 * (15 - 10) - 0.90 - 1.35  # 42.75
+    bbb_open = 4 * (30 - 25) - 1.00  # 19.00
+    rows = {(a.by, a.name): a.pnl for a in attribution(result)}
+    assert rows == pytest.approx(
+        {
+            ("symbol", "AAA"): aaa_pnl,
+            ("symbol", "BBB"): bbb_open,
+            ("strategy", "trend"): aaa_pnl,
+            ("strategy", "dip"): bbb_open,
+        }
+    )
+    assert 200 + aaa_pnl + bbb_open == pytest.approx(261.75)
+    assert result.equity[-1].equity == pytest.approx(261.75)
+    assert result.exposure_bars == 2 + 2 and result.total_bars == 8  # AAA at bars 1-2, BBB 2-3
+
+    write_attribution(tmp_path / "attribution.csv", attribution(result))
+    with (tmp_path / "attribution.csv").open() as handle:
+        written = {(r["by"], r["name"]): float(r["pnl"]) for r in csv.DictReader(handle)}
+    assert sum(v for (by, _n), v in written.items() if by == "symbol") == pytest.approx(61.75)
+    assert sum(v for (by, _n), v in written.items() if by == "strategy") == pytest.approx(61.75)
+
+
+def test_shared_cash_closes_first_and_refuses_what_it_cannot_pay() -> None:
+    aaa = make_bars([(10, 10)] * 4, "AAA")
+    bbb = make_bars([(20, 20)] * 4, "BBB")
+    signals = [
+        make_signal(bbb[0], "buy"),  # bar 1: all the cash, 5 BBB at 20
+        make_signal(aaa[1], "buy"),  # bar 2: paid by BBB's sale at the same open (closes first)
+        make_signal(bbb[1], "sell"),
+        make_signal(bbb[2], "buy"),  # bar 3: 5 units would cost 100, the free cash is 0
+    ]
+    model = ExecutionModel(cash=100, cash_mode=CashMode.SHARED, position_size=1.0)
+    result = simulate([*aaa, *bbb], signals, model)
+    assert [(o.symbol, o.intent, o.status, o.qty, o.reason) for o in result.orders] == [
+        ("BBB", "open", "filled", 5, ""),
+        ("AAA", "open", "filled", 10, ""),
+        ("BBB", "close", "filled", 5, ""),
+        ("BBB", "open", "refused", 0, "needs 100.00, 0.00 free cash"),
+    ]
+    assert result.equity[-1].equity == pytest.approx(100)
+
+
+def test_shared_cash_reserves_the_value_of_a_short() -> None:
+    aaa = make_bars([(10, 10)] * 3, "AAA")
+    bbb = make_bars([(20, 20)] * 3, "BBB")
+    signals = [make_signal(aaa[0], "sell"), make_signal(bbb[0], "buy")]
+    model = ExecutionModel(
+        cash=100, mode=Mode.REVERSE, cash_mode=CashMode.SHARED, position_size=1.0
+    )
+    result = simulate([*aaa, *bbb], signals, model)
+    # Short 10 AAA at 10: the cash is 200, but 100 of it stands behind the short; equity 100.
+    assert [(o.symbol, o.side.value, o.status, o.qty) for o in result.orders] == [
+        ("AAA", "sell", "filled", 10),
+        ("BBB", "buy", "refused", 0),
+    ]
+    assert result.orders[1].reason == "needs 100.00, 0.00 free cash"
+
+
+@pytest.mark.parametrize("fill", list(FillAt))
+@pytest.mark.parametrize("mode", list(Mode))
+def test_shared_cash_with_one_symbol_is_the_sleeve(fill: FillAt, mode: Mode) -> None:
+    bars = make_bars([(10, 11), (12, 9), (8, 13), (14, 12), (11, 16), (15, 15)])
+    sides = ["buy", "sell", "buy", "buy", "sell", "buy"]
+    signals = [make_signal(bar, side) for bar, side in zip(bars, sides, strict=True)]
+    common = {"cash": 1000.0, "commission": 0.003, "fill": fill, "mode": mode}
+    sleeve = simulate(bars, signals, ExecutionModel(**common))  # type: ignore[arg-type]
+    shared = simulate(bars, signals, ExecutionModel(**common, cash_mode=CashMode.SHARED))  # type: ignore[arg-type]
+    assert len(sleeve.trades) >= 2
+    assert (shared.orders, shared.trades, shared.equity) == (
+        sleeve.orders,
+        sleeve.trades,
+        sleeve.equity,
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"position_size": 0.5}, "goes with --cash-mode shared"),
+        ({"position_size": 0.0, "cash_mode": CashMode.SHARED}, r"\(0, 1\]"),
+        ({"position_size": 1.5, "cash_mode": CashMode.SHARED}, r"\(0, 1\]"),
+    ],
+)
+def test_bad_position_sizes_are_configuration_errors(
+    kwargs: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        ExecutionModel(**kwargs)  # type: ignore[arg-type]
