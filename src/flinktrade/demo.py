@@ -286,18 +286,14 @@ class DemoApi:
 
 
 def demo_settings(settings: Settings) -> Settings:
-    """The settings the demo runs with: clock-based limits and the watermark bound scaled to demo
-    time.
+    """The settings the demo runs with: the executor's clock-based limits scaled to demo time.
 
     The simulator runs ``time_scale`` times faster than the clock (300x by default), so strategies
     signal that much more often per wall-clock minute than they would live. The order-rate limit
-    and the runaway halt are scaled by the same factor, and the market is open all day. The
-    watermark's out-of-orderness bound is scaled too, so that it tolerates the same wall-clock
-    skew between partitions as it does live (2 s by default): unscaled, at 600x it was 3.3 ms, and
-    a starved machine that read one partition's first records half a second before another's
-    turned the other's into late trades (docs/reliability.md, "Late trades in the demo"). The
-    demo's single broker has no leader fail-over to wait out, so a trades partition that no
-    simulated symbol lands on is let go after 5 s rather than the production 30 s."""
+    and the runaway halt are scaled by the same factor, and the market is open all day. The demo's
+    single broker has no leader fail-over to wait out, so a trades partition that no simulated
+    symbol lands on is let go after 5 s rather than the production 30 s. The watermark's bound is
+    not scaled (docs/reliability.md, "Late trades in the demo", says why and what that costs)."""
     scale = max(1.0, settings.simulator.time_scale)
     execution = settings.execution
     risk = execution.risk.model_copy(
@@ -309,10 +305,7 @@ def demo_settings(settings: Settings) -> Settings:
         }
     )
     job = settings.job.model_copy(
-        update={
-            "idle_timeout_ms": min(settings.job.idle_timeout_ms, 5_000),
-            "out_of_orderness_ms": round(settings.job.out_of_orderness_ms * scale),
-        }
+        update={"idle_timeout_ms": min(settings.job.idle_timeout_ms, 5_000)}
     )
     return settings.model_copy(
         update={
@@ -514,11 +507,8 @@ def _follow(
 
 
 def _drain(settings: Settings, stop: threading.Event) -> None:
-    """Give the job a moment to turn the last trades into bars before it is cancelled.
-
-    ``settings`` are the demo's (``demo_settings``): their bound is in event time, scaled."""
-    scale = max(1.0, settings.simulator.time_scale)
-    grace = settings.job.out_of_orderness_ms / scale / 1000 + 2.0
+    """Give the job a moment to turn the last trades into bars before it is cancelled."""
+    grace = settings.job.out_of_orderness_ms / 1000 + 2.0
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline and not stop.is_set():
         time.sleep(0.2)
