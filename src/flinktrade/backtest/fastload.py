@@ -24,7 +24,13 @@ import numpy.typing as npt
 import pandas as pd
 
 from flinktrade import events, topics
-from flinktrade.ingest.replay import column_map, detect_kind, looks_like_header, sniff_delimiter
+from flinktrade.ingest.replay import (
+    bar_interval,
+    column_map,
+    detect_kind,
+    looks_like_header,
+    sniff_delimiter,
+)
 from flinktrade.ingest.validate import Invalid, Validator, to_epoch_ns
 
 _ISO = (
@@ -179,19 +185,8 @@ def _time_ns(raw: dict[str, Any]) -> int | None:
 
 
 def _interval(raw_symbols: list[Any], times: list[int | None]) -> int:
-    """``replay._interval``: the smallest positive gap between consecutive readable times of one
-    (raw) symbol, in ms; 60 s if none or under a second."""
-    last: dict[str, int] = {}
-    best: int | None = None
-    for name, ns in zip(map(str, raw_symbols), times, strict=True):
-        if ns is None:
-            continue
-        previous = last.get(name)
-        if previous is not None and ns > previous:
-            gap = (ns - previous) // 1_000_000
-            best = gap if best is None else min(best, gap)
-        last[name] = ns
-    return best if best and best >= 1_000 else 60_000
+    """``replay.bar_interval`` over one (raw) symbol column and its readable times."""
+    return bar_interval(zip(map(str, raw_symbols), times, strict=True))
 
 
 def _events(

@@ -19,7 +19,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -206,13 +206,17 @@ def _time_ns(raw: dict[str, Any]) -> int | None:
 
 def _interval(records: list[dict[str, Any]]) -> int:
     """The bar length: the smallest gap between consecutive bars of one symbol (60 s if none)."""
+    return bar_interval((str(raw.get("S")), _time_ns(raw)) for raw in records)
+
+
+def bar_interval(times: Iterable[tuple[str, int | None]]) -> int:
+    """The smallest positive gap, in ms, between consecutive readable times (ns) of one symbol,
+    from ``(symbol, ns or None)`` in file order; 60 s if there is none or it is under a second."""
     last: dict[str, int] = {}
     best: int | None = None
-    for raw in records:
-        ns = _time_ns(raw)
+    for symbol, ns in times:
         if ns is None:
             continue
-        symbol = str(raw.get("S"))
         previous = last.get(symbol)
         if previous is not None and ns > previous:
             gap = (ns - previous) // 1_000_000
