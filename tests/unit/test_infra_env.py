@@ -164,3 +164,44 @@ def test_the_local_flink_cluster_refuses_a_host_off_loopback(tmp_path: Path) -> 
     with pytest.raises(ConfigError, match="loopback"):
         cluster.up()
     assert not (tmp_path / "flink").exists()  # refused before anything was written
+
+
+def test_a_starting_jobmanager_without_its_resource_manager_is_transient() -> None:
+    """Right after start the REST API answers with an error until its ResourceManager is up (seen
+    in CI: the cluster fixture gave up 14 s after the start instead of waiting)."""
+    import http.server
+    import threading
+
+    from flinktrade.errors import TransientError
+
+    answers = [
+        (
+            404,
+            b'{"errors":["Cannot connect to ResourceManager right now. Please try to refresh."]}',
+        ),
+        (500, b'{"errors":["Internal server error."]}'),
+    ]
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            code, body = answers.pop(0)
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        rest = FlinkRest(f"127.0.0.1:{server.server_address[1]}")
+        with pytest.raises(TransientError, match="ResourceManager"):
+            rest.taskmanagers()
+        with pytest.raises(InfraError, match="HTTP 500"):  # any other error is not
+            rest.taskmanagers()
+    finally:
+        server.shutdown()
+        server.server_close()

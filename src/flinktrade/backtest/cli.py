@@ -399,7 +399,7 @@ def backtest(
             elif inputs.simulate is not None:
                 bars, news = inputs.load(settings, progress)
                 flink_inputs["feed"] = lambda topics: produce_market(
-                    settings.kafka.bootstrap_servers, topics, bars, news, progress
+                    settings.kafka, topics, bars, news, progress
                 )
             elif history is not None:
                 flink_inputs["feed"] = lambda topics: produce_alpaca(
@@ -411,8 +411,7 @@ def backtest(
                     trades=market.trades, news=market.news, bars=market.bars
                 )
             _start_local_broker(settings)
-            servers = settings.kafka.bootstrap_servers
-            result = run_backtest(servers, request, progress=progress, **flink_inputs)
+            result = run_backtest(settings.kafka, request, progress=progress, **flink_inputs)
     run_settings = {
         "input": source,
         "engine": chosen_engine,

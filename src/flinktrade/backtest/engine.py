@@ -35,6 +35,7 @@ from flinktrade.progress import Progress
 
 if TYPE_CHECKING:
     from flinktrade.backtest.runner import RunTopics
+    from flinktrade.bus import Servers
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ class BacktestResult:
 
 
 def run_backtest(
-    servers: str,
+    servers: Servers,
     request: BacktestRequest,
     *,
     bars: Sequence[events.Bar] | None = None,
@@ -85,7 +86,10 @@ def run_backtest(
     market: MarketTopics | None = None,
     progress: Progress | None = None,
 ) -> BacktestResult:
-    """Backtest ``request`` over exactly one input: ``bars``, a ``feed`` or ``market`` topics."""
+    """Backtest ``request`` over exactly one input: ``bars``, a ``feed`` or ``market`` topics.
+
+    ``servers``: the Kafka settings (their security settings reach every client and the job), or
+    a plain ``host:port`` list."""
     # Here, not at the top: the in-process engine imports this module and needs neither Kafka
     # nor the file and Alpaca readers (about a second of CPU at start-up).
     from flinktrade.backtest import runner

@@ -136,7 +136,7 @@ def _time_column_named(path: Path) -> Iterator[Path]:
 
 
 def produce_bars(
-    servers: str, topic: str, bars: Sequence[events.Bar], progress: Progress | None = None
+    servers: bus.Servers, topic: str, bars: Sequence[events.Bar], progress: Progress | None = None
 ) -> int:
     """Produce ``bars`` to ``topic`` keyed by symbol with the bar start as record time."""
     progress = progress or NoProgress()
@@ -153,7 +153,7 @@ def produce_bars(
 
 
 def produce_market(
-    servers: str,
+    servers: bus.Servers,
     topics: RunTopics,
     bars: Sequence[events.Bar],
     news: Sequence[events.NewsItem],

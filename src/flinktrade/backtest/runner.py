@@ -60,13 +60,13 @@ class JobOutput:
     job_seconds: float
 
 
-def create_topics(servers: str, owned: Sequence[str], partitions: int) -> None:
-    bus.ensure_topics(KafkaSettings(bootstrap_servers=servers, partitions=partitions), owned)
+def create_topics(servers: bus.Servers, owned: Sequence[str], partitions: int) -> None:
+    bus.ensure_topics(_kafka(servers).model_copy(update={"partitions": partitions}), owned)
     log.info("backtest topics: %s", ", ".join(owned))
 
 
 def run_job(
-    servers: str,
+    servers: bus.Servers,
     topics: RunTopics,
     strategies: Sequence[StrategySpec],
     analytics: AnalyticsSettings,
@@ -82,10 +82,12 @@ def run_job(
     ``expected_bars`` (if known) drives the progress bar: analytics bars written so far out of it.
     """
     from flinktrade.pipeline.job import JobIO, JobOptions, run
+    from flinktrade.pipeline.sql import client_properties
 
     progress = progress or NoProgress()
+    kafka = _kafka(servers)
     io = JobIO(
-        bootstrap_servers=servers,
+        bootstrap_servers=kafka.bootstrap_servers,
         group_id=f"backtest-{run_id}",
         bounded=True,
         from_earliest=True,
@@ -102,6 +104,7 @@ def run_job(
             analytics=analytics,
             checkpoint_dir=Path(work) / "checkpoints",
             name=f"flinktrade-backtest-{run_id}",
+            kafka_properties=client_properties(kafka),
         )
 
         def job() -> None:
@@ -130,9 +133,16 @@ def run_job(
     )
 
 
-def delete(servers: str, owned: Sequence[str], timeout_s: float = 30.0) -> None:
+def delete(servers: bus.Servers, owned: Sequence[str], timeout_s: float = 30.0) -> None:
     """Delete the run's own topics (never the shared market topics); a failure only warns."""
     try:
         bus.delete_topics(servers, owned, timeout_s)
     except KafkaException as exc:
         log.warning("could not delete backtest topics %s: %s", ", ".join(owned), exc)
+
+
+def _kafka(servers: bus.Servers) -> KafkaSettings:
+    """``servers`` as Kafka settings (a plain ``host:port`` list connects in plaintext)."""
+    return (
+        servers if isinstance(servers, KafkaSettings) else KafkaSettings(bootstrap_servers=servers)
+    )

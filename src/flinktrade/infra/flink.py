@@ -334,6 +334,11 @@ class LocalFlinkCluster:
         daemon.write_private(self.conf_dir / "log4j-console.properties", _LOG4J)
 
 
+_NOT_READY = "Please try to refresh"
+"""In the error a starting JobManager answers before its ResourceManager is up ("Cannot connect to
+ResourceManager right now. Please try to refresh."): a moment later the same call succeeds."""
+
+
 class FlinkRest:
     """The Flink REST API calls flinktrade uses (``/jobs``, savepoints, TaskManagers)."""
 
@@ -435,7 +440,7 @@ class FlinkRest:
                 raw = response.read()
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode(errors="replace")[:1000]
-            if exc.code == 503:  # leader election while the JobManager starts
+            if exc.code == 503 or _NOT_READY in detail:  # the JobManager is still starting
                 raise TransientError(f"Flink REST {method} {path}: {detail}") from None
             raise InfraError(f"Flink REST {method} {path}: HTTP {exc.code}: {detail}") from None
         except (urllib.error.URLError, OSError) as exc:
