@@ -188,7 +188,7 @@ def fetch_alpaca(
 class _NoBroker:
     """Stands in for the producer of a ``Sink`` that keeps what it is given (never resumes)."""
 
-    bootstrap_servers = ""
+    servers = ""
 
 
 @dataclass
