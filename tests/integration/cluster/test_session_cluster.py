@@ -182,10 +182,9 @@ def test_demo_on_a_session_cluster_it_starts_and_infra_down_stops(
         assert summary["bars"] > 0 and summary["signals"] > 0, demo.stderr[-3000:]
         assert summary["orders"] > 0, summary
         # Late trades come from a read skew between partitions after they all went idle (seen in
-        # CI: 4,433 of 60,900, when the bound was 3.3 ms of wall time at 600x). The demo now
-        # scales its bound to 2 s of wall time; a starved machine that skews more still
-        # dead-letters them as late, which is the job's contract (docs/reliability.md). Anything
-        # else in the dead letters is a failure.
+        # CI: 4,433 of 60,900; the 2 s bound is 3.3 ms of wall time at 600x). A starved machine
+        # dead-letters them as late, which is the job's contract (docs/reliability.md, "Late
+        # trades in the demo"). Anything else in the dead letters is a failure.
         reasons = [
             str(json.loads(record.value() or b"{}").get("reason"))
             for record in bus.read_all(own_broker.bootstrap_servers, topics.DEADLETTER.name)
