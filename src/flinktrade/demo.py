@@ -60,6 +60,8 @@ SERVICES = ("simulator", "executor", "notifier", "api", "job")
 
 BROKER_GRACE_S = 30.0
 """How long the broker may be unreachable before the demo gives up on it."""
+DRAIN_MAX_S = 90.0
+"""At the end, how long the demo waits at most for the job's bars to catch up with the trades."""
 
 
 class ServiceDied(FlinktradeError):
@@ -408,7 +410,7 @@ def run_demo(
             api.stop()
         feed.stop()
         if not failed:
-            _drain(settings, stop)
+            _drain(settings, servers, stop)
         job.cancel()
         executor.stop()
         notifier.stop()
@@ -506,9 +508,28 @@ def _follow(
         log.info("interrupted: shutting down")
 
 
-def _drain(settings: Settings, stop: threading.Event) -> None:
-    """Give the job a moment to turn the last trades into bars before it is cancelled."""
-    grace = settings.job.out_of_orderness_ms / 1000 + 2.0
+def _drain(settings: Settings, servers: bus.Servers, stop: threading.Event) -> None:
+    """Before the job is cancelled: wait until its bars have caught up with the trades sent, at
+    most ``DRAIN_MAX_S`` (a job that started slowly, as on a busy session cluster, is still reading
+    them), then a moment more for the last bars' signals to reach the executor."""
+    bound = settings.job.out_of_orderness_ms
+    deadline = time.monotonic() + DRAIN_MAX_S
+    try:
+        last_trade = last_event_ts(servers, topics.TRADES.name)
+        # the last bar that can close ends up to a minute before the bound; another minute of slack
+        target = None if last_trade is None else last_trade - bound - 2 * 60_000
+        waiting = False
+        while target is not None and not stop.is_set() and time.monotonic() < deadline:
+            last_bar = last_event_ts(servers, topics.ANALYTICS_BARS.name)
+            if last_bar is not None and last_bar >= target:
+                break
+            if not waiting:
+                log.info("waiting for the job to turn the trades sent into bars")
+                waiting = True
+            stop.wait(0.5)
+    except (TransientError, KafkaException) as exc:  # the broker went: nothing more to wait for
+        log.debug("drain: %s", exc)
+    grace = bound / 1000 + 2.0
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline and not stop.is_set():
         time.sleep(0.2)
