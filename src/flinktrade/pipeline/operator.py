@@ -322,12 +322,7 @@ class AnalyticsOperator(KeyedCoProcessFunction):  # type: ignore[misc]
             state = keyed.model = self.model.initial_state()
         state, out = self.items.apply(state, symbol, [(kind, item)], self._stored_model)
         keyed.model = state
-        last_end = state.get("last_end")
-        if keyed.stale_at is None and last_end is not None:  # as ``on_timer`` arms it
-            due_stale = last_end + self.settings.stale_after_ms
-            if due_stale > ctx.timer_service().current_watermark():
-                keyed.stale_at = due_stale
-                ctx.timer_service().register_event_time_timer(due_stale)
+        self._arm_stale(keyed, state, ctx.timer_service().current_watermark(), ctx)
         self._write(state, keyed.stale_at)
         for event in out:
             yield output_row(self.topics[type(event).__name__], event)
@@ -358,16 +353,22 @@ class AnalyticsOperator(KeyedCoProcessFunction):  # type: ignore[misc]
         stale: list[events.Event] = []
         if ctx.timer_service().current_watermark() < MAX_WATERMARK:
             stale = self.model.check_stale(state, symbol, timestamp)
-        last_end = state.get("last_end")
-        if keyed.stale_at is None and last_end is not None:
-            due_stale = last_end + self.settings.stale_after_ms
-            if due_stale > timestamp:
-                keyed.stale_at = due_stale
-                ctx.timer_service().register_event_time_timer(due_stale)
+        self._arm_stale(keyed, state, timestamp, ctx)
         if due or stale or keyed.stale_at != stale_at:  # otherwise nothing changed
             self._write(state, keyed.stale_at)
         out.extend(stale)
         return out
+
+    def _arm_stale(
+        self, keyed: _Keyed, state: dict[str, Any], now: int, ctx: KeyedCoProcessFunction.Context
+    ) -> None:
+        """Set the symbol's one ``stale_feed`` timer for its last bar, unless one is set or due."""
+        last_end = state.get("last_end")
+        if keyed.stale_at is None and last_end is not None:
+            due_stale = last_end + self.settings.stale_after_ms
+            if due_stale > now:
+                keyed.stale_at = due_stale
+                ctx.timer_service().register_event_time_timer(due_stale)
 
     def _write(self, state: dict[str, Any], stale_at: int | None) -> None:
         """The current key's model state and ``stale_feed`` time to Flink state, as the model's
