@@ -303,9 +303,18 @@ class _Sleeve:
         return max(fee, self.costs.minimum) if self.costs.minimum else fee
 
     def closes(self, signal: events.Signal) -> bool:
-        """Whether ``signal`` closes the open position (it is on the other side)."""
+        """Whether ``signal`` closes the open position at the market (it is on the other side,
+        and not an ``oco`` exit pair, which works in the book)."""
+        if signal.order is not None and signal.order.oco:
+            return False
         want = 1 if signal.side is events.Side.BUY else -1
         return self.position is not None and (self.position.qty > 0) != (want > 0)
+
+    def _entry_working(self, side: events.Side) -> bool:
+        """Whether an entry on ``side`` is working in the book (not yet filled)."""
+        if self.book is None or not self.book.has_working(self.symbol):
+            return False
+        return any(o.leg is Leg.ENTRY and o.side is side for o in self.book.working(self.symbol))
 
     def act(self, signal: events.Signal, price: float, ts: int, closed: bool = False) -> None:
         """Apply ``signal`` at the market ``price`` (before slippage) of the bar starting ``ts``
@@ -314,17 +323,17 @@ class _Sleeve:
         if spec is not None and spec != events.PLAIN_ORDER:
             self._act_spec(signal, spec, price, ts, closed)
             return
-        if self.book is not None and self.book.has_working(self.symbol):
-            self._apply(self.book.cancel_all(self.symbol, ts, "a later signal"))
         want = 1 if signal.side is events.Side.BUY else -1
         held = 0 if self.position is None else (1 if self.position.qty > 0 else -1)
         if closed:
             held = -want
-        elif held == want:
+        elif held == want or self._entry_working(signal.side):
             self.orders.append(self._order(signal, "open", "skipped", reason="already in position"))
             return
         elif held != 0:
             self._close(signal, price, ts)
+        if self.book is not None and self.book.has_working(self.symbol):
+            self._apply(self.book.cancel_all(self.symbol, ts, "a later signal"))
         opens = self.model.mode is Mode.REVERSE or want > 0
         if not opens:
             if held == 0:
@@ -427,7 +436,6 @@ class _Sleeve:
         if closed:
             held = -want
         book = self._book()
-        entries = [o for o in book.working(self.symbol) if o.leg is Leg.ENTRY]
         if spec.oco:
             if held != -want or self.position is None:
                 reason = "an oco order exits an open position on its other side"
@@ -440,7 +448,7 @@ class _Sleeve:
             )
             self._booked[f"{signal.id}:close"] = (signal, "close")
             return
-        if held == want or any((o.side is signal.side) for o in entries):
+        if held == want or self._entry_working(signal.side):
             self.orders.append(self._order(signal, "open", "skipped", reason="already in position"))
             return
         problem = order_problem(spec)

@@ -5,7 +5,8 @@ fill the same way in both. Pure: no I/O, no clock; every time is an argument.
 
 A ``Book`` holds the working orders of one account, all symbols. Its API:
 
-- ``Book(costs, sizer=None)``; ``Order.of(id, symbol, side, spec, qty)`` builds an order from an
+- ``Book(costs, sizer=None, session_end=eastern_session_end)`` (``session_end``: a calendar's
+  ``ts -> end of its session``); ``Order.of(id, symbol, side, spec, qty)`` builds an order from an
   ``events.OrderSpec`` (``qty`` None: the ``sizer`` sizes it at its fill price);
 - ``submit(order, ts, price=None) -> list[Change]``: accepts (``new``) or rejects it (the reason of
   ``orders.order_problem``); with ``price`` it is matched at once against that one price (a bar's
@@ -65,9 +66,11 @@ from flinktrade.matching.book import (
     Execution,
     MatchBar,
     Order,
+    SessionEnd,
     Sizer,
     Status,
     Update,
+    eastern_session_end,
 )
 
 __all__ = [
@@ -77,7 +80,9 @@ __all__ = [
     "Execution",
     "MatchBar",
     "Order",
+    "SessionEnd",
     "Sizer",
     "Status",
     "Update",
+    "eastern_session_end",
 ]

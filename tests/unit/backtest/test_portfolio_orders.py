@@ -12,7 +12,7 @@ from tests.unit.backtest.factories import DAY, T0
 from flinktrade import events
 from flinktrade.backtest.engine import BacktestRequest
 from flinktrade.backtest.inprocess import run_inprocess
-from flinktrade.backtest.portfolio import ExecutionModel, FillAt, Mode, simulate
+from flinktrade.backtest.portfolio import CashMode, ExecutionModel, FillAt, Mode, simulate
 from flinktrade.backtest.report import write_orders, write_trades
 from flinktrade.events import OrderSpec
 from flinktrade.orders import Leg, leg_client_order_id, with_exits
@@ -139,7 +139,7 @@ def test_a_signal_closes_the_position_and_cancels_its_exits(tmp_path: Path) -> N
         entry,
     )
     assert (rows[sl].status, rows[sl].type, rows[sl].stop_price) == ("canceled", "stop", 9.5)
-    assert rows[sl].reason == "a later signal"
+    assert rows[sl].reason == "position closed by a signal"
     write_orders(tmp_path / "orders.csv", result.orders)
     write_trades(tmp_path / "trades.csv", result.trades)
     table = list(csv.DictReader((tmp_path / "orders.csv").open()))
@@ -192,7 +192,19 @@ def test_fill_at_close_matches_a_market_entry_at_the_signal_close() -> None:
     )
 
 
-def test_reverse_mode_oco_exit_of_an_open_position() -> None:
+def test_a_signal_on_the_side_held_is_skipped_and_keeps_the_exits() -> None:
+    series = bars([flat(10), flat(10), flat(10.5), (10.5, 11.2, 10.4, 11)])
+    spec = with_exits(take_profit_pct=10, stop_loss_pct=5)
+    signals = [signal(series[0], "buy", spec), signal(series[1], "buy", strategy="t")]
+    result = simulate(series, signals, ExecutionModel(cash=100))
+    [trade] = result.trades
+    assert (trade.size, trade.exit_price, trade.exit_reason) == (10, 11, "take_profit")
+    skipped = [o for o in result.orders if o.signal_id == signals[1].id]
+    assert [(o.status, o.reason) for o in skipped] == [("skipped", "already in position")]
+
+
+@pytest.mark.parametrize("cash_mode", ["sleeves", "shared"])
+def test_oco_exit_of_an_open_position(cash_mode: str) -> None:
     series = bars([flat(10), flat(10), flat(10), (10, 10.4, 9.9, 10.3)])
     oco = OrderSpec(
         type="limit",
@@ -203,8 +215,9 @@ def test_reverse_mode_oco_exit_of_an_open_position() -> None:
         time_in_force="gtc",
     )
     signals = [signal(series[0], "buy"), signal(series[1], "sell", oco)]
-    result = simulate(series, signals, ExecutionModel(cash=100, mode=Mode.REVERSE))
-    [trade] = result.trades
+    model = ExecutionModel(cash=100, mode=Mode.REVERSE, cash_mode=CashMode(cash_mode))
+    result = simulate(series, signals, model)
+    [trade] = result.trades  # the oco exits, it does not reverse
     assert (trade.size, trade.exit_price, trade.exit_reason) == (10, 10.3, "take_profit")
     assert trade.exit_ts == T0 + 3 * DAY
 
