@@ -40,9 +40,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from decimal import Decimal
 from enum import StrEnum
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 from flinktrade import events
 from flinktrade.errors import ConfigError
@@ -50,30 +49,9 @@ from flinktrade.matching import Book, Change, Costs, Execution, MatchBar
 from flinktrade.matching import Order as BookOrder
 from flinktrade.orders import Leg, order_problem
 
-
-class PricedBar(Protocol):
-    """What the simulation reads of a bar: an ``events.Bar``, or a light record of the same."""
-
-    @property
-    def symbol(self) -> str: ...
-
-    @property
-    def ts(self) -> int: ...
-
-    @property
-    def open(self) -> Decimal | float: ...
-
-    @property
-    def high(self) -> Decimal | float: ...
-
-    @property
-    def low(self) -> Decimal | float: ...
-
-    @property
-    def close(self) -> Decimal | float: ...
-
-    @property
-    def volume(self) -> int | float: ...
+PricedBar = MatchBar
+"""What the simulation reads of a bar (``events.Bar`` has it, so has the in-process engine's
+``PriceBar``): the matching model's bar."""
 
 
 B = TypeVar("B", bound=PricedBar)

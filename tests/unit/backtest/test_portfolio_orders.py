@@ -7,7 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from tests.unit.backtest.factories import DAY, T0
+from tests.unit.backtest.factories import DAY, T0, make_signal
 
 from flinktrade import events
 from flinktrade.backtest.engine import BacktestRequest
@@ -46,16 +46,7 @@ def flat(price: float) -> Row:
 def signal(
     bar: events.Bar, side: str, order: OrderSpec | None = None, strategy: str = "s"
 ) -> events.Signal:
-    return events.Signal(
-        id=events.Signal.make_id(strategy, bar.symbol, bar.ts),
-        strategy=strategy,
-        symbol=bar.symbol,
-        side=events.Side(side),
-        price=bar.close,
-        bar_ts=bar.ts,
-        ts=bar.ts + bar.interval_ms,
-        order=order,
-    )
+    return make_signal(bar, side, strategy, order)
 
 
 def test_take_profit_then_stop_loss_gapped_at_the_open() -> None:
