@@ -414,10 +414,15 @@ class _Sleeve:
         if closed:
             held = -want
         book = self._book()
+        problem = order_problem(spec)
         if spec.oco:
             if held != -want or self.position is None:
                 reason = "an oco order exits an open position on its other side"
                 self.orders.append(self._order(signal, "close", "skipped", reason=reason))
+                return
+            if problem is not None:
+                refused = self._order(signal, "close", "refused", reason=problem)
+                self.orders.append(_spec_fields(refused, spec))
                 return
             self._apply(book.cancel_all(self.symbol, ts, "replaced by an oco exit"))
             qty = float(abs(self.position.qty))
@@ -429,11 +434,10 @@ class _Sleeve:
         if held == want or self._entry_working(signal.side):
             self.orders.append(self._order(signal, "open", "skipped", reason="already in position"))
             return
-        problem = order_problem(spec)
-        if book.has_working(self.symbol):
-            self._apply(book.cancel_all(self.symbol, ts, "a later signal"))
         if held != 0 and not closed:
             self._close(signal, price, ts)
+        if book.has_working(self.symbol):
+            self._apply(book.cancel_all(self.symbol, ts, "a later signal"))
         if not (self.model.mode is Mode.REVERSE or want > 0):
             if held == 0:
                 self.orders.append(self._order(signal, "open", "skipped", reason="long only"))
@@ -469,7 +473,7 @@ class _Sleeve:
     def _apply(self, changes: list[Change]) -> None:
         for change in changes:
             if isinstance(change, Execution):
-                self._filled_at[change.order_id] = change.ts
+                self._filled_at.setdefault(change.order_id, change.ts)
                 self._execute(change)
             elif change.reason:
                 self._reasons[change.order_id] = change.reason

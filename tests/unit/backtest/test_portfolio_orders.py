@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from flinktrade.backtest.engine import BacktestRequest
 from flinktrade.backtest.inprocess import run_inprocess
 from flinktrade.backtest.portfolio import CashMode, ExecutionModel, FillAt, Mode, simulate
 from flinktrade.backtest.report import write_orders, write_trades
+from flinktrade.errors import ConfigError
 from flinktrade.events import OrderSpec
 from flinktrade.orders import Leg, leg_client_order_id, with_exits
 from flinktrade.pipeline.analytics import StrategySpec
@@ -21,7 +23,7 @@ from flinktrade.pipeline.analytics import StrategySpec
 Row = tuple[float, float, float, float]  # open, high, low, close
 
 
-def bars(rows: list[Row], symbol: str = "AAA") -> list[events.AnalyticsBar]:
+def bars(rows: list[Row], symbol: str = "AAA", volume: int = 1000) -> list[events.AnalyticsBar]:
     out = []
     for i, (o, h, lo, c) in enumerate(rows):
         out.append(
@@ -32,7 +34,7 @@ def bars(rows: list[Row], symbol: str = "AAA") -> list[events.AnalyticsBar]:
                 high=Decimal(str(h)),
                 low=Decimal(str(lo)),
                 close=Decimal(str(c)),
-                volume=1000,
+                volume=volume,
                 interval_ms=DAY,
             )
         )
@@ -251,3 +253,46 @@ def test_sma_cross_with_exits_in_a_backtest() -> None:
     ]
     assert [t.exit_ts for t in trades] == [T0 + 6 * DAY, T0 + 12 * DAY]
     assert result.metrics["equity_final"] == pytest.approx(1000 + 90 * 1.1 - 78 * 0.7)
+
+
+def test_an_entry_larger_than_the_volume_share_fills_over_several_bars() -> None:
+    series = bars([flat(10), flat(10), flat(9), flat(9), flat(9.5)], volume=2000)
+    model = ExecutionModel(cash=1000, volume_share=0.02)  # 40 shares a bar
+    spec = OrderSpec(time_in_force="gtc")  # a market order, but not the plain one
+    result = simulate(series, [signal(series[0], "buy", spec)], model)
+    [trade] = result.trades
+    # Sized at the first fill, 10: 100 units; 40 at 10, 40 at 9, 20 at 9.
+    assert (trade.size, trade.entry_ts, trade.exit_reason) == (100, T0 + DAY, "end")
+    assert trade.entry_price == pytest.approx((400 + 360 + 180) / 100)
+    [order] = result.orders
+    assert (order.status, order.qty, order.fill_ts) == ("filled", 100, T0 + DAY)
+    assert [round(p.equity, 6) for p in result.equity] == [1000, 1000, 960, 960, 1010]
+
+
+def test_an_invalid_oco_is_refused_and_the_position_stays() -> None:
+    series = bars([flat(10), flat(10), flat(10)])
+    oco = OrderSpec(take_profit_price=Decimal(11), stop_loss_price=Decimal(9), oco=True)
+    signals = [signal(series[0], "buy"), signal(series[1], "sell", oco)]
+    result = simulate(series, signals, ExecutionModel(cash=100))
+    refused = [o for o in result.orders if o.signal_id == signals[1].id]
+    assert [(o.status, o.intent, o.reason) for o in refused] == [
+        (
+            "refused",
+            "close",
+            "an oco order is of type limit with limit_price equal to take_profit_price",
+        )
+    ]
+    assert [t.exit_reason for t in result.trades] == ["end"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"commission_min": -1}, "--commission-min must be >= 0"),
+        ({"volume_share": 0}, "--volume-share is a fraction in (0, 1]"),
+        ({"volume_share": 1.5}, "--volume-share is a fraction in (0, 1]"),
+    ],
+)
+def test_the_new_execution_settings_are_checked(fields: dict[str, float], message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        ExecutionModel(**fields)  # type: ignore[arg-type]
