@@ -418,11 +418,10 @@ class _Sleeve:
         if spec.oco:
             if held != -want or self.position is None:
                 reason = "an oco order exits an open position on its other side"
-                self.orders.append(self._order(signal, "close", "skipped", reason=reason))
+                self._spec_row(signal, spec, "close", "skipped", reason)
                 return
             if problem is not None:
-                refused = self._order(signal, "close", "refused", reason=problem)
-                self.orders.append(_spec_fields(refused, spec))
+                self._spec_row(signal, spec, "close", "refused", problem)
                 return
             self._apply(book.cancel_all(self.symbol, ts, "replaced by an oco exit"))
             qty = float(abs(self.position.qty))
@@ -432,7 +431,7 @@ class _Sleeve:
             self._booked[f"{signal.id}:close"] = (signal, "close")
             return
         if held == want or self._entry_working(signal.side):
-            self.orders.append(self._order(signal, "open", "skipped", reason="already in position"))
+            self._spec_row(signal, spec, "open", "skipped", "already in position")
             return
         if held != 0 and not closed:
             self._close(signal, price, ts)
@@ -440,16 +439,20 @@ class _Sleeve:
             self._apply(book.cancel_all(self.symbol, ts, "a later signal"))
         if not (self.model.mode is Mode.REVERSE or want > 0):
             if held == 0:
-                self.orders.append(self._order(signal, "open", "skipped", reason="long only"))
+                self._spec_row(signal, spec, "open", "skipped", "long only")
             return
         if problem is not None:
-            self.orders.append(
-                _spec_fields(self._order(signal, "open", "refused", reason=problem), spec)
-            )
+            self._spec_row(signal, spec, "open", "refused", problem)
             return
         order = BookOrder.of(f"{signal.id}:open", self.symbol, signal.side, spec)
         self._booked[order.id] = (signal, "open")
         self._submit(order, ts, price if self.model.fill is FillAt.CLOSE else None)
+
+    def _spec_row(
+        self, signal: events.Signal, spec: events.OrderSpec, intent: str, status: str, reason: str
+    ) -> None:
+        """The row of an order with a spec that never reached the book."""
+        self.orders.append(_spec_fields(self._order(signal, intent, status, reason=reason), spec))
 
     def _book(self) -> Book:
         if self.book is None:
