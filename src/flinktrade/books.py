@@ -36,18 +36,19 @@ dropped (the first kept), so it keeps its whole span at half the resolution.
 book ``MANUAL`` so the books still sum to the account. Adopted shares have no known cost: they
 count in the quantity held and in exposure, not in P&L.
 
-Money is ``Decimal`` throughout (a 60-digit context, so quantity x price is exact); views round
-nothing, ``as_json`` rounds money to the cent for display.
+Money is ``Decimal`` throughout (a 60-digit context, so quantity x price is exact within the
+wire's bounds, which ``record`` enforces); views round nothing, ``as_json`` rounds money to the
+cent for display.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import Context, Decimal, localcontext
+from decimal import Context, Decimal, InvalidOperation, localcontext
 from typing import Any
 
-from flinktrade.events import Fill, Side
+from flinktrade.events import MAX_PRICE, MAX_SIZE, Fill, Side
 
 MANUAL = "(manual)"
 """The book of fills without a strategy and of positions adopted from the broker."""
@@ -281,14 +282,14 @@ class Ledger:
         commission: Decimal = ZERO,
     ) -> None:
         """Book one execution of ``qty`` shares at ``price``. ``ValueError`` (and nothing booked)
-        for a quantity or price that is not positive and finite, or a commission that is not
-        finite."""
-        if not (qty.is_finite() and qty > 0):
-            raise ValueError(f"quantity {qty} is not a positive number")
-        if not (price.is_finite() and price > 0):
-            raise ValueError(f"price {price} is not a positive number")
-        if not commission.is_finite():
-            raise ValueError(f"commission {commission} is not a number")
+        for a quantity or price that is not positive or above the wire's bounds (``MAX_SIZE``,
+        ``MAX_PRICE``), or a commission that is not finite or above ``MAX_PRICE``."""
+        if not (qty.is_finite() and 0 < qty <= MAX_SIZE):
+            raise ValueError(f"quantity {qty} is not a positive number up to {MAX_SIZE}")
+        if not (price.is_finite() and 0 < price <= MAX_PRICE):
+            raise ValueError(f"price {price} is not a positive number up to {MAX_PRICE}")
+        if not (commission.is_finite() and abs(commission) <= MAX_PRICE):
+            raise ValueError(f"commission {commission} is not a number up to {MAX_PRICE}")
         book = strategy or MANUAL
         position = self._books.setdefault(book, {}).setdefault(symbol, _Position())
         with localcontext(_CONTEXT):
@@ -408,7 +409,10 @@ def _fixed(value: Decimal | None, step: Decimal) -> str | None:
     if value is None:
         return None
     with localcontext(_CONTEXT):
-        rounded = value.quantize(step)
+        try:
+            rounded = value.quantize(step)
+        except InvalidOperation:  # more digits than the context holds: shown as it is
+            return str(value)
     return str(abs(rounded) if rounded == 0 else rounded)  # never "-0.00"
 
 

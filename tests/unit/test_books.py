@@ -191,7 +191,16 @@ def test_a_position_without_a_mark_has_no_unrealised_pnl() -> None:
 
 @pytest.mark.parametrize(
     ("qty", "price", "commission"),
-    [("0", "1", "0"), ("-1", "1", "0"), ("1", "0", "0"), ("1", "NaN", "0"), ("1", "1", "Inf")],
+    [
+        ("0", "1", "0"),
+        ("-1", "1", "0"),
+        ("1e13", "1", "0"),  # above MAX_SIZE
+        ("1", "0", "0"),
+        ("1", "NaN", "0"),
+        ("1", "1e400", "0"),  # above MAX_PRICE
+        ("1", "1", "Inf"),
+        ("1", "1", "-1e400"),
+    ],
 )
 def test_bad_executions_are_refused_and_book_nothing(qty: str, price: str, commission: str) -> None:
     ledger = Ledger()

@@ -30,6 +30,7 @@ from flinktrade import books
 from flinktrade.cli.signals import stop_on_signals
 from flinktrade.config import Settings, load_settings
 from flinktrade.errors import ConfigError, FlinktradeError
+from flinktrade.events import MAX_PRICE
 from flinktrade.execution.killswitch import KillSwitch, broker_named
 from flinktrade.execution.store import open_store, require_store
 
@@ -168,7 +169,7 @@ def _parse_marks(items: list[str]) -> dict[str, Decimal]:
             value = Decimal(price)
         except ArithmeticError:
             value = Decimal("NaN")
-        if not symbol.strip() or not value.is_finite() or value <= 0:
+        if not symbol.strip() or not value.is_finite() or not 0 < value <= MAX_PRICE:
             raise ConfigError(f"--mark takes SYMBOL=PRICE with a positive price, not {item!r}")
         marks[symbol.strip()] = value
     return marks

@@ -65,15 +65,29 @@ def test_books_read_only_new_fills_and_mark_the_curve(tmp_path: Path) -> None:
     assert again["b"]["unrealized_pnl"] == "-20.00"  # 5 x (100 - 104)
 
 
-def test_an_unreadable_fill_is_skipped_and_the_rest_booked(tmp_path: Path) -> None:
+HOSTILE = [  # (side, qty, price, commission): rows no executor writes, each skipped
+    ("buy", "lots", "1", "0"),
+    ("buy", "NaN", "1", "0"),
+    ("buy", "1e400", "1", "0"),
+    ("buy", "-1", "1", "0"),
+    ("buy", "1", "0.0", "0"),
+    ("buy", "1", "1e400", "0"),
+    ("buy", "1", "", "0"),
+    ("buy", "1", "1", "Infinity"),
+    ("hold", "1", "1", "0"),
+]
+
+
+def test_unreadable_fills_are_skipped_and_the_rest_booked(tmp_path: Path) -> None:
     path = tmp_path / "orders.sqlite"
     add(path, make_fill(1, "a", "buy", "10", "100"))
     db = sqlite3.connect(path)
-    db.execute(
-        "INSERT INTO fills (execution_id, client_order_id, order_id, symbol, side, qty, price,"
-        " commission, ts, strategy) VALUES ('bad', 'c', 'o', 'AAPL', 'buy', 'lots', '1', '0', 1,"
-        " 'a')"
-    )
+    for n, (side, qty, price, commission) in enumerate(HOSTILE):
+        db.execute(
+            "INSERT INTO fills (execution_id, client_order_id, order_id, symbol, side, qty, price,"
+            " commission, ts, strategy) VALUES (?, 'c', 'o', ?, ?, ?, ?, ?, 1, 'a')",
+            (f"bad-{n}", "X" * 300 if n % 2 else "AAPL", side, qty, price, commission),
+        )
     db.commit()
     db.close()
     add(path, make_fill(2, "a", "buy", "10", "110"))

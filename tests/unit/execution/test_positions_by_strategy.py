@@ -138,6 +138,8 @@ def test_plain_positions_are_unchanged(state_dir: Path) -> None:
         (["--by-strategy", "--mark", "AAPL"], "--mark takes SYMBOL=PRICE"),
         (["--by-strategy", "--mark", "AAPL=-3"], "--mark takes SYMBOL=PRICE"),
         (["--by-strategy", "--mark", "AAPL=abc"], "--mark takes SYMBOL=PRICE"),
+        (["--by-strategy", "--mark", "AAPL=1e400"], "--mark takes SYMBOL=PRICE"),
+        (["--by-strategy", "--mark", "=5"], "--mark takes SYMBOL=PRICE"),
     ],
 )
 def test_bad_marks_are_one_line(state_dir: Path, args: list[str], message: str) -> None:
