@@ -51,7 +51,8 @@ def order_problem(spec: OrderSpec, *, fractional: bool = True) -> str | None:
     carries exactly the prices it needs; a quantity or a notional, not both; notional only on a
     market day order; fractional shares only on a day order (and only where the broker allows them:
     ``fractional``); extended hours only for a limit order, day or GTC; a bracket has both exits;
-    exits only on entries that can fill completely (not IOC/FOK/OPG/CLS); an OCO pair is an exit of
+    exits only on entries that can fill completely (not IOC/FOK/OPG/CLS); prices on the tick (a cent
+    from $1, else 0.0001); an OCO pair is an exit of
     an open position with both a take-profit and a stop-loss price, of type limit; a trailing-stop
     exit stands alone.
     """
@@ -86,7 +87,7 @@ def order_problem(spec: OrderSpec, *, fractional: bool = True) -> str | None:
         kind is not OrderType.LIMIT or spec.time_in_force not in (TimeInForce.DAY, TimeInForce.GTC)
     ):
         return "extended hours orders must be limit orders with time_in_force day or gtc"
-    return _exit_problem(spec)
+    return _tick_problem(spec) or _exit_problem(spec)
 
 
 def _exit_problem(spec: OrderSpec) -> str | None:
@@ -127,9 +128,31 @@ def tick(price: Decimal) -> Decimal:
     return _CENT if price >= 1 else _SUB_DOLLAR_STEP
 
 
-def _round(price: Decimal, up: bool) -> Decimal:
+def to_tick(price: Decimal, up: bool) -> Decimal:
+    """``price`` on the broker's tick, rounded up or down."""
     step = tick(price)
     return price.quantize(step, rounding=ROUND_CEILING if up else ROUND_FLOOR)
+
+
+def _tick_problem(spec: OrderSpec) -> str | None:
+    for name in _PRICE_FIELDS:
+        price: Decimal | None = getattr(spec, name)
+        if price is not None and price != price.quantize(tick(price)):
+            return (
+                f"{name} {price}: sub-penny increment does not fulfill minimum pricing criteria"
+                " (a cent from $1, else 0.0001)"
+            )
+    return None
+
+
+_PRICE_FIELDS = (
+    "limit_price",
+    "stop_price",
+    "trail_price",
+    "take_profit_price",
+    "stop_loss_price",
+    "stop_loss_limit_price",
+)
 
 
 @dataclass(frozen=True)
@@ -161,13 +184,13 @@ def exit_legs(spec: OrderSpec, entry_side: Side, fill_price: Decimal) -> list[Ex
     take = spec.take_profit_price
     if spec.take_profit_pct is not None:
         change = fill_price * spec.take_profit_pct / _HUNDRED
-        take = _round(fill_price + change if long else fill_price - change, up=long)
+        take = to_tick(fill_price + change if long else fill_price - change, up=long)
     if take is not None:
         legs.append(ExitLeg(Leg.TAKE_PROFIT, side, OrderType.LIMIT, limit_price=take))
     stop = spec.stop_loss_price
     if spec.stop_loss_pct is not None:
         change = fill_price * spec.stop_loss_pct / _HUNDRED
-        stop = _round(fill_price - change if long else fill_price + change, up=not long)
+        stop = to_tick(fill_price - change if long else fill_price + change, up=not long)
     if stop is not None:
         kind = OrderType.STOP if spec.stop_loss_limit_price is None else OrderType.STOP_LIMIT
         legs.append(
@@ -203,15 +226,26 @@ def with_exits(
     parameters ask for, or None (a plain market order) when it has none."""
     if take_profit_pct is None and stop_loss_pct is None and trail_pct is None:
         return None
-
-    def percent(value: float | None) -> Decimal | None:
-        return None if value is None else Decimal(repr(float(value)))
-
     return OrderSpec(
-        take_profit_pct=percent(take_profit_pct),
-        stop_loss_pct=percent(stop_loss_pct),
-        trail_pct=percent(trail_pct),
+        take_profit_pct=_maybe_percent("take_profit_pct", take_profit_pct),
+        stop_loss_pct=_maybe_percent("stop_loss_pct", stop_loss_pct),
+        trail_pct=_maybe_percent("trail_pct", trail_pct),
     )
+
+
+def percent(name: str, value: float | str | Decimal) -> Decimal:
+    """A strategy parameter ``name`` as an exit percentage, or ``ValueError`` in one line."""
+    try:
+        number = Decimal(repr(float(value))) if not isinstance(value, Decimal) else value
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if not (number.is_finite() and 0 < number < _HUNDRED):
+        raise ValueError(f"{name} must be between 0 and 100 (percent), got {value}")
+    return number
+
+
+def _maybe_percent(name: str, value: float | None) -> Decimal | None:
+    return None if value is None else percent(name, value)
 
 
 __all__ = [
@@ -222,7 +256,9 @@ __all__ = [
     "exit_side",
     "leg_client_order_id",
     "order_problem",
+    "percent",
     "spec_of",
     "tick",
+    "to_tick",
     "with_exits",
 ]

@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 
 from flinktrade import events, orders
+from flinktrade.errors import ConfigError
 from flinktrade.events import OrderClass, OrderSpec, OrderType, Side, TimeInForce
 from flinktrade.orders import Leg
 from flinktrade.strategies import BarView, build
@@ -62,6 +63,8 @@ D = Decimal
             "cannot trade in extended hours",
         ),
         ({"notional": 100, "take_profit_pct": 2}, "needs a qty, not a notional"),
+        ({"type": "limit", "limit_price": "10.001"}, "limit_price 10.001: sub-penny increment"),
+        ({"stop_loss_price": "0.50001"}, "stop_loss_price 0.50001: sub-penny"),
     ],
 )
 def test_a_bad_combination_is_named(fields: dict[str, object], problem: str) -> None:
@@ -93,10 +96,17 @@ def test_a_bad_combination_is_named(fields: dict[str, object], problem: str) -> 
         },
         {"time_in_force": "opg"},
         {"time_in_force": "fok", "qty": 10},
+        {"type": "limit", "limit_price": "0.5001"},
     ],
 )
 def test_a_valid_order_has_no_problem(fields: dict[str, object]) -> None:
     assert orders.order_problem(OrderSpec.model_validate(fields)) is None
+
+
+def test_prices_go_on_the_tick_in_either_direction() -> None:
+    assert orders.to_tick(D("10.001"), up=True) == D("10.01")
+    assert orders.to_tick(D("10.009"), up=False) == D("10.00")
+    assert orders.to_tick(D("0.50001"), up=False) == D("0.5000")
 
 
 def test_whole_shares_only_where_the_broker_says_so() -> None:
@@ -222,5 +232,9 @@ def test_a_built_in_strategy_with_exit_parameters_puts_them_on_every_intent() ->
 
 
 def test_a_bad_exit_parameter_is_refused_when_the_strategy_is_built() -> None:
-    with pytest.raises(Exception, match="stop_loss_pct"):
+    with pytest.raises(
+        ConfigError, match=r": stop_loss_pct must be between 0 and 100 \(percent\), got 0$"
+    ):
         build("rsi_reversion", {"stop_loss_pct": 0})
+    with pytest.raises(ConfigError, match=r": trail_pct must be a number, got 'x'$"):
+        build("sma_cross", {"trail_pct": "x"})
