@@ -392,3 +392,10 @@ def test_cancel_takes_the_order_and_its_oco_sibling() -> None:
     assert statuses(changes) == [(tp, "canceled"), (sl, "canceled")]
     assert book.cancel(tp, T0 + 6 * MIN) == []
     assert TimeInForce.GTC is book.orders[sl].time_in_force
+
+
+def test_a_trade_gives_its_volume_share_and_a_notional_order_is_sized_by_its_notional() -> None:
+    book = Book(Costs(volume_share=0.5))
+    placed(book, order(qty=None, notional=1000))  # 1000 / 100 = 10 shares
+    assert fills(book.on_trade("AAA", T0 + 2 * MIN, 100.0, 8)) == [("o1", 4, 100.0)]
+    assert fills(book.on_trade("AAA", T0 + 2 * MIN + 5, 101.0, 20)) == [("o1", 6, 101.0)]

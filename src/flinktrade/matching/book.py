@@ -333,7 +333,9 @@ class Book:
         working = self._working.get(symbol)
         if not working:
             return []
-        left = None if self.costs.volume_share is None else float(size)
+        left = None
+        if self.costs.volume_share is not None:
+            left = float(math.floor(float(size) * self.costs.volume_share))
         at = _Prices(ts, price, price, price, price, left)
         changes: list[Change] = []
         self._match(at, [o for o in working if o.placed_ts <= ts], changes)
