@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 from enum import StrEnum
 
-from flinktrade import sessions
+from flinktrade import orders, sessions
 from flinktrade.events import Side, Signal
 from flinktrade.execution.settings import RiskSettings, SessionRule, SizingMode, SizingSettings
 
@@ -207,8 +207,9 @@ def check(signal: Signal, qty: Decimal, snap: Snapshot, limits: RiskSettings) ->
 
 def order_terms(signal: Signal) -> tuple[str, str, bool]:
     """(order type, time in force, extended hours) of the order a signal asks for; a plain
-    signal is a market day order in the regular session."""
-    return ("market", "day", False)
+    signal (no ``order``) is a market day order in the regular session."""
+    spec = orders.spec_of(signal.order)
+    return (spec.type.value, spec.time_in_force.value, spec.extended_hours)
 
 
 def signal_times(signal: Signal, limits: RiskSettings) -> tuple[int, ...]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from exec_core_fakes import make_rig
 
-from flinktrade.events import OrderStatus, Side, Signal
+from flinktrade.events import OrderSpec, OrderStatus, OrderType, Side, Signal, TimeInForce
 from flinktrade.execution import risk
 from flinktrade.execution.settings import (
     ExecutionSettings,
@@ -24,22 +24,36 @@ def utc(*args: int) -> int:
     return int(datetime(*args, tzinfo=UTC).timestamp()) * 1000  # type: ignore[misc]
 
 
-def signal_at(ts: int) -> Signal:
+def signal_at(ts: int, order: OrderSpec | None = None) -> Signal:
     return Signal(
         id="b" * 32, strategy="s", symbol="AAPL", side=Side.BUY, price=Decimal(50),
-        bar_ts=ts - 60_000, ts=ts, ingest_ts=ts,
+        bar_ts=ts - 60_000, ts=ts, ingest_ts=ts, order=order,
     )  # fmt: skip
 
 
 def judge(
-    ts: int, rule: SessionRule, *, market_open: bool | None = True, allow: bool = True
+    ts: int,
+    rule: SessionRule,
+    *,
+    market_open: bool | None = True,
+    allow: bool = True,
+    order: OrderSpec | None = None,
 ) -> risk.Decision:
     limits = RiskSettings(allow_outside_market_hours=allow)
     snap = risk.Snapshot(
         now_ms=ts, market_prices={"AAPL": Decimal(50)}, market_open=market_open,
         session_rule=rule,
     )  # fmt: skip
-    return risk.check(signal_at(ts), Decimal(1), snap, limits)
+    return risk.check(signal_at(ts, order), Decimal(1), snap, limits)
+
+
+def extended(
+    kind: OrderType = OrderType.LIMIT, tif: TimeInForce = TimeInForce.DAY, allow: bool = True
+) -> OrderSpec:
+    return OrderSpec(
+        type=kind, time_in_force=tif, extended_hours=allow,
+        limit_price=Decimal(50) if kind is OrderType.LIMIT else None,
+    )  # fmt: skip
 
 
 REGULAR = utc(2024, 3, 11, 15, 0)  # Monday 11:00 EDT
@@ -76,6 +90,49 @@ def test_the_brokers_clock_rule_is_unchanged() -> None:
     assert judge(POST, SessionRule.EXTENDED, market_open=None, allow=False).rule == (
         risk.Rule.MARKET_HOURS
     )
+
+
+NIGHT = utc(2024, 3, 12, 3, 0)  # 23:00 EDT
+
+
+@pytest.mark.parametrize("rule", [SessionRule.EXTENDED, SessionRule.ALL])
+@pytest.mark.parametrize("ts", [PRE, POST])
+def test_an_extended_hours_limit_order_trades_in_pre_and_after_hours(
+    rule: SessionRule, ts: int
+) -> None:
+    # the broker's clock says closed in those hours: the calendar's word counts for this order
+    for tif in (TimeInForce.DAY, TimeInForce.GTC):
+        order = extended(tif=tif)
+        assert judge(ts, rule, market_open=False, allow=False, order=order).allowed
+
+
+@pytest.mark.parametrize(
+    ("ts", "order", "reason"),
+    [
+        (NIGHT, extended(), "the market is closed at 2024-03-11 23:00 ET"),
+        (GOOD_FRIDAY, extended(), "the market is closed at 2024-03-29 11:00 ET"),
+        (POST, extended(tif=TimeInForce.IOC), "only limit orders with time in force day or gtc"),
+        (PRE, extended(OrderType.MARKET), "only limit orders with time in force day or gtc"),
+    ],
+)
+def test_extended_hours_only_as_alpaca_takes_them(ts: int, order: OrderSpec, reason: str) -> None:
+    decision = judge(ts, SessionRule.EXTENDED, market_open=False, allow=False, order=order)
+    assert decision.rule == risk.Rule.SESSION
+    assert decision.reason is not None and reason in decision.reason
+
+
+def test_a_limit_order_without_extended_hours_keeps_to_the_regular_session() -> None:
+    order = extended(allow=False)
+    assert judge(POST, SessionRule.EXTENDED, order=order).allowed  # not judged by the calendar
+    denied = judge(POST, SessionRule.ALL, order=order)
+    assert denied.rule == risk.Rule.SESSION
+    assert denied.reason is not None and "does not allow extended hours" in denied.reason
+    assert judge(REGULAR, SessionRule.ALL, order=order).allowed
+
+
+def test_off_leaves_extended_hours_orders_to_the_brokers_clock() -> None:
+    decision = judge(POST, SessionRule.OFF, market_open=False, allow=False, order=extended())
+    assert decision.rule == risk.Rule.MARKET_HOURS
 
 
 @pytest.mark.parametrize(
