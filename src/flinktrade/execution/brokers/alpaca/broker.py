@@ -1,14 +1,13 @@
 """``AlpacaBroker``: Alpaca paper (default) or live trading through alpaca-py's ``TradingClient``.
 
 Orders are market orders for whole shares, submitted with our ``client_order_id``; reads are the
-look-up by that id, open orders, positions, account, clock and the market calendar (kept for a day:
-``calendar``). Whatever comes back (JSON, a
-proxy's HTML page, an empty body, missing headers, a reset connection, a timeout) ends as one of
-the outcomes of ``brokers/base.py``, never as another exception (``answers`` says which). A 429
-is waited out and tried again (``rate_limit_retries``) before it counts; before every send of an
-order the caller's ``may_send`` guard is asked again (kill switch). The client's HTTP session is
-``session.PacedSession`` (timeouts, pacing by ``budget.RequestBudget``); updates come from
-``stream``; the wire is parsed in ``parse``.
+look-up by that id, open orders, positions, account, clock and the market calendar (``calendar``,
+kept for a day). Whatever comes back (JSON, a proxy's HTML page, an empty body, missing headers, a
+reset connection, a timeout) ends as one of the outcomes of ``brokers/base.py``, never as another
+exception (``answers`` says which). A 429 is waited out and tried again (``rate_limit_retries``)
+before it counts; before every send of an order the caller's ``may_send`` guard is asked again
+(kill switch). The client's HTTP session is ``session.PacedSession`` (timeouts, pacing by
+``budget.RequestBudget``); updates come from ``stream``; the wire is parsed in ``parse``.
 """
 
 from __future__ import annotations
