@@ -257,6 +257,11 @@ class FakeAlpacaTrading(Loopback, OrderBook):
         return self._stream.connections
 
     @property
+    def stream_listeners(self) -> int:
+        """Stream connections listening to ``trade_updates`` now."""
+        return self._stream.listeners
+
+    @property
     def events_sent(self) -> list[dict[str, Any]]:
         return self._stream.events_sent
 
