@@ -25,7 +25,7 @@ Orders are accepted (``accepted``), then a ``new`` event follows on a worker thr
 order fills at the symbol's price (``fill_price``, per symbol if a dict, or the last
 ``push_price``) in ``fill_parts`` executions; a limit, stop, stop-limit or trailing-stop order
 fills (at the price, gaps included) once the price crosses it, checked then and at every
-``push_price(symbol, price)``. A parent's fill turns its ``held`` legs ``new``; a leg's fill
+``push_price(symbol, price)`` (from another process: ``POST /fake/prices``). A parent's fill turns its ``held`` legs ``new``; a leg's fill
 cancels its siblings; each change is a ``trade_updates`` event. ``auto_fill=False`` leaves new
 orders ``accepted`` (``fill`` and ``push_price`` still execute them).
 

@@ -3,7 +3,8 @@
 ``GET /v2/account``, ``GET /v2/clock``, ``POST /v2/orders``, ``GET /v2/orders`` (``nested=true``
 rolls legs up under their parent), ``GET /v2/orders/{id}``, ``PATCH /v2/orders/{id}`` (replace),
 ``GET /v2/orders:by_client_order_id``, ``DELETE /v2/orders[/{id}]`` (a parent takes its legs),
-``GET /v2/positions[/{symbol}]``, ``DELETE /v2/positions[/{symbol}]``: JSON, numbers as strings,
+``GET /v2/positions[/{symbol}]``, ``DELETE /v2/positions[/{symbol}]``, and the fake's own
+``POST /fake/prices`` (``{"AAPL": "101.5"}``: ``push_price`` from outside): JSON, numbers as strings,
 ``X-Ratelimit-*`` headers on every answer, 401 for wrong keys. Before routing, the handler asks
 the fake for an armed fault (``ForeignAnswer``: a proxy's page, a reset, a held answer; the named
 switches such as ``rate_limit`` or ``error_after_accept``) and answers with it instead.
@@ -18,6 +19,7 @@ import socket
 import struct
 import time
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RATE_LIMIT = 200
+PRICES_PATH = "/fake/prices"  # the fake's control route: push prices from another process
 GATEWAY_PAGE = (
     b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
     b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
@@ -152,6 +155,8 @@ class TradingHandler(BaseHTTPRequestHandler):
             self._json(200, shown)
         elif path == "/v2/positions" and method == "GET":
             self._json(200, fake.positions_json())
+        elif path == PRICES_PATH and method == "POST":
+            self._push_prices(self._body(raw))
         elif path == "/v2/positions" and method == "DELETE":
             self._close_positions(None, query.get("cancel_orders") in ("true", "True"))
         elif path.startswith("/v2/positions/") and method in ("GET", "DELETE"):
@@ -192,6 +197,22 @@ class TradingHandler(BaseHTTPRequestHandler):
             fake.pause(fault.seconds)
         with fake.lock:
             self._json(200, order.to_json())
+
+    def _push_prices(self, body: dict[str, Any]) -> None:
+        """The fake's own control route (not Alpaca's): ``{"AAPL": "101.5", ...}`` moves each
+        symbol's price as ``push_price`` does, so a process outside the tests can drive fills."""
+        prices = {}
+        for symbol, value in body.items():
+            try:
+                price = Decimal(str(value))
+            except InvalidOperation:
+                raise ApiError(422, 40010001, f"invalid price {value!r} for {symbol}") from None
+            if not price.is_finite() or price <= 0:
+                raise ApiError(422, 40010001, f"invalid price {value!r} for {symbol}")
+            prices[str(symbol).upper()] = price
+        for symbol, price in prices.items():
+            self.fake.push_price(symbol, price)
+        self._json(200, {symbol: str(price) for symbol, price in prices.items()})
 
     @staticmethod
     def _body(raw: bytes) -> dict[str, Any]:

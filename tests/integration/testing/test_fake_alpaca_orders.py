@@ -5,7 +5,9 @@ trade_updates stream, a trailing stop's moving mark, replace, and nested order l
 
 from __future__ import annotations
 
+import json
 import threading
+import urllib.request
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -302,3 +304,26 @@ def test_a_refused_request_class_surfaces_as_api_error(client: TradingClient) ->
         client.submit_order(request)
     assert refused.value.code == 42210000
     assert "sub-penny increment" in refused.value.message
+
+
+def test_another_process_pushes_prices_over_the_fakes_control_route(
+    fake: FakeAlpacaTrading, client: TradingClient
+) -> None:
+    order = submitted(
+        client,
+        LimitOrderRequest(
+            symbol="IBM", qty=2, side=OrderSide.SELL, time_in_force=TimeInForce.DAY,
+            limit_price=101,
+        ),
+    )  # fmt: skip
+    request = urllib.request.Request(
+        f"{fake.base_url}/fake/prices",
+        data=json.dumps({"ibm": "101.5"}).encode(),
+        headers={"APCA-API-KEY-ID": fake.key_id, "APCA-API-SECRET-KEY": fake.secret_key},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=5) as answer:
+        assert json.load(answer) == {"IBM": "101.5"}
+    filled = client.get_order_by_id(order.id)
+    assert isinstance(filled, Order)
+    assert (filled.status, filled.filled_avg_price) == (OrderStatus.FILLED, "101.5")
