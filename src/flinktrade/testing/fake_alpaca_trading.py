@@ -25,9 +25,11 @@ Orders are accepted (``accepted``), then a ``new`` event follows on a worker thr
 order fills at the symbol's price (``fill_price``, per symbol if a dict, or the last
 ``push_price``) in ``fill_parts`` executions; a limit, stop, stop-limit or trailing-stop order
 fills (at the price, gaps included) once the price crosses it, checked then and at every
-``push_price(symbol, price)`` (from another process: ``POST /fake/prices``). A parent's fill turns its ``held`` legs ``new``; a leg's fill
-cancels its siblings; each change is a ``trade_updates`` event. ``auto_fill=False`` leaves new
-orders ``accepted`` (``fill`` and ``push_price`` still execute them).
+``push_price(symbol, price)`` (from another process: ``POST /fake/prices``); an IOC or FOK
+order the price does not cross at once is canceled; nothing expires (no session clock). A
+parent's fill turns its ``held`` legs ``new``; a leg's fill cancels its siblings; each change is
+a ``trade_updates`` event. ``auto_fill=False`` leaves new orders ``accepted`` (``fill`` and
+``push_price`` still execute them).
 
 Fault switches (each for the next ``times`` matching requests): ``error_after_accept`` (the order
 is created, the answer is a 5xx), ``drop_after_accept`` (created, connection closed without an

@@ -3,7 +3,7 @@
 Pure bookkeeping, no I/O and no threads of its own: ``create_order`` validates and books an
 order with its legs as Alpaca does (``trading_orders``: raising ``ApiError`` with Alpaca's status,
 code and message), ``fill`` executes (part of) one, ``push_price`` moves a symbol's price and
-executes the working orders it crosses, ``replace`` replaces one and ``cancel``/``cancel_all``
+executes the working orders it crosses (``cross``: one order at the current price), ``replace`` replaces one and ``cancel``/``cancel_all``
 cancel. Orders hang together as Alpaca's do: a parent's fill sets its ``held`` legs to ``new``,
 a leg's fill cancels the others of its bracket or OCO, a parent's cancel cancels its legs. Every
 change of an order becomes a ``trade_updates`` event handed to ``_on_event`` (the fake streams
@@ -147,10 +147,13 @@ class OrderBook:
         self._emit(events)
 
     def cross(self, order_id: str) -> None:
-        """Execute ``order_id`` if it is working and the current price crosses it."""
+        """Execute ``order_id`` if it is working and the current price crosses it; an IOC or FOK
+        order the price does not cross is canceled (it fills at once or not at all)."""
         with self.lock:
             order = self.orders[order_id]
             events = self._cross(order, self.price_of(order.symbol))
+            if order.time_in_force in ("ioc", "fok") and order.status in WORKING_STATUSES:
+                events += self._cancel(order)
         self._emit(events)
 
     def replace(self, order_id: str, body: dict[str, Any]) -> FakeOrder:

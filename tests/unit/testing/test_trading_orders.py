@@ -345,3 +345,12 @@ def test_orders_alpaca_refuses_are_answered_with_its_code_and_message(
     assert (refused.value.status, refused.value.code) == (422, code)
     assert refused.value.message.startswith(message)
     assert book.orders == {}
+
+
+def test_an_ioc_limit_the_price_does_not_reach_is_canceled_at_once() -> None:
+    book = RecordingBook()
+    missed = place(book, type="limit", limit_price="99", time_in_force="ioc", client_order_id="a")
+    hit = place(book, type="limit", limit_price="101", time_in_force="fok", client_order_id="b")
+    book.cross(missed.id)
+    book.cross(hit.id)
+    assert book.events == [("canceled", "a", None), ("fill", "b", "100")]
