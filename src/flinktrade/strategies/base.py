@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
-from flinktrade.events import Side
+from flinktrade.events import OrderSpec, Side
 
 State = dict[str, Any]
 
@@ -39,11 +39,16 @@ class BarView:
 
 @dataclass(frozen=True)
 class Intent:
-    """A strategy's wish to trade; the operator turns it into a ``Signal`` with a stable id."""
+    """A strategy's wish to trade; the operator turns it into a ``Signal`` with a stable id.
+
+    ``order`` is the order it asks for (``events.OrderSpec``: type, prices, time in force, size,
+    exits); None is a plain market order the executor sizes. ``orders.with_exits`` builds the
+    common case, a market entry with a take profit, a stop loss or a trailing stop."""
 
     side: Side
     strength: float = 1.0
     reason: str = ""
+    order: OrderSpec | None = None
 
 
 @runtime_checkable
