@@ -5,6 +5,9 @@ latest news sentiment) plus its own previous state, it returns the signals it wa
 state. It never reads the clock, the network or a global, so the Flink operator, the backtester and
 the tests can all call it the same way, and its state can live in Flink keyed state.
 
+A bar knows its market session (``bar.session``: ``pre``, ``regular``, ``post`` or ``closed``, from
+the US equity calendar bundled with the package: data, not a clock), worked out only when asked.
+
 State is a JSON-compatible ``dict`` (it is stored as JSON in Flink state and checkpoints).
 """
 
@@ -15,6 +18,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
+from flinktrade import sessions
 from flinktrade.events import OrderSpec, Side
 
 State = dict[str, Any]
@@ -35,6 +39,12 @@ class BarView:
     vwap: float | None
     indicators: Mapping[str, float | None] = field(default_factory=dict)
     sentiment: float | None = None
+
+    @property
+    def session(self) -> sessions.Session:
+        """The market session the bar starts in (``pre``, ``regular``, ``post``, ``closed``), by
+        the bundled US equity calendar in ET; worked out only when asked for."""
+        return sessions.session_at(self.ts)
 
 
 @dataclass(frozen=True)
