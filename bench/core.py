@@ -24,6 +24,14 @@ Prints two JSON lines:
                                                             the same with 1, 4 and 16 strategy
                                                             instances (the built-ins in turn,
                                                             distinct names, same indicators)
+
+``--split`` prints instead where a bar's time goes (``"contender": "core-split"``): the
+indicators alone (``IndicatorEngine.advance`` with the bar's float conversions), the model without
+strategies, with four strategies that do nothing (the dispatch and ``BarView``) and with the four
+built-ins. ``--against SRC`` is an A/B comparison on a shared machine: ``PAIRS`` pairs of runs,
+alternately of this checkout and of the ``src`` directory ``SRC`` of another one (its compiled
+build included when it has a current one), each in a fresh process; one JSON line
+(``"contender": "core-ab"``) with the medians of both and their ratio.
 """
 
 from __future__ import annotations
@@ -136,13 +144,130 @@ def measure(
     }
 
 
+class _Idle:
+    """A strategy that reads nothing and never trades: what remains is the dispatch's cost."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def indicators(self) -> set[str]:
+        return set()
+
+    def initial_state(self) -> dict[str, Any]:
+        return {}
+
+    def on_bar(self, bar: Any, state: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+        return [], state
+
+
+def _model_pass(model: SymbolModel, bars: list[ClosedBar]) -> float:
+    """CPU us per bar of one pass of ``model.on_bar`` over ``bars`` (fresh states)."""
+    states: dict[str, dict[str, Any]] = {}
+    started = time.process_time()
+    for bar in bars:
+        state = states.get(bar.symbol)
+        if state is None:
+            state = states[bar.symbol] = model.initial_state()
+        model.on_bar(state, bar)
+    return (time.process_time() - started) / len(bars) * 1e6
+
+
+def _indicator_pass(model: SymbolModel, bars: list[ClosedBar]) -> float:
+    """CPU us per bar of the indicators alone, with the conversions ``on_bar`` makes for them."""
+    engine = model.engine
+    states: dict[str, Any] = {}
+    started = time.process_time()
+    for bar in bars:
+        state = states.get(bar.symbol)
+        if state is None:
+            state = states[bar.symbol] = engine.start()
+        engine.advance(
+            state, float(bar.high), float(bar.low), float(bar.close), float(bar.volume), bar.vwap
+        )
+    return (time.process_time() - started) / len(bars) * 1e6
+
+
+def split(items: list[Item], repeats: int) -> dict[str, float]:
+    """Median CPU us per bar of each part (news left out: the model's bar path only)."""
+    bars = [item for item in items if isinstance(item, ClosedBar)]
+    builtins = SymbolModel(specs(4), AnalyticsSettings())
+    idle = SymbolModel(specs(4), AnalyticsSettings())  # the same indicator set as the built-ins
+    idle._runs = [(f"idle_{i}", _Idle(f"idle_{i}"), frozenset(), ()) for i in range(4)]
+    none = SymbolModel(specs(4), AnalyticsSettings())
+    none._runs = []
+    passes: dict[str, Callable[[], float]] = {
+        "indicators": lambda: _indicator_pass(builtins, bars),
+        "model, no strategy": lambda: _model_pass(none, bars),
+        "model, 4 idle strategies": lambda: _model_pass(idle, bars),
+        "model, 4 built-ins": lambda: _model_pass(builtins, bars),
+    }
+    figures: dict[str, list[float]] = {name: [] for name in passes}
+    for run in passes.values():
+        run()  # warm-up, discarded
+    for _ in range(repeats):  # the parts alternate, so a change of load hits them alike
+        for name, run in passes.items():
+            figures[name].append(run())
+    return {name: round(statistics.median(values), 2) for name, values in figures.items()}
+
+
+_AB_RUN = """
+import json, sys
+from bench.core import run_once, workload
+symbols, bars, repeats = map(int, sys.argv[1:4])
+items = workload(symbols, bars)
+run_once(items, 4, False)
+runs = sorted(run_once(items, 4, False) for _ in range(repeats))
+cpu, n, _ = runs[len(runs) // 2]
+print(json.dumps(cpu / n * 1e6))
+"""
+
+
+def against(src: str, pairs: int, symbols: int, bars: int, repeats: int) -> dict[str, Any]:
+    """``pairs`` alternating runs of this checkout (B) and of ``src`` (A), each in a new process."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent.parent
+    trees = {"A": str(Path(src).resolve()), "B": str(here / "src")}
+    figures: dict[str, list[float]] = {"A": [], "B": []}
+    for i in range(pairs):
+        for side in ("A", "B") if i % 2 == 0 else ("B", "A"):
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join((trees[side], str(here)))}
+            done = subprocess.run(
+                [sys.executable, "-c", _AB_RUN, str(symbols), str(bars), str(repeats)],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            figures[side].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    a, b = statistics.median(figures["A"]), statistics.median(figures["B"])
+    return {
+        "contender": "core-ab",
+        "against": trees["A"],
+        "us_per_bar": {"against": round(a, 2), "this": round(b, 2)},
+        "ratio": round(a / b, 3),
+        "runs": {k: [round(v, 2) for v in vs] for k, vs in figures.items()},
+        "pairs": pairs,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--symbols", type=int, default=20)
     parser.add_argument("--bars", type=int, default=1000, help="bars per symbol")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="the core line only")
+    parser.add_argument("--split", action="store_true", help="where a bar's time goes")
+    parser.add_argument("--against", metavar="SRC", help="A/B against another checkout's src/")
+    parser.add_argument("--pairs", type=int, default=5, help="A/B pairs (with --against)")
     args = parser.parse_args()
+    if args.against:
+        line = against(args.against, args.pairs, args.symbols, args.bars, args.repeats)
+        print(json.dumps(line), flush=True)
+        return
     items = workload(args.symbols, args.bars)
     common = {
         "clock": "process_time",
@@ -153,6 +278,10 @@ def main() -> None:
         # the modules mypyc compiled that this run imported ([]: the Python source throughout)
         "compiled": accel.status()["loaded"],
     }
+    if args.split:
+        parts = split(items, args.repeats)
+        print(json.dumps({"contender": "core-split", "us_per_bar": parts, **common}), flush=True)
+        return
     core = measure(items, 4, False, args.repeats)
     encoded = measure(items, 4, True, args.repeats)
     with_state = measure(items, 4, False, args.repeats, write_state=True)

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from pydantic import BaseModel
+
 from flinktrade import events
 from flinktrade.config import AnalyticsSettings
 from flinktrade.errors import ConfigError
@@ -98,7 +100,18 @@ class ScoredNews:
 
 
 _set = object.__setattr__
+_new = object.__new__
 _BAR_FIELDS_SET = frozenset(AnalyticsBar.model_fields) - {"ingest_ts"}
+# pydantic's own slots of a model (what model_construct fills), set through their descriptors
+_put_dict, _put_fields_set, _put_extra, _put_private = (
+    vars(BaseModel)[slot].__set__
+    for slot in (
+        "__dict__",
+        "__pydantic_fields_set__",
+        "__pydantic_extra__",
+        "__pydantic_private__",
+    )
+)
 
 
 def _analytics_bar(bar: ClosedBar, indicators: dict[str, float | None]) -> AnalyticsBar:
@@ -136,10 +149,9 @@ def _analytics_bar(bar: ClosedBar, indicators: dict[str, float | None]) -> Analy
             interval_ms=bar.interval_ms,
             indicators=indicators,
         )
-    event = AnalyticsBar.__new__(AnalyticsBar)
-    _set(
+    event = _new(AnalyticsBar)
+    _put_dict(
         event,
-        "__dict__",
         {
             "ts": bar.ts,
             "ingest_ts": events.now_ms(),
@@ -155,9 +167,9 @@ def _analytics_bar(bar: ClosedBar, indicators: dict[str, float | None]) -> Analy
             "indicators": indicators,
         },
     )
-    _set(event, "__pydantic_fields_set__", set(_BAR_FIELDS_SET))
-    _set(event, "__pydantic_extra__", None)
-    _set(event, "__pydantic_private__", None)
+    _put_fields_set(event, set(_BAR_FIELDS_SET))
+    _put_extra(event, None)
+    _put_private(event, None)
     return event
 
 
@@ -166,7 +178,7 @@ def _bar_view(
 ) -> BarView:
     """``BarView(...)`` of ``bar``: the frozen dataclass filled in one step instead of eleven
     ``object.__setattr__`` calls (the same object; pinned by a test)."""
-    view = BarView.__new__(BarView)
+    view = _new(BarView)
     _set(
         view,
         "__dict__",
@@ -207,6 +219,12 @@ class SymbolModel:
             (strategy.name, strategy, spec.symbols, tuple(sorted(strategy.indicators())))
             for spec, strategy in self.strategies
         ]
+        # the settings the per-bar path reads, as plain attributes (the settings are frozen)
+        self._alerts = settings.alerts
+        self._jump_window = settings.price_jump_window
+        self._gap_near = settings.gap_pct * (1 - _MARGIN)  # the cheap tests' thresholds
+        self._jump_near = settings.price_jump_z * (1 - _MARGIN)
+        self._spike_z = settings.volume_spike_z
 
     def initial_state(self) -> dict[str, Any]:
         return {
@@ -295,17 +313,18 @@ class SymbolModel:
         last, average = self.sentiment_at(state, end_ts)
         indicators["sentiment"], indicators["sentiment_avg"] = last, average
         out: list[events.Event] = [_analytics_bar(bar, indicators)]
-        previous = state.get("last_close_f")
+        previous: float | None = state.get("last_close_f")
         if previous is not None:
             log_return = math.log(close / previous)
-            if self.settings.alerts:
-                out.extend(self._bar_alerts(state, bar, indicators, previous, log_return))
             returns: list[float] = state["returns"]
+            if self._alerts:
+                out.extend(self._bar_alerts(state, bar, indicators, previous, log_return))
             returns.append(log_return)
-            del returns[: -self.settings.price_jump_window]
+            if len(returns) > self._jump_window:
+                del returns[: -self._jump_window]
             if self._returns_sd is not None:
                 state["returns_sd"] = indicators[self._returns_sd]
-        elif self.settings.alerts:
+        elif self._alerts:
             out.extend(self._bar_alerts(state, bar, indicators, None, 0.0))
         state["last_close"] = bar.close
         state["last_close_f"] = close
@@ -329,7 +348,7 @@ class SymbolModel:
         alerts: list[Alert] = []
         if previous is not None:
             rough_gap = (float(bar.open) - previous) / previous * 100
-            if abs(rough_gap) >= s.gap_pct * (1 - _MARGIN):  # near or past: decide exactly
+            if abs(rough_gap) >= self._gap_near:  # near or past: decide exactly
                 prev_close: Decimal = state["last_close"]
                 gap = float((bar.open - prev_close) / prev_close * 100)
                 if abs(gap) >= s.gap_pct:
@@ -344,13 +363,13 @@ class SymbolModel:
                         )
                     )
             returns: list[float] = state["returns"]
-            if len(returns) >= s.price_jump_window:
+            if len(returns) >= self._jump_window:
                 sd: float | None = state["returns_sd"]  # exact; the rule's own differs by ulps
                 deviation = abs(log_return - sum(returns) / len(returns))  # the rule's mean
-                if not sd or deviation >= s.price_jump_z * (1 - _MARGIN) * sd:
+                if not sd or deviation >= self._jump_near * sd:
                     alerts.extend(self._price_jump(bar, returns, log_return))
         volume_z = indicators.get(self._volume_z)
-        if volume_z is not None and volume_z >= s.volume_spike_z:
+        if volume_z is not None and volume_z >= self._spike_z:
             alerts.append(
                 self._alert(
                     events.AlertKind.VOLUME_SPIKE,
