@@ -1,5 +1,8 @@
 """A simulated broker: market orders fill at the next price seen after them, with costs.
 
+Simple market orders only (whole or fractional shares): any other type, an order with exits or a
+notional is refused with the reason (never filled as a market order).
+
 Prices come from ``market.trades`` (the trade price) and ``analytics.bars`` (the close), read from
 their end when the broker starts; an order fills at the first price for its symbol that arrives
 after the order, moved against us by ``slippage_bps``, with a commission of
@@ -26,7 +29,7 @@ from flinktrade import bus
 from flinktrade.bus import TopicPartition
 from flinktrade.config import Settings
 from flinktrade.errors import TransientError
-from flinktrade.events import OrderStatus, Side
+from flinktrade.events import OrderClass, OrderStatus, OrderType, Side
 from flinktrade.execution.brokers.base import (
     Account,
     Broker,
@@ -65,6 +68,7 @@ _PRICE_STEP = Decimal("0.000001")
 class SimulatedBroker(Broker):
     name = "sim"
     paper = True
+    fractional = True
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -114,8 +118,9 @@ class SimulatedBroker(Broker):
         reason = None if may_send is None else may_send()
         if reason is not None:
             raise OrderRefused(reason)
-        if request.type != "market" or request.qty <= 0:
-            raise OrderRefused("the simulated broker takes market orders with qty > 0")
+        problem = self.refusal(request)
+        if problem is not None:
+            raise OrderRefused(problem)
         with self._lock:
             try:
                 self._db.execute(
@@ -137,6 +142,22 @@ class SimulatedBroker(Broker):
             order = self.get_order(request.client_order_id)
         assert order is not None
         return order
+
+    @staticmethod
+    def refusal(request: OrderRequest) -> str | None:
+        """Why this broker does not take ``request`` (None if it does): it fills simple market
+        orders for a quantity; any other type, an exit class or a notional is refused, never
+        filled as a market order."""
+        spec = request.spec
+        if spec.type is not OrderType.MARKET or spec.order_class is not OrderClass.SIMPLE:
+            kind = spec.type.value if spec.order_class is OrderClass.SIMPLE else spec.order_class
+            return (
+                f"the simulated broker fills simple market orders only; a {kind} order is "
+                "refused (it is not filled as a market order)"
+            )
+        if request.qty is None or request.qty <= 0:
+            return "the simulated broker takes market orders with qty > 0 (no notional)"
+        return None
 
     def get_order(self, client_order_id: str) -> BrokerOrder | None:
         with self._lock:
