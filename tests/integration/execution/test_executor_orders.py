@@ -1,0 +1,110 @@
+"""The order model on the live path: alpaca-py against the loopback fake of Alpaca's trading API,
+and a real ``flinktrade execute`` process on the session's Kafka broker.
+
+What the fake books is what Alpaca would have been sent (type, prices, time in force, size); a
+percentage exit is placed by the executor when the entry fills, under the id derived from the
+entry's, and a SIGKILL between the entry's fill and its exit places the exit exactly once on
+restart. Prices are computed by hand from the contract (fill 100.25, +4 % on the cent: 104.26).
+"""
+
+from __future__ import annotations
+
+import signal as signals
+import subprocess
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+from exec_helpers import Env, coid, make_signals, spawn_executor, wait_until
+
+from flinktrade.events import OrderSpec, Side
+from flinktrade.execution.brokers.alpaca import AlpacaBroker
+from flinktrade.execution.brokers.base import OrderRefused, OrderRequest
+from flinktrade.execution.store import Phase
+from flinktrade.orders import Leg, leg_client_order_id
+from flinktrade.testing.fake_alpaca_trading import FakeAlpacaTrading
+
+D = Decimal
+
+
+@pytest.fixture
+def alpaca(fake: FakeAlpacaTrading) -> Iterator[AlpacaBroker]:
+    broker = AlpacaBroker(
+        fake.key_id, fake.secret_key, base_url=fake.base_url, stream_url=fake.stream_url,
+        timeout_s=2.0,
+    )  # fmt: skip
+    yield broker
+    broker.close()
+
+
+def test_a_limit_and_a_notional_order_reach_alpaca_as_asked(
+    fake: FakeAlpacaTrading, alpaca: AlpacaBroker
+) -> None:
+    limit = OrderSpec(type="limit", limit_price=D("99.5"), time_in_force="gtc")
+    placed = alpaca.submit(
+        OrderRequest("ft-limit-1", "AAPL", Side.BUY, qty=D(3), spec=limit), may_send=lambda: None
+    )
+    assert placed.client_order_id == "ft-limit-1" and placed.type == "limit"
+    booked = fake.by_client_id["ft-limit-1"]
+    assert (booked.type, booked.limit_price, booked.time_in_force, booked.qty) == (
+        "limit", D("99.5"), "gtc", D(3),
+    )  # fmt: skip
+    alpaca.submit(OrderRequest("ft-notional-1", "AAPL", Side.BUY, qty=None, notional=D("250.5")))
+    booked = fake.by_client_id["ft-notional-1"]
+    assert (booked.type, booked.notional, booked.qty) == ("market", D("250.5"), None)
+
+
+def test_a_request_alpaca_py_refuses_is_refused_before_anything_is_sent(
+    fake: FakeAlpacaTrading, alpaca: AlpacaBroker
+) -> None:
+    bad = OrderSpec.model_construct(type="trailing_stop")  # no trail: alpaca-py refuses it
+    with pytest.raises(OrderRefused, match="invalid order"):
+        alpaca.submit(OrderRequest("ft-bad-1", "AAPL", Side.BUY, qty=D(1), spec=bad))
+    assert fake.orders_created() == 0
+
+
+def run_until_killed(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    _, err = proc.communicate()
+    assert proc.returncode == -signals.SIGKILL, err.decode()[-3000:]
+
+
+def test_sigkill_between_the_entrys_fill_and_its_exit_places_the_exit_once(
+    env: Env, fake: FakeAlpacaTrading
+) -> None:
+    [plain] = make_signals(1)
+    entry = plain.model_copy(update={"order": OrderSpec(take_profit_pct=D(4))})
+    env.produce([entry])
+    exit_id = leg_client_order_id(coid(entry), Leg.TAKE_PROFIT)
+
+    run_until_killed(spawn_executor(env, FLINKTRADE_EXECUTOR_CRASH_AT="entry_final:1"))
+    assert fake.orders_created(coid(entry)) == 1 and fake.orders_created(exit_id) == 0
+
+    proc = spawn_executor(env)
+    try:
+        wait_until(lambda: fake.orders_created(exit_id) == 1, 60, "the exit placed")
+        store = env.store()
+        try:
+            wait_until(
+                lambda: (o := store.get(exit_id)) is not None and o.phase == Phase.ACKED,
+                60,
+                "the exit acknowledged",
+            )
+            leg = store.get(exit_id)
+            assert leg is not None and leg.parent == coid(entry) and leg.leg == "take_profit"
+            assert store.positions() == fake.position_qty() == {"AAPL": D(1)}
+        finally:
+            store.close()
+    finally:
+        proc.send_signal(signals.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err.decode()[-3000:]
+    booked = fake.by_client_id[exit_id]
+    assert (booked.side, booked.type, booked.limit_price, booked.qty) == (
+        "sell", "limit", D("104.26"), D(1),
+    )  # fmt: skip
+    assert fake.orders_created(exit_id) == 1 and fake.orders_created(coid(entry)) == 1
