@@ -44,7 +44,7 @@ from flinktrade.execution.brokers.base import (
 from flinktrade.execution.exits import broker_spec, exit_orders
 from flinktrade.execution.settings import ExecutionSettings
 from flinktrade.execution.store import OrderStore, Phase, StoredOrder
-from flinktrade.orders import Leg
+from flinktrade.orders import Leg, leg_client_order_id
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +157,8 @@ class OrderLifecycle:
         if halted and not self.reduces(order):
             return f"kill switch is on ({halted})"
         if order.parent is not None:
+            if not own_exit(order):
+                return "a leg the broker made is never sent by the executor"
             return None  # an exit protects a position: it goes however old its entry is
         limits = self.config.risk
         born = order.born_ms if limits.signal_age_from_event_time else order.created_ms
@@ -167,7 +169,7 @@ class OrderLifecycle:
         an order without exits of its own that closes at most the position held."""
         if order.strategy == flattening.STRATEGY or order.parent is not None:
             return True
-        if order.order.exits or order.qty is None:
+        if (order.order.exits and not order.order.oco) or order.qty is None:
             return False
         position = self.book.positions.get(order.symbol, Decimal(0))
         return risk.reduces(order.side, order.qty - order.filled_qty, position, Decimal(0))
@@ -287,6 +289,23 @@ class OrderLifecycle:
         self.apply(leg, None)
 
     def place_exits(self, entry: StoredOrder) -> None:
+        """``_place_exits``; exits that cannot even be built (prices no order can carry) are
+        marked ``failed`` and alerted instead of failing the executor on every retry."""
+        try:
+            self._place_exits(entry)
+        except (ValueError, ArithmeticError) as exc:
+            coid = entry.client_order_id
+            log.error("executor: exits of %s cannot be placed: %s", coid, exc)
+            self.store.set_exits(coid, "failed")
+            self.alert(
+                AlertKind.ORDER_REJECTED,
+                f"exits of {entry.side.value} {entry.filled_qty} {entry.symbol} ({coid}) "
+                f"cannot be placed: {type(exc).__name__}: {str(exc)[:200]}",
+                symbol=entry.symbol,
+                throttle_key="exits",
+            )
+
+    def _place_exits(self, entry: StoredOrder) -> None:
         """Place the exits the executor owns for ``entry``, now final: their intents are stored
         (all in one transaction, with the entry marked ``placed``) before any is sent, each under
         its derived id; an entry that filled nothing has none. Called on the entry's final
@@ -406,3 +425,15 @@ def leg_spec(leg: BrokerOrder, time_in_force: TimeInForce) -> OrderSpec | None:
         )
     except ValueError:
         return None
+
+
+def own_exit(order: StoredOrder) -> bool:
+    """Whether ``order`` is an exit the executor made itself (its id is derived from its
+    entry's), not a leg the broker made for a bracket, OTO or OCO order."""
+    if order.parent is None or order.leg is None:
+        return False
+    try:
+        leg = Leg(order.leg)
+    except ValueError:
+        return False
+    return order.client_order_id == leg_client_order_id(order.parent, leg)

@@ -125,8 +125,8 @@ def check(signal: Signal, qty: Decimal, snap: Snapshot, limits: RiskSettings) ->
 
     The order asked for must be one the broker takes (``orders.order_problem``, Alpaca's rules)
     before anything else is judged. While the kill switch is on, only an order that reduces a
-    position (no exits of its own, at most the shares held and not already being closed) may
-    leave; everything else is denied."""
+    position (no exits of its own, at most the shares held and not already being closed; an oco
+    exit pair is such an order) may leave; everything else is denied."""
     symbol = signal.symbol
     spec = spec_of(signal.order)
     bad_order = order_problem(spec, fractional=snap.fractional)
@@ -137,7 +137,8 @@ def check(signal: Signal, qty: Decimal, snap: Snapshot, limits: RiskSettings) ->
         (_signed(o.side, o.remaining) for o in snap.open_orders if o.symbol == symbol),
         Decimal(0),
     )
-    if snap.halted and (spec.exits or not reduces(signal.side, qty, position, pending)):
+    own_exits = spec.exits and not spec.oco  # an oco pair is itself an exit
+    if snap.halted and (own_exits or not reduces(signal.side, qty, position, pending)):
         return Decision(
             qty,
             Rule.KILL_SWITCH,

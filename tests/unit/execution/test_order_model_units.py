@@ -441,3 +441,46 @@ class BracketBroker(BookBroker):
         parent = dataclasses.replace(order, legs=legs, order_class="bracket")
         self.orders[request.client_order_id] = parent
         return parent
+
+
+def test_an_oco_exit_pair_for_a_held_position_leaves_while_halted(tmp_path: Path) -> None:
+    rig = make_rig(tmp_path)
+    rig.decide(signal(order={"qty": "2"}))  # long 2
+    rig.store.halt("operator")
+    pair = signal(
+        Side.SELL,
+        order={"type": "limit", "limit_price": "110", "oco": True, "take_profit_price": "110",
+               "stop_loss_price": "95", "qty": "2"},
+    )  # fmt: skip
+    rig.decide(pair)
+    sent = rig.store.get(coid(pair))
+    assert sent is not None and sent.status == OrderStatus.NEW
+    assert rig.broker.requests[-1].spec.order_class == "oco"
+
+
+def test_exits_no_order_can_carry_are_marked_failed_and_alerted(tmp_path: Path) -> None:
+    rig = make_rig(tmp_path, broker=BookBroker(fill_price="0.0001"))
+    rig.prices.set("PENNY", "0.0001")
+    s = signal(symbol="PENNY", price="0.0001", order={"stop_loss_pct": "99"})
+    rig.decide(s)  # the stop would be 0.000001, below the tick: no stop order can carry it
+    entry = rig.store.get(coid(s))
+    assert entry is not None and entry.status == OrderStatus.FILLED and entry.exits == "failed"
+    assert rig.broker.submitted == [coid(s)]
+    assert "executor.order_rejected" in rig.alerts()
+    rig.core.reconcile()  # not retried
+    assert rig.broker.submitted == [coid(s)]
+
+
+def test_a_leg_the_broker_made_is_never_sent_by_the_executor(tmp_path: Path) -> None:
+    rig = make_rig(tmp_path, broker=BracketBroker())
+    s = signal(order={"take_profit_price": "110", "stop_loss_price": "95"})
+    rig.decide(s)
+    leg = rig.store.get("leg-sl")
+    assert leg is not None
+    assert (
+        rig.core.orders.resend_refusal(leg) == "a leg the broker made is never sent by the executor"
+    )
+    own = signal(order={"stop_loss_pct": "2"})
+    rig.decide(own)
+    exit_order = rig.store.get(leg_client_order_id(coid(own), Leg.STOP_LOSS))
+    assert exit_order is not None and rig.core.orders.resend_refusal(exit_order) is None
