@@ -100,7 +100,11 @@ def connect(path: Path) -> sqlite3.Connection:
     columns = {row[1] for row in db.execute("PRAGMA table_info(orders)")}
     for name, kind in ADDED_COLUMNS:  # a store written before the column existed
         if name not in columns:
-            db.execute(f"ALTER TABLE orders ADD COLUMN {name} {kind}")
+            try:
+                db.execute(f"ALTER TABLE orders ADD COLUMN {name} {kind}")
+            except sqlite3.OperationalError as exc:  # another process added it just now
+                if "duplicate column" not in str(exc):
+                    raise
     db.execute("CREATE INDEX IF NOT EXISTS orders_parent ON orders (parent)")
     db.execute("CREATE INDEX IF NOT EXISTS orders_exits ON orders (exits)")
     db.commit()
