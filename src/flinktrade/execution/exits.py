@@ -10,8 +10,9 @@ limit or stop (stop-limit) leg, or a trailing stop, each with a ``client_order_i
 the entry's (``orders.leg_client_order_id``), so a restart re-creates the same ids and the broker
 refuses a second order with one.
 
-Exits work for as long as their entry's ``time_in_force`` says (day or gtc: the only ones
-``orders.order_problem`` allows with exits), as a bracket's legs do at Alpaca.
+Exits are ``gtc`` orders, as the matching model places them (``flinktrade.matching``): they
+protect the position until one fills; for a fractional quantity they are ``day`` orders (Alpaca
+takes fractional shares on day orders only).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from flinktrade.events import OrderSpec, OrderType, Side
+from flinktrade.events import OrderSpec, OrderType, Side, TimeInForce
 from flinktrade.orders import ExitLeg, Leg, exit_legs, leg_client_order_id
 
 _OWN_EXITS = {
@@ -59,13 +60,18 @@ class ExitOrder:
 
 
 def exit_orders(
-    entry_client_order_id: str, spec: OrderSpec, entry_side: Side, fill_price: Decimal
+    entry_client_order_id: str,
+    spec: OrderSpec,
+    entry_side: Side,
+    fill_price: Decimal,
+    qty: Decimal = Decimal(1),
 ) -> list[ExitOrder]:
-    """The orders that place the exits of an entry of ``spec`` filled at ``fill_price``: a take
-    profit and a stop loss together are one ``oco`` order (under the take profit's id), a single
-    exit is a simple order, a trailing stop is a ``trailing_stop`` order."""
+    """The orders that place the exits of an entry of ``spec`` filled at ``fill_price`` for
+    ``qty`` shares: a take profit and a stop loss together are one ``oco`` order (under the take
+    profit's id), a single exit is a simple order, a trailing stop is a ``trailing_stop`` order."""
     legs = {leg.leg: leg for leg in exit_legs(spec, entry_side, fill_price)}
-    tif = spec.time_in_force
+    whole = qty == qty.to_integral_value()
+    tif = TimeInForce.GTC if whole else TimeInForce.DAY
     take, stop = legs.get(Leg.TAKE_PROFIT), legs.get(Leg.STOP_LOSS)
     out: list[ExitOrder] = []
 

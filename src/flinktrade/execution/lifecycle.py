@@ -314,7 +314,9 @@ class OrderLifecycle:
         if entry.filled_qty <= 0 or price is None:
             self.store.set_exits(entry.client_order_id, "none")
             return
-        planned = exit_orders(entry.client_order_id, entry.order, entry.side, price)
+        planned = exit_orders(
+            entry.client_order_id, entry.order, entry.side, price, entry.filled_qty
+        )
         stored: list[StoredOrder] = []
         with self.store.transaction():
             for exit_order in planned:

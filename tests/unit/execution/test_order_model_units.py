@@ -145,7 +145,7 @@ def test_percentage_exits_are_an_oco_pair_placed_when_the_entry_fills(tmp_path: 
     assert exit_pair.client_order_id == leg_client_order_id(coid(s), Leg.TAKE_PROFIT)
     assert exit_pair.side == Side.SELL and exit_pair.qty == D(1)
     spec = exit_pair.spec
-    assert spec.oco and spec.type == "limit" and spec.time_in_force == "day"
+    assert spec.oco and spec.type == "limit" and spec.time_in_force == "gtc"
     assert (spec.limit_price, spec.take_profit_price, spec.stop_loss_price) == (
         D("104.00"),
         D("104.00"),
