@@ -117,6 +117,16 @@ PositionSizeOption = Annotated[
         "1 / number of symbols)."
     ),
 ]
+CommissionMinOption = Annotated[
+    float, typer.Option(help="The least commission an order with a fill pays.")
+]
+VolumeShareOption = Annotated[
+    float | None,
+    typer.Option(
+        help="Orders with a spec: at most this fraction of a bar's volume fills per bar "
+        "(default: everything fills)."
+    ),
+]
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print the summary as one JSON object (last line).")
 ]
@@ -144,6 +154,8 @@ _EXECUTION_OPTIONS: dict[str, tuple[Any, Any]] = {
     "mode": (ModeOption, Mode.LONG_ONLY.value),
     "cash_mode": (CashModeOption, CashMode.SLEEVES.value),
     "position_size": (PositionSizeOption, None),
+    "commission_min": (CommissionMinOption, 0.0),
+    "volume_share": (VolumeShareOption, None),
 }
 """The execution options of ``backtest`` and ``optimize``: name -> (annotation, default)."""
 
@@ -262,6 +274,8 @@ class _Execution:
     mode: str
     cash_mode: str = CashMode.SLEEVES.value
     position_size: float | None = None
+    commission_min: float = 0.0
+    volume_share: float | None = None
 
     def model(self) -> ExecutionModel:
         return ExecutionModel(
@@ -273,6 +287,8 @@ class _Execution:
             mode=_choice(Mode, self.mode, "--mode"),
             cash_mode=_choice(CashMode, self.cash_mode, "--cash-mode"),
             position_size=self.position_size,
+            commission_min=self.commission_min,
+            volume_share=self.volume_share,
         )
 
     def described(self, model: ExecutionModel) -> dict[str, Any]:
@@ -286,6 +302,8 @@ class _Execution:
             "mode": model.mode.value,
             "cash_mode": model.cash_mode.value,
             **({"position_size": model.position_size} if model.position_size is not None else {}),
+            **({"commission_min": model.commission_min} if model.commission_min else {}),
+            **({"volume_share": model.volume_share} if model.volume_share is not None else {}),
         }
 
 

@@ -56,6 +56,9 @@ class PriceBar(NamedTuple):
     ts: int
     open: float
     close: float
+    high: float
+    low: float
+    volume: int
 
 
 class _WirePrices:
@@ -226,7 +229,15 @@ def take(outputs: Sequence[Any], into: Outputs) -> None:
         kind = type(event)
         if kind is events.AnalyticsBar:
             into.priced.append(
-                PriceBar(event.symbol, event.ts, float(event.open), float(event.close))
+                PriceBar(
+                    event.symbol,
+                    event.ts,
+                    float(event.open),
+                    float(event.close),
+                    float(event.high),
+                    float(event.low),
+                    event.volume,
+                )
             )
             if into.bars is not None:
                 into.bars.setdefault(event.symbol, []).append(event)

@@ -22,35 +22,36 @@ Pure Python, no clock, no I/O. The execution model (see ``docs/backtest.md``):
   what open shorts reserve: equity minus the gross value of the positions); at one instant the
   fills that close positions go first, then the opening ones, symbol by symbol;
 - equity is marked to market at every bar close; a position still open at the end stays open
-  (it counts in equity, not in the closed-trade statistics), as in backtesting.py.
+  (it counts in equity, not in the closed-trade statistics), as in backtesting.py;
+- a signal with an order (``events.OrderSpec`` other than the plain market order) goes through
+  the matching model (``flinktrade.matching``, one ``Book`` per symbol): its entry is placed when a
+  plain signal would fill (at the next open, or matched at once against the signal bar's close),
+  sized like a plain order at the price it fills at (unless the spec has a qty or a notional),
+  and its exits (take-profit, stop-loss, trailing stop) close the position with their reason; an
+  ``oco`` spec is the exit pair of the open position on its other side. A signal cancels the
+  symbol's working orders before it acts (a signal on the side held, or of a working entry, is
+  skipped); a spec ``orders.order_problem`` refuses is ``refused`` with that reason. Plain
+  signals fill as above and share the model's costs (``matching.Costs``);
+- trades carry their exit reason: ``signal``, ``stop_loss``, ``take_profit``, ``trailing_stop``,
+  or ``end`` (still open at the end).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from decimal import Decimal
 from enum import StrEnum
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 from flinktrade import events
 from flinktrade.errors import ConfigError
+from flinktrade.matching import Book, Change, Costs, Execution, MatchBar
+from flinktrade.matching import Order as BookOrder
+from flinktrade.orders import Leg, order_problem
 
-
-class PricedBar(Protocol):
-    """What the simulation reads of a bar: an ``events.Bar``, or a light record of the same."""
-
-    @property
-    def symbol(self) -> str: ...
-
-    @property
-    def ts(self) -> int: ...
-
-    @property
-    def open(self) -> Decimal | float: ...
-
-    @property
-    def close(self) -> Decimal | float: ...
+PricedBar = MatchBar
+"""What the simulation reads of a bar (``events.Bar`` has it, so has the in-process engine's
+``PriceBar``): the matching model's bar."""
 
 
 B = TypeVar("B", bound=PricedBar)
@@ -86,6 +87,21 @@ class ExecutionModel:
     cash_mode: CashMode = CashMode.SLEEVES
     position_size: float | None = None
     """Shared cash: the fraction of equity per position (None: 1 / number of symbols)."""
+    commission_min: float = 0.0
+    """The least commission an order with a fill pays."""
+    volume_share: float | None = None
+    """Orders with a spec: at most this fraction of a bar's volume fills per bar (None: all)."""
+
+    @property
+    def costs(self) -> Costs:
+        """The matching model's costs of this execution model."""
+        return Costs(
+            commission=self.commission,
+            per_share=self.commission_per_share,
+            minimum=self.commission_min,
+            slippage_bps=self.slippage_bps,
+            volume_share=self.volume_share,
+        )
 
     def __post_init__(self) -> None:
         if not self.cash > 0:
@@ -98,6 +114,10 @@ class ExecutionModel:
             )
         if not 0 <= self.slippage_bps < 10_000:
             raise ConfigError(f"--slippage-bps must be in [0, 10000), got {self.slippage_bps}")
+        if self.commission_min < 0:
+            raise ConfigError(f"--commission-min must be >= 0, got {self.commission_min}")
+        if self.volume_share is not None and not 0 < self.volume_share <= 1:
+            raise ConfigError(f"--volume-share is a fraction in (0, 1], got {self.volume_share}")
         if self.position_size is not None:
             if self.cash_mode is not CashMode.SHARED:
                 raise ConfigError("--position-size goes with --cash-mode shared")
@@ -109,7 +129,8 @@ class ExecutionModel:
 
 @dataclass(frozen=True)
 class Order:
-    """One market order derived from a signal (a reversal is two: ``close`` then ``open``)."""
+    """One order derived from a signal (a reversal is two: ``close`` then ``open``; an entry
+    with exits adds one ``exit`` order per exit leg)."""
 
     id: str
     signal_id: str
@@ -120,12 +141,23 @@ class Order:
     signal_ts: int  # the signal's time (close of the signal bar)
     status: str
     """"filled", "skipped" (nothing to do, or not one unit), "refused" (shared cash: the free
-    cash cannot pay for it), "unfilled" (no bar left)."""
-    qty: int = 0
+    cash cannot pay for it; or an invalid order spec), "unfilled" (no bar left); orders of the
+    matching model also "partially_filled", "canceled", "expired", "new" (still working)."""
+    qty: float = 0
     fill_ts: int | None = None  # start of the bar whose open (or close) filled it
     fill_price: float | None = None
     commission: float = 0.0
     reason: str = ""
+    type: str = "market"
+    time_in_force: str = "day"
+    order_class: str = "simple"
+    leg: str = ""
+    """"entry", "take_profit", "stop_loss", "trailing_stop" for orders of the matching model."""
+    parent_id: str = ""
+    limit_price: float | None = None
+    stop_price: float | None = None
+    trail: str = ""
+    """A trailing stop's trail: "2%" or "1.5" (a price)."""
 
 
 @dataclass(frozen=True)
@@ -134,7 +166,7 @@ class Trade:
 
     symbol: str
     direction: str  # "long" or "short"
-    size: int
+    size: float
     entry_ts: int
     entry_price: float
     exit_ts: int | None
@@ -142,6 +174,8 @@ class Trade:
     pnl: float | None  # net of both commissions; None while open
     return_pct: float | None
     commission: float  # entry + exit
+    exit_reason: str = ""
+    """"signal", "stop_loss", "take_profit", "trailing_stop", or "end" (still open)."""
 
 
 @dataclass(frozen=True)
@@ -171,7 +205,7 @@ class SimulationResult:
 
 @dataclass
 class _Open:
-    qty: int  # signed: > 0 long, < 0 short
+    qty: float  # signed: > 0 long, < 0 short
     entry_ts: int
     entry_price: float
     entry_commission: float
@@ -216,9 +250,16 @@ class _Sleeve:
     ) -> None:
         self.symbol, self.model = symbol, model
         self.wallet = wallet if wallet is not None else _Wallet(cash)
+        self.costs = model.costs
         self.position: _Open | None = None
         self.orders: list[Order] = []
         self.trades: list[Trade] = []
+        self.book: Book | None = None
+        """The matching model's book: made at the first signal with an order spec."""
+        self._booked: dict[str, tuple[events.Signal, str]] = {}
+        """Entry and OCO ids in the book -> (their signal, their intent)."""
+        self._reasons: dict[str, str] = {}
+        self._filled_at: dict[str, int] = {}
 
     @property
     def cash(self) -> float:
@@ -233,29 +274,44 @@ class _Sleeve:
         return self.cash + held
 
     def _price(self, side: events.Side, price: float) -> float:
-        slip = self.model.slippage_bps / 10_000
-        return price * (1 + slip) if side is events.Side.BUY else price * (1 - slip)
+        return self.costs.slipped(side, price)
 
-    def _commission(self, qty: int, price: float) -> float:
-        return abs(qty) * price * self.model.commission + abs(qty) * self.model.commission_per_share
+    def _commission(self, qty: float, price: float) -> float:
+        fee = self.costs.fee(qty, price)
+        return max(fee, self.costs.minimum) if self.costs.minimum else fee
 
     def closes(self, signal: events.Signal) -> bool:
-        """Whether ``signal`` closes the open position (it is on the other side)."""
+        """Whether ``signal`` closes the open position at the market (it is on the other side,
+        and not an ``oco`` exit pair, which works in the book)."""
+        if signal.order is not None and signal.order.oco:
+            return False
         want = 1 if signal.side is events.Side.BUY else -1
         return self.position is not None and (self.position.qty > 0) != (want > 0)
+
+    def _entry_working(self, side: events.Side) -> bool:
+        """Whether an entry on ``side`` is working in the book (not yet filled)."""
+        if self.book is None or not self.book.has_working(self.symbol):
+            return False
+        return any(o.leg is Leg.ENTRY and o.side is side for o in self.book.working(self.symbol))
 
     def act(self, signal: events.Signal, price: float, ts: int, closed: bool = False) -> None:
         """Apply ``signal`` at the market ``price`` (before slippage) of the bar starting ``ts``
         (``closed``: its closing fill is done already, only the opening one is left)."""
+        spec = signal.order
+        if spec is not None and spec != events.PLAIN_ORDER:
+            self._act_spec(signal, spec, price, ts, closed)
+            return
         want = 1 if signal.side is events.Side.BUY else -1
         held = 0 if self.position is None else (1 if self.position.qty > 0 else -1)
         if closed:
             held = -want
-        elif held == want:
+        elif held == want or self._entry_working(signal.side):
             self.orders.append(self._order(signal, "open", "skipped", reason="already in position"))
             return
         elif held != 0:
             self._close(signal, price, ts)
+        if self.book is not None and self.book.has_working(self.symbol):
+            self._apply(self.book.cancel_all(self.symbol, ts, "a later signal"))
         opens = self.model.mode is Mode.REVERSE or want > 0
         if not opens:
             if held == 0:
@@ -276,6 +332,8 @@ class _Sleeve:
     def _close(self, signal: events.Signal, price: float, ts: int) -> None:
         position = self.position
         assert position is not None
+        if self.book is not None and self.book.has_working(self.symbol):
+            self._apply(self.book.cancel_all(self.symbol, ts, "position closed by a signal"))
         side = events.Side.SELL if position.qty > 0 else events.Side.BUY
         fill = self._price(side, price)
         commission = self._commission(position.qty, fill)
@@ -294,6 +352,7 @@ class _Sleeve:
                 pnl=pnl,
                 return_pct=pnl / (abs(position.qty) * position.entry_price) * 100,
                 commission=position.entry_commission + commission,
+                exit_reason="signal",
             )
         )
         self.position = None
@@ -305,7 +364,7 @@ class _Sleeve:
         signal: events.Signal,
         intent: str,
         status: str,
-        qty: int = 0,
+        qty: float = 0,
         fill_ts: int | None = None,
         fill_price: float | None = None,
         commission: float = 0.0,
@@ -342,7 +401,193 @@ class _Sleeve:
             pnl=None,
             return_pct=None,
             commission=p.entry_commission,
+            exit_reason="end",
         )
+
+    # -- orders with a spec: the matching model --------------------------------------------------
+
+    def _act_spec(
+        self, signal: events.Signal, spec: events.OrderSpec, price: float, ts: int, closed: bool
+    ) -> None:
+        want = 1 if signal.side is events.Side.BUY else -1
+        held = 0 if self.position is None else (1 if self.position.qty > 0 else -1)
+        if closed:
+            held = -want
+        book = self._book()
+        problem = order_problem(spec)
+        if spec.oco:
+            if held != -want or self.position is None:
+                reason = "an oco order exits an open position on its other side"
+                self.orders.append(self._order(signal, "close", "skipped", reason=reason))
+                return
+            if problem is not None:
+                refused = self._order(signal, "close", "refused", reason=problem)
+                self.orders.append(_spec_fields(refused, spec))
+                return
+            self._apply(book.cancel_all(self.symbol, ts, "replaced by an oco exit"))
+            qty = float(abs(self.position.qty))
+            self._submit(
+                BookOrder.of(f"{signal.id}:close", self.symbol, signal.side, spec, qty), ts
+            )
+            self._booked[f"{signal.id}:close"] = (signal, "close")
+            return
+        if held == want or self._entry_working(signal.side):
+            self.orders.append(self._order(signal, "open", "skipped", reason="already in position"))
+            return
+        if held != 0 and not closed:
+            self._close(signal, price, ts)
+        if book.has_working(self.symbol):
+            self._apply(book.cancel_all(self.symbol, ts, "a later signal"))
+        if not (self.model.mode is Mode.REVERSE or want > 0):
+            if held == 0:
+                self.orders.append(self._order(signal, "open", "skipped", reason="long only"))
+            return
+        if problem is not None:
+            self.orders.append(
+                _spec_fields(self._order(signal, "open", "refused", reason=problem), spec)
+            )
+            return
+        order = BookOrder.of(f"{signal.id}:open", self.symbol, signal.side, spec)
+        self._booked[order.id] = (signal, "open")
+        self._submit(order, ts, price if self.model.fill is FillAt.CLOSE else None)
+
+    def _book(self) -> Book:
+        if self.book is None:
+            self.book = Book(self.costs, sizer=self._size)
+        return self.book
+
+    def _size(self, order: BookOrder, price: float) -> tuple[float, str]:
+        unit_cost = price * (1 + self.model.commission) + self.model.commission_per_share
+        qty, _status, reason = self.wallet.size(unit_cost)
+        return float(qty), reason
+
+    def _submit(self, order: BookOrder, ts: int, price: float | None = None) -> None:
+        assert self.book is not None
+        self._apply(self.book.submit(order, ts, price))
+
+    def match(self, bar: MatchBar) -> None:
+        """The book's working orders against ``bar`` (orders placed before it only)."""
+        if self.book is not None and self.book.has_working(self.symbol):
+            self._apply(self.book.on_bar(bar))
+
+    def _apply(self, changes: list[Change]) -> None:
+        for change in changes:
+            if isinstance(change, Execution):
+                self._filled_at.setdefault(change.order_id, change.ts)
+                self._execute(change)
+            elif change.reason:
+                self._reasons[change.order_id] = change.reason
+
+    def _execute(self, fill: Execution) -> None:
+        signed = _units(fill.qty if fill.side is events.Side.BUY else -fill.qty)
+        position = self.position
+        if fill.leg is Leg.ENTRY and self._booked.get(fill.order_id, (None, ""))[1] == "open":
+            self.cash -= signed * fill.price + fill.commission
+            if position is None:
+                self.position = _Open(signed, fill.ts, fill.price, fill.commission)
+            else:
+                total = position.qty + signed
+                position.entry_price = (
+                    position.entry_price * position.qty + fill.price * signed
+                ) / total
+                position.qty = _units(total)
+                position.entry_commission += fill.commission
+            return
+        if position is None or (position.qty > 0) == (signed > 0):
+            return  # cannot happen: exits follow their entry's position
+        qty = min(abs(signed), abs(position.qty))
+        part = qty / abs(position.qty)
+        entry_commission = position.entry_commission * part
+        long = position.qty > 0
+        held = qty if long else -qty
+        self.cash += held * fill.price - fill.commission
+        pnl = held * (fill.price - position.entry_price) - entry_commission - fill.commission
+        reason = fill.exit_reason.value if fill.exit_reason is not None else "signal"
+        self.trades.append(
+            Trade(
+                symbol=self.symbol,
+                direction="long" if long else "short",
+                size=_units(qty),
+                entry_ts=position.entry_ts,
+                entry_price=position.entry_price,
+                exit_ts=fill.ts,
+                exit_price=fill.price,
+                pnl=pnl,
+                return_pct=pnl / (qty * position.entry_price) * 100,
+                commission=entry_commission + fill.commission,
+                exit_reason=reason,
+            )
+        )
+        if qty >= abs(position.qty):
+            self.position = None
+        else:
+            position.qty = _units(position.qty - held)
+            position.entry_commission -= entry_commission
+
+    def book_orders(self) -> list[Order]:
+        """The orders the book took, as rows (their final status, or ``new`` while working)."""
+        if self.book is None:
+            return []
+        rows = []
+        for o in self.book.orders.values():
+            root = o.parent_id or o.id
+            signal, intent = self._booked[root]
+            spec = self.book.orders[root].spec
+            filled = o.filled_qty > 0
+            rows.append(
+                Order(
+                    id=o.id,
+                    signal_id=signal.id,
+                    strategy=signal.strategy,
+                    symbol=self.symbol,
+                    side=o.side,
+                    intent=intent if o.parent_id is None else "exit",
+                    signal_ts=signal.ts,
+                    status=o.status.value,
+                    qty=_units(o.filled_qty if filled else (o.qty or 0.0)),
+                    fill_ts=self._filled_at.get(o.id),
+                    fill_price=o.avg_price if filled else None,
+                    commission=o.commission,
+                    reason=self._reasons.get(o.id, ""),
+                    type=o.type.value,
+                    time_in_force=o.time_in_force.value,
+                    order_class=spec.order_class.value if spec is not None else "",
+                    leg=o.leg.value,
+                    parent_id=o.parent_id or "",
+                    limit_price=o.limit_price,
+                    stop_price=o.stop_price,
+                    trail=_trail(o.trail_percent, o.trail_price),
+                )
+            )
+        return rows
+
+
+def _units(qty: float) -> float:
+    """A quantity as an int when it is whole (so whole units print as before: ``82``)."""
+    return int(qty) if float(qty).is_integer() else qty
+
+
+def _trail(percent: float | None, price: float | None) -> str:
+    if percent is not None:
+        return f"{percent:g}%"
+    return "" if price is None else f"{price:g}"
+
+
+def _spec_fields(order: Order, spec: events.OrderSpec) -> Order:
+    """``order`` with the type, prices and class ``spec`` asked for (a refused order's row)."""
+    return replace(
+        order,
+        type=spec.type.value,
+        time_in_force=spec.time_in_force.value,
+        order_class=spec.order_class.value,
+        leg=Leg.ENTRY.value,
+        limit_price=None if spec.limit_price is None else float(spec.limit_price),
+        stop_price=None if spec.stop_price is None else float(spec.stop_price),
+        trail=_trail(
+            None if spec.trail_percent is None else float(spec.trail_percent),
+            None if spec.trail_price is None else float(spec.trail_price),
+        ),
+    )
 
 
 def dedupe_bars(bars: Iterable[B]) -> dict[str, list[B]]:
@@ -389,7 +634,7 @@ def simulate(
             curves.append(curve)
         equity = _combine(curves, share)
     orders = sorted(
-        (o for s in sleeves for o in s.orders),
+        (o for s in sleeves for o in (*s.orders, *s.book_orders())),
         key=lambda o: (o.signal_ts, o.symbol, o.intent != "close", o.id),
     )
     trades: list[Trade] = []
@@ -425,6 +670,8 @@ def _run_sleeve(
         for signal in queued:  # next_open: signals of the previous bar fill at this open
             sleeve.act(signal, float(bar.open), bar.ts)
         queued = []
+        if sleeve.book is not None:  # orders with a spec: the matching model
+            sleeve.match(bar)
         for signal in signals.get(bar.ts, []):
             if model.fill is FillAt.CLOSE:
                 sleeve.act(signal, float(bar.close), bar.ts)
@@ -474,6 +721,8 @@ def _run_shared(
             wallet.marks[symbol] = float(bar.open)
             opens += [(sleeves[symbol], s, float(bar.open)) for s in queued.pop(symbol, [])]
         _fill_together(opens, ts)
+        for symbol, bar in now:  # orders with a spec: the matching model
+            sleeves[symbol].match(bar)
         closes: list[tuple[_Sleeve, events.Signal, float]] = []
         for symbol, bar in now:
             close = float(bar.close)

@@ -52,14 +52,15 @@ FEATURE_COLUMNS: tuple[tuple[str, str], ...] = (
 
 TRADE_COLUMNS = (
     "symbol", "direction", "size", "entry_time", "entry_price", "exit_time", "exit_price",
-    "pnl", "return_pct", "commission",
+    "pnl", "return_pct", "commission", "exit_reason",
 )  # fmt: skip
 SIGNAL_COLUMNS = (
     "time", "bar_time", "symbol", "strategy", "side", "price", "strength", "reason", "id",
 )  # fmt: skip
 ORDER_COLUMNS = (
     "id", "signal_id", "strategy", "symbol", "side", "intent", "signal_time", "status", "qty",
-    "fill_time", "fill_price", "commission", "reason",
+    "fill_time", "fill_price", "commission", "reason", "type", "time_in_force", "order_class",
+    "leg", "parent_id", "limit_price", "stop_price", "trail",
 )  # fmt: skip
 ATTRIBUTION_COLUMNS = (
     "by", "name", "pnl", "pnl_closed", "pnl_open", "trades", "open_trades", "commissions",
@@ -133,6 +134,7 @@ def trade_row(t: Trade) -> list[Any]:
         t.pnl,
         t.return_pct,
         t.commission,
+        t.exit_reason,
     ]
 
 
@@ -165,6 +167,14 @@ def order_row(o: Order) -> list[Any]:
         o.fill_price,
         o.commission,
         o.reason,
+        o.type,
+        o.time_in_force,
+        o.order_class,
+        o.leg,
+        o.parent_id,
+        o.limit_price,
+        o.stop_price,
+        o.trail,
     ]
 
 

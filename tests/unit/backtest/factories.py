@@ -35,7 +35,9 @@ def make_bars(
     return out
 
 
-def make_signal(bar: events.Bar, side: str, strategy: str = "s") -> events.Signal:
+def make_signal(
+    bar: events.Bar, side: str, strategy: str = "s", order: events.OrderSpec | None = None
+) -> events.Signal:
     return events.Signal(
         id=events.Signal.make_id(strategy, bar.symbol, bar.ts),
         strategy=strategy,
@@ -44,6 +46,7 @@ def make_signal(bar: events.Bar, side: str, strategy: str = "s") -> events.Signa
         price=bar.close,
         bar_ts=bar.ts,
         ts=bar.ts + bar.interval_ms,
+        order=order,
     )
 
 

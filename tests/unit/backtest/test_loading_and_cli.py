@@ -116,6 +116,7 @@ def _flinktrade(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
         (["--bars-csv", "{csv}", "--cash-mode", "pooled"], "--cash-mode must be one of"),
         (["--bars-csv", "{csv}", "--position-size", "0.5"], "goes with --cash-mode shared"),
         (["--bars-csv", "{csv}", "--cash-mode", "shared", "--position-size", "2"], "(0, 1]"),
+        (["--bars-csv", "{csv}", "--volume-share", "2"], "--volume-share is a fraction"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_error_line(

@@ -1,0 +1,88 @@
+"""The one order-matching model: when and at what price an order of the order model fills.
+
+Used by the backtester (``backtest.portfolio``) and the simulated broker, so a strategy's orders
+fill the same way in both. Pure: no I/O, no clock; every time is an argument.
+
+A ``Book`` holds the working orders of one account, all symbols. Its API:
+
+- ``Book(costs, sizer=None, session_end=eastern_session_end)`` (``session_end``: a calendar's
+  ``ts -> end of its session``); ``Order.of(id, symbol, side, spec, qty)`` builds an order from an
+  ``events.OrderSpec`` (``qty`` None: the ``sizer`` sizes it at its fill price);
+- ``submit(order, ts, price=None) -> list[Change]``: accepts (``new``) or rejects it (the reason of
+  ``orders.order_problem``); with ``price`` it is matched at once against that one price (a bar's
+  close, when the backtest fills at the close);
+- ``cancel(order_id, ts) -> list[Change]`` (an entry's exits and an OCO sibling go with it);
+- ``on_bar(bar) -> list[Change]`` (``bar``: ``symbol, ts, open, high, low, close, volume``,
+  ``ts`` the bar's start) and ``on_trade(symbol, ts, price, size) -> list[Change]``.
+
+A ``Change`` is an ``Update`` (an order's new status: ``new``, ``partially_filled``, ``filled``,
+``canceled``, ``expired``, ``rejected``, with a reason) or an ``Execution`` (order id, leg, side,
+qty, price, commission, ts, exit reason). Floats: prices and quantities are floats (the
+backtester's speed; the exits' prices come from ``orders.exit_legs`` on the exact decimal of the
+fill price, rounded to the tick there), so a caller with decimals converts at the edge.
+
+The rules (also in ``docs/backtest.md``):
+
+- An order matches only prices after it: a bar whose start is before the order's time is never
+  used, so an order placed at a bar's close (the signal's time) first meets the next bar.
+- ``market``: fills at the first price it meets (a bar's open). ``limit``: at the limit or better;
+  a bar that opens through the limit fills at the open, one that only touches it at the limit.
+  ``stop``: triggers when the price touches the stop and fills at the stop, or at the open when
+  the bar gaps through it. ``stop_limit``: triggers like a stop, then is a limit (filled at the
+  trigger price when that is within the limit, else it rests as a limit from the next bar).
+  ``trailing_stop``: the stop follows the best price since the order was placed (its
+  high-water mark for a sell, low-water mark for a buy) at ``trail_percent`` or ``trail_price``
+  from it; a bar first moves the mark with its open, is tested against that stop, and only then
+  moves the mark with its high (low): the stop a bar can trigger is the one known at its open.
+- Pessimistic where a bar's order of events is unknown: when one bar touches both the
+  take-profit and the stop-loss of a bracket (or OCO), the stop-loss fills; exits of an entry
+  filled at a bar's open are tested against the rest of that bar; of an entry filled inside a
+  bar, only the stop-loss and trailing stop are (at once, the adverse case), the take-profit
+  from the next bar.
+- Slippage (``slippage_bps``, against us) applies to market-like fills (market, stop, trailing
+  stop, opg/cls market); never to a limit fill. Commission per execution: ``commission`` x value
+  + ``per_share`` x qty, at least ``minimum`` per order over its executions.
+- Time in force: ``day`` works through the session of the first price it meets (that price's
+  calendar day in US/Eastern) and expires at the first price of a later day; ``gtc`` stays;
+  ``ioc`` / ``fok`` match the first price they meet and cancel what did not fill (``fok``: all or
+  nothing); ``opg`` fills at the next open, ``cls`` at the close of the next bar (limit versions
+  only within their limit), else expire; in trade mode both take the first trade.
+- Exits: when an entry fills completely (or is cancelled / expires after a partial fill), the
+  exits of its spec (``orders.exit_legs`` on its average price) become working ``gtc`` orders for
+  the filled quantity, ids from ``orders.leg_client_order_id``; one exit filling cancels the
+  others. An ``oco`` spec is itself the pair: a take-profit limit (the order's own id) and a
+  stop-loss leg.
+- Partial fills: with ``volume_share`` set, at most that fraction of a bar's volume (whole
+  shares) fills per bar, shared by the bar's orders in the order they were placed; the rest
+  waits for later bars (or is cancelled: ``ioc``). None (the default) fills everything.
+- Deterministic: orders are matched in the order they were placed (stops before limits inside a
+  bar, so a bracket's stop-loss wins); the same inputs give the same changes.
+"""
+
+from flinktrade.matching.book import (
+    Book,
+    Change,
+    Costs,
+    Execution,
+    MatchBar,
+    Order,
+    SessionEnd,
+    Sizer,
+    Status,
+    Update,
+    eastern_session_end,
+)
+
+__all__ = [
+    "Book",
+    "Change",
+    "Costs",
+    "Execution",
+    "MatchBar",
+    "Order",
+    "SessionEnd",
+    "Sizer",
+    "Status",
+    "Update",
+    "eastern_session_end",
+]
