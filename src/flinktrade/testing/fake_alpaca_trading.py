@@ -8,17 +8,28 @@ against it unchanged::
         stream = TradingStream(fake.key_id, fake.secret_key, url_override=fake.stream_url)
 
 REST (JSON, numbers as strings, UUID ids, ``X-Ratelimit-*`` headers on every answer):
-``GET /v2/account``, ``GET /v2/clock``, ``POST /v2/orders``, ``GET /v2/orders``,
-``GET /v2/orders/{id}``, ``GET /v2/orders:by_client_order_id``, ``DELETE /v2/orders[/{id}]``,
-``GET /v2/positions[/{symbol}]``, ``DELETE /v2/positions[/{symbol}]``. A repeated
-``client_order_id`` is refused with 422 ``client_order_id must be unique`` (``enforce_unique``).
+``GET /v2/account``, ``GET /v2/clock``, ``POST /v2/orders``, ``GET /v2/orders[?nested=true]``,
+``GET /v2/orders/{id}``, ``PATCH /v2/orders/{id}``, ``GET /v2/orders:by_client_order_id``,
+``DELETE /v2/orders[/{id}]``, ``GET /v2/positions[/{symbol}]``, ``DELETE /v2/positions[/{symbol}]``.
+A repeated ``client_order_id`` is refused with 422 ``client_order_id must be unique``
+(``enforce_unique``). Orders follow Alpaca's model (``trading_orders``): market, limit, stop,
+stop-limit and trailing-stop orders, every time in force, ``extended_hours``, ``qty`` (fractional)
+or ``notional``, the classes simple, bracket, OTO and OCO with their legs, replace; an order Alpaca
+would refuse is answered with Alpaca's status, code and message.
 
 Stream (JSON text frames): ``{"action":"authenticate","data":{"key_id","secret_key"}}`` ->
 ``{"stream":"authorization","data":{"status":"authorized",...}}``; ``{"action":"listen",...}`` ->
 ``{"stream":"listening",...}``; then ``{"stream":"trade_updates","data":{"event",...}}``.
 
-Market orders are accepted (``accepted``), then ``new`` and ``fill`` events follow on a worker
-thread at ``fill_price`` (per symbol if a dict), in ``fill_parts`` executions.
+Orders are accepted (``accepted``), then a ``new`` event follows on a worker thread and a market
+order fills at the symbol's price (``fill_price``, per symbol if a dict, or the last
+``push_price``) in ``fill_parts`` executions; a limit, stop, stop-limit or trailing-stop order
+fills (at the price, gaps included) once the price crosses it, checked then and at every
+``push_price(symbol, price)`` (from another process: ``POST /fake/prices``); an IOC or FOK
+order the price does not cross at once is canceled; nothing expires (no session clock). A
+parent's fill turns its ``held`` legs ``new``; a leg's fill cancels its siblings; each change is
+a ``trade_updates`` event. ``auto_fill=False`` leaves new orders ``accepted`` (``fill`` and
+``push_price`` still execute them).
 
 Fault switches (each for the next ``times`` matching requests): ``error_after_accept`` (the order
 is created, the answer is a 5xx), ``drop_after_accept`` (created, connection closed without an
@@ -40,7 +51,7 @@ The parts: ``trading_book`` (orders, executions, positions, cash: bookkeeping wi
 ``trading_http`` (the REST handler and the foreign answers), ``trading_stream`` (the
 ``trade_updates`` endpoint). This module puts them on the shared ``Loopback`` base (servers,
 ``start``/``stop``/``close``, ``wait_for``) and adds the fault switches and the worker thread that
-fills market orders.
+announces and fills new orders.
 """
 
 from __future__ import annotations
@@ -248,6 +259,11 @@ class FakeAlpacaTrading(Loopback, OrderBook):
         return self._stream.connections
 
     @property
+    def stream_listeners(self) -> int:
+        """Stream connections listening to ``trade_updates`` now."""
+        return self._stream.listeners
+
+    @property
     def events_sent(self) -> list[dict[str, Any]]:
         return self._stream.events_sent
 
@@ -276,7 +292,7 @@ class FakeAlpacaTrading(Loopback, OrderBook):
         self._changed()
 
     def _on_booked(self, order: FakeOrder) -> None:
-        if self.auto_fill and order.type == "market":
+        if self.auto_fill and order.status == "accepted":
             self._fills.put(order.id)
         self._changed()
 
@@ -300,6 +316,9 @@ class FakeAlpacaTrading(Loopback, OrderBook):
                     message = None
             if message is not None:
                 self._on_event(message)
+            if order.type != "market":
+                self.cross(order_id)
+                continue
             with self.lock:
                 total = order.qty
             parts = self.fill_parts if total is not None else 1

@@ -1,11 +1,15 @@
 """The order book of the fake Alpaca trading API: orders, executions, positions, cash.
 
 Pure bookkeeping, no I/O and no threads of its own: ``create_order`` validates and books an
-order as Alpaca does (raising ``ApiError`` with Alpaca's status and code), ``fill`` executes
-(part of) one and ``cancel`` cancels one, and every change of an order becomes a
-``trade_updates`` event handed to ``_on_event`` (the fake streams it; the base keeps nothing).
-``account_json``/``positions_json`` render the account in Alpaca's wire form (numbers as
-strings). ``FakeAlpacaTrading`` builds on it and adds the servers; tests may use it alone.
+order with its legs as Alpaca does (``trading_orders``: raising ``ApiError`` with Alpaca's status,
+code and message), ``fill`` executes (part of) one, ``push_price`` moves a symbol's price and
+executes the working orders it crosses (``cross``: one order at the current price), ``replace`` replaces one and ``cancel``/``cancel_all``
+cancel. Orders hang together as Alpaca's do: a parent's fill sets its ``held`` legs to ``new``,
+a leg's fill cancels the others of its bracket or OCO, a parent's cancel cancels its legs. Every
+change of an order becomes a ``trade_updates`` event handed to ``_on_event`` (the fake streams
+it; the base keeps nothing). ``account_json``/``positions_json`` render the account in Alpaca's
+wire form (numbers as strings). ``FakeAlpacaTrading`` builds on it and adds the servers; tests
+may use it alone.
 """
 
 from __future__ import annotations
@@ -15,104 +19,24 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
-OPEN_STATUSES = frozenset(
-    {"new", "accepted", "pending_new", "partially_filled", "held", "accepted_for_bidding"}
+from flinktrade.testing.trading_orders import (
+    OPEN_STATUSES,
+    WORKING_STATUSES,
+    ApiError,
+    FakeOrder,
+    build_order,
+    crossed,
+    iso,
+    num,
+    replacement,
 )
 
+__all__ = ["OPEN_STATUSES", "ApiError", "FakeOrder", "OrderBook", "Position", "iso", "num"]
 
-def iso(ts: float | None = None) -> str:
-    """Alpaca's text of a time (now if ``None``): RFC 3339, microseconds, ``Z``."""
-    moment = datetime.fromtimestamp(time.time() if ts is None else ts, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def num(value: Decimal) -> str:
-    """Alpaca's text of a number: plain digits, no exponent, no trailing zeros."""
-    text = format(value.normalize(), "f")
-    return text if text != "-0" else "0"
-
-
-class ApiError(Exception):
-    """An error answer of the API: HTTP ``status``, Alpaca's ``code`` and ``message``."""
-
-    def __init__(self, status: int, code: int, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-
-def _decimal(value: object) -> Decimal | None:
-    if value is None or value == "":
-        return None
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        raise ApiError(422, 40010001, f"invalid number {value!r}") from None
-
-
-@dataclass
-class FakeOrder:
-    id: str
-    client_order_id: str
-    symbol: str
-    side: str
-    qty: Decimal | None
-    notional: Decimal | None
-    type: str
-    time_in_force: str
-    limit_price: Decimal | None
-    created: float
-    status: str = "accepted"
-    filled_qty: Decimal = Decimal(0)
-    filled_avg_price: Decimal | None = None
-    filled_at: float | None = None
-    canceled_at: float | None = None
-    updated: float = 0.0
-    asset_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "client_order_id": self.client_order_id,
-            "created_at": iso(self.created),
-            "updated_at": iso(self.updated or self.created),
-            "submitted_at": iso(self.created),
-            "filled_at": None if self.filled_at is None else iso(self.filled_at),
-            "expired_at": None,
-            "canceled_at": None if self.canceled_at is None else iso(self.canceled_at),
-            "failed_at": None,
-            "replaced_at": None,
-            "replaced_by": None,
-            "replaces": None,
-            "asset_id": self.asset_id,
-            "symbol": self.symbol,
-            "asset_class": "us_equity",
-            "notional": None if self.notional is None else num(self.notional),
-            "qty": None if self.qty is None else num(self.qty),
-            "filled_qty": num(self.filled_qty),
-            "filled_avg_price": (
-                None if self.filled_avg_price is None else num(self.filled_avg_price)
-            ),
-            "order_class": "simple",
-            "order_type": self.type,
-            "type": self.type,
-            "side": self.side,
-            "position_intent": "buy_to_open" if self.side == "buy" else "sell_to_close",
-            "time_in_force": self.time_in_force,
-            "limit_price": None if self.limit_price is None else num(self.limit_price),
-            "stop_price": None,
-            "status": self.status,
-            "extended_hours": False,
-            "legs": None,
-            "trail_percent": None,
-            "trail_price": None,
-            "hwm": None,
-            "subtag": None,
-            "source": None,
-        }
+Event = tuple[dict[str, Any], bool]  # a trade_updates event and whether it is a fill
 
 
 @dataclass
@@ -141,7 +65,8 @@ class OrderBook:
         self.by_client_id: dict[str, FakeOrder] = {}
         self.positions: dict[str, Position] = {}
         self.cash = cash
-        self.created: Counter[str] = Counter()
+        self.prices: dict[str, Decimal] = {}  # pushed by push_price, ahead of fill_price
+        self.created: Counter[str] = Counter()  # POSTed orders per client_order_id
 
     def _on_event(self, data: dict[str, Any], *, fill: bool = False) -> None:
         """A ``trade_updates`` event happened (called without the lock held)."""
@@ -173,52 +98,25 @@ class OrderBook:
     # ------------------------------------------------------------------ the book
 
     def price_of(self, symbol: str) -> Decimal:
+        """The price of ``symbol`` now: the last pushed one, else ``fill_price``."""
+        pushed = self.prices.get(symbol)
+        if pushed is not None:
+            return pushed
         if isinstance(self.fill_price, dict):
             return self.fill_price.get(symbol, Decimal(100))
         return self.fill_price
 
     def create_order(self, body: dict[str, Any]) -> FakeOrder:
-        """Validate and book an order as Alpaca does (raises ``ApiError``)."""
-        symbol = str(body.get("symbol") or "").upper()
-        side = body.get("side")
-        type_ = body.get("type") or body.get("order_type") or "market"
-        tif = body.get("time_in_force")
-        if not symbol:
-            raise ApiError(422, 40010001, "symbol is required")
-        if side not in ("buy", "sell"):
-            raise ApiError(422, 40010001, "invalid side")
-        if tif not in ("day", "gtc", "opg", "cls", "ioc", "fok"):
-            raise ApiError(422, 40010001, "invalid time_in_force")
-        if type_ not in ("market", "limit"):
-            raise ApiError(422, 40010001, f"order type {type_} is not supported by the fake")
-        qty, notional = _decimal(body.get("qty")), _decimal(body.get("notional"))
-        if (qty is None) == (notional is None):
-            raise ApiError(422, 40010001, "qty or notional is required")
-        if (qty is not None and qty <= 0) or (notional is not None and notional <= 0):
-            raise ApiError(422, 40010001, "qty must be > 0")
-        coid = str(body.get("client_order_id") or uuid.uuid4())
-        if len(coid) > 128:
-            raise ApiError(422, 40010001, "client_order_id must be no more than 128 characters")
+        """Validate and book an order with its legs as Alpaca does (raises ``ApiError``)."""
         with self.lock:
-            if self.enforce_unique and coid in self.by_client_id:
+            symbol = str(body.get("symbol") or "").upper()
+            order = build_order(body, self.price_of(symbol), time.time())
+            if self.enforce_unique and order.client_order_id in self.by_client_id:
                 raise ApiError(422, 40010001, "client_order_id must be unique")
-            now = time.time()
-            order = FakeOrder(
-                id=str(uuid.uuid4()),
-                client_order_id=coid,
-                symbol=symbol,
-                side=str(side),
-                qty=qty,
-                notional=notional,
-                type=str(type_),
-                time_in_force=str(tif),
-                limit_price=_decimal(body.get("limit_price")),
-                created=now,
-                updated=now,
-            )
-            self.orders[order.id] = order
-            self.by_client_id[coid] = order
-            self.created[coid] += 1
+            for booked in (order, *order.legs):
+                self.orders[booked.id] = booked
+                self.by_client_id[booked.client_order_id] = booked
+            self.created[order.client_order_id] += 1
         self._on_booked(order)
         return order
 
@@ -230,40 +128,155 @@ class OrderBook:
         )  # fmt: skip
 
     def fill(self, order_id: str, qty: Decimal | None = None, price: Decimal | None = None) -> None:
-        """Execute (part of) an order now and push the fill event."""
+        """Execute (part of) an order now and push the fill event (and what follows from it: a
+        filled parent's legs go live, a filled leg cancels the others of its group)."""
+        with self.lock:
+            events = self._execute(self.orders[order_id], qty, price)
+        self._emit(events)
+
+    def push_price(self, symbol: str, price: Decimal) -> None:
+        """``symbol`` trades at ``price`` now: market orders fill at it from now on, and every
+        working limit, stop, stop-limit or trailing-stop order it crosses fills at it."""
+        symbol = symbol.upper()
+        with self.lock:
+            self.prices[symbol] = price
+            events: list[Event] = []
+            for order in sorted(self.orders.values(), key=lambda o: o.created):
+                if order.symbol == symbol:
+                    events += self._cross(order, price)
+        self._emit(events)
+
+    def cross(self, order_id: str) -> None:
+        """Execute ``order_id`` if it is working and the current price crosses it; an IOC or FOK
+        order the price does not cross is canceled (it fills at once or not at all)."""
         with self.lock:
             order = self.orders[order_id]
-            if order.status not in OPEN_STATUSES:
-                return
-            px = price if price is not None else self.price_of(order.symbol)
-            total = order.qty if order.qty is not None else (order.notional or Decimal(0)) / px
-            remaining = total - order.filled_qty
-            part = remaining if qty is None else min(qty, remaining)
-            if part <= 0:
-                return
-            cost_before = (order.filled_avg_price or Decimal(0)) * order.filled_qty
-            order.filled_qty += part
-            order.filled_avg_price = (cost_before + px * part) / order.filled_qty
+            events = self._cross(order, self.price_of(order.symbol))
+            if order.time_in_force in ("ioc", "fok") and order.status in WORKING_STATUSES:
+                events += self._cancel(order)
+        self._emit(events)
+
+    def replace(self, order_id: str, body: dict[str, Any]) -> FakeOrder:
+        """``PATCH /v2/orders/{id}``: a new order replaces the open ``order_id`` (``replaces``),
+        which becomes ``replaced`` (``replaced_by``); legs follow their new parent."""
+        with self.lock:
+            old = self.orders.get(order_id)
+            if old is None:
+                raise ApiError(404, 40410000, "order not found")
             now = time.time()
-            order.updated = now
-            done = order.filled_qty >= total
-            order.status = "filled" if done else "partially_filled"
-            if done:
-                order.filled_at = now
-            sign = Decimal(1) if order.side == "buy" else Decimal(-1)
-            position = self.positions.setdefault(order.symbol, Position())
-            self._book(position, sign * part, px)
-            self.cash -= sign * part * px
-            message = {
-                "event": "fill" if done else "partial_fill",
-                "execution_id": str(uuid.uuid4()),
-                "order": order.to_json(),
-                "timestamp": iso(now),
-                "price": num(px),
-                "qty": num(part),
-                "position_qty": num(position.qty),
-            }
-        self._on_event(message, fill=True)
+            new = replacement(old, body, now)
+            if self.enforce_unique and new.client_order_id in self.by_client_id:
+                raise ApiError(422, 40010001, "client_order_id must be unique")
+            old.status, old.replaced_at, old.updated, old.replaced_by = "replaced", now, now, new.id
+            self.orders[new.id] = new
+            self.by_client_id[new.client_order_id] = new
+            if old.parent_id is not None:
+                parent = self.orders[old.parent_id]
+                parent.legs = [new if leg is old else leg for leg in parent.legs]
+            for leg in new.legs:
+                leg.parent_id = new.id
+            message = {"event": "replaced", "order": old.to_json(), "timestamp": iso(now)}
+        self._emit([(message, False)])
+        if new.status != "held":
+            self._on_booked(new)
+        return new
+
+    def cancel(self, order_id: str) -> FakeOrder:
+        """Cancel an open order, and with it its legs and the other orders of its OCO group."""
+        with self.lock:
+            order = self.orders.get(order_id)
+            if order is None:
+                raise ApiError(404, 40410000, "order not found")
+            if order.status not in OPEN_STATUSES:
+                raise ApiError(422, 42210000, "order is not cancelable")
+            events = self._cancel(order)
+            for other in (*order.legs, *self._group(order)):
+                events += self._cancel(other)
+        self._emit(events)
+        return order
+
+    def cancel_all(self) -> list[FakeOrder]:
+        """``DELETE /v2/orders``: cancel every open order; the orders canceled."""
+        with self.lock:
+            canceled = [o for o in self.orders.values() if o.status in OPEN_STATUSES]
+            events: list[Event] = []
+            for order in canceled:
+                events += self._cancel(order)
+        self._emit(events)
+        return canceled
+
+    # ------------------------------------------------------------------ life cycle (lock held)
+
+    def _emit(self, events: list[Event]) -> None:
+        for message, is_fill in events:
+            self._on_event(message, fill=is_fill)
+
+    def _cross(self, order: FakeOrder, price: Decimal) -> list[Event]:
+        if order.type == "market" or order.status not in WORKING_STATUSES:
+            return []
+        return self._execute(order, None, price) if crossed(order, price) else []
+
+    def _group(self, order: FakeOrder) -> list[FakeOrder]:
+        """The other orders one fill of ``order`` cancels: its sibling legs, and for an OCO the
+        take-profit parent and its stop-loss leg of each other."""
+        parent = order if order.parent_id is None else self.orders[order.parent_id]
+        members = [parent, *parent.legs] if parent.order_class == "oco" else list(parent.legs)
+        if order.parent_id is None and parent.order_class != "oco":
+            return []
+        return [o for o in members if o is not order]
+
+    def _cancel(self, order: FakeOrder) -> list[Event]:
+        if order.status not in OPEN_STATUSES:
+            return []
+        order.status = "canceled"
+        order.canceled_at = order.updated = time.time()
+        return [({"event": "canceled", "order": order.to_json(), "timestamp": iso()}, False)]
+
+    def _execute(self, order: FakeOrder, qty: Decimal | None, price: Decimal | None) -> list[Event]:
+        if order.status not in OPEN_STATUSES:
+            return []
+        px = price if price is not None else self.price_of(order.symbol)
+        total = order.qty if order.qty is not None else (order.notional or Decimal(0)) / px
+        remaining = total - order.filled_qty
+        part = remaining if qty is None else min(qty, remaining)
+        if part <= 0:
+            return []
+        cost_before = (order.filled_avg_price or Decimal(0)) * order.filled_qty
+        order.filled_qty += part
+        order.filled_avg_price = (cost_before + px * part) / order.filled_qty
+        now = time.time()
+        order.updated = now
+        done = order.filled_qty >= total
+        order.status = "filled" if done else "partially_filled"
+        if done:
+            order.filled_at = now
+        sign = Decimal(1) if order.side == "buy" else Decimal(-1)
+        position = self.positions.setdefault(order.symbol, Position())
+        self._book(position, sign * part, px)
+        self.cash -= sign * part * px
+        message = {
+            "event": "fill" if done else "partial_fill",
+            "execution_id": str(uuid.uuid4()),
+            "order": order.to_json(),
+            "timestamp": iso(now),
+            "price": num(px),
+            "qty": num(part),
+            "position_qty": num(position.qty),
+        }
+        events: list[Event] = [(message, True)]
+        if not done:
+            return events
+        for other in self._group(order):
+            events += self._cancel(other)
+        if order.order_class in ("bracket", "oto"):
+            for leg in order.legs:
+                if leg.status == "held":
+                    leg.status, leg.updated = "new", now
+                    events.append(({"event": "new", "order": leg.to_json(), "timestamp": iso(now)},
+                                   False))  # fmt: skip
+            for leg in order.legs:
+                events += self._cross(leg, self.price_of(leg.symbol))
+        return events
 
     @staticmethod
     def _book(position: Position, delta: Decimal, price: Decimal) -> None:
@@ -284,19 +297,6 @@ class OrderBook:
         with self.lock:
             position = self.positions.setdefault(symbol, Position())
             position.qty, position.cost = qty, qty * price
-
-    def cancel(self, order_id: str) -> FakeOrder:
-        with self.lock:
-            order = self.orders.get(order_id)
-            if order is None:
-                raise ApiError(404, 40410000, "order not found")
-            if order.status not in OPEN_STATUSES:
-                raise ApiError(422, 42210000, "order is not cancelable")
-            order.status = "canceled"
-            order.canceled_at = order.updated = time.time()
-            message = {"event": "canceled", "order": order.to_json(), "timestamp": iso()}
-        self._on_event(message)
-        return order
 
     def account_json(self) -> dict[str, Any]:
         with self.lock:

@@ -1,8 +1,10 @@
 """The REST side of the fake Alpaca trading API: one handler class, routed by method and path.
 
-``GET /v2/account``, ``GET /v2/clock``, ``POST /v2/orders``, ``GET /v2/orders``,
-``GET /v2/orders/{id}``, ``GET /v2/orders:by_client_order_id``, ``DELETE /v2/orders[/{id}]``,
-``GET /v2/positions[/{symbol}]``, ``DELETE /v2/positions[/{symbol}]``: JSON, numbers as strings,
+``GET /v2/account``, ``GET /v2/clock``, ``POST /v2/orders``, ``GET /v2/orders`` (``nested=true``
+rolls legs up under their parent), ``GET /v2/orders/{id}``, ``PATCH /v2/orders/{id}`` (replace),
+``GET /v2/orders:by_client_order_id``, ``DELETE /v2/orders[/{id}]`` (a parent takes its legs),
+``GET /v2/positions[/{symbol}]``, ``DELETE /v2/positions[/{symbol}]``, and the fake's own
+``POST /fake/prices`` (``{"AAPL": "101.5"}``: ``push_price`` from outside): JSON, numbers as strings,
 ``X-Ratelimit-*`` headers on every answer, 401 for wrong keys. Before routing, the handler asks
 the fake for an armed fault (``ForeignAnswer``: a proxy's page, a reset, a held answer; the named
 switches such as ``rate_limit`` or ``error_after_accept``) and answers with it instead.
@@ -17,6 +19,7 @@ import socket
 import struct
 import time
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
@@ -29,11 +32,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RATE_LIMIT = 200
+PRICES_PATH = "/fake/prices"  # the fake's control route: push prices from another process
 GATEWAY_PAGE = (
     b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
     b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
     b"</body>\r\n</html>\r\n"
 )
+
+
+def _flag(value: str | None) -> bool:
+    return value in ("true", "True", "1")
 
 
 @dataclass(frozen=True)
@@ -74,6 +82,9 @@ class TradingHandler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self._handle("DELETE")
 
+    def do_PATCH(self) -> None:
+        self._handle("PATCH")
+
     def _handle(self, method: str) -> None:
         fake = self.fake
         parts = urlsplit(self.path)
@@ -110,11 +121,9 @@ class TradingHandler(BaseHTTPRequestHandler):
         elif path == "/v2/orders" and method == "GET":
             self._list_orders(query)
         elif path == "/v2/orders" and method == "DELETE":
+            canceled = fake.cancel_all()
             with fake.lock:
-                open_ids = [o.id for o in fake.orders.values() if o.status in OPEN_STATUSES]
-            body = [
-                {"id": oid, "status": 200, "body": fake.cancel(oid).to_json()} for oid in open_ids
-            ]
+                body = [{"id": o.id, "status": 200, "body": o.to_json()} for o in canceled]
             self._json(207, body)
         elif path == "/v2/orders:by_client_order_id" and method == "GET":
             coid = query.get("client_order_id", "")
@@ -122,20 +131,32 @@ class TradingHandler(BaseHTTPRequestHandler):
                 order = fake.by_client_id.get(coid)
             if order is None or fake.take_switch("stale_lookup") is not None:
                 raise ApiError(404, 40410000, "order not found")
-            self._json(200, order.to_json())
-        elif path.startswith("/v2/orders/") and method in ("GET", "DELETE"):
+            with fake.lock:
+                found_json = order.to_json()
+            self._json(200, found_json)
+        elif path.startswith("/v2/orders/") and method in ("GET", "DELETE", "PATCH"):
             order_id = path.removeprefix("/v2/orders/")
             if method == "DELETE":
                 fake.cancel(order_id)
                 self._empty(204)
                 return
+            if method == "PATCH":
+                new = fake.replace(order_id, self._body(raw))
+                with fake.lock:
+                    new_json = new.to_json()
+                self._json(200, new_json)
+                return
+            nested = _flag(query.get("nested"))
             with fake.lock:
                 found = fake.orders.get(order_id)
-            if found is None:
+                shown = None if found is None else found.to_json(legs=nested)
+            if shown is None:
                 raise ApiError(404, 40410000, "order not found")
-            self._json(200, found.to_json())
+            self._json(200, shown)
         elif path == "/v2/positions" and method == "GET":
             self._json(200, fake.positions_json())
+        elif path == PRICES_PATH and method == "POST":
+            self._push_prices(self._body(raw))
         elif path == "/v2/positions" and method == "DELETE":
             self._close_positions(None, query.get("cancel_orders") in ("true", "True"))
         elif path.startswith("/v2/positions/") and method in ("GET", "DELETE"):
@@ -161,13 +182,7 @@ class TradingHandler(BaseHTTPRequestHandler):
         if fault is not None:
             self._json(fault.status, {"code": 50010000, "message": "internal server error"})
             return
-        try:
-            body = json.loads(raw or b"{}")
-        except ValueError:
-            raise ApiError(400, 40010000, "request body format is invalid") from None
-        if not isinstance(body, dict):
-            raise ApiError(400, 40010000, "request body format is invalid")
-        order = fake.create_order(body)
+        order = fake.create_order(self._body(raw))
         fault = fake.take_switch("error_after_accept")
         if fault is not None:
             self._json(fault.status, {"code": 50010000, "message": "gateway timeout"})
@@ -182,6 +197,32 @@ class TradingHandler(BaseHTTPRequestHandler):
             fake.pause(fault.seconds)
         with fake.lock:
             self._json(200, order.to_json())
+
+    def _push_prices(self, body: dict[str, Any]) -> None:
+        """The fake's own control route (not Alpaca's): ``{"AAPL": "101.5", ...}`` moves each
+        symbol's price as ``push_price`` does, so a process outside the tests can drive fills."""
+        prices = {}
+        for symbol, value in body.items():
+            try:
+                price = Decimal(str(value))
+            except InvalidOperation:
+                raise ApiError(422, 40010001, f"invalid price {value!r} for {symbol}") from None
+            if not price.is_finite() or price <= 0:
+                raise ApiError(422, 40010001, f"invalid price {value!r} for {symbol}")
+            prices[str(symbol).upper()] = price
+        for symbol, price in prices.items():
+            self.fake.push_price(symbol, price)
+        self._json(200, {symbol: str(price) for symbol, price in prices.items()})
+
+    @staticmethod
+    def _body(raw: bytes) -> dict[str, Any]:
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            raise ApiError(400, 40010000, "request body format is invalid") from None
+        if not isinstance(body, dict):
+            raise ApiError(400, 40010000, "request body format is invalid")
+        return body
 
     def _foreign(self, fault: ForeignAnswer, method: str, path: str, raw: bytes) -> None:
         fake = self.fake
@@ -218,27 +259,30 @@ class TradingHandler(BaseHTTPRequestHandler):
         self.wfile.write(fault.body)
 
     def _list_orders(self, query: dict[str, str]) -> None:
+        """Newest first; ``nested=true`` lists parents only, each with its legs, open while any
+        of them is open (legs are otherwise listed as orders of their own)."""
         fake = self.fake
         status = query.get("status", "open")
         limit = int(query.get("limit", "50"))
         symbols = set(filter(None, query.get("symbols", "").split(",")))
+        nested = _flag(query.get("nested"))
         with fake.lock:
             orders = sorted(fake.orders.values(), key=lambda o: o.created, reverse=True)
-            chosen = [
-                o.to_json()
-                for o in orders
-                if (status == "all" or (status == "open") == (o.status in OPEN_STATUSES))
-                and (not symbols or o.symbol in symbols)
-            ]
+            chosen = []
+            for o in orders:
+                if nested and o.parent_id is not None:
+                    continue
+                is_open = any(x.status in OPEN_STATUSES for x in (o, *(o.legs if nested else ())))
+                if (status == "all" or (status == "open") == is_open) and (
+                    not symbols or o.symbol in symbols
+                ):
+                    chosen.append(o.to_json(legs=nested))
         self._json(200, chosen[: max(1, min(limit, 500))])
 
     def _close_positions(self, only: str | None, cancel_orders: bool) -> None:
         fake = self.fake
         if cancel_orders:
-            with fake.lock:
-                open_ids = [o.id for o in fake.orders.values() if o.status in OPEN_STATUSES]
-            for oid in open_ids:
-                fake.cancel(oid)
+            fake.cancel_all()
         with fake.lock:
             held = [(s, p.qty) for s, p in sorted(fake.positions.items()) if p.qty != 0]
         results = []

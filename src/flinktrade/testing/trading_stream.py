@@ -36,6 +36,11 @@ class TradeUpdates:
         self._refuse = 0
         self._drop = 0
 
+    @property
+    def listeners(self) -> int:
+        """Connections listening to ``trade_updates`` now."""
+        return len(self._clients)
+
     def refuse(self, n: int) -> None:
         self._refuse = n
 

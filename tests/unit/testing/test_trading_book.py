@@ -85,7 +85,7 @@ def test_a_repeated_client_order_id_is_refused_unless_uniqueness_is_off() -> Non
     [
         ({"side": "hold"}, "invalid side"),
         ({"time_in_force": "week"}, "invalid time_in_force"),
-        ({"type": "stop"}, "not supported"),
+        ({"type": "bogus"}, "invalid order type"),
         ({"notional": "100"}, "qty or notional"),
         ({"qty": "0"}, "must be > 0"),
         ({"qty": "ten"}, "invalid number"),

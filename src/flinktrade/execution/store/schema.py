@@ -3,8 +3,8 @@
 The file (and its WAL) is created readable by its owner only (0600). WAL mode with
 ``synchronous=FULL``: a committed transaction survives a power cut, and the CLI
 (``flinktrade halt``) can write while the executor runs. A store written before a column existed
-gets it on open (``ADDED_COLUMNS``: ``signal_ts``; the order model's ``spec``, ``parent``,
-``leg`` and ``exits``).
+gets it on open (``ADDED_COLUMNS`` of ``orders``: ``signal_ts``; the order model's ``spec``,
+``parent``, ``leg`` and ``exits``; and ``fills.strategy``).
 """
 
 from __future__ import annotations
@@ -55,7 +55,8 @@ CREATE TABLE IF NOT EXISTS fills (
     qty TEXT NOT NULL,
     price TEXT NOT NULL,
     commission TEXT NOT NULL,
-    ts INTEGER NOT NULL
+    ts INTEGER NOT NULL,
+    strategy TEXT
 );
 CREATE TABLE IF NOT EXISTS adjustments (symbol TEXT PRIMARY KEY, qty TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -105,6 +106,8 @@ def connect(path: Path) -> sqlite3.Connection:
             except sqlite3.OperationalError as exc:  # another process added it just now
                 if "duplicate column" not in str(exc):
                     raise
+    if "strategy" not in {row[1] for row in db.execute("PRAGMA table_info(fills)")}:
+        db.execute("ALTER TABLE fills ADD COLUMN strategy TEXT")
     db.execute("CREATE INDEX IF NOT EXISTS orders_parent ON orders (parent)")
     db.execute("CREATE INDEX IF NOT EXISTS orders_exits ON orders (exits)")
     db.commit()
