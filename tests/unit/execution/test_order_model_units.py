@@ -20,12 +20,14 @@ import pytest
 from exec_core_fakes import BookBroker, make_rig, signal
 
 from flinktrade import events
+from flinktrade.config import KafkaSettings, Settings
 from flinktrade.events import OrderEvent, OrderSpec, OrderStatus, Side
 from flinktrade.execution.brokers.alpaca.order_requests import to_alpaca
 from flinktrade.execution.brokers.alpaca.parse import parse_order
-from flinktrade.execution.brokers.base import BrokerOrder, OrderRequest
+from flinktrade.execution.brokers.base import BrokerOrder, OrderRefused, OrderRequest
 from flinktrade.execution.brokers.simulated import SimulatedBroker
 from flinktrade.execution.exits import broker_spec
+from flinktrade.execution.settings import ExecutionSettings, SimBrokerSettings
 from flinktrade.execution.store import OrderStore, Phase
 from flinktrade.orders import Leg, leg_client_order_id
 
@@ -352,22 +354,6 @@ def test_a_bracket_answer_is_parsed_with_its_legs() -> None:
         parse_order({**parent, "legs": [{**leg, "legs": [leg]}]})
 
 
-@pytest.mark.parametrize(
-    "spec",
-    [
-        {"type": "limit", "limit_price": "99"},
-        {"type": "stop", "stop_price": "99"},
-        {"type": "trailing_stop", "trail_percent": "1"},
-        {"take_profit_price": "110", "stop_loss_price": "90"},
-    ],
-)
-def test_the_simulated_broker_refuses_what_it_cannot_match(spec: dict[str, Any]) -> None:
-    why = SimulatedBroker.refusal(request(spec))
-    assert why is not None and "refused" in why and "market" in why
-    assert SimulatedBroker.refusal(request({})) is None
-    assert SimulatedBroker.refusal(request({}, qty=None, notional="100")) is not None
-
-
 # ---------------------------------------------------------------------- store and events
 
 
@@ -484,3 +470,102 @@ def test_a_leg_the_broker_made_is_never_sent_by_the_executor(tmp_path: Path) -> 
     rig.decide(own)
     exit_order = rig.store.get(leg_client_order_id(coid(own), Leg.STOP_LOSS))
     assert exit_order is not None and rig.core.orders.resend_refusal(exit_order) is None
+
+
+# ---------------------------------------------------------------------- the simulated broker
+
+
+def sim(tmp_path: Path) -> tuple[SimulatedBroker, list[Any]]:
+    settings = Settings(
+        state_dir=tmp_path,
+        kafka=KafkaSettings(bootstrap_servers="127.0.0.1:9"),  # never contacted here
+        execution=ExecutionSettings(
+            sim=SimBrokerSettings(
+                commission_per_share=D("0.005"), commission_min=D("1.00"), slippage_bps=D(5),
+                starting_cash=D(100_000),
+            )
+        ),
+    )  # fmt: skip
+    broker = SimulatedBroker(settings)
+    seen: list[Any] = []
+    broker._on_update = seen.append  # what start_updates installs, without the Kafka thread
+    return broker, seen
+
+
+def price(broker: SimulatedBroker, value: str, ts: int) -> None:
+    broker._on_price(f'{{"symbol": "AAPL", "price": {value}, "ts": {ts}}}'.encode())
+
+
+def test_the_simulated_broker_fills_a_limit_order_through_the_matching_model(
+    tmp_path: Path,
+) -> None:
+    broker, seen = sim(tmp_path)
+    try:
+        placed = broker.submit(request({"type": "limit", "limit_price": "99"}, qty="10"))
+        assert placed.status == OrderStatus.NEW and placed.type == "limit"
+        price(broker, "100", 1)  # above the limit: no fill
+        assert broker.get_order("ft-1").status == OrderStatus.NEW  # type: ignore[union-attr]
+        price(broker, "98.5", 2)  # through the limit: at that price, no slippage on a limit
+        filled = broker.get_order("ft-1")
+        assert filled is not None and filled.status == OrderStatus.FILLED
+        assert filled.filled_avg_price == D("98.5") and filled.filled_qty == D(10)
+        [fill] = [u for u in seen if u.is_fill]
+        assert fill.commission == D("1.00")  # max(1.00, 10 x 0.005)
+        assert broker.account().cash == D("99014.00")  # 100000 - 985 - 1
+        assert broker.positions() == {"AAPL": D(10)}
+    finally:
+        broker.close()
+
+
+def test_the_simulated_brokers_bracket_legs_cancel_each_other(tmp_path: Path) -> None:
+    broker, seen = sim(tmp_path)
+    try:
+        broker.submit(request({"take_profit_price": "110", "stop_loss_price": "95"}, qty="10"))
+        price(broker, "100", 1)  # the entry fills at 100 + 5 bps
+        entry = broker.get_order("ft-1")
+        assert entry is not None and entry.filled_avg_price == D("100.05")
+        assert sorted((leg.type, leg.status.value) for leg in entry.legs) == [
+            ("limit", "new"), ("stop", "new"),
+        ]  # fmt: skip
+        price(broker, "94", 2)  # gaps through the stop: at 94 - 5 bps, the take profit goes
+        legs = {leg.type: leg for leg in broker.get_order("ft-1").legs}  # type: ignore[union-attr]
+        assert legs["stop"].status == OrderStatus.FILLED
+        assert legs["stop"].filled_avg_price == D("93.953")
+        assert legs["limit"].status == OrderStatus.CANCELED
+        assert broker.positions() == {}
+        assert broker.account().cash == D("99937.03")  # 100000 - 1000.50 - 1 + 939.53 - 1
+        assert broker.open_orders() == []
+        assert [u.event for u in seen if u.order.client_order_id == legs["limit"].client_order_id][
+            -1
+        ] == "canceled"
+    finally:
+        broker.close()
+
+
+def test_the_simulated_broker_puts_working_orders_back_after_a_restart(tmp_path: Path) -> None:
+    broker, _ = sim(tmp_path)
+    broker.submit(request({"type": "stop", "stop_price": "105"}, qty="2"))
+    broker.close()
+    again, seen = sim(tmp_path)
+    try:
+        price(again, "104", 1)
+        assert again.get_order("ft-1").status == OrderStatus.NEW  # type: ignore[union-attr]
+        price(again, "106", 2)  # a buy stop: triggered above 105, fills at 106 + 5 bps
+        order = again.get_order("ft-1")
+        assert order is not None and order.status == OrderStatus.FILLED
+        assert order.filled_avg_price == D("106.053")
+        assert [u.event for u in seen] == ["fill"]
+    finally:
+        again.close()
+
+
+def test_the_simulated_broker_refuses_a_notional_and_never_fills_it_as_market(
+    tmp_path: Path,
+) -> None:
+    broker, _ = sim(tmp_path)
+    try:
+        with pytest.raises(OrderRefused, match="qty"):
+            broker.submit(request({}, qty=None, notional="100"))
+        assert broker.get_order("ft-1") is None
+    finally:
+        broker.close()
