@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import signal as signals
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 
 import pytest
-from exec_helpers import Env, coid, make_signals, spawn_executor, wait_until
+from exec_helpers import Env, Running, coid, make_signals, spawn_executor, wait_until
 
 from flinktrade.events import OrderSpec, Side
 from flinktrade.execution.brokers.alpaca import AlpacaBroker
@@ -108,3 +108,81 @@ def test_sigkill_between_the_entrys_fill_and_its_exit_places_the_exit_once(
         "sell", "limit", D("104.26"), D(1),
     )  # fmt: skip
     assert fake.orders_created(exit_id) == 1 and fake.orders_created(coid(entry)) == 1
+
+
+def settle(env: Env, fake: FakeAlpacaTrading, what: str) -> None:
+    """Wait until the store's positions equal the fake's and nothing is open in the store."""
+    store = env.store()
+    try:
+        wait_until(
+            lambda: store.positions() == fake.position_qty() and store.open_orders() == [],
+            60,
+            what,
+        )
+    finally:
+        store.close()
+
+
+def test_a_bracket_goes_to_alpaca_as_one_order_and_its_legs_are_followed(
+    env: Env, fake: FakeAlpacaTrading, start_executor: Callable[..., Running]
+) -> None:
+    running = start_executor(env.settings())
+    running.started()
+    [plain] = make_signals(1)
+    entry = plain.model_copy(
+        update={"order": OrderSpec(take_profit_price=D(110), stop_loss_price=D(95))}
+    )
+    env.produce([entry])
+    store = env.store()
+    try:
+        wait_until(lambda: len(store.legs(coid(entry))) == 2, 60, "both legs stored")
+        wait_until(lambda: store.positions() == {"AAPL": D(1)}, 60, "the entry filled")
+    finally:
+        store.close()
+    fake.push_price("AAPL", D(94))  # gaps through the stop loss: the take profit is canceled
+    settle(env, fake, "the stop loss filled and the take profit canceled")
+    stats = running.finish()
+    assert stats.error is None
+    with fake.lock:
+        assert fake.requests.count(("POST", "/v2/orders")) == 1  # the legs are Alpaca's
+    store = env.store()
+    try:
+        legs = {o.leg: o for o in store.legs(coid(entry))}
+        assert legs["stop_loss"].status == "filled" and legs["take_profit"].status == "canceled"
+        assert legs["stop_loss"].order.stop_price == D(95)
+        assert store.positions() == {} == fake.position_qty()
+    finally:
+        store.close()
+
+
+def test_percentage_exits_are_an_oco_pair_at_alpaca_after_the_fill(
+    env: Env, fake: FakeAlpacaTrading, start_executor: Callable[..., Running]
+) -> None:
+    running = start_executor(env.settings())
+    running.started()
+    [plain] = make_signals(1)
+    spec = OrderSpec(take_profit_pct=D(4), stop_loss_pct=D(2))
+    entry = plain.model_copy(update={"order": spec})
+    env.produce([entry])
+    pair = leg_client_order_id(coid(entry), Leg.TAKE_PROFIT)
+    wait_until(lambda: fake.orders_created(pair) == 1, 60, "the exit pair placed")
+    booked = fake.by_client_id[pair]
+    # fill 100.25: take profit +4 % = 104.26, stop loss -2 % = 98.245 -> 98.24 (never closer)
+    assert (booked.side, booked.type, booked.limit_price) == ("sell", "limit", D("104.26"))
+    store = env.store()
+    try:
+        wait_until(lambda: len(store.legs(pair)) == 1, 60, "the oco's stop leg stored")
+        [stop] = store.legs(pair)
+        assert stop.leg == "stop_loss" and stop.order.stop_price == D("98.24")
+    finally:
+        store.close()
+    fake.push_price("AAPL", D(98))
+    settle(env, fake, "the stop loss filled and the take profit canceled")
+    assert running.finish().error is None
+    store = env.store()
+    try:
+        take = store.get(pair)
+        assert take is not None and take.status == "canceled"
+        assert store.positions() == {} == fake.position_qty()
+    finally:
+        store.close()
