@@ -181,6 +181,17 @@ def test_a_trailing_exit_is_a_trailing_stop_order(tmp_path: Path) -> None:
     assert (trailing.spec.type, trailing.spec.trail_percent) == ("trailing_stop", D("1.5"))
 
 
+def test_exits_of_a_fractional_fill_are_day_orders(tmp_path: Path) -> None:
+    rig = make_rig(tmp_path)
+    rig.broker.fractional = True
+    s = signal(order={"qty": "2.5", "stop_loss_pct": "2"})
+    rig.decide(s)
+    _entry, stop = rig.broker.requests
+    assert (stop.qty, stop.spec.time_in_force, stop.spec.stop_price) == (
+        D("2.5"), "day", D("98.00"),
+    )  # fmt: skip
+
+
 def test_an_entry_that_never_fills_gets_no_exits(tmp_path: Path) -> None:
     rig = make_rig(tmp_path)
     s = signal(order={"type": "limit", "limit_price": "99", "take_profit_pct": "4"})
