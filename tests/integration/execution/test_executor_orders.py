@@ -17,9 +17,11 @@ from decimal import Decimal
 import pytest
 from exec_helpers import Env, Running, coid, make_signals, spawn_executor, wait_until
 
+from flinktrade import bus
 from flinktrade.events import OrderSpec, Side
 from flinktrade.execution.brokers.alpaca import AlpacaBroker
 from flinktrade.execution.brokers.base import OrderRefused, OrderRequest
+from flinktrade.execution.settings import SimBrokerSettings
 from flinktrade.execution.store import Phase
 from flinktrade.orders import Leg, leg_client_order_id
 from flinktrade.testing.fake_alpaca_trading import FakeAlpacaTrading
@@ -186,3 +188,40 @@ def test_percentage_exits_are_an_oco_pair_at_alpaca_after_the_fill(
         assert store.positions() == {} == fake.position_qty()
     finally:
         store.close()
+
+
+def test_percentage_exits_in_the_simulated_broker_fill_through_the_matching_model(
+    env: Env, start_executor: Callable[..., Running]
+) -> None:
+    """The executor with ``--broker sim``: the entry fills at the next price (100 + 5 bps), its
+    oco exit pair is matched by the matching model, and a price through the stop closes it."""
+    sim = SimBrokerSettings(price_topics=env.topics.prices)
+    running = start_executor(env.settings(sim=sim), "sim")
+    running.started()
+    [plain] = make_signals(1)
+    entry = plain.model_copy(update={"order": OrderSpec(take_profit_pct=D(4), stop_loss_pct=D(2))})
+    env.produce([entry])
+    pair = leg_client_order_id(coid(entry), Leg.TAKE_PROFIT)
+    producer = bus.EventProducer(env.kafka.bootstrap_servers)
+    store = env.store()
+    try:
+        wait_until(lambda: store.get(coid(entry)) is not None, 60, "the entry stored")
+        env.send_price(producer, "AAPL", D(100))  # the first price after the entry
+        producer.flush()
+        wait_until(lambda: len(store.legs(pair)) == 1, 60, "the exit pair and its stop leg")
+        take = store.get(pair)
+        [stop] = store.legs(pair)
+        # fill 100.05: take profit +4 % = 104.052 -> 104.06, stop loss -2 % = 98.049 -> 98.04
+        assert take is not None and take.order.take_profit_price == D("104.06")
+        assert stop.order.stop_price == D("98.04")
+        env.send_price(producer, "AAPL", D(97))  # through the stop: at 97 - 5 bps
+        producer.flush()
+        wait_until(
+            lambda: store.positions() == {} and store.open_orders() == [], 60, "the stop filled"
+        )
+        take, stop = store.get(pair), store.legs(pair)[0]
+        assert take is not None and take.status == "canceled" and stop.status == "filled"
+        assert stop.filled_avg_price == D("96.9515")
+    finally:
+        store.close()
+    assert running.finish().error is None
