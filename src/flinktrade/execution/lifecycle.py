@@ -318,6 +318,7 @@ class OrderLifecycle:
             entry.client_order_id, entry.order, entry.side, price, entry.filled_qty
         )
         stored: list[StoredOrder] = []
+        self.store.commit()  # what came before is not this transaction's to roll back
         with self.store.transaction():
             for exit_order in planned:
                 existing = self.store.get(exit_order.client_order_id)
