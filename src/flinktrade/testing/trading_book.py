@@ -3,13 +3,13 @@
 Pure bookkeeping, no I/O and no threads of its own: ``create_order`` validates and books an
 order with its legs as Alpaca does (``trading_orders``: raising ``ApiError`` with Alpaca's status,
 code and message), ``fill`` executes (part of) one, ``push_price`` moves a symbol's price and
-executes the working orders it crosses (``cross``: one order at the current price), ``replace`` replaces one and ``cancel``/``cancel_all``
-cancel. Orders hang together as Alpaca's do: a parent's fill sets its ``held`` legs to ``new``,
-a leg's fill cancels the others of its bracket or OCO, a parent's cancel cancels its legs. Every
-change of an order becomes a ``trade_updates`` event handed to ``_on_event`` (the fake streams
-it; the base keeps nothing). ``account_json``/``positions_json`` render the account in Alpaca's
-wire form (numbers as strings). ``FakeAlpacaTrading`` builds on it and adds the servers; tests
-may use it alone.
+executes the working orders it crosses (``cross``: one order at the current price), ``replace``
+replaces one and ``cancel``/``cancel_all`` cancel. Orders hang together as Alpaca's do: a
+parent's fill sets its ``held`` legs to ``new``, a leg's fill cancels the others of its bracket or
+OCO, a parent's cancel cancels its legs. Every change of an order becomes a ``trade_updates``
+event handed to ``_on_event`` (the fake streams it; the base keeps nothing).
+``account_json``/``positions_json`` render the account in Alpaca's wire form (numbers as
+strings). ``FakeAlpacaTrading`` builds on it and adds the servers; tests may use it alone.
 """
 
 from __future__ import annotations

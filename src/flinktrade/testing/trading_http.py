@@ -4,8 +4,8 @@
 rolls legs up under their parent), ``GET /v2/orders/{id}``, ``PATCH /v2/orders/{id}`` (replace),
 ``GET /v2/orders:by_client_order_id``, ``DELETE /v2/orders[/{id}]`` (a parent takes its legs),
 ``GET /v2/positions[/{symbol}]``, ``DELETE /v2/positions[/{symbol}]``, and the fake's own
-``POST /fake/prices`` (``{"AAPL": "101.5"}``: ``push_price`` from outside): JSON, numbers as strings,
-``X-Ratelimit-*`` headers on every answer, 401 for wrong keys. Before routing, the handler asks
+``POST /fake/prices`` (``{"AAPL": "101.5"}``: ``push_price`` from outside): JSON, numbers as
+strings, ``X-Ratelimit-*`` headers on every answer, 401 for wrong keys. Before routing, the handler asks
 the fake for an armed fault (``ForeignAnswer``: a proxy's page, a reset, a held answer; the named
 switches such as ``rate_limit`` or ``error_after_accept``) and answers with it instead.
 """

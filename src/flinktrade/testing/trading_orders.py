@@ -1,16 +1,16 @@
 """Alpaca's order model in the fake trading API: the order, its validation, its price triggers.
 
-Pure: no I/O, no threads. ``build_order`` checks a ``POST /v2/orders`` body as Alpaca does and
+No I/O, no threads. ``build_order`` checks a ``POST /v2/orders`` body as Alpaca does and
 returns the order with its ``legs`` (bracket, OTO, OCO), or raises ``ApiError`` with Alpaca's HTTP
 status, code and message; ``replacement`` does the same for ``PATCH /v2/orders/{id}``. The
 messages are Alpaca's where its answers are on record (its docs and forum, its SDKs' issues,
 public probes of the paper API); the few that are not are marked ``# fake's wording``.
-``crossed`` decides whether a price executes a working order: the fake's own price-cross rules
-(Alpaca stands behind them, not flinktrade's matching model): a limit fills at or through its
-limit, a stop or trailing stop once the price reaches its stop, a stop-limit once triggered and
-within its limit, always at the pushed price (a gap fills at the gap's price); a trailing stop
-follows its high-water mark (``hwm``) and moves its ``stop_price``. ``FakeOrder.to_json``
-renders an order in Alpaca's wire form (numbers as strings).
+``crossed`` decides whether a price executes a working order, by the fake's own price-cross
+rules (the fake stands for Alpaca, not for flinktrade's matching model): a limit fills at or
+through its limit, a stop or trailing stop once the price reaches its stop, a stop-limit once
+triggered and within its limit, always at the pushed price (a gap fills at the gap's price); a
+trailing stop follows its high-water mark (``hwm``) and moves its ``stop_price``.
+``FakeOrder.to_json`` renders an order in Alpaca's wire form (numbers as strings).
 """
 
 from __future__ import annotations

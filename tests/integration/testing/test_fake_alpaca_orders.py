@@ -327,3 +327,16 @@ def test_another_process_pushes_prices_over_the_fakes_control_route(
     filled = client.get_order_by_id(order.id)
     assert isinstance(filled, Order)
     assert (filled.status, filled.filled_avg_price) == (OrderStatus.FILLED, "101.5")
+
+
+def test_cancel_all_takes_the_legs_along(fake: FakeAlpacaTrading, client: TradingClient) -> None:
+    fake.auto_fill = False
+    entry = submitted(client, bracket_buy())
+    answers = client.cancel_orders()
+    assert isinstance(answers, list) and len(answers) == 3
+    assert {str(a.id) for a in answers} == {
+        str(entry.id),
+        *(str(leg.id) for leg in entry.legs or []),
+    }
+    assert all(a.status == 200 for a in answers)
+    assert client.get_orders(GetOrdersRequest(status=QueryOrderStatus.OPEN)) == []

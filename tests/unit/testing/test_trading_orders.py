@@ -354,3 +354,28 @@ def test_an_ioc_limit_the_price_does_not_reach_is_canceled_at_once() -> None:
     book.cross(missed.id)
     book.cross(hit.id)
     assert book.events == [("canceled", "a", None), ("fill", "b", "100")]
+
+
+def test_a_replaced_bracket_entry_takes_its_legs_along() -> None:
+    book = RecordingBook()
+    entry = place(book, **{**BRACKET, "type": "limit", "limit_price": "99"})
+    new = book.replace(entry.id, {"limit_price": "99.5"})
+    assert new.legs == entry.legs and all(leg.parent_id == new.id for leg in new.legs)
+    book.events.clear()
+    book.push_price("AAPL", D("99.4"))
+    take, stop = new.legs
+    assert book.events == [
+        ("fill", new.client_order_id, "99.4"),
+        ("new", take.client_order_id, None),
+        ("new", stop.client_order_id, None),
+    ]
+
+
+def test_cancel_all_cancels_each_open_order_once_legs_included() -> None:
+    book = RecordingBook()
+    entry = place(book, **BRACKET)
+    other = place(book, type="limit", limit_price="90")
+    canceled = book.cancel_all()
+    assert {o.id for o in canceled} == {entry.id, other.id, *(leg.id for leg in entry.legs)}
+    assert [e[0] for e in book.events] == ["canceled"] * 4
+    assert book.open_order_count() == 0
