@@ -494,7 +494,10 @@ class OrderEvent(Event):
     """One state of an order (``trading.orders``); every change is a new record.
 
     ``id`` is the broker's order id (the ``client_order_id`` until the broker has answered);
-    ``event_id`` is unique per state change, so consumers drop repeats by it.
+    ``event_id`` is unique per state change, so consumers drop repeats by it. The order's shape
+    (``type``, its prices, ``time_in_force``, ``order_class``) and, for an exit, its entry
+    (``parent_client_order_id``) and ``leg`` are optional: records written before orders had
+    types decode unchanged.
     """
 
     topic: ClassVar[str] = "trading.orders"
@@ -510,6 +513,16 @@ class OrderEvent(Event):
     notional: Decimal | None = None
     type: str = "market"
     limit_price: OrderPrice | None = None
+    stop_price: OrderPrice | None = None
+    trail_percent: OrderPrice | None = None
+    trail_price: OrderPrice | None = None
+    time_in_force: str | None = None
+    order_class: str | None = None
+    extended_hours: bool | None = None
+    parent_client_order_id: str | None = Field(
+        None, description="The entry this order is an exit of (its leg says which)."
+    )
+    leg: str | None = Field(None, description="entry, take_profit, stop_loss or trailing_stop.")
     status: OrderStatus
     filled_qty: Decimal = Decimal(0)
     filled_avg_price: OrderPrice | None = None

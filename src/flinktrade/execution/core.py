@@ -15,7 +15,8 @@ Where signals, market prices and published records come from and go is injected
 (``source.SignalSource``, ``source.PriceSource``, ``outbox.Sink``): ``loop.Executor`` gives it the
 Kafka ones, the unit tests in-memory ones. ``tick`` does the periodic work (heartbeat into the
 store every ``heartbeat_interval_s`` for ``flinktrade status``, prices, broker updates, the kill
-switch, the account, following open orders, reconciliation every ``reconcile_interval_s``,
+switch, the account, following open orders, reconciliation every ``reconcile_interval_s`` (which
+first places the exits a crash left unplaced),
 deleting orders past ``order_retention_days`` hourly, publishing); ``handle_batch`` decides on signals.
 """
 
@@ -135,6 +136,11 @@ class ExecutorCore:
         self.reconcile(startup=True)
         self.publish()
 
+    def place_pending_exits(self) -> None:
+        """Exits of entries a crash left between their fill and their exits (``lifecycle``)."""
+        if self.orders.place_pending_exits():
+            self.store.commit()
+
     def _on_reconnect(self) -> None:  # the broker's stream thread: only a flag
         self._reconnected = True
 
@@ -220,6 +226,7 @@ class ExecutorCore:
     def reconcile(self, *, startup: bool = False) -> list[reconciliation.Difference]:
         """Compare broker and store; block new orders (and alert) while they differ."""
         self._stats.reconciliations += 1
+        self.place_pending_exits()
         found = self.differences(startup=startup)
         if found:  # fills may have been in flight between the two reports: look again
             self.sleep(RECHECK_WAIT_S)
@@ -251,6 +258,10 @@ class ExecutorCore:
                 resolutions, reconciliation.BrokerUnreachable(str(exc)), {}, {}
             )
         self.orders.apply_updates()
+        for bo in view.open_orders:  # a known parent's legs are stored (adopted) first
+            if bo.legs and self.store.exists(bo.client_order_id):
+                self.orders.apply(bo, None)
+        view = reconciliation.BrokerView(reconciliation.with_legs(view.open_orders), view.positions)
         statuses = {}
         for bo in view.open_orders:
             local = self.store.get(bo.client_order_id)

@@ -2,7 +2,9 @@
 
 ``FLINKTRADE_EXECUTOR_CRASH_AT=step:n[,step:n]`` makes the process SIGKILL itself the n-th time it
 reaches ``step`` (``intent_stored``, ``offset_committed``, ``request_sent``,
-``response_received``). The core only calls a ``checkpoint(step)`` it is given (a no-op by
+``response_received``; for an entry with its own exits, ``entry_final`` after its final state is
+stored and before its exits are, and ``exits_stored`` after their intents are stored and before
+any is sent). The core only calls a ``checkpoint(step)`` it is given (a no-op by
 default); the loop gives it a ``CrashHook`` read from the environment.
 """
 

@@ -6,9 +6,10 @@ Per record, in the executor's one deciding thread:
    reason, and so does any other failure while deciding on one signal (the store or the signal
    source failing stops the service instead: a restart resumes there);
 2. a ``client_order_id`` (prefix + signal id) already in the store is a repeat: skip;
-3. size at the executor's own market price, then the risk checks (no I/O); a breach is stored as
-   a ``denied`` order and alerted (throttled; a runaway of order-rate denials sets the kill
-   switch);
+3. size (the signal's ``order``: its ``qty`` or ``notional``, else the executor's sizing at its
+   own market price), then the risk checks (no I/O; the order's shape first, by Alpaca's rules);
+   a breach is stored as a ``denied`` order and alerted (throttled; a runaway of order-rate
+   denials sets the kill switch);
 4. store the intent with its order event (one transaction, fsync), then commit the signal's
    offset, then hand the order to the life cycle, which sends it.
 """
@@ -25,17 +26,26 @@ from flinktrade.events import DeadLetter
 from flinktrade.execution import intake, risk
 from flinktrade.execution.alerts import Alerter, AlertKind
 from flinktrade.execution.book import Book, ExecutorStats
+from flinktrade.execution.exits import owns_exits
 from flinktrade.execution.guard import TradingGuard
 from flinktrade.execution.lifecycle import OrderLifecycle
 from flinktrade.execution.risk import Rule
 from flinktrade.execution.settings import ExecutionSettings
 from flinktrade.execution.source import PriceSource, SignalRecord, SignalSource
-from flinktrade.execution.store import OrderStore
+from flinktrade.execution.store import OrderStore, StoredOrder
 
 log = logging.getLogger(__name__)
 
 PRICE_CATCH_UP_S = 2.0
 """How long a signal without a market price waits for the price topics to catch up."""
+
+
+def remaining(order: StoredOrder) -> Decimal:
+    """Shares of an open order not filled yet (a notional order's at its price when stored)."""
+    qty = order.qty
+    if qty is None and order.notional is not None and order.price:
+        qty = order.notional / order.price
+    return max(Decimal(0), (qty or Decimal(0)) - order.filled_qty)
 
 
 def client_order_id(prefix: str, signal_id: str) -> str:
@@ -117,30 +127,35 @@ class SignalDesk:
         market = self.market.prices.get(signal.symbol)
         if market is None and self.market.catch_up(PRICE_CATCH_UP_S):  # the price may be behind
             market = self.market.prices.get(signal.symbol)
-        sizing = self.config.sizing_for(signal.strategy)
-        qty = risk.size(signal, sizing, self.guard.equity, market)
+        spec = signal.order
+        qty, notional = self.size(signal, market)
         decision = risk.check(signal, qty, self.snapshot(), self.config.risk)
         if not decision.allowed:
             self.deny(coid, signal, decision)
             self.source.decided(record)
             return
+        if notional is not None and decision.qty < qty:  # capped (long-only): sell what is held
+            notional = None
         order = self.store.add_intent(
             client_order_id=coid,
             signal=signal,
             symbol=signal.symbol,
             side=signal.side,
-            qty=decision.qty,
-            notional=None,
+            qty=None if notional is not None else decision.qty,
+            notional=notional,
             price=market,
+            spec=spec,
+            exits="pending" if spec is not None and owns_exits(spec) else None,
         )
         self.checkpoint("intent_stored")
         self.source.decided(record)
         self.source.commit(sync=True)
         self.checkpoint("offset_committed")
         log.info(
-            "executor: placing %s %s %s at ~%s (signal %s, %s)",
+            "executor: placing %s %s %s %s at ~%s (signal %s, %s)",
             signal.side.value,
-            decision.qty,
+            order.qty if order.qty is not None else f"${order.notional} of",
+            order.order.type.value,
             signal.symbol,
             market,
             signal.id,
@@ -148,13 +163,25 @@ class SignalDesk:
         )
         self.orders.place(order)
 
+    def size(self, signal: events.Signal, market: Decimal | None) -> tuple[Decimal, Decimal | None]:
+        """The shares the signal's order is for, and its notional when it asks for one: its
+        ``qty``, or its ``notional`` (judged as shares at the market price), or the executor's
+        sizing."""
+        spec = signal.order
+        if spec is not None and spec.qty is not None:
+            return spec.qty, None
+        if spec is not None and spec.notional is not None:
+            if market is None or market <= 0:
+                return Decimal(0), spec.notional
+            return spec.notional / market, spec.notional
+        sizing = self.config.sizing_for(signal.strategy)
+        return risk.size(signal, sizing, self.guard.equity, market), None
+
     def snapshot(self) -> risk.Snapshot:
         """What the risk checks judge a signal against, now."""
         now = self.clock()
         open_orders = [
-            risk.OpenOrder(
-                o.symbol, o.side, max(Decimal(0), (o.qty or Decimal(0)) - o.filled_qty), o.price
-            )
+            risk.OpenOrder(o.symbol, o.side, remaining(o), o.price)
             for o in self.store.open_orders()
         ]
         market = self.market.prices.as_dict()
@@ -170,6 +197,7 @@ class SignalDesk:
             blocked=self.guard.blocked,
             equity=self.guard.equity,
             session_rule=self.config.session_rule(self.guard.broker.name),
+            fractional=self.orders.broker.fractional,
         )
 
     def deny(self, coid: str, signal: events.Signal, decision: risk.Decision) -> None:
@@ -180,6 +208,7 @@ class SignalDesk:
             qty=decision.qty,
             rule=rule,
             reason=decision.reason or rule,
+            spec=signal.order,
         )
         self.stats.denied += 1
         self.stats.denied_by_rule[rule] = self.stats.denied_by_rule.get(rule, 0) + 1

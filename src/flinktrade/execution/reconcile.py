@@ -3,7 +3,8 @@
 ``differences`` is pure: it takes what the look-ups of the store's open orders found, and what
 the broker reports (its open orders and positions, or that it could not be reached), and returns
 one value per difference. The executor (``core``) does the I/O around it, blocks new orders while
-the list is not empty (fail closed) and alerts with ``describe(differences)``. A difference that
+the list is not empty (fail closed) and alerts with ``describe(differences)``. A bracket's open
+legs count as open orders of their own (``with_legs``). A difference that
 is ``transient`` (something could not be asked) makes the next reconciliation come sooner.
 """
 
@@ -113,6 +114,19 @@ class BrokerView:
 
     open_orders: list[BrokerOrder]
     positions: dict[str, Decimal]
+
+
+def with_legs(orders: Iterable[BrokerOrder]) -> list[BrokerOrder]:
+    """The broker's open orders with the open legs nested in them listed too (once each); a
+    parent already final (a filled bracket entry listed for its open legs) is not open."""
+    out: dict[str, BrokerOrder] = {}
+    for order in orders:
+        if not order.status.final:
+            out.setdefault(order.id, order)
+        for leg in order.legs:
+            if not leg.status.final:
+                out.setdefault(leg.id, leg)
+    return list(out.values())
 
 
 def differences(

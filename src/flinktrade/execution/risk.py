@@ -8,7 +8,9 @@ agree with it. The ``session`` rule judges a signal by its event time (``ts``) o
 calendar: outside the regular session only an order that allows extended hours, in pre- or
 after-hours, as Alpaca takes it then (``sessions.session_problem``); such an order is not judged
 by the broker's clock, which calls those hours closed. The first failing rule wins; its name is
-recorded with the denied order, so a repeated signal is not judged again.
+recorded with the denied order, so a repeated signal is not judged again. The first rule is the
+order's own shape (``orders.order_problem``); while the kill switch is on only orders that reduce
+a position pass (``reduces``).
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ from enum import StrEnum
 from flinktrade import orders, sessions
 from flinktrade.events import Side, Signal
 from flinktrade.execution.settings import RiskSettings, SessionRule, SizingMode, SizingSettings
+from flinktrade.orders import order_problem, spec_of
 
 
 class Rule(StrEnum):
     """Names of the rules, as recorded in the store and shown in alerts (values unchanged)."""
 
+    INVALID_ORDER = "invalid_order"
     KILL_SWITCH = "kill_switch"
     RECONCILIATION = "reconciliation"
     SIGNAL_AGE = "signal_age"
@@ -78,6 +82,8 @@ class Snapshot:
     """Which orders the ``session`` rule judges (``ExecutionSettings.session_rule``)."""
     calendar: sessions.Calendar | None = None
     """The market calendar (None: the one bundled with the package)."""
+    fractional: bool = False
+    """Whether the broker takes fractional shares."""
 
 
 @dataclass(frozen=True)
@@ -115,12 +121,41 @@ def _signed(side: Side, qty: Decimal) -> Decimal:
     return qty if side == Side.BUY else -qty
 
 
+def reduces(side: Side, qty: Decimal, position: Decimal, pending: Decimal) -> bool:
+    """Whether ``qty`` on ``side`` only makes a position smaller: it closes at most what is held
+    (``position``, signed) and not already being closed by open orders (``pending``, signed)."""
+    if side == Side.SELL:
+        available = position + min(pending, Decimal(0))
+    else:
+        available = -(position + max(pending, Decimal(0)))
+    return 0 < qty <= available
+
+
 def check(signal: Signal, qty: Decimal, snap: Snapshot, limits: RiskSettings) -> Decision:
     """Judge one order of ``qty`` shares for ``signal``; the returned qty may be reduced (a
-    long-only sell is capped at the shares held)."""
+    long-only sell is capped at the shares held).
+
+    The order asked for must be one the broker takes (``orders.order_problem``, Alpaca's rules)
+    before anything else is judged. While the kill switch is on, only an order that reduces a
+    position (no exits of its own, at most the shares held and not already being closed; an oco
+    exit pair is such an order) may leave; everything else is denied."""
     symbol = signal.symbol
-    if snap.halted:
-        return Decision(qty, Rule.KILL_SWITCH, f"kill switch is on: {snap.halted}")
+    spec = spec_of(signal.order)
+    bad_order = order_problem(spec, fractional=snap.fractional)
+    if bad_order is not None:
+        return Decision(qty, Rule.INVALID_ORDER, f"invalid order: {bad_order}")
+    position = snap.positions.get(symbol, Decimal(0))
+    pending = sum(
+        (_signed(o.side, o.remaining) for o in snap.open_orders if o.symbol == symbol),
+        Decimal(0),
+    )
+    own_exits = spec.exits and not spec.oco  # an oco pair is itself an exit
+    if snap.halted and (own_exits or not reduces(signal.side, qty, position, pending)):
+        return Decision(
+            qty,
+            Rule.KILL_SWITCH,
+            f"kill switch is on: {snap.halted} (only orders that reduce a position may leave)",
+        )
     if snap.blocked:
         return Decision(qty, Rule.RECONCILIATION, f"trading blocked: {snap.blocked}")
     too_old = age_problem(signal_times(signal, limits), snap.now_ms, limits)
@@ -155,11 +190,6 @@ def check(signal: Signal, qty: Decimal, snap: Snapshot, limits: RiskSettings) ->
             f"(max {limits.max_price_deviation_pct}%)",
         )
 
-    position = snap.positions.get(symbol, Decimal(0))
-    pending = sum(
-        (_signed(o.side, o.remaining) for o in snap.open_orders if o.symbol == symbol),
-        Decimal(0),
-    )
     if signal.side == Side.SELL and not limits.allow_short:
         qty = min(qty, max(Decimal(0), position + min(pending, Decimal(0))))
         if qty <= 0:

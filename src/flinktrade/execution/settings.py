@@ -142,7 +142,8 @@ class RiskSettings(Section):
 
 
 class SimBrokerSettings(Section):
-    """The simulated broker: fills market orders at the next price seen after the order."""
+    """The simulated broker: fills market orders at the next price seen after the order, and
+    every other order of the order model through ``flinktrade.matching`` on the same prices."""
 
     commission_per_share: Decimal = Field(Decimal("0.005"), ge=0)
     commission_min: Decimal = Field(Decimal("1.00"), ge=0, description="Per order with a fill.")

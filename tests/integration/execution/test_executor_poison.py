@@ -73,6 +73,13 @@ def reproduced(now: int) -> list[tuple[str, dict[str, Any]]]:
         ("repro_price_negative", {"price": -100000}),
         ("repro_price_zero", {"price": 0}),
         ("repro_price_1e-400", {"price": "1E-400"}),
+        # an order the wire model refuses (issue 19): unknown type, bad prices, not an object
+        ("repro_order_type_unknown", {"order": {"type": "iceberg"}}),
+        ("repro_order_negative_limit", {"order": {"type": "limit", "limit_price": -5}}),
+        ("repro_order_percent_100", {"order": {"take_profit_pct": 100}}),
+        ("repro_order_qty_nan", {"order": {"qty": "NaN"}}),
+        ("repro_order_not_an_object", {"order": "market"}),
+        ("repro_order_tif_unknown", {"order": {"time_in_force": "forever"}}),
     ]
 
 
@@ -84,6 +91,17 @@ def unsafe(now: int) -> list[tuple[str, dict[str, Any], str]]:
         ("unsafe_replayed_history", {"ts": now - 3_600_000, "bar_ts": now - 3_660_000},
          "signal_age"),
         ("unsafe_from_the_future", {"ts": now + 60_000}, "signal_age"),
+        # well-formed orders Alpaca would refuse (issue 19): denied before anything is sent
+        ("unsafe_order_limit_without_price", {"order": {"type": "limit"}}, "invalid_order"),
+        ("unsafe_order_bracket_ioc", {"order": {"take_profit_price": 110,
+         "stop_loss_price": 90, "time_in_force": "ioc"}}, "invalid_order"),
+        ("unsafe_order_extended_market", {"order": {"extended_hours": True}}, "invalid_order"),
+        ("unsafe_order_sub_penny", {"order": {"type": "limit", "limit_price": 99.123}},
+         "invalid_order"),
+        ("unsafe_order_qty_and_notional", {"order": {"qty": 1, "notional": 100}},
+         "invalid_order"),
+        ("unsafe_order_trailing_with_stop", {"order": {"trail_pct": 1, "stop_loss_pct": 2}},
+         "invalid_order"),
     ]  # fmt: skip
 
 

@@ -95,7 +95,8 @@ class ListSink:
 
 
 class BookBroker(Broker):
-    """A broker that fills market orders at once at ``fill_price``, or fails as told."""
+    """A broker that fills market orders at once at ``fill_price`` (other types stay open), or
+    fails as told; ``requests`` keeps every request it took."""
 
     name = "book"
 
@@ -111,6 +112,7 @@ class BookBroker(Broker):
         self.equity = Decimal(100_000)
         self.last_equity = Decimal(100_000)
         self.submitted: list[str] = []
+        self.requests: list[OrderRequest] = []
         self.refusals: list[str] = []
         self.on_submit: list[str] = []
         """Where each submit is noted (a test may pass the source's log, to see the order)."""
@@ -121,6 +123,7 @@ class BookBroker(Broker):
             self.refusals.append(why)
             raise OrderRefused(why)
         self.submitted.append(request.client_order_id)
+        self.requests.append(request)
         self.on_submit.append(f"submit {request.client_order_id}")
         if self.submit_error is not None:
             if self.accept_after_error:
@@ -131,22 +134,34 @@ class BookBroker(Broker):
         return self._take(request)
 
     def _take(self, request: OrderRequest) -> BrokerOrder:
+        spec = request.spec
+        market = spec.type == "market"
+        qty = request.qty
+        if qty is None and request.notional is not None:
+            qty = request.notional / self.fill_price
+        assert qty is not None
         order = BrokerOrder(
             id=f"b-{len(self.orders) + 1}",
             client_order_id=request.client_order_id,
             symbol=request.symbol,
             side=request.side,
-            qty=request.qty,
-            status=OrderStatus.FILLED,
-            filled_qty=request.qty,
-            filled_avg_price=self.fill_price,
-            broker_status="filled",
+            qty=qty,
+            status=OrderStatus.FILLED if market else OrderStatus.NEW,
+            filled_qty=qty if market else Decimal(0),
+            filled_avg_price=self.fill_price if market else None,
+            broker_status="filled" if market else "new",
+            type=spec.type.value,
+            order_class=spec.order_class.value,
         )
         self.orders[request.client_order_id] = order
-        sign = 1 if request.side == Side.BUY else -1
-        held = self.held.get(request.symbol, Decimal(0)) + sign * request.qty
-        self.held = {s: q for s, q in {**self.held, request.symbol: held}.items() if q != 0}
+        if market:
+            self.fill_held(request.symbol, request.side, qty)
         return order
+
+    def fill_held(self, symbol: str, side: Side, qty: Decimal) -> None:
+        sign = 1 if side == Side.BUY else -1
+        held = self.held.get(symbol, Decimal(0)) + sign * qty
+        self.held = {s: q for s, q in {**self.held, symbol: held}.items() if q != 0}
 
     def get_order(self, client_order_id: str) -> BrokerOrder | None:
         if self.lookup_error is not None:
@@ -212,6 +227,7 @@ def make_rig(
     broker: BookBroker | None = None,
     start: bool = True,
     clock: Callable[[], int] = events.now_ms,
+    checkpoint: Callable[[str], None] | None = None,
     **risk: Any,
 ) -> Rig:
     config = settings(**risk)
@@ -227,6 +243,7 @@ def make_rig(
         sink=sink,
         sleep=lambda _s: None,
         clock=clock,
+        **({} if checkpoint is None else {"checkpoint": checkpoint}),
     )
     if start:
         core.start()
@@ -237,9 +254,15 @@ _SEQ = itertools.count()
 
 
 def signal(
-    side: Side = Side.BUY, *, symbol: str = "AAPL", price: str = "100", age_ms: int = 1_000
+    side: Side = Side.BUY,
+    *,
+    symbol: str = "AAPL",
+    price: str = "100",
+    age_ms: int = 1_000,
+    order: dict[str, Any] | None = None,
 ) -> Signal:
-    """A new signal (a new id each call), stamped ``age_ms`` ago."""
+    """A new signal (a new id each call), stamped ``age_ms`` ago, asking for ``order`` (an
+    ``OrderSpec``'s fields; None: a plain market order)."""
     ts = events.now_ms() - age_ms
     bar_ts = ts - 60_000
     return Signal(
@@ -251,6 +274,7 @@ def signal(
         bar_ts=bar_ts,
         ts=ts,
         ingest_ts=ts,
+        order=None if order is None else events.OrderSpec.model_validate(order),
     )
 
 

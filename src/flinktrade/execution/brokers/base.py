@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from flinktrade.errors import FlinktradeError, OrderRejected, TransientError
-from flinktrade.events import OrderStatus, Side
+from flinktrade.events import PLAIN_ORDER, OrderSpec, OrderStatus, Side
 
 
 class OutcomeUnknown(TransientError):
@@ -37,12 +37,25 @@ class OrderRefused(OrderRejected):
 
 @dataclass(frozen=True)
 class OrderRequest:
+    """One order to place: its id, symbol, side and size (``qty`` shares, or ``notional``
+    dollars with ``qty`` None), shaped by ``spec`` (type, prices, time in force, extended hours,
+    and absolute-price exits sent as the broker's ``bracket``/``oto``, or an ``oco`` exit pair).
+    The spec's own ``qty``/``notional`` are not read: the size is the request's."""
+
     client_order_id: str
     symbol: str
     side: Side
-    qty: Decimal
-    type: str = "market"
-    time_in_force: str = "day"
+    qty: Decimal | None
+    spec: OrderSpec = PLAIN_ORDER
+    notional: Decimal | None = None
+
+    @property
+    def type(self) -> str:
+        return self.spec.type.value
+
+    @property
+    def time_in_force(self) -> str:
+        return self.spec.time_in_force.value
 
 
 @dataclass(frozen=True)
@@ -59,6 +72,12 @@ class BrokerOrder:
     filled_avg_price: Decimal | None
     broker_status: str
     """The broker's own status word (``pending_new``, ``done_for_day``, ...)."""
+    type: str = "market"
+    order_class: str = "simple"
+    legs: tuple[BrokerOrder, ...] = ()
+    """The child orders the broker made for a bracket, OTO or OCO order (its exits)."""
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +121,8 @@ class Broker(abc.ABC):
 
     name: str = "broker"
     paper: bool = True
+    fractional: bool = False
+    """Whether the venue takes fractional share quantities."""
 
     @abc.abstractmethod
     def submit(self, request: OrderRequest, may_send: SendGuard | None = None) -> BrokerOrder:

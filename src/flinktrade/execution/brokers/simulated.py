@@ -1,11 +1,18 @@
-"""A simulated broker: market orders fill at the next price seen after them, with costs.
+"""A simulated broker: orders fill at the prices seen after them, with costs.
 
 Prices come from ``market.trades`` (the trade price) and ``analytics.bars`` (the close), read from
-their end when the broker starts; an order fills at the first price for its symbol that arrives
-after the order, moved against us by ``slippage_bps``, with a commission of
-``commission_per_share`` x qty (at least ``commission_min``). Its book (orders, positions, cash)
+their end when the broker starts. A simple market order fills at the first price for its symbol
+that arrives after the order, moved against us by ``slippage_bps``, with a commission of
+``commission_per_share`` x qty (at least ``commission_min``). Every other order (limit, stop,
+stop-limit, trailing stop; brackets, OTO, OCO and their legs) is matched by the one matching
+model, ``flinktrade.matching`` (the backtester's), on the same prices and costs: each price is a
+trade there, timed by its event time (never earlier than the last one seen, so an order only meets
+prices that arrive after it). The legs the model creates (a bracket's exits, an OCO's stop) are
+orders of their own here, reported in their parent's ``legs``. Its book (orders, positions, cash)
 is a SQLite file of its own under the state folder (created 0600), so like a real broker it
-outlives an executor restart and reconciliation has something to compare with.
+outlives an executor restart and reconciliation has something to compare with; working orders of
+the matching model are put back into it at start (a trailing stop's best price restarts there).
+A notional order is refused (this broker takes a qty).
 
 ``submit(request, may_send)`` asks ``may_send()`` right before taking the order: a reason means
 "do not send" and the order is refused with it (``OrderRefused``), as brokers/base.py agrees.
@@ -26,7 +33,7 @@ from flinktrade import bus
 from flinktrade.bus import TopicPartition
 from flinktrade.config import Settings
 from flinktrade.errors import TransientError
-from flinktrade.events import OrderStatus, Side
+from flinktrade.events import PLAIN_ORDER, OrderClass, OrderSpec, OrderStatus, OrderType, Side
 from flinktrade.execution.brokers.base import (
     Account,
     Broker,
@@ -41,6 +48,9 @@ from flinktrade.execution.brokers.base import (
 )
 from flinktrade.execution.market import parse_price
 from flinktrade.execution.store import create_private
+from flinktrade.execution.store.records import spec_from_text, spec_text
+from flinktrade.matching import Book, Change, Costs, Execution, Order, Status, Update
+from flinktrade.orders import Leg
 
 log = logging.getLogger(__name__)
 
@@ -54,17 +64,28 @@ CREATE TABLE IF NOT EXISTS orders (
     status TEXT NOT NULL,
     filled_qty TEXT NOT NULL DEFAULT '0',
     filled_avg_price TEXT,
-    created_ms INTEGER NOT NULL
+    created_ms INTEGER NOT NULL,
+    spec TEXT,
+    parent TEXT,
+    leg TEXT
 );
 CREATE TABLE IF NOT EXISTS positions (symbol TEXT PRIMARY KEY, qty TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 _PRICE_STEP = Decimal("0.000001")
+_COLUMNS = (
+    "id, client_order_id, symbol, side, qty, status, filled_qty, filled_avg_price, created_ms,"
+    " spec, parent, leg"
+)
+_ADDED = (("spec", "TEXT"), ("parent", "TEXT"), ("leg", "TEXT"))
+"""Columns added with the order model: a book written before gets them on open (NULL: a simple
+market order)."""
 
 
 class SimulatedBroker(Broker):
     name = "sim"
     paper = True
+    fractional = True
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -76,10 +97,24 @@ class SimulatedBroker(Broker):
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(orders)")}
+        for name, kind in _ADDED:
+            if name not in columns:
+                self._db.execute(f"ALTER TABLE orders ADD COLUMN {name} {kind}")
         if self._get("cash") is None:
             self._set("cash", str(self.config.starting_cash))
         self._db.commit()
         self.prices: dict[str, Decimal] = {}
+        self.matching = Book(
+            Costs(
+                per_share=float(self.config.commission_per_share),
+                minimum=float(self.config.commission_min),
+                slippage_bps=float(self.config.slippage_bps),
+            )
+        )
+        self._last_ts = 0
+        """The newest price time seen: orders are placed at it, prices meet them after it."""
+        self._restore()
         self._on_update: UpdateHandler | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -93,9 +128,15 @@ class SimulatedBroker(Broker):
     def _set(self, key: str, value: str) -> None:
         self._db.execute("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", (key, value))
 
-    @staticmethod
-    def _order(row: tuple[Any, ...]) -> BrokerOrder:
-        oid, coid, symbol, side, qty, status, filled, avg, _created = row
+    def _order(self, row: tuple[Any, ...], *, legs: bool = True) -> BrokerOrder:
+        oid, coid, symbol, side, qty, status, filled, avg, _created, spec_json, _parent, _leg = row
+        spec = spec_from_text(spec_json) or PLAIN_ORDER
+        children: tuple[BrokerOrder, ...] = ()
+        if legs:
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM orders WHERE parent = ? ORDER BY created_ms, id", (coid,)
+            ).fetchall()
+            children = tuple(self._order(r, legs=False) for r in rows)
         return BrokerOrder(
             id=oid,
             client_order_id=coid,
@@ -106,6 +147,11 @@ class SimulatedBroker(Broker):
             filled_qty=Decimal(filled),
             filled_avg_price=None if avg is None else Decimal(avg),
             broker_status=status,
+            type=spec.type.value,
+            order_class=spec.order_class.value,
+            legs=children,
+            limit_price=spec.limit_price,
+            stop_price=spec.stop_price,
         )
 
     # ------------------------------------------------------------------ Broker
@@ -114,13 +160,16 @@ class SimulatedBroker(Broker):
         reason = None if may_send is None else may_send()
         if reason is not None:
             raise OrderRefused(reason)
-        if request.type != "market" or request.qty <= 0:
-            raise OrderRefused("the simulated broker takes market orders with qty > 0")
+        problem = self.refusal(request)
+        if problem is not None:
+            raise OrderRefused(problem)
+        assert request.qty is not None  # refusal() refused a notional
+        matched = not _simple_market(request.spec)
         with self._lock:
             try:
                 self._db.execute(
                     "INSERT INTO orders (id, client_order_id, symbol, side, qty, status,"
-                    " created_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    " created_ms, spec, leg) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         str(uuid.uuid4()),
                         request.client_order_id,
@@ -129,28 +178,57 @@ class SimulatedBroker(Broker):
                         str(request.qty),
                         OrderStatus.NEW.value,
                         time.time_ns() // 1_000_000,
+                        spec_text(request.spec) if matched else None,
+                        (Leg.TAKE_PROFIT if request.spec.oco else Leg.ENTRY).value,
                     ),
                 )
             except sqlite3.IntegrityError:
                 raise OrderExists("client_order_id must be unique") from None
+            if matched:
+                entry = Order.of(
+                    request.client_order_id,
+                    request.symbol,
+                    request.side,
+                    request.spec,
+                    float(request.qty),
+                )
+                changes = self.matching.submit(entry, self._last_ts)
+                refused = [
+                    c for c in changes if isinstance(c, Update) and c.status is Status.REJECTED
+                ]
+                if refused:
+                    self._db.rollback()
+                    raise OrderRefused(f"simulated broker: {refused[0].reason}")
+                updates = self._apply(changes)
+            else:
+                updates = []
             self._db.commit()
             order = self.get_order(request.client_order_id)
+        self._send(updates)
         assert order is not None
         return order
+
+    @staticmethod
+    def refusal(request: OrderRequest) -> str | None:
+        """Why this broker does not take ``request`` (None if it does): it needs a qty > 0 (no
+        notional); every type and class of the order model is taken."""
+        if request.qty is None or request.qty <= 0:
+            return "the simulated broker takes orders with qty > 0 (no notional)"
+        return None
 
     def get_order(self, client_order_id: str) -> BrokerOrder | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT * FROM orders WHERE client_order_id = ?", (client_order_id,)
+                f"SELECT {_COLUMNS} FROM orders WHERE client_order_id = ?", (client_order_id,)
             ).fetchone()
-        return None if row is None else self._order(row)
+            return None if row is None else self._order(row)
 
     def open_orders(self) -> list[BrokerOrder]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT * FROM orders WHERE status IN ('new', 'partially_filled')"
+                f"SELECT {_COLUMNS} FROM orders WHERE status IN ('new', 'partially_filled')"
             ).fetchall()
-        return [self._order(r) for r in rows]
+            return [self._order(r, legs=False) for r in rows]
 
     def positions(self) -> dict[str, Decimal]:
         with self._lock:
@@ -235,11 +313,148 @@ class SimulatedBroker(Broker):
         self.prices[symbol] = price
         with self._lock:
             rows = self._db.execute(
-                "SELECT * FROM orders WHERE symbol = ? AND status IN ('new', 'partially_filled')",
+                f"SELECT {_COLUMNS} FROM orders WHERE symbol = ? AND spec IS NULL"
+                " AND status IN ('new', 'partially_filled')",
                 (symbol,),
             ).fetchall()
+            market = [self._order(r, legs=False) for r in rows]
+        for order in market:
+            self._fill(order, price)
+        with self._lock:
+            self._last_ts = max(self._last_ts + 1, quote.ts)
+            changes = self.matching.on_trade(symbol, self._last_ts, float(price), 0.0)
+            if not changes:
+                return
+            updates = self._apply(changes)
+            self._db.commit()
+        self._send(updates)
+
+    # ------------------------------------------------------------------ the matching model
+
+    def _restore(self) -> None:
+        """Put the working orders of the matching model back into it (a restart)."""
+        rows = self._db.execute(
+            f"SELECT {_COLUMNS} FROM orders WHERE spec IS NOT NULL"
+            " AND status IN ('new', 'partially_filled') ORDER BY created_ms, id"
+        ).fetchall()
         for row in rows:
-            self._fill(self._order(row), price)
+            _oid, coid, symbol, side, qty, _st, filled, _avg, _created, spec_json, parent, leg = row
+            spec = spec_from_text(spec_json)
+            if spec is None:
+                continue
+            left = float(Decimal(qty) - Decimal(filled))
+            order = Order.of(coid, symbol, Side(side), spec.model_copy(update={"qty": None}), left)
+            if parent is not None:  # a leg: no exits of its own, cancelled with its group
+                order.spec = None
+                order.leg = Leg(leg) if leg else Leg.ENTRY
+                order.parent_id = parent
+                order.group = parent
+            elif spec.oco:  # its stop leg is a row of its own, put back on its own
+                order.spec = None
+                order.group = coid
+            self.matching.submit(order, 0)
+
+    def _apply(self, changes: list[Change]) -> list[TradeUpdate]:
+        """Write what the matching model did (new legs, statuses, fills: cash and positions);
+        the trade updates to send once committed. Under the lock."""
+        events: dict[str, tuple[str, Execution | None]] = {}
+        for change in changes:
+            if isinstance(change, Execution):
+                self._execute(change)
+                event = (
+                    "fill"
+                    if self.matching.orders[change.order_id].remaining <= 0
+                    else ("partial_fill")
+                )
+                events[change.order_id] = (event, change)
+                continue
+            self._ensure_row(change.order_id)
+            self._db.execute(
+                "UPDATE orders SET status = ? WHERE client_order_id = ?",
+                (change.status.value, change.order_id),
+            )
+            if change.order_id not in events or events[change.order_id][1] is None:
+                events[change.order_id] = (change.status.value, None)
+        updates = []
+        for coid, (event, execution) in events.items():
+            order = self.get_order(coid)
+            if order is None:
+                continue
+            if execution is None:
+                updates.append(TradeUpdate(event=event, order=order, ts=_now_ms()))
+                continue
+            updates.append(
+                TradeUpdate(
+                    event=event,
+                    order=order,
+                    execution_id=str(uuid.uuid4()),
+                    price=_dec(execution.price),
+                    qty=_dec(execution.qty),
+                    position_qty=self._position(order.symbol),
+                    ts=_now_ms(),
+                    commission=_dec(execution.commission),
+                )
+            )
+        return updates
+
+    def _ensure_row(self, coid: str) -> None:
+        """A leg the matching model created: an order row of its own, under its parent."""
+        known = self._db.execute("SELECT 1 FROM orders WHERE client_order_id = ?", (coid,))
+        if known.fetchone() is not None:
+            return
+        leg = self.matching.orders[coid]
+        spec = OrderSpec(
+            type=leg.type,
+            time_in_force=leg.time_in_force,
+            limit_price=_price(leg.limit_price),
+            stop_price=_price(leg.stop_price),
+            trail_percent=None if leg.trail_percent is None else _dec(leg.trail_percent),
+            trail_price=_price(leg.trail_price),
+        )
+        self._db.execute(
+            "INSERT INTO orders (id, client_order_id, symbol, side, qty, status, created_ms,"
+            " spec, parent, leg) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                str(uuid.uuid4()),
+                coid,
+                leg.symbol,
+                leg.side.value,
+                str(_dec(leg.qty or 0.0)),
+                OrderStatus.NEW.value,
+                _now_ms(),
+                spec_text(spec),
+                leg.parent_id,
+                leg.leg.value,
+            ),
+        )
+
+    def _execute(self, fill: Execution) -> None:
+        """Book one execution of the matching model: cash, position, the order's fill."""
+        self._ensure_row(fill.order_id)
+        qty, price, fee = _dec(fill.qty), _dec(fill.price), _dec(fill.commission)
+        sign = Decimal(1) if fill.side is Side.BUY else Decimal(-1)
+        cash = Decimal(self._get("cash") or "0") - sign * qty * price - fee
+        self._set("cash", str(cash))
+        position = self._position(fill.symbol) + sign * qty
+        self._db.execute(
+            "INSERT OR REPLACE INTO positions (symbol, qty) VALUES (?, ?)",
+            (fill.symbol, str(position)),
+        )
+        order = self.matching.orders[fill.order_id]
+        self._db.execute(
+            "UPDATE orders SET filled_qty = ?, filled_avg_price = ? WHERE client_order_id = ?",
+            (str(_dec(order.filled_qty)), str(_dec(order.avg_price)), fill.order_id),
+        )
+
+    def _position(self, symbol: str) -> Decimal:
+        row = self._db.execute("SELECT qty FROM positions WHERE symbol = ?", (symbol,)).fetchone()
+        return Decimal(row[0]) if row else Decimal(0)
+
+    def _send(self, updates: list[TradeUpdate]) -> None:
+        if self._on_update is None:
+            return
+        for update in updates:
+            self._on_update(update)
 
     def _fill(self, order: BrokerOrder, market: Decimal) -> None:
         qty = (order.qty or Decimal(0)) - order.filled_qty
@@ -281,3 +496,20 @@ class SimulatedBroker(Broker):
                     commission=commission,
                 )
             )
+
+
+def _simple_market(spec: OrderSpec) -> bool:
+    return spec.type is OrderType.MARKET and spec.order_class is OrderClass.SIMPLE
+
+
+def _dec(value: float) -> Decimal:
+    """A float of the matching model as an exact decimal of its shortest repr, 6 decimals."""
+    return Decimal(repr(value)).quantize(_PRICE_STEP)
+
+
+def _price(value: float | None) -> Decimal | None:
+    return None if value is None else _dec(value)
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000

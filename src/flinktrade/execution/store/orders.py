@@ -12,7 +12,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from flinktrade import events
-from flinktrade.events import OrderEvent, OrderStatus, Side, now_ms
+from flinktrade.events import OrderEvent, OrderSpec, OrderStatus, Side, now_ms
 from flinktrade.execution.store.outbox import OutboxTable
 from flinktrade.execution.store.records import (
     Phase,
@@ -20,6 +20,7 @@ from flinktrade.execution.store.records import (
     advances,
     order_event,
     order_from_row,
+    spec_text,
     text,
 )
 
@@ -85,9 +86,17 @@ class OrderTable(OutboxTable):
         notional: Decimal | None,
         price: Decimal | None,
         strategy: str | None = None,
+        spec: OrderSpec | None = None,
+        parent: str | None = None,
+        leg: str | None = None,
+        exits: str | None = None,
+        commit: bool = True,
     ) -> StoredOrder:
         """Store an order before it is sent, with its ``pending`` order event, and commit: after
-        this returns both are durable; if it raises, neither was written."""
+        this returns both are durable; if it raises, neither was written. ``spec`` is the order
+        asked for (None: plain market); an exit names its entry (``parent``) and ``leg``; an
+        entry whose exits the executor places itself has ``exits="pending"``. With
+        ``commit=False`` the caller commits (several intents in one transaction)."""
         now = now_ms()
         order = StoredOrder(
             client_order_id=client_order_id,
@@ -110,13 +119,18 @@ class OrderTable(OutboxTable):
             sent_ms=None,
             updated_ms=now,
             signal_ts=min(signal.ts, signal.ingest_ts) if signal else None,
+            spec=spec,
+            parent=parent,
+            leg=leg,
+            exits=exits,
         )
         event = order_event(order, now)  # raises before anything is written
         with self._atomic():
             self._db.execute(
                 "INSERT INTO orders (client_order_id, signal_id, strategy, symbol, side, qty,"
-                " notional, price, status, phase, broker, created_ms, updated_ms, signal_ts)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " notional, price, order_type, status, phase, broker, created_ms, updated_ms,"
+                " signal_ts, spec, parent, leg, exits)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     order.client_order_id,
                     order.signal_id,
@@ -126,17 +140,47 @@ class OrderTable(OutboxTable):
                     text(qty),
                     text(notional),
                     text(price),
+                    order.order.type.value,
                     order.status.value,
                     order.phase,
                     self.broker,
                     now,
                     now,
                     order.signal_ts,
+                    spec_text(spec),
+                    parent,
+                    leg,
+                    exits,
                 ),
             )
             self._outbox(self.topics["orders"], event)
-        self._db.commit()
+        if commit:
+            self._db.commit()
         return order
+
+    def set_exits(self, client_order_id: str, state: str, *, commit: bool = True) -> None:
+        """Mark an entry's own exits ``placed`` (their intents are stored) or ``none``."""
+        self._db.execute(
+            "UPDATE orders SET exits = ? WHERE client_order_id = ?", (state, client_order_id)
+        )
+        if commit:
+            self._db.commit()
+
+    def pending_exits(self) -> list[StoredOrder]:
+        """Final entries whose own exits are not stored yet (a crash came between the fill and
+        them): the executor places them at start-up and at every reconciliation."""
+        rows = self._db.execute(
+            "SELECT * FROM orders WHERE exits = 'pending' AND phase = 'final'"
+            " ORDER BY created_ms, client_order_id"
+        )
+        return [order_from_row(row) for row in rows]
+
+    def legs(self, parent: str) -> list[StoredOrder]:
+        """The exits stored for the entry ``parent``."""
+        rows = self._db.execute(
+            "SELECT * FROM orders WHERE parent = ? ORDER BY client_order_id", (parent,)
+        )
+        return [order_from_row(row) for row in rows]
 
     def record_denial(
         self,
@@ -146,6 +190,7 @@ class OrderTable(OutboxTable):
         qty: Decimal | None,
         rule: str,
         reason: str,
+        spec: OrderSpec | None = None,
     ) -> OrderEvent:
         """A signal refused by a risk check: stored (so a repeat is not decided again) and
         queued as a ``denied`` order event, both or neither. Not committed: call ``commit()``."""
@@ -170,13 +215,14 @@ class OrderTable(OutboxTable):
             created_ms=now,
             sent_ms=None,
             updated_ms=now,
+            spec=spec,
         )
         event = order_event(denied, now)  # raises before anything is written
         with self._atomic():
             cursor = self._db.execute(
                 "INSERT OR IGNORE INTO orders (client_order_id, signal_id, strategy, symbol, side,"
-                " qty, price, status, phase, rule, reason, broker, created_ms, updated_ms)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " qty, price, status, phase, rule, reason, broker, created_ms, updated_ms, spec,"
+                " order_type) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     client_order_id,
                     signal.id,
@@ -192,6 +238,8 @@ class OrderTable(OutboxTable):
                     self.broker,
                     now,
                     now,
+                    spec_text(spec),
+                    denied.order.type.value,
                 ),
             )
             if cursor.rowcount:

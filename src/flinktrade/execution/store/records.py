@@ -7,11 +7,13 @@ an order only moves forward (``advances``), and the reading of an ``orders`` row
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
-from flinktrade.events import OrderEvent, OrderStatus, Side
+from flinktrade.events import PLAIN_ORDER, OrderEvent, OrderSpec, OrderStatus, Side
 
 
 class Phase(StrEnum):
@@ -51,10 +53,24 @@ class StoredOrder:
     signal_ts: int | None = None
     """The oldest of the signal's ``ts`` and ``ingest_ts``: its age is re-checked before every
     (re)send. None for orders without a signal (flatten)."""
+    spec: OrderSpec | None = None
+    """The order asked for (type, prices, time in force, exits); None is a plain market order."""
+    parent: str | None = None
+    """For an exit: the ``client_order_id`` of its entry."""
+    leg: str | None = None
+    """For an exit: which one (``orders.Leg``: take_profit, stop_loss, trailing_stop)."""
+    exits: str | None = None
+    """For an entry whose exits the executor places itself: ``pending`` until they are stored,
+    then ``placed`` (``none`` when it ended without a fill)."""
 
     @property
     def open(self) -> bool:
         return self.phase in NOT_FINAL
+
+    @property
+    def order(self) -> OrderSpec:
+        """The order's spec (a plain market order when none was asked for)."""
+        return PLAIN_ORDER if self.spec is None else self.spec
 
     @property
     def born_ms(self) -> int:
@@ -120,12 +136,45 @@ def order_event(order: StoredOrder, ts: int) -> OrderEvent:
         side=order.side,
         qty=order.qty,
         notional=order.notional,
+        **_shape(order),
         status=order.status,
         filled_qty=order.filled_qty,
         filled_avg_price=order.filled_avg_price,
         reason=order.reason,
         broker=order.broker,
     )
+
+
+def _shape(order: StoredOrder) -> dict[str, Any]:
+    """The order's type, prices and ties, as ``OrderEvent`` fields (none for a plain order)."""
+    spec = order.order
+    shape: dict[str, Any] = {
+        "type": spec.type.value,
+        "limit_price": spec.limit_price,
+        "stop_price": spec.stop_price,
+        "trail_percent": spec.trail_percent,
+        "trail_price": spec.trail_price,
+        "parent_client_order_id": order.parent,
+        "leg": order.leg,
+    }
+    if order.spec is not None and not spec.is_plain:
+        shape["time_in_force"] = spec.time_in_force.value
+        shape["order_class"] = spec.order_class.value
+        shape["extended_hours"] = spec.extended_hours
+    return shape
+
+
+def spec_text(spec: OrderSpec | None) -> str | None:
+    """A spec as the store writes it: JSON with exact decimals (as strings)."""
+    if spec is None:
+        return None
+    return json.dumps(spec.model_dump(mode="python", exclude_defaults=True), default=str)
+
+
+def spec_from_text(value: object) -> OrderSpec | None:
+    if value is None:
+        return None
+    return OrderSpec.model_validate(json.loads(str(value), parse_float=Decimal))
 
 
 def _str(value: object) -> str | None:
@@ -164,6 +213,10 @@ def order_from_row(row: tuple[object, ...]) -> StoredOrder:
         sent_ms,
         updated_ms,
         signal_ts,
+        spec,
+        parent,
+        leg,
+        exits,
     ) = row
     return StoredOrder(
         client_order_id=str(coid),
@@ -186,4 +239,8 @@ def order_from_row(row: tuple[object, ...]) -> StoredOrder:
         sent_ms=_int(sent_ms),
         updated_ms=int(str(updated_ms)),
         signal_ts=_int(signal_ts),
+        spec=spec_from_text(spec),
+        parent=_str(parent),
+        leg=_str(leg),
+        exits=_str(exits),
     )

@@ -3,7 +3,8 @@
 The file (and its WAL) is created readable by its owner only (0600). WAL mode with
 ``synchronous=FULL``: a committed transaction survives a power cut, and the CLI
 (``flinktrade halt``) can write while the executor runs. A store written before a column existed
-gets it on open (``orders.signal_ts``, ``fills.strategy``).
+gets it on open (``ADDED_COLUMNS`` of ``orders``: ``signal_ts``; the order model's ``spec``,
+``parent``, ``leg`` and ``exits``; and ``fills.strategy``).
 """
 
 from __future__ import annotations
@@ -36,7 +37,11 @@ CREATE TABLE IF NOT EXISTS orders (
     created_ms INTEGER NOT NULL,
     sent_ms INTEGER,
     updated_ms INTEGER NOT NULL,
-    signal_ts INTEGER
+    signal_ts INTEGER,
+    spec TEXT,
+    parent TEXT,
+    leg TEXT,
+    exits TEXT
 );
 CREATE INDEX IF NOT EXISTS orders_open ON orders (phase);
 CREATE INDEX IF NOT EXISTS orders_sent ON orders (sent_ms);
@@ -65,6 +70,17 @@ CREATE TABLE IF NOT EXISTS outbox (
 """
 
 
+ADDED_COLUMNS = (
+    ("signal_ts", "INTEGER"),
+    ("spec", "TEXT"),
+    ("parent", "TEXT"),
+    ("leg", "TEXT"),
+    ("exits", "TEXT"),
+)
+"""Columns of ``orders`` added after the first stores were written, in table order: a store
+without them gets them on open (NULL: a plain market order, no parent, no leg, no exits)."""
+
+
 def create_private(path: Path) -> None:
     """Create ``path`` (and its folder) if missing, readable and writable by its owner only."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -83,10 +99,17 @@ def connect(path: Path) -> sqlite3.Connection:
     db.execute("PRAGMA busy_timeout=10000")
     db.executescript(SCHEMA)
     columns = {row[1] for row in db.execute("PRAGMA table_info(orders)")}
-    if "signal_ts" not in columns:  # a store written before the column existed
-        db.execute("ALTER TABLE orders ADD COLUMN signal_ts INTEGER")
+    for name, kind in ADDED_COLUMNS:  # a store written before the column existed
+        if name not in columns:
+            try:
+                db.execute(f"ALTER TABLE orders ADD COLUMN {name} {kind}")
+            except sqlite3.OperationalError as exc:  # another process added it just now
+                if "duplicate column" not in str(exc):
+                    raise
     if "strategy" not in {row[1] for row in db.execute("PRAGMA table_info(fills)")}:
         db.execute("ALTER TABLE fills ADD COLUMN strategy TEXT")
+    db.execute("CREATE INDEX IF NOT EXISTS orders_parent ON orders (parent)")
+    db.execute("CREATE INDEX IF NOT EXISTS orders_exits ON orders (exits)")
     db.commit()
     for suffix in ("-wal", "-shm"):
         side = path.with_name(path.name + suffix)

@@ -1,13 +1,16 @@
 """``AlpacaBroker``: Alpaca paper (default) or live trading through alpaca-py's ``TradingClient``.
 
-Orders are market orders for whole shares, submitted with our ``client_order_id``; reads are the
-look-up by that id, open orders, positions, account, clock and the market calendar (``calendar``,
-kept for a day). Whatever comes back (JSON, a proxy's HTML page, an empty body, missing headers, a
-reset connection, a timeout) ends as one of the outcomes of ``brokers/base.py``, never as another
-exception (``answers`` says which). A 429 is waited out and tried again (``rate_limit_retries``)
-before it counts; before every send of an order the caller's ``may_send`` guard is asked again
-(kill switch). The client's HTTP session is ``session.PacedSession`` (timeouts, pacing by
-``budget.RequestBudget``); updates come from ``stream``; the wire is parsed in ``parse``.
+Orders are the spec's type (market, limit, stop, stop-limit, trailing stop; shares, fractional or
+not, or a notional; Alpaca's ``bracket``/``oto``/``oco`` classes for absolute-price exits), mapped
+to alpaca-py's request classes by ``order_requests`` and submitted with our ``client_order_id``;
+reads are the look-up by that id, open orders (nested: a bracket's legs inside their parent),
+positions, account, clock and the market calendar (``calendar``, kept for a day). Whatever comes
+back (JSON, a proxy's HTML page, an empty body, missing headers, a reset connection, a timeout) ends as one of
+the outcomes of ``brokers/base.py``, never as another exception (``answers`` says which). A 429
+is waited out and tried again (``rate_limit_retries``) before it counts; before every send of an
+order the caller's ``may_send`` guard is asked again (kill switch). The client's HTTP session is
+``session.PacedSession`` (timeouts, pacing by ``budget.RequestBudget``); updates come from
+``stream``; the wire is parsed in ``parse``.
 """
 
 from __future__ import annotations
@@ -23,15 +26,15 @@ from urllib.parse import urlsplit
 
 from alpaca.common.exceptions import APIError
 from alpaca.trading.client import TradingClient
-from alpaca.trading.enums import OrderSide, QueryOrderStatus, TimeInForce
-from alpaca.trading.requests import GetCalendarRequest, GetOrdersRequest, MarketOrderRequest
+from alpaca.trading.enums import QueryOrderStatus
+from alpaca.trading.requests import GetCalendarRequest, GetOrdersRequest
 from pydantic import SecretStr
 
 from flinktrade import sessions
 from flinktrade.errors import ConfigError, TransientError
-from flinktrade.events import Side
 from flinktrade.execution.brokers.alpaca.answers import describe, error_answer, status_of
 from flinktrade.execution.brokers.alpaca.budget import NotSent, Priority, RequestBudget
+from flinktrade.execution.brokers.alpaca.order_requests import to_alpaca
 from flinktrade.execution.brokers.alpaca.parse import (
     as_list,
     parse_account,
@@ -84,6 +87,7 @@ class AlpacaBroker(Broker):
     """Alpaca paper (default) or live trading."""
 
     name = "alpaca"
+    fractional = True
 
     def __init__(
         self,
@@ -161,18 +165,10 @@ class AlpacaBroker(Broker):
             context.priority, context.guard = Priority.READ, None
 
     def submit(self, request: OrderRequest, may_send: SendGuard | None = None) -> BrokerOrder:
-        if request.qty != request.qty.to_integral_value() or request.type != "market":
-            raise OrderRefused("only market orders for whole shares are supported")
         try:
-            order_data = MarketOrderRequest(
-                symbol=request.symbol,
-                qty=float(request.qty),  # a whole number: exact as a float
-                side=OrderSide.BUY if request.side == Side.BUY else OrderSide.SELL,
-                time_in_force=TimeInForce(request.time_in_force),
-                client_order_id=request.client_order_id,
-            )
+            order_data = to_alpaca(request)
         except ValueError as exc:
-            raise OrderRefused(f"invalid order: {type(exc).__name__}") from None
+            raise OrderRefused(f"invalid order: {_first_line(exc)}") from None
         coid = request.client_order_id
         try:
             raw = self._call(
@@ -229,6 +225,7 @@ class AlpacaBroker(Broker):
             raise TransientError(f"Alpaca {what}: unreadable answer ({describe(exc)})") from None
 
     def get_order(self, client_order_id: str) -> BrokerOrder | None:
+        """The order with ``client_order_id`` (with its legs), None if Alpaca has none."""
         return self._read(
             "order look-up",
             parse_order,
@@ -238,7 +235,8 @@ class AlpacaBroker(Broker):
         )
 
     def open_orders(self) -> list[BrokerOrder]:
-        request = GetOrdersRequest(status=QueryOrderStatus.OPEN, limit=500)
+        # nested: a bracket's exits come inside their parent (``legs``) and are listed with it
+        request = GetOrdersRequest(status=QueryOrderStatus.OPEN, limit=500, nested=True)
         orders = self._read("open orders", parse_orders, self._client.get_orders, request)
         return orders or []
 
@@ -302,3 +300,10 @@ class AlpacaBroker(Broker):
     def close(self) -> None:
         stop_updates(self._stream, self._stream_thread)
         self._session.close()
+
+
+def _first_line(exc: ValueError) -> str:
+    """alpaca-py's (pydantic's) refusal in one bounded line."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[-1] if lines else type(exc).__name__
+    return text[:200]

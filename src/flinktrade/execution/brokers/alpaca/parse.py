@@ -52,13 +52,28 @@ def _dec(value: Any) -> Decimal | None:
     return Decimal(str(value))
 
 
+MAX_LEGS = 4
+"""More legs than a bracket has (two) are not Alpaca's equity orders: refused as unreadable."""
+
+
 def parse_order(data: Any) -> BrokerOrder:
-    """An Alpaca order (JSON) as a ``BrokerOrder``; ``TypeError``/``KeyError``/``ValueError``
+    """An Alpaca order (JSON) as a ``BrokerOrder``, with its ``legs`` (a bracket's, OTO's or
+    OCO's child orders) when the answer nests them; ``TypeError``/``KeyError``/``ValueError``
     /``ArithmeticError`` if it is not one."""
+    return _parse_order(data, depth=0)
+
+
+def _parse_order(data: Any, *, depth: int) -> BrokerOrder:
     if not isinstance(data, dict):
         raise TypeError(f"an order must be an object, not {type(data).__name__}")
     filled = _dec(data.get("filled_qty")) or Decimal(0)
     status = str(data.get("status") or "")
+    raw_legs = data.get("legs") or []
+    if not isinstance(raw_legs, list) or len(raw_legs) > MAX_LEGS:
+        raise ValueError("legs must be a list of at most 4 orders")
+    if raw_legs and depth:
+        raise ValueError("a leg has legs of its own")
+    legs = tuple(_parse_order(leg, depth=depth + 1) for leg in raw_legs)
     return BrokerOrder(
         id=str(data["id"]),
         client_order_id=str(data.get("client_order_id") or ""),
@@ -69,6 +84,11 @@ def parse_order(data: Any) -> BrokerOrder:
         filled_qty=filled,
         filled_avg_price=_dec(data.get("filled_avg_price")),
         broker_status=status,
+        type=str(data.get("type") or data.get("order_type") or "market"),
+        order_class=str(data.get("order_class") or "simple"),
+        legs=legs,
+        limit_price=_dec(data.get("limit_price")),
+        stop_price=_dec(data.get("stop_price")),
     )
 
 
