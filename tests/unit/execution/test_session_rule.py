@@ -111,14 +111,26 @@ def test_an_extended_hours_limit_order_trades_in_pre_and_after_hours(
     [
         (NIGHT, extended(), "the market is closed at 2024-03-11 23:00 ET"),
         (GOOD_FRIDAY, extended(), "the market is closed at 2024-03-29 11:00 ET"),
-        (POST, extended(tif=TimeInForce.IOC), "only limit orders with time in force day or gtc"),
-        (PRE, extended(OrderType.MARKET), "only limit orders with time in force day or gtc"),
     ],
 )
 def test_extended_hours_only_as_alpaca_takes_them(ts: int, order: OrderSpec, reason: str) -> None:
     decision = judge(ts, SessionRule.EXTENDED, market_open=False, allow=False, order=order)
     assert decision.rule == risk.Rule.SESSION
     assert decision.reason is not None and reason in decision.reason
+
+
+@pytest.mark.parametrize(
+    "order", [extended(tif=TimeInForce.IOC), extended(OrderType.MARKET)], ids=["ioc", "market"]
+)
+def test_an_extended_hours_order_of_the_wrong_kind_is_refused_by_its_shape_first(
+    order: OrderSpec,
+) -> None:
+    # the order's own shape (orders.order_problem) is the first rule, whatever the hour
+    for ts in (POST, REGULAR):
+        decision = judge(ts, SessionRule.EXTENDED, market_open=False, allow=False, order=order)
+        assert decision.rule == risk.Rule.INVALID_ORDER
+        assert decision.reason is not None
+        assert "extended hours orders must be limit orders" in decision.reason
 
 
 def test_a_limit_order_without_extended_hours_keeps_to_the_regular_session() -> None:
