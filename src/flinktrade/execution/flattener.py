@@ -11,6 +11,7 @@ The kill switch stays on; the broker and the store are closed at the end.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from flinktrade.execution import flatten as flattening
 from flinktrade.execution.book import Book
@@ -24,37 +25,23 @@ FOLLOW_S = 0.2
 """How often the flatten orders are looked at while they are followed."""
 
 
+@dataclass(kw_only=True)
 class Flattener:
     """``plan`` and ``run`` over the executor's store, broker, order life cycle and prices."""
 
-    def __init__(
-        self,
-        *,
-        store: OrderStore,
-        broker: Broker,
-        orders: OrderLifecycle,
-        guard: TradingGuard,
-        market: PriceSource,
-        book: Book,
-        prefix: str,
-        publish: Callable[[], None],
-        on_reconnect: ReconnectHandler,
-        clock: Callable[[], int],
-        monotonic: Callable[[], float],
-        sleep: Callable[[float], None],
-    ) -> None:
-        self.store = store
-        self.broker = broker
-        self.orders = orders
-        self.guard = guard
-        self.market = market
-        self.book = book
-        self.prefix = prefix
-        self.publish = publish
-        self.on_reconnect = on_reconnect
-        self.clock = clock
-        self.monotonic = monotonic
-        self.sleep = sleep
+    store: OrderStore
+    broker: Broker
+    orders: OrderLifecycle
+    guard: TradingGuard
+    market: PriceSource
+    book: Book
+    prefix: str
+    """The ``client_order_prefix`` of the flatten orders' ids."""
+    publish: Callable[[], None]
+    on_reconnect: ReconnectHandler
+    clock: Callable[[], int]
+    monotonic: Callable[[], float]
+    sleep: Callable[[float], None]
 
     def plan(self) -> flattening.FlattenPlan:
         """What ``run`` would send now (nothing is sent or stored)."""
