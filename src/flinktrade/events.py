@@ -218,6 +218,122 @@ class AlertKind(StrEnum):
     RECONCILED = "executor.reconciled"
 
 
+class OrderType(StrEnum):
+    """What kind of order an intent asks for (Alpaca's ``type``)."""
+
+    MARKET = "market"
+    LIMIT = "limit"
+    STOP = "stop"
+    STOP_LIMIT = "stop_limit"
+    TRAILING_STOP = "trailing_stop"
+
+
+class TimeInForce(StrEnum):
+    """How long an order works (Alpaca's ``time_in_force``)."""
+
+    DAY = "day"
+    GTC = "gtc"
+    OPG = "opg"  # at the opening auction only
+    CLS = "cls"  # at the closing auction only
+    IOC = "ioc"  # fill what can be filled at once, cancel the rest
+    FOK = "fok"  # fill all at once or nothing
+
+
+class OrderClass(StrEnum):
+    """How an order is tied to others (Alpaca's ``order_class``)."""
+
+    SIMPLE = "simple"
+    BRACKET = "bracket"  # an entry with a take-profit and a stop-loss exit
+    OCO = "oco"  # two exits of an open position: the first to fill cancels the other
+    OTO = "oto"  # an entry with one exit
+
+
+class ExitReason(StrEnum):
+    """Why a position was closed (a backtest's ``trades.csv`` column ``exit_reason``)."""
+
+    SIGNAL = "signal"
+    STOP_LOSS = "stop_loss"
+    TAKE_PROFIT = "take_profit"
+    TRAILING_STOP = "trailing_stop"
+    END = "end"
+
+
+Percent = Annotated[Decimal, Field(gt=0, lt=100, allow_inf_nan=False), _JSON_DECIMAL]
+"""A percentage of a price, strictly between 0 and 100 (``2`` is 2 %)."""
+
+
+class OrderSpec(BaseModel):
+    """The order a strategy asks for with a signal; no ``order`` on a signal is a plain market
+    order sized by the executor (the behaviour of every strategy written before orders had types).
+
+    Entry: ``type`` with the prices it needs (``limit_price`` for limit and stop-limit,
+    ``stop_price`` for stop and stop-limit, one of ``trail_percent``/``trail_price`` for a trailing
+    stop), ``time_in_force``, ``extended_hours``, and the size: ``qty`` in shares (fractional where
+    the broker allows) or ``notional`` in dollars, or neither (the executor's sizing decides).
+
+    Exits, placed when the entry fills and cancelled together (a bracket, or OTO with one exit):
+    absolute prices (``take_profit_price``, ``stop_loss_price`` with an optional
+    ``stop_loss_limit_price``) or percentages measured from the entry's fill price
+    (``take_profit_pct``, ``stop_loss_pct``), or a trailing stop of ``trail_pct`` from the
+    position's best price since the entry. ``order_class`` is derived from the exits unless it is
+    ``oco``: an exit-only pair for a position already open (the signal's side closes it).
+
+    The model checks the types of the fields only; ``orders.order_problem`` applies the rules that
+    tie fields together (Alpaca's own), so a signal with a bad combination is denied with a reason
+    by the executor and refused by the backtester, never crashes a consumer.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    type: OrderType = OrderType.MARKET
+    time_in_force: TimeInForce = TimeInForce.DAY
+    limit_price: Price | None = None
+    stop_price: Price | None = None
+    trail_percent: Percent | None = None
+    trail_price: Price | None = None
+    extended_hours: bool = False
+    qty: Quantity | None = None
+    notional: OrderPrice | None = None
+    oco: bool = False
+    take_profit_price: Price | None = None
+    stop_loss_price: Price | None = None
+    stop_loss_limit_price: Price | None = None
+    take_profit_pct: Percent | None = None
+    stop_loss_pct: Percent | None = None
+    trail_pct: Percent | None = None
+
+    @property
+    def has_take_profit(self) -> bool:
+        return self.take_profit_price is not None or self.take_profit_pct is not None
+
+    @property
+    def has_stop_loss(self) -> bool:
+        return self.stop_loss_price is not None or self.stop_loss_pct is not None
+
+    @property
+    def exits(self) -> int:
+        """How many exits the order carries (a trailing-stop exit counts as one)."""
+        return self.has_take_profit + self.has_stop_loss + (self.trail_pct is not None)
+
+    @property
+    def order_class(self) -> OrderClass:
+        if self.oco:
+            return OrderClass.OCO
+        if self.has_take_profit and self.has_stop_loss:
+            return OrderClass.BRACKET
+        if self.exits:
+            return OrderClass.OTO
+        return OrderClass.SIMPLE
+
+    @property
+    def is_plain(self) -> bool:
+        """A plain market day order without exits: what a signal without ``order`` means."""
+        return self == PLAIN_ORDER
+
+
+PLAIN_ORDER = OrderSpec()
+
+
 class Trade(Event):
     """One print on the tape (``market.trades``)."""
 
@@ -300,6 +416,9 @@ class Signal(Event):
     strength: float = Field(1.0, ge=0.0, le=1.0)
     reason: str = ""
     indicators: dict[str, float | None] = Field(default_factory=dict)
+    order: OrderSpec | None = Field(
+        None, description="The order asked for; none is a plain market order the executor sizes."
+    )
 
     @staticmethod
     def make_id(strategy: str, symbol: str, bar_ts: int) -> str:

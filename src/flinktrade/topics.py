@@ -19,6 +19,8 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any, Generic, TypeVar
 
+from pydantic import BaseModel
+
 from flinktrade import events
 
 PRICE_SQL_TYPE = "DECIMAL(18, 6)"
@@ -110,13 +112,19 @@ def sql_type(annotation: object) -> str:
         return "DOUBLE"
     if annotation is str or (isinstance(annotation, type) and issubclass(annotation, Enum)):
         return "STRING"
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):  # a nested object
+        return f"ROW<{', '.join(f'`{n}` {t}' for n, t in _model_columns(annotation))}>"
     raise TypeError(f"no SQL type for {annotation!r}")
 
 
 def sql_columns(event: type[events.Event]) -> list[tuple[str, str]]:
     """``(name, SQL type)`` for every field of an event model, in declaration order."""
-    hints = typing.get_type_hints(event, include_extras=True)
-    return [(name, sql_type(hints[name])) for name in event.model_fields]
+    return _model_columns(event)
+
+
+def _model_columns(model: type[BaseModel]) -> list[tuple[str, str]]:
+    hints = typing.get_type_hints(model, include_extras=True)
+    return [(name, sql_type(hints[name])) for name in model.model_fields]
 
 
 def sql_schema(event: type[events.Event]) -> str:

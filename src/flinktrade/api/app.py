@@ -6,7 +6,9 @@ checked before any request body is read (``security.Guard``: 401; bodies over
 ``max_body_bytes``: 413). ``/health`` answers without a token with its status only (``ok`` or
 ``degraded``); with the token it adds the details (broker, job, executor and its halt reason,
 feed, lags). The page shell (``/``, ``/static``, ``/vendor``) and the API description (``/docs``,
-``/openapi.json``) hold no data and are served without a token: the page asks for it. ``/api/halt``
+``/openapi.json``) hold no data and are served without a token: the page asks for it.
+``/api/positions`` and ``/api/strategies`` read the executor's order store (``positions``,
+``strategies``: each poll reads only the fills recorded since the last). ``/api/halt``
 and ``/api/resume`` use the executor's one ``execution.killswitch.KillSwitch``, as the CLI does:
 both refuse (409) when the executor's order store does not exist, and resume can adopt the
 broker's positions first. The
@@ -22,6 +24,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -41,6 +44,7 @@ from flinktrade.api.metrics import ApiMetrics, SlackStats
 from flinktrade.api.positions import PositionBook
 from flinktrade.api.security import Guard, install_redaction
 from flinktrade.api.state import KINDS, Item, MarketState
+from flinktrade.api.strategies import StrategyBooks
 from flinktrade.config import Settings
 from flinktrade.errors import ConfigError, TransientError
 from flinktrade.execution import killswitch
@@ -98,6 +102,7 @@ class AppContext:
         self.store_path = settings.execution.store_path(settings.state_dir)
         self.switch = killswitch.KillSwitch(self.store_path)
         self.positions = PositionBook(self.store_path)
+        self.strategies = StrategyBooks(self.store_path)
         self.web_dir = api.web_dir or REPO_WEB_DIR
 
     def kill_switch(self) -> KillSwitch:
@@ -238,6 +243,17 @@ def create_app(
         """Positions in the executor's order store, with average cost and P&L at the last bar
         (the store's fills are read incrementally: each poll reads only the new ones)."""
         return ctx.positions.rows(ctx.state.last_prices())
+
+    @router.get("/strategies")
+    def strategies() -> list[Item]:
+        """Per-strategy books from the executor's fills: P&L (realised, unrealised at the last
+        bar, commissions), trades and win rate (a trade is a round trip back to flat), exposure,
+        positions, and the equity curve (at most 500 points, thinned by half when full). Fills
+        without a strategy and adopted positions are in ``(manual)``."""
+        symbols = ctx.state.symbols()
+        prices = {s["symbol"]: Decimal(str(s["last"])) for s in symbols if s["last"] is not None}
+        newest = max((int(s["ts"]) for s in symbols if s["ts"] is not None), default=None)
+        return ctx.strategies.rows(prices, newest)
 
     @router.post("/halt", tags=["kill switch"])
     def halt(request: HaltRequest | None = None) -> KillSwitch:

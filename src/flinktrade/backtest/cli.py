@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -27,6 +27,9 @@ from rich.table import Table
 
 from flinktrade.backtest.portfolio import CashMode, ExecutionModel, FillAt, Mode
 from flinktrade.errors import ConfigError
+
+if TYPE_CHECKING:
+    from flinktrade.backtest.loading import MarketHours
 
 console = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
@@ -360,11 +363,20 @@ def backtest(
     keep_topics: Annotated[
         bool, typer.Option("--keep-topics", help="Do not delete the run's topics (debugging).")
     ] = False,
+    market_hours: Annotated[
+        str,
+        typer.Option(
+            "--market-hours",
+            help="The bars the strategy sees, by the session each starts in (US equity calendar, "
+            "ET): all, regular (09:30-16:00, to an early close) or extended (04:00-20:00). "
+            "Daily bars are always kept.",
+        ),
+    ] = "all",
 ) -> None:
     """Backtest a strategy: the job's per-bar core in process, or the production Flink job."""
     from flinktrade.backtest.engine import BacktestRequest, MarketTopics, run_backtest
     from flinktrade.backtest.inprocess import run_inprocess
-    from flinktrade.backtest.loading import load_file, produce_alpaca, produce_market
+    from flinktrade.backtest.loading import MarketHours, load_file, produce_alpaca, produce_market
     from flinktrade.backtest.report import format_metric, write_all
     from flinktrade.cli.options import parse_params
     from flinktrade.config import load_settings
@@ -373,6 +385,12 @@ def backtest(
     inputs = dataclasses.replace(inputs, from_topics=from_topics)
     inputs.chosen()
     chosen_engine = _engine(engine, from_topics)
+    hours: MarketHours = _choice(MarketHours, market_hours, "--market-hours")
+    if hours != MarketHours.ALL and chosen_engine == "flink" and (inputs.alpaca or from_topics):
+        raise ConfigError(
+            "--market-hours goes with files, --simulate or --engine inprocess "
+            "(the Flink engine streams Alpaca history and topics unfiltered)"
+        )
     model = execution.model()
     params = parse_params(param or [])
     build_all([StrategySpec(strategy, params)])  # a bad strategy fails before any work
@@ -391,13 +409,16 @@ def backtest(
         progress = _RichProgress(bar)
         if chosen_engine == "inprocess":
             bars, news = inputs.load(settings, progress)
+            bars = _in_hours(bars, hours)
             result = run_inprocess(request, bars, news, progress=progress)
         else:
             flink_inputs: dict[str, Any] = {}
             if path is not None:
-                flink_inputs["bars"] = load_file(path, symbol=inputs.symbol).bars
+                loaded = load_file(path, symbol=inputs.symbol).bars
+                flink_inputs["bars"] = _in_hours(loaded, hours)
             elif inputs.simulate is not None:
                 bars, news = inputs.load(settings, progress)
+                bars = _in_hours(bars, hours)
                 flink_inputs["feed"] = lambda topics: produce_market(
                     settings.kafka, topics, bars, news, progress
                 )
@@ -418,6 +439,7 @@ def backtest(
         "strategy": strategy,
         "params": json.dumps(params, sort_keys=True),
         **execution.described(model),
+        **({"market_hours": hours.value} if hours != MarketHours.ALL else {}),
         "run_id": result.run_id,
     }
     files = write_all(
@@ -430,6 +452,16 @@ def backtest(
     console.print(f"report: {files['report.html']}")
     if as_json:
         typer.echo(json.dumps(_json_safe(result.metrics), sort_keys=False))
+
+
+def _in_hours(bars: list[Any], hours: MarketHours) -> list[Any]:
+    """The bars of the ``--market-hours`` sessions; none left (of some) is a readable error."""
+    from flinktrade.backtest.loading import in_market_hours
+
+    kept = in_market_hours(bars, hours)
+    if bars and not kept:
+        raise ConfigError(f"--market-hours {hours.value}: none of the {len(bars)} bars is in it")
+    return kept
 
 
 def _engine(engine: str, from_topics: bool) -> str:
@@ -594,7 +626,9 @@ def _heatmap_axes(heatmap: str | None, values: dict[str, list[Any]]) -> tuple[st
     return (varied[0], varied[1]) if len(varied) >= 2 else None
 
 
-def _choice(kind: type[FillAt] | type[Mode] | type[CashMode], value: str, option: str) -> Any:
+def _choice(
+    kind: type[FillAt] | type[Mode] | type[CashMode] | type[MarketHours], value: str, option: str
+) -> Any:
     try:
         return kind(value.strip().lower())
     except ValueError:

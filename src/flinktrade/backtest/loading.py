@@ -7,6 +7,9 @@ with one addition: a first column without a name (a pandas index written by ``Da
 or the index of a Parquet file) is taken as the time column. A CSV with a header row goes through
 ``backtest.fastload`` (column-wise, the same bars and rejected rows as the row validator); any
 other file through the row validator.
+
+``in_market_hours`` keeps the bars of chosen sessions (``--market-hours``), by the bundled market
+calendar (``flinktrade.sessions``).
 """
 
 from __future__ import annotations
@@ -18,12 +21,13 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import cast
 
 import pandas as pd
 
-from flinktrade import bus, events
+from flinktrade import bus, events, sessions
 from flinktrade.backtest import fastload
 from flinktrade.backtest.runner import RunTopics
 from flinktrade.config import Settings
@@ -38,6 +42,36 @@ log = logging.getLogger(__name__)
 
 PRODUCE_TASK = "input"
 _TICKER = re.compile(r"^[A-Z][A-Z0-9.\-]{0,15}$")
+
+
+class MarketHours(StrEnum):
+    """Which bars a backtest sees, by the session each bar starts in."""
+
+    ALL = "all"
+    REGULAR = "regular"
+    EXTENDED = "extended"
+    """pre-market, regular and after-hours: every session but ``closed``."""
+
+
+_DAY_MS = 86_400_000
+_KEEP = {
+    MarketHours.REGULAR: frozenset({sessions.Session.REGULAR}),
+    MarketHours.EXTENDED: frozenset(
+        {sessions.Session.PRE, sessions.Session.REGULAR, sessions.Session.POST}
+    ),
+}
+
+
+def in_market_hours(bars: list[events.Bar], market_hours: MarketHours) -> list[events.Bar]:
+    """The bars that start in the sessions ``market_hours`` names (``all``: every bar, the same
+    list). A bar of a day or longer is a whole session and is always kept."""
+    keep = _KEEP.get(market_hours)
+    if keep is None:
+        return bars
+    calendar = sessions.bundled()
+    return [
+        bar for bar in bars if bar.interval_ms >= _DAY_MS or calendar.session_at(bar.ts) in keep
+    ]
 
 
 @dataclass(frozen=True)

@@ -169,6 +169,7 @@ class SignalDesk:
             halted=self.store.halted(),
             blocked=self.guard.blocked,
             equity=self.guard.equity,
+            session_rule=self.config.session_rule(self.guard.broker.name),
         )
 
     def deny(self, coid: str, signal: events.Signal, decision: risk.Decision) -> None:

@@ -2,10 +2,13 @@
 
 Nothing here does I/O: every check runs before any network call, on what the executor already
 knows (positions from its fills, orders it has sent and not seen finish, its own last market
-prices, the broker's market clock and account as last refreshed). Money is priced from the
-executor's market price, never from the signal's: the signal's price only has to agree with it.
-The first failing rule wins; its name is recorded with the denied order, so a repeated signal is
-not judged again.
+prices, the broker's market clock and account as last refreshed, the market calendar). Money is
+priced from the executor's market price, never from the signal's: the signal's price only has to
+agree with it. The ``session`` rule judges a signal by its event time (``ts``) on the market
+calendar: outside the regular session only an order that allows extended hours, in pre- or
+after-hours, as Alpaca takes it then (``sessions.session_problem``); such an order is not judged
+by the broker's clock, which calls those hours closed. The first failing rule wins; its name is
+recorded with the denied order, so a repeated signal is not judged again.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 from enum import StrEnum
 
+from flinktrade import orders, sessions
 from flinktrade.events import Side, Signal
-from flinktrade.execution.settings import RiskSettings, SizingMode, SizingSettings
+from flinktrade.execution.settings import RiskSettings, SessionRule, SizingMode, SizingSettings
 
 
 class Rule(StrEnum):
@@ -25,6 +29,7 @@ class Rule(StrEnum):
     RECONCILIATION = "reconciliation"
     SIGNAL_AGE = "signal_age"
     MARKET_HOURS = "market_hours"
+    SESSION = "session"
     NO_MARKET_PRICE = "no_market_price"
     PRICE_DEVIATION = "price_deviation"
     ZERO_SIZE = "zero_size"
@@ -38,6 +43,8 @@ class Rule(StrEnum):
     DAILY_LOSS = "daily_loss_limit"
     DRAWDOWN = "max_drawdown_pct"
 
+
+_EXTENDED = frozenset({sessions.Session.PRE, sessions.Session.POST})
 
 QUIET = frozenset({Rule.KILL_SWITCH, Rule.RECONCILIATION, Rule.NOTHING_TO_SELL})
 """Denials that need no alert of their own (the halt or block was alerted once)."""
@@ -67,6 +74,10 @@ class Snapshot:
     halted: str | None = None
     blocked: str | None = None
     equity: Decimal | None = None
+    session_rule: SessionRule = SessionRule.OFF
+    """Which orders the ``session`` rule judges (``ExecutionSettings.session_rule``)."""
+    calendar: sessions.Calendar | None = None
+    """The market calendar (None: the one bundled with the package)."""
 
 
 @dataclass(frozen=True)
@@ -115,7 +126,21 @@ def check(signal: Signal, qty: Decimal, snap: Snapshot, limits: RiskSettings) ->
     too_old = age_problem(signal_times(signal, limits), snap.now_ms, limits)
     if too_old is not None:
         return Decision(qty, Rule.SIGNAL_AGE, too_old)
-    if not limits.allow_outside_market_hours and snap.market_open is not True:
+    order_type, time_in_force, extended_hours = order_terms(signal)
+    judged = snap.session_rule == SessionRule.ALL or (
+        snap.session_rule == SessionRule.EXTENDED and extended_hours
+    )
+    calendar = (snap.calendar or sessions.bundled()) if judged else None
+    if calendar is not None:
+        problem = sessions.session_problem(
+            signal.ts, extended_hours, order_type, time_in_force, calendar
+        )
+        if problem is not None:
+            return Decision(qty, Rule.SESSION, problem)
+    # the broker's clock calls pre- and after-hours closed: an order the calendar let through
+    # there is not judged by it
+    extended_ok = calendar is not None and calendar.session_at(signal.ts) in _EXTENDED
+    if not limits.allow_outside_market_hours and snap.market_open is not True and not extended_ok:
         why = "closed" if snap.market_open is False else "of unknown state (no clock yet)"
         return Decision(qty, Rule.MARKET_HOURS, f"market is {why}")
     market = snap.market_prices.get(symbol)
@@ -178,6 +203,13 @@ def check(signal: Signal, qty: Decimal, snap: Snapshot, limits: RiskSettings) ->
             f"(max {limits.max_orders_per_minute})",
         )
     return Decision(qty)
+
+
+def order_terms(signal: Signal) -> tuple[str, str, bool]:
+    """(order type, time in force, extended hours) of the order a signal asks for; a plain
+    signal (no ``order``) is a market day order in the regular session."""
+    spec = orders.spec_of(signal.order)
+    return (spec.type.value, spec.time_in_force.value, spec.extended_hours)
 
 
 def signal_times(signal: Signal, limits: RiskSettings) -> tuple[int, ...]:

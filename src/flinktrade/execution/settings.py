@@ -1,4 +1,5 @@
-"""Executor settings: order sizing per strategy, risk limits, the simulated broker, reconciliation.
+"""Executor settings: order sizing per strategy, risk limits, market hours, the simulated broker,
+reconciliation.
 
 Every field can be set as ``FLINKTRADE_EXECUTION__<FIELD>`` (nested with ``__``, e.g.
 ``FLINKTRADE_EXECUTION__RISK__MAX_ORDER_QTY=50``) or in the ``[execution]`` table of the TOML file.
@@ -16,6 +17,28 @@ from pydantic import Field, model_validator
 
 from flinktrade import topics
 from flinktrade.section import Section
+
+
+class MarketHours(StrEnum):
+    """Which orders the ``session`` risk rule judges on the market calendar (``market_hours``)."""
+
+    AUTO = "auto"
+    """With the Alpaca broker the orders that allow extended hours (plain orders keep to the
+    broker's clock, ``risk.allow_outside_market_hours``); none with the simulated broker, whose
+    market trades whenever prices flow."""
+    ENFORCE = "enforce"
+    """Every order: one whose signal time is outside the regular session is denied, unless it
+    allows extended hours and is one Alpaca takes then (limit, day or gtc, pre/post market)."""
+    OFF = "off"
+
+
+class SessionRule(StrEnum):
+    """``market_hours`` for one broker: which orders the ``session`` rule judges."""
+
+    OFF = "off"
+    EXTENDED = "extended"
+    """Only orders that allow extended hours."""
+    ALL = "all"
 
 
 class SizingMode(StrEnum):
@@ -201,6 +224,15 @@ class ExecutionSettings(Section):
             "risk.max_signal_age_s, so a replayed signal of a deleted order is denied as old."
         ),
     )
+    market_hours: MarketHours = Field(
+        MarketHours.AUTO,
+        description=(
+            "enforce: deny an order whose signal time (ts) is outside the regular session unless "
+            "it allows extended hours (limit, day/gtc, pre/after-hours); off: no calendar rule; "
+            "auto: with the Alpaca broker only orders that allow extended hours are judged so "
+            "(plain ones by the broker's clock), with the simulated broker none."
+        ),
+    )
     client_order_prefix: str = Field(
         "ft-", max_length=12, description="client_order_id = prefix + signal id."
     )
@@ -224,6 +256,14 @@ class ExecutionSettings(Section):
                 "of a deleted order could otherwise be fresh enough to be ordered again"
             )
         return self
+
+    def session_rule(self, broker: str) -> SessionRule:
+        """Which orders the ``session`` rule judges with the broker named ``broker``."""
+        if self.market_hours == MarketHours.ENFORCE:
+            return SessionRule.ALL
+        if self.market_hours == MarketHours.AUTO and broker == "alpaca":
+            return SessionRule.EXTENDED
+        return SessionRule.OFF
 
     def sizing_for(self, strategy: str) -> SizingSettings:
         return self.strategy_sizing.get(strategy, self.sizing)

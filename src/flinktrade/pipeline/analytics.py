@@ -452,6 +452,7 @@ class SymbolModel:
                         strength=intent.strength,
                         reason=intent.reason,
                         indicators={k: bar.indicators.get(k) for k in wanted},
+                        order=intent.order,
                     )
                 )
         return out

@@ -5,6 +5,9 @@ latest news sentiment) plus its own previous state, it returns the signals it wa
 state. It never reads the clock, the network or a global, so the Flink operator, the backtester and
 the tests can all call it the same way, and its state can live in Flink keyed state.
 
+A bar knows its market session (``bar.session``: ``pre``, ``regular``, ``post`` or ``closed``, from
+the US equity calendar bundled with the package: data, not a clock), worked out only when asked.
+
 State is a JSON-compatible ``dict`` (it is stored as JSON in Flink state and checkpoints).
 """
 
@@ -15,7 +18,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
-from flinktrade.events import Side
+from flinktrade import sessions
+from flinktrade.events import OrderSpec, Side
 
 State = dict[str, Any]
 
@@ -36,14 +40,25 @@ class BarView:
     indicators: Mapping[str, float | None] = field(default_factory=dict)
     sentiment: float | None = None
 
+    @property
+    def session(self) -> sessions.Session:
+        """The market session the bar starts in (``pre``, ``regular``, ``post``, ``closed``), by
+        the bundled US equity calendar in ET; worked out only when asked for."""
+        return sessions.session_at(self.ts)
+
 
 @dataclass(frozen=True)
 class Intent:
-    """A strategy's wish to trade; the operator turns it into a ``Signal`` with a stable id."""
+    """A strategy's wish to trade; the operator turns it into a ``Signal`` with a stable id.
+
+    ``order`` is the order it asks for (``events.OrderSpec``: type, prices, time in force, size,
+    exits); None is a plain market order the executor sizes. ``orders.with_exits`` builds the
+    common case, a market entry with a take profit, a stop loss or a trailing stop."""
 
     side: Side
     strength: float = 1.0
     reason: str = ""
+    order: OrderSpec | None = None
 
 
 @runtime_checkable

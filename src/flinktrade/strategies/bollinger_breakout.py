@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flinktrade.events import Side
+from flinktrade.orders import with_exits
 from flinktrade.strategies.base import BarView, Intent, State
 
 
@@ -24,7 +25,15 @@ class BollingerBreakout:
     only sets the zone. A signal never repeats the previous one's side.
     """
 
-    def __init__(self, period: int = 20, k: float = 2.0, name: str = "bollinger_breakout") -> None:
+    def __init__(
+        self,
+        period: int = 20,
+        k: float = 2.0,
+        name: str = "bollinger_breakout",
+        take_profit_pct: float | None = None,
+        stop_loss_pct: float | None = None,
+        trail_pct: float | None = None,
+    ) -> None:
         period, k = int(period), float(k)
         if period < 2:
             raise ValueError(f"bollinger_breakout needs period >= 2, got {period}")
@@ -33,6 +42,7 @@ class BollingerBreakout:
         suffix = f"{period}_{band_suffix(k)}"
         self.period, self.k, self.name = period, k, name
         self._upper, self._lower = f"bb_upper_{suffix}", f"bb_lower_{suffix}"
+        self.order = with_exits(take_profit_pct, stop_loss_pct, trail_pct)
 
     def indicators(self) -> set[str]:
         return {self._upper, self._lower}
@@ -59,4 +69,4 @@ class BollingerBreakout:
         band = "upper" if zone > 0 else "lower"
         where = "above" if zone > 0 else "below"
         reason = f"close crossed {where} the {band} Bollinger band ({self.period}, {self.k:g})"
-        return [Intent(side, 1.0, reason)], new_state
+        return [Intent(side, 1.0, reason, self.order)], new_state

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flinktrade.events import Side
+from flinktrade.orders import with_exits
 from flinktrade.strategies.base import BarView, Intent, State
 
 _BUY, _SELL = Side.BUY.value, Side.SELL.value
@@ -19,7 +20,14 @@ class RsiReversion:
     """
 
     def __init__(
-        self, period: int = 14, low: float = 30.0, high: float = 70.0, name: str = "rsi_reversion"
+        self,
+        period: int = 14,
+        low: float = 30.0,
+        high: float = 70.0,
+        name: str = "rsi_reversion",
+        take_profit_pct: float | None = None,
+        stop_loss_pct: float | None = None,
+        trail_pct: float | None = None,
     ) -> None:
         period, low, high = int(period), float(low), float(high)
         if period < 2:
@@ -28,6 +36,7 @@ class RsiReversion:
             raise ValueError(f"rsi_reversion needs 0 < low < high < 100, got low={low} high={high}")
         self.period, self.low, self.high, self.name = period, low, high, name
         self._column = f"rsi_{period}"
+        self.order = with_exits(take_profit_pct, stop_loss_pct, trail_pct)
 
     def indicators(self) -> set[str]:
         return {self._column}
@@ -46,9 +55,9 @@ class RsiReversion:
         if previous < self.low <= rsi and last != _BUY:
             new_state["last"] = _BUY
             reason = f"RSI{self.period} crossed above {self.low:g}"
-            return [Intent(Side.BUY, 1.0, reason)], new_state
+            return [Intent(Side.BUY, 1.0, reason, self.order)], new_state
         if previous > self.high >= rsi and last != _SELL:
             new_state["last"] = _SELL
             reason = f"RSI{self.period} crossed below {self.high:g}"
-            return [Intent(Side.SELL, 1.0, reason)], new_state
+            return [Intent(Side.SELL, 1.0, reason, self.order)], new_state
         return [], new_state

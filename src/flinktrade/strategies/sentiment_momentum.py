@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flinktrade.events import Side
+from flinktrade.orders import with_exits
 from flinktrade.strategies.base import BarView, Intent, State
 
 SENTIMENT_COLUMN = "sentiment_avg"
@@ -29,6 +30,9 @@ class SentimentMomentum:
         signal: int = 9,
         threshold: float = 0.3,
         name: str = "sentiment_momentum",
+        take_profit_pct: float | None = None,
+        stop_loss_pct: float | None = None,
+        trail_pct: float | None = None,
     ) -> None:
         period, fast, slow, signal = int(period), int(fast), int(slow), int(signal)
         threshold = float(threshold)
@@ -44,6 +48,7 @@ class SentimentMomentum:
         self.period, self.threshold, self.name = period, threshold, name
         self._ema = f"ema_{period}"
         self._hist = f"macd_hist_{fast}_{slow}_{signal}"
+        self.order = with_exits(take_profit_pct, stop_loss_pct, trail_pct)
 
     def indicators(self) -> set[str]:
         return {self._ema, self._hist, SENTIMENT_COLUMN}
@@ -61,11 +66,14 @@ class SentimentMomentum:
                 Side.SELL,
                 min(1.0, -sentiment),
                 f"news sentiment {sentiment:+.2f} <= -{self.threshold:g}",
+                self.order,
             )
         elif (close < ema or hist < 0) and last == _BUY:  # momentum down
             why = f"close below EMA{self.period}" if close < ema else "MACD histogram below 0"
             mood = "n/a" if sentiment is None else f"{sentiment:+.2f}"
-            intent = Intent(Side.SELL, 1.0, f"momentum turned down: {why} (sentiment {mood})")
+            intent = Intent(
+                Side.SELL, 1.0, f"momentum turned down: {why} (sentiment {mood})", self.order
+            )
         elif (
             close > ema
             and hist > 0  # momentum up
@@ -77,6 +85,7 @@ class SentimentMomentum:
                 Side.BUY,
                 min(1.0, sentiment),
                 f"close above EMA{self.period}, MACD histogram > 0, sentiment {sentiment:+.2f}",
+                self.order,
             )
         else:
             return [], state

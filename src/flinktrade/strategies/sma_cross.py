@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flinktrade.events import Side
+from flinktrade.orders import with_exits
 from flinktrade.strategies.base import BarView, Intent, State
 
 
@@ -14,12 +15,21 @@ class SmaCross:
     A bar where the two are exactly equal does not count as a change; the previous sign is kept.
     """
 
-    def __init__(self, fast: int = 20, slow: int = 50, name: str = "sma_cross") -> None:
+    def __init__(
+        self,
+        fast: int = 20,
+        slow: int = 50,
+        name: str = "sma_cross",
+        take_profit_pct: float | None = None,
+        stop_loss_pct: float | None = None,
+        trail_pct: float | None = None,
+    ) -> None:
         fast, slow = int(fast), int(slow)
         if not 1 <= fast < slow:
             raise ValueError(f"sma_cross needs 1 <= fast < slow, got fast={fast} slow={slow}")
         self.fast, self.slow, self.name = fast, slow, name
         self._fast, self._slow = f"sma_{fast}", f"sma_{slow}"
+        self.order = with_exits(take_profit_pct, stop_loss_pct, trail_pct)
 
     def indicators(self) -> set[str]:
         return {self._fast, self._slow}
@@ -41,4 +51,4 @@ class SmaCross:
             return [], new_state
         side = Side.BUY if sign > 0 else Side.SELL
         reason = f"SMA{self.fast} {'above' if sign > 0 else 'below'} SMA{self.slow}"
-        return [Intent(side, 1.0, reason)], new_state
+        return [Intent(side, 1.0, reason, self.order)], new_state

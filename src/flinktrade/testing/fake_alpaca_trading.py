@@ -8,8 +8,9 @@ against it unchanged::
         stream = TradingStream(fake.key_id, fake.secret_key, url_override=fake.stream_url)
 
 REST (JSON, numbers as strings, UUID ids, ``X-Ratelimit-*`` headers on every answer):
-``GET /v2/account``, ``GET /v2/clock``, ``POST /v2/orders``, ``GET /v2/orders``,
-``GET /v2/orders/{id}``, ``GET /v2/orders:by_client_order_id``, ``DELETE /v2/orders[/{id}]``,
+``GET /v2/account``, ``GET /v2/clock``, ``GET /v2/calendar``, ``POST /v2/orders``,
+``GET /v2/orders``, ``GET /v2/orders/{id}``, ``GET /v2/orders:by_client_order_id``,
+``DELETE /v2/orders[/{id}]``,
 ``GET /v2/positions[/{symbol}]``, ``DELETE /v2/positions[/{symbol}]``. A repeated
 ``client_order_id`` is refused with 422 ``client_order_id must be unique`` (``enforce_unique``).
 
@@ -36,8 +37,11 @@ the order first): ``answer_with(status, body, content_type=, rate_headers=, head
 error page, an empty body, a 429 without headers...), ``reset_connection`` (closed without an
 answer), ``hang(seconds)`` (the answer is held back). ``GATEWAY_PAGE`` is a typical HTML page.
 
-The parts: ``trading_book`` (orders, executions, positions, cash: bookkeeping without I/O),
-``trading_http`` (the REST handler and the foreign answers), ``trading_stream`` (the
+The market clock: ``market_open`` (``is_open`` on the wall clock), or ``now_ms``, a time the test
+sets, for the bundled calendar's answer (``/v2/clock`` and ``/v2/calendar``: ``MarketClock``).
+
+The parts: ``trading_book`` (orders, executions, positions, cash, the market clock: bookkeeping
+without I/O), ``trading_http`` (the REST handler and the foreign answers), ``trading_stream`` (the
 ``trade_updates`` endpoint). This module puts them on the shared ``Loopback`` base (servers,
 ``start``/``stop``/``close``, ``wait_for``) and adds the fault switches and the worker thread that
 fills market orders.
@@ -49,13 +53,18 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from queue import Empty, Queue
 from typing import Any
 
 from flinktrade.testing._loopback import FaultPlan, Loopback
-from flinktrade.testing.trading_book import OPEN_STATUSES, FakeOrder, OrderBook, iso
+from flinktrade.testing.trading_book import (
+    OPEN_STATUSES,
+    FakeOrder,
+    MarketClock,
+    OrderBook,
+    iso,
+)
 from flinktrade.testing.trading_http import (
     GATEWAY_PAGE,
     RATE_LIMIT,
@@ -70,7 +79,7 @@ __all__ = ["GATEWAY_PAGE", "OPEN_STATUSES", "RATE_LIMIT", "FakeAlpacaTrading", "
 log = logging.getLogger(__name__)
 
 
-class FakeAlpacaTrading(Loopback, OrderBook):
+class FakeAlpacaTrading(Loopback, OrderBook, MarketClock):
     """The fake: a context manager serving REST on ``base_url`` and the stream on ``stream_url``."""
 
     label = "fake Alpaca"
@@ -84,6 +93,7 @@ class FakeAlpacaTrading(Loopback, OrderBook):
         fill_delay_s: float = 0.0,
         enforce_unique: bool = True,
         market_open: bool = True,
+        now_ms: int | None = None,
         cash: Decimal = Decimal(100_000),
         key_id: str = "fake-key-id",
         secret_key: str = "fake-secret-key",  # noqa: S107 - a test credential, never real
@@ -98,7 +108,7 @@ class FakeAlpacaTrading(Loopback, OrderBook):
         self.auto_fill = auto_fill
         self.fill_parts = max(1, fill_parts)
         self.fill_delay_s = fill_delay_s
-        self.market_open = market_open
+        MarketClock.__init__(self, market_open=market_open, now_ms=now_ms)
         self.key_id = key_id
         self.secret_key = secret_key
         self._host = host
@@ -256,15 +266,6 @@ class FakeAlpacaTrading(Loopback, OrderBook):
             self.requests.append((method, path))
             self.request_times.append(at)
             self._changed()
-
-    def clock_json(self) -> dict[str, Any]:
-        now = datetime.now(tz=UTC)
-        return {
-            "timestamp": now.isoformat(),
-            "is_open": self.market_open,
-            "next_open": (now + timedelta(hours=1)).isoformat(),
-            "next_close": (now + timedelta(hours=7)).isoformat(),
-        }
 
     # ------------------------------------------------------------------ events and fills
 

@@ -6,6 +6,9 @@ order as Alpaca does (raising ``ApiError`` with Alpaca's status and code), ``fil
 ``trade_updates`` event handed to ``_on_event`` (the fake streams it; the base keeps nothing).
 ``account_json``/``positions_json`` render the account in Alpaca's wire form (numbers as
 strings). ``FakeAlpacaTrading`` builds on it and adds the servers; tests may use it alone.
+
+``MarketClock`` is the fake's market time: ``GET /v2/clock`` and ``GET /v2/calendar`` answered
+from the bundled calendar (``flinktrade.sessions``) at a time the test sets (``now_ms``).
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
+
+from flinktrade import sessions
 
 OPEN_STATUSES = frozenset(
     {"new", "accepted", "pending_new", "partially_filled", "held", "accepted_for_bidding"}
@@ -51,6 +56,55 @@ def _decimal(value: object) -> Decimal | None:
         return Decimal(str(value))
     except InvalidOperation:
         raise ApiError(422, 40010001, f"invalid number {value!r}") from None
+
+
+class MarketClock:
+    """The fake's market time. With ``now_ms`` set (by the test), ``GET /v2/clock`` tells the
+    bundled calendar's answer at that time; with ``now_ms`` None it tells the wall clock with
+    ``market_open`` as ``is_open`` (next open in an hour, next close in seven), as it always did.
+    ``GET /v2/calendar`` lists the bundled calendar's trading days from ``start`` to ``end``."""
+
+    def __init__(
+        self,
+        *,
+        market_open: bool = True,
+        now_ms: int | None = None,
+        calendar: sessions.Calendar | None = None,
+    ) -> None:
+        self.market_open = market_open
+        self.now_ms = now_ms
+        self.calendar = calendar
+
+    def _calendar(self) -> sessions.Calendar:
+        return self.calendar if self.calendar is not None else sessions.bundled()
+
+    def clock_json(self) -> dict[str, Any]:
+        if self.now_ms is not None:
+            return self._calendar().clock(self.now_ms).to_json()
+        now = datetime.now(tz=UTC)
+        return {
+            "timestamp": now.isoformat(),
+            "is_open": self.market_open,
+            "next_open": (now + timedelta(hours=1)).isoformat(),
+            "next_close": (now + timedelta(hours=7)).isoformat(),
+        }
+
+    def calendar_json(self, start: str | None, end: str | None) -> list[dict[str, str]]:
+        """The trading days from ``start`` to ``end`` (dates, or RFC 3339 times: their date),
+        both included; without them, those of the whole calendar."""
+        calendar = self._calendar()
+        first = _calendar_date(start, "start") or calendar.first or date(1970, 1, 1)
+        last = _calendar_date(end, "end") or calendar.last or date(2029, 12, 31)
+        return [day.to_json() for day in calendar.days(first, last)]
+
+
+def _calendar_date(text: str | None, name: str) -> date | None:
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text[:10])
+    except ValueError:
+        raise ApiError(400, 40010000, f"invalid {name}: {text[:40]}") from None
 
 
 @dataclass

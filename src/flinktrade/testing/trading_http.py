@@ -1,6 +1,6 @@
 """The REST side of the fake Alpaca trading API: one handler class, routed by method and path.
 
-``GET /v2/account``, ``GET /v2/clock``, ``POST /v2/orders``, ``GET /v2/orders``,
+``GET /v2/account``, ``GET /v2/clock``, ``GET /v2/calendar``, ``POST /v2/orders``, ``GET /v2/orders``,
 ``GET /v2/orders/{id}``, ``GET /v2/orders:by_client_order_id``, ``DELETE /v2/orders[/{id}]``,
 ``GET /v2/positions[/{symbol}]``, ``DELETE /v2/positions[/{symbol}]``: JSON, numbers as strings,
 ``X-Ratelimit-*`` headers on every answer, 401 for wrong keys. Before routing, the handler asks
@@ -105,6 +105,8 @@ class TradingHandler(BaseHTTPRequestHandler):
             self._json(200, fake.account_json())
         elif path == "/v2/clock" and method == "GET":
             self._json(200, fake.clock_json())
+        elif path == "/v2/calendar" and method == "GET":
+            self._json(200, fake.calendar_json(query.get("start"), query.get("end")))
         elif path == "/v2/orders" and method == "POST":
             self._post_order(raw)
         elif path == "/v2/orders" and method == "GET":

@@ -27,6 +27,7 @@ PROTECTED = [
     "/api/orders",
     "/api/fills",
     "/api/positions",
+    "/api/strategies",
     "/api/news?symbol=AAA",
     "/metrics",
 ]
@@ -94,6 +95,7 @@ def test_page_and_docs_are_served_without_data(api_env: ApiEnv) -> None:
     assert "cdn" not in docs.text
     routes = set(spec["paths"])
     assert {"/health", "/api/bars", "/api/halt", "/api/positions", "/metrics"} <= routes
+    assert "/api/strategies" in routes
 
 
 def test_bars_newest_last_and_bounded_by_limit(api_env: ApiEnv) -> None:

@@ -165,7 +165,16 @@ def test_no_secret_in_any_response(tmp_path: Path) -> None:
         client.post("/api/halt", json={"reason": "x" * 600}, headers=auth),  # 422
         *(
             client.get(f"/api/{kind}", headers=auth)
-            for kind in ("symbols", "signals", "alerts", "orders", "fills", "news", "positions")
+            for kind in (
+                "symbols",
+                "signals",
+                "alerts",
+                "orders",
+                "fills",
+                "news",
+                "positions",
+                "strategies",
+            )
         ),
     ]
     assert [r.status_code for r in responses[:2]] == [503, 503]  # broker not reachable

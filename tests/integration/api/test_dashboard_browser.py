@@ -67,6 +67,16 @@ def test_dashboard_live(api_env: ApiEnv, page: Page) -> None:
     expect(page.locator("#orders tbody tr")).to_have_count(2)
     expect(page.locator("#news tbody tr")).to_have_count(3)
     expect(page.locator('#positions tr[data-id="BBB"]')).to_contain_text("7")
+    # the per-strategy books: one row and one equity line per strategy that has a fill
+    strategies = sorted({f.strategy for f in seeded.fills} | {seeded.signals[2].strategy})
+    expect(page.locator("#strategies tbody tr")).to_have_count(len(strategies))
+    expect(page.locator('#strategies tr[data-id="bollinger_breakout"]')).to_contain_text(
+        "bollinger"
+    )
+    page.wait_for_function(
+        f"window.ftDashboard.equityLines().length === {len(strategies)}", timeout=DEADLINE_MS
+    )
+    assert sorted(page.evaluate("window.ftDashboard.equityLines()")) == strategies
 
     # a signal written to the topic now appears as a marker and in the table, without reload
     bar = api_env.seeded.bars["AAA"][110]

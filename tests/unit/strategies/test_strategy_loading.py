@@ -153,7 +153,14 @@ def test_available_lists_builtins_and_entry_points_with_defaults(entry_point: st
         "rsi_reversion",
         "builtin",
         "RSI mean reversion: buy as RSI rises through ``low``, sell as it falls through ``high``.",
-        {"period": 14, "low": 30.0, "high": 70.0},
+        {
+            "period": 14,
+            "low": 30.0,
+            "high": 70.0,
+            "take_profit_pct": None,
+            "stop_loss_pct": None,
+            "trail_pct": None,
+        },
     )
     assert infos["always_buy"] == StrategyInfo(
         "always_buy",

@@ -253,6 +253,74 @@
     ]));
   }
 
+  // One colour per strategy, in the table's order (by name).
+  const PALETTE = ["#5b8def", "#f0b429", "#26a69a", "#ef5350", "#b57edc", "#4dd0e1", "#ff8a65", "#aed581"];
+  const SVG_NS = "http://www.w3.org/2000/svg";
+  const EQUITY_W = 600, EQUITY_H = 180, EQUITY_PAD = 6; // the SVG's viewBox
+
+  function renderStrategies(items) {
+    const pnl = (v) => (Number(v) > 0 ? "pos" : Number(v) < 0 ? "neg" : "");
+    const rate = (r) => (r == null ? "" : Math.round(r * 100) + "%");
+    const rows = items.map((s, i) => {
+      const name = cell(s.strategy);
+      const swatch = document.createElement("span");
+      swatch.className = "swatch";
+      swatch.style.background = PALETTE[i % PALETTE.length];
+      name.prepend(swatch);
+      const row = tr([
+        name, cell(s.pnl, pnl(s.pnl)), cell(s.realized_pnl, pnl(s.realized_pnl)),
+        cell(s.unrealized_pnl, pnl(s.unrealized_pnl)), cell(s.commissions), cell(s.trades),
+        cell(rate(s.win_rate)), cell(s.gross_exposure),
+      ]);
+      row.dataset.id = s.strategy;
+      return row;
+    });
+    $("strategies").querySelector("tbody").replaceChildren(...rows);
+    drawEquity(items);
+  }
+
+  // Each strategy's equity as a step line (it holds its value until the next point), on one
+  // scale with zero always in view.
+  function drawEquity(items) {
+    const svg = $("equity");
+    const series = items.map((s, i) => ({
+      name: s.strategy, color: PALETTE[i % PALETTE.length],
+      points: s.equity.map((p) => [p.ts, Number(p.equity)]),
+    })).filter((s) => s.points.length);
+    const all = series.flatMap((s) => s.points);
+    svg.replaceChildren();
+    if (!all.length) return;
+    let t0 = Math.min(...all.map((p) => p[0])), t1 = Math.max(...all.map((p) => p[0]));
+    let v0 = Math.min(0, ...all.map((p) => p[1])), v1 = Math.max(0, ...all.map((p) => p[1]));
+    if (t1 === t0) t1 = t0 + 1;
+    if (v1 === v0) v1 = v0 + 1;
+    const x = (t) => EQUITY_PAD + ((t - t0) / (t1 - t0)) * (EQUITY_W - 2 * EQUITY_PAD);
+    const y = (v) => EQUITY_H - EQUITY_PAD - ((v - v0) / (v1 - v0)) * (EQUITY_H - 2 * EQUITY_PAD);
+    const zero = document.createElementNS(SVG_NS, "line");
+    zero.setAttribute("class", "zero");
+    zero.setAttribute("x1", 0); zero.setAttribute("x2", EQUITY_W);
+    zero.setAttribute("y1", y(0)); zero.setAttribute("y2", y(0));
+    svg.append(zero);
+    for (const s of series) {
+      const coords = [];
+      s.points.forEach(([t, v], k) => {
+        if (k) coords.push([x(t), y(s.points[k - 1][1])]);
+        coords.push([x(t), y(v)]);
+      });
+      coords.push([EQUITY_W - EQUITY_PAD, y(s.points[s.points.length - 1][1])]);
+      const line = document.createElementNS(SVG_NS, "polyline");
+      line.setAttribute("points", coords.map(([a, b]) => a.toFixed(1) + "," + b.toFixed(1)).join(" "));
+      line.setAttribute("stroke", s.color);
+      line.dataset.strategy = s.name;
+      const title = document.createElementNS(SVG_NS, "title");
+      title.textContent = s.name;
+      line.append(title);
+      svg.append(line);
+    }
+    $("equity-range").textContent =
+      `equity per strategy, ${v0.toFixed(2)} to ${v1.toFixed(2)}, ${fmtTime(t0)} to ${fmtTime(t1)}`;
+  }
+
   function remember(map, key, item) {
     map.set(key, item);
     if (map.size > KEEP * 2) map.delete(map.keys().next().value);
@@ -312,7 +380,9 @@
   }
 
   async function refreshPositions() {
-    renderPositions(await api("/api/positions"));
+    const [positions, strategies] = await Promise.all([api("/api/positions"), api("/api/strategies")]);
+    renderPositions(positions);
+    renderStrategies(strategies);
   }
 
   // ------------------------------------------------------------------ data
@@ -433,6 +503,7 @@
     markers: () => markerLayer.markers().map((m) => ({ id: m.id, time: m.time, shape: m.shape })),
     symbol: () => state.symbol,
     halted: () => state.halted,
+    equityLines: () => [...document.querySelectorAll("#equity polyline")].map((l) => l.dataset.strategy),
   };
 
   $("symbol").addEventListener("change", (e) => selectSymbol(e.target.value));

@@ -2,6 +2,8 @@
 
 One row per broker execution id, so a repeated fill is recognised; positions are the sum of the
 fills plus the adjustments an operator adopted from the broker after a reconciliation mismatch.
+Each fill keeps its order's strategy (the per-strategy books, ``flinktrade.books``); a fill stored
+before the column existed takes it from its order, while that order is kept.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ class FillTable(OutboxTable):
         """Record one execution; False if its execution id is already known (a repeat)."""
         cursor = self._db.execute(
             "INSERT OR IGNORE INTO fills (execution_id, client_order_id, order_id, symbol, side,"
-            " qty, price, commission, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " qty, price, commission, ts, strategy) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 fill.id,
                 fill.client_order_id,
@@ -36,6 +38,7 @@ class FillTable(OutboxTable):
                 str(fill.price),
                 str(fill.commission),
                 fill.ts,
+                fill.strategy,
             ),
         )
         if cursor.rowcount == 0:
@@ -46,9 +49,12 @@ class FillTable(OutboxTable):
         return True
 
     def fills(self) -> list[Fill]:
+        """Every fill, in time order, with its strategy."""
         rows = self._db.execute(
-            "SELECT execution_id, client_order_id, order_id, symbol, side, qty, price,"
-            " commission, ts FROM fills ORDER BY ts, execution_id"
+            "SELECT f.execution_id, f.client_order_id, f.order_id, f.symbol, f.side, f.qty,"
+            " f.price, f.commission, f.ts, COALESCE(f.strategy, o.strategy) FROM fills f"
+            " LEFT JOIN orders o ON o.client_order_id = f.client_order_id"
+            " ORDER BY f.ts, f.execution_id"
         ).fetchall()
         return [
             Fill(
@@ -61,6 +67,7 @@ class FillTable(OutboxTable):
                 price=Decimal(r[6]),
                 commission=Decimal(r[7]),
                 ts=r[8],
+                strategy=r[9],
                 broker=self.broker,
             )
             for r in rows
@@ -75,6 +82,11 @@ class FillTable(OutboxTable):
         for symbol, qty in self._db.execute("SELECT symbol, qty FROM adjustments"):
             totals[symbol] = totals.get(symbol, Decimal(0)) + Decimal(qty)
         return {s: q for s, q in sorted(totals.items()) if q != 0}
+
+    def adjustments(self) -> dict[str, Decimal]:
+        """Shares adopted from the broker per symbol (``adopt_positions``), in all; no zeros."""
+        rows = self._db.execute("SELECT symbol, qty FROM adjustments ORDER BY symbol")
+        return {symbol: Decimal(qty) for symbol, qty in rows if Decimal(qty) != 0}
 
     def adopt_positions(self, broker_positions: dict[str, Decimal]) -> dict[str, Decimal]:
         """Make the local positions equal the broker's by recording adjustments (an operator's

@@ -3,7 +3,7 @@
 The file (and its WAL) is created readable by its owner only (0600). WAL mode with
 ``synchronous=FULL``: a committed transaction survives a power cut, and the CLI
 (``flinktrade halt``) can write while the executor runs. A store written before a column existed
-gets it on open (``signal_ts``).
+gets it on open (``orders.signal_ts``, ``fills.strategy``).
 """
 
 from __future__ import annotations
@@ -50,7 +50,8 @@ CREATE TABLE IF NOT EXISTS fills (
     qty TEXT NOT NULL,
     price TEXT NOT NULL,
     commission TEXT NOT NULL,
-    ts INTEGER NOT NULL
+    ts INTEGER NOT NULL,
+    strategy TEXT
 );
 CREATE TABLE IF NOT EXISTS adjustments (symbol TEXT PRIMARY KEY, qty TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -84,6 +85,8 @@ def connect(path: Path) -> sqlite3.Connection:
     columns = {row[1] for row in db.execute("PRAGMA table_info(orders)")}
     if "signal_ts" not in columns:  # a store written before the column existed
         db.execute("ALTER TABLE orders ADD COLUMN signal_ts INTEGER")
+    if "strategy" not in {row[1] for row in db.execute("PRAGMA table_info(fills)")}:
+        db.execute("ALTER TABLE fills ADD COLUMN strategy TEXT")
     db.commit()
     for suffix in ("-wal", "-shm"):
         side = path.with_name(path.name + suffix)

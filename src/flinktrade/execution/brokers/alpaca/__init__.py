@@ -2,15 +2,16 @@
 
 The only place of ``execution`` that imports alpaca-py, one module a role:
 
-- ``broker``: ``AlpacaBroker`` (orders, look-ups, account, positions, clock; paper unless live
-  is asked for explicitly);
+- ``broker``: ``AlpacaBroker`` (orders, look-ups, account, positions, clock, market calendar;
+  paper unless live is asked for explicitly);
 - ``session``: the HTTP session the client is given (a timeout on every request, no retries of
   alpaca-py's own, the broker's rate limit waited out);
 - ``budget``: ``RequestBudget``, the client-side pacing every request goes through (orders first),
   and the send guard;
 - ``answers``: error answers read without trusting them, mapped to the outcomes of
   ``brokers/base.py``;
-- ``parse``: Alpaca's JSON as our types, with ``Decimal``;
+- ``parse``: Alpaca's JSON as our types, with ``Decimal`` (the calendar and clock as
+  ``flinktrade.sessions`` types);
 - ``stream``: the ``trade_updates`` stream with our reconnect back-off.
 """
 

@@ -1,20 +1,22 @@
 """``AlpacaBroker``: Alpaca paper (default) or live trading through alpaca-py's ``TradingClient``.
 
 Orders are market orders for whole shares, submitted with our ``client_order_id``; reads are the
-look-up by that id, open orders, positions, account and clock. Whatever comes back (JSON, a
-proxy's HTML page, an empty body, missing headers, a reset connection, a timeout) ends as one of
-the outcomes of ``brokers/base.py``, never as another exception (``answers`` says which). A 429
-is waited out and tried again (``rate_limit_retries``) before it counts; before every send of an
-order the caller's ``may_send`` guard is asked again (kill switch). The client's HTTP session is
-``session.PacedSession`` (timeouts, pacing by ``budget.RequestBudget``); updates come from
-``stream``; the wire is parsed in ``parse``.
+look-up by that id, open orders, positions, account, clock and the market calendar (``calendar``,
+kept for a day). Whatever comes back (JSON, a proxy's HTML page, an empty body, missing headers, a
+reset connection, a timeout) ends as one of the outcomes of ``brokers/base.py``, never as another
+exception (``answers`` says which). A 429 is waited out and tried again (``rate_limit_retries``)
+before it counts; before every send of an order the caller's ``may_send`` guard is asked again
+(kill switch). The client's HTTP session is ``session.PacedSession`` (timeouts, pacing by
+``budget.RequestBudget``); updates come from ``stream``; the wire is parsed in ``parse``.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
+from datetime import date
 from decimal import Decimal
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -22,9 +24,10 @@ from urllib.parse import urlsplit
 from alpaca.common.exceptions import APIError
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, QueryOrderStatus, TimeInForce
-from alpaca.trading.requests import GetOrdersRequest, MarketOrderRequest
+from alpaca.trading.requests import GetCalendarRequest, GetOrdersRequest, MarketOrderRequest
 from pydantic import SecretStr
 
+from flinktrade import sessions
 from flinktrade.errors import ConfigError, TransientError
 from flinktrade.events import Side
 from flinktrade.execution.brokers.alpaca.answers import describe, error_answer, status_of
@@ -32,7 +35,9 @@ from flinktrade.execution.brokers.alpaca.budget import NotSent, Priority, Reques
 from flinktrade.execution.brokers.alpaca.parse import (
     as_list,
     parse_account,
+    parse_calendar,
     parse_clock,
+    parse_market_clock,
     parse_order,
     parse_orders,
     parse_positions,
@@ -55,6 +60,9 @@ from flinktrade.execution.brokers.base import (
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+
+CALENDAR_TTL_S = 86_400.0
+"""How long an answer of ``GET /v2/calendar`` is used before it is asked for again."""
 
 PAPER_URL = "https://paper-api.alpaca.markets"
 LIVE_URL = "https://api.alpaca.markets"
@@ -124,6 +132,7 @@ class AlpacaBroker(Broker):
         self._client._session = self._session
         self._stream: UpdatesStream | None = None
         self._stream_thread: threading.Thread | None = None
+        self._calendars: dict[tuple[date, date], tuple[float, sessions.Calendar]] = {}
 
     # ------------------------------------------------------------------ calls
 
@@ -245,6 +254,34 @@ class AlpacaBroker(Broker):
 
     def market_open(self) -> bool:
         return bool(self._read("clock", parse_clock, self._client.get_clock))
+
+    def clock(self) -> sessions.MarketClock:
+        """``GET /v2/clock``: the broker's time, whether the market is open, next open/close."""
+        clock = self._read("clock", parse_market_clock, self._client.get_clock)
+        if clock is None:  # pragma: no cover - only look-ups may be missing
+            raise TransientError("Alpaca clock: no answer")
+        return clock
+
+    def calendar(self, start: date, end: date) -> sessions.Calendar:
+        """``GET /v2/calendar`` from ``start`` to ``end`` (ET dates, both included), asked for
+        at most once a day per range; merge it over ``sessions.bundled()`` to use it."""
+        now = time.monotonic()
+        kept = self._calendars.get((start, end))
+        if kept is not None and now - kept[0] < CALENDAR_TTL_S:
+            return kept[1]
+        request = GetCalendarRequest(start=start, end=end)
+        calendar = self._read(
+            "calendar",
+            lambda raw: parse_calendar(raw, start, end),
+            self._client.get_calendar,
+            request,
+        )
+        if calendar is None:  # pragma: no cover - only look-ups may be missing
+            raise TransientError("Alpaca calendar: no answer")
+        if len(self._calendars) >= 8:  # a few ranges are in use at a time: stay bounded
+            self._calendars.clear()
+        self._calendars[(start, end)] = (now, calendar)
+        return calendar
 
     def close_all_positions(self) -> None:
         self._read("close all positions", as_list, self._client.close_all_positions, True)

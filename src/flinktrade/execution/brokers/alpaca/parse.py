@@ -1,4 +1,4 @@
-"""Alpaca's trading JSON as our types: orders, trade updates, positions, account, clock.
+"""Alpaca's trading JSON as our types: orders, trade updates, positions, account, clock, calendar.
 
 Responses are read raw and parsed here with ``Decimal``, so no quantity or price passes through
 a binary float. Anything that is not the expected shape raises ``TypeError``, ``KeyError``,
@@ -8,10 +8,11 @@ a binary float. Anything that is not the expected shape raises ``TypeError``, ``
 from __future__ import annotations
 
 import contextlib
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from flinktrade import sessions
 from flinktrade.events import OrderStatus, Side
 from flinktrade.execution.brokers.base import Account, BrokerOrder, TradeUpdate
 
@@ -135,6 +136,15 @@ def parse_clock(raw: Any) -> bool:
     if not isinstance(is_open, bool):
         raise TypeError("is_open is not a boolean")
     return is_open
+
+
+def parse_market_clock(raw: Any) -> sessions.MarketClock:
+    return sessions.MarketClock.from_json(as_object(raw))
+
+
+def parse_calendar(raw: Any, start: date, end: date) -> sessions.Calendar:
+    """``GET /v2/calendar?start=&end=`` as a calendar covering ``start``..``end``."""
+    return sessions.Calendar.from_json([as_object(day) for day in as_list(raw)], start, end)
 
 
 def _required(data: dict[str, Any], name: str) -> Decimal:
