@@ -4,15 +4,18 @@ Creates the topics, runs the simulator into ``market.trades``/``market.news`` at
 the job (in a local MiniCluster, or on a session cluster), the executor, the notifier (console, or
 Slack when configured) and the API with its dashboard, shows what flows, and on exit (duration
 elapsed or Ctrl-C) stops all of them and returns the counts it read back from the topics for this
-run (end offsets now minus end offsets at start). The broker is the CLI's business: ``flinktrade
-demo`` starts the embedded one if it does not run, and stops it afterwards.
+run (end offsets now minus end offsets at start); at the end of the duration it first waits (at
+most ``DRAIN_MAX_S``) for the job's bars to catch up with the trades sent. The broker is the CLI's
+business: ``flinktrade demo`` starts the embedded one if it does not run, and stops it afterwards.
 
-Supervision: every service the demo runs is a ``Supervised`` (a name, ``alive``, ``error``); the
-demo's loop checks them each second, and one that died ends the demo with ``ServiceDied`` (one line:
-which service and why; the CLI exits 1) instead of a normal summary. A broker that stays unreachable
-(``BROKER_GRACE_S``) ends the demo the same way. ``FLINKTRADE_DEMO_FAULT``
-names a service to break on purpose (``simulator``, ``executor``, ``notifier``, ``api``, ``job``),
-for the tests of that supervision.
+Supervision: every service the demo runs is a ``Supervised`` (a name, ``alive``, ``error``): the
+notifier and the executor as a ``ServiceThread`` (the service on a thread of its own; its error is
+what ended the thread), the job through its ``JobClient``, the API through its server's thread, the
+simulator as its ``SimulatorFeed``. The demo's loop checks them each second, and one that died ends
+the demo with ``ServiceDied`` (one line: which service and why; the CLI exits 1) instead of a
+normal summary. A broker that stays unreachable (``BROKER_GRACE_S``) ends the demo the same way.
+``FLINKTRADE_DEMO_FAULT`` names a service to break on purpose (``simulator``, ``executor``,
+``notifier``, ``api``, ``job``), for the tests of that supervision.
 """
 
 from __future__ import annotations
@@ -155,64 +158,18 @@ def last_event_ts(bootstrap_servers: bus.Servers, topic: str) -> int | None:
         return latest
 
 
-class DemoNotifier:
-    """The notifier of ``flinktrade notify`` on a thread: Slack when configured, else ``file``."""
+class ServiceThread:
+    """A service's blocking ``serve(stop)`` on a daemon thread, as the demo watches it: ``alive``
+    while the thread runs, ``error`` what ended it (``InjectedFault`` first thing when ``fault``),
+    ``stop()`` sets the stop event and waits for the thread (at most a minute)."""
 
-    name = "notifier"
+    name: str
 
-    def __init__(self, settings: Settings, file: IO[str], fault: bool = False) -> None:
-        self.fault = fault
-        notify = settings.notify.model_copy(
-            update={"group_id": f"{settings.notify.group_id}-demo", "start_from": "latest"}
-        )
-        routing = build_routing(notify, console=lambda: ConsoleSink(file))
-        self.where = ", ".join(sorted({s.description for s in routing.sinks.values()}))
-        self.notifier = Notifier(notify, settings.kafka, routing=routing)
-        self.error: BaseException | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="notifier", daemon=True)
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
-    def start(self, timeout_s: float = 30.0) -> None:
-        """Start, and wait until the topics are assigned so no early notice is skipped."""
-        self._thread.start()
-        deadline = time.monotonic() + timeout_s
-        while not self.notifier.assigned.wait(0.1):
-            if self.error is not None:
-                return  # the demo's supervision reports it
-            if time.monotonic() > deadline:
-                log.warning("notifier not assigned its topics yet; going on")
-                return
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=60)
-
-    def _run(self) -> None:
-        try:
-            if self.fault:
-                raise InjectedFault
-            self.notifier.run(self._stop)
-        except BaseException as exc:  # surfaced by the demo's supervision
-            self.error = exc
-            log.debug("notifier failed", exc_info=True)
-
-
-class DemoExecutor:
-    """The executor of ``flinktrade execute`` on a thread."""
-
-    name = "executor"
-
-    def __init__(self, settings: Settings, broker: str, fault: bool = False) -> None:
-        self.settings = settings
-        self.broker = broker
+    def __init__(self, fault: bool = False) -> None:
         self.fault = fault
         self.error: BaseException | None = None
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="executor", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
 
     @property
     def alive(self) -> bool:
@@ -225,16 +182,63 @@ class DemoExecutor:
         self._stop.set()
         self._thread.join(timeout=60)
 
-    def _run(self) -> None:
-        from flinktrade.execution.loop import run_executor
+    def serve(self, stop: threading.Event) -> None:
+        """The service itself: runs until ``stop`` is set (or fails)."""
+        raise NotImplementedError
 
+    def _run(self) -> None:
         try:
             if self.fault:
                 raise InjectedFault
-            run_executor(self.settings, self._stop, self.broker)
+            self.serve(self._stop)
         except BaseException as exc:  # surfaced by the demo's supervision
             self.error = exc
-            log.debug("executor failed", exc_info=True)
+            log.debug("%s failed", self.name, exc_info=True)
+
+
+class DemoNotifier(ServiceThread):
+    """The notifier of ``flinktrade notify`` on a thread: Slack when configured, else ``file``."""
+
+    name = "notifier"
+
+    def __init__(self, settings: Settings, file: IO[str], fault: bool = False) -> None:
+        super().__init__(fault)
+        notify = settings.notify.model_copy(
+            update={"group_id": f"{settings.notify.group_id}-demo", "start_from": "latest"}
+        )
+        routing = build_routing(notify, console=lambda: ConsoleSink(file))
+        self.where = ", ".join(sorted({s.description for s in routing.sinks.values()}))
+        self.notifier = Notifier(notify, settings.kafka, routing=routing)
+
+    def start(self, timeout_s: float = 30.0) -> None:
+        """Start, and wait until the topics are assigned so no early notice is skipped."""
+        super().start()
+        deadline = time.monotonic() + timeout_s
+        while not self.notifier.assigned.wait(0.1):
+            if self.error is not None:
+                return  # the demo's supervision reports it
+            if time.monotonic() > deadline:
+                log.warning("notifier not assigned its topics yet; going on")
+                return
+
+    def serve(self, stop: threading.Event) -> None:
+        self.notifier.run(stop)
+
+
+class DemoExecutor(ServiceThread):
+    """The executor of ``flinktrade execute`` on a thread."""
+
+    name = "executor"
+
+    def __init__(self, settings: Settings, broker: str, fault: bool = False) -> None:
+        super().__init__(fault)
+        self.settings = settings
+        self.broker = broker
+
+    def serve(self, stop: threading.Event) -> None:
+        from flinktrade.execution.loop import run_executor
+
+        run_executor(self.settings, stop, self.broker)
 
 
 class DemoJob:
@@ -451,7 +455,6 @@ def _start_api(
 ) -> DemoApi | None:
     """The API and dashboard on a thread; the demo goes on without them if they cannot start."""
     from flinktrade.api.server import start_in_thread
-    from flinktrade.errors import FlinktradeError
 
     def slack_stats() -> dict[str, int]:
         stats = notifier.notifier.delivery_stats().values()

@@ -1,6 +1,7 @@
 """The Kafka boundary against the real broker: a failed delivery of ``bus.EventProducer`` is reported
 by the flush of its batch only, never by a later one; a consumer built by ``bus.make_consumer`` with
-manual offset storing commits only what was stored, so a restart resumes right after it."""
+manual offset storing commits only what was stored, so a restart resumes right after it;
+``bus.read_range`` yields exactly the offsets asked for and ends at a commit marker it never gets."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import uuid
 from collections.abc import Callable
 
 import pytest
-from confluent_kafka import Consumer, Message
+from confluent_kafka import Consumer, Message, Producer
 
 from flinktrade import bus
 from flinktrade.config import KafkaSettings
@@ -135,3 +136,53 @@ def test_a_consumer_that_stores_offsets_itself_commits_only_what_it_stored(
     assert bus.committed_positions(servers, group, topic) == {0: 1}
     with bus.consuming(servers, group, topics=[topic]) as again:
         assert [m.value() for m in take(again, 2)] == [b"two", b"three"]
+
+
+def test_read_range_yields_exactly_the_offsets_asked_for_in_each_partition(
+    kafka_settings: KafkaSettings, new_topic: Callable[..., str]
+) -> None:
+    """Records past a partition's range are in the log already (the consumer prefetches them
+    while another partition is still being read): they are not yielded."""
+    servers = kafka_settings.bootstrap_servers
+    topic = new_topic("bus.range", partitions=2)
+    producer = Producer(bus.client_config(servers))
+    for partition in (0, 1):
+        for i in range(5):
+            producer.produce(topic, f"{partition}-{i}".encode(), partition=partition)
+    assert producer.flush(30.0) == 0
+
+    with bus.consuming(servers, bus.unique_group_id("bus-range"), read_committed=False) as consumer:
+        ranges = {0: (1, 3), 1: (2, 5), 2: (0, 0)}  # an empty range is not read (nor assigned)
+        got = [
+            (m.partition(), m.offset(), m.value())
+            for m in bus.read_range(consumer, topic, ranges, timeout_s=60)
+        ]
+    assert [g for g in got if g[0] == 0] == [(0, 1, b"0-1"), (0, 2, b"0-2")]
+    assert [g for g in got if g[0] == 1] == [(1, 2, b"1-2"), (1, 3, b"1-3"), (1, 4, b"1-4")]
+    assert len(got) == 5
+
+
+def test_read_range_ends_at_a_transaction_marker_it_never_receives(
+    kafka_settings: KafkaSettings, new_topic: Callable[..., str]
+) -> None:
+    """Under read_committed the last offset of a transactional topic is the commit marker, which
+    is never delivered: the read ends there instead of waiting for it until its timeout."""
+    servers = kafka_settings.bootstrap_servers
+    topic = new_topic("bus.txn", partitions=1)
+    producer = Producer(
+        bus.client_config(servers) | {"transactional.id": f"bus-txn-{uuid.uuid4().hex[:8]}"}
+    )
+    producer.init_transactions(30.0)
+    producer.begin_transaction()
+    for value in (b"t0", b"t1", b"t2"):
+        producer.produce(topic, value, partition=0)
+    producer.commit_transaction(30.0)
+
+    with bus.consuming(servers, bus.unique_group_id("bus-txn"), start_from="earliest") as consumer:
+        bus.wait_for(  # three records, then the commit marker (written after the commit returns)
+            lambda: [tp.offset for tp in bus.end_offsets(consumer, topic)] == [4],
+            timeout_s=30,
+            what="the commit marker",
+        )
+        read = bus.read_range(consumer, topic, {0: (0, 4)}, timeout_s=30)
+        assert [m.value() for m in read] == [b"t0", b"t1", b"t2"]

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from flinktrade.infra.kafka import LocalKafka
+from flinktrade.testing.command import run_flinktrade
 from flinktrade.testing.fake_slack import FakeSlack
 from flinktrade.testing.output import last_json_object
 from flinktrade.testing.ports import free_port
@@ -34,23 +35,9 @@ def cli_env(kafka: LocalKafka, **extra: str) -> dict[str, str]:
     return env
 
 
-def flinktrade(
-    *args: str, env: dict[str, str], cwd: Path, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "flinktrade.cli", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
 def test_show_config_masks_secrets(kafka: LocalKafka, tmp_path: Path) -> None:
     env = cli_env(kafka, APCA_API_KEY_ID="fake-key-id-4711", APCA_API_SECRET_KEY="s3cr3t-value")
-    result = flinktrade("show-config", env=env, cwd=tmp_path)
+    result = run_flinktrade("show-config", env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "fake-key-id-4711" not in result.stdout + result.stderr
     assert "s3cr3t-value" not in result.stdout + result.stderr
@@ -93,7 +80,7 @@ def test_bad_input_gives_one_readable_line(
     kafka: LocalKafka, tmp_path: Path, args: list[str], extra_env: dict[str, str], expected: str
 ) -> None:
     (tmp_path / "bad.toml").write_bytes(b'state_dir = "unclosed\n[kafka\n')
-    result = flinktrade(*args, env=cli_env(kafka, **extra_env), cwd=tmp_path)
+    result = run_flinktrade(*args, env=cli_env(kafka, **extra_env), cwd=tmp_path)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
@@ -136,7 +123,7 @@ def test_a_state_folder_that_cannot_be_made_is_one_line_and_exit_69(
         FLINKTRADE_STATE_DIR=str(tmp_path / "file" / "state"),
         FLINKTRADE_BROKER__PORT=str(free_port()),  # not the session broker's: nothing answers
     )
-    result = flinktrade("infra", "up", env=env, cwd=tmp_path)
+    result = run_flinktrade("infra", "up", env=env, cwd=tmp_path)
     assert result.returncode == 69, result.stderr
     assert "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
@@ -148,10 +135,10 @@ def test_a_state_folder_that_cannot_be_made_is_one_line_and_exit_69(
 
 def test_infra_up_is_idempotent_and_status_lists_topics(kafka: LocalKafka, tmp_path: Path) -> None:
     env = cli_env(kafka)
-    up = flinktrade("infra", "up", env=env, cwd=tmp_path)
+    up = run_flinktrade("infra", "up", env=env, cwd=tmp_path)
     assert up.returncode == 0, up.stderr
     assert f"running on {kafka.bootstrap_servers}" in up.stderr
-    status = flinktrade("infra", "status", env=env, cwd=tmp_path)
+    status = run_flinktrade("infra", "status", env=env, cwd=tmp_path)
     assert status.returncode == 0, status.stderr
     assert "local broker: running" in status.stderr
     for topic in ("market.trades", "analytics.bars", "trading.signals", "deadletter"):
@@ -168,7 +155,7 @@ def test_demo_runs_end_to_end_and_reports_counts(kafka: LocalKafka, tmp_path: Pa
             FLINKTRADE_JOB__CHECKPOINT_INTERVAL_MS="5000",
             SLACK_WEBHOOK_URL=webhook,
         )
-        result = flinktrade(
+        result = run_flinktrade(
             "demo", "--duration", "40", "--api-port", "0", env=env, cwd=tmp_path, timeout=240
         )
         messages = slack.messages("#demo")

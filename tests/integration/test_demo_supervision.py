@@ -6,12 +6,11 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from flinktrade.testing.command import run_flinktrade
 from flinktrade.testing.output import last_json_object
 from flinktrade.testing.ports import free_port
 
@@ -63,15 +62,7 @@ def test_demo_stops_the_broker_it_started_and_reports_a_dead_service(
     duration = "8" if fault is None else "3600"
     try:
         command = ["demo", "--duration", duration, "--api-port", "0"]
-        result = subprocess.run(
-            [sys.executable, "-m", "flinktrade.cli", *command],
-            env=env,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
+        result = run_flinktrade(*command, env=env, cwd=tmp_path, timeout=600)
         left = processes_mentioning(str(state / "kafka"))
     finally:  # a failed run must not leave its broker behind for the next tests
         for pid in processes_mentioning(str(state / "kafka")):

@@ -26,7 +26,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -40,6 +39,7 @@ from flinktrade.config import BrokerSettings, KafkaSettings
 from flinktrade.infra.kafka import LocalKafka
 from flinktrade.ingest.simulator import MarketSimulator, RawTrade
 from flinktrade.pipeline.checkpoints import complete_checkpoints
+from flinktrade.testing.command import flinktrade_argv
 from flinktrade.testing.ports import free_port
 
 pytestmark = pytest.mark.integration
@@ -98,7 +98,7 @@ def job_env(kafka: LocalKafka, state: Path, group: str, delivery: str) -> dict[s
 
 def start(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "flinktrade.cli", "job", "run", *args],
+        flinktrade_argv("job", "run", *args),
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

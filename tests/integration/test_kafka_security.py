@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -30,6 +28,7 @@ from flinktrade import bus, events, topics
 from flinktrade.config import BrokerSettings, KafkaSettings
 from flinktrade.errors import ConfigError, TransientError
 from flinktrade.infra.kafka import LocalKafka, SaslListener
+from flinktrade.testing.command import run_flinktrade
 from flinktrade.testing.ports import free_port
 
 pytestmark = pytest.mark.integration
@@ -83,20 +82,6 @@ def cli_env(broker: LocalKafka, state: Path, password: str, **extra: str) -> dic
     return env
 
 
-def flinktrade(
-    *args: str, env: dict[str, str], cwd: Path, timeout: float
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "flinktrade.cli", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
 def test_clients_with_the_right_credentials_round_trip_and_none_get_nothing(
     sasl_broker: LocalKafka,
 ) -> None:
@@ -141,7 +126,7 @@ def test_a_wrong_password_is_one_error_line_from_the_cli(
     sasl_broker: LocalKafka, tmp_path: Path
 ) -> None:
     env = cli_env(sasl_broker, tmp_path / "state", WRONG_PASSWORD)
-    result = flinktrade("simulate", "--count", "5", env=env, cwd=tmp_path, timeout=90)
+    result = run_flinktrade("simulate", "--count", "5", env=env, cwd=tmp_path, timeout=90)
     output = result.stdout + result.stderr
     assert result.returncode == 2, output[-3000:]
     assert "Traceback" not in output
@@ -181,7 +166,7 @@ def test_a_bounded_job_reads_and_writes_through_sasl(
     log_dir = tmp_path / "flink-log"
     log_dir.mkdir()
     env = cli_env(sasl_broker, tmp_path / "state", PASSWORD, FLINK_LOG_DIR=str(log_dir))
-    result = flinktrade(
+    result = run_flinktrade(
         "job", "run", "--bounded", "--from-earliest", env=env, cwd=tmp_path, timeout=600
     )
     output = result.stdout + result.stderr

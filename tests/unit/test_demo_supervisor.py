@@ -1,12 +1,23 @@
-"""The demo's supervision of its services, on stand-in services (no threads, no Kafka)."""
+"""The demo's supervision of its services, on stand-in services (no Kafka), and the thread that
+runs a service for it (``ServiceThread``)."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import pytest
 
-from flinktrade.demo import FAULT_ENV, ServiceDied, check_services, describe, fault_target
+from flinktrade import bus
+from flinktrade.demo import (
+    FAULT_ENV,
+    InjectedFault,
+    ServiceDied,
+    ServiceThread,
+    check_services,
+    describe,
+    fault_target,
+)
 from flinktrade.errors import ConfigError
 
 
@@ -105,3 +116,49 @@ def test_a_broker_that_stays_unreachable_is_one_line() -> None:
     calls.clear()
     with pytest.raises(ServiceDied, match="the Kafka broker died: unreachable: KafkaException"):
         _patiently(read, timeout_s=0)
+
+
+class Service(ServiceThread):
+    """A service that runs until stopped, or fails with ``failure`` once it runs."""
+
+    name = "stand-in"
+
+    def __init__(self, failure: BaseException | None = None, fault: bool = False) -> None:
+        super().__init__(fault)
+        self.failure = failure
+        self.served = threading.Event()
+
+    def serve(self, stop: threading.Event) -> None:
+        self.served.set()
+        if self.failure is not None:
+            raise self.failure
+        stop.wait()
+
+
+def test_a_service_thread_runs_until_stopped_and_then_counts_as_stopped() -> None:
+    service = Service()
+    service.start()
+    assert service.served.wait(30)
+    check_services([service])  # running: nothing to report
+    service.stop()
+    assert not service.alive and service.error is None
+    with pytest.raises(ServiceDied, match="the stand-in died: it stopped without an error"):
+        check_services([service])
+
+
+def test_a_service_thread_that_fails_is_reported_with_its_error() -> None:
+    service = Service(failure=ValueError("broken pipe"))
+    service.start()
+    bus.wait_for(lambda: not service.alive, 30, what="the failing service's thread to end")
+    assert isinstance(service.error, ValueError)
+    with pytest.raises(ServiceDied, match="the stand-in died: ValueError: broken pipe"):
+        check_services([service])
+
+
+def test_a_faulty_service_thread_fails_before_serving() -> None:
+    service = Service(fault=True)
+    service.start()
+    bus.wait_for(lambda: not service.alive, 30, what="the faulty service's thread to end")
+    assert isinstance(service.error, InjectedFault) and not service.served.is_set()
+    with pytest.raises(ServiceDied, match=f"the stand-in died: InjectedFault: .*{FAULT_ENV}"):
+        check_services([service])

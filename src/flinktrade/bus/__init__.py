@@ -9,8 +9,8 @@
   ``ConfigError``.
 - ``bus.offsets``: end offsets and committed positions, and the at-least-once bookkeeping
   (``OffsetTracker``, ``SeenIds``).
-- ``bus.readers``: bounded reads for summaries and tests (``read_all``, ``decode_all``,
-  ``count_records``) and ``wait_for``.
+- ``bus.readers``: bounded reads for summaries, tools and tests (``read_all``, ``decode_all``,
+  ``count_records``; ``read_range``, their one poll loop over offset ranges) and ``wait_for``.
 
 Every name callers use is re-exported here (``bus.EventProducer``, ``bus.ensure_topics``, ...),
 and so are the client's own types a consumer loop handles (``Consumer``, ``Message``,
@@ -42,7 +42,7 @@ from flinktrade.bus.offsets import (
     end_offsets,
 )
 from flinktrade.bus.producer import MAX_REASONS, EventProducer, ProduceFailed
-from flinktrade.bus.readers import count_records, decode_all, read_all, wait_for
+from flinktrade.bus.readers import count_records, decode_all, read_all, read_range, wait_for
 
 __all__ = [
     "MAX_REASONS",
@@ -73,6 +73,7 @@ __all__ = [
     "list_topics",
     "make_consumer",
     "read_all",
+    "read_range",
     "servers_of",
     "unique_group_id",
     "wait_for",

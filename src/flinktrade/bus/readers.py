@@ -1,13 +1,14 @@
 """Bounded reads for summaries, tools and tests: record counts, and every record of a topic up to
-its end offsets as they were when the read started, so a read always terminates; ``wait_for``
-polls a condition with a deadline. The cluster is a ``KafkaSettings`` or a PLAINTEXT
-``host:port,...`` (``bus.client``).
+its end offsets as they were when the read started, so a read always terminates; ``read_range``,
+the one poll loop of such reads (offset ranges of a topic's partitions, used by ``read_all`` and by
+``ingest history --resume``); ``wait_for`` polls a condition with a deadline. The cluster is a
+``KafkaSettings`` or a PLAINTEXT ``host:port,...`` (``bus.client``).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from confluent_kafka import Consumer, Message, TopicPartition
 
@@ -46,31 +47,59 @@ def read_all(
         start_from="earliest",
         read_committed=read_committed,
     ) as consumer:
-        ends = {tp.partition: tp.offset for tp in end_offsets(consumer, topic)}
-        consumer.assign([TopicPartition(topic, p, 0) for p in ends])
-        pending = {p for p, end in ends.items() if end > 0}
-        deadline = time.monotonic() + timeout_s
-        while pending:
-            if time.monotonic() > deadline:
-                raise TransientError(f"reading {topic} timed out with partitions {pending} unread")
-            msg = consumer.poll(0.5)
-            if msg is None:
-                # Under read_committed the end offset may be a marker we never receive.
-                _drop_finished(consumer, topic, pending, ends)
-                continue
-            error = msg.error()
-            if error is not None:
-                raise TransientError(f"reading {topic}: {error.str()}")
+        ranges = {tp.partition: (0, tp.offset) for tp in end_offsets(consumer, topic)}
+        yield from read_range(consumer, topic, ranges, timeout_s)
+
+
+def read_range(
+    consumer: Consumer,
+    topic: str,
+    ranges: Mapping[int, tuple[int, int]],
+    timeout_s: float = 60.0,
+    what: str = "",
+) -> Iterator[Message]:
+    """The records of ``topic`` at offsets ``lower <= offset < upper`` of each partition
+    (``ranges``: partition -> ``(lower, upper)``), each partition's in order, then stop.
+
+    The poll loop every bounded read shares: ``consumer`` is assigned the ranges here (its earlier
+    assignment is replaced) and never commits. A partition is done once its record at ``upper - 1``
+    came, or once the consumer's position is at ``upper`` without it (under read_committed the last
+    offsets may be transaction markers, which are never delivered). Records beyond a range (written
+    since it was taken) are not yielded. A record with an error, or ranges not read within
+    ``timeout_s`` (``what`` names the read, default the topic), raise ``TransientError``.
+    """
+    uppers = {p: upper for p, (lower, upper) in ranges.items() if lower < upper}
+    consumer.assign([TopicPartition(topic, p, ranges[p][0]) for p in sorted(uppers)])
+    pending = set(uppers)
+    deadline = time.monotonic() + timeout_s
+    while pending:
+        if time.monotonic() > deadline:
+            unread = sorted(pending)
+            raise TransientError(
+                f"reading {what or topic} timed out with partitions {unread} unread"
+            )
+        msg = consumer.poll(0.5)
+        if msg is None:
+            _drop_finished(consumer, topic, pending, uppers)
+            continue
+        error = msg.error()
+        if error is not None:
+            raise TransientError(f"reading {topic}: {error.str()}")
+        partition, offset = msg.partition(), msg.offset()
+        if partition is None or offset is None or partition not in pending:
+            continue  # a partition already read to its end
+        if offset < uppers[partition]:
             yield msg
-            partition, offset = msg.partition(), msg.offset()
-            if partition is not None and offset is not None and offset + 1 >= ends[partition]:
-                pending.discard(partition)
+        if offset + 1 >= uppers[partition]:
+            pending.discard(partition)
 
 
-def _drop_finished(consumer: Consumer, topic: str, pending: set[int], ends: dict[int, int]) -> None:
+def _drop_finished(
+    consumer: Consumer, topic: str, pending: set[int], uppers: Mapping[int, int]
+) -> None:
     positions = consumer.position([TopicPartition(topic, p) for p in pending])
     for tp in positions:
-        if tp.offset >= ends[tp.partition]:
+        if tp.offset >= uppers[tp.partition]:
             pending.discard(tp.partition)
 
 

@@ -9,7 +9,8 @@ updates. The parts:
 - ``reconcile.differences``: the pure comparison of broker and store, run here with its I/O;
   differences block new orders (fail closed) until a later reconciliation finds none;
 - ``guard.TradingGuard``: account checks, halting, the kill switch set from outside;
-- ``alerts.Alerter`` (throttled) and ``outbox.OutboxPublisher`` (store outbox -> sink).
+- ``alerts.Alerter`` (throttled) and ``outbox.OutboxPublisher`` (store outbox -> sink);
+- ``flattener.Flattener``: the operator's ``flatten`` (``flatten.plan``, then its orders followed).
 
 Where signals, market prices and published records come from and go is injected
 (``source.SignalSource``, ``source.PriceSource``, ``outbox.Sink``): ``loop.Executor`` gives it the
@@ -35,6 +36,7 @@ from flinktrade.execution.book import Book, ExecutorStats
 from flinktrade.execution.brokers.base import Broker
 from flinktrade.execution.crash import no_checkpoint
 from flinktrade.execution.decide import SignalDesk
+from flinktrade.execution.flattener import Flattener
 from flinktrade.execution.guard import TradingGuard
 from flinktrade.execution.lifecycle import OrderLifecycle, Resolution
 from flinktrade.execution.outbox import OutboxPublisher, Sink
@@ -45,12 +47,13 @@ from flinktrade.execution.store import OrderStore, Phase, StoredOrder
 log = logging.getLogger(__name__)
 
 HALT_CHECK_S = 0.25
+"""How often the kill switch is read from the store (set by another process within a second)."""
 PRUNE_INTERVAL_S = 3600.0
 """How often orders past ``order_retention_days`` are deleted from the store."""
-"""How often the kill switch is read from the store (set by another process within a second)."""
 RECHECK_WAIT_S = 0.3
 """Differences may be fills in flight between the two reports: look again after this long."""
 TRANSIENT_RECONCILE_S = 5.0
+"""With a transient difference (broker or order not readable), reconcile again within this long."""
 
 
 def now_ms() -> int:
@@ -58,6 +61,9 @@ def now_ms() -> int:
 
 
 class ExecutorCore:
+    """The executor without Kafka: ``start``, then ``tick`` and ``handle_batch`` from one thread
+    until ``close``; or ``flatten`` instead of running."""
+
     def __init__(
         self,
         config: ExecutionSettings,
@@ -109,6 +115,20 @@ class ExecutorCore:
             checkpoint=checkpoint,
         )
         self.outbox = OutboxPublisher(store, sink)
+        self.flattener = Flattener(
+            store=store,
+            broker=broker,
+            orders=self.orders,
+            guard=self.guard,
+            market=market,
+            book=self.book,
+            prefix=config.client_order_prefix,
+            publish=self.publish,
+            on_reconnect=self._on_reconnect,
+            clock=clock,
+            monotonic=monotonic,
+            sleep=sleep,
+        )
         self._reconnected = False
         self._next_beat = 0.0
         self._next_reconcile = 0.0
@@ -274,57 +294,8 @@ class ExecutorCore:
 
     def flatten_plan(self) -> flattening.FlattenPlan:
         """What ``flatten`` would send now (nothing is sent or stored)."""
-        return flattening.plan(
-            self.broker.positions(),
-            self.broker.open_orders(),
-            prefix=self.config.client_order_prefix,
-            day=flattening.utc_day(self.clock()),
-            taken=self.store.exists,
-        )
+        return self.flattener.plan()
 
     def flatten(self, timeout_s: float = 60.0) -> list[StoredOrder]:
-        """Set the kill switch, then close every position the broker reports with market orders
-        that go through the store like any other (so reconciliation stays consistent), and
-        follow them until final or ``timeout_s``. The kill switch stays on; the store is closed.
-
-        Idempotent: flatten orders of an earlier run still open in the store are followed (or
-        sent, if they never reached the broker) before planning, and the plan counts orders open
-        at the broker and uses ids per symbol and UTC day, so a second run never over-sells."""
-        self.guard.halt("flatten requested by the operator")
-        self.broker.start_updates(self.orders.updates.put, self._on_reconnect)
-        placed: list[str] = []
-        try:
-            for order in self.store.open_orders():
-                if order.strategy == flattening.STRATEGY:
-                    self.orders.resolve(order.client_order_id, allow_resend=True)
-                    placed.append(order.client_order_id)
-            self.orders.apply_updates()
-            for close in self.flatten_plan().closes:
-                order = self.store.add_intent(
-                    client_order_id=close.client_order_id,
-                    signal=None,
-                    strategy=flattening.STRATEGY,
-                    symbol=close.symbol,
-                    side=close.side,
-                    qty=close.qty,
-                    notional=None,
-                    price=self.market.prices.get(close.symbol)
-                    or self.book.last_prices.get(close.symbol),
-                )
-                self.orders.place(order)
-                placed.append(close.client_order_id)
-            deadline = self.monotonic() + timeout_s
-            while self.monotonic() < deadline:
-                self.orders.apply_updates()
-                self.publish()
-                orders = [self.store.get(c) for c in placed]
-                if all(o is not None and not o.open for o in orders):
-                    break
-                self.orders.follow_open_orders()
-                self.sleep(0.2)
-        finally:
-            self.broker.close()
-            self.publish()
-        result = [o for o in (self.store.get(c) for c in placed) if o is not None]
-        self.store.close()
-        return result
+        """``flattener.Flattener.run``: halt, close every position, follow; the store is closed."""
+        return self.flattener.run(timeout_s)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,7 +24,6 @@ from typing import Any
 
 from flinktrade import bus
 from flinktrade.bus import Consumer, TopicPartition
-from flinktrade.errors import TransientError
 from flinktrade.events import Bar, DeadLetter, Event, NewsItem, Quote, Trade
 from flinktrade.ingest.alpaca import (
     PAGE_LIMIT,
@@ -255,25 +253,15 @@ def resume_points(
 def _read_range(
     consumer: Consumer, topic: str, partition: int, lower: int, upper: int, timeout_s: float
 ) -> list[tuple[bytes | None, int, bytes]]:
-    consumer.assign([TopicPartition(topic, partition, lower)])
-    out: list[tuple[bytes | None, int, bytes]] = []
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if time.monotonic() > deadline:
-            raise TransientError(f"reading {topic}[{partition}] for --resume timed out")
-        msg = consumer.poll(0.5)
-        if msg is None:
-            continue
-        error = msg.error()
-        if error is not None:
-            raise TransientError(f"reading {topic}: {error.str()}")
-        offset = msg.offset()
-        if offset is None or offset >= upper:
-            break
-        out.append((msg.key(), msg.timestamp()[1], msg.value() or b""))
-        if offset + 1 >= upper:
-            break
-    return out
+    """Key, timestamp and value of the records at offsets ``lower`` to ``upper - 1``."""
+    records = bus.read_range(
+        consumer,
+        topic,
+        {partition: (lower, upper)},
+        timeout_s,
+        f"{topic}[{partition}] for --resume",
+    )
+    return [(msg.key(), msg.timestamp()[1], msg.value() or b"") for msg in records]
 
 
 def _event_id(event_type: type[Event], value: bytes) -> str:

@@ -7,17 +7,16 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from flinktrade.testing.command import run_flinktrade
 from flinktrade.testing.fake_alpaca_data import FakeAlpacaData
 
 pytestmark = pytest.mark.integration
 
-FLINKTRADE = str(Path(sys.executable).with_name("flinktrade"))
 DAY_START = 1_704_153_600_000  # 2024-01-02 00:00 UTC
 DAY_END = DAY_START + 86_400_000 - 1
 
@@ -39,15 +38,8 @@ def _run(fake: FakeAlpacaData, tmp_path: Path, *args: str) -> subprocess.Complet
     )
     alpaca = ["--alpaca", "--symbols", "AAPL,MSFT", "--start", "2024-01-02", "--end",
               "2024-01-02", "--timeframe", "1Min"]  # fmt: skip
-    return subprocess.run(
-        [FLINKTRADE, *args[:1], *alpaca, *args[1:], "--json"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    command = [*args[:1], *alpaca, *args[1:], "--json"]
+    return run_flinktrade(*command, env=env, cwd=tmp_path, timeout=600, script=True)
 
 
 def test_backtest_and_optimize_over_alpaca_history_in_process(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from flinktrade.config import KafkaSettings
 from flinktrade.infra.kafka import LocalKafka
 from flinktrade.pipeline.analytics import StrategySpec
 from flinktrade.pipeline.job import JobIO, JobOptions, run
+from flinktrade.testing.command import run_flinktrade
 
 pytestmark = pytest.mark.integration
 
@@ -101,36 +101,31 @@ def runs(kafka: LocalKafka, goog_csv: Path, tmp_path_factory: pytest.TempPathFac
             "FLINKTRADE_STATE_DIR": str(cli_dir / "state"),
         }
     )
-    cli = subprocess.run(
-        [
-            str(Path(sys.executable).with_name("flinktrade")),
-            "backtest",
-            "--bars-csv",
-            str(goog_csv),
-            "--symbol",
-            "GOOG",
-            "--strategy",
-            "sma_cross",
-            "--param",
-            "fast=10",
-            "--param",
-            "slow=20",
-            "--cash",
-            "10000",
-            "--commission",
-            "0.002",
-            "--mode",
-            "reverse",
-            "--out",
-            str(cli_dir / "out"),
-            "--json",
-        ],
+    cli = run_flinktrade(
+        "backtest",
+        "--bars-csv",
+        str(goog_csv),
+        "--symbol",
+        "GOOG",
+        "--strategy",
+        "sma_cross",
+        "--param",
+        "fast=10",
+        "--param",
+        "slow=20",
+        "--cash",
+        "10000",
+        "--commission",
+        "0.002",
+        "--mode",
+        "reverse",
+        "--out",
+        str(cli_dir / "out"),
+        "--json",
         env=env,
         cwd=REPO,
-        capture_output=True,
-        text=True,
         timeout=240,
-        check=False,
+        script=True,
     )
     return Runs(servers, bars, result, api_dir, cli, cli_dir / "out")
 

@@ -36,6 +36,7 @@ from flinktrade.config import Delivery
 from flinktrade.infra.flink import LocalFlinkCluster, flink_home
 from flinktrade.infra.kafka import LocalKafka
 from flinktrade.pipeline.job import JobOptions, run
+from flinktrade.testing.command import run_flinktrade
 from flinktrade.testing.output import last_json_object
 from flinktrade.testing.ports import free_port
 
@@ -76,7 +77,7 @@ def run_command(
 
 
 def cli(env: dict[str, str], *args: str) -> dict[str, str]:
-    result = run_command([sys.executable, "-m", "flinktrade.cli", *args], env)
+    result = run_flinktrade(*args, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     parsed: dict[str, str] = json.loads(result.stdout.strip().splitlines()[-1])
     return parsed
@@ -105,13 +106,7 @@ def test_savepoint_cancel_and_resume_lose_and_repeat_nothing(
         )
         savepoint = cli(env, "job", "savepoint", first)["savepoint"]
     finally:
-        subprocess.run(
-            [sys.executable, "-m", "flinktrade.cli", "job", "cancel", first],
-            env=env,
-            check=True,
-            timeout=120,
-            capture_output=True,
-        )
+        run_flinktrade("job", "cancel", first, env=env).check_returncode()
     assert flink.rest.job(first)["state"] == "CANCELED"
 
     produce(servers, topics.TRADES.name, trades[half:], flush=True)
@@ -172,7 +167,7 @@ def test_demo_on_a_session_cluster_it_starts_and_infra_down_stops(
     )
 
     def flinktrade(*args: str) -> subprocess.CompletedProcess[str]:
-        return run_command([sys.executable, "-m", "flinktrade.cli", *args], env, cwd=tmp_path)
+        return run_flinktrade(*args, env=env, cwd=tmp_path, timeout=300)
 
     try:
         demo = flinktrade("demo", "--flink-cluster", "--duration", "30", "--api-port", "0")

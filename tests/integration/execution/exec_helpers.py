@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from flinktrade.execution.book import ExecutorStats
 from flinktrade.execution.loop import Executor
 from flinktrade.execution.settings import ExecutionSettings, ExecutionTopics
 from flinktrade.execution.store import OrderStore
+from flinktrade.testing.command import flinktrade_argv
 from flinktrade.testing.fake_alpaca_trading import FakeAlpacaTrading
 
 
@@ -186,7 +186,7 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str) -> No
 
 def spawn_executor(env: Env, **extra: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "flinktrade.cli", "execute", "--broker", "alpaca"],
+        flinktrade_argv("execute", "--broker", "alpaca"),
         env=env.env(**extra),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -8,7 +8,6 @@ would run it; where the process itself is not what a check is about, the command
 from __future__ import annotations
 
 import subprocess
-import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from flinktrade.execution import cli as execution_cli
 from flinktrade.execution.brokers import make_broker
 from flinktrade.execution.loop import Executor
 from flinktrade.execution.settings import RiskSettings
+from flinktrade.testing.command import run_flinktrade
 from flinktrade.testing.fake_alpaca_trading import FakeAlpacaTrading
 
 RISK = RiskSettings(allow_outside_market_hours=True)
@@ -29,15 +29,7 @@ RISK = RiskSettings(allow_outside_market_hours=True)
 
 def cli(env: Env, cwd: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
     cwd.mkdir(parents=True, exist_ok=True)
-    return subprocess.run(
-        [sys.executable, "-m", "flinktrade.cli", *args],
-        env=env.env(**extra),
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_flinktrade(*args, env=env.env(**extra), cwd=cwd)
 
 
 def in_process(env: Env, *args: str, **extra: str) -> Result:

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from flinktrade import bus
 from flinktrade.config import KafkaSettings
 from flinktrade.events import Bar
 from flinktrade.ingest.settings import IngestTopics
+from flinktrade.testing.command import flinktrade_argv, run_flinktrade
 from flinktrade.testing.fake_alpaca_data import FakeAlpacaData, parse_time
 
 pytestmark = pytest.mark.integration
@@ -41,10 +41,7 @@ def env_for(
 
 
 def flinktrade(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "flinktrade.cli", "ingest", *args],
-        check=False, env=env, cwd=cwd, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    return run_flinktrade("ingest", *args, env=env, cwd=cwd)
 
 
 @pytest.mark.parametrize(
@@ -131,7 +128,7 @@ def test_live_command_stops_cleanly_on_sigterm(
     fake.clock_ms = parse_time("2024-01-02T14:30:00Z")
     env = env_for(fake, kafka_settings, ingest_topics)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "flinktrade.cli", "ingest", "live", "--symbols", "AAPL"],
+        flinktrade_argv("ingest", "live", "--symbols", "AAPL"),
         env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:

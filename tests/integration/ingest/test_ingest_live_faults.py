@@ -6,8 +6,6 @@ time has passed, never after a real wait."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -25,6 +23,7 @@ from flinktrade.ingest.alpaca import Credentials, MarketDataRest
 from flinktrade.ingest.history import Sink
 from flinktrade.ingest.live import LiveIngest, LiveRequest
 from flinktrade.ingest.settings import IngestTopics
+from flinktrade.testing.command import run_flinktrade
 from flinktrade.testing.fake_alpaca_data import (
     MINUTE_MS,
     FakeAlpacaData,
@@ -260,10 +259,7 @@ def test_ingest_live_with_refused_keys_says_one_line_and_exits(
     tmp_path: Path,
 ) -> None:
     env = env_for(fake, kafka_settings, ingest_topics) | {"APCA_API_SECRET_KEY": "wrong-secret"}
-    result = subprocess.run(
-        [sys.executable, "-m", "flinktrade.cli", "ingest", "live", "--symbols", "AAPL"],
-        check=False, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    result = run_flinktrade("ingest", "live", "--symbols", "AAPL", env=env, cwd=tmp_path)
     assert result.returncode == 2, result.stderr[-2000:]
     output = result.stdout + result.stderr
     errors = [line for line in output.splitlines() if line.startswith("error:")]

@@ -7,7 +7,6 @@ import os
 import queue
 import signal
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -19,6 +18,7 @@ from flinktrade import bus
 from flinktrade.config import KafkaSettings
 from flinktrade.events import Alert, Severity
 from flinktrade.notify.settings import NotifyTopics
+from flinktrade.testing.command import flinktrade_argv, run_flinktrade
 from flinktrade.testing.fake_slack import FakeSlack
 
 pytestmark = pytest.mark.integration
@@ -27,15 +27,8 @@ pytestmark = pytest.mark.integration
 def notify_cli(
     *args: str, env: dict[str, str], cwd: Path, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "flinktrade.cli", "notify", *args],
-        env={**os.environ, "COLUMNS": "200", **env},
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    environ = {**os.environ, "COLUMNS": "200", **env}
+    return run_flinktrade("notify", *args, env=environ, cwd=cwd, timeout=timeout)
 
 
 def test_notify_test_sends_one_message_per_route(fake_slack: FakeSlack, tmp_path: Path) -> None:
@@ -111,7 +104,7 @@ def test_notify_without_slack_prints_to_the_console(
     producer.send(alert, notify_topics.alerts)
     producer.flush()
     process = subprocess.Popen(
-        [sys.executable, "-m", "flinktrade.cli", "notify", "--from-earliest"],
+        flinktrade_argv("notify", "--from-earliest"),
         env=env,
         cwd=tmp_path,
         stdout=subprocess.PIPE,

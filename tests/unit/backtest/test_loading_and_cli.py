@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from backtesting.test import GOOG
 
 from flinktrade.backtest.loading import load_file
 from flinktrade.errors import ConfigError
+from flinktrade.testing.command import run_flinktrade
 
 
 def test_a_csv_with_an_unnamed_index_column_of_dates(tmp_path: Path) -> None:
@@ -85,16 +85,12 @@ def test_a_simulated_market_on_shared_cash_from_the_command_line(tmp_path: Path)
     assert "simulated 3 symbols x 60 minutes (seed 11)" in page and "shared" in page
 
 
-def _flinktrade(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(Path(sys.executable).with_name("flinktrade")), *argv],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=cwd,
-        env={"PATH": "/usr/bin:/bin", "FLINKTRADE_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1"},
-        check=False,
-    )
+def _flinktrade(
+    argv: list[str], cwd: Path, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """The installed command with no settings but a broker address nothing listens on."""
+    env = {"PATH": "/usr/bin:/bin", "FLINKTRADE_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1"}
+    return run_flinktrade(*argv, env=env, cwd=cwd, timeout=timeout, script=True)
 
 
 @pytest.mark.parametrize(
@@ -125,15 +121,7 @@ def test_bad_arguments_exit_2_with_one_error_line(
     csv_path = tmp_path / "goog.csv"
     GOOG.head(5).to_csv(csv_path)
     argv = [a.replace("{csv}", str(csv_path)) for a in args]
-    result = subprocess.run(
-        [str(Path(sys.executable).with_name("flinktrade")), "backtest", *argv],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-        env={"PATH": "/usr/bin:/bin", "FLINKTRADE_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1"},
-        check=False,
-    )
+    result = _flinktrade(["backtest", *argv], tmp_path, timeout=60)
     assert result.returncode == 2, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and message in errors[0], result.stderr

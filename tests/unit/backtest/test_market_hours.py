@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 from flinktrade import events
 from flinktrade.backtest.loading import MarketHours, in_market_hours
+from flinktrade.testing.command import run_flinktrade
 
 MINUTE = 60_000
 
@@ -62,15 +62,8 @@ def test_daily_bars_are_whole_sessions_and_always_kept() -> None:
 
 
 def _flinktrade(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(Path(sys.executable).with_name("flinktrade")), *argv],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=cwd,
-        env={"PATH": "/usr/bin:/bin", "FLINKTRADE_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1"},
-        check=False,
-    )
+    env = {"PATH": "/usr/bin:/bin", "FLINKTRADE_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1"}
+    return run_flinktrade(*argv, env=env, cwd=cwd, timeout=600, script=True)
 
 
 def test_the_command_filters_before_the_core(tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import json
 import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -23,8 +22,7 @@ from flinktrade.backtest.expr import Expression
 from flinktrade.backtest.inprocess import Feed, run_inprocess
 from flinktrade.errors import ConfigError
 from flinktrade.pipeline.analytics import StrategySpec
-
-FLINKTRADE = str(Path(sys.executable).with_name("flinktrade"))
+from flinktrade.testing.command import run_flinktrade
 
 
 def test_grids() -> None:
@@ -149,15 +147,8 @@ def _write_csv(path: Path, bars: list[events.Bar]) -> None:
 
 
 def _optimize(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [FLINKTRADE, "optimize", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=cwd,
-        env={"PATH": "/usr/bin:/bin", "FLINKTRADE_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1"},
-        check=False,
-    )
+    env = {"PATH": "/usr/bin:/bin", "FLINKTRADE_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1"}
+    return run_flinktrade("optimize", *args, env=env, cwd=cwd, timeout=600, script=True)
 
 
 def test_the_command_is_deterministic_whatever_the_workers(tmp_path: Path) -> None:
