@@ -13,7 +13,8 @@ Exits: a child order the broker made (a bracket's, OTO's or OCO's leg) is stored
 its parent reports it and followed like any other order; the exits the executor owns (percentage
 exits, ``execution.exits``) are stored, all of them, when the entry is final with a fill, and only
 then sent (``place_exits``); an entry left ``pending`` by a crash gets them on the next start
-(``place_pending_exits``), under the same derived ids. While the kill switch is on, only orders
+(``place_pending_exits``), under the same derived ids: that part is ``exit_placing.ExitPlacing``,
+the base class of ``OrderLifecycle``. While the kill switch is on, only orders
 that reduce a position leave (``reduces``: flatten, exits, a plain close).
 """
 
@@ -27,7 +28,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from flinktrade.errors import TransientError
-from flinktrade.events import Fill, OrderSpec, OrderStatus, OrderType, TimeInForce
+from flinktrade.events import Fill, OrderStatus
 from flinktrade.execution import flatten as flattening
 from flinktrade.execution import risk
 from flinktrade.execution.alerts import Alerter, AlertKind
@@ -41,10 +42,10 @@ from flinktrade.execution.brokers.base import (
     OutcomeUnknown,
     TradeUpdate,
 )
-from flinktrade.execution.exits import broker_spec, exit_orders
+from flinktrade.execution.exit_placing import ExitPlacing, own_exit
+from flinktrade.execution.exits import broker_spec
 from flinktrade.execution.settings import ExecutionSettings
 from flinktrade.execution.store import OrderStore, Phase, StoredOrder
-from flinktrade.orders import Leg, leg_client_order_id
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ class Resolution(StrEnum):
     """Not known yet: the broker could not be asked, or the request may still be in flight."""
 
 
-class OrderLifecycle:
+class OrderLifecycle(ExitPlacing):
     def __init__(
         self,
         *,
@@ -250,7 +251,7 @@ class OrderLifecycle:
         )
         for leg in broker_order.legs:
             try:
-                self._adopt_leg(order, leg)
+                self.adopt_leg(order, leg)
             except ValueError as exc:  # a leg our events cannot hold: reconciliation shows it
                 log.warning("executor: leg %s of %s not stored: %s", leg.id, coid, exc)
         if order.exits == "pending" and broker_order.status.final:
@@ -258,111 +259,6 @@ class OrderLifecycle:
             if current is not None:
                 self.checkpoint("entry_final")
                 self.place_exits(current)
-
-    # ------------------------------------------------------------------ exits
-
-    def _adopt_leg(self, parent: StoredOrder, leg: BrokerOrder) -> None:
-        """A child order the broker made for ``parent`` (a bracket's, OTO's or OCO's exit): stored
-        under its own ``client_order_id`` the first time it is seen, then followed like any
-        other order (its fills count, reconciliation knows it)."""
-        if not leg.client_order_id:
-            log.warning(
-                "executor: leg %s of %s has no client_order_id", leg.id, parent.client_order_id
-            )
-            return
-        if not self.store.exists(leg.client_order_id):
-            kind = Leg.TAKE_PROFIT if leg.type == OrderType.LIMIT else Leg.STOP_LOSS
-            self.store.add_intent(
-                client_order_id=leg.client_order_id,
-                signal=None,
-                strategy=parent.strategy,
-                symbol=leg.symbol or parent.symbol,
-                side=leg.side,
-                qty=leg.qty,
-                notional=None,
-                price=leg.limit_price or leg.stop_price or parent.price,
-                spec=leg_spec(leg, parent.order.time_in_force),
-                parent=parent.client_order_id,
-                leg=kind.value,
-            )
-            self.store.mark_sending(leg.client_order_id)
-        self.apply(leg, None)
-
-    def place_exits(self, entry: StoredOrder) -> None:
-        """``_place_exits``; exits that cannot even be built (prices no order can carry) are
-        marked ``failed`` and alerted instead of failing the executor on every retry."""
-        try:
-            self._place_exits(entry)
-        except (ValueError, ArithmeticError) as exc:
-            coid = entry.client_order_id
-            log.error("executor: exits of %s cannot be placed: %s", coid, exc)
-            self.store.set_exits(coid, "failed")
-            self.alert(
-                AlertKind.ORDER_REJECTED,
-                f"exits of {entry.side.value} {entry.filled_qty} {entry.symbol} ({coid}) "
-                f"cannot be placed: {type(exc).__name__}: {str(exc)[:200]}",
-                symbol=entry.symbol,
-                throttle_key="exits",
-            )
-
-    def _place_exits(self, entry: StoredOrder) -> None:
-        """Place the exits the executor owns for ``entry``, now final: their intents are stored
-        (all in one transaction, with the entry marked ``placed``) before any is sent, each under
-        its derived id; an entry that filled nothing has none. Called on the entry's final
-        update and, for entries a crash left ``pending``, at start-up and every reconciliation."""
-        price = entry.filled_avg_price
-        if entry.filled_qty <= 0 or price is None:
-            self.store.set_exits(entry.client_order_id, "none")
-            return
-        planned = exit_orders(
-            entry.client_order_id, entry.order, entry.side, price, entry.filled_qty
-        )
-        stored: list[StoredOrder] = []
-        self.store.commit()  # what came before is not this transaction's to roll back
-        with self.store.transaction():
-            for exit_order in planned:
-                existing = self.store.get(exit_order.client_order_id)
-                if existing is not None:
-                    stored.append(existing)
-                    continue
-                stored.append(
-                    self.store.add_intent(
-                        client_order_id=exit_order.client_order_id,
-                        signal=None,
-                        strategy=entry.strategy,
-                        symbol=entry.symbol,
-                        side=exit_order.side,
-                        qty=entry.filled_qty,
-                        notional=None,
-                        price=price,
-                        spec=exit_order.spec,
-                        parent=entry.client_order_id,
-                        leg=exit_order.leg.value,
-                        commit=False,
-                    )
-                )
-            self.store.set_exits(entry.client_order_id, "placed", commit=False)
-        self.checkpoint("exits_stored")
-        for leg_order in stored:
-            if leg_order.phase == Phase.INTENT:
-                log.info(
-                    "executor: placing %s exit %s of %s",
-                    leg_order.leg,
-                    leg_order.client_order_id,
-                    entry.client_order_id,
-                )
-                self.place(leg_order)
-
-    def place_pending_exits(self) -> int:
-        """Place the exits of entries a crash left between their fill and their exits."""
-        pending = self.store.pending_exits()
-        for entry in pending:
-            log.warning(
-                "executor: entry %s filled without its exits stored; placing them now",
-                entry.client_order_id,
-            )
-            self.place_exits(entry)
-        return len(pending)
 
     def _record_fill(
         self, order: StoredOrder, broker_order: BrokerOrder, update: TradeUpdate | None
@@ -408,35 +304,3 @@ def fill_price(
     if price is None or price <= 0:
         price = broker_order.filled_avg_price or order.price or Decimal(0)
     return price
-
-
-def leg_spec(leg: BrokerOrder, time_in_force: TimeInForce) -> OrderSpec | None:
-    """The spec of a child order the broker made, from what it reports (None if it reports
-    prices this model cannot hold)."""
-    try:
-        kind = OrderType(leg.type)
-    except ValueError:
-        return None
-    try:
-        return OrderSpec(
-            type=kind,
-            limit_price=leg.limit_price
-            if kind in (OrderType.LIMIT, OrderType.STOP_LIMIT)
-            else None,
-            stop_price=leg.stop_price if kind in (OrderType.STOP, OrderType.STOP_LIMIT) else None,
-            time_in_force=time_in_force,
-        )
-    except ValueError:
-        return None
-
-
-def own_exit(order: StoredOrder) -> bool:
-    """Whether ``order`` is an exit the executor made itself (its id is derived from its
-    entry's), not a leg the broker made for a bracket, OTO or OCO order."""
-    if order.parent is None or order.leg is None:
-        return False
-    try:
-        leg = Leg(order.leg)
-    except ValueError:
-        return False
-    return order.client_order_id == leg_client_order_id(order.parent, leg)
