@@ -1,4 +1,4 @@
-"""A user strategy whose entries carry their own exits: a bracket with a stop loss and a take profit.
+"""A user strategy whose entries carry their own exits: a bracket of stop loss and take profit.
 
 Load it by dotted path, like ``examples/momentum_strategy.py``::
 
@@ -7,16 +7,18 @@ Load it by dotted path, like ``examples/momentum_strategy.py``::
     symbols = ["AAPL"]
     params = { lookback = 20, stop_loss_pct = 2.0, take_profit_pct = 4.0 }
 
-    flinktrade backtest --bars-csv GOOG.csv --strategy examples.bracket_strategy:BracketBreakout \\
+    # from the repository root (the folder holding examples/ must be on the path)
+    PYTHONPATH=. flinktrade backtest --bars-csv GOOG.csv \\
+        --strategy examples.bracket_strategy:BracketBreakout \\
         --param stop_loss_pct=2 --param take_profit_pct=4
 
 An intent's ``order`` (``flinktrade.events.OrderSpec``) says which order to place: here a limit
-order at the breakout bar's close (on the broker's tick), good for the day, with two exits measured from the price the
-entry fills at. Once the entry fills, the executor (or the simulated broker, or the backtester:
-they share one order model) places the take profit (a limit order) and the stop loss (a stop
-order); the first to fill cancels the other. The strategy never sells by itself: the exits close
-its trades, and ``trades.csv`` of a backtest says which one did (``exit_reason``). Without exit
-percentages it is a plain limit-entry strategy.
+order at the breakout bar's close (on the broker's tick), good for the day, with two exits
+measured from the price the entry fills at. Once the entry fills, the executor (or the simulated
+broker, or the backtester: the last two share one matching model) places the take profit (a
+limit order) and the stop loss (a stop order); the first to fill cancels the other. The strategy
+never sells by itself: the exits close its trades, and ``trades.csv`` of a backtest says which
+one did (``exit_reason``).
 
 Which fields go together is checked by ``flinktrade.orders.order_problem`` (Alpaca's rules, so a
 signal the executor would deny is refused already where it is made: here, in ``__init__``).
