@@ -278,12 +278,14 @@ class OrderSpec(BaseModel):
     position's best price since the entry. ``order_class`` is derived from the exits unless it is
     ``oco``: an exit-only pair for a position already open (the signal's side closes it).
 
-    The model checks the types of the fields only; ``orders.order_problem`` applies the rules that
+    A field this model does not know is refused (``extra="forbid"``), unlike the events' own
+    fields: a misspelt exit (``takeprofit_pct``) must become a dead letter naming the field, never
+    a plain market order without its exits. The model checks the types of the fields only; ``orders.order_problem`` applies the rules that
     tie fields together (Alpaca's own), so a signal with a bad combination is denied with a reason
     by the executor and refused by the backtester, never crashes a consumer.
     """
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     type: OrderType = OrderType.MARKET
     time_in_force: TimeInForce = TimeInForce.DAY

@@ -126,6 +126,16 @@ def test_the_order_class_follows_the_exits() -> None:
     assert OrderSpec().is_plain and not OrderSpec(qty=D(1)).is_plain
 
 
+def test_a_field_the_order_does_not_know_is_refused_not_dropped() -> None:
+    # a misspelt exit must not decode as a plain market order without its exits
+    wire = (
+        b'{"ts":60000,"id":"s","strategy":"x","symbol":"AAPL","side":"buy","price":10,'
+        b'"bar_ts":0,"order":{"takeprofit_pct":4}}'
+    )
+    with pytest.raises(events.DecodeError, match=r"^order\.takeprofit_pct: Extra inputs"):
+        events.decode(events.Signal, wire)
+
+
 @pytest.mark.parametrize("bad", [{"take_profit_pct": 0}, {"stop_loss_pct": 100}, {"trail_pct": -1}])
 def test_a_percentage_is_between_0_and_100(bad: dict[str, object]) -> None:
     with pytest.raises(ValueError):

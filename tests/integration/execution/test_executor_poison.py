@@ -80,6 +80,7 @@ def reproduced(now: int) -> list[tuple[str, dict[str, Any]]]:
         ("repro_order_qty_nan", {"order": {"qty": "NaN"}}),
         ("repro_order_not_an_object", {"order": "market"}),
         ("repro_order_tif_unknown", {"order": {"time_in_force": "forever"}}),
+        ("repro_order_misspelt_exit", {"order": {"takeprofit_pct": 4}}),
     ]
 
 
