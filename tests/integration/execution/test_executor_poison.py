@@ -169,6 +169,14 @@ def test_hostile_signals_are_dead_lettered_or_denied_and_the_executor_carries_on
     )
     assert running.executor.alive and running.thread.is_alive() and not running.errors
 
+    def outbox_drained() -> bool:  # dead letters are published from the store after the commit
+        store = env.store()
+        try:
+            return not store.outbox(limit=1)
+        finally:
+            store.close()
+
+    wait_until(outbox_drained, 60, "every dead letter published from the store's outbox")
     letters = bus.decode_all(env.kafka.bootstrap_servers, env.topics.deadletter, DeadLetter)
     by_offset = {d.offset: d for d in letters}
     assert len(by_offset) == len(letters)  # one dead letter per record, never two
