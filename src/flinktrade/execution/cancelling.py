@@ -9,7 +9,8 @@ called by ``lifecycle.OrderLifecycle.place`` before anything is sent:
 1. marks each such exit ``cancel = 'wanted'`` in the store and commits, before any request (an
    exit never sent is canceled in the store only, and is never sent afterwards);
 2. asks the broker to cancel each (``Broker.cancel``; "already gone" is an answer);
-3. waits, at most ``cancel_wait_s``, until the store has every one final (updates and look-ups);
+3. waits, at most ``cancel_wait_s``, until the store has every one final (the broker's updates,
+   and a look-up of those still open every second);
 4. only then lets the order go, unless an exit filled meanwhile (after the order's ``fill_mark``):
    then the position changed under the order, which is not sent (canceled, with an alert).
 
@@ -37,8 +38,10 @@ from flinktrade.execution.store import Phase, StoredOrder
 
 log = logging.getLogger(__name__)
 
-CANCEL_POLL_S = 0.1
-"""How often the exits being cancelled are looked at while the order waits for them."""
+CANCEL_POLL_S = 0.25
+"""How often the exits being cancelled are looked at (their updates) while the order waits."""
+LOOKUP_EVERY = 4
+"""Every this many looks, exits still open are also looked up over REST (missed updates)."""
 
 
 class ExitCancelling(ExitPlacing):
@@ -118,9 +121,11 @@ class ExitCancelling(ExitPlacing):
                 self.sleep(CANCEL_POLL_S)
             self.apply_updates()
             left = [c for c in coids if (o := self.store.get(c)) is not None and o.open]
-            for coid in left:
-                self.resolve(coid, allow_resend=False)
-            if all((o := self.store.get(c)) is None or not o.open for c in left):
+            if left and look % LOOKUP_EVERY == LOOKUP_EVERY - 1:  # the stream first, then REST
+                for coid in left:
+                    self.resolve(coid, allow_resend=False)
+                left = [c for c in left if (o := self.store.get(c)) is not None and o.open]
+            if not left:
                 return True
         return False
 
