@@ -1,6 +1,6 @@
 """Cancelling exits before an order that closes the position they protect.
 
-An order that is not an exit, and sells (or buys) the same symbol on the same side as open exits
+An order that is not an exit (nor an oco exit pair), and sells (or buys) the same symbol on the same side as open exits
 of its strategy (of any strategy for a ``flatten`` order), closes or reverses the position those
 exits protect: the exits must go first, or a stop could later fire against a position that is gone
 (and at Alpaca open exit legs hold the shares: the close would be refused). ``clear_the_way``,
@@ -59,8 +59,9 @@ class ExitCancelling(ExitPlacing):
 
     def in_the_way(self, order: StoredOrder) -> list[StoredOrder]:
         """The open exits ``order`` must cancel before it is sent: same symbol and side, of its
-        strategy (any strategy's for a flatten order); none for an exit."""
-        if order.parent is not None:
+        strategy (any strategy's for a flatten order); none for an exit or an oco exit pair
+        (it adds protection, it does not close)."""
+        if order.parent is not None or order.order.oco:
             return []
         everyone = order.strategy == flattening.STRATEGY
         return [

@@ -185,7 +185,10 @@ class SignalDesk:
 
     def exits_in_the_way(self, signal: events.Signal) -> list[StoredOrder]:
         """The open exits a signal's order would cancel before it is sent (``cancelling``): of
-        its strategy, on its symbol and side (it closes what they protect)."""
+        its strategy, on its symbol and side (it closes what they protect); none for an oco
+        exit pair."""
+        if signal.order is not None and signal.order.oco:
+            return []
         return [
             o
             for o in self.store.open_exits(signal.symbol)

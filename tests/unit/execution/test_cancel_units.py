@@ -4,7 +4,8 @@ The store's cancel states (``wanted`` before any request, then ``sent``) and fil
 after a bracketed buy cancels the exits first and only then sells; unconfirmed cancels keep the
 sell an intent until they are confirmed; an exit that fills meanwhile drops the sell; while
 halted the cancels and the sell still leave; a crash after the cancel is stored, and after the
-cancels are confirmed, sends the sell exactly once on restart and never places the exit again.
+cancels are confirmed, sends the sell exactly once on restart and never places the exit again;
+the simulated broker cancels a working bracket (and its legs) and a plain order.
 """
 
 from __future__ import annotations
@@ -17,7 +18,11 @@ import pytest
 from exec_core_fakes import BookBroker, make_rig, signal
 
 from flinktrade import events
-from flinktrade.events import Fill, OrderStatus, Side
+from flinktrade.config import KafkaSettings, Settings
+from flinktrade.events import Fill, OrderSpec, OrderStatus, Side
+from flinktrade.execution.brokers.base import OrderRequest, TradeUpdate
+from flinktrade.execution.brokers.simulated import SimulatedBroker
+from flinktrade.execution.settings import ExecutionSettings, SimBrokerSettings
 from flinktrade.execution.store import OrderStore, Phase
 from flinktrade.orders import Leg, leg_client_order_id
 
@@ -236,3 +241,54 @@ def test_a_crash_in_the_cancel_sends_the_sell_once_on_restart(tmp_path: Path, st
     third = make_rig(tmp_path, broker=broker)  # and nothing more
     assert broker.submitted == [coid(buy), pair, coid(sell)]
     third.core.close()
+
+
+# ---------------------------------------------------------------------- the simulated broker
+
+
+def test_the_simulated_broker_cancels_a_working_bracket_with_its_legs(tmp_path: Path) -> None:
+    settings = Settings(
+        state_dir=tmp_path,
+        kafka=KafkaSettings(bootstrap_servers="127.0.0.1:9"),  # never contacted here
+        execution=ExecutionSettings(sim=SimBrokerSettings(slippage_bps=D(0))),
+    )
+    broker = SimulatedBroker(settings)
+    seen: list[TradeUpdate] = []
+    broker._on_update = seen.append  # what start_updates installs, without the Kafka thread
+    try:
+        spec = OrderSpec(
+            type="limit", limit_price=D(99), take_profit_price=D(110), stop_loss_price=D(95)
+        )
+        broker.submit(OrderRequest("ft-b", "AAPL", Side.BUY, qty=D(2), spec=spec))
+        plain = OrderRequest("ft-m", "AAPL", Side.BUY, qty=D(1))  # waits for its first price
+        broker.submit(plain)
+        assert broker.cancel("ft-b") is True
+        entry = broker.get_order("ft-b")
+        assert entry is not None and entry.status == OrderStatus.CANCELED
+        assert {leg.status for leg in entry.legs} <= {OrderStatus.CANCELED}
+        assert "canceled" in {u.event for u in seen if u.order.client_order_id == "ft-b"}
+        assert broker.cancel("ft-b") is False  # final already
+        assert broker.cancel("ft-none") is False  # no such order
+        assert broker.cancel("ft-m") is True
+        assert broker.get_order("ft-m").status == OrderStatus.CANCELED  # type: ignore[union-attr]
+        broker._on_price(b'{"symbol": "AAPL", "price": 90, "ts": 5}')  # through every price
+        assert broker.positions() == {}  # nothing cancelled filled
+        assert broker.open_orders() == []
+    finally:
+        broker.close()
+
+
+def test_an_oco_exit_pair_for_the_position_leaves_the_exits_alone(tmp_path: Path) -> None:
+    rig = make_rig(tmp_path)
+    buy = signal(order={"qty": "2", **EXITS})
+    rig.decide(buy)
+    oco = {"qty": "1", "oco": True, "type": "limit", "limit_price": "110"}
+    oco |= {"take_profit_price": "110", "stop_loss_price": "95"}
+    pair = signal(Side.SELL, order=oco)
+    rig.decide(pair)
+    assert rig.broker.canceled == []
+    kept = rig.store.get(pair_of(buy))
+    assert kept is not None and kept.open and kept.cancel is None
+    judged = rig.store.get(coid(pair))  # as before: the open exits already close the shares
+    assert judged is not None and judged.rule == "nothing_to_sell"
+    rig.core.close()
