@@ -318,9 +318,7 @@ def test_following_sessions_a_regular_order_meets_no_pre_market_bar(
     """``--market-hours`` other than ``all`` (``follow_sessions``): a limit order without
     extended hours, placed in the pre-market, first meets the 09:30 bar."""
     start = 1_704_205_680_000  # 2024-01-02 09:28 EST (pre-market)
-    series = _minute_bars(
-        [flat(100), (100, 100, 98, 99), (100, 100, 98.5, 99.5), flat(100)], start
-    )
+    series = _minute_bars([flat(100), (100, 100, 98, 99), (100, 100, 98.5, 99.5), flat(100)], start)
     spec = OrderSpec(type="limit", limit_price=Decimal(99), extended_hours=extended)
     model = ExecutionModel(cash=1000, follow_sessions=follow)
     result = simulate(series, [signal(series[0], "buy", spec)], model)
