@@ -7,7 +7,8 @@ Per record, in the executor's one deciding thread:
    source failing stops the service instead: a restart resumes there);
 2. a ``client_order_id`` (prefix + signal id) already in the store is a repeat: skip;
 3. size (the signal's ``order``: its ``qty`` or ``notional``, else the executor's sizing at its
-   own market price), then the risk checks (no I/O; the order's shape first, by Alpaca's rules);
+   own market price), then the risk checks (no I/O; the order's shape first, by Alpaca's rules;
+   the ``session`` rule on ``market_calendar``'s calendar: the broker's, cached, or the bundled);
    a breach is stored as a ``denied`` order and alerted (throttled; a runaway of order-rate
    denials sets the kill switch);
 4. store the intent with its order event (one transaction, fsync), then commit the signal's
@@ -29,8 +30,9 @@ from flinktrade.execution.book import Book, ExecutorStats
 from flinktrade.execution.exits import owns_exits
 from flinktrade.execution.guard import TradingGuard
 from flinktrade.execution.lifecycle import OrderLifecycle
+from flinktrade.execution.market_calendar import MarketCalendar
 from flinktrade.execution.risk import Rule
-from flinktrade.execution.settings import ExecutionSettings
+from flinktrade.execution.settings import ExecutionSettings, SessionRule
 from flinktrade.execution.source import PriceSource, SignalRecord, SignalSource
 from flinktrade.execution.store import OrderStore, StoredOrder
 
@@ -80,6 +82,8 @@ class SignalDesk:
         self.orders = orders
         self.source = source
         self.checkpoint = checkpoint
+        self.calendar = MarketCalendar(guard.broker)
+        """The market calendar of the ``session`` rule: the broker's (cached) or the bundled."""
 
     def handle(self, record: SignalRecord) -> None:
         """Decide on one signal record; whatever goes wrong with it ends as a dead letter."""
@@ -129,7 +133,7 @@ class SignalDesk:
             market = self.market.prices.get(signal.symbol)
         spec = signal.order
         qty, notional = self.size(signal, market)
-        decision = risk.check(signal, qty, self.snapshot(), self.config.risk)
+        decision = risk.check(signal, qty, self.snapshot(signal), self.config.risk)
         if not decision.allowed:
             self.deny(coid, signal, decision)
             self.source.decided(record)
@@ -177,9 +181,18 @@ class SignalDesk:
         sizing = self.config.sizing_for(signal.strategy)
         return risk.size(signal, sizing, self.guard.equity, market), None
 
-    def snapshot(self) -> risk.Snapshot:
-        """What the risk checks judge a signal against, now."""
+    def snapshot(self, signal: events.Signal | None = None) -> risk.Snapshot:
+        """What the risk checks judge ``signal`` against, now. The market calendar is looked
+        up only for a signal the ``session`` rule judges (a plain order under ``auto`` with
+        the Alpaca broker is not: the broker's clock is)."""
         now = self.clock()
+        session_rule = self.config.session_rule(self.guard.broker.name)
+        calendar = None
+        if signal is not None and (
+            session_rule is SessionRule.ALL
+            or (session_rule is SessionRule.EXTENDED and risk.order_terms(signal)[2])
+        ):
+            calendar = self.calendar.at(signal.ts)
         open_orders = [
             risk.OpenOrder(o.symbol, o.side, remaining(o), o.price)
             for o in self.store.open_orders()
@@ -196,7 +209,8 @@ class SignalDesk:
             halted=self.store.halted(),
             blocked=self.guard.blocked,
             equity=self.guard.equity,
-            session_rule=self.config.session_rule(self.guard.broker.name),
+            session_rule=session_rule,
+            calendar=calendar,
             fractional=self.orders.broker.fractional,
         )
 
