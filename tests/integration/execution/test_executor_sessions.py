@@ -70,9 +70,7 @@ def test_a_day_limit_expires_when_the_fakes_clock_passes_the_close(
     fake.set_clock(TUE_CLOSE - 1)  # 15:59:59.999
     assert "expired" not in [e["event"] for e in fake.events_sent]
     fake.set_clock(TUE_CLOSE)
-    wait_until(
-        lambda: stored_status(env, coid(day_limit))[0] is OrderStatus.EXPIRED, 30, "expired"
-    )
+    wait_until(lambda: stored_status(env, coid(day_limit))[0] is OrderStatus.EXPIRED, 30, "expired")
     running.finish()
     assert [e["event"] for e in fake.events_sent][-1] == "expired"
     assert fake.orders_created(coid(day_limit)) == 1
