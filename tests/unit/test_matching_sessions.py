@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import pytest
+
 from flinktrade.events import OrderSpec, Side
 from flinktrade.matching import Book, Change, Execution, Order, Update, eastern_session_end
 
@@ -196,3 +198,39 @@ def test_cls_without_a_price_before_the_close_expires() -> None:
     book = Book()
     book.submit(order("cls", time_in_force="cls"), CLOSE - MIN)
     assert statuses(book.on_bar(at(NEXT_OPEN))) == [("cls", "expired", NEXT_OPEN)]
+
+
+# -- daily bars ----------------------------------------------------------------------------------
+
+
+class DailyBar(NamedTuple):
+    symbol: str
+    ts: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: int
+    interval_ms: int = 86_400_000
+
+
+@pytest.mark.parametrize(
+    "midnight",
+    [1_704_240_000_000, 1_704_258_000_000],  # 2024-01-03 00:00 UTC (19:00 EST), 00:00 EST
+)
+def test_a_daily_bar_is_a_whole_day(midnight: int) -> None:
+    """A bar of a day has no time of day: a day order placed at one meets the next and expires
+    at the one after, even with extended hours; opg/cls fill at its open/close."""
+    day = 86_400_000
+    book = Book()
+    book.submit(limit("day", 90), midnight)
+    book.submit(limit("extended", 90, extended_hours=True), midnight)
+    book.submit(order("opg", time_in_force="opg"), midnight)
+    book.submit(order("cls", time_in_force="cls"), midnight)
+    changes = book.on_bar(DailyBar("AAA", midnight, 100, 103, 98, 102, 1_000))
+    assert fills(changes) == [("opg", 10, 100, midnight), ("cls", 10, 102, midnight)]
+    changes = book.on_bar(DailyBar("AAA", midnight + day, 95, 96, 91, 92, 1_000))
+    assert statuses(changes) == [
+        ("day", "expired", midnight + day),
+        ("extended", "expired", midnight + day),
+    ]

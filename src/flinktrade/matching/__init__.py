@@ -52,15 +52,16 @@ The rules (also in ``docs/backtest.md``):
   session: the regular close (16:00 ET, 13:00 on an early close), with ``extended_hours`` the
   end of after-hours (20:00, 17:00 after an early close). Its session is the one it was placed
   in if it was placed where it may trade (regular; pre/post too when extended), else that of
-  the first price it meets (an order placed after the close is the next trading day's; a daily
-  bar, stamped at midnight when the market is closed, is its own day: a day order placed at
-  one meets the next and expires at the one after). ``gtc`` stays; ``ioc`` / ``fok`` match the
+  the first price it meets (an order placed after the close is the next trading day's). A daily
+  bar (``interval_ms`` of a day or more, or one stamped at midnight when the market is closed)
+  has no time of day and is its own trading day: a day order placed at one meets the next and
+  expires at the one after. ``gtc`` stays; ``ioc`` / ``fok`` match the
   first price they meet and cancel what did not fill (``fok``: all or nothing). ``opg`` waits
   for the first regular open at or after it was placed and fills at the open of the first
   price of that day, else expires; ``cls`` fills at the last price before the regular close
   after it was placed (stamped at the close, once a later price shows the close has passed),
   else expires (limit versions only within their limit). A price outside the pre-market and
-  regular sessions when an ``opg``/``cls`` order first meets it (a daily bar) stands for a
+  regular sessions when an ``opg``/``cls`` order first meets it (or a daily bar) stands for a
   whole day: ``opg`` fills at its open, ``cls`` at its close.
 - Sessions: with ``follow_sessions`` an order meets only prices in the regular session, and in
   pre-market and after-hours too when it has ``extended_hours``; without it (the default) every

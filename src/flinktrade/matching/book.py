@@ -218,15 +218,27 @@ class Execution:
 Change = Update | Execution
 
 
-class _Prices:
-    """One bar (or one trade as a bar) as the book matches it, with its volume left."""
+_DAY_MS = 86_400_000
 
-    __slots__ = ("close", "high", "left", "low", "open", "ts")
+
+class _Prices:
+    """One bar (or one trade as a bar) as the book matches it, with its volume left;
+    ``whole_day``: a bar of a day or longer (its ``interval_ms``), which has no time of day."""
+
+    __slots__ = ("close", "high", "left", "low", "open", "ts", "whole_day")
 
     def __init__(
-        self, ts: int, o: float, h: float, lo: float, c: float, left: float | None
+        self,
+        ts: int,
+        o: float,
+        h: float,
+        lo: float,
+        c: float,
+        left: float | None,
+        whole_day: bool = False,
     ) -> None:
         self.ts, self.open, self.high, self.low, self.close, self.left = ts, o, h, lo, c, left
+        self.whole_day = whole_day
 
 
 class Book:
@@ -349,8 +361,15 @@ class Book:
         left = None
         if self.costs.volume_share is not None:
             left = float(math.floor(float(bar.volume) * self.costs.volume_share))
+        whole_day = getattr(bar, "interval_ms", 0) >= _DAY_MS
         at = _Prices(
-            bar.ts, float(bar.open), float(bar.high), float(bar.low), float(bar.close), left
+            bar.ts,
+            float(bar.open),
+            float(bar.high),
+            float(bar.low),
+            float(bar.close),
+            left,
+            whole_day,
         )
         changes: list[Change] = []
         self._match(at, self._eligible(working, bar.ts), changes)
@@ -403,12 +422,16 @@ class Book:
         """Whether ``order`` may trade at ``ts`` by the calendar."""
         return self.calendar.is_open(ts, order.extended_hours)
 
-    def _day_end(self, order: Order, first_ts: int) -> int:
+    def _day_end(self, order: Order, first_ts: int, whole_day: bool = False) -> int:
         """When a ``day`` order that first met a price at ``first_ts`` expires: the end of the
         session it was placed in when it was placed in one it may trade in, else of the session
-        of that first price (a daily bar stamped at midnight: its own trading day)."""
+        of that first price (a daily bar stamped at midnight: its own trading day). A bar of a
+        day or longer (``whole_day``) has no time of day: the order expires at the next bar of
+        a later New York date."""
         if self.session_end is not None:
             return self.session_end(first_ts)
+        if whole_day:
+            return eastern_session_end(first_ts)
         placed = order.placed_ts
         start = placed if placed <= first_ts and self._tradable(order, placed) else first_ts
         return self.calendar.day_end(start, order.extended_hours)
@@ -418,7 +441,7 @@ class Book:
         for: the first after it was placed when ``at`` is in the regular session; else ``at``
         stands for a whole day (a daily bar: stamped at midnight ET, closed, or at midnight
         UTC, after-hours) and the order meets it (0)."""
-        if self.calendar.session_at(at.ts) in _WHOLE_DAY:
+        if at.whole_day or self.calendar.session_at(at.ts) in _WHOLE_DAY:
             return 0
         if order.time_in_force is TimeInForce.OPG:
             return self.calendar.next_open(order.placed_ts - 1)
@@ -432,7 +455,7 @@ class Book:
             tif = order.time_in_force
             if tif is TimeInForce.DAY and order.working:
                 if order.session_end is None:
-                    order.session_end = self._day_end(order, at.ts)
+                    order.session_end = self._day_end(order, at.ts, at.whole_day)
                 if at.ts >= order.session_end:
                     self._end(
                         order, OrderStatus.EXPIRED, at.ts, "day order: session ended", changes
