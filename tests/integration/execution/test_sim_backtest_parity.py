@@ -1,7 +1,8 @@
 """The simulated broker matching on bars gives the backtest's entries and exits (issue 19).
 
-The backtest (the in-process engine) runs ``examples.bracket_strategy:BracketBreakout`` over 300
-simulated one-minute bars of one symbol; its signals then go, in event-time lockstep with the same
+The backtest (the in-process engine) runs ``examples.bracket_strategy:BracketBreakout`` (a day
+limit entry with percentage exits), and ``sma_cross`` with ``stop_loss_pct``/``take_profit_pct``
+(market entries), over 300 simulated one-minute bars of one symbol; its signals then go, in event-time lockstep with the same
 bars, through a real executor with the simulated broker (``execution.sim.match_on = bars``) on the
 session's Kafka broker: a bar, then the signals of that bar once the broker has matched it, then
 the next bar only once the executor has decided every signal and placed every exit (conditions
@@ -15,8 +16,11 @@ Where the two differ by design, the test pins it rather than hiding it:
 - position rules: the backtester skips a signal while a position or an entry is open; the executor
   has risk limits instead, so ``max_open_orders = 1`` (one symbol) denies those same signals;
 - percentage exits: the executor places them once it hears of the entry's fill, so they first meet
-  the next bar; the backtester's meet the rest of the fill bar. The data (seed 5) has no trade
-  whose exit fills on its entry's bar: asserted, so a change of data cannot hide the difference;
+  the next bar; the backtester's meet the rest of the fill bar. The data (seeds 5 and 23) has no
+  trade whose exit fills on its entry's bar: asserted, so a change of data cannot hide it;
+- an opposite signal: the backtester closes the position at the market (exit reason ``signal``)
+  and cancels its exits; the executor denies it while the exits hold the shares (``sma_cross``'s
+  sells are all on a flat position here, where both do nothing: asserted as well);
 - risk settings let history through: signal age judged on neither clock that matters here
   (``max_signal_age_s`` huge, ``signal_age_from_event_time`` off), no market-hours rule, rate
   limits high, price deviation wide.
@@ -57,10 +61,22 @@ from flinktrade.pipeline.analytics import StrategySpec
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 QTY = Decimal(10)
-SEED, MINUTES = 5, 300
-STRATEGY = StrategySpec(
-    "examples.bracket_strategy:BracketBreakout", {"stop_loss_pct": 0.5, "take_profit_pct": 0.6}
-)
+MINUTES = 300
+CASES = {  # (strategy, seed of the simulated market)
+    "bracket_breakout": (
+        StrategySpec(
+            "examples.bracket_strategy:BracketBreakout",
+            {"stop_loss_pct": 0.5, "take_profit_pct": 0.6},
+        ),
+        5,
+    ),
+    "sma_cross": (
+        StrategySpec(
+            "sma_cross", {"fast": 5, "slow": 20, "stop_loss_pct": 0.3, "take_profit_pct": 0.3}
+        ),
+        23,
+    ),
+}
 MODEL = ExecutionModel(  # the simulated broker's default costs, in the backtester's terms
     cash=100_000.0, commission_per_share=0.005, commission_min=1.0, slippage_bps=5.0
 )
@@ -134,20 +150,24 @@ def run_executor() -> Iterator[Callable[[Settings, SimulatedBroker], Running]]:
         r.thread.join(30)
 
 
+@pytest.mark.parametrize("case", sorted(CASES))
 def test_the_simulated_broker_on_bars_gives_the_backtests_entries_and_exits(
+    case: str,
     kafka_settings: KafkaSettings,
     new_topic: Callable[..., str],
     state_dir: Path,
     run_executor: Callable[[Settings, SimulatedBroker], Running],
 ) -> None:
-    bars, _news = simulated_market(1, MINUTES, SEED)
-    result = run_inprocess(BacktestRequest(strategies=(STRATEGY,), model=MODEL), bars)
+    strategy, seed = CASES[case]
+    bars, _news = simulated_market(1, MINUTES, seed)
+    result = run_inprocess(BacktestRequest(strategies=(strategy,), model=MODEL), bars)
     signals = [_sized(s) for s in result.signals]
     backtest = simulate(bars, signals, MODEL)  # the backtester's simulation, sizes pinned
     expected = _backtest_rows(backtest.trades)
     reasons = {r[5] for r in expected}
     assert {"take_profit", "stop_loss"} <= reasons, "the data must close trades both ways"
     assert not [t for t in backtest.trades if t.exit_ts == t.entry_ts], "an exit on its entry bar"
+    assert "signal" not in reasons, "a position closed by a signal (see the module docstring)"
 
     bars_topic = new_topic("analytics.bars", 1)
     topics = ExecutionTopics(
