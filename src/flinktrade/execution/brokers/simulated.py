@@ -18,9 +18,10 @@ their end when the broker starts. What orders are matched against is ``execution
 
 ``execution.sim.market_hours`` (``regular``, ``extended`` or ``all``, the backtester's
 ``--market-hours``) leaves the prices (bars by their start) outside those sessions of the bundled
-market calendar unmatched, as the backtester leaves such bars out. The legs the model creates (a
-bracket's exits, an OCO's stop) are
-orders of their own here, reported in their parent's ``legs``. Its book (orders, positions, cash)
+market calendar unmatched, as the backtester leaves such bars out.
+
+The legs the model creates (a bracket's exits, an OCO's stop) are orders of their own here,
+reported in their parent's ``legs``. Its book (orders, positions, cash)
 is a SQLite file of its own under the state folder (created 0600), so like a real broker it
 outlives an executor restart and reconciliation has something to compare with; working orders of
 the matching model are put back into it at start (a trailing stop's best price restarts there).
