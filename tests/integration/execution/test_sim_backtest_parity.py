@@ -23,7 +23,10 @@ Where the two differ by design, the test pins it rather than hiding it:
   sells are all on a flat position here, where both do nothing: asserted as well);
 - risk settings let history through: signal age judged on neither clock that matters here
   (``max_signal_age_s`` huge, ``signal_age_from_event_time`` off), no market-hours rule, rate
-  limits high, price deviation wide.
+  limits high, price deviation wide; reconciliation only at start (run between a fill at the
+  broker and its update, it finds a difference and blocks the next order for a while), and no
+  polling of open orders (a fill learned by polling is stamped with the wall clock, one from the
+  broker's update with the bar's start).
 
 Matching on trades instead (``match_on = trades``: each bar as its close) fills the entries at a
 bar's close instead of within its range and the test fails (tried when it was written).
@@ -200,8 +203,8 @@ def test_the_simulated_broker_on_bars_gives_the_backtests_entries_and_exits(
             order_retention_days=0,
             risk=risk,
             sim=sim,
-            reconcile_interval_s=2.0,
-            order_poll_interval_s=0.5,
+            reconcile_interval_s=3600.0,  # between a fill and its update it would block orders
+            order_poll_interval_s=3600.0,  # a fill learned by polling has the wall clock's time
         ),
     )
     broker = SimulatedBroker(settings)
@@ -254,9 +257,10 @@ def test_the_simulated_broker_on_bars_gives_the_backtests_entries_and_exits(
         wait_until(lambda: broker.prices_seen >= len(bars), 30, "every bar matched")
         wait_until(settled, 30, "the executor settled at the end")
         got = _executor_rows(store)
+        denials = sorted({f"{o.rule}: {o.reason}" for o in store.orders() if o.rule})
     finally:
         store.close()
-    assert got == expected
+    assert got == expected, denials
     stats = running.finish()
     assert stats.error is None
     assert stats.dead_letters == 0
