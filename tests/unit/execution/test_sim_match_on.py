@@ -188,3 +188,16 @@ def test_a_bar_record_that_is_no_valid_bar_fills_nothing_and_the_feed_goes_on(
         assert fills(seen) == [("ft-1", D("101.0505"), OPEN_MS + MINUTE)]
     finally:
         broker.close()
+
+
+def test_on_bars_a_market_order_waiting_for_its_bar_outlives_a_restart(tmp_path: Path) -> None:
+    broker, _ = sim(tmp_path)
+    broker.submit(order())
+    broker.close()
+    again, seen = sim(tmp_path)
+    try:
+        raw_bar(again, OPEN_MS, "50", "51", "49", "50.5")
+        assert fills(seen) == [("ft-1", D("50.025"), OPEN_MS)]  # 50 + 5 bps
+        assert again.positions() == {"AAPL": D(10)}
+    finally:
+        again.close()
