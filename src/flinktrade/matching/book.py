@@ -372,7 +372,7 @@ class Book:
             whole_day,
         )
         changes: list[Change] = []
-        self._match(at, self._eligible(working, bar.ts), changes)
+        self._match(at, self._eligible(working, bar.ts, whole_day), changes)
         self._last[bar.symbol] = (bar.ts, at.close)
         return changes
 
@@ -406,10 +406,11 @@ class Book:
                 self._end(order, OrderStatus.EXPIRED, ts, "day order: session ended", changes)
         return changes
 
-    def _eligible(self, working: list[Order], ts: int) -> list[Order]:
+    def _eligible(self, working: list[Order], ts: int, whole_day: bool = False) -> list[Order]:
         """The orders a price at ``ts`` may meet: placed at or before it (and, following
-        sessions, in a session they may trade in)."""
-        if not self.follow_sessions:
+        sessions, in a session they may trade in; a bar of a day or longer, ``whole_day``, has
+        no time of day and holds the day's regular session)."""
+        if not self.follow_sessions or whole_day:
             return [o for o in working if o.placed_ts <= ts]
         session = self.calendar.session_at(ts)
         if session is Session.REGULAR:
@@ -433,7 +434,8 @@ class Book:
         if whole_day:
             return eastern_session_end(first_ts)
         placed = order.placed_ts
-        start = placed if placed <= first_ts and self._tradable(order, placed) else first_ts
+        known = 0 < placed <= first_ts  # 0: placed before any price was seen (a time unknown)
+        start = placed if known and self._tradable(order, placed) else first_ts
         return self.calendar.day_end(start, order.extended_hours)
 
     def _auction_due(self, order: Order, at: _Prices) -> int:

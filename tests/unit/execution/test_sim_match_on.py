@@ -138,17 +138,24 @@ def test_on_bars_a_brackets_stop_meets_the_bars_low_and_wins_over_the_take_profi
 
 
 def test_market_hours_regular_leaves_pre_market_bars_unmatched(tmp_path: Path) -> None:
-    for hours, first_fill in (
-        (SimMarketHours.REGULAR, OPEN_MS),  # the pre-market bar is left out, as in a backtest
-        (SimMarketHours.EXTENDED, PRE_MS),
-        (SimMarketHours.ALL, PRE_MS),
+    for hours, extended, first_fill in (
+        (
+            SimMarketHours.REGULAR,
+            False,
+            OPEN_MS,
+        ),  # the pre-market bar is left out, as in a backtest
+        (SimMarketHours.REGULAR, True, OPEN_MS),
+        (SimMarketHours.EXTENDED, False, OPEN_MS),  # an order without extended hours waits
+        (SimMarketHours.EXTENDED, True, PRE_MS),
+        (SimMarketHours.ALL, False, PRE_MS),  # no sessions at all
     ):
-        broker, seen = sim(tmp_path / hours.value, hours=hours)
+        broker, seen = sim(tmp_path / f"{hours.value}-{extended}", hours=hours)
         try:
-            broker.submit(order({"type": "limit", "limit_price": "99"}))
+            spec = {"type": "limit", "limit_price": "99", "extended_hours": extended}
+            broker.submit(order(spec))
             raw_bar(broker, PRE_MS, "100", "100", "98", "99.5")
             raw_bar(broker, OPEN_MS, "100", "100", "98.5", "99.5")
-            assert [t for _c, _p, t in fills(seen)] == [first_fill], hours
+            assert [t for _c, _p, t in fills(seen)] == [first_fill], (hours, extended)
         finally:
             broker.close()
 

@@ -127,18 +127,19 @@ class SimulatedBroker(Broker):
             self._set("cash", str(self.config.starting_cash))
         self._db.commit()
         self.prices: dict[str, Decimal] = {}
+        self._sessions = _SESSIONS.get(self.config.market_hours)
+        self._calendar = sessions.bundled() if self._sessions is not None else None
         self.matching = Book(
             Costs(
                 per_share=float(self.config.commission_per_share),
                 minimum=float(self.config.commission_min),
                 slippage_bps=float(self.config.slippage_bps),
-            )
+            ),
+            follow_sessions=self._sessions is not None,  # as the backtester's --market-hours
         )
         self._last_ts = 0
         """The newest price time seen: orders are placed at it, prices meet them after it."""
         self.bars = self.config.match_on is SimMatchOn.BARS
-        self._sessions = _SESSIONS.get(self.config.market_hours)
-        self._calendar = sessions.bundled() if self._sessions is not None else None
         self.prices_seen = 0
         """Price records taken from the price topics (matched or not): progress to wait on."""
         self._restore()
