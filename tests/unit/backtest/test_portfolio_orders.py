@@ -143,7 +143,7 @@ def test_a_signal_closes_the_position_and_cancels_its_exits(tmp_path: Path) -> N
         ("close", "", "filled"),
     ]
     [written] = list(csv.DictReader((tmp_path / "trades.csv").open()))
-    assert written["exit_reason"] == "signal" and written["size"] == "10"
+    assert written["exit_reason"] == "signal" and written["qty"] == "10"
 
 
 def test_an_invalid_spec_is_refused_with_its_reason() -> None:
