@@ -51,8 +51,8 @@ $(CHROMIUM):
 
 setup: $(STAMP) $(CORE_STAMP) $(JARS_STAMP) $(WEB_STAMP) ## create the venv, compile the indicators, resolve the JVM jars, install the dashboard's JS (cached)
 
-demo: setup ## run the whole system locally (DURATION=60 to stop by itself; CLUSTER=1: on a Flink session cluster)
-	$(VENV)/bin/flinktrade demo $(if $(DURATION),--duration $(DURATION)) $(if $(CLUSTER),--flink-cluster)
+demo: setup ## run the whole system locally (DURATION=60 to stop by itself; CLUSTER=1: on a Flink session cluster; BROKER=alpaca; BRACKET=0: without the bracketed example)
+	$(VENV)/bin/flinktrade demo $(if $(DURATION),--duration $(DURATION)) $(if $(CLUSTER),--flink-cluster) $(if $(BROKER),--broker $(BROKER)) $(if $(filter 0,$(BRACKET)),--no-bracket)
 
 # TEST_WORKERS=2: two pytest-xdist workers, each with its own broker; a test module (the cluster
 # folder: one group) stays in one worker, the longest first (tests/conftest.py). Not the default

@@ -68,8 +68,9 @@ class EquityPoint:
 
 
 @dataclass
-class _Position:
-    """One strategy's position in one symbol (mutable; only ``Ledger`` touches it)."""
+class Position:
+    """One book's position in one symbol (mutable): a strategy's in ``Ledger``, the account's in
+    the API's ``PositionBook``. ``apply`` takes signed shares; ``avg_cost`` is ``cost / qty``."""
 
     qty: Decimal = ZERO
     """Signed shares with a known cost (from fills)."""
@@ -110,6 +111,11 @@ class _Position:
         if rest:  # crossed through zero: the rest opens the other way at this price
             self.qty = -direction * rest
             self.cost = self.qty * price
+
+    @property
+    def avg_cost(self) -> Decimal:
+        """The average cost of the shares held (0 when flat)."""
+        return self.cost / self.qty if self.qty else ZERO
 
     def unrealized(self, mark: Decimal | None) -> Decimal | None:
         if self.qty == 0:
@@ -258,7 +264,7 @@ class Ledger:
         if max_points < 2:
             raise ValueError("max_points must be at least 2")
         self.max_points = max_points
-        self._books: dict[str, dict[str, _Position]] = {}
+        self._books: dict[str, dict[str, Position]] = {}
         self._curves: dict[str, _Curve] = {}
         self._marks: dict[str, Decimal] = {}
         self._holders: dict[str, set[str]] = {}
@@ -291,7 +297,7 @@ class Ledger:
         if not (commission.is_finite() and abs(commission) <= MAX_PRICE):
             raise ValueError(f"commission {commission} is not a number up to {MAX_PRICE}")
         book = strategy or MANUAL
-        position = self._books.setdefault(book, {}).setdefault(symbol, _Position())
+        position = self._books.setdefault(book, {}).setdefault(symbol, Position())
         with localcontext(_CONTEXT):
             position.apply(qty if side == Side.BUY else -qty, price, commission)
         self._hold(book, symbol, position)
@@ -306,7 +312,7 @@ class Ledger:
                 return
             book = self._books[MANUAL] = {}
         for symbol in sorted(set(book) | set(adopted)):
-            position = book.setdefault(symbol, _Position())
+            position = book.setdefault(symbol, Position())
             qty = adopted.get(symbol, ZERO)
             if position.adopted != qty:
                 position.adopted = qty
@@ -325,7 +331,7 @@ class Ledger:
             curve = self._curves.setdefault(book, _Curve(self.max_points))
             curve.add(ts, self._equity(book))
 
-    def _hold(self, book: str, symbol: str, position: _Position) -> None:
+    def _hold(self, book: str, symbol: str, position: Position) -> None:
         holders = self._holders.setdefault(symbol, set())
         if position.qty != 0:
             holders.add(book)

@@ -8,6 +8,13 @@ run (end offsets now minus end offsets at start); at the end of the duration it 
 most ``DRAIN_MAX_S``) for the job's bars to catch up with the trades sent. The broker is the CLI's
 business: ``flinktrade demo`` starts the embedded one if it does not run, and stops it afterwards.
 
+The order model in the demo: ``with_bracket_example`` adds the bracketed example strategy
+(``examples/bracket_strategy.py``: day limit entries with a stop loss and a take profit) beside
+the configured ones, so a run shows limit entries, their exit legs and exits filling; the summary
+counts them from ``trading.orders`` (``order_model_counts``). With ``--broker alpaca`` and a
+``APCA_API_BASE_URL`` on loopback (a fake of Alpaca), ``FakePrices`` posts the simulator's prices
+to the fake, so its limit and stop orders fill as the price moves.
+
 Supervision: every service the demo runs is a ``Supervised`` (a name, ``alive``, ``error``): the
 notifier and the executor as a ``ServiceThread`` (the service on a thread of its own; its error is
 what ended the thread), the job through its ``JobClient``, the API through its server's thread, the
@@ -21,19 +28,26 @@ normal summary. A broker that stays unreachable (``BROKER_GRACE_S``) ends the de
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
 from typing import IO, Any, Protocol, TypeVar
+from urllib.parse import urlsplit
 
-from flinktrade import bus, topics
+import httpx
+
+from flinktrade import bus, events, topics
 from flinktrade.bus import KafkaException, TopicPartition
-from flinktrade.config import Settings
+from flinktrade.config import Settings, StrategySettings
 from flinktrade.errors import ConfigError, FlinktradeError, TransientError
+from flinktrade.infra.process import is_loopback
 from flinktrade.ingest.simulator import MarketSimulator, SimulatorFeed
 from flinktrade.notify.console import ConsoleSink
 from flinktrade.notify.routing import build_routing
@@ -323,6 +337,212 @@ def demo_settings(settings: Settings) -> Settings:
     )
 
 
+BRACKET_STRATEGY = "examples.bracket_strategy:BracketBreakout"
+"""The bracketed example strategy the demo runs beside the configured ones (``--no-bracket``:
+not)."""
+BRACKET_PARAMS: dict[str, float | int | str] = {
+    "lookback": 20,
+    "cooldown": 10,
+    # Tighter than the example's 2 % / 4 %, so exits happen within a minute of demo: with the
+    # default simulator (2,000 trades/s over 8 symbols, 300x) a symbol prints ~250 trades per
+    # wall-clock second, each moving its log price by ~0.04 % (calm regime). A random walk leaves a
+    # band of -a/+b after ~a*b/0.04 %^2 trades: ~940 trades (~4 s) for 1 % / 1.5 %, ~5,000 (~20 s,
+    # a couple of exits per symbol and run) for 2 % / 4 %. Both exits stay likely (the stop first
+    # about 60 % of the time), so a run shows take profits and stop losses.
+    "stop_loss_pct": 1.0,
+    "take_profit_pct": 1.5,
+}
+
+
+def examples_root() -> Path | None:
+    """The folder holding ``examples/`` (the repository root, in the ``pip install -e`` layout
+    ``make setup`` makes), or None where flinktrade is installed without its repository."""
+    root = Path(__file__).resolve().parents[2]  # src/flinktrade/demo.py -> the repository root
+    return root if (root / "examples" / "bracket_strategy.py").is_file() else None
+
+
+def with_bracket_example(settings: Settings) -> Settings:
+    """``settings`` with the bracketed example strategy added beside the configured strategies,
+    on every symbol, with ``BRACKET_PARAMS`` (unchanged when a strategy of that name is
+    configured already, or when ``examples/`` is not there: then one warning says so).
+
+    ``examples/`` is no installed package, so its folder is put on ``sys.path`` (the job's
+    client imports the strategy to build it) and on ``PYTHONPATH``, which the job hands to the
+    JVM-embedded interpreter of its Python workers (``pipeline.job``) and the local session
+    cluster to its TaskManagers when it starts them: ``make demo`` works from any directory."""
+    if any(s.name == BRACKET_STRATEGY for s in settings.strategies):
+        return settings
+    root = examples_root()
+    if root is None:
+        log.warning("the bracketed example strategy is left out: examples/ is not installed")
+        return settings
+    where = str(root)
+    if where not in sys.path:
+        sys.path.append(where)
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if where not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([*paths, where])
+    bracket = StrategySettings(name=BRACKET_STRATEGY, params=dict(BRACKET_PARAMS))
+    return settings.model_copy(update={"strategies": [*settings.strategies, bracket]})
+
+
+_PLACED = frozenset(
+    {
+        events.OrderStatus.NEW,
+        events.OrderStatus.ACCEPTED,
+        events.OrderStatus.PARTIALLY_FILLED,
+        events.OrderStatus.FILLED,
+        events.OrderStatus.CANCELED,
+        events.OrderStatus.EXPIRED,
+    }
+)
+"""States an order reaches only once a broker took it (not pending, denied or rejected)."""
+_WITH_EXITS = frozenset({events.OrderClass.BRACKET.value, events.OrderClass.OTO.value})
+
+
+def order_model_counts(orders: Iterable[events.OrderEvent]) -> dict[str, Any]:
+    """What the order model did, from a run's ``trading.orders`` records (each order counted
+    once, however many of its states were written): ``bracket_entries`` placed at a broker (entries
+    carrying exits: order class bracket or OTO) and how many of them filled
+    (``bracket_entries_filled``), ``exit_legs`` placed, and ``exits_filled`` by leg
+    (``take_profit``, ``stop_loss``, ``trailing_stop``: the exit reason)."""
+    entries: set[str] = set()
+    entries_filled: set[str] = set()
+    legs: set[str] = set()
+    exits_filled: dict[str, str] = {}
+    for order in orders:
+        if order.status not in _PLACED:
+            continue
+        coid = order.client_order_id
+        filled = order.status is events.OrderStatus.FILLED
+        if order.parent_client_order_id is not None:
+            legs.add(coid)
+            if filled:
+                exits_filled[coid] = order.leg or "exit"
+        elif order.order_class in _WITH_EXITS:
+            entries.add(coid)
+            if filled:
+                entries_filled.add(coid)
+    by_reason: dict[str, int] = {}
+    for reason in sorted(exits_filled.values()):
+        by_reason[reason] = by_reason.get(reason, 0) + 1
+    return {
+        "bracket_entries": len(entries),
+        "bracket_entries_filled": len(entries_filled),
+        "exit_legs": len(legs),
+        "exits_filled": by_reason,
+    }
+
+
+def order_end_offsets(servers: bus.Servers) -> dict[int, int]:
+    """The end offset of each partition of ``trading.orders``: where this run's orders start."""
+    with bus.consuming(servers, "flinktrade-demo-c") as consumer:
+        return {tp.partition: tp.offset for tp in bus.end_offsets(consumer, topics.ORDERS.name)}
+
+
+def read_order_model(servers: bus.Servers, start: dict[int, int]) -> dict[str, Any]:
+    """``order_model_counts`` of the orders written since ``start`` (``order_end_offsets``);
+    a record that does not decode is skipped (the executor wrote it, the API dead-letters it)."""
+    topic = topics.ORDERS.name
+    decoded: list[events.OrderEvent] = []
+    with bus.consuming(servers, "flinktrade-demo-c", read_committed=True) as consumer:
+        ranges = {
+            tp.partition: (start.get(tp.partition, 0), tp.offset)
+            for tp in bus.end_offsets(consumer, topic)
+        }
+        for msg in bus.read_range(consumer, topic, ranges, what="the demo's orders"):
+            try:
+                decoded.append(events.decode(events.OrderEvent, msg.value() or b""))
+            except events.DecodeError as exc:
+                log.debug("demo summary: order record skipped: %s", exc)
+    return order_model_counts(decoded)
+
+
+class FakePrices(ServiceThread):
+    """Feeds a loopback fake of Alpaca's trading API (``flinktrade testing fake-alpaca-trading``)
+    the simulator's prices, so its limit and stop orders (entries and exit legs) fill when the
+    price crosses them, as at Alpaca: reads ``market.trades`` from its end at start and posts
+    each symbol's last price to the fake's control route (``POST /fake/prices``, not Alpaca's)
+    at most every ``interval_s``. A record it cannot read is skipped (the job dead-letters it);
+    a post that fails is logged and the next one tried."""
+
+    name = "fake prices"
+    PATH = "/fake/prices"
+
+    def __init__(self, settings: Settings, base_url: str, interval_s: float = 0.1) -> None:
+        super().__init__()
+        self.settings = settings
+        self.url = base_url.rstrip("/") + self.PATH
+        self.interval_s = interval_s
+        self.posted = 0
+        self.failures = 0
+        self.ready = threading.Event()
+
+    @staticmethod
+    def target(settings: Settings, broker: str) -> str | None:
+        """The fake's base URL when the demo's orders go to a fake on loopback, else None (real
+        Alpaca is never sent prices)."""
+        url = settings.alpaca_api_base_url
+        if broker != "alpaca" or not url:
+            return None
+        host = urlsplit(url).hostname
+        return url if host is not None and is_loopback(host) else None
+
+    def start(self, timeout_s: float = 30.0) -> None:
+        """Start, and wait until the trades are assigned, so the first prices are not missed."""
+        super().start()
+        if not self.ready.wait(timeout_s) and self.error is None:
+            log.warning("fake prices: not reading market.trades yet; going on")
+
+    def serve(self, stop: threading.Event) -> None:
+        key = self.settings.alpaca_api_key_id
+        secret = self.settings.alpaca_api_secret_key
+        headers = {
+            "APCA-API-KEY-ID": key.get_secret_value() if key else "",
+            "APCA-API-SECRET-KEY": secret.get_secret_value() if secret else "",
+        }
+        topic = topics.TRADES.name
+        with (
+            bus.consuming(self.settings.kafka, bus.unique_group_id("flinktrade-demo-prices")) as c,
+            httpx.Client(headers=headers, timeout=5.0) as http,
+        ):
+            c.assign(bus.end_offsets(c, topic))
+            self.ready.set()
+            latest: dict[str, str] = {}
+            next_post = time.monotonic()
+            while not stop.is_set():
+                for msg in c.consume(500, timeout=self.interval_s):
+                    if msg.error() is None:
+                        self._note(latest, msg.value())
+                if latest and time.monotonic() >= next_post:
+                    self._post(http, latest)
+                    latest = {}
+                    next_post = time.monotonic() + self.interval_s
+
+    @staticmethod
+    def _note(latest: dict[str, str], raw: bytes | None) -> None:
+        try:
+            trade = json.loads(raw or b"", parse_float=Decimal)
+            symbol, price = str(trade["symbol"]), Decimal(trade["price"])
+        except (ValueError, TypeError, KeyError, ArithmeticError):
+            return  # not a trade: the job dead-letters it
+        if price.is_finite() and price > 0:
+            latest[symbol] = str(price)
+
+    def _post(self, http: httpx.Client, prices: dict[str, str]) -> None:
+        try:
+            answer = http.post(self.url, json=prices)
+            problem = "" if answer.is_success else f"HTTP {answer.status_code}"
+        except httpx.HTTPError as exc:
+            problem = type(exc).__name__
+        if not problem:
+            self.posted += 1
+            return
+        self.failures += 1
+        if self.failures == 1 or self.failures % 100 == 0:
+            log.warning("fake prices: posting to %s failed (%s)", self.url, problem)
+
+
 @dataclass
 class DemoProgress:
     elapsed_s: float
@@ -351,6 +571,9 @@ def run_demo(
     in-process MiniCluster, or on the Flink cluster whose REST endpoint is ``jobmanager``
     (``host:port``; checkpoints then go to the cluster's checkpoint directory).
 
+    The summary holds the records each of ``SUMMARY_TOPICS`` gained, the order model's counts
+    (``order_model_counts``) and ``duration_s``.
+
     Raises ``ServiceDied`` (after stopping the others) when a service dies while the demo runs.
     """
     stop = stop or threading.Event()
@@ -359,6 +582,7 @@ def run_demo(
     servers = settings.kafka
     bus.ensure_topics(settings.kafka, [t.name for t in topics.ALL])
     before = _patiently(lambda: topic_totals(servers, SUMMARY_TOPICS))
+    orders_start = _patiently(lambda: order_end_offsets(servers))
 
     sim = settings.simulator
     last = _patiently(lambda: last_event_ts(servers, topics.TRADES.name))
@@ -378,6 +602,8 @@ def run_demo(
     )
     notifier = DemoNotifier(settings, notices or sys.stderr, fault=fault == "notifier")
     executor = DemoExecutor(settings, broker, fault=fault == "executor")
+    fake_url = FakePrices.target(settings, broker)
+    prices = None if fake_url is None else FakePrices(settings, fake_url)
     io = JobIO.from_settings(settings, group_id=f"{settings.job.group_id}-demo")
     where: dict[str, Any] = {} if jobmanager is None else {"jobmanager": jobmanager}
     if jobmanager is not None:
@@ -394,6 +620,10 @@ def run_demo(
     services: list[Supervised] = [job, notifier, executor]
     failed = False
     try:
+        if prices is not None:
+            prices.start()
+            services.append(prices)
+            log.info("demo: the simulator's prices go to the fake Alpaca at %s", fake_url)
         notifier.start()
         executor.start()
         log.info("demo notifications go to %s; orders to the %s broker", notifier.where, broker)
@@ -417,9 +647,12 @@ def run_demo(
             _drain(settings, servers, stop)
         job.cancel()
         executor.stop()
+        if prices is not None:
+            prices.stop()
         notifier.stop()
     after = _patiently(lambda: topic_totals(servers, SUMMARY_TOPICS))
     summary: dict[str, Any] = {k: after[k] - before[k] for k in SUMMARY_TOPICS}
+    summary.update(_patiently(lambda: read_order_model(servers, orders_start)))
     summary["duration_s"] = round(time.monotonic() - started, 1)
     return summary
 

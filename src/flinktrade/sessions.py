@@ -284,6 +284,18 @@ class Calendar:
         regular session runs."""
         return self._next(ts_ms, 4)
 
+    def next_session_close(self, ts_ms: int) -> int:
+        """Epoch ms of the first end of a trading day's extended session (20:00, or 17:00 after an
+        early close) after ``ts_ms`` (strictly)."""
+        return self._next(ts_ms, 5)
+
+    def day_end(self, ts_ms: int, extended_hours: bool = False) -> int:
+        """When a ``day`` order working at ``ts_ms`` expires: the first regular close after it
+        (today's while the regular session runs; the next trading day's after it), or with
+        ``extended_hours`` the first end of an extended session (20:00 ET, 17:00 after an early
+        close)."""
+        return self.next_session_close(ts_ms) if extended_hours else self.next_close(ts_ms)
+
     def clock(self, ts_ms: int) -> MarketClock:
         """What Alpaca's ``GET /v2/clock`` says at ``ts_ms``."""
         return MarketClock(

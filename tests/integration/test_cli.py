@@ -11,8 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from flinktrade import bus, topics
+from flinktrade.config import KafkaSettings
+from flinktrade.events import OrderEvent, OrderStatus, decode
 from flinktrade.infra.kafka import LocalKafka
 from flinktrade.testing.command import run_flinktrade
+from flinktrade.testing.fake_alpaca_trading import FakeAlpacaTrading
 from flinktrade.testing.fake_slack import FakeSlack
 from flinktrade.testing.output import last_json_object
 from flinktrade.testing.ports import free_port
@@ -145,8 +149,14 @@ def test_infra_up_is_idempotent_and_status_lists_topics(kafka: LocalKafka, tmp_p
         assert topic in status.stdout
 
 
-def test_demo_runs_end_to_end_and_reports_counts(kafka: LocalKafka, tmp_path: Path) -> None:
-    with FakeSlack() as slack:
+@pytest.mark.parametrize("broker", ["sim", "alpaca"])
+def test_demo_runs_end_to_end_and_reports_counts(
+    kafka: LocalKafka, tmp_path: Path, broker: str
+) -> None:
+    """The demo at the simulated broker, and at a fake of Alpaca (``--broker alpaca`` with
+    ``APCA_API_BASE_URL`` on loopback: the demo feeds it the simulator's prices)."""
+    orders_start = _end_offsets(kafka, topics.ORDERS.name)
+    with FakeSlack() as slack, FakeAlpacaTrading() as alpaca:
         webhook = slack.webhook_url("#demo")
         env = cli_env(
             kafka,
@@ -155,10 +165,20 @@ def test_demo_runs_end_to_end_and_reports_counts(kafka: LocalKafka, tmp_path: Pa
             FLINKTRADE_JOB__CHECKPOINT_INTERVAL_MS="5000",
             SLACK_WEBHOOK_URL=webhook,
         )
+        if broker == "alpaca":
+            env.update(
+                APCA_API_KEY_ID=alpaca.key_id,
+                APCA_API_SECRET_KEY=alpaca.secret_key,
+                APCA_API_BASE_URL=alpaca.base_url,
+                APCA_API_TRADING_STREAM_URL=alpaca.stream_url,
+                FLINKTRADE_EXECUTION__STORE_FILE=str(tmp_path / "alpaca-orders.sqlite"),
+            )
         result = run_flinktrade(
-            "demo", "--duration", "40", "--api-port", "0", env=env, cwd=tmp_path, timeout=240
-        )
+            "demo", "--duration", "40", "--api-port", "0", "--broker", broker,
+            env=env, cwd=tmp_path, timeout=240,
+        )  # fmt: skip
         messages = slack.messages("#demo")
+        pushed = alpaca.prices.copy()
     assert result.returncode == 0, result.stderr[-3000:]
     # The broker was running before: the demo says it reuses it, and leaves it running.
     assert f"reusing the Kafka broker already running on {kafka.bootstrap_servers}" in result.stderr
@@ -180,6 +200,60 @@ def test_demo_runs_end_to_end_and_reports_counts(kafka: LocalKafka, tmp_path: Pa
     assert 0 < posted <= notices, [m.text for m in messages]
     path = webhook.split("/services/")[1]
     assert path not in result.stdout + result.stderr
+    # The bracketed example ran beside the built-ins (which place plain market orders): day limit
+    # entries, their exit legs placed once they filled, and exits that filled with their reason.
+    orders = _orders_since(kafka, orders_start)
+    states: dict[str, set[OrderStatus]] = {}
+    for o in orders:
+        states.setdefault(o.client_order_id, set()).add(o.status)
+    entries = {
+        o.client_order_id: o
+        for o in orders
+        if o.strategy == "bracket_breakout" and o.parent_client_order_id is None
+    }
+    assert entries, result.stderr[-3000:]
+    assert all(o.type == "limit" and o.order_class == "bracket" for o in entries.values())
+    # An exit's parent is its entry, or its sibling (an OCO pair: the stop loss under the take
+    # profit); each order's first state is written after its parent's.
+    legs: dict[str, OrderEvent] = {}
+    for o in orders:
+        if o.parent_client_order_id in entries or o.parent_client_order_id in legs:
+            legs[o.client_order_id] = o
+    placed = {c for c in legs if states[c] & {OrderStatus.NEW, OrderStatus.ACCEPTED}}
+    assert {legs[c].leg for c in placed} == {"take_profit", "stop_loss"}, result.stderr[-3000:]
+    filled = {c: o for c, o in legs.items() if OrderStatus.FILLED in states[c]}
+    assert filled, result.stderr[-3000:]
+    for order in filled.values():  # the reason is the leg that filled: a limit, or a stop
+        assert (order.leg, order.type) in {("take_profit", "limit"), ("stop_loss", "stop")}
+    # ... and the summary reports them (at least what the topic shows here).
+    entered = {c for c in entries if states[c] & {OrderStatus.NEW, OrderStatus.ACCEPTED}}
+    assert summary["bracket_entries"] >= len(entered) > 0
+    assert summary["exit_legs"] >= len(placed)
+    assert sum(summary["exits_filled"].values()) >= len(filled)
+    if broker == "alpaca":  # the demo fed the fake the prices of its 4 simulated symbols
+        assert len(pushed) == 4, pushed
+
+
+def _end_offsets(kafka: LocalKafka, topic: str) -> dict[int, int]:
+    """Each partition's end offset of ``topic``, created as the demo creates its topics."""
+    settings = KafkaSettings(bootstrap_servers=kafka.bootstrap_servers)
+    bus.ensure_topics(settings, [t.name for t in topics.ALL])
+    with bus.consuming(kafka.bootstrap_servers, "test-cli-offsets") as consumer:
+        return {tp.partition: tp.offset for tp in bus.end_offsets(consumer, topic)}
+
+
+def _orders_since(kafka: LocalKafka, start: dict[int, int]) -> list[OrderEvent]:
+    """The order events written to ``trading.orders`` since ``start`` (``_end_offsets``)."""
+    topic = topics.ORDERS.name
+    with bus.consuming(kafka.bootstrap_servers, "test-cli-orders") as consumer:
+        ranges = {
+            tp.partition: (start.get(tp.partition, 0), tp.offset)
+            for tp in bus.end_offsets(consumer, topic)
+        }
+        return [
+            decode(OrderEvent, msg.value() or b"")
+            for msg in bus.read_range(consumer, topic, ranges)
+        ]
 
 
 def _notices_in(text: str) -> int:

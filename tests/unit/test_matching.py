@@ -313,11 +313,17 @@ def test_fok_is_all_or_nothing() -> None:
 
 
 def test_opg_fills_at_the_next_open_cls_at_the_close() -> None:
+    """On a daily bar (stamped at midnight ET: the market is closed then) that stands for its
+    whole day; intraday opg/cls meet the calendar's open and close (test_matching_sessions)."""
     book = Book()
-    placed(book, order(time_in_force="opg", order_id="opg"))
-    placed(book, order(time_in_force="cls", order_id="cls"))
-    placed(book, order(type="limit", limit_price=99, time_in_force="opg", order_id="opg_limit"))
-    changes = book.on_bar(bar(1, 100, 103, 98, 102))
+    midnight = 1_704_171_600_000  # 2024-01-02 00:00 in New York
+    for o in (
+        order(time_in_force="opg", order_id="opg"),
+        order(time_in_force="cls", order_id="cls"),
+        order(type="limit", limit_price=99, time_in_force="opg", order_id="opg_limit"),
+    ):
+        book.submit(o, midnight - DAY)
+    changes = book.on_bar(Bar("AAA", midnight, 100, 103, 98, 102, 1_000))
     assert fills(changes) == [("opg", 10, 100), ("cls", 10, 102)]
     assert ("opg_limit", "expired") in statuses(changes)  # 98 was inside the bar, not the open
 

@@ -240,3 +240,19 @@ def test_session_problem(
         assert found is None
     else:
         assert found is not None and problem in found
+
+
+@pytest.mark.parametrize(
+    ("when", "extended", "end"),
+    [
+        (utc(2024, 1, 2, 15, 0), False, utc(2024, 1, 2, 21, 0)),  # 10:00 EST -> 16:00
+        (utc(2024, 1, 2, 15, 0), True, utc(2024, 1, 3, 1, 0)),  # -> 20:00 EST
+        (utc(2024, 11, 29, 15, 0), False, utc(2024, 11, 29, 18, 0)),  # early close 13:00
+        (utc(2024, 11, 29, 15, 0), True, utc(2024, 11, 29, 22, 0)),  # after-hours to 17:00
+        (utc(2024, 3, 28, 21, 0), False, utc(2024, 4, 1, 20, 0)),  # Thu 17:00 EDT: Good Friday
+        (utc(2024, 3, 28, 21, 0), True, utc(2024, 3, 29, 0, 0)),  # Thu 20:00 EDT, same evening
+        (utc(2024, 1, 2, 21, 0), False, utc(2024, 1, 3, 21, 0)),  # at 16:00: the next close
+    ],
+)
+def test_day_end(when: int, extended: bool, end: int) -> None:
+    assert sessions.bundled().day_end(when, extended) == end

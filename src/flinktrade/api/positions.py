@@ -4,7 +4,8 @@
 fills recorded since the previous call (by SQLite ``rowid``, so in the order the executor recorded
 them), so a dashboard polling every few seconds costs the new fills, not the whole history; it
 starts over when the store file is replaced. ``PositionBook`` keeps the running books per symbol
-over it (``strategies.StrategyBooks`` per strategy, over another). Quantities held are the books'
+over it, with the position arithmetic of ``flinktrade.books`` (``strategies.StrategyBooks`` keeps
+the per-strategy ledger over another). Quantities held are the books'
 plus the store's ``adjustments`` (positions adopted from the broker), as ``OrderStore.positions``
 counts them.
 """
@@ -15,11 +16,12 @@ import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from flinktrade.books import Position
 from flinktrade.events import Side
 
 log = logging.getLogger(__name__)
@@ -31,28 +33,18 @@ BATCH = 10_000
 
 @dataclass
 class _Book:
-    qty: Decimal = ZERO
-    avg_price: Decimal = ZERO
-    realized: Decimal = ZERO
+    """The account's position in one symbol (``books.Position``'s arithmetic) and its last fill."""
+
+    position: Position = field(default_factory=Position)
     last_fill: Decimal = ZERO
 
+    @property
+    def qty(self) -> Decimal:
+        return self.position.qty
+
     def apply(self, side: Side, qty: Decimal, price: Decimal, commission: Decimal) -> None:
-        signed = qty if side == Side.BUY else -qty
+        self.position.apply(qty if side == Side.BUY else -qty, price, commission)
         self.last_fill = price
-        self.realized -= commission
-        if self.qty == 0 or (self.qty > 0) == (signed > 0):
-            total = self.qty + signed
-            self.avg_price = (self.avg_price * abs(self.qty) + price * abs(signed)) / abs(total)
-            self.qty = total
-            return
-        closing = min(abs(signed), abs(self.qty))
-        direction = 1 if self.qty > 0 else -1
-        self.realized += (price - self.avg_price) * closing * direction
-        self.qty += signed
-        if self.qty == 0:
-            self.avg_price = ZERO
-        elif (self.qty > 0) != (direction > 0):  # went through zero: the rest opens at this price
-            self.avg_price = price
 
 
 @dataclass(frozen=True)
@@ -183,16 +175,17 @@ def _rows(
         book = books.get(symbol, _Book())
         qty = held.get(symbol, ZERO)
         last = last_prices.get(symbol, book.last_fill or None)
-        unrealized = (last - book.avg_price) * qty if last is not None and qty else ZERO
+        avg = book.position.avg_cost
+        unrealized = (last - avg) * qty if last is not None and qty else ZERO
         rows.append(
             {
                 "symbol": symbol,
                 "qty": str(qty),
-                "avg_price": str(round(book.avg_price, 6)),
+                "avg_price": str(round(avg, 6)),
                 "last_price": None if last is None else str(last),
                 "market_value": None if last is None else str(round(last * qty, 2)),
                 "unrealized_pnl": str(round(unrealized, 2)),
-                "realized_pnl": str(round(book.realized, 2)),
+                "realized_pnl": str(round(book.position.realized - book.position.commissions, 2)),
             }
         )
     return rows

@@ -409,7 +409,8 @@ def backtest(
             "--market-hours goes with files, --simulate or --engine inprocess "
             "(the Flink engine streams Alpaca history and topics unfiltered)"
         )
-    model = execution.model()
+    # a session-filtered run keeps its orders to their sessions too (extended_hours or not)
+    model = dataclasses.replace(execution.model(), follow_sessions=hours != MarketHours.ALL)
     params = parse_params(param or [])
     build_all([StrategySpec(strategy, params)])  # a bad strategy fails before any work
     settings = load_settings()

@@ -91,6 +91,10 @@ class ExecutionModel:
     """The least commission an order with a fill pays."""
     volume_share: float | None = None
     """Orders with a spec: at most this fraction of a bar's volume fills per bar (None: all)."""
+    follow_sessions: bool = False
+    """Orders with a spec meet only bars of sessions they may trade in (the regular one; pre-
+    and after-hours too with ``extended_hours``), by the bundled calendar (``--market-hours``
+    other than ``all`` sets it)."""
 
     @property
     def costs(self) -> Costs:
@@ -456,7 +460,9 @@ class _Sleeve:
 
     def _book(self) -> Book:
         if self.book is None:
-            self.book = Book(self.costs, sizer=self._size)
+            self.book = Book(
+                self.costs, sizer=self._size, follow_sessions=self.model.follow_sessions
+            )
         return self.book
 
     def _size(self, order: BookOrder, price: float) -> tuple[float, str]:

@@ -51,7 +51,7 @@ FEATURE_COLUMNS: tuple[tuple[str, str], ...] = (
 """(column in features.csv, indicator name in ``AnalyticsBar.indicators``)."""
 
 TRADE_COLUMNS = (
-    "symbol", "direction", "size", "entry_time", "entry_price", "exit_time", "exit_price",
+    "symbol", "side", "qty", "entry_ts", "entry_price", "exit_ts", "exit_price",
     "pnl", "return_pct", "commission", "exit_reason",
 )  # fmt: skip
 SIGNAL_COLUMNS = (

@@ -54,6 +54,14 @@ def demo(
             "left running; `infra down` stops it) instead of an in-process MiniCluster."
         ),
     ] = False,
+    bracket: Annotated[
+        bool,
+        typer.Option(
+            envvar="FLINKTRADE_DEMO_BRACKET",
+            help="Also run the bracketed example strategy (examples/bracket_strategy.py: limit "
+            "entries with stop-loss and take-profit exits) beside the configured strategies.",
+        ),
+    ] = True,
 ) -> None:
     """Broker + simulator + Flink job + executor + notifier + dashboard, live; ends with JSON.
 
@@ -80,7 +88,7 @@ def demo(
             local.up()
             started = local
     try:
-        _demo(settings, duration, broker, api_port, flink_cluster)
+        _demo(settings, duration, broker, api_port, flink_cluster, bracket)
     finally:
         if started is not None:
             started.down()
@@ -95,9 +103,12 @@ def _demo(
     broker: str,
     api_port: int | None,
     flink_cluster: bool,
+    bracket: bool,
 ) -> None:
-    from flinktrade.demo import DemoProgress, run_demo
+    from flinktrade.demo import DemoProgress, run_demo, with_bracket_example
 
+    if bracket:  # before a session cluster starts: its TaskManagers take PYTHONPATH from here
+        settings = with_bracket_example(settings)
     jobmanager = None
     if flink_cluster:
         flink = local_flink_cluster(settings).up()  # refuses a host off loopback

@@ -8,6 +8,7 @@ Per record, in the executor's one deciding thread:
 2. a ``client_order_id`` (prefix + signal id) already in the store is a repeat: skip;
 3. size (the signal's ``order``: its ``qty`` or ``notional``, else the executor's sizing at its
    own market price), then the risk checks (no I/O; the order's shape first, by Alpaca's rules;
+   the ``session`` rule on ``market_calendar``'s calendar: the broker's, cached, or the bundled;
    open exits of the signal's strategy on its symbol and side do not count as already closing
    the position: the order cancels them before it is sent, ``cancelling``);
    a breach is stored as a ``denied`` order and alerted (throttled; a runaway of order-rate
@@ -32,8 +33,9 @@ from flinktrade.execution.book import Book, ExecutorStats
 from flinktrade.execution.exits import owns_exits
 from flinktrade.execution.guard import TradingGuard
 from flinktrade.execution.lifecycle import OrderLifecycle
+from flinktrade.execution.market_calendar import MarketCalendar
 from flinktrade.execution.risk import Rule
-from flinktrade.execution.settings import ExecutionSettings
+from flinktrade.execution.settings import ExecutionSettings, SessionRule
 from flinktrade.execution.source import PriceSource, SignalRecord, SignalSource
 from flinktrade.execution.store import OrderStore, StoredOrder
 
@@ -83,6 +85,8 @@ class SignalDesk:
         self.orders = orders
         self.source = source
         self.checkpoint = checkpoint
+        self.calendar = MarketCalendar(guard.broker)
+        """The market calendar of the ``session`` rule: the broker's (cached) or the bundled."""
 
     def handle(self, record: SignalRecord) -> None:
         """Decide on one signal record; whatever goes wrong with it ends as a dead letter."""
@@ -133,7 +137,7 @@ class SignalDesk:
         spec = signal.order
         qty, notional = self.size(signal, market)
         in_the_way = self.exits_in_the_way(signal)
-        snap = self.snapshot(leave_out={o.client_order_id for o in in_the_way})
+        snap = self.snapshot(signal, leave_out={o.client_order_id for o in in_the_way})
         decision = risk.check(signal, qty, snap, self.config.risk)
         if not decision.allowed:
             self.deny(coid, signal, decision)
@@ -195,10 +199,23 @@ class SignalDesk:
             if o.side == signal.side and o.strategy == signal.strategy
         ]
 
-    def snapshot(self, leave_out: frozenset[str] | set[str] = frozenset()) -> risk.Snapshot:
-        """What the risk checks judge a signal against, now; the open orders ``leave_out`` names
-        (exits the order cancels first) do not count as closing the position."""
+    def snapshot(
+        self,
+        signal: events.Signal | None = None,
+        leave_out: frozenset[str] | set[str] = frozenset(),
+    ) -> risk.Snapshot:
+        """What the risk checks judge ``signal`` against, now; the open orders ``leave_out``
+        names (exits the order cancels first) do not count as closing the position. The market
+        calendar is looked up only for a signal the ``session`` rule judges (a plain order under
+        ``auto`` with the Alpaca broker is not: the broker's clock is)."""
         now = self.clock()
+        session_rule = self.config.session_rule(self.guard.broker.name)
+        calendar = None
+        if signal is not None and (
+            session_rule is SessionRule.ALL
+            or (session_rule is SessionRule.EXTENDED and risk.order_terms(signal)[2])
+        ):
+            calendar = self.calendar.at(signal.ts)
         open_orders = [
             risk.OpenOrder(o.symbol, o.side, remaining(o), o.price)
             for o in self.store.open_orders()
@@ -216,7 +233,8 @@ class SignalDesk:
             halted=self.store.halted(),
             blocked=self.guard.blocked,
             equity=self.guard.equity,
-            session_rule=self.config.session_rule(self.guard.broker.name),
+            session_rule=session_rule,
+            calendar=calendar,
             fractional=self.orders.broker.fractional,
         )
 

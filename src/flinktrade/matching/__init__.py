@@ -1,19 +1,25 @@
 """The one order-matching model: when and at what price an order of the order model fills.
 
 Used by the backtester (``backtest.portfolio``) and the simulated broker, so a strategy's orders
-fill the same way in both. Pure: no I/O, no clock; every time is an argument.
+fill the same way in both. Pure: no I/O, no clock; every time is an argument (the bundled market
+calendar, the default, is read once on first use).
 
 A ``Book`` holds the working orders of one account, all symbols. Its API:
 
-- ``Book(costs, sizer=None, session_end=eastern_session_end)`` (``session_end``: a calendar's
-  ``ts -> end of its session``); ``Order.of(id, symbol, side, spec, qty)`` builds an order from an
-  ``events.OrderSpec`` (``qty`` None: the ``sizer`` sizes it at its fill price);
+- ``Book(costs, sizer=None, session_end=None, *, calendar=None, follow_sessions=False)``:
+  ``calendar`` is the market calendar (``sessions.Calendar``, None: the bundled one) that ends
+  ``day`` orders and times ``opg``/``cls``; ``session_end`` (``ts -> end``, e.g.
+  ``eastern_session_end``) replaces it for ``day`` orders; ``follow_sessions`` keeps every order
+  to the sessions it may trade in. ``Order.of(id, symbol, side, spec, qty)`` builds an order
+  from an ``events.OrderSpec`` (``qty`` None: the ``sizer`` sizes it at its fill price);
 - ``submit(order, ts, price=None) -> list[Change]``: accepts (``new``) or rejects it (the reason of
   ``orders.order_problem``); with ``price`` it is matched at once against that one price (a bar's
   close, when the backtest fills at the close);
 - ``cancel(order_id, ts) -> list[Change]`` (an entry's exits and an OCO sibling go with it);
 - ``on_bar(bar) -> list[Change]`` (``bar``: ``symbol, ts, open, high, low, close, volume``,
-  ``ts`` the bar's start) and ``on_trade(symbol, ts, price, size) -> list[Change]``.
+  ``ts`` the bar's start) and ``on_trade(symbol, ts, price, size) -> list[Change]``;
+- ``expire(ts) -> list[Change]``: the ``day`` orders (every symbol) whose session ended by
+  ``ts``, for a caller whose prices stop at the close.
 
 A ``Change`` is an ``Update`` (an order's new status: ``new``, ``partially_filled``, ``filled``,
 ``canceled``, ``expired``, ``rejected``, with a reason) or an ``Execution`` (order id, leg, side,
@@ -42,11 +48,24 @@ The rules (also in ``docs/backtest.md``):
 - Slippage (``slippage_bps``, against us) applies to market-like fills (market, stop, trailing
   stop, opg/cls market); never to a limit fill. Commission per execution: ``commission`` x value
   + ``per_share`` x qty, at least ``minimum`` per order over its executions.
-- Time in force: ``day`` works through the session of the first price it meets (that price's
-  calendar day in US/Eastern) and expires at the first price of a later day; ``gtc`` stays;
-  ``ioc`` / ``fok`` match the first price they meet and cancel what did not fill (``fok``: all or
-  nothing); ``opg`` fills at the next open, ``cls`` at the close of the next bar (limit versions
-  only within their limit), else expire; in trade mode both take the first trade.
+- Time in force, on the calendar: ``day`` expires at the first price at or after the end of its
+  session: the regular close (16:00 ET, 13:00 on an early close), with ``extended_hours`` the
+  end of after-hours (20:00, 17:00 after an early close). Its session is the one it was placed
+  in if it was placed where it may trade (regular; pre/post too when extended), else that of
+  the first price it meets (an order placed after the close is the next trading day's). A daily
+  bar (``interval_ms`` of a day or more, or one stamped at midnight when the market is closed)
+  has no time of day and is its own trading day: a day order placed at one meets the next and
+  expires at the one after. ``gtc`` stays; ``ioc`` / ``fok`` match the
+  first price they meet and cancel what did not fill (``fok``: all or nothing). ``opg`` waits
+  for the first regular open at or after it was placed and fills at the open of the first
+  price of that day, else expires; ``cls`` fills at the last price before the regular close
+  after it was placed (stamped at the close, once a later price shows the close has passed),
+  else expires (limit versions only within their limit). A price outside the pre-market and
+  regular sessions when an ``opg``/``cls`` order first meets it (or a daily bar) stands for a
+  whole day: ``opg`` fills at its open, ``cls`` at its close.
+- Sessions: with ``follow_sessions`` an order meets only prices in the regular session, and in
+  pre-market and after-hours too when it has ``extended_hours``; without it (the default) every
+  price.
 - Exits: when an entry fills completely (or is cancelled / expires after a partial fill), the
   exits of its spec (``orders.exit_legs`` on its average price) become working ``gtc`` orders for
   the filled quantity, ids from ``orders.leg_client_order_id``; one exit filling cancels the

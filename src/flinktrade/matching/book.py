@@ -1,6 +1,8 @@
 """The matching ``Book``: the working orders of one account and the rules that fill them.
 
-The rules are in the package's docstring (``flinktrade.matching``) and ``docs/backtest.md``.
+The rules are in the package's docstring (``flinktrade.matching``) and ``docs/backtest.md``;
+the market calendar (a ``day`` order's end, ``opg``/``cls``, ``follow_sessions``) is
+``flinktrade.sessions``.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from decimal import Decimal
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from flinktrade import sessions
 from flinktrade.events import ExitReason, OrderSpec, OrderStatus, OrderType, Side, TimeInForce
 from flinktrade.orders import Leg, exit_legs, leg_client_order_id, order_problem
+from flinktrade.sessions import Calendar, Session
 
 Status = OrderStatus
 """An order's status, as Alpaca (and ``events.OrderStatus``) names them."""
@@ -26,7 +30,8 @@ Sizer = Callable[["Order", float], tuple[float, str]]
 price it is about to fill at (after slippage); a qty <= 0 cancels the order with the reason."""
 
 SessionEnd = Callable[[int], int]
-"""``ts -> the end of the session ts is in`` (epoch ms): when a ``day`` order expires."""
+"""``ts -> the end of the session ts is in`` (epoch ms): when a ``day`` order expires (the old
+way, without a calendar: ``eastern_session_end``)."""
 
 _EXIT_REASONS = {
     Leg.TAKE_PROFIT: ExitReason.TAKE_PROFIT,
@@ -35,11 +40,14 @@ _EXIT_REASONS = {
 }
 _STOPS = (OrderType.STOP, OrderType.TRAILING_STOP, OrderType.STOP_LIMIT)
 _AT_ONCE = (TimeInForce.IOC, TimeInForce.FOK)
+_AUCTIONS = (TimeInForce.OPG, TimeInForce.CLS)
+_WHOLE_DAY = (Session.POST, Session.CLOSED)
+"""Sessions in which a price an ``opg``/``cls`` order first meets stands for a whole day."""
 
 
 def eastern_session_end(ts: int) -> int:
-    """The next midnight in US/Eastern after ``ts``: the end of a ``day`` order's session when
-    no calendar is given."""
+    """The next midnight in US/Eastern after ``ts``: a ``SessionEnd`` that ignores the calendar
+    (a ``day`` order works to the end of the US/Eastern date of the first price it meets)."""
     day = datetime.fromtimestamp(ts / 1000, EASTERN).date() + timedelta(days=1)
     return int(datetime.combine(day, time(0), tzinfo=EASTERN).timestamp() * 1000)
 
@@ -109,6 +117,9 @@ class Order:
     trail_percent: float | None = None
     trail_price: float | None = None
     notional: float | None = None
+    extended_hours: bool = False
+    """May trade in the pre- and post-market sessions (with ``follow_sessions``; a ``day``
+    order then works until the extended session's end)."""
     spec: OrderSpec | None = None
     leg: Leg = Leg.ENTRY
     parent_id: str | None = None
@@ -123,6 +134,10 @@ class Order:
     mark: float | None = None
     """A trailing stop's best price since it was placed."""
     session_end: int | None = None
+    """When a ``day`` order expires (epoch ms), known from the first price it meets."""
+    due: int | None = None
+    """The regular open an ``opg`` order meets, the regular close a ``cls`` order meets (0: the
+    first price it meets, a bar that stands for a whole day)."""
     seq: int = 0
 
     @classmethod
@@ -144,6 +159,7 @@ class Order:
             trail_percent=_f(spec.trail_percent),
             trail_price=_f(spec.trail_price),
             notional=_f(spec.notional),
+            extended_hours=spec.extended_hours,
             spec=spec,
             leg=Leg.TAKE_PROFIT if spec.oco else Leg.ENTRY,
         )
@@ -202,15 +218,27 @@ class Execution:
 Change = Update | Execution
 
 
-class _Prices:
-    """One bar (or one trade as a bar) as the book matches it, with its volume left."""
+_DAY_MS = 86_400_000
 
-    __slots__ = ("close", "high", "left", "low", "open", "ts")
+
+class _Prices:
+    """One bar (or one trade as a bar) as the book matches it, with its volume left;
+    ``whole_day``: a bar of a day or longer (its ``interval_ms``), which has no time of day."""
+
+    __slots__ = ("close", "high", "left", "low", "open", "ts", "whole_day")
 
     def __init__(
-        self, ts: int, o: float, h: float, lo: float, c: float, left: float | None
+        self,
+        ts: int,
+        o: float,
+        h: float,
+        lo: float,
+        c: float,
+        left: float | None,
+        whole_day: bool = False,
     ) -> None:
         self.ts, self.open, self.high, self.low, self.close, self.left = ts, o, h, lo, c, left
+        self.whole_day = whole_day
 
 
 class Book:
@@ -220,14 +248,26 @@ class Book:
         self,
         costs: Costs | None = None,
         sizer: Sizer | None = None,
-        session_end: SessionEnd = eastern_session_end,
+        session_end: SessionEnd | None = None,
+        *,
+        calendar: Calendar | None = None,
+        follow_sessions: bool = False,
     ) -> None:
+        """``calendar``: the market calendar that ends ``day`` orders and times ``opg``/``cls``
+        (None: the bundled one, ``sessions.bundled()``). ``session_end``: ``ts -> end`` for
+        ``day`` orders in place of the calendar (e.g. ``eastern_session_end``, the old rule).
+        ``follow_sessions``: an order meets only prices in a session it may trade in (the
+        regular one; pre- and post-market too for an order with ``extended_hours``)."""
         self.costs = costs or Costs()
         self.sizer = sizer
         self.session_end = session_end
+        self.calendar = calendar if calendar is not None else sessions.bundled()
+        self.follow_sessions = follow_sessions
         self.orders: dict[str, Order] = {}
         """Every order the book took, by id (final ones too)."""
         self._working: dict[str, list[Order]] = {}
+        self._last: dict[str, tuple[int, float]] = {}
+        """The last price (time, close) each symbol was matched at: a ``cls`` order's close."""
         self._seq = 0
 
     def working(self, symbol: str | None = None) -> list[Order]:
@@ -321,11 +361,19 @@ class Book:
         left = None
         if self.costs.volume_share is not None:
             left = float(math.floor(float(bar.volume) * self.costs.volume_share))
+        whole_day = getattr(bar, "interval_ms", 0) >= _DAY_MS
         at = _Prices(
-            bar.ts, float(bar.open), float(bar.high), float(bar.low), float(bar.close), left
+            bar.ts,
+            float(bar.open),
+            float(bar.high),
+            float(bar.low),
+            float(bar.close),
+            left,
+            whole_day,
         )
         changes: list[Change] = []
-        self._match(at, [o for o in working if o.placed_ts <= bar.ts], changes)
+        self._match(at, self._eligible(working, bar.ts, whole_day), changes)
+        self._last[bar.symbol] = (bar.ts, at.close)
         return changes
 
     def on_trade(self, symbol: str, ts: int, price: float, size: float) -> list[Change]:
@@ -338,20 +386,93 @@ class Book:
             left = float(math.floor(float(size) * self.costs.volume_share))
         at = _Prices(ts, price, price, price, price, left)
         changes: list[Change] = []
-        self._match(at, [o for o in working if o.placed_ts <= ts], changes)
+        self._match(at, self._eligible(working, ts), changes)
+        self._last[symbol] = (ts, price)
         return changes
+
+    def expire(self, ts: int) -> list[Change]:
+        """Expire the ``day`` orders (every symbol) whose session has ended by ``ts``: for a
+        caller whose prices may stop (the simulated broker at the close). A day order that has
+        met no price yet ends with the session it was placed in, if it was placed in one it may
+        trade in."""
+        changes: list[Change] = []
+        for order in self.working():
+            if order.time_in_force is not TimeInForce.DAY or order.placed_ts > ts:
+                continue
+            end = order.session_end
+            if end is None and self._tradable(order, order.placed_ts):
+                end = order.session_end = self._day_end(order, order.placed_ts)
+            if end is not None and ts >= end:
+                self._end(order, OrderStatus.EXPIRED, ts, "day order: session ended", changes)
+        return changes
+
+    def _eligible(self, working: list[Order], ts: int, whole_day: bool = False) -> list[Order]:
+        """The orders a price at ``ts`` may meet: placed at or before it (and, following
+        sessions, in a session they may trade in; a bar of a day or longer, ``whole_day``, has
+        no time of day and holds the day's regular session)."""
+        if not self.follow_sessions or whole_day:
+            return [o for o in working if o.placed_ts <= ts]
+        session = self.calendar.session_at(ts)
+        if session is Session.REGULAR:
+            return [o for o in working if o.placed_ts <= ts]
+        if session is Session.CLOSED:
+            return []
+        return [o for o in working if o.placed_ts <= ts and o.extended_hours]
+
+    def _tradable(self, order: Order, ts: int) -> bool:
+        """Whether ``order`` may trade at ``ts`` by the calendar."""
+        return self.calendar.is_open(ts, order.extended_hours)
+
+    def _day_end(self, order: Order, first_ts: int, whole_day: bool = False) -> int:
+        """When a ``day`` order that first met a price at ``first_ts`` expires: the end of the
+        session it was placed in when it was placed in one it may trade in, else of the session
+        of that first price (a daily bar stamped at midnight: its own trading day). A bar of a
+        day or longer (``whole_day``) has no time of day: the order expires at the next bar of
+        a later New York date."""
+        if self.session_end is not None:
+            return self.session_end(first_ts)
+        if whole_day:
+            return eastern_session_end(first_ts)
+        placed = order.placed_ts
+        known = 0 < placed <= first_ts  # 0: placed before any price was seen (a time unknown)
+        start = placed if known and self._tradable(order, placed) else first_ts
+        return self.calendar.day_end(start, order.extended_hours)
+
+    def _auction_due(self, order: Order, at: _Prices) -> int:
+        """The regular open (``opg``) or close (``cls``) an order first meeting ``at`` waits
+        for: the first after it was placed when ``at`` is in the regular session; else ``at``
+        stands for a whole day (a daily bar: stamped at midnight ET, closed, or at midnight
+        UTC, after-hours) and the order meets it (0)."""
+        if at.whole_day or self.calendar.session_at(at.ts) in _WHOLE_DAY:
+            return 0
+        if order.time_in_force is TimeInForce.OPG:
+            return self.calendar.next_open(order.placed_ts - 1)
+        return self.calendar.next_close(order.placed_ts)
 
     # -- the rules ------------------------------------------------------------------------------
 
     def _match(self, at: _Prices, eligible: list[Order], changes: list[Change]) -> None:
+        waiting = False
         for order in eligible:
-            if order.time_in_force is TimeInForce.DAY and order.working:
+            tif = order.time_in_force
+            if tif is TimeInForce.DAY and order.working:
                 if order.session_end is None:
-                    order.session_end = self.session_end(at.ts)
-                elif at.ts >= order.session_end:
+                    order.session_end = self._day_end(order, at.ts, at.whole_day)
+                if at.ts >= order.session_end:
                     self._end(
                         order, OrderStatus.EXPIRED, at.ts, "day order: session ended", changes
                     )
+            elif tif in _AUCTIONS and order.working:
+                if order.due is None:
+                    order.due = self._auction_due(order, at)
+                if at.ts < order.due:
+                    waiting = True
+                elif order.due and (
+                    order.due < at.ts or (tif is TimeInForce.CLS and order.due == at.ts)
+                ):
+                    self._auction_passed(order, at, changes)
+        if waiting:
+            eligible = [o for o in eligible if o.due is None or o.due <= at.ts]
         opened: list[Order] = []  # exits of entries filled at the open: they meet the whole bar
         for order in eligible:
             if order.working and order.time_in_force is not TimeInForce.CLS:
@@ -447,6 +568,25 @@ class Book:
                     self._fill(order, stop, False, at, changes)
             else:
                 self._fill(order, stop, True, at, changes)
+
+    def _auction_passed(self, order: Order, at: _Prices, changes: list[Change]) -> None:
+        """An ``opg``/``cls`` order meeting a price after its open/close (in the regular
+        session): an ``opg`` order takes the first price of its open's day as the open (bars may
+        be missing), else expires; a ``cls`` order fills at the last price before its close
+        (met after it was placed), stamped at the close, else expires."""
+        due = order.due
+        assert due is not None
+        if order.time_in_force is TimeInForce.OPG:
+            if at.ts >= self.calendar.next_close(due):
+                reason = "opg: the open passed without a price"
+                self._end(order, OrderStatus.EXPIRED, at.ts, reason, changes)
+            return
+        last = self._last.get(order.symbol)
+        if last is not None and order.placed_ts <= last[0] < due:
+            price = last[1]
+            self._at_close(order, _Prices(due, price, price, price, price, None), changes)
+        else:
+            self._end(order, OrderStatus.EXPIRED, at.ts, "cls: no price before the close", changes)
 
     def _at_close(self, order: Order, at: _Prices, changes: list[Change]) -> None:
         if order.type is OrderType.MARKET:

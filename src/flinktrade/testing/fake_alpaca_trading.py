@@ -27,7 +27,7 @@ order fills at the symbol's price (``fill_price``, per symbol if a dict, or the 
 ``push_price``) in ``fill_parts`` executions; a limit, stop, stop-limit or trailing-stop order
 fills (at the price, gaps included) once the price crosses it, checked then and at every
 ``push_price(symbol, price)`` (from another process: ``POST /fake/prices``); an IOC or FOK
-order the price does not cross at once is canceled; nothing expires (no session clock). A
+order the price does not cross at once is canceled. A
 parent's fill turns its ``held`` legs ``new``; a leg's fill cancels its siblings; each change is
 a ``trade_updates`` event. ``auto_fill=False`` leaves new orders ``accepted`` (``fill`` and
 ``push_price`` still execute them).
@@ -49,7 +49,13 @@ error page, an empty body, a 429 without headers...), ``reset_connection`` (clos
 answer), ``hang(seconds)`` (the answer is held back). ``GATEWAY_PAGE`` is a typical HTML page.
 
 The market clock: ``market_open`` (``is_open`` on the wall clock), or ``now_ms``, a time the test
-sets, for the bundled calendar's answer (``/v2/clock`` and ``/v2/calendar``: ``MarketClock``).
+sets, for the answer of ``calendar`` (default the bundled one; ``/v2/clock`` and
+``/v2/calendar``: ``MarketClock``). With ``now_ms`` set, a ``day`` order expires as Alpaca's do,
+at the end of the session it was placed in on that calendar (the regular close, 13:00 on an
+early close, 20:00 with ``extended_hours``: ``trading_orders.day_order_end``): ``set_clock(ms)``
+(from another process ``POST /fake/clock`` ``{"now_ms": ...}``) moves the market time and
+expires the open day orders whose end it reached (and their open legs), each with an ``expired``
+trade update. Without ``now_ms`` (the wall clock) nothing expires.
 
 The parts: ``trading_book`` (orders, executions, positions, cash, the market clock: bookkeeping
 without I/O), ``trading_http`` (the REST handler and the foreign answers), ``trading_stream`` (the
@@ -68,6 +74,7 @@ from decimal import Decimal
 from queue import Empty, Queue
 from typing import Any
 
+from flinktrade import sessions
 from flinktrade.testing._loopback import FaultPlan, Loopback
 from flinktrade.testing.trading_book import (
     OPEN_STATUSES,
@@ -83,6 +90,7 @@ from flinktrade.testing.trading_http import (
     Switch,
     TradingHandler,
 )
+from flinktrade.testing.trading_orders import day_order_end
 from flinktrade.testing.trading_stream import TradeUpdates
 
 __all__ = ["GATEWAY_PAGE", "OPEN_STATUSES", "RATE_LIMIT", "FakeAlpacaTrading", "FakeOrder", "serve"]
@@ -105,6 +113,7 @@ class FakeAlpacaTrading(Loopback, OrderBook, MarketClock):
         enforce_unique: bool = True,
         market_open: bool = True,
         now_ms: int | None = None,
+        calendar: sessions.Calendar | None = None,
         cash: Decimal = Decimal(100_000),
         key_id: str = "fake-key-id",
         secret_key: str = "fake-secret-key",  # noqa: S107 - a test credential, never real
@@ -119,7 +128,7 @@ class FakeAlpacaTrading(Loopback, OrderBook, MarketClock):
         self.auto_fill = auto_fill
         self.fill_parts = max(1, fill_parts)
         self.fill_delay_s = fill_delay_s
-        MarketClock.__init__(self, market_open=market_open, now_ms=now_ms)
+        MarketClock.__init__(self, market_open=market_open, now_ms=now_ms, calendar=calendar)
         self.key_id = key_id
         self.secret_key = secret_key
         self._host = host
@@ -292,7 +301,31 @@ class FakeAlpacaTrading(Loopback, OrderBook, MarketClock):
                 self._submit(self._stream.broadcast(text))
         self._changed()
 
+    def set_clock(self, now_ms: int) -> None:
+        """Move the market time to ``now_ms``: the open ``day`` orders whose session ended by
+        then expire (with their open legs), each with an ``expired`` trade update."""
+        with self.lock:
+            self.now_ms = now_ms
+            events: list[tuple[dict[str, Any], bool]] = []
+            for order in sorted(self.orders.values(), key=lambda o: o.created):
+                end = order.expires_at_ms
+                if end is None or end > now_ms or order.status not in OPEN_STATUSES:
+                    continue
+                for ending in (order, *order.legs):
+                    if ending.status in OPEN_STATUSES:
+                        ending.status = "expired"
+                        ending.expired_at = ending.updated = time.time()
+                        message = {"event": "expired", "order": ending.to_json(),
+                                   "timestamp": iso(ending.expired_at)}  # fmt: skip
+                        events.append((message, False))
+        self._emit(events)
+
     def _on_booked(self, order: FakeOrder) -> None:
+        with self.lock:
+            if self.now_ms is not None and order.expires_at_ms is None:
+                order.expires_at_ms = day_order_end(order, self.now_ms, self._calendar())
+                for leg in order.legs:
+                    leg.expires_at_ms = day_order_end(leg, self.now_ms, self._calendar())
         if self.auto_fill and order.status == "accepted":
             self._fills.put(order.id)
         self._changed()

@@ -15,7 +15,9 @@ from typing import Any
 
 ONE_MB = 1024 * 1024
 
-PRICE_FIELDS = ("price", "open", "high", "low", "close", "limit_price", "filled_avg_price")
+PRICE_FIELDS = (
+    "price", "open", "high", "low", "close", "limit_price", "stop_price", "filled_avg_price",
+)  # fmt: skip
 SIZE_FIELDS = ("size", "volume", "qty", "trades")
 SYMBOL_FIELDS = ("symbol",)
 TIME_FIELDS = ("ts", "bar_ts")
@@ -105,3 +107,28 @@ def hostile_records(
         if field in SYMBOL_FIELDS:
             out.extend((f"{field}_{name}", _with(valid, field, raw)) for name, raw in BAD_SYMBOLS)
     return out
+
+
+ORDER_SPEC_VARIANTS: dict[str, Any] = {
+    "order_type_unknown": {"type": "iceberg"},
+    "order_limit_nan": {"type": "limit", "limit_price": "NaN"},
+    "order_limit_negative": {"type": "limit", "limit_price": -5},
+    "order_percent_100": {"take_profit_pct": 100},
+    "order_qty_nan": {"qty": "NaN"},
+    "order_not_an_object": "market",
+    "order_tif_unknown": {"time_in_force": "forever"},
+    "order_misspelt_exit": {"takeprofit_pct": 4},
+}
+"""Bad ``order`` specs of a signal (issue 19's ``events.OrderSpec``), which every consumer of
+signals must refuse: ``hostile_records`` varies top-level fields only and never reaches inside."""
+
+
+def with_order_variants(valid: Mapping[str, Any]) -> list[tuple[str, bytes]]:
+    """``valid`` with its ``order`` replaced by each of ``ORDER_SPEC_VARIANTS`` (none when the
+    record has no ``order``)."""
+    if "order" not in valid:
+        return []
+    return [
+        (name, json.dumps({**valid, "order": spec}).encode())
+        for name, spec in ORDER_SPEC_VARIANTS.items()
+    ]

@@ -5,7 +5,8 @@
 rolls legs up under their parent), ``GET /v2/orders/{id}``, ``PATCH /v2/orders/{id}`` (replace),
 ``GET /v2/orders:by_client_order_id``, ``DELETE /v2/orders[/{id}]`` (a parent takes its legs),
 ``GET /v2/positions[/{symbol}]``, ``DELETE /v2/positions[/{symbol}]``, and the fake's own
-``POST /fake/prices`` (``{"AAPL": "101.5"}``: ``push_price`` from outside): JSON, numbers as
+``POST /fake/prices`` (``{"AAPL": "101.5"}``: ``push_price`` from outside), ``POST /fake/clock``
+(``{"now_ms": ...}``: ``set_clock`` from outside): JSON, numbers as
 strings, ``X-Ratelimit-*`` headers on every answer, 401 for wrong keys. Before routing, the handler asks
 the fake for an armed fault (``ForeignAnswer``: a proxy's page, a reset, a held answer; the named
 switches such as ``rate_limit`` or ``error_after_accept``) and answers with it instead.
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 
 RATE_LIMIT = 200
 PRICES_PATH = "/fake/prices"  # the fake's control route: push prices from another process
+CLOCK_PATH = "/fake/clock"  # set the fake's market time from another process
 GATEWAY_PAGE = (
     b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
     b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
@@ -160,6 +162,12 @@ class TradingHandler(BaseHTTPRequestHandler):
             self._json(200, fake.positions_json())
         elif path == PRICES_PATH and method == "POST":
             self._push_prices(self._body(raw))
+        elif path == CLOCK_PATH and method == "POST":
+            now_ms = self._body(raw).get("now_ms")
+            if not isinstance(now_ms, int) or isinstance(now_ms, bool) or now_ms < 0:
+                raise ApiError(422, 40010000, "now_ms must be epoch milliseconds")
+            fake.set_clock(now_ms)
+            self._json(200, fake.clock_json())
         elif path == "/v2/positions" and method == "DELETE":
             self._close_positions(None, query.get("cancel_orders") in ("true", "True"))
         elif path.startswith("/v2/positions/") and method in ("GET", "DELETE"):

@@ -10,6 +10,8 @@ rules (the fake stands for Alpaca, not for flinktrade's matching model): a limit
 through its limit, a stop or trailing stop once the price reaches its stop, a stop-limit once
 triggered and within its limit, always at the pushed price (a gap fills at the gap's price); a
 trailing stop follows its high-water mark (``hwm``) and moves its ``stop_price``.
+``day_order_end`` is when a ``day`` order expires on a market calendar (the regular close, or
+the extended session's end for an ``extended_hours`` order), as Alpaca expires them.
 ``FakeOrder.to_json`` renders an order in Alpaca's wire form (numbers as strings).
 """
 
@@ -22,6 +24,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
+
+from flinktrade import sessions
 
 OPEN_STATUSES = frozenset(
     {"new", "accepted", "pending_new", "partially_filled", "held", "accepted_for_bidding"}
@@ -116,6 +120,9 @@ class FakeOrder:
     filled_avg_price: Decimal | None = None
     filled_at: float | None = None
     canceled_at: float | None = None
+    expires_at_ms: int | None = None
+    """When a ``day`` order expires on the fake's market clock (epoch ms); None: never."""
+    expired_at: float | None = None
     updated: float = 0.0
     asset_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
@@ -128,7 +135,7 @@ class FakeOrder:
             "updated_at": iso(self.updated or self.created),
             "submitted_at": iso(self.created),
             "filled_at": None if self.filled_at is None else iso(self.filled_at),
-            "expired_at": None,
+            "expired_at": None if self.expired_at is None else iso(self.expired_at),
             "canceled_at": None if self.canceled_at is None else iso(self.canceled_at),
             "failed_at": None,
             "replaced_at": None if self.replaced_at is None else iso(self.replaced_at),
@@ -280,6 +287,15 @@ def _check_exit_prices(
 def _check_client_order_id(coid: str) -> None:
     if len(coid) > 128:
         raise _invalid("client_order_id must be no more than 128 characters")
+
+
+def day_order_end(order: FakeOrder, now_ms: int, calendar: sessions.Calendar) -> int | None:
+    """When ``order``, placed at ``now_ms``, expires by ``calendar``: a ``day`` order at the end
+    of the session it works in (the next regular close, 13:00 on an early close; with
+    ``extended_hours`` the end of the after-hours session); None for other times in force."""
+    if order.time_in_force != "day":
+        return None
+    return calendar.day_end(now_ms, order.extended_hours)
 
 
 def build_order(body: dict[str, Any], market_price: Decimal, now: float) -> FakeOrder:

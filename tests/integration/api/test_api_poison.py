@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -14,8 +15,8 @@ import pytest
 from api_helpers import MINUTE, T0, ApiEnv, make_bars, make_fill, make_order, make_signal
 
 from flinktrade import bus, events
-from flinktrade.events import Alert, OrderStatus, Severity, Side
-from flinktrade.testing.hostile import hostile_records
+from flinktrade.events import Alert, OrderSpec, OrderStatus, OrderType, Severity, Side
+from flinktrade.testing.hostile import ORDER_SPEC_VARIANTS, hostile_records, with_order_variants
 
 pytestmark = pytest.mark.integration
 
@@ -41,6 +42,8 @@ MUST_DROP = {
     "ts_wrong_type",
 }
 """What no kind may accept: not an object of the type, or a time no chart can place."""
+MUST_DROP_BY_KIND = {"signals": {"order_wrong_type", *ORDER_SPEC_VARIANTS}}
+"""What one kind must refuse besides: a signal whose ``order`` the wire model refuses (issue 19)."""
 
 
 def _json(event: events.Event) -> dict[str, Any]:
@@ -51,10 +54,18 @@ def _json(event: events.Event) -> dict[str, Any]:
 def templates() -> dict[str, dict[str, Any]]:
     bar = make_bars(SYMBOL, 1, seed=7)[0]
     signal = make_signal(SYMBOL, bar, Side.BUY, "poison")
-    signal = signal.model_copy(update={"id": PLACEHOLDER})
+    spec = OrderSpec(
+        type=OrderType.LIMIT, limit_price=bar.close, take_profit_pct=Decimal(4),
+        stop_loss_pct=Decimal(2),
+    )  # fmt: skip
+    signal = signal.model_copy(update={"id": PLACEHOLDER, "order": spec})
     order = make_order(signal, OrderStatus.FILLED, 10).model_copy(
-        update={"event_id": PLACEHOLDER, "id": PLACEHOLDER, "client_order_id": PLACEHOLDER}
-    )
+        update={
+            "event_id": PLACEHOLDER, "id": PLACEHOLDER, "client_order_id": PLACEHOLDER,
+            "type": "stop", "stop_price": bar.close, "time_in_force": "gtc",
+            "order_class": "bracket", "parent_client_order_id": "ft-parent", "leg": "stop_loss",
+        }
+    )  # fmt: skip
     fill = make_fill(signal).model_copy(update={"id": PLACEHOLDER})
     alert = Alert(
         ts=T0,
@@ -82,7 +93,11 @@ def stream(kind: str, template: dict[str, Any]) -> list[tuple[str, bytes]]:
     valid = json.dumps(template).encode()
     records: list[tuple[str, bytes]] = []
     for name, variant in [("valid", valid)] + [
-        item for pair in ((v, ("valid", valid)) for v in hostile_records(template)) for item in pair
+        item
+        for pair in (
+            (v, ("valid", valid)) for v in hostile_records(template) + with_order_variants(template)
+        )
+        for item in pair
     ]:
         k = len(records)
         if kind == "bars" and name == "valid":  # bars are told apart by their minute
@@ -147,18 +162,19 @@ def test_hostile_records_on_every_topic_are_dropped_and_the_feed_carries_on(
     assert health["status"] == "ok" and health["feed"]["error"] is None
     for kind, records in streams.items():
         names = {name for name, _ in records}
-        assert names >= MUST_DROP, f"{kind}: a must-drop name is misspelt"
+        must_drop = MUST_DROP | MUST_DROP_BY_KIND.get(kind, set())
+        assert names >= must_drop, f"{kind}: a must-drop name is misspelt"
         valid = {identity(kind, raw) for name, raw in records if name == "valid"}
         assert valid <= shown[kind], f"{kind}: valid records missing"
         leaked = {
             name
             for name, raw in records
-            if name in MUST_DROP
+            if name in must_drop
             and (kind != "bars" or name.startswith("ts_"))  # other bad bars share the T0 minute
             and identity(kind, raw) in shown[kind]
         }
         assert leaked == set(), f"{kind}: shown although they must be dropped"
-        assert dropped(metrics, kind) >= len(MUST_DROP), f"{kind}: drops not counted"
+        assert dropped(metrics, kind) >= len(must_drop), f"{kind}: drops not counted"
 
 
 def wait_visible(predicate: Callable[[], bool]) -> None:

@@ -17,11 +17,21 @@ from notify_helpers import accounted
 
 from flinktrade import bus, events
 from flinktrade.config import KafkaSettings
-from flinktrade.events import Alert, Fill, OrderEvent, OrderStatus, Severity, Side, Signal
+from flinktrade.events import (
+    Alert,
+    Fill,
+    OrderEvent,
+    OrderSpec,
+    OrderStatus,
+    OrderType,
+    Severity,
+    Side,
+    Signal,
+)
 from flinktrade.notify import service
 from flinktrade.notify.settings import NotifySettings, NotifyTopics
 from flinktrade.testing.fake_slack import FakeSlack
-from flinktrade.testing.hostile import hostile_records
+from flinktrade.testing.hostile import ORDER_SPEC_VARIANTS, hostile_records, with_order_variants
 
 pytestmark = pytest.mark.integration
 
@@ -77,6 +87,12 @@ def signal_template() -> dict[str, Any]:
             bar_ts=T0 - 60_000,
             reason="sma_20 crossed above sma_50",
             indicators={"sma_20": 187.0, "sma_50": 186.5},
+            order=OrderSpec(
+                type=OrderType.LIMIT,
+                limit_price=Decimal("187.25"),
+                take_profit_pct=Decimal(4),
+                stop_loss_pct=Decimal(2),
+            ),
             ts=T0,
         )
     )
@@ -92,8 +108,13 @@ def order_template() -> dict[str, Any]:
             symbol="AAPL",
             side=Side.BUY,
             qty=Decimal(10),
-            type="limit",
+            type="stop_limit",
             limit_price=Decimal("187.30"),
+            stop_price=Decimal("187.40"),
+            time_in_force="gtc",
+            order_class="bracket",
+            parent_client_order_id="ft-parent-1",
+            leg="stop_loss",
             status=OrderStatus.FILLED,
             filled_qty=Decimal(10),
             filled_avg_price=Decimal("187.25"),
@@ -142,17 +163,24 @@ MUST_REJECT: dict[str, tuple[Callable[[], dict[str, Any]], set[str]]] = {
         | {"symbol_null"}
         | {f"price_{n}" for n in NOT_FINITE}
         | {f"missing_{f}" for f in ("id", "strategy", "symbol", "side", "price", "ts")}
-        | _wrong_types({"id", "strategy", "symbol", "side", "price", "indicators", "ts"}),
+        | set(ORDER_SPEC_VARIANTS)
+        | _wrong_types({"id", "strategy", "symbol", "side", "price", "indicators", "order", "ts"}),
     ),
     "orders": (
         order_template,
         GENERIC_REJECTS
         | BAD_TS
         | {"symbol_null", "symbol_empty"}
-        | {f"{f}_{n}" for f in ("limit_price", "filled_avg_price") for n in NOT_FINITE}
+        | {
+            f"{f}_{n}"
+            for f in ("limit_price", "stop_price", "filled_avg_price")
+            for n in NOT_FINITE
+        }
         | {"qty_nan"}
         | {f"missing_{f}" for f in ("id", "symbol")}
-        | _wrong_types({"id", "symbol", "side", "qty", "limit_price", "status", "ts"}),
+        | _wrong_types(
+            {"id", "symbol", "side", "qty", "limit_price", "stop_price", "status", "ts"}
+        ),
     ),
     "fills": (
         fill_template,
@@ -168,9 +196,10 @@ MUST_REJECT: dict[str, tuple[Callable[[], dict[str, Any]], set[str]]] = {
 
 
 def stream(template: dict[str, Any]) -> list[tuple[str, bytes]]:
-    """valid, hostile, valid, hostile, ..., valid: every record with its own ids."""
+    """valid, hostile, valid, hostile, ..., valid: every record with its own ids (a template
+    with an ``order`` also gets the nested ``ORDER_SPEC_VARIANTS``)."""
     records: list[tuple[str, bytes]] = []
-    variants = hostile_records(template)
+    variants = hostile_records(template) + with_order_variants(template)
     valid = json.dumps(template).encode()
     for name, raw in [("valid", valid)] + [
         item for pair in ((v, ("valid", valid)) for v in variants) for item in pair

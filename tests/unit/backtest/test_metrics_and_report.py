@@ -92,8 +92,8 @@ def test_report_files_have_the_documented_columns(tmp_path: Path) -> None:
     assert rows[2][6] == "1.5" and rows[2][7] == ""
     with files["trades.csv"].open() as handle:
         trades = list(csv.DictReader(handle))
-    assert [t["direction"] for t in trades] == ["long"]
-    assert trades[0]["entry_time"] == "2024-01-02T00:00:00Z" and trades[0]["exit_time"] == ""
+    assert [t["side"] for t in trades] == ["long"]
+    assert trades[0]["entry_ts"] == "2024-01-02T00:00:00Z" and trades[0]["exit_ts"] == ""
     assert trades[0]["pnl"] == ""  # still open at the end: undefined
     orders = list(csv.DictReader(files["orders.csv"].open()))
     assert [o["status"] for o in orders] == ["filled", "unfilled"]

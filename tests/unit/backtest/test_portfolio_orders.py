@@ -143,7 +143,7 @@ def test_a_signal_closes_the_position_and_cancels_its_exits(tmp_path: Path) -> N
         ("close", "", "filled"),
     ]
     [written] = list(csv.DictReader((tmp_path / "trades.csv").open()))
-    assert written["exit_reason"] == "signal" and written["size"] == "10"
+    assert written["exit_reason"] == "signal" and written["qty"] == "10"
 
 
 def test_an_invalid_spec_is_refused_with_its_reason() -> None:
@@ -296,3 +296,31 @@ def test_an_invalid_oco_is_refused_and_the_position_stays() -> None:
 def test_the_new_execution_settings_are_checked(fields: dict[str, float], message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         ExecutionModel(**fields)  # type: ignore[arg-type]
+
+
+def _minute_bars(rows: list[Row], start: int) -> list[events.AnalyticsBar]:
+    return [
+        events.AnalyticsBar(
+            symbol="AAA", ts=start + i * 60_000, open=Decimal(str(o)), high=Decimal(str(h)),
+            low=Decimal(str(lo)), close=Decimal(str(c)), volume=1000, interval_ms=60_000,
+        )
+        for i, (o, h, lo, c) in enumerate(rows)
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("follow", "extended", "entry_bar"),
+    [(True, False, 2), (True, True, 1), (False, False, 1)],
+)
+def test_following_sessions_a_regular_order_meets_no_pre_market_bar(
+    follow: bool, extended: bool, entry_bar: int
+) -> None:
+    """``--market-hours`` other than ``all`` (``follow_sessions``): a limit order without
+    extended hours, placed in the pre-market, first meets the 09:30 bar."""
+    start = 1_704_205_680_000  # 2024-01-02 09:28 EST (pre-market)
+    series = _minute_bars([flat(100), (100, 100, 98, 99), (100, 100, 98.5, 99.5), flat(100)], start)
+    spec = OrderSpec(type="limit", limit_price=Decimal(99), extended_hours=extended)
+    model = ExecutionModel(cash=1000, follow_sessions=follow)
+    result = simulate(series, [signal(series[0], "buy", spec)], model)
+    (trade,) = result.trades
+    assert (trade.entry_ts, trade.entry_price) == (start + entry_bar * 60_000, 99)

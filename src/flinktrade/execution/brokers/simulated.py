@@ -1,14 +1,27 @@
 """A simulated broker: orders fill at the prices seen after them, with costs.
 
 Prices come from ``market.trades`` (the trade price) and ``analytics.bars`` (the close), read from
-their end when the broker starts. A simple market order fills at the first price for its symbol
-that arrives after the order, moved against us by ``slippage_bps``, with a commission of
-``commission_per_share`` x qty (at least ``commission_min``). Every other order (limit, stop,
-stop-limit, trailing stop; brackets, OTO, OCO and their legs) is matched by the one matching
-model, ``flinktrade.matching`` (the backtester's), on the same prices and costs: each price is a
-trade there, timed by its event time (never earlier than the last one seen, so an order only meets
-prices that arrive after it). The legs the model creates (a bracket's exits, an OCO's stop) are
-orders of their own here, reported in their parent's ``legs``. Its book (orders, positions, cash)
+their end when the broker starts. What orders are matched against is ``execution.sim.match_on``:
+
+- ``trades`` (the default): a simple market order fills at the first price for its symbol that
+  arrives after the order, moved against us by ``slippage_bps``, with a commission of
+  ``commission_per_share`` x qty (at least ``commission_min``). Every other order (limit, stop,
+  stop-limit, trailing stop; brackets, OTO, OCO and their legs) is matched by the one matching
+  model, ``flinktrade.matching`` (the backtester's), on the same prices and costs: each price is a
+  trade there, timed by its event time (never earlier than the last one seen, so an order only
+  meets prices that arrive after it).
+- ``bars``: each bar read (a record with open, high, low and close) is matched whole by the
+  matching model (``Book.on_bar``), exactly as the backtester matches its bars; trades only move
+  the last price. Every order goes through the model, a simple market order too (it fills at the
+  open of the first bar after it, the backtester's ``next_open``). An order placed after a bar was
+  read first meets the next bar; fills are stamped with the bar's start (event time).
+
+``execution.sim.market_hours`` (``regular``, ``extended`` or ``all``, the backtester's
+``--market-hours``) leaves the prices (bars by their start) outside those sessions of the bundled
+market calendar unmatched, as the backtester leaves such bars out.
+
+The legs the model creates (a bracket's exits, an OCO's stop) are orders of their own here,
+reported in their parent's ``legs``. Its book (orders, positions, cash)
 is a SQLite file of its own under the state folder (created 0600), so like a real broker it
 outlives an executor restart and reconciliation has something to compare with; working orders of
 the matching model are put back into it at start (a trailing stop's best price restarts there).
@@ -30,7 +43,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from flinktrade import bus
+from flinktrade import bus, events, sessions
 from flinktrade.bus import TopicPartition
 from flinktrade.config import Settings
 from flinktrade.errors import TransientError
@@ -48,6 +61,7 @@ from flinktrade.execution.brokers.base import (
     UpdateHandler,
 )
 from flinktrade.execution.market import parse_price
+from flinktrade.execution.settings import SimMarketHours, SimMatchOn
 from flinktrade.execution.store import create_private
 from flinktrade.execution.store.records import spec_from_text, spec_text
 from flinktrade.matching import Book, Change, Costs, Execution, Order, Status, Update
@@ -78,6 +92,14 @@ _COLUMNS = (
     "id, client_order_id, symbol, side, qty, status, filled_qty, filled_avg_price, created_ms,"
     " spec, parent, leg"
 )
+_DAY_MS = 86_400_000
+_SESSIONS = {
+    SimMarketHours.REGULAR: frozenset({sessions.Session.REGULAR}),
+    SimMarketHours.EXTENDED: frozenset(
+        {sessions.Session.PRE, sessions.Session.REGULAR, sessions.Session.POST}
+    ),
+}
+"""The sessions whose prices match, per ``market_hours`` (``all``: every price)."""
 _ADDED = (("spec", "TEXT"), ("parent", "TEXT"), ("leg", "TEXT"))
 """Columns added with the order model: a book written before gets them on open (NULL: a simple
 market order)."""
@@ -106,19 +128,27 @@ class SimulatedBroker(Broker):
             self._set("cash", str(self.config.starting_cash))
         self._db.commit()
         self.prices: dict[str, Decimal] = {}
+        self._sessions = _SESSIONS.get(self.config.market_hours)
+        self._calendar = sessions.bundled() if self._sessions is not None else None
         self.matching = Book(
             Costs(
                 per_share=float(self.config.commission_per_share),
                 minimum=float(self.config.commission_min),
                 slippage_bps=float(self.config.slippage_bps),
-            )
+            ),
+            follow_sessions=self._sessions is not None,  # as the backtester's --market-hours
         )
         self._last_ts = 0
         """The newest price time seen: orders are placed at it, prices meet them after it."""
+        self.bars = self.config.match_on is SimMatchOn.BARS
+        self.prices_seen = 0
+        """Price records taken from the price topics (matched or not): progress to wait on."""
         self._restore()
         self._on_update: UpdateHandler | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.following = threading.Event()
+        """Set once the price feed has its start offsets: later prices all reach the book."""
 
     # ------------------------------------------------------------------ book keeping
 
@@ -165,7 +195,7 @@ class SimulatedBroker(Broker):
         if problem is not None:
             raise OrderRefused(problem)
         assert request.qty is not None  # refusal() refused a notional
-        matched = not _simple_market(request.spec)
+        matched = self.bars or not _simple_market(request.spec)
         with self._lock:
             try:
                 self._db.execute(
@@ -318,11 +348,13 @@ class SimulatedBroker(Broker):
             for topic in topics:
                 assignment.extend(bus.end_offsets(consumer, topic))
             consumer.assign(assignment)
+            self.following.set()
             while not self._stop.is_set():
                 for msg in consumer.consume(1000, timeout=0.2):
                     if msg.error() is not None:
                         continue
                     self._on_price(msg.value() or b"")
+                    self.prices_seen += 1
         except TransientError as exc:
             log.error("simulated broker: price feed failed: %s", exc)
         finally:
@@ -334,6 +366,13 @@ class SimulatedBroker(Broker):
             return
         symbol, price = quote.symbol, quote.price
         self.prices[symbol] = price
+        if self.bars:
+            bar = _bar(raw)
+            if bar is not None:
+                self._on_bar(bar)
+            return
+        if not self._in_hours(quote.ts, 0):
+            return
         with self._lock:
             rows = self._db.execute(
                 f"SELECT {_COLUMNS} FROM orders WHERE symbol = ? AND spec IS NULL"
@@ -351,6 +390,35 @@ class SimulatedBroker(Broker):
             updates = self._apply(changes)
             self._db.commit()
         self._send(updates)
+
+    def _on_bar(self, bar: events.Bar) -> None:
+        """``match_on = bars``: match the symbol's orders against ``bar`` whole, placed before it
+        (a simple market order taken before ``bars`` was set fills at its open)."""
+        matches = self._in_hours(bar.ts, bar.interval_ms)
+        if matches:
+            with self._lock:
+                rows = self._db.execute(
+                    f"SELECT {_COLUMNS} FROM orders WHERE symbol = ? AND spec IS NULL"
+                    " AND status IN ('new', 'partially_filled')",
+                    (bar.symbol,),
+                ).fetchall()
+            for row in rows:
+                self._fill(self._order(row, legs=False), bar.open)
+        with self._lock:
+            changes: list[Change] = []
+            if matches:
+                self._last_ts = max(self._last_ts, bar.ts)
+                changes = self.matching.on_bar(bar)
+            self._last_ts = max(self._last_ts, bar.ts + bar.interval_ms)
+            updates = self._apply(changes) if changes else []
+            self._db.commit()
+        self._send(updates)
+
+    def _in_hours(self, ts: int, interval_ms: int) -> bool:
+        """Whether a price at ``ts`` (a bar of ``interval_ms`` starting then) may fill orders."""
+        if self._calendar is None or self._sessions is None or interval_ms >= _DAY_MS:
+            return True
+        return self._calendar.session_at(ts) in self._sessions
 
     # ------------------------------------------------------------------ the matching model
 
@@ -414,7 +482,7 @@ class SimulatedBroker(Broker):
                     price=_dec(execution.price),
                     qty=_dec(execution.qty),
                     position_qty=self._position(order.symbol),
-                    ts=_now_ms(),
+                    ts=execution.ts if self.bars else _now_ms(),  # bars: the bar's start
                     commission=_dec(execution.commission),
                 )
             )
@@ -519,6 +587,17 @@ class SimulatedBroker(Broker):
                     commission=commission,
                 )
             )
+
+
+def _bar(raw: bytes) -> events.Bar | None:
+    """The bar in a record of the bars topic (an ``analytics.bars`` or ``market.bars`` record);
+    None for a trade or a record that is no valid bar."""
+    if b'"open"' not in raw:
+        return None
+    try:
+        return events.decode(events.Bar, raw)
+    except (events.DecodeError, ValueError, RecursionError):
+        return None
 
 
 def _simple_market(spec: OrderSpec) -> bool:
