@@ -185,6 +185,38 @@ class BookBroker(Broker):
         self.orders[client_order_id] = gone
         return True
 
+    def replace(
+        self,
+        client_order_id: str,
+        new_client_order_id: str,
+        *,
+        qty: Decimal | None = None,
+        limit_price: Decimal | None = None,
+        stop_price: Decimal | None = None,
+        trail: Decimal | None = None,
+    ) -> BrokerOrder:
+        """The old order ends canceled (``replaced``), the new one takes its place, open."""
+        order = self.orders.get(client_order_id)
+        if order is None or order.status.final:
+            raise OrderRefused(f"replace of {client_order_id}: the order is not open")
+        if new_client_order_id in self.orders:
+            raise OrderExists(new_client_order_id)
+        self.orders[client_order_id] = replace(
+            order, status=OrderStatus.CANCELED, broker_status="replaced"
+        )
+        new = replace(
+            order,
+            id="b-" + new_client_order_id,
+            client_order_id=new_client_order_id,
+            qty=order.qty if qty is None else qty,
+            limit_price=order.limit_price if limit_price is None else limit_price,
+            stop_price=order.stop_price if stop_price is None else stop_price,
+            filled_qty=Decimal(0),
+            filled_avg_price=None,
+        )
+        self.orders[new_client_order_id] = new
+        return new
+
     def open_orders(self) -> list[BrokerOrder]:
         if self.read_error is not None:
             raise self.read_error

@@ -13,6 +13,8 @@ Every other call (reads) either answers or raises ``TransientError``, whatever c
 ``cancel`` asks the broker to cancel an open order: it answers whether a cancel was taken or
 there was nothing left to cancel ("no such order", "already filled/canceled" are answers, not
 errors), or raises ``TransientError`` when it cannot tell; a cancel may always be asked again.
+``replace`` swaps an open order for a new one (new ``client_order_id``, new qty or prices) and
+answers like ``submit``: after ``OutcomeUnknown`` look the NEW id up, never replace blindly again.
 """
 
 from __future__ import annotations
@@ -135,6 +137,25 @@ class Broker(abc.ABC):
         ``may_send`` is called before EVERY attempt to send the order (the first and each
         retry, e.g. after a rate-limit wait); a string answer means "do not send": the call
         raises ``OrderRefused`` with that reason and nothing more leaves this process."""
+
+    @abc.abstractmethod
+    def replace(
+        self,
+        client_order_id: str,
+        new_client_order_id: str,
+        *,
+        qty: Decimal | None = None,
+        limit_price: Decimal | None = None,
+        stop_price: Decimal | None = None,
+        trail: Decimal | None = None,
+    ) -> BrokerOrder:
+        """Replace the open order ``client_order_id`` by a new order ``new_client_order_id``
+        with the same spec and the fields given (``qty``: the new order's qty; ``trail``: the
+        trailing stop's trail, in its own unit); the old one ends ``canceled`` (the broker's
+        word ``replaced``). Returns the new order, or raises like ``submit``: ``OrderExists``
+        (the new id is used: look it up), ``OrderRefused`` (nothing replaced: the old order is
+        not open, unknown, or the new fields are refused) or ``OutcomeUnknown`` (look the new
+        id up before anything else)."""
 
     @abc.abstractmethod
     def get_order(self, client_order_id: str) -> BrokerOrder | None: ...

@@ -27,7 +27,10 @@ outlives an executor restart and reconciliation has something to compare with; w
 the matching model are put back into it at start (a trailing stop's best price restarts there).
 A notional order is refused (this broker takes a qty).
 
-``cancel`` cancels a working order through the matching model (its group with it).
+``cancel`` cancels a working order through the matching model (its group with it). ``replace``
+cancels an open order (a top-level one: not a leg) and places a new one under the new id with the
+same spec and the new fields (checked first: a replace refused changes nothing); the old one is
+reported ``replaced`` (an OCO's or bracket's legs are made anew for the new order).
 ``submit(request, may_send)`` asks ``may_send()`` right before taking the order: a reason means
 "do not send" and the order is refused with it (``OrderRefused``), as brokers/base.py agrees.
 """
@@ -65,7 +68,7 @@ from flinktrade.execution.settings import SimMarketHours, SimMatchOn
 from flinktrade.execution.store import create_private
 from flinktrade.execution.store.records import spec_from_text, spec_text
 from flinktrade.matching import Book, Change, Costs, Execution, Order, Status, Update
-from flinktrade.orders import Leg
+from flinktrade.orders import Leg, order_problem
 
 log = logging.getLogger(__name__)
 
@@ -275,6 +278,56 @@ class SimulatedBroker(Broker):
             self._db.commit()
         self._send(updates)
         return True
+
+    def replace(
+        self,
+        client_order_id: str,
+        new_client_order_id: str,
+        *,
+        qty: Decimal | None = None,
+        limit_price: Decimal | None = None,
+        stop_price: Decimal | None = None,
+        trail: Decimal | None = None,
+    ) -> BrokerOrder:
+        """Cancel ``client_order_id`` and place ``new_client_order_id`` with its spec and the new
+        fields (qty: the new order's; by default what the old one had left), the old reported
+        ``replaced``. Refused, with nothing changed, when the old order is not open or is a leg,
+        or the new fields do not fit its type."""
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT {_COLUMNS} FROM orders WHERE client_order_id = ?", (client_order_id,)
+            ).fetchone()
+            old = None if row is None else self._order(row, legs=False)
+            if old is None or old.status.final or old.qty is None:
+                raise OrderRefused(f"replace of {client_order_id}: the order is not open")
+            if row[10] is not None:
+                raise OrderRefused("the simulated broker replaces top-level orders, not legs")
+            if self.get_order(new_client_order_id) is not None:
+                raise OrderExists("client_order_id must be unique")
+            spec = spec_from_text(row[9]) or PLAIN_ORDER
+            request = OrderRequest(
+                new_client_order_id,
+                old.symbol,
+                old.side,
+                qty if qty is not None else old.qty - old.filled_qty,
+                _replaced_spec(spec, limit_price, stop_price, trail),
+            )
+            problem = self.refusal(request) or order_problem(request.spec)
+            if problem is not None:
+                raise OrderRefused(f"replace of {client_order_id}: {problem}")
+            changes = self.matching.cancel(client_order_id, self._last_ts, "replaced")
+            updates = self._apply(changes)
+            self._db.execute(
+                "UPDATE orders SET status = ? WHERE client_order_id = ?",
+                (OrderStatus.CANCELED.value, client_order_id),
+            )
+            self._db.commit()
+            ended = self.get_order(client_order_id)
+            assert ended is not None
+            updates = [u for u in updates if u.order.client_order_id != client_order_id]
+            updates.insert(0, TradeUpdate(event="replaced", order=ended, ts=_now_ms()))
+        self._send(updates)
+        return self.submit(request)
 
     def open_orders(self) -> list[BrokerOrder]:
         with self._lock:
@@ -598,6 +651,33 @@ def _bar(raw: bytes) -> events.Bar | None:
         return events.decode(events.Bar, raw)
     except (events.DecodeError, ValueError, RecursionError):
         return None
+
+
+def _replaced_spec(
+    spec: OrderSpec,
+    limit_price: Decimal | None,
+    stop_price: Decimal | None,
+    trail: Decimal | None,
+) -> OrderSpec:
+    """``spec`` with a replace's new prices (``trail`` in the unit the spec trails by);
+    ``OrderRefused`` when a field does not fit the order's type."""
+    update: dict[str, Any] = {}
+    if limit_price is not None:
+        if spec.type not in (OrderType.LIMIT, OrderType.STOP_LIMIT):
+            raise OrderRefused(f"{spec.type.value} orders have no limit_price to replace")
+        update["limit_price"] = limit_price
+    if stop_price is not None:
+        if spec.type not in (OrderType.STOP, OrderType.STOP_LIMIT):
+            raise OrderRefused(f"{spec.type.value} orders have no stop_price to replace")
+        update["stop_price"] = stop_price
+    if trail is not None:
+        if spec.type is not OrderType.TRAILING_STOP:
+            raise OrderRefused("trail is only for trailing_stop orders")
+        update["trail_percent" if spec.trail_percent is not None else "trail_price"] = trail
+    try:
+        return OrderSpec.model_validate({**spec.model_dump(), **update})
+    except ValueError as exc:
+        raise OrderRefused(f"invalid replace: {str(exc).splitlines()[0][:200]}") from None
 
 
 def _simple_market(spec: OrderSpec) -> bool:

@@ -3,7 +3,9 @@
 Orders are the spec's type (market, limit, stop, stop-limit, trailing stop; shares, fractional or
 not, or a notional; Alpaca's ``bracket``/``oto``/``oco`` classes for absolute-price exits), mapped
 to alpaca-py's request classes by ``order_requests`` and submitted with our ``client_order_id``;
-``cancel`` looks the order up by that id and deletes it; reads are the look-up by that id, open
+``cancel`` looks the order up by that id and deletes it; ``replace`` looks it up and ``PATCH``es it
+(alpaca-py's ``ReplaceOrderRequest``, the new ``client_order_id`` in it; whole shares only, as
+alpaca-py's ``qty`` is an int), its answers mapped as ``submit``'s; reads are the look-up by that id, open
 orders (nested: a bracket's legs inside their parent),
 positions, account, clock and the market calendar (``calendar``, kept for a day). Whatever comes
 back (JSON, a proxy's HTML page, an empty body, missing headers, a reset connection, a timeout) ends as one of
@@ -28,7 +30,7 @@ from urllib.parse import urlsplit
 from alpaca.common.exceptions import APIError
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import QueryOrderStatus
-from alpaca.trading.requests import GetCalendarRequest, GetOrdersRequest
+from alpaca.trading.requests import GetCalendarRequest, GetOrdersRequest, ReplaceOrderRequest
 from pydantic import SecretStr
 
 from flinktrade import sessions
@@ -170,11 +172,65 @@ class AlpacaBroker(Broker):
             order_data = to_alpaca(request)
         except ValueError as exc:
             raise OrderRefused(f"invalid order: {_first_line(exc)}") from None
-        coid = request.client_order_id
+        return self._order_call(
+            "POST /v2/orders",
+            request.client_order_id,
+            self._client.submit_order,
+            order_data,
+            guard=may_send,
+        )
+
+    def replace(
+        self,
+        client_order_id: str,
+        new_client_order_id: str,
+        *,
+        qty: Decimal | None = None,
+        limit_price: Decimal | None = None,
+        stop_price: Decimal | None = None,
+        trail: Decimal | None = None,
+    ) -> BrokerOrder:
+        """``PATCH /v2/orders/{id}`` of the order with ``client_order_id`` (looked up first for
+        its id); a look-up that fails is ``OutcomeUnknown`` (nothing was sent: the new id is not
+        found and the replace may be asked again)."""
+        if qty is not None and qty != qty.to_integral_value():
+            raise OrderRefused(f"alpaca-py replaces whole share quantities only, not {qty}")
         try:
-            raw = self._call(
-                self._client.submit_order, order_data, priority=Priority.ORDER, guard=may_send
+            found = self.get_order(client_order_id)
+        except TransientError as exc:
+            raise OutcomeUnknown(f"replace of {client_order_id}: {exc}") from None
+        if found is None or found.status.final:
+            raise OrderRefused(f"replace of {client_order_id}: the order is not open")
+        try:
+            data = ReplaceOrderRequest(
+                qty=None if qty is None else int(qty),
+                limit_price=_float(limit_price),
+                stop_price=_float(stop_price),
+                trail=_float(trail),
+                client_order_id=new_client_order_id,
             )
+        except ValueError as exc:
+            raise OrderRefused(f"invalid replace: {_first_line(exc)}") from None
+        return self._order_call(
+            f"PATCH /v2/orders/{found.id}",
+            new_client_order_id,
+            self._client.replace_order_by_id,
+            found.id,
+            data,
+        )
+
+    def _order_call(
+        self,
+        what: str,
+        coid: str,
+        fn: Callable[..., Any],
+        *args: Any,
+        guard: SendGuard | None = None,
+    ) -> BrokerOrder:
+        """A call that creates order ``coid``, its answer mapped to the outcomes of
+        ``brokers/base.py``: the order, ``OrderExists``, ``OrderRefused`` or ``OutcomeUnknown``."""
+        try:
+            raw = self._call(fn, *args, priority=Priority.ORDER, guard=guard)
         except NotSent as exc:
             raise OrderRefused(f"not sent: {exc}") from None
         except APIError as exc:
@@ -188,15 +244,13 @@ class AlpacaBroker(Broker):
                 raise OrderExists(answer.message) from None
             raise OrderRefused(f"HTTP {status}: {answer.message}") from None
         except Exception as exc:  # timeouts, resets, unreadable bodies: it may have arrived
-            raise OutcomeUnknown(f"POST /v2/orders {coid}: {describe(exc)}") from None
+            raise OutcomeUnknown(f"{what} {coid}: {describe(exc)}") from None
         try:
             order = parse_order(raw)
         except Exception as exc:  # an empty or foreign answer: the order may exist
-            raise OutcomeUnknown(
-                f"unreadable answer to POST /v2/orders ({describe(exc)})"
-            ) from None
+            raise OutcomeUnknown(f"unreadable answer to {what} ({describe(exc)})") from None
         if order.client_order_id != coid:
-            raise OutcomeUnknown(f"the answer to POST /v2/orders {coid} names another order")
+            raise OutcomeUnknown(f"the answer to {what} {coid} names another order")
         return order
 
     def _read(
@@ -322,6 +376,11 @@ class AlpacaBroker(Broker):
     def close(self) -> None:
         stop_updates(self._stream, self._stream_thread)
         self._session.close()
+
+
+def _float(value: Decimal | None) -> float | None:
+    """A price as alpaca-py takes it (ours are on the tick: the same digits on the wire)."""
+    return None if value is None else float(value)
 
 
 def _first_line(exc: ValueError) -> str:
