@@ -2,9 +2,10 @@
 
 A child order the broker made (a bracket's, OTO's or OCO's leg) is stored the first time its
 parent reports it and followed like any other order (``adopt_leg``). The exits the executor owns
-(percentage exits, ``execution.exits``) are stored, all of them, when the entry is final with a
-fill, and only then sent (``place_exits``); an entry left ``pending`` by a crash gets them on the
-next start (``place_pending_exits``), under the same derived ids.
+(percentage exits, ``execution.exits``) are stored, all of them, at the entry's first fill (for the
+qty filled then: ``replacing`` replaces them as it fills more) or when it is final with a fill,
+and only then sent (``place_exits``); an entry left ``pending`` by a crash gets them on the next
+start (``place_pending_exits``), at its final qty, under the same derived ids.
 
 ``ExitPlacing`` is a part of ``lifecycle.OrderLifecycle`` (its base class), kept apart so each
 file reads in one go; it places and applies orders through the life cycle's ``place`` and
@@ -84,10 +85,12 @@ class ExitPlacing:
             )
 
     def _place_exits(self, entry: StoredOrder) -> None:
-        """Place the exits the executor owns for ``entry``, now final: their intents are stored
+        """Place the exits the executor owns for ``entry``, filled (in part or whole) for
+        ``filled_qty`` at ``filled_avg_price``: their intents are stored
         (all in one transaction, with the entry marked ``placed``) before any is sent, each under
-        its derived id; an entry that filled nothing has none. Called on the entry's final
-        update and, for entries a crash left ``pending``, at start-up and every reconciliation."""
+        its derived id; an entry that filled nothing has none. Called on the entry's first fill
+        or final update and, for entries a crash left ``pending``, at start-up and every
+        reconciliation."""
         price = entry.filled_avg_price
         if entry.filled_qty <= 0 or price is None:
             self.store.set_exits(entry.client_order_id, "none")
@@ -165,11 +168,15 @@ def leg_spec(leg: BrokerOrder, time_in_force: TimeInForce) -> OrderSpec | None:
 
 def own_exit(order: StoredOrder) -> bool:
     """Whether ``order`` is an exit the executor made itself (its id is derived from its
-    entry's), not a leg the broker made for a bracket, OTO or OCO order."""
+    entry's, or a replace of it: ``replacing``), not a leg the broker made for a bracket, OTO or
+    OCO order."""
     if order.parent is None or order.leg is None:
         return False
     try:
         leg = Leg(order.leg)
     except ValueError:
         return False
-    return order.client_order_id == leg_client_order_id(order.parent, leg)
+    own = leg_client_order_id(order.parent, leg)
+    if order.replaces is not None:  # a replace of an own exit: the leg's id + -r<n>
+        return order.client_order_id.startswith(own + "-r")
+    return order.client_order_id == own

@@ -17,7 +17,10 @@ then sent (``place_exits``); an entry left ``pending`` by a crash gets them on t
 the base class of ``OrderLifecycle``. While the kill switch is on, only orders
 that reduce a position leave (``reduces``: flatten, exits, a plain close). An order that closes
 what open exits protect waits until they are cancelled (``cancelling.ExitCancelling``, the next
-base class): ``place`` sends nothing before ``clear_the_way`` says so.
+base class): ``place`` sends nothing before ``clear_the_way`` says so. The exits it owns are
+placed at the entry's first fill and replaced for the new qty at each later one
+(``replacing.ExitReplacing``, the base class in between): a replace is an order whose row
+``replaces`` another, sent with ``Broker.replace`` and followed like any other.
 """
 
 from __future__ import annotations
@@ -44,9 +47,9 @@ from flinktrade.execution.brokers.base import (
     OutcomeUnknown,
     TradeUpdate,
 )
-from flinktrade.execution.cancelling import ExitCancelling
 from flinktrade.execution.exit_placing import own_exit
 from flinktrade.execution.exits import broker_spec
+from flinktrade.execution.replacing import ExitReplacing
 from flinktrade.execution.settings import ExecutionSettings
 from flinktrade.execution.store import OrderStore, Phase, StoredOrder
 
@@ -71,7 +74,7 @@ class Resolution(StrEnum):
     """Not known yet: the broker could not be asked, or the request may still be in flight."""
 
 
-class OrderLifecycle(ExitCancelling):
+class OrderLifecycle(ExitReplacing):
     def __init__(
         self,
         *,
@@ -105,6 +108,10 @@ class OrderLifecycle(ExitCancelling):
         coid = order.client_order_id
         if not self.clear_the_way(order):
             return  # its exits are not cancelled yet (it stays an intent) or it is dropped
+        why = self.replace_refusal(order)
+        if why is not None:
+            self.store.transition(coid, OrderStatus.CANCELED, reason=f"not sent: {why}")
+            return
         self.store.mark_sending(coid)
         self.checkpoint("request_sent")
         self.stats.orders_sent += 1
@@ -117,6 +124,8 @@ class OrderLifecycle(ExitCancelling):
         except OrderRefused as exc:
             self.stats.rejected += 1
             self.store.transition(coid, OrderStatus.REJECTED, reason=str(exc))
+            if order.replaces is not None:  # what became of the exit it was to replace
+                self.resolve(order.replaces, allow_resend=False)
             self.alert(
                 AlertKind.ORDER_REJECTED,
                 f"broker refused {order.side.value} {order.qty} {order.symbol} ({coid}): {exc}",
@@ -145,6 +154,8 @@ class OrderLifecycle(ExitCancelling):
             why = self.resend_refusal(current or order)
             return None if why is None else f"not sent: {why}"
 
+        if order.replaces is not None:  # an exit for a new qty: the broker swaps the old one
+            return self.broker.replace(order.replaces, coid, qty=order.qty)
         request = OrderRequest(
             client_order_id=coid,
             symbol=order.symbol,
@@ -162,6 +173,9 @@ class OrderLifecycle(ExitCancelling):
         for; None when it may go."""
         if order.cancel is not None:
             return "its cancel was asked for"
+        replacing = self.replace_refusal(order)
+        if replacing is not None:
+            return replacing
         halted = self.store.halted()
         if halted and not self.reduces(order):
             return f"kill switch is on ({halted})"
@@ -262,11 +276,18 @@ class OrderLifecycle(ExitCancelling):
                 self.adopt_leg(order, leg)
             except ValueError as exc:  # a leg our events cannot hold: reconciliation shows it
                 log.warning("executor: leg %s of %s not stored: %s", leg.id, coid, exc)
+        current = self.store.get(coid)
+        if current is None:
+            return
         if order.exits == "pending" and broker_order.status.final:
-            current = self.store.get(coid)
-            if current is not None:
-                self.checkpoint("entry_final")
-                self.place_exits(current)
+            self.checkpoint("entry_final")
+            self.place_exits(current)
+        elif current.exits == "pending" and current.filled_qty > 0:
+            self.place_exits(current)  # the first part filled: protect it now
+        elif current.exits == "placed" and current.filled_qty > order.filled_qty:
+            self.resize_exits(current)  # it filled more: the exits follow
+        else:
+            self.after_update(current)
 
     def _record_fill(
         self, order: StoredOrder, broker_order: BrokerOrder, update: TradeUpdate | None

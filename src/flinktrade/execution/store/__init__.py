@@ -14,6 +14,8 @@ What it holds, and why (one module a part):
   seen 0.4 s ago").
 - ``cancels``: the cancel intent of an exit (stored before the cancel request) and the fill mark
   of an order waiting for exits to be cancelled first.
+- ``replaces``: the replace intent of an exit (the new exit's row, naming the exit it replaces)
+  and the newest exits of each entry.
 - ``schema``: the tables, the file (0600, WAL, ``synchronous=FULL``) and the shared connection;
   ``records``: the values read back (``StoredOrder``, ``Phase``...), no SQL.
 
@@ -31,7 +33,6 @@ from flinktrade.errors import ConfigError
 from flinktrade.events import Alert, Fill, OrderEvent
 from flinktrade.execution.store.cancels import CancelTable
 from flinktrade.execution.store.fills import FillTable
-from flinktrade.execution.store.orders import OrderTable
 from flinktrade.execution.store.records import (
     NOT_FINAL,
     Heartbeat,
@@ -41,6 +42,7 @@ from flinktrade.execution.store.records import (
     advances,
     order_event,
 )
+from flinktrade.execution.store.replaces import ReplaceTable, replace_id
 from flinktrade.execution.store.schema import create_private
 from flinktrade.execution.store.state import StateTable
 
@@ -55,11 +57,12 @@ __all__ = [
     "create_private",
     "open_store",
     "order_event",
+    "replace_id",
     "require_store",
 ]
 
 
-class OrderStore(OrderTable, FillTable, CancelTable, StateTable):
+class OrderStore(ReplaceTable, FillTable, CancelTable, StateTable):
     """The executor's durable memory. One instance per thread (SQLite connections are not shared).
 
     Writes open a transaction implicitly; methods that must be durable before the caller goes on

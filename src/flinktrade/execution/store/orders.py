@@ -91,13 +91,15 @@ class OrderTable(OutboxTable):
         leg: str | None = None,
         exits: str | None = None,
         fill_mark: int | None = None,
+        replaces: str | None = None,
         commit: bool = True,
     ) -> StoredOrder:
         """Store an order before it is sent, with its ``pending`` order event, and commit: after
         this returns both are durable; if it raises, neither was written. ``spec`` is the order
         asked for (None: plain market); an exit names its entry (``parent``) and ``leg``; an
         entry whose exits the executor places itself has ``exits="pending"``; an order that waits
-        for exits to be cancelled keeps its ``fill_mark`` (``cancels``). With ``commit=False``
+        for exits to be cancelled keeps its ``fill_mark`` (``cancels``); an exit that replaces
+        another names it (``replaces``). With ``commit=False``
         the caller commits (several intents in one transaction)."""
         now = now_ms()
         order = StoredOrder(
@@ -126,14 +128,15 @@ class OrderTable(OutboxTable):
             leg=leg,
             exits=exits,
             fill_mark=fill_mark,
+            replaces=replaces,
         )
         event = order_event(order, now)  # raises before anything is written
         with self._atomic():
             self._db.execute(
                 "INSERT INTO orders (client_order_id, signal_id, strategy, symbol, side, qty,"
                 " notional, price, order_type, status, phase, broker, created_ms, updated_ms,"
-                " signal_ts, spec, parent, leg, exits, fill_mark)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " signal_ts, spec, parent, leg, exits, fill_mark, replaces)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     order.client_order_id,
                     order.signal_id,
@@ -155,6 +158,7 @@ class OrderTable(OutboxTable):
                     leg,
                     exits,
                     fill_mark,
+                    replaces,
                 ),
             )
             self._outbox(self.topics["orders"], event)

@@ -68,6 +68,9 @@ class StoredOrder:
     fill_mark: int | None = None
     """For an order that waits for exits to be cancelled first: the last fill stored (its row
     number) when it was decided; an exit's fill after it means the position changed under it."""
+    replaces: str | None = None
+    """For an exit that replaces another (a new qty after its entry filled more): the
+    ``client_order_id`` of the exit it replaces (``replaces``)."""
 
     @property
     def open(self) -> bool:
@@ -225,6 +228,7 @@ def order_from_row(row: tuple[object, ...]) -> StoredOrder:
         exits,
         cancel,
         fill_mark,
+        replaces,
     ) = row
     return StoredOrder(
         client_order_id=str(coid),
@@ -253,4 +257,5 @@ def order_from_row(row: tuple[object, ...]) -> StoredOrder:
         exits=_str(exits),
         cancel=_str(cancel),
         fill_mark=_int(fill_mark),
+        replaces=_str(replaces),
     )

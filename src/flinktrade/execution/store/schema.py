@@ -4,7 +4,7 @@ The file (and its WAL) is created readable by its owner only (0600). WAL mode wi
 ``synchronous=FULL``: a committed transaction survives a power cut, and the CLI
 (``flinktrade halt``) can write while the executor runs. A store written before a column existed
 gets it on open (``ADDED_COLUMNS`` of ``orders``: ``signal_ts``; the order model's ``spec``,
-``parent``, ``leg`` and ``exits``; the cancels' ``cancel`` and ``fill_mark``; and
+``parent``, ``leg`` and ``exits``; the cancels' ``cancel`` and ``fill_mark``; the replaces' ``replaces``; and
 ``fills.strategy``).
 """
 
@@ -44,7 +44,8 @@ CREATE TABLE IF NOT EXISTS orders (
     leg TEXT,
     exits TEXT,
     cancel TEXT,
-    fill_mark INTEGER
+    fill_mark INTEGER,
+    replaces TEXT
 );
 CREATE INDEX IF NOT EXISTS orders_open ON orders (phase);
 CREATE INDEX IF NOT EXISTS orders_sent ON orders (sent_ms);
@@ -81,10 +82,11 @@ ADDED_COLUMNS = (
     ("exits", "TEXT"),
     ("cancel", "TEXT"),
     ("fill_mark", "INTEGER"),
+    ("replaces", "TEXT"),
 )
 """Columns of ``orders`` added after the first stores were written, in table order: a store
 without them gets them on open (NULL: a plain market order, no parent, no leg, no exits, no
-cancel asked for, no fill mark)."""
+cancel asked for, no fill mark, replacing nothing)."""
 
 
 def create_private(path: Path) -> None:
