@@ -6,7 +6,8 @@ reaches ``step`` (``intent_stored``, ``offset_committed``, ``request_sent``,
 stored and before its exits are, and ``exits_stored`` after their intents are stored and before
 any is sent; for an order that closes what open exits protect, ``cancel_stored`` after their
 cancel is stored and before any cancel request, and ``exits_canceled`` after the cancels are
-confirmed and before the order is sent). The core only calls a ``checkpoint(step)`` it is given (a no-op by
+confirmed and before the order is sent; for an exit replaced as its entry fills more,
+``replace_stored`` after the replace intent is stored and before the request). The core only calls a ``checkpoint(step)`` it is given (a no-op by
 default); the loop gives it a ``CrashHook`` read from the environment.
 """
 

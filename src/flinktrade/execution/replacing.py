@@ -15,9 +15,11 @@ current exit whose qty is below the entry's filled qty by a new order for the fi
    exits for the same shares: a replace whose old exit is over is dropped, not sent);
 3. the broker ends the old exit ``replaced`` (canceled in the store); the new one carries on.
 
-Only an exit the broker has working (``new``) is replaced: Alpaca refuses a replace while an
-order is ``accepted``/``pending_*``, so the replace waits for the exit's next update or the next
-reconciliation (``resize_pending_exits``), which also catches up after a restart. An OCO exit
+Only an exit the broker has acknowledged and that has not filled is replaced. A replace the
+broker refuses (Alpaca refuses one while the order is ``accepted`` or ``pending_*``, or after it
+filled) ends canceled with the refusal as its reason and an alert, the old exit stays the
+current one, and the replace is tried again, under the next id, at the exit's next update or the
+next reconciliation (``resize_pending_exits``), which also catches up after a restart. An OCO exit
 pair is replaced through its take-profit parent; its stop leg is the broker's. ``ExitReplacing``
 is a part of the life cycle (its base class), between ``cancelling`` and ``lifecycle``.
 """
@@ -34,8 +36,9 @@ from flinktrade.orders import Leg, leg_client_order_id
 
 log = logging.getLogger(__name__)
 
-REPLACEABLE = frozenset({OrderStatus.NEW})
-"""Broker states in which an exit is replaced (Alpaca refuses ``accepted`` and ``pending_*``)."""
+REPLACEABLE = frozenset({OrderStatus.NEW, OrderStatus.ACCEPTED})
+"""Stored states in which an exit is replaced (the store does not tell Alpaca's ``accepted``
+from ``new``: a replace Alpaca refuses for it is tried again later)."""
 
 
 class ExitReplacing(ExitCancelling):
@@ -50,7 +53,7 @@ class ExitReplacing(ExitCancelling):
         for exit_order in self.store.current_exits(entry.client_order_id):
             if not self._behind(exit_order, entry) or exit_order.leg is None:
                 continue
-            n = self.store.replaced_count(exit_order) + 1
+            n = self.store.replaces_of(entry.client_order_id, exit_order.leg) + 1
             leg_id = leg_client_order_id(entry.client_order_id, Leg(exit_order.leg))
             new = self.store.add_replace(exit_order, replace_id(leg_id, n), entry.filled_qty)
             stored += 1

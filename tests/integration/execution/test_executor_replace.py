@@ -1,21 +1,31 @@
 """Replace on the live path (issue 19): ``AlpacaBroker.replace`` through alpaca-py against the
-loopback fake of Alpaca's trading API.
+loopback fake of Alpaca's trading API, and the executor (on the session's real Kafka broker)
+replacing its own exits as a day limit entry fills in two parts.
 
 The old order is looked up by its ``client_order_id`` and ``PATCH``ed with the new id and fields;
 the fake books a new order under the new id and ends the old one ``replaced`` (CANCELED to us).
 The answers map as a submit's: an id already used is ``OrderExists``, an order that is not open
 (or unknown, or a fractional qty alpaca-py cannot carry) is ``OrderRefused`` with nothing
 changed, a gateway's 502 is ``OutcomeUnknown`` and the new id's look-up says what happened.
+The executor places its percentage exits (an OCO pair) at the entry's first part and replaces
+the pair's take-profit parent for the full qty at the second; a SIGKILL after the replace intent
+is stored (before the request) and after the request (before its answer is applied) ends, after
+a restart, with exactly one live exit pair, its parent at the full qty, and no second order.
+(The fake keeps the stop leg's qty on a replace of its parent; what Alpaca does with it is not
+checked here.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import signal as signals
+import subprocess
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 
 import pytest
+from exec_helpers import Env, Running, coid, make_signals, spawn_executor, wait_until
 
-from flinktrade.events import OrderSpec, OrderStatus, Side
+from flinktrade.events import OrderSpec, OrderStatus, Side, Signal
 from flinktrade.execution.brokers.alpaca import AlpacaBroker
 from flinktrade.execution.brokers.base import (
     OrderExists,
@@ -23,6 +33,7 @@ from flinktrade.execution.brokers.base import (
     OrderRequest,
     OutcomeUnknown,
 )
+from flinktrade.orders import Leg, leg_client_order_id
 from flinktrade.testing.fake_alpaca_trading import FakeAlpacaTrading
 
 D = Decimal
@@ -91,3 +102,123 @@ def test_alpaca_replace_answers_exists_refused_or_unknown(
     with pytest.raises(OrderRefused, match="not open"):
         alpaca.replace("ft-r-b", "ft-r-b-r2", qty=D(6))  # replaced already: over
     assert fake.by_client_id["ft-r-b-r1"].qty == D(4)
+
+
+ENTRY = OrderSpec(
+    type="limit", limit_price=D(99), time_in_force="day", qty=D(5),
+    take_profit_pct=D(4), stop_loss_pct=D(2),
+)  # fmt: skip
+"""A day limit buy below the fake's price (it rests), with the executor's own exit pair."""
+
+
+def entry_signal() -> Signal:
+    [s] = make_signals(1, symbols=("AAPL",))
+    return s.model_copy(update={"order": ENTRY})
+
+
+def pair_id(entry: Signal) -> str:
+    return leg_client_order_id(coid(entry), Leg.TAKE_PROFIT)
+
+
+def fill_part(fake: FakeAlpacaTrading, entry: Signal, qty: str) -> None:
+    wait_until(lambda: coid(entry) in fake.by_client_id, 60, "the entry placed")
+    fake.fill(fake.by_client_id[coid(entry)].id, D(qty), D(99))
+
+
+def live_exits(fake: FakeAlpacaTrading, entry: Signal) -> list[tuple[str, Decimal | None]]:
+    """The open orders at the fake other than the entry: (client_order_id, qty)."""
+    with fake.lock:
+        return sorted(
+            (o.client_order_id, o.qty)
+            for o in fake.orders.values()
+            if o.status in ("new", "accepted", "held", "partially_filled")
+            and o.client_order_id != coid(entry)
+        )
+
+
+def check_one_pair_at_full_qty(env: Env, fake: FakeAlpacaTrading, entry: Signal) -> None:
+    new = pair_id(entry) + "-r1"
+    wait_until(lambda: new in fake.by_client_id, 60, "the replace booked")
+    store = env.store()
+    try:
+        wait_until(
+            lambda: [o.client_order_id for o in store.current_exits(coid(entry))] == [new]
+            and (o := store.get(pair_id(entry))) is not None
+            and o.status == OrderStatus.CANCELED,
+            60,
+            "the store moved to the replacement",
+        )
+        stored = store.get(new)
+        assert stored is not None and stored.qty == D(5) and stored.replaces == pair_id(entry)
+        assert store.positions() == {"AAPL": D(5)}
+    finally:
+        store.close()
+    booked = fake.by_client_id[new]
+    assert booked.qty == D(5) and booked.replaces == fake.by_client_id[pair_id(entry)].id
+    assert fake.by_client_id[pair_id(entry)].status == "replaced"
+    live = live_exits(fake, entry)
+    legs = [leg.client_order_id for leg in booked.legs]
+    assert [c for c, _ in live] == sorted([new, *legs]) and len(legs) == 1  # one pair
+    assert fake.orders_created(pair_id(entry)) == 1 and fake.duplicates() == {}
+    assert fake.position_qty() == {"AAPL": D(5)}
+
+
+def test_exits_are_placed_at_the_first_part_and_replaced_at_the_second(
+    env: Env, fake: FakeAlpacaTrading, start_executor: Callable[..., Running]
+) -> None:
+    running = start_executor(env.settings())
+    running.started()
+    entry = entry_signal()
+    env.produce([entry])
+    fill_part(fake, entry, "2")
+    wait_until(lambda: pair_id(entry) in fake.by_client_id, 60, "the exits of the first part")
+    assert fake.by_client_id[pair_id(entry)].qty == D(2)
+    assert fake.by_client_id[pair_id(entry)].order_class == "oco"
+    fill_part(fake, entry, "3")
+    check_one_pair_at_full_qty(env, fake, entry)
+    assert running.finish().error is None
+
+
+def run_until_killed(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        proc.wait(timeout=90)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    _, err = proc.communicate()
+    assert proc.returncode == -signals.SIGKILL, err.decode()[-3000:]
+
+
+@pytest.mark.parametrize("step", ["replace_stored:1", "response_received:3"])
+def test_sigkill_in_the_replace_leaves_one_exit_pair_at_the_full_qty_after_the_restart(
+    env: Env, fake: FakeAlpacaTrading, step: str
+) -> None:
+    entry = entry_signal()
+    proc = spawn_executor(env, FLINKTRADE_EXECUTOR_CRASH_AT=step)
+    try:
+        env.produce([entry])
+        fill_part(fake, entry, "2")
+        wait_until(lambda: pair_id(entry) in fake.by_client_id, 60, "the exits of the first part")
+        wait_until(lambda: fake.by_client_id[pair_id(entry)].status == "new", 60, "exits working")
+        fill_part(fake, entry, "3")
+    except BaseException:
+        proc.kill()
+        proc.communicate()
+        raise
+    run_until_killed(proc)
+    replaced = pair_id(entry) + "-r1" in fake.by_client_id
+    assert replaced is step.startswith("response_received")  # stored before any request
+    store = env.store()
+    try:
+        intent = store.get(pair_id(entry) + "-r1")
+        assert intent is not None and intent.replaces == pair_id(entry) and intent.qty == D(5)
+    finally:
+        store.close()
+
+    proc = spawn_executor(env)
+    try:
+        check_one_pair_at_full_qty(env, fake, entry)
+    finally:
+        proc.send_signal(signals.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err.decode()[-3000:]

@@ -148,10 +148,10 @@ def test_the_store_keeps_each_replace_as_the_new_exits_row_before_any_request(
     first = _entry_and_exit(store)
     assert replace_id("ft-e-tp", 1) == "ft-e-tp-r1"
     assert [o.client_order_id for o in store.current_exits("ft-e")] == ["ft-e-tp"]
-    assert store.replaced_count(first) == 0
+    assert store.replaces_of("ft-e", "take_profit") == 0
     assert [o.client_order_id for o in store.entries_with_open_exits()] == ["ft-e"]
 
-    new = store.add_replace(first, "ft-e-tp-r1", D(4))
+    store.add_replace(first, "ft-e-tp-r1", D(4))
     reopened = OrderStore(tmp_path / "orders.sqlite")  # committed: another connection sees it
     stored = reopened.get("ft-e-tp-r1")
     assert stored is not None and stored.replaces == "ft-e-tp" and stored.qty == D(4)
@@ -159,12 +159,15 @@ def test_the_store_keeps_each_replace_as_the_new_exits_row_before_any_request(
         "ft-e", "take_profit", Side.SELL, Phase.INTENT,
     )  # fmt: skip
     assert [o.client_order_id for o in reopened.current_exits("ft-e")] == ["ft-e-tp-r1"]
-    assert reopened.replaced_count(new) == 1
-    second = reopened.add_replace(stored, "ft-e-tp-r2", D(5))
-    assert reopened.replaced_count(second) == 2
+    assert reopened.replaces_of("ft-e", "take_profit") == 1
+    reopened.transition("ft-e-tp-r1", OrderStatus.CANCELED, reason="refused: not open")
+    assert [o.client_order_id for o in reopened.current_exits("ft-e")] == ["ft-e-tp"]  # again
+    second = reopened.add_replace(first, "ft-e-tp-r2", D(5))
+    reopened.transition("ft-e-tp-r2", OrderStatus.NEW, broker_order_id="b-r2")
+    assert reopened.replaces_of("ft-e", "take_profit") == 2 and second.qty == D(5)
     assert [o.client_order_id for o in reopened.current_exits("ft-e")] == ["ft-e-tp-r2"]
 
-    for coid_ in ("ft-e-tp", "ft-e-tp-r1", "ft-e-tp-r2"):
+    for coid_ in ("ft-e-tp", "ft-e-tp-r2"):
         reopened.transition(coid_, OrderStatus.CANCELED, reason="gone")
     assert reopened.entries_with_open_exits() == []  # nothing left open to check
 

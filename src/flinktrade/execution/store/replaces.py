@@ -3,10 +3,10 @@
 When its entry fills more, an exit the executor owns is replaced by a new order for the new qty.
 The replace intent is the new exit's own row, stored and committed before the request like every
 intent: the same entry (``parent``), leg and spec, the new ``qty``, a derived id (``replace_id``:
-the leg's id + ``-r<n>``, n the replace count) and ``replaces`` = the exit it replaces. A restart
+the leg's id + ``-r<n>``, n the count of replaces of that leg stored so far + 1) and ``replaces`` = the exit it replaces. A restart
 finds it open and looks the new id up before anything is sent again; the old exit ends canceled
 when the broker reports it ``replaced``. ``current_exits`` are an entry's newest exits (one per
-leg: the last of each chain of replaces); ``entries_with_open_exits`` are the entries to check
+leg: the last of each chain of replaces that reached the broker or may have); ``entries_with_open_exits`` are the entries to check
 for exits behind their filled qty.
 """
 
@@ -24,28 +24,36 @@ def replace_id(leg_client_order_id: str, n: int) -> str:
     return f"{leg_client_order_id}-r{n}"
 
 
+def _dead(row: str) -> str:
+    """SQL: the order ``row`` is a replace that never reached the broker (refused, dropped)."""
+    return (
+        f"({row}.replaces IS NOT NULL AND {row}.status IN ('canceled', 'rejected')"
+        f" AND {row}.broker_order_id IS NULL)"
+    )
+
+
 class ReplaceTable(OrderTable):
     """Replace intents of exits, and the newest exits of each entry."""
 
     def current_exits(self, entry: str) -> list[StoredOrder]:
-        """The exits of ``entry`` that no other exit replaces (the newest of each chain), by
-        id."""
+        """The exits of ``entry`` that no other exit replaces (the newest of each chain; a
+        replace that never reached the broker, refused or dropped, does not count), by id."""
         rows = self._db.execute(
-            "SELECT * FROM orders o WHERE o.parent = ? AND NOT EXISTS"
-            " (SELECT 1 FROM orders r WHERE r.replaces = o.client_order_id)"
+            f"SELECT * FROM orders o WHERE o.parent = ? AND NOT {_dead('o')} AND NOT EXISTS"
+            f" (SELECT 1 FROM orders r WHERE r.replaces = o.client_order_id AND NOT {_dead('r')})"
             " ORDER BY o.client_order_id",
             (entry,),
         )
         return [order_from_row(row) for row in rows]
 
-    def replaced_count(self, exit_order: StoredOrder) -> int:
-        """How many replaces the chain of ``exit_order`` has (0: it is the first exit)."""
-        count = 0
-        current: StoredOrder | None = exit_order
-        while current is not None and current.replaces is not None:
-            count += 1
-            current = self.get(current.replaces)
-        return count
+    def replaces_of(self, entry: str, leg: str) -> int:
+        """How many replaces of ``entry``'s ``leg`` exit are stored (any outcome): the next
+        one is number this + 1."""
+        row = self._db.execute(
+            "SELECT COUNT(*) FROM orders WHERE parent = ? AND leg = ? AND replaces IS NOT NULL",
+            (entry, leg),
+        ).fetchone()
+        return int(row[0])
 
     def add_replace(self, old: StoredOrder, new_client_order_id: str, qty: Decimal) -> StoredOrder:
         """Store the replace of ``old`` by ``new_client_order_id`` for ``qty`` (committed):
