@@ -19,7 +19,8 @@ Only an exit the broker has acknowledged and that has not filled is replaced. A 
 broker refuses (Alpaca refuses one while the order is ``accepted`` or ``pending_*``, or after it
 filled) ends canceled with the refusal as its reason and an alert, the old exit stays the
 current one, and the replace is tried again, under the next id, at the exit's next update or the
-next reconciliation (``resize_pending_exits``), which also catches up after a restart. An OCO exit
+next reconciliation (``resize_pending_exits``, which also catches up after a restart), at most
+``REPLACE_TRIES`` times for one qty. An OCO exit
 pair is replaced through its take-profit parent; its stop leg is the broker's. ``ExitReplacing``
 is a part of the life cycle (its base class), between ``cancelling`` and ``lifecycle``.
 """
@@ -36,6 +37,9 @@ from flinktrade.orders import Leg, leg_client_order_id
 
 log = logging.getLogger(__name__)
 
+REPLACE_TRIES = 3
+"""Replaces of one exit for one qty tried at most this many times (one the broker always
+refuses, e.g. a fractional qty at Alpaca, is not asked for again at every reconciliation)."""
 REPLACEABLE = frozenset({OrderStatus.NEW, OrderStatus.ACCEPTED})
 """Stored states in which an exit is replaced (the store does not tell Alpaca's ``accepted``
 from ``new``: a replace Alpaca refuses for it is tried again later)."""
@@ -44,15 +48,27 @@ from ``new``: a replace Alpaca refuses for it is tried again later)."""
 class ExitReplacing(ExitCancelling):
     """The replace part of the order life cycle (see the module docstring)."""
 
+    _resizing = False
+
     def resize_exits(self, entry: StoredOrder) -> int:
         """Replace each current exit of ``entry`` whose qty is below its filled qty; how many
         replaces were stored."""
-        if entry.exits != "placed" or entry.filled_qty <= 0:
-            return 0
+        if entry.exits != "placed" or entry.filled_qty <= 0 or self._resizing:
+            return 0  # not while a replace is under way (its look-ups apply updates too)
+        self._resizing = True
+        try:
+            return self._resize(entry)
+        finally:
+            self._resizing = False
+
+    def _resize(self, entry: StoredOrder) -> int:
         stored = 0
         for exit_order in self.store.current_exits(entry.client_order_id):
             if not self._behind(exit_order, entry) or exit_order.leg is None:
                 continue
+            tried = self.store.failed_replaces(exit_order.client_order_id, entry.filled_qty)
+            if tried >= REPLACE_TRIES:
+                continue  # refused that often: alerted each time, left to the operator
             n = self.store.replaces_of(entry.client_order_id, exit_order.leg) + 1
             leg_id = leg_client_order_id(entry.client_order_id, Leg(exit_order.leg))
             new = self.store.add_replace(exit_order, replace_id(leg_id, n), entry.filled_qty)

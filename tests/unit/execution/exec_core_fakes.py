@@ -118,6 +118,9 @@ class BookBroker(Broker):
         """The client_order_ids asked to be cancelled, in order."""
         self.cancel_error: Exception | None = None
         self.cancel_confirms = True
+        self.replaced: list[str] = []
+        """The new client_order_ids of every replace asked for, in order."""
+        self.replace_refusal: str | None = None
         self.on_submit: list[str] = []
         """Where each submit is noted (a test may pass the source's log, to see the order)."""
 
@@ -195,7 +198,11 @@ class BookBroker(Broker):
         stop_price: Decimal | None = None,
         trail: Decimal | None = None,
     ) -> BrokerOrder:
-        """The old order ends canceled (``replaced``), the new one takes its place, open."""
+        """The old order ends canceled (``replaced``), the new one takes its place, open (or
+        ``replace_refusal`` is raised, nothing changed)."""
+        self.replaced.append(new_client_order_id)
+        if self.replace_refusal is not None:
+            raise OrderRefused(self.replace_refusal)
         order = self.orders.get(client_order_id)
         if order is None or order.status.final:
             raise OrderRefused(f"replace of {client_order_id}: the order is not open")

@@ -238,6 +238,32 @@ def test_an_entry_filled_while_the_executor_was_down_gets_its_exits_once_at_the_
     second.core.close()
 
 
+def test_a_refused_replace_keeps_the_old_exit_and_is_tried_again_a_few_times(
+    tmp_path: Path,
+) -> None:
+    rig = make_rig(tmp_path)
+    s = signal(order={**PCT, "qty": "5"})
+    rig.decide(s)
+    entry, pair = "ft-" + s.id, leg_client_order_id("ft-" + s.id, Leg.TAKE_PROFIT)
+    _fill(rig, entry, "2")
+    rig.broker.replace_refusal = "HTTP 422: order is not replaceable yet"
+    _fill(rig, entry, "5", final=True)
+    assert rig.broker.replaced == [pair + "-r1"]
+    refused = rig.store.get(pair + "-r1")
+    assert refused is not None and refused.status == OrderStatus.CANCELED
+    assert "not replaceable" in (refused.reason or "")
+    assert [o.client_order_id for o in rig.store.current_exits(entry)] == [pair]
+    assert "executor.order_rejected" in rig.alerts()
+    for _ in range(4):
+        rig.core.reconcile()
+    assert rig.broker.replaced == [pair + "-r1", pair + "-r2", pair + "-r3"]  # then left alone
+
+    rig.broker.replace_refusal = None
+    rig.decide()  # nothing new: the exit stays at 2 until the operator acts
+    assert rig.broker.orders[pair].qty == D(2) and not rig.broker.orders[pair].status.final
+    rig.core.close()
+
+
 class Crash(BaseException):
     """The process dies here (a BaseException: no handler of the core catches it)."""
 

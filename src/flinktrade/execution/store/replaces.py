@@ -55,6 +55,15 @@ class ReplaceTable(OrderTable):
         ).fetchone()
         return int(row[0])
 
+    def failed_replaces(self, client_order_id: str, qty: Decimal) -> int:
+        """How many replaces of the exit ``client_order_id`` for ``qty`` never reached the
+        broker (refused or dropped)."""
+        row = self._db.execute(
+            f"SELECT COUNT(*) FROM orders o WHERE o.replaces = ? AND o.qty = ? AND {_dead('o')}",
+            (client_order_id, str(qty)),
+        ).fetchone()
+        return int(row[0])
+
     def add_replace(self, old: StoredOrder, new_client_order_id: str, qty: Decimal) -> StoredOrder:
         """Store the replace of ``old`` by ``new_client_order_id`` for ``qty`` (committed):
         durable before any request."""
