@@ -122,15 +122,8 @@ class OrderLifecycle(ExitReplacing):
             self.resolve(coid, allow_resend=False)
             return
         except OrderRefused as exc:
-            if order.replaces is not None:  # the old exit stays; tried again later
-                self.store.transition(coid, OrderStatus.CANCELED, reason=f"refused: {exc}")
-                self.resolve(order.replaces, allow_resend=False)
-                self.alert(
-                    AlertKind.ORDER_REJECTED,
-                    f"replace of exit {order.replaces} by {coid} refused: {exc}",
-                    symbol=order.symbol,
-                    throttle_key="replace",
-                )
+            if order.replaces is not None:
+                self.replace_refused(order, exc)
                 return
             self.stats.rejected += 1
             self.store.transition(coid, OrderStatus.REJECTED, reason=str(exc))

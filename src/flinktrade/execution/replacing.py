@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 
 from flinktrade.events import OrderStatus
+from flinktrade.execution.alerts import AlertKind
 from flinktrade.execution.cancelling import ExitCancelling
 from flinktrade.execution.exit_placing import own_exit
 from flinktrade.execution.store import Phase, StoredOrder, replace_id
@@ -119,6 +120,20 @@ class ExitReplacing(ExitCancelling):
         if old.cancel is not None:
             return f"the exit it replaces ({order.replaces}) is being cancelled"
         return None
+
+    def replace_refused(self, order: StoredOrder, exc: Exception) -> None:
+        """The broker refused the replace ``order``: it ends canceled (the old exit stays the
+        current one and the replace is tried again later), alerted, the old exit looked up."""
+        why = f"refused: {exc}"
+        self.store.transition(order.client_order_id, OrderStatus.CANCELED, reason=why)
+        self.alert(
+            AlertKind.ORDER_REJECTED,
+            f"replace of exit {order.replaces} by {order.client_order_id} {why}",
+            symbol=order.symbol,
+            throttle_key="replace",
+        )
+        if order.replaces is not None:
+            self.resolve(order.replaces, allow_resend=False)
 
     def after_update(self, order: StoredOrder) -> None:
         """After an update of ``order``: an own exit the broker now has working may have a
