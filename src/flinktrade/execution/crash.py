@@ -4,7 +4,9 @@
 reaches ``step`` (``intent_stored``, ``offset_committed``, ``request_sent``,
 ``response_received``; for an entry with its own exits, ``entry_final`` after its final state is
 stored and before its exits are, and ``exits_stored`` after their intents are stored and before
-any is sent). The core only calls a ``checkpoint(step)`` it is given (a no-op by
+any is sent; for an order that closes what open exits protect, ``cancel_stored`` after their
+cancel is stored and before any cancel request, and ``exits_canceled`` after the cancels are
+confirmed and before the order is sent). The core only calls a ``checkpoint(step)`` it is given (a no-op by
 default); the loop gives it a ``CrashHook`` read from the environment.
 """
 

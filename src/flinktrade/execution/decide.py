@@ -8,11 +8,14 @@ Per record, in the executor's one deciding thread:
 2. a ``client_order_id`` (prefix + signal id) already in the store is a repeat: skip;
 3. size (the signal's ``order``: its ``qty`` or ``notional``, else the executor's sizing at its
    own market price), then the risk checks (no I/O; the order's shape first, by Alpaca's rules;
-   the ``session`` rule on ``market_calendar``'s calendar: the broker's, cached, or the bundled);
+   the ``session`` rule on ``market_calendar``'s calendar: the broker's, cached, or the bundled;
+   open exits of the signal's strategy on its symbol and side do not count as already closing
+   the position: the order cancels them before it is sent, ``cancelling``);
    a breach is stored as a ``denied`` order and alerted (throttled; a runaway of order-rate
    denials sets the kill switch);
 4. store the intent with its order event (one transaction, fsync), then commit the signal's
-   offset, then hand the order to the life cycle, which sends it.
+   offset, then hand the order to the life cycle, which sends it (after cancelling the exits
+   in its way; the intent keeps the last fill stored as its ``fill_mark``).
 """
 
 from __future__ import annotations
@@ -133,7 +136,9 @@ class SignalDesk:
             market = self.market.prices.get(signal.symbol)
         spec = signal.order
         qty, notional = self.size(signal, market)
-        decision = risk.check(signal, qty, self.snapshot(signal), self.config.risk)
+        in_the_way = self.exits_in_the_way(signal)
+        snap = self.snapshot(signal, leave_out={o.client_order_id for o in in_the_way})
+        decision = risk.check(signal, qty, snap, self.config.risk)
         if not decision.allowed:
             self.deny(coid, signal, decision)
             self.source.decided(record)
@@ -150,6 +155,7 @@ class SignalDesk:
             price=market,
             spec=spec,
             exits="pending" if spec is not None and owns_exits(spec) else None,
+            fill_mark=self.store.last_fill() if in_the_way else None,
         )
         self.checkpoint("intent_stored")
         self.source.decided(record)
@@ -181,10 +187,27 @@ class SignalDesk:
         sizing = self.config.sizing_for(signal.strategy)
         return risk.size(signal, sizing, self.guard.equity, market), None
 
-    def snapshot(self, signal: events.Signal | None = None) -> risk.Snapshot:
-        """What the risk checks judge ``signal`` against, now. The market calendar is looked
-        up only for a signal the ``session`` rule judges (a plain order under ``auto`` with
-        the Alpaca broker is not: the broker's clock is)."""
+    def exits_in_the_way(self, signal: events.Signal) -> list[StoredOrder]:
+        """The open exits a signal's order would cancel before it is sent (``cancelling``): of
+        its strategy, on its symbol and side (it closes what they protect); none for an oco
+        exit pair."""
+        if signal.order is not None and signal.order.oco:
+            return []
+        return [
+            o
+            for o in self.store.open_exits(signal.symbol)
+            if o.side == signal.side and o.strategy == signal.strategy
+        ]
+
+    def snapshot(
+        self,
+        signal: events.Signal | None = None,
+        leave_out: frozenset[str] | set[str] = frozenset(),
+    ) -> risk.Snapshot:
+        """What the risk checks judge ``signal`` against, now; the open orders ``leave_out``
+        names (exits the order cancels first) do not count as closing the position. The market
+        calendar is looked up only for a signal the ``session`` rule judges (a plain order under
+        ``auto`` with the Alpaca broker is not: the broker's clock is)."""
         now = self.clock()
         session_rule = self.config.session_rule(self.guard.broker.name)
         calendar = None
@@ -196,6 +219,7 @@ class SignalDesk:
         open_orders = [
             risk.OpenOrder(o.symbol, o.side, remaining(o), o.price)
             for o in self.store.open_orders()
+            if o.client_order_id not in leave_out
         ]
         market = self.market.prices.as_dict()
         return risk.Snapshot(

@@ -4,7 +4,8 @@ Pure. A flatten order's ``client_order_id`` is derived from the symbol and the U
 (``<prefix>flat-<SYMBOL>-<YYYYMMDD>-<n>``, the first ``n`` not used yet), and orders already open
 at the broker that close (part of) a position are counted: so running ``flatten`` twice, or again
 after a crash, never sells more than is held. Open orders that would *add* to a position are not
-canceled (the broker interface has no cancel); the plan lists them so the operator sees them.
+canceled; the plan lists them so the operator sees them. (The executor's open exits are cancelled
+before the plan and are not among ``open_orders``: ``flattener``.)
 """
 
 from __future__ import annotations

@@ -3,13 +3,17 @@
 ``flatten.plan`` (pure) says which market orders close what; ``Flattener`` runs it with the
 executor's parts (``core.ExecutorCore`` builds it from its own): it sets the kill switch, follows
 (or sends, if they never reached the broker) flatten orders of an earlier run still open in the
-store, puts each planned close into the store as an intent and places it like any other order (so
-reconciliation stays consistent), then follows the orders until they are final or the time is up.
+store, cancels every open exit the store has (broker legs and the executor's own: they would
+hold the shares and could fire later against a position that is gone; ``cancelling``), plans
+without them, puts each planned close into the store as an intent and places it like any other
+order (so reconciliation stays consistent; it waits for any exit still being cancelled), then
+follows the orders until they are final or the time is up.
 The kill switch stays on; the broker and the store are closed at the end.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,6 +24,8 @@ from flinktrade.execution.guard import TradingGuard
 from flinktrade.execution.lifecycle import OrderLifecycle
 from flinktrade.execution.source import PriceSource
 from flinktrade.execution.store import OrderStore, StoredOrder
+
+log = logging.getLogger(__name__)
 
 FOLLOW_S = 0.2
 """How often the flatten orders are looked at while they are followed."""
@@ -44,10 +50,13 @@ class Flattener:
     sleep: Callable[[float], None]
 
     def plan(self) -> flattening.FlattenPlan:
-        """What ``run`` would send now (nothing is sent or stored)."""
+        """What ``run`` would send now (nothing is sent or stored): the open exits the store has
+        are not counted as closing, as ``run`` cancels them first."""
+        exits = {o.client_order_id for o in self.store.open_orders() if o.parent is not None}
+        open_orders = [o for o in self.broker.open_orders() if o.client_order_id not in exits]
         return flattening.plan(
             self.broker.positions(),
-            self.broker.open_orders(),
+            open_orders,
             prefix=self.prefix,
             day=flattening.utc_day(self.clock()),
             taken=self.store.exists,
@@ -70,6 +79,9 @@ class Flattener:
                     self.orders.resolve(order.client_order_id, allow_resend=True)
                     placed.append(order.client_order_id)
             self.orders.apply_updates()
+            exits = [o for o in self.store.open_orders() if o.parent is not None]
+            if exits and not self.orders.cancel_exits(exits):
+                log.warning("flatten: exits not cancelled yet; the closes wait for them")
             for close in self.plan().closes:
                 order = self.store.add_intent(
                     client_order_id=close.client_order_id,
@@ -81,6 +93,7 @@ class Flattener:
                     notional=None,
                     price=self.market.prices.get(close.symbol)
                     or self.book.last_prices.get(close.symbol),
+                    fill_mark=self.store.last_fill(),
                 )
                 self.orders.place(order)
                 placed.append(close.client_order_id)

@@ -15,7 +15,9 @@ exits, ``execution.exits``) are stored, all of them, when the entry is final wit
 then sent (``place_exits``); an entry left ``pending`` by a crash gets them on the next start
 (``place_pending_exits``), under the same derived ids: that part is ``exit_placing.ExitPlacing``,
 the base class of ``OrderLifecycle``. While the kill switch is on, only orders
-that reduce a position leave (``reduces``: flatten, exits, a plain close).
+that reduce a position leave (``reduces``: flatten, exits, a plain close). An order that closes
+what open exits protect waits until they are cancelled (``cancelling.ExitCancelling``, the next
+base class): ``place`` sends nothing before ``clear_the_way`` says so.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ from flinktrade.execution.brokers.base import (
     OutcomeUnknown,
     TradeUpdate,
 )
-from flinktrade.execution.exit_placing import ExitPlacing, own_exit
+from flinktrade.execution.cancelling import ExitCancelling
+from flinktrade.execution.exit_placing import own_exit
 from flinktrade.execution.exits import broker_spec
 from flinktrade.execution.settings import ExecutionSettings
 from flinktrade.execution.store import OrderStore, Phase, StoredOrder
@@ -68,7 +71,7 @@ class Resolution(StrEnum):
     """Not known yet: the broker could not be asked, or the request may still be in flight."""
 
 
-class OrderLifecycle(ExitPlacing):
+class OrderLifecycle(ExitCancelling):
     def __init__(
         self,
         *,
@@ -100,6 +103,8 @@ class OrderLifecycle(ExitPlacing):
 
     def place(self, order: StoredOrder) -> None:
         coid = order.client_order_id
+        if not self.clear_the_way(order):
+            return  # its exits are not cancelled yet (it stays an intent) or it is dropped
         self.store.mark_sending(coid)
         self.checkpoint("request_sent")
         self.stats.orders_sent += 1
@@ -153,7 +158,10 @@ class OrderLifecycle(ExitPlacing):
     def resend_refusal(self, order: StoredOrder) -> str | None:
         """Why ``order`` must not be (re)sent now: the kill switch (flatten orders excepted: they
         are sent while it is on) or its signal's age, judged by the same times as the risk check
-        (event time only while ``signal_age_from_event_time`` is on); None when it may go."""
+        (event time only while ``signal_age_from_event_time`` is on), or an exit's cancel asked
+        for; None when it may go."""
+        if order.cancel is not None:
+            return "its cancel was asked for"
         halted = self.store.halted()
         if halted and not self.reduces(order):
             return f"kill switch is on ({halted})"

@@ -256,6 +256,15 @@ class ExecutionSettings(Section):
     unknown_retry_s: float = Field(
         1.0, gt=0, description="Pause between look-ups of an order whose outcome is unknown."
     )
+    # --- cancelling exits before an order that closes their position (execution.cancelling)
+    cancel_wait_s: float = Field(
+        5.0,
+        gt=0,
+        description=(
+            "Longest wait for the broker to confirm the cancels of exits before the order that "
+            "closes their position is sent; unconfirmed, the order waits and is tried again."
+        ),
+    )
     order_retention_days: float = Field(
         90.0,
         ge=0,

@@ -19,8 +19,9 @@ Where the two differ by design, the test pins it rather than hiding it:
   the next bar; the backtester's meet the rest of the fill bar. The data (seeds 5 and 23) has no
   trade whose exit fills on its entry's bar: asserted, so a change of data cannot hide it;
 - an opposite signal: the backtester closes the position at the market (exit reason ``signal``)
-  and cancels its exits; the executor denies it while the exits hold the shares (``sma_cross``'s
-  sells are all on a flat position here, where both do nothing: asserted as well);
+  and cancels its exits; the executor cancels the exits first, then closes at the market
+  (``cancelling``); not compared here: ``sma_cross``'s sells are all on a flat position, where
+  both do nothing (asserted as well);
 - risk settings let history through: signal age judged on neither clock that matters here
   (``max_signal_age_s`` huge, ``signal_age_from_event_time`` off), no market-hours rule, rate
   limits high, price deviation wide; reconciliation only at start (run between a fill at the

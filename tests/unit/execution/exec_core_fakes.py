@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -114,6 +114,10 @@ class BookBroker(Broker):
         self.submitted: list[str] = []
         self.requests: list[OrderRequest] = []
         self.refusals: list[str] = []
+        self.canceled: list[str] = []
+        """The client_order_ids asked to be cancelled, in order."""
+        self.cancel_error: Exception | None = None
+        self.cancel_confirms = True
         self.on_submit: list[str] = []
         """Where each submit is noted (a test may pass the source's log, to see the order)."""
 
@@ -167,6 +171,19 @@ class BookBroker(Broker):
         if self.lookup_error is not None:
             raise self.lookup_error
         return self.orders.get(client_order_id)
+
+    def cancel(self, client_order_id: str) -> bool:
+        order = self.orders.get(client_order_id)
+        if self.cancel_error is not None:
+            raise self.cancel_error
+        self.canceled.append(client_order_id)
+        if order is None or order.status.final:
+            return False
+        if not self.cancel_confirms:
+            return True  # taken, but the order stays open (the confirmation never comes)
+        gone = replace(order, status=OrderStatus.CANCELED, broker_status="canceled")
+        self.orders[client_order_id] = gone
+        return True
 
     def open_orders(self) -> list[BrokerOrder]:
         if self.read_error is not None:

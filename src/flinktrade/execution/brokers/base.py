@@ -10,6 +10,9 @@ A broker call can end four ways, and the executor treats each differently:
   next step is a look-up by ``client_order_id``; never a blind resubmit.
 
 Every other call (reads) either answers or raises ``TransientError``, whatever came back.
+``cancel`` asks the broker to cancel an open order: it answers whether a cancel was taken or
+there was nothing left to cancel ("no such order", "already filled/canceled" are answers, not
+errors), or raises ``TransientError`` when it cannot tell; a cancel may always be asked again.
 """
 
 from __future__ import annotations
@@ -135,6 +138,15 @@ class Broker(abc.ABC):
 
     @abc.abstractmethod
     def get_order(self, client_order_id: str) -> BrokerOrder | None: ...
+
+    @abc.abstractmethod
+    def cancel(self, client_order_id: str) -> bool:
+        """Ask the broker to cancel the open order ``client_order_id``: True when the cancel was
+        taken (the order ends ``canceled``, or filled if a fill came first: follow it), False
+        when there is nothing to cancel (no such order, or it is final already). Raises
+        ``TransientError`` when the answer does not say (timeout, 5xx, a foreign answer): the
+        cancel may or may not have been taken, and asking again is safe. Never refused by the
+        kill switch (a cancel reduces risk)."""
 
     @abc.abstractmethod
     def open_orders(self) -> list[BrokerOrder]: ...

@@ -27,6 +27,7 @@ outlives an executor restart and reconciliation has something to compare with; w
 the matching model are put back into it at start (a trailing stop's best price restarts there).
 A notional order is refused (this broker takes a qty).
 
+``cancel`` cancels a working order through the matching model (its group with it).
 ``submit(request, may_send)`` asks ``may_send()`` right before taking the order: a reason means
 "do not send" and the order is refused with it (``OrderRefused``), as brokers/base.py agrees.
 """
@@ -252,6 +253,28 @@ class SimulatedBroker(Broker):
                 f"SELECT {_COLUMNS} FROM orders WHERE client_order_id = ?", (client_order_id,)
             ).fetchone()
             return None if row is None else self._order(row)
+
+    def cancel(self, client_order_id: str) -> bool:
+        """Cancel an open order (and the rest of its group, as the matching model does); False
+        when it is final or unknown. The ``canceled`` updates are pushed like any other."""
+        with self._lock:
+            order = self.get_order(client_order_id)
+            if order is None or order.status.final:
+                return False
+            changes = self.matching.cancel(client_order_id, self._last_ts)
+            if changes:
+                updates = self._apply(changes)
+            else:  # a plain market order waiting for its price: not in the matching model
+                self._db.execute(
+                    "UPDATE orders SET status = ? WHERE client_order_id = ?",
+                    (OrderStatus.CANCELED.value, client_order_id),
+                )
+                canceled = self.get_order(client_order_id)
+                assert canceled is not None
+                updates = [TradeUpdate(event="canceled", order=canceled, ts=_now_ms())]
+            self._db.commit()
+        self._send(updates)
+        return True
 
     def open_orders(self) -> list[BrokerOrder]:
         with self._lock:

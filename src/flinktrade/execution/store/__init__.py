@@ -12,6 +12,8 @@ What it holds, and why (one module a part):
 - ``state`` (the ``kv`` table): the kill switch (survives restarts, settable from another
   process), equity marks, and the executor's heartbeat (``flinktrade status``: "executor last
   seen 0.4 s ago").
+- ``cancels``: the cancel intent of an exit (stored before the cancel request) and the fill mark
+  of an order waiting for exits to be cancelled first.
 - ``schema``: the tables, the file (0600, WAL, ``synchronous=FULL``) and the shared connection;
   ``records``: the values read back (``StoredOrder``, ``Phase``...), no SQL.
 
@@ -27,6 +29,7 @@ from pathlib import Path
 
 from flinktrade.errors import ConfigError
 from flinktrade.events import Alert, Fill, OrderEvent
+from flinktrade.execution.store.cancels import CancelTable
 from flinktrade.execution.store.fills import FillTable
 from flinktrade.execution.store.orders import OrderTable
 from flinktrade.execution.store.records import (
@@ -56,7 +59,7 @@ __all__ = [
 ]
 
 
-class OrderStore(OrderTable, FillTable, StateTable):
+class OrderStore(OrderTable, FillTable, CancelTable, StateTable):
     """The executor's durable memory. One instance per thread (SQLite connections are not shared).
 
     Writes open a transaction implicitly; methods that must be durable before the caller goes on

@@ -90,13 +90,15 @@ class OrderTable(OutboxTable):
         parent: str | None = None,
         leg: str | None = None,
         exits: str | None = None,
+        fill_mark: int | None = None,
         commit: bool = True,
     ) -> StoredOrder:
         """Store an order before it is sent, with its ``pending`` order event, and commit: after
         this returns both are durable; if it raises, neither was written. ``spec`` is the order
         asked for (None: plain market); an exit names its entry (``parent``) and ``leg``; an
-        entry whose exits the executor places itself has ``exits="pending"``. With
-        ``commit=False`` the caller commits (several intents in one transaction)."""
+        entry whose exits the executor places itself has ``exits="pending"``; an order that waits
+        for exits to be cancelled keeps its ``fill_mark`` (``cancels``). With ``commit=False``
+        the caller commits (several intents in one transaction)."""
         now = now_ms()
         order = StoredOrder(
             client_order_id=client_order_id,
@@ -123,14 +125,15 @@ class OrderTable(OutboxTable):
             parent=parent,
             leg=leg,
             exits=exits,
+            fill_mark=fill_mark,
         )
         event = order_event(order, now)  # raises before anything is written
         with self._atomic():
             self._db.execute(
                 "INSERT INTO orders (client_order_id, signal_id, strategy, symbol, side, qty,"
                 " notional, price, order_type, status, phase, broker, created_ms, updated_ms,"
-                " signal_ts, spec, parent, leg, exits)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " signal_ts, spec, parent, leg, exits, fill_mark)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     order.client_order_id,
                     order.signal_id,
@@ -151,6 +154,7 @@ class OrderTable(OutboxTable):
                     parent,
                     leg,
                     exits,
+                    fill_mark,
                 ),
             )
             self._outbox(self.topics["orders"], event)

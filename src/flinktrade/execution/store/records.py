@@ -62,6 +62,12 @@ class StoredOrder:
     exits: str | None = None
     """For an entry whose exits the executor places itself: ``pending`` until they are stored,
     then ``placed`` (``none`` when it ended without a fill)."""
+    cancel: str | None = None
+    """For an exit the executor cancels: ``wanted`` (stored before the cancel request) then
+    ``sent`` (the broker answered it); None while nobody asked."""
+    fill_mark: int | None = None
+    """For an order that waits for exits to be cancelled first: the last fill stored (its row
+    number) when it was decided; an exit's fill after it means the position changed under it."""
 
     @property
     def open(self) -> bool:
@@ -217,6 +223,8 @@ def order_from_row(row: tuple[object, ...]) -> StoredOrder:
         parent,
         leg,
         exits,
+        cancel,
+        fill_mark,
     ) = row
     return StoredOrder(
         client_order_id=str(coid),
@@ -243,4 +251,6 @@ def order_from_row(row: tuple[object, ...]) -> StoredOrder:
         parent=_str(parent),
         leg=_str(leg),
         exits=_str(exits),
+        cancel=_str(cancel),
+        fill_mark=_int(fill_mark),
     )

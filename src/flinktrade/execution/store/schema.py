@@ -4,7 +4,8 @@ The file (and its WAL) is created readable by its owner only (0600). WAL mode wi
 ``synchronous=FULL``: a committed transaction survives a power cut, and the CLI
 (``flinktrade halt``) can write while the executor runs. A store written before a column existed
 gets it on open (``ADDED_COLUMNS`` of ``orders``: ``signal_ts``; the order model's ``spec``,
-``parent``, ``leg`` and ``exits``; and ``fills.strategy``).
+``parent``, ``leg`` and ``exits``; the cancels' ``cancel`` and ``fill_mark``; and
+``fills.strategy``).
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ CREATE TABLE IF NOT EXISTS orders (
     spec TEXT,
     parent TEXT,
     leg TEXT,
-    exits TEXT
+    exits TEXT,
+    cancel TEXT,
+    fill_mark INTEGER
 );
 CREATE INDEX IF NOT EXISTS orders_open ON orders (phase);
 CREATE INDEX IF NOT EXISTS orders_sent ON orders (sent_ms);
@@ -76,9 +79,12 @@ ADDED_COLUMNS = (
     ("parent", "TEXT"),
     ("leg", "TEXT"),
     ("exits", "TEXT"),
+    ("cancel", "TEXT"),
+    ("fill_mark", "INTEGER"),
 )
 """Columns of ``orders`` added after the first stores were written, in table order: a store
-without them gets them on open (NULL: a plain market order, no parent, no leg, no exits)."""
+without them gets them on open (NULL: a plain market order, no parent, no leg, no exits, no
+cancel asked for, no fill mark)."""
 
 
 def create_private(path: Path) -> None:

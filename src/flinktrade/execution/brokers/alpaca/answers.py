@@ -9,7 +9,9 @@ or the response body. The broker maps them to the outcomes of ``brokers/base.py`
 - timeout, dropped connection, 5xx, an answer that is not Alpaca's JSON: ``OutcomeUnknown`` for
   an order (resolve by ``client_order_id``), ``TransientError`` for a read;
 - 422 ``client_order_id must be unique``: ``OrderExists``;
-- any other 4xx: ``OrderRefused``; 404 on a look-up means "no such order" only in Alpaca's JSON.
+- any other 4xx: ``OrderRefused``; 404 on a look-up means "no such order" only in Alpaca's JSON;
+- a cancel: Alpaca's 404 or 422 ("not cancelable") means nothing is left to cancel; anything
+  else that is not a 2xx is a ``TransientError`` (asking again is safe).
 """
 
 from __future__ import annotations

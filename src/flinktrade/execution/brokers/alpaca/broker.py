@@ -3,7 +3,8 @@
 Orders are the spec's type (market, limit, stop, stop-limit, trailing stop; shares, fractional or
 not, or a notional; Alpaca's ``bracket``/``oto``/``oco`` classes for absolute-price exits), mapped
 to alpaca-py's request classes by ``order_requests`` and submitted with our ``client_order_id``;
-reads are the look-up by that id, open orders (nested: a bracket's legs inside their parent),
+``cancel`` looks the order up by that id and deletes it; reads are the look-up by that id, open
+orders (nested: a bracket's legs inside their parent),
 positions, account, clock and the market calendar (``calendar``, kept for a day). Whatever comes
 back (JSON, a proxy's HTML page, an empty body, missing headers, a reset connection, a timeout) ends as one of
 the outcomes of ``brokers/base.py``, never as another exception (``answers`` says which). A 429
@@ -233,6 +234,27 @@ class AlpacaBroker(Broker):
             client_order_id,
             missing=True,
         )
+
+    def cancel(self, client_order_id: str) -> bool:
+        """``DELETE /v2/orders/{id}`` of the order with ``client_order_id`` (looked up first for
+        its id): Alpaca's 404 or 422 ("not cancelable": final already) is False, nothing to do."""
+        found = self.get_order(client_order_id)
+        if found is None or found.status.final:
+            return False
+        try:
+            self._call(self._client.cancel_order_by_id, found.id, priority=Priority.ORDER)
+        except NotSent as exc:
+            raise TransientError(f"Alpaca cancel of {client_order_id}: not sent: {exc}") from None
+        except APIError as exc:
+            answer = error_answer(exc)
+            if answer.from_alpaca and answer.status in (404, 422):
+                return False
+            raise TransientError(
+                f"Alpaca cancel of {client_order_id}: HTTP {answer.status}: {answer.message}"
+            ) from None
+        except Exception as exc:  # timeouts, resets: the cancel may have been taken
+            raise TransientError(f"Alpaca cancel of {client_order_id}: {describe(exc)}") from None
+        return True
 
     def open_orders(self) -> list[BrokerOrder]:
         # nested: a bracket's exits come inside their parent (``legs``) and are listed with it
