@@ -19,6 +19,7 @@ NOT_SETTINGS = {
     "FLINKTRADE_DEMO_FAULT",  # test hooks, read where they act
     "FLINKTRADE_EXECUTOR_CRASH_AT",
     "FLINKTRADE_JARS_DIR",  # infra/jvm.py, read before any settings exist
+    "FLINKTRADE_DEMO_BRACKET",  # the env form of `demo --no-bracket` (a CLI option, cli/demo.py)
 }
 OWN_NAMES = {
     "APCA_API_KEY_ID", "APCA_API_SECRET_KEY", "APCA_API_BASE_URL", "APCA_API_DATA_URL",

@@ -16,6 +16,8 @@ from flinktrade import bus
 from flinktrade.config import KafkaSettings, Settings
 from flinktrade.execution.book import ExecutorStats
 from flinktrade.execution.brokers import make_broker
+from flinktrade.execution.brokers.alpaca import AlpacaBroker
+from flinktrade.execution.brokers.base import Broker
 from flinktrade.execution.loop import Executor
 from flinktrade.execution.settings import ExecutionTopics
 from flinktrade.testing.fake_alpaca_trading import FakeAlpacaTrading
@@ -67,9 +69,12 @@ def env(
 def start_executor() -> Iterator[Callable[..., Running]]:
     running: list[Running] = []
 
-    def start(settings: Settings, broker: str = "alpaca") -> Running:
+    def start(settings: Settings, broker: str | Broker = "alpaca") -> Running:
+        """An executor on its own thread, with the broker named (built from ``settings``) or
+        given."""
         bus.ensure_topics(settings.kafka, [settings.execution.topics.signals])
-        executor = Executor(settings, make_broker(settings, broker))
+        venue = make_broker(settings, broker) if isinstance(broker, str) else broker
+        executor = Executor(settings, venue)
         stop = threading.Event()
         result: list[ExecutorStats] = []
         errors: list[BaseException] = []
@@ -91,3 +96,14 @@ def start_executor() -> Iterator[Callable[..., Running]]:
     for r in running:
         r.stop.set()
         r.thread.join(30)
+
+
+@pytest.fixture
+def alpaca(fake: FakeAlpacaTrading) -> Iterator[AlpacaBroker]:
+    """The Alpaca adapter pointed at the fake (no executor around it)."""
+    broker = AlpacaBroker(
+        fake.key_id, fake.secret_key, base_url=fake.base_url, stream_url=fake.stream_url,
+        timeout_s=2.0,
+    )  # fmt: skip
+    yield broker
+    broker.close()

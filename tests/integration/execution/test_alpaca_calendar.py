@@ -28,13 +28,9 @@ def fake() -> Iterator[FakeAlpacaTrading]:
 
 
 @pytest.fixture
-def broker(fake: FakeAlpacaTrading) -> Iterator[AlpacaBroker]:
-    venue = AlpacaBroker(
-        fake.key_id, fake.secret_key, base_url=fake.base_url, stream_url=fake.stream_url,
-        timeout_s=2.0,
-    )  # fmt: skip
-    yield venue
-    venue.close()
+def broker(alpaca: AlpacaBroker) -> AlpacaBroker:
+    """The adapter on this module's fake (the conftest's ``alpaca``)."""
+    return alpaca
 
 
 def test_alpaca_py_reads_the_fakes_calendar_and_clock(fake: FakeAlpacaTrading) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import signal as signals
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
@@ -30,16 +30,6 @@ from flinktrade.testing.fake_alpaca_trading import FakeAlpacaTrading
 
 D = Decimal
 BRACKET = OrderSpec(take_profit_price=D(110), stop_loss_price=D(95))
-
-
-@pytest.fixture
-def alpaca(fake: FakeAlpacaTrading) -> Iterator[AlpacaBroker]:
-    broker = AlpacaBroker(
-        fake.key_id, fake.secret_key, base_url=fake.base_url, stream_url=fake.stream_url,
-        timeout_s=2.0,
-    )  # fmt: skip
-    yield broker
-    broker.close()
 
 
 def test_alpaca_cancel_answers_taken_nothing_to_cancel_or_unclear(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import signal as signals
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
@@ -27,16 +27,6 @@ from flinktrade.orders import Leg, leg_client_order_id
 from flinktrade.testing.fake_alpaca_trading import FakeAlpacaTrading
 
 D = Decimal
-
-
-@pytest.fixture
-def alpaca(fake: FakeAlpacaTrading) -> Iterator[AlpacaBroker]:
-    broker = AlpacaBroker(
-        fake.key_id, fake.secret_key, base_url=fake.base_url, stream_url=fake.stream_url,
-        timeout_s=2.0,
-    )  # fmt: skip
-    yield broker
-    broker.close()
 
 
 def test_a_limit_and_a_notional_order_reach_alpaca_as_asked(

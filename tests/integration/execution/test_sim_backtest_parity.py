@@ -35,8 +35,7 @@ bar's close instead of within its range and the test fails (tried when it was wr
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -49,9 +48,7 @@ from flinktrade.backtest.inprocess import run_inprocess
 from flinktrade.backtest.portfolio import ExecutionModel, Trade, simulate
 from flinktrade.backtest.simulated import simulated_market
 from flinktrade.config import KafkaSettings, Settings
-from flinktrade.execution.book import ExecutorStats
 from flinktrade.execution.brokers.simulated import SimulatedBroker
-from flinktrade.execution.loop import Executor
 from flinktrade.execution.settings import (
     ExecutionSettings,
     ExecutionTopics,
@@ -124,43 +121,13 @@ def _executor_rows(store: OrderStore) -> list[Row]:
     return sorted(rows, key=lambda r: (r[3], r[1]))
 
 
-@pytest.fixture
-def run_executor() -> Iterator[Callable[[Settings, SimulatedBroker], Running]]:
-    running: list[Running] = []
-
-    def start(settings: Settings, broker: SimulatedBroker) -> Running:
-        bus.ensure_topics(settings.kafka, [settings.execution.topics.signals])
-        executor = Executor(settings, broker)
-        stop = threading.Event()
-        result: list[ExecutorStats] = []
-        errors: list[BaseException] = []
-
-        def target() -> None:
-            try:
-                result.append(executor.run(stop))
-            except BaseException as exc:
-                errors.append(exc)
-                raise
-
-        thread = threading.Thread(target=target, daemon=True)
-        r = Running(executor, stop, thread, result, errors)
-        thread.start()
-        running.append(r)
-        return r
-
-    yield start
-    for r in running:
-        r.stop.set()
-        r.thread.join(30)
-
-
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_the_simulated_broker_on_bars_gives_the_backtests_entries_and_exits(
     case: str,
     kafka_settings: KafkaSettings,
     new_topic: Callable[..., str],
     state_dir: Path,
-    run_executor: Callable[[Settings, SimulatedBroker], Running],
+    start_executor: Callable[[Settings, SimulatedBroker], Running],
 ) -> None:
     strategy, seed = CASES[case]
     bars, _news = simulated_market(1, MINUTES, seed)
@@ -209,7 +176,7 @@ def test_the_simulated_broker_on_bars_gives_the_backtests_entries_and_exits(
         ),
     )
     broker = SimulatedBroker(settings)
-    running = run_executor(settings, broker)
+    running = start_executor(settings, broker)
     running.started()
     wait_until(broker.following.is_set, 30, "the simulated broker following the bars")
     store = OrderStore(settings.execution.store_path(state_dir))
