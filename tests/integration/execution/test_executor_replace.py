@@ -47,7 +47,8 @@ def unique_fake() -> Iterator[FakeAlpacaTrading]:
 
 
 @pytest.fixture
-def alpaca(unique_fake: FakeAlpacaTrading) -> Iterator[AlpacaBroker]:
+def alpaca_unique(unique_fake: FakeAlpacaTrading) -> Iterator[AlpacaBroker]:
+    """The Alpaca adapter on a fake that refuses a used client_order_id, as Alpaca does."""
     fake = unique_fake
     broker = AlpacaBroker(
         fake.key_id, fake.secret_key, base_url=fake.base_url, stream_url=fake.stream_url,
@@ -58,9 +59,9 @@ def alpaca(unique_fake: FakeAlpacaTrading) -> Iterator[AlpacaBroker]:
 
 
 def test_alpaca_replace_books_the_new_id_with_the_new_fields_and_ends_the_old(
-    unique_fake: FakeAlpacaTrading, alpaca: AlpacaBroker
+    unique_fake: FakeAlpacaTrading, alpaca_unique: AlpacaBroker
 ) -> None:
-    fake = unique_fake
+    fake, alpaca = unique_fake, alpaca_unique
     alpaca.submit(OrderRequest("ft-r-1", "AAPL", Side.SELL, qty=D(2), spec=LIMIT))
     new = alpaca.replace("ft-r-1", "ft-r-1-r1", qty=D(5), limit_price=D("106.5"))
     assert new.client_order_id == "ft-r-1-r1"
@@ -76,9 +77,9 @@ def test_alpaca_replace_books_the_new_id_with_the_new_fields_and_ends_the_old(
 
 
 def test_alpaca_replace_answers_exists_refused_or_unknown(
-    unique_fake: FakeAlpacaTrading, alpaca: AlpacaBroker
+    unique_fake: FakeAlpacaTrading, alpaca_unique: AlpacaBroker
 ) -> None:
-    fake = unique_fake
+    fake, alpaca = unique_fake, alpaca_unique
     for name in ("ft-r-a", "ft-r-b"):
         alpaca.submit(OrderRequest(name, "AAPL", Side.SELL, qty=D(2), spec=LIMIT))
     with pytest.raises(OrderExists):
