@@ -2,8 +2,9 @@
 
 A child order the broker made (a bracket's, OTO's or OCO's leg) is stored the first time its
 parent reports it and followed like any other order (``adopt_leg``). The exits the executor owns
-(percentage exits, ``execution.exits``) are stored, all of them, at the entry's first fill (for the
-qty filled then: ``replacing`` replaces them as it fills more) or when it is final with a fill,
+(percentage exits, ``execution.exits``) are stored, all of them, when the entry is final with a fill
+(with ``exits_on_partial_fill``: at its first fill, for the qty filled then, and ``replacing``
+replaces them as it fills more),
 and only then sent (``place_exits``); an entry left ``pending`` by a crash gets them on the next
 start (``place_pending_exits``), at its final qty, under the same derived ids.
 

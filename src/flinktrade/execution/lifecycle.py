@@ -17,8 +17,9 @@ then sent (``place_exits``); an entry left ``pending`` by a crash gets them on t
 the base class of ``OrderLifecycle``. While the kill switch is on, only orders
 that reduce a position leave (``reduces``: flatten, exits, a plain close). An order that closes
 what open exits protect waits until they are cancelled (``cancelling.ExitCancelling``, the next
-base class): ``place`` sends nothing before ``clear_the_way`` says so. The exits it owns are
-placed at the entry's first fill and replaced for the new qty at each later one
+base class): ``place`` sends nothing before ``clear_the_way`` says so. With
+``exits_on_partial_fill`` the exits it owns are placed at the entry's first fill and replaced for
+the new qty at each later one
 (``replacing.ExitReplacing``, the base class in between): a replace is an order whose row
 ``replaces`` another, sent with ``Broker.replace`` and followed like any other.
 """
@@ -283,12 +284,13 @@ class OrderLifecycle(ExitReplacing):
         if order.exits == "pending" and broker_order.status.final:
             self.checkpoint("entry_final")
             self.place_exits(current)
-        elif current.exits == "pending" and current.filled_qty > 0:
-            self.place_exits(current)  # the first part filled: protect it now
-        elif current.exits == "placed" and current.filled_qty > order.filled_qty:
-            self.resize_exits(current)  # it filled more: the exits follow
-        else:
-            self.after_update(current)
+        elif self.config.exits_on_partial_fill:  # off: exits wait for the entry to be final
+            if current.exits == "pending" and current.filled_qty > 0:
+                self.place_exits(current)  # the first part filled: protect it now
+            elif current.exits == "placed" and current.filled_qty > order.filled_qty:
+                self.resize_exits(current)  # it filled more: the exits follow
+            else:
+                self.after_update(current)
 
     def _record_fill(
         self, order: StoredOrder, broker_order: BrokerOrder, update: TradeUpdate | None

@@ -1,7 +1,8 @@
 """Replacing the executor's own exits as their entry fills in parts.
 
-An entry whose exits the executor owns (percentage exits, ``execution.exits``) gets them at its
-first fill, for the qty filled so far (``exit_placing.place_exits``, priced from the average fill
+With ``execution.exits_on_partial_fill`` (off by default: the exits then wait for the entry to be
+final, and nothing here is used) an entry whose exits the executor owns (percentage exits,
+``execution.exits``) gets them at its first fill, for the qty filled so far (``exit_placing.place_exits``, priced from the average fill
 price then). Each later fill makes them short of the position: ``resize_exits`` REPLACES each
 current exit whose qty is below the entry's filled qty by a new order for the filled qty
 (``Broker.replace``: the same spec, a new id ``store.replace_id``: the leg's id + ``-r<n>``):

@@ -265,6 +265,15 @@ class ExecutionSettings(Section):
             "closes their position is sent; unconfirmed, the order waits and is tried again."
         ),
     )
+    # --- the executor's own exits on a partly filled entry (execution.replacing)
+    exits_on_partial_fill: bool = Field(
+        default=False,
+        description=(
+            "Place an entry's own percentage exits at its first fill and replace them (qty) as it "
+            "fills more, instead of once the entry is final. Off by default: Alpaca may refuse "
+            "exits on the other side of a still-working entry as a potential wash trade."
+        ),
+    )
     order_retention_days: float = Field(
         90.0,
         ge=0,

@@ -37,6 +37,8 @@ from flinktrade.orders import Leg, leg_client_order_id
 from flinktrade.testing.fake_alpaca_trading import FakeAlpacaTrading
 
 D = Decimal
+PARTIAL = {"FLINKTRADE_EXECUTION__EXITS_ON_PARTIAL_FILL": "true"}
+"""The executor places its exits at the first fill and replaces them (off by default)."""
 LIMIT = OrderSpec(type="limit", limit_price=D(105), time_in_force="gtc")  # above the price
 
 
@@ -167,7 +169,7 @@ def check_one_pair_at_full_qty(env: Env, fake: FakeAlpacaTrading, entry: Signal)
 def test_exits_are_placed_at_the_first_part_and_replaced_at_the_second(
     env: Env, fake: FakeAlpacaTrading, start_executor: Callable[..., Running]
 ) -> None:
-    running = start_executor(env.settings())
+    running = start_executor(env.settings(exits_on_partial_fill=True))
     running.started()
     entry = entry_signal()
     env.produce([entry])
@@ -195,7 +197,7 @@ def test_sigkill_in_the_replace_leaves_one_exit_pair_at_the_full_qty_after_the_r
     env: Env, fake: FakeAlpacaTrading, step: str
 ) -> None:
     entry = entry_signal()
-    proc = spawn_executor(env, FLINKTRADE_EXECUTOR_CRASH_AT=step)
+    proc = spawn_executor(env, FLINKTRADE_EXECUTOR_CRASH_AT=step, **PARTIAL)
     try:
         env.produce([entry])
         fill_part(fake, entry, "2")
@@ -216,7 +218,7 @@ def test_sigkill_in_the_replace_leaves_one_exit_pair_at_the_full_qty_after_the_r
     finally:
         store.close()
 
-    proc = spawn_executor(env)
+    proc = spawn_executor(env, **PARTIAL)
     try:
         check_one_pair_at_full_qty(env, fake, entry)
     finally:

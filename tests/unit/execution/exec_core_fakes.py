@@ -247,9 +247,11 @@ class BookBroker(Broker):
         pass
 
 
-def settings(**risk: Any) -> ExecutionSettings:
+def settings(*, partial_exits: bool = False, **risk: Any) -> ExecutionSettings:
     limits = {"max_signal_age_s": 600.0, "deny_alert_interval_s": 60.0, **risk}
-    return ExecutionSettings(risk=RiskSettings(**limits), unknown_retry_s=0.01)
+    return ExecutionSettings(
+        risk=RiskSettings(**limits), unknown_retry_s=0.01, exits_on_partial_fill=partial_exits
+    )
 
 
 @dataclass
@@ -284,9 +286,10 @@ def make_rig(
     start: bool = True,
     clock: Callable[[], int] = events.now_ms,
     checkpoint: Callable[[str], None] | None = None,
+    partial_exits: bool = False,
     **risk: Any,
 ) -> Rig:
-    config = settings(**risk)
+    config = settings(partial_exits=partial_exits, **risk)
     store = OrderStore(tmp / "orders.sqlite", broker="book")
     venue = broker or BookBroker()
     source, prices, sink = MemorySource(), StaticPrices(AAPL="100"), ListSink()

@@ -193,7 +193,7 @@ def _fill(rig: Rig, entry: str, filled: str, *, final: bool = False) -> None:
 
 
 def test_the_exits_are_placed_at_the_first_part_and_replaced_at_the_next(tmp_path: Path) -> None:
-    rig = make_rig(tmp_path)
+    rig = make_rig(tmp_path, partial_exits=True)
     s = signal(order={**PCT, "qty": "5"})
     rig.decide(s)
     entry, pair = "ft-" + s.id, leg_client_order_id("ft-" + s.id, Leg.TAKE_PROFIT)
@@ -217,11 +217,27 @@ def test_the_exits_are_placed_at_the_first_part_and_replaced_at_the_next(tmp_pat
     rig.core.close()
 
 
+def test_by_default_the_exits_wait_for_the_entry_to_be_final_and_nothing_is_replaced(
+    tmp_path: Path,
+) -> None:
+    rig = make_rig(tmp_path)  # exits_on_partial_fill off, the default
+    s = signal(order={**PCT, "qty": "5"})
+    rig.decide(s)
+    entry, pair = "ft-" + s.id, leg_client_order_id("ft-" + s.id, Leg.TAKE_PROFIT)
+    _fill(rig, entry, "2")
+    assert rig.broker.submitted == [entry]  # a part filled: no exit yet
+    _fill(rig, entry, "5", final=True)
+    assert rig.broker.submitted == [entry, pair]  # final: the exits, once, for all 5
+    assert rig.broker.requests[-1].qty == D(5)
+    assert not any(c.endswith("-r1") for c in rig.broker.orders)
+    rig.core.close()
+
+
 def test_an_entry_filled_while_the_executor_was_down_gets_its_exits_once_at_the_final_qty(
     tmp_path: Path,
 ) -> None:
     broker = BookBroker()
-    first = make_rig(tmp_path, broker=broker)
+    first = make_rig(tmp_path, broker=broker, partial_exits=True)
     s = signal(order={**PCT, "qty": "5"})
     first.decide(s)
     first.core.close()
@@ -231,7 +247,7 @@ def test_an_entry_filled_while_the_executor_was_down_gets_its_exits_once_at_the_
         filled_qty=D(5), filled_avg_price=D(100),
     )  # fmt: skip
     broker.fill_held("AAPL", Side.BUY, D(5))
-    second = make_rig(tmp_path, broker=broker)
+    second = make_rig(tmp_path, broker=broker, partial_exits=True)
     second.core.follow_open_orders()
     assert broker.submitted == [entry, pair] and broker.requests[-1].qty == D(5)
     assert not any(c.endswith("-r1") for c in broker.orders)
@@ -241,7 +257,7 @@ def test_an_entry_filled_while_the_executor_was_down_gets_its_exits_once_at_the_
 def test_a_refused_replace_keeps_the_old_exit_and_is_tried_again_a_few_times(
     tmp_path: Path,
 ) -> None:
-    rig = make_rig(tmp_path)
+    rig = make_rig(tmp_path, partial_exits=True)
     s = signal(order={**PCT, "qty": "5"})
     rig.decide(s)
     entry, pair = "ft-" + s.id, leg_client_order_id("ft-" + s.id, Leg.TAKE_PROFIT)
@@ -281,7 +297,7 @@ def test_a_crash_in_the_replace_leaves_one_live_exit_at_the_full_qty(
         if at == step and seen[at] == nth:  # the entry's, the exit's, then the replace's
             raise Crash(at)
 
-    first = make_rig(tmp_path, broker=broker, checkpoint=die)
+    first = make_rig(tmp_path, broker=broker, checkpoint=die, partial_exits=True)
     s = signal(order={**PCT, "qty": "5"})
     first.decide(s)
     entry, pair = "ft-" + s.id, leg_client_order_id("ft-" + s.id, Leg.TAKE_PROFIT)
@@ -292,7 +308,9 @@ def test_a_crash_in_the_replace_leaves_one_live_exit_at_the_full_qty(
     sent_replace = step != "replace_stored" and step != "request_sent"
     assert (pair + "-r1" in broker.orders) is sent_replace
 
-    second = make_rig(tmp_path, broker=broker)  # start-up: look-ups, then what is left
+    second = make_rig(
+        tmp_path, broker=broker, partial_exits=True
+    )  # start-up: look-ups, then what is left
     second.core.follow_open_orders()
     live = [o for o in broker.orders.values() if not o.status.final and o.client_order_id != entry]
     assert [(o.client_order_id, o.qty) for o in live] == [(pair + "-r1", D(5))]
