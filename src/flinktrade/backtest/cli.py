@@ -25,11 +25,13 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from flinktrade import calendars
 from flinktrade.backtest.portfolio import CashMode, ExecutionModel, FillAt, Mode
 from flinktrade.errors import ConfigError
 
 if TYPE_CHECKING:
     from flinktrade.backtest.loading import MarketHours
+    from flinktrade.sessions import Calendar
 
 console = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
@@ -409,11 +411,14 @@ def backtest(
             "--market-hours goes with files, --simulate or --engine inprocess "
             "(the Flink engine streams Alpaca history and topics unfiltered)"
         )
-    # a session-filtered run keeps its orders to their sessions too (extended_hours or not)
-    model = dataclasses.replace(execution.model(), follow_sessions=hours != MarketHours.ALL)
     params = parse_params(param or [])
     build_all([StrategySpec(strategy, params)])  # a bad strategy fails before any work
     settings = load_settings()
+    calendar = calendars.current(settings.state_dir)  # a refreshed one over the bundled one
+    # a session-filtered run keeps its orders to their sessions too (extended_hours or not)
+    model = dataclasses.replace(
+        execution.model(), follow_sessions=hours != MarketHours.ALL, calendar=calendar
+    )
     request = BacktestRequest(
         strategies=(StrategySpec(strategy, params),),
         model=model,
@@ -428,16 +433,16 @@ def backtest(
         progress = _RichProgress(bar)
         if chosen_engine == "inprocess":
             bars, news = inputs.load(settings, progress)
-            bars = _in_hours(bars, hours)
+            bars = _in_hours(bars, hours, calendar)
             result = run_inprocess(request, bars, news, progress=progress)
         else:
             flink_inputs: dict[str, Any] = {}
             if path is not None:
                 loaded = load_file(path, symbol=inputs.symbol).bars
-                flink_inputs["bars"] = _in_hours(loaded, hours)
+                flink_inputs["bars"] = _in_hours(loaded, hours, calendar)
             elif inputs.simulate is not None:
                 bars, news = inputs.load(settings, progress)
-                bars = _in_hours(bars, hours)
+                bars = _in_hours(bars, hours, calendar)
                 flink_inputs["feed"] = lambda topics: produce_market(
                     settings.kafka, topics, bars, news, progress
                 )
@@ -473,11 +478,11 @@ def backtest(
         typer.echo(json.dumps(_json_safe(result.metrics), sort_keys=False))
 
 
-def _in_hours(bars: list[Any], hours: MarketHours) -> list[Any]:
+def _in_hours(bars: list[Any], hours: MarketHours, calendar: Calendar) -> list[Any]:
     """The bars of the ``--market-hours`` sessions; none left (of some) is a readable error."""
     from flinktrade.backtest.loading import in_market_hours
 
-    kept = in_market_hours(bars, hours)
+    kept = in_market_hours(bars, hours, calendar)
     if bars and not kept:
         raise ConfigError(f"--market-hours {hours.value}: none of the {len(bars)} bars is in it")
     return kept
@@ -554,8 +559,8 @@ def optimize(
     constraint = Expression.parse(where, values) if where else None
     sets = opt.candidates(values, constraint, random_sets, seed)
     axes = _heatmap_axes(heatmap, values)
-    model = execution.model()
     settings = load_settings()
+    model = dataclasses.replace(execution.model(), calendar=calendars.current(settings.state_dir))
     sweep = opt.Sweep(
         strategy, sets, model, settings.analytics.model_copy(update={"alerts": False}), fixed
     )

@@ -8,8 +8,8 @@ or the index of a Parquet file) is taken as the time column. A CSV with a header
 ``backtest.fastload`` (column-wise, the same bars and rejected rows as the row validator); any
 other file through the row validator.
 
-``in_market_hours`` keeps the bars of chosen sessions (``--market-hours``), by the bundled market
-calendar (``flinktrade.sessions``).
+``in_market_hours`` keeps the bars of chosen sessions (``--market-hours``), by the market calendar
+it is given (the command gives the one in effect, ``calendars.current``).
 """
 
 from __future__ import annotations
@@ -62,13 +62,14 @@ _KEEP = {
 }
 
 
-def in_market_hours(bars: list[events.Bar], market_hours: MarketHours) -> list[events.Bar]:
-    """The bars that start in the sessions ``market_hours`` names (``all``: every bar, the same
-    list). A bar of a day or longer is a whole session and is always kept."""
+def in_market_hours(
+    bars: list[events.Bar], market_hours: MarketHours, calendar: sessions.Calendar
+) -> list[events.Bar]:
+    """The bars that start in the sessions ``market_hours`` names by ``calendar`` (``all``: every
+    bar, the same list). A bar of a day or longer is a whole session and is always kept."""
     keep = _KEEP.get(market_hours)
     if keep is None:
         return bars
-    calendar = sessions.bundled()
     return [
         bar for bar in bars if bar.interval_ms >= _DAY_MS or calendar.session_at(bar.ts) in keep
     ]

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import TypeVar
 
-from flinktrade import events
+from flinktrade import events, sessions
 from flinktrade.errors import ConfigError
 from flinktrade.matching import Book, Change, Costs, Execution, MatchBar
 from flinktrade.matching import Order as BookOrder
@@ -93,8 +93,12 @@ class ExecutionModel:
     """Orders with a spec: at most this fraction of a bar's volume fills per bar (None: all)."""
     follow_sessions: bool = False
     """Orders with a spec meet only bars of sessions they may trade in (the regular one; pre-
-    and after-hours too with ``extended_hours``), by the bundled calendar (``--market-hours``
-    other than ``all`` sets it)."""
+    and after-hours too with ``extended_hours``), by ``calendar`` (``--market-hours`` other than
+    ``all`` sets it)."""
+    calendar: sessions.Calendar | None = field(default=None, compare=False, repr=False)
+    """The market calendar orders with a spec follow (a ``day`` order's end, ``opg``/``cls``,
+    ``follow_sessions``); None: the bundled one. The command passes the one in effect
+    (``calendars.current``: a refreshed file over the bundled calendar)."""
 
     @property
     def costs(self) -> Costs:
@@ -461,7 +465,10 @@ class _Sleeve:
     def _book(self) -> Book:
         if self.book is None:
             self.book = Book(
-                self.costs, sizer=self._size, follow_sessions=self.model.follow_sessions
+                self.costs,
+                sizer=self._size,
+                calendar=self.model.calendar,
+                follow_sessions=self.model.follow_sessions,
             )
         return self.book
 

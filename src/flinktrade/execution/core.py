@@ -28,6 +28,7 @@ import os
 import time
 from collections.abc import Callable
 
+from flinktrade import sessions
 from flinktrade.errors import TransientError
 from flinktrade.execution import flatten as flattening
 from flinktrade.execution import reconcile as reconciliation
@@ -77,7 +78,9 @@ class ExecutorCore:
         checkpoint: Callable[[str], None] = no_checkpoint,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        calendar: Callable[[], sessions.Calendar] = sessions.bundled,
     ) -> None:
+        """``calendar``: the market calendar when the broker serves none (or cannot now)."""
         self.config = config
         self.broker = broker
         self.store = store
@@ -113,6 +116,7 @@ class ExecutorCore:
             orders=self.orders,
             source=source,
             checkpoint=checkpoint,
+            calendar=calendar,
         )
         self.outbox = OutboxPublisher(store, sink)
         self.flattener = Flattener(

@@ -8,7 +8,8 @@ Per record, in the executor's one deciding thread:
 2. a ``client_order_id`` (prefix + signal id) already in the store is a repeat: skip;
 3. size (the signal's ``order``: its ``qty`` or ``notional``, else the executor's sizing at its
    own market price), then the risk checks (no I/O; the order's shape first, by Alpaca's rules;
-   the ``session`` rule on ``market_calendar``'s calendar: the broker's, cached, or the bundled;
+   the ``session`` rule on ``market_calendar``'s calendar: the broker's, cached, or the refreshed
+   or bundled one;
    open exits of the signal's strategy on its symbol and side do not count as already closing
    the position: the order cancels them before it is sent, ``cancelling``);
    a breach is stored as a ``denied`` order and alerted (throttled; a runaway of order-rate
@@ -25,7 +26,7 @@ import sqlite3
 from collections.abc import Callable
 from decimal import Decimal
 
-from flinktrade import events
+from flinktrade import events, sessions
 from flinktrade.events import DeadLetter
 from flinktrade.execution import intake, risk
 from flinktrade.execution.alerts import Alerter, AlertKind
@@ -73,6 +74,7 @@ class SignalDesk:
         orders: OrderLifecycle,
         source: SignalSource,
         checkpoint: Callable[[str], None],
+        calendar: Callable[[], sessions.Calendar] = sessions.bundled,
     ) -> None:
         self.store = store
         self.config = config
@@ -85,8 +87,9 @@ class SignalDesk:
         self.orders = orders
         self.source = source
         self.checkpoint = checkpoint
-        self.calendar = MarketCalendar(guard.broker)
-        """The market calendar of the ``session`` rule: the broker's (cached) or the bundled."""
+        self.calendar = MarketCalendar(guard.broker, fallback=calendar)
+        """The market calendar of the ``session`` rule: the broker's (cached) over ``calendar``
+        (the refreshed or bundled one), or ``calendar`` alone."""
 
     def handle(self, record: SignalRecord) -> None:
         """Decide on one signal record; whatever goes wrong with it ends as a dead letter."""

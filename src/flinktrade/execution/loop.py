@@ -15,11 +15,12 @@ published with ``bus.EventProducer``) and runs ``tick`` / ``handle_batch`` until
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable
 
-from flinktrade import bus
+from flinktrade import bus, calendars
 from flinktrade.bus import Consumer, KafkaException, TopicPartition
 from flinktrade.config import KafkaSettings, Settings
 from flinktrade.execution.book import ExecutorStats
@@ -133,6 +134,7 @@ class Executor:
             sink=bus.EventProducer(settings.kafka),
             clock=clock,
             checkpoint=CrashHook.from_env(),
+            calendar=functools.partial(calendars.current, settings.state_dir),
         )
         self.error: BaseException | None = None
         self._alive = False

@@ -8,11 +8,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
-from flinktrade import events
+from flinktrade import events, sessions
 from flinktrade.backtest.loading import MarketHours, in_market_hours
 from flinktrade.testing.command import run_flinktrade
 
 MINUTE = 60_000
+BUNDLED = sessions.bundled()
 
 
 def utc(*args: int) -> int:
@@ -49,16 +50,16 @@ def names(bars: list[events.Bar]) -> list[str]:
 
 def test_regular_extended_and_all() -> None:
     bars = [bar(ts) for ts in TIMES.values()]
-    assert names(in_market_hours(bars, MarketHours.REGULAR)) == ["regular-first", "regular-last"]
-    assert names(in_market_hours(bars, MarketHours.EXTENDED)) == [
+    assert names(in_market_hours(bars, MarketHours.REGULAR, BUNDLED)) == ["regular-first", "regular-last"]
+    assert names(in_market_hours(bars, MarketHours.EXTENDED, BUNDLED)) == [
         "pre-first", "pre-last", "regular-first", "regular-last", "post-first", "post-last",
     ]  # fmt: skip
-    assert in_market_hours(bars, MarketHours.ALL) is bars
+    assert in_market_hours(bars, MarketHours.ALL, BUNDLED) is bars
 
 
 def test_daily_bars_are_whole_sessions_and_always_kept() -> None:
     daily = [bar(utc(2024, 3, 11, 4, 0), 86_400_000), bar(utc(2024, 3, 12, 4, 0), 86_400_000)]
-    assert in_market_hours(daily, MarketHours.REGULAR) == daily
+    assert in_market_hours(daily, MarketHours.REGULAR, BUNDLED) == daily
 
 
 def _flinktrade(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -76,7 +76,7 @@ def test_a_failing_broker_falls_back_to_the_bundled_calendar_logged_once(
     assert len(served.asked) == 1  # not asked again before retry_s
     assert [r.getMessage() for r in caplog.records if "bundled" in r.getMessage()] == [
         "executor: the broker's market calendar is unavailable (Alpaca calendar: HTTP 500: "
-        "boom); judging sessions on the bundled calendar, asking again in 60s"
+        "boom); judging sessions on the refreshed or bundled calendar, asking again in 60s"
     ]
     served.fail = False
     clock.now += 60.0
@@ -86,3 +86,33 @@ def test_a_failing_broker_falls_back_to_the_bundled_calendar_logged_once(
 
 def test_a_broker_without_a_calendar_gets_the_bundled_one() -> None:
     assert MarketCalendar(object()).at(GOOD_FRIDAY_11) is sessions.bundled()
+
+
+def _refreshed() -> sessions.Calendar:
+    """What a refreshed file might hold: July 2024 with Independence Day open (the bundled
+    calendar has it closed)."""
+    start, end = date(2024, 7, 1), date(2024, 7, 31)
+    days = [*sessions.bundled().days(start, end), TradingDay(date(2024, 7, 4))]
+    return sessions.bundled().merged(sessions.Calendar(days, start, end))
+
+
+JULY_4_11 = 1_720_105_200_000  # Thu 2024-07-04 11:00 EDT
+
+
+def test_the_fallback_is_the_calendar_given_with_and_without_the_brokers() -> None:
+    refreshed = _refreshed()
+    assert sessions.bundled().session_at(JULY_4_11) is Session.CLOSED
+    # no calendar at the broker (the simulated one): the fallback alone, asked on each use
+    given = [refreshed]
+    alone = MarketCalendar(object(), fallback=lambda: given[0])
+    assert alone.at(JULY_4_11) is refreshed
+    given[0] = sessions.bundled()
+    assert alone.at(JULY_4_11) is sessions.bundled()
+    # the broker's month over the fallback: Good Friday from the broker, July 4 from the file
+    served = Served()
+    over = MarketCalendar(served, fallback=lambda: refreshed)
+    assert over.at(GOOD_FRIDAY_11).session_at(GOOD_FRIDAY_11) is Session.REGULAR
+    assert over.at(GOOD_FRIDAY_11).session_at(JULY_4_11) is Session.REGULAR
+    served.fail = True
+    failing = MarketCalendar(served, fallback=lambda: refreshed)
+    assert failing.at(GOOD_FRIDAY_11) is refreshed

@@ -46,7 +46,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from flinktrade import bus, events, sessions
+from flinktrade import bus, calendars, events, sessions
 from flinktrade.bus import TopicPartition
 from flinktrade.config import Settings
 from flinktrade.errors import TransientError
@@ -132,7 +132,7 @@ class SimulatedBroker(Broker):
         self._db.commit()
         self.prices: dict[str, Decimal] = {}
         self._sessions = _SESSIONS.get(self.config.market_hours)
-        self._calendar = sessions.bundled() if self._sessions is not None else None
+        self._calendar = calendars.current(settings.state_dir)  # the refreshed one, if any
         self.matching = Book(
             Costs(
                 per_share=float(self.config.commission_per_share),
@@ -140,6 +140,7 @@ class SimulatedBroker(Broker):
                 slippage_bps=float(self.config.slippage_bps),
             ),
             follow_sessions=self._sessions is not None,  # as the backtester's --market-hours
+            calendar=self._calendar,
         )
         self._last_ts = 0
         """The newest price time seen: orders are placed at it, prices meet them after it."""
