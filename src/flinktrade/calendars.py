@@ -67,7 +67,7 @@ def clipped(answer: Calendar) -> Calendar:
     the dates around them stay the bundled calendar's. ``ValueError`` if it lists no day."""
     days = answer.days(answer.first, answer.last) if answer.first and answer.last else []
     if not days:
-        raise ValueError("the answer lists no trading day")
+        raise ValueError("no trading day is listed")
     return Calendar(days, days[0].date, days[-1].date)
 
 

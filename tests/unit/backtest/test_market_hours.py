@@ -50,7 +50,10 @@ def names(bars: list[events.Bar]) -> list[str]:
 
 def test_regular_extended_and_all() -> None:
     bars = [bar(ts) for ts in TIMES.values()]
-    assert names(in_market_hours(bars, MarketHours.REGULAR, BUNDLED)) == ["regular-first", "regular-last"]
+    assert names(in_market_hours(bars, MarketHours.REGULAR, BUNDLED)) == [
+        "regular-first",
+        "regular-last",
+    ]
     assert names(in_market_hours(bars, MarketHours.EXTENDED, BUNDLED)) == [
         "pre-first", "pre-last", "regular-first", "regular-last", "post-first", "post-last",
     ]  # fmt: skip

@@ -18,7 +18,7 @@ from flinktrade.pipeline.cli import job_overrides
 COMMANDS = {
     "show-config", "demo", "simulate", "serve", "backtest", "optimize",
     "execute", "status", "positions", "orders", "halt", "resume", "flatten",
-    "infra", "job", "ingest", "notify", "strategies", "testing",
+    "infra", "job", "ingest", "notify", "strategies", "testing", "calendar",
 }  # fmt: skip
 """Every command of the README's CLI reference."""
 
@@ -40,6 +40,7 @@ def test_every_stage_registers_its_commands() -> None:
         ("infra", {"up", "down", "status"}),
         ("job", {"run", "submit", "list", "cancel", "savepoint"}),
         ("ingest", {"history", "live", "replay"}),
+        ("calendar", {"refresh", "show"}),
     ],
 )
 def test_groups_keep_their_subcommands(group: str, subcommands: set[str]) -> None:
