@@ -6,8 +6,9 @@ updates. The parts:
 
 - ``decide.SignalDesk``: one signal record -> dead letter, repeat, denial or intent -> order;
 - ``lifecycle.OrderLifecycle``: place, resolve (``Resolution``), apply updates, record fills;
-- ``reconcile.differences``: the pure comparison of broker and store, run here with its I/O;
-  differences block new orders (fail closed) until a later reconciliation finds none;
+- ``reconcile.differences``: the pure comparison of broker and store, run with its I/O by
+  ``reconciling.Reconciling`` (the core's base class); differences block new orders (fail
+  closed) until a later reconciliation finds none;
 - ``guard.TradingGuard``: account checks, halting, the kill switch set from outside;
 - ``alerts.Alerter`` (throttled) and ``outbox.OutboxPublisher`` (store outbox -> sink);
 - ``flattener.Flattener``: the operator's ``flatten`` (``flatten.plan``, then its orders followed).
@@ -31,7 +32,6 @@ from collections.abc import Callable
 from flinktrade import sessions
 from flinktrade.errors import TransientError
 from flinktrade.execution import flatten as flattening
-from flinktrade.execution import reconcile as reconciliation
 from flinktrade.execution.alerts import Alerter, Throttle
 from flinktrade.execution.book import Book, ExecutorStats
 from flinktrade.execution.brokers.base import Broker
@@ -39,11 +39,12 @@ from flinktrade.execution.crash import no_checkpoint
 from flinktrade.execution.decide import SignalDesk
 from flinktrade.execution.flattener import Flattener
 from flinktrade.execution.guard import TradingGuard
-from flinktrade.execution.lifecycle import OrderLifecycle, Resolution
+from flinktrade.execution.lifecycle import OrderLifecycle
 from flinktrade.execution.outbox import OutboxPublisher, Sink
+from flinktrade.execution.reconciling import Reconciling
 from flinktrade.execution.settings import ExecutionSettings
 from flinktrade.execution.source import PriceSource, SignalRecord, SignalSource
-from flinktrade.execution.store import OrderStore, Phase, StoredOrder
+from flinktrade.execution.store import OrderStore, StoredOrder
 
 log = logging.getLogger(__name__)
 
@@ -51,17 +52,13 @@ HALT_CHECK_S = 0.25
 """How often the kill switch is read from the store (set by another process within a second)."""
 PRUNE_INTERVAL_S = 3600.0
 """How often orders past ``order_retention_days`` are deleted from the store."""
-RECHECK_WAIT_S = 0.3
-"""Differences may be fills in flight between the two reports: look again after this long."""
-TRANSIENT_RECONCILE_S = 5.0
-"""With a transient difference (broker or order not readable), reconcile again within this long."""
 
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class ExecutorCore:
+class ExecutorCore(Reconciling):
     """The executor without Kafka: ``start``, then ``tick`` and ``handle_batch`` from one thread
     until ``close``; or ``flatten`` instead of running."""
 
@@ -160,11 +157,6 @@ class ExecutorCore:
         self.reconcile(startup=True)
         self.publish()
 
-    def place_pending_exits(self) -> None:
-        """Exits of entries a crash left between their fill and their exits (``lifecycle``)."""
-        if self.orders.place_pending_exits():
-            self.store.commit()
-
     def _on_reconnect(self) -> None:  # the broker's stream thread: only a flag
         self._reconnected = True
 
@@ -241,58 +233,6 @@ class ExecutorCore:
     def follow_open_orders(self) -> None:
         self._next_poll = self.monotonic() + self.config.order_poll_interval_s
         self.orders.follow_open_orders()
-
-    # ------------------------------------------------------------------ reconciliation
-
-    def reconcile_soon(self) -> None:
-        self._next_reconcile = min(self._next_reconcile, self.monotonic() + 1.0)
-
-    def reconcile(self, *, startup: bool = False) -> list[reconciliation.Difference]:
-        """Compare broker and store; block new orders (and alert) while they differ."""
-        self._stats.reconciliations += 1
-        self.place_pending_exits()
-        found = self.differences(startup=startup)
-        if found:  # fills may have been in flight between the two reports: look again
-            self.sleep(RECHECK_WAIT_S)
-            self.orders.apply_updates()
-            found = self.differences(startup=False)
-        interval = self.config.reconcile_interval_s
-        if reconciliation.any_transient(found):
-            interval = min(interval, TRANSIENT_RECONCILE_S)
-        self._next_reconcile = self.monotonic() + interval
-        blocked = reconciliation.describe(found)
-        self.guard.set_blocked(blocked)
-        self._stats.blocked = blocked
-        self.store.commit()
-        return found
-
-    def differences(self, *, startup: bool) -> list[reconciliation.Difference]:
-        """Settle the store's open orders, read the broker, compare (pure)."""
-        resolutions: list[tuple[str, Resolution]] = []
-        for order in self.store.open_orders():
-            # at start-up an intent never sent is sent now (the signal's offset is committed)
-            allow = order.phase == Phase.INTENT or (startup and order.phase != Phase.ACKED)
-            coid = order.client_order_id
-            resolutions.append((coid, self.orders.resolve(coid, allow_resend=allow)))
-        self.orders.apply_updates()
-        try:
-            view = reconciliation.BrokerView(self.broker.open_orders(), self.broker.positions())
-        except TransientError as exc:
-            return reconciliation.differences(
-                resolutions, reconciliation.BrokerUnreachable(str(exc)), {}, {}
-            )
-        self.orders.apply_updates()
-        for bo in view.open_orders:  # a known parent's legs are stored (adopted) first
-            if bo.legs and self.store.exists(bo.client_order_id):
-                self.orders.apply(bo, None)
-        view = reconciliation.BrokerView(reconciliation.with_legs(view.open_orders), view.positions)
-        statuses = {}
-        for bo in view.open_orders:
-            local = self.store.get(bo.client_order_id)
-            statuses[bo.client_order_id] = None if local is None else local.status
-        local_positions = self.store.positions()
-        self.book.positions = dict(local_positions)
-        return reconciliation.differences(resolutions, view, statuses, local_positions)
 
     # ------------------------------------------------------------------ flatten
 

@@ -21,7 +21,9 @@ base class): ``place`` sends nothing before ``clear_the_way`` says so. With
 ``exits_on_partial_fill`` the exits it owns are placed at the entry's first fill and replaced for
 the new qty at each later one
 (``replacing.ExitReplacing``, the base class in between): a replace is an order whose row
-``replaces`` another, sent with ``Broker.replace`` and followed like any other.
+``replaces`` another, sent with ``Broker.replace`` and followed like any other. The broker's word
+(an order looked up, a stream update) is applied by ``applying.UpdateApplying``, the last base
+class.
 """
 
 from __future__ import annotations
@@ -34,10 +36,11 @@ from decimal import Decimal
 from enum import StrEnum
 
 from flinktrade.errors import TransientError
-from flinktrade.events import Fill, OrderStatus
+from flinktrade.events import OrderStatus
 from flinktrade.execution import flatten as flattening
 from flinktrade.execution import risk
 from flinktrade.execution.alerts import Alerter, AlertKind
+from flinktrade.execution.applying import UpdateApplying
 from flinktrade.execution.book import Book, ExecutorStats
 from flinktrade.execution.brokers.base import (
     Broker,
@@ -50,7 +53,6 @@ from flinktrade.execution.brokers.base import (
 )
 from flinktrade.execution.exit_placing import own_exit
 from flinktrade.execution.exits import broker_spec
-from flinktrade.execution.replacing import ExitReplacing
 from flinktrade.execution.settings import ExecutionSettings
 from flinktrade.execution.store import OrderStore, Phase, StoredOrder
 
@@ -75,7 +77,7 @@ class Resolution(StrEnum):
     """Not known yet: the broker could not be asked, or the request may still be in flight."""
 
 
-class OrderLifecycle(ExitReplacing):
+class OrderLifecycle(UpdateApplying):
     def __init__(
         self,
         *,
@@ -241,98 +243,3 @@ class OrderLifecycle(ExitReplacing):
                 settled and order.phase in (Phase.SENDING, Phase.UNKNOWN)
             )
             self.resolve(order.client_order_id, allow_resend=allow)
-
-    # ------------------------------------------------------------------ applying
-
-    def apply_updates(self) -> None:
-        while True:
-            try:
-                update = self.updates.get_nowait()
-            except queue.Empty:
-                return
-            self.apply(update.order, update)
-
-    def apply(self, broker_order: BrokerOrder, update: TradeUpdate | None) -> None:
-        coid = broker_order.client_order_id
-        order = self.store.get(coid)
-        if order is None:
-            log.warning(
-                "executor: broker reports order %s (%s) unknown to the store; "
-                "the next reconciliation decides",
-                broker_order.id,
-                coid,
-            )
-            self.on_unknown_order()
-            return
-        if broker_order.filled_qty > order.filled_qty and not order.status.final:
-            self._record_fill(order, broker_order, update)
-        self.store.transition(
-            coid,
-            broker_order.status,
-            broker_order_id=broker_order.id,
-            filled_qty=max(order.filled_qty, broker_order.filled_qty),
-            filled_avg_price=broker_order.filled_avg_price,
-        )
-        for leg in broker_order.legs:
-            try:
-                self.adopt_leg(order, leg)
-            except ValueError as exc:  # a leg our events cannot hold: reconciliation shows it
-                log.warning("executor: leg %s of %s not stored: %s", leg.id, coid, exc)
-        current = self.store.get(coid)
-        if current is None:
-            return
-        if order.exits == "pending" and broker_order.status.final:
-            self.checkpoint("entry_final")
-            self.place_exits(current)
-        elif self.config.exits_on_partial_fill:  # off: exits wait for the entry to be final
-            if current.exits == "pending" and current.filled_qty > 0:
-                self.place_exits(current)  # the first part filled: protect it now
-            elif current.exits == "placed" and current.filled_qty > order.filled_qty:
-                self.resize_exits(current)  # it filled more: the exits follow
-            else:
-                self.after_update(current)
-
-    def _record_fill(
-        self, order: StoredOrder, broker_order: BrokerOrder, update: TradeUpdate | None
-    ) -> None:
-        delta = broker_order.filled_qty - order.filled_qty
-        price = fill_price(order, broker_order, update, delta)
-        if update is not None and update.is_fill and update.execution_id:
-            execution_id = update.execution_id
-        else:  # learned over REST: a deterministic id, so a replay records it once
-            execution_id = f"{broker_order.id}:{broker_order.filled_qty}"
-        if self.store.has_fill(execution_id):
-            return
-        fill = Fill(
-            ts=(update.ts if update is not None and update.ts else self.clock()),
-            id=execution_id,
-            order_id=broker_order.id,
-            client_order_id=order.client_order_id,
-            strategy=order.strategy,
-            symbol=order.symbol,
-            side=order.side,
-            qty=delta,
-            price=price.quantize(Decimal("0.000001")) if price > 0 else Decimal("0.000001"),
-            commission=update.commission if update is not None else Decimal(0),
-            position_qty=update.position_qty if update is not None else None,
-            broker=self.broker.name,
-        )
-        if self.store.add_fill(fill, commit=False):
-            self.book.add_fill(order.symbol, order.side, delta, fill.price)
-            self.stats.fills += 1
-
-
-def fill_price(
-    order: StoredOrder, broker_order: BrokerOrder, update: TradeUpdate | None, delta: Decimal
-) -> Decimal:
-    """The price of the ``delta`` newly filled shares: from the change of the average price, else
-    the update's price, else the average (or the order's price)."""
-    price: Decimal | None = None
-    if broker_order.filled_avg_price is not None:
-        before = (order.filled_avg_price or Decimal(0)) * order.filled_qty
-        price = (broker_order.filled_avg_price * broker_order.filled_qty - before) / delta
-    if (price is None or price <= 0) and update is not None:
-        price = update.price
-    if price is None or price <= 0:
-        price = broker_order.filled_avg_price or order.price or Decimal(0)
-    return price

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -191,3 +192,15 @@ def spawn_executor(env: Env, **extra: str) -> subprocess.Popen[bytes]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
+
+
+def run_until_killed(proc: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """Wait (at most ``timeout_s``) for an executor spawned with a crash step to die by SIGKILL;
+    killed and failed otherwise (the tail of its stderr in the message)."""
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    _, err = proc.communicate()
+    assert proc.returncode == -signal.SIGKILL, err.decode()[-3000:]

@@ -13,12 +13,19 @@ to the broker.
 from __future__ import annotations
 
 import signal as signals
-import subprocess
 from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
-from exec_helpers import Env, Running, coid, make_signals, spawn_executor, wait_until
+from exec_helpers import (
+    Env,
+    Running,
+    coid,
+    make_signals,
+    run_until_killed,
+    spawn_executor,
+    wait_until,
+)
 
 from flinktrade.errors import TransientError
 from flinktrade.events import OrderSpec, OrderStatus, Side, Signal
@@ -142,16 +149,6 @@ def test_flatten_cancels_the_open_legs_then_sells_the_whole_position(
         store.close()
 
 
-def run_until_killed(proc: subprocess.Popen[bytes]) -> None:
-    try:
-        proc.wait(timeout=90)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        raise
-    _, err = proc.communicate()
-    assert proc.returncode == -signals.SIGKILL, err.decode()[-3000:]
-
-
 @pytest.mark.parametrize("step", ["cancel_stored", "exits_canceled"])
 def test_sigkill_in_the_cancel_sells_once_after_the_restart(
     env: Env, fake: FakeAlpacaTrading, step: str
@@ -166,7 +163,7 @@ def test_sigkill_in_the_cancel_sells_once_after_the_restart(
         proc.kill()
         proc.communicate()
         raise
-    run_until_killed(proc)
+    run_until_killed(proc, 90)
     assert fake.orders_created(coid(sell)) == 0  # died before the sell was sent
     with fake.lock:
         deleted = any(method == "DELETE" for method, _ in fake.requests)

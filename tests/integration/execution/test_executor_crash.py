@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 from collections import Counter
 from decimal import Decimal
 
 import pytest
-from exec_helpers import Env, coid, make_signals, spawn_executor, wait_until
+from exec_helpers import Env, coid, make_signals, run_until_killed, spawn_executor, wait_until
 
 from flinktrade.events import Fill, OrderEvent, OrderStatus
 from flinktrade.testing.fake_alpaca_trading import FakeAlpacaTrading
@@ -75,14 +74,7 @@ def finish_clean_run(env: Env, fake: FakeAlpacaTrading, signals: list) -> None:
 
 
 def crash_run(env: Env, step: str, n: int) -> None:
-    proc = spawn_executor(env, FLINKTRADE_EXECUTOR_CRASH_AT=f"{step}:{n}")
-    try:
-        proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        raise
-    _, err = proc.communicate()
-    assert proc.returncode == -signal.SIGKILL, err.decode()[-3000:]
+    run_until_killed(spawn_executor(env, FLINKTRADE_EXECUTOR_CRASH_AT=f"{step}:{n}"), 60)
 
 
 @pytest.mark.parametrize(

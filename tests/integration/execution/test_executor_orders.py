@@ -10,12 +10,19 @@ restart. Prices are computed by hand from the contract (fill 100.25, +4 % on the
 from __future__ import annotations
 
 import signal as signals
-import subprocess
 from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
-from exec_helpers import Env, Running, coid, make_signals, spawn_executor, wait_until
+from exec_helpers import (
+    Env,
+    Running,
+    coid,
+    make_signals,
+    run_until_killed,
+    spawn_executor,
+    wait_until,
+)
 
 from flinktrade import bus
 from flinktrade.events import OrderSpec, Side
@@ -55,16 +62,6 @@ def test_a_request_alpaca_py_refuses_is_refused_before_anything_is_sent(
     assert fake.orders_created() == 0
 
 
-def run_until_killed(proc: subprocess.Popen[bytes]) -> None:
-    try:
-        proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        raise
-    _, err = proc.communicate()
-    assert proc.returncode == -signals.SIGKILL, err.decode()[-3000:]
-
-
 def test_sigkill_between_the_entrys_fill_and_its_exit_places_the_exit_once(
     env: Env, fake: FakeAlpacaTrading
 ) -> None:
@@ -73,7 +70,7 @@ def test_sigkill_between_the_entrys_fill_and_its_exit_places_the_exit_once(
     env.produce([entry])
     exit_id = leg_client_order_id(coid(entry), Leg.TAKE_PROFIT)
 
-    run_until_killed(spawn_executor(env, FLINKTRADE_EXECUTOR_CRASH_AT="entry_final:1"))
+    run_until_killed(spawn_executor(env, FLINKTRADE_EXECUTOR_CRASH_AT="entry_final:1"), 60)
     assert fake.orders_created(coid(entry)) == 1 and fake.orders_created(exit_id) == 0
 
     proc = spawn_executor(env)

@@ -18,12 +18,19 @@ checked here.)
 from __future__ import annotations
 
 import signal as signals
-import subprocess
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 
 import pytest
-from exec_helpers import Env, Running, coid, make_signals, spawn_executor, wait_until
+from exec_helpers import (
+    Env,
+    Running,
+    coid,
+    make_signals,
+    run_until_killed,
+    spawn_executor,
+    wait_until,
+)
 
 from flinktrade.events import OrderSpec, OrderStatus, Side, Signal
 from flinktrade.execution.brokers.alpaca import AlpacaBroker
@@ -182,16 +189,6 @@ def test_exits_are_placed_at_the_first_part_and_replaced_at_the_second(
     assert running.finish().error is None
 
 
-def run_until_killed(proc: subprocess.Popen[bytes]) -> None:
-    try:
-        proc.wait(timeout=90)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        raise
-    _, err = proc.communicate()
-    assert proc.returncode == -signals.SIGKILL, err.decode()[-3000:]
-
-
 @pytest.mark.parametrize("step", ["replace_stored:1", "response_received:3"])
 def test_sigkill_in_the_replace_leaves_one_exit_pair_at_the_full_qty_after_the_restart(
     env: Env, fake: FakeAlpacaTrading, step: str
@@ -208,7 +205,7 @@ def test_sigkill_in_the_replace_leaves_one_exit_pair_at_the_full_qty_after_the_r
         proc.kill()
         proc.communicate()
         raise
-    run_until_killed(proc)
+    run_until_killed(proc, 90)
     replaced = pair_id(entry) + "-r1" in fake.by_client_id
     assert replaced is step.startswith("response_received")  # stored before any request
     store = env.store()

@@ -11,7 +11,7 @@ from flinktrade.errors import ConfigError
 from flinktrade.events import Fill, OrderStatus, Side, Signal
 from flinktrade.execution import risk
 from flinktrade.execution.brokers.alpaca import is_live_url, map_status, parse_trade_update
-from flinktrade.execution.cli import _check_broker
+from flinktrade.execution.cli.common import check_broker as _check_broker
 from flinktrade.execution.crash import CrashHook
 from flinktrade.execution.decide import client_order_id
 from flinktrade.execution.settings import RiskSettings, SizingMode, SizingSettings

@@ -2,8 +2,10 @@
 
 The only place of ``execution`` that imports alpaca-py, one module a role:
 
-- ``broker``: ``AlpacaBroker`` (orders, look-ups, account, positions, clock, market calendar;
-  paper unless live is asked for explicitly);
+- ``broker``: ``AlpacaBroker`` (submit, cancel, replace, the stream; paper unless live is asked
+  for explicitly), on ``reads`` (look-ups, open orders, account, positions, clock, market
+  calendar) and ``calls`` (one REST call, its answer mapped to the outcomes of
+  ``brokers/base.py``);
 - ``session``: the HTTP session the client is given (a timeout on every request, no retries of
   alpaca-py's own, the broker's rate limit waited out);
 - ``budget``: ``RequestBudget``, the client-side pacing every request goes through (orders first),

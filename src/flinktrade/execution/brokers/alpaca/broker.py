@@ -13,48 +13,34 @@ the outcomes of ``brokers/base.py``, never as another exception (``answers`` say
 is waited out and tried again (``rate_limit_retries``) before it counts; before every send of an
 order the caller's ``may_send`` guard is asked again (kill switch). The client's HTTP session is
 ``session.PacedSession`` (timeouts, pacing by ``budget.RequestBudget``); updates come from
-``stream``; the wire is parsed in ``parse``.
+``stream``; the wire is parsed in ``parse``. The broker is in parts: ``calls`` (one REST call,
+its answer mapped to an outcome), ``reads`` (the reads, the base class) and this module (sending,
+cancelling, replacing, the stream).
 """
 
 from __future__ import annotations
 
-import logging
 import threading
-import time
-from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
-from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from alpaca.common.exceptions import APIError
 from alpaca.trading.client import TradingClient
-from alpaca.trading.enums import QueryOrderStatus
-from alpaca.trading.requests import GetCalendarRequest, GetOrdersRequest, ReplaceOrderRequest
+from alpaca.trading.requests import ReplaceOrderRequest
 from pydantic import SecretStr
 
 from flinktrade import sessions
 from flinktrade.errors import ConfigError, TransientError
-from flinktrade.execution.brokers.alpaca.answers import describe, error_answer, status_of
+from flinktrade.execution.brokers.alpaca.answers import describe, error_answer
 from flinktrade.execution.brokers.alpaca.budget import NotSent, Priority, RequestBudget
 from flinktrade.execution.brokers.alpaca.order_requests import to_alpaca
-from flinktrade.execution.brokers.alpaca.parse import (
-    as_list,
-    parse_account,
-    parse_calendar,
-    parse_clock,
-    parse_market_clock,
-    parse_order,
-    parse_orders,
-    parse_positions,
-)
+from flinktrade.execution.brokers.alpaca.reads import AlpacaReads
 from flinktrade.execution.brokers.alpaca.session import PacedSession, RateLimit
 from flinktrade.execution.brokers.alpaca.stream import UpdatesStream, start_updates, stop_updates
 from flinktrade.execution.brokers.base import (
-    Account,
     Broker,
     BrokerOrder,
-    OrderExists,
     OrderRefused,
     OrderRequest,
     OutcomeUnknown,
@@ -62,13 +48,6 @@ from flinktrade.execution.brokers.base import (
     SendGuard,
     UpdateHandler,
 )
-
-log = logging.getLogger(__name__)
-
-_T = TypeVar("_T")
-
-CALENDAR_TTL_S = 86_400.0
-"""How long an answer of ``GET /v2/calendar`` is used before it is asked for again."""
 
 PAPER_URL = "https://paper-api.alpaca.markets"
 LIVE_URL = "https://api.alpaca.markets"
@@ -86,7 +65,7 @@ def is_live_url(url: str | None) -> bool:
     return not host.startswith("paper-api.")
 
 
-class AlpacaBroker(Broker):
+class AlpacaBroker(AlpacaReads, Broker):
     """Alpaca paper (default) or live trading."""
 
     name = "alpaca"
@@ -141,32 +120,6 @@ class AlpacaBroker(Broker):
         self._stream_thread: threading.Thread | None = None
         self._calendars: dict[tuple[date, date], tuple[float, sessions.Calendar]] = {}
 
-    # ------------------------------------------------------------------ calls
-
-    def _call(
-        self,
-        fn: Callable[..., Any],
-        *args: Any,
-        priority: Priority = Priority.READ,
-        guard: SendGuard | None = None,
-    ) -> Any:
-        """One REST call through alpaca-py. A 429 is waited out (the session waits for the
-        reset) and tried again, the guard asked before each send; other failures raise."""
-        context = self._session.context
-        context.priority, context.guard = priority, guard
-        try:
-            for attempt in range(self._retries + 1):
-                try:
-                    return fn(*args)
-                except APIError as exc:
-                    if status_of(exc) == 429 and attempt < self._retries:
-                        log.warning("Alpaca: rate limited (429), retrying after the reset")
-                        continue
-                    raise
-            raise AssertionError("unreachable")  # pragma: no cover
-        finally:
-            context.priority, context.guard = Priority.READ, None
-
     def submit(self, request: OrderRequest, may_send: SendGuard | None = None) -> BrokerOrder:
         try:
             order_data = to_alpaca(request)
@@ -219,76 +172,6 @@ class AlpacaBroker(Broker):
             data,
         )
 
-    def _order_call(
-        self,
-        what: str,
-        coid: str,
-        fn: Callable[..., Any],
-        *args: Any,
-        guard: SendGuard | None = None,
-    ) -> BrokerOrder:
-        """A call that creates order ``coid``, its answer mapped to the outcomes of
-        ``brokers/base.py``: the order, ``OrderExists``, ``OrderRefused`` or ``OutcomeUnknown``."""
-        try:
-            raw = self._call(fn, *args, priority=Priority.ORDER, guard=guard)
-        except NotSent as exc:
-            raise OrderRefused(f"not sent: {exc}") from None
-        except APIError as exc:
-            answer = error_answer(exc)
-            status = answer.status
-            if status == 429:  # Alpaca's or a proxy's: the request was not processed
-                raise OrderRefused(f"rate limited: {answer.message}") from None
-            if status is None or status >= 500 or not answer.from_alpaca:
-                raise OutcomeUnknown(f"HTTP {status}: {answer.message}") from None
-            if status == 422 and "client_order_id must be unique" in answer.message:
-                raise OrderExists(answer.message) from None
-            raise OrderRefused(f"HTTP {status}: {answer.message}") from None
-        except Exception as exc:  # timeouts, resets, unreadable bodies: it may have arrived
-            raise OutcomeUnknown(f"{what} {coid}: {describe(exc)}") from None
-        try:
-            order = parse_order(raw)
-        except Exception as exc:  # an empty or foreign answer: the order may exist
-            raise OutcomeUnknown(f"unreadable answer to {what} ({describe(exc)})") from None
-        if order.client_order_id != coid:
-            raise OutcomeUnknown(f"the answer to {what} {coid} names another order")
-        return order
-
-    def _read(
-        self,
-        what: str,
-        parse: Callable[[Any], _T],
-        fn: Callable[..., Any],
-        *args: Any,
-        missing: bool = False,
-    ) -> _T | None:
-        """A read: its parsed answer, None for Alpaca's own 404 if ``missing``, otherwise
-        ``TransientError`` whatever went wrong."""
-        try:
-            raw = self._call(fn, *args)
-        except NotSent as exc:
-            raise TransientError(f"Alpaca {what}: not sent: {exc}") from None
-        except APIError as exc:
-            answer = error_answer(exc)
-            if missing and answer.status == 404 and answer.from_alpaca:
-                return None
-            raise TransientError(f"Alpaca {what}: HTTP {answer.status}: {answer.message}") from None
-        except Exception as exc:  # timeouts, resets, bodies that are not JSON
-            raise TransientError(f"Alpaca {what}: {describe(exc)}") from None
-        try:
-            return parse(raw)
-        except Exception as exc:  # an empty or foreign answer
-            raise TransientError(f"Alpaca {what}: unreadable answer ({describe(exc)})") from None
-
-    def get_order(self, client_order_id: str) -> BrokerOrder | None:
-        """The order with ``client_order_id`` (with its legs), None if Alpaca has none."""
-        return self._read(
-            "order look-up",
-            parse_order,
-            self._client.get_order_by_client_id,
-            client_order_id,
-            missing=True,
-        )
-
     def cancel(self, client_order_id: str) -> bool:
         """``DELETE /v2/orders/{id}`` of the order with ``client_order_id`` (looked up first for
         its id): Alpaca's 404 or 422 ("not cancelable": final already) is False, nothing to do."""
@@ -309,56 +192,6 @@ class AlpacaBroker(Broker):
         except Exception as exc:  # timeouts, resets: the cancel may have been taken
             raise TransientError(f"Alpaca cancel of {client_order_id}: {describe(exc)}") from None
         return True
-
-    def open_orders(self) -> list[BrokerOrder]:
-        # nested: a bracket's exits come inside their parent (``legs``) and are listed with it
-        request = GetOrdersRequest(status=QueryOrderStatus.OPEN, limit=500, nested=True)
-        orders = self._read("open orders", parse_orders, self._client.get_orders, request)
-        return orders or []
-
-    def positions(self) -> dict[str, Decimal]:
-        held = self._read("positions", parse_positions, self._client.get_all_positions)
-        return held or {}
-
-    def account(self) -> Account:
-        account = self._read("account", parse_account, self._client.get_account)
-        if account is None:  # pragma: no cover - only look-ups may be missing
-            raise TransientError("Alpaca account: no answer")
-        return account
-
-    def market_open(self) -> bool:
-        return bool(self._read("clock", parse_clock, self._client.get_clock))
-
-    def clock(self) -> sessions.MarketClock:
-        """``GET /v2/clock``: the broker's time, whether the market is open, next open/close."""
-        clock = self._read("clock", parse_market_clock, self._client.get_clock)
-        if clock is None:  # pragma: no cover - only look-ups may be missing
-            raise TransientError("Alpaca clock: no answer")
-        return clock
-
-    def calendar(self, start: date, end: date) -> sessions.Calendar:
-        """``GET /v2/calendar`` from ``start`` to ``end`` (ET dates, both included), asked for
-        at most once a day per range; merge it over ``sessions.bundled()`` to use it."""
-        now = time.monotonic()
-        kept = self._calendars.get((start, end))
-        if kept is not None and now - kept[0] < CALENDAR_TTL_S:
-            return kept[1]
-        request = GetCalendarRequest(start=start, end=end)
-        calendar = self._read(
-            "calendar",
-            lambda raw: parse_calendar(raw, start, end),
-            self._client.get_calendar,
-            request,
-        )
-        if calendar is None:  # pragma: no cover - only look-ups may be missing
-            raise TransientError("Alpaca calendar: no answer")
-        if len(self._calendars) >= 8:  # a few ranges are in use at a time: stay bounded
-            self._calendars.clear()
-        self._calendars[(start, end)] = (now, calendar)
-        return calendar
-
-    def close_all_positions(self) -> None:
-        self._read("close all positions", as_list, self._client.close_all_positions, True)
 
     # ------------------------------------------------------------------ stream
 

@@ -4,11 +4,14 @@ reconciliation.
 Every field can be set as ``FLINKTRADE_EXECUTION__<FIELD>`` (nested with ``__``, e.g.
 ``FLINKTRADE_EXECUTION__RISK__MAX_ORDER_QTY=50``) or in the ``[execution]`` table of the TOML file.
 Money amounts are ``Decimal`` (account currency, USD for Alpaca); quantities are shares.
+
+A package in parts: here the root ``ExecutionSettings`` with its topics and market hours;
+``limits``, order sizing and risk limits; ``sim``, the simulated broker. Every name is importable
+from here.
 """
 
 from __future__ import annotations
 
-from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal
@@ -16,7 +19,22 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from flinktrade import topics
+from flinktrade.execution.settings.limits import RiskSettings, SizingMode, SizingSettings
+from flinktrade.execution.settings.sim import SimBrokerSettings, SimMarketHours, SimMatchOn
 from flinktrade.section import Section
+
+__all__ = [
+    "ExecutionSettings",
+    "ExecutionTopics",
+    "MarketHours",
+    "RiskSettings",
+    "SessionRule",
+    "SimBrokerSettings",
+    "SimMarketHours",
+    "SimMatchOn",
+    "SizingMode",
+    "SizingSettings",
+]
 
 
 class MarketHours(StrEnum):
@@ -39,162 +57,6 @@ class SessionRule(StrEnum):
     EXTENDED = "extended"
     """Only orders that allow extended hours."""
     ALL = "all"
-
-
-class SizingMode(StrEnum):
-    QTY = "qty"
-    NOTIONAL = "notional"
-    PERCENT_EQUITY = "percent_equity"
-
-
-class SizingSettings(Section):
-    """How big an order a signal becomes. Orders are always whole shares (rounded down)."""
-
-    mode: SizingMode = SizingMode.QTY
-    qty: Decimal = Field(Decimal(1), gt=0, description="Shares per order (mode qty).")
-    notional: Decimal = Field(
-        Decimal(1000), gt=0, description="Money per order, divided by the market price (notional)."
-    )
-    percent_equity: Decimal = Field(
-        Decimal(1),
-        gt=0,
-        le=100,
-        description="Percent of account equity per order (mode percent_equity).",
-    )
-    scale_by_strength: bool = Field(
-        default=False, description="Multiply the size by the signal's strength (0..1)."
-    )
-
-
-class RiskSettings(Section):
-    """Pre-trade limits, checked before any network call. A breach denies the order."""
-
-    max_order_qty: Decimal = Field(Decimal(1000), gt=0, description="Shares in one order.")
-    max_order_notional: Decimal = Field(
-        Decimal(50_000), gt=0, description="qty x the market price of one order."
-    )
-    max_position_qty: Decimal = Field(
-        Decimal(5000), gt=0, description="Absolute shares held in one symbol after the order."
-    )
-    max_gross_exposure: Decimal = Field(
-        Decimal(250_000),
-        gt=0,
-        description="Sum over symbols of |position + open orders| x last price, after the order.",
-    )
-    max_open_orders: int = Field(20, ge=1, description="Orders sent and not yet final.")
-    max_orders_per_minute: int = Field(
-        30, ge=1, description="Orders sent in any rolling 60 seconds (all strategies)."
-    )
-    halt_after_rate_denials: int = Field(
-        20,
-        ge=1,
-        description=(
-            "A strategy that keeps hitting the order rate limit is a runaway: after this many "
-            "rate-limit denials within 60 s the kill switch is set."
-        ),
-    )
-    daily_loss_limit: Decimal = Field(
-        Decimal(5000),
-        gt=0,
-        description="Halt when equity falls this much below the day's starting equity.",
-    )
-    max_drawdown_pct: Decimal = Field(
-        Decimal(10), gt=0, le=100, description="Halt when equity is this far below its peak (%)."
-    )
-    allow_outside_market_hours: bool = Field(
-        default=False,
-        description="Allow orders while the broker's clock says the market is closed.",
-    )
-    max_signal_age_s: float = Field(
-        30.0,
-        gt=0,
-        description=(
-            "Deny signals older than this, by their event time (ts, the bar's close) and by "
-            "when flinktrade first saw them (ingest_ts): replayed history is never fresh."
-        ),
-    )
-    signal_age_from_event_time: bool = Field(
-        default=True,
-        description=(
-            "Judge the age by ts as well as ingest_ts. Off only where event time is not wall-clock "
-            "time (a simulator running faster than the clock)."
-        ),
-    )
-    max_clock_skew_s: float = Field(
-        2.0,
-        ge=0,
-        description="A signal stamped further than this in the future (ts or ingest_ts) is denied.",
-    )
-    max_price_deviation_pct: Decimal = Field(
-        Decimal(5),
-        gt=0,
-        description=(
-            "Deny a signal whose price is further than this (%) from the executor's own last "
-            "market price for the symbol; sizing and limits always use the market price."
-        ),
-    )
-    allow_short: bool = Field(
-        default=False, description="Allow sells that would take a position below zero."
-    )
-    deny_alert_interval_s: float = Field(
-        60.0, ge=0, description="At most one alert per rule and symbol in this many seconds."
-    )
-
-
-class SimMatchOn(StrEnum):
-    """What the simulated broker matches orders against (``execution.sim.match_on``)."""
-
-    TRADES = "trades"
-    """Every price read (a trade's price, a bar's close) as one trade; a plain market order
-    fills at the first price after it."""
-    BARS = "bars"
-    """Each bar of the bars topic whole (open, high, low, close, volume), as the backtester does;
-    trades only move the last price. Every order, plain market orders too, goes through the
-    matching model (a market order at the next bar's open, the backtester's ``next_open``)."""
-
-
-class SimMarketHours(StrEnum):
-    """Which prices may fill an order of the simulated broker, by the session they start in
-    (``execution.sim.market_hours``; the backtester's ``--market-hours``)."""
-
-    ALL = "all"
-    REGULAR = "regular"
-    EXTENDED = "extended"
-    """pre-market, regular and after-hours: every session but ``closed``."""
-
-
-class SimBrokerSettings(Section):
-    """The simulated broker: fills market orders at the next price seen after the order, and
-    every other order of the order model through ``flinktrade.matching`` on the same prices
-    (``match_on``: trades, or whole bars as the backtester)."""
-
-    commission_per_share: Decimal = Field(Decimal("0.005"), ge=0)
-    commission_min: Decimal = Field(Decimal("1.00"), ge=0, description="Per order with a fill.")
-    slippage_bps: Decimal = Field(
-        Decimal(5), ge=0, description="Basis points against us: buys pay more, sells get less."
-    )
-    starting_cash: Decimal = Field(Decimal(100_000), gt=0)
-    price_topics: list[str] = Field(
-        default_factory=lambda: [topics.TRADES.name, topics.ANALYTICS_BARS.name],
-        description="Where next prices come from (trades: price; bars: close).",
-    )
-    match_on: SimMatchOn = Field(
-        SimMatchOn.TRADES,
-        description=(
-            "trades: every price read is a trade to match (a bar as its close); bars: each bar "
-            "whole (open/high/low/close/volume) as the backtester matches it, trades ignored for "
-            "matching; every order, plain market ones too, fills as in a backtest (next_open)."
-        ),
-    )
-    market_hours: SimMarketHours = Field(
-        SimMarketHours.ALL,
-        description=(
-            "Prices (bars by their start) outside these sessions of the bundled market calendar "
-            "fill nothing, as bars outside the backtester's --market-hours: regular, extended "
-            "(pre, regular, post) or all. A bar of a day or longer is a whole session, always "
-            "matched."
-        ),
-    )
 
 
 class ExecutionTopics(Section):
