@@ -30,7 +30,13 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 from flinktrade import events
-from flinktrade.backtest.engine import BacktestRequest, BacktestResult, finish, new_run_id
+from flinktrade.backtest.engine import (
+    BacktestRequest,
+    BacktestResult,
+    fewer_collections,
+    finish,
+    new_run_id,
+)
 from flinktrade.backtest.portfolio import dedupe_bars
 from flinktrade.errors import ConfigError
 from flinktrade.pipeline.analytics import ScoredNews, SymbolModel
@@ -225,25 +231,33 @@ class Outputs:
 def take(outputs: Sequence[Any], into: Outputs) -> None:
     """The one place that reads what ``SymbolModel.on_bar`` / ``on_news`` return (bars with
     indicators, alerts, signals; dead letters from ``DueItems``) into a run's ``Outputs``."""
+    # Called for every bar of a run: names bound locally, the PriceBar built as its tuple.
+    analytics, signal, alert = events.AnalyticsBar, events.Signal, events.Alert
+    priced, signals, bars = into.priced.append, into.signals.append, into.bars
+    new, price_bar = tuple.__new__, PriceBar
     for event in outputs:
         kind = type(event)
-        if kind is events.AnalyticsBar:
-            into.priced.append(
-                PriceBar(
-                    event.symbol,
-                    event.ts,
-                    float(event.open),
-                    float(event.close),
-                    float(event.high),
-                    float(event.low),
-                    event.volume,
+        if kind is analytics:
+            fields = event.__dict__
+            priced(
+                new(
+                    price_bar,
+                    (
+                        fields["symbol"],
+                        fields["ts"],
+                        float(fields["open"]),
+                        float(fields["close"]),
+                        float(fields["high"]),
+                        float(fields["low"]),
+                        fields["volume"],
+                    ),
                 )
             )
-            if into.bars is not None:
-                into.bars.setdefault(event.symbol, []).append(event)
-        elif kind is events.Signal:
-            into.signals.append(event)
-        elif kind is events.Alert:
+            if bars is not None:
+                bars.setdefault(event.symbol, []).append(event)
+        elif kind is signal:
+            signals(event)
+        elif kind is alert:
             into.alerts += 1
         elif kind is events.DeadLetter:
             into.deadletters.append(event)
@@ -319,16 +333,17 @@ def run_inprocess(
         symbols_done += 1
         bar.update(ENGINE_TASK, done if total is not None else symbols_done, done)
 
-    out = replay(model, feed, keep_bars=keep_bars, progress=advance)
-    timings["job_s"] = time.monotonic() - started - timings["input_s"]
-    return finish(
-        new_run_id(),
-        request,
-        priced=out.priced,
-        report_bars=dedupe_bars(b for series in (out.bars or {}).values() for b in series),
-        signals=out.signals,
-        alerts=out.alerts,
-        deadletters=feed.deadletters + out.deadletters,
-        timings=timings,
-        started=started,
-    )
+    with fewer_collections():
+        out = replay(model, feed, keep_bars=keep_bars, progress=advance)
+        timings["job_s"] = time.monotonic() - started - timings["input_s"]
+        return finish(
+            new_run_id(),
+            request,
+            priced=out.priced,
+            report_bars=dedupe_bars(b for series in (out.bars or {}).values() for b in series),
+            signals=out.signals,
+            alerts=out.alerts,
+            deadletters=feed.deadletters + out.deadletters,
+            timings=timings,
+            started=started,
+        )
