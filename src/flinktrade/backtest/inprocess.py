@@ -67,32 +67,30 @@ class PriceBar(NamedTuple):
     volume: int
 
 
-class _WirePrices:
+class _WirePrices(dict[Decimal, Decimal]):
     """``Decimal`` -> the value the job reads back from its input topic (``events`` codec).
 
     A price whose float carries its exact digits travels as a JSON number whose text depends on
     its value only (memoised by value): for a plain float text (no exponent) that text is the
     float's repr, read back as a Decimal, computed here without the codec; any other price
     travels as its own text, read back as the same Decimal. Only exponent forms (prices below
-    0.0001) take the codec's round trip (``_read_back``)."""
-
-    def __init__(self) -> None:
-        self._seen: dict[Decimal, Decimal] = {}
+    0.0001) take the codec's round trip (``_read_back``). A dict whose ``__missing__`` computes,
+    so a price seen before costs one lookup in C (``wire[price]``, or ``wire(price)``)."""
 
     def __call__(self, price: Decimal) -> Decimal:
-        wire = self._seen.get(price)
-        if wire is not None:
-            return wire
+        return self[price]
+
+    def __missing__(self, price: Decimal) -> Decimal:
         text = repr(float(price))
         if "e" in text or "n" in text:  # exponent, inf, nan: the codec decides
             wire = _read_back(price)
             if Decimal(text) == price:
-                self._seen[price] = wire
+                self[price] = wire
             return wire
         number = Decimal(text)
-        if number != price:  # travels as a string: read back as itself
+        if number != price:  # travels as a string: read back as itself (not by value)
             return price
-        self._seen[price] = number
+        self[price] = number
         return number
 
 
@@ -145,7 +143,7 @@ class Feed:
     def items(
         self,
         symbol: str,
-        wire: Callable[[Decimal], Decimal],
+        wire: _WirePrices,
         start: int | None = None,
         end: int | None = None,
     ) -> list[tuple[str, tuple[Any, ...]]]:
@@ -199,18 +197,19 @@ def score_news(
     return scored, dead
 
 
-def _bar_item(bar: events.Bar, wire: Callable[[Decimal], Decimal]) -> tuple[Any, ...]:
+def _bar_item(bar: events.Bar, wire: _WirePrices) -> tuple[Any, ...]:
     """``bar`` as the operator buffers a bar (``pipeline.due``), prices as the job reads them."""
+    fields = bar.__dict__  # once per input bar: the fields read without attribute look-ups
     return (
-        bar.ts,
-        wire(bar.open),
-        wire(bar.high),
-        wire(bar.low),
-        wire(bar.close),
-        bar.volume,
-        bar.vwap,
-        bar.trades or 0,
-        bar.interval_ms,
+        fields["ts"],
+        wire[fields["open"]],
+        wire[fields["high"]],
+        wire[fields["low"]],
+        wire[fields["close"]],
+        fields["volume"],
+        fields["vwap"],
+        fields["trades"] or 0,
+        fields["interval_ms"],
     )
 
 
