@@ -175,3 +175,34 @@ def test_numpy_and_list_columns_give_the_same_bars() -> None:
         assert_same_bar(a, b)
     for g, row in zip(lists, rows, strict=True):
         assert_same_bar(g, validated("ABC", row))
+
+
+@pytest.mark.parametrize("other", [100, Decimal("100"), Decimal("100.00"), "100.0", True, 1.0])
+def test_a_column_mixing_floats_with_equal_other_values_gives_the_validated_bars(
+    other: Any,
+) -> None:
+    """``100 == 100.0`` (and their hashes): a memo of float prices must not answer for the int."""
+    rows = [(START + i * 60_000, p, 101.0, 1.0, 100.0, 1) for i, p in enumerate([100.0, other])]
+    rows += [(START + 120_000, 100.0, 101.0, 1.0, other, 1)]
+    for row in rows:
+        assert_same_outcome("ABC", row)
+    want = []
+    for row in rows:
+        try:
+            want.append(validated("ABC", row))
+        except pydantic.ValidationError:
+            want.append(None)
+    got: list[events.Bar | None] = []
+    made = bars_of("ABC", *zip(*rows, strict=True), ingest_ts=0)
+    for _ in rows:
+        try:
+            got.append(next(made))
+        except pydantic.ValidationError:
+            got.append(None)
+            break  # a generator that raised is finished
+    for g, w in zip(got, want, strict=False):
+        if w is None:
+            assert g is None
+        else:
+            assert g is not None
+            assert_same_bar(g, w)
