@@ -41,9 +41,9 @@ def test_the_quick_backtest_bench_reports_every_contender_and_workload() -> None
 
 def test_the_ab_run_reports_each_side_of_each_pair() -> None:
     """``--baseline``: this checkout against a checkout (here itself), pairs interleaved."""
+    command = ["-m", "bench.backtest", "--baseline", str(ROOT), "--pairs", "2"]
     done = subprocess.run(
-        [sys.executable, "-m", "bench.backtest", "--baseline", str(ROOT)]
-        + ["--pairs", "2", "--symbols", "2", "--bars", "400"],
+        [sys.executable, *command, "--symbols", "2", "--bars", "400"],
         cwd=ROOT,
         capture_output=True,
         text=True,
