@@ -1,6 +1,7 @@
 """Backtest throughput: flinktrade's backtest engines against backtrader on the same generated bars.
 
     .venv/bin/python -m bench.backtest [--workloads today,backtrader] [--no-flink] [--quick]
+    .venv/bin/python -m bench.backtest --baseline /tmp/base --pairs 3 [--symbols 50 --bars 1950]
 
 Two workloads of one-minute bars (a seeded log-random walk): ``today`` is 50 symbols x 5 days x
 390 minutes (97,500 bars); ``backtrader`` is backtrader's own published benchmark size, 100
@@ -24,6 +25,13 @@ in-process engine existed. ``--quick`` runs both workloads at a small size (5 x 
 10 x 2,000 bars) without the Flink engine: the smoke test's size, not a measurement. Progress
 goes to stderr.
 
+The children run with a bytecode cache (``PYCACHE``) and each contender once untimed first (a
+small warm-up), so neither pays for compiling its imports in the timed run.
+
+A/B of a change: ``--baseline DIR [--pairs N] [--symbols S --bars B]`` runs the in-process
+contender of this checkout and of ``DIR`` (another checkout, e.g. ``git worktree add /tmp/base
+main``) in ``N`` interleaved pairs and prints each run and the CPU seconds of each side.
+
 Profiling (where the time goes, not a figure): ``python -m bench.backtest --child inprocess
 --symbols 20 --bars 2000 --profile backtest.prof`` runs one contender under cProfile and writes its
 statistics; under ``valgrind --tool=callgrind`` the same child gives instruction counts, which do
@@ -37,12 +45,12 @@ import json
 import logging
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -93,17 +101,15 @@ def generate(symbols: int, bars: int, seed: int = 7) -> dict[str, pd.DataFrame]:
 
 
 def symbol_bars(symbol: str, frame: pd.DataFrame) -> Iterator[Any]:
-    """One symbol's bars as ``events.Bar``, made one at a time (never all in memory)."""
-    from flinktrade import events
+    """One symbol's bars as ``events.Bar``, made one at a time (never all in memory), from the
+    frame's columns (``backtest.columns``: the validated construction's bars, built faster)."""
+    from flinktrade.backtest.columns import bars_of
 
     stamps = frame.index.asi8 // 1_000_000
-    rows = zip(stamps, frame.open, frame.high, frame.low, frame.close, frame.volume, strict=True)
-    for ts, o, h, low, c, v in rows:
-        yield events.Bar(
-            symbol=symbol, ts=int(ts), open=Decimal(repr(float(o))), high=Decimal(repr(float(h))),
-            low=Decimal(repr(float(low))), close=Decimal(repr(float(c))), volume=int(v),
-            ingest_ts=0,
-        )  # fmt: skip
+    return bars_of(
+        symbol, stamps, frame.open.to_numpy(), frame.high.to_numpy(), frame.low.to_numpy(),
+        frame.close.to_numpy(), frame.volume.to_numpy(), ingest_ts=0,
+    )  # fmt: skip
 
 
 def to_bars(frames: dict[str, pd.DataFrame]) -> list[Any]:
@@ -136,7 +142,7 @@ def _timed(fn: Callable[..., Any], into: list[float]) -> Callable[..., Any]:
 def run_inprocess(frames: dict[str, pd.DataFrame], split: bool = True) -> dict[str, Any]:
     """The in-process contender (``split``: time its parts, as ``split_cpu_s``)."""
     from flinktrade.backtest import BacktestRequest, ExecutionModel
-    from flinktrade.backtest.engine import finish
+    from flinktrade.backtest.engine import fewer_collections, finish
     from flinktrade.backtest.inprocess import Feed, replay
     from flinktrade.config import AnalyticsSettings
     from flinktrade.pipeline.analytics import StrategySpec, SymbolModel
@@ -161,20 +167,21 @@ def run_inprocess(frames: dict[str, pd.DataFrame], split: bool = True) -> dict[s
         feed = Feed.of({symbol: timed_bars(symbol, frame) for symbol, frame in frames.items()})
     else:
         feed = Feed.of({symbol: symbol_bars(symbol, frame) for symbol, frame in frames.items()})
-    out = replay(model, feed)
-    replayed = time.process_time()
-    result = finish(
-        "bench",
-        request,
-        priced=out.priced,
-        report_bars={},
-        signals=out.signals,
-        alerts=out.alerts,
-        deadletters=[],
-        timings={},
-        started=time.monotonic(),
-    )
-    done = time.process_time()
+    with fewer_collections():  # as run_inprocess
+        out = replay(model, feed)
+        replayed = time.process_time()
+        result = finish(
+            "bench",
+            request,
+            priced=out.priced,
+            report_bars={},
+            signals=out.signals,
+            alerts=out.alerts,
+            deadletters=[],
+            timings={},
+            started=time.monotonic(),
+        )
+        done = time.process_time()
     return {
         "signals": len(result.signals),
         "trades": result.metrics["trades"],
@@ -239,12 +246,39 @@ def child(contender: str, symbols: int, bars: int, profile: Path | None = None) 
     print(json.dumps(outcome), flush=True)
 
 
-def measure(contender: str, symbols: int, bars: int) -> dict[str, Any]:
-    """Run a contender in a fresh interpreter: wall clock, CPU time and peak RSS of that child."""
+ROOT = Path(__file__).resolve().parents[1]
+PYCACHE = Path(tempfile.gettempdir()) / "flinktrade-bench-pycache"
+"""The children's bytecode cache (``PYTHONPYCACHEPREFIX``; it mirrors each source's absolute path,
+so two checkouts never share an entry). With ``PYTHONDONTWRITEBYTECODE`` set, as on the dev
+machine, every child would otherwise compile every module it imports (about 0.4-0.7 CPU-s for
+flinktrade's, more for backtrader's); with it, both contenders pay the same warm start-up."""
+
+
+def child_env(tree: Path = ROOT) -> dict[str, str]:
+    """The environment of a contender's child run from ``tree``: the bytecode cache on, and
+    ``tree``'s sources first on the path (a baseline checkout's own ``flinktrade``)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
+    env["PYTHONPATH"] = os.pathsep.join([str(tree / "src"), str(tree)])
+    return env
+
+
+def warm_up(contender: str, tree: Path = ROOT) -> None:
+    """One small untimed run of ``contender`` from ``tree``: fills the bytecode cache and the
+    page cache, so the measured runs start alike."""
+    command = [sys.executable, "-m", "bench.backtest", "--child", contender,
+               "--symbols", "1", "--bars", "400"]  # fmt: skip
+    subprocess.run(command, cwd=tree, env=child_env(tree), capture_output=True, check=True)
+
+
+def measure(contender: str, symbols: int, bars: int, tree: Path = ROOT) -> dict[str, Any]:
+    """Run a contender in a fresh interpreter (``tree``: the checkout whose code it runs): wall
+    clock, CPU time and peak RSS of that child."""
     command = [sys.executable, "-m", "bench.backtest", "--child", contender,
                "--symbols", str(symbols), "--bars", str(bars)]  # fmt: skip
     started = time.monotonic()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=tree,
+                               env=child_env(tree))  # fmt: skip
     _pid, status, usage = os.wait4(process.pid, 0)
     wall = time.monotonic() - started
     assert process.stdout is not None
@@ -319,6 +353,32 @@ def run_flink(symbols: int, bars: int) -> dict[str, Any]:
     }
 
 
+def compare(baseline: Path, symbols: int, bars: int, pairs: int) -> dict[str, Any]:
+    """The in-process contender of this checkout against ``baseline``'s (another checkout, e.g.
+    ``git worktree add /tmp/base main``) in ``pairs`` interleaved pairs, each pair's order
+    alternated, so a change in the machine's load falls on both alike. One JSON line per run, then
+    the summary: each side's CPU seconds (every run and the median), and the median's ratio."""
+    sides = {"current": ROOT, "baseline": baseline.resolve()}
+    for tree in sides.values():
+        warm_up("inprocess", tree)
+    cpu: dict[str, list[float]] = {side: [] for side in sides}
+    for pair in range(pairs):
+        order = list(sides) if pair % 2 == 0 else list(reversed(sides))
+        for side in order:
+            line = measure("inprocess", symbols, bars, sides[side])
+            print(json.dumps({"pair": pair, "side": side, **line}), flush=True)
+            cpu[side].append(line["cpu_s"])
+    medians = {side: statistics.median(runs) for side, runs in cpu.items()}
+    return {
+        "bench": "backtest_ab",
+        "bars": symbols * bars,
+        "baseline": str(sides["baseline"]),
+        "cpu_s": cpu,
+        "median_cpu_s": medians,
+        "speedup": round(medians["baseline"] / medians["current"], 2),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--workloads", default="today,backtrader")
@@ -328,13 +388,26 @@ def main() -> None:
     parser.add_argument("--bars", type=int, default=5 * 390, help="bars per symbol")
     parser.add_argument("--quick", action="store_true", help="small sizes, no Flink (smoke)")
     parser.add_argument("--profile", type=Path, help="with --child: cProfile statistics file")
+    parser.add_argument(
+        "--baseline", type=Path, help="another checkout: A/B its in-process engine against this one"
+    )
+    parser.add_argument("--pairs", type=int, default=3, help="with --baseline: interleaved pairs")
     args = parser.parse_args()
+    if args.baseline is not None and not (args.baseline / "src" / "flinktrade").is_dir():
+        parser.error(f"--baseline {args.baseline}: not a flinktrade checkout (no src/flinktrade)")
+    if args.pairs < 1:
+        parser.error("--pairs must be at least 1")
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
     for noisy in ("py4j", "pyflink", "apache_beam", "flinktrade"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if args.child:
         child(args.child, args.symbols, args.bars, args.profile)
         return
+    if args.baseline is not None:
+        print(json.dumps(compare(args.baseline, args.symbols, args.bars, args.pairs)), flush=True)
+        return
+    for contender in ("inprocess", "backtrader"):
+        warm_up(contender)
     for name in args.workloads.split(","):
         symbols, bars = (QUICK if args.quick else WORKLOADS).get(name, (args.symbols, args.bars))
         lines = {}

@@ -30,7 +30,13 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 from flinktrade import events
-from flinktrade.backtest.engine import BacktestRequest, BacktestResult, finish, new_run_id
+from flinktrade.backtest.engine import (
+    BacktestRequest,
+    BacktestResult,
+    fewer_collections,
+    finish,
+    new_run_id,
+)
 from flinktrade.backtest.portfolio import dedupe_bars
 from flinktrade.errors import ConfigError
 from flinktrade.pipeline.analytics import ScoredNews, SymbolModel
@@ -61,32 +67,30 @@ class PriceBar(NamedTuple):
     volume: int
 
 
-class _WirePrices:
+class _WirePrices(dict[Decimal, Decimal]):
     """``Decimal`` -> the value the job reads back from its input topic (``events`` codec).
 
     A price whose float carries its exact digits travels as a JSON number whose text depends on
     its value only (memoised by value): for a plain float text (no exponent) that text is the
     float's repr, read back as a Decimal, computed here without the codec; any other price
     travels as its own text, read back as the same Decimal. Only exponent forms (prices below
-    0.0001) take the codec's round trip (``_read_back``)."""
-
-    def __init__(self) -> None:
-        self._seen: dict[Decimal, Decimal] = {}
+    0.0001) take the codec's round trip (``_read_back``). A dict whose ``__missing__`` computes,
+    so a price seen before costs one lookup in C (``wire[price]``, or ``wire(price)``)."""
 
     def __call__(self, price: Decimal) -> Decimal:
-        wire = self._seen.get(price)
-        if wire is not None:
-            return wire
+        return self[price]
+
+    def __missing__(self, price: Decimal) -> Decimal:
         text = repr(float(price))
         if "e" in text or "n" in text:  # exponent, inf, nan: the codec decides
             wire = _read_back(price)
             if Decimal(text) == price:
-                self._seen[price] = wire
+                self[price] = wire
             return wire
         number = Decimal(text)
-        if number != price:  # travels as a string: read back as itself
+        if number != price:  # travels as a string: read back as itself (not by value)
             return price
-        self._seen[price] = number
+        self[price] = number
         return number
 
 
@@ -139,7 +143,7 @@ class Feed:
     def items(
         self,
         symbol: str,
-        wire: Callable[[Decimal], Decimal],
+        wire: _WirePrices,
         start: int | None = None,
         end: int | None = None,
     ) -> list[tuple[str, tuple[Any, ...]]]:
@@ -193,18 +197,19 @@ def score_news(
     return scored, dead
 
 
-def _bar_item(bar: events.Bar, wire: Callable[[Decimal], Decimal]) -> tuple[Any, ...]:
+def _bar_item(bar: events.Bar, wire: _WirePrices) -> tuple[Any, ...]:
     """``bar`` as the operator buffers a bar (``pipeline.due``), prices as the job reads them."""
+    fields = bar.__dict__  # once per input bar: the fields read without attribute look-ups
     return (
-        bar.ts,
-        wire(bar.open),
-        wire(bar.high),
-        wire(bar.low),
-        wire(bar.close),
-        bar.volume,
-        bar.vwap,
-        bar.trades or 0,
-        bar.interval_ms,
+        fields["ts"],
+        wire[fields["open"]],
+        wire[fields["high"]],
+        wire[fields["low"]],
+        wire[fields["close"]],
+        fields["volume"],
+        fields["vwap"],
+        fields["trades"] or 0,
+        fields["interval_ms"],
     )
 
 
@@ -225,25 +230,33 @@ class Outputs:
 def take(outputs: Sequence[Any], into: Outputs) -> None:
     """The one place that reads what ``SymbolModel.on_bar`` / ``on_news`` return (bars with
     indicators, alerts, signals; dead letters from ``DueItems``) into a run's ``Outputs``."""
+    # Called for every bar of a run: names bound locally, the PriceBar built as its tuple.
+    analytics, signal, alert = events.AnalyticsBar, events.Signal, events.Alert
+    priced, signals, bars = into.priced.append, into.signals.append, into.bars
+    new, price_bar = tuple.__new__, PriceBar
     for event in outputs:
         kind = type(event)
-        if kind is events.AnalyticsBar:
-            into.priced.append(
-                PriceBar(
-                    event.symbol,
-                    event.ts,
-                    float(event.open),
-                    float(event.close),
-                    float(event.high),
-                    float(event.low),
-                    event.volume,
+        if kind is analytics:
+            fields = event.__dict__
+            priced(
+                new(
+                    price_bar,
+                    (
+                        fields["symbol"],
+                        fields["ts"],
+                        float(fields["open"]),
+                        float(fields["close"]),
+                        float(fields["high"]),
+                        float(fields["low"]),
+                        fields["volume"],
+                    ),
                 )
             )
-            if into.bars is not None:
-                into.bars.setdefault(event.symbol, []).append(event)
-        elif kind is events.Signal:
-            into.signals.append(event)
-        elif kind is events.Alert:
+            if bars is not None:
+                bars.setdefault(event.symbol, []).append(event)
+        elif kind is signal:
+            signals(event)
+        elif kind is alert:
             into.alerts += 1
         elif kind is events.DeadLetter:
             into.deadletters.append(event)
@@ -319,16 +332,17 @@ def run_inprocess(
         symbols_done += 1
         bar.update(ENGINE_TASK, done if total is not None else symbols_done, done)
 
-    out = replay(model, feed, keep_bars=keep_bars, progress=advance)
-    timings["job_s"] = time.monotonic() - started - timings["input_s"]
-    return finish(
-        new_run_id(),
-        request,
-        priced=out.priced,
-        report_bars=dedupe_bars(b for series in (out.bars or {}).values() for b in series),
-        signals=out.signals,
-        alerts=out.alerts,
-        deadletters=feed.deadletters + out.deadletters,
-        timings=timings,
-        started=started,
-    )
+    with fewer_collections():
+        out = replay(model, feed, keep_bars=keep_bars, progress=advance)
+        timings["job_s"] = time.monotonic() - started - timings["input_s"]
+        return finish(
+            new_run_id(),
+            request,
+            priced=out.priced,
+            report_bars=dedupe_bars(b for series in (out.bars or {}).values() for b in series),
+            signals=out.signals,
+            alerts=out.alerts,
+            deadletters=feed.deadletters + out.deadletters,
+            timings=timings,
+            started=started,
+        )

@@ -32,6 +32,7 @@ from typing import Any
 
 from flinktrade import events
 from flinktrade.backtest import metrics as metrics_
+from flinktrade.backtest.engine import fewer_collections
 from flinktrade.backtest.expr import Expression
 from flinktrade.backtest.inprocess import Feed, PriceBar, replay
 from flinktrade.backtest.portfolio import EquityPoint, ExecutionModel, dedupe_signals, simulate
@@ -238,7 +239,8 @@ def _chunk(
                 tick(done - last)
             last = done
 
-        out = replay(model, feed, start=window.start, end=window.end, progress=progress)
+        with fewer_collections():  # as run_inprocess
+            out = replay(model, feed, start=window.start, end=window.end, progress=progress)
         priced: list[PriceBar] = out.priced
         signals = out.signals
         if window.trade_from is not None:
