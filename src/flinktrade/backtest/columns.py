@@ -23,8 +23,19 @@ from flinktrade import events
 
 _FIELDS_SET = frozenset(("symbol", "ts", "open", "high", "low", "close", "volume", "ingest_ts"))
 """The fields a keyword construction with these arguments marks as given."""
-_new = object.__new__
 _set = object.__setattr__
+
+
+def unchecked_bar(fields: dict[str, Any], given: frozenset[str]) -> events.Bar:
+    """``events.Bar(**fields)`` of fields already checked, without validating them again: the
+    same object (``Bar.__new__`` filled in one step); ``given``: the fields the keyword
+    construction would mark as set. ``fields`` becomes the bar's ``__dict__``."""
+    bar = events.Bar.__new__(events.Bar)
+    _set(bar, "__dict__", fields)
+    _set(bar, "__pydantic_fields_set__", set(given))
+    _set(bar, "__pydantic_extra__", None)
+    _set(bar, "__pydantic_private__", None)
+    return bar
 
 
 def _column(values: Any) -> Sequence[Any]:
@@ -85,16 +96,11 @@ def bars_of(
             and pl <= min(po, pc)
             and max(po, pc) <= ph
         ):
-            bar = _new(events.Bar)
-            _set(bar, "__dict__", {
+            yield unchecked_bar({
                 "ts": t, "ingest_ts": ingest_ts, "symbol": symbol, "open": po, "high": ph,
                 "low": pl, "close": pc, "volume": v, "vwap": None, "trades": None,
                 "interval_ms": 60_000,
-            })  # fmt: skip
-            _set(bar, "__pydantic_fields_set__", set(_FIELDS_SET))
-            _set(bar, "__pydantic_extra__", None)
-            _set(bar, "__pydantic_private__", None)
-            yield bar
+            }, _FIELDS_SET)  # fmt: skip
         else:
             yield _validated(symbol, t, o, h, lo, c, v, ingest_ts)
 

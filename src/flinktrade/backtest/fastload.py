@@ -24,6 +24,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from flinktrade import events, topics
+from flinktrade.backtest.columns import unchecked_bar
 from flinktrade.ingest.replay import (
     bar_interval,
     column_map,
@@ -42,7 +43,6 @@ _WHOLE = r"[0-9]{1,12}"
 _PRICES = ("o", "h", "l", "c")
 _FIELDS_SET = frozenset(events.Bar.model_fields) - {"ingest_ts"}
 """The fields a validated bar has set (``ingest_ts`` comes from its default)."""
-_set = object.__setattr__
 
 
 def load_bars(
@@ -245,11 +245,5 @@ def _events(
 
 def _bar(fields: dict[str, Any]) -> events.Bar:
     """``events.Bar(**fields)`` of fields that passed the checks above, without validating
-    them again: the same object (``Bar.__new__`` filled in one step, as ``pipeline.analytics``
-    builds its bars)."""
-    bar = events.Bar.__new__(events.Bar)
-    _set(bar, "__dict__", fields)
-    _set(bar, "__pydantic_fields_set__", set(_FIELDS_SET))
-    _set(bar, "__pydantic_extra__", None)
-    _set(bar, "__pydantic_private__", None)
-    return bar
+    them again (``columns.unchecked_bar``)."""
+    return unchecked_bar(fields, _FIELDS_SET)
