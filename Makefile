@@ -54,10 +54,10 @@ setup: $(STAMP) $(CORE_STAMP) $(JARS_STAMP) $(WEB_STAMP) ## create the venv, com
 demo: setup ## run the whole system locally (DURATION=60 to stop by itself; CLUSTER=1: on a Flink session cluster; BROKER=alpaca; BRACKET=0: without the bracketed example)
 	$(VENV)/bin/flinktrade demo $(if $(DURATION),--duration $(DURATION)) $(if $(CLUSTER),--flink-cluster) $(if $(BROKER),--broker $(BROKER)) $(if $(filter 0,$(BRACKET)),--no-bracket)
 
-# TEST_WORKERS=2: two pytest-xdist workers, each with its own broker; a test module (the cluster
-# folder: one group) stays in one worker, the longest first (tests/conftest.py). Not the default
-# until a full run on a quiet machine shows it faster and green (docs/reliability.md, "Test time").
-TEST_WORKERS ?= 0
+# Two pytest-xdist workers by default, each with its own broker; a test module stays in one worker,
+# the timing-sensitive ones form one group run in turn, the longest first (tests/conftest.py,
+# docs/reliability.md "Test time"). TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
 XDIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
 
 test: setup $(CHROMIUM) ## run the whole test suite (real Kafka broker, real Flink MiniCluster, Chromium)

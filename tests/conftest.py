@@ -62,18 +62,24 @@ def state_dir(tmp_path: Path) -> Path:
     return tmp_path / "state"
 
 
-# Under pytest-xdist (`TEST_WORKERS=2 make test`) a worker takes whole groups: one group per test
-# module, so a module's fixtures (its broker, its job run) start once in one worker; the cluster
-# folder is one group, since its modules share one session cluster and one reference run. The
-# longest groups are handed out first (docs/reliability.md, "Test time"), so the two workers finish
-# close together; the short ones fill in at the end. (xdist's own `loadgroup` marks do not group
-# under pytest 9, whose node ids cannot be renamed: hence a scheduler of our own.)
-HEAVY_FIRST = (
-    "tests/integration/execution/test_executor_operator.py",
-    "tests/integration/cluster",
+# Under pytest-xdist (`make test` runs two workers, `TEST_WORKERS`) a worker takes whole groups:
+# one group per test module, so a module's fixtures (its broker, its job run) start once in one
+# worker. The tests whose event time runs far ahead of the wall clock or that kill components under a
+# deadline (the demo at 600x, the session cluster, the job and broker kills) are one group, so they
+# run one after another in one worker and never two of them at once, each beside lighter tests
+# (docs/reliability.md, "Test time"). The longest groups are handed out first, so the two workers
+# finish close together; the short ones fill in at the end. (xdist's own `loadgroup` marks do not
+# group under pytest 9, whose node ids cannot be renamed: hence a scheduler of our own.)
+TIMING = "timing-sensitive"
+TIMING_SENSITIVE = (
+    "tests/integration/cluster/",
     "tests/integration/test_job_faults.py",
     "tests/integration/test_demo_supervision.py",
     "tests/integration/test_cli.py",
+)
+HEAVY_FIRST = (
+    TIMING,
+    "tests/integration/execution/test_executor_operator.py",
     "tests/integration/backtest/test_backtest.py",
     "tests/integration/test_bench_smoke.py",
 )
@@ -82,8 +88,8 @@ HEAVY_FIRST = (
 def xdist_group_of(nodeid: str) -> str:
     """The worker group of a test, from its node id (or its file's path from the repository)."""
     path = nodeid.split("::", 1)[0]
-    if path.startswith("tests/integration/cluster/"):
-        return "tests/integration/cluster"
+    if path.startswith(TIMING_SENSITIVE):
+        return TIMING
     return path
 
 
