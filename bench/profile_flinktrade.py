@@ -12,14 +12,16 @@ method). The full job's figure comes from ``bench.run`` (it has Python in it).
 
 Prints one JSON line per variant. ``python -m bench.profile_flinktrade``.
 
-``python -m bench.profile_flinktrade --operator [--symbols 100] [--minutes 200] [--cprofile]``
+``python -m bench.profile_flinktrade --operator [--symbols 100] [--minutes 200] [--cprofile]
+[--at-arrival]``
 needs no broker: it runs the job's real ``AnalyticsOperator`` (``BarAnalyticsOperator``'s path,
 trades only, the four built-in strategies) outside Flink, on ``bench.core``'s bars, minute by
 minute as the job sees them: every symbol's bar through ``process_element1``, then the watermark
 passes and every timer fires. Its keyed state pickles on ``update`` and unpickles on ``value``, as
 PyFlink's ``PICKLED_BYTE_ARRAY`` converter does in thread mode. One JSON line: CPU time per bar
 (``time.process_time``, median of ``--repeats``), split into the element and the timer calls;
-with ``--cprofile`` the top functions of one more run to stderr.
+with ``--cprofile`` the top functions of one more run to stderr. ``--at-arrival``: the path of a job
+with no news and no provider bars, where each bar is applied as it arrives (no timer).
 """
 
 from __future__ import annotations
@@ -179,14 +181,19 @@ class _Ctx:
         self.timers.add((ts, self.runtime.key[0]))
 
 
-def _operator_run(minutes: list[list[tuple[Any, ...]]]) -> tuple[float, float, int, int]:
-    """CPU seconds in ``process_element1`` and in ``on_timer``, bars and output rows of one pass
-    of a fresh operator over ``minutes`` (each: the ``BAR_ROW_TYPE`` rows closing together)."""
+def _operator_run(
+    minutes: list[list[tuple[Any, ...]]], at_arrival: bool = False
+) -> tuple[float, float, int, int]:
+    """CPU seconds in ``process_element`` and in ``on_timer``, bars and output rows of one pass
+    of a fresh operator over ``minutes`` (each: the ``BAR_ROW_TYPE`` rows closing together).
+    ``at_arrival``: the job without news or provider bars (``BarAnalyticsOperator`` applying each
+    window bar as it arrives); else the bars are buffered for their timers, as with news."""
     from bench.core import specs
-    from flinktrade.pipeline.operator import AnalyticsOperator
+    from flinktrade.pipeline.operator import AnalyticsOperator, BarAnalyticsOperator
 
     topics = {"AnalyticsBar": "b", "Signal": "s", "Alert": "a", "DeadLetter": "d"}
-    operator = AnalyticsOperator(specs(4), AnalyticsSettings(), topics, {})
+    analytics = AnalyticsOperator(specs(4), AnalyticsSettings(), topics, {})
+    operator = BarAnalyticsOperator(analytics, window_bars_only=at_arrival)
     runtime = _Runtime()
     operator.open(runtime)
     ctx = _Ctx(runtime)
@@ -196,7 +203,7 @@ def _operator_run(minutes: list[list[tuple[Any, ...]]]) -> tuple[float, float, i
         started = time.process_time()
         for row in rows_of_minute:
             runtime.key[0] = row[1]
-            for _ in operator.process_element1(row, ctx):
+            for _ in operator.process_element(row, ctx):
                 rows += 1
         t_in += time.process_time() - started
         bars += len(rows_of_minute)
@@ -227,16 +234,19 @@ def operator_minutes(symbols: int, minutes: int) -> list[list[tuple[Any, ...]]]:
     return [by_ts[ts] for ts in sorted(by_ts)]
 
 
-def operator_per_bar(symbols: int, minutes: int, repeats: int) -> dict[str, Any]:
+def operator_per_bar(
+    symbols: int, minutes: int, repeats: int, at_arrival: bool = False
+) -> dict[str, Any]:
     from flinktrade import accel
 
     work = operator_minutes(symbols, minutes)
-    _operator_run(work)  # warm-up, discarded
-    runs = [_operator_run(work) for _ in range(repeats)]
+    _operator_run(work, at_arrival)  # warm-up, discarded
+    runs = [_operator_run(work, at_arrival) for _ in range(repeats)]
     bars = runs[0][2]
     total = sorted((t_in + t_timer) / bars * 1e6 for t_in, t_timer, _b, _r in runs)
     return {
-        "variant": "analytics operator, real state serializer",
+        "variant": "analytics operator, real state serializer"
+        + (", bars at arrival" if at_arrival else ""),
         "us_per_bar": round(statistics.median(total), 1),
         "us_per_bar_min": round(total[0], 1),
         "us_per_bar_max": round(total[-1], 1),
@@ -256,16 +266,20 @@ def main() -> None:
     parser.add_argument("--minutes", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--cprofile", action="store_true", help="top functions to stderr")
+    parser.add_argument(
+        "--at-arrival", action="store_true", help="bars applied at arrival (a job without news)"
+    )
     args = parser.parse_args()
     if args.operator:
-        print(json.dumps(operator_per_bar(args.symbols, args.minutes, args.repeats)), flush=True)
+        line = operator_per_bar(args.symbols, args.minutes, args.repeats, args.at_arrival)
+        print(json.dumps(line), flush=True)
         if args.cprofile:
             import cProfile
             import pstats
 
             work = operator_minutes(args.symbols, args.minutes)
             profiler = cProfile.Profile()
-            profiler.runcall(_operator_run, work)
+            profiler.runcall(_operator_run, work, args.at_arrival)
             pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(25)
         return
     with tempfile.TemporaryDirectory(prefix="flinktrade-prof-") as tmp:

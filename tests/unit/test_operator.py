@@ -8,6 +8,7 @@ expected states are built by feeding only the good items to a fresh ``SymbolMode
 from __future__ import annotations
 
 import copy
+import json
 import pickle
 from decimal import Decimal
 from typing import Any
@@ -280,3 +281,66 @@ def test_the_stage_log_is_a_subclass_made_only_when_its_variable_is_set(
     lines = (tmp_path / "stages.log").read_text().splitlines()
     assert [line.split()[1] for line in lines] == ["in", "timer", "emit", "out"] * 3
     assert {line.split()[2] for line in lines} == {"AAA"}
+
+
+class _FiringTimers(_Timers):
+    """Flink's timer service as the operator sees it: one timer per timestamp, fired in time order
+    when the watermark passes it (``fire`` plays that step)."""
+
+    def register_event_time_timer(self, ts: int) -> None:
+        if ts not in self.timers:
+            self.timers.append(ts)
+
+    def fire(self, operator: Any, ctx: _Context, watermark: int) -> list[tuple[Any, ...]]:
+        self.watermark = watermark
+        rows: list[tuple[Any, ...]] = []
+        while due := sorted(t for t in self.timers if t <= watermark):
+            self.timers.remove(due[0])
+            rows += [tuple(r) for r in operator.on_timer(due[0], ctx)]
+        return rows
+
+
+def _no_ingest_ts(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """An output row with its payload decoded, less the wall-clock ``ingest_ts``."""
+    topic, key, payload, ts = row
+    return topic, key, {k: v for k, v in json.loads(payload).items() if k != "ingest_ts"}, ts
+
+
+def test_a_window_bar_applied_at_arrival_gives_what_its_timer_would_have() -> None:
+    """A job whose only input is its own window's bars applies each bar as it arrives
+    (``process_window_bar``) instead of buffering it for a timer: the same rows in the same order,
+    stale_feed alerts included (a gap longer than ``stale_after_ms`` before a bar), a refused bar
+    alike, and the same state for a restored task to read."""
+    from flinktrade.pipeline.operator import AnalyticsOperator, BarAnalyticsOperator
+
+    topics = {"AnalyticsBar": "bars", "Signal": "signals", "Alert": "alerts",
+              "DeadLetter": "deadletter"}  # fmt: skip
+    settings = AnalyticsSettings(stale_after_ms=3 * MINUTE)
+    minutes = [0, 1, 2, 3, 9, 10, 11, 16, 20, 21, 22, 23]  # quiet from 4, 11 (a refused bar), 17
+    closes = ["100.5", "101.5", "99.5", "102.25", "104", "103.5", "0", "105.75", "104.5",
+              "106", "107.5", "103"]  # fmt: skip
+    got = {}
+    for at_arrival in (False, True):
+        operator = BarAnalyticsOperator(
+            AnalyticsOperator(SPECS, settings, topics, SOURCES), window_bars_only=at_arrival
+        )
+        operator.open(_Runtime())
+        ctx = _Context("AAA")
+        ctx.timers = _FiringTimers()
+        rows: list[tuple[Any, ...]] = []
+        for i, close in zip(minutes, closes, strict=True):
+            row = list(_bar_row(i, close))
+            if close == "0":  # a bar the model must not see: a dead letter and a bad_bar alert
+                row[5] = "0"
+            rows += [tuple(r) for r in operator.process_element(tuple(row), ctx)]
+            rows += ctx.timers.fire(operator, ctx, T0 + (i + 1) * MINUTE - 1)  # the window's step
+        rows += ctx.timers.fire(operator, ctx, T0 + 40 * MINUTE)  # the feed stays quiet
+        stored, stale_at = operator.analytics._read("AAA")
+        got[at_arrival] = ([_no_ingest_ts(r) for r in rows], pickle.dumps(stored), stale_at)
+    rows = got[True][0]
+    assert got[True] == got[False]
+    kinds = [r[2]["kind"] for r in rows if r[0] == "alerts"]
+    # quiet for 3 minutes from the ends of the bars at 3, 10 and 16, and after the last one
+    assert kinds.count("stale_feed") == 4 and kinds.count("bad_bar") == 1, kinds
+    assert sum(r[0] == "bars" for r in rows) == len(minutes) - 1
+    assert sum(r[0] == "deadletter" for r in rows) == 1

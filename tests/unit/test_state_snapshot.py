@@ -9,6 +9,7 @@ import logging
 import math
 import pickle
 import random
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -109,6 +110,36 @@ def test_a_snapshot_shares_no_mutable_object_with_the_state() -> None:
     again = model.restore(snap)
     run(model, again, items[60:])
     assert pickle.dumps(model.snapshot(restored)) == frozen  # nor the snapshot's own values
+
+
+def _values(value: Any) -> Iterator[Any]:
+    """Every value inside ``value``, containers walked (dict keys and values, list/tuple items)."""
+    yield value
+    items = value.items() if isinstance(value, dict) else ()
+    for inner in (
+        *(x for kv in items for x in kv),
+        *(value if type(value) in (list, tuple) else ()),
+    ):
+        yield from _values(inner)
+
+
+def test_a_snapshot_holds_no_decimal_and_one_written_with_a_decimal_close_still_restores() -> None:
+    """The last close travels as its exact text (a ``Decimal`` pickles at several times the cost);
+    a snapshot written before that, with the ``Decimal`` itself, restores to the same state."""
+    model = SymbolModel(BUILTINS, AnalyticsSettings(gap_pct=0.3))
+    state = model.initial_state()
+    items = stream(5, 120)
+    run(model, state, items[:100])
+    snap = model.snapshot(state)
+    assert isinstance(state["last_close"], Decimal)
+    assert not any(isinstance(v, Decimal) for v in _values(snap))
+    older = {**snap, "last_close": Decimal(snap["last_close"])}
+    for written in (snap, older):
+        restored = model.restore(pickle.loads(pickle.dumps(written)))
+        assert restored["last_close"] == state["last_close"]
+        assert str(restored["last_close"]) == str(state["last_close"])  # the same digits
+        assert run(model, restored, items[100:]) == run(model, through_state(model, state),
+                                                        items[100:])  # fmt: skip
 
 
 def test_another_indicator_sets_snapshot_restores_as_a_fresh_state_never_as_this_ones() -> None:

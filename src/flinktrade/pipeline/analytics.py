@@ -235,23 +235,31 @@ class SymbolModel:
         }
 
     def snapshot(self, state: dict[str, Any]) -> dict[str, Any]:
-        """``state`` with its indicators as ``IndicatorEngine.snapshot``'s tuple: only plain
-        values (and ``Decimal``), which pickle in C at a fraction of the cost of the live
-        objects. The other values are the state's own: pickle the snapshot before the state
-        changes again (the operator writes it to Flink state at once)."""
+        """``state`` with its indicators as ``IndicatorEngine.snapshot``'s tuple and the last close
+        as its text: only plain values, which pickle in C at a fraction of the cost of the live
+        objects (and of a ``Decimal``). The other values are the state's own: pickle the snapshot
+        before the state changes again (the operator writes it to Flink state at once)."""
         snap = state.copy()
         snap["ind"] = self.engine.snapshot(state["ind"])
+        last_close = snap.get("last_close")
+        if last_close is not None:  # a Decimal pickles at several times the cost of its text
+            snap["last_close"] = str(last_close)
         return snap
 
     def restore(self, snap: dict[str, Any]) -> dict[str, Any]:
         """The state ``snapshot`` made ``snap`` of, sharing no object with ``snap``: pickled by
         ``snapshot`` and unpickled, it continues exactly as the original would have (pinned by
         ``tests/unit/test_state_snapshot.py``). Raises ``ValueError`` (or ``TypeError``,
-        ``KeyError``) for anything that is not a snapshot."""
+        ``KeyError``, ``decimal.InvalidOperation``) for anything that is not a snapshot. A snapshot
+        written before the last close was kept as text (a ``Decimal``) restores alike."""
         if not isinstance(snap, dict) or "ind" not in snap or "strategies" not in snap:
             raise ValueError(f"not a model state snapshot: {type(snap).__name__}")
         return {  # in the snapshot's key order, which is the state's
-            name: self.engine.restore(value) if name == "ind" else copy.deepcopy(value)
+            name: self.engine.restore(value)
+            if name == "ind"
+            else Decimal(value)
+            if name == "last_close"
+            else copy.deepcopy(value)
             for name, value in snap.items()
         }
 

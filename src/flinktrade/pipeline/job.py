@@ -357,7 +357,8 @@ def build(t_env: StreamTableEnvironment, io: JobIO, options: JobOptions) -> None
         )
     else:
         outputs = bars.key_by(lambda row: row[1], key_type=Types.STRING()).process(
-            BarAnalyticsOperator(operator), output_type=OUTPUT_ROW_TYPE
+            BarAnalyticsOperator(operator, window_bars_only=not io.bars),
+            output_type=OUTPUT_ROW_TYPE,
         )
     if dead is not None:
         outputs = outputs.union(dead)

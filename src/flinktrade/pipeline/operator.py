@@ -8,7 +8,9 @@ use, for whatever reason (any exception, not only a failed validation), becomes 
 event-time order: both are buffered and applied when the watermark passes them (a bar at its end, a
 story at its time), so a story is always folded in before the bars that close after it, whatever
 order the two streams arrive in. An item that arrives behind the watermark already (its input was
-idle while the other moved the watermark on) is applied at once rather than left for a timer.
+idle while the other moved the watermark on) is applied at once rather than left for a timer. In a
+job whose only input is its own window's bars (no news, no provider bars), ``BarAnalyticsOperator``
+applies each bar as it arrives: there is nothing to order it against.
 The per-symbol logic itself is ``analytics.SymbolModel``; its state lives as Python objects and is
 written through to Flink keyed state as the model's ``snapshot`` (plain values, cheap to pickle),
 checkpointed and restored with the job.
@@ -25,7 +27,7 @@ For latency work only: with ``FLINKTRADE_STAGE_LOG`` set to a file path, the ana
 appends one line per stage of each bar to it (wall-clock microseconds, the stage, the symbol, the
 bar's or timer's event time, the operator's watermark): ``in`` when a bar reaches the operator,
 ``timer`` when its timer fires, ``emit`` when the model is done and the outputs start to leave,
-``out`` when they have left. That is ``StageLoggedAnalyticsOperator``, which
+``out`` when they have left (a bar applied at arrival logs ``in`` and ``out`` only). That is ``StageLoggedAnalyticsOperator``, which
 ``AnalyticsOperator(...)`` makes instead when the variable is set; unset (always, in production)
 the operator has no per-bar check for it.
 """
@@ -283,19 +285,44 @@ class AnalyticsOperator(KeyedCoProcessFunction):  # type: ignore[misc]
         self._cache = {}
 
     def process_element1(self, value: Row, ctx: KeyedCoProcessFunction.Context) -> Iterator[Row]:
-        # BAR_ROW_TYPE by position (rows of a Python map may arrive without field names)
-        _kind, _symbol, ts, open_, high, low, close, volume, vwap, trades, interval_ms, text = value
-        end = int(ts) + int(interval_ms) - 1
-        bar: tuple[Any, ...] = (
-            int(ts), open_, high, low, close, int(volume), vwap, int(trades), int(interval_ms)
-        )  # fmt: skip
-        if text == PROVIDER:  # only then: keeps the common bar's pending entry small
-            bar = (*bar, PROVIDER)
+        end, bar = _bar_item(value)
         if end <= ctx.timer_service().current_watermark():
             yield from self._late(ctx, _BAR, bar)
             return
         self._buffer(ctx.get_current_key(), (end, 1, ""), _BAR, bar)
         ctx.timer_service().register_event_time_timer(end)
+
+    def process_window_bar(self, value: Row, ctx: KeyedProcessFunction.Context) -> Iterator[Row]:
+        """A bar of the job's own 1-minute window, in a job whose only input it is: applied at once.
+
+        The window emits a symbol's bars in time order, each only once the watermark has passed its
+        minute, and nothing else can come before it: buffering it until the watermark's next step
+        would order nothing, and costs a state write, a timer and a second call into Python per bar.
+        What a timer would have done first is done first: the ``stale_feed`` checks due before the
+        bar's end (the feed went quiet for longer than ``stale_after_ms`` before this bar), with the
+        one timer's chase of ``_fire``. One difference: a check that falls in the last watermark of
+        a bounded input, which ``_fire`` skips, is made here (the gap was real)."""
+        assert self.model is not None and self.items is not None
+        end, bar = _bar_item(value)
+        symbol: str = ctx.get_current_key()
+        keyed = self._keyed(symbol)
+        state = keyed.model
+        if state is None:
+            state = keyed.model = self.model.initial_state()
+        out: list[events.Event] = []
+        while keyed.stale_at is not None and keyed.stale_at < end:  # the chase of ``_fire``
+            at, keyed.stale_at = keyed.stale_at, None  # its Flink timer fires harmlessly later
+            out.extend(self.model.check_stale(state, symbol, at))
+            last_end = state.get("last_end")
+            if last_end is not None and at < last_end + self.settings.stale_after_ms < end:
+                keyed.stale_at = last_end + self.settings.stale_after_ms
+        state, applied = self.items.apply(state, symbol, [(_BAR, bar)], self._stored_model)
+        keyed.model = state
+        out.extend(applied)
+        self._arm_stale(keyed, state, ctx.timer_service().current_watermark(), ctx)
+        self._write(state, keyed.stale_at)
+        for event in out:
+            yield output_row(self.topics[type(event).__name__], event)
 
     def process_element2(self, value: Row, ctx: KeyedCoProcessFunction.Context) -> Iterator[Row]:
         _kind, _symbol, ts, story_id, score, headline = value  # NEWS_ROW_TYPE by position
@@ -438,15 +465,21 @@ class AnalyticsOperator(KeyedCoProcessFunction):  # type: ignore[misc]
 
 
 class BarAnalyticsOperator(KeyedProcessFunction):  # type: ignore[misc]
-    """``AnalyticsOperator`` for a job without news: one input, closed bars (``BAR_ROW_TYPE``)."""
+    """``AnalyticsOperator`` for a job without news: one input, closed bars (``BAR_ROW_TYPE``).
 
-    def __init__(self, analytics: AnalyticsOperator) -> None:
+    ``window_bars_only``: the bars are the job's own window's and nothing else (no provider bars
+    unioned in), so each is applied as it arrives (``AnalyticsOperator.process_window_bar``)."""
+
+    def __init__(self, analytics: AnalyticsOperator, window_bars_only: bool = False) -> None:
         self.analytics = analytics
+        self.window_bars_only = window_bars_only
 
     def open(self, runtime_context: RuntimeContext) -> None:
         self.analytics.open(runtime_context)
 
     def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Iterator[Row]:
+        if self.window_bars_only:
+            return self.analytics.process_window_bar(value, ctx)
         return self.analytics.process_element1(value, ctx)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Row]:
@@ -477,6 +510,12 @@ class StageLoggedAnalyticsOperator(AnalyticsOperator):
         self._stage("in", value[1], value[2], ctx.timer_service().current_watermark())
         return super().process_element1(value, ctx)
 
+    def process_window_bar(self, value: Row, ctx: KeyedProcessFunction.Context) -> Iterator[Row]:
+        """At arrival: ``in``, then ``out`` once its outputs have left (no timer, no ``emit``)."""
+        self._stage("in", value[1], value[2], ctx.timer_service().current_watermark())
+        yield from super().process_window_bar(value, ctx)
+        self._stage("out", value[1], value[2], 0)
+
     def on_timer(self, timestamp: int, ctx: KeyedCoProcessFunction.OnTimerContext) -> Iterator[Row]:
         symbol: str = ctx.get_current_key()
         self._stage("timer", symbol, timestamp, ctx.timer_service().current_watermark())
@@ -485,6 +524,18 @@ class StageLoggedAnalyticsOperator(AnalyticsOperator):
         for event in out:
             yield output_row(self.topics[type(event).__name__], event)
         self._stage("out", symbol, timestamp, 0)
+
+
+def _bar_item(value: Row) -> tuple[int, tuple[Any, ...]]:
+    """``(the bar's last millisecond, its due item)`` from a ``BAR_ROW_TYPE`` row (by position:
+    rows of a Python map may arrive without field names)."""
+    _kind, _symbol, ts, open_, high, low, close, volume, vwap, trades, interval_ms, text = value
+    bar: tuple[Any, ...] = (
+        int(ts), open_, high, low, close, int(volume), vwap, int(trades), int(interval_ms)
+    )  # fmt: skip
+    if text == PROVIDER:  # only then: keeps the common bar's pending entry small
+        bar = (*bar, PROVIDER)
+    return int(ts) + int(interval_ms) - 1, bar
 
 
 @dataclass
