@@ -609,24 +609,15 @@ def run_demo(
     if jobmanager is not None:
         where["checkpoint_dir"] = None
     options = JobOptions.from_settings(settings, name="flinktrade-demo", **where)
-    # The feed starts first, so that every partition the symbols land on already holds trades when
-    # the job's source starts reading: a partition still empty after the idle timeout would be let
-    # go, and the first one to receive trades would then carry the watermark past the others'
-    # first minutes (docs/reliability.md, "Late trades in the demo").
-    started = time.monotonic()
-    feed.start()
     try:
-        _first_trades(feed, sim.symbols)
         job = DemoJob(run_job(io, options, wait=False))
     except FlinktradeError:
-        feed.stop()
         raise
     except Exception as exc:  # the planner or the cluster refused the job
-        feed.stop()
         log.debug("the job did not start", exc_info=True)
         raise ServiceDied("job", f"it did not start: {describe(exc)}") from None
     api: DemoApi | None = None
-    services: list[Supervised] = [job, notifier, executor, feed]
+    services: list[Supervised] = [job, notifier, executor]
     failed = False
     try:
         if prices is not None:
@@ -639,6 +630,9 @@ def run_demo(
         api = _start_api(settings, notifier, api_port, on_dashboard)
         if api is not None:
             services.append(api)
+        started = time.monotonic()
+        feed.start()
+        services.append(feed)
         _inject(fault, job, api)
         _follow(feed, services, servers, before, duration_s, started, on_progress, stop)
         check_services(services)  # one that died in the last second
@@ -661,15 +655,6 @@ def run_demo(
     summary.update(_patiently(lambda: read_order_model(servers, orders_start)))
     summary["duration_s"] = round(time.monotonic() - started, 1)
     return summary
-
-
-def _first_trades(feed: SimulatorFeed, symbols: int, timeout_s: float = 10.0) -> None:
-    """Wait until the feed has sent 50 trades per symbol (each trade's symbol is drawn uniformly,
-    so every symbol is among them but for a chance of about e**-50), or it died, or ``timeout_s``
-    passed (a starved machine: the job starts anyway). Its source starts seconds later still."""
-    deadline = time.monotonic() + timeout_s
-    while feed.produced_trades < 50 * symbols and feed.alive and time.monotonic() < deadline:
-        time.sleep(0.01)
 
 
 def _patiently(read: Callable[[], _T], timeout_s: float = 60.0) -> _T:

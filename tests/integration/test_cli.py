@@ -156,6 +156,7 @@ def test_demo_runs_end_to_end_and_reports_counts(
     """The demo at the simulated broker, and at a fake of Alpaca (``--broker alpaca`` with
     ``APCA_API_BASE_URL`` on loopback: the demo feeds it the simulator's prices)."""
     orders_start = _end_offsets(kafka, topics.ORDERS.name)
+    letters_start = _end_offsets(kafka, topics.DEADLETTER.name)
     with FakeSlack() as slack, FakeAlpacaTrading() as alpaca:
         webhook = slack.webhook_url("#demo")
         env = cli_env(
@@ -188,7 +189,14 @@ def test_demo_runs_end_to_end_and_reports_counts(
     assert summary["trades"] > 10_000
     assert summary["bars"] > 0
     assert summary["signals"] > 0, result.stderr[-3000:]
-    assert summary["deadletter"] == 0
+    # At 600x the watermark's 2 s bound is 3.3 ms of wall time: on a starved machine a read skew
+    # between partitions as the job starts dead-letters the first trades of a partition as late,
+    # with that reason (docs/reliability.md, "Late trades in the demo"). A few are the documented
+    # limit; anything else in the dead letters, or more than 5 % of the trades, is a failure.
+    reasons = [str(json.loads(r).get("reason")) for r in _records_since(kafka, letters_start)]
+    assert len(reasons) == summary["deadletter"]
+    assert all(reason.startswith("late: ") for reason in reasons), sorted(set(reasons))[:5]
+    assert summary["deadletter"] <= 0.05 * summary["trades"], summary
     # Signals became orders at the simulated broker, and some filled.
     assert summary["orders"] > 0 and summary["fills"] > 0, result.stderr[-3000:]
     assert "dashboard: http://127.0.0.1:" in result.stderr
@@ -242,18 +250,21 @@ def _end_offsets(kafka: LocalKafka, topic: str) -> dict[int, int]:
         return {tp.partition: tp.offset for tp in bus.end_offsets(consumer, topic)}
 
 
-def _orders_since(kafka: LocalKafka, start: dict[int, int]) -> list[OrderEvent]:
-    """The order events written to ``trading.orders`` since ``start`` (``_end_offsets``)."""
-    topic = topics.ORDERS.name
-    with bus.consuming(kafka.bootstrap_servers, "test-cli-orders") as consumer:
+def _records_since(
+    kafka: LocalKafka, start: dict[int, int], topic: str = topics.DEADLETTER.name
+) -> list[bytes]:
+    """The values written to ``topic`` since ``start`` (``_end_offsets``)."""
+    with bus.consuming(kafka.bootstrap_servers, f"test-cli-{topic}") as consumer:
         ranges = {
             tp.partition: (start.get(tp.partition, 0), tp.offset)
             for tp in bus.end_offsets(consumer, topic)
         }
-        return [
-            decode(OrderEvent, msg.value() or b"")
-            for msg in bus.read_range(consumer, topic, ranges)
-        ]
+        return [msg.value() or b"" for msg in bus.read_range(consumer, topic, ranges)]
+
+
+def _orders_since(kafka: LocalKafka, start: dict[int, int]) -> list[OrderEvent]:
+    """The order events written to ``trading.orders`` since ``start`` (``_end_offsets``)."""
+    return [decode(OrderEvent, v) for v in _records_since(kafka, start, topics.ORDERS.name)]
 
 
 def _notices_in(text: str) -> int:
