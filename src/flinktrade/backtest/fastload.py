@@ -24,7 +24,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from flinktrade import events, topics
-from flinktrade.backtest.columns import unchecked_bar
+from flinktrade.bars import make_bar
 from flinktrade.ingest.replay import (
     bar_interval,
     column_map,
@@ -41,8 +41,6 @@ _ISO = (
 _PRICE = r"[0-9]{1,12}(?:\.[0-9]{1,6})?"
 _WHOLE = r"[0-9]{1,12}"
 _PRICES = ("o", "h", "l", "c")
-_FIELDS_SET = frozenset(events.Bar.model_fields) - {"ingest_ts"}
-"""The fields a validated bar has set (``ingest_ts`` comes from its default)."""
 
 
 def load_bars(
@@ -217,23 +215,12 @@ def _events(
     for ns, i in dated:
         if clean[i]:
             trades = columns["n"][i] if "n" in columns else ""
-            bars.append(
-                _bar(
-                    {
-                        "ts": ns // 1_000_000,
-                        "ingest_ts": events.now_ms(),
-                        "symbol": names[i],
-                        "open": Decimal(columns["o"][i]),
-                        "high": Decimal(columns["h"][i]),
-                        "low": Decimal(columns["l"][i]),
-                        "close": Decimal(columns["c"][i]),
-                        "volume": int(columns["v"][i]),
-                        "vwap": vwaps[i],
-                        "trades": int(trades) if trades else None,
-                        "interval_ms": interval,
-                    }
-                )
-            )
+            bar = make_bar(
+                names[i], ns // 1_000_000, Decimal(columns["o"][i]), Decimal(columns["h"][i]),
+                Decimal(columns["l"][i]), Decimal(columns["c"][i]), int(columns["v"][i]),
+                vwap=vwaps[i], trades=int(trades) if trades else None, interval_ms=interval,
+            )  # fmt: skip
+            bars.append(bar)
             continue
         event = validator.bar(raws[i], interval_ms=interval)
         if isinstance(event, events.DeadLetter):
@@ -241,9 +228,3 @@ def _events(
         else:
             bars.append(event)
     return bars, rejected
-
-
-def _bar(fields: dict[str, Any]) -> events.Bar:
-    """``events.Bar(**fields)`` of fields that passed the checks above, without validating
-    them again (``columns.unchecked_bar``)."""
-    return unchecked_bar(fields, _FIELDS_SET)
