@@ -1,6 +1,6 @@
 """``bars.make_bar`` gives what the validated ``events.Bar`` construction gives, and so do the
-inputs built with it (the ingest validator's Alpaca and file records, Parquet files, the
-simulated market).
+inputs built with it (the ingest validator's records: Alpaca history, rows of files; the simulated
+market). Parquet and CSV files on the column-wise path: ``tests/unit/backtest/test_loading_*``.
 
 Every expectation is computed by the validated construction, never written down: ``make_bar``
 against ``events.Bar(**the same keywords)``; each input kind against itself with ``make_bar``
@@ -10,19 +10,16 @@ field order, given fields, encoding) and the same refusals or dead letters.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pydantic
 import pytest
 
 from flinktrade import bars, events
-from flinktrade.backtest import loading, simulated
+from flinktrade.backtest import simulated
 from flinktrade.ingest import validate
 from flinktrade.ingest.validate import Validator
 
@@ -244,34 +241,6 @@ def test_validator_records_give_the_bars_and_dead_letters_of_before(
     kept = [isinstance(o, events.Bar) for o in want]
     assert (any(kept) and not all(kept)) if interval == 60_000 else not any(kept)
     _assert_same(got, want)
-
-
-def test_a_parquet_file_gives_the_bars_and_rejected_rows_of_before(
-    tmp_path: Path, as_before: Callable[[], None]
-) -> None:
-    """Typed Parquet columns (datetimes, floats, integers), hostile rows included; a bad row
-    gives the same one-line reason as before."""
-    rows = []
-    for i, raw in enumerate(RAW_CASES):
-        if isinstance(raw["t"], str) and not raw["t"].startswith("2024-01-02T14:30:00Z"):
-            continue  # one time type per column
-        row = {**raw, "t": pd.Timestamp(START + i * 60_000, unit="ms", tz="UTC")}
-        for key in ("o", "h", "l", "c", "vw"):
-            row[key] = float(row[key]) if isinstance(row[key], int | float) else math.nan
-        row["v"] = int(row["v"]) if row["v"] <= 2**62 else -1
-        row["n"] = -1 if row["n"] is None else int(row["n"])
-        rows.append(row)
-    path = tmp_path / "bars.parquet"
-    pd.DataFrame(rows).to_parquet(path)
-    first = loading.load_file(path)
-    got = _outcomes([*first.bars, *first.rejected])
-    as_before()
-    second = loading.load_file(path)
-    want = _outcomes([*second.bars, *second.rejected])
-    assert len(second.bars) >= 4 and len(second.rejected) >= 4
-    _assert_same(got, want)
-    reasons = [json.dumps(r.reason) for r in first.rejected]
-    assert all("\\n" not in r for r in reasons)
 
 
 def test_the_simulated_market_gives_the_bars_of_before(as_before: Callable[[], None]) -> None:
