@@ -414,7 +414,8 @@ def backtest(
     params = parse_params(param or [])
     build_all([StrategySpec(strategy, params)])  # a bad strategy fails before any work
     settings = load_settings()
-    calendar = calendars.current(settings.state_dir)  # a refreshed one over the bundled one
+    in_effect = calendars.in_effect(settings.state_dir)  # a refreshed one over the bundled one
+    calendar = in_effect.calendar
     # a session-filtered run keeps its orders to their sessions too (extended_hours or not)
     model = dataclasses.replace(
         execution.model(), follow_sessions=hours != MarketHours.ALL, calendar=calendar
@@ -464,6 +465,7 @@ def backtest(
         "params": json.dumps(params, sort_keys=True),
         **execution.described(model),
         **({"market_hours": hours.value} if hours != MarketHours.ALL else {}),
+        "calendar": _calendar_line(in_effect),
         "run_id": result.run_id,
     }
     files = write_all(
@@ -475,7 +477,15 @@ def backtest(
     out.print(table)
     console.print(f"report: {files['report.html']}")
     if as_json:
-        typer.echo(json.dumps(_json_safe(result.metrics), sort_keys=False))
+        summary = {**_json_safe(result.metrics), "calendar": run_settings["calendar"]}
+        typer.echo(json.dumps(summary, sort_keys=False))
+
+
+def _calendar_line(found: calendars.InEffect) -> str:
+    """The market calendar the run judged sessions on, for its report (``calendars.summary``;
+    a refreshed file that could not be used is named with why)."""
+    unused = f"; {found.path} not used: {found.problem}" if found.problem else ""
+    return calendars.summary(found) + unused
 
 
 def _in_hours(bars: list[Any], hours: MarketHours, calendar: Calendar) -> list[Any]:
