@@ -6,7 +6,7 @@
 of the plain types a reader hands over (``str`` symbol, ``int`` times and sizes, ``Decimal``
 prices, ``float`` or ``None`` VWAP) that pass ``events.Bar``'s rules (``events.symbol_problem``,
 ``events.price_problem``, the time, size and interval bounds, low <= open, close <= high) are
-checked here and the bar is built without validating them again (about 3 us instead of 8);
+checked here and the bar is built without validating them again (in about half the time);
 anything else goes through the validated constructor, which raises its own refusal. The check
 only ever sends more values to the validated path, never fewer, so the rule of record stays
 ``events.Bar``. Used by the ingest validator (Alpaca history, replayed files), the backtest's
@@ -33,6 +33,10 @@ _GIVEN = {
 }
 """The fields a keyword construction marks as given, by which optional arguments it had."""
 _DEFAULT_INTERVAL_MS: int = events.Bar.model_fields["interval_ms"].default
+_MAX_TS_MS, _MAX_SIZE, _MAX_INTERVAL_MS = events.MAX_TS_MS, events.MAX_SIZE, events.MAX_INTERVAL_MS
+_price_problem = events.price_problem
+_Bar = events.Bar
+_new = events.Bar.__new__
 _set = object.__setattr__
 
 
@@ -59,26 +63,38 @@ def make_bar(
     if (
         type(symbol) is str
         and _plain_symbol(symbol)
-        and _plain_time(ts)
-        and _plain_time(seen)
-        and _plain_price(open)
-        and _plain_price(high)
-        and _plain_price(low)
-        and _plain_price(close)
-        and _plain_size(volume)
+        and type(ts) is int
+        and type(seen) is int
+        and 0 <= ts <= _MAX_TS_MS
+        and 0 <= seen <= _MAX_TS_MS
+        and type(open) is Decimal
+        and type(high) is Decimal
+        and type(low) is Decimal
+        and type(close) is Decimal
+        and _price_problem(open) is None
+        and _price_problem(high) is None
+        and _price_problem(low) is None
+        and _price_problem(close) is None
+        and type(volume) is int
+        and 0 <= volume <= _MAX_SIZE
         and (wap is None or (type(wap) is float and isfinite(wap)))
-        and (count is None or _plain_size(count))
+        and (count is None or (type(count) is int and 0 <= count <= _MAX_SIZE))
         and type(interval) is int
-        and 0 < interval <= events.MAX_INTERVAL_MS
+        and 0 < interval <= _MAX_INTERVAL_MS
         and low <= min(open, close)
         and max(open, close) <= high
     ):
         flags = (vwap is not _UNSET, trades is not _UNSET, interval_ms is not _UNSET,
                  ingest_ts is not _UNSET)  # fmt: skip
-        return _unchecked({
+        bar = _new(_Bar)  # ``Bar(**fields)`` filled in one step: the same object, unvalidated
+        _set(bar, "__dict__", {
             "ts": ts, "ingest_ts": seen, "symbol": symbol, "open": open, "high": high, "low": low,
             "close": close, "volume": volume, "vwap": wap, "trades": count, "interval_ms": interval,
-        }, _GIVEN[flags])  # fmt: skip
+        })  # fmt: skip
+        _set(bar, "__pydantic_fields_set__", set(_GIVEN[flags]))
+        _set(bar, "__pydantic_extra__", None)
+        _set(bar, "__pydantic_private__", None)
+        return bar
     given = {"vwap": vwap, "trades": trades, "interval_ms": interval_ms, "ingest_ts": ingest_ts}
     return events.Bar(
         symbol=symbol, ts=ts, open=open, high=high, low=low, close=close, volume=volume,
@@ -86,29 +102,6 @@ def make_bar(
     )  # fmt: skip
 
 
-def _unchecked(fields: dict[str, Any], given: frozenset[str]) -> events.Bar:
-    """``events.Bar(**fields)`` of checked fields, without validating them again: the same object
-    (``Bar.__new__`` filled in one step). ``fields`` becomes the bar's ``__dict__``."""
-    bar = events.Bar.__new__(events.Bar)
-    _set(bar, "__dict__", fields)
-    _set(bar, "__pydantic_fields_set__", set(given))
-    _set(bar, "__pydantic_extra__", None)
-    _set(bar, "__pydantic_private__", None)
-    return bar
-
-
 @lru_cache(maxsize=4096)
 def _plain_symbol(symbol: str) -> bool:
     return events.symbol_problem(symbol) is None
-
-
-def _plain_time(value: Any) -> bool:
-    return type(value) is int and 0 <= value <= events.MAX_TS_MS
-
-
-def _plain_price(value: Any) -> bool:
-    return type(value) is Decimal and events.price_problem(value) is None
-
-
-def _plain_size(value: Any) -> bool:
-    return type(value) is int and 0 <= value <= events.MAX_SIZE
