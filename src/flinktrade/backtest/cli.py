@@ -570,7 +570,8 @@ def optimize(
     sets = opt.candidates(values, constraint, random_sets, seed)
     axes = _heatmap_axes(heatmap, values)
     settings = load_settings()
-    model = dataclasses.replace(execution.model(), calendar=calendars.current(settings.state_dir))
+    in_effect = calendars.in_effect(settings.state_dir)  # a refreshed one over the bundled one
+    model = dataclasses.replace(execution.model(), calendar=in_effect.calendar)
     sweep = opt.Sweep(
         strategy, sets, model, settings.analytics.model_copy(update={"alerts": False}), fixed
     )
@@ -609,6 +610,7 @@ def optimize(
         **execution.described(model),
         "walk_forward": walk_forward or "",
         "parameter sets": len(runs),
+        "calendar": _calendar_line(in_effect),
     }
     files = write_optimize(out_dir, runs, metric, values, axes, run_settings, walk)
     best = runs[0]
@@ -631,6 +633,7 @@ def optimize(
             "runs": len(runs),
             "valid_runs": sum(1 for run in runs if run.metrics is not None),
             "best": _json_safe(best.metrics or {}),
+            "calendar": run_settings["calendar"],
         }
         if walk is not None:
             summary["walk_forward"] = {
