@@ -179,6 +179,19 @@ def refreshed_at(found: InEffect) -> str:
     return datetime.fromtimestamp(found.refreshed_at_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def summary(found: InEffect) -> str:
+    """Which calendar is in effect, in one line for people and reports: ``refreshed from Alpaca,
+    <first>..<last> (<file>, written <when>)`` or ``bundled, <first>..<last>``."""
+    refreshed = found.refreshed
+    if refreshed is not None:
+        return (
+            f"refreshed from Alpaca, {refreshed.first}..{refreshed.last} "
+            f"({found.path}, written {refreshed_at(found)})"
+        )
+    bundled = sessions.bundled()
+    return f"bundled, {bundled.first}..{bundled.last}"
+
+
 def describe_day(found: InEffect, day: date) -> str:
     """One line for people: the sessions of ``day`` (ET), and which calendar says so."""
     refreshed = found.refreshed

@@ -414,7 +414,8 @@ def backtest(
     params = parse_params(param or [])
     build_all([StrategySpec(strategy, params)])  # a bad strategy fails before any work
     settings = load_settings()
-    calendar = calendars.current(settings.state_dir)  # a refreshed one over the bundled one
+    in_effect = calendars.in_effect(settings.state_dir)  # a refreshed one over the bundled one
+    calendar = in_effect.calendar
     # a session-filtered run keeps its orders to their sessions too (extended_hours or not)
     model = dataclasses.replace(
         execution.model(), follow_sessions=hours != MarketHours.ALL, calendar=calendar
@@ -464,6 +465,7 @@ def backtest(
         "params": json.dumps(params, sort_keys=True),
         **execution.described(model),
         **({"market_hours": hours.value} if hours != MarketHours.ALL else {}),
+        "calendar": _calendar_line(in_effect),
         "run_id": result.run_id,
     }
     files = write_all(
@@ -475,7 +477,15 @@ def backtest(
     out.print(table)
     console.print(f"report: {files['report.html']}")
     if as_json:
-        typer.echo(json.dumps(_json_safe(result.metrics), sort_keys=False))
+        summary = {**_json_safe(result.metrics), "calendar": run_settings["calendar"]}
+        typer.echo(json.dumps(summary, sort_keys=False))
+
+
+def _calendar_line(found: calendars.InEffect) -> str:
+    """The market calendar the run judged sessions on, for its report (``calendars.summary``;
+    a refreshed file that could not be used is named with why)."""
+    unused = f"; {found.path} not used: {found.problem}" if found.problem else ""
+    return calendars.summary(found) + unused
 
 
 def _in_hours(bars: list[Any], hours: MarketHours, calendar: Calendar) -> list[Any]:
@@ -560,7 +570,8 @@ def optimize(
     sets = opt.candidates(values, constraint, random_sets, seed)
     axes = _heatmap_axes(heatmap, values)
     settings = load_settings()
-    model = dataclasses.replace(execution.model(), calendar=calendars.current(settings.state_dir))
+    in_effect = calendars.in_effect(settings.state_dir)  # a refreshed one over the bundled one
+    model = dataclasses.replace(execution.model(), calendar=in_effect.calendar)
     sweep = opt.Sweep(
         strategy, sets, model, settings.analytics.model_copy(update={"alerts": False}), fixed
     )
@@ -599,6 +610,7 @@ def optimize(
         **execution.described(model),
         "walk_forward": walk_forward or "",
         "parameter sets": len(runs),
+        "calendar": _calendar_line(in_effect),
     }
     files = write_optimize(out_dir, runs, metric, values, axes, run_settings, walk)
     best = runs[0]
@@ -621,6 +633,7 @@ def optimize(
             "runs": len(runs),
             "valid_runs": sum(1 for run in runs if run.metrics is not None),
             "best": _json_safe(best.metrics or {}),
+            "calendar": run_settings["calendar"],
         }
         if walk is not None:
             summary["walk_forward"] = {

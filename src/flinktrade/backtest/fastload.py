@@ -1,14 +1,18 @@
 """The column-wise path for a backtest's bar file: the same bars and rejected rows as
 ``ingest.replay`` + ``ingest.validate.Validator`` row by row, at a fraction of the cost.
 
-It takes CSV files with a header row. Each column is checked with vectorised pandas
-operations against strict, plain shapes (ISO dates and times, prices of at most 12 integer
+It takes CSV files with a header row and Parquet files. Each column is checked with vectorised
+pandas operations against strict, plain shapes (ISO dates and times, prices of at most 12 integer
 digits and 6 decimals, whole sizes of at most 12 digits, symbols checked once per distinct
 value with the validator's own rule); OHLC consistency is compared in exact integer micro-units.
-A row that is not plainly valid is handed to the row validator itself, so every rejected row
-gets the row path's reason, and anything this path does not handle (no header, Parquet, trades,
-a missing column) is declined with ``None``: the caller then uses the row path for the whole file.
-Output order is the row path's: rows whose time cannot be read first, then all rows by (time, row).
+A Parquet column is first turned into the text those checks read (``_parquet_text``: times as
+ISO text in UTC, floats as their repr, which the row path reads as ``Decimal(repr(x))``).
+A row that is not plainly valid is handed to the row validator itself, as the row path reads it
+(``replay.raw_record``), so every rejected row gets the row path's reason; anything this path
+does not handle (no header, a Parquet column of other types, trades, a missing column) is
+declined with ``None``: the caller then uses the row path for the whole file. Bars are built by
+``bars.make_bar``. Output order is the row path's: rows whose time cannot be read first, then all
+rows by (time, row).
 """
 
 from __future__ import annotations
@@ -24,12 +28,13 @@ import numpy.typing as npt
 import pandas as pd
 
 from flinktrade import events, topics
-from flinktrade.backtest.columns import unchecked_bar
+from flinktrade.bars import make_bar
 from flinktrade.ingest.replay import (
     bar_interval,
     column_map,
     detect_kind,
     looks_like_header,
+    raw_record,
     sniff_delimiter,
 )
 from flinktrade.ingest.validate import Invalid, Validator, to_epoch_ns
@@ -41,8 +46,7 @@ _ISO = (
 _PRICE = r"[0-9]{1,12}(?:\.[0-9]{1,6})?"
 _WHOLE = r"[0-9]{1,12}"
 _PRICES = ("o", "h", "l", "c")
-_FIELDS_SET = frozenset(events.Bar.model_fields) - {"ingest_ts"}
-"""The fields a validated bar has set (``ingest_ts`` comes from its default)."""
+_PARQUET = (".parquet", ".pq")
 
 
 def load_bars(
@@ -57,12 +61,27 @@ def load_bars(
         return None
     if "S" not in columns and symbol is None:
         return None
-    return _validated(frame, columns, symbol, validator)
+    parquet = path.suffix.lower() in _PARQUET
+    cells: dict[str, pd.Series] = {}
+    for ours, col in columns.items():
+        text = _parquet_text(frame[col]) if parquet else _csv_text(frame[col])
+        if text is None:
+            return None
+        cells[ours] = text
+    return _validated(frame, columns, cells, symbol, validator)
 
 
 def _read(path: Path) -> pd.DataFrame | None:
-    """The frame ``replay.read_file`` reads, when the file is a CSV with a header; else None."""
+    """The frame ``replay.read_file`` reads, when the file is a CSV with a header or a Parquet
+    file with uniquely named columns; else None."""
     suffix = path.suffix.lower()
+    if suffix in _PARQUET:
+        try:
+            frame = pd.read_parquet(path)
+        except (OSError, ValueError):
+            return None
+        named = all(isinstance(c, str) for c in frame.columns)
+        return frame if named and not frame.columns.has_duplicates else None
     if suffix not in (".csv", ".txt", ".tsv"):
         return None
     try:
@@ -87,11 +106,48 @@ def _read(path: Path) -> pd.DataFrame | None:
         return None
 
 
+def _csv_text(column: pd.Series) -> pd.Series:
+    return column.fillna("").astype(str).str.strip()
+
+
+def _parquet_text(column: pd.Series) -> pd.Series | None:
+    """A Parquet column as the text the checks below read (what a CSV would hold), or None when
+    it holds values of other types (the row path then reads the file). Times become ISO text
+    in UTC with nanoseconds (naive times are UTC, as the row path reads them); a float its repr
+    (the row path's ``Decimal(repr(x))``); ints, Decimals and strings their text; a missing value
+    (None, NaN, NaT) empty text. Only the text of a row that passes every check is used: any
+    other row is handed to the row validator as the row path reads it."""
+    if pd.api.types.is_datetime64_any_dtype(column.dtype):
+        utc = column.dt.tz_convert("UTC").dt.tz_localize(None) if column.dt.tz else column
+        try:
+            texts = np.datetime_as_string(utc.to_numpy(dtype="datetime64[ns]"), unit="ns")
+        except (OverflowError, ValueError):
+            return None
+        return pd.Series([t + "Z" if t != "NaT" else "" for t in texts.tolist()], dtype=object)
+    texts = []
+    for value in column.tolist():
+        kind = type(value)
+        if kind is str:
+            texts.append(value.strip())
+        elif kind is float:
+            texts.append("" if math.isnan(value) else repr(value))
+        elif kind is int or kind is Decimal:
+            texts.append(str(value))
+        elif value is None:
+            texts.append("")
+        else:
+            return None
+    return pd.Series(texts, dtype=object)
+
+
 def _validated(
-    frame: pd.DataFrame, columns: dict[str, str], symbol: str | None, validator: Validator
+    frame: pd.DataFrame,
+    columns: dict[str, str],
+    cells: dict[str, pd.Series],
+    symbol: str | None,
+    validator: Validator,
 ) -> tuple[list[events.Bar], list[events.DeadLetter]]:
     count = len(frame)
-    cells = {ours: frame[col].fillna("").astype(str).str.strip() for ours, col in columns.items()}
     clean = np.ones(count, dtype=bool)
 
     # symbols: the raw cell (or the given symbol), checked once per distinct value
@@ -146,25 +202,23 @@ def _validated(
                 continue
             vwaps[i] = number if math.isfinite(number) else None
 
-    raws: dict[int, dict[str, Any]] = {}
+    raws = _raws(frame, columns, symbol, np.flatnonzero(~clean).tolist())
     times: list[int | None] = ns.tolist()
-    for i in np.flatnonzero(~clean).tolist():
-        raws[i] = _raw(cells, symbol, i)
-        times[i] = _time_ns(raws[i])
+    for i, raw in raws.items():
+        times[i] = _time_ns(raw)
     interval = _interval(symbols_list, times)
     if interval > events.MAX_INTERVAL_MS:  # the row path refuses every bar: let it say why
-        for i in np.flatnonzero(clean).tolist():
-            raws[i] = _raw(cells, symbol, i)
+        raws.update(_raws(frame, columns, symbol, np.flatnonzero(clean).tolist()))
         clean[:] = False
     return _events(cells, clean, raws, times, name_of, vwaps, interval, validator)
 
 
-def _raw(cells: dict[str, pd.Series], symbol: str | None, i: int) -> dict[str, Any]:
-    """Row ``i`` as ``replay.read_file`` gives it to the validator."""
-    raw = {ours: (text.iat[i] or None) for ours, text in cells.items()}
-    if symbol is not None and raw.get("S") is None:
-        raw["S"] = symbol
-    return raw
+def _raws(
+    frame: pd.DataFrame, columns: dict[str, str], symbol: str | None, rows: list[int]
+) -> dict[int, dict[str, Any]]:
+    """The rows ``rows`` as ``replay.read_file`` gives them to the validator."""
+    records = frame.iloc[rows].to_dict(orient="records")
+    return {i: raw_record(row, columns, symbol) for i, row in zip(rows, records, strict=True)}
 
 
 def _micros(text: pd.Series) -> npt.NDArray[np.int64]:
@@ -217,23 +271,12 @@ def _events(
     for ns, i in dated:
         if clean[i]:
             trades = columns["n"][i] if "n" in columns else ""
-            bars.append(
-                _bar(
-                    {
-                        "ts": ns // 1_000_000,
-                        "ingest_ts": events.now_ms(),
-                        "symbol": names[i],
-                        "open": Decimal(columns["o"][i]),
-                        "high": Decimal(columns["h"][i]),
-                        "low": Decimal(columns["l"][i]),
-                        "close": Decimal(columns["c"][i]),
-                        "volume": int(columns["v"][i]),
-                        "vwap": vwaps[i],
-                        "trades": int(trades) if trades else None,
-                        "interval_ms": interval,
-                    }
-                )
-            )
+            bar = make_bar(
+                names[i], ns // 1_000_000, Decimal(columns["o"][i]), Decimal(columns["h"][i]),
+                Decimal(columns["l"][i]), Decimal(columns["c"][i]), int(columns["v"][i]),
+                vwap=vwaps[i], trades=int(trades) if trades else None, interval_ms=interval,
+            )  # fmt: skip
+            bars.append(bar)
             continue
         event = validator.bar(raws[i], interval_ms=interval)
         if isinstance(event, events.DeadLetter):
@@ -241,9 +284,3 @@ def _events(
         else:
             bars.append(event)
     return bars, rejected
-
-
-def _bar(fields: dict[str, Any]) -> events.Bar:
-    """``events.Bar(**fields)`` of fields that passed the checks above, without validating
-    them again (``columns.unchecked_bar``)."""
-    return unchecked_bar(fields, _FIELDS_SET)

@@ -4,9 +4,9 @@ in-process engine) or onto a run's topic (the Flink engine); ``produce_market`` 
 
 Files are read by ``flinktrade.ingest.replay`` (its column aliases, time formats and validation),
 with one addition: a first column without a name (a pandas index written by ``DataFrame.to_csv``,
-or the index of a Parquet file) is taken as the time column. A CSV with a header row goes through
-``backtest.fastload`` (column-wise, the same bars and rejected rows as the row validator); any
-other file through the row validator.
+or the index of a Parquet file) is taken as the time column. A CSV with a header row and a Parquet
+file of plain columns go through ``backtest.fastload`` (column-wise, the same bars and rejected
+rows as the row validator); any other file through the row validator.
 
 ``in_market_hours`` keeps the bars of chosen sessions (``--market-hours``), by the market calendar
 it is given (the command gives the one in effect, ``calendars.current``).

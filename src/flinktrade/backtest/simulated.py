@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from flinktrade import events
+from flinktrade.bars import make_bar
 from flinktrade.errors import ConfigError
 
 MINUTE = 60_000
@@ -81,20 +82,13 @@ def simulated_market(
     for (symbol, minute), trades in per_bar.items():
         prices = [t.cents for t in trades]
         volume = sum(t.size for t in trades)
-        bars.append(
-            events.Bar(
-                symbol=symbol,
-                ts=minute,
-                open=Decimal(prices[0]).scaleb(-2),
-                high=Decimal(max(prices)).scaleb(-2),
-                low=Decimal(min(prices)).scaleb(-2),
-                close=Decimal(prices[-1]).scaleb(-2),
-                volume=volume,
-                vwap=sum(t.cents * t.size for t in trades) / volume / 100,
-                trades=len(trades),
-                ingest_ts=0,
-            )
-        )
+        bar = make_bar(
+            symbol, minute, Decimal(prices[0]).scaleb(-2), Decimal(max(prices)).scaleb(-2),
+            Decimal(min(prices)).scaleb(-2), Decimal(prices[-1]).scaleb(-2), volume,
+            vwap=sum(t.cents * t.size for t in trades) / volume / 100, trades=len(trades),
+            ingest_ts=0,
+        )  # fmt: skip
+        bars.append(bar)
     bars.sort(key=lambda b: (b.ts, b.symbol))
     first = int(start) - int(start) % MINUTE + MINUTE
     names = sorted({b.symbol for b in bars})

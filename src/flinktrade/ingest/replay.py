@@ -165,16 +165,22 @@ def read_file(path: Path, symbol: str | None = None) -> ReplayFile:
         raise ConfigError(f"--file {path}: no symbol column; give --symbol")
     if "t" not in columns:
         raise ConfigError(f"--file {path}: no time column (timestamp, time, date, ...)")
-    records = []
-    for row in frame.to_dict(orient="records"):
-        raw = {ours: _cell(row.get(col)) for ours, col in columns.items()}
-        if symbol is not None and raw.get("S") is None:
-            raw["S"] = symbol
-        records.append(raw)
+    records = [raw_record(row, columns, symbol) for row in frame.to_dict(orient="records")]
     if kind == "trades" and "s" not in columns and "v" in columns:
         for raw in records:
             raw["s"] = raw.pop("v", None)
     return ReplayFile(path, kind, columns, records, has_header, _interval(records))
+
+
+def raw_record(
+    row: dict[Any, Any], columns: dict[str, str], symbol: str | None = None
+) -> dict[str, Any]:
+    """One row of a file (``DataFrame.to_dict(orient="records")``'s) as the validator's raw
+    record: our names, empty cells as None, ``symbol`` where the row names none."""
+    raw = {ours: _cell(row.get(col)) for ours, col in columns.items()}
+    if symbol is not None and raw.get("S") is None:
+        raw["S"] = symbol
+    return raw
 
 
 def sniff_delimiter(sample: str) -> str:

@@ -27,6 +27,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from flinktrade import topics
+from flinktrade.bars import make_bar
 from flinktrade.events import (
     MAX_SIZE,
     MAX_TS_MS,
@@ -78,17 +79,8 @@ class Validator:
                 )
             vwap = _optional_float(raw, "vw")
             trades = _optional_int(raw, "n")
-            return Bar(
-                symbol=name,
-                ts=ts,
-                open=o,
-                high=h,
-                low=low,
-                close=c,
-                volume=volume,
-                vwap=vwap,
-                trades=trades,
-                interval_ms=interval_ms,
+            return make_bar(
+                name, ts, o, h, low, c, volume, vwap=vwap, trades=trades, interval_ms=interval_ms
             )
         except (Invalid, ValidationError) as exc:
             return self.dead(topics.BARS.name, raw, _reason(exc))

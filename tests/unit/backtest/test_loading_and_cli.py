@@ -76,6 +76,7 @@ def test_a_simulated_market_on_shared_cash_from_the_command_line(tmp_path: Path)
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.loads(result.stdout.strip().splitlines()[-1])
+    assert metrics.pop("calendar").startswith("bundled, ")  # test_report_calendar.py
     bars, news = simulated_market(symbols=3, minutes=60)
     model = ExecutionModel(cash_mode=CashMode.SHARED, position_size=0.4)
     request = BacktestRequest((StrategySpec("sentiment_momentum", {}),), model)

@@ -59,16 +59,10 @@ def calendar_show(
     wanted = _date(day, "--date")
     found = calendars.in_effect(load_settings().state_dir)
     bundled = sessions.bundled()
-    lines = []
+    lines = [f"calendar in effect: {calendars.summary(found)}"]
     if found.refreshed is not None:
-        cal = found.refreshed
-        lines.append(
-            f"calendar in effect: refreshed from Alpaca, {cal.first}..{cal.last} "
-            f"({found.path}, written {calendars.refreshed_at(found)})"
-        )
         lines.append(f"outside it: the bundled calendar, {bundled.first}..{bundled.last}")
     else:
-        lines.append(f"calendar in effect: bundled, {bundled.first}..{bundled.last}")
         lines.append(
             f"{found.path} is not used: {found.problem}"
             if found.problem
