@@ -302,27 +302,31 @@ class AnalyticsOperator(KeyedCoProcessFunction):  # type: ignore[misc]
         bar's end (the feed went quiet for longer than ``stale_after_ms`` before this bar), with the
         one timer's chase of ``_fire``. One difference: a check that falls in the last watermark of
         a bounded input, which ``_fire`` skips, is made here (the gap was real)."""
-        assert self.model is not None and self.items is not None
         end, bar = _bar_item(value)
-        symbol: str = ctx.get_current_key()
+        for event in self._stale_before(ctx.get_current_key(), end):
+            yield output_row(self.topics[type(event).__name__], event)
+        yield from self._late(ctx, _BAR, bar)
+
+    def _stale_before(self, symbol: str, end: int) -> list[events.Event]:
+        """The ``stale_feed`` checks the symbol's one stale timer would make before ``end``, with
+        ``_fire``'s chase; the state is written when they changed it, as a timer's would be (so a
+        bar that fails next rolls back to it). The Flink timers they stand for fire harmlessly
+        later: a check after a newer bar finds nothing."""
+        assert self.model is not None
         keyed = self._keyed(symbol)
-        state = keyed.model
-        if state is None:
-            state = keyed.model = self.model.initial_state()
+        state, limit = keyed.model, self.settings.stale_after_ms
+        if state is None or keyed.stale_at is None or keyed.stale_at >= end:
+            return []
         out: list[events.Event] = []
-        while keyed.stale_at is not None and keyed.stale_at < end:  # the chase of ``_fire``
-            at, keyed.stale_at = keyed.stale_at, None  # its Flink timer fires harmlessly later
+        while keyed.stale_at is not None and keyed.stale_at < end:
+            at, keyed.stale_at = keyed.stale_at, None
             out.extend(self.model.check_stale(state, symbol, at))
             last_end = state.get("last_end")
-            if last_end is not None and at < last_end + self.settings.stale_after_ms < end:
-                keyed.stale_at = last_end + self.settings.stale_after_ms
-        state, applied = self.items.apply(state, symbol, [(_BAR, bar)], self._stored_model)
-        keyed.model = state
-        out.extend(applied)
-        self._arm_stale(keyed, state, ctx.timer_service().current_watermark(), ctx)
-        self._write(state, keyed.stale_at)
-        for event in out:
-            yield output_row(self.topics[type(event).__name__], event)
+            if last_end is not None and at < last_end + limit < end:
+                keyed.stale_at = last_end + limit
+        if out:
+            self._write(state, keyed.stale_at)
+        return out
 
     def process_element2(self, value: Row, ctx: KeyedCoProcessFunction.Context) -> Iterator[Row]:
         _kind, _symbol, ts, story_id, score, headline = value  # NEWS_ROW_TYPE by position
@@ -336,11 +340,12 @@ class AnalyticsOperator(KeyedCoProcessFunction):  # type: ignore[misc]
     def _late(
         self, ctx: KeyedCoProcessFunction.Context, kind: str, item: tuple[Any, ...]
     ) -> Iterator[Row]:
-        """An item behind the watermark (its input was idle or slow while the other one moved the
-        watermark on) is applied at once. A timer for it would fire at the next watermark only,
-        and there is none after the end of a bounded input, so it would be lost. Every buffered
-        item is later than the watermark, so applying it now keeps event-time order; a bar older
-        than the symbol's last applied bar is refused by ``DueItems`` (a dead letter)."""
+        """An item applied at once: one behind the watermark (its input was idle or slow while the
+        other one moved the watermark on), or a window bar of a job without other inputs. A timer
+        for a late item would fire at the next watermark only, and there is none after the end of
+        a bounded input, so it would be lost. Every buffered item is later than the watermark, so
+        applying it now keeps event-time order; a bar older than the symbol's last applied bar is
+        refused by ``DueItems`` (a dead letter)."""
         assert self.model is not None and self.items is not None
         symbol: str = ctx.get_current_key()
         keyed = self._keyed(symbol)
