@@ -11,7 +11,9 @@ bounds. The tests then check that:
 - each hostile record that must be refused has a dead letter naming a reason (matched by its
   partition and offset), and the few harmless ones (a valid record with 1 MB of padding, a
   provider bar with volume 0 or without ``interval_ms``) were used as valid records,
-- the job's Java trade parser and the Python ``events.Trade`` model accept exactly the same trades.
+- the job's Java trade parser and the Python ``events.Trade`` model accept exactly the same trades,
+- a second run of the same trades topic in a job with no other input (where each bar is applied as
+  it arrives) refuses the same trades and writes the same trade bars and signals.
 """
 
 from __future__ import annotations
@@ -238,6 +240,70 @@ def poison_run(kafka, tmp_path_factory: pytest.TempPathFactory) -> Run:  # type:
         deadletters=bus.decode_all(servers, names["deadletter"], events.DeadLetter),
         names=names,
     )
+
+
+@pytest.fixture(scope="module")
+def trades_only_run(kafka, poison_run: Run, tmp_path_factory: pytest.TempPathFactory) -> Run:  # type: ignore[no-untyped-def]
+    """The same trades topic, hostile records and all, through a job with no news and no provider
+    bars: the analytics operator applies each window bar as it arrives (no buffer, no timer)."""
+    servers = kafka.bootstrap_servers
+    suffix = tmp_path_factory.mktemp("poison-trades-only").name
+    outputs = {key: f"t{key}.{suffix}" for key in ("analytics_bars", "signals", "alerts",
+                                                   "deadletter")}  # fmt: skip
+    bus.ensure_topics(KafkaSettings(bootstrap_servers=servers, partitions=2), outputs.values())
+    io = JobIO(bootstrap_servers=servers, trades=poison_run.names["trades"], news=None, bars=None,
+               bounded=True, from_earliest=True, group_id=suffix, **outputs)  # fmt: skip
+    options = JobOptions(
+        strategies=(STRATEGY,),
+        checkpoint_dir=Path(str(tmp_path_factory.mktemp("poison-trades-only-checkpoints"))),
+        checkpoint_interval_ms=2000,
+        restart_attempts=0,
+        analytics=AnalyticsSettings(),
+    )
+    run(io, options)  # raises if the job failed
+    return Run(
+        trades=poison_run.trades,
+        provider_bars=[],
+        hostile={k: v for k, v in poison_run.hostile.items() if v[0] == "trades"},
+        edge=poison_run.edge,
+        bars=bus.decode_all(servers, outputs["analytics_bars"], events.AnalyticsBar),
+        signals=bus.decode_all(servers, outputs["signals"], events.Signal),
+        alerts=bus.decode_all(servers, outputs["alerts"], events.Alert),
+        deadletters=bus.decode_all(servers, outputs["deadletter"], events.DeadLetter),
+        names={**outputs, "trades": poison_run.names["trades"]},
+    )
+
+
+def test_a_job_with_trades_only_refuses_the_same_trades_and_writes_the_same_bars(
+    poison_run: Run, trades_only_run: Run
+) -> None:
+    """Without news or provider bars the operator takes its other path (bars at arrival): the
+    hostile trades are each one dead letter with a reason, and its trade bars and signals are
+    those of the run with every input."""
+    letters = _letters(trades_only_run)
+    for position, (_key, name) in trades_only_run.hostile.items():
+        found = letters.get(position, [])
+        if name in ACCEPTED_TRADES:
+            assert not found, (name, found[0].reason)
+        else:
+            assert len(found) == 1 and found[0].reason.strip(), (name, len(found))
+
+    def content(bars: list[events.AnalyticsBar]) -> list[str]:
+        """Bars less ingest time and the news features (only the other run has news)."""
+        out = []
+        for bar in bars:
+            if bar.symbol != PRV:
+                data = bar.model_dump(mode="json", exclude={"ingest_ts"})
+                for name in ("sentiment", "sentiment_avg"):
+                    data["indicators"].pop(name, None)
+                out.append(json.dumps(data, sort_keys=True))
+        return sorted(out)
+
+    assert content(trades_only_run.bars) == content(poison_run.bars)
+    assert {(s.symbol, s.bar_ts, s.side) for s in trades_only_run.signals} == {
+        (s.symbol, s.bar_ts, s.side) for s in poison_run.signals
+    }
+    assert trades_only_run.signals
 
 
 @pytest.fixture(scope="module")
