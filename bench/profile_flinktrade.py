@@ -13,15 +13,16 @@ method). The full job's figure comes from ``bench.run`` (it has Python in it).
 Prints one JSON line per variant. ``python -m bench.profile_flinktrade``.
 
 ``python -m bench.profile_flinktrade --operator [--symbols 100] [--minutes 200] [--cprofile]
-[--at-arrival]``
+[--bundled]``
 needs no broker: it runs the job's real ``AnalyticsOperator`` (``BarAnalyticsOperator``'s path,
 trades only, the four built-in strategies) outside Flink, on ``bench.core``'s bars, minute by
 minute as the job sees them: every symbol's bar through ``process_element1``, then the watermark
 passes and every timer fires. Its keyed state pickles on ``update`` and unpickles on ``value``, as
 PyFlink's ``PICKLED_BYTE_ARRAY`` converter does in thread mode. One JSON line: CPU time per bar
 (``time.process_time``, median of ``--repeats``), split into the element and the timer calls;
-with ``--cprofile`` the top functions of one more run to stderr. ``--at-arrival``: the path of a job
-with no news and no provider bars, where each bar is applied as it arrives (no timer).
+with ``--cprofile`` the top functions of one more run to stderr. ``--bundled``: the path of a job
+with no news and no provider bars (``BundledBarOperator``): each minute's bars in one bundle (one
+bucket), one call, the symbol states in one map state.
 """
 
 from __future__ import annotations
@@ -149,10 +150,35 @@ class _PickledState:
         self.states[self.name].pop(self.key[0], None)
 
 
+class _PickledMap:
+    """A keyed map state as PyFlink's thread mode keeps ``PICKLED_BYTE_ARRAY`` values (one key)."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, bytes] = {}
+
+    def get(self, key: str) -> Any:
+        raw = self.values.get(key)
+        return None if raw is None else pickle.loads(raw)  # noqa: S301 (our own bytes)
+
+    def put(self, key: str, value: Any) -> None:
+        self.values[key] = pickle.dumps(value)
+
+    def put_all(self, values: dict[str, Any]) -> None:
+        for key, value in values.items():
+            self.values[key] = pickle.dumps(value)
+
+    def items(self) -> list[tuple[str, Any]]:
+        return [(key, self.get(key)) for key in self.values]
+
+
 class _Runtime:
     def __init__(self) -> None:
         self.states: dict[str, dict[str, bytes]] = {}
-        self.key = [""]
+        self.key: list[Any] = [""]
+        self.map = _PickledMap()
+
+    def get_map_state(self, descriptor: Any) -> _PickledMap:
+        return self.map
 
     def get_state(self, descriptor: Any) -> _PickledState:
         name = descriptor.get_name()
@@ -182,32 +208,44 @@ class _Ctx:
 
 
 def _operator_run(
-    minutes: list[list[tuple[Any, ...]]], at_arrival: bool = False
+    minutes: list[list[tuple[Any, ...]]], bundled: bool = False
 ) -> tuple[float, float, int, int]:
     """CPU seconds in ``process_element`` and in ``on_timer``, bars and output rows of one pass
     of a fresh operator over ``minutes`` (each: the ``BAR_ROW_TYPE`` rows closing together).
-    ``at_arrival``: the job without news or provider bars (``BarAnalyticsOperator`` applying each
-    window bar as it arrives); else the bars are buffered for their timers, as with news."""
+    ``bundled``: the job without news or provider bars (``BundledBarOperator``, each minute's bars
+    as one bundle line each, as ``sql.bar_bundles_view`` writes them); else the bars are buffered
+    for their timers, as with provider bars."""
     from bench.core import specs
-    from flinktrade.pipeline.operator import AnalyticsOperator, BarAnalyticsOperator
+    from flinktrade.pipeline.operator import (
+        AnalyticsOperator,
+        BarAnalyticsOperator,
+        BundledBarOperator,
+    )
 
     topics = {"AnalyticsBar": "b", "Signal": "s", "Alert": "a", "DeadLetter": "d"}
     analytics = AnalyticsOperator(specs(4), AnalyticsSettings(), topics, {})
-    operator = BarAnalyticsOperator(analytics, window_bars_only=at_arrival)
+    operator: Any = BundledBarOperator(analytics) if bundled else BarAnalyticsOperator(analytics)
     runtime = _Runtime()
     operator.open(runtime)
     ctx = _Ctx(runtime)
+    if bundled:
+        minutes = [[(0, "\n".join(_bundle_line(row) for row in rows))] for rows in minutes]
     t_in = t_timer = 0.0
     bars = rows = 0
     for rows_of_minute in minutes:
         started = time.process_time()
         for row in rows_of_minute:
-            runtime.key[0] = row[1]
+            runtime.key[0] = row[0] if bundled else row[1]
             for _ in operator.process_element(row, ctx):
                 rows += 1
         t_in += time.process_time() - started
-        bars += len(rows_of_minute)
-        ctx.watermark = max(row[2] + row[10] - 1 for row in rows_of_minute)  # the bars' end
+        if bundled:
+            lines = rows_of_minute[0][1].split("\n")
+            bars += len(lines)
+            ctx.watermark = int(lines[0].split("\t")[1]) + 60_000 - 1
+        else:
+            bars += len(rows_of_minute)
+            ctx.watermark = max(row[2] + row[10] - 1 for row in rows_of_minute)  # the bars' end
         started = time.process_time()
         while due := sorted(t for t in ctx.timers if t[0] <= ctx.watermark):
             ctx.timers -= set(due)  # a timer set while these fire, if due, fires in this step
@@ -217,6 +255,13 @@ def _operator_run(
                     rows += 1
         t_timer += time.process_time() - started
     return t_in, t_timer, bars, rows
+
+
+def _bundle_line(row: tuple[Any, ...]) -> str:
+    """A ``BAR_ROW_TYPE`` row as a line of a bundle (``sql.BUNDLE_FIELDS``)."""
+    _kind, symbol, ts, open_, high, low, close, volume, vwap, trades, _interval, _text = row
+    values = (symbol, ts, open_, high, low, close, volume, vwap, trades)
+    return "\t".join("" if v is None else str(v) for v in values)  # NULL: '' as in the SQL
 
 
 def operator_minutes(symbols: int, minutes: int) -> list[list[tuple[Any, ...]]]:
@@ -235,18 +280,18 @@ def operator_minutes(symbols: int, minutes: int) -> list[list[tuple[Any, ...]]]:
 
 
 def operator_per_bar(
-    symbols: int, minutes: int, repeats: int, at_arrival: bool = False
+    symbols: int, minutes: int, repeats: int, bundled: bool = False
 ) -> dict[str, Any]:
     from flinktrade import accel
 
     work = operator_minutes(symbols, minutes)
-    _operator_run(work, at_arrival)  # warm-up, discarded
-    runs = [_operator_run(work, at_arrival) for _ in range(repeats)]
+    _operator_run(work, bundled)  # warm-up, discarded
+    runs = [_operator_run(work, bundled) for _ in range(repeats)]
     bars = runs[0][2]
     total = sorted((t_in + t_timer) / bars * 1e6 for t_in, t_timer, _b, _r in runs)
     return {
         "variant": "analytics operator, real state serializer"
-        + (", bars at arrival" if at_arrival else ""),
+        + (", bundled (one call per minute)" if bundled else ""),
         "us_per_bar": round(statistics.median(total), 1),
         "us_per_bar_min": round(total[0], 1),
         "us_per_bar_max": round(total[-1], 1),
@@ -267,11 +312,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--cprofile", action="store_true", help="top functions to stderr")
     parser.add_argument(
-        "--at-arrival", action="store_true", help="bars applied at arrival (a job without news)"
+        "--bundled", action="store_true", help="bars in bundles (a job with trades only)"
     )
     args = parser.parse_args()
     if args.operator:
-        line = operator_per_bar(args.symbols, args.minutes, args.repeats, args.at_arrival)
+        line = operator_per_bar(args.symbols, args.minutes, args.repeats, args.bundled)
         print(json.dumps(line), flush=True)
         if args.cprofile:
             import cProfile
@@ -279,7 +324,7 @@ def main() -> None:
 
             work = operator_minutes(args.symbols, args.minutes)
             profiler = cProfile.Profile()
-            profiler.runcall(_operator_run, work, args.at_arrival)
+            profiler.runcall(_operator_run, work, args.bundled)
             pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(25)
         return
     with tempfile.TemporaryDirectory(prefix="flinktrade-prof-") as tmp:

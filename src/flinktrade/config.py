@@ -218,6 +218,15 @@ class JobSettings(Section):
     provider_bars: bool = Field(
         True, description="Also analyse provider bars (market.bars); false: only bars from trades."
     )
+    bar_buckets: int | None = Field(
+        None,
+        ge=1,
+        le=1024,
+        description="With neither news nor provider bars, the bars reach Python in bundles, one per"
+        " minute and bucket of symbols: the number of buckets (default: the parallelism). Keep it"
+        " for the life of the job's state: a restore with another count restarts the indicators of"
+        " the symbols that change bucket.",
+    )
     heap: str = Field(
         "1g",
         pattern=r"^([1-9][0-9]*[kKmMgG]?)?$",

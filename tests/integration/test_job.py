@@ -184,8 +184,53 @@ def expected_bars(job_run: Run) -> list[reference.RefBar]:
     return bars
 
 
-def test_bars_equal_the_reference(job_run: Run, expected_bars: list[reference.RefBar]) -> None:
-    got = sorted((b for b in job_run.bars if b.symbol != "PRV"), key=lambda b: (b.symbol, b.ts))
+@pytest.fixture(scope="module")
+def trades_only_run(kafka, job_run: Run, tmp_path_factory: pytest.TempPathFactory) -> Run:  # type: ignore[no-untyped-def]
+    """The same trades through a job without news or provider bars at parallelism 2: its bars
+    reach Python in bundles, one per minute and bucket (two buckets, one per task)."""
+    servers = kafka.bootstrap_servers
+    names = dict(job_run.names)
+    for key in ("analytics_bars", "signals", "alerts", "deadletter"):
+        names[key] = f"{names[key]}.t2"
+    bus.ensure_topics(
+        KafkaSettings(bootstrap_servers=servers, partitions=4),
+        [names[k] for k in ("analytics_bars", "signals", "alerts", "deadletter")],
+    )
+    names["news"] = names["bars"] = None  # type: ignore[assignment]
+    io = JobIO(
+        bootstrap_servers=servers,
+        bounded=True,
+        from_earliest=True,
+        group_id=f"{names['trades']}.t2",
+        **names,  # type: ignore[arg-type]
+    )
+    options = JobOptions(
+        parallelism=2,
+        strategies=STRATEGIES,
+        checkpoint_dir=Path(str(tmp_path_factory.mktemp("checkpoints-t2"))),
+        analytics=AnalyticsSettings(gap_pct=GAP_PCT, large_trade_size=LARGE_TRADE),
+    )
+    env, t_env = environment(options)
+    build(t_env, io, options)
+    nodes = json.loads(env.get_execution_plan())["nodes"]
+    plan = {f"{n['type']} #{n['id']}": int(n["parallelism"]) for n in nodes}
+    run(io, options)
+    return Run(
+        plan=plan,
+        trades=job_run.trades,
+        bars=bus.decode_all(servers, names["analytics_bars"], events.AnalyticsBar),
+        signals=bus.decode_all(servers, names["signals"], events.Signal),
+        alerts=bus.decode_all(servers, names["alerts"], events.Alert),
+        deadletters=bus.decode_all(servers, names["deadletter"], events.DeadLetter),
+        news=[],
+        names=names,
+    )
+
+
+def _assert_bars_equal_the_reference(
+    bars: list[events.AnalyticsBar], expected_bars: list[reference.RefBar]
+) -> None:
+    got = sorted((b for b in bars if b.symbol != "PRV"), key=lambda b: (b.symbol, b.ts))
     assert len(got) == len(expected_bars)
     for bar, ref in zip(got, expected_bars, strict=True):
         assert (bar.symbol, bar.ts) == (ref.symbol, ref.ts)
@@ -199,6 +244,29 @@ def test_bars_equal_the_reference(job_run: Run, expected_bars: list[reference.Re
             else:
                 assert got_value is not None, (bar.symbol, bar.ts, name)
                 assert math.isclose(got_value, want, rel_tol=0, abs_tol=1e-9), (bar.symbol, name)
+
+
+def test_bars_equal_the_reference(job_run: Run, expected_bars: list[reference.RefBar]) -> None:
+    _assert_bars_equal_the_reference(job_run.bars, expected_bars)
+
+
+def test_a_job_with_trades_only_bundles_its_bars_and_writes_the_reference_at_parallelism_2(
+    job_run: Run, trades_only_run: Run, expected_bars: list[reference.RefBar]
+) -> None:
+    """Bars in bundles (``BundledBarOperator``, two buckets over two tasks): the same bars and
+    indicators as the reference, the same signals as the job with every input (its strategies
+    read no news), and the same dead letters for the bad trades."""
+    plan = trades_only_run.plan
+    assert plan is not None and set(plan.values()) == {2}, plan
+    assert any("KEYED PROCESS" in name.upper() for name in plan), sorted(plan)
+    _assert_bars_equal_the_reference(trades_only_run.bars, expected_bars)
+
+    def content(items: list[Any]) -> list[str]:
+        return sorted(e.model_dump_json(exclude={"ingest_ts"}) for e in items)
+
+    assert content(trades_only_run.signals) == content(job_run.signals)
+    trade_letters = [d for d in job_run.deadletters if d.source_topic == job_run.names["trades"]]
+    assert content(trades_only_run.deadletters) == content(trade_letters)
 
 
 def test_bars_are_keyed_and_timestamped_by_symbol_and_time(kafka, job_run: Run) -> None:  # type: ignore[no-untyped-def]

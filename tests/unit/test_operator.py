@@ -178,12 +178,37 @@ class _State:
         self._value = None
 
 
+class _MapState:
+    """A keyed map state as Flink's pickled one keeps it: a copy of each value put."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, bytes] = {}
+
+    def get(self, key: str) -> Any:
+        raw = self.values.get(key)
+        return None if raw is None else pickle.loads(raw)
+
+    def put(self, key: str, value: Any) -> None:
+        self.values[key] = pickle.dumps(value)
+
+    def put_all(self, values: dict[str, Any]) -> None:
+        for key, value in values.items():
+            self.put(key, value)
+
+    def items(self) -> list[tuple[str, Any]]:
+        return [(key, self.get(key)) for key in self.values]
+
+
 class _Runtime:
     def __init__(self) -> None:
         self.states: dict[str, _State] = {}
+        self.maps: dict[str, _MapState] = {}
 
     def get_state(self, descriptor: Any) -> _State:
         return self.states.setdefault(descriptor.get_name(), _State())
+
+    def get_map_state(self, descriptor: Any) -> _MapState:
+        return self.maps.setdefault(descriptor.get_name(), _MapState())
 
 
 class _Timers:
@@ -306,41 +331,111 @@ def _no_ingest_ts(row: tuple[Any, ...]) -> tuple[Any, ...]:
     return topic, key, {k: v for k, v in json.loads(payload).items() if k != "ingest_ts"}, ts
 
 
-def test_a_window_bar_applied_at_arrival_gives_what_its_timer_would_have() -> None:
-    """A job whose only input is its own window's bars applies each bar as it arrives
-    (``process_window_bar``) instead of buffering it for a timer: the same rows in the same order,
-    stale_feed alerts included (a gap longer than ``stale_after_ms`` before a bar), a refused bar
-    alike, and the same state for a restored task to read."""
-    from flinktrade.pipeline.operator import AnalyticsOperator, BarAnalyticsOperator
+TOPICS = {
+    "AnalyticsBar": "bars",
+    "Signal": "signals",
+    "Alert": "alerts",
+    "DeadLetter": "deadletter",
+}
 
-    topics = {"AnalyticsBar": "bars", "Signal": "signals", "Alert": "alerts",
-              "DeadLetter": "deadletter"}  # fmt: skip
+
+def _symbol_of(row: tuple[Any, ...]) -> str:
+    """The symbol an output row is about (a dead letter's reason starts with it)."""
+    payload = row[2]
+    return str(payload.get("symbol") or payload["reason"].split()[0])
+
+
+def _bundle_line(symbol: str, i: int, close: str) -> str:
+    """One line of a ``sql.bar_bundles_view`` bundle, as the SQL writes it."""
+    ts, o, h, low, c, volume, vwap, trades, _interval = bar_item(i, close)
+    return "\t".join([symbol, str(ts), o, h, low, c, str(volume), str(vwap), str(trades)])
+
+
+def test_bundled_bars_give_per_symbol_what_a_timer_per_symbol_would_have() -> None:
+    """A job whose only input is its own window's bars takes each minute's bars of a bucket in one
+    bundle (``BundledBarOperator``, keyed by bucket, one map state of symbol states): per symbol the
+    same rows in the same order as the per-symbol operator that buffers each bar for its timer,
+    stale_feed alerts included (gaps longer than ``stale_after_ms``), a refused bar and an
+    unreadable line alike, and the same stored state, also across a task restart half-way (a new
+    operator reading the map state, with Flink's timers kept)."""
+    from flinktrade.pipeline.operator import (
+        AnalyticsOperator,
+        BarAnalyticsOperator,
+        BundledBarOperator,
+        stored_state,
+    )
+
     settings = AnalyticsSettings(stale_after_ms=3 * MINUTE)
     minutes = [0, 1, 2, 3, 9, 10, 11, 16, 20, 21, 22, 23]  # quiet from 4, 11 (a refused bar), 17
     closes = ["100.5", "101.5", "99.5", "102.25", "104", "103.5", "0", "105.75", "104.5",
               "106", "107.5", "103"]  # fmt: skip
-    got = {}
-    for at_arrival in (False, True):
-        operator = BarAnalyticsOperator(
-            AnalyticsOperator(SPECS, settings, topics, SOURCES), window_bars_only=at_arrival
-        )
-        operator.open(_Runtime())
-        ctx = _Context("AAA")
+    trading = {  # which minutes each symbol trades in: different gaps, so different stale times
+        "AAA": dict(zip(minutes, closes, strict=True)),
+        "BBB": dict(zip([m + 1 for m in minutes], closes, strict=True)),
+        "C": {m: c for m, c in zip(minutes, closes, strict=True) if m % 2 == 0},
+    }
+    all_minutes = sorted({m for bars in trading.values() for m in bars})
+    end_of = {i: T0 + (i + 1) * MINUTE - 1 for i in range(40)}
+
+    # the reference: one per-symbol operator each, its bars buffered for their timers
+    expected: dict[str, list[tuple[Any, ...]]] = {symbol: [] for symbol in trading}
+    stored_expected: dict[str, tuple[bytes, int | None]] = {}
+    for symbol, bars in trading.items():
+        per_symbol = BarAnalyticsOperator(AnalyticsOperator(SPECS, settings, TOPICS, SOURCES))
+        per_symbol.open(_Runtime())
+        ctx = _Context(symbol)
         ctx.timers = _FiringTimers()
         rows: list[tuple[Any, ...]] = []
-        for i, close in zip(minutes, closes, strict=True):
-            row = list(_bar_row(i, close))
-            if close == "0":  # a bar the model must not see: a dead letter and a bad_bar alert
-                row[5] = "0"
-            rows += [tuple(r) for r in operator.process_element(tuple(row), ctx)]
-            rows += ctx.timers.fire(operator, ctx, T0 + (i + 1) * MINUTE - 1)  # the window's step
-        rows += ctx.timers.fire(operator, ctx, T0 + 40 * MINUTE)  # the feed stays quiet
-        stored, stale_at = operator.analytics._read("AAA")
-        got[at_arrival] = ([_no_ingest_ts(r) for r in rows], pickle.dumps(stored), stale_at)
-    rows = got[True][0]
-    assert got[True] == got[False]
-    kinds = [r[2]["kind"] for r in rows if r[0] == "alerts"]
-    # quiet for 3 minutes from the ends of the bars at 3, 10 and 16, and after the last one
-    assert kinds.count("stale_feed") == 4 and kinds.count("bad_bar") == 1, kinds
-    assert sum(r[0] == "bars" for r in rows) == len(minutes) - 1
-    assert sum(r[0] == "deadletter" for r in rows) == 1
+        for i in all_minutes:
+            if i in bars:
+                row = list(_bar_row(i, bars[i]))
+                row[1] = symbol
+                if bars[i] == "0":  # a bar the model must not see
+                    row[5] = "0"
+                rows += [tuple(r) for r in per_symbol.process_element(tuple(row), ctx)]
+            rows += ctx.timers.fire(per_symbol, ctx, end_of[i])  # the window's step
+        rows += ctx.timers.fire(per_symbol, ctx, T0 + 40 * MINUTE)  # the feed stays quiet
+        expected[symbol] = [_no_ingest_ts(r) for r in rows]
+        model, stale_at = per_symbol.analytics._read(symbol)
+        stored_expected[symbol] = (pickle.dumps(model), stale_at)
+
+    # the bundles: one per minute, every symbol in bucket 0, and the task restarted at minute 10
+    runtime = _Runtime()
+    ctx = _Context(0)  # type: ignore[arg-type]
+    ctx.timers = _FiringTimers()
+
+    def started() -> BundledBarOperator:
+        operator = BundledBarOperator(AnalyticsOperator(SPECS, settings, TOPICS, SOURCES))
+        operator = pickle.loads(pickle.dumps(operator))  # as Flink ships it to the task
+        operator.open(runtime)
+        return operator
+
+    operator = started()
+    bundled: list[tuple[Any, ...]] = []
+    for i in all_minutes:
+        if i == 10:
+            operator = started()
+        lines = []
+        for symbol, bars in trading.items():
+            if i in bars:
+                lines.append(_bundle_line(symbol, i, bars[i]))  # "0": a bar refused
+        if i == 20:
+            lines.append("not\ta bar")  # a line it cannot read: a dead letter, the rest goes on
+        bundled += [tuple(r) for r in operator.process_element((0, "\n".join(lines)), ctx)]
+        bundled += ctx.timers.fire(operator, ctx, end_of[i])
+    bundled += ctx.timers.fire(operator, ctx, T0 + 40 * MINUTE)
+    decoded = [_no_ingest_ts(r) for r in bundled]
+
+    unreadable = [r for r in decoded if r[0] == "deadletter" and "bar bundle line" in
+                  r[2]["reason"]]  # fmt: skip
+    assert len(unreadable) == 1 and unreadable[0][2]["payload"] == "not\ta bar"
+    for symbol in trading:
+        got = [r for r in decoded if r not in unreadable and _symbol_of(r) == symbol]
+        assert got == expected[symbol], symbol
+        model, stale_at = stored_state(
+            operator.model, runtime.maps["model_states"].get(symbol), symbol
+        )
+        assert (pickle.dumps(model), stale_at) == stored_expected[symbol], symbol
+    kinds = [r[2]["kind"] for r in decoded if r[0] == "alerts"]
+    assert kinds.count("bad_bar") == 2 and kinds.count("stale_feed") >= 6, kinds
+    assert len(ctx.timers.timers) == 0

@@ -44,6 +44,7 @@ from flinktrade.pipeline.operator import (
     AnalyticsOperator,
     BarAnalyticsOperator,
     BarDecoder,
+    BundledBarOperator,
     NewsScorer,
 )
 
@@ -101,6 +102,12 @@ class JobOptions:
     thread_mode: bool = True
     strategies: tuple[StrategySpec, ...] = field(default_factory=tuple)
     analytics: AnalyticsSettings = field(default_factory=AnalyticsSettings)
+    bar_buckets: int | None = None
+    """A job whose only input is its trades hands its bars to Python in bundles, one per minute
+    and bucket of symbols (``operator.BundledBarOperator``): the number of buckets (None: the
+    parallelism), fixed for the life of the job's state, since a restore with another count
+    starts the symbols that moved afresh. One bucket is one Python call per minute; the buckets
+    spread the symbols over up to that many parallel tasks."""
     restore_from: Path | str | None = None
     """A retained checkpoint (or savepoint) directory to start from, or a URI the cluster reads
     (``s3://...``, ``hdfs://...``) given as a string."""
@@ -138,6 +145,7 @@ class JobOptions:
             "latency_profile": job.latency_profile,
             "thread_mode": job.python_thread_mode,
             "heap": job.heap or None,
+            "bar_buckets": job.bar_buckets,
             "strategies": specs,
             "analytics": settings.analytics,
             "kafka_properties": sql.client_properties(settings.kafka),
@@ -318,11 +326,14 @@ def build(t_env: StreamTableEnvironment, io: JobIO, options: JobOptions) -> None
     t_env.execute_sql(sql.analytics_view("bars"))
 
     # The analytics view already has BAR_ROW_TYPE's columns: no Python map on the bar path unless
-    # provider bars must be unioned in (a union needs both sides typed alike).
-    bars = t_env.to_data_stream(t_env.from_path("analytics"))
+    # provider bars must be unioned in (a union needs both sides typed alike). A job with neither
+    # news nor provider bars takes the window's bars in bundles instead (below).
+    bundled = not io.news and not io.bars
+    bars = None if bundled else t_env.to_data_stream(t_env.from_path("analytics"))
     deadletter_topic = io.deadletter
     dead: DataStream | None = None
     if io.bars:
+        assert bars is not None
         provider = t_env.to_data_stream(t_env.from_path("provider_bars_rows")).flat_map(
             BarDecoder(io.bars), output_type=BAR_ROW_TYPE
         )
@@ -341,6 +352,7 @@ def build(t_env: StreamTableEnvironment, io: JobIO, options: JobOptions) -> None
     sources = {"trades": io.trades, "bars": io.bars or io.trades, "news": io.news or io.trades}
     operator = AnalyticsOperator(options.strategies, options.analytics, topic_of, sources)
     if io.news:
+        assert bars is not None
         news = t_env.to_data_stream(t_env.from_path("news_rows")).flat_map(
             NewsScorer(io.news), output_type=NEWS_ROW_TYPE
         )
@@ -355,10 +367,17 @@ def build(t_env: StreamTableEnvironment, io: JobIO, options: JobOptions) -> None
             .key_by(lambda row: row[1], lambda row: row[1], key_type=Types.STRING())
             .process(operator, output_type=OUTPUT_ROW_TYPE)
         )
-    else:
+    elif bars is not None:
         outputs = bars.key_by(lambda row: row[1], key_type=Types.STRING()).process(
-            BarAnalyticsOperator(operator, window_bars_only=not io.bars),
-            output_type=OUTPUT_ROW_TYPE,
+            BarAnalyticsOperator(operator), output_type=OUTPUT_ROW_TYPE
+        )
+    else:  # the window's bars are the only input: one Python call per minute and bucket
+        buckets = options.bar_buckets or options.parallelism
+        t_env.execute_sql(sql.bar_bundles_view("bars", buckets))
+        outputs = (
+            t_env.to_data_stream(t_env.from_path("bar_bundles"))
+            .key_by(lambda row: row[0], key_type=Types.INT())
+            .process(BundledBarOperator(operator), output_type=OUTPUT_ROW_TYPE)
         )
     if dead is not None:
         outputs = outputs.union(dead)

@@ -9,8 +9,9 @@ event-time order: both are buffered and applied when the watermark passes them (
 story at its time), so a story is always folded in before the bars that close after it, whatever
 order the two streams arrive in. An item that arrives behind the watermark already (its input was
 idle while the other moved the watermark on) is applied at once rather than left for a timer. In a
-job whose only input is its own window's bars (no news, no provider bars), ``BarAnalyticsOperator``
-applies each bar as it arrives: there is nothing to order it against.
+job whose only input is its own window's bars (no news, no provider bars), ``BundledBarOperator``
+takes them in bundles, one per minute and bucket of symbols, and applies each bar at once: there
+is nothing to order it against, and one Python call serves the whole bundle.
 The per-symbol logic itself is ``analytics.SymbolModel``; its state lives as Python objects and is
 written through to Flink keyed state as the model's ``snapshot`` (plain values, cheap to pickle),
 checkpointed and restored with the job.
@@ -27,13 +28,14 @@ For latency work only: with ``FLINKTRADE_STAGE_LOG`` set to a file path, the ana
 appends one line per stage of each bar to it (wall-clock microseconds, the stage, the symbol, the
 bar's or timer's event time, the operator's watermark): ``in`` when a bar reaches the operator,
 ``timer`` when its timer fires, ``emit`` when the model is done and the outputs start to leave,
-``out`` when they have left (a bar applied at arrival logs ``in`` and ``out`` only). That is ``StageLoggedAnalyticsOperator``, which
+``out`` when they have left. That is ``StageLoggedAnalyticsOperator``, which
 ``AnalyticsOperator(...)`` makes instead when the variable is set; unset (always, in production)
 the operator has no per-bar check for it.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -50,7 +52,7 @@ from pyflink.datastream import (
     KeyedProcessFunction,
     RuntimeContext,
 )
-from pyflink.datastream.state import ValueStateDescriptor
+from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
 from flinktrade import events
 from flinktrade.config import AnalyticsSettings
@@ -60,7 +62,7 @@ from flinktrade.pipeline.due import BAR as _BAR
 from flinktrade.pipeline.due import NEWS as _NEWS
 from flinktrade.pipeline.due import PROVIDER, DueItems
 from flinktrade.pipeline.due import failure_reason as _reason
-from flinktrade.pipeline.sql import MAX_AHEAD_MS
+from flinktrade.pipeline.sql import BAR_INTERVAL_MS, BUNDLE_FIELDS, MAX_AHEAD_MS
 
 log = logging.getLogger(__name__)
 
@@ -121,11 +123,13 @@ NEWS_ROW_TYPE = Types.ROW_NAMED(
 
 __all__ = [
     "BAR_ROW_TYPE",
+    "BUNDLE_ROW_TYPE",
     "NEWS_ROW_TYPE",
     "OUTPUT_ROW_TYPE",
     "AnalyticsOperator",
     "BarAnalyticsOperator",
     "BarDecoder",
+    "BundledBarOperator",
     "DueItems",
     "NewsScorer",
     "StrategySpec",
@@ -292,42 +296,6 @@ class AnalyticsOperator(KeyedCoProcessFunction):  # type: ignore[misc]
         self._buffer(ctx.get_current_key(), (end, 1, ""), _BAR, bar)
         ctx.timer_service().register_event_time_timer(end)
 
-    def process_window_bar(self, value: Row, ctx: KeyedProcessFunction.Context) -> Iterator[Row]:
-        """A bar of the job's own 1-minute window, in a job whose only input it is: applied at once.
-
-        The window emits a symbol's bars in time order, each only once the watermark has passed its
-        minute, and nothing else can come before it: buffering it until the watermark's next step
-        would order nothing, and costs a state write, a timer and a second call into Python per bar.
-        What a timer would have done first is done first: the ``stale_feed`` checks due before the
-        bar's end (the feed went quiet for longer than ``stale_after_ms`` before this bar), with the
-        one timer's chase of ``_fire``. One difference: a check that falls in the last watermark of
-        a bounded input, which ``_fire`` skips, is made here (the gap was real)."""
-        end, bar = _bar_item(value)
-        for event in self._stale_before(ctx.get_current_key(), end):
-            yield output_row(self.topics[type(event).__name__], event)
-        yield from self._late(ctx, _BAR, bar)
-
-    def _stale_before(self, symbol: str, end: int) -> list[events.Event]:
-        """The ``stale_feed`` checks the symbol's one stale timer would make before ``end``, with
-        ``_fire``'s chase; the state is written when they changed it, as a timer's would be (so a
-        bar that fails next rolls back to it). The Flink timers they stand for fire harmlessly
-        later: a check after a newer bar finds nothing."""
-        assert self.model is not None
-        keyed = self._keyed(symbol)
-        state, limit = keyed.model, self.settings.stale_after_ms
-        if state is None or keyed.stale_at is None or keyed.stale_at >= end:
-            return []
-        out: list[events.Event] = []
-        while keyed.stale_at is not None and keyed.stale_at < end:
-            at, keyed.stale_at = keyed.stale_at, None
-            out.extend(self.model.check_stale(state, symbol, at))
-            last_end = state.get("last_end")
-            if last_end is not None and at < last_end + limit < end:
-                keyed.stale_at = last_end + limit
-        if out:
-            self._write(state, keyed.stale_at)
-        return out
-
     def process_element2(self, value: Row, ctx: KeyedCoProcessFunction.Context) -> Iterator[Row]:
         _kind, _symbol, ts, story_id, score, headline = value  # NEWS_ROW_TYPE by position
         news = (story_id, int(ts), float(score), headline)
@@ -340,8 +308,8 @@ class AnalyticsOperator(KeyedCoProcessFunction):  # type: ignore[misc]
     def _late(
         self, ctx: KeyedCoProcessFunction.Context, kind: str, item: tuple[Any, ...]
     ) -> Iterator[Row]:
-        """An item applied at once: one behind the watermark (its input was idle or slow while the
-        other one moved the watermark on), or a window bar of a job without other inputs. A timer
+        """An item applied at once, being behind the watermark (its input was idle or slow while
+        the other one moved the watermark on). A timer
         for a late item would fire at the next watermark only, and there is none after the end of
         a bounded input, so it would be lost. Every buffered item is later than the watermark, so
         applying it now keeps event-time order; a bar older than the symbol's last applied bar is
@@ -409,27 +377,10 @@ class AnalyticsOperator(KeyedCoProcessFunction):  # type: ignore[misc]
         self.state.update((STATE_FORMAT, self.model.snapshot(state), stale_at))
 
     def _read(self, symbol: str) -> tuple[dict[str, Any] | None, int | None]:
-        """The current key's ``(model state, stale_feed time)`` from Flink state, a new object.
-
-        A value this operator cannot read is never taken for a state: it is logged as an error
-        and the symbol starts afresh (the indicators warm up again). A value of the format before
-        snapshots (the live state pickled whole) still reads."""
+        """The current key's ``(model state, stale_feed time)`` from Flink state, a new object
+        (``stored_state``)."""
         assert self.model is not None
-        stored = self.state.value()
-        if stored is None:
-            return None, None
-        try:
-            if type(stored) is tuple and len(stored) == 3 and stored[0] == STATE_FORMAT:
-                _format, snap, stale_at = stored
-                return self.model.restore(snap), (None if stale_at is None else int(stale_at))
-            if type(stored) is tuple and len(stored) == 2 and isinstance(stored[0], dict):
-                legacy, stale_at = stored  # the live state pickled whole, as written before
-                return legacy, (None if stale_at is None else int(stale_at))
-            raise ValueError(f"unknown state format {str(stored)[:80]!r}")
-        except Exception as exc:  # never a crash loop on one key's state
-            log.error("cannot read the model state of %s (%s): starting it afresh",
-                      symbol, _reason(exc))  # fmt: skip
-            return None, None
+        return stored_state(self.model, self.state.value(), symbol)
 
     def _stored_model(self) -> dict[str, Any] | None:
         """The current key's model state as Flink state holds it (as of this timer's start)."""
@@ -470,25 +421,171 @@ class AnalyticsOperator(KeyedCoProcessFunction):  # type: ignore[misc]
 
 
 class BarAnalyticsOperator(KeyedProcessFunction):  # type: ignore[misc]
-    """``AnalyticsOperator`` for a job without news: one input, closed bars (``BAR_ROW_TYPE``).
+    """``AnalyticsOperator`` for a job without news but with provider bars: one input, closed bars
+    (``BAR_ROW_TYPE``, the window's and the provider's, which it orders by event time)."""
 
-    ``window_bars_only``: the bars are the job's own window's and nothing else (no provider bars
-    unioned in), so each is applied as it arrives (``AnalyticsOperator.process_window_bar``)."""
-
-    def __init__(self, analytics: AnalyticsOperator, window_bars_only: bool = False) -> None:
+    def __init__(self, analytics: AnalyticsOperator) -> None:
         self.analytics = analytics
-        self.window_bars_only = window_bars_only
 
     def open(self, runtime_context: RuntimeContext) -> None:
         self.analytics.open(runtime_context)
 
     def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Iterator[Row]:
-        if self.window_bars_only:
-            return self.analytics.process_window_bar(value, ctx)
         return self.analytics.process_element1(value, ctx)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Row]:
         return self.analytics.on_timer(timestamp, ctx)
+
+
+BUNDLE_ROW_TYPE = Types.ROW_NAMED(["bucket", "lines"], [Types.INT(), Types.STRING()])
+"""The rows of ``sql.bar_bundles_view``: a bucket and its closed bars of one minute, one
+tab-separated line each (``sql.BUNDLE_FIELDS``), joined by newlines."""
+
+
+class BundledBarOperator(KeyedProcessFunction):  # type: ignore[misc]
+    """The analytics of a job whose only input is its own window's bars, one Python call per bundle.
+
+    The bars come in bundles (``sql.bar_bundles_view``): every bar of one minute whose symbol falls
+    in one bucket, in one row, keyed by the bucket. PyFlink costs several times our own per-bar
+    Python for each record it hands over, each state access and each timer; a bundle pays that
+    once for all its bars: the model states of a bucket are one ``MapState`` (symbol -> the value
+    ``AnalyticsOperator`` keeps per symbol), written with one ``put_all`` per bundle, and a bucket
+    has one ``stale_feed`` timer per due time, not one per symbol.
+
+    Each bar is applied at once, as ``AnalyticsOperator.process_window_bar`` does: after the
+    ``stale_feed`` checks due before it (``stale_before``), through ``DueItems`` (a refused bar or a
+    model failure is a dead letter and a ``bad_bar`` alert, the symbol's state as if the bar had
+    never come). Per symbol the outputs are those of the per-symbol operator, in the same order.
+    A line it cannot read is a dead letter; the rest of the bundle goes on.
+
+    The live states of a bucket are cached, written through to the map state; a restarted or
+    restored task reads a bucket's whole map at its first touch. The buckets are fixed by
+    ``JobOptions.bar_buckets`` (``ft_bucket``: Java's ``String.hashCode`` modulo the count): a
+    restore with another count finds a moved symbol's state in its old bucket only, and that symbol
+    starts afresh."""
+
+    def __init__(self, analytics: AnalyticsOperator) -> None:
+        self.analytics = analytics
+        """Whose strategies, settings, output topics and source topics it runs with."""
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        spec = self.analytics
+        self.model = SymbolModel(spec.specs, spec.settings)
+        self.items = DueItems(self.model, spec.sources)
+        self.topics = spec.topics
+        self.source = spec.sources.get("trades", "trades")
+        self.stale_after_ms = spec.settings.stale_after_ms
+        self.states = runtime_context.get_map_state(
+            MapStateDescriptor("model_states", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
+        )
+        self._buckets: dict[int, dict[str, _Keyed]] = {}
+        self._timers: dict[int, set[int]] = {}
+        """Per bucket, the stale timers this task has set (Flink keeps one per time anyway)."""
+
+    def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Iterator[Row]:
+        bucket: int = ctx.get_current_key()
+        symbols = self._symbols(bucket)
+        watermark = ctx.timer_service().current_watermark()
+        written: dict[str, Any] = {}
+        out: list[events.Event] = []
+        for line in str(value[1] or "").split("\n"):
+            try:
+                symbol, item = _bundle_item(line)
+            except Exception as exc:  # cannot happen from the job's SQL; never fails the job
+                out.append(DeadLetter.of(self.source, f"bar bundle line: {_reason(exc)}", line,
+                                         ts=0))  # fmt: skip
+                continue
+            keyed = symbols.get(symbol)
+            if keyed is None:
+                keyed = symbols[symbol] = _Keyed(None, None, [])
+            stale = stale_before(self.model, keyed, symbol, item[0] + item[8] - 1)
+            if stale:  # written now, as a timer's would be: a bar that fails rolls back to it
+                out.extend(stale)
+                self.states.put(symbol, self._record(keyed))
+            state = keyed.model
+            if state is None:
+                state = keyed.model = self.model.initial_state()
+            state, applied = self.items.apply(
+                state, symbol, [(_BAR, item)], functools.partial(self._stored, symbol)
+            )
+            keyed.model = state
+            out.extend(applied)
+            self._arm_stale(bucket, keyed, watermark, ctx)
+            written[symbol] = self._record(keyed)
+        if written:
+            self.states.put_all(written)
+        for event in out:
+            yield output_row(self.topics[type(event).__name__], event)
+
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Row]:
+        """The bucket's ``stale_feed`` checks due at ``timestamp``, with ``AnalyticsOperator._fire``'s
+        chase per symbol (none at the end of a bounded input)."""
+        bucket: int = ctx.get_current_key()
+        self._timers.get(bucket, set()).discard(timestamp)
+        final = ctx.timer_service().current_watermark() >= MAX_WATERMARK
+        written: dict[str, Any] = {}
+        out: list[events.Event] = []
+        for symbol, keyed in self._symbols(bucket).items():
+            if keyed.stale_at is None or keyed.stale_at > timestamp or keyed.model is None:
+                continue
+            at, keyed.stale_at = keyed.stale_at, None
+            if not final:
+                out.extend(self.model.check_stale(keyed.model, symbol, at))
+            self._arm_stale(bucket, keyed, timestamp, ctx)
+            written[symbol] = self._record(keyed)
+        if written:
+            self.states.put_all(written)
+        for event in out:
+            yield output_row(self.topics[type(event).__name__], event)
+
+    def _symbols(self, bucket: int) -> dict[str, _Keyed]:
+        """The bucket's live symbol states, read from Flink state at its first touch since the
+        task (re)started."""
+        symbols = self._buckets.get(bucket)
+        if symbols is None:
+            symbols = {}
+            for symbol, stored in self.states.items():
+                model, stale_at = stored_state(self.model, stored, symbol)
+                symbols[symbol] = _Keyed(model, stale_at, [])
+            self._buckets[bucket] = symbols
+        return symbols
+
+    def _stored(self, symbol: str) -> dict[str, Any] | None:
+        """The symbol's model state as Flink state holds it (the roll-back point of a failure)."""
+        return stored_state(self.model, self.states.get(symbol), symbol)[0]
+
+    def _record(self, keyed: _Keyed) -> tuple[str, dict[str, Any], int | None]:
+        """The value kept for a symbol (``AnalyticsOperator``'s): pickled when it is put, before
+        the symbol's state changes again (the snapshot shares its plain values)."""
+        assert keyed.model is not None
+        return (STATE_FORMAT, self.model.snapshot(keyed.model), keyed.stale_at)
+
+    def _arm_stale(
+        self, bucket: int, keyed: _Keyed, now: int, ctx: KeyedProcessFunction.Context
+    ) -> None:
+        """Set the symbol's ``stale_feed`` time for its last bar unless one is set or due; the
+        bucket's timer for that time is set once."""
+        assert keyed.model is not None
+        last_end = keyed.model.get("last_end")
+        if keyed.stale_at is None and last_end is not None:
+            due = last_end + self.stale_after_ms
+            if due > now:
+                keyed.stale_at = due
+                timers = self._timers.setdefault(bucket, set())
+                if due not in timers:
+                    timers.add(due)
+                    ctx.timer_service().register_event_time_timer(due)
+
+
+def _bundle_item(line: str) -> tuple[str, tuple[Any, ...]]:
+    """``(symbol, its due bar item)`` from one line of a bundle (``sql.BUNDLE_FIELDS``)."""
+    fields = line.split("\t")
+    if len(fields) != BUNDLE_FIELDS:
+        raise ValueError(f"{len(fields)} fields, not {BUNDLE_FIELDS}")
+    symbol, ts, open_, high, low, close, volume, vwap, trades = fields
+    bar = (int(ts), open_, high, low, close, int(volume), float(vwap) if vwap else None,
+           int(trades), BAR_INTERVAL_MS)  # fmt: skip
+    return symbol, bar
 
 
 STAGE_LOG_ENV = "FLINKTRADE_STAGE_LOG"
@@ -515,12 +612,6 @@ class StageLoggedAnalyticsOperator(AnalyticsOperator):
         self._stage("in", value[1], value[2], ctx.timer_service().current_watermark())
         return super().process_element1(value, ctx)
 
-    def process_window_bar(self, value: Row, ctx: KeyedProcessFunction.Context) -> Iterator[Row]:
-        """At arrival: ``in``, then ``out`` once its outputs have left (no timer, no ``emit``)."""
-        self._stage("in", value[1], value[2], ctx.timer_service().current_watermark())
-        yield from super().process_window_bar(value, ctx)
-        self._stage("out", value[1], value[2], 0)
-
     def on_timer(self, timestamp: int, ctx: KeyedCoProcessFunction.OnTimerContext) -> Iterator[Row]:
         symbol: str = ctx.get_current_key()
         self._stage("timer", symbol, timestamp, ctx.timer_service().current_watermark())
@@ -529,6 +620,50 @@ class StageLoggedAnalyticsOperator(AnalyticsOperator):
         for event in out:
             yield output_row(self.topics[type(event).__name__], event)
         self._stage("out", symbol, timestamp, 0)
+
+
+def stale_before(model: SymbolModel, keyed: _Keyed, symbol: str, end: int) -> list[events.Event]:
+    """The ``stale_feed`` checks due before ``end`` (a bar's last millisecond) for one symbol
+    whose one stale timer is ``keyed.stale_at``, made on its state in place, with the timer's
+    chase: a check that finds a newer bar sets the next due time, which is checked in turn while
+    it is before ``end``. Flink would fire those timers before the bar's own (they are earlier);
+    a check at ``end`` itself or later is left for the timer, after the bar, as it fires then."""
+    state, limit = keyed.model, model.settings.stale_after_ms
+    if state is None or keyed.stale_at is None or keyed.stale_at >= end:
+        return []
+    out: list[events.Event] = []
+    while keyed.stale_at is not None and keyed.stale_at < end:
+        at, keyed.stale_at = keyed.stale_at, None
+        out.extend(model.check_stale(state, symbol, at))
+        last_end = state.get("last_end")
+        if last_end is not None and at < last_end + limit < end:
+            keyed.stale_at = last_end + limit
+    return out
+
+
+def stored_state(
+    model: SymbolModel, stored: Any, symbol: str
+) -> tuple[dict[str, Any] | None, int | None]:
+    """``(model state, stale_feed time)`` of a value the operators keep in Flink state for a
+    symbol, as a new object; ``(None, None)`` for none.
+
+    A value this operator cannot read is never taken for a state: it is logged as an error
+    and the symbol starts afresh (the indicators warm up again). A value of the format before
+    snapshots (the live state pickled whole) still reads."""
+    if stored is None:
+        return None, None
+    try:
+        if type(stored) is tuple and len(stored) == 3 and stored[0] == STATE_FORMAT:
+            _format, snap, stale_at = stored
+            return model.restore(snap), (None if stale_at is None else int(stale_at))
+        if type(stored) is tuple and len(stored) == 2 and isinstance(stored[0], dict):
+            legacy, stale_at = stored  # the live state pickled whole, as written before
+            return legacy, (None if stale_at is None else int(stale_at))
+        raise ValueError(f"unknown state format {str(stored)[:80]!r}")
+    except Exception as exc:  # never a crash loop on one key's state
+        log.error("cannot read the model state of %s (%s): starting it afresh",
+                  symbol, _reason(exc))  # fmt: skip
+        return None, None
 
 
 def _bar_item(value: Row) -> tuple[int, tuple[Any, ...]]:

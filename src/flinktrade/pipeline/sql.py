@@ -170,6 +170,7 @@ def functions() -> list[str]:
         "LANGUAGE JAVA",
         "CREATE TEMPORARY SYSTEM FUNCTION ft_payload_bytes AS 'io.flinktrade.udf.PayloadBytes' "
         "LANGUAGE JAVA",
+        "CREATE TEMPORARY SYSTEM FUNCTION ft_bucket AS 'io.flinktrade.udf.Bucket' LANGUAGE JAVA",
     ]
 
 
@@ -269,6 +270,45 @@ SELECT 'bar' AS kind, symbol, ft_epoch_ms(rt) + 1 - {BAR_INTERVAL_MS} AS ts,
   CAST(low AS STRING) AS low, CAST(`close` AS STRING) AS `close`, volume, vwap, trades,
   CAST({BAR_INTERVAL_MS} AS BIGINT) AS interval_ms, CAST(NULL AS STRING) AS text
 FROM {source}"""
+
+
+BUNDLE_FIELDS = 9
+"""Tab-separated fields of a line of ``bar_bundles_view``: symbol, ts, open, high, low, close,
+volume, vwap, trades."""
+
+
+def bar_bundles_view(source: str, buckets: int) -> str:
+    """Every closed minute's bars in bundles: one row per (minute, bucket) with the bucket
+    (``ft_bucket(symbol, buckets)``) and every bar of the minute whose symbol falls in it, one line
+    each (tab-separated ``BUNDLE_FIELDS``, lines joined by a newline; a symbol is printable ASCII,
+    so it holds neither). The bundle window is cascaded on the bar window's ``window_time`` and
+    fires on the same watermark: a bundle leaves as soon as its bars have.
+
+    This is how the bars reach the Python operator in a job without other inputs
+    (``operator.BundledBarOperator``): one call into Python per bucket and minute instead of one
+    per bar. A column that is somehow NULL becomes an empty field, which the operator refuses with
+    a dead letter, rather than a NULL line, which ``LISTAGG`` would drop in silence."""
+    fields = ", CHR(9), ".join(
+        f"COALESCE(CAST({column} AS STRING), '')"
+        for column in (
+            "symbol",
+            f"ft_epoch_ms(rt) + 1 - {BAR_INTERVAL_MS}",
+            "`open`",
+            "high",
+            "low",
+            "`close`",
+            "volume",
+            "vwap",
+            "trades",
+        )
+    )
+    # LISTAGG's separator must be a literal: a newline character inside the quotes
+    return f"""CREATE TEMPORARY VIEW bar_bundles AS
+SELECT bucket, LISTAGG(line, '\n') AS lines
+FROM TABLE(TUMBLE(
+  (SELECT rt, ft_bucket(symbol, {buckets}) AS bucket, CONCAT({fields}) AS line FROM {source}),
+  DESCRIPTOR(rt), INTERVAL '1' MINUTE))
+GROUP BY window_start, window_end, bucket"""
 
 
 def news_source(
