@@ -439,3 +439,37 @@ def test_bundled_bars_give_per_symbol_what_a_timer_per_symbol_would_have() -> No
     kinds = [r[2]["kind"] for r in decoded if r[0] == "alerts"]
     assert kinds.count("bad_bar") == 2 and kinds.count("stale_feed") >= 6, kinds
     assert len(ctx.timers.timers) == 0
+
+
+def test_the_bucket_of_a_symbol_is_javas_string_hash_floor_mod_the_count() -> None:
+    """``java_bucket`` must agree with the SQL's ``ft_bucket`` (Java): known ``String.hashCode``
+    values, a negative one included ("polygenelubricants" hashes to Integer.MIN_VALUE)."""
+    from flinktrade.pipeline.operator import java_bucket
+
+    assert java_bucket("hello", 1_000_000_007) == 99162322  # "hello".hashCode()
+    assert java_bucket("polygenelubricants", 2**32) == 2**31  # floorMod(MIN_VALUE, 2^32)
+    assert java_bucket("polygenelubricants", 3) == 1  # floorMod(-2147483648, 3)
+    assert java_bucket("", 5) == 0 and java_bucket("AAPL", 0) == 0
+
+
+def test_a_restore_with_another_bucket_count_starts_the_moved_symbols_afresh(caplog: Any) -> None:
+    """State written with one bucket count and read with another: a symbol still in its bucket
+    keeps its state; one that moved is not taken for this bucket's (a warning names it)."""
+    from flinktrade.pipeline.operator import AnalyticsOperator, BundledBarOperator, java_bucket
+
+    symbols = ["AAA", "BBB", "CCC", "DDD", "EEE", "FFF"]
+    runtime = _Runtime()
+    ctx = _Context(0)  # type: ignore[arg-type]
+    one = BundledBarOperator(AnalyticsOperator(SPECS, AnalyticsSettings(), TOPICS, SOURCES), 1)
+    one.open(runtime)
+    lines = "\n".join(_bundle_line(symbol, 0, "100.5") for symbol in symbols)
+    list(one.process_element((0, lines), ctx))
+
+    two = BundledBarOperator(AnalyticsOperator(SPECS, AnalyticsSettings(), TOPICS, SOURCES), 2)
+    two.open(runtime)  # the same map state: bucket 0's, as written with one bucket
+    kept = two._symbols(0)
+    stay = {s for s in symbols if java_bucket(s, 2) == 0}
+    assert 0 < len(stay) < len(symbols)
+    assert set(kept) == stay and all(k.model is not None for k in kept.values())
+    assert "start afresh" in caplog.text
+    assert all(s in caplog.text for s in sorted(set(symbols) - stay)[:5])

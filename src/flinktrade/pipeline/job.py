@@ -377,7 +377,7 @@ def build(t_env: StreamTableEnvironment, io: JobIO, options: JobOptions) -> None
         outputs = (
             t_env.to_data_stream(t_env.from_path("bar_bundles"))
             .key_by(lambda row: row[0], key_type=Types.INT())
-            .process(BundledBarOperator(operator), output_type=OUTPUT_ROW_TYPE)
+            .process(BundledBarOperator(operator, buckets), output_type=OUTPUT_ROW_TYPE)
         )
     if dead is not None:
         outputs = outputs.union(dead)

@@ -464,9 +464,11 @@ class BundledBarOperator(KeyedProcessFunction):  # type: ignore[misc]
     restore with another count finds a moved symbol's state in its old bucket only, and that symbol
     starts afresh."""
 
-    def __init__(self, analytics: AnalyticsOperator) -> None:
+    def __init__(self, analytics: AnalyticsOperator, buckets: int = 1) -> None:
         self.analytics = analytics
         """Whose strategies, settings, output topics and source topics it runs with."""
+        self.buckets = buckets
+        """The bucket count of the job's SQL (``ft_bucket``), to tell a restore with another."""
 
     def open(self, runtime_context: RuntimeContext) -> None:
         spec = self.analytics
@@ -544,9 +546,19 @@ class BundledBarOperator(KeyedProcessFunction):  # type: ignore[misc]
         symbols = self._buckets.get(bucket)
         if symbols is None:
             symbols = {}
+            moved = []
             for symbol, stored in self.states.items():
+                if java_bucket(symbol, self.buckets) != bucket:
+                    moved.append(symbol)  # its bars come in another bucket now
+                    continue
                 model, stale_at = stored_state(self.model, stored, symbol)
                 symbols[symbol] = _Keyed(model, stale_at, [])
+            if moved:
+                log.warning(
+                    "bucket %d holds the state of %d symbols that are no longer in it (%s): the"
+                    " state was written with another bucket count than %d, and they start afresh",
+                    bucket, len(moved), ", ".join(sorted(moved)[:5]), self.buckets,
+                )  # fmt: skip
             self._buckets[bucket] = symbols
         return symbols
 
@@ -575,6 +587,20 @@ class BundledBarOperator(KeyedProcessFunction):  # type: ignore[misc]
                 if due not in timers:
                     timers.add(due)
                     ctx.timer_service().register_event_time_timer(due)
+
+
+def java_bucket(symbol: str, buckets: int) -> int:
+    """``ft_bucket(symbol, buckets)`` of the job's SQL: Java's ``String.hashCode`` of the symbol
+    (UTF-16 code units), ``Math.floorMod`` the count; 0 for a count below 1."""
+    if buckets < 1:
+        return 0
+    h = 0
+    units = symbol.encode("utf-16-be")
+    for i in range(0, len(units), 2):
+        h = (31 * h + (units[i] << 8 | units[i + 1])) & 0xFFFFFFFF
+    if h >= 2**31:
+        h -= 2**32
+    return h % buckets
 
 
 def _bundle_item(line: str) -> tuple[str, tuple[Any, ...]]:
