@@ -121,3 +121,21 @@ def test_the_job_heap_setting_reaches_the_job_options(tmp_path) -> None:  # type
     )
     with pytest.raises(ValidationError):
         JobSettings(heap="-Xmx1g")
+
+
+def test_the_bar_bucket_setting_reaches_the_job_and_its_sql(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """``FLINKTRADE_JOB__BAR_BUCKETS``: unset, the job uses its parallelism; set, that count goes
+    into the bundles' SQL; below 1 it is refused."""
+    from pydantic import ValidationError
+
+    from flinktrade.config import JobSettings, Settings
+    from flinktrade.pipeline import sql
+    from flinktrade.pipeline.job import JobOptions
+
+    assert JobOptions.from_settings(Settings(state_dir=tmp_path)).bar_buckets is None
+    settings = Settings(state_dir=tmp_path, job=JobSettings(bar_buckets=8))
+    assert JobOptions.from_settings(settings).bar_buckets == 8
+    with pytest.raises(ValidationError):
+        JobSettings(bar_buckets=0)
+    view = sql.bar_bundles_view("bars", 8)
+    assert "ft_bucket(symbol, 8)" in view and "LISTAGG(line, '\n')" in view
