@@ -136,28 +136,32 @@ def job_run(kafka, tmp_path_factory: pytest.TempPathFactory) -> Run:  # type: ig
     )
 
 
-@pytest.fixture(scope="module")
-def parallel_run(kafka, job_run: Run, tmp_path_factory: pytest.TempPathFactory) -> Run:  # type: ignore[no-untyped-def]
-    """The same input through the job at parallelism 2 (2 source readers over 4 partitions)."""
+def _parallel_run(
+    kafka: Any, job_run: Run, tmp_path: Path, suffix: str, trades_only: bool = False
+) -> Run:
+    """``job_run``'s input through the job at parallelism 2 (2 source readers over 4 partitions),
+    into output topics of its own; ``trades_only``: without the news and provider-bar inputs."""
     servers = kafka.bootstrap_servers
-    names = dict(job_run.names)
+    names: dict[str, Any] = dict(job_run.names)
     for key in ("analytics_bars", "signals", "alerts", "deadletter"):
-        names[key] = f"{names[key]}.p2"
+        names[key] = f"{names[key]}.{suffix}"
     bus.ensure_topics(
         KafkaSettings(bootstrap_servers=servers, partitions=4),
         [names[k] for k in ("analytics_bars", "signals", "alerts", "deadletter")],
     )
+    if trades_only:
+        names["news"] = names["bars"] = None
     io = JobIO(
         bootstrap_servers=servers,
         bounded=True,
         from_earliest=True,
-        group_id=f"{names['trades']}.p2",
+        group_id=f"{names['trades']}.{suffix}",
         **names,
     )
     options = JobOptions(
         parallelism=2,
         strategies=STRATEGIES,
-        checkpoint_dir=Path(str(tmp_path_factory.mktemp("checkpoints-p2"))),
+        checkpoint_dir=tmp_path,
         analytics=AnalyticsSettings(gap_pct=GAP_PCT, large_trade_size=LARGE_TRADE),
     )
     env, t_env = environment(options)  # the plan of exactly this job, as run() builds it
@@ -172,9 +176,15 @@ def parallel_run(kafka, job_run: Run, tmp_path_factory: pytest.TempPathFactory) 
         signals=bus.decode_all(servers, names["signals"], events.Signal),
         alerts=bus.decode_all(servers, names["alerts"], events.Alert),
         deadletters=bus.decode_all(servers, names["deadletter"], events.DeadLetter),
-        news=job_run.news,
+        news=[] if trades_only else job_run.news,
         names=names,
     )
+
+
+@pytest.fixture(scope="module")
+def parallel_run(kafka, job_run: Run, tmp_path_factory: pytest.TempPathFactory) -> Run:  # type: ignore[no-untyped-def]
+    """The same input through the job at parallelism 2 (2 source readers over 4 partitions)."""
+    return _parallel_run(kafka, job_run, Path(str(tmp_path_factory.mktemp("checkpoints-p2"))), "p2")
 
 
 @pytest.fixture(scope="module")
@@ -188,43 +198,8 @@ def expected_bars(job_run: Run) -> list[reference.RefBar]:
 def trades_only_run(kafka, job_run: Run, tmp_path_factory: pytest.TempPathFactory) -> Run:  # type: ignore[no-untyped-def]
     """The same trades through a job without news or provider bars at parallelism 2: its bars
     reach Python in bundles, one per minute and bucket (two buckets, one per task)."""
-    servers = kafka.bootstrap_servers
-    names = dict(job_run.names)
-    for key in ("analytics_bars", "signals", "alerts", "deadletter"):
-        names[key] = f"{names[key]}.t2"
-    bus.ensure_topics(
-        KafkaSettings(bootstrap_servers=servers, partitions=4),
-        [names[k] for k in ("analytics_bars", "signals", "alerts", "deadletter")],
-    )
-    names["news"] = names["bars"] = None  # type: ignore[assignment]
-    io = JobIO(
-        bootstrap_servers=servers,
-        bounded=True,
-        from_earliest=True,
-        group_id=f"{names['trades']}.t2",
-        **names,  # type: ignore[arg-type]
-    )
-    options = JobOptions(
-        parallelism=2,
-        strategies=STRATEGIES,
-        checkpoint_dir=Path(str(tmp_path_factory.mktemp("checkpoints-t2"))),
-        analytics=AnalyticsSettings(gap_pct=GAP_PCT, large_trade_size=LARGE_TRADE),
-    )
-    env, t_env = environment(options)
-    build(t_env, io, options)
-    nodes = json.loads(env.get_execution_plan())["nodes"]
-    plan = {f"{n['type']} #{n['id']}": int(n["parallelism"]) for n in nodes}
-    run(io, options)
-    return Run(
-        plan=plan,
-        trades=job_run.trades,
-        bars=bus.decode_all(servers, names["analytics_bars"], events.AnalyticsBar),
-        signals=bus.decode_all(servers, names["signals"], events.Signal),
-        alerts=bus.decode_all(servers, names["alerts"], events.Alert),
-        deadletters=bus.decode_all(servers, names["deadletter"], events.DeadLetter),
-        news=[],
-        names=names,
-    )
+    checkpoints = Path(str(tmp_path_factory.mktemp("checkpoints-t2")))
+    return _parallel_run(kafka, job_run, checkpoints, "t2", trades_only=True)
 
 
 def _assert_bars_equal_the_reference(

@@ -514,10 +514,7 @@ class BundledBarOperator(KeyedProcessFunction):  # type: ignore[misc]
             out.extend(applied)
             self._arm_stale(bucket, keyed, watermark, ctx)
             written[symbol] = self._record(keyed)
-        if written:
-            self.states.put_all(written)
-        for event in out:
-            yield output_row(self.topics[type(event).__name__], event)
+        yield from self._written(written, out)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Row]:
         """The bucket's ``stale_feed`` checks due at ``timestamp``, with ``AnalyticsOperator._fire``'s
@@ -535,6 +532,10 @@ class BundledBarOperator(KeyedProcessFunction):  # type: ignore[misc]
                 out.extend(self.model.check_stale(keyed.model, symbol, at))
             self._arm_stale(bucket, keyed, timestamp, ctx)
             written[symbol] = self._record(keyed)
+        yield from self._written(written, out)
+
+    def _written(self, written: dict[str, Any], out: list[events.Event]) -> Iterator[Row]:
+        """The changed symbols' values to Flink state in one call, then the outputs as rows."""
         if written:
             self.states.put_all(written)
         for event in out:
