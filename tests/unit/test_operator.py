@@ -198,6 +198,9 @@ class _MapState:
     def items(self) -> list[tuple[str, Any]]:
         return [(key, self.get(key)) for key in self.values]
 
+    def remove(self, key: str) -> None:
+        del self.values[key]
+
 
 class _Runtime:
     def __init__(self) -> None:
@@ -454,7 +457,8 @@ def test_the_bucket_of_a_symbol_is_javas_string_hash_floor_mod_the_count() -> No
 
 def test_a_restore_with_another_bucket_count_starts_the_moved_symbols_afresh(caplog: Any) -> None:
     """State written with one bucket count and read with another: a symbol still in its bucket
-    keeps its state; one that moved is not taken for this bucket's (a warning names it)."""
+    keeps its state; one that moved is not taken for this bucket's, and its value is removed (a
+    warning names it)."""
     from flinktrade.pipeline.operator import AnalyticsOperator, BundledBarOperator, java_bucket
 
     symbols = ["AAA", "BBB", "CCC", "DDD", "EEE", "FFF"]
@@ -471,5 +475,6 @@ def test_a_restore_with_another_bucket_count_starts_the_moved_symbols_afresh(cap
     stay = {s for s in symbols if java_bucket(s, 2) == 0}
     assert 0 < len(stay) < len(symbols)
     assert set(kept) == stay and all(k.model is not None for k in kept.values())
+    assert set(runtime.maps["model_states"].values) == stay  # the moved ones' values removed
     assert "start afresh" in caplog.text
     assert all(s in caplog.text for s in sorted(set(symbols) - stay)[:5])

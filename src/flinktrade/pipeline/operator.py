@@ -452,8 +452,9 @@ class BundledBarOperator(KeyedProcessFunction):  # type: ignore[misc]
     ``AnalyticsOperator`` keeps per symbol), written with one ``put_all`` per bundle, and a bucket
     has one ``stale_feed`` timer per due time, not one per symbol.
 
-    Each bar is applied at once, as ``AnalyticsOperator.process_window_bar`` does: after the
-    ``stale_feed`` checks due before it (``stale_before``), through ``DueItems`` (a refused bar or a
+    Each bar is applied at once (the window emits a symbol's bars in time order, once the watermark
+    has passed them: there is nothing to order them against): after the ``stale_feed`` checks a
+    timer would have made before it (``stale_before``), through ``DueItems`` (a refused bar or a
     model failure is a dead letter and a ``bad_bar`` alert, the symbol's state as if the bar had
     never come). Per symbol the outputs are those of the per-symbol operator, in the same order.
     A line it cannot read is a dead letter; the rest of the bundle goes on.
@@ -461,8 +462,8 @@ class BundledBarOperator(KeyedProcessFunction):  # type: ignore[misc]
     The live states of a bucket are cached, written through to the map state; a restarted or
     restored task reads a bucket's whole map at its first touch. The buckets are fixed by
     ``JobOptions.bar_buckets`` (``ft_bucket``: Java's ``String.hashCode`` modulo the count): a
-    restore with another count finds a moved symbol's state in its old bucket only, and that symbol
-    starts afresh."""
+    restore with another count finds a moved symbol's state in its old bucket only: that value is
+    removed with a warning, and the symbol starts afresh."""
 
     def __init__(self, analytics: AnalyticsOperator, buckets: int = 1) -> None:
         self.analytics = analytics
@@ -554,6 +555,8 @@ class BundledBarOperator(KeyedProcessFunction):  # type: ignore[misc]
                     continue
                 model, stale_at = stored_state(self.model, stored, symbol)
                 symbols[symbol] = _Keyed(model, stale_at, [])
+            for symbol in moved:  # never read again: its bucket's map would keep it for ever
+                self.states.remove(symbol)
             if moved:
                 log.warning(
                     "bucket %d holds the state of %d symbols that are no longer in it (%s): the"
