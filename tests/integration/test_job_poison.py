@@ -245,7 +245,7 @@ def poison_run(kafka, tmp_path_factory: pytest.TempPathFactory) -> Run:  # type:
 @pytest.fixture(scope="module")
 def trades_only_run(kafka, poison_run: Run, tmp_path_factory: pytest.TempPathFactory) -> Run:  # type: ignore[no-untyped-def]
     """The same trades topic, hostile records and all, through a job with no news and no provider
-    bars: the analytics operator applies each window bar as it arrives (no buffer, no timer)."""
+    bars: the bars reach Python in bundles (``BundledBarOperator``), no buffer, no timer per bar."""
     servers = kafka.bootstrap_servers
     suffix = tmp_path_factory.mktemp("poison-trades-only").name
     outputs = {key: f"t{key}.{suffix}" for key in ("analytics_bars", "signals", "alerts",
@@ -277,7 +277,7 @@ def trades_only_run(kafka, poison_run: Run, tmp_path_factory: pytest.TempPathFac
 def test_a_job_with_trades_only_refuses_the_same_trades_and_writes_the_same_bars(
     poison_run: Run, trades_only_run: Run
 ) -> None:
-    """Without news or provider bars the operator takes its other path (bars at arrival): the
+    """Without news or provider bars the operator takes its other path (bars in bundles): the
     hostile trades are each one dead letter with a reason, and its trade bars and signals are
     those of the run with every input."""
     letters = _letters(trades_only_run)

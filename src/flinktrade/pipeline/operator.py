@@ -123,7 +123,6 @@ NEWS_ROW_TYPE = Types.ROW_NAMED(
 
 __all__ = [
     "BAR_ROW_TYPE",
-    "BUNDLE_ROW_TYPE",
     "NEWS_ROW_TYPE",
     "OUTPUT_ROW_TYPE",
     "AnalyticsOperator",
@@ -363,12 +362,9 @@ class AnalyticsOperator(KeyedCoProcessFunction):  # type: ignore[misc]
         self, keyed: _Keyed, state: dict[str, Any], now: int, ctx: KeyedCoProcessFunction.Context
     ) -> None:
         """Set the symbol's one ``stale_feed`` timer for its last bar, unless one is set or due."""
-        last_end = state.get("last_end")
-        if keyed.stale_at is None and last_end is not None:
-            due_stale = last_end + self.settings.stale_after_ms
-            if due_stale > now:
-                keyed.stale_at = due_stale
-                ctx.timer_service().register_event_time_timer(due_stale)
+        due = arm_stale(keyed, state, self.settings.stale_after_ms, now)
+        if due is not None:
+            ctx.timer_service().register_event_time_timer(due)
 
     def _write(self, state: dict[str, Any], stale_at: int | None) -> None:
         """The current key's model state and ``stale_feed`` time to Flink state, as the model's
@@ -435,11 +431,6 @@ class BarAnalyticsOperator(KeyedProcessFunction):  # type: ignore[misc]
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Row]:
         return self.analytics.on_timer(timestamp, ctx)
-
-
-BUNDLE_ROW_TYPE = Types.ROW_NAMED(["bucket", "lines"], [Types.INT(), Types.STRING()])
-"""The rows of ``sql.bar_bundles_view``: a bucket and its closed bars of one minute, one
-tab-separated line each (``sql.BUNDLE_FIELDS``), joined by newlines."""
 
 
 class BundledBarOperator(KeyedProcessFunction):  # type: ignore[misc]
@@ -582,15 +573,11 @@ class BundledBarOperator(KeyedProcessFunction):  # type: ignore[misc]
         """Set the symbol's ``stale_feed`` time for its last bar unless one is set or due; the
         bucket's timer for that time is set once."""
         assert keyed.model is not None
-        last_end = keyed.model.get("last_end")
-        if keyed.stale_at is None and last_end is not None:
-            due = last_end + self.stale_after_ms
-            if due > now:
-                keyed.stale_at = due
-                timers = self._timers.setdefault(bucket, set())
-                if due not in timers:
-                    timers.add(due)
-                    ctx.timer_service().register_event_time_timer(due)
+        due = arm_stale(keyed, keyed.model, self.stale_after_ms, now)
+        timers = self._timers.setdefault(bucket, set())
+        if due is not None and due not in timers:
+            timers.add(due)
+            ctx.timer_service().register_event_time_timer(due)
 
 
 def java_bucket(symbol: str, buckets: int) -> int:
@@ -650,6 +637,16 @@ class StageLoggedAnalyticsOperator(AnalyticsOperator):
         for event in out:
             yield output_row(self.topics[type(event).__name__], event)
         self._stage("out", symbol, timestamp, 0)
+
+
+def arm_stale(keyed: _Keyed, state: dict[str, Any], limit: int, now: int) -> int | None:
+    """Set ``keyed.stale_at`` for the state's last bar unless one is set or that time is not after
+    ``now``; the time it set (a timer is due for it), or None."""
+    last_end = state.get("last_end")
+    if keyed.stale_at is not None or last_end is None or last_end + limit <= now:
+        return None
+    keyed.stale_at = last_end + limit
+    return keyed.stale_at
 
 
 def stale_before(model: SymbolModel, keyed: _Keyed, symbol: str, end: int) -> list[events.Event]:
