@@ -494,7 +494,7 @@ WARMUP_TRADES = 300_000
 their outputs is timed (the collector times only outputs triggered by the timed trades, after its
 own 20 % warm-up): a JVM's JIT compilers take most of a core for tens of seconds after a job
 starts, which a 20 s run on 2 cores otherwise measures instead of the steady state
-(docs/benchmarks.md, "A warm-up before the latency runs"). ../shared/BENCHMARKS.md: warm up with
+(docs/benchmarks.md, Method, "Warm-up phase"). ../shared/BENCHMARKS.md: warm up with
 a separate phase or discard the start."""
 
 
