@@ -8,6 +8,7 @@ UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed-stamp
 JARS_STAMP := .cache/jars/.stamp
 CORE_STAMP := .cache/mypyc.stamp
+PYC_STAMP := .cache/pyc.stamp
 WEB_STAMP := web/node_modules/.installed-stamp
 CHROMIUM := /usr/bin/chromium
 DURATION ?=
@@ -24,9 +25,17 @@ help: ## list the targets
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@test -x $(UV) || $(VENV)/bin/pip install -q "uv==$(UV_VERSION)"
-	$(UV) pip sync -q --python $(PY) requirements.lock
+	$(UV) pip sync -q --compile-bytecode --python $(PY) requirements.lock
 	$(UV) pip install -q --python $(PY) --no-deps -e .
 	@touch $@
+
+# Bytecode, written ahead: where PYTHONDONTWRITEBYTECODE is set (as on our CI machines) Python
+# never writes it at import, so every process (the CLI, the job's embedded interpreter, each
+# test's subprocess) would compile every module it imports, every time. The venv's is written by
+# `uv pip sync --compile-bytecode` above; the sources' here (a stale one is ignored, never wrong).
+$(PYC_STAMP): $(STAMP) $(shell find src -name '*.py' 2>/dev/null)
+	$(PY) -m compileall -q src
+	@mkdir -p $(@D) && touch $@
 
 # The indicators compiled by mypyc (src/flinktrade/_mypyc/, used only while it matches the
 # sources, else the Python source runs: see flinktrade/accel.py). No-op when up to date.
@@ -49,7 +58,7 @@ $(CHROMIUM):
 	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq chromium
 
-setup: $(STAMP) $(CORE_STAMP) $(JARS_STAMP) $(WEB_STAMP) ## create the venv, compile the indicators, resolve the JVM jars, install the dashboard's JS (cached)
+setup: $(STAMP) $(PYC_STAMP) $(CORE_STAMP) $(JARS_STAMP) $(WEB_STAMP) ## create the venv, compile the indicators, resolve the JVM jars, install the dashboard's JS (cached)
 
 demo: setup ## run the whole system locally (DURATION=60 to stop by itself; CLUSTER=1: on a Flink session cluster; BROKER=alpaca; BRACKET=0: without the bracketed example)
 	$(VENV)/bin/flinktrade demo $(if $(DURATION),--duration $(DURATION)) $(if $(CLUSTER),--flink-cluster) $(if $(BROKER),--broker $(BROKER)) $(if $(filter 0,$(BRACKET)),--no-bracket)
@@ -82,7 +91,7 @@ PEERS_VENV := .venv-peers
 PEERS_STAMP := $(PEERS_VENV)/.installed-stamp
 $(PEERS_STAMP): bench/peers/requirements.lock | $(STAMP)
 	@test -x $(PEERS_VENV)/bin/python || $(UV) venv -q --python $(PYTHON) $(PEERS_VENV)
-	$(UV) pip sync -q --python $(PEERS_VENV)/bin/python bench/peers/requirements.lock
+	$(UV) pip sync -q --compile-bytecode --python $(PEERS_VENV)/bin/python bench/peers/requirements.lock
 	@touch $@
 
 bench-lock: ## re-pin bench/peers/requirements.lock (the peers' venv; hashes, no index URLs)

@@ -52,8 +52,8 @@ from flinktrade.ingest.simulator import MarketSimulator, SimulatorFeed
 from flinktrade.notify.console import ConsoleSink
 from flinktrade.notify.routing import build_routing
 from flinktrade.notify.service import Notifier
-from flinktrade.pipeline.job import JobIO, JobOptions
-from flinktrade.pipeline.job import run as run_job
+from flinktrade.pipeline.analytics import SymbolModel
+from flinktrade.pipeline.job import JobIO, JobOptions, prepare
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -286,6 +286,40 @@ class DemoJob:
             self.client.cancel().result()
         except Exception as exc:  # the MiniCluster may already be gone after Ctrl-C
             log.debug("job cancel: %s", exc)
+
+
+class JobBuild:
+    """The job's JVM, MiniCluster environment and plan, made on a thread of its own while the
+    broker comes up and the other services start (they need no broker: the job first reads its
+    topics when it runs); ``submit`` starts it once they are all ready."""
+
+    def __init__(self, io: JobIO, options: JobOptions) -> None:
+        SymbolModel(options.strategies, options.analytics)  # a bad strategy setting: at once
+        self.io, self.options = io, options
+        self._env: Any = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._build, name="demo-job-build", daemon=True)
+        self._thread.start()
+
+    def _build(self) -> None:
+        try:
+            self._env = prepare(self.io, self.options)
+        except BaseException as exc:  # handed to the demo's thread by ``submit``
+            self._error = exc
+
+    def submit(self) -> DemoJob:
+        """Wait for the build, then start the job; ``ServiceDied`` if it cannot be built or
+        started (a ``FlinktradeError``, e.g. a bad strategy setting, as it is)."""
+        self._thread.join()
+        try:
+            if self._error is not None:
+                raise self._error
+            return DemoJob(self._env.execute_async(self.options.name))
+        except FlinktradeError:
+            raise
+        except Exception as exc:  # the planner or the cluster refused the job
+            log.debug("the job did not start", exc_info=True)
+            raise ServiceDied("job", f"it did not start: {describe(exc)}") from None
 
 
 class DemoApi:
@@ -561,6 +595,7 @@ def run_demo(
     api_port: int | None = None,
     on_dashboard: Callable[[str], None] = lambda line: log.info("%s", line),
     jobmanager: str | None = None,
+    broker_ready: Callable[[], object] = lambda: None,
 ) -> dict[str, Any]:
     """Run the demo until ``duration_s`` passes or ``stop`` is set; return the summary counts.
 
@@ -571,6 +606,10 @@ def run_demo(
     in-process MiniCluster, or on the Flink cluster whose REST endpoint is ``jobmanager``
     (``host:port``; checkpoints then go to the cluster's checkpoint directory).
 
+    The job is built first, on a thread (``JobBuild``), while ``broker_ready`` waits for the
+    Kafka broker (it raises if the broker cannot start) and the other services start; it is
+    submitted last, before the simulator's feed.
+
     The summary holds the records each of ``SUMMARY_TOPICS`` gained, the order model's counts
     (``order_model_counts``) and ``duration_s``.
 
@@ -580,6 +619,13 @@ def run_demo(
     fault = fault_target()
     settings = demo_settings(settings)
     servers = settings.kafka
+    io = JobIO.from_settings(settings, group_id=f"{settings.job.group_id}-demo")
+    where: dict[str, Any] = {} if jobmanager is None else {"jobmanager": jobmanager}
+    if jobmanager is not None:
+        where["checkpoint_dir"] = None
+    options = JobOptions.from_settings(settings, name="flinktrade-demo", **where)
+    building = JobBuild(io, options)  # the slowest start of all: begun first
+    broker_ready()
     bus.ensure_topics(settings.kafka, [t.name for t in topics.ALL])
     before = _patiently(lambda: topic_totals(servers, SUMMARY_TOPICS))
     orders_start = _patiently(lambda: order_end_offsets(servers))
@@ -604,21 +650,11 @@ def run_demo(
     executor = DemoExecutor(settings, broker, fault=fault == "executor")
     fake_url = FakePrices.target(settings, broker)
     prices = None if fake_url is None else FakePrices(settings, fake_url)
-    io = JobIO.from_settings(settings, group_id=f"{settings.job.group_id}-demo")
-    where: dict[str, Any] = {} if jobmanager is None else {"jobmanager": jobmanager}
-    if jobmanager is not None:
-        where["checkpoint_dir"] = None
-    options = JobOptions.from_settings(settings, name="flinktrade-demo", **where)
-    try:
-        job = DemoJob(run_job(io, options, wait=False))
-    except FlinktradeError:
-        raise
-    except Exception as exc:  # the planner or the cluster refused the job
-        log.debug("the job did not start", exc_info=True)
-        raise ServiceDied("job", f"it did not start: {describe(exc)}") from None
     api: DemoApi | None = None
-    services: list[Supervised] = [job, notifier, executor]
+    job: DemoJob | None = None
+    services: list[Supervised] = [notifier, executor]
     failed = False
+    started = time.monotonic()
     try:
         if prices is not None:
             prices.start()
@@ -630,6 +666,8 @@ def run_demo(
         api = _start_api(settings, notifier, api_port, on_dashboard)
         if api is not None:
             services.append(api)
+        job = building.submit()
+        services.insert(0, job)
         started = time.monotonic()
         feed.start()
         services.append(feed)
@@ -643,9 +681,10 @@ def run_demo(
         if api is not None:
             api.stop()
         feed.stop()
-        if not failed:
+        if not failed and job is not None:
             _drain(settings, servers, stop)
-        job.cancel()
+        if job is not None:
+            job.cancel()
         executor.stop()
         if prices is not None:
             prices.stop()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -84,17 +85,22 @@ def demo(
                 soft_wrap=True,
                 highlight=False,
             )
-        else:
-            local.up()
+        else:  # started now, waited for while the job is being built (``run_demo``)
+            local.launch()
             started = local
     try:
-        _demo(settings, duration, broker, api_port, flink_cluster, bracket)
+        ready: Callable[[], object] = started.wait_up if started is not None else _no_wait
+        _demo(settings, duration, broker, api_port, flink_cluster, bracket, ready)
     finally:
         if started is not None:
             started.down()
             console.print(
                 f"kafka broker on {started.bootstrap_servers} stopped (the demo started it)"
             )
+
+
+def _no_wait() -> None:
+    """The broker was up already."""
 
 
 def _demo(
@@ -104,6 +110,7 @@ def _demo(
     api_port: int | None,
     flink_cluster: bool,
     bracket: bool,
+    broker_ready: Callable[[], object],
 ) -> None:
     from flinktrade.demo import DemoProgress, run_demo, with_bracket_example
 
@@ -143,5 +150,6 @@ def _demo(
         api_port=api_port,
         on_dashboard=lambda line: console.print(f"[bold]{line}[/]", soft_wrap=True),
         jobmanager=jobmanager,
+        broker_ready=broker_ready,
     )
     out.print(json.dumps(summary), soft_wrap=True, highlight=False)

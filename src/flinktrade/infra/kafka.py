@@ -141,6 +141,12 @@ class LocalKafka:
         current = self.status()
         if current.running:
             return current
+        self.launch()
+        return self.wait_up(timeout_s)
+
+    def launch(self) -> None:
+        """Start the broker without waiting for it (``wait_up`` does); ``InfraError`` if another
+        process holds its port."""
         if self._pid() is None and port_open(self.settings.host, self.settings.port):
             raise InfraError(
                 f"port {self.bootstrap_servers} is taken by another process, not this broker "
@@ -149,6 +155,10 @@ class LocalKafka:
             )
         self.prepare()
         self.start()
+
+    def wait_up(self, timeout_s: float = 90.0) -> BrokerStatus:
+        """Wait for the node ``start`` started to accept connections; ``InfraError`` (and the
+        node stopped) if it dies or is not up within ``timeout_s``."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if port_open(self.settings.host, self.settings.port):

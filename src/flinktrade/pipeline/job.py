@@ -17,10 +17,12 @@ the parsed trades, written to ``alerts`` straight from the JVM. Without a news t
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import site
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -240,13 +242,36 @@ def environment(options: JobOptions) -> tuple[StreamExecutionEnvironment, Stream
         where = options.restore_from
         uri = where if isinstance(where, str) else where.resolve().as_uri()
         conf.set_string("execution.state-recovery.path", uri)
-    if options.jobmanager is not None:
-        env = _remote_environment(conf, options.jobmanager)
-    else:
-        env = StreamExecutionEnvironment.get_execution_environment(conf)
-    env.set_parallelism(options.parallelism)
-    t_env = StreamTableEnvironment.create(env)
+    with _worker_mode("process" if options.thread_mode else None):
+        if options.jobmanager is not None:
+            env = _remote_environment(conf, options.jobmanager)
+        else:
+            env = StreamExecutionEnvironment.get_execution_environment(conf)
+        env.set_parallelism(options.parallelism)
+        t_env = StreamTableEnvironment.create(env)
     return env, t_env
+
+
+WORKER_MODE_ENV = "_python_worker_execution_mode"
+"""What pyflink's environments read when they are made: unset, each starts a loopback server for
+Python workers in the client (a gRPC server, and the import of Apache Beam: ~2 s on this machine)
+whenever the job runs in a local MiniCluster; ``process`` starts none."""
+
+
+@contextlib.contextmanager
+def _worker_mode(mode: str | None) -> Iterator[None]:
+    """``WORKER_MODE_ENV`` set to ``mode`` while the environments are made (unless the caller set
+    it already). In thread mode the Python functions run inside the JVM and no worker ever
+    connects to the loopback server, so the job skips it (``process``); in process mode the
+    MiniCluster's workers need it, and pyflink's default stands."""
+    if mode is None or WORKER_MODE_ENV in os.environ:
+        yield
+        return
+    os.environ[WORKER_MODE_ENV] = mode
+    try:
+        yield
+    finally:
+        os.environ.pop(WORKER_MODE_ENV, None)
 
 
 def _remote_environment(conf: Configuration, jobmanager: str) -> StreamExecutionEnvironment:
@@ -399,13 +424,20 @@ def _same(row: Row) -> Row:
     return row
 
 
+def prepare(io: JobIO, options: JobOptions) -> StreamExecutionEnvironment:
+    """The job's environment with the whole job registered on it, not started yet (``execute``
+    or ``execute_async`` it). Needs no broker: the topics are first read when the job runs."""
+    env, t_env = environment(options)
+    build(t_env, io, options)
+    return env
+
+
 def run(io: JobIO, options: JobOptions, wait: bool = True) -> object:
     """Build and start the job; with ``wait`` block until it ends (bounded input or failure).
 
     Returns the Flink ``JobClient`` (when not waiting) or the ``JobExecutionResult``.
     """
-    env, t_env = environment(options)
-    build(t_env, io, options)
+    env = prepare(io, options)
     log.info(
         "starting job %s: %s, %s -> %s, %s, %s (parallelism %d, %s)",
         options.name,
