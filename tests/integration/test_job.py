@@ -165,6 +165,8 @@ def _parallel_run(
         analytics=AnalyticsSettings(gap_pct=GAP_PCT, large_trade_size=LARGE_TRADE),
     )
     env, t_env = environment(options)  # the plan of exactly this job, as run() builds it
+    # thread mode: no loopback server for Python workers was started (none would connect to it)
+    assert t_env.get_config().get("python.loopback-server.address", "") == ""
     build(t_env, io, options)
     nodes = json.loads(env.get_execution_plan())["nodes"]
     plan = {f"{n['type']} #{n['id']}": int(n["parallelism"]) for n in nodes}

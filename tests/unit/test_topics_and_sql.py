@@ -106,6 +106,26 @@ def test_the_job_jvm_gets_a_bounded_heap_unless_jvm_args_already_set_one() -> No
     assert jvm_args_with_heap("-Dx=1", "") == "-Dx=1"
 
 
+def test_a_thread_mode_job_tells_pyflink_to_start_no_loopback_worker_server(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """pyflink reads the variable when an environment is made: ``process`` starts no loopback
+    server (nothing connects to it in thread mode); unset, it starts one (process mode needs it).
+    The variable is set only while the environments are made, and a caller's own value wins."""
+    import os
+
+    from flinktrade.pipeline.job import WORKER_MODE_ENV, _worker_mode
+
+    monkeypatch.delenv(WORKER_MODE_ENV, raising=False)
+    with _worker_mode("process"):
+        assert os.environ[WORKER_MODE_ENV] == "process"
+    assert WORKER_MODE_ENV not in os.environ
+    with _worker_mode(None):
+        assert WORKER_MODE_ENV not in os.environ
+    monkeypatch.setenv(WORKER_MODE_ENV, "loopback")
+    with _worker_mode("process"):
+        assert os.environ[WORKER_MODE_ENV] == "loopback"
+    assert os.environ[WORKER_MODE_ENV] == "loopback"
+
+
 def test_the_job_heap_setting_reaches_the_job_options(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from pydantic import ValidationError
 
