@@ -57,6 +57,8 @@ def describe(exc: BaseException) -> str:
     """A short, secret-free name for a failure (never the request or the response body)."""
     if isinstance(exc, requests.Timeout):
         return f"timeout ({type(exc).__name__})"
-    if isinstance(exc, ValueError):
+    if isinstance(exc, json.JSONDecodeError | requests.exceptions.JSONDecodeError | UnicodeError):
         return f"an answer that is not JSON ({type(exc).__name__})"
+    if isinstance(exc, ValueError):  # e.g. pydantic's ValidationError: JSON, not the shape asked
+        return f"an answer of an unexpected shape ({type(exc).__name__})"
     return type(exc).__name__
