@@ -9,6 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 JARS_STAMP := .cache/jars/.stamp
 CORE_STAMP := .cache/mypyc.stamp
 PYC_STAMP := .cache/pyc.stamp
+CDS_STAMP := .cache/cds.stamp
 WEB_STAMP := web/node_modules/.installed-stamp
 CHROMIUM := /usr/bin/chromium
 DURATION ?=
@@ -47,6 +48,12 @@ $(JARS_STAMP): $(STAMP) jvm/pom.xml $(wildcard jvm/udf/src/io/flinktrade/udf/*.j
 	$(PY) -c "from flinktrade.infra.jvm import ensure_jars; ensure_jars()"
 	@touch $@
 
+# Class-data sharing archives for the broker's and the job's JVMs (src/flinktrade/infra/cds.py):
+# each JVM started once, its loaded classes written at exit; later starts map them. ~30 s once.
+$(CDS_STAMP): $(JARS_STAMP) $(PYC_STAMP) src/flinktrade/infra/cds.py
+	$(PY) -c "from flinktrade.infra import cds; raise SystemExit(cds.main(['build']))"
+	@mkdir -p $(@D) && touch $@
+
 # The dashboard's JS (lightweight-charts), pinned by web/package-lock.json and served from
 # web/node_modules: never fetched from a CDN at run time.
 $(WEB_STAMP): web/package.json web/package-lock.json
@@ -58,7 +65,7 @@ $(CHROMIUM):
 	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq chromium
 
-setup: $(STAMP) $(PYC_STAMP) $(CORE_STAMP) $(JARS_STAMP) $(WEB_STAMP) ## create the venv, compile the indicators, resolve the JVM jars, install the dashboard's JS (cached)
+setup: $(STAMP) $(PYC_STAMP) $(CORE_STAMP) $(JARS_STAMP) $(CDS_STAMP) $(WEB_STAMP) ## create the venv, compile the indicators, resolve the JVM jars and archive their classes, install the dashboard's JS (cached)
 
 demo: setup ## run the whole system locally (DURATION=60 to stop by itself; CLUSTER=1: on a Flink session cluster; BROKER=alpaca; BRACKET=0: without the bracketed example)
 	$(VENV)/bin/flinktrade demo $(if $(DURATION),--duration $(DURATION)) $(if $(CLUSTER),--flink-cluster) $(if $(BROKER),--broker $(BROKER)) $(if $(filter 0,$(BRACKET)),--no-bracket)

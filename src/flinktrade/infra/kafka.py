@@ -32,7 +32,7 @@ from pathlib import Path
 
 from flinktrade.config import BrokerSettings
 from flinktrade.errors import InfraError
-from flinktrade.infra import daemon, jvm
+from flinktrade.infra import cds, daemon, jvm
 from flinktrade.infra.process import alive, command_line, port_open
 
 log = logging.getLogger(__name__)
@@ -113,6 +113,9 @@ class LocalKafka:
         self.cluster_id = cluster_id
         self.replication = replication
         self.sasl = sasl
+        self.archive_flags: list[str] | None = None
+        """The broker JVM's class-data sharing flags (None: ``cds.flags``, the archive made at
+        set-up when it matches; ``cds.build`` sets the flags that make it)."""
 
     @property
     def sasl_bootstrap_servers(self) -> str | None:
@@ -322,10 +325,13 @@ class LocalKafka:
             raise InfraError("formatting Kafka storage failed: " + result.stderr.strip()[-500:])
 
     def _start(self, props: Path) -> None:
+        command = self._java("kafka.Kafka", str(props))
+        archive = cds.flags(cds.BROKER) if self.archive_flags is None else self.archive_flags
+        command[1:1] = archive
         out = daemon.open_private_log(self.log_file)
         try:
             proc = subprocess.Popen(
-                self._java("kafka.Kafka", str(props)),
+                command,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

@@ -36,7 +36,7 @@ from pyflink.table import Schema, StreamTableEnvironment
 from flinktrade import topics
 from flinktrade.config import AnalyticsSettings, Delivery, LatencyProfile, Settings
 from flinktrade.errors import ConfigError
-from flinktrade.infra import jvm
+from flinktrade.infra import cds, jvm
 from flinktrade.pipeline import sql
 from flinktrade.pipeline.analytics import StrategySpec, SymbolModel
 from flinktrade.pipeline.operator import (
@@ -186,13 +186,16 @@ def jvm_args_with_heap(jvm_args: str | None, heap: str | None) -> str | None:
 
 
 def _start_gateway(heap: str | None) -> None:
-    """Start pyflink's gateway JVM (it runs the local MiniCluster) with ``-Xmx<heap>`` on the
-    ``JVM_ARGS`` pyflink passes to it. ``JVM_ARGS`` is restored afterwards, so no other JVM this
+    """Start pyflink's gateway JVM (it runs the local MiniCluster) with ``-Xmx<heap>`` and the
+    class-data archive of ``infra.cds`` (when there is one for it) on the ``JVM_ARGS`` pyflink
+    passes to it. ``JVM_ARGS`` is restored afterwards, so no other JVM this
     process starts inherits the bound."""
     if java_gateway._gateway is not None:  # already started: too late to bound it
         return
     before = os.environ.get("JVM_ARGS")
     bounded = jvm_args_with_heap(before, heap)
+    if "Archive" not in (bounded or ""):  # the set-up's class-data archive, when it matches
+        bounded = " ".join([bounded or "", *cds.flags(cds.GATEWAY)]).strip() or None
     if bounded is not None:
         os.environ["JVM_ARGS"] = bounded
     try:
