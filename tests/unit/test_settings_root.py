@@ -19,6 +19,8 @@ NOT_SETTINGS = {
     "FLINKTRADE_DEMO_FAULT",  # test hooks, read where they act
     "FLINKTRADE_EXECUTOR_CRASH_AT",
     "FLINKTRADE_JARS_DIR",  # infra/jvm.py, read before any settings exist
+    "FLINKTRADE_NO_CDS",  # infra/cds.py, read where a JVM starts (before any settings exist)
+    "FLINKTRADE_PURE_PYTHON",  # accel.py, read at the first import of a compiled module
     "FLINKTRADE_DEMO_BRACKET",  # the env form of `demo --no-bracket` (a CLI option, cli/demo.py)
 }
 OWN_NAMES = {
