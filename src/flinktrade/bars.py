@@ -21,6 +21,8 @@ from itertools import product
 from math import isfinite
 from typing import Any
 
+from pydantic import BaseModel
+
 from flinktrade import events
 
 _UNSET: Any = object()
@@ -37,7 +39,16 @@ _MAX_TS_MS, _MAX_SIZE, _MAX_INTERVAL_MS = events.MAX_TS_MS, events.MAX_SIZE, eve
 _price_problem = events.price_problem
 _Bar = events.Bar
 _new = events.Bar.__new__
-_set = object.__setattr__
+# pydantic's own slots of a model (what ``model_construct`` fills), set through their descriptors
+_put_dict, _put_fields_set, _put_extra, _put_private = (
+    vars(BaseModel)[slot].__set__
+    for slot in (
+        "__dict__",
+        "__pydantic_fields_set__",
+        "__pydantic_extra__",
+        "__pydantic_private__",
+    )
+)
 
 
 def make_bar(
@@ -71,35 +82,63 @@ def make_bar(
         and type(high) is Decimal
         and type(low) is Decimal
         and type(close) is Decimal
-        and _price_problem(open) is None
-        and _price_problem(high) is None
-        and _price_problem(low) is None
-        and _price_problem(close) is None
+        and _good_price(open)
+        and _good_price(high)
+        and _good_price(low)
+        and _good_price(close)
         and type(volume) is int
         and 0 <= volume <= _MAX_SIZE
         and (wap is None or (type(wap) is float and isfinite(wap)))
         and (count is None or (type(count) is int and 0 <= count <= _MAX_SIZE))
         and type(interval) is int
         and 0 < interval <= _MAX_INTERVAL_MS
-        and low <= min(open, close)
-        and max(open, close) <= high
+        and low <= open
+        and low <= close
+        and open <= high
+        and close <= high
     ):
         flags = (vwap is not _UNSET, trades is not _UNSET, interval_ms is not _UNSET,
                  ingest_ts is not _UNSET)  # fmt: skip
         bar = _new(_Bar)  # ``Bar(**fields)`` filled in one step: the same object, unvalidated
-        _set(bar, "__dict__", {
+        _put_dict(bar, {
             "ts": ts, "ingest_ts": seen, "symbol": symbol, "open": open, "high": high, "low": low,
             "close": close, "volume": volume, "vwap": wap, "trades": count, "interval_ms": interval,
         })  # fmt: skip
-        _set(bar, "__pydantic_fields_set__", set(_GIVEN[flags]))
-        _set(bar, "__pydantic_extra__", None)
-        _set(bar, "__pydantic_private__", None)
+        _put_fields_set(bar, set(_GIVEN[flags]))
+        _put_extra(bar, None)
+        _put_private(bar, None)
         return bar
     given = {"vwap": vwap, "trades": trades, "interval_ms": interval_ms, "ingest_ts": ingest_ts}
     return events.Bar(
         symbol=symbol, ts=ts, open=open, high=high, low=low, close=close, volume=volume,
         **{name: value for name, value in given.items() if value is not _UNSET},
     )  # fmt: skip
+
+
+class _GoodPrices(dict[Decimal, bool]):
+    """``events.price_problem(price) is None``, memoised by value (the rule depends on the value
+    only; a look-up costs a tenth of the check). Emptied when it grows past ``LIMIT`` entries."""
+
+    LIMIT = 1 << 16
+
+    def __missing__(self, price: Decimal) -> bool:
+        good = _price_problem(price) is None
+        if len(self) >= self.LIMIT:
+            self.clear()
+        self[price] = good
+        return good
+
+
+_GOOD_PRICES = _GoodPrices()
+
+
+def _good_price(price: Decimal) -> bool:
+    """Whether ``price`` passes ``events.price_problem`` (a signalling NaN, which cannot be
+    hashed, does not)."""
+    try:
+        return _GOOD_PRICES[price]
+    except TypeError:
+        return False
 
 
 @lru_cache(maxsize=4096)

@@ -192,6 +192,18 @@ class LatencyProfile(StrEnum):
     LOW = "low"
 
 
+class JitCompiler(StrEnum):
+    """Which JIT compilers the JVM of the job's in-process MiniCluster uses (see
+    docs/benchmarks.md, "The JIT compiler in the timed phase")."""
+
+    C1 = "c1"
+    """C1 only (``-XX:TieredStopAtLevel=1``): compiled code at once, no later C2 compile bursts
+    competing with the job for the CPU; less CPU and a faster start, a lower peak rate."""
+    TIERED = "tiered"
+    """The JVM's own default: C1, then C2 for the hottest code, which peaks higher after minutes
+    of compiling."""
+
+
 class JobSettings(Section):
     """The PyFlink job."""
 
@@ -232,6 +244,13 @@ class JobSettings(Section):
         pattern=r"^([1-9][0-9]*[kKmMgG]?)?$",
         description="Max heap (-Xmx) of the JVM that runs the job's in-process MiniCluster"
         " (`job run`), so its memory stays bounded; empty: the JVM's default (1/4 of RAM).",
+    )
+    jit: JitCompiler = Field(
+        JitCompiler.C1,
+        description="JIT compilers of the JVM that runs the job's in-process MiniCluster: 'c1'"
+        " (steady latency, less CPU, faster start) or 'tiered' (the JVM's default: C2 too, a higher"
+        " peak rate once compiled). A -XX:TieredStopAtLevel or -XX:-TieredCompilation in JVM_ARGS"
+        " wins.",
     )
     delivery: Delivery = Delivery.AT_LEAST_ONCE
     latency_profile: LatencyProfile = Field(

@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pyflink.java_gateway import get_gateway
 
 from flinktrade import bus, events, sentiment
 from flinktrade.config import AnalyticsSettings, KafkaSettings
 from flinktrade.ingest.simulator import MarketSimulator, RawTrade
 from flinktrade.pipeline.analytics import StrategySpec
-from flinktrade.pipeline.job import JobIO, JobOptions, build, environment, run
+from flinktrade.pipeline.job import C1_ONLY, JobIO, JobOptions, build, environment, run
 from flinktrade.testing import reference
 
 pytestmark = pytest.mark.integration
@@ -167,6 +168,9 @@ def _parallel_run(
     env, t_env = environment(options)  # the plan of exactly this job, as run() builds it
     # thread mode: no loopback server for Python workers was started (none would connect to it)
     assert t_env.get_config().get("python.loopback-server.address", "") == ""
+    # the gateway JVM (the MiniCluster's) runs C1 only, the default ``jit``
+    runtime = get_gateway().jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
+    assert C1_ONLY in list(runtime.getInputArguments())
     build(t_env, io, options)
     nodes = json.loads(env.get_execution_plan())["nodes"]
     plan = {f"{n['type']} #{n['id']}": int(n["parallelism"]) for n in nodes}

@@ -17,7 +17,13 @@ from flinktrade import events
 from flinktrade.config import AnalyticsSettings
 from flinktrade.errors import ConfigError
 from flinktrade.events import Alert, AnalyticsBar, Severity, Side, Signal
-from flinktrade.pipeline.analytics import ClosedBar, ScoredNews, StrategySpec, SymbolModel
+from flinktrade.pipeline.analytics import (
+    ClosedBar,
+    ScoredNews,
+    StrategySpec,
+    SymbolModel,
+    closed_bar,
+)
 from flinktrade.strategies import BarView, Intent, State
 
 T0 = 1_704_205_800_000
@@ -188,6 +194,18 @@ def test_an_analytics_bar_from_unusual_values_is_validated_as_before() -> None:
     too_long = ClosedBar("A" * 17, T0, Decimal(1), Decimal(1), Decimal(1), Decimal(1), 5, None, 1)
     with pytest.raises(ValidationError):
         model.on_bar(model.initial_state(), too_long)
+
+
+def test_closed_bar_is_the_dataclass_its_constructor_builds() -> None:
+    fields = ("AAA", T0, Decimal("1.5"), Decimal("2"), Decimal("1"), Decimal("1.75"), 7, None, 3)
+    built = closed_bar(*fields, 30_000)
+    made = ClosedBar(*fields, interval_ms=30_000)
+    assert built == made
+    assert vars(built) == vars(made)  # the same fields, in the same order
+    assert built.end_ts == T0 + 30_000
+    assert pickle.loads(pickle.dumps(built)) == made
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.ts = 0  # type: ignore[misc]
 
 
 def test_the_bar_view_equals_the_dataclass_built_by_its_constructor() -> None:

@@ -58,3 +58,10 @@ def test_an_unreadable_record_means_no_flags(jars: Path) -> None:
     _made(jars, cds.key(cds.BROKER))
     (jars / "cds" / "broker.json").write_text("not json")
     assert cds.flags(cds.BROKER) == []
+
+
+def test_jvm_args_that_name_an_archive_get_no_other() -> None:
+    assert cds.names_archive("-Xmx1g -XX:SharedArchiveFile=/x/gateway.jsa")
+    assert cds.names_archive("-XX:ArchiveClassesAtExit=/tmp/part.jsa")
+    assert not cds.names_archive("-Xmx1g -XX:TieredStopAtLevel=1")
+    assert not cds.names_archive(None)

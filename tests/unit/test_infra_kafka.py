@@ -98,3 +98,7 @@ def test_a_live_pid_whose_command_line_is_still_empty_counts_as_the_broker(
     assert broker.status().pid == stranger.pid
     monkeypatch.setattr(kafka_module, "command_line", lambda pid: ["python", "-c", "sleep"])
     assert broker.status().pid is None
+
+
+def test_command_lines_include_a_live_process(stranger: subprocess.Popen[bytes]) -> None:
+    assert [sys.executable, "-c", "import time; time.sleep(120)"] in process.command_lines()

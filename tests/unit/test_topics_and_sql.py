@@ -106,6 +106,18 @@ def test_the_job_jvm_gets_a_bounded_heap_unless_jvm_args_already_set_one() -> No
     assert jvm_args_with_heap("-Dx=1", "") == "-Dx=1"
 
 
+def test_the_job_jvm_runs_c1_only_unless_told_otherwise_or_jvm_args_choose() -> None:
+    from flinktrade.config import JitCompiler
+    from flinktrade.pipeline.job import C1_ONLY, jvm_args_with_jit
+
+    assert jvm_args_with_jit(None, JitCompiler.C1) == C1_ONLY
+    assert jvm_args_with_jit("-Xmx1g", JitCompiler.C1) == f"-Xmx1g {C1_ONLY}"
+    assert jvm_args_with_jit("-Xmx1g", JitCompiler.TIERED) == "-Xmx1g"
+    assert jvm_args_with_jit(None, JitCompiler.TIERED) is None
+    for own in ("-XX:TieredStopAtLevel=4", "-XX:-TieredCompilation", "-XX:+TieredCompilation"):
+        assert jvm_args_with_jit(f"-Dx=1 {own}", JitCompiler.C1) == f"-Dx=1 {own}"
+
+
 def test_a_thread_mode_job_tells_pyflink_to_start_no_loopback_worker_server(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """pyflink reads the variable when an environment is made: ``process`` starts no loopback
     server (nothing connects to it in thread mode); unset, it starts one (process mode needs it).

@@ -227,31 +227,42 @@ class Outputs:
     """A dead letter per bar or story the model refused or failed on."""
 
 
+class _Floats(dict[Decimal, float]):
+    """``float(price)`` memoised by value. A hit costs a tenth of the conversion only for a
+    ``Decimal`` object seen before (a new one computes its hash, which costs more than ``float``):
+    a run's prices are the few objects ``_WirePrices`` hands out. Equal values give equal floats;
+    emptied past ``LIMIT`` entries."""
+
+    LIMIT = 1 << 16
+
+    def __missing__(self, price: Decimal) -> float:
+        value = float(price)
+        if len(self) >= self.LIMIT:
+            self.clear()
+        self[price] = value
+        return value
+
+
+_FLOATS = _Floats()
+
+
 def take(outputs: Sequence[Any], into: Outputs) -> None:
     """The one place that reads what ``SymbolModel.on_bar`` / ``on_news`` return (bars with
     indicators, alerts, signals; dead letters from ``DueItems``) into a run's ``Outputs``."""
     # Called for every bar of a run: names bound locally, the PriceBar built as its tuple.
     analytics, signal, alert = events.AnalyticsBar, events.Signal, events.Alert
     priced, signals, bars = into.priced.append, into.signals.append, into.bars
-    new, price_bar = tuple.__new__, PriceBar
+    new, price_bar, floats = tuple.__new__, PriceBar, _FLOATS
     for event in outputs:
         kind = type(event)
         if kind is analytics:
             fields = event.__dict__
-            priced(
-                new(
-                    price_bar,
-                    (
-                        fields["symbol"],
-                        fields["ts"],
-                        float(fields["open"]),
-                        float(fields["close"]),
-                        float(fields["high"]),
-                        float(fields["low"]),
-                        fields["volume"],
-                    ),
-                )
-            )
+            open_, close, high, low = fields["open"], fields["close"], fields["high"], fields["low"]
+            try:  # a run's prices are the wire's few Decimal objects (hashes cached): memoised
+                prices = (floats[open_], floats[close], floats[high], floats[low])
+            except TypeError:  # a signalling NaN cannot be hashed (nor a bar have one)
+                prices = (float(open_), float(close), float(high), float(low))
+            priced(new(price_bar, (fields["symbol"], fields["ts"], *prices, fields["volume"])))
             if bars is not None:
                 bars.setdefault(event.symbol, []).append(event)
         elif kind is signal:

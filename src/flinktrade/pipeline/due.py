@@ -24,7 +24,7 @@ from typing import Any
 
 from flinktrade import events
 from flinktrade.events import Alert, DeadLetter, Severity
-from flinktrade.pipeline.analytics import ClosedBar, ScoredNews, SymbolModel
+from flinktrade.pipeline.analytics import ClosedBar, ScoredNews, SymbolModel, closed_bar
 
 log = logging.getLogger(__name__)
 
@@ -100,18 +100,10 @@ class DueItems:
             story_id, ts, score, headline = item
             return self.model.on_news(state, ScoredNews(story_id, symbol, ts, score, headline))
         ts, open_, high, low, close, volume, vwap, trades, interval_ms = item[:9]
-        bar = ClosedBar(
-            symbol=symbol,
-            ts=ts,
-            open=Decimal(open_),
-            high=Decimal(high),
-            low=Decimal(low),
-            close=Decimal(close),
-            volume=volume,
-            vwap=vwap,
-            trades=trades,
-            interval_ms=interval_ms,
-        )
+        bar = closed_bar(
+            symbol, ts, Decimal(open_), Decimal(high), Decimal(low), Decimal(close), volume, vwap,
+            trades, interval_ms,
+        )  # fmt: skip
         if not self.checked_bars:
             problem = _bar_problem(bar)
             if problem is not None:

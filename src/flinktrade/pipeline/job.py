@@ -34,7 +34,7 @@ from pyflink.java_gateway import get_gateway
 from pyflink.table import Schema, StreamTableEnvironment
 
 from flinktrade import topics
-from flinktrade.config import AnalyticsSettings, Delivery, LatencyProfile, Settings
+from flinktrade.config import AnalyticsSettings, Delivery, JitCompiler, LatencyProfile, Settings
 from flinktrade.errors import ConfigError
 from flinktrade.infra import cds, jvm
 from flinktrade.pipeline import sql
@@ -125,6 +125,9 @@ class JobOptions:
     quarter of the machine's memory, which lets a long-running job's heap (and RSS) grow far
     beyond what it needs before the collector gives memory back. Applies only if this process
     has not started the gateway yet (the first job of a process fixes it)."""
+    jit: JitCompiler = JitCompiler.C1
+    """The JIT compilers of the gateway JVM (``jit_args``); like ``heap``, only for a JVM this
+    process starts."""
     kafka_properties: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     """How every Kafka table of the job authenticates (``sql.client_properties`` of
     ``KafkaSettings``: security protocol, SASL login, TLS files). Empty: a PLAINTEXT cluster. Out
@@ -147,6 +150,7 @@ class JobOptions:
             "latency_profile": job.latency_profile,
             "thread_mode": job.python_thread_mode,
             "heap": job.heap or None,
+            "jit": job.jit,
             "bar_buckets": job.bar_buckets,
             "strategies": specs,
             "analytics": settings.analytics,
@@ -185,16 +189,33 @@ def jvm_args_with_heap(jvm_args: str | None, heap: str | None) -> str | None:
     return " ".join([*args, f"-Xmx{heap}"])
 
 
-def _start_gateway(heap: str | None) -> None:
-    """Start pyflink's gateway JVM (it runs the local MiniCluster) with ``-Xmx<heap>`` and the
-    class-data archive of ``infra.cds`` (when there is one for it) on the ``JVM_ARGS`` pyflink
-    passes to it. ``JVM_ARGS`` is restored afterwards, so no other JVM this
-    process starts inherits the bound."""
+C1_ONLY = "-XX:TieredStopAtLevel=1"
+_JIT_OPTIONS = ("-XX:TieredStopAtLevel", "-XX:-TieredCompilation", "-XX:+TieredCompilation")
+
+
+def jvm_args_with_jit(jvm_args: str | None, jit: JitCompiler) -> str | None:
+    """``JVM_ARGS`` with the option that makes ``jit`` so (C1 only: ``C1_ONLY``; tiered: the
+    JVM's default, nothing), unless it already chooses the compilers itself.
+
+    Why C1 by default: at 2,000 trades/s after a warm-up of 300,000, C2 still compiled on ~0.3-0.5
+    of the 2 cores through the timed phase, and the job's outputs queued behind it (bars p99
+    579-8,327 ms in the low-latency profile, 68-85 ms with C1 only; docs/benchmarks.md)."""
+    args = (jvm_args or "").split()
+    if jit is not JitCompiler.C1 or any(a.startswith(_JIT_OPTIONS) for a in args):
+        return jvm_args
+    return " ".join([*args, C1_ONLY])
+
+
+def _start_gateway(heap: str | None, jit: JitCompiler = JitCompiler.C1) -> None:
+    """Start pyflink's gateway JVM (it runs the local MiniCluster) with ``-Xmx<heap>``, the JIT
+    compilers ``jit`` and the class-data archive of ``infra.cds`` (when there is one for it) on
+    the ``JVM_ARGS`` pyflink passes to it. ``JVM_ARGS`` is restored afterwards, so no other JVM
+    this process starts inherits them."""
     if java_gateway._gateway is not None:  # already started: too late to bound it
         return
     before = os.environ.get("JVM_ARGS")
-    bounded = jvm_args_with_heap(before, heap)
-    if "Archive" not in (bounded or ""):  # the set-up's class-data archive, when it matches
+    bounded = jvm_args_with_jit(jvm_args_with_heap(before, heap), jit)
+    if not cds.names_archive(bounded):  # the set-up's class-data archive, when it matches
         bounded = " ".join([bounded or "", *cds.flags(cds.GATEWAY)]).strip() or None
     if bounded is not None:
         os.environ["JVM_ARGS"] = bounded
@@ -211,7 +232,7 @@ def environment(options: JobOptions) -> tuple[StreamExecutionEnvironment, Stream
     """A configured execution environment (a local MiniCluster unless submitted to a cluster)."""
     jvm.ensure_jars()
     os.environ["PYTHONPATH"] = _python_path()  # read when the gateway JVM starts
-    _start_gateway(options.heap)
+    _start_gateway(options.heap, options.jit)
     cwd = str(Path.cwd())
     if cwd not in sys.path:  # the console script does not put it there, ``python -m`` does
         sys.path.append(cwd)
