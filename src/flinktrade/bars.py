@@ -15,6 +15,7 @@ column loaders and its simulated market.
 
 from __future__ import annotations
 
+from collections.abc import Container
 from decimal import Decimal
 from functools import lru_cache
 from itertools import product
@@ -64,9 +65,14 @@ def make_bar(
     trades: Any = _UNSET,
     interval_ms: Any = _UNSET,
     ingest_ts: Any = _UNSET,
+    valid_prices: Container[Decimal] = (),
 ) -> events.Bar:
     """``events.Bar(symbol=symbol, ts=ts, ...)`` of the given arguments, built without pydantic
-    when the values plainly pass its rules; the optional ones left out are not given."""
+    when the values plainly pass its rules; the optional ones left out are not given.
+
+    ``valid_prices``: prices the caller has already found valid (``events.price_problem`` None),
+    e.g. the memo of a column loader whose prices repeat; the others are checked here. (A memo
+    inside this function would not pay: hashing a new ``Decimal`` costs twice its check.)"""
     wap = None if vwap is _UNSET else vwap
     count = None if trades is _UNSET else trades
     interval = _DEFAULT_INTERVAL_MS if interval_ms is _UNSET else interval_ms
@@ -82,10 +88,10 @@ def make_bar(
         and type(high) is Decimal
         and type(low) is Decimal
         and type(close) is Decimal
-        and _good_price(open)
-        and _good_price(high)
-        and _good_price(low)
-        and _good_price(close)
+        and (open in valid_prices or _price_problem(open) is None)
+        and (high in valid_prices or _price_problem(high) is None)
+        and (low in valid_prices or _price_problem(low) is None)
+        and (close in valid_prices or _price_problem(close) is None)
         and type(volume) is int
         and 0 <= volume <= _MAX_SIZE
         and (wap is None or (type(wap) is float and isfinite(wap)))
@@ -113,32 +119,6 @@ def make_bar(
         symbol=symbol, ts=ts, open=open, high=high, low=low, close=close, volume=volume,
         **{name: value for name, value in given.items() if value is not _UNSET},
     )  # fmt: skip
-
-
-class _GoodPrices(dict[Decimal, bool]):
-    """``events.price_problem(price) is None``, memoised by value (the rule depends on the value
-    only; a look-up costs a tenth of the check). Emptied when it grows past ``LIMIT`` entries."""
-
-    LIMIT = 1 << 16
-
-    def __missing__(self, price: Decimal) -> bool:
-        good = _price_problem(price) is None
-        if len(self) >= self.LIMIT:
-            self.clear()
-        self[price] = good
-        return good
-
-
-_GOOD_PRICES = _GoodPrices()
-
-
-def _good_price(price: Decimal) -> bool:
-    """Whether ``price`` passes ``events.price_problem`` (a signalling NaN, which cannot be
-    hashed, does not)."""
-    try:
-        return _GOOD_PRICES[price]
-    except TypeError:
-        return False
 
 
 @lru_cache(maxsize=4096)

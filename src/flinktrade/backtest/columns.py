@@ -44,6 +44,7 @@ def bars_of(
     if len({len(c) for c in columns}) > 1:
         raise ValueError("bars_of: the columns differ in length")
     memo: dict[float, Decimal] = {}
+    valid: set[Decimal] = set()  # memo's prices that pass events.price_problem (checked once)
 
     def price(value: Any) -> Any:
         """A float price as the Decimal of its repr (anything else as it is, for ``make_bar``)."""
@@ -54,7 +55,12 @@ def bars_of(
             number = Decimal(repr(value))
             if value > 0:  # NaN is never found again; 0.0 and -0.0 would share a key
                 memo[value] = number
+                if events.price_problem(number) is None:
+                    valid.add(number)
         return number
 
     for t, o, h, lo, c, v in zip(*columns, strict=True):
-        yield make_bar(symbol, t, price(o), price(h), price(lo), price(c), v, ingest_ts=ingest_ts)
+        yield make_bar(
+            symbol, t, price(o), price(h), price(lo), price(c), v, ingest_ts=ingest_ts,
+            valid_prices=valid,
+        )  # fmt: skip
