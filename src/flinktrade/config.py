@@ -256,7 +256,7 @@ class JobSettings(Section):
     latency_profile: LatencyProfile = Field(
         LatencyProfile.DEFAULT,
         description="'low': flush network buffers, watermarks and Kafka writes within ~1-10 ms"
-        " (more CPU per record); 'default': Flink's batching defaults.",
+        " (more CPU per record); 'default': within ~10-50 ms (Flink's batching, shortened).",
     )
     group_id: str = "flinktrade-job"
     python_thread_mode: bool = Field(

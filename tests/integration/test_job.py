@@ -171,6 +171,9 @@ def _parallel_run(
     # the gateway JVM (the MiniCluster's) runs C1 only, the default ``jit``
     runtime = get_gateway().jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
     assert C1_ONLY in list(runtime.getInputArguments())
+    # the default latency profile's shortened batching (DEFAULT_CONF)
+    assert env.get_config().get_auto_watermark_interval() == 50
+    assert env.get_buffer_timeout() == 10
     build(t_env, io, options)
     nodes = json.loads(env.get_execution_plan())["nodes"]
     plan = {f"{n['type']} #{n['id']}": int(n["parallelism"]) for n in nodes}
