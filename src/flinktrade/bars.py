@@ -22,8 +22,6 @@ from itertools import product
 from math import isfinite
 from typing import Any
 
-from pydantic import BaseModel
-
 from flinktrade import events
 
 _UNSET: Any = object()
@@ -39,17 +37,6 @@ _DEFAULT_INTERVAL_MS: int = events.Bar.model_fields["interval_ms"].default
 _MAX_TS_MS, _MAX_SIZE, _MAX_INTERVAL_MS = events.MAX_TS_MS, events.MAX_SIZE, events.MAX_INTERVAL_MS
 _price_problem = events.price_problem
 _Bar = events.Bar
-_new = events.Bar.__new__
-# pydantic's own slots of a model (what ``model_construct`` fills), set through their descriptors
-_put_dict, _put_fields_set, _put_extra, _put_private = (
-    vars(BaseModel)[slot].__set__
-    for slot in (
-        "__dict__",
-        "__pydantic_fields_set__",
-        "__pydantic_extra__",
-        "__pydantic_private__",
-    )
-)
 
 
 def make_bar(
@@ -105,15 +92,10 @@ def make_bar(
     ):
         flags = (vwap is not _UNSET, trades is not _UNSET, interval_ms is not _UNSET,
                  ingest_ts is not _UNSET)  # fmt: skip
-        bar = _new(_Bar)  # ``Bar(**fields)`` filled in one step: the same object, unvalidated
-        _put_dict(bar, {
+        return events.assembled(_Bar, {  # ``Bar(**fields)`` filled in one step, unvalidated
             "ts": ts, "ingest_ts": seen, "symbol": symbol, "open": open, "high": high, "low": low,
             "close": close, "volume": volume, "vwap": wap, "trades": count, "interval_ms": interval,
-        })  # fmt: skip
-        _put_fields_set(bar, set(_GIVEN[flags]))
-        _put_extra(bar, None)
-        _put_private(bar, None)
-        return bar
+        }, set(_GIVEN[flags]))  # fmt: skip
     given = {"vwap": vwap, "trades": trades, "interval_ms": interval_ms, "ingest_ts": ingest_ts}
     return events.Bar(
         symbol=symbol, ts=ts, open=open, high=high, low=low, close=close, volume=volume,

@@ -148,6 +148,32 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+# pydantic's own slots of a model (what ``model_construct`` fills), set through their descriptors
+_put_dict, _put_fields_set, _put_extra, _put_private = (
+    vars(BaseModel)[slot].__set__
+    for slot in (
+        "__dict__",
+        "__pydantic_fields_set__",
+        "__pydantic_extra__",
+        "__pydantic_private__",
+    )
+)
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def assembled(model: type[_Model], fields: dict[str, Any], fields_set: set[str]) -> _Model:
+    """``model(**fields)`` filled as ``model_construct`` fills it, without validating: only for
+    values the caller has checked against the model's rules (``bars.make_bar``, the analytics
+    bar; each pinned by tests to the validated model and its bytes). ``fields`` in the model's
+    field order; ``fields_set`` what a keyword construction would mark as given."""
+    event = object.__new__(model)
+    _put_dict(event, fields)
+    _put_fields_set(event, fields_set)
+    _put_extra(event, None)
+    _put_private(event, None)
+    return event
+
+
 def stable_id(*parts: object) -> str:
     """A short deterministic id: the first 32 hex digits of SHA-256 over the parts."""
     text = "|".join(str(p) for p in parts)

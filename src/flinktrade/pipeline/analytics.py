@@ -26,8 +26,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel
-
 from flinktrade import events
 from flinktrade.config import AnalyticsSettings
 from flinktrade.errors import ConfigError
@@ -127,16 +125,6 @@ class ScoredNews:
 _set = object.__setattr__
 _new = object.__new__
 _BAR_FIELDS_SET = frozenset(AnalyticsBar.model_fields) - {"ingest_ts"}
-# pydantic's own slots of a model (what model_construct fills), set through their descriptors
-_put_dict, _put_fields_set, _put_extra, _put_private = (
-    vars(BaseModel)[slot].__set__
-    for slot in (
-        "__dict__",
-        "__pydantic_fields_set__",
-        "__pydantic_extra__",
-        "__pydantic_private__",
-    )
-)
 
 
 def _analytics_bar(bar: ClosedBar, indicators: dict[str, float | None]) -> AnalyticsBar:
@@ -174,9 +162,8 @@ def _analytics_bar(bar: ClosedBar, indicators: dict[str, float | None]) -> Analy
             interval_ms=bar.interval_ms,
             indicators=indicators,
         )
-    event = _new(AnalyticsBar)
-    _put_dict(
-        event,
+    return events.assembled(
+        AnalyticsBar,
         {
             "ts": bar.ts,
             "ingest_ts": events.now_ms(),
@@ -191,11 +178,8 @@ def _analytics_bar(bar: ClosedBar, indicators: dict[str, float | None]) -> Analy
             "interval_ms": bar.interval_ms,
             "indicators": indicators,
         },
+        set(_BAR_FIELDS_SET),
     )
-    _put_fields_set(event, set(_BAR_FIELDS_SET))
-    _put_extra(event, None)
-    _put_private(event, None)
-    return event
 
 
 def _bar_view(
