@@ -28,6 +28,7 @@ normal summary. A broker that stays unreachable (``BROKER_GRACE_S``) ends the de
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -291,15 +292,31 @@ class DemoJob:
 class JobBuild:
     """The job's JVM, MiniCluster environment and plan, made on a thread of its own while the
     broker comes up and the other services start (they need no broker: the job first reads its
-    topics when it runs); ``submit`` starts it once they are all ready."""
+    topics when it runs); ``submit`` starts it once they are all ready.
+
+    Python's cyclic garbage collector is off from the start of the build to the submission
+    (``submit`` or ``close`` turn it back on). A collection on another thread can finalise py4j
+    proxies of the build, and py4j sends each finaliser's message on a connection of its own
+    when the build's is busy; the build's next calls may then go out on that connection, which
+    the JVM serves on another thread, where Flink's planner finds none of its thread-local state
+    ("NullPointerException: metadataHandlerProvider", seen once in a CI run). With one Python
+    thread using the gateway at a time, py4j keeps one connection and the JVM one thread."""
 
     def __init__(self, io: JobIO, options: JobOptions) -> None:
         SymbolModel(options.strategies, options.analytics)  # a bad strategy setting: at once
         self.io, self.options = io, options
         self._env: Any = None
         self._error: BaseException | None = None
+        self._collector_was_on = gc.isenabled()
+        gc.disable()
         self._thread = threading.Thread(target=self._build, name="demo-job-build", daemon=True)
         self._thread.start()
+
+    def close(self) -> None:
+        """The garbage collector back as it was (once the job is submitted, or will not be)."""
+        if self._collector_was_on:
+            self._collector_was_on = False
+            gc.enable()
 
     def _build(self) -> None:
         try:
@@ -320,6 +337,8 @@ class JobBuild:
         except Exception as exc:  # the planner or the cluster refused the job
             log.debug("the job did not start", exc_info=True)
             raise ServiceDied("job", f"it did not start: {describe(exc)}") from None
+        finally:
+            self.close()
 
 
 class DemoApi:
@@ -625,10 +644,14 @@ def run_demo(
         where["checkpoint_dir"] = None
     options = JobOptions.from_settings(settings, name="flinktrade-demo", **where)
     building = JobBuild(io, options)  # the slowest start of all: begun first
-    broker_ready()
-    bus.ensure_topics(settings.kafka, [t.name for t in topics.ALL])
-    before = _patiently(lambda: topic_totals(servers, SUMMARY_TOPICS))
-    orders_start = _patiently(lambda: order_end_offsets(servers))
+    try:
+        broker_ready()
+        bus.ensure_topics(settings.kafka, [t.name for t in topics.ALL])
+        before = _patiently(lambda: topic_totals(servers, SUMMARY_TOPICS))
+        orders_start = _patiently(lambda: order_end_offsets(servers))
+    except BaseException:
+        building.close()
+        raise
 
     sim = settings.simulator
     last = _patiently(lambda: last_event_ts(servers, topics.TRADES.name))
@@ -678,6 +701,7 @@ def run_demo(
         failed = True
         raise
     finally:
+        building.close()  # when it never came to the submission
         if api is not None:
             api.stop()
         feed.stop()

@@ -162,3 +162,44 @@ def test_a_faulty_service_thread_fails_before_serving() -> None:
     assert isinstance(service.error, InjectedFault) and not service.served.is_set()
     with pytest.raises(ServiceDied, match=f"the stand-in died: InjectedFault: .*{FAULT_ENV}"):
         check_services([service])
+
+
+def test_the_job_is_built_without_the_cyclic_collector_until_it_is_submitted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No collection on another thread may finalise py4j proxies while the job is built (see
+    ``JobBuild``); the collector is back once the job is submitted, or abandoned."""
+    import gc
+
+    from flinktrade import demo
+    from flinktrade.config import AnalyticsSettings
+    from flinktrade.pipeline.job import JobIO, JobOptions
+
+    seen: list[bool] = []
+
+    class Env:
+        def execute_async(self, name: str) -> str:
+            seen.append(gc.isenabled())
+            return f"client of {name}"
+
+    def prepare(io: JobIO, options: JobOptions) -> Env:
+        seen.append(gc.isenabled())
+        return Env()
+
+    monkeypatch.setattr(demo, "prepare", prepare)
+    options = JobOptions(analytics=AnalyticsSettings(), name="t")
+    io = JobIO(bootstrap_servers="127.0.0.1:9")
+    assert gc.isenabled()
+    try:
+        build = demo.JobBuild(io, options)
+        assert not gc.isenabled()
+        job = build.submit()
+        assert job.client == "client of t"
+        assert seen == [False, False]
+        assert gc.isenabled()
+        abandoned = demo.JobBuild(io, options)
+        assert not gc.isenabled()
+        abandoned.close()
+        assert gc.isenabled()
+    finally:
+        gc.enable()
