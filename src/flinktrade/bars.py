@@ -15,7 +15,6 @@ column loaders and its simulated market.
 
 from __future__ import annotations
 
-from collections.abc import Container
 from decimal import Decimal
 from functools import lru_cache
 from itertools import product
@@ -52,14 +51,15 @@ def make_bar(
     trades: Any = _UNSET,
     interval_ms: Any = _UNSET,
     ingest_ts: Any = _UNSET,
-    valid_prices: Container[Decimal] = (),
+    prices_checked: bool = False,
 ) -> events.Bar:
     """``events.Bar(symbol=symbol, ts=ts, ...)`` of the given arguments, built without pydantic
     when the values plainly pass its rules; the optional ones left out are not given.
 
-    ``valid_prices``: prices the caller has already found valid (``events.price_problem`` None),
-    e.g. the memo of a column loader whose prices repeat; the others are checked here. (A memo
-    inside this function would not pay: hashing a new ``Decimal`` costs twice its check.)"""
+    ``prices_checked``: the caller has found all four prices valid (``events.price_problem``
+    None), e.g. a column loader that checks each distinct price once; their types are checked
+    here all the same. (A memo inside this function would not pay: hashing a new ``Decimal``
+    costs twice its check.)"""
     wap = None if vwap is _UNSET else vwap
     count = None if trades is _UNSET else trades
     interval = _DEFAULT_INTERVAL_MS if interval_ms is _UNSET else interval_ms
@@ -75,10 +75,15 @@ def make_bar(
         and type(high) is Decimal
         and type(low) is Decimal
         and type(close) is Decimal
-        and (open in valid_prices or _price_problem(open) is None)
-        and (high in valid_prices or _price_problem(high) is None)
-        and (low in valid_prices or _price_problem(low) is None)
-        and (close in valid_prices or _price_problem(close) is None)
+        and (
+            prices_checked
+            or (
+                _price_problem(open) is None
+                and _price_problem(high) is None
+                and _price_problem(low) is None
+                and _price_problem(close) is None
+            )
+        )
         and type(volume) is int
         and 0 <= volume <= _MAX_SIZE
         and (wap is None or (type(wap) is float and isfinite(wap)))

@@ -103,13 +103,12 @@ def test_ordinary_and_hostile_prices_give_the_validated_outcome(price: Any, fiel
 
 
 def test_prices_known_valid_skip_their_check_and_the_others_are_still_checked() -> None:
-    valid = {ARGS["open"], ARGS["high"], ARGS["low"], ARGS["close"]}
     assert_same_bar(
-        bars.make_bar(**ARGS, ingest_ts=7, valid_prices=valid),
+        bars.make_bar(**ARGS, ingest_ts=7, prices_checked=True),
         validated_bar(**ARGS, ingest_ts=7),
     )
-    with pytest.raises(pydantic.ValidationError):  # not in the set: checked, and refused
-        bars.make_bar(**{**ARGS, "low": D("100.0000001")}, ingest_ts=7, valid_prices=valid)
+    with pytest.raises(pydantic.ValidationError):  # not said to be checked: checked, and refused
+        bars.make_bar(**{**ARGS, "low": D("100.0000001")}, ingest_ts=7)
 
 
 class _Dec(Decimal):

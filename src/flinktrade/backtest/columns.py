@@ -43,24 +43,24 @@ def bars_of(
     columns = [_column(c) for c in (ts, open, high, low, close, volume)]
     if len({len(c) for c in columns}) > 1:
         raise ValueError("bars_of: the columns differ in length")
-    memo: dict[float, Decimal] = {}
-    valid: set[Decimal] = set()  # memo's prices that pass events.price_problem (checked once)
+    memo: dict[float, tuple[Decimal, bool]] = {}
 
-    def price(value: Any) -> Any:
-        """A float price as the Decimal of its repr (anything else as it is, for ``make_bar``)."""
+    def price(value: Any) -> tuple[Any, bool]:
+        """A float price as the Decimal of its repr and whether it passes ``events.price_problem``
+        (checked once per distinct float); anything else as it is, unchecked, for ``make_bar``."""
         if type(value) is not float:
-            return value
-        number = memo.get(value)
-        if number is None:
+            return value, False
+        known = memo.get(value)
+        if known is None:
             number = Decimal(repr(value))
+            known = (number, value > 0 and events.price_problem(number) is None)
             if value > 0:  # NaN is never found again; 0.0 and -0.0 would share a key
-                memo[value] = number
-                if events.price_problem(number) is None:
-                    valid.add(number)
-        return number
+                memo[value] = known
+        return known
 
-    for t, o, h, lo, c, v in zip(*columns, strict=True):
+    for t, *row, v in zip(*columns, strict=True):
+        (o, o_ok), (h, h_ok), (lo, lo_ok), (c, c_ok) = map(price, row)
         yield make_bar(
-            symbol, t, price(o), price(h), price(lo), price(c), v, ingest_ts=ingest_ts,
-            valid_prices=valid,
+            symbol, t, o, h, lo, c, v, ingest_ts=ingest_ts,
+            prices_checked=o_ok and h_ok and lo_ok and c_ok,
         )  # fmt: skip

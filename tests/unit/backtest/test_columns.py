@@ -92,7 +92,7 @@ def test_generated_columns_give_the_validated_bars() -> None:
 HOSTILE_PRICES = [
     0.0, -0.0, -1.0, 1e-6, 1e-7, 9e-7, 1.0000005, 0.1234567, 123.456789, 1e12, 999999999999.99,
     1e13, 1e300, math.inf, -math.inf, math.nan, 5e-324, 0.1 + 0.2, 100, Decimal("1.5"), "1.5",
-    None, True,
+    None, True, Decimal("sNaN"), Decimal("NaN"), Decimal("1E+400"), Decimal("0.0000001"),
 ]  # fmt: skip
 
 
