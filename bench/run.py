@@ -35,7 +35,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -546,7 +546,7 @@ timed second was unaffected). Its result is discarded."""
 
 def warm_broker(latency: LatencyBench, rate: int) -> None:
     log.info("latency: warming the broker up (one untimed plain-loop run)")
-    result = latency.run(LatencyCase(BROKER_WARMUP.contender, BROKER_WARMUP.profile, rate), -1)
+    result = latency.run(replace(BROKER_WARMUP, rate=rate), -1)
     if "error" in result:
         log.warning("the broker warm-up run failed: %s", result["error"])
 

@@ -194,7 +194,7 @@ class LatencyProfile(StrEnum):
 
 class JitCompiler(StrEnum):
     """Which JIT compilers the JVM of the job's in-process MiniCluster uses (see
-    docs/benchmarks.md, "The JIT compiler in the timed phase")."""
+    docs/benchmarks.md, "The JIT compilers in the timed phase")."""
 
     C1 = "c1"
     """C1 only (``-XX:TieredStopAtLevel=1``): compiled code at once, no later C2 compile bursts

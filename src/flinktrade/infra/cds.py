@@ -136,7 +136,6 @@ def _train_broker(part: Path) -> None:
 
 
 _GATEWAY_RUN = """
-import sys
 from flinktrade.pipeline import job
 io = job.JobIO(bootstrap_servers="127.0.0.1:9")  # never reached: the job is cancelled at once
 options = job.JobOptions(checkpoint_dir=None, restart_attempts=0, name="flinktrade-cds")

@@ -24,7 +24,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from flinktrade import events
 from flinktrade.config import AnalyticsSettings
@@ -103,12 +103,10 @@ def closed_bar(
 ) -> ClosedBar:
     """``ClosedBar(symbol, ts, ...)``: the frozen dataclass filled in one step instead of ten
     ``object.__setattr__`` calls (the same object; pinned by a test)."""
-    bar = _new(ClosedBar)
-    _set(bar, "__dict__", {
+    return _filled(ClosedBar, {
         "symbol": symbol, "ts": ts, "open": open, "high": high, "low": low, "close": close,
         "volume": volume, "vwap": vwap, "trades": trades, "interval_ms": interval_ms,
     })  # fmt: skip
-    return bar
 
 
 @dataclass(frozen=True)
@@ -122,8 +120,17 @@ class ScoredNews:
     headline: str
 
 
-_set = object.__setattr__
-_new = object.__new__
+_T = TypeVar("_T")
+
+
+def _filled(cls: type[_T], fields: dict[str, Any]) -> _T:
+    """``cls(**fields)`` of a frozen dataclass, its ``__dict__`` set in one step instead of a
+    ``object.__setattr__`` per field (``fields`` in the field order; nothing is checked)."""
+    obj = object.__new__(cls)
+    object.__setattr__(obj, "__dict__", fields)
+    return obj
+
+
 _BAR_FIELDS_SET = frozenset(AnalyticsBar.model_fields) - {"ingest_ts"}
 
 
@@ -187,10 +194,8 @@ def _bar_view(
 ) -> BarView:
     """``BarView(...)`` of ``bar``: the frozen dataclass filled in one step instead of eleven
     ``object.__setattr__`` calls (the same object; pinned by a test)."""
-    view = _new(BarView)
-    _set(
-        view,
-        "__dict__",
+    return _filled(
+        BarView,
         {
             "symbol": bar.symbol,
             "ts": bar.ts,
@@ -205,7 +210,6 @@ def _bar_view(
             "sentiment": sentiment,
         },
     )
-    return view
 
 
 class SymbolModel:

@@ -126,7 +126,7 @@ class JobOptions:
     beyond what it needs before the collector gives memory back. Applies only if this process
     has not started the gateway yet (the first job of a process fixes it)."""
     jit: JitCompiler = JitCompiler.C1
-    """The JIT compilers of the gateway JVM (``jit_args``); like ``heap``, only for a JVM this
+    """The JIT compilers of the gateway JVM (``jvm_args_with_jit``); like ``heap``, only for a JVM this
     process starts."""
     kafka_properties: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     """How every Kafka table of the job authenticates (``sql.client_properties`` of
@@ -170,8 +170,8 @@ the same catch-up rate (105-111 k against 98-105 k trades/s; docs/benchmarks.md)
 and the sinks' ``linger.ms`` (5 ms) keep their defaults."""
 
 LOW_LATENCY_CONF = {
-    "execution.buffer-timeout.interval": "1 ms",  # default 100 ms per network hop
-    "pipeline.auto-watermark-interval": "10 ms",  # default 200 ms: bars close on watermarks
+    "execution.buffer-timeout.interval": "1 ms",  # Flink's default 100 ms per network hop
+    "pipeline.auto-watermark-interval": "10 ms",  # Flink's default 200 ms
     "python.fn-execution.bundle.size": "1",  # process mode batches Python input (default 1000)
     "python.fn-execution.bundle.time": "1",  # ... and flushes it every 1000 ms by default
 }
