@@ -120,15 +120,19 @@ class ExactWindow:
 
     Each value is kept as the integer ``value * 2**shift`` (every finite float is one, for a large
     enough ``shift``; ``shift`` grows when a value needs it), so the sums are Python integers with
-    no rounding at all, and a value leaving the window subtracts exactly what it added."""
+    no rounding at all, and a value leaving the window subtracts exactly what it added. The floats
+    themselves are kept too (``xs``): a snapshot (``snap``) holds them and the shift, not the
+    integers, which pickle at several times the cost of a float (the job writes a snapshot per
+    bar), and ``unsnap`` recomputes the integers and sums from them, exactly."""
 
-    __slots__ = ("n", "s1", "s2", "shift", "values")
-    _fields: ClassVar[tuple[str, ...]] = ("n", "s1", "s2", "shift", "values")
+    __slots__ = ("n", "s1", "s2", "shift", "values", "xs")
+    _fields: ClassVar[tuple[str, ...]] = ("n", "s1", "s2", "shift", "values", "xs")
 
     def __init__(self, n: int = 1) -> None:
         self.n = n
         self.shift = 0
         self.values: list[int] = []
+        self.xs: list[float] = []
         self.s1 = self.s2 = 0
 
     def push(self, x: float) -> None:
@@ -137,10 +141,12 @@ class ExactWindow:
         if exp > self.shift:
             self._rescale(exp)
         v = num << (self.shift - exp)
-        values = self.values
+        values, xs = self.values, self.xs
         values.append(v)
+        xs.append(x)
         if len(values) > self.n:
             old = values.pop(0)
+            del xs[0]
             self.s1 += v - old
             self.s2 += v * v - old * old
         else:
@@ -154,6 +160,19 @@ class ExactWindow:
         self.s2 <<= 2 * more
         self.shift = shift
 
+    def _rebuild(self, shift: int, xs: list[float]) -> None:
+        """The integers and sums of the floats ``xs`` at ``shift`` (at least every one's own)."""
+        values = []
+        for x in xs:
+            num, den = x.as_integer_ratio()
+            exp = den.bit_length() - 1
+            if exp > shift:
+                raise ValueError(f"window value {x!r} needs a shift above {shift}")
+            values.append(num << (shift - exp))
+        self.shift, self.xs, self.values = shift, xs, values
+        self.s1 = sum(values)
+        self.s2 = sum([v * v for v in values])
+
     def __len__(self) -> int:
         return len(self.values)
 
@@ -161,6 +180,10 @@ class ExactWindow:
         return {name: getattr(self, name) for name in self._fields}
 
     def __setstate__(self, state: Any) -> None:
+        if isinstance(state, tuple):  # (None, slots): pickled before __getstate__
+            state = state[1]
+        if "xs" not in state:  # pickled before the floats were kept; exact: each was a float
+            state = {**state, "xs": [v / (1 << state["shift"]) for v in state["values"]]}
         _restore(self, state)
 
     def total(self) -> float:
@@ -178,17 +201,26 @@ class ExactWindow:
     def to_json(self) -> dict[str, Any]:
         return {"shift": self.shift, "values": list(self.values), "s1": self.s1, "s2": self.s2}
 
-    def snap(self) -> tuple[int, tuple[int, ...], int, int]:
-        """The window as plain values (``restore`` reads them back); shares nothing with it."""
-        return (self.shift, tuple(self.values), self.s1, self.s2)
+    def snap(self) -> tuple[Any, ...]:
+        """The window as plain values, ``(shift, floats)`` (``unsnap`` reads them back, and the
+        form before the floats were kept, ``(shift, integers, s1, s2)``); shares nothing."""
+        return (self.shift, tuple(self.xs))
 
-    def unsnap(self, snap: tuple[int, tuple[int, ...], int, int]) -> None:
-        shift, values, s1, s2 = snap
-        self.shift, self.values, self.s1, self.s2 = shift, list(values), s1, s2
+    def unsnap(self, snap: tuple[Any, ...]) -> None:
+        if len(snap) == 4:  # (shift, integers, s1, s2): written before the floats were kept
+            shift, values, s1, s2 = snap
+            self.shift, self.values, self.s1, self.s2 = shift, list(values), s1, s2
+            self.xs = [v / (1 << shift) for v in values]
+            return
+        shift, xs = snap
+        if type(shift) is not int or shift < 0 or not all(type(x) is float for x in xs):
+            raise ValueError("not a window snapshot")
+        self._rebuild(shift, list(xs))
 
     def load(self, doc: dict[str, Any]) -> None:
         self.shift, self.values = doc["shift"], list(doc["values"])
         self.s1, self.s2 = doc["s1"], doc["s2"]
+        self.xs = [v / (1 << self.shift) for v in self.values]
 
 
 class ExactSum(ExactWindow):
@@ -202,12 +234,18 @@ class ExactSum(ExactWindow):
         if exp > self.shift:
             self._rescale(exp)
         v = num << (self.shift - exp)
-        values = self.values
+        values, xs = self.values, self.xs
         values.append(v)
+        xs.append(x)
         if len(values) > self.n:
             self.s1 += v - values.pop(0)
+            del xs[0]
         else:
             self.s1 += v
+
+    def _rebuild(self, shift: int, xs: list[float]) -> None:
+        super()._rebuild(shift, xs)
+        self.s2 = 0
 
 
 class IndicatorState:

@@ -186,6 +186,40 @@ def test_the_analytics_bar_is_the_validated_model_with_the_same_bytes() -> None:
         assert made.model_dump() == validated.model_dump()
 
 
+def test_the_bar_rules_alerts_are_the_validated_model_with_the_same_bytes() -> None:
+    """``SymbolModel._alert`` assembles the price gap, price jump and volume spike alerts without
+    pydantic's validation: each is the model a keyword construction validates, with the same
+    fields set, the same types (``kind`` a plain str, ``severity`` the enum) and the same bytes."""
+    settings = AnalyticsSettings(gap_pct=1.0, price_jump_window=4, price_jump_z=2.0,
+                                 volume_spike_window=5, volume_spike_z=2.0)  # fmt: skip
+    model = SymbolModel([], settings)
+    state = model.initial_state()
+    closes = ["100", "101", "100", "101", "100", "108", "107", "107.5", "108", "95"]
+    volumes = [1_000, 1_100, 900, 1_000, 1_050, 950, 1_000, 40_000, 1_000, 1_000]
+    bars = [bar(i, c, volume=v) for i, (c, v) in enumerate(zip(closes, volumes, strict=True))]
+    made = [e for e in feed(model, state, bars) if isinstance(e, Alert)]
+    assert {a.kind for a in made} == {"price_gap", "price_jump", "volume_spike"}
+    for alert in made:
+        fields = alert.model_dump()
+        validated = Alert(**fields)
+        assert alert == validated
+        assert events.encode(alert) == events.encode(validated)
+        keywords = {k: v for k, v in fields.items() if k != "ingest_ts"}
+        assert alert.model_fields_set == Alert(**keywords).model_fields_set
+        assert {k: type(v) for k, v in alert.__dict__.items()} == {
+            k: type(v) for k, v in validated.__dict__.items()
+        }
+
+
+def test_a_bar_rule_alert_of_unusual_values_is_validated_as_before() -> None:
+    odd = ClosedBar("AAA", T0, Decimal(1), Decimal(1), Decimal(1), Decimal(1), 5, None, 1)
+    made = SymbolModel._alert(events.AlertKind.PRICE_GAP, odd, True, "m", 3, 2)  # ints
+    assert (made.value, made.threshold, made.severity) == (3.0, 2.0, Severity.CRITICAL)
+    assert type(made.value) is float and type(made.threshold) is float
+    with pytest.raises(ValidationError):
+        SymbolModel._alert(events.AlertKind.PRICE_GAP, odd, False, 7, 1.0, 1.0)  # type: ignore[arg-type]
+
+
 def test_an_analytics_bar_from_unusual_values_is_validated_as_before() -> None:
     model = SymbolModel([], AnalyticsSettings(alerts=False))
     odd = ClosedBar("AAA", T0, Decimal(1), Decimal(1), Decimal(1), Decimal(1), 5, 1, 1)  # int vwap

@@ -478,3 +478,88 @@ def test_a_restore_with_another_bucket_count_starts_the_moved_symbols_afresh(cap
     assert set(runtime.maps["model_states"].values) == stay  # the moved ones' values removed
     assert "start afresh" in caplog.text
     assert all(s in caplog.text for s in sorted(set(symbols) - stay)[:5])
+
+
+def test_the_operators_open_with_a_collector_that_leaves_what_is_loaded_alone() -> None:
+    """Each Python operator's ``open`` moves everything loaded so far out of the garbage
+    collector's reach (``gc.freeze``) and collects the young generation every
+    ``YOUNG_COLLECTION_THRESHOLD`` allocations instead of 700; a collector that is off stays off,
+    and the older generations' thresholds are Python's."""
+    import gc
+
+    from flinktrade.pipeline.operator import (
+        YOUNG_COLLECTION_THRESHOLD,
+        AnalyticsOperator,
+        BundledBarOperator,
+        NewsScorer,
+        collect_less,
+    )
+
+    def analytics() -> AnalyticsOperator:
+        return AnalyticsOperator(SPECS, AnalyticsSettings(), TOPICS, SOURCES)
+
+    before, enabled = gc.get_threshold(), gc.isenabled()
+    try:
+        for make in (
+            analytics,
+            lambda: BundledBarOperator(analytics()),
+            lambda: NewsScorer("market.news"),
+        ):
+            gc.unfreeze()
+            gc.set_threshold(700, 10, 10)
+            make().open(_Runtime())
+            assert gc.get_threshold() == (YOUNG_COLLECTION_THRESHOLD, 10, 10)
+            assert gc.get_freeze_count() > 1000  # the modules, the model: all of it
+        gc.set_threshold(0, 10, 10)  # collection turned off by whoever runs us: left off
+        collect_less()
+        assert gc.get_threshold() == (0, 10, 10)
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
+        if enabled:
+            gc.enable()
+
+
+def test_a_large_bundle_hands_its_outputs_over_as_it_goes(monkeypatch: Any) -> None:
+    """A bundle's outputs leave every ``HAND_OVER_BARS`` bars, each lot after its states are
+    written, not all at the bundle's end (PyFlink takes them as they are yielded): the first
+    outputs come before the last bar is applied, and the rows and the stored states are those of
+    the bundle handed over whole."""
+    import flinktrade.pipeline.operator as operator_module
+    from flinktrade.pipeline.operator import (
+        HAND_OVER_BARS,
+        AnalyticsOperator,
+        BundledBarOperator,
+    )
+
+    symbols = [f"S{i:02d}" for i in range(3 * HAND_OVER_BARS + 5)]
+    bundles = [
+        "\n".join(_bundle_line(s, i, f"{100 + i + k / 8:.3f}") for k, s in enumerate(symbols))
+        for i in range(4)
+    ]
+
+    def run(lazy: bool) -> tuple[list[tuple[Any, ...]], dict[str, bytes], list[int]]:
+        runtime = _Runtime()
+        operator = BundledBarOperator(AnalyticsOperator(SPECS, AnalyticsSettings(), TOPICS,
+                                                        SOURCES))  # fmt: skip
+        operator.open(runtime)
+        ctx = _Context(0)  # type: ignore[arg-type]
+        rows: list[tuple[Any, ...]] = []
+        written_before_row = []  # how many states were in Flink state as each row came
+        for bundle in bundles:
+            for row in operator.process_element((0, bundle), ctx):
+                written_before_row.append(len(runtime.maps["model_states"].values))
+                rows.append(tuple(row))
+        if lazy:  # all states are written by the end, not before their bars' outputs
+            assert written_before_row[0] == HAND_OVER_BARS
+        decoded = [_no_ingest_ts(r) for r in rows]
+        return decoded, runtime.maps["model_states"].values, written_before_row
+
+    rows, stored, seen = run(lazy=True)
+    monkeypatch.setattr(operator_module, "HAND_OVER_BARS", 10**9)
+    whole_rows, whole_stored, whole_seen = run(lazy=False)
+    assert whole_seen[0] == len(symbols)  # handed over whole: every state written first
+    assert rows == whole_rows and len(rows) >= 4 * len(symbols)
+    assert stored == whole_stored
+    assert seen != whole_seen and sorted(set(seen))[:3] == [HAND_OVER_BARS, 2 * HAND_OVER_BARS,
+                                                            3 * HAND_OVER_BARS]  # fmt: skip

@@ -142,6 +142,73 @@ def test_a_snapshot_holds_no_decimal_and_one_written_with_a_decimal_close_still_
                                                         items[100:])  # fmt: skip
 
 
+def _integer_window(snap: tuple[int, tuple[float, ...]], squares: bool) -> tuple[Any, ...]:
+    """A window's snapshot as the snapshots before the floats were kept wrote it: ``(shift,
+    integers, s1, s2)`` (``s2`` 0 for a window of sums only, ``ExactSum``)."""
+    shift, xs = snap
+    values = []
+    for x in xs:
+        num, den = x.as_integer_ratio()
+        values.append(num << (shift - (den.bit_length() - 1)))
+    return (shift, tuple(values), sum(values), sum(v * v for v in values) if squares else 0)
+
+
+def _integer_windows(engine_snap: tuple[Any, ...], calcs: list[Any]) -> tuple[Any, ...]:
+    """An indicator snapshot with every window in the integer form (``_integer_window``)."""
+    older = []
+    for calc, snap in zip(calcs, engine_snap[10], strict=True):
+        kind = type(calc).__name__
+        if kind == "_Bollinger":
+            older.append((snap[0], _integer_window(snap[1], True)))
+        elif kind == "_Vwap":
+            older.append(tuple(_integer_window(w, False) for w in snap))
+        elif kind in ("_Volatility", "_VolumeZ"):
+            older.append((_integer_window(snap[0], True),))
+        else:
+            older.append(snap)
+    return (*engine_snap[:10], tuple(older))
+
+
+def test_windows_travel_as_floats_and_the_integer_form_before_still_restores() -> None:
+    """A window's snapshot holds its floats and shift, not the scaled integers of its exact sums
+    (an integer of 60-110 bits pickles at several times a float's cost, per bar in the job); the
+    restored state is the live one byte for byte, and so is one restored from the integer form
+    snapshots had before."""
+    engine = IndicatorEngine((*DEFAULT_INDICATORS, *EXTRA))
+    live = engine.start()
+    bars = [b for b in stream(9, 120) if isinstance(b, ClosedBar)]
+    for i, b in enumerate(bars):
+        engine.advance(live, float(b.high), float(b.low), float(b.close), float(b.volume), b.vwap)
+        snap = engine.snapshot(live)
+        ints = [v for v in _values(snap) if type(v) is int and abs(v) >= 2**53]
+        assert not ints, ints[:3]  # no scaled integer travels
+        if i % 10 == 9:
+            older = _integer_windows(snap, live.calcs)
+            assert older != snap
+            for written in (snap, older):
+                copy = engine.restore(pickle.loads(pickle.dumps(written)))
+                assert pickle.dumps(copy) == pickle.dumps(live)
+
+
+def test_a_window_pickled_live_before_the_floats_were_kept_restores() -> None:
+    """The live state pickled whole (the stored form before snapshots) from before the windows
+    kept their floats: the floats are recomputed from the integers, exactly."""
+    from flinktrade.indicators import ExactWindow
+
+    window = ExactWindow(3)
+    for x in (0.1, 1e-9, 123.456, 7.0):
+        window.push(x)
+    state = window.__getstate__()
+    older = pickle.loads(pickle.dumps({name: v for name, v in state.items() if name != "xs"}))
+    restored = ExactWindow.__new__(ExactWindow)
+    restored.__setstate__(older)
+    assert restored.xs == [1e-9, 123.456, 7.0]
+    assert pickle.dumps(restored) == pickle.dumps(window)
+    restored.push(2.5)
+    window.push(2.5)
+    assert (restored.total(), restored.variance()) == (window.total(), window.variance())
+
+
 def test_another_indicator_sets_snapshot_restores_as_a_fresh_state_never_as_this_ones() -> None:
     small, large = IndicatorEngine(["sma_2"]), IndicatorEngine(["sma_2", "ema_3"])
     live = small.start()
