@@ -234,3 +234,33 @@ def test_price_problem_is_the_rule_the_parsers_share() -> None:
     assert events.price_problem(Decimal("1.0000000")) is None
     for bad in ("0.0000001", "1E+12", "1.0000001", "NaN", "-Infinity", "0", "-0"):
         assert events.price_problem(Decimal(bad)) is not None, bad
+
+
+def _exact_as_float(value: Decimal) -> float | str:
+    """The rule ``_decimal_json`` keeps: a float when its shortest repr is the same number."""
+    as_float = float(value)
+    return as_float if Decimal(repr(as_float)) == value else str(value)
+
+
+def test_a_decimal_is_a_json_number_exactly_when_the_floats_repr_is_the_same_number() -> None:
+    """``_decimal_json`` decides short decimals (at most 15 characters) from their text; on every
+    kind of decimal it gives what the comparison of the float's repr with the decimal gives."""
+    import random
+
+    from flinktrade.events import _decimal_json
+
+    rng = random.Random(5)
+    cases = [Decimal(t) for t in (
+        "190.650000", "0.000001", "999999999999.999999", "1234567890123456", "9999999999999999",
+        "999999999999999", "123456789012345", "0.1", "-0", "0", "0E-7", "1E+400", "1E-400",
+        "1.5E+300", "2.5E-300", "4.9E-324", "1.7976931348623157E+308", "Infinity", "-Infinity",
+        "NaN", "100.10000000000000000001", "12345678.1234567", "1E+15", "1E+16", "1E+22",
+    )]  # fmt: skip
+    for _ in range(20_000):
+        digits = "".join(rng.choice("0123456789") for _ in range(rng.randint(1, 20)))
+        cases.append(Decimal(f"{rng.choice(['', '-'])}{digits}E{rng.randint(-330, 320)}"))
+        cases.append(Decimal(f"{rng.randint(0, 10**12)}.{rng.randint(0, 10**6):06d}"))
+    for value in cases:
+        got, want = _decimal_json(value), _exact_as_float(value)
+        assert type(got) is type(want), value
+        assert repr(got) == repr(want), value
