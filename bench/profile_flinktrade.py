@@ -40,6 +40,7 @@ from typing import Any
 
 from pyflink.table import Schema
 
+from bench.operator import MapState
 from bench.run import Workload
 from flinktrade import bus
 from flinktrade.config import AnalyticsSettings, BrokerSettings, KafkaSettings
@@ -150,34 +151,13 @@ class _PickledState:
         self.states[self.name].pop(self.key[0], None)
 
 
-class _PickledMap:
-    """A keyed map state as PyFlink's thread mode keeps ``PICKLED_BYTE_ARRAY`` values (one key)."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, bytes] = {}
-
-    def get(self, key: str) -> Any:
-        raw = self.values.get(key)
-        return None if raw is None else pickle.loads(raw)  # noqa: S301 (our own bytes)
-
-    def put(self, key: str, value: Any) -> None:
-        self.values[key] = pickle.dumps(value)
-
-    def put_all(self, values: dict[str, Any]) -> None:
-        for key, value in values.items():
-            self.values[key] = pickle.dumps(value)
-
-    def items(self) -> list[tuple[str, Any]]:
-        return [(key, self.get(key)) for key in self.values]
-
-
 class _Runtime:
     def __init__(self) -> None:
         self.states: dict[str, dict[str, bytes]] = {}
         self.key: list[Any] = [""]
-        self.map = _PickledMap()
+        self.map = MapState()
 
-    def get_map_state(self, descriptor: Any) -> _PickledMap:
+    def get_map_state(self, descriptor: Any) -> MapState:
         return self.map
 
     def get_state(self, descriptor: Any) -> _PickledState:
