@@ -183,7 +183,7 @@ class ExactWindow:
         if isinstance(state, tuple):  # (None, slots): pickled before __getstate__
             state = state[1]
         if "xs" not in state:  # pickled before the floats were kept; exact: each was a float
-            state = {**state, "xs": [v / (1 << state["shift"]) for v in state["values"]]}
+            state = {**state, "xs": _floats(state["values"], state["shift"])}
         _restore(self, state)
 
     def total(self) -> float:
@@ -210,17 +210,23 @@ class ExactWindow:
         if len(snap) == 4:  # (shift, integers, s1, s2): written before the floats were kept
             shift, values, s1, s2 = snap
             self.shift, self.values, self.s1, self.s2 = shift, list(values), s1, s2
-            self.xs = [v / (1 << shift) for v in values]
+            self.xs = _floats(self.values, shift)
             return
         shift, xs = snap
-        if type(shift) is not int or shift < 0 or not all(type(x) is float for x in xs):
+        finite = all(type(x) is float and -_INF < x < _INF for x in xs)
+        if type(shift) is not int or shift < 0 or not finite:
             raise ValueError("not a window snapshot")
         self._rebuild(shift, list(xs))
 
     def load(self, doc: dict[str, Any]) -> None:
         self.shift, self.values = doc["shift"], list(doc["values"])
         self.s1, self.s2 = doc["s1"], doc["s2"]
-        self.xs = [v / (1 << self.shift) for v in self.values]
+        self.xs = _floats(self.values, self.shift)
+
+
+def _floats(values: list[int], shift: int) -> list[float]:
+    """The floats a window's integers at ``shift`` stand for: exact, since each was a float."""
+    return [v / (1 << shift) for v in values]
 
 
 class ExactSum(ExactWindow):

@@ -563,3 +563,37 @@ def test_a_large_bundle_hands_its_outputs_over_as_it_goes(monkeypatch: Any) -> N
     assert stored == whole_stored
     assert seen != whole_seen and sorted(set(seen))[:3] == [HAND_OVER_BARS, 2 * HAND_OVER_BARS,
                                                             3 * HAND_OVER_BARS]  # fmt: skip
+
+
+def test_hostile_lines_in_a_large_bundle_are_dead_letters_and_the_lots_go_on() -> None:
+    """Lines no bar can come from, between the lots a bundle hands over: a price that is not a
+    number, NaN, 1e400, 0.0000001, a symbol too long or empty, a huge line, not a line at all.
+    Each is one dead letter; every other symbol's bar comes out, and the operator goes on with the
+    next bundle."""
+    from flinktrade.pipeline.operator import HAND_OVER_BARS, AnalyticsOperator, BundledBarOperator
+
+    good = [f"S{i:02d}" for i in range(3 * HAND_OVER_BARS)]
+    hostile = [
+        _bundle_line("BAD1", 0, "100").replace("\t100\t", "\tnot-a-price\t", 1),
+        _bundle_line("BAD2", 0, "NaN"),
+        _bundle_line("BAD3", 0, "1E+400"),
+        _bundle_line("BAD4", 0, "0.0000001"),
+        _bundle_line("X" * 17, 0, "100"),
+        _bundle_line("", 0, "100"),
+        _bundle_line("BAD7", 0, "100") + "\t" + "9" * 1_000_000,
+        "{not json, not a bar}",
+    ]
+    lines = [_bundle_line(s, 0, "100.5") for s in good]
+    for k, line in enumerate(hostile):  # spread over the lots
+        lines.insert(5 + k * 6, line)
+    operator = BundledBarOperator(AnalyticsOperator(SPECS, AnalyticsSettings(), TOPICS, SOURCES))
+    operator.open(_Runtime())
+    ctx = _Context(0)  # type: ignore[arg-type]
+    rows = [_no_ingest_ts(tuple(r)) for r in operator.process_element((0, "\n".join(lines)), ctx)]
+    letters = [r for r in rows if r[0] == "deadletter"]
+    assert len(letters) == len(hostile)
+    bars = [r[2]["symbol"] for r in rows if r[0] == "bars"]
+    assert bars == good
+    more = [tuple(r) for r in operator.process_element(
+        (0, "\n".join(_bundle_line(s, 1, "101") for s in good)), ctx)]  # fmt: skip
+    assert [r[0] for r in more].count("bars") == len(good)

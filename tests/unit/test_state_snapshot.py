@@ -226,7 +226,7 @@ def test_another_indicator_sets_snapshot_restores_as_a_fresh_state_never_as_this
 
 @pytest.mark.parametrize(
     "garbage",
-    [(), (42,), [1, 2], None, "wrong-shape", "short-calc"],
+    [(), (42,), [1, 2], None, "wrong-shape", "short-calc", math.inf, math.nan, 1e-7, 3, -1],
 )
 def test_garbage_is_refused_by_restore(garbage: Any) -> None:
     engine = IndicatorEngine(DEFAULT_INDICATORS)
@@ -235,6 +235,14 @@ def test_garbage_is_refused_by_restore(garbage: Any) -> None:
         garbage = snap[:-1]
     elif garbage == "short-calc":  # one accumulator without its last value
         garbage = (*snap[:-1], (snap[-1][0][:-1], *snap[-1][1:]))
+    elif isinstance(garbage, float | int) and not isinstance(garbage, bool):
+        # a Bollinger window holding a value it cannot (inf, nan, an int, a float finer than
+        # its shift) or a negative shift
+        at = [type(c).__name__ for c in engine.start().calcs].index("_Bollinger")
+        window = (-1, (1.0,)) if garbage == -1 else (0, (garbage,))
+        calcs = list(snap[-1])
+        calcs[at] = (calcs[at][0], window)
+        garbage = (*snap[:-1], tuple(calcs))
     with pytest.raises((ValueError, TypeError)):
         engine.restore(garbage)
 
