@@ -664,8 +664,12 @@ E = TypeVar("E", bound=Event)
 
 
 def encode(event: Event) -> bytes:
-    """The JSON bytes of an event, as every flinktrade topic carries them."""
-    return event.model_dump_json(exclude_none=True).encode()
+    """The JSON bytes of an event, as every flinktrade topic carries them.
+
+    ``model_dump_json(exclude_none=True).encode()``'s bytes, from the serializer itself: that
+    method is this call with its defaults spelled out, and a ``decode`` to ``str`` that this
+    would undo (~1.3 of a bar's ~6.4 us; every output of the job is encoded here)."""
+    return event.__pydantic_serializer__.to_json(event, exclude_none=True)
 
 
 def decode(kind: type[E], data: bytes | str) -> E:

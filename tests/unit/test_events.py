@@ -264,3 +264,31 @@ def test_a_decimal_is_a_json_number_exactly_when_the_floats_repr_is_the_same_num
         got, want = _decimal_json(value), _exact_as_float(value)
         assert type(got) is type(want), value
         assert repr(got) == repr(want), value
+
+
+def _every_kind_of_event() -> list[events.Event]:
+    """One event of each kind, with None fields, Decimal prices that a float carries and one that
+    it does not, a nested order, and text that JSON must escape."""
+    order = events.OrderSpec(type="limit", limit_price=Decimal("10.5"), take_profit_pct=2.5)
+    return [
+        events.Trade(id="t\u00e9", symbol="AAPL", price=Decimal("187.1234"), size=5, ts=1),
+        events.Bar(symbol="A", ts=60_000, open=Decimal("1.01"), high=Decimal("999999999999.999999"),
+                   low=Decimal("1"), close=Decimal("1.5"), volume=3),  # fmt: skip
+        events.AnalyticsBar(symbol="A", ts=60_000, open=Decimal(1), high=Decimal(2),
+                            low=Decimal(1), close=Decimal(2), volume=0,
+                            indicators={"sma_20": 1.25, "rsi_14": None, "x": 1e-300}),  # fmt: skip
+        events.NewsItem(id="n", headline='say "hi"\n', symbols=["TSLA"], sentiment=None, ts=2),
+        events.Signal(id="s", strategy="sma_cross", symbol="A", side="buy", price=Decimal("3.3"),
+                      bar_ts=60_000, ts=120_000, indicators={"a": None, "b": 2.0}, order=order),
+        events.Signal(id="s2", strategy="x", symbol="A", side="sell", price=Decimal(4), bar_ts=0,
+                      ts=60_000),  # fmt: skip
+        events.Alert(id="a", kind="volume_spike", symbol=None, message="\u2603 \t", value=None,
+                     threshold=3.0, ts=5),  # fmt: skip
+        events.DeadLetter.of("market.trades", "bad", b"\xff\x00raw", ts=7),
+    ]
+
+
+@pytest.mark.parametrize("index", range(8))
+def test_encode_gives_the_models_own_json_bytes(index: int) -> None:
+    event = _every_kind_of_event()[index]
+    assert events.encode(event) == event.model_dump_json(exclude_none=True).encode()
