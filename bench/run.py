@@ -513,6 +513,12 @@ LIVE_CLOSES = 3
 LIVE_HISTORY_MIN = 53
 """Minutes of history preloaded before a live run, so SMA50 is defined and signals can fire."""
 LIVE_HISTORY_TRADES_PER_BAR = 4
+"""Trades per bar in the history's first ``LIVE_HISTORY_MIN - LIVE_HISTORY_AT_RATE_MIN`` minutes."""
+LIVE_HISTORY_AT_RATE_MIN = 21
+"""The history's last minutes come at the live rate (``rate`` trades/s), as a feed that has been
+running would have them: the bar rules compare each bar with the 20 before it (``volume_z_20``,
+the price-jump window), and after minutes of 4 trades a bar every live bar of ~240 trades was a
+volume spike and many a price jump (~2.5 output rows a bar instead of ~1; docs/benchmarks.md)."""
 LIVE_FIRST_CLOSE_AFTER_S = 15.0
 """The first timed minute end comes at least this long after the live trades start."""
 FLINK_CLOSE_BOUND_MS = 2_000
@@ -520,20 +526,28 @@ FLINK_CLOSE_BOUND_MS = 2_000
 this long after their minute ends; the peers close a bar on the symbol's next trade (bound 0)."""
 
 
-def _live_trades(live_count: int, history_end_ms: int) -> tuple[list[RawTrade], list[RawTrade]]:
-    """``LIVE_HISTORY_MIN`` minutes of history ending at ``history_end_ms``, then ``live_count``
-    trades to be sent live (the driver replaces their ``ts`` with their send time); one price path
-    per symbol through both."""
-    history_count = LIVE_SYMBOLS * LIVE_HISTORY_MIN * LIVE_HISTORY_TRADES_PER_BAR
-    span_ms = LIVE_HISTORY_MIN * 60_000
-    start = history_end_ms - span_ms
+def _live_trades(
+    live_count: int, history_end_ms: int, rate: int
+) -> tuple[list[RawTrade], list[RawTrade]]:
+    """``LIVE_HISTORY_MIN`` minutes of history ending at ``history_end_ms`` (the last
+    ``LIVE_HISTORY_AT_RATE_MIN`` of them at ``rate`` trades/s, those before at
+    ``LIVE_HISTORY_TRADES_PER_BAR`` trades a bar), then ``live_count`` trades to be sent live (the
+    driver replaces their ``ts`` with their send time); one price path per symbol through all."""
+    thin_min = LIVE_HISTORY_MIN - LIVE_HISTORY_AT_RATE_MIN
+    thin_count = LIVE_SYMBOLS * thin_min * LIVE_HISTORY_TRADES_PER_BAR
+    start = history_end_ms - LIVE_HISTORY_MIN * 60_000
     start -= start % 60_000
     sim = MarketSimulator(
-        LIVE_SYMBOLS, seed=SEED + 2, start_ts=start, gap_ms=span_ms / history_count, news=False
-    )
-    trades = sim.trades(history_count + live_count)
-    history = [t for t in trades[:history_count] if t.ts < history_end_ms]
-    return history, trades[history_count:]
+        LIVE_SYMBOLS, seed=SEED + 2, start_ts=start, gap_ms=thin_min * 60_000 / thin_count,
+        news=False,
+    )  # fmt: skip
+    thin = [t for t in sim.trades(thin_count) if t.ts < history_end_ms]
+    at_rate_from = start + thin_min * 60_000  # a minute boundary
+    sim.ts = max(sim.ts, at_rate_from)
+    sim.gap_ms = 1000 / rate  # the generator reads it at each step
+    at_rate = sim.trades(rate * (history_end_ms - at_rate_from) // 1000)
+    history = thin + [t for t in at_rate if t.ts < history_end_ms]
+    return history, sim.trades(live_count)
 
 
 BROKER_WARMUP = LatencyCase("plain-loop", "default", 2000)
@@ -574,7 +588,7 @@ class LatencyBench:
             # History ends 5 s before a minute boundary: exactly one minute (each symbol's last
             # bar) stays open in every contender until the live trades come.
             history_end = (time.time_ns() // 1_000_000 - 65_000) // 60_000 * 60_000 - 5_000
-            history, trades = _live_trades(case.rate * 210, history_end)
+            history, trades = _live_trades(case.rate * 210, history_end, case.rate)
             history_bars = len(reference.bars((t.symbol, t.price, t.size, t.ts) for t in history))
             b.preload(source, [(t.symbol.encode(), t.to_json(t.ts), t.ts) for t in history])
             count = len(trades)

@@ -169,5 +169,5 @@ def test_the_bar_bucket_setting_reaches_the_job_and_its_sql(tmp_path) -> None:  
     assert JobOptions.from_settings(settings).bar_buckets == 8
     with pytest.raises(ValidationError):
         JobSettings(bar_buckets=0)
-    view = sql.bar_bundles_view("bars", 8)
-    assert "ft_bucket(symbol, 8)" in view and "LISTAGG(line, '\n')" in view
+    view = sql.bar_bundles_view("parsed", 8)
+    assert "ft_bucket(symbol, 8)" in view and "ft_bar_bundle(" in view

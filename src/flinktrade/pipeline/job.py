@@ -434,7 +434,7 @@ def build(t_env: StreamTableEnvironment, io: JobIO, options: JobOptions) -> None
         )
     else:  # the window's bars are the only input: one Python call per minute and bucket
         buckets = options.bar_buckets or options.parallelism
-        t_env.execute_sql(sql.bar_bundles_view("bars", buckets))
+        t_env.execute_sql(sql.bar_bundles_view("parsed", buckets))
         outputs = (
             t_env.to_data_stream(t_env.from_path("bar_bundles"))
             .key_by(lambda row: row[0], key_type=Types.INT())

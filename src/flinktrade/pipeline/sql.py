@@ -171,6 +171,8 @@ def functions() -> list[str]:
         "CREATE TEMPORARY SYSTEM FUNCTION ft_payload_bytes AS 'io.flinktrade.udf.PayloadBytes' "
         "LANGUAGE JAVA",
         "CREATE TEMPORARY SYSTEM FUNCTION ft_bucket AS 'io.flinktrade.udf.Bucket' LANGUAGE JAVA",
+        "CREATE TEMPORARY SYSTEM FUNCTION ft_bar_bundle AS 'io.flinktrade.udf.BarBundle' "
+        "LANGUAGE JAVA",
     ]
 
 
@@ -277,37 +279,23 @@ BUNDLE_FIELDS = 9
 volume, vwap, trades."""
 
 
-def bar_bundles_view(source: str, buckets: int) -> str:
+def bar_bundles_view(parsed: str, buckets: int) -> str:
     """Every closed minute's bars in bundles: one row per (minute, bucket) with the bucket
-    (``ft_bucket(symbol, buckets)``) and every bar of the minute whose symbol falls in it, one line
-    each (tab-separated ``BUNDLE_FIELDS``, lines joined by a newline; a symbol is printable ASCII,
-    so it holds neither). The bundle window is cascaded on the bar window's ``window_time`` and
-    fires on the same watermark: a bundle leaves as soon as its bars have.
+    (``ft_bucket(symbol, buckets)``) and the bars of the minute's symbols that fall in it, one
+    line each (tab-separated ``BUNDLE_FIELDS``, lines joined by a newline; a symbol is printable
+    ASCII, so it holds neither), computed from the valid, on-time trades of ``parsed`` by
+    ``ft_bar_bundle`` (``jvm/udf/.../BarBundle.java``): the values of ``bars_view`` and
+    ``analytics_view``, the bar window and the gathering of its bars in one aggregate, so a
+    minute's bundle leaves as soon as the watermark passes the minute.
 
     This is how the bars reach the Python operator in a job without other inputs
     (``operator.BundledBarOperator``): one call into Python per bucket and minute instead of one
-    per bar. A column that is somehow NULL becomes an empty field, which the operator refuses with
-    a dead letter, rather than a NULL line, which ``LISTAGG`` would drop in silence."""
-    fields = ", CHR(9), ".join(
-        f"COALESCE(CAST({column} AS STRING), '')"
-        for column in (
-            "symbol",
-            f"ft_epoch_ms(rt) + 1 - {BAR_INTERVAL_MS}",
-            "`open`",
-            "high",
-            "low",
-            "`close`",
-            "volume",
-            "vwap",
-            "trades",
-        )
-    )
-    # LISTAGG's separator must be a literal: a newline character inside the quotes
+    per bar."""
     return f"""CREATE TEMPORARY VIEW bar_bundles AS
-SELECT bucket, LISTAGG(line, '\n') AS lines
+SELECT bucket, ft_bar_bundle(symbol, price, `size`, ft_epoch_ms(window_start)) AS lines
 FROM TABLE(TUMBLE(
-  (SELECT rt, ft_bucket(symbol, {buckets}) AS bucket, CONCAT({fields}) AS line FROM {source}),
-  DESCRIPTOR(rt), INTERVAL '1' MINUTE))
+  (SELECT rt, ft_bucket(symbol, {buckets}) AS bucket, symbol, price, `size`
+   FROM {parsed} WHERE ok AND late_wm IS NULL), DESCRIPTOR(rt), INTERVAL '1' MINUTE))
 GROUP BY window_start, window_end, bucket"""
 
 
