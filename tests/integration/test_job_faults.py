@@ -80,8 +80,12 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
     kafka.down()
 
 
-def job_env(kafka: LocalKafka, state: Path, group: str, delivery: str) -> dict[str, str]:
+def job_env(
+    kafka: LocalKafka, state: Path, group: str, delivery: str, trades_only: bool = False
+) -> dict[str, str]:
     env = dict(os.environ)
+    if trades_only:  # bars in bundles (``ft_bar_bundle``, ``BundledBarOperator``)
+        env.update({"FLINKTRADE_JOB__NEWS": "false", "FLINKTRADE_JOB__PROVIDER_BARS": "false"})
     env.update(
         {
             "FLINKTRADE_STATE_DIR": str(state),
@@ -106,22 +110,29 @@ def start(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
     )
 
 
-def committed_all(servers: str, group: str) -> bool:
+INPUTS = (topics.TRADES.name, topics.NEWS.name)
+
+
+def committed_all(servers: str, group: str, inputs: tuple[str, ...] = INPUTS) -> bool:
     """Whether ``group`` has committed the end of every partition of the input topics."""
-    return all(
-        bus.committed_to_end(servers, group, t) for t in (topics.TRADES.name, topics.NEWS.name)
-    )
+    return all(bus.committed_to_end(servers, group, t) for t in inputs)
 
 
 def checkpoints_after(root: Path, after_ns: int) -> int:
     return len(complete_checkpoints(root, after_ns))
 
 
-def run_to_the_end(proc: subprocess.Popen[bytes], servers: str, group: str, root: Path) -> None:
+def run_to_the_end(
+    proc: subprocess.Popen[bytes],
+    servers: str,
+    group: str,
+    root: Path,
+    inputs: tuple[str, ...] = INPUTS,
+) -> None:
     """Wait until the run has processed and published all its input, then stop it."""
     deadline = time.monotonic() + 300
     try:
-        while not committed_all(servers, group):
+        while not committed_all(servers, group, inputs):
             assert proc.poll() is None, proc.stderr.read().decode(errors="replace")[-3000:]  # type: ignore[union-attr]
             assert time.monotonic() < deadline, "the run did not consume its input in time"
             time.sleep(0.5)
@@ -218,6 +229,7 @@ def kill_in_a_checkpoint_interval(
     servers: str,
     group: str,
     delay_s: float,
+    inputs: tuple[str, ...] = INPUTS,
 ) -> bool:
     """SIGKILL the run's process group ``delay_s`` after it completed a checkpoint newer than
     ``after_ns``.
@@ -231,7 +243,7 @@ def kill_in_a_checkpoint_interval(
         time.sleep(0.05)
     time.sleep(delay_s)  # the point in the interval chosen by the seeded generator, not a wait
     assert proc.poll() is None, proc.stderr.read().decode(errors="replace")[-3000:]  # type: ignore[union-attr]
-    if committed_all(servers, group):
+    if committed_all(servers, group, inputs):
         return False
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(30)
@@ -293,3 +305,62 @@ def test_killed_and_restored_job_writes_what_an_undisturbed_run_writes(
         )
         if exactly_once:
             assert all(n == 1 for n in got[topic].values()), f"{topic}: duplicates ({where})"
+
+
+TRADES_ONLY = (topics.TRADES.name,)
+
+
+@pytest.fixture(scope="module")
+def expected_trades_only(
+    broker: LocalKafka, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Counter[str]]:
+    """What an undisturbed run of a job without news or provider bars writes (its bars in
+    bundles: the window aggregate ``ft_bar_bundle``, whose accumulators are in the checkpoints)."""
+    servers = broker.bootstrap_servers
+    before = ends(servers)
+    state = tmp_path_factory.mktemp("clean-trades-only")
+    env = job_env(broker, state, "clean-trades-only", "at-least-once", trades_only=True)
+    proc = start(env, "--from-earliest")
+    run_to_the_end(proc, servers, "clean-trades-only", state / "checkpoints", TRADES_ONLY)
+    result = outputs(servers, before, read_committed=False)
+    assert sum(result[topics.SIGNALS.name].values()) > 20
+    assert all(n == 1 for counter in result.values() for n in counter.values())
+    return result
+
+
+def test_a_killed_and_restored_trades_only_job_writes_what_an_undisturbed_run_writes(
+    broker: LocalKafka,
+    expected_trades_only: dict[str, Counter[str]],
+    fault_seed: int,
+    tmp_path: Path,
+) -> None:
+    """Exactly once, killed twice at seeded points of a checkpoint interval: the bundles' window
+    state (a minute's partial bars per bucket) and the operator's map state come back from the
+    checkpoint, and every bar, signal and alert is written once, as by the undisturbed run."""
+    servers = broker.bootstrap_servers
+    rng = random.Random(f"{fault_seed}-trades-only")
+    before = ends(servers)
+    group = "faulty-trades-only"
+    state = tmp_path / "faulty"
+    env = job_env(broker, state, group, "exactly-once", trades_only=True)
+    root = state / "checkpoints"
+    kills, last_kill, delays = 0, 0, []
+    proc = start(env, "--from-earliest")
+    while kills < 2:
+        delays.append(round(rng.uniform(0, CHECKPOINT_MS / 1000), 3))
+        if not kill_in_a_checkpoint_interval(
+            proc, root, last_kill, servers, group, delays[-1], TRADES_ONLY
+        ):
+            break
+        kills += 1
+        last_kill = time.time_ns()
+        proc = start(env, "--from-checkpoint", "latest")
+    run_to_the_end(proc, servers, group, root, TRADES_ONLY)
+    where = f"FAULT_SEED={fault_seed}, kill delays after a checkpoint {delays} s"
+    assert kills == 2, f"the job consumed its input before it could be killed twice ({where})"
+    got = outputs(servers, before, read_committed=True)
+    for topic in OUTPUTS:
+        assert set(got[topic]) == set(expected_trades_only[topic]), (
+            f"{topic}: missing or extra records ({where})"
+        )
+        assert all(n == 1 for n in got[topic].values()), f"{topic}: duplicates ({where})"
