@@ -250,6 +250,36 @@ def kill_in_a_checkpoint_interval(
     return True
 
 
+def run_killed_twice(
+    env: dict[str, str],
+    state: Path,
+    servers: str,
+    group: str,
+    rng: random.Random,
+    fault_seed: int,
+    inputs: tuple[str, ...] = INPUTS,
+) -> str:
+    """Run the job from the earliest offsets, SIGKILL it twice at seeded points of a checkpoint
+    interval, restoring it from its latest checkpoint each time, and run it to the end; returns
+    the seed and the delays, for the assertions' messages."""
+    root = state / "checkpoints"
+    kills, last_kill, delays = 0, 0, []
+    proc = start(env, "--from-earliest")
+    while kills < 2:
+        delays.append(round(rng.uniform(0, CHECKPOINT_MS / 1000), 3))
+        if not kill_in_a_checkpoint_interval(
+            proc, root, last_kill, servers, group, delays[-1], inputs
+        ):
+            break
+        kills += 1
+        last_kill = time.time_ns()
+        proc = start(env, "--from-checkpoint", "latest")
+    run_to_the_end(proc, servers, group, root, inputs)
+    where = f"FAULT_SEED={fault_seed}, kill delays after a checkpoint {delays} s"
+    assert kills == 2, f"the job consumed its input before it could be killed twice ({where})"
+    return where
+
+
 @pytest.fixture(scope="module")
 def expected(
     broker: LocalKafka, tmp_path_factory: pytest.TempPathFactory
@@ -282,21 +312,8 @@ def test_killed_and_restored_job_writes_what_an_undisturbed_run_writes(
 
     before = ends(servers)
     group = f"faulty-{delivery}"
-    state = tmp_path / "faulty"
-    env = job_env(broker, state, group, delivery)
-    root = state / "checkpoints"
-    kills, last_kill, delays = 0, 0, []
-    proc = start(env, "--from-earliest")
-    while kills < 2:
-        delays.append(round(rng.uniform(0, CHECKPOINT_MS / 1000), 3))
-        if not kill_in_a_checkpoint_interval(proc, root, last_kill, servers, group, delays[-1]):
-            break
-        kills += 1
-        last_kill = time.time_ns()
-        proc = start(env, "--from-checkpoint", "latest")
-    run_to_the_end(proc, servers, group, root)
-    where = f"FAULT_SEED={fault_seed}, kill delays after a checkpoint {delays} s"
-    assert kills == 2, f"the job consumed its input before it could be killed twice ({where})"
+    env = job_env(broker, tmp_path / "faulty", group, delivery)
+    where = run_killed_twice(env, tmp_path / "faulty", servers, group, rng, fault_seed)
 
     got = outputs(servers, before, read_committed=exactly_once)
     for topic in OUTPUTS:
@@ -341,23 +358,8 @@ def test_a_killed_and_restored_trades_only_job_writes_what_an_undisturbed_run_wr
     rng = random.Random(f"{fault_seed}-trades-only")
     before = ends(servers)
     group = "faulty-trades-only"
-    state = tmp_path / "faulty"
-    env = job_env(broker, state, group, "exactly-once", trades_only=True)
-    root = state / "checkpoints"
-    kills, last_kill, delays = 0, 0, []
-    proc = start(env, "--from-earliest")
-    while kills < 2:
-        delays.append(round(rng.uniform(0, CHECKPOINT_MS / 1000), 3))
-        if not kill_in_a_checkpoint_interval(
-            proc, root, last_kill, servers, group, delays[-1], TRADES_ONLY
-        ):
-            break
-        kills += 1
-        last_kill = time.time_ns()
-        proc = start(env, "--from-checkpoint", "latest")
-    run_to_the_end(proc, servers, group, root, TRADES_ONLY)
-    where = f"FAULT_SEED={fault_seed}, kill delays after a checkpoint {delays} s"
-    assert kills == 2, f"the job consumed its input before it could be killed twice ({where})"
+    env = job_env(broker, tmp_path / "faulty", group, "exactly-once", trades_only=True)
+    where = run_killed_twice(env, tmp_path / "faulty", servers, group, rng, fault_seed, TRADES_ONLY)
     got = outputs(servers, before, read_committed=True)
     for topic in OUTPUTS:
         assert set(got[topic]) == set(expected_trades_only[topic]), (

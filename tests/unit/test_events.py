@@ -133,17 +133,9 @@ def test_symbols_empty_long_or_with_spaces_or_controls_are_refused(symbol: str) 
 
 @pytest.mark.parametrize(
     ("size", "ok"),
-    [
-        ("1", True),
-        ("1000000000000", True),
-        ("1000000000001", False),
-        ("0", False),
-        ("-5", False),
-        ("1.5", False),
-        ("10.0", False),
-        ('"10"', False),
-    ],
-)
+    [("1", True), ("1000000000000", True), ("1000000000001", False), ("0", False),
+     ("-5", False), ("1.5", False), ("10.0", False), ('"10"', False)],
+)  # fmt: skip
 def test_sizes_are_whole_positive_and_bounded(size: str, ok: bool) -> None:
     payload = TRADE % ('"AAPL"', 1, size, 1)
     if ok:
@@ -155,16 +147,9 @@ def test_sizes_are_whole_positive_and_bounded(size: str, ok: bool) -> None:
 
 @pytest.mark.parametrize(
     ("ts", "ok"),
-    [
-        ("0", True),
-        (str(events.MAX_TS_MS), True),
-        (str(events.MAX_TS_MS + 1), False),
-        ("253402300800000", False),
-        ("-1", False),
-        ("1.5e12", False),
-        ("1704205800000.0", False),
-    ],
-)
+    [("0", True), (str(events.MAX_TS_MS), True), (str(events.MAX_TS_MS + 1), False),
+     ("253402300800000", False), ("-1", False), ("1.5e12", False), ("1704205800000.0", False)],
+)  # fmt: skip
 def test_event_times_are_whole_and_between_1970_and_2100(ts: str, ok: bool) -> None:
     payload = TRADE % ('"AAPL"', 1, 1, ts)
     if ok:
@@ -177,14 +162,9 @@ def test_event_times_are_whole_and_between_1970_and_2100(ts: str, ok: bool) -> N
 
 def _bar(**fields: object) -> dict[str, object]:
     values: dict[str, object] = {
-        "symbol": "PRV",
-        "ts": 1,
-        "open": "10",
-        "high": "12",
-        "low": "9",
-        "close": "11",
+        "symbol": "PRV", "ts": 1, "open": "10", "high": "12", "low": "9", "close": "11",
         "volume": 5,
-    }
+    }  # fmt: skip
     values.update(fields)
     return values
 
@@ -220,54 +200,26 @@ def test_signal_fill_quote_and_order_prices_follow_their_rules() -> None:
     with pytest.raises(ValidationError):
         events.Signal.model_validate({**signal, "price": "0.0000001"})
     assert events.Signal.model_validate({**signal, "price": "0.000001"}).price == Decimal("1e-6")
-    fill = {
-        "id": "f",
-        "order_id": "o",
-        "client_order_id": "c",
-        "symbol": "AAPL",
-        "side": "buy",
-        "qty": "1",
-        "ts": 1,
-    }
+    fill = {"id": "f", "order_id": "o", "client_order_id": "c", "symbol": "AAPL", "side": "buy",
+            "qty": "1", "ts": 1}  # fmt: skip
     with pytest.raises(ValidationError):
         events.Fill.model_validate({**fill, "price": "100.1234567"})
     with pytest.raises(ValidationError):
         events.Fill.model_validate({**fill, "price": "100", "qty": "1e13"})
     # a quote may have an empty side (0); an order's average fill price any number of decimals
-    quote = events.Quote(
-        symbol="AAPL", bid_price=Decimal(0), bid_size=0, ask_price=Decimal("1.5"), ask_size=1, ts=1
-    )
+    quote = events.Quote(symbol="AAPL", bid_price=Decimal(0), bid_size=0,
+                         ask_price=Decimal("1.5"), ask_size=1, ts=1)  # fmt: skip
     assert quote.bid_price == 0
     with pytest.raises(ValidationError):
-        events.Quote(
-            symbol="AAPL",
-            bid_price=Decimal("0.0000001"),
-            bid_size=1,
-            ask_price=Decimal("1.5"),
-            ask_size=1,
-            ts=1,
-        )
-    order = events.OrderEvent(
-        event_id="e",
-        id="o",
-        client_order_id="c",
-        symbol="AAPL",
-        side=events.Side.BUY,
-        status=events.OrderStatus.FILLED,
-        filled_avg_price=Decimal("153.0133333"),
-        ts=1,
-    )
+        events.Quote(symbol="AAPL", bid_price=Decimal("0.0000001"), bid_size=1,
+                     ask_price=Decimal("1.5"), ask_size=1, ts=1)  # fmt: skip
+    order = events.OrderEvent(event_id="e", id="o", client_order_id="c", symbol="AAPL",
+                              side=events.Side.BUY, status=events.OrderStatus.FILLED,
+                              filled_avg_price=Decimal("153.0133333"), ts=1)  # fmt: skip
     assert order.filled_avg_price == Decimal("153.0133333")
     with pytest.raises(ValidationError):
-        events.OrderEvent(
-            event_id="e",
-            id="o",
-            client_order_id="c",
-            symbol="AA PL",
-            side=events.Side.BUY,
-            status=events.OrderStatus.NEW,
-            ts=1,
-        )
+        events.OrderEvent(event_id="e", id="o", client_order_id="c", symbol="AA PL",
+                          side=events.Side.BUY, status=events.OrderStatus.NEW, ts=1)  # fmt: skip
 
 
 def test_a_dead_letter_takes_any_record_time() -> None:
@@ -298,36 +250,12 @@ def test_a_decimal_is_a_json_number_exactly_when_the_floats_repr_is_the_same_num
     from flinktrade.events import _decimal_json
 
     rng = random.Random(5)
-    cases = [
-        Decimal(t)
-        for t in (
-            "190.650000",
-            "0.000001",
-            "999999999999.999999",
-            "1234567890123456",
-            "9999999999999999",
-            "999999999999999",
-            "123456789012345",
-            "0.1",
-            "-0",
-            "0",
-            "0E-7",
-            "1E+400",
-            "1E-400",
-            "1.5E+300",
-            "2.5E-300",
-            "4.9E-324",
-            "1.7976931348623157E+308",
-            "Infinity",
-            "-Infinity",
-            "NaN",
-            "100.10000000000000000001",
-            "12345678.1234567",
-            "1E+15",
-            "1E+16",
-            "1E+22",
-        )
-    ]
+    cases = [Decimal(t) for t in (
+        "190.650000", "0.000001", "999999999999.999999", "1234567890123456", "9999999999999999",
+        "999999999999999", "123456789012345", "0.1", "-0", "0", "0E-7", "1E+400", "1E-400",
+        "1.5E+300", "2.5E-300", "4.9E-324", "1.7976931348623157E+308", "Infinity", "-Infinity",
+        "NaN", "100.10000000000000000001", "12345678.1234567", "1E+15", "1E+16", "1E+22",
+    )]  # fmt: skip
     for _ in range(20_000):
         digits = "".join(rng.choice("0123456789") for _ in range(rng.randint(1, 20)))
         cases.append(Decimal(f"{rng.choice(['', '-'])}{digits}E{rng.randint(-330, 320)}"))
