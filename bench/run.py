@@ -538,9 +538,12 @@ def _live_trades(
     start = history_end_ms - LIVE_HISTORY_MIN * 60_000
     start -= start % 60_000
     sim = MarketSimulator(
-        LIVE_SYMBOLS, seed=SEED + 2, start_ts=start, gap_ms=thin_min * 60_000 / thin_count,
+        LIVE_SYMBOLS,
+        seed=SEED + 2,
+        start_ts=start,
+        gap_ms=thin_min * 60_000 / thin_count,
         news=False,
-    )  # fmt: skip
+    )
     thin = [t for t in sim.trades(thin_count) if t.ts < history_end_ms]
     at_rate_from = start + thin_min * 60_000  # a minute boundary
     sim.ts = max(sim.ts, at_rate_from)

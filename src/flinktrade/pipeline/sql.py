@@ -250,6 +250,10 @@ source's watermarks), so the dead-letter branch and the bar branch share one rea
 of the topic and agree on which records were late."""
 
 
+BAR_TRADES = "ok AND late_wm IS NULL"
+"""The trades of ``PARSED_VIEW`` that make bars: valid and not late (the others are dead letters)."""
+
+
 def bars_view(parsed: str) -> str:
     return f"""CREATE TEMPORARY VIEW bars AS
 SELECT symbol, window_time AS rt,
@@ -257,7 +261,7 @@ SELECT symbol, window_time AS rt,
   LAST_VALUE(price) AS `close`, SUM(`size`) AS volume,
   SUM(CAST(price AS DOUBLE) * `size`) / SUM(`size`) AS vwap, COUNT(*) AS trades
 FROM TABLE(TUMBLE(
-  (SELECT symbol, price, `size`, rt FROM {parsed} WHERE ok AND late_wm IS NULL), DESCRIPTOR(rt), INTERVAL '1' MINUTE))
+  (SELECT symbol, price, `size`, rt FROM {parsed} WHERE {BAR_TRADES}), DESCRIPTOR(rt), INTERVAL '1' MINUTE))
 GROUP BY symbol, window_start, window_end, window_time"""
 
 
@@ -295,7 +299,7 @@ def bar_bundles_view(parsed: str, buckets: int) -> str:
 SELECT bucket, ft_bar_bundle(symbol, price, `size`, ft_epoch_ms(window_start)) AS lines
 FROM TABLE(TUMBLE(
   (SELECT rt, ft_bucket(symbol, {buckets}) AS bucket, symbol, price, `size`
-   FROM {parsed} WHERE ok AND late_wm IS NULL), DESCRIPTOR(rt), INTERVAL '1' MINUTE))
+   FROM {parsed} WHERE {BAR_TRADES}), DESCRIPTOR(rt), INTERVAL '1' MINUTE))
 GROUP BY window_start, window_end, bucket"""
 
 

@@ -106,12 +106,7 @@ public class BarBundle extends AggregateFunction<String, BarBundle.Bars> {
 
     /** {@code unscaled} / 10^6 with its six decimals (a price is positive). */
     static StringBuilder price(StringBuilder out, long unscaled) {
-        long whole = unscaled / SCALE;
-        long fraction = unscaled % SCALE;
-        out.append(whole).append('.');
-        for (long digit = SCALE / 10; digit > fraction && digit > 1; digit /= 10) {
-            out.append('0');
-        }
-        return out.append(fraction);
+        out.append(unscaled / SCALE).append('.');
+        return out.append(Long.toString(SCALE + unscaled % SCALE), 1, 7); // "1dddddd" less its 1
     }
 }
