@@ -104,7 +104,7 @@ def test_a_silent_stream_alerts_reconnects_and_backfills_bars_and_trades(
     fake.wait_for(lambda f: f.subscribed(MARKET, "bars", SYMBOLS), 10, "resubscription")
     bus.wait_for(lambda: live.stats.backfills == 1 and not live._held, 10, what="backfill")
     after = fake.emit_minutes(2, "iex", SYMBOLS)
-    bus.wait_for(lambda: sink.counts["bars"] == 14, 10, what="every bar")
+    bus.wait_for(lambda: sink.counts["bars"] == 14, 30, what="every bar")
     live.stop()
 
     assert live.stats.silences == 1 and live.stats.connections == 2
