@@ -358,6 +358,11 @@ class DemoApi:
         self.server.stop()
 
 
+DEMO_SIDE_IDLE_MS = 300
+"""The demo's ``side_idle_timeout_ms``. With the production 2 s, the first bars came ~2.6 s after
+the job's tasks were running, ~2 s of it waiting for the (empty) provider-bar input to be let go."""
+
+
 def demo_settings(settings: Settings) -> Settings:
     """The settings the demo runs with: the executor's clock-based limits scaled to demo time.
 
@@ -365,8 +370,11 @@ def demo_settings(settings: Settings) -> Settings:
     signal that much more often per wall-clock minute than they would live. The order-rate limit
     and the runaway halt are scaled by the same factor, and the market is open all day. The demo's
     single broker has no leader fail-over to wait out, so a trades partition that no simulated
-    symbol lands on is let go after 5 s rather than the production 30 s. The watermark's bound is
-    not scaled (docs/reliability.md, "Late trades in the demo", says why and what that costs)."""
+    symbol lands on is let go after 5 s rather than the production 30 s, and the news and
+    provider-bar inputs (the simulator writes no provider bars, and its news comes with its trades)
+    after ``DEMO_SIDE_IDLE_MS`` rather than 2 s: the job's first bars wait for that once, at the
+    start. The watermark's bound is not scaled (docs/reliability.md, "Late trades in the demo",
+    says why and what that costs)."""
     scale = max(1.0, settings.simulator.time_scale)
     execution = settings.execution
     risk = execution.risk.model_copy(
@@ -378,7 +386,10 @@ def demo_settings(settings: Settings) -> Settings:
         }
     )
     job = settings.job.model_copy(
-        update={"idle_timeout_ms": min(settings.job.idle_timeout_ms, 5_000)}
+        update={
+            "idle_timeout_ms": min(settings.job.idle_timeout_ms, 5_000),
+            "side_idle_timeout_ms": min(settings.job.side_idle_timeout_ms, DEMO_SIDE_IDLE_MS),
+        }
     )
     return settings.model_copy(
         update={

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,36 @@ def test_demo_stops_the_broker_it_started_and_reports_a_dead_service(
     assert len(errors) == 1, stderr[-3000:]
     assert errors[0].startswith(f"error: demo stopped: the {service} died: "), errors
     assert '"trades"' not in result.stdout  # no summary that looks like a normal run
+
+
+def test_a_demo_whose_broker_port_is_taken_is_one_line_and_leaves_nothing_running(
+    tmp_path: Path,
+) -> None:
+    """The broker is launched on a thread beside the job's build: its refusal still ends the demo
+    with one line, and no JVM of the demo (broker or job) is left behind."""
+    state = tmp_path / "state"
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        env = dict(os.environ)
+        env.update(
+            {
+                "FLINKTRADE_STATE_DIR": str(state),
+                "FLINKTRADE_BROKER__PORT": str(port),
+                "FLINKTRADE_BROKER__CONTROLLER_PORT": str(free_port()),
+                "FLINKTRADE_KAFKA__BOOTSTRAP_SERVERS": f"127.0.0.1:{port}",
+                "COLUMNS": "200",
+            }
+        )
+        env.pop("FLINKTRADE_DEMO_FAULT", None)
+        result = run_flinktrade("demo", "--duration", "5", env=env, cwd=tmp_path, timeout=300)
+    stderr = result.stderr
+    assert result.returncode != 0, stderr[-3000:]
+    assert "Traceback" not in stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, stderr[-3000:]
+    assert f"port 127.0.0.1:{port} is taken by another process" in errors[0]
+    assert "stopped (the demo started it)" not in stderr  # it started nothing
+    assert processes_mentioning(str(state)) == []
+    assert processes_mentioning(str(tmp_path)) == []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated
 
@@ -86,17 +87,47 @@ def demo(
                 highlight=False,
             )
         else:  # started now, waited for while the job is being built (``run_demo``)
-            local.launch()
             started = local
+    launching = None if started is None else _Launch(started)
     try:
-        ready: Callable[[], object] = started.wait_up if started is not None else _no_wait
+        ready: Callable[[], object] = launching.wait if launching is not None else _no_wait
         _demo(settings, duration, broker, api_port, flink_cluster, bracket, ready)
     finally:
-        if started is not None:
+        if launching is not None and started is not None:
+            launching.join()
             started.down()
-            console.print(
-                f"kafka broker on {started.bootstrap_servers} stopped (the demo started it)"
-            )
+            if launching.error is None:  # else it never ran: the error says why
+                console.print(
+                    f"kafka broker on {started.bootstrap_servers} stopped (the demo started it)"
+                )
+
+
+class _Launch:
+    """The broker's launch on a thread (on a new state folder it formats the storage first, a JVM
+    of its own: ~0.7 s), so that the job's build, the slowest start of the demo, begins at once;
+    ``wait`` raises what the launch raised (``InfraError``: its port is taken), else waits for
+    the broker to accept connections."""
+
+    def __init__(self, broker: LocalKafka) -> None:
+        self.broker = broker
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="demo-broker-launch", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.broker.launch()
+        except BaseException as exc:  # raised on the demo's thread by ``wait``
+            self.error = exc
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def wait(self) -> object:
+        self.join()
+        if self.error is not None:
+            raise self.error
+        return self.broker.wait_up()
 
 
 def _no_wait() -> None:

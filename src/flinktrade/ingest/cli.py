@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -29,15 +29,10 @@ from flinktrade.cli.options import parse_symbols, parse_when
 from flinktrade.cli.signals import stop_on_signals
 from flinktrade.config import load_settings
 from flinktrade.errors import ConfigError
-from flinktrade.ingest.alpaca import (
-    FEEDS,
-    Credentials,
-    MarketDataRest,
-    RetryPolicy,
-    parse_timeframe,
-    rest_feed,
-)
 from flinktrade.ingest.settings import IngestSettings
+
+if TYPE_CHECKING:
+    from flinktrade.ingest.alpaca import RetryPolicy
 
 console = Console(stderr=True, highlight=False)
 
@@ -100,6 +95,7 @@ def history(
     ] = False,
 ) -> None:
     """Page through Alpaca's historical bars/trades/news into market.bars/trades/news."""
+    from flinktrade.ingest.alpaca import Credentials, MarketDataRest, parse_timeframe, rest_feed
     from flinktrade.ingest.history import HistoryRequest, Sink, run_history
 
     names = parse_symbols(symbols)
@@ -146,6 +142,7 @@ def live(
     ] = "iex",
 ) -> None:
     """Stream trades, quotes, minute bars and trading statuses (and news) until Ctrl-C."""
+    from flinktrade.ingest.alpaca import FEEDS, Credentials, MarketDataRest
     from flinktrade.ingest.history import Sink
     from flinktrade.ingest.live import LiveIngest, LiveRequest
 
@@ -214,6 +211,8 @@ def replay(
 
 
 def _policy(ingest: IngestSettings) -> RetryPolicy:
+    from flinktrade.ingest.alpaca import RetryPolicy
+
     return RetryPolicy(
         timeout_s=ingest.request_timeout_s,
         max_attempts=ingest.max_attempts,

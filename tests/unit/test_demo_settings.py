@@ -1,0 +1,35 @@
+"""What the demo changes in the settings it runs with, and what the CLI imports to start."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from flinktrade.config import Settings
+from flinktrade.demo import DEMO_SIDE_IDLE_MS, demo_settings
+
+
+def test_the_demo_lets_its_inputs_go_as_idle_sooner_and_keeps_lower_settings() -> None:
+    production = Settings()
+    demo = demo_settings(production).job
+    assert production.job.idle_timeout_ms == 30_000
+    assert production.job.side_idle_timeout_ms == 2_000
+    assert demo.idle_timeout_ms == 5_000
+    assert demo.side_idle_timeout_ms == DEMO_SIDE_IDLE_MS < 2_000
+    lower = production.model_copy(
+        update={
+            "job": production.job.model_copy(
+                update={"idle_timeout_ms": 1_000, "side_idle_timeout_ms": 100}
+            )
+        }
+    )
+    assert demo_settings(lower).job.idle_timeout_ms == 1_000
+    assert demo_settings(lower).job.side_idle_timeout_ms == 100
+
+
+def test_the_cli_imports_alpaca_only_for_the_commands_that_use_it() -> None:
+    """Every ``flinktrade`` command, the demo first, used to pay ~0.3 s importing alpaca-py (and
+    pandas with it) when the ``ingest`` commands were registered."""
+    code = "import sys, flinktrade.cli.app; print(sorted(m for m in ('alpaca', 'flinktrade.ingest.alpaca') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
