@@ -105,8 +105,9 @@ bench-lock: ## re-pin bench/peers/requirements.lock (the peers' venv; hashes, no
 	$(UV) pip compile -q bench/peers/requirements.in --generate-hashes \
 		--python-version 3.11 -o bench/peers/requirements.lock
 
-bench: setup $(PEERS_STAMP) ## flinktrade vs peers (trades-1m catch-up + one latency rate), the backtest, the core, the bundled operator and the demo's start-up (JSON lines)
+bench: setup $(PEERS_STAMP) ## flinktrade vs peers (trades-1m catch-up + one latency rate), the per-partition watermark's wait, the backtest, the core, the bundled operator and the demo's start-up (JSON lines)
 	$(PY) -m bench.run 2>bench.log || (tail -20 bench.log; exit 1)
+	$(PY) -m bench.partition_wait 2>>bench.log || (tail -20 bench.log; exit 1)
 	$(PY) -m bench.backtest 2>>bench.log || (tail -20 bench.log; exit 1)
 	$(PY) -m bench.core 2>>bench.log || (tail -20 bench.log; exit 1)
 	$(PY) -m bench.operator 2>>bench.log || (tail -20 bench.log; exit 1)
