@@ -75,7 +75,7 @@ def demo(
         raise ConfigError(f"--broker must be sim or alpaca, not {broker!r}")
     settings = load_settings()
     fault_target()  # a wrong test hook is refused before anything starts
-    started: LocalKafka | None = None
+    launching: _Launch | None = None
     if uses_local_broker(settings):
         local = local_broker(settings)
         status = local.status()
@@ -87,18 +87,18 @@ def demo(
                 highlight=False,
             )
         else:  # started now, waited for while the job is being built (``run_demo``)
-            started = local
-    launching = None if started is None else _Launch(started)
+            launching = _Launch(local)
     try:
         ready: Callable[[], object] = launching.wait if launching is not None else _no_wait
         _demo(settings, duration, broker, api_port, flink_cluster, bracket, ready)
     finally:
-        if launching is not None and started is not None:
+        if launching is not None:
             launching.join()
-            started.down()
+            launching.broker.down()
             if launching.error is None:  # else it never ran: the error says why
                 console.print(
-                    f"kafka broker on {started.bootstrap_servers} stopped (the demo started it)"
+                    f"kafka broker on {launching.broker.bootstrap_servers} stopped "
+                    "(the demo started it)"
                 )
 
 
