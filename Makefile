@@ -40,7 +40,7 @@ $(PYC_STAMP): $(STAMP) $(shell find src -name '*.py' 2>/dev/null)
 
 # The indicators compiled by mypyc (src/flinktrade/_mypyc/, used only while it matches the
 # sources, else the Python source runs: see flinktrade/accel.py). No-op when up to date.
-$(CORE_STAMP): $(STAMP) src/flinktrade/indicators.py src/flinktrade/errors.py src/flinktrade/accel.py
+$(CORE_STAMP): $(STAMP) src/flinktrade/indicators.py src/flinktrade/_exact.c src/flinktrade/errors.py src/flinktrade/accel.py
 	$(PY) -c "from flinktrade import accel; raise SystemExit(accel.main(['build']))"
 	@mkdir -p $(@D) && touch $@
 

@@ -39,6 +39,11 @@ COMPILED: tuple[str, ...] = ("flinktrade.indicators",)
 """The modules built by mypyc (typed, pure, no I/O). The built-in strategies gain little from it
 (measured: within the noise), and compiling them would tie the build to ``events.py``."""
 
+C_MODULES: tuple[str, ...] = ("flinktrade._exact",)
+"""Modules written in C (``flinktrade/_exact.c``: the exact windows' kernel, used by the
+indicators), built beside the mypyc modules with the interpreter's C compiler, under the same
+manifest."""
+
 READS: tuple[str, ...] = ("flinktrade.errors",)
 """The flinktrade modules the compiled ones import: mypyc reads their types at build time, so a
 change in them also makes the build stale."""
@@ -50,7 +55,8 @@ MANIFEST = "manifest.json"
 
 
 def _source(module: str) -> Path:
-    return PACKAGE_DIR.parent.joinpath(*module.split(".")).with_suffix(".py")
+    suffix = ".c" if module in C_MODULES else ".py"
+    return PACKAGE_DIR.parent.joinpath(*module.split(".")).with_suffix(suffix)
 
 
 def fingerprint() -> dict[str, Any]:
@@ -66,7 +72,8 @@ def _runtime() -> dict[str, Any]:
 
 
 def _hashes() -> dict[str, str]:
-    return {m: hashlib.sha256(_source(m).read_bytes()).hexdigest() for m in (*COMPILED, *READS)}
+    modules = (*COMPILED, *C_MODULES, *READS)
+    return {m: hashlib.sha256(_source(m).read_bytes()).hexdigest() for m in modules}
 
 
 def _manifest(build_dir: Path) -> dict[str, Any] | None:
@@ -135,7 +142,11 @@ class CompiledFinder(importlib.abc.MetaPathFinder):
         path: Sequence[str] | None = None,
         target: ModuleType | None = None,
     ) -> importlib.machinery.ModuleSpec | None:
-        if fullname not in COMPILED and not fullname.endswith("__mypyc"):
+        if (
+            fullname not in COMPILED
+            and fullname not in C_MODULES
+            and not fullname.endswith("__mypyc")
+        ):
             return None
         if not self.usable() or fullname not in self._files:
             return None
@@ -209,6 +220,8 @@ def build(force: bool = False, build_dir: Path = BUILD_DIR) -> bool:
             if not (work / rel).is_file():
                 raise RuntimeError(f"mypyc built no {rel}")
             found[module] = str(rel)
+        for module in C_MODULES:
+            found[module] = _compile_c(work, module, suffix)
         for lib in work.rglob(f"*__mypyc{suffix}"):  # the shared library of the group
             rel = lib.relative_to(work)
             if rel.parts[0] != "build":
@@ -222,6 +235,28 @@ def build(force: bool = False, build_dir: Path = BUILD_DIR) -> bool:
         shutil.rmtree(build_dir, ignore_errors=True)
         fresh.rename(build_dir)
     return True
+
+
+def _compile_c(work: Path, module: str, suffix: str) -> str:
+    """Compile ``module``'s C source (copied into ``work``) into an extension beside it, with the
+    compiler and flags the interpreter was built with; its path relative to ``work``."""
+    import shlex
+    import subprocess
+
+    rel = Path(*module.split("."))
+    source, target = work / rel.with_suffix(".c"), rel.with_name(rel.name + suffix)
+    compiler = shlex.split(str(sysconfig.get_config_var("CC") or "cc"))
+    command = [
+        *compiler, "-O2", "-fwrapv", "-fPIC", "-shared", "-Wall",
+        f"-I{sysconfig.get_paths()['include']}", str(source), "-o", str(work / target), "-lm",
+    ]  # fmt: skip
+    done = subprocess.run(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False
+    )
+    if done.returncode != 0:
+        tail = "\n".join(done.stdout.splitlines()[-20:])
+        raise RuntimeError(f"compiling {source.name} failed (exit {done.returncode}):\n{tail}")
+    return str(target)
 
 
 def main(argv: Sequence[str]) -> int:

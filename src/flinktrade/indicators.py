@@ -51,10 +51,12 @@ with ``N >= 2`` (``atr_N`` and ``vwap_N``: ``N >= 1``), ``2 <= F < S``, ``G >= 1
 from __future__ import annotations
 
 import copy
+import importlib
 import math
+import operator
 import re
-from collections.abc import Iterable
-from typing import Any, ClassVar, NamedTuple
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 from flinktrade.errors import ConfigError
 
@@ -101,6 +103,13 @@ _BB_RE = re.compile(rf"bb_(upper|middle|lower)_({_INT})_((?:0|{_INT})(?:_[0-9]*[
 _MACD_RE = re.compile(rf"macd(?:_(signal|hist))?_({_INT})_({_INT})_({_INT})")
 _INF = math.inf
 
+_CSums: Any
+try:  # the C kernel of the exact windows (flinktrade/_exact.c), when built and current
+    _exact = importlib.import_module("flinktrade._exact")
+    _CSums, _C_MAX_N = _exact.Sums, int(_exact.MAX_N)
+except ImportError:
+    _CSums, _C_MAX_N = None, 0
+
 Values = dict[str, float | None]
 
 
@@ -115,27 +124,61 @@ class BarInput(NamedTuple):
     vwap: float | None
 
 
-class ExactWindow:
-    """Exact sum and sum of squares of the last ``n`` floats pushed, O(1) per value.
+_divide: Callable[[int, int], float] = operator.truediv
+"""``a / b`` of two integers, correctly rounded as Python divides them. Called through the
+operator so that mypyc does not compile it: its own int / int converts both to floats first when
+they fit a machine word, which rounds twice (off by an ulp for integers above 2**53)."""
+
+
+class _Kernel(Protocol):
+    """What ``ExactWindow`` asks of its kernel (``_PySums``, or the C ``flinktrade._exact.Sums``)."""
+
+    n: int
+    shift: int
+    s1: int
+    s2: int
+
+    @property
+    def values(self) -> list[int]: ...
+
+    @property
+    def xs(self) -> list[float]: ...
+
+    def push(self, x: float) -> bool: ...
+
+    def rebuild(self, shift: int, xs: list[float]) -> bool: ...
+
+    def __len__(self) -> int: ...
+
+    def total(self) -> float: ...
+
+    def mean(self) -> float: ...
+
+    def variance(self) -> float: ...
+
+    def snap(self) -> tuple[Any, ...]: ...
+
+
+class _PySums:
+    """The exact sums of a window in Python integers: the reference the C kernel
+    (``flinktrade._exact.Sums``, the same interface) reproduces bit for bit, and what runs when
+    the C kernel is not built or a value does not fit its fixed width.
 
     Each value is kept as the integer ``value * 2**shift`` (every finite float is one, for a large
     enough ``shift``; ``shift`` grows when a value needs it), so the sums are Python integers with
-    no rounding at all, and a value leaving the window subtracts exactly what it added. The floats
-    themselves are kept too (``xs``): a snapshot (``snap``) holds them and the shift, not the
-    integers, which pickle at several times the cost of a float (the job writes a snapshot per
-    bar), and ``unsnap`` recomputes the integers and sums from them, exactly."""
+    no rounding at all, and a value leaving the window subtracts exactly what it added."""
 
-    __slots__ = ("n", "s1", "s2", "shift", "values", "xs")
-    _fields: ClassVar[tuple[str, ...]] = ("n", "s1", "s2", "shift", "values", "xs")
+    __slots__ = ("n", "s1", "s2", "shift", "squares", "values", "xs")
 
-    def __init__(self, n: int = 1) -> None:
+    def __init__(self, n: int, squares: bool) -> None:
         self.n = n
+        self.squares = squares
         self.shift = 0
         self.values: list[int] = []
         self.xs: list[float] = []
         self.s1 = self.s2 = 0
 
-    def push(self, x: float) -> None:
+    def push(self, x: float) -> bool:
         num, den = x.as_integer_ratio()
         exp = den.bit_length() - 1  # den is 2**exp
         if exp > self.shift:
@@ -144,14 +187,21 @@ class ExactWindow:
         values, xs = self.values, self.xs
         values.append(v)
         xs.append(x)
-        if len(values) > self.n:
-            old = values.pop(0)
+        if self.squares:
+            if len(values) > self.n:
+                old = values.pop(0)
+                del xs[0]
+                self.s1 += v - old
+                self.s2 += v * v - old * old
+            else:
+                self.s1 += v
+                self.s2 += v * v
+        elif len(values) > self.n:
+            self.s1 += v - values.pop(0)
             del xs[0]
-            self.s1 += v - old
-            self.s2 += v * v - old * old
         else:
             self.s1 += v
-            self.s2 += v * v
+        return True
 
     def _rescale(self, shift: int) -> None:
         more = shift - self.shift
@@ -160,7 +210,7 @@ class ExactWindow:
         self.s2 <<= 2 * more
         self.shift = shift
 
-    def _rebuild(self, shift: int, xs: list[float]) -> None:
+    def rebuild(self, shift: int, xs: list[float]) -> bool:
         """The integers and sums of the floats ``xs`` at ``shift`` (at least every one's own)."""
         values = []
         for x in xs:
@@ -171,57 +221,148 @@ class ExactWindow:
             values.append(num << (shift - exp))
         self.shift, self.xs, self.values = shift, xs, values
         self.s1 = sum(values)
-        self.s2 = sum([v * v for v in values])
+        self.s2 = sum([v * v for v in values]) if self.squares else 0
+        return True
 
     def __len__(self) -> int:
         return len(self.values)
 
+    def total(self) -> float:
+        return _divide(self.s1, 1 << self.shift)
+
+    def mean(self) -> float:
+        return _divide(self.s1, len(self.values) << self.shift)
+
+    def variance(self) -> float:
+        if not self.squares:
+            raise TypeError("a window of sums only has no variance")
+        n = len(self.values)
+        return _divide(n * self.s2 - self.s1 * self.s1, (n * n) << (2 * self.shift))
+
+    def snap(self) -> tuple[Any, ...]:
+        return (self.shift, tuple(self.xs))
+
+
+def _sums(n: int, squares: bool) -> _Kernel:
+    """A window's kernel: the C one when it is built and current and takes ``n``, else Python."""
+    if _CSums is not None and 1 <= n <= _C_MAX_N:
+        return _CSums(n, squares)  # type: ignore[no-any-return]
+    return _PySums(n, squares)
+
+
+class ExactWindow:
+    """Exact sum and sum of squares of the last ``n`` floats pushed, O(1) per value.
+
+    Each value is kept as the integer ``value * 2**shift`` (every finite float is one, for a large
+    enough ``shift``; ``shift`` grows when a value needs it), so the sums carry no rounding at all,
+    and a value leaving the window subtracts exactly what it added; ``total``, ``mean`` and
+    ``variance`` divide them and round once. The work is a kernel's: the C one
+    (``flinktrade._exact``, fixed-width integers: a push is a few machine instructions) when it is
+    built, else ``_PySums`` (Python integers); a value too wide for the C kernel moves the window
+    to the Python one, exactly, and both give the same floats. The floats themselves are kept too
+    (``xs``): a snapshot (``snap``) holds them and the shift, not the integers, which pickle at
+    several times the cost of a float (the job writes a snapshot per bar), and ``unsnap``
+    recomputes the integers and sums from them, exactly. Pickles hold ``_fields`` as before."""
+
+    __slots__ = ("k",)
+    _squares: ClassVar[bool] = True
+
+    def __init__(self, n: int = 1) -> None:
+        self.k: _Kernel = _sums(n, self._squares)
+
+    def push(self, x: float) -> None:
+        if not self.k.push(x):  # too wide for the C kernel (state unchanged): go on in Python
+            self._widen()
+            self.k.push(x)
+
+    def _widen(self) -> None:
+        k = self.k
+        wide = _PySums(k.n, self._squares)
+        wide.rebuild(k.shift, k.xs)
+        self.k = wide
+
+    def _rebuild(self, n: int, shift: int, xs: list[float]) -> None:
+        """The window of the floats ``xs`` at ``shift`` (at least every one's own)."""
+        k = _sums(n, self._squares)
+        if not k.rebuild(shift, xs):
+            k = _PySums(n, self._squares)
+            k.rebuild(shift, xs)
+        self.k = k
+
+    @property
+    def n(self) -> int:
+        return self.k.n
+
+    @property
+    def shift(self) -> int:
+        return self.k.shift
+
+    @property
+    def values(self) -> list[int]:
+        return self.k.values
+
+    @property
+    def xs(self) -> list[float]:
+        return self.k.xs
+
+    @property
+    def s1(self) -> int:
+        return self.k.s1
+
+    @property
+    def s2(self) -> int:
+        return self.k.s2
+
+    def __len__(self) -> int:
+        return len(self.k)
+
     def __getstate__(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self._fields}
+        k = self.k
+        return {
+            "n": k.n, "s1": k.s1, "s2": k.s2, "shift": k.shift, "values": k.values, "xs": k.xs,
+        }  # fmt: skip
 
     def __setstate__(self, state: Any) -> None:
         if isinstance(state, tuple):  # (None, slots): pickled before __getstate__
             state = state[1]
-        if "xs" not in state:  # pickled before the floats were kept; exact: each was a float
-            state = {**state, "xs": _floats(state["values"], state["shift"])}
-        _restore(self, state)
+        xs = state.get("xs")
+        if xs is None:  # pickled before the floats were kept; exact: each was a float
+            xs = _floats(state["values"], state["shift"])
+        self._rebuild(state["n"], state["shift"], list(xs))
 
     def total(self) -> float:
         """The sum of the window, correctly rounded (what ``math.fsum`` gives)."""
-        return self.s1 / (1 << self.shift)
+        return self.k.total()
 
     def mean(self) -> float:
-        return self.s1 / (len(self.values) << self.shift)
+        return self.k.mean()
 
     def variance(self) -> float:
         """Population variance of the window (not empty), correctly rounded; exactly 0 if flat."""
-        n = len(self.values)
-        return (n * self.s2 - self.s1 * self.s1) / ((n * n) << (2 * self.shift))
+        return self.k.variance()
 
     def to_json(self) -> dict[str, Any]:
-        return {"shift": self.shift, "values": list(self.values), "s1": self.s1, "s2": self.s2}
+        k = self.k
+        return {"shift": k.shift, "values": list(k.values), "s1": k.s1, "s2": k.s2}
 
     def snap(self) -> tuple[Any, ...]:
         """The window as plain values, ``(shift, floats)`` (``unsnap`` reads them back, and the
         form before the floats were kept, ``(shift, integers, s1, s2)``); shares nothing."""
-        return (self.shift, tuple(self.xs))
+        return self.k.snap()
 
     def unsnap(self, snap: tuple[Any, ...]) -> None:
         if len(snap) == 4:  # (shift, integers, s1, s2): written before the floats were kept
-            shift, values, s1, s2 = snap
-            self.shift, self.values, self.s1, self.s2 = shift, list(values), s1, s2
-            self.xs = _floats(self.values, shift)
+            shift, values, _s1, _s2 = snap
+            self._rebuild(self.k.n, shift, _floats(list(values), shift))
             return
         shift, xs = snap
         finite = all(type(x) is float and -_INF < x < _INF for x in xs)
         if type(shift) is not int or shift < 0 or not finite:
             raise ValueError("not a window snapshot")
-        self._rebuild(shift, list(xs))
+        self._rebuild(self.k.n, shift, list(xs))
 
     def load(self, doc: dict[str, Any]) -> None:
-        self.shift, self.values = doc["shift"], list(doc["values"])
-        self.s1, self.s2 = doc["s1"], doc["s2"]
-        self.xs = _floats(self.values, self.shift)
+        self._rebuild(self.k.n, doc["shift"], _floats(list(doc["values"]), doc["shift"]))
 
 
 def _floats(values: list[int], shift: int) -> list[float]:
@@ -233,25 +374,7 @@ class ExactSum(ExactWindow):
     """``ExactWindow`` without the sum of squares (``variance`` is not available)."""
 
     __slots__ = ()
-
-    def push(self, x: float) -> None:
-        num, den = x.as_integer_ratio()
-        exp = den.bit_length() - 1
-        if exp > self.shift:
-            self._rescale(exp)
-        v = num << (self.shift - exp)
-        values, xs = self.values, self.xs
-        values.append(v)
-        xs.append(x)
-        if len(values) > self.n:
-            self.s1 += v - values.pop(0)
-            del xs[0]
-        else:
-            self.s1 += v
-
-    def _rebuild(self, shift: int, xs: list[float]) -> None:
-        super()._rebuild(shift, xs)
-        self.s2 = 0
+    _squares: ClassVar[bool] = False
 
 
 class IndicatorState:
