@@ -206,7 +206,7 @@ typedef struct {
     Py_ssize_t head;  /* index of the oldest once the window is full (a ring); 0 before */
     Py_ssize_t cap;   /* allocated slots (grows to n) */
     i128 *v;          /* the integers */
-    double *x;        /* the floats */
+    PyObject **x;     /* the floats pushed (owned references: a snapshot shares them) */
     i128 s1;
     u256 s2;
 } Sums;
@@ -255,7 +255,7 @@ static int grow(Sums *self) {
     i128 *v = PyMem_Realloc(self->v, (size_t)cap * sizeof(i128));
     if (v == NULL) return 0;
     self->v = v;
-    double *x = PyMem_Realloc(self->x, (size_t)cap * sizeof(double));
+    PyObject **x = PyMem_Realloc(self->x, (size_t)cap * sizeof(PyObject *));
     if (x == NULL) return 0;
     self->x = x;
     self->cap = cap;
@@ -278,7 +278,13 @@ static PyObject *Sums_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
     return (PyObject *)self;
 }
 
+static void clear_floats(Sums *self) {
+    for (Py_ssize_t j = 0; j < self->count; j++) Py_DECREF(self->x[slot(self, j)]);
+    self->count = self->head = 0;
+}
+
 static void Sums_dealloc(Sums *self) {
+    clear_floats(self);
     PyMem_Free(self->v);
     PyMem_Free(self->x);
     Py_TYPE(self)->tp_free((PyObject *)self);
@@ -331,14 +337,16 @@ static PyObject *Sums_push(Sums *self, PyObject *arg) {
         self->shift = shift;
     }
     i128 v = shl128(num, shift - exp);
+    Py_INCREF(arg);
     if (self->count < self->n) {
         self->v[self->count] = v; /* head is 0 until the window is full */
-        self->x[self->count] = x;
+        self->x[self->count] = arg;
         self->count++;
     } else {
         remove_value(self, self->v[self->head]);
         self->v[self->head] = v;
-        self->x[self->head] = x;
+        Py_DECREF(self->x[self->head]);
+        self->x[self->head] = arg;
         self->head = self->head + 1 == self->n ? 0 : self->head + 1;
     }
     add_value(self, v);
@@ -363,20 +371,21 @@ static PyObject *Sums_rebuild(Sums *self, PyObject *args) {
         if (bits128(mag128(num)) + (shift - exp) > VALUE_BITS) Py_RETURN_FALSE;
     }
     if (shift < 0 || count > self->n) Py_RETURN_FALSE;
-    self->count = self->head = 0;
+    clear_floats(self);
     self->s1 = 0;
     memset(&self->s2, 0, sizeof self->s2);
     self->shift = shift;
     while (self->cap < count)
         if (!grow(self)) return PyErr_NoMemory();
     for (Py_ssize_t j = 0; j < count; j++) {
-        double x = PyFloat_AS_DOUBLE(PyList_GET_ITEM(xs, j));
+        PyObject *item = PyList_GET_ITEM(xs, j);
         i128 num;
         Py_ssize_t exp;
-        ratio(x, &num, &exp);
+        ratio(PyFloat_AS_DOUBLE(item), &num, &exp);
         i128 v = shl128(num, shift - exp);
         self->v[j] = v;
-        self->x[j] = x;
+        Py_INCREF(item);
+        self->x[j] = item;
         add_value(self, v);
     }
     self->count = count;
@@ -418,22 +427,21 @@ static PyObject *floats(Sums *self) {
     PyObject *list = PyList_New(self->count);
     if (list == NULL) return NULL;
     for (Py_ssize_t j = 0; j < self->count; j++) {
-        PyObject *f = PyFloat_FromDouble(self->x[slot(self, j)]);
-        if (f == NULL) {
-            Py_DECREF(list);
-            return NULL;
-        }
+        PyObject *f = self->x[slot(self, j)];
+        Py_INCREF(f);
         PyList_SET_ITEM(list, j, f);
     }
     return list;
 }
 
 static PyObject *Sums_snap(Sums *self, PyObject *unused) {
-    PyObject *list = floats(self);
-    if (list == NULL) return NULL;
-    PyObject *xs = PyList_AsTuple(list);
-    Py_DECREF(list);
+    PyObject *xs = PyTuple_New(self->count);
     if (xs == NULL) return NULL;
+    for (Py_ssize_t j = 0; j < self->count; j++) {
+        PyObject *f = self->x[slot(self, j)];
+        Py_INCREF(f);
+        PyTuple_SET_ITEM(xs, j, f);
+    }
     return Py_BuildValue("(nN)", self->shift, xs);
 }
 
