@@ -99,13 +99,13 @@ def bundles(symbols: int, minutes: int, seed: int = 12) -> list[str]:
     """One bundle per minute: every symbol's bar, a log-random walk in cents, as the SQL's lines."""
     rng = random.Random(seed)
     names = [f"S{i:03d}" for i in range(symbols)]
-    price = {s: 20 + 200 * rng.random() for s in names}
+    price = {s: round(20 + 200 * rng.random(), 2) for s in names}
     out = []
     for minute in range(minutes):
         lines = []
         for s in names:
             open_ = price[s]
-            close = price[s] = open_ * (1 + rng.gauss(0, 0.002))
+            close = price[s] = round(open_ * (1 + rng.gauss(0, 0.002)), 2)  # in cents, as trades
             high, low = max(open_, close) + 0.01, min(open_, close) - 0.01
             volume = rng.randint(100, 5_000) * (12 if rng.random() < 0.01 else 1)
             fields = [s, str(T0 + minute * MINUTE), f"{open_:.6f}", f"{high:.6f}", f"{low:.6f}",

@@ -13,6 +13,8 @@ import pickle
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
 from flinktrade import events
 from flinktrade.config import AnalyticsSettings
 from flinktrade.pipeline.analytics import ClosedBar, ScoredNews, StrategySpec, SymbolModel
@@ -597,3 +599,46 @@ def test_hostile_lines_in_a_large_bundle_are_dead_letters_and_the_lots_go_on() -
     more = [tuple(r) for r in operator.process_element(
         (0, "\n".join(_bundle_line(s, 1, "101") for s in good)), ctx)]  # fmt: skip
     assert [r[0] for r in more].count("bars") == len(good)
+
+
+def test_a_price_passed_by_its_plain_form_is_one_the_full_check_passes() -> None:
+    """The operator's cheap check of a bar's price text (the SQL's ``DECIMAL(18, 6)`` form) only
+    ever spares ``events.price_problem`` for texts it accepts: never one it refuses, over edge
+    cases and random texts of digits, points, signs and exponents."""
+    import random
+
+    from flinktrade.pipeline.due import _plain_price
+
+    texts = [
+        "0.000001", "0.000000", "00.000001", "1.000000", "999999999999.999999",
+        "1000000000000.000000", "12.50000", "12.5000000", "-1.000000", "+1.000000", "1e2.000000",
+        "١٢.000000", "12.00000٣", " 1.000000", "1.000000 ", "0000000000000.000001", "0.1",
+    ]  # fmt: skip
+    rng = random.Random(5)
+    for _ in range(20_000):
+        texts.append("".join(rng.choice("0123456789.-e") for _ in range(rng.randint(1, 20))))
+    for text in texts:
+        if _plain_price(text):
+            assert events.price_problem(Decimal(text)) is None, text
+    assert _plain_price("187.150000") and _plain_price("0.000001")
+    assert not _plain_price("0.000000")
+
+
+@pytest.mark.parametrize(
+    ("low", "reason"),
+    [
+        ("0.000000", "low: price 0.000000 is not positive"),
+        ("-1.500000", "low: price -1.500000 is not positive"),
+        ("1.0000001", "low: price 1.0000001 has more than 6 decimals"),
+        ("1E+13", "low: price 1.000000E+13 is above 999999999999.999999"),
+    ],
+)
+def test_a_bar_whose_price_text_is_not_plain_gets_the_full_checks_reason(
+    low: str, reason: str
+) -> None:
+    model = SymbolModel(SPECS, AnalyticsSettings())
+    due = [("bar", bar_item(0, "101.500000", low=low))]
+    _state, out = DueItems(model, SOURCES).apply(model.initial_state(), "AAA", due, lambda: None)
+    (letter,) = by_kind(out)["DeadLetter"]
+    assert isinstance(letter, events.DeadLetter)
+    assert reason in letter.reason, letter.reason

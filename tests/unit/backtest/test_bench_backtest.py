@@ -33,7 +33,7 @@ def test_the_quick_backtest_bench_reports_every_contender_and_workload() -> None
         assert line["bars"] == {"today": 5 * 390, "backtrader": 10 * 2_000}[workload]
         assert line["signals"] > 0
         assert line["cpu_s"] > 0 and line["peak_rss_mb"] > 0
-    split = runs[("backtrader", "inprocess")]["split_cpu_s"]
+    split = runs[("backtrader", "inprocess")]["split_s"]
     assert set(split) == {"core", "input_bars", "engine_rest", "simulate_metrics"}
     summaries = [line for line in lines if "ratio_cpu" in line]
     assert [s["workload"] for s in summaries] == ["today", "backtrader"]
