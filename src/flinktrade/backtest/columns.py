@@ -58,9 +58,15 @@ def bars_of(
                 memo[value] = known
         return known
 
-    for t, *row, v in zip(*columns, strict=True):
-        (o, o_ok), (h, h_ok), (lo, lo_ok), (c, c_ok) = map(price, row)
+    seen = memo.get
+    for t, o, h, lo, c, v in zip(*columns, strict=True):
+        if type(o) is float and type(h) is float and type(lo) is float and type(c) is float:
+            po, ph, pl, pc = seen(o), seen(h), seen(lo), seen(c)  # seen before: a look-up
+            if po is None or ph is None or pl is None or pc is None:
+                po, ph, pl, pc = price(o), price(h), price(lo), price(c)
+        else:  # only a float is a memo key (an equal int or Decimal must not find its entry)
+            po, ph, pl, pc = price(o), price(h), price(lo), price(c)
         yield make_bar(
-            symbol, t, o, h, lo, c, v, ingest_ts=ingest_ts,
-            prices_checked=o_ok and h_ok and lo_ok and c_ok,
+            symbol, t, po[0], ph[0], pl[0], pc[0], v, ingest_ts=ingest_ts,
+            prices_checked=po[1] and ph[1] and pl[1] and pc[1],
         )  # fmt: skip

@@ -21,8 +21,8 @@ to run many strategies over one pass of the data.
 from __future__ import annotations
 
 import copy
-import itertools
 import logging
+import operator
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -156,7 +156,7 @@ class Feed:
         bars = [_bar_item(bar, wire) for bar in self.bars.get(symbol, ()) if lo <= bar.ts < hi]
         news = [n for n in self.news.get(symbol, ()) if lo <= n.ts < hi]
         due = [bar[0] + bar[8] - 1 for bar in bars]
-        if not news and all(a <= b for a, b in itertools.pairwise(due)):
+        if not news and all(map(operator.le, due, due[1:])):
             return [(BAR, bar) for bar in bars]  # already in order: the common case, no sort
         keyed: list[tuple[int, int, str, int, tuple[str, tuple[Any, ...]]]] = [
             (d, 1, "", i, (BAR, bar)) for i, (d, bar) in enumerate(zip(due, bars, strict=True))

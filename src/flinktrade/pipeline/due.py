@@ -77,7 +77,8 @@ class DueItems:
         unless it had to be rebuilt."""
         out: list[events.Event] = []
         applied: list[tuple[str, tuple[Any, ...]]] = []
-        for kind, item in due:
+        for entry in due:
+            kind, item = entry
             try:
                 out.extend(self._apply(state, symbol, kind, item))
             except Exception as exc:  # one bar or story never fails the job
@@ -89,7 +90,7 @@ class DueItems:
                     else:
                         state = self._rebuilt(before, symbol, applied)
                 continue
-            applied.append((kind, item))
+            applied.append(entry)
         return state, out
 
     def _apply(
