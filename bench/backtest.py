@@ -8,7 +8,10 @@ Two workloads of one-minute bars (a seeded log-random walk): ``today`` is 50 sym
 symbols x 20,000 bars (2,000,000 bars). On each, an SMA(20, 50) crossover runs
 
 - in flinktrade's in-process engine (``backtest.inprocess``: the job's per-bar core, the
-  portfolio simulation and the metrics), and
+  portfolio simulation and the metrics),
+- the same with one worker process per core (``inprocess-workers``: ``flinktrade backtest
+  --jobs 0``, the replay split by symbol; the same outputs; backtrader has no such mode for one
+  run, so its ratio is reported beside, ``ratio_wall_workers``), and
 - in backtrader (one ``Cerebro`` per symbol),
 
 each in a fresh child process, so the wall clock includes interpreter start-up and imports. The
@@ -64,6 +67,9 @@ DAY = 86_400_000
 START = 1_704_205_800_000  # 2024-01-02 14:30 UTC
 FAST, SLOW = 20, 50
 WORKLOADS = {"today": (50, 5 * 390), "backtrader": (100, 20_000)}
+WORKERS = "inprocess-workers"
+"""The in-process engine with one worker process per core (``flinktrade backtest --jobs 0``):
+backtrader has no such mode for one run, so its ratio is reported beside the one-process one."""
 """name -> (symbols, bars per symbol)."""
 QUICK = {"today": (5, 390), "backtrader": (10, 2_000)}
 """``--quick``: the same workloads, small."""
@@ -141,9 +147,17 @@ def _timed(fn: Callable[..., Any], into: list[float]) -> Callable[..., Any]:
     return wrapper
 
 
-def run_inprocess(frames: dict[str, pd.DataFrame], split: bool = True) -> dict[str, Any]:
+def run_workers(frames: dict[str, pd.DataFrame], split: bool = False) -> dict[str, Any]:
+    """The in-process contender with one worker process per core (``--jobs 0``), no split."""
+    return run_inprocess(frames, split=False, jobs=os.cpu_count() or 1)
+
+
+def run_inprocess(
+    frames: dict[str, pd.DataFrame], split: bool = True, jobs: int = 1
+) -> dict[str, Any]:
     """The in-process contender (``split``: time its parts, as ``split_s``: the replay's parts
-    by the monotonic clock, the simulation and metrics by the process CPU clock)."""
+    by the monotonic clock, the simulation and metrics by the process CPU clock; ``jobs``: its
+    replay in that many worker processes)."""
     from flinktrade.backtest import BacktestRequest, ExecutionModel
     from flinktrade.backtest.engine import fewer_collections, finish
     from flinktrade.backtest.inprocess import Feed, replay
@@ -171,7 +185,7 @@ def run_inprocess(frames: dict[str, pd.DataFrame], split: bool = True) -> dict[s
     else:
         feed = Feed.of({symbol: symbol_bars(symbol, frame) for symbol, frame in frames.items()})
     with fewer_collections():  # as run_inprocess
-        out = replay(model, feed)
+        out = replay(model, feed, jobs=jobs)
         replayed, replayed_wall = time.process_time(), time.perf_counter()
         result = finish(
             "bench",
@@ -185,6 +199,8 @@ def run_inprocess(frames: dict[str, pd.DataFrame], split: bool = True) -> dict[s
             started=time.monotonic(),
         )
         done = time.process_time()
+    if not split:
+        return {"signals": len(result.signals), "trades": result.metrics["trades"], "jobs": jobs}
     return {
         "signals": len(result.signals),
         "trades": result.metrics["trades"],
@@ -234,13 +250,15 @@ def child(contender: str, symbols: int, bars: int, profile: Path | None = None) 
     generated = time.monotonic()
     frames = generate(symbols, bars)
     generate_s = time.monotonic() - generated
-    runner = {"inprocess": run_inprocess, "backtrader": run_backtrader}[contender]
+    runner = {"inprocess": run_inprocess, WORKERS: run_workers, "backtrader": run_backtrader}[
+        contender
+    ]
     started = time.monotonic()
     if profile is not None:
         import cProfile
 
         profiler = cProfile.Profile()
-        args = (frames, False) if contender == "inprocess" else (frames,)  # no timers in it
+        args = (frames, False) if contender != "backtrader" else (frames,)  # no timers in it
         outcome = profiler.runcall(runner, *args)
         profiler.dump_stats(profile)
     else:
@@ -386,7 +404,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--workloads", default="today,backtrader")
     parser.add_argument("--flink", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--child", choices=("inprocess", "backtrader"))
+    parser.add_argument("--child", choices=("inprocess", WORKERS, "backtrader"))
     parser.add_argument("--symbols", type=int, default=50)
     parser.add_argument("--bars", type=int, default=5 * 390, help="bars per symbol")
     parser.add_argument("--quick", action="store_true", help="small sizes, no Flink (smoke)")
@@ -414,7 +432,7 @@ def main() -> None:
     for name in args.workloads.split(","):
         symbols, bars = (QUICK if args.quick else WORKLOADS).get(name, (args.symbols, args.bars))
         lines = {}
-        for contender in ("inprocess", "backtrader"):
+        for contender in ("inprocess", WORKERS, "backtrader"):
             log.info("%s: %s on %d symbols x %d bars", name, contender, symbols, bars)
             lines[contender] = measure(contender, symbols, bars)
             print(json.dumps({"workload": name, **lines[contender]}), flush=True)
@@ -425,6 +443,11 @@ def main() -> None:
             "bars": ours["bars"],
             "ratio_wall": round(ours["bars_per_s"] / theirs["bars_per_s"], 2),
             "ratio_cpu": round(ours["bars_per_cpu_s"] / theirs["bars_per_cpu_s"], 2),
+            # the same engine with one worker process per core (``backtest --jobs 0``)
+            "ratio_wall_workers": round(lines[WORKERS]["bars_per_s"] / theirs["bars_per_s"], 2),
+            "ratio_cpu_workers": round(
+                lines[WORKERS]["bars_per_cpu_s"] / theirs["bars_per_cpu_s"], 2
+            ),
             "inprocess_peak_rss_mb": ours["peak_rss_mb"],
             "signals": {"inprocess": ours["signals"], "backtrader": theirs["signals"]},
         }

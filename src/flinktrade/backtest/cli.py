@@ -8,6 +8,7 @@ import functools
 import inspect
 import json
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -380,6 +381,14 @@ def backtest(
     ] = Path("backtest-report"),
     as_json: JsonOption = False,
     parallelism: Annotated[int, typer.Option(min=1, help="Flink parallelism.")] = 1,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Worker processes of the in-process engine, by symbol (0: one per CPU core); "
+            "the same result as one.",
+        ),
+    ] = 1,
     keep_topics: Annotated[
         bool, typer.Option("--keep-topics", help="Do not delete the run's topics (debugging).")
     ] = False,
@@ -406,6 +415,10 @@ def backtest(
     inputs.chosen()
     chosen_engine = _engine(engine, from_topics)
     hours: MarketHours = _choice(MarketHours, market_hours, "--market-hours")
+    if jobs != 1 and chosen_engine == "flink":
+        raise ConfigError(
+            "--jobs goes with --engine inprocess (the Flink engine has --parallelism)"
+        )
     if hours != MarketHours.ALL and chosen_engine == "flink" and (inputs.alpaca or from_topics):
         raise ConfigError(
             "--market-hours goes with files, --simulate or --engine inprocess "
@@ -435,7 +448,8 @@ def backtest(
         if chosen_engine == "inprocess":
             bars, news = inputs.load(settings, progress)
             bars = _in_hours(bars, hours, calendar)
-            result = run_inprocess(request, bars, news, progress=progress)
+            workers = jobs or os.cpu_count() or 1
+            result = run_inprocess(request, bars, news, progress=progress, jobs=workers)
         else:
             flink_inputs: dict[str, Any] = {}
             if path is not None:

@@ -27,7 +27,9 @@ def test_the_quick_backtest_bench_reports_every_contender_and_workload() -> None
     lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     runs = {(line["workload"], line["engine"]): line for line in lines if "engine" in line}
     assert set(runs) == {
-        (w, e) for w in ("today", "backtrader") for e in ("inprocess", "backtrader")
+        (w, e)
+        for w in ("today", "backtrader")
+        for e in ("inprocess", "inprocess-workers", "backtrader")
     }
     for (workload, _engine), line in runs.items():
         assert line["bars"] == {"today": 5 * 390, "backtrader": 10 * 2_000}[workload]
@@ -37,6 +39,11 @@ def test_the_quick_backtest_bench_reports_every_contender_and_workload() -> None
     assert set(split) == {"core", "input_bars", "engine_rest", "simulate_metrics"}
     summaries = [line for line in lines if "ratio_cpu" in line]
     assert [s["workload"] for s in summaries] == ["today", "backtrader"]
+    assert all(s["ratio_wall_workers"] > 0 for s in summaries)
+    workers = runs[("backtrader", "inprocess-workers")]
+    assert (
+        workers["jobs"] >= 1 and workers["signals"] == runs[("backtrader", "inprocess")]["signals"]
+    )
 
 
 def test_the_ab_run_reports_each_side_of_each_pair() -> None:

@@ -16,10 +16,10 @@ from tests.unit.backtest.factories import T0, simulated_market
 
 from flinktrade import events
 from flinktrade.backtest import BacktestRequest, ExecutionModel, Mode
-from flinktrade.backtest.inprocess import Feed, _WirePrices, run_inprocess
+from flinktrade.backtest.inprocess import Feed, _WirePrices, replay, run_inprocess
 from flinktrade.backtest.loading import load_file
 from flinktrade.events import Side
-from flinktrade.pipeline.analytics import ScoredNews, StrategySpec
+from flinktrade.pipeline.analytics import ScoredNews, StrategySpec, SymbolModel
 from flinktrade.strategies import BarView, Intent, State
 
 MINUTE = 60_000
@@ -218,3 +218,53 @@ def test_prices_are_normalised_as_the_event_codec_reads_them_back(text: str) -> 
     for _ in range(2):  # computed, then memoised
         got = wire(price)
         assert (str(got), got) == (str(expected), expected)
+
+
+@pytest.mark.parametrize("jobs", [2, 3])
+def test_worker_processes_give_the_result_of_one(jobs: int) -> None:
+    """``jobs`` worker processes, each a run of the sorted symbols: the same bars with their
+    indicators, signals, alerts, dead letters, orders and metrics as one process, in the same
+    order, with news and a bar the model fails on (a dead letter) among them; progress reaches
+    every bar."""
+    market, news = simulated_market(symbols=5, minutes=120)
+    hostile = _hostile_bars("ZZZ", 300, poison_at=200)
+    bars = market + hostile
+    request = BacktestRequest(
+        (StrategySpec("sma_cross", {"fast": 3, "slow": 8}), OVERREACH),
+        ExecutionModel(cash=5_000),
+    )
+
+    class Ticks:
+        def __init__(self) -> None:
+            self.done = 0
+
+        def begin(self, task: str, total: int) -> None:
+            self.total = total
+
+        def update(self, task: str, completed: int, records: int) -> None:
+            self.done = max(self.done, records)
+
+    one = run_inprocess(request, bars, news)
+    ticks = Ticks()
+    many = run_inprocess(request, bars, news, jobs=jobs, progress=ticks)
+    assert ticks.done == len(bars) == ticks.total
+    assert [_comparable(s) for s in many.signals] == [_comparable(s) for s in one.signals]
+    assert many.simulation.orders == one.simulation.orders
+    assert many.simulation.trades == one.simulation.trades
+    assert many.metrics == one.metrics and many.alerts == one.alerts
+    assert [(d.reason, d.payload) for d in many.deadletters] == [
+        (d.reason, d.payload) for d in one.deadletters
+    ]
+    assert len(one.deadletters) == 1 and one.metrics["trades"] > 0
+    assert {s: [b.model_dump(exclude={"ingest_ts"}) for b in series]
+            for s, series in many.bars.items()} == {
+        s: [b.model_dump(exclude={"ingest_ts"}) for b in series] for s, series in one.bars.items()
+    }  # fmt: skip
+    assert list(many.bars) == list(one.bars)
+    # and the replay's own outputs, in the order one process gives them
+    model = SymbolModel(request.strategies, request.analytics)
+    serial = replay(model, Feed.of(bars, news), keep_bars=True)
+    forked = replay(model, Feed.of(bars, news), keep_bars=True, jobs=jobs)
+    assert forked.priced == serial.priced
+    assert [_comparable(s) for s in forked.signals] == [_comparable(s) for s in serial.signals]
+    assert list(forked.bars or {}) == list(serial.bars or {})
