@@ -9,7 +9,9 @@ restart. Prices are computed by hand from the contract (fill 100.25, +4 % on the
 
 from __future__ import annotations
 
+import contextlib
 import signal as signals
+import time
 from collections.abc import Callable
 from decimal import Decimal
 
@@ -193,9 +195,18 @@ def test_percentage_exits_in_the_simulated_broker_fill_through_the_matching_mode
     store = env.store()
     try:
         wait_until(lambda: store.get(coid(entry)) is not None, 60, "the entry stored")
-        env.send_price(producer, "AAPL", D(100))  # the first price after the entry
-        producer.flush()
-        wait_until(lambda: len(store.legs(pair)) == 1, 60, "the exit pair and its stop leg")
+        # The first price after the entry fills it. The simulated broker follows prices from the
+        # end offsets it reads once started, on a thread of its own: a price sent before that
+        # read is not one it sees (under load it took longer than the entry's placing, and the
+        # only price was missed). A live feed keeps ticking; so does this one, at 100, until the
+        # fill (further prices at 100 leave the exits alone).
+        deadline = time.monotonic() + 60
+        while len(store.legs(pair)) != 1:
+            assert time.monotonic() < deadline, "timed out waiting for the exit pair and its leg"
+            env.send_price(producer, "AAPL", D(100))
+            producer.flush()
+            with contextlib.suppress(TimeoutError):
+                wait_until(lambda: len(store.legs(pair)) == 1, 1, "the exit pair and its stop leg")
         take = store.get(pair)
         [stop] = store.legs(pair)
         # fill 100.05: take profit +4 % = 104.052 -> 104.06, stop loss -2 % = 98.049 -> 98.04
