@@ -101,16 +101,7 @@ class DueItems:
             story_id, ts, score, headline = item
             return self.model.on_news(state, ScoredNews(story_id, symbol, ts, score, headline))
         ts, open_, high, low, close, volume, vwap, trades, interval_ms = item[:9]
-        plain = False
-        if type(open_) is str and type(high) is str and type(low) is str and type(close) is str:
-            plain = (  # the job's bars: DECIMAL(18, 6) text, valid by its form alone
-                _plain_price(open_)
-                and _plain_price(high)
-                and _plain_price(low)
-                and _plain_price(close)
-            )
-            open_, high, low, close = Decimal(open_), Decimal(high), Decimal(low), Decimal(close)
-        elif not (  # the backtester's are Decimals already
+        if not (  # the backtester's are Decimals already; the job's are text
             type(open_) is Decimal
             and type(high) is Decimal
             and type(low) is Decimal
@@ -119,7 +110,7 @@ class DueItems:
             open_, high, low, close = Decimal(open_), Decimal(high), Decimal(low), Decimal(close)
         bar = closed_bar(symbol, ts, open_, high, low, close, volume, vwap, trades, interval_ms)
         if not self.checked_bars:
-            problem = _bar_problem(bar, prices_checked=plain)
+            problem = _bar_problem(bar)
             if problem is not None:
                 raise _Refused(problem)
         last_end = state.get("last_end")
@@ -189,29 +180,9 @@ class _Refused(ValueError):
     """A bar the model must not see (its message is the reason)."""
 
 
-_PRICE_NAMES = ("open", "high", "low", "close")
-
-
-def _plain_price(text: str) -> bool:
-    """Whether ``text`` is a price in the plain form of the job's ``DECIMAL(18, 6)`` (``0.000001``
-    to ``999999999999.999999``: 1-12 integer digits without a leading zero, or ``0``, a point and
-    6 decimals, not zero), which ``events.price_problem`` always accepts; anything else is checked
-    by it (a third of the cost of checking each, which is most of ``_bar_problem``'s)."""
-    n = len(text)
-    return (
-        8 <= n <= 19
-        and text[-7] == "."
-        and text.isascii()
-        and text[:-7].isdigit()
-        and text[-6:].isdigit()
-        and (text[0] != "0" or (n == 8 and text != "0.000000"))
-    )
-
-
-def _bar_problem(bar: ClosedBar, *, prices_checked: bool = False) -> str | None:
-    """Why the model must not see ``bar`` (the ``events.Bar`` bounds), or None;
-    ``prices_checked``: its four prices are known to pass ``events.price_problem``."""
-    for name in () if prices_checked else _PRICE_NAMES:
+def _bar_problem(bar: ClosedBar) -> str | None:
+    """Why the model must not see ``bar`` (the ``events.Bar`` bounds), or None."""
+    for name in ("open", "high", "low", "close"):
         problem = events.price_problem(getattr(bar, name))
         if problem is not None:
             return f"{name}: {problem}"
