@@ -334,8 +334,58 @@ def _replay(
     return out
 
 
-_FORKED: dict[str, Any] = {}
-"""What each worker of ``_replay_forked`` inherits by fork: the model, the feed, the ticks."""
+FORKED: dict[str, Any] = {}
+"""What the worker processes of ``in_workers`` inherit by fork: what the caller shares, and
+``ticks``, the queue of their progress."""
+
+
+def in_workers(
+    function: Callable[..., Any],
+    calls: Sequence[tuple[Any, ...]],
+    jobs: int,
+    shared: Mapping[str, Any],
+    tick: Callable[[int], None] | None = None,
+) -> list[Any]:
+    """``function(*args)`` for each ``args`` of ``calls`` in ``jobs`` worker processes (fork);
+    the results in the order of ``calls``. The workers find ``shared`` in ``FORKED`` (inherited,
+    never pickled) and put progress increments on ``FORKED["ticks"]``, each handed to ``tick`` as
+    it comes (``increments`` makes such a callback of a running total)."""
+    context = multiprocessing.get_context("fork")
+    ticks: Any = context.Queue()
+    FORKED.update(shared, ticks=ticks)
+    try:
+        with context.Pool(jobs) as pool:
+            pending = [pool.apply_async(function, args) for args in calls]
+            while not all(p.ready() for p in pending):
+                _drain(ticks, tick, block=True)
+            _drain(ticks, tick, block=False)
+            return [p.get() for p in pending]
+    finally:
+        FORKED.clear()
+
+
+def _drain(ticks: Any, tick: Callable[[int], None] | None, block: bool) -> None:
+    try:
+        while True:
+            done = ticks.get(timeout=0.2) if block else ticks.get_nowait()
+            block = False
+            if tick is not None:
+                tick(done)
+    except queue.Empty:
+        return
+
+
+def increments(tick: Callable[[int], None] | None) -> Callable[[int], None]:
+    """A ``progress`` callback of a running total that hands ``tick`` each increase."""
+    last = 0
+
+    def progress(done: int) -> None:
+        nonlocal last
+        if tick is not None:
+            tick(done - last)
+        last = done
+
+    return progress
 
 
 def _chunks(feed: Feed, symbols: Sequence[str], jobs: int) -> list[list[str]]:
@@ -365,34 +415,17 @@ def _replay_forked(
     progress: Callable[[int], None] | None,
     jobs: int,
 ) -> Outputs:
-    context = multiprocessing.get_context("fork")
-    ticks: Any = context.Queue()
-    _FORKED.update(model=model, feed=feed, ticks=ticks)
     done = 0
 
-    def drain(block: bool) -> None:
+    def tick(more: int) -> None:
         nonlocal done
-        try:
-            while True:
-                done += ticks.get(timeout=0.2) if block else ticks.get_nowait()
-                block = False
-                if progress is not None:
-                    progress(done)
-        except queue.Empty:
-            return
+        done += more
+        if progress is not None:
+            progress(done)
 
-    try:
-        with context.Pool(jobs) as pool:
-            pending = [
-                pool.apply_async(_worker, (chunk, keep_bars, start, end))
-                for chunk in _chunks(feed, symbols, jobs)
-            ]
-            while not all(p.ready() for p in pending):
-                drain(block=True)
-            drain(block=False)
-            parts = [_unpacked(p.get()) for p in pending]
-    finally:
-        _FORKED.clear()
+    calls = [(chunk, keep_bars, start, end) for chunk in _chunks(feed, symbols, jobs)]
+    packed = in_workers(_worker, calls, jobs, {"model": model, "feed": feed}, tick)
+    parts = [_unpacked(part) for part in packed]
     out = Outputs(bars={} if keep_bars else None)
     for part in parts:  # in symbol order
         out.priced += part.priced
@@ -407,14 +440,8 @@ def _replay_forked(
 def _worker(
     symbols: list[str], keep_bars: bool, start: int | None, end: int | None
 ) -> tuple[Any, ...]:
-    ticks, last = _FORKED["ticks"], 0
-
-    def progress(done: int) -> None:
-        nonlocal last
-        ticks.put(done - last)
-        last = done
-
-    out = _replay(_FORKED["model"], _FORKED["feed"], symbols, keep_bars, start, end, progress)
+    progress = increments(FORKED["ticks"].put)
+    out = _replay(FORKED["model"], FORKED["feed"], symbols, keep_bars, start, end, progress)
     return _packed(out)
 
 

@@ -21,9 +21,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-import multiprocessing
 import os
-import queue
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -34,7 +32,7 @@ from flinktrade import events
 from flinktrade.backtest import metrics as metrics_
 from flinktrade.backtest.engine import fewer_collections
 from flinktrade.backtest.expr import Expression
-from flinktrade.backtest.inprocess import Feed, PriceBar, replay
+from flinktrade.backtest.inprocess import FORKED, Feed, PriceBar, in_workers, increments, replay
 from flinktrade.backtest.portfolio import EquityPoint, ExecutionModel, dedupe_signals, simulate
 from flinktrade.config import AnalyticsSettings
 from flinktrade.errors import ConfigError
@@ -155,10 +153,6 @@ class Window:
     trade_from: int | None = None
 
 
-_WORKER: dict[str, Any] = {}
-"""Set in each worker process (by fork) before it runs chunks: the feed and the progress queue."""
-
-
 def evaluate(
     feed: Feed,
     sweep: Sweep,
@@ -174,39 +168,13 @@ def evaluate(
     jobs = max(1, min(jobs, len(indices)))
     if jobs == 1:
         return _chunk(feed, sweep, indices, window, keep_equity, tick)
-    chunks = [indices[i::jobs] for i in range(jobs)]
-    context = multiprocessing.get_context("fork")
-    ticks: Any = context.Queue()
-    _WORKER.update(feed=feed, ticks=ticks)
-    try:
-        with context.Pool(jobs) as pool:
-            pending = [
-                pool.apply_async(_worker_chunk, (sweep, chunk, window, keep_equity))
-                for chunk in chunks
-            ]
-            while not all(p.ready() for p in pending):
-                _drain(ticks, tick, block=True)
-            _drain(ticks, tick, block=False)
-            results = [run for p in pending for run in p.get()]
-    finally:
-        _WORKER.clear()
-    return sorted(results, key=lambda r: r.index)
-
-
-def _drain(ticks: Any, tick: Tick | None, block: bool) -> None:
-    try:
-        while True:
-            done = ticks.get(timeout=0.2) if block else ticks.get_nowait()
-            block = False
-            if tick is not None:
-                tick(done)
-    except queue.Empty:
-        return
+    calls = [(sweep, indices[i::jobs], window, keep_equity) for i in range(jobs)]
+    parts = in_workers(_worker_chunk, calls, jobs, {"feed": feed}, tick)
+    return sorted((run for part in parts for run in part), key=lambda r: r.index)
 
 
 def _worker_chunk(sweep: Sweep, indices: list[int], window: Window, keep_equity: bool) -> list[Run]:
-    ticks = _WORKER["ticks"]
-    return _chunk(_WORKER["feed"], sweep, indices, window, keep_equity, ticks.put)
+    return _chunk(FORKED["feed"], sweep, indices, window, keep_equity, FORKED["ticks"].put)
 
 
 def _chunk(
@@ -231,15 +199,8 @@ def _chunk(
     runs = [Run(i, sweep.candidates[i], None, error) for i, error in refused.items()]
     if specs:
         model = SymbolModel(list(specs.values()), sweep.analytics)
-        last = 0
-
-        def progress(done: int) -> None:
-            nonlocal last
-            if tick is not None:
-                tick(done - last)
-            last = done
-
         with fewer_collections():  # as run_inprocess
+            progress = increments(tick)
             out = replay(model, feed, start=window.start, end=window.end, progress=progress)
         priced: list[PriceBar] = out.priced
         signals = out.signals
