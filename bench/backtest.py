@@ -67,10 +67,10 @@ DAY = 86_400_000
 START = 1_704_205_800_000  # 2024-01-02 14:30 UTC
 FAST, SLOW = 20, 50
 WORKLOADS = {"today": (50, 5 * 390), "backtrader": (100, 20_000)}
+"""name -> (symbols, bars per symbol)."""
 WORKERS = "inprocess-workers"
 """The in-process engine with one worker process per core (``flinktrade backtest --jobs 0``):
 backtrader has no such mode for one run, so its ratio is reported beside the one-process one."""
-"""name -> (symbols, bars per symbol)."""
 QUICK = {"today": (5, 390), "backtrader": (10, 2_000)}
 """``--quick``: the same workloads, small."""
 
@@ -185,7 +185,7 @@ def run_inprocess(
     else:
         feed = Feed.of({symbol: symbol_bars(symbol, frame) for symbol, frame in frames.items()})
     with fewer_collections():  # as run_inprocess
-        out = replay(model, feed, jobs=jobs)
+        out = replay(model, feed, jobs=jobs, simulate=request.model)
         replayed, replayed_wall = time.process_time(), time.perf_counter()
         result = finish(
             "bench",
@@ -197,6 +197,7 @@ def run_inprocess(
             deadletters=[],
             timings={},
             started=time.monotonic(),
+            sleeves=out.sleeves,
         )
         done = time.process_time()
     if not split:

@@ -26,8 +26,10 @@ from flinktrade.backtest.portfolio import (
     ExecutionModel,
     PricedBar,
     SimulationResult,
+    SleeveRun,
     dedupe_bars,
     dedupe_signals,
+    gather,
     simulate,
 )
 from flinktrade.config import AnalyticsSettings
@@ -186,15 +188,17 @@ def finish(
     deadletters: list[events.DeadLetter],
     timings: dict[str, float],
     started: float,
+    sleeves: Sequence[SleeveRun] | None = None,
 ) -> BacktestResult:
     """The part both engines share: the bars and signals of a run into a simulated portfolio and
     its metrics (``priced``: the bars the fills and equity use, ``report_bars``: what the report
-    shows, possibly empty)."""
+    shows, possibly empty; ``sleeves``: instead of ``priced``, the sleeves of cash mode
+    ``sleeves`` already run, on the cash split over as many symbols, as ``simulate`` would)."""
     simulated_at = time.monotonic()
-    if not priced:
+    if not (priced if sleeves is None else sleeves):
         raise ConfigError("the job produced no bars: is the input empty or all invalid?")
     unique = dedupe_signals(signals)
-    simulation = simulate(priced, unique, request.model)
+    simulation = gather(sleeves) if sleeves is not None else simulate(priced, unique, request.model)
     metrics = metrics_.compute(simulation, request.model.cash, signals=len(unique))
     timings["simulate_s"] = time.monotonic() - simulated_at
     timings["total_s"] = time.monotonic() - started

@@ -21,10 +21,10 @@ to run many strategies over one pass of the data.
 from __future__ import annotations
 
 import copy
+import gc
 import logging
 import multiprocessing
 import operator
-import queue
 import time
 from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -40,7 +40,13 @@ from flinktrade.backtest.engine import (
     finish,
     new_run_id,
 )
-from flinktrade.backtest.portfolio import dedupe_bars
+from flinktrade.backtest.portfolio import (
+    CashMode,
+    ExecutionModel,
+    SleeveRun,
+    dedupe_bars,
+    run_sleeves,
+)
 from flinktrade.errors import ConfigError
 from flinktrade.pipeline.analytics import ScoredNews, SymbolModel
 from flinktrade.pipeline.due import BAR, NEWS, DueItems
@@ -221,7 +227,10 @@ class Outputs:
     """What one pass over a feed produced."""
 
     priced: list[PriceBar] = field(default_factory=list)
-    """Every bar the model took (one per ``AnalyticsBar``; a refused bar has none)."""
+    """Every bar the model took (one per ``AnalyticsBar``; a refused bar has none). Empty when
+    ``sleeves`` holds the simulation already."""
+    sleeves: list[SleeveRun] | None = None
+    """Each symbol's sleeve, run by the worker processes (``replay``'s ``simulate``)."""
     bars: dict[str, list[events.AnalyticsBar]] | None = None
     """Per symbol, the bars with their indicators (only when asked for: they are large)."""
     signals: list[events.Signal] = field(default_factory=list)
@@ -290,6 +299,7 @@ def replay(
     end: int | None = None,
     progress: Callable[[int], None] | None = None,
     jobs: int = 1,
+    simulate: ExecutionModel | None = None,
 ) -> Outputs:
     """One pass of ``model`` over ``feed`` (bars and news starting in ``[start, end)``), symbol
     by symbol, each from its initial state; ``progress`` gets the bars done after each symbol.
@@ -300,12 +310,19 @@ def replay(
 
     ``jobs`` above 1: that many worker processes (fork) take contiguous runs of the sorted
     symbols, each replayed as here; their outputs, joined in symbol order, are the very outputs
-    of one process (a symbol's state and outputs depend on its own items only)."""
+    of one process (a symbol's state and outputs depend on its own items only). With
+    ``simulate``, an execution model of cash mode ``sleeves``, the workers also run each of
+    their symbols' sleeves (``portfolio.run_sleeves``), on the cash split over the symbols that
+    have bars: the outputs then hold them as ``sleeves`` (for ``engine.finish``) in place of the
+    ``priced`` bars, unless a symbol turned out to have no bar the model took (its share of the
+    cash was wrong), when they hold the bars as without ``simulate``."""
     symbols = feed.symbols()
     jobs = max(1, min(jobs, len(symbols)))
     if jobs == 1:
         return _replay(model, feed, symbols, keep_bars, start, end, progress)
-    return _replay_forked(model, feed, symbols, keep_bars, start, end, progress, jobs)
+    if simulate is not None and simulate.cash_mode is not CashMode.SLEEVES:
+        simulate = None  # one cash pool: the parent simulates all symbols at once
+    return _replay_forked(model, feed, symbols, keep_bars, start, end, progress, jobs, simulate)
 
 
 def _replay(
@@ -349,30 +366,36 @@ def in_workers(
     """``function(*args)`` for each ``args`` of ``calls`` in ``jobs`` worker processes (fork);
     the results in the order of ``calls``. The workers find ``shared`` in ``FORKED`` (inherited,
     never pickled) and put progress increments on ``FORKED["ticks"]``, each handed to ``tick`` as
-    it comes (``increments`` makes such a callback of a running total)."""
+    it comes (``increments`` makes such a callback of a running total).
+
+    ``ticks`` is a queue without a feeder thread (a put is in the pipe when it returns), so a
+    worker's increments are all in it before its result comes back; the parent puts ``None`` in
+    it as each call ends, so it waits for exactly as long as the calls take."""
     context = multiprocessing.get_context("fork")
-    ticks: Any = context.Queue()
+    ticks: Any = context.SimpleQueue()
     FORKED.update(shared, ticks=ticks)
+    # The objects the workers inherit, out of the collector's reach while they run: a worker's
+    # full collection would otherwise walk (and so copy, page by page) the parent's whole heap.
+    gc.freeze()
     try:
         with context.Pool(jobs) as pool:
-            pending = [pool.apply_async(function, args) for args in calls]
-            while not all(p.ready() for p in pending):
-                _drain(ticks, tick, block=True)
-            _drain(ticks, tick, block=False)
+
+            def ended(_result: Any) -> None:  # on the pool's result thread, after each call
+                ticks.put(None)
+
+            pending = [pool.apply_async(function, args, callback=ended, error_callback=ended)
+                       for args in calls]  # fmt: skip
+            left = len(pending)
+            while left:
+                done = ticks.get()
+                if done is None:
+                    left -= 1
+                elif tick is not None:
+                    tick(done)
             return [p.get() for p in pending]
     finally:
+        gc.unfreeze()
         FORKED.clear()
-
-
-def _drain(ticks: Any, tick: Callable[[int], None] | None, block: bool) -> None:
-    try:
-        while True:
-            done = ticks.get(timeout=0.2) if block else ticks.get_nowait()
-            block = False
-            if tick is not None:
-                tick(done)
-    except queue.Empty:
-        return
 
 
 def increments(tick: Callable[[int], None] | None) -> Callable[[int], None]:
@@ -388,9 +411,14 @@ def increments(tick: Callable[[int], None] | None) -> Callable[[int], None]:
     return progress
 
 
-def _chunks(feed: Feed, symbols: Sequence[str], jobs: int) -> list[list[str]]:
-    """``symbols`` in ``jobs`` contiguous runs of about equal bars (of equal counts when the
-    inputs do not know their length)."""
+PIECES = 4
+"""Runs of symbols per worker: a worker that is done takes the next run, so a slower core (a
+shared machine's cores are rarely equal) ends up with fewer of them."""
+
+
+def _chunks(feed: Feed, symbols: Sequence[str], pieces: int) -> list[list[str]]:
+    """``symbols`` in up to ``pieces`` contiguous runs of about equal bars (of equal counts when
+    the inputs do not know their length)."""
     sizes = [len(b) if isinstance(b := feed.bars.get(s, ()), Sequence) else 1 for s in symbols]
     total, filled = sum(sizes), 0
     chunks: list[list[str]] = []
@@ -398,7 +426,7 @@ def _chunks(feed: Feed, symbols: Sequence[str], jobs: int) -> list[list[str]]:
     for symbol, size in zip(symbols, sizes, strict=True):
         current.append(symbol)
         filled += size
-        if filled * jobs >= total * (len(chunks) + 1) and len(chunks) < jobs - 1:
+        if filled * pieces >= total * (len(chunks) + 1) and len(chunks) < pieces - 1:
             chunks.append(current)
             current = []
     chunks.append(current)
@@ -414,6 +442,7 @@ def _replay_forked(
     end: int | None,
     progress: Callable[[int], None] | None,
     jobs: int,
+    simulate: ExecutionModel | None,
 ) -> Outputs:
     done = 0
 
@@ -423,18 +452,29 @@ def _replay_forked(
         if progress is not None:
             progress(done)
 
-    calls = [(chunk, keep_bars, start, end) for chunk in _chunks(feed, symbols, jobs)]
-    packed = in_workers(_worker, calls, jobs, {"model": model, "feed": feed}, tick)
-    parts = [_unpacked(part) for part in packed]
+    chunks = _chunks(feed, symbols, jobs * PIECES)
+    calls = [(chunk, keep_bars, start, end) for chunk in chunks]
+    shared = {"model": model, "feed": feed, "simulate": simulate, "priced": _with_bars(feed)}
+    packed = in_workers(_worker, calls, jobs, shared, tick)
     out = Outputs(bars={} if keep_bars else None)
-    for part in parts:  # in symbol order
-        out.priced += part.priced
-        out.signals += part.signals
-        out.alerts += part.alerts
-        out.deadletters += part.deadletters
-        if out.bars is not None and part.bars is not None:
-            out.bars.update(part.bars)
+    runs = [run for part in packed for run in part[-1] or ()]
+    sleeves = simulate is not None and all(r.cash == simulate.cash / len(runs) for r in runs)
+    for part in packed:  # in symbol order
+        priced, bars, signals, alerts, deadletters = _unpacked(part, bars=not sleeves)
+        out.priced += priced
+        out.signals += signals
+        out.alerts += alerts
+        out.deadletters += deadletters
+        if out.bars is not None and bars is not None:
+            out.bars.update(bars)
+    if sleeves:
+        out.sleeves = runs
     return out
+
+
+def _with_bars(feed: Feed) -> int:
+    """How many symbols of ``feed`` have bars (each of a one-shot iterable is taken to)."""
+    return sum(1 for b in feed.bars.values() if not isinstance(b, Sequence) or len(b) > 0)
 
 
 def _worker(
@@ -442,7 +482,11 @@ def _worker(
 ) -> tuple[Any, ...]:
     progress = increments(FORKED["ticks"].put)
     out = _replay(FORKED["model"], FORKED["feed"], symbols, keep_bars, start, end, progress)
-    return _packed(out)
+    simulate: ExecutionModel | None = FORKED["simulate"]
+    runs = None
+    if simulate is not None:
+        runs = run_sleeves(dedupe_bars(out.priced), out.signals, simulate, FORKED["priced"])
+    return (*_packed(out), runs)
 
 
 def _packed(out: Outputs) -> tuple[Any, ...]:
@@ -468,12 +512,16 @@ def _packed(out: Outputs) -> tuple[Any, ...]:
     return (symbols, counts, columns, out.bars, out.signals, out.alerts, out.deadletters)
 
 
-def _unpacked(packed: tuple[Any, ...]) -> Outputs:
-    symbols, counts, columns, bars, signals, alerts, deadletters = packed
-    names = [symbol for symbol, count in zip(symbols, counts, strict=True) for _ in range(count)]
-    new = tuple.__new__
-    priced = [new(PriceBar, row) for row in zip(names, *columns, strict=True)]
-    return Outputs(priced, bars, signals, alerts, deadletters)
+def _unpacked(packed: tuple[Any, ...], bars: bool) -> tuple[Any, ...]:
+    """A worker's outputs: (priced bars, bars with indicators, signals, alerts, dead letters);
+    no priced bars unless ``bars``."""
+    symbols, counts, columns, analytics, signals, alerts, deadletters, _runs = packed
+    priced: list[PriceBar] = []
+    if bars:
+        names = [s for s, count in zip(symbols, counts, strict=True) for _ in range(count)]
+        new = tuple.__new__
+        priced = [new(PriceBar, row) for row in zip(names, *columns, strict=True)]
+    return priced, analytics, signals, alerts, deadletters
 
 
 def _copies(state: dict[str, Any] | None) -> Callable[[], dict[str, Any] | None]:
@@ -512,7 +560,9 @@ def run_inprocess(
         bar.update(ENGINE_TASK, done if total is not None else symbols_done, done)
 
     with fewer_collections():
-        out = replay(model, feed, keep_bars=keep_bars, progress=advance, jobs=jobs)
+        out = replay(
+            model, feed, keep_bars=keep_bars, progress=advance, jobs=jobs, simulate=request.model
+        )
         timings["job_s"] = time.monotonic() - started - timings["input_s"]
         return finish(
             new_run_id(),
@@ -524,4 +574,5 @@ def run_inprocess(
             deadletters=feed.deadletters + out.deadletters,
             timings=timings,
             started=started,
+            sleeves=out.sleeves,
         )

@@ -38,6 +38,7 @@ Pure Python, no clock, no I/O. The execution model (see ``docs/backtest.md``):
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -630,35 +631,100 @@ def simulate(
     by_symbol = dedupe_bars(bars)
     if not by_symbol:
         raise ConfigError("the backtest input has no bars")
-    pending: dict[str, dict[int, list[events.Signal]]] = {}
-    for signal in dedupe_signals(signals):
-        pending.setdefault(signal.symbol, {}).setdefault(signal.bar_ts, []).append(signal)
-    share = model.cash / len(by_symbol)
-    sleeves: list[_Sleeve] = []
-    exposure = total = 0
-    if model.cash_mode is CashMode.SHARED:
-        sleeves, equity, exposure = _run_shared(by_symbol, pending, model)
-        total = sum(len(series) for series in by_symbol.values())
-    else:
-        curves: list[list[tuple[int, float, bool]]] = []
-        for symbol, series in by_symbol.items():
-            sleeve = _Sleeve(symbol, share, model)
-            curve = _run_sleeve(sleeve, series, pending.get(symbol, {}), model)
-            exposure += sum(1 for _ts, _eq, exposed in curve if exposed)
-            total += len(curve)
-            sleeves.append(sleeve)
-            curves.append(curve)
-        equity = _combine(curves, share)
-    orders = sorted(
-        (o for s in sleeves for o in (*s.orders, *s.book_orders())),
-        key=lambda o: (o.signal_ts, o.symbol, o.intent != "close", o.id),
-    )
+    if model.cash_mode is CashMode.SLEEVES:
+        return gather(run_sleeves(by_symbol, signals, model, len(by_symbol)))
+    sleeves, equity, exposure = _run_shared(by_symbol, _pending(signals), model)
+    orders = [o for s in sleeves for o in (*s.orders, *s.book_orders())]
     trades: list[Trade] = []
     for sleeve in sleeves:
         trades.extend(sleeve.trades)
         still_open = sleeve.open_trade()
         if still_open is not None:
             trades.append(still_open)
+    return _result(
+        orders,
+        trades,
+        equity,
+        exposure,
+        sum(len(series) for series in by_symbol.values()),
+        {s: [bar.ts for bar in b] for s, b in by_symbol.items()},
+        {s: [float(bar.close) for bar in b] for s, b in by_symbol.items()},
+    )
+
+
+@dataclass
+class SleeveRun:
+    """One symbol's sleeve run on its own ``cash`` (cash mode ``sleeves``): what the portfolio's
+    result takes of it. Its per-bar values are columns, so a worker process of the in-process
+    engine hands it back cheaply (``inprocess.replay``)."""
+
+    symbol: str
+    cash: float
+    orders: list[Order]
+    trades: list[Trade]
+    """The closed trades, then the one still open (if any)."""
+    times: array[int]
+    """The start of each of its bars."""
+    closes: array[float]
+    equity: array[float]
+    """The sleeve's equity at each bar's close."""
+    exposed: bytearray
+    """1 where a position was open at the bar's close."""
+
+
+def run_sleeves(
+    by_symbol: dict[str, list[B]],
+    signals: Iterable[events.Signal],
+    model: ExecutionModel,
+    symbols: int,
+) -> list[SleeveRun]:
+    """The sleeves of ``by_symbol`` (one symbol's bars each, as ``dedupe_bars`` gives them), each
+    on ``model.cash / symbols``: ``symbols`` counts every symbol of the backtest, including those
+    another process runs."""
+    pending = _pending(signals)
+    share = model.cash / symbols
+    return [
+        _run_sleeve(symbol, share, series, pending.get(symbol, {}), model)
+        for symbol, series in by_symbol.items()
+    ]
+
+
+def gather(runs: Sequence[SleeveRun]) -> SimulationResult:
+    """The portfolio of ``runs`` (in symbol order): the sum of their equity, their orders and
+    trades in the result's order."""
+    if not runs:
+        raise ConfigError("the backtest input has no bars")
+    return _result(
+        [o for run in runs for o in run.orders],
+        [t for run in runs for t in run.trades],
+        _combine([(run.times, run.equity, run.exposed, run.cash) for run in runs]),
+        sum(run.exposed.count(1) for run in runs),
+        sum(len(run.times) for run in runs),
+        {run.symbol: run.times.tolist() for run in runs},
+        {run.symbol: run.closes.tolist() for run in runs},
+    )
+
+
+def _pending(signals: Iterable[events.Signal]) -> dict[str, dict[int, list[events.Signal]]]:
+    """Per symbol and bar start, its signals (``dedupe_signals``' order)."""
+    pending: dict[str, dict[int, list[events.Signal]]] = {}
+    for signal in dedupe_signals(signals):
+        pending.setdefault(signal.symbol, {}).setdefault(signal.bar_ts, []).append(signal)
+    return pending
+
+
+def _result(
+    orders: list[Order],
+    trades: list[Trade],
+    equity: list[EquityPoint],
+    exposure: int,
+    total: int,
+    times: dict[str, list[int]],
+    closes: dict[str, list[float]],
+) -> SimulationResult:
+    """The result of the sleeves' ``orders`` and ``trades`` (each in sleeve order) and per symbol
+    its bars' ``times`` and ``closes``."""
+    orders.sort(key=lambda o: (o.signal_ts, o.symbol, o.intent != "close", o.id))
     trades.sort(key=lambda t: (t.entry_ts, t.symbol))
     return SimulationResult(
         orders=orders,
@@ -666,21 +732,26 @@ def simulate(
         equity=equity,
         exposure_bars=exposure,
         total_bars=total,
-        symbols=list(by_symbol),
-        first_close={s: float(b[0].close) for s, b in by_symbol.items()},
-        last_close={s: float(b[-1].close) for s, b in by_symbol.items()},
-        closes={s: [float(bar.close) for bar in b] for s, b in by_symbol.items()},
-        times={s: [bar.ts for bar in b] for s, b in by_symbol.items()},
+        symbols=list(times),
+        first_close={s: c[0] for s, c in closes.items()},
+        last_close={s: c[-1] for s, c in closes.items()},
+        closes=closes,
+        times=times,
     )
 
 
 def _run_sleeve(
-    sleeve: _Sleeve,
+    symbol: str,
+    cash: float,
     series: Sequence[PricedBar],
     signals: dict[int, list[events.Signal]],
     model: ExecutionModel,
-) -> list[tuple[int, float, bool]]:
-    curve: list[tuple[int, float, bool]] = []
+) -> SleeveRun:
+    sleeve = _Sleeve(symbol, cash, model)
+    times: array[int] = array("q")
+    closes: array[float] = array("d")
+    equity: array[float] = array("d")
+    exposed = bytearray()
     queued: list[events.Signal] = []
     for bar in series:
         for signal in queued:  # next_open: signals of the previous bar fill at this open
@@ -694,18 +765,31 @@ def _run_sleeve(
             else:
                 queued.append(signal)
         close = float(bar.close)
-        curve.append((bar.ts, sleeve.equity(close), sleeve.position is not None))
+        times.append(bar.ts)
+        closes.append(close)
+        equity.append(sleeve.equity(close))
+        exposed.append(sleeve.position is not None)
     for signal in queued:
         sleeve.orders.append(
             sleeve._order(signal, "open", "unfilled", reason="no bar after the signal")
         )
-    known = {bar.ts for bar in series}
+    known = set(times)
     for bar_ts, orphans in sorted(signals.items()):
         if bar_ts not in known:  # cannot happen with the job's output; reported, not dropped
             for signal in orphans:
                 reason = "signal bar not in the input"
                 sleeve.orders.append(sleeve._order(signal, "open", "skipped", reason=reason))
-    return curve
+    still_open = sleeve.open_trade()
+    return SleeveRun(
+        symbol=symbol,
+        cash=cash,
+        orders=[*sleeve.orders, *sleeve.book_orders()],
+        trades=[*sleeve.trades, *([still_open] if still_open is not None else [])],
+        times=times,
+        closes=closes,
+        equity=equity,
+        exposed=exposed,
+    )
 
 
 def _run_shared(
@@ -795,33 +879,43 @@ def buy_and_hold(result: SimulationResult, cash: float) -> list[float]:
     and invested (fractionally, no commission) at each one's first close: the benchmark line."""
     share = cash / len(result.symbols) if result.symbols else 0.0
     curves = [
-        [
-            (ts, share * close / result.first_close[symbol], False)
-            for ts, close in zip(
-                result.times.get(symbol, []), result.closes.get(symbol, []), strict=True
-            )
-        ]
+        (
+            result.times.get(symbol, []),
+            [share * close / result.first_close[symbol] for close in result.closes.get(symbol, [])],
+            bytes(len(result.times.get(symbol, []))),
+            share,
+        )
         for symbol in result.symbols
         if result.first_close.get(symbol)
     ]
     if not curves:
         return []
-    combined = {p.ts: p.equity for p in _combine(curves, share)}
+    combined = {p.ts: p.equity for p in _combine(curves)}
     return [combined.get(p.ts, cash) for p in result.equity]
 
 
-def _combine(curves: list[list[tuple[int, float, bool]]], share: float) -> list[EquityPoint]:
+Curve = tuple[Sequence[int], Sequence[float], Sequence[int], float]
+"""A sleeve's equity: its bars' start times, its equity at each, whether it was exposed at each,
+and the cash it held before its first bar."""
+
+
+def _combine(curves: Sequence[Curve]) -> list[EquityPoint]:
     """Sum the sleeves' equity at every bar start of any symbol (a sleeve's last value carries
-    forward; before its first bar it holds its cash)."""
-    stamps = sorted({ts for curve in curves for ts, _e, _x in curve})
+    forward; before its first bar it holds its cash), in sleeve order."""
+    stamps = sorted({ts for times, _e, _x, _c in curves for ts in times})
+    if all(len(times) == len(stamps) for times, _e, _x, _c in curves):
+        # every sleeve has a bar at every stamp (its times are distinct): the columns line up
+        sums = map(sum, zip(*(equity for _t, equity, _x, _c in curves), strict=True))
+        anys = map(any, zip(*(exposed for _t, _e, exposed, _c in curves), strict=True))
+        return [EquityPoint(ts, t, x) for ts, t, x in zip(stamps, sums, anys, strict=True)]
     position = [0] * len(curves)
-    latest = [share] * len(curves)
+    latest = [cash for _t, _e, _x, cash in curves]
     exposed = [False] * len(curves)
     out: list[EquityPoint] = []
     for ts in stamps:
-        for i, curve in enumerate(curves):
-            while position[i] < len(curve) and curve[position[i]][0] <= ts:
-                _t, latest[i], exposed[i] = curve[position[i]]
+        for i, (times, equity, flags, _cash) in enumerate(curves):
+            while position[i] < len(times) and times[position[i]] <= ts:
+                latest[i], exposed[i] = equity[position[i]], bool(flags[position[i]])
                 position[i] += 1
         out.append(EquityPoint(ts, sum(latest), any(exposed)))
     return out

@@ -18,6 +18,7 @@ from flinktrade import events
 from flinktrade.backtest import BacktestRequest, ExecutionModel, Mode
 from flinktrade.backtest.inprocess import Feed, _WirePrices, replay, run_inprocess
 from flinktrade.backtest.loading import load_file
+from flinktrade.backtest.portfolio import CashMode, gather, simulate
 from flinktrade.events import Side
 from flinktrade.pipeline.analytics import ScoredNews, StrategySpec, SymbolModel
 from flinktrade.strategies import BarView, Intent, State
@@ -220,18 +221,26 @@ def test_prices_are_normalised_as_the_event_codec_reads_them_back(text: str) -> 
         assert (str(got), got) == (str(expected), expected)
 
 
-@pytest.mark.parametrize("jobs", [2, 3])
-def test_worker_processes_give_the_result_of_one(jobs: int) -> None:
-    """``jobs`` worker processes, each a run of the sorted symbols: the same bars with their
-    indicators, signals, alerts, dead letters, orders and metrics as one process, in the same
-    order, with news and a bar the model fails on (a dead letter) among them; progress reaches
-    every bar."""
+@pytest.mark.parametrize(
+    ("jobs", "case"),
+    [(2, "sleeves"), (3, "sleeves"), (2, "a symbol without a bar taken"), (3, "shared cash")],
+)
+def test_worker_processes_give_the_result_of_one(jobs: int, case: str) -> None:
+    """``jobs`` worker processes, each taking runs of the sorted symbols: the same bars with their
+    indicators, signals, alerts, dead letters, orders, trades, equity and metrics as one process,
+    in the same order, with news and a bar the model fails on (a dead letter) among them; progress
+    reaches every bar. The workers run the sleeves too (cash mode ``sleeves``), each on its share
+    of the cash; when a symbol has no bar the model took, that share was wrong and the parent
+    simulates from the bars, as it does for one shared cash pool."""
     market, news = simulated_market(symbols=5, minutes=120)
     hostile = _hostile_bars("ZZZ", 300, poison_at=200)
     bars = market + hostile
+    model_of = {"shared cash": ExecutionModel(cash=5_000, cash_mode=CashMode.SHARED)}
+    execution = model_of.get(case, ExecutionModel(cash=5_000))
+    if case == "a symbol without a bar taken":
+        bars += _hostile_bars("ZZY", 1, poison_at=0)  # its only bar: a dead letter
     request = BacktestRequest(
-        (StrategySpec("sma_cross", {"fast": 3, "slow": 8}), OVERREACH),
-        ExecutionModel(cash=5_000),
+        (StrategySpec("sma_cross", {"fast": 3, "slow": 8}), OVERREACH), execution
     )
 
     class Ticks:
@@ -251,11 +260,13 @@ def test_worker_processes_give_the_result_of_one(jobs: int) -> None:
     assert [_comparable(s) for s in many.signals] == [_comparable(s) for s in one.signals]
     assert many.simulation.orders == one.simulation.orders
     assert many.simulation.trades == one.simulation.trades
+    assert many.simulation == one.simulation  # equity, closes, times too
     assert many.metrics == one.metrics and many.alerts == one.alerts
     assert [(d.reason, d.payload) for d in many.deadletters] == [
         (d.reason, d.payload) for d in one.deadletters
     ]
-    assert len(one.deadletters) == 1 and one.metrics["trades"] > 0
+    assert len(one.deadletters) == (2 if case == "a symbol without a bar taken" else 1)
+    assert one.metrics["trades"] > 0
     assert {s: [b.model_dump(exclude={"ingest_ts"}) for b in series]
             for s, series in many.bars.items()} == {
         s: [b.model_dump(exclude={"ingest_ts"}) for b in series] for s, series in one.bars.items()
@@ -264,7 +275,11 @@ def test_worker_processes_give_the_result_of_one(jobs: int) -> None:
     # and the replay's own outputs, in the order one process gives them
     model = SymbolModel(request.strategies, request.analytics)
     serial = replay(model, Feed.of(bars, news), keep_bars=True)
-    forked = replay(model, Feed.of(bars, news), keep_bars=True, jobs=jobs)
-    assert forked.priced == serial.priced
+    forked = replay(model, Feed.of(bars, news), keep_bars=True, jobs=jobs, simulate=execution)
+    if case == "sleeves":  # the workers ran the sleeves: no bars came back
+        assert forked.sleeves is not None and not forked.priced
+        assert gather(forked.sleeves) == simulate(serial.priced, serial.signals, execution)
+    else:
+        assert forked.sleeves is None and forked.priced == serial.priced
     assert [_comparable(s) for s in forked.signals] == [_comparable(s) for s in serial.signals]
     assert list(forked.bars or {}) == list(serial.bars or {})

@@ -129,6 +129,22 @@ def test_buy_and_hold_benchmark_splits_the_cash_over_the_symbols() -> None:
     assert buy_and_hold(result, 1000) == [500 + 500, 50 * 20 + 10 * 50, 50 * 15 + 10 * 25]
 
 
+@pytest.mark.parametrize("aligned", [True, False])
+def test_sleeves_sum_to_the_equity_carrying_each_last_value_forward(aligned: bool) -> None:
+    a = make_bars([(10, 10), (10, 20), (20, 15), (15, 15)], symbol="AAA")
+    b = make_bars([(50, 50), (50, 50), (50, 25), (25, 25)], symbol="BBB")
+    if not aligned:  # BBB: no bar on the first and third day
+        b = [b[1], b[3]]
+    result = simulate([*a, *b], [make_signal(a[0], "buy")], ExecutionModel(cash=1000))
+    # AAA buys 500 // 10 = 50 units at the second open; BBB holds its 500 throughout
+    assert [p.equity for p in result.equity] == [1000, 50 * 20 + 500, 50 * 15 + 500, 50 * 15 + 500]
+    assert [p.exposed for p in result.equity] == [False, True, True, True]
+    assert result.total_bars == 8 if aligned else 6
+    assert result.exposure_bars == 3
+    assert result.times["BBB"] == [bar.ts for bar in b]
+    assert result.closes["BBB"] == [float(bar.close) for bar in b]
+
+
 def test_pnl_is_attributed_per_symbol_and_to_the_strategy_that_opened_each_trade(
     tmp_path: Path,
 ) -> None:
