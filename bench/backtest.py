@@ -16,13 +16,15 @@ symbols x 20,000 bars (2,000,000 bars). On each, an SMA(20, 50) crossover runs
 
 each in a fresh child process, so the wall clock includes interpreter start-up and imports. The
 bars are generated in the child before its clock starts (numpy, the same seed for both); turning
-them into each framework's input (``events.Bar`` objects, a pandas feed) is timed. One JSON line per
-contender and workload: wall seconds, CPU seconds (the machine may be shared: CPU time is the
-steadier figure), bars/s by both, peak RSS, and for flinktrade the split of its time
-(``split_s``) between the per-bar core (``SymbolModel.on_bar``, timed at every call by the
-monotonic clock), building its input bars (timed per symbol), the rest of the engine (these three
-in wall seconds: the process CPU clock is a system call that would add ~1.5 us to every bar
-measured), and the simulation with metrics (CPU seconds). Then one line per workload with the ratios.
+them into each framework's input (the engine's column input ``backtest.columns.BarColumns``, a
+pandas feed) is timed. One JSON line per contender and workload: wall seconds, CPU seconds (the
+machine may be shared: CPU time is the steadier figure), bars/s by both, peak RSS, and for
+flinktrade the split of its time (``split_s``) between the per-bar core (``SymbolModel.on_bar``,
+timed at every call by the monotonic clock), its input (``input_bars``: taking the frames'
+columns), the rest of the engine (reading the rows, validated as ``events.Bar`` would, into the
+model's items, and everything around the model; these three in wall seconds: the process CPU
+clock is a system call that would add ~1.5 us to every bar measured), and the simulation with
+metrics (CPU seconds). Then one line per workload with the ratios.
 
 With ``--flink`` (default on for ``today``) the production Flink engine also runs the ``today``
 workload (a local Kafka broker started for it, the bounded job, the simulation), as before the
@@ -111,12 +113,18 @@ def generate(symbols: int, bars: int, seed: int = 7) -> dict[str, pd.DataFrame]:
 def symbol_bars(symbol: str, frame: pd.DataFrame) -> Iterator[Any]:
     """One symbol's bars as ``events.Bar``, made one at a time (never all in memory), from the
     frame's columns (``backtest.columns``: the validated construction's bars, built faster)."""
-    from flinktrade.backtest.columns import bars_of
+    return symbol_columns(symbol, frame).bars()
+
+
+def symbol_columns(symbol: str, frame: pd.DataFrame) -> Any:
+    """One symbol's bars as the in-process engine's column input (``backtest.columns.BarColumns``:
+    the rows of ``symbol_bars`` without an ``events.Bar`` each)."""
+    from flinktrade.backtest.columns import BarColumns
 
     stamps = frame.index.asi8 // 1_000_000
-    return bars_of(
+    return BarColumns.of(
         symbol, stamps, frame.open.to_numpy(), frame.high.to_numpy(), frame.low.to_numpy(),
-        frame.close.to_numpy(), frame.volume.to_numpy(), ingest_ts=0,
+        frame.close.to_numpy(), frame.volume.to_numpy(),
     )  # fmt: skip
 
 
@@ -171,19 +179,12 @@ def run_inprocess(
     )
     wall = time.perf_counter()
     core, building = [0.0], [0.0]
-
-    def timed_bars(symbol: str, frame: pd.DataFrame) -> Iterator[Any]:
-        started = time.perf_counter()  # one symbol's bars at a time: a few MB
-        made = list(symbol_bars(symbol, frame))
-        building[0] += time.perf_counter() - started
-        yield from made
-
     model = SymbolModel(request.strategies, request.analytics)
+    started = time.perf_counter()
+    feed = Feed.of({symbol: symbol_columns(symbol, frame) for symbol, frame in frames.items()})
+    building[0] = time.perf_counter() - started
     if split:
         model.on_bar = _timed(model.on_bar, core)  # type: ignore[method-assign]
-        feed = Feed.of({symbol: timed_bars(symbol, frame) for symbol, frame in frames.items()})
-    else:
-        feed = Feed.of({symbol: symbol_bars(symbol, frame) for symbol, frame in frames.items()})
     with fewer_collections():  # as run_inprocess
         out = replay(model, feed, jobs=jobs, simulate=request.model)
         replayed, replayed_wall = time.process_time(), time.perf_counter()

@@ -33,6 +33,7 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 from flinktrade import events
+from flinktrade.backtest.columns import BarColumns, bar_item
 from flinktrade.backtest.engine import (
     BacktestRequest,
     BacktestResult,
@@ -108,25 +109,41 @@ def _read_back(price: Decimal) -> Decimal:
     return events.decode(events.Bar, events.encode(bar)).open
 
 
+Series = Iterable[events.Bar] | BarColumns
+"""One symbol's bars, as ``Feed`` takes them."""
+
+
+def bars_in(series: Series) -> Iterable[events.Bar]:
+    """``series`` as bars (columns made into ``events.Bar`` row by row)."""
+    return series.bars() if isinstance(series, BarColumns) else series
+
+
+def _length(series: Series) -> int | None:
+    """How many bars ``series`` holds, if it knows (not a one-shot iterable)."""
+    return len(series) if isinstance(series, Sequence | BarColumns) else None
+
+
 @dataclass
 class Feed:
     """A run's input: per symbol its bars (in input order) and its scored news.
 
-    ``bars`` values are iterated once per ``replay``; give lists to replay a feed several times
-    (``optimize``), or one-shot iterables to keep only one symbol's bars in memory at a time."""
+    ``bars`` values are iterated once per ``replay``; give lists (or ``BarColumns``, a symbol's
+    bars as columns, which the replay reads without an ``events.Bar`` per row) to replay a feed
+    several times (``optimize``), or one-shot iterables to keep only one symbol's bars in memory
+    at a time."""
 
-    bars: Mapping[str, Iterable[events.Bar]]
+    bars: Mapping[str, Series]
     news: dict[str, list[ScoredNews]] = field(default_factory=dict)
     deadletters: list[events.DeadLetter] = field(default_factory=list)
 
     @classmethod
     def of(
         cls,
-        bars: Iterable[events.Bar] | Mapping[str, Iterable[events.Bar]],
+        bars: Iterable[events.Bar] | Mapping[str, Series],
         news: Iterable[events.NewsItem] = (),
     ) -> Feed:
         """Group ``bars`` by symbol (a mapping is taken as already grouped) and score ``news``."""
-        grouped: Mapping[str, Iterable[events.Bar]]
+        grouped: Mapping[str, Series]
         if isinstance(bars, Mapping):
             grouped = bars
         else:
@@ -144,9 +161,10 @@ class Feed:
         """How many bars, when the inputs know their length."""
         total = 0
         for series in self.bars.values():
-            if not isinstance(series, Sequence):
+            length = _length(series)
+            if length is None:
                 return None
-            total += len(series)
+            total += length
         return total
 
     def items(
@@ -162,7 +180,11 @@ class Feed:
         headline))``."""
         lo = -(2**63) if start is None else start
         hi = 2**63 if end is None else end
-        bars = [_bar_item(bar, wire) for bar in self.bars.get(symbol, ()) if lo <= bar.ts < hi]
+        series = self.bars.get(symbol, ())
+        if isinstance(series, BarColumns):
+            bars = series.items(wire, lo, hi)
+        else:
+            bars = [bar_item(bar, wire) for bar in series if lo <= bar.ts < hi]
         news = [n for n in self.news.get(symbol, ()) if lo <= n.ts < hi]
         due = [bar[0] + bar[8] - 1 for bar in bars]
         if not news and all(map(operator.le, due, due[1:])):
@@ -204,22 +226,6 @@ def score_news(
                 ScoredNews(item.id, symbol, item.ts, score, headline)
             )
     return scored, dead
-
-
-def _bar_item(bar: events.Bar, wire: _WirePrices) -> tuple[Any, ...]:
-    """``bar`` as the operator buffers a bar (``pipeline.due``), prices as the job reads them."""
-    fields = bar.__dict__  # once per input bar: the fields read without attribute look-ups
-    return (
-        fields["ts"],
-        wire[fields["open"]],
-        wire[fields["high"]],
-        wire[fields["low"]],
-        wire[fields["close"]],
-        fields["volume"],
-        fields["vwap"],
-        fields["trades"] or 0,
-        fields["interval_ms"],
-    )
 
 
 @dataclass
@@ -419,7 +425,8 @@ shared machine's cores are rarely equal) ends up with fewer of them."""
 def _chunks(feed: Feed, symbols: Sequence[str], pieces: int) -> list[list[str]]:
     """``symbols`` in up to ``pieces`` contiguous runs of about equal bars (of equal counts when
     the inputs do not know their length)."""
-    sizes = [len(b) if isinstance(b := feed.bars.get(s, ()), Sequence) else 1 for s in symbols]
+    lengths = [_length(feed.bars.get(s, ())) for s in symbols]
+    sizes = [1 if length is None else length for length in lengths]
     total, filled = sum(sizes), 0
     chunks: list[list[str]] = []
     current: list[str] = []
@@ -474,7 +481,7 @@ def _replay_forked(
 
 def _with_bars(feed: Feed) -> int:
     """How many symbols of ``feed`` have bars (each of a one-shot iterable is taken to)."""
-    return sum(1 for b in feed.bars.values() if not isinstance(b, Sequence) or len(b) > 0)
+    return sum(1 for b in feed.bars.values() if _length(b) != 0)
 
 
 def _worker(
@@ -531,7 +538,7 @@ def _copies(state: dict[str, Any] | None) -> Callable[[], dict[str, Any] | None]
 
 def run_inprocess(
     request: BacktestRequest,
-    bars: Iterable[events.Bar] | Mapping[str, Iterable[events.Bar]],
+    bars: Iterable[events.Bar] | Mapping[str, Series],
     news: Iterable[events.NewsItem] = (),
     *,
     keep_bars: bool = True,

@@ -32,7 +32,15 @@ from flinktrade import events
 from flinktrade.backtest import metrics as metrics_
 from flinktrade.backtest.engine import fewer_collections
 from flinktrade.backtest.expr import Expression
-from flinktrade.backtest.inprocess import FORKED, Feed, PriceBar, in_workers, increments, replay
+from flinktrade.backtest.inprocess import (
+    FORKED,
+    Feed,
+    PriceBar,
+    bars_in,
+    in_workers,
+    increments,
+    replay,
+)
 from flinktrade.backtest.portfolio import EquityPoint, ExecutionModel, dedupe_signals, simulate
 from flinktrade.config import AnalyticsSettings
 from flinktrade.errors import ConfigError
@@ -293,7 +301,7 @@ def bar_times(feed: Feed) -> list[int]:
     """Every distinct bar start of the feed (its bars must be lists), in order."""
     stamps: set[int] = set()
     for series in feed.bars.values():
-        stamps.update(bar.ts for bar in series)
+        stamps.update(bar.ts for bar in bars_in(series))
     return sorted(stamps)
 
 
@@ -308,7 +316,9 @@ def windows(stamps: Sequence[int], k: int) -> list[int]:
 
 
 def bars_between(feed: Feed, start: int, end: int) -> int:
-    return sum(1 for series in feed.bars.values() for bar in series if start <= bar.ts < end)
+    return sum(
+        1 for series in feed.bars.values() for bar in bars_in(series) if start <= bar.ts < end
+    )
 
 
 def walk_forward(

@@ -1,8 +1,10 @@
-"""``backtest.columns.bars_of`` gives what the validated ``events.Bar`` construction gives.
+"""``backtest.columns.bars_of`` gives what the validated ``events.Bar`` construction gives, and
+``BarColumns.items`` the engine's items of those bars.
 
 Every expectation is computed by the validated construction (``events.Bar(...)`` on the same row,
 prices as ``Decimal(repr(x))``), never written down: for ordinary rows the same bar (fields, field
-order, given fields, wire encoding), for hostile rows the same refusal (the same errors).
+order, given fields, wire encoding) and the same item (``bar_item`` of that bar), for hostile rows
+the same refusal (the same errors).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import pydantic
 import pytest
 
 from flinktrade import events
-from flinktrade.backtest.columns import bars_of
+from flinktrade.backtest.columns import BarColumns, bar_item, bars_of
+from flinktrade.backtest.inprocess import _WirePrices
 
 START = 1_704_205_800_000
 GOOD = (START, 101.25, 101.5, 101.0, 101.3, 1_200)
@@ -55,8 +58,23 @@ def assert_same_bar(got: events.Bar, want: events.Bar) -> None:
     assert hash(got.id) == hash(want.id) and repr(got) == repr(want)
 
 
+def items(symbol: Any, rows: list[tuple[Any, ...]], start: int = 0, end: int = 2**63) -> list[Any]:
+    columns = list(zip(*rows, strict=True)) if rows else [()] * 6
+    return BarColumns.of(symbol, *columns).items(_WirePrices(), start, end)
+
+
+def assert_same_items(got: list[Any], want: list[events.Bar]) -> None:
+    """``got`` are the engine's items of the bars ``want`` (Decimals to their digits)."""
+    expected = [bar_item(bar, _WirePrices()) for bar in want]
+    assert got == expected and repr(got) == repr(expected)
+    assert [[type(v) for v in item] for item in got] == [
+        [type(v) for v in item] for item in expected
+    ]
+
+
 def assert_same_outcome(symbol: Any, row: tuple[Any, ...], ingest_ts: Any = 0) -> None:
-    """The fast path's bar equals the validated one, or both refuse with the same errors."""
+    """The fast path's bar equals the validated one, or both refuse with the same errors; the
+    same for ``BarColumns.items`` (whose rows have no ingest time: 0)."""
     try:
         want = validated(symbol, row, ingest_ts)
     except pydantic.ValidationError as refusal:
@@ -66,9 +84,14 @@ def assert_same_outcome(symbol: Any, row: tuple[Any, ...], ingest_ts: Any = 0) -
         got, want = caught.value, refusal
         assert repr(got.errors(include_context=False)) == repr(want.errors(include_context=False))
         assert str(got) == str(want)
+        if ingest_ts == 0:
+            with pytest.raises(pydantic.ValidationError) as caught:
+                items(symbol, [row])
+            assert str(caught.value) == str(refusal)
         return
     [got] = fast(symbol, [row], ingest_ts)
     assert_same_bar(got, want)
+    assert_same_items(items(symbol, [row]), [want])
 
 
 def test_generated_columns_give_the_validated_bars() -> None:
@@ -87,6 +110,12 @@ def test_generated_columns_give_the_validated_bars() -> None:
     assert len(got) == n
     for g, w in zip(got, want, strict=True):
         assert_same_bar(g, w)
+    made = BarColumns.of("ABC", ts, open_, high, low, close, volume)
+    assert len(made) == n
+    assert_same_items(made.items(_WirePrices(), 0, 2**63), want)
+    # a window: the rows that start in it
+    lo, hi = START + 100 * 60_000, START + 2_000 * 60_000
+    assert_same_items(made.items(_WirePrices(), lo, hi), [b for b in want if lo <= b.ts < hi])
 
 
 HOSTILE_PRICES = [
@@ -153,6 +182,9 @@ def test_a_refused_row_raises_when_reached_after_the_rows_before_it() -> None:
     assert_same_bar(next(made), validated("ABC", GOOD))
     with pytest.raises(pydantic.ValidationError):
         next(made)
+    # the engine's items: refused too, also when the row starts outside the window asked for
+    with pytest.raises(pydantic.ValidationError):
+        items("ABC", [GOOD, bad, GOOD], start=START, end=START + 1)
 
 
 def test_a_price_seen_again_after_a_refusal_is_still_refused() -> None:
@@ -165,6 +197,8 @@ def test_a_price_seen_again_after_a_refusal_is_still_refused() -> None:
 def test_columns_of_different_lengths_are_refused() -> None:
     with pytest.raises(ValueError, match="differ in length"):
         list(bars_of("ABC", [START], [1.0], [1.0], [1.0], [1.0], [], ingest_ts=0))
+    with pytest.raises(ValueError, match="differ in length"):
+        BarColumns.of("ABC", [START], [1.0], [1.0], [1.0], [1.0], [])
 
 
 def test_numpy_and_list_columns_give_the_same_bars() -> None:
@@ -175,6 +209,8 @@ def test_numpy_and_list_columns_give_the_same_bars() -> None:
         assert_same_bar(a, b)
     for g, row in zip(lists, rows, strict=True):
         assert_same_bar(g, validated("ABC", row))
+    columns = (np.array(c) for c in zip(*rows, strict=True))
+    assert_same_items(BarColumns.of("ABC", *columns).items(_WirePrices(), 0, 2**63), lists)
 
 
 @pytest.mark.parametrize("other", [100, Decimal("100"), Decimal("100.00"), "100.0", True, 1.0])
@@ -206,3 +242,8 @@ def test_a_column_mixing_floats_with_equal_other_values_gives_the_validated_bars
         else:
             assert g is not None
             assert_same_bar(g, w)
+    if None in want:
+        with pytest.raises(pydantic.ValidationError):
+            items("ABC", rows)
+    else:
+        assert_same_items(items("ABC", rows), [w for w in want if w is not None])

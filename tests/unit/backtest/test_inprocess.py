@@ -16,6 +16,7 @@ from tests.unit.backtest.factories import T0, simulated_market
 
 from flinktrade import events
 from flinktrade.backtest import BacktestRequest, ExecutionModel, Mode
+from flinktrade.backtest.columns import BarColumns
 from flinktrade.backtest.inprocess import Feed, _WirePrices, replay, run_inprocess
 from flinktrade.backtest.loading import load_file
 from flinktrade.backtest.portfolio import CashMode, gather, simulate
@@ -157,6 +158,38 @@ def test_lean_runs_and_lazy_inputs_give_the_same_result() -> None:
     assert lean.metrics == full.metrics
     assert lean.simulation.orders == full.simulation.orders
     assert full.metrics["trades"] > 0
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_column_input_gives_the_result_of_its_bars(jobs: int) -> None:
+    """``BarColumns`` (no ``events.Bar`` per row) and the bars it stands for: the same run."""
+    bars, news = simulated_market(symbols=4, minutes=90)
+    request = BacktestRequest(
+        (StrategySpec("sma_cross", {"fast": 3, "slow": 8}),), ExecutionModel(cash=4_000)
+    )
+
+    def rows(symbol: str) -> list[tuple[int, float, float, float, float, int]]:
+        return [
+            (b.ts, float(b.open), float(b.high), float(b.low), float(b.close), b.volume)
+            for b in bars
+            if b.symbol == symbol
+        ]
+
+    symbols = sorted({b.symbol for b in bars})
+    columns = {s: BarColumns.of(s, *zip(*rows(s), strict=True)) for s in symbols}
+    made = {symbol: list(c.bars()) for symbol, c in columns.items()}
+    from_bars = run_inprocess(request, made, news, jobs=jobs)
+    from_columns = run_inprocess(request, columns, news, jobs=jobs)
+    assert [_comparable(s) for s in from_columns.signals] == [
+        _comparable(s) for s in from_bars.signals
+    ]
+    assert from_columns.simulation == from_bars.simulation
+    assert from_columns.metrics == from_bars.metrics and from_bars.metrics["trades"] > 0
+    assert {s: [b.model_dump(exclude={"ingest_ts"}) for b in series]
+            for s, series in from_columns.bars.items()} == {
+        s: [b.model_dump(exclude={"ingest_ts"}) for b in series]
+        for s, series in from_bars.bars.items()
+    }  # fmt: skip
 
 
 def _goog_bars() -> list[events.Bar]:
