@@ -382,13 +382,14 @@ def backtest(
     as_json: JsonOption = False,
     parallelism: Annotated[int, typer.Option(min=1, help="Flink parallelism.")] = 1,
     jobs: Annotated[
-        int,
+        int | None,
         typer.Option(
             min=0,
-            help="Worker processes of the in-process engine, by symbol (0: one per CPU core); "
-            "the same result as one.",
+            show_default=False,
+            help="Worker processes of the in-process engine, by symbol (default, and 0: one per "
+            "CPU core; 1: this process alone); the same result whatever the number.",
         ),
-    ] = 1,
+    ] = None,
     keep_topics: Annotated[
         bool, typer.Option("--keep-topics", help="Do not delete the run's topics (debugging).")
     ] = False,
@@ -415,7 +416,7 @@ def backtest(
     inputs.chosen()
     chosen_engine = _engine(engine, from_topics)
     hours: MarketHours = _choice(MarketHours, market_hours, "--market-hours")
-    if jobs != 1 and chosen_engine == "flink":
+    if jobs not in (None, 1) and chosen_engine == "flink":
         raise ConfigError(
             "--jobs goes with --engine inprocess (the Flink engine has --parallelism)"
         )

@@ -133,10 +133,10 @@ def test_bad_arguments_exit_2_with_one_error_line(
 
 def test_a_backtest_in_worker_processes_writes_the_files_of_one(tmp_path: Path) -> None:
     """``--jobs 2``: the replay split by symbol over two processes; every CSV is byte for byte
-    the one-process run's, and the JSON metrics are equal."""
+    the one-process run's (``--jobs 1``), and the JSON metrics are equal."""
     common = ["backtest", "--simulate", "6x240", "--strategy", "sma_cross", "--param", "fast=3",
               "--param", "slow=8", "--cash", "20000", "--json"]  # fmt: skip
-    one = _flinktrade([*common, "--out", "one"], tmp_path)
+    one = _flinktrade([*common, "--out", "one", "--jobs", "1"], tmp_path)
     two = _flinktrade([*common, "--out", "two", "--jobs", "2"], tmp_path)
     for done in (one, two):
         assert done.returncode == 0, done.stderr[-2000:]
