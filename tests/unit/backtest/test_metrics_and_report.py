@@ -8,8 +8,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from tests.unit.backtest.factories import make_bars, make_signal
+from tests.unit.backtest.factories import T0, make_bars, make_signal
 
+from flinktrade import events
 from flinktrade.backtest.metrics import compute, drawdown
 from flinktrade.backtest.portfolio import ExecutionModel, Mode, simulate
 from flinktrade.backtest.report import FEATURE_COLUMNS, iso, write_all
@@ -100,6 +101,45 @@ def test_report_files_have_the_documented_columns(tmp_path: Path) -> None:
     html = files["report.html"].read_text()
     assert html.count("data:image/png;base64,") == 2
     assert files["equity.png"].read_bytes().startswith(b"\x89PNG")
+
+
+def test_features_cells_are_the_exact_cells_of_every_value(tmp_path: Path) -> None:
+    """Each cell of features.csv is ``cell(value, exact=True)`` of its value, whatever the value
+    (hostile floats, a float subclass, numpy, ints, text), several symbols sharing bar times."""
+    import numpy as np
+
+    from flinktrade.backtest.report import cell, write_features
+
+    class Sub(float):
+        pass
+
+    odd = [math.nan, math.inf, -math.inf, -0.0, 0.0, 5e-324, 1e300, 0.1 + 0.2, Sub(1.25),
+           np.float64(2.5), np.float32(0.1), 7, True, "x", Decimal("1.50")]  # fmt: skip
+    bars = {}
+    for symbol, shift in (("AAA", 0), ("BBB", 1)):
+        series = []
+        for i, value in enumerate(odd):
+            indicators = {name: (value if j % 2 == 0 else None)
+                          for j, (_column, name) in enumerate(FEATURE_COLUMNS)}  # fmt: skip
+            bar = events.AnalyticsBar(
+                symbol=symbol, ts=T0 + (i + shift) * 60_000, open=Decimal("10.10"),
+                high=Decimal("11"), low=Decimal("9.5"), close=Decimal("10.0"), volume=100 + i,
+                vwap=None, trades=0, interval_ms=60_000, indicators={},
+            )  # fmt: skip
+            bar.__dict__["indicators"] = indicators  # unvalidated: any value a run might hold
+            series.append(bar)
+        bars[symbol] = series
+    path = tmp_path / "features.csv"
+    write_features(path, bars)
+    header = ["ts", "symbol", "open", "high", "low", "close", "volume"]
+    header += [column for column, _name in FEATURE_COLUMNS]
+    lines = [",".join(header)]
+    for symbol, series in bars.items():
+        for bar in series:
+            values = [bar.open, bar.high, bar.low, bar.close, bar.volume]
+            values += [bar.indicators.get(name) for _column, name in FEATURE_COLUMNS]
+            lines.append(",".join([iso(bar.ts), symbol, *[cell(v, exact=True) for v in values]]))
+    assert path.read_text() == "\n".join(lines) + "\n"
 
 
 def test_features_keep_full_precision_and_match_talib(tmp_path: Path) -> None:
