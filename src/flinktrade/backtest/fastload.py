@@ -268,13 +268,24 @@ def _events(
     dated.sort()
     columns = {k: v.tolist() for k, v in cells.items() if k in (*_PRICES, "v", "n")}
     names = name_of
+    decimals: dict[str, Decimal] = {}  # a run's prices repeat: each text read once
+
+    def decimal(text: str) -> Decimal:
+        number = decimals.get(text)
+        if number is None:
+            number = decimals[text] = Decimal(text)
+        return number
+
     for ns, i in dated:
         if clean[i]:
             trades = columns["n"][i] if "n" in columns else ""
+            # a clean row's prices have the _PRICE shape and are positive: 1e-6 to 1e12 - 1e-6
+            # with at most 6 decimals, which is all events.price_problem asks of a price
             bar = make_bar(
-                names[i], ns // 1_000_000, Decimal(columns["o"][i]), Decimal(columns["h"][i]),
-                Decimal(columns["l"][i]), Decimal(columns["c"][i]), int(columns["v"][i]),
+                names[i], ns // 1_000_000, decimal(columns["o"][i]), decimal(columns["h"][i]),
+                decimal(columns["l"][i]), decimal(columns["c"][i]), int(columns["v"][i]),
                 vwap=vwaps[i], trades=int(trades) if trades else None, interval_ms=interval,
+                prices_checked=True,
             )  # fmt: skip
             bars.append(bar)
             continue
