@@ -393,6 +393,15 @@ def backtest(
     keep_topics: Annotated[
         bool, typer.Option("--keep-topics", help="Do not delete the run's topics (debugging).")
     ] = False,
+    features: Annotated[
+        bool,
+        typer.Option(
+            "--features/--no-features",
+            help="Keep every bar with its indicators for features.csv and the price charts' "
+            "SMA lines; --no-features writes neither, for long runs (a few hundred bytes a "
+            "bar instead of a few kilobytes).",
+        ),
+    ] = True,
     market_hours: Annotated[
         str,
         typer.Option(
@@ -450,7 +459,9 @@ def backtest(
             bars, news = inputs.load(settings, progress)
             bars = _in_hours(bars, hours, calendar)
             workers = jobs or os.cpu_count() or 1
-            result = run_inprocess(request, bars, news, progress=progress, jobs=workers)
+            result = run_inprocess(
+                request, bars, news, keep_bars=features, progress=progress, jobs=workers
+            )
         else:
             flink_inputs: dict[str, Any] = {}
             if path is not None:
@@ -484,7 +495,13 @@ def backtest(
         "run_id": result.run_id,
     }
     files = write_all(
-        out_dir, result.simulation, result.bars, result.signals, result.metrics, run_settings
+        out_dir,
+        result.simulation,
+        result.bars if features else {},
+        result.signals,
+        result.metrics,
+        run_settings,
+        features=features,
     )
     table = Table("metric", "value", title=f"backtest of {strategy} on {source}")
     for key, value in result.metrics.items():

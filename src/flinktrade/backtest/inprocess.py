@@ -27,13 +27,14 @@ import multiprocessing
 import operator
 import time
 from array import array
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, NamedTuple
 
 from flinktrade import events
-from flinktrade.backtest.columns import BarColumns, bar_item
+from flinktrade.backtest.columns import BarColumns, bar_item, pack_bars, unpack_bars
 from flinktrade.backtest.engine import (
     BacktestRequest,
     BacktestResult,
@@ -466,17 +467,31 @@ def _replay_forked(
     out = Outputs(bars={} if keep_bars else None)
     runs = [run for part in packed for run in part[-1] or ()]
     sleeves = simulate is not None and all(r.cash == simulate.cash / len(runs) for r in runs)
-    for part in packed:  # in symbol order
-        priced, bars, signals, alerts, deadletters = _unpacked(part, bars=not sleeves)
-        out.priced += priced
-        out.signals += signals
-        out.alerts += alerts
-        out.deadletters += deadletters
-        if out.bars is not None and bars is not None:
-            out.bars.update(bars)
+    with _no_collections():  # every object made here is kept: nothing for the collector
+        for part in packed:  # in symbol order
+            priced, bars, signals, alerts, deadletters = _unpacked(part, bars=not sleeves)
+            out.priced += priced
+            out.signals += signals
+            out.alerts += alerts
+            out.deadletters += deadletters
+            if out.bars is not None and bars is not None:
+                out.bars.update(bars)
     if sleeves:
         out.sleeves = runs
     return out
+
+
+@contextmanager
+def _no_collections() -> Iterator[None]:
+    """The body without the cyclic collector (it would walk the run's whole heap again and again
+    while the body only adds objects that stay), then the collector as it was."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _with_bars(feed: Feed) -> int:
@@ -498,7 +513,8 @@ def _worker(
 
 def _packed(out: Outputs) -> tuple[Any, ...]:
     """``out`` for the trip back to the parent: the priced bars as columns (a million
-    ``PriceBar`` tuples take ~2 s each way through pickle, their columns a few ms)."""
+    ``PriceBar`` tuples take ~2 s each way through pickle, their columns a few ms), and the
+    bars with indicators too (``columns.pack_bars``)."""
     priced = out.priced
     symbols: list[str] = []
     counts: list[int] = []
@@ -516,13 +532,17 @@ def _packed(out: Outputs) -> tuple[Any, ...]:
         array("d", [b.low for b in priced]),
         array("q", [b.volume for b in priced]),
     )
-    return (symbols, counts, columns, out.bars, out.signals, out.alerts, out.deadletters)
+    bars = None if out.bars is None else {s: pack_bars(b) for s, b in out.bars.items()}
+    return (symbols, counts, columns, bars, out.signals, out.alerts, out.deadletters)
 
 
 def _unpacked(packed: tuple[Any, ...], bars: bool) -> tuple[Any, ...]:
     """A worker's outputs: (priced bars, bars with indicators, signals, alerts, dead letters);
     no priced bars unless ``bars``."""
-    symbols, counts, columns, analytics, signals, alerts, deadletters, _runs = packed
+    symbols, counts, columns, packed_bars, signals, alerts, deadletters, _runs = packed
+    analytics = None
+    if packed_bars is not None:
+        analytics = {symbol: unpack_bars(p) for symbol, p in packed_bars.items()}
     priced: list[PriceBar] = []
     if bars:
         names = [s for s, count in zip(symbols, counts, strict=True) for _ in range(count)]

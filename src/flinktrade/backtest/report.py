@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -251,7 +251,21 @@ def equity_chart(result: SimulationResult, title: str) -> bytes:
     return _png(figure)
 
 
-def price_chart(symbol: str, bars: Sequence[events.Bar], trades: Sequence[Trade]) -> bytes:
+class _Close(NamedTuple):
+    """A bar as the simulation kept it: its start and close (a price chart without indicators)."""
+
+    ts: int
+    close: float
+
+
+def _closes(result: SimulationResult, symbol: str) -> list[_Close]:
+    times, closes = result.times.get(symbol, []), result.closes.get(symbol, [])
+    return [_Close(ts, close) for ts, close in zip(times, closes, strict=True)]
+
+
+def price_chart(
+    symbol: str, bars: Sequence[events.Bar] | Sequence[_Close], trades: Sequence[Trade]
+) -> bytes:
     """Close with SMA 20/50 and the trades: entries as triangles, exits as crosses."""
     figure = Figure(figsize=(10, 4))
     axes = figure.subplots()
@@ -435,8 +449,12 @@ def write_all(
     signals: Sequence[events.Signal],
     metrics: Mapping[str, Any],
     settings: Mapping[str, Any],
+    *,
+    features: bool = True,
 ) -> dict[str, Path]:
-    """Write every report file into ``out`` (created if needed); returns them by name."""
+    """Write every report file into ``out`` (created if needed); returns them by name. Without
+    ``features`` there is no ``features.csv`` (an old one in ``out`` is removed) and the price
+    charts draw the closes the simulation kept (``result``), without the SMA lines."""
     out.mkdir(parents=True, exist_ok=True)
     files = {
         name: out / name
@@ -453,14 +471,17 @@ def write_all(
     write_trades(files["trades.csv"], result.trades)
     write_signals(files["signals.csv"], signals)
     write_orders(files["orders.csv"], result.orders)
-    write_features(files["features.csv"], bars)
+    if features:
+        write_features(files["features.csv"], bars)
+    else:
+        files.pop("features.csv").unlink(missing_ok=True)
     pnl = attribution(result)
     write_attribution(files["attribution.csv"], pnl)
     title = f"{settings.get('strategy', '')} on {', '.join(result.symbols[:5])}"
     equity_png = equity_chart(result, title)
     files["equity.png"].write_bytes(equity_png)
     prices = [
-        (symbol, price_chart(symbol, bars[symbol], result.trades))
+        (symbol, price_chart(symbol, bars.get(symbol) or _closes(result, symbol), result.trades))
         for symbol in result.symbols[:MAX_PRICE_CHARTS]
     ]
     points = [(p.ts, p.equity) for p in result.equity]

@@ -247,3 +247,61 @@ def test_a_column_mixing_floats_with_equal_other_values_gives_the_validated_bars
             items("ABC", rows)
     else:
         assert_same_items(items("ABC", rows), [w for w in want if w is not None])
+
+
+def _analytics_series() -> list[events.AnalyticsBar]:
+    """Bars as the model makes them (alerts on, a strategy), with news for sentiment values."""
+    from flinktrade.config import AnalyticsSettings
+    from flinktrade.pipeline.analytics import ScoredNews, StrategySpec, SymbolModel, closed_bar
+
+    model = SymbolModel([StrategySpec("sma_cross", {"fast": 3, "slow": 8})], AnalyticsSettings())
+    state = model.initial_state()
+    out = []
+    for i in range(60):
+        if i == 30:
+            model.on_news(state, ScoredNews("n1", "ABC", START + i * 60_000, 0.5, "up"))
+        price = Decimal(f"{100 + (i * 7 % 11) / 4:.2f}")
+        bar = closed_bar("ABC", START + i * 60_000, price, price + 1, price - 1, price, 100 + i,
+                         None, 0, 60_000)  # fmt: skip
+        out.append(model.on_bar(state, bar)[0])
+    return out
+
+
+def assert_same_models(got: list[Any], want: list[Any]) -> None:
+    assert len(got) == len(want)
+    for g, w in zip(got, want, strict=True):
+        assert type(g) is type(w) and g == w
+        assert list(g.__dict__) == list(w.__dict__)
+        assert list(g.indicators) == list(w.indicators)
+        assert g.__pydantic_fields_set__ == w.__pydantic_fields_set__
+        assert g.__pydantic_extra__ == w.__pydantic_extra__
+        assert g.__pydantic_private__ == w.__pydantic_private__
+        assert events.encode(g) == events.encode(w) and repr(g) == repr(w)
+
+
+def test_bars_with_indicators_travel_as_columns_and_come_back_the_same() -> None:
+    import pickle
+
+    from flinktrade.backtest.columns import pack_bars, unpack_bars
+
+    series = _analytics_series()
+    packed = pack_bars(series)
+    assert packed[0] == "columns"
+    back = unpack_bars(pickle.loads(pickle.dumps(packed, pickle.HIGHEST_PROTOCOL)))
+    assert_same_models(back, series)
+    assert back[0].__pydantic_fields_set__ is not back[1].__pydantic_fields_set__
+    assert unpack_bars(pack_bars([])) == []
+
+
+def test_a_series_of_mixed_shapes_travels_as_it_is() -> None:
+    from flinktrade.backtest.columns import pack_bars, unpack_bars
+
+    series = _analytics_series()
+    validated = events.AnalyticsBar(**series[5].__dict__)
+    fewer = series[6].model_copy(update={"indicators": {"sma_20": 1.0}})
+    for odd in (validated, fewer):
+        mixed = [*series[:5], odd, *series[7:]]
+        packed = pack_bars(mixed)
+        if odd.__pydantic_fields_set__ != series[0].__pydantic_fields_set__ or odd is fewer:
+            assert packed[0] == "bars"
+        assert_same_models(unpack_bars(packed), mixed)

@@ -131,6 +131,33 @@ def test_bad_arguments_exit_2_with_one_error_line(
     assert len(errors) == 1 and message in errors[0], result.stderr
 
 
+def test_a_backtest_without_features_writes_the_same_trades_and_no_features(
+    tmp_path: Path,
+) -> None:
+    """``--no-features``: the bars' indicators are not kept; the signals, orders, trades and
+    metrics are the full run's, features.csv is not written (an old one is removed), and the
+    report still draws each symbol's closes and trades."""
+    common = ["backtest", "--simulate", "3x240", "--strategy", "sma_cross", "--param", "fast=3",
+              "--param", "slow=8", "--cash", "9000", "--json"]  # fmt: skip
+    (tmp_path / "lean").mkdir()
+    (tmp_path / "lean" / "features.csv").write_text("left from an earlier run\n")
+    full = _flinktrade([*common, "--out", "full"], tmp_path)
+    lean = _flinktrade([*common, "--out", "lean", "--no-features"], tmp_path)
+    for done in (full, lean):
+        assert done.returncode == 0, done.stderr[-2000:]
+    metrics = [json.loads(done.stdout.strip().splitlines()[-1]) for done in (full, lean)]
+    assert metrics[0] == metrics[1] and metrics[0]["trades"] > 0
+    for name in ("signals.csv", "orders.csv", "trades.csv", "attribution.csv"):
+        assert (tmp_path / "full" / name).read_bytes() == (tmp_path / "lean" / name).read_bytes()
+    assert (tmp_path / "full" / "features.csv").exists()
+    assert not (tmp_path / "lean" / "features.csv").exists()
+    page = (tmp_path / "lean" / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == (
+        (tmp_path / "full" / "report.html").read_text().count("data:image/png;base64,")
+    )
+    assert page.count("data:image/png;base64,") >= 4  # the equity and a chart per symbol
+
+
 def test_a_backtest_in_worker_processes_writes_the_files_of_one(tmp_path: Path) -> None:
     """``--jobs 2``: the replay split by symbol over two processes; every CSV is byte for byte
     the one-process run's (``--jobs 1``), and the JSON metrics are equal."""
