@@ -16,7 +16,7 @@ Prices are taken as floats and become the Decimal of their shortest repr (``Deci
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -36,6 +36,30 @@ def _column(values: Any) -> Sequence[Any]:
     return tolist() if tolist is not None else list(values)
 
 
+def _prices() -> tuple[
+    Callable[[Any], tuple[Any, bool]], Callable[[float], tuple[Decimal, bool] | None]
+]:
+    """A memo of a column's float prices: ``price(value)`` gives a float price as the Decimal of
+    its repr and whether it passes ``events.price_problem`` (checked once per distinct float),
+    anything else as it is, unchecked, for ``make_bar``; ``seen(x)`` the memo's entry of the
+    float ``x`` if it has one (one look-up: only a float may be looked up, as an equal int or
+    Decimal must not find a float's entry)."""
+    memo: dict[float, tuple[Decimal, bool]] = {}
+
+    def price(value: Any) -> tuple[Any, bool]:
+        if type(value) is not float:
+            return value, False
+        known = memo.get(value)
+        if known is None:
+            number = Decimal(repr(value))
+            known = (number, value > 0 and events.price_problem(number) is None)
+            if value > 0:  # NaN is never found again; 0.0 and -0.0 would share a key
+                memo[value] = known
+        return known
+
+    return price, memo.get
+
+
 def bars_of(
     symbol: str,
     ts: Any,
@@ -53,22 +77,7 @@ def bars_of(
     columns = [_column(c) for c in (ts, open, high, low, close, volume)]
     if len({len(c) for c in columns}) > 1:
         raise ValueError("bars_of: the columns differ in length")
-    memo: dict[float, tuple[Decimal, bool]] = {}
-
-    def price(value: Any) -> tuple[Any, bool]:
-        """A float price as the Decimal of its repr and whether it passes ``events.price_problem``
-        (checked once per distinct float); anything else as it is, unchecked, for ``make_bar``."""
-        if type(value) is not float:
-            return value, False
-        known = memo.get(value)
-        if known is None:
-            number = Decimal(repr(value))
-            known = (number, value > 0 and events.price_problem(number) is None)
-            if value > 0:  # NaN is never found again; 0.0 and -0.0 would share a key
-                memo[value] = known
-        return known
-
-    seen = memo.get
+    price, seen = _prices()
     for t, o, h, lo, c, v in zip(*columns, strict=True):
         if type(o) is float and type(h) is float and type(lo) is float and type(c) is float:
             po, ph, pl, pc = seen(o), seen(h), seen(lo), seen(c)  # seen before: a look-up
@@ -142,22 +151,9 @@ class BarColumns:
         ``Decimal(repr(x))`` lies within ``x``'s own rounding interval)."""
         symbol = self.symbol
         plain_symbol = events.symbol_problem(symbol) is None if type(symbol) is str else False
-        memo: dict[float, tuple[Decimal, bool]] = {}
-
-        def price(value: Any) -> tuple[Any, bool]:
-            """``value`` as ``bars_of`` reads it, and whether it is a plain valid price."""
-            if type(value) is not float:
-                return value, False
-            known = memo.get(value)
-            if known is None:
-                number = Decimal(repr(value))
-                known = (number, value > 0 and events.price_problem(number) is None)
-                if value > 0:  # NaN is never found again; 0.0 and -0.0 would share a key
-                    memo[value] = known
-            return known
-
+        price, seen = _prices()
         out: list[Item] = []
-        seen, append = memo.get, list.append
+        append = list.append
         max_ts, max_size, interval = events.MAX_TS_MS, events.MAX_SIZE, _INTERVAL_MS
         columns = [_column(c) for c in (self.ts, self.open, self.high, self.low, self.close)]
         for t, o, h, lo, c, v in zip(*columns, _column(self.volume), strict=True):
