@@ -325,29 +325,35 @@ def replay(
     cash was wrong), when they hold the bars as without ``simulate``."""
     symbols = feed.symbols()
     jobs = max(1, min(jobs, len(symbols)))
+    run = _Pass(model, feed, keep_bars, start, end)
     if jobs == 1:
-        return _replay(model, feed, symbols, keep_bars, start, end, progress)
+        return _replay(run, symbols, progress)
     if simulate is not None and simulate.cash_mode is not CashMode.SLEEVES:
         simulate = None  # one cash pool: the parent simulates all symbols at once
-    return _replay_forked(model, feed, symbols, keep_bars, start, end, progress, jobs, simulate)
+    return _replay_forked(run, symbols, progress, jobs, simulate)
 
 
-def _replay(
-    model: SymbolModel,
-    feed: Feed,
-    symbols: Sequence[str],
-    keep_bars: bool,
-    start: int | None,
-    end: int | None,
-    progress: Callable[[int], None] | None,
-) -> Outputs:
-    out = Outputs(bars={} if keep_bars else None)
+@dataclass(frozen=True)
+class _Pass:
+    """What one ``replay`` runs: the model over the feed's items starting in ``[start, end)``,
+    keeping the bars with their indicators or not."""
+
+    model: SymbolModel
+    feed: Feed
+    keep_bars: bool
+    start: int | None
+    end: int | None
+
+
+def _replay(run: _Pass, symbols: Sequence[str], progress: Callable[[int], None] | None) -> Outputs:
+    model = run.model
+    out = Outputs(bars={} if run.keep_bars else None)
     wire = _WirePrices()
     due = DueItems(model, SOURCES, checked_bars=True)  # the input was events.Bar: bounds checked
     done = 0
     for symbol in symbols:
         state = model.initial_state()
-        items = feed.items(symbol, wire, start, end)
+        items = run.feed.items(symbol, wire, run.start, run.end)
         for first in range(0, len(items), BATCH):
             before = None if first == 0 else copy.deepcopy(state)
             state, applied = due.apply(state, symbol, items[first : first + BATCH], _copies(before))
@@ -442,12 +448,8 @@ def _chunks(feed: Feed, symbols: Sequence[str], pieces: int) -> list[list[str]]:
 
 
 def _replay_forked(
-    model: SymbolModel,
-    feed: Feed,
+    run: _Pass,
     symbols: Sequence[str],
-    keep_bars: bool,
-    start: int | None,
-    end: int | None,
     progress: Callable[[int], None] | None,
     jobs: int,
     simulate: ExecutionModel | None,
@@ -460,11 +462,10 @@ def _replay_forked(
         if progress is not None:
             progress(done)
 
-    chunks = _chunks(feed, symbols, jobs * PIECES)
-    calls = [(chunk, keep_bars, start, end) for chunk in chunks]
-    shared = {"model": model, "feed": feed, "simulate": simulate, "priced": _with_bars(feed)}
+    calls = [(chunk,) for chunk in _chunks(run.feed, symbols, jobs * PIECES)]
+    shared = {"run": run, "simulate": simulate, "priced": _with_bars(run.feed)}
     packed = in_workers(_worker, calls, jobs, shared, tick)
-    out = Outputs(bars={} if keep_bars else None)
+    out = Outputs(bars={} if run.keep_bars else None)
     runs = [run for part in packed for run in part[-1] or ()]
     sleeves = simulate is not None and all(r.cash == simulate.cash / len(runs) for r in runs)
     with _no_collections():  # every object made here is kept: nothing for the collector
@@ -499,11 +500,8 @@ def _with_bars(feed: Feed) -> int:
     return sum(1 for b in feed.bars.values() if _length(b) != 0)
 
 
-def _worker(
-    symbols: list[str], keep_bars: bool, start: int | None, end: int | None
-) -> tuple[Any, ...]:
-    progress = increments(FORKED["ticks"].put)
-    out = _replay(FORKED["model"], FORKED["feed"], symbols, keep_bars, start, end, progress)
+def _worker(symbols: list[str]) -> tuple[Any, ...]:
+    out = _replay(FORKED["run"], symbols, increments(FORKED["ticks"].put))
     simulate: ExecutionModel | None = FORKED["simulate"]
     runs = None
     if simulate is not None:

@@ -395,6 +395,15 @@ class _Sleeve:
             reason=reason,
         )
 
+    def all_orders(self) -> list[Order]:
+        """Its orders: the plain ones, then the book's."""
+        return [*self.orders, *self.book_orders()]
+
+    def all_trades(self) -> list[Trade]:
+        """Its closed trades, then the one still open (if any)."""
+        still_open = self.open_trade()
+        return [*self.trades, *([still_open] if still_open is not None else [])]
+
     def open_trade(self) -> Trade | None:
         if self.position is None:
             return None
@@ -634,16 +643,9 @@ def simulate(
     if model.cash_mode is CashMode.SLEEVES:
         return gather(run_sleeves(by_symbol, signals, model, len(by_symbol)))
     sleeves, equity, exposure = _run_shared(by_symbol, _pending(signals), model)
-    orders = [o for s in sleeves for o in (*s.orders, *s.book_orders())]
-    trades: list[Trade] = []
-    for sleeve in sleeves:
-        trades.extend(sleeve.trades)
-        still_open = sleeve.open_trade()
-        if still_open is not None:
-            trades.append(still_open)
     return _result(
-        orders,
-        trades,
+        [o for s in sleeves for o in s.all_orders()],
+        [t for s in sleeves for t in s.all_trades()],
         equity,
         exposure,
         sum(len(series) for series in by_symbol.values()),
@@ -779,12 +781,11 @@ def _run_sleeve(
             for signal in orphans:
                 reason = "signal bar not in the input"
                 sleeve.orders.append(sleeve._order(signal, "open", "skipped", reason=reason))
-    still_open = sleeve.open_trade()
     return SleeveRun(
         symbol=symbol,
         cash=cash,
-        orders=[*sleeve.orders, *sleeve.book_orders()],
-        trades=[*sleeve.trades, *([still_open] if still_open is not None else [])],
+        orders=sleeve.all_orders(),
+        trades=sleeve.all_trades(),
         times=times,
         closes=closes,
         equity=equity,
