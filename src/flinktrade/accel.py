@@ -35,16 +35,25 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-COMPILED: tuple[str, ...] = ("flinktrade.indicators",)
-"""The modules built by mypyc (typed, pure, no I/O). The built-in strategies gain little from it
-(measured: within the noise), and compiling them would tie the build to ``events.py``."""
+COMPILED: tuple[str, ...] = ("flinktrade.indicators", "flinktrade.pipeline.analytics")
+"""The modules built by mypyc (typed, pure, no I/O): the indicators and the model around them
+(``SymbolModel``: alerts, the strategies' dispatch, the events it makes; its plain input classes
+live in ``pipeline.inputs``, left uncompiled). The built-in strategies gain nothing measurable
+from it (they are called through the ``Strategy`` protocol either way)."""
 
 C_MODULES: tuple[str, ...] = ("flinktrade._exact",)
 """Modules written in C (``flinktrade/_exact.c``: the exact windows' kernel, used by the
 indicators), built beside the mypyc modules with the interpreter's C compiler, under the same
 manifest."""
 
-READS: tuple[str, ...] = ("flinktrade.errors",)
+READS: tuple[str, ...] = (
+    "flinktrade.errors",
+    "flinktrade.events",
+    "flinktrade.config",
+    "flinktrade.strategies",
+    "flinktrade.strategies.base",
+    "flinktrade.pipeline.inputs",
+)
 """The flinktrade modules the compiled ones import: mypyc reads their types at build time, so a
 change in them also makes the build stale."""
 
@@ -55,8 +64,10 @@ MANIFEST = "manifest.json"
 
 
 def _source(module: str) -> Path:
-    suffix = ".c" if module in C_MODULES else ".py"
-    return PACKAGE_DIR.parent.joinpath(*module.split(".")).with_suffix(suffix)
+    path = PACKAGE_DIR.parent.joinpath(*module.split("."))
+    if path.is_dir():  # a package: its __init__
+        return path / "__init__.py"
+    return path.with_suffix(".c" if module in C_MODULES else ".py")
 
 
 def fingerprint() -> dict[str, Any]:

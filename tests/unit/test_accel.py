@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -149,3 +150,84 @@ def test_compiled_and_source_give_identical_values_and_share_pickled_state(
     assert compiled_second["status"]["loaded"] == ["flinktrade.indicators"]  # type: ignore[index]
     assert compiled_second["values"] == pure_second["values"]
     assert any(v is not None for row in pure_second["values"] for v in row)  # type: ignore[attr-defined]
+
+
+# The whole model (``pipeline.analytics``, compiled in the build): 3 symbols x 400 bars with news,
+# gaps, jumps and volume spikes, the four built-ins and the bar alerts, its snapshots pickled half
+# way; the second half runs on them unpickled, in this process or in the other form's.
+_MODEL_SCRIPT = r"""
+import json, math, pickle, random, sys
+from decimal import Decimal
+from flinktrade import accel, events
+from flinktrade.config import AnalyticsSettings
+from flinktrade.pipeline.analytics import ClosedBar, ScoredNews, StrategySpec, SymbolModel
+names = ("sma_cross", "rsi_reversion", "bollinger_breakout", "sentiment_momentum")
+model = SymbolModel([StrategySpec(n, {}) for n in names], AnalyticsSettings())
+rng = random.Random(11)
+items = []
+for s in ("AAA", "BBB", "CCC"):
+    price = 50 + 100 * rng.random()
+    for i in range(400):
+        ts = 1_704_205_800_000 + i * 60_000
+        if rng.random() < 0.05:
+            items.append(ScoredNews(f"{s}{i}", s, ts + 1, rng.uniform(-1, 1), "story"))
+        jump = 12 if rng.random() < 0.02 else 1
+        open_ = price * math.exp(rng.gauss(0, 0.001 * jump))
+        price *= math.exp(rng.gauss(0, 0.003 * jump))
+        o, c = Decimal(f"{open_:.2f}"), Decimal(f"{price:.2f}")
+        h, low = max(o, c) + Decimal("0.03"), min(o, c) - Decimal("0.02")
+        volume = rng.randint(100, 5000) * (20 if rng.random() < 0.03 else 1)
+        vwap = None if rng.random() < 0.1 else float((h + low) / 2)
+        items.append(ClosedBar(s, ts, o, h, low, c, volume, vwap, rng.randint(1, 40)))
+items.sort(key=lambda x: (x.ts, x.symbol))
+mode, path = sys.argv[1], sys.argv[2]
+half = len(items) // 2
+if mode == "first":
+    states, part = {}, items[:half]
+else:
+    snaps = pickle.loads(open(path + ".pkl", "rb").read())
+    states, part = {k: model.restore(v) for k, v in snaps.items()}, items[half:]
+out = []
+for item in part:
+    state = states.setdefault(item.symbol, model.initial_state())
+    made = model.on_bar(state, item) if isinstance(item, ClosedBar) else model.on_news(state, item)
+    for event in made:
+        doc = json.loads(events.encode(event))
+        doc.pop("ingest_ts")
+        out.append([type(event).__name__, doc])
+if mode == "first":
+    open(path + ".pkl", "wb").write(pickle.dumps({k: model.snapshot(v) for k, v in states.items()}))
+snaps = {k: model.snapshot(v) for k, v in states.items()}
+doc = {"status": accel.status(), "out": out, "snaps": pickle.dumps(snaps).hex()}
+open(path + "." + mode + ".json", "w").write(json.dumps(doc))
+"""
+
+
+def _run_model(tmp_path: Path, mode: str, pure: bool, name: str) -> dict[str, Any]:
+    env = {k: v for k, v in os.environ.items() if k != accel.PURE_ENV}
+    if pure:
+        env[accel.PURE_ENV] = "1"
+    run = [sys.executable, "-c", _MODEL_SCRIPT, mode, str(tmp_path / name)]
+    subprocess.run(run, env=env, check=True)
+    result: dict[str, Any] = json.loads((tmp_path / f"{name}.{mode}.json").read_text())
+    return result
+
+
+@pytest.mark.skipif(os.environ.get(accel.PURE_ENV, "") not in ("", "0"), reason="pure requested")
+def test_the_compiled_model_gives_the_events_and_snapshots_of_the_source(tmp_path: Path) -> None:
+    """Every output event (but its wall-clock ``ingest_ts``) and every snapshot's pickle, byte
+    for byte, and a state pickled by one form continued by the other."""
+    pure_first = _run_model(tmp_path, "first", True, "a")
+    compiled_first = _run_model(tmp_path, "first", False, "b")
+    assert pure_first["status"]["loaded"] == []
+    assert compiled_first["status"]["loaded"] == list(accel.COMPILED)
+    assert compiled_first["out"] == pure_first["out"]
+    assert compiled_first["snaps"] == pure_first["snaps"]
+    kinds = {kind for kind, _doc in pure_first["out"]}
+    assert kinds == {"AnalyticsBar", "Alert", "Signal"}  # every path of the model ran
+    alerts = {doc["kind"] for kind, doc in pure_first["out"] if kind == "Alert"}
+    assert {"price_gap", "price_jump", "volume_spike", "news_shock"} <= alerts
+    compiled_second = _run_model(tmp_path, "second", False, "a")  # the source's snapshots
+    pure_second = _run_model(tmp_path, "second", True, "b")  # the compiled build's
+    assert compiled_second["out"] == pure_second["out"] and compiled_second["out"]
+    assert compiled_second["snaps"] == pure_second["snaps"]

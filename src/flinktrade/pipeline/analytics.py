@@ -22,36 +22,41 @@ import copy
 import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
 from flinktrade import events
 from flinktrade.config import AnalyticsSettings
 from flinktrade.errors import ConfigError
 from flinktrade.events import Alert, AnalyticsBar, Severity, Signal
 from flinktrade.indicators import DEFAULT_INDICATORS, IndicatorEngine
+from flinktrade.pipeline.inputs import (
+    BAR_INTERVAL_MS,
+    ClosedBar,
+    ScoredNews,
+    StrategySpec,
+    closed_bar,
+    filled,
+)
 from flinktrade.strategies import BarView, Strategy, build
+
+__all__ = [  # the model's inputs are defined in ``inputs`` (a module left uncompiled)
+    "BAR_INTERVAL_MS",
+    "SENTIMENT_COLUMNS",
+    "ClosedBar",
+    "ScoredNews",
+    "StrategySpec",
+    "SymbolModel",
+    "build_all",
+    "closed_bar",
+]
 
 log = logging.getLogger(__name__)
 
-BAR_INTERVAL_MS = 60_000
 SENTIMENT_COLUMNS = ("sentiment", "sentiment_avg")
 """Indicator columns carrying news sentiment: the latest story's score and the decayed average."""
 _MARGIN = 1e-6
 """Relative margin of the cheap threshold tests: beyond it, the exact figure cannot cross."""
-
-
-@dataclass(frozen=True)
-class StrategySpec:
-    """A picklable description of one configured strategy instance."""
-
-    name: str
-    params: Mapping[str, Any]
-    symbols: frozenset[str] = frozenset()  # empty: all symbols
-
-    def applies_to(self, symbol: str) -> bool:
-        return not self.symbols or symbol in self.symbols
 
 
 def build_all(specs: Iterable[StrategySpec]) -> list[tuple[StrategySpec, Strategy]]:
@@ -66,81 +71,20 @@ def build_all(specs: Iterable[StrategySpec]) -> list[tuple[StrategySpec, Strateg
     return built
 
 
-@dataclass(frozen=True)
-class ClosedBar:
-    """A 1-minute bar as the SQL part of the job hands it over; ``ts`` is the bar's start.
-
-    ``closed_bar(...)`` makes the same object at a sixth of the cost of ``ClosedBar(...)``
-    (engines make one per bar)."""
-
-    symbol: str
-    ts: int
-    open: Decimal
-    high: Decimal
-    low: Decimal
-    close: Decimal
-    volume: int
-    vwap: float | None
-    trades: int
-    interval_ms: int = BAR_INTERVAL_MS
-
-    @property
-    def end_ts(self) -> int:
-        return self.ts + self.interval_ms
-
-
-def closed_bar(
-    symbol: str,
-    ts: int,
-    open: Decimal,
-    high: Decimal,
-    low: Decimal,
-    close: Decimal,
-    volume: int,
-    vwap: float | None,
-    trades: int,
-    interval_ms: int,
-) -> ClosedBar:
-    """``ClosedBar(symbol, ts, ...)``: the frozen dataclass filled in one step instead of ten
-    ``object.__setattr__`` calls (the same object; pinned by a test)."""
-    return _filled(ClosedBar, {
-        "symbol": symbol, "ts": ts, "open": open, "high": high, "low": low, "close": close,
-        "volume": volume, "vwap": vwap, "trades": trades, "interval_ms": interval_ms,
-    })  # fmt: skip
-
-
-@dataclass(frozen=True)
-class ScoredNews:
-    """One news story for one symbol, with the job's sentiment score."""
-
-    id: str
-    symbol: str
-    ts: int
-    sentiment: float
-    headline: str
-
-
-_T = TypeVar("_T")
-
-
-def _filled(cls: type[_T], fields: dict[str, Any]) -> _T:
-    """``cls(**fields)`` of a frozen dataclass, its ``__dict__`` set in one step instead of a
-    ``object.__setattr__`` per field (``fields`` in the field order; nothing is checked)."""
-    obj = object.__new__(cls)
-    object.__setattr__(obj, "__dict__", fields)
-    return obj
-
-
 _BAR_FIELDS_SET = frozenset(AnalyticsBar.model_fields) - {"ingest_ts"}
 _ALERT_FIELDS_SET = frozenset(Alert.model_fields) - {"ingest_ts"}
 
 
-def _analytics_bar(bar: ClosedBar, indicators: dict[str, float | None]) -> AnalyticsBar:
-    """``AnalyticsBar(...)`` of ``bar``: what pydantic's validation would build, without it.
+def _analytics_bar(bar: Any, indicators: dict[str, float | None]) -> AnalyticsBar:
+    """``AnalyticsBar(...)`` of ``bar`` (a ``ClosedBar``): what pydantic's validation would build,
+    without it.
 
     Every field is already of its declared type here (the fallback below validates anything
     that is not), so the model is assembled as ``model_construct`` does, at a fraction of the
-    cost; ``tests/unit/test_analytics.py`` pins it to the validated model and its bytes."""
+    cost; ``tests/unit/test_analytics.py`` pins it to the validated model and its bytes. ``bar``
+    is typed ``Any`` on purpose: compiled by mypyc, a field read as its declared type would be
+    checked or converted on the way (an int ``vwap`` taken for a float) and the tests of the
+    types below could be folded away."""
     symbol, volume, trades, vwap = bar.symbol, bar.volume, bar.trades, bar.vwap
     if not (
         type(symbol) is str
@@ -195,7 +139,7 @@ def _bar_view(
 ) -> BarView:
     """``BarView(...)`` of ``bar``: the frozen dataclass filled in one step instead of eleven
     ``object.__setattr__`` calls (the same object; pinned by a test)."""
-    return _filled(
+    return filled(
         BarView,
         {
             "symbol": bar.symbol,
@@ -434,16 +378,18 @@ class SymbolModel:
         kind: events.AlertKind,
         bar: ClosedBar,
         critical: bool,
-        message: str,
-        value: float,
-        threshold: float,
+        message: Any,
+        value: Any,
+        threshold: Any,
     ) -> Alert:
         """``Alert(...)`` of a bar rule: assembled as validation would build it when every value
         is already of its declared type (the rules give floats, the bar a checked symbol and time),
         validated otherwise; ``tests/unit/test_analytics.py`` pins it to the validated model and
         its bytes. A live minute can raise an alert on most bars (volume spikes), and validation
-        cost ~15 us of them each."""
-        symbol, ts = bar.symbol, bar.ts + bar.interval_ms
+        cost ~15 us of them each. The values are typed ``Any`` for the tests of their types
+        below, which mypyc would fold away for a declared ``str`` or ``float``."""
+        symbol: Any = bar.symbol
+        ts: Any = bar.ts + bar.interval_ms
         severity = Severity.CRITICAL if critical else Severity.WARNING
         if not (
             type(value) is float
