@@ -195,6 +195,21 @@ for item in part:
         doc = json.loads(events.encode(event))
         doc.pop("ingest_ts")
         out.append([type(event).__name__, doc])
+hostile = []  # bars the job's SQL could never write, each applied as the operator does
+from flinktrade.pipeline.due import DueItems
+due = DueItems(model, {"trades": "market.trades"})
+good = ("100.500000", "101.000000", "100.000000", "100.750000")
+prices = [("not-a-price",) + good[1:], ("NaN",) + good[1:], ("1E+400",) + good[1:],
+          ("0.0000001",) + good[1:], good]
+for symbol, (o, h, low, c) in [("ZZZ", p) for p in prices] + [("X" * 17, good), ("", good)]:
+    items = [("bar", (1_704_205_800_000, o, h, low, c, 500, None, 3, 60_000)),
+             ("bar", (1_704_205_860_000, *good, 700, 100.5, 4, 60_000))]
+    _state, made = due.apply(model.initial_state(), symbol, items, lambda: None)
+    for event in made:
+        doc = json.loads(events.encode(event))
+        doc.pop("ingest_ts", None)
+        hostile.append([type(event).__name__, doc])
+out.append(["hostile", hostile])
 if mode == "first":
     open(path + ".pkl", "wb").write(pickle.dumps({k: model.snapshot(v) for k, v in states.items()}))
 snaps = {k: model.snapshot(v) for k, v in states.items()}
@@ -216,16 +231,23 @@ def _run_model(tmp_path: Path, mode: str, pure: bool, name: str) -> dict[str, An
 @pytest.mark.skipif(os.environ.get(accel.PURE_ENV, "") not in ("", "0"), reason="pure requested")
 def test_the_compiled_model_gives_the_events_and_snapshots_of_the_source(tmp_path: Path) -> None:
     """Every output event (but its wall-clock ``ingest_ts``) and every snapshot's pickle, byte
-    for byte, and a state pickled by one form continued by the other."""
+    for byte, and a state pickled by one form continued by the other; hostile bars (a price that
+    is no number, NaN, 1E+400, 0.0000001, a symbol too long or empty) are the same dead letters
+    in both forms, and the bars after them go on."""
     pure_first = _run_model(tmp_path, "first", True, "a")
     compiled_first = _run_model(tmp_path, "first", False, "b")
     assert pure_first["status"]["loaded"] == []
     assert compiled_first["status"]["loaded"] == list(accel.COMPILED)
     assert compiled_first["out"] == pure_first["out"]
     assert compiled_first["snaps"] == pure_first["snaps"]
-    kinds = {kind for kind, _doc in pure_first["out"]}
+    *made, (tag, hostile) = pure_first["out"]
+    assert tag == "hostile"
+    kinds = {kind for kind, _doc in made}
     assert kinds == {"AnalyticsBar", "Alert", "Signal"}  # every path of the model ran
-    alerts = {doc["kind"] for kind, doc in pure_first["out"] if kind == "Alert"}
+    letters = [doc["reason"] for kind, doc in hostile if kind == "DeadLetter"]
+    assert len(letters) == 4 + 2 * 2, letters  # each hostile price; both bars of a bad symbol
+    assert sum(kind == "AnalyticsBar" for kind, _doc in hostile) == 4 + 2  # the others go on
+    alerts = {doc["kind"] for kind, doc in made if kind == "Alert"}
     assert {"price_gap", "price_jump", "volume_spike", "news_shock"} <= alerts
     compiled_second = _run_model(tmp_path, "second", False, "a")  # the source's snapshots
     pure_second = _run_model(tmp_path, "second", True, "b")  # the compiled build's

@@ -103,22 +103,19 @@ def _write(
             writer.writerow([cell(v, exact=exact) for v in row])
 
 
+_BAR_KEYS = ("open", "high", "low", "close", "volume")
+
+
 def write_features(path: Path, bars: Mapping[str, Sequence[events.Bar]]) -> None:
     """One row per bar: ``ts, open, high, low, close, volume`` and the indicators at full
     precision; with several symbols a ``symbol`` column follows ``ts``. The cells are those of
     ``cell(value, exact=True)``, made in one pass per row (a run writes one row per bar, the
     indicators' floats most of its cells; the bar times repeat across symbols)."""
     many = len(bars) > 1
-    header = ["ts", *(["symbol"] if many else []), "open", "high", "low", "close", "volume"]
+    header = ["ts", *(["symbol"] if many else []), *_BAR_KEYS]
     header += [column for column, _name in FEATURE_COLUMNS]
     names = [name for _column, name in FEATURE_COLUMNS]
     times: dict[int, str] = {}
-
-    def exact(value: Any) -> str:
-        if type(value) is float:  # finite: value - value is 0.0 (NaN and +-inf give NaN)
-            return repr(value) if value - value == 0.0 else ""
-        return cell(value, exact=True)
-
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(header)
@@ -132,9 +129,8 @@ def write_features(path: Path, bars: Mapping[str, Sequence[events.Bar]]) -> None
                     when = times[ts] = iso(ts)
                 indicators = fields.get("indicators") or {}
                 writer.writerow([
-                    when, *lead, exact(fields["open"]), exact(fields["high"]),
-                    exact(fields["low"]), exact(fields["close"]), exact(fields["volume"]),
-                    *[exact(indicators.get(name)) for name in names],
+                    when, *lead, *[cell(fields[key], exact=True) for key in _BAR_KEYS],
+                    *[cell(indicators.get(name), exact=True) for name in names],
                 ])  # fmt: skip
 
 
