@@ -19,10 +19,18 @@ import pytest
 from pyflink.java_gateway import get_gateway
 
 from flinktrade import bus, events, sentiment
-from flinktrade.config import AnalyticsSettings, KafkaSettings
+from flinktrade.config import AnalyticsSettings, KafkaSettings, LatencyProfile
 from flinktrade.ingest.simulator import MarketSimulator, RawTrade
 from flinktrade.pipeline.analytics import StrategySpec
-from flinktrade.pipeline.job import C1_ONLY, JobIO, JobOptions, build, environment, run
+from flinktrade.pipeline.job import (
+    C1_ONLY,
+    SOURCE_FETCH,
+    JobIO,
+    JobOptions,
+    build,
+    environment,
+    run,
+)
 from flinktrade.testing import reference
 
 pytestmark = pytest.mark.integration
@@ -175,6 +183,12 @@ def _parallel_run(
     assert env.get_config().get_auto_watermark_interval() == 50
     assert env.get_buffer_timeout() == 10
     build(t_env, io, options)
+    # ... and its sources' fetch batching (SOURCE_FETCH), written into the Kafka tables
+    with t_env.execute_sql("SHOW CREATE TABLE trades_raw").collect() as rows:
+        created = "".join(str(row[0]) for row in rows)
+    fetch = SOURCE_FETCH[LatencyProfile.DEFAULT]
+    assert f"'properties.fetch.min.bytes' = '{fetch.min_bytes}'" in created
+    assert f"'properties.fetch.max.wait.ms' = '{fetch.max_wait_ms}'" in created
     nodes = json.loads(env.get_execution_plan())["nodes"]
     plan = {f"{n['type']} #{n['id']}": int(n["parallelism"]) for n in nodes}
     run(io, options)

@@ -48,6 +48,22 @@ def test_the_low_latency_profile_writes_without_linger() -> None:
     )
 
 
+def test_a_source_batches_its_fetches_as_its_table_says() -> None:
+    from flinktrade.pipeline import sql
+
+    plain = sql.trades_source(sql.KafkaTable("b", "g"), "t", 2000)
+    assert "fetch.min.bytes" not in plain and "fetch.max.wait.ms" not in plain  # Kafka's own
+    batched = sql.KafkaTable("b", "g", fetch=sql.Fetch(min_bytes=4096, max_wait_ms=3))
+    for statement in (
+        sql.trades_source(batched, "t", 2000),
+        sql.news_source(batched, "n", 2000, None),
+        sql.provider_bars_source(batched, "p", 2000, None),
+    ):
+        assert "'properties.fetch.min.bytes' = '4096'" in statement
+        assert "'properties.fetch.max.wait.ms' = '3'" in statement
+    assert "fetch." not in batched.sink_options("t", "json", keyed=False)  # sources only
+
+
 def test_the_deadletter_insert_fills_every_column_of_the_sink_in_order() -> None:
     """A column added to ``DeadLetter`` (``payload_bytes``) must be written by the SQL too."""
     from flinktrade.pipeline import sql

@@ -177,6 +177,18 @@ LOW_LATENCY_CONF = {
 }
 """Flink settings of ``LatencyProfile.LOW``; its Kafka sinks also write with ``linger.ms`` 0."""
 
+SOURCE_FETCH = {
+    LatencyProfile.LOW: sql.Fetch(min_bytes=2048, max_wait_ms=2),
+    LatencyProfile.DEFAULT: sql.Fetch(min_bytes=65536, max_wait_ms=5),
+}
+"""How each profile's Kafka sources batch their reads. Kafka's own defaults (an answer as soon as
+one byte is there) made the source's fetch thread send one small fetch after another: at 5,000
+trades/s in the low-latency profile it was the job's busiest thread (~a third of its JVM's CPU,
+async-profiler) and the broker answered thousands of fetches a second, on the 2 cores the job
+shares with it. Each profile now lets a fetch wait up to about what its sinks wait to batch
+(``linger.ms``), or until a few records (LOW) or a full batch (DEFAULT) are there
+(docs/benchmarks.md, "The sources' fetches")."""
+
 
 def _python_path() -> str:
     """PYTHONPATH for the JVM-embedded interpreter (thread mode): this package, the working
@@ -353,6 +365,7 @@ def build(t_env: StreamTableEnvironment, io: JobIO, options: JobOptions) -> None
         exactly_once=options.delivery is Delivery.EXACTLY_ONCE,
         transactional_id_prefix=io.group_id,
         linger_ms=0 if options.latency_profile is LatencyProfile.LOW else 5,
+        fetch=SOURCE_FETCH[options.latency_profile],
         properties=options.kafka_properties,
     )
     side_idle: int | None = options.side_idle_timeout_ms

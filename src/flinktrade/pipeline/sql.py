@@ -89,6 +89,16 @@ def _jaas_quote(value: str) -> str:
 
 
 @dataclass(frozen=True)
+class Fetch:
+    """A source's fetch batching: the broker answers a fetch once ``min_bytes`` are there or
+    ``max_wait_ms`` have passed, whichever comes first (Kafka's ``fetch.min.bytes`` and
+    ``fetch.max.wait.ms``)."""
+
+    min_bytes: int
+    max_wait_ms: int
+
+
+@dataclass(frozen=True)
 class KafkaTable:
     """Connection options shared by every Kafka table of one job."""
 
@@ -100,6 +110,9 @@ class KafkaTable:
     transactional_id_prefix: str = "flinktrade"
     linger_ms: int = 5
     """How long the sinks' Kafka producers wait to fill a batch."""
+    fetch: Fetch | None = None
+    """How the sources' Kafka consumers batch their reads (None: Kafka's defaults, an answer to
+    every fetch as soon as one byte is there)."""
     properties: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     """Client settings every table passes to Kafka (``client_properties``: security); kept out
     of ``repr`` since they hold the password."""
@@ -123,6 +136,9 @@ class KafkaTable:
         }
         if self.bounded:
             opts["scan.bounded.mode"] = "latest-offset"
+        if self.fetch is not None:
+            opts["properties.fetch.min.bytes"] = str(self.fetch.min_bytes)
+            opts["properties.fetch.max.wait.ms"] = str(self.fetch.max_wait_ms)
         return _with(opts)
 
     def sink_options(self, topic: str, value_format: str, keyed: bool) -> str:
