@@ -7,7 +7,8 @@ source and end by themselves; latency runs read it unbounded until the runner st
 
 ``--low-latency`` runs the job's shipped low-latency profile (``JobOptions.latency_profile``,
 ``flinktrade job run --latency-profile low``): buffer timeout 1 ms (default 100 ms), watermark
-interval 10 ms (default 200 ms), Python bundles of 1 record / 1 ms, sink ``linger.ms`` 0 (default 5).
+interval 10 ms (default 200 ms), sink ``linger.ms`` 0 (default 5), source fetches answered at 2 KB or
+2 ms (default profile 64 KB or 5 ms; ``job.SOURCE_FETCH``).
 The workload is trades only, so the job runs without its news and provider-bar inputs
 (``JobIO(news=None, bars=None)``, what ``FLINKTRADE_JOB__NEWS=false`` and
 ``FLINKTRADE_JOB__PROVIDER_BARS=false`` configure) unless ``--news``/``--pbars`` name topics. Latency runs

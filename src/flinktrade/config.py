@@ -255,8 +255,9 @@ class JobSettings(Section):
     delivery: Delivery = Delivery.AT_LEAST_ONCE
     latency_profile: LatencyProfile = Field(
         LatencyProfile.DEFAULT,
-        description="'low': flush network buffers, watermarks and Kafka writes within ~1-10 ms"
-        " (more CPU per record); 'default': within ~10-50 ms (Flink's batching, shortened).",
+        description="'low': flush network buffers, watermarks and Kafka writes within ~1-10 ms,"
+        " Kafka reads batched up to 2 ms (more CPU per record); 'default': within ~10-50 ms"
+        " (Flink's batching, shortened), reads batched up to 5 ms.",
     )
     group_id: str = "flinktrade-job"
     python_thread_mode: bool = Field(

@@ -64,6 +64,23 @@ def test_a_source_batches_its_fetches_as_its_table_says() -> None:
     assert "fetch." not in batched.sink_options("t", "json", keyed=False)  # sources only
 
 
+def test_python_bundles_are_set_only_for_python_worker_processes() -> None:
+    """In thread mode a bundle is never held (the embedded operators hand each record over at
+    once): a 1 ms bundle time there only wakes the task threads for nothing."""
+    from flinktrade.config import LatencyProfile
+    from flinktrade.pipeline.job import profile_conf
+
+    bundle = ("python.fn-execution.bundle.size", "python.fn-execution.bundle.time")
+    threads = profile_conf(LatencyProfile.LOW, thread_mode=True)
+    processes = profile_conf(LatencyProfile.LOW, thread_mode=False)
+    assert not any(key in threads for key in bundle)
+    assert [processes[key] for key in bundle] == ["1", "1"]
+    assert threads["execution.buffer-timeout.interval"] == "1 ms"
+    assert {k: v for k, v in processes.items() if k not in bundle} == threads
+    for thread_mode in (True, False):  # the default profile leaves bundles to Flink
+        assert not any(key in profile_conf(LatencyProfile.DEFAULT, thread_mode) for key in bundle)
+
+
 def test_the_deadletter_insert_fills_every_column_of_the_sink_in_order() -> None:
     """A column added to ``DeadLetter`` (``payload_bytes``) must be written by the SQL too."""
     from flinktrade.pipeline import sql
