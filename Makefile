@@ -38,9 +38,11 @@ $(PYC_STAMP): $(STAMP) $(shell find src -name '*.py' 2>/dev/null)
 	$(PY) -m compileall -q src
 	@mkdir -p $(@D) && touch $@
 
-# The indicators compiled by mypyc (src/flinktrade/_mypyc/, used only while it matches the
-# sources, else the Python source runs: see flinktrade/accel.py). No-op when up to date.
-$(CORE_STAMP): $(STAMP) src/flinktrade/indicators.py src/flinktrade/_exact.c src/flinktrade/errors.py src/flinktrade/accel.py
+# The indicators and the model compiled by mypyc (src/flinktrade/_mypyc/, used only while it
+# matches the sources it was built from and the modules they read, else the Python source runs:
+# see flinktrade/accel.py). Any source change asks accel, which rebuilds only if one of those
+# changed (a hash check, no-op otherwise): a hand-kept list here went stale once.
+$(CORE_STAMP): $(STAMP) $(shell find src/flinktrade -path '*/_mypyc' -prune -o \( -name '*.py' -o -name '*.c' \) -print 2>/dev/null)
 	$(PY) -c "from flinktrade import accel; raise SystemExit(accel.main(['build']))"
 	@mkdir -p $(@D) && touch $@
 
