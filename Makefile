@@ -11,6 +11,7 @@ CORE_STAMP := .cache/mypyc.stamp
 PYC_STAMP := .cache/pyc.stamp
 CDS_STAMP := .cache/cds.stamp
 WEB_STAMP := web/node_modules/.installed-stamp
+PY_SOURCES := $(shell find src -name '*.py' 2>/dev/null)
 CHROMIUM := /usr/bin/chromium
 DURATION ?=
 CLUSTER ?=
@@ -34,7 +35,7 @@ $(STAMP): pyproject.toml requirements.lock
 # never writes it at import, so every process (the CLI, the job's embedded interpreter, each
 # test's subprocess) would compile every module it imports, every time. The venv's is written by
 # `uv pip sync --compile-bytecode` above; the sources' here (a stale one is ignored, never wrong).
-$(PYC_STAMP): $(STAMP) $(shell find src -name '*.py' 2>/dev/null)
+$(PYC_STAMP): $(STAMP) $(PY_SOURCES)
 	$(PY) -m compileall -q src
 	@mkdir -p $(@D) && touch $@
 
@@ -42,7 +43,7 @@ $(PYC_STAMP): $(STAMP) $(shell find src -name '*.py' 2>/dev/null)
 # matches the sources it was built from and the modules they read, else the Python source runs:
 # see flinktrade/accel.py). Any source change asks accel, which rebuilds only if one of those
 # changed (a hash check, no-op otherwise): a hand-kept list here went stale once.
-$(CORE_STAMP): $(STAMP) $(shell find src/flinktrade -path '*/_mypyc' -prune -o \( -name '*.py' -o -name '*.c' \) -print 2>/dev/null)
+$(CORE_STAMP): $(STAMP) $(PY_SOURCES) $(wildcard src/flinktrade/*.c)
 	$(PY) -c "from flinktrade import accel; raise SystemExit(accel.main(['build']))"
 	@mkdir -p $(@D) && touch $@
 
