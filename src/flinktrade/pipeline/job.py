@@ -31,7 +31,7 @@ from pyflink import java_gateway
 from pyflink.common import Configuration, Row, Types
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
 from pyflink.java_gateway import get_gateway
-from pyflink.table import Schema, StreamTableEnvironment
+from pyflink.table import Schema, StreamTableEnvironment, Table
 
 from flinktrade import topics
 from flinktrade.config import AnalyticsSettings, Delivery, JitCompiler, LatencyProfile, Settings
@@ -402,14 +402,7 @@ def build(t_env: StreamTableEnvironment, io: JobIO, options: JobOptions) -> None
         t_env.execute_sql(sql.PROVIDER_BARS_VIEW)
 
     # One read + parse of the topic, shared by the dead-letter and the bar branches.
-    parsed_stream = t_env.to_data_stream(t_env.from_path("trades_parsed"))
-    parsed_schema = (
-        Schema.new_builder()
-        .column_by_metadata("rt", "TIMESTAMP_LTZ(3)", "rowtime")
-        .watermark("rt", "SOURCE_WATERMARK()")
-        .build()
-    )
-    t_env.create_temporary_view("parsed", t_env.from_data_stream(parsed_stream, parsed_schema))
+    shared_view(t_env, "parsed", t_env.from_path("trades_parsed"))
     t_env.execute_sql(sql.bars_view("parsed"))
     t_env.execute_sql(sql.analytics_view("bars"))
 
@@ -481,6 +474,31 @@ def build(t_env: StreamTableEnvironment, io: JobIO, options: JobOptions) -> None
         t_env.execute_sql(sql.alerts_sink(kafka, io.alerts))
         statements.add_insert_sql(sql.large_trade_insert("parsed", large_trade))
     statements.attach_as_datastream()
+
+
+def shared_view(t_env: StreamTableEnvironment, name: str, table: Table) -> None:
+    """``table`` as the view ``name``, planned once however many queries read it: the table
+    becomes a DataStream and a table again, with ``rt`` the event-time attribute (its watermarks
+    carried over from the table's source).
+
+    Each query that reads a view is planned on its own (a ``to_data_stream`` here, the statement
+    set's inserts there), so a view read by several would read and parse its topic once for each;
+    a DataStream in between is planned once. The stream carries Flink's internal rows
+    (``RowData``): PyFlink's ``to_data_stream`` would convert every record to an external ``Row``
+    (``BigDecimal``, ``Instant``, ``String``) and ``from_data_stream`` back, which cost ~15 % of the
+    source's task thread in a catch-up (async-profiler; docs/benchmarks.md)."""
+    gateway = get_gateway()
+    j_tenv = t_env._j_tenv
+    internal = gateway.jvm.org.apache.flink.table.data.RowData._java_lang_class
+    row_type = table._j_table.getResolvedSchema().toPhysicalRowDataType().bridgedTo(internal)
+    stream = j_tenv.toDataStream(table._j_table, row_type)
+    schema = (
+        Schema.new_builder()
+        .column_by_metadata("rt", "TIMESTAMP_LTZ(3)", "rowtime")
+        .watermark("rt", "SOURCE_WATERMARK()")
+        .build()
+    )
+    j_tenv.createTemporaryView(name, j_tenv.fromDataStream(stream, schema._j_schema))
 
 
 def _same(row: Row) -> Row:
