@@ -204,6 +204,19 @@ class JitCompiler(StrEnum):
     of compiling."""
 
 
+class GarbageCollector(StrEnum):
+    """Which garbage collector the JVM of the job's in-process MiniCluster uses (see
+    docs/benchmarks.md, "... the Parallel collector (session 19)")."""
+
+    PARALLEL = "parallel"
+    """The Parallel collector: short young collections (2-5 ms every few seconds in the latency
+    runs, against G1's 4-8 ms every ~2 s) and no G1 write barrier on every store of a new object
+    into Flink's reused rows; old-generation collections stop the job for longer, but the job's
+    own heap keeps little beyond its in-flight records."""
+    G1 = "g1"
+    """G1, the JVM's own default."""
+
+
 class JobSettings(Section):
     """The PyFlink job."""
 
@@ -251,6 +264,12 @@ class JobSettings(Section):
         " (steady latency, less CPU, faster start) or 'tiered' (the JVM's default: C2 too, a higher"
         " peak rate once compiled). A -XX:TieredStopAtLevel or -XX:-TieredCompilation in JVM_ARGS"
         " wins.",
+    )
+    gc: GarbageCollector = Field(
+        GarbageCollector.PARALLEL,
+        description="Garbage collector of the JVM that runs the job's in-process MiniCluster:"
+        " 'parallel' (shorter young pauses, less CPU per record) or 'g1' (the JVM's default). A"
+        " -XX:+Use...GC in JVM_ARGS wins.",
     )
     delivery: Delivery = Delivery.AT_LEAST_ONCE
     latency_profile: LatencyProfile = Field(

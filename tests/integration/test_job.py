@@ -27,6 +27,7 @@ from flinktrade.ingest.simulator import MarketSimulator, RawTrade
 from flinktrade.pipeline.analytics import StrategySpec
 from flinktrade.pipeline.job import (
     C1_ONLY,
+    PARALLEL_GC,
     SOURCE_FETCH,
     JobIO,
     JobOptions,
@@ -182,6 +183,8 @@ def _parallel_run(
     # the gateway JVM (the MiniCluster's) runs C1 only, the default ``jit``
     runtime = get_gateway().jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
     assert C1_ONLY in list(runtime.getInputArguments())
+    # ... and the Parallel collector, the default ``gc``
+    assert set(PARALLEL_GC) <= set(runtime.getInputArguments())
     # the default latency profile's shortened batching (DEFAULT_CONF)
     assert env.get_config().get_auto_watermark_interval() == 50
     assert env.get_buffer_timeout() == 10

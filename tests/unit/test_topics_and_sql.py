@@ -151,6 +151,22 @@ def test_the_job_jvm_runs_c1_only_unless_told_otherwise_or_jvm_args_choose() -> 
         assert jvm_args_with_jit(f"-Dx=1 {own}", JitCompiler.C1) == f"-Dx=1 {own}"
 
 
+def test_the_job_jvm_collects_with_parallel_unless_told_otherwise_or_jvm_args_choose() -> None:
+    from flinktrade.config import GarbageCollector, JobSettings
+    from flinktrade.pipeline.job import PARALLEL_GC, jvm_args_with_gc
+
+    assert JobSettings().gc is GarbageCollector.PARALLEL
+    assert "-XX:+UseParallelGC" in PARALLEL_GC
+    assert jvm_args_with_gc(None, GarbageCollector.PARALLEL) == " ".join(PARALLEL_GC)
+    assert jvm_args_with_gc("-Xmx1g", GarbageCollector.PARALLEL) == "-Xmx1g " + " ".join(
+        PARALLEL_GC
+    )
+    assert jvm_args_with_gc("-Xmx1g", GarbageCollector.G1) == "-Xmx1g"
+    assert jvm_args_with_gc(None, GarbageCollector.G1) is None
+    for own in ("-XX:+UseG1GC", "-XX:+UseZGC", "-XX:+UseSerialGC", "-XX:+UseParallelGC"):
+        assert jvm_args_with_gc(f"-Dx=1 {own}", GarbageCollector.PARALLEL) == f"-Dx=1 {own}"
+
+
 def test_a_thread_mode_job_tells_pyflink_to_start_no_loopback_worker_server(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """pyflink reads the variable when an environment is made: ``process`` starts no loopback
     server (nothing connects to it in thread mode); unset, it starts one (process mode needs it).
