@@ -209,8 +209,8 @@ class GarbageCollector(StrEnum):
     docs/benchmarks.md, "... the Parallel collector (session 19)")."""
 
     PARALLEL = "parallel"
-    """The Parallel collector: short young collections (2-5 ms every few seconds in the latency
-    runs, against G1's 4-8 ms every ~2 s) and no G1 write barrier on every store of a new object
+    """The Parallel collector: short young collections (1-5 ms every few seconds in the latency
+    runs, against G1's 3-8 ms every ~2 s) and no G1 write barrier on every store of a new object
     into Flink's reused rows; old-generation collections stop the job for longer, but the job's
     own heap keeps little beyond its in-flight records."""
     G1 = "g1"

@@ -270,7 +270,7 @@ def jvm_args_with_gc(jvm_args: str | None, gc: GarbageCollector) -> str | None:
 
     Why Parallel by default: in alternated runs it took the job's CPU down ~7 % at 5,000 trades/s
     (no G1 write barrier on every store of a new object into the rows Flink reuses: 6-13 % of the
-    source's task thread), with young pauses of 2-5 ms every ~4.5 s against G1's 4-8 ms every ~2 s
+    source's task thread), with young pauses of 1-5 ms every ~4.5 s against G1's 3-8 ms every ~2 s
     (docs/benchmarks.md)."""
     args = (jvm_args or "").split()
     if gc is not GarbageCollector.PARALLEL or any(
@@ -286,8 +286,8 @@ def _start_gateway(
     gc: GarbageCollector = GarbageCollector.PARALLEL,
 ) -> None:
     """Start pyflink's gateway JVM (it runs the local MiniCluster) with ``-Xmx<heap>``, the JIT
-    compilers ``jit``, the garbage collector ``gc`` and the class-data archive of ``infra.cds`` (when there is one for it) on
-    the ``JVM_ARGS`` pyflink passes to it. ``JVM_ARGS`` is restored afterwards, so no other JVM
+    compilers ``jit``, the garbage collector ``gc`` and the class-data archive of ``infra.cds``
+    (when there is one for it) on the ``JVM_ARGS`` pyflink passes to it. ``JVM_ARGS`` is restored afterwards, so no other JVM
     this process starts inherits them."""
     if java_gateway._gateway is not None:  # already started: too late to bound it
         return
@@ -357,7 +357,7 @@ def environment(options: JobOptions) -> tuple[StreamExecutionEnvironment, Stream
 
 WORKER_RUNTIME = "pyflink.fn_execution"
 """PyFlink's package of the Python workers' runtime. Its ``__init__`` imports Apache Beam and
-PyFlink's compiled coders and operations (0.8-0.9 s on this machine, half of it pandas'), which
+PyFlink's compiled coders and operations (0.8-0.9 s on this machine, a third of it pandas'), which
 only a Python worker runs; the client that plans a job reads just one module of it, the protocol
 buffers that describe each Python function (``flink_fn_execution_pb2``)."""
 
