@@ -436,7 +436,7 @@ def test_a_thread_mode_client_plans_the_job_without_the_python_workers_runtime(
 ) -> None:
     """A job whose Python runs in the JVM (thread mode, the default) is planned without importing
     Apache Beam (nor pandas through it) in the client: 0.8-0.9 s of every job's start
-    (``job._plan_without_worker_runtime``). A process-mode client imports it as PyFlink does, and
+    (``infra.embedded.register_without_init``). A process-mode client imports it as PyFlink does, and
     the whole job (news, provider bars, every Python operator) is planned either way."""
     code = PLAN_IN_A_FRESH_PROCESS.format(thread_mode=thread_mode)
     done = subprocess.run(
@@ -445,3 +445,36 @@ def test_a_thread_mode_client_plans_the_job_without_the_python_workers_runtime(
     assert done.returncode == 0, done.stderr[-2000:]
     imported = ast.literal_eval(done.stdout.strip().splitlines()[-1])
     assert imported == ([] if thread_mode else ["apache_beam", "pandas"])
+
+
+RUN_IN_THE_EMBEDDED_INTERPRETER = """
+from pyflink.common import Types
+from flinktrade.pipeline.job import JobOptions, environment
+
+def imported(_):
+    import sys
+    runtime = sys.modules["pyflink.fn_execution"]
+    beam = [m for m in ("apache_beam", "pandas") if m in sys.modules]
+    return repr((sorted(beam), runtime.PYFLINK_CYTHON_ENABLED))
+
+env, _ = environment(JobOptions(thread_mode=True))
+stream = env.from_collection([0], type_info=Types.INT()).map(imported, Types.STRING())
+with stream.execute_and_collect() as rows:
+    print(list(rows)[0])
+"""
+
+
+def test_the_jvms_embedded_interpreter_runs_python_operators_without_beam() -> None:
+    """The interpreter a thread-mode job's JVM embeds for its Python operators imports PyFlink's
+    worker runtime without Apache Beam and pandas (``infra.embedded``, through the
+    ``sitecustomize`` first on the JVM's path): half of the tasks' start in the demo. A fresh
+    process, so that its gateway JVM is started by ``environment`` (this module's is shared)."""
+    done = subprocess.run(
+        [sys.executable, "-c", RUN_IN_THE_EMBEDDED_INTERPRETER],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert ast.literal_eval(done.stdout.strip().splitlines()[-1]) == ([], False)

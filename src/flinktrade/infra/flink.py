@@ -26,7 +26,6 @@ import json
 import logging
 import os
 import signal
-import site
 import subprocess
 import time
 import urllib.error
@@ -38,6 +37,7 @@ from typing import Any
 
 from flinktrade.errors import ConfigError, InfraError, TransientError
 from flinktrade.infra import daemon, jvm
+from flinktrade.infra.embedded import python_path
 from flinktrade.infra.process import is_loopback, read_pid, wait_gone
 
 log = logging.getLogger(__name__)
@@ -91,14 +91,6 @@ class FlinkStatus:
 def flink_home() -> Path:
     """The Flink distribution inside the ``apache-flink`` wheel (``bin/``, ``lib/``, ``conf/``)."""
     return jvm.flink_lib_dir().parent
-
-
-def python_path(extra: list[str] | None = None) -> str:
-    """PYTHONPATH for JVM-embedded (thread-mode) Python on this machine: this package's source
-    root, the working directory (user strategies by dotted path) and this venv's site-packages."""
-    package_root = str(Path(__file__).resolve().parents[2])
-    paths = [package_root, str(Path.cwd()), *site.getsitepackages(), *(extra or [])]
-    return os.pathsep.join(dict.fromkeys(paths))
 
 
 class LocalFlinkCluster:

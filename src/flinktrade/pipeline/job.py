@@ -18,12 +18,9 @@ the parsed trades, written to ``alerts`` straight from the JVM. Without a news t
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import logging
 import os
-import site
 import sys
-import types
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +42,7 @@ from flinktrade.config import (
     Settings,
 )
 from flinktrade.errors import ConfigError
-from flinktrade.infra import cds, jvm
+from flinktrade.infra import cds, embedded, jvm
 from flinktrade.pipeline import sql
 from flinktrade.pipeline.analytics import StrategySpec, SymbolModel
 from flinktrade.pipeline.operator import (
@@ -222,14 +219,11 @@ shares with it. Each profile now lets a fetch wait up to about what its sinks wa
 
 
 def _python_path() -> str:
-    """PYTHONPATH for the JVM-embedded interpreter (thread mode): this package, the working
-    directory (user strategies loaded by dotted path) and this venv."""
-    package_root = str(Path(__file__).resolve().parents[2])
-    paths = [package_root, str(Path.cwd()), *site.getsitepackages()]
+    """PYTHONPATH for the JVM-embedded interpreter (thread mode): ``embedded.python_path`` (the
+    folder of its ``sitecustomize``, this package, the working directory for user strategies
+    loaded by dotted path, this venv), then the caller's own."""
     existing = os.environ.get("PYTHONPATH")
-    if existing:
-        paths.append(existing)
-    return os.pathsep.join(dict.fromkeys(paths))
+    return embedded.python_path(existing.split(os.pathsep) if existing else None)
 
 
 def jvm_args_with_heap(jvm_args: str | None, heap: str | None) -> str | None:
@@ -344,7 +338,7 @@ def environment(options: JobOptions) -> tuple[StreamExecutionEnvironment, Stream
         uri = where if isinstance(where, str) else where.resolve().as_uri()
         conf.set_string("execution.state-recovery.path", uri)
     if options.thread_mode:
-        _plan_without_worker_runtime()
+        embedded.register_without_init()  # no Beam in the client: it runs no worker
     with _worker_mode("process" if options.thread_mode else None):
         if options.jobmanager is not None:
             env = _remote_environment(conf, options.jobmanager)
@@ -353,37 +347,6 @@ def environment(options: JobOptions) -> tuple[StreamExecutionEnvironment, Stream
         env.set_parallelism(options.parallelism)
         t_env = StreamTableEnvironment.create(env)
     return env, t_env
-
-
-WORKER_RUNTIME = "pyflink.fn_execution"
-"""PyFlink's package of the Python workers' runtime. Its ``__init__`` imports Apache Beam and
-PyFlink's compiled coders and operations (0.8-0.9 s on this machine, a third of it pandas'), which
-only a Python worker runs; the client that plans a job reads just one module of it, the protocol
-buffers that describe each Python function (``flink_fn_execution_pb2``)."""
-
-
-def _plan_without_worker_runtime() -> None:
-    """Let this process import the modules of ``WORKER_RUNTIME`` without its ``__init__`` (and so
-    without Beam), unless it is imported already.
-
-    Only for a job in thread mode: its Python functions run in the JVM's embedded interpreter,
-    a process of its own that imports the real package, and this client hosts no Python worker
-    (no loopback server, ``_worker_mode``). The package is registered as it is, minus what its
-    ``__init__`` runs: any of its modules still imports from the same files, and with
-    ``PYFLINK_CYTHON_ENABLED`` False, what this client ever encodes uses the pure-Python coders,
-    which encode the same bytes."""
-    if WORKER_RUNTIME in sys.modules:
-        return
-    spec = importlib.util.find_spec(WORKER_RUNTIME)
-    if spec is None or spec.submodule_search_locations is None:
-        return
-    package = types.ModuleType(WORKER_RUNTIME)
-    package.__spec__ = spec
-    package.__file__ = spec.origin
-    package.__path__ = list(spec.submodule_search_locations)
-    package.PYFLINK_CYTHON_ENABLED = False  # type: ignore[attr-defined]
-    sys.modules[WORKER_RUNTIME] = package
-    sys.modules["pyflink"].fn_execution = package  # type: ignore[attr-defined]
 
 
 WORKER_MODE_ENV = "_python_worker_execution_mode"
