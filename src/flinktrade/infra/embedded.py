@@ -43,9 +43,12 @@ interpreter (and does nothing in any other process that has the folder on its pa
 def python_path(extra: list[str] | None = None) -> str:
     """PYTHONPATH for JVM-embedded (thread-mode) Python on this machine: ``SITE``, this package's
     source root, the working directory (user strategies by dotted path), this venv's
-    site-packages, then ``extra``."""
+    site-packages, then ``extra`` (by default the entries of this process's own
+    ``PYTHONPATH``)."""
+    if extra is None:
+        extra = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     package_root = str(Path(__file__).resolve().parents[2])
-    paths = [str(SITE), package_root, str(Path.cwd()), *site.getsitepackages(), *(extra or [])]
+    paths = [str(SITE), package_root, str(Path.cwd()), *site.getsitepackages(), *extra]
     return os.pathsep.join(dict.fromkeys(paths))
 
 

@@ -244,9 +244,7 @@ class LocalFlinkCluster:
             "FLINK_LOG_DIR": str(self.home / "log"),
             "FLINK_PID_DIR": str(self.run_dir / "scripts"),
             "FLINK_IDENT_STRING": role,
-            "PYTHONPATH": python_path(
-                [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-            ),
+            "PYTHONPATH": python_path(),
             "JAVA_HOME": str(Path(jvm.java_binary()).resolve().parents[1]),
         }
 

@@ -218,14 +218,6 @@ shares with it. Each profile now lets a fetch wait up to about what its sinks wa
 (docs/benchmarks.md, "The sources' fetches")."""
 
 
-def _python_path() -> str:
-    """PYTHONPATH for the JVM-embedded interpreter (thread mode): ``embedded.python_path`` (the
-    folder of its ``sitecustomize``, this package, the working directory for user strategies
-    loaded by dotted path, this venv), then the caller's own."""
-    existing = os.environ.get("PYTHONPATH")
-    return embedded.python_path(existing.split(os.pathsep) if existing else None)
-
-
 def jvm_args_with_heap(jvm_args: str | None, heap: str | None) -> str | None:
     """``JVM_ARGS`` with ``-Xmx<heap>`` added, unless it already sets a max heap or ``heap`` is
     None or empty."""
@@ -281,8 +273,8 @@ def _start_gateway(
 ) -> None:
     """Start pyflink's gateway JVM (it runs the local MiniCluster) with ``-Xmx<heap>``, the JIT
     compilers ``jit``, the garbage collector ``gc`` and the class-data archive of ``infra.cds``
-    (when there is one for it) on the ``JVM_ARGS`` pyflink passes to it. ``JVM_ARGS`` is restored afterwards, so no other JVM
-    this process starts inherits them."""
+    (when there is one for it) on the ``JVM_ARGS`` pyflink passes to it. ``JVM_ARGS`` is restored
+    afterwards, so no other JVM this process starts inherits them."""
     if java_gateway._gateway is not None:  # already started: too late to bound it
         return
     before = os.environ.get("JVM_ARGS")
@@ -303,7 +295,7 @@ def _start_gateway(
 def environment(options: JobOptions) -> tuple[StreamExecutionEnvironment, StreamTableEnvironment]:
     """A configured execution environment (a local MiniCluster unless submitted to a cluster)."""
     jvm.ensure_jars()
-    os.environ["PYTHONPATH"] = _python_path()  # read when the gateway JVM starts
+    os.environ["PYTHONPATH"] = embedded.python_path()  # read when the gateway JVM starts
     _start_gateway(options.heap, options.jit, options.gc)
     cwd = str(Path.cwd())
     if cwd not in sys.path:  # the console script does not put it there, ``python -m`` does
