@@ -29,6 +29,8 @@ class ExecutorStats:
     fills: int = 0
     alerts: int = 0
     reconciliations: int = 0
+    held: int = 0
+    """Signals held now, undecided, until a transient reconciliation block clears."""
     halted: str | None = None
     blocked: str | None = None
     error: str | None = None

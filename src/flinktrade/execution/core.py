@@ -8,7 +8,12 @@ updates. The parts:
 - ``lifecycle.OrderLifecycle``: place, resolve (``Resolution``), apply updates, record fills;
 - ``reconcile.differences``: the pure comparison of broker and store, run with its I/O by
   ``reconciling.Reconciling`` (the core's base class); differences block new orders (fail
-  closed) until a later reconciliation finds none;
+  closed) until a later reconciliation finds none. While all they are is transient (an order's
+  outcome or the broker could not be read yet: ``guard.waiting``), new signals are *held* in
+  order, undecided (their offsets uncommitted), and decided once a reconciliation, brought
+  forward, lifts or hardens the block, or the oldest has waited ``risk.max_signal_age_s`` (it
+  would be too old to trade by then); a signal that merely met a moment of unknown outcome is
+  placed, not denied;
 - ``guard.TradingGuard``: account checks, halting, the kill switch set from outside;
 - ``alerts.Alerter`` (throttled) and ``outbox.OutboxPublisher`` (store outbox -> sink);
 - ``flattener.Flattener``: the operator's ``flatten`` (``flatten.plan``, then its orders followed).
@@ -27,6 +32,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections import deque
 from collections.abc import Callable
 
 from flinktrade import sessions
@@ -52,6 +58,8 @@ HALT_CHECK_S = 0.25
 """How often the kill switch is read from the store (set by another process within a second)."""
 PRUNE_INTERVAL_S = 3600.0
 """How often orders past ``order_retention_days`` are deleted from the store."""
+MAX_HELD = 10_000
+"""Signals held during a transient block beyond this many are decided (denied) oldest first."""
 
 
 def now_ms() -> int:
@@ -137,10 +145,13 @@ class ExecutorCore(Reconciling):
         self._next_account = 0.0
         self._next_halt_check = 0.0
         self._next_prune = 0.0
+        self._held: deque[tuple[SignalRecord, float]] = deque()
+        """Signals waiting for a transient block to clear, in arrival order, with when."""
 
     @property
     def stats(self) -> ExecutorStats:
         self._stats.alerts = self.alert.sent
+        self._stats.held = len(self._held)
         return self._stats
 
     # ------------------------------------------------------------------ start, tick, close
@@ -182,14 +193,48 @@ class ExecutorCore(Reconciling):
             self.follow_open_orders()
         if now >= self._next_reconcile:
             self.reconcile()
+        if self._held:
+            self.release_held()
         if now >= self._next_prune:
             self.prune()
         self.publish()
 
     def handle_batch(self, records: list[SignalRecord]) -> None:
-        """Decide on each record, then commit the store, then (asynchronously) the offsets."""
+        """Decide on each record, then commit the store, then (asynchronously) the offsets; while
+        the block is transient (``guard.waiting``) hold them, in order, for ``release_held``."""
         if not records:
             return
+        if self._held or self.guard.waiting:
+            now = self.monotonic()
+            if not self._held:
+                log.info("executor: holding signals until reconciliation: %s", self.guard.blocked)
+            self._held.extend((record, now) for record in records)
+            self.reconcile_soon()
+            if len(self._held) <= MAX_HELD:
+                return
+            records = [self._held.popleft()[0] for _ in range(len(self._held) - MAX_HELD)]
+        self._decide(records)
+
+    def release_held(self) -> None:
+        """Decide the held signals once the block is not transient any more (lifted: they are
+        placed; hardened or the kill switch: denied), and the oldest anyway once it has waited
+        ``max_signal_age_s``; otherwise bring the next reconciliation forward."""
+        if not self.guard.waiting:
+            records = [record for record, _ in self._held]
+            self._held.clear()
+        else:
+            expired = self.monotonic() - self.config.risk.max_signal_age_s
+            records = []
+            while self._held and self._held[0][1] <= expired:
+                records.append(self._held.popleft()[0])
+            self.reconcile_soon()
+        if records:
+            log.info(
+                "executor: deciding %d held signals (blocked: %s)", len(records), self.guard.blocked
+            )
+            self._decide(records)
+
+    def _decide(self, records: list[SignalRecord]) -> None:
         self.market.poll()
         for record in records:
             self.desk.handle(record)

@@ -6,7 +6,9 @@ the market is open, the reconciliation block) and every change of the ``TradingS
 - ``refresh_account`` reads equity and the market clock; a daily loss or a drawdown over the
   limit sets the kill switch (``halt``), which survives restarts until an operator resumes;
 - ``watch`` notices the kill switch set or cleared by another process (CLI, API) and alerts once;
-- ``set_blocked`` records what the last reconciliation found and alerts when that changes.
+- ``set_blocked`` records what the last reconciliation found and alerts when that changes;
+  ``waiting`` is True while all it found is transient (an order's outcome or the broker could not
+  be read), when the core holds new signals instead of denying them.
 """
 
 from __future__ import annotations
@@ -40,10 +42,18 @@ class TradingGuard:
         self.market_open: bool | None = None
         self.blocked: str | None = None
         """Why the last reconciliation blocks new orders; None when it found nothing."""
+        self.transient = False
+        """Whether all the last reconciliation found was transient (could not be read yet)."""
         self._halted_seen: str | None = None
 
     def start(self) -> None:
         self._halted_seen = self.store.halted()
+
+    @property
+    def waiting(self) -> bool:
+        """Blocked by transient differences alone, with no kill switch seen: new signals wait for
+        the next reconciliation (``core.ExecutorCore`` holds them) rather than being denied."""
+        return self.blocked is not None and self.transient and self._halted_seen is None
 
     def state(self) -> TradingState:
         return TradingState.of(self.store.halted(), self.blocked)
@@ -102,8 +112,10 @@ class TradingGuard:
         )
         self.store.commit()
 
-    def set_blocked(self, blocked: str | None) -> None:
-        """What the last reconciliation found (None: nothing); alerts when it changes."""
+    def set_blocked(self, blocked: str | None, *, transient: bool = False) -> None:
+        """What the last reconciliation found (None: nothing; ``transient``: only what could not
+        be read yet); alerts when it changes."""
+        self.transient = blocked is not None and transient
         if blocked != self.blocked:
             if blocked:
                 log.error("executor: reconciliation failed, new orders blocked: %s", blocked)

@@ -5,7 +5,8 @@ the broker reports (its open orders and positions, or that it could not be reach
 one value per difference. The executor (``core``) does the I/O around it, blocks new orders while
 the list is not empty (fail closed) and alerts with ``describe(differences)``. A bracket's open
 legs count as open orders of their own (``with_legs``). A difference that
-is ``transient`` (something could not be asked) makes the next reconciliation come sooner.
+is ``transient`` (something could not be asked) makes the next reconciliation come sooner; while
+all differences are (``only_transient``) the executor holds new signals instead of denying them.
 """
 
 from __future__ import annotations
@@ -168,3 +169,9 @@ def describe(found: list[Difference]) -> str | None:
 
 def any_transient(found: list[Difference]) -> bool:
     return any(d.transient for d in found)
+
+
+def only_transient(found: list[Difference]) -> bool:
+    """Something differs, and all of it is what could not be read yet (an order's outcome, the
+    broker): the next reconciliation may well agree."""
+    return bool(found) and all(d.transient for d in found)

@@ -5,7 +5,8 @@ open by looking it up (at start-up an intent never sent is sent now), reads the 
 orders and positions, and compares them with the store through the pure
 ``reconcile.differences``. Differences may be fills in flight between the two reports, so it looks
 again once after ``RECHECK_WAIT_S``; what still differs blocks new orders (fail closed) and alerts,
-until a later reconciliation finds none. ``Reconciling`` is the base class of
+until a later reconciliation finds none (signals that arrive while all of it is transient wait for
+that one: ``core.ExecutorCore``'s held signals). ``Reconciling`` is the base class of
 ``core.ExecutorCore``, which owns the parts it uses.
 """
 
@@ -64,7 +65,7 @@ class Reconciling:
             interval = min(interval, TRANSIENT_RECONCILE_S)
         self._next_reconcile = self.monotonic() + interval
         blocked = reconciliation.describe(found)
-        self.guard.set_blocked(blocked)
+        self.guard.set_blocked(blocked, transient=reconciliation.only_transient(found))
         self._stats.blocked = blocked
         self.store.commit()
         return found

@@ -242,6 +242,11 @@ class FakeAlpacaTrading(Loopback, OrderBook, MarketClock):
         answer = ForeignAnswer("hang", accept, seconds=seconds)
         self._foreign.arm(answer, times, scope=(method, path))
 
+    def clear_faults(self) -> None:
+        """Forget every armed fault switch and foreign answer: requests succeed again."""
+        self._switches.clear()
+        self._foreign.clear()
+
     def take_foreign(self, method: str, path: str) -> ForeignAnswer | None:
         """The foreign answer armed for ``method`` ``path``, if any (it counts as used)."""
 

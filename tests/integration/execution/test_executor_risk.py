@@ -153,6 +153,33 @@ def test_startup_mismatch_blocks_until_resolved(
     assert any(a.kind == "executor.reconciled" for a in alerts)
 
 
+def test_signals_wait_out_a_transient_block_and_are_placed_once_it_lifts(
+    env: Env, fake: FakeAlpacaTrading, start_executor
+) -> None:
+    """The broker's positions cannot be read (503) at start-up: the block is transient, so a
+    signal that arrives meanwhile is held, not denied; once the broker answers again the next
+    reconciliation (brought forward by the held signal) lifts the block and the order is placed
+    once. A block that is not transient still denies at once
+    (``test_startup_mismatch_blocks_until_resolved``)."""
+    fake.answer_with(503, method="GET", path="/v2/positions", times=1_000_000)
+    running = start_executor(
+        env.settings(risk=RiskSettings(allow_outside_market_hours=True), **QUIET)
+    )
+    running.started()
+    assert running.executor.blocked is not None
+    assert "could not reach the broker" in running.executor.blocked
+    [signal] = make_signals(1)
+    env.produce([signal])
+    wait_until(lambda: running.executor.stats.held == 1, 30, "the signal held")
+    assert fake.order_posts == 0 and denied_rule(env, coid(signal)) is None
+    fake.clear_faults()
+    wait_until(lambda: fake.orders_created(coid(signal)) == 1, 30, "the order after the block")
+    assert running.executor.blocked is None
+    stats = running.finish()
+    assert stats.held == 0 and stats.denied == 0 and stats.orders_sent == 1
+    assert fake.orders_created() == 1
+
+
 def test_unknown_open_order_at_broker_blocks(
     env: Env, fake: FakeAlpacaTrading, start_executor
 ) -> None:

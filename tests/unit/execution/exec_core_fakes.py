@@ -41,9 +41,10 @@ class MemorySource:
         self.pending: list[SignalRecord] = []
         self.decided_offsets: list[int | None] = []
         self.log: list[str] = []
+        self._offsets = itertools.count()
 
     def add(self, value: bytes) -> SignalRecord:
-        record = SignalRecord(value, "signals", 0, len(self.pending) + len(self.decided_offsets))
+        record = SignalRecord(value, "signals", 0, next(self._offsets))
         self.pending.append(record)
         return record
 

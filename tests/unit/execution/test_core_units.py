@@ -6,11 +6,13 @@ real SQLite file. The same behaviour against the real broker is in tests/integra
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
-from exec_core_fakes import BookBroker, make_rig, signal
+from exec_core_fakes import BookBroker, Rig, make_rig, signal
 
 from flinktrade import events
 from flinktrade.errors import ConfigError, TransientError
@@ -306,6 +308,104 @@ def test_a_position_mismatch_blocks_until_the_positions_are_adopted(tmp_path: Pa
     assert rig.core.reconcile() == []
     assert rig.core.guard.state() == TradingState.RUNNING
     assert rig.alerts() == ["executor.reconciliation_failed", "executor.reconciled"]
+
+
+class Ticking:
+    """A monotonic clock the test moves (the core's ``monotonic``)."""
+
+    def __init__(self) -> None:
+        self.now = time.monotonic()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def held_rig(tmp_path: Path, **risk: Any) -> tuple[Rig, Ticking]:
+    """A rig whose broker cannot be read: start-up reconciliation leaves a transient block."""
+    broker = BookBroker()
+    broker.read_error = TransientError("timed out")
+    rig = make_rig(tmp_path, broker=broker, **risk)
+    assert rig.core.guard.blocked == "could not reach the broker: timed out"
+    assert rig.core.guard.waiting
+    clock = Ticking()
+    rig.core.monotonic = clock
+    return rig, clock
+
+
+def test_signals_in_a_transient_block_are_held_then_placed_when_it_lifts(tmp_path: Path) -> None:
+    rig, clock = held_rig(tmp_path)
+    first, second = signal(), signal()
+    rig.decide(first, second)
+    assert rig.broker.submitted == [] and rig.source.decided_offsets == []  # undecided
+    assert rig.store.get(coid(first)) is None and rig.core.stats.held == 2
+    rig.core.tick()  # the next reconciliation is not due yet: still held
+    assert rig.core.stats.held == 2
+    rig.broker.read_error = None
+    clock.now += 1.0  # held signals bring the reconciliation forward to within 1 s
+    rig.core.tick()
+    assert rig.core.guard.blocked is None
+    assert rig.broker.submitted == [coid(first), coid(second)]  # in arrival order
+    assert rig.source.decided_offsets == [0, 1] and rig.core.stats.held == 0
+    assert rig.core.stats.denied == 0
+
+
+def test_a_signal_after_held_ones_waits_behind_them(tmp_path: Path) -> None:
+    rig, _clock = held_rig(tmp_path)
+    rig.decide(signal())
+    rig.broker.read_error = None
+    rig.core.guard.set_blocked(None)  # lifted, but the held one is not decided yet
+    later = signal()
+    rig.decide(later)  # offsets are committed in order: it may not pass the held one
+    assert rig.broker.submitted == [] and rig.core.stats.held == 2
+    rig.core.tick()
+    assert rig.source.decided_offsets == [0, 1]
+    assert rig.broker.submitted[-1] == coid(later)
+
+
+@pytest.mark.parametrize("hardens", ["mismatch", "kill_switch"])
+def test_held_signals_are_denied_when_the_block_is_not_transient_any_more(
+    tmp_path: Path, hardens: str
+) -> None:
+    rig, clock = held_rig(tmp_path)
+    s = signal()
+    rig.decide(s)
+    rig.broker.read_error = None
+    if hardens == "mismatch":
+        rig.broker.held = {"AAPL": Decimal(7)}  # someone traded on the account meanwhile
+    else:
+        rig.store.halt("operator")
+        rig.store.commit()
+    clock.now += 1.0
+    rig.core.tick()
+    order = rig.store.get(coid(s))
+    rule = "reconciliation" if hardens == "mismatch" else "kill_switch"
+    assert order is not None and order.status == OrderStatus.DENIED and order.rule == rule
+    assert rig.broker.submitted == [] and rig.source.decided_offsets == [0]
+
+
+def test_a_held_signal_is_decided_once_it_has_waited_its_max_age(tmp_path: Path) -> None:
+    rig, clock = held_rig(tmp_path, max_signal_age_s=10.0)
+    s = signal()
+    rig.decide(s)
+    clock.now += 9.0
+    rig.core.tick()  # still transient, still young enough to wait
+    assert rig.core.stats.held == 1
+    clock.now += 1.0
+    rig.core.tick()
+    order = rig.store.get(coid(s))
+    assert order is not None and order.status == OrderStatus.DENIED  # the block, or its age
+    assert rig.core.stats.held == 0 and rig.broker.submitted == []
+
+
+def test_a_block_that_is_not_transient_denies_at_once(tmp_path: Path) -> None:
+    broker = BookBroker()
+    broker.held = {"AAPL": Decimal(7)}
+    rig = make_rig(tmp_path, broker=broker)
+    assert not rig.core.guard.waiting
+    s = signal()
+    rig.decide(s)
+    order = rig.store.get(coid(s))
+    assert order is not None and order.rule == "reconciliation" and rig.core.stats.held == 0
 
 
 # ---------------------------------------------------------------------- trading state
