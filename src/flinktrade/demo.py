@@ -45,7 +45,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from flinktrade import bus, events, topics
-from flinktrade.bus import KafkaException, TopicPartition
+from flinktrade.bus import KafkaException
 from flinktrade.config import Settings, StrategySettings
 from flinktrade.errors import ConfigError, FlinktradeError, TransientError
 from flinktrade.infra.process import is_loopback
@@ -157,20 +157,6 @@ def topic_totals(bootstrap_servers: bus.Servers, names: dict[str, str]) -> dict[
             key: sum(tp.offset for tp in bus.end_offsets(consumer, topic))
             for key, topic in names.items()
         }
-
-
-def last_event_ts(bootstrap_servers: bus.Servers, topic: str) -> int | None:
-    """The largest record timestamp among the last record of each partition."""
-    with bus.consuming(bootstrap_servers, "flinktrade-demo-c") as consumer:
-        latest = None
-        for tp in bus.end_offsets(consumer, topic):
-            if tp.offset == 0:
-                continue
-            consumer.assign([TopicPartition(topic, tp.partition, tp.offset - 1)])
-            msg = consumer.poll(5.0)
-            if msg is not None and not msg.error():
-                latest = max(latest or 0, msg.timestamp()[1])
-        return latest
 
 
 class ServiceThread:
@@ -637,8 +623,9 @@ def run_demo(
     (``host:port``; checkpoints then go to the cluster's checkpoint directory).
 
     The job is built first, on a thread (``JobBuild``), while ``broker_ready`` waits for the
-    Kafka broker (it raises if the broker cannot start) and the other services start; it is
-    submitted last, before the simulator's feed.
+    Kafka broker (it raises if the broker cannot start) and the notifier and the executor start;
+    it is submitted after them, then the simulator's feed starts (its producer made as soon as
+    the broker is up) and the API while the job's tasks start.
 
     The summary holds the records each of ``SUMMARY_TOPICS`` gained, the order model's counts
     (``order_model_counts``) and ``duration_s``.
@@ -657,15 +644,17 @@ def run_demo(
     building = JobBuild(io, options)  # the slowest start of all: begun first
     try:
         broker_ready()
+        # made now, so that it has its idempotent producer id by the time the feed starts
+        producer = bus.EventProducer(servers)
         bus.ensure_topics(settings.kafka, [t.name for t in topics.ALL])
         before = _patiently(lambda: topic_totals(servers, SUMMARY_TOPICS))
         orders_start = _patiently(lambda: order_end_offsets(servers))
+        last = _patiently(lambda: bus.max_timestamp(servers, topics.TRADES.name))
     except BaseException:
         building.close()
         raise
 
     sim = settings.simulator
-    last = _patiently(lambda: last_event_ts(servers, topics.TRADES.name))
     start_ts = 1_704_205_800_000 if last is None else last - last % 60_000 + 120_000
     simulator = MarketSimulator(
         symbols=sim.symbols,
@@ -679,6 +668,7 @@ def run_demo(
         simulator,
         sim.trades_per_second,
         fault=InjectedFault() if fault == "simulator" else None,
+        producer=producer,
     )
     notifier = DemoNotifier(settings, notices or sys.stderr, fault=fault == "notifier")
     executor = DemoExecutor(settings, broker, fault=fault == "executor")
@@ -697,14 +687,14 @@ def run_demo(
         notifier.start()
         executor.start()
         log.info("demo notifications go to %s; orders to the %s broker", notifier.where, broker)
-        api = _start_api(settings, notifier, api_port, on_dashboard)
-        if api is not None:
-            services.append(api)
         job = building.submit()
         services.insert(0, job)
         started = time.monotonic()
         feed.start()
         services.append(feed)
+        api = _start_api(settings, notifier, api_port, on_dashboard)  # while the tasks start
+        if api is not None:
+            services.append(api)
         _inject(fault, job, api)
         _follow(feed, services, servers, before, duration_s, started, on_progress, stop)
         check_services(services)  # one that died in the last second
@@ -825,12 +815,12 @@ def _drain(settings: Settings, servers: bus.Servers, stop: threading.Event) -> N
     bound = settings.job.out_of_orderness_ms
     deadline = time.monotonic() + DRAIN_MAX_S
     try:
-        last_trade = last_event_ts(servers, topics.TRADES.name)
+        last_trade = bus.max_timestamp(servers, topics.TRADES.name)
         # the last bar that can close ends up to a minute before the bound; another minute of slack
         target = None if last_trade is None else last_trade - bound - 2 * 60_000
         waiting = False
         while target is not None and not stop.is_set() and time.monotonic() < deadline:
-            last_bar = last_event_ts(servers, topics.ANALYTICS_BARS.name)
+            last_bar = bus.max_timestamp(servers, topics.ANALYTICS_BARS.name)
             if last_bar is not None and last_bar >= target:
                 break
             if not waiting:

@@ -186,3 +186,17 @@ def test_read_range_ends_at_a_transaction_marker_it_never_receives(
         )
         read = bus.read_range(consumer, topic, {0: (0, 4)}, timeout_s=30)
         assert [m.value() for m in read] == [b"t0", b"t1", b"t2"]
+
+
+def test_max_timestamp_is_the_largest_record_timestamp_in_any_partition(
+    kafka_settings: KafkaSettings, new_topic: Callable[..., str]
+) -> None:
+    """Not the last record's: a partition's newest record may carry an older timestamp."""
+    servers = kafka_settings.bootstrap_servers
+    topic = new_topic("bus.maxts", partitions=2)
+    assert bus.max_timestamp(servers, topic) is None  # empty
+    producer = Producer({"bootstrap.servers": servers})
+    for partition, ts in [(0, 5_000), (0, 9_000), (0, 3_000), (1, 7_000)]:
+        producer.produce(topic, b"x", partition=partition, timestamp=ts)
+    assert producer.flush(30) == 0
+    assert bus.max_timestamp(servers, topic) == 9_000

@@ -7,7 +7,8 @@
   ``ProduceFailed``.
 - ``bus.admin``: list, create (idempotently) and delete topics; refused credentials are a
   ``ConfigError``.
-- ``bus.offsets``: end offsets and committed positions, and the at-least-once bookkeeping
+- ``bus.offsets``: end offsets, a topic's largest timestamp and committed positions, and the
+  at-least-once bookkeeping
   (``OffsetTracker``, ``SeenIds``).
 - ``bus.readers``: bounded reads for summaries, tools and tests (``read_all``, ``decode_all``,
   ``count_records``; ``read_range``, their one poll loop over offset ranges) and ``wait_for``.
@@ -40,6 +41,7 @@ from flinktrade.bus.offsets import (
     committed_positions,
     committed_to_end,
     end_offsets,
+    max_timestamp,
 )
 from flinktrade.bus.producer import MAX_REASONS, EventProducer, ProduceFailed
 from flinktrade.bus.readers import count_records, decode_all, read_all, read_range, wait_for
@@ -72,6 +74,7 @@ __all__ = [
     "ensure_topics",
     "list_topics",
     "make_consumer",
+    "max_timestamp",
     "read_all",
     "read_range",
     "servers_of",

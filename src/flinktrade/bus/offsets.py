@@ -1,6 +1,6 @@
 """Offsets: where a topic ends and where a group stands, and at-least-once bookkeeping.
 
-``end_offsets``, ``committed_positions`` and ``committed_to_end`` ask the broker. ``OffsetTracker``
+``end_offsets``, ``max_timestamp``, ``committed_positions`` and ``committed_to_end`` ask the broker. ``OffsetTracker``
 decides which offsets may be committed: a record's offset may be committed once every destination
 it was routed to has accepted it (or given up on it for good). Per partition, the commit position
 is the oldest record still open, or one past the newest record seen when none is open. Thread-safe:
@@ -16,7 +16,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]
 
+from flinktrade.bus.admin import admin
 from flinktrade.bus.client import Servers
 from flinktrade.bus.consumer import consuming
 from flinktrade.errors import TransientError
@@ -145,6 +147,25 @@ def end_offsets(consumer: Consumer, topic: str, timeout_s: float = 10.0) -> list
                 time.sleep(0.2)
         ends.append(TopicPartition(topic, partition, high))
     return ends
+
+
+def max_timestamp(servers: Servers, topic: str, timeout_s: float = 10.0) -> int | None:
+    """The largest record timestamp in ``topic`` (epoch ms; None when it holds no record), by
+    one request per partition leader: Kafka's max-timestamp offset lookup (KIP-734), where
+    reading the last record of each partition costs a fetch each. ``KafkaException`` when the
+    broker cannot answer (a new topic without a leader yet)."""
+    client = admin(servers)
+    metadata = client.list_topics(topic, timeout=timeout_s).topics[topic]
+    if metadata.error is not None:
+        raise TransientError(f"topic {topic}: {metadata.error.str()}")
+    latest_spec = OffsetSpec.max_timestamp()  # type: ignore[no-untyped-call]
+    asked = {TopicPartition(topic, p): latest_spec for p in metadata.partitions}
+    latest = None
+    for future in client.list_offsets(asked, request_timeout=timeout_s).values():
+        found = future.result()
+        if found.offset >= 0:  # -1: an empty partition
+            latest = max(latest or found.timestamp, found.timestamp)
+    return latest
 
 
 def committed_positions(bootstrap_servers: Servers, group_id: str, topic: str) -> dict[int, int]:

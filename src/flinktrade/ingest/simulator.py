@@ -243,6 +243,9 @@ class SimulatorFeed:
     """Raised by the thread instead of producing (the demo's fault injection)."""
     name: str = "simulator"
     trades_topic: str = topics.TRADES.name
+    producer: bus.EventProducer | None = None
+    """The producer to send with, made beforehand (a new idempotent producer waits for its id from
+    the broker, up to ~1 s on a broker just started); None: the thread makes one."""
     behind_s: float = 0.0
     """Wall-clock time the feed skipped rather than caught up (see ``MAX_BEHIND_S``)."""
 
@@ -265,7 +268,7 @@ class SimulatorFeed:
         try:
             if self.fault is not None:
                 raise self.fault
-            producer = bus.EventProducer(self.bootstrap_servers)
+            producer = self.producer or bus.EventProducer(self.bootstrap_servers)
             tick = 0.05
             per_tick = self.trades_per_second * tick
             budget = 0.0
