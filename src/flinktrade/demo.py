@@ -359,8 +359,11 @@ def demo_settings(settings: Settings) -> Settings:
     symbol lands on is let go after 5 s rather than the production 30 s, and the news and
     provider-bar inputs (the simulator writes no provider bars, and its news comes with its trades)
     after ``DEMO_SIDE_IDLE_MS`` rather than 2 s: the job's first bars wait for that once, at the
-    start. The watermark's bound is not scaled (docs/reliability.md, "Late trades in the demo",
-    says why and what that costs)."""
+    start. The simulator writes no provider bars, so the job reads none unless
+    ``job.provider_bars`` is set explicitly (an empty input held the first bars back ~1-2 s
+    more, its idle timeout and a Python operator more to start; docs/benchmarks.md, session 21).
+    The watermark's bound is not scaled (docs/reliability.md, "Late trades in the demo", says
+    why and what that costs)."""
     scale = max(1.0, settings.simulator.time_scale)
     execution = settings.execution
     risk = execution.risk.model_copy(
@@ -375,6 +378,8 @@ def demo_settings(settings: Settings) -> Settings:
         update={
             "idle_timeout_ms": min(settings.job.idle_timeout_ms, 5_000),
             "side_idle_timeout_ms": min(settings.job.side_idle_timeout_ms, DEMO_SIDE_IDLE_MS),
+            "provider_bars": "provider_bars" in settings.job.model_fields_set
+            and settings.job.provider_bars,
         }
     )
     return settings.model_copy(

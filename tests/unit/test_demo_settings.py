@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from flinktrade.config import Settings
 from flinktrade.demo import DEMO_SIDE_IDLE_MS, demo_settings
 
@@ -25,6 +27,19 @@ def test_the_demo_lets_its_inputs_go_as_idle_sooner_and_keeps_lower_settings() -
     )
     assert demo_settings(lower).job.idle_timeout_ms == 1_000
     assert demo_settings(lower).job.side_idle_timeout_ms == 100
+
+
+def test_the_demo_reads_no_provider_bars_unless_they_are_asked_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its simulator writes none; ``FLINKTRADE_JOB__PROVIDER_BARS`` (or a settings file) set
+    explicitly wins either way."""
+    monkeypatch.delenv("FLINKTRADE_JOB__PROVIDER_BARS", raising=False)
+    assert Settings().job.provider_bars is True
+    assert demo_settings(Settings()).job.provider_bars is False
+    for value, wanted in (("true", True), ("false", False)):
+        monkeypatch.setenv("FLINKTRADE_JOB__PROVIDER_BARS", value)
+        assert demo_settings(Settings()).job.provider_bars is wanted
 
 
 def test_the_cli_imports_alpaca_only_for_the_commands_that_use_it() -> None:
