@@ -478,3 +478,28 @@ def test_the_jvms_embedded_interpreter_runs_python_operators_without_beam() -> N
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert ast.literal_eval(done.stdout.strip().splitlines()[-1]) == ([], False)
+
+
+def test_the_build_converts_each_java_type_once_to_what_pyflink_makes_of_it(job_run: Run) -> None:
+    """``job._java_types_converted_once``: the same ``TypeInformation`` PyFlink's own conversion
+    gives, for every row type the job hands between Python operators; one conversion per type
+    (the second is the same object); types that differ in a field's name or type stay apart; and
+    PyFlink's conversion is back in place afterwards."""
+    from pyflink.common import Types, typeinfo
+
+    from flinktrade.pipeline.job import _java_types_converted_once
+    from flinktrade.pipeline.operator import BAR_ROW_TYPE, NEWS_ROW_TYPE, OUTPUT_ROW_TYPE
+
+    original = typeinfo._from_java_type
+    renamed = Types.ROW_NAMED(["kind", "symbol2"], [Types.STRING(), Types.STRING()])
+    retyped = Types.ROW_NAMED(["kind", "symbol"], [Types.STRING(), Types.LONG()])
+    plain = Types.ROW_NAMED(["kind", "symbol"], [Types.STRING(), Types.STRING()])
+    types = [BAR_ROW_TYPE, NEWS_ROW_TYPE, OUTPUT_ROW_TYPE, renamed, retyped, plain]
+    java = [t.get_java_type_info() for t in types]
+    with _java_types_converted_once():
+        first = [typeinfo._from_java_type(j) for j in java]
+        again = [typeinfo._from_java_type(j) for j in java]
+    assert typeinfo._from_java_type is original
+    assert first == [original(j) for j in java] == types
+    assert all(a is b for a, b in zip(first, again, strict=True))
+    assert len({id(t) for t in first}) == len(types)

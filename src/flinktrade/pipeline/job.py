@@ -395,8 +395,50 @@ def _remote_environment(conf: Configuration, jobmanager: str) -> StreamExecution
     return StreamExecutionEnvironment(j_env_class(conf._j_configuration))
 
 
+def _declare(t_env: StreamTableEnvironment, statement: str) -> None:
+    """Run a statement that declares (``CREATE TEMPORARY TABLE / VIEW / FUNCTION``) on the Java
+    table environment itself. PyFlink's ``execute_sql`` first merges the table config's jar lists
+    into the execution environment's (``_before_execute``), ~35 py4j round trips each time, ~1,000
+    of the build's ~3,800 (docs/benchmarks.md, session 21); the jars are the environment's own
+    settings (``environment``), so ``build`` lets PyFlink do that once, at its first statement."""
+    t_env._j_tenv.executeSql(statement)
+
+
+@contextlib.contextmanager
+def _java_types_converted_once() -> Iterator[None]:
+    """While it lasts, PyFlink converts each distinct Java type back to its own once.
+
+    Every ``filter`` and ``key_by`` asks for its input's type as PyFlink's ``TypeInformation``
+    (``typeinfo._from_java_type``), which tests the Java type against each kind it knows, field
+    by field, one py4j round trip a test: ~250 round trips for a row of a dozen fields, ~1,500 of
+    the build's ~3,800 (docs/benchmarks.md, session 21). A Java type is known here by its class
+    and its ``toString`` (which spells every field's name and type): two round trips."""
+    from pyflink.common import typeinfo
+
+    original = typeinfo._from_java_type
+    converted: dict[tuple[str, str], Any] = {}
+
+    def once(j_type_info: Any) -> Any:
+        key = (str(j_type_info.getClass().getName()), str(j_type_info.toString()))
+        found = converted.get(key)
+        if found is None:
+            found = converted[key] = original(j_type_info)
+        return found
+
+    typeinfo._from_java_type = once
+    try:
+        yield
+    finally:
+        typeinfo._from_java_type = original
+
+
 def build(t_env: StreamTableEnvironment, io: JobIO, options: JobOptions) -> None:
     """Register the whole job on ``t_env``; ``execute`` it afterwards."""
+    with _java_types_converted_once():
+        _build(t_env, io, options)
+
+
+def _build(t_env: StreamTableEnvironment, io: JobIO, options: JobOptions) -> None:
     SymbolModel(options.strategies, options.analytics)  # fail fast on bad strategy config
     kafka = sql.KafkaTable(
         bootstrap_servers=io.bootstrap_servers,
@@ -415,23 +457,25 @@ def build(t_env: StreamTableEnvironment, io: JobIO, options: JobOptions) -> None
         # start would see the trades' end-of-input watermark pass all of its records.
         t_env.get_config().set("table.exec.source.idle-timeout", "0 ms")
         side_idle = None
-    for statement in sql.functions():
-        t_env.execute_sql(statement)
-    t_env.execute_sql(sql.trades_source(kafka, io.trades, options.out_of_orderness_ms))
-    t_env.execute_sql(sql.PARSED_VIEW)
+    first, *rest = sql.functions()
+    t_env.execute_sql(first)  # PyFlink's own, once: it merges the jar settings (see ``_declare``)
+    for statement in rest:
+        _declare(t_env, statement)
+    _declare(t_env, sql.trades_source(kafka, io.trades, options.out_of_orderness_ms))
+    _declare(t_env, sql.PARSED_VIEW)
     if io.news:
-        t_env.execute_sql(sql.news_source(kafka, io.news, options.out_of_orderness_ms, side_idle))
-        t_env.execute_sql(sql.NEWS_VIEW)
+        _declare(t_env, sql.news_source(kafka, io.news, options.out_of_orderness_ms, side_idle))
+        _declare(t_env, sql.NEWS_VIEW)
     if io.bars:
-        t_env.execute_sql(
-            sql.provider_bars_source(kafka, io.bars, options.out_of_orderness_ms, side_idle)
+        _declare(
+            t_env, sql.provider_bars_source(kafka, io.bars, options.out_of_orderness_ms, side_idle)
         )
-        t_env.execute_sql(sql.PROVIDER_BARS_VIEW)
+        _declare(t_env, sql.PROVIDER_BARS_VIEW)
 
     # One read + parse of the topic, shared by the dead-letter and the bar branches.
     shared_view(t_env, "parsed", t_env.from_path("trades_parsed"))
-    t_env.execute_sql(sql.bars_view("parsed"))
-    t_env.execute_sql(sql.analytics_view("bars"))
+    _declare(t_env, sql.bars_view("parsed"))
+    _declare(t_env, sql.analytics_view("bars"))
 
     # The analytics view already has BAR_ROW_TYPE's columns: no Python map on the bar path unless
     # provider bars must be unioned in (a union needs both sides typed alike). A job with neither
@@ -481,7 +525,7 @@ def build(t_env: StreamTableEnvironment, io: JobIO, options: JobOptions) -> None
         )
     else:  # the window's bars are the only input: one Python call per minute and bucket
         buckets = options.bar_buckets or options.parallelism
-        t_env.execute_sql(sql.bar_bundles_view("parsed", buckets))
+        _declare(t_env, sql.bar_bundles_view("parsed", buckets))
         outputs = (
             t_env.to_data_stream(t_env.from_path("bar_bundles"))
             .key_by(lambda row: row[0], key_type=Types.INT())
@@ -491,14 +535,14 @@ def build(t_env: StreamTableEnvironment, io: JobIO, options: JobOptions) -> None
         outputs = outputs.union(dead)
     t_env.create_temporary_view("output_rows", t_env.from_data_stream(outputs))
 
-    t_env.execute_sql(sql.deadletter_sink(kafka, io.deadletter))
-    t_env.execute_sql(sql.outputs_sink(kafka, topic_of.values()))
+    _declare(t_env, sql.deadletter_sink(kafka, io.deadletter))
+    _declare(t_env, sql.outputs_sink(kafka, topic_of.values()))
     statements = t_env.create_statement_set()
     statements.add_insert_sql(sql.deadletter_insert("parsed", io.trades))
     statements.add_insert_sql(sql.OUTPUTS_INSERT)
     large_trade = options.analytics.large_trade_size
     if options.analytics.alerts and large_trade is not None:
-        t_env.execute_sql(sql.alerts_sink(kafka, io.alerts))
+        _declare(t_env, sql.alerts_sink(kafka, io.alerts))
         statements.add_insert_sql(sql.large_trade_insert("parsed", large_trade))
     statements.attach_as_datastream()
 
