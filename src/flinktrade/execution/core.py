@@ -10,10 +10,11 @@ updates. The parts:
   ``reconciling.Reconciling`` (the core's base class); differences block new orders (fail
   closed) until a later reconciliation finds none. While all they are is transient (an order's
   outcome or the broker could not be read yet: ``guard.waiting``), new signals are *held* in
-  order, undecided (their offsets uncommitted), and decided once a reconciliation, brought
-  forward, lifts or hardens the block, or the oldest has waited ``risk.max_signal_age_s`` (it
-  would be too old to trade by then); a signal that merely met a moment of unknown outcome is
-  placed, not denied;
+  order, undecided (their offsets uncommitted), and decided once a reconciliation (within
+  ``reconciling.TRANSIENT_RECONCILE_S`` of the last, as after any transient difference; not
+  sooner, since each one looks every open order up at the broker) lifts or hardens the block,
+  or the oldest has waited ``risk.max_signal_age_s`` (it would be too old to trade by then); a
+  signal that merely met a moment of unknown outcome is placed, not denied;
 - ``guard.TradingGuard``: account checks, halting, the kill switch set from outside;
 - ``alerts.Alerter`` (throttled) and ``outbox.OutboxPublisher`` (store outbox -> sink);
 - ``flattener.Flattener``: the operator's ``flatten`` (``flatten.plan``, then its orders followed).
@@ -209,7 +210,6 @@ class ExecutorCore(Reconciling):
             if not self._held:
                 log.info("executor: holding signals until reconciliation: %s", self.guard.blocked)
             self._held.extend((record, now) for record in records)
-            self.reconcile_soon()
             if len(self._held) <= MAX_HELD:
                 return
             records = [self._held.popleft()[0] for _ in range(len(self._held) - MAX_HELD)]
@@ -218,7 +218,7 @@ class ExecutorCore(Reconciling):
     def release_held(self) -> None:
         """Decide the held signals once the block is not transient any more (lifted: they are
         placed; hardened or the kill switch: denied), and the oldest anyway once it has waited
-        ``max_signal_age_s``; otherwise bring the next reconciliation forward."""
+        ``max_signal_age_s``."""
         if not self.guard.waiting:
             records = [record for record, _ in self._held]
             self._held.clear()
@@ -227,7 +227,6 @@ class ExecutorCore(Reconciling):
             records = []
             while self._held and self._held[0][1] <= expired:
                 records.append(self._held.popleft()[0])
-            self.reconcile_soon()
         if records:
             log.info(
                 "executor: deciding %d held signals (blocked: %s)", len(records), self.guard.blocked

@@ -158,8 +158,8 @@ def test_signals_wait_out_a_transient_block_and_are_placed_once_it_lifts(
 ) -> None:
     """The broker's positions cannot be read (503) at start-up: the block is transient, so a
     signal that arrives meanwhile is held, not denied; once the broker answers again the next
-    reconciliation (brought forward by the held signal) lifts the block and the order is placed
-    once. A block that is not transient still denies at once
+    reconciliation (within 5 s of the last, as after any transient difference) lifts the block and
+    the order is placed once. A block that is not transient still denies at once
     (``test_startup_mismatch_blocks_until_resolved``)."""
     fake.answer_with(503, method="GET", path="/v2/positions", times=1_000_000)
     running = start_executor(

@@ -30,6 +30,7 @@ from flinktrade.execution.reconcile import (
     UnknownOpenOrder,
     Unresolved,
 )
+from flinktrade.execution.reconciling import TRANSIENT_RECONCILE_S
 from flinktrade.execution.store import OrderStore, Phase
 
 
@@ -341,7 +342,10 @@ def test_signals_in_a_transient_block_are_held_then_placed_when_it_lifts(tmp_pat
     rig.core.tick()  # the next reconciliation is not due yet: still held
     assert rig.core.stats.held == 2
     rig.broker.read_error = None
-    clock.now += 1.0  # held signals bring the reconciliation forward to within 1 s
+    clock.now += TRANSIENT_RECONCILE_S - 0.5
+    rig.core.tick()  # not sooner than a transient block's next reconciliation
+    assert rig.core.stats.held == 2 and rig.core.guard.blocked is not None
+    clock.now += 0.5
     rig.core.tick()
     assert rig.core.guard.blocked is None
     assert rig.broker.submitted == [coid(first), coid(second)]  # in arrival order
@@ -375,7 +379,7 @@ def test_held_signals_are_denied_when_the_block_is_not_transient_any_more(
     else:
         rig.store.halt("operator")
         rig.store.commit()
-    clock.now += 1.0
+    clock.now += TRANSIENT_RECONCILE_S
     rig.core.tick()
     order = rig.store.get(coid(s))
     rule = "reconciliation" if hardens == "mismatch" else "kill_switch"
