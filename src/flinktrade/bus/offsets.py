@@ -160,12 +160,9 @@ def max_timestamp(servers: Servers, topic: str, timeout_s: float = 10.0) -> int 
         raise TransientError(f"topic {topic}: {metadata.error.str()}")
     latest_spec = OffsetSpec.max_timestamp()  # type: ignore[no-untyped-call]
     asked = {TopicPartition(topic, p): latest_spec for p in metadata.partitions}
-    latest = None
-    for future in client.list_offsets(asked, request_timeout=timeout_s).values():
-        found = future.result()
-        if found.offset >= 0:  # -1: an empty partition
-            latest = max(latest or found.timestamp, found.timestamp)
-    return latest
+    found = [f.result() for f in client.list_offsets(asked, request_timeout=timeout_s).values()]
+    stamps = [f.timestamp for f in found if f.offset >= 0]  # offset -1: an empty partition
+    return max(stamps, default=None)
 
 
 def committed_positions(bootstrap_servers: Servers, group_id: str, topic: str) -> dict[int, int]:
