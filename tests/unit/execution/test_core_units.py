@@ -6,6 +6,7 @@ real SQLite file. The same behaviour against the real broker is in tests/integra
 
 from __future__ import annotations
 
+import json
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -32,6 +33,7 @@ from flinktrade.execution.reconcile import (
 )
 from flinktrade.execution.reconciling import TRANSIENT_RECONCILE_S
 from flinktrade.execution.store import OrderStore, Phase
+from flinktrade.testing.hostile import hostile_records
 
 
 def coid(s: events.Signal) -> str:
@@ -399,6 +401,38 @@ def test_a_held_signal_is_decided_once_it_has_waited_its_max_age(tmp_path: Path)
     order = rig.store.get(coid(s))
     assert order is not None and order.status == OrderStatus.DENIED  # the block, or its age
     assert rig.core.stats.held == 0 and rig.broker.submitted == []
+
+
+HELD_HOSTILE = (
+    "not_json", "empty", "one_mb_garbage", "nested_deep", "price_nan", "price_1e400",
+    "price_tiny", "symbol_empty", "symbol_long", "symbol_very_long",
+)  # fmt: skip
+
+
+def test_hostile_records_held_in_a_transient_block_end_as_dead_letters_when_it_lifts(
+    tmp_path: Path,
+) -> None:
+    """Held records are decided by the same desk as any other: each hostile one (not JSON, a
+    NaN / 1e400 / 0.0000001 price, empty or long symbols, 1 MB of garbage) ends as one dead
+    letter with a reason, the valid signal among them is placed, the core goes on."""
+    rig, clock = held_rig(tmp_path)
+    valid = signal()
+    variants = dict(hostile_records(json.loads(events.encode(valid))))
+    for name in HELD_HOSTILE:
+        rig.source.add(variants[name])
+    rig.decide(valid)
+    assert rig.core.stats.held == len(HELD_HOSTILE) + 1 and rig.source.decided_offsets == []
+    rig.broker.read_error = None
+    clock.now += TRANSIENT_RECONCILE_S
+    rig.core.tick()
+    assert rig.core.stats.held == 0
+    assert rig.source.decided_offsets == list(range(len(HELD_HOSTILE) + 1))
+    letters = [events.decode(events.DeadLetter, v) for t, v in rig.sink.sent if t == "deadletter"]
+    assert len(letters) == len(HELD_HOSTILE) and all(d.reason for d in letters)
+    assert rig.broker.submitted == [coid(valid)]
+    after = signal()
+    rig.decide(after)  # not held any more: decided at once
+    assert rig.broker.submitted == [coid(valid), coid(after)]
 
 
 def test_a_block_that_is_not_transient_denies_at_once(tmp_path: Path) -> None:
