@@ -1,14 +1,13 @@
 """Where flinktrade's catch-up time goes: the job's JVM stages run alone into a blackhole sink.
 
-Each variant is the job's own SQL (``flinktrade.pipeline.sql``) cut after one more stage, run as a
-bounded job over the preloaded trades-1m topic and over a 10k-trade topic in the same JVM; the
+Each variant is the job's own trade path (``pipeline.job.trade_path``) cut after one more stage,
+run as a bounded job over the preloaded trades-1m topic and over a 10k-trade topic in the same JVM; the
 rate is the slope (1M - 10k) / (t_1M - t_10k), so job start-up is not in it (PYFLINK_NOTES'
 method). The full job's figure comes from ``bench.run`` (it has Python in it).
 
     source      Kafka source (raw bytes) -> blackhole
-    parse       + ParseTrade UDTF and the late check (the ``trades_parsed`` view)
-    bars        + 1-minute TUMBLE OHLCV+VWAP (straight from the view, no DataStream hop)
-    bars+hop    + the job's to_data_stream/from_data_stream hop before the window
+    parse       + ``ParseTrades`` (Java: parse, validate, late check, bucket) -> discard
+    bars        + ``MinuteBars`` (Java, chained: each minute's bars in bundles) -> discard
 
 Prints one JSON line per variant. ``python -m bench.profile_flinktrade``.
 
@@ -38,7 +37,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from pyflink.table import Schema
+from pyflink.java_gateway import get_gateway
 
 from bench.operator import MapState
 from bench.run import Workload
@@ -47,50 +46,30 @@ from flinktrade.config import AnalyticsSettings, BrokerSettings, KafkaSettings
 from flinktrade.infra.kafka import LocalKafka
 from flinktrade.pipeline import sql
 from flinktrade.pipeline.analytics import ClosedBar, StrategySpec, SymbolModel
-from flinktrade.pipeline.job import JobOptions, environment
+from flinktrade.pipeline.job import JobOptions, environment, trade_path
 from flinktrade.pipeline.operator import output_row
 from flinktrade.testing.ports import free_port
 
 
 def _variant(name: str, servers: str, topic: str, group: str, checkpoints: Path) -> float:
     options = JobOptions(checkpoint_dir=checkpoints / group)
-    _env, t_env = environment(options)
+    env, t_env = environment(options)
     kafka = sql.KafkaTable(servers, group, bounded=True, from_earliest=True)
     for statement in sql.functions():
         t_env.execute_sql(statement)
     t_env.execute_sql(sql.trades_source(kafka, topic, options.out_of_orderness_ms))
-    t_env.execute_sql(sql.PARSED_VIEW)
-    if name == "source":
-        sink, query = "v BYTES", "SELECT `value` FROM trades_raw"
-    elif name == "parse":
-        sink = "ok BOOLEAN, symbol STRING, p STRING, s BIGINT, late BIGINT"
-        query = (
-            "SELECT ok, symbol, CAST(price AS STRING), CAST(`size` AS BIGINT), late_wm "
-            "FROM trades_parsed"
-        )
-    else:
-        if name == "bars":
-            t_env.execute_sql(
-                sql.bars_view("trades_parsed").replace("rt FROM", "event_time AS rt FROM")
-            )
-        else:
-            stream = t_env.to_data_stream(t_env.from_path("trades_parsed"))
-            schema = (
-                Schema.new_builder()
-                .column_by_metadata("rt", "TIMESTAMP_LTZ(3)", "rowtime")
-                .watermark("rt", "SOURCE_WATERMARK()")
-                .build()
-            )
-            t_env.create_temporary_view("parsed", t_env.from_data_stream(stream, schema))
-            t_env.execute_sql(sql.bars_view("parsed"))
-        sink = "symbol STRING, o STRING, h STRING, l STRING, c STRING, v BIGINT, w DOUBLE"
-        query = (
-            "SELECT symbol, CAST(`open` AS STRING), CAST(high AS STRING), CAST(low AS STRING), "
-            "CAST(`close` AS STRING), CAST(volume AS BIGINT), vwap FROM bars"
-        )
-    t_env.execute_sql(f"CREATE TEMPORARY TABLE sink ({sink}) WITH ('connector' = 'blackhole')")
     started = time.monotonic()
-    t_env.execute_sql(f"INSERT INTO sink {query}").wait()
+    if name == "source":
+        t_env.execute_sql("CREATE TEMPORARY TABLE sink (v BYTES) WITH ('connector' = 'blackhole')")
+        t_env.execute_sql("INSERT INTO sink SELECT `value` FROM trades_raw").wait()
+        return time.monotonic() - started
+    path = trade_path(t_env, 1, 1, bundled=True, large_trade=None)
+    discard = get_gateway().jvm.org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink
+    if name == "parse":
+        path.trades.sinkTo(discard())
+    else:
+        path.bars._j_data_stream.sinkTo(discard())
+    env.execute(group)
     return time.monotonic() - started
 
 
@@ -325,7 +304,7 @@ def main() -> None:
                 producer.flush()
             print(json.dumps({"variant": "python operator alone", **python_operator_per_bar(big)}))
             _timed("source", servers, "prof.small", ckpt)  # warm the JVM before the first timing
-            for name in ("source", "parse", "bars", "bars+hop"):
+            for name in ("source", "parse", "bars"):
                 t_small = _timed(name, servers, "prof.small", ckpt)
                 t_big = _timed(name, servers, "prof.big", ckpt)
                 rate = (len(big.trades) - len(small.trades)) / max(1e-9, t_big - t_small)

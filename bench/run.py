@@ -226,8 +226,8 @@ class Contender:
 CONTENDERS = [
     Contender(
         "flinktrade",
-        "flinktrade job: SQL parse + TUMBLE bars (JVM), keyed Python analytics operator "
-        "(thread mode), parallelism 1",
+        "flinktrade job: Java parse + keyed 1-minute bars in the source's task (JVM), bundled "
+        "Python analytics operator (thread mode), parallelism 1",
         "at-least-once, checkpoint every 10 s",
         MAIN_PY,
         "bench.flinktrade_job",

@@ -84,7 +84,7 @@ def job_env(
     kafka: LocalKafka, state: Path, group: str, delivery: str, trades_only: bool = False
 ) -> dict[str, str]:
     env = dict(os.environ)
-    if trades_only:  # bars in bundles (``ft_bar_bundle``, ``BundledBarOperator``)
+    if trades_only:  # bars in bundles (``MinuteBars``, ``BundledBarOperator``)
         env.update({"FLINKTRADE_JOB__NEWS": "false", "FLINKTRADE_JOB__PROVIDER_BARS": "false"})
     env.update(
         {
@@ -332,7 +332,7 @@ def expected_trades_only(
     broker: LocalKafka, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, Counter[str]]:
     """What an undisturbed run of a job without news or provider bars writes (its bars in
-    bundles: the window aggregate ``ft_bar_bundle``, whose accumulators are in the checkpoints)."""
+    bundles: ``MinuteBars``, whose open bars are in the checkpoints)."""
     servers = broker.bootstrap_servers
     before = ends(servers)
     state = tmp_path_factory.mktemp("clean-trades-only")

@@ -138,7 +138,7 @@ def test_no_kind_is_spelled_out_as_a_string_in_src() -> None:
 def test_the_sqls_large_trade_alert_has_the_enums_kind_in_its_row_and_its_id() -> None:
     from flinktrade.pipeline import sql
 
-    statement = sql.large_trade_insert("parsed", 490)
+    statement = sql.large_trade_insert("large_trades", 490)
     (kind,) = re.findall(r"'([^']*)' AS kind", statement)
     (id_kind,) = re.findall(r"CONCAT_WS\('\|', 'alert', '([^']*)', symbol, trade_id\)", statement)
     assert AlertKind(kind) is AlertKind.LARGE_TRADE

@@ -358,7 +358,7 @@ def _symbol_of(row: tuple[Any, ...]) -> str:
 
 
 def _bundle_line(symbol: str, i: int, close: str) -> str:
-    """One line of a ``sql.bar_bundles_view`` bundle, as the SQL writes it."""
+    """One line of a bar bundle, as ``MinuteBars.java`` writes it."""
     ts, o, h, low, c, volume, vwap, trades, _interval = bar_item(i, close)
     return "\t".join([symbol, str(ts), o, h, low, c, str(volume), str(vwap), str(trades)])
 
@@ -454,7 +454,7 @@ def test_bundled_bars_give_per_symbol_what_a_timer_per_symbol_would_have() -> No
 
 
 def test_the_bucket_of_a_symbol_is_javas_string_hash_floor_mod_the_count() -> None:
-    """``java_bucket`` must agree with the SQL's ``ft_bucket`` (Java): known ``String.hashCode``
+    """``java_bucket`` must agree with ``ParseTrades.bucket`` (Java): known ``String.hashCode``
     values, a negative one included ("polygenelubricants" hashes to Integer.MIN_VALUE)."""
     from flinktrade.pipeline.operator import java_bucket
 

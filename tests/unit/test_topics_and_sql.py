@@ -25,11 +25,13 @@ def test_topic_lookup() -> None:
         topics.by_name("nope")
 
 
-def test_large_trade_alerts_select_on_time_valid_trades_at_the_threshold() -> None:
+def test_large_trade_alerts_are_written_from_the_large_trades_of_the_java_parse() -> None:
+    """Which trades are large is decided in ``ParseTrades`` (Java; ``test_job`` checks the
+    alerts trade by trade); the SQL writes each as an alert, critical from twice the threshold."""
     from flinktrade.pipeline import sql
 
-    statement = sql.large_trade_insert("parsed", 490)
-    assert "WHERE ok AND late_wm IS NULL AND `size` >= 490" in statement
+    statement = sql.large_trade_insert("large_trades", 490)
+    assert statement.endswith("FROM large_trades")
     assert "`size` >= 980 THEN 'critical'" in statement  # critical from twice the threshold
     columns = [name for name, _type in topics.sql_columns(events.Alert)]
     assert all(
@@ -85,8 +87,8 @@ def test_the_deadletter_insert_fills_every_column_of_the_sink_in_order() -> None
     """A column added to ``DeadLetter`` (``payload_bytes``) must be written by the SQL too."""
     from flinktrade.pipeline import sql
 
-    statement = sql.deadletter_insert("parsed", "market.trades")
-    select = statement.split("SELECT", 1)[1].split("\nFROM parsed", 1)[0]
+    statement = sql.deadletter_insert("trade_dead_letters", "market.trades")
+    select = statement.split("SELECT", 1)[1].split("\nFROM trade_dead_letters", 1)[0]
     aliases = re.findall(r"\bAS `?(\w+)`?\s*(?:,|$)", select)
     assert aliases == [name for name, _type in topics.sql_columns(events.DeadLetter)]
     assert "ft_dead_payload(payload) AS payload" in select
@@ -99,7 +101,7 @@ def test_dead_letter_reasons_from_sql_are_cut_like_the_model_cuts_them() -> None
     expression = sql.bounded_reason("r")
     assert "CHAR_LENGTH(r) > 500" in expression
     assert "CONCAT(SUBSTRING(r, 1, 497), '...')" in expression
-    assert "CHAR_LENGTH(COALESCE(CASE WHEN ok" in sql.deadletter_insert("parsed", "t")
+    assert "CHAR_LENGTH(COALESCE(reason, 'invalid record'))" in sql.deadletter_insert("d", "t")
     letter = events.DeadLetter(ts=1, source_topic="t", reason="x" * 501, payload="")
     assert letter.reason == "x" * 497 + "..."  # what the SQL expression writes
 
@@ -111,12 +113,12 @@ def _java_constant(source: str, name: str) -> str:
 
 
 def test_the_java_parser_has_the_bounds_of_the_event_models() -> None:
-    """ParseTrade.java and flinktrade.events state the same bounds (the poison-pill suite checks
+    """TradeParser.java and flinktrade.events state the same bounds (the poison-pill suite checks
     that they also apply them the same way)."""
     from pathlib import Path
 
     udf = Path(__file__).parents[2] / "jvm" / "udf" / "src" / "io" / "flinktrade" / "udf"
-    parse = (udf / "ParseTrade.java").read_text()
+    parse = (udf / "TradeParser.java").read_text()
     assert _java_constant(parse, "MIN_PRICE") == str(events.MIN_PRICE)
     assert _java_constant(parse, "MAX_PRICE") == str(events.MAX_PRICE)
     assert int(_java_constant(parse, "PRICE_DECIMALS")) == events.PRICE_DECIMALS
@@ -204,13 +206,12 @@ def test_the_job_heap_setting_reaches_the_job_options(tmp_path) -> None:  # type
         JobSettings(heap="-Xmx1g")
 
 
-def test_the_bar_bucket_setting_reaches_the_job_and_its_sql(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """``FLINKTRADE_JOB__BAR_BUCKETS``: unset, the job uses its parallelism; set, that count goes
-    into the bundles' SQL; below 1 it is refused."""
+def test_the_bar_bucket_setting_reaches_the_job(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """``FLINKTRADE_JOB__BAR_BUCKETS``: unset, the job uses its parallelism; set, that count
+    reaches the job; below 1 it is refused."""
     from pydantic import ValidationError
 
     from flinktrade.config import JobSettings, Settings
-    from flinktrade.pipeline import sql
     from flinktrade.pipeline.job import JobOptions
 
     assert JobOptions.from_settings(Settings(state_dir=tmp_path)).bar_buckets is None
@@ -218,5 +219,3 @@ def test_the_bar_bucket_setting_reaches_the_job_and_its_sql(tmp_path) -> None:  
     assert JobOptions.from_settings(settings).bar_buckets == 8
     with pytest.raises(ValidationError):
         JobSettings(bar_buckets=0)
-    view = sql.bar_bundles_view("parsed", 8)
-    assert "ft_bucket(symbol, 8)" in view and "ft_bar_bundle(" in view

@@ -30,7 +30,7 @@ from pyflink import java_gateway
 from pyflink.common import Configuration, Row, Types
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
 from pyflink.java_gateway import get_gateway
-from pyflink.table import Schema, StreamTableEnvironment, Table
+from pyflink.table import StreamTableEnvironment
 
 from flinktrade import topics
 from flinktrade.config import (
@@ -462,7 +462,6 @@ def _build(t_env: StreamTableEnvironment, io: JobIO, options: JobOptions) -> Non
     for statement in rest:
         _declare(t_env, statement)
     _declare(t_env, sql.trades_source(kafka, io.trades, options.out_of_orderness_ms))
-    _declare(t_env, sql.PARSED_VIEW)
     if io.news:
         _declare(t_env, sql.news_source(kafka, io.news, options.out_of_orderness_ms, side_idle))
         _declare(t_env, sql.NEWS_VIEW)
@@ -472,16 +471,12 @@ def _build(t_env: StreamTableEnvironment, io: JobIO, options: JobOptions) -> Non
         )
         _declare(t_env, sql.PROVIDER_BARS_VIEW)
 
-    # One read + parse of the topic, shared by the dead-letter and the bar branches.
-    shared_view(t_env, "parsed", t_env.from_path("trades_parsed"))
-    _declare(t_env, sql.bars_view("parsed"))
-    _declare(t_env, sql.analytics_view("bars"))
-
-    # The analytics view already has BAR_ROW_TYPE's columns: no Python map on the bar path unless
-    # provider bars must be unioned in (a union needs both sides typed alike). A job with neither
-    # news nor provider bars takes the window's bars in bundles instead (below).
+    # A job with neither news nor provider bars takes its bars in bundles (below).
     bundled = not io.news and not io.bars
-    bars = None if bundled else t_env.to_data_stream(t_env.from_path("analytics"))
+    buckets = options.bar_buckets or options.parallelism
+    large_trade = options.analytics.large_trade_size if options.analytics.alerts else None
+    trades = trade_path(t_env, options.parallelism, buckets, bundled, large_trade)
+    bars = None if bundled else trades.bars
     deadletter_topic = io.deadletter
     dead: DataStream | None = None
     if io.bars:
@@ -489,7 +484,7 @@ def _build(t_env: StreamTableEnvironment, io: JobIO, options: JobOptions) -> Non
         provider = t_env.to_data_stream(t_env.from_path("provider_bars_rows")).flat_map(
             BarDecoder(io.bars), output_type=BAR_ROW_TYPE
         )
-        bars = bars.map(_same, output_type=BAR_ROW_TYPE).union(provider)
+        bars = bars.union(provider)
         dead = bars.filter(lambda row: row["kind"] == "dead").map(
             lambda row: Row(deadletter_topic, None, row["text"].encode(), row["ts"]),
             output_type=OUTPUT_ROW_TYPE,
@@ -523,13 +518,9 @@ def _build(t_env: StreamTableEnvironment, io: JobIO, options: JobOptions) -> Non
         outputs = bars.key_by(lambda row: row[1], key_type=Types.STRING()).process(
             BarAnalyticsOperator(operator), output_type=OUTPUT_ROW_TYPE
         )
-    else:  # the window's bars are the only input: one Python call per minute and bucket
-        buckets = options.bar_buckets or options.parallelism
-        _declare(t_env, sql.bar_bundles_view("parsed", buckets))
-        outputs = (
-            t_env.to_data_stream(t_env.from_path("bar_bundles"))
-            .key_by(lambda row: row[0], key_type=Types.INT())
-            .process(BundledBarOperator(operator, buckets), output_type=OUTPUT_ROW_TYPE)
+    else:  # the trades' bars are the only input: one Python call per minute and bucket
+        outputs = trades.bars.key_by(lambda row: row[0], key_type=Types.INT()).process(
+            BundledBarOperator(operator, buckets), output_type=OUTPUT_ROW_TYPE
         )
     if dead is not None:
         outputs = outputs.union(dead)
@@ -538,42 +529,79 @@ def _build(t_env: StreamTableEnvironment, io: JobIO, options: JobOptions) -> Non
     _declare(t_env, sql.deadletter_sink(kafka, io.deadletter))
     _declare(t_env, sql.outputs_sink(kafka, topic_of.values()))
     statements = t_env.create_statement_set()
-    statements.add_insert_sql(sql.deadletter_insert("parsed", io.trades))
+    statements.add_insert_sql(sql.deadletter_insert(TRADE_DEAD_VIEW, io.trades))
     statements.add_insert_sql(sql.OUTPUTS_INSERT)
-    large_trade = options.analytics.large_trade_size
-    if options.analytics.alerts and large_trade is not None:
+    if large_trade is not None:
         _declare(t_env, sql.alerts_sink(kafka, io.alerts))
-        statements.add_insert_sql(sql.large_trade_insert("parsed", large_trade))
+        statements.add_insert_sql(sql.large_trade_insert(LARGE_TRADES_VIEW, large_trade))
     statements.attach_as_datastream()
 
 
-def shared_view(t_env: StreamTableEnvironment, name: str, table: Table) -> None:
-    """``table`` as the view ``name``, planned once however many queries read it: the table
-    becomes a DataStream and a table again, with ``rt`` the event-time attribute (its watermarks
-    carried over from the table's source).
+TRADE_DEAD_VIEW = "trade_dead_letters"
+"""The view of the trades ``ParseTrades`` refused (its dead-letter output)."""
+LARGE_TRADES_VIEW = "large_trades"
+"""The view of the trades ``ParseTrades`` found large (its large-trade output)."""
 
-    Each query that reads a view is planned on its own (a ``to_data_stream`` here, the statement
-    set's inserts there), so a view read by several would read and parse its topic once for each;
-    a DataStream in between is planned once. The stream carries Flink's internal rows
-    (``RowData``): PyFlink's ``to_data_stream`` would convert every record to an external ``Row``
-    (``BigDecimal``, ``Instant``, ``String``) and ``from_data_stream`` back, which cost ~15 % of the
-    source's task thread in a catch-up (async-profiler; docs/benchmarks.md)."""
+
+@dataclass(frozen=True)
+class TradePath:
+    trades: Any
+    """``ParseTrades``' output, the valid, on-time trades (a Java ``DataStream``)."""
+    bars: DataStream
+    """Bundles (``(bucket, lines)``) or, not bundled, one ``BAR_ROW_TYPE`` row per bar."""
+
+
+def trade_path(
+    t_env: StreamTableEnvironment,
+    parallelism: int,
+    buckets: int,
+    bundled: bool,
+    large_trade: int | None,
+) -> TradePath:
+    """The trades topic (the table ``trades_raw``) to 1-minute bars, in two Java functions on
+    the DataStream API (``jvm/udf``): ``ParseTrades`` parses and validates each record, checks it
+    against the watermark and finds its bucket, in the source's task; ``MinuteBars`` keeps each
+    bucket's open bars and sends a minute's on when the watermark passes its end. What
+    ``ParseTrades`` refuses and the trades of at least ``large_trade`` shares leave through its
+    side outputs, as the views ``TRADE_DEAD_VIEW`` and ``LARGE_TRADES_VIEW``.
+
+    The records reach ``ParseTrades`` as Flink's internal rows with the source's watermarks (a
+    conversion that is an identity). At parallelism 1 ``MinuteBars`` is chained to it: the stream
+    is declared keyed by bucket as it is (every key group is the one task's), so no trade crosses
+    to another task; above, the trades are partitioned by bucket.
+
+    This replaced SQL's chain (a table function's parse, the late check's projection, a round trip
+    through a DataStream shared by the dead-letter and bar branches, the window's slicing and the
+    hand-off to its task), which held the source's task at ~11 us a trade (docs/benchmarks.md,
+    session 22)."""
     gateway = get_gateway()
+    udf = gateway.jvm.io.flinktrade.udf
     j_tenv = t_env._j_tenv
+    records = j_tenv.sqlQuery(sql.TRADE_RECORDS)
     internal = gateway.jvm.org.apache.flink.table.data.RowData._java_lang_class
-    row_type = table._j_table.getResolvedSchema().toPhysicalRowDataType().bridgedTo(internal)
-    stream = j_tenv.toDataStream(table._j_table, row_type)
-    schema = (
-        Schema.new_builder()
-        .column_by_metadata("rt", "TIMESTAMP_LTZ(3)", "rowtime")
-        .watermark("rt", "SOURCE_WATERMARK()")
-        .build()
+    row_type = records.getResolvedSchema().toPhysicalRowDataType().bridgedTo(internal)
+    parse = udf.ParseTrades(buckets, large_trade or 0)
+    parsed = (
+        j_tenv.toDataStream(records, row_type)
+        .process(parse, udf.ParseTrades.TRADE_TYPE)
+        .name("ParseTrades")
     )
-    j_tenv.createTemporaryView(name, j_tenv.fromDataStream(stream, schema._j_schema))
-
-
-def _same(row: Row) -> Row:
-    return row
+    bucket_of = udf.TradeBucket()
+    if parallelism == 1:
+        utils = gateway.jvm.org.apache.flink.streaming.api.datastream.DataStreamUtils
+        keyed = utils.reinterpretAsKeyedStream(parsed, bucket_of)
+    else:
+        keyed = parsed.keyBy(bucket_of)
+    bar_type = udf.MinuteBars.BUNDLE_TYPE if bundled else BAR_ROW_TYPE.get_java_type_info()
+    bars = keyed.process(udf.MinuteBars(bundled), bar_type).name("MinuteBars")
+    j_tenv.createTemporaryView(
+        TRADE_DEAD_VIEW, j_tenv.fromDataStream(parsed.getSideOutput(udf.ParseTrades.DEAD))
+    )
+    if large_trade is not None:
+        j_tenv.createTemporaryView(
+            LARGE_TRADES_VIEW, j_tenv.fromDataStream(parsed.getSideOutput(udf.ParseTrades.LARGE))
+        )
+    return TradePath(parsed, DataStream(bars))
 
 
 def prepare(io: JobIO, options: JobOptions) -> StreamExecutionEnvironment:

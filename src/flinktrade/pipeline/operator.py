@@ -462,7 +462,7 @@ class BarAnalyticsOperator(KeyedProcessFunction):  # type: ignore[misc]
 class BundledBarOperator(KeyedProcessFunction):  # type: ignore[misc]
     """The analytics of a job whose only input is its own window's bars, one Python call per bundle.
 
-    The bars come in bundles (``sql.bar_bundles_view``): every bar of one minute whose symbol falls
+    The bars come in bundles (``MinuteBars.java``, bundled): every bar of one minute whose symbol falls
     in one bucket, in one row, keyed by the bucket. PyFlink costs several times our own per-bar
     Python for each record it hands over, each state access and each timer; a bundle pays that
     once for all its bars: the model states of a bucket are one ``MapState`` (symbol -> the value
@@ -479,7 +479,7 @@ class BundledBarOperator(KeyedProcessFunction):  # type: ignore[misc]
 
     The live states of a bucket are cached, written through to the map state; a restarted or
     restored task reads a bucket's whole map at its first touch. The buckets are fixed by
-    ``JobOptions.bar_buckets`` (``ft_bucket``: Java's ``String.hashCode`` modulo the count): a
+    ``JobOptions.bar_buckets`` (``ParseTrades.bucket``: Java's ``String.hashCode`` modulo the count): a
     restore with another count finds a moved symbol's state in its old bucket only: that value is
     removed with a warning, and the symbol starts afresh."""
 
@@ -487,7 +487,7 @@ class BundledBarOperator(KeyedProcessFunction):  # type: ignore[misc]
         self.analytics = analytics
         """Whose strategies, settings, output topics and source topics it runs with."""
         self.buckets = buckets
-        """The bucket count of the job's SQL (``ft_bucket``), to tell a restore with another."""
+        """The job's bucket count (``ParseTrades.bucket``), to tell a restore with another."""
 
     def open(self, runtime_context: RuntimeContext) -> None:
         spec = self.analytics
@@ -619,7 +619,7 @@ them on at once, so a minute's first bars no longer wait for its last (a bundle 
 
 
 def java_bucket(symbol: str, buckets: int) -> int:
-    """``ft_bucket(symbol, buckets)`` of the job's SQL: Java's ``String.hashCode`` of the symbol
+    """``ParseTrades.bucket(symbol, buckets)`` of the job's Java trade path: Java's ``String.hashCode`` of the symbol
     (UTF-16 code units), ``Math.floorMod`` the count; 0 for a count below 1."""
     if buckets < 1:
         return 0

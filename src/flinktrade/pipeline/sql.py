@@ -1,12 +1,11 @@
 """The job's Flink SQL, generated from settings and the event models.
 
-The per-trade hot path runs here, in the JVM: one streaming parse-and-validate pass per trade (a
-small Java table function), the late-data check against the watermark, and 1-minute OHLCV+VWAP
-bars (event-time tumbling windows). Everything per bar (indicators, sentiment, alerts, strategies)
-runs in the Python operator, which sees one row per symbol per minute instead of every trade.
-
-Numbers: OHLC stay exact ``DECIMAL(18, 6)``; VWAP is ``DOUBLE``. The Java parser refuses any price
-that type would round (the bounds of ``events.Price``), so a bar never holds a 0.
+The Kafka tables (sources with their watermarks, sinks with their delivery guarantees), the
+provider-bar and news views, and the statements that write dead letters and per-trade alerts.
+The per-trade hot path itself (parse and validate, the late check, the 1-minute bars) is two Java
+functions on the DataStream API in the source's task (``jvm/udf/.../ParseTrades.java`` and
+``MinuteBars.java``; ``pipeline.job.trade_path``); SQL reads the trades topic for them and writes
+what they send aside.
 
 Dead letters written from SQL are bounded like ``events.DeadLetter``: ``reason`` to 500
 characters, ``payload`` to 64 KiB of UTF-8 (``payload_bytes`` keeps the original size).
@@ -178,16 +177,11 @@ def _sql_quote(value: str) -> str:
 
 def functions() -> list[str]:
     return [
-        "CREATE TEMPORARY SYSTEM FUNCTION ft_parse_trade AS 'io.flinktrade.udf.ParseTrade' "
-        "LANGUAGE JAVA",
         "CREATE TEMPORARY SYSTEM FUNCTION ft_epoch_ms AS 'io.flinktrade.udf.EpochMillis' "
         "LANGUAGE JAVA",
         "CREATE TEMPORARY SYSTEM FUNCTION ft_dead_payload AS 'io.flinktrade.udf.DeadPayload' "
         "LANGUAGE JAVA",
         "CREATE TEMPORARY SYSTEM FUNCTION ft_payload_bytes AS 'io.flinktrade.udf.PayloadBytes' "
-        "LANGUAGE JAVA",
-        "CREATE TEMPORARY SYSTEM FUNCTION ft_bucket AS 'io.flinktrade.udf.Bucket' LANGUAGE JAVA",
-        "CREATE TEMPORARY SYSTEM FUNCTION ft_bar_bundle AS 'io.flinktrade.udf.BarBundle' "
         "LANGUAGE JAVA",
     ]
 
@@ -244,79 +238,13 @@ def trades_source(kafka: KafkaTable, topic: str, out_of_orderness_ms: int) -> st
     return raw_source(kafka, "trades_raw", topic, out_of_orderness_ms)
 
 
-PARSED_VIEW = """CREATE TEMPORARY VIEW trades_parsed AS
-SELECT ok, reason, trade_id, symbol, price, `size`, event_time, src_partition, src_offset, late_wm,
-  CASE WHEN ok AND late_wm IS NULL THEN CAST(NULL AS BYTES) ELSE raw_value END AS payload
-FROM (
-  SELECT t.ok, t.reason, t.id AS trade_id, t.symbol, t.price, t.`size`, r.rt AS event_time,
-    r.`partition` AS src_partition, r.`offset` AS src_offset, r.`value` AS raw_value,
-    CASE WHEN t.ok AND CURRENT_WATERMARK(r.rt) IS NOT NULL
-      AND FLOOR(r.rt TO MINUTE) + INTERVAL '1' MINUTE
-        <= CURRENT_WATERMARK(r.rt) + INTERVAL '0.001' SECOND
-    THEN ft_epoch_ms(CURRENT_WATERMARK(r.rt)) END AS late_wm
-  FROM trades_raw AS r, LATERAL TABLE(ft_parse_trade(r.`value`, r.rt)) AS t
-)"""
-"""Every record, parsed once: valid ones typed, invalid ones with a reason and their bytes.
-
-``late_wm`` is set (to the watermark, epoch ms) on a valid trade whose minute has already closed:
-the window would drop it, so it goes to the dead letters instead, and never silently disappears.
-It is decided here, once per record, before the stream is shared: the job turns this view into a
-DataStream and back (as ``parsed``, with ``rt`` the event-time attribute carried over from the
-source's watermarks), so the dead-letter branch and the bar branch share one read and one parse
-of the topic and agree on which records were late."""
-
-
-BAR_TRADES = "ok AND late_wm IS NULL"
-"""The trades of ``PARSED_VIEW`` that make bars: valid and not late (the others are dead letters)."""
-
-
-def bars_view(parsed: str) -> str:
-    return f"""CREATE TEMPORARY VIEW bars AS
-SELECT symbol, window_time AS rt,
-  FIRST_VALUE(price) AS `open`, MAX(price) AS high, MIN(price) AS low,
-  LAST_VALUE(price) AS `close`, SUM(`size`) AS volume,
-  SUM(CAST(price AS DOUBLE) * `size`) / SUM(`size`) AS vwap, COUNT(*) AS trades
-FROM TABLE(TUMBLE(
-  (SELECT symbol, price, `size`, rt FROM {parsed} WHERE {BAR_TRADES}), DESCRIPTOR(rt), INTERVAL '1' MINUTE))
-GROUP BY symbol, window_start, window_end, window_time"""
-
-
-def analytics_view(source: str) -> str:
-    """Closed bars as the Python operator takes them: the columns of ``BAR_ROW_TYPE``, in order.
-
-    Prices travel as exact decimal strings here: PyFlink's DataStream bridge cannot carry
-    ``DECIMAL`` types, and strings convert back without loss."""
-    return f"""CREATE TEMPORARY VIEW analytics AS
-SELECT 'bar' AS kind, symbol, ft_epoch_ms(rt) + 1 - {BAR_INTERVAL_MS} AS ts,
-  CAST(`open` AS STRING) AS `open`, CAST(high AS STRING) AS high,
-  CAST(low AS STRING) AS low, CAST(`close` AS STRING) AS `close`, volume, vwap, trades,
-  CAST({BAR_INTERVAL_MS} AS BIGINT) AS interval_ms, CAST(NULL AS STRING) AS text
-FROM {source}"""
+TRADE_RECORDS = "SELECT `value`, `partition`, `offset`, rt FROM trades_raw"
+"""The trades topic's records as ``ParseTrades`` (Java) takes them, with ``rt`` the event time."""
 
 
 BUNDLE_FIELDS = 9
-"""Tab-separated fields of a line of ``bar_bundles_view``: symbol, ts, open, high, low, close,
-volume, vwap, trades."""
-
-
-def bar_bundles_view(parsed: str, buckets: int) -> str:
-    """Every closed minute's bars in bundles: one row per (minute, bucket) with the bucket
-    (``ft_bucket(symbol, buckets)``) and the bars of the minute's symbols that fall in it, one
-    line each (tab-separated ``BUNDLE_FIELDS``, lines joined by a newline; a symbol is printable
-    ASCII, so it holds neither), computed from the valid, on-time trades of ``parsed`` by
-    ``ft_bar_bundle`` (``jvm/udf/.../BarBundle.java``): the values of ``bars_view`` and
-    ``analytics_view``, the bar window and the gathering of its bars in one aggregate, so a
-    minute's bundle leaves as soon as the watermark passes the minute.
-
-    This is how the bars reach the Python operator in a job without other inputs
-    (``operator.BundledBarOperator``): one call into Python per bucket and minute instead of one
-    per bar."""
-    return f"""CREATE TEMPORARY VIEW bar_bundles AS
-SELECT bucket, ft_bar_bundle(symbol, price, `size`, ft_epoch_ms(window_start)) AS lines
-FROM TABLE(TUMBLE(
-  (SELECT rt, ft_bucket(symbol, {buckets}) AS bucket, symbol, price, `size`
-   FROM {parsed} WHERE {BAR_TRADES}), DESCRIPTOR(rt), INTERVAL '1' MINUTE))
-GROUP BY window_start, window_end, bucket"""
+"""Tab-separated fields of a line of a bar bundle (``MinuteBars.java``, bundled): symbol, ts,
+open, high, low, close, volume, vwap, trades."""
 
 
 def news_source(
@@ -411,19 +339,17 @@ def bounded_reason(expression: str) -> str:
     )
 
 
-def deadletter_insert(parsed: str, source_topic: str) -> str:
-    """Invalid and late trades as dead letters: a bounded reason and the bounded original bytes."""
-    reason = (
-        "CASE WHEN ok THEN CONCAT('late: the minute of event time ', CAST(ft_epoch_ms(rt) AS "
-        "STRING), ' had closed (watermark ', CAST(late_wm AS STRING), ')') ELSE reason END"
-    )
+def deadletter_insert(dead: str, source_topic: str) -> str:
+    """The trades ``ParseTrades`` refused (invalid or late; the view ``dead`` of its dead-letter
+    output: ``ts, partition, offset, reason, payload``) as dead letters: a bounded reason and the
+    bounded original bytes."""
     return f"""INSERT INTO deadletter_sink
-SELECT ft_epoch_ms(rt) AS ts, ft_epoch_ms(CURRENT_TIMESTAMP) AS ingest_ts,
-  '{source_topic}' AS source_topic, CAST(src_partition AS BIGINT) AS `partition`,
-  src_offset AS `offset`,
-  {bounded_reason(f"COALESCE({reason}, 'invalid record')")} AS reason,
+SELECT ts AS ts, ft_epoch_ms(CURRENT_TIMESTAMP) AS ingest_ts,
+  '{source_topic}' AS source_topic, CAST(`partition` AS BIGINT) AS `partition`,
+  `offset` AS `offset`,
+  {bounded_reason("COALESCE(reason, 'invalid record')")} AS reason,
   ft_dead_payload(payload) AS payload, ft_payload_bytes(payload) AS payload_bytes
-FROM {parsed} WHERE NOT ok OR late_wm IS NOT NULL"""
+FROM {dead}"""
 
 
 def alerts_sink(kafka: KafkaTable, topic: str) -> str:
@@ -431,21 +357,23 @@ def alerts_sink(kafka: KafkaTable, topic: str) -> str:
     return _event_sink(kafka, "alerts_sink", Alert, topic, keyed=True)
 
 
-def large_trade_insert(parsed: str, min_size: int) -> str:
-    """A ``large_trade`` alert for every valid, on-time trade of at least ``min_size`` shares.
+def large_trade_insert(large: str, min_size: int) -> str:
+    """A ``large_trade`` alert for every valid, on-time trade of at least ``min_size`` shares: the
+    view ``large`` of ``ParseTrades``' large-trade output (``ts, trade_id, symbol, price`` with its
+    six decimals as text, ``size``), which holds no others.
 
-    Evaluated per trade in the JVM, so the alert leaves as soon as the trade is read, without
+    Decided per trade in the JVM, so the alert leaves as soon as the trade is read, without
     waiting for a watermark. The id is ``stable_id("alert", "large_trade", symbol, trade id)``: a
     re-read trade repeats it, two trades in the same millisecond do not share it. Critical from
     twice the threshold, like ``price_gap``."""
     kind = AlertKind.LARGE_TRADE.value
     return f"""INSERT INTO alerts_sink
-SELECT ft_epoch_ms(rt) AS ts, ft_epoch_ms(CURRENT_TIMESTAMP) AS ingest_ts,
+SELECT ts, ft_epoch_ms(CURRENT_TIMESTAMP) AS ingest_ts,
   SUBSTRING(SHA256(CONCAT_WS('|', 'alert', '{kind}', symbol, trade_id)), 1, 32) AS id,
   '{kind}' AS kind,
   CASE WHEN `size` >= {2 * min_size} THEN 'critical' ELSE 'warning' END AS severity,
   symbol,
   CONCAT('Large trade: ', CAST(`size` AS STRING), ' at ',
-    REGEXP_REPLACE(CAST(price AS STRING), '\\.?0+$', '')) AS message,
+    REGEXP_REPLACE(price, '\\.?0+$', '')) AS message,
   CAST(`size` AS DOUBLE) AS `value`, CAST({min_size} AS DOUBLE) AS threshold
-FROM {parsed} WHERE ok AND late_wm IS NULL AND `size` >= {min_size}"""
+FROM {large}"""

@@ -2,23 +2,18 @@ package io.flinktrade.udf;
 
 import java.io.IOException;
 import java.math.BigDecimal;
-import java.time.Instant;
-import java.nio.charset.StandardCharsets;
 
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonFactory;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonParser;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonToken;
-import org.apache.flink.table.annotation.DataTypeHint;
-import org.apache.flink.table.annotation.FunctionHint;
-import org.apache.flink.table.functions.TableFunction;
-import org.apache.flink.types.Row;
 
 /**
  * Parses and validates one {@code market.trades} record in a single streaming pass.
  *
- * <p>Every input row yields exactly one output row: {@code ok = true} with the typed fields, or
- * {@code ok = false} with a human-readable {@code reason}, which the job routes to the dead-letter
- * topic together with the original bytes. A bad record never throws, so it can never fail the job.
+ * <p>Every record gives a result: {@code ok} with the typed fields, or not {@code ok} with a short
+ * human-readable {@code reason}, which the job routes to the dead-letter topic together with the
+ * original bytes ({@link ParseTrades}). A bad record never throws, so it can never fail the job.
+ * One parser (and its one reusable result) per task: it is not thread-safe.
  *
  * <p>The record's Kafka timestamp is its event time (flinktrade producers set it to {@code ts}); a
  * payload whose {@code ts} disagrees is rejected rather than silently windowed at the wrong time.
@@ -29,12 +24,7 @@ import org.apache.flink.types.Row;
  * exactly, never rounded to 0); a size in [1, 10^12]; {@code ts} in [0, 2100-01-01]. Reasons are
  * short: a value is quoted by at most 40 characters.
  */
-@FunctionHint(
-        output =
-                @DataTypeHint(
-                        "ROW<ok BOOLEAN, reason STRING, id STRING, symbol STRING,"
-                                + " price DECIMAL(18, 6), size BIGINT, ts BIGINT>"))
-public class ParseTrade extends TableFunction<Row> {
+public final class TradeParser {
 
     private static final JsonFactory JSON = new JsonFactory();
     private static final BigDecimal MIN_PRICE = new BigDecimal("0.000001");
@@ -45,21 +35,38 @@ public class ParseTrade extends TableFunction<Row> {
     private static final int MAX_SYMBOL_LENGTH = 16;
     private static final int MAX_QUOTED = 40;
 
-    public void eval(byte[] value, @DataTypeHint("TIMESTAMP_LTZ(3)") Instant recordTime) {
-        Long recordTs = recordTime == null ? null : recordTime.toEpochMilli();
+    /** Whether the last record parsed is a valid trade; if not, {@link #reason} says why. */
+    public boolean ok;
+
+    /** Why the last record is not a valid trade (null when it is). */
+    public String reason;
+
+    /** The last valid trade's fields ({@code price} exact, at most six decimals). */
+    public String id;
+
+    public String symbol;
+    public BigDecimal price;
+    public long size;
+    public long ts;
+
+    /**
+     * Parses {@code value} (a record's bytes, null for an empty record) whose Kafka timestamp is
+     * {@code recordTs} (null: not checked) into this parser's fields; returns {@link #ok}.
+     */
+    public boolean parse(byte[] value, Long recordTs) {
+        ok = false;
+        reason = null;
         String id = null;
         String symbol = null;
         BigDecimal price = null;
         Long size = null;
         Long ts = null;
         if (value == null) {
-            reject("empty record (null value)");
-            return;
+            return reject("empty record (null value)");
         }
         try (JsonParser p = JSON.createParser(value)) {
             if (p.nextToken() != JsonToken.START_OBJECT) {
-                reject("not a JSON object");
-                return;
+                return reject("not a JSON object");
             }
             JsonToken t;
             while ((t = p.nextToken()) == JsonToken.FIELD_NAME) {
@@ -77,29 +84,24 @@ public class ParseTrade extends TableFunction<Row> {
                     case "price":
                         price = decimal(p, v);
                         if (price == null) {
-                            reject("price is not a number");
-                            return;
+                            return reject("price is not a number");
                         }
                         break;
                     case "size":
                         if (v != JsonToken.VALUE_NUMBER_INT) {
-                            reject("size is not an integer");
-                            return;
+                            return reject("size is not an integer");
                         }
                         if (p.getNumberType() == JsonParser.NumberType.BIG_INTEGER) {
-                            reject("size out of range: " + quoted(p.getText()));
-                            return;
+                            return reject("size out of range: " + quoted(p.getText()));
                         }
                         size = p.getLongValue();
                         break;
                     case "ts":
                         if (v != JsonToken.VALUE_NUMBER_INT) {
-                            reject("ts is not an integer (epoch milliseconds)");
-                            return;
+                            return reject("ts is not an integer (epoch milliseconds)");
                         }
                         if (p.getNumberType() == JsonParser.NumberType.BIG_INTEGER) {
-                            reject("ts out of range: " + quoted(p.getText()));
-                            return;
+                            return reject("ts out of range: " + quoted(p.getText()));
                         }
                         ts = p.getLongValue();
                         break;
@@ -108,19 +110,27 @@ public class ParseTrade extends TableFunction<Row> {
                 }
             }
             if (t != JsonToken.END_OBJECT || p.nextToken() != null) {
-                reject("malformed JSON object");
-                return;
+                return reject("malformed JSON object");
             }
         } catch (IOException | RuntimeException e) {
-            reject("malformed JSON: " + firstLine(e.getMessage()));
-            return;
+            return reject("malformed JSON: " + firstLine(e.getMessage()));
         }
         String problem = problem(id, symbol, price, size, ts, recordTs);
         if (problem != null) {
-            reject(problem);
-        } else {
-            collect(Row.of(true, null, id, symbol, price, size, ts));
+            return reject(problem);
         }
+        this.id = id;
+        this.symbol = symbol;
+        this.price = price;
+        this.size = size;
+        this.ts = ts;
+        ok = true;
+        return true;
+    }
+
+    /** The last valid trade's price as a {@code DECIMAL(18, 6)}'s unscaled long (price * 10^6). */
+    public long unscaledPrice() {
+        return price.setScale(PRICE_DECIMALS).unscaledValue().longValueExact();
     }
 
     private static String problem(
@@ -198,8 +208,12 @@ public class ParseTrade extends TableFunction<Row> {
                 : "'" + text.substring(0, MAX_QUOTED) + "...' (" + text.length() + " chars)";
     }
 
-    private void reject(String reason) {
-        collect(Row.of(false, reason, null, null, null, null, null));
+    private boolean reject(String why) {
+        reason = why;
+        id = null;
+        symbol = null;
+        price = null;
+        return false;
     }
 
     private static String firstLine(String message) {
