@@ -99,10 +99,10 @@ public class ParseTrades extends ProcessFunction<RowData, Tuple5<Integer, Long, 
                     value);
             return;
         }
-        long price = parser.unscaledPrice();
+        long price = parser.unscaledPrice;
         if (largeTradeSize > 0 && parser.size >= largeTradeSize) {
             StringBuilder text = MinuteBars.price(new StringBuilder(24), price);
-            ctx.output(LARGE, Row.of(parser.ts, parser.id, parser.symbol, text.toString(), parser.size));
+            ctx.output(LARGE, Row.of(parser.ts, parser.id(), parser.symbol, text.toString(), parser.size));
         }
         out.f0 = bucket(parser.symbol, buckets);
         out.f1 = minute;

@@ -2,6 +2,7 @@ package io.flinktrade.udf;
 
 import java.io.IOException;
 import java.math.BigDecimal;
+import java.nio.charset.StandardCharsets;
 
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonFactory;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonParser;
@@ -41,19 +42,45 @@ public final class TradeParser {
     /** Why the last record is not a valid trade (null when it is). */
     public String reason;
 
-    /** The last valid trade's fields ({@code price} exact, at most six decimals). */
-    public String id;
-
+    /** The last valid trade's symbol. */
     public String symbol;
-    public BigDecimal price;
+
+    /** The last valid trade's price as a {@code DECIMAL(18, 6)}'s unscaled long (price * 10^6). */
+    public long unscaledPrice;
+
     public long size;
     public long ts;
+
+    private String id;
+    private byte[] idBytes;
+    private int idStart;
+    private int idLength;
+
+    /** The last valid trade's id (made from the record's bytes only when asked for). */
+    public String id() {
+        if (id == null && idBytes != null) {
+            id = new String(idBytes, idStart, idLength, StandardCharsets.ISO_8859_1);
+        }
+        return id;
+    }
 
     /**
      * Parses {@code value} (a record's bytes, null for an empty record) whose Kafka timestamp is
      * {@code recordTs} (null: not checked) into this parser's fields; returns {@link #ok}.
+     *
+     * <p>A record of the shape flinktrade's producers write (a flat object of plain ASCII strings
+     * and plain numbers, every field valid) is read by a byte scanner ({@link #fast}); anything
+     * else, and anything the scanner would have to refuse, is read again by the full parser
+     * ({@link #parseFully}), which alone decides a refusal and its reason. The scanner only
+     * accepts records the full parser accepts with the same values (a test checks the two on
+     * every hostile record and on random mutations of valid ones).
      */
     public boolean parse(byte[] value, Long recordTs) {
+        return (value != null && fast(value, recordTs)) || parseFully(value, recordTs);
+    }
+
+    /** {@link #parse} by Jackson's streaming parser alone. */
+    public boolean parseFully(byte[] value, Long recordTs) {
         ok = false;
         reason = null;
         String id = null;
@@ -120,17 +147,227 @@ public final class TradeParser {
             return reject(problem);
         }
         this.id = id;
+        this.idBytes = null;
         this.symbol = symbol;
-        this.price = price;
+        this.unscaledPrice = price.setScale(PRICE_DECIMALS).unscaledValue().longValueExact();
         this.size = size;
         this.ts = ts;
         ok = true;
         return true;
     }
 
-    /** The last valid trade's price as a {@code DECIMAL(18, 6)}'s unscaled long (price * 10^6). */
-    public long unscaledPrice() {
-        return price.setScale(PRICE_DECIMALS).unscaledValue().longValueExact();
+    private static final long MAX_UNSCALED = 999_999_999_999_999_999L; // MAX_PRICE * 10^6
+    private static final int MAX_INTEGER_DIGITS = 12; // of a price below MAX_PRICE + 1
+    private static final long[] TENS = {1, 10, 100, 1_000, 10_000, 100_000, 1_000_000};
+
+    private static final int OTHER = 0;
+    private static final int ID = 1;
+    private static final int SYMBOL = 2;
+    private static final int PRICE = 3;
+    private static final int SIZE = 4;
+    private static final int TS = 5;
+
+    /**
+     * The scanner of {@link #parse}: true (and the fields set) for a valid trade in the plain
+     * shape, false for anything else (nothing decided: the full parser reads it). It gives up on
+     * an escape, a control or non-ASCII byte in a string, a nested value, a literal, a negative
+     * number, an exponent, more than six decimals (trailing zeros included), a number of more
+     * than 18 digits, an id that is not a string, a price or size or ts written as a string, and
+     * on any field missing or out of bounds.
+     */
+    public boolean fast(byte[] b, Long recordTs) {
+        int n = b.length;
+        int i = skipSpace(b, 0);
+        if (i >= n || b[i] != '{') {
+            return false;
+        }
+        String symbol = null;
+        int idAt = -1;
+        int idLength = 0;
+        long price = -1;
+        long size = -1;
+        long ts = -1;
+        i++;
+        while (true) {
+            i = skipSpace(b, i);
+            if (i >= n || b[i] != '"') {
+                return false;
+            }
+            int keyAt = ++i;
+            i = stringEnd(b, i);
+            if (i < 0) {
+                return false;
+            }
+            int field = field(b, keyAt, i - keyAt);
+            i = skipSpace(b, i + 1);
+            if (i >= n || b[i] != ':') {
+                return false;
+            }
+            i = skipSpace(b, i + 1);
+            if (i >= n) {
+                return false;
+            }
+            byte c = b[i];
+            if (c == '"') {
+                int at = i + 1;
+                i = stringEnd(b, at);
+                if (i < 0) {
+                    return false;
+                }
+                if (field == ID) {
+                    idAt = at;
+                    idLength = i - at;
+                } else if (field == SYMBOL) {
+                    symbol = new String(b, at, i - at, StandardCharsets.ISO_8859_1);
+                } else if (field != OTHER) {
+                    return false; // a number written as a string: the full parser decides
+                }
+                i++;
+            } else if (c >= '0' && c <= '9') {
+                long whole = 0;
+                int digits = 0;
+                if (c == '0') {
+                    i++;
+                    digits = 1;
+                } else {
+                    while (i < n && b[i] >= '0' && b[i] <= '9') {
+                        if (++digits > 18) {
+                            return false;
+                        }
+                        whole = whole * 10 + (b[i++] - '0');
+                    }
+                }
+                long fraction = 0;
+                int decimals = -1;
+                if (i < n && b[i] == '.') {
+                    decimals = 0;
+                    i++;
+                    while (i < n && b[i] >= '0' && b[i] <= '9') {
+                        if (++decimals > PRICE_DECIMALS) {
+                            return false;
+                        }
+                        fraction = fraction * 10 + (b[i++] - '0');
+                    }
+                    if (decimals == 0) {
+                        return false;
+                    }
+                }
+                if (i < n && ((b[i] >= '0' && b[i] <= '9') || b[i] == 'e' || b[i] == 'E')) {
+                    return false; // a leading zero's next digit, or an exponent
+                }
+                if (field == PRICE) {
+                    if (digits > MAX_INTEGER_DIGITS) {
+                        return false;
+                    }
+                    price = whole * TENS[PRICE_DECIMALS]
+                            + (decimals < 0 ? 0 : fraction * TENS[PRICE_DECIMALS - decimals]);
+                } else if (field == SIZE || field == TS) {
+                    if (decimals >= 0) {
+                        return false;
+                    }
+                    if (field == SIZE) {
+                        size = whole;
+                    } else {
+                        ts = whole;
+                    }
+                } else if (field != OTHER) {
+                    return false; // a numeric id or symbol: the full parser decides
+                }
+            } else {
+                return false; // a literal, an object, an array, a negative number
+            }
+            i = skipSpace(b, i);
+            if (i >= n) {
+                return false;
+            }
+            if (b[i] == ',') {
+                i++;
+            } else if (b[i] == '}') {
+                i++;
+                break;
+            } else {
+                return false;
+            }
+        }
+        if (skipSpace(b, i) != n || idAt < 0 || idLength == 0 || symbol == null) {
+            return false;
+        }
+        if (symbol.isEmpty() || symbol.length() > MAX_SYMBOL_LENGTH || !printableAscii(symbol)) {
+            return false;
+        }
+        if (price < 1 || price > MAX_UNSCALED || size < 1 || size > MAX_SIZE) {
+            return false;
+        }
+        if (ts < 0 || ts > MAX_TS || (recordTs != null && ts != recordTs)) {
+            return false;
+        }
+        this.ok = true;
+        this.reason = null;
+        this.id = null;
+        this.idBytes = b;
+        this.idStart = idAt;
+        this.idLength = idLength;
+        this.symbol = symbol;
+        this.unscaledPrice = price;
+        this.size = size;
+        this.ts = ts;
+        return true;
+    }
+
+    /** The first index from {@code i} that is not JSON whitespace. */
+    private static int skipSpace(byte[] b, int i) {
+        while (i < b.length && (b[i] == ' ' || b[i] == '\n' || b[i] == '\r' || b[i] == '\t')) {
+            i++;
+        }
+        return i;
+    }
+
+    /**
+     * The index of the quote that ends the string starting at {@code i}; -1 at an escape, a
+     * control or non-ASCII byte, or the end of the input.
+     */
+    private static int stringEnd(byte[] b, int i) {
+        while (i < b.length) {
+            byte c = b[i];
+            if (c == '"') {
+                return i;
+            }
+            if (c == '\\' || c < 0x20) { // bytes are signed: non-ASCII is negative
+                return -1;
+            }
+            i++;
+        }
+        return -1;
+    }
+
+    /** Which of the trade's fields the key at {@code at} (of {@code length} bytes) names. */
+    private static int field(byte[] b, int at, int length) {
+        switch (length) {
+            case 2:
+                if (b[at] == 'i' && b[at + 1] == 'd') {
+                    return ID;
+                }
+                if (b[at] == 't' && b[at + 1] == 's') {
+                    return TS;
+                }
+                return OTHER;
+            case 4:
+                return b[at] == 's' && b[at + 1] == 'i' && b[at + 2] == 'z' && b[at + 3] == 'e'
+                        ? SIZE
+                        : OTHER;
+            case 5:
+                return b[at] == 'p' && b[at + 1] == 'r' && b[at + 2] == 'i' && b[at + 3] == 'c'
+                                && b[at + 4] == 'e'
+                        ? PRICE
+                        : OTHER;
+            case 6:
+                return b[at] == 's' && b[at + 1] == 'y' && b[at + 2] == 'm' && b[at + 3] == 'b'
+                                && b[at + 4] == 'o' && b[at + 5] == 'l'
+                        ? SYMBOL
+                        : OTHER;
+            default:
+                return OTHER;
+        }
     }
 
     private static String problem(
@@ -211,8 +448,8 @@ public final class TradeParser {
     private boolean reject(String why) {
         reason = why;
         id = null;
+        idBytes = null;
         symbol = null;
-        price = null;
         return false;
     }
 
