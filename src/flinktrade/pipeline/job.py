@@ -1,18 +1,19 @@
 """Builds and runs the flinktrade PyFlink job.
 
-    market.trades --parse/validate, late check (SQL, Java UDTF)--+--> deadletter (invalid, late)
-                                                                 +--> 1-min bars (SQL) --+
-    market.news --decode + sentiment (Python)--+--> deadletter (undecodable)              |
-                                               +--> per-symbol news ---------------------+
-                                                                                         v
+    market.trades --parse/validate, late check (Java, ParseTrades)--+--> deadletter (invalid, late)
+                                                                     +--> 1-min bars (Java,
+    market.news --decode + sentiment (Python)--+--> deadletter          MinuteBars) --+
+                                               +--> per-symbol news -------------------+
+                                                                                       v
         analytics operator (Python, keyed by symbol, event-time order): indicators, sentiment,
         anomaly rules, strategies --> analytics.bars, trading.signals, alerts
 
-The parsed trades go through the DataStream API and back so the dead-letter and bar branches share
-one read and one parse of the topic. The Python side sees one row per symbol per minute plus the
-news, never individual trades; the optional per-trade ``large_trade`` alert is a SQL ``WHERE`` on
-the parsed trades, written to ``alerts`` straight from the JVM. Without a news topic
-(``JobIO.news`` None) the news branch is left out and the operator has one input.
+Per trade, everything runs in the JVM, in the Kafka source's task (``trade_path``): one parse of
+each record, the late check against the watermark, the bars of each minute. The Python side sees
+one row per symbol per minute (or one bundle per minute and bucket) plus the news, never
+individual trades; the optional per-trade ``large_trade`` alert is picked by the Java parse and
+written to ``alerts`` by SQL. Without a news topic (``JobIO.news`` None) the news branch is left
+out and the operator has one input.
 """
 
 from __future__ import annotations
