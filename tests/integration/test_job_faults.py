@@ -47,8 +47,14 @@ pytestmark = pytest.mark.integration
 TRADES = 1_500_000
 """Enough that each run is still mid-stream when it is killed: a run that restores after the whole
 input was read has nothing left to read, so its watermark never moves and the bars it restored
-as pending are never written (at ~180 k trades/s, 400 k trades were read before the first kill)."""
-SYMBOLS = 12
+as pending are never written (at ~180 k trades/s, 400 k trades were read before the first kill).
+Nor may a partition be read to its end before a kill while others are not: restored, it holds
+the watermark back for the idle timeout (30 s), longer than a run is watched after its input."""
+SYMBOLS = 120
+"""Bars for the Python operator to work through (60,000): its pace, not the Java trade path's
+(~2 us a trade since session 22), sets the job's, so the runs stay mid-stream when killed. With
+12 symbols the job read the whole input within ~2 checkpoints under load, and the restored runs
+wrote nothing."""
 OUTPUTS = (topics.ANALYTICS_BARS.name, topics.SIGNALS.name, topics.ALERTS.name)
 CHECKPOINT_MS = 700
 
