@@ -4,7 +4,8 @@ An order the broker reports (looked up over REST, or a stream update queued by t
 and applied by the deciding thread only) moves its stored order on. A fill is recorded once:
 deduplicated by execution id (a fill learned over REST gets a deterministic one) and by the
 cumulative filled quantity; the price of the shares newly filled comes from the change of the
-average price (``fill_price``). Legs the broker made are adopted; the entry's own exits are placed
+average price (``fill_price``). A fill learned over REST carries no commission; the broker's update
+for the same shares, arriving later, adds its commission to that fill (``late_costs``). Legs the broker made are adopted; the entry's own exits are placed
 when it is final with a fill (or, with ``exits_on_partial_fill``, at its first fill and resized at
 each later one). ``UpdateApplying`` is the base class of ``lifecycle.OrderLifecycle``.
 """
@@ -56,6 +57,8 @@ class UpdateApplying(ExitReplacing):
             return
         if broker_order.filled_qty > order.filled_qty and not order.status.final:
             self._record_fill(order, broker_order, update)
+        elif update is not None and update.is_fill and update.execution_id and update.commission:
+            self._record_late_costs(order, broker_order, update)
         self.store.transition(
             coid,
             broker_order.status,
@@ -110,6 +113,52 @@ class UpdateApplying(ExitReplacing):
         if self.store.add_fill(fill, commit=False):
             self.book.add_fill(order.symbol, order.side, delta, fill.price)
             self.stats.fills += 1
+
+    def _record_late_costs(
+        self, order: StoredOrder, broker_order: BrokerOrder, update: TradeUpdate
+    ) -> None:
+        """The broker's update for shares already recorded (learned over REST, with no
+        commission): its commission goes onto the fill that recorded them."""
+        assert update.execution_id is not None
+        if self.store.has_fill(update.execution_id):
+            return  # a repeat
+        fills = self.store.order_fills(order.client_order_id)
+        if not fills:
+            log.warning(
+                "executor: fill %s of %s reports shares no recorded fill holds; its commission %s"
+                " is not recorded",
+                update.execution_id,
+                order.client_order_id,
+                update.commission,
+            )
+            return
+        fill_id = _covering_fill(
+            [execution_id for execution_id, _ in fills], broker_order.id, broker_order.filled_qty
+        )
+        if self.store.add_late_costs(update.execution_id, fill_id, update.commission, commit=False):
+            log.info(
+                "executor: commission %s of fill %s added to %s (learned over REST first)",
+                update.commission,
+                update.execution_id,
+                fill_id,
+            )
+
+
+def _covering_fill(fill_ids: list[str], broker_order_id: str, filled_qty: Decimal) -> str:
+    """Of an order's fills (in recorded order), the one learned over REST whose cumulative
+    quantity (its id's ``<order id>:<filled qty>``) first covers ``filled_qty``; else the last."""
+    prefix = f"{broker_order_id}:"
+    best: tuple[Decimal, str] | None = None
+    for fill_id in fill_ids:
+        if not fill_id.startswith(prefix):
+            continue
+        try:
+            covered = Decimal(fill_id[len(prefix) :])
+            if covered >= filled_qty and (best is None or covered < best[0]):
+                best = (covered, fill_id)
+        except ArithmeticError:  # not an id this module made
+            continue
+    return best[1] if best is not None else fill_ids[-1]
 
 
 def fill_price(

@@ -24,7 +24,7 @@ from flinktrade.config import KafkaSettings, Settings
 from flinktrade.events import OrderEvent, OrderSpec, OrderStatus, Side
 from flinktrade.execution.brokers.alpaca.order_requests import to_alpaca
 from flinktrade.execution.brokers.alpaca.parse import parse_order
-from flinktrade.execution.brokers.base import BrokerOrder, OrderRefused, OrderRequest
+from flinktrade.execution.brokers.base import BrokerOrder, OrderRefused, OrderRequest, TradeUpdate
 from flinktrade.execution.brokers.simulated import SimulatedBroker
 from flinktrade.execution.exits import broker_spec
 from flinktrade.execution.settings import ExecutionSettings, SimBrokerSettings
@@ -206,6 +206,78 @@ def test_an_entry_that_never_fills_gets_no_exits(tmp_path: Path) -> None:
     stored = rig.store.get(coid(s))
     assert stored is not None and stored.exits == "none"
     assert rig.broker.requests == [entry]
+
+
+def _filled(order: BrokerOrder, qty: str, avg: str) -> BrokerOrder:
+    status = OrderStatus.FILLED if D(qty) == order.qty else OrderStatus.PARTIALLY_FILLED
+    return dataclasses.replace(
+        order, status=status, filled_qty=D(qty), filled_avg_price=D(avg), broker_status=status.value
+    )
+
+
+def _commissions(rig: Any) -> dict[str, Decimal]:
+    return {f.id: f.commission for f in rig.store.fills()}
+
+
+def test_a_fill_learned_over_rest_gets_the_commission_of_the_update_that_arrives_after_it(
+    tmp_path: Path,
+) -> None:
+    """A market order's fill is first known from the submit's answer (REST: no commission); the
+    broker's fill update for the same shares, arriving later, adds its commission to that fill,
+    once, and the shares are not counted twice."""
+    rig = make_rig(tmp_path)
+    s = signal(order={"qty": "10"})
+    rig.decide(s)
+    order = rig.broker.orders[coid(s)]
+    assert _commissions(rig) == {"b-1:10": D(0)}
+    update = TradeUpdate(
+        event="fill", order=order, execution_id="x-1", price=D(100), qty=D(10),
+        commission=D("1.25"),
+    )  # fmt: skip
+    rig.core.orders.apply(order, update)
+    rig.core.orders.apply(order, update)  # the update again (a stream replay): nothing more
+    assert _commissions(rig) == {"b-1:10": D("1.25")}
+    assert rig.store.positions() == {"AAPL": D(10)}
+    rig.store.close()
+    again = OrderStore(tmp_path / "orders.sqlite", broker="book")
+    assert again.has_fill("x-1")
+    assert [(f.id, f.qty, f.commission) for f in again.fills()] == [("b-1:10", D(10), D("1.25"))]
+
+
+def test_late_commissions_go_to_the_rest_fill_that_holds_their_shares(tmp_path: Path) -> None:
+    """A limit order fills 4 then 6; REST learns the 4 first. The update of the 4 (already held)
+    adds its commission to that fill; the update of the 6 is a fill of its own, with its own."""
+    rig = make_rig(tmp_path)
+    s = signal(order={"qty": "10", "type": "limit", "limit_price": "101"})
+    rig.decide(s)
+    order = rig.broker.orders[coid(s)]
+    first, second = _filled(order, "4", "100"), _filled(order, "10", "100.60")
+    rig.core.orders.apply(first, None)  # a lookup over REST
+    assert _commissions(rig) == {"b-1:4": D(0)}
+    rig.core.orders.apply(
+        first, TradeUpdate(event="partial_fill", order=first, execution_id="x-1", commission=D(1))
+    )
+    rig.core.orders.apply(
+        second, TradeUpdate(event="fill", order=second, execution_id="x-2", commission=D("1.5"))
+    )
+    fills = {f.id: (f.qty, f.price, f.commission) for f in rig.store.fills()}
+    assert fills == {"b-1:4": (D(4), D(100), D(1)), "x-2": (D(6), D(101), D("1.5"))}
+    assert rig.store.positions() == {"AAPL": D(10)}
+
+
+def test_both_late_commissions_go_to_one_rest_fill_of_the_whole_order(tmp_path: Path) -> None:
+    rig = make_rig(tmp_path)
+    s = signal(order={"qty": "10", "type": "limit", "limit_price": "101"})
+    rig.decide(s)
+    order = rig.broker.orders[coid(s)]
+    first, second = _filled(order, "4", "100"), _filled(order, "10", "100.60")
+    rig.core.orders.apply(second, None)  # REST saw the order whole before either update
+    for execution_id, update_order, commission in (("x-1", first, "1"), ("x-2", second, "1.5")):
+        update = TradeUpdate(
+            event="fill", order=update_order, execution_id=execution_id, commission=D(commission)
+        )
+        rig.core.orders.apply(update_order, update)
+    assert {f.id: (f.qty, f.commission) for f in rig.store.fills()} == {"b-1:10": (D(10), D("2.5"))}
 
 
 class Crash(BaseException):

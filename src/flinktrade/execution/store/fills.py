@@ -1,7 +1,13 @@
-"""The store's ``fills`` and ``adjustments`` tables: executions and the positions they sum to.
+"""The store's ``fills``, ``late_costs`` and ``adjustments`` tables: executions and the positions
+they sum to.
 
 One row per broker execution id, so a repeated fill is recognised; positions are the sum of the
 fills plus the adjustments an operator adopted from the broker after a reconciliation mismatch.
+A fill learned over REST (an order looked up before the broker's update arrived) has no commission:
+the REST order carries none. When the broker's update for those shares arrives later, its
+commission is added to that fill and its execution id kept in ``late_costs``, so a replay of the
+update adds nothing. (The ``trading.fills`` record already sent keeps the fill as first learned;
+the store's books, ``fills()``, have the commission.)
 Each fill keeps its order's strategy (the per-strategy books, ``flinktrade.books``); a fill stored
 before the column existed takes it from its order, while that order is kept.
 """
@@ -18,10 +24,45 @@ class FillTable(OutboxTable):
     """Executions (each queued as a ``trading.fills`` record) and positions."""
 
     def has_fill(self, execution_id: str) -> bool:
+        """Whether this execution is recorded: as a fill, or as a fill's late costs."""
         row = self._db.execute(
-            "SELECT 1 FROM fills WHERE execution_id = ?", (execution_id,)
+            "SELECT 1 FROM fills WHERE execution_id = ?"
+            " UNION ALL SELECT 1 FROM late_costs WHERE execution_id = ?",
+            (execution_id, execution_id),
         ).fetchone()
         return row is not None
+
+    def order_fills(self, client_order_id: str) -> list[tuple[str, Decimal]]:
+        """An order's fills as (execution id, commission), in the order they were recorded."""
+        rows = self._db.execute(
+            "SELECT execution_id, commission FROM fills WHERE client_order_id = ? ORDER BY rowid",
+            (client_order_id,),
+        )
+        return [(execution_id, Decimal(commission)) for execution_id, commission in rows]
+
+    def add_late_costs(
+        self, execution_id: str, fill_id: str, commission: Decimal, *, commit: bool = True
+    ) -> bool:
+        """Add the commission of execution ``execution_id`` (whose shares are already recorded, in
+        fill ``fill_id``) to that fill; False if the execution is already known (a repeat)."""
+        if self.has_fill(execution_id):
+            return False
+        row = self._db.execute(
+            "SELECT commission FROM fills WHERE execution_id = ?", (fill_id,)
+        ).fetchone()
+        if row is None:
+            raise KeyError(f"no fill {fill_id!r} to add the costs of {execution_id!r} to")
+        self._db.execute(
+            "INSERT INTO late_costs (execution_id, fill_id, commission) VALUES (?, ?, ?)",
+            (execution_id, fill_id, str(commission)),
+        )
+        self._db.execute(
+            "UPDATE fills SET commission = ? WHERE execution_id = ?",
+            (str(Decimal(row[0]) + commission), fill_id),
+        )
+        if commit:
+            self._db.commit()
+        return True
 
     def add_fill(self, fill: Fill, *, commit: bool = True) -> bool:
         """Record one execution; False if its execution id is already known (a repeat)."""
