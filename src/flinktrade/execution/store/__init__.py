@@ -6,6 +6,8 @@ What it holds, and why (one module a part):
   the HTTP call, so a restart finds every order that may have reached the broker and looks it up
   instead of guessing. Denied signals are rows too, so a repeated signal is never decided twice.
 - ``fills``: one row per broker execution id; positions are the sum of fills (plus adoptions).
+  ``late_costs``: the execution ids whose shares a fill learned over REST already holds, their
+  commission added to that fill (once).
 - ``outbox``: the ``trading.orders`` / ``trading.fills`` / ``alerts`` records written in the same
   transaction as the state change they describe, published to Kafka afterwards and then deleted.
   A crash in between publishes them again; consumers drop repeats by their ids.
