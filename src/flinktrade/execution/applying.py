@@ -57,7 +57,13 @@ class UpdateApplying(ExitReplacing):
             return
         if broker_order.filled_qty > order.filled_qty and not order.status.final:
             self._record_fill(order, broker_order, update)
-        elif update is not None and update.is_fill and update.execution_id and update.commission:
+        elif (
+            update is not None
+            and update.is_fill
+            and update.execution_id
+            and update.commission
+            and broker_order.filled_qty <= order.filled_qty  # its shares are recorded already
+        ):
             self._record_late_costs(order, broker_order, update)
         self.store.transition(
             coid,
