@@ -4,10 +4,10 @@ An order the broker reports (looked up over REST, or a stream update queued by t
 and applied by the deciding thread only) moves its stored order on. A fill is recorded once:
 deduplicated by execution id (a fill learned over REST gets a deterministic one) and by the
 cumulative filled quantity; the price of the shares newly filled comes from the change of the
-average price (``fill_price``). A fill learned over REST carries no commission; the broker's update
-for the same shares, arriving later, adds its commission to that fill (``late_costs``). Legs the broker made are adopted; the entry's own exits are placed
-when it is final with a fill (or, with ``exits_on_partial_fill``, at its first fill and resized at
-each later one). ``UpdateApplying`` is the base class of ``lifecycle.OrderLifecycle``.
+average price (``fill_price``). A fill learned over REST carries no commission; the broker's
+update for the same shares, arriving later, adds its commission to that fill (``late_costs``).
+Legs the broker made are adopted; the entry's own exits are placed when it is final with a fill
+(or, with ``exits_on_partial_fill``, at its first fill and resized at each later one). ``UpdateApplying`` is the base class of ``lifecycle.OrderLifecycle``.
 """
 
 from __future__ import annotations
@@ -126,8 +126,6 @@ class UpdateApplying(ExitReplacing):
         """The broker's update for shares already recorded (learned over REST, with no
         commission): its commission goes onto the fill that recorded them."""
         assert update.execution_id is not None
-        if self.store.has_fill(update.execution_id):
-            return  # a repeat
         fills = self.store.order_fills(order.client_order_id)
         if not fills:
             log.warning(
@@ -138,9 +136,8 @@ class UpdateApplying(ExitReplacing):
                 update.commission,
             )
             return
-        fill_id = _covering_fill(
-            [execution_id for execution_id, _ in fills], broker_order.id, broker_order.filled_qty
-        )
+        fill_id = _covering_fill(fills, broker_order.id, broker_order.filled_qty)
+        # False for a repeat (its execution id is known)
         if self.store.add_late_costs(update.execution_id, fill_id, update.commission, commit=False):
             log.info(
                 "executor: commission %s of fill %s added to %s (learned over REST first)",

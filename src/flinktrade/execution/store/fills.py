@@ -32,13 +32,13 @@ class FillTable(OutboxTable):
         ).fetchone()
         return row is not None
 
-    def order_fills(self, client_order_id: str) -> list[tuple[str, Decimal]]:
-        """An order's fills as (execution id, commission), in the order they were recorded."""
+    def order_fills(self, client_order_id: str) -> list[str]:
+        """The execution ids of an order's fills, in the order they were recorded."""
         rows = self._db.execute(
-            "SELECT execution_id, commission FROM fills WHERE client_order_id = ? ORDER BY rowid",
+            "SELECT execution_id FROM fills WHERE client_order_id = ? ORDER BY rowid",
             (client_order_id,),
         )
-        return [(execution_id, Decimal(commission)) for execution_id, commission in rows]
+        return [execution_id for (execution_id,) in rows]
 
     def add_late_costs(
         self, execution_id: str, fill_id: str, commission: Decimal, *, commit: bool = True
