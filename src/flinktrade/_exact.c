@@ -206,7 +206,7 @@ typedef struct {
     Py_ssize_t head;  /* index of the oldest once the window is full (a ring); 0 before */
     Py_ssize_t cap;   /* allocated slots (grows to n) */
     i128 *v;          /* the integers */
-    PyObject **x;     /* the floats pushed (owned references: a snapshot shares them) */
+    double *x;        /* the floats pushed, as C doubles (a snapshot copies their bytes) */
     i128 s1;
     u256 s2;
 } Sums;
@@ -255,7 +255,7 @@ static int grow(Sums *self) {
     i128 *v = PyMem_Realloc(self->v, (size_t)cap * sizeof(i128));
     if (v == NULL) return 0;
     self->v = v;
-    PyObject **x = PyMem_Realloc(self->x, (size_t)cap * sizeof(PyObject *));
+    double *x = PyMem_Realloc(self->x, (size_t)cap * sizeof(double));
     if (x == NULL) return 0;
     self->x = x;
     self->cap = cap;
@@ -278,13 +278,9 @@ static PyObject *Sums_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
     return (PyObject *)self;
 }
 
-static void clear_floats(Sums *self) {
-    for (Py_ssize_t j = 0; j < self->count; j++) Py_DECREF(self->x[slot(self, j)]);
-    self->count = self->head = 0;
-}
+static void clear_floats(Sums *self) { self->count = self->head = 0; }
 
 static void Sums_dealloc(Sums *self) {
-    clear_floats(self);
     PyMem_Free(self->v);
     PyMem_Free(self->x);
     Py_TYPE(self)->tp_free((PyObject *)self);
@@ -337,16 +333,14 @@ static PyObject *Sums_push(Sums *self, PyObject *arg) {
         self->shift = shift;
     }
     i128 v = shl128(num, shift - exp);
-    Py_INCREF(arg);
     if (self->count < self->n) {
         self->v[self->count] = v; /* head is 0 until the window is full */
-        self->x[self->count] = arg;
+        self->x[self->count] = x;
         self->count++;
     } else {
         remove_value(self, self->v[self->head]);
         self->v[self->head] = v;
-        Py_DECREF(self->x[self->head]);
-        self->x[self->head] = arg;
+        self->x[self->head] = x;
         self->head = self->head + 1 == self->n ? 0 : self->head + 1;
     }
     add_value(self, v);
@@ -384,8 +378,7 @@ static PyObject *Sums_rebuild(Sums *self, PyObject *args) {
         ratio(PyFloat_AS_DOUBLE(item), &num, &exp);
         i128 v = shl128(num, shift - exp);
         self->v[j] = v;
-        Py_INCREF(item);
-        self->x[j] = item;
+        self->x[j] = PyFloat_AS_DOUBLE(item);
         add_value(self, v);
     }
     self->count = count;
@@ -427,20 +420,30 @@ static PyObject *floats(Sums *self) {
     PyObject *list = PyList_New(self->count);
     if (list == NULL) return NULL;
     for (Py_ssize_t j = 0; j < self->count; j++) {
-        PyObject *f = self->x[slot(self, j)];
-        Py_INCREF(f);
+        PyObject *f = PyFloat_FromDouble(self->x[slot(self, j)]);
+        if (f == NULL) {
+            Py_DECREF(list);
+            return NULL;
+        }
         PyList_SET_ITEM(list, j, f);
     }
     return list;
 }
 
+/* (shift, the floats oldest first as IEEE 754 binary64, little-endian: indicators.pack's form) */
 static PyObject *Sums_snap(Sums *self, PyObject *unused) {
-    PyObject *xs = PyTuple_New(self->count);
+    PyObject *xs = PyBytes_FromStringAndSize(NULL, self->count * (Py_ssize_t)sizeof(double));
     if (xs == NULL) return NULL;
+    char *out = PyBytes_AS_STRING(xs);
     for (Py_ssize_t j = 0; j < self->count; j++) {
-        PyObject *f = self->x[slot(self, j)];
-        Py_INCREF(f);
-        PyTuple_SET_ITEM(xs, j, f);
+        double d = self->x[slot(self, j)];
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        uint64_t u;
+        memcpy(&u, &d, sizeof u);
+        u = __builtin_bswap64(u);
+        memcpy(&d, &u, sizeof u);
+#endif
+        memcpy(out + j * (Py_ssize_t)sizeof(double), &d, sizeof d);
     }
     return Py_BuildValue("(nN)", self->shift, xs);
 }
@@ -477,7 +480,7 @@ static PyMethodDef Sums_methods[] = {
     {"mean", (PyCFunction)Sums_mean, METH_NOARGS, "The mean, correctly rounded."},
     {"variance", (PyCFunction)Sums_variance, METH_NOARGS,
      "The population variance, correctly rounded."},
-    {"snap", (PyCFunction)Sums_snap, METH_NOARGS, "(shift, floats)."},
+    {"snap", (PyCFunction)Sums_snap, METH_NOARGS, "(shift, the floats packed as bytes)."},
     {NULL}};
 
 static PyGetSetDef Sums_getset[] = {

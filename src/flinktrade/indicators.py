@@ -51,10 +51,13 @@ with ``N >= 2`` (``atr_N`` and ``vwap_N``: ``N >= 1``), ``2 <= F < S``, ``G >= 1
 from __future__ import annotations
 
 import copy
+import hashlib
 import importlib
 import math
 import operator
 import re
+import sys
+from array import array
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, NamedTuple, Protocol
 
@@ -67,6 +70,8 @@ __all__ = [
     "ExactWindow",
     "IndicatorEngine",
     "IndicatorState",
+    "pack",
+    "unpack",
 ]
 
 DEFAULT_INDICATORS: tuple[str, ...] = (
@@ -111,6 +116,32 @@ except ImportError:
     _CSums, _C_MAX_N = None, 0
 
 Values = dict[str, float | None]
+
+_BIG_ENDIAN = sys.byteorder == "big"
+
+
+def pack(xs: Iterable[float]) -> bytes:
+    """Floats as one ``bytes``: IEEE 754 binary64 each, little-endian, in order. The form of a
+    snapshot's windows: a pickle writes it as one string, where a tuple of floats costs a step per
+    float. The C kernel keeps a window's floats as C doubles, so its snapshot copies their bytes
+    and touches no Python float at all. (Packing Python floats costs about what pickling them
+    does, and a live ``array`` of the closes cost the indicators more per bar than its snapshot
+    saved, measured: the closes stay a list and travel as a tuple.)"""
+    packed = array("d", xs)
+    if _BIG_ENDIAN:
+        packed.byteswap()
+    return packed.tobytes()
+
+
+def unpack(data: bytes) -> list[float]:
+    """``pack``'s floats (``ValueError`` for bytes that are not whole floats)."""
+    if type(data) is not bytes or len(data) % 8:
+        raise ValueError("not packed floats")
+    packed = array("d")
+    packed.frombytes(data)
+    if _BIG_ENDIAN:
+        packed.byteswap()
+    return packed.tolist()
 
 
 class BarInput(NamedTuple):
@@ -240,7 +271,7 @@ class _PySums:
         return _divide(n * self.s2 - self.s1 * self.s1, (n * n) << (2 * self.shift))
 
     def snap(self) -> tuple[Any, ...]:
-        return (self.shift, tuple(self.xs))
+        return (self.shift, pack(self.xs))
 
 
 def _sums(n: int, squares: bool) -> _Kernel:
@@ -346,8 +377,9 @@ class ExactWindow:
         return {"shift": k.shift, "values": list(k.values), "s1": k.s1, "s2": k.s2}
 
     def snap(self) -> tuple[Any, ...]:
-        """The window as plain values, ``(shift, floats)`` (``unsnap`` reads them back, and the
-        form before the floats were kept, ``(shift, integers, s1, s2)``); shares nothing."""
+        """The window as plain values, ``(shift, pack(floats))``; shares nothing. ``unsnap`` reads
+        it back, and the forms written before: ``(shift, tuple of floats)`` and, before the floats
+        were kept, ``(shift, integers, s1, s2)``."""
         return self.k.snap()
 
     def unsnap(self, snap: tuple[Any, ...]) -> None:
@@ -355,11 +387,13 @@ class ExactWindow:
             shift, values, _s1, _s2 = snap
             self._rebuild(self.k.n, shift, _floats(list(values), shift))
             return
-        shift, xs = snap
+        shift, packed = snap
+        # Any, not list[float]: compiled, an item typed float would be an int made float, unchecked
+        xs: list[Any] = unpack(packed) if type(packed) is bytes else list(packed)
         finite = all(type(x) is float and -_INF < x < _INF for x in xs)
         if type(shift) is not int or shift < 0 or not finite:
             raise ValueError("not a window snapshot")
-        self._rebuild(self.k.n, shift, list(xs))
+        self._rebuild(self.k.n, shift, xs)
 
     def load(self, doc: dict[str, Any]) -> None:
         self._rebuild(self.k.n, doc["shift"], _floats(list(doc["values"]), doc["shift"]))
@@ -873,7 +907,9 @@ class IndicatorEngine:
     def __init__(self, names: Iterable[str]) -> None:
         self.names, calcs = _parse(names)
         self._fingerprint = ",".join(c.key for c in calcs)  # what the accumulators are for
-        self._layout = ",".join(self.names)  # what a snapshot's values are for
+        # what a snapshot's values are for: the names, as a digest (a snapshot is written per bar)
+        self._layout_text = ",".join(self.names)
+        self._layout = "v2:" + hashlib.sha256(self._layout_text.encode()).hexdigest()[:16]
         close_window = max((c.n for c in calcs if isinstance(c, _Sma | _Bollinger)), default=0)
         self._blank: Values = dict.fromkeys(self.names)
         self._proto = IndicatorState(self._fingerprint, calcs, close_window)
@@ -932,8 +968,9 @@ class IndicatorEngine:
 
         This is what the job writes to Flink state per bar: pickle writes such a tuple in C,
         without the per-object ``__reduce_ex__``/``__getstate__`` calls and the attribute names a
-        pickle of the live objects costs. A state of another indicator set (it would be discarded
-        by ``advance``) is ``(None,)``."""
+        pickle of the live objects costs; the windows' floats are ``pack``ed (one string each, not
+        a float object each), and the indicator set is named by a digest of its names. A state of
+        another indicator set (it would be discarded by ``advance``) is ``(None,)``."""
         if s.engine != self._fingerprint:
             return (None,)
         return (
@@ -953,12 +990,13 @@ class IndicatorEngine:
     def restore(self, snap: tuple[Any, ...]) -> IndicatorState:
         """The live state ``snapshot`` made ``snap`` of, or a fresh one (the warm-up starts again)
         if ``snap`` is another indicator set's, as ``advance`` would discard it. Raises
-        ``ValueError`` (or ``TypeError``) for anything that is not a snapshot."""
+        ``ValueError`` (or ``TypeError``) for anything that is not a snapshot. The forms written
+        before (the names in full, the windows as tuples of floats) restore alike."""
         s = self.start()
         if not isinstance(snap, tuple) or not snap:
             raise ValueError(f"not an indicator snapshot: {type(snap).__name__}")
         layout = snap[0]
-        if layout != self._layout:
+        if layout not in (self._layout, self._layout_text):
             if layout is None or isinstance(layout, str):
                 return s
             raise ValueError(f"not an indicator snapshot: {layout!r}")

@@ -14,7 +14,7 @@ from fractions import Fraction
 import pytest
 
 from flinktrade import accel, indicators
-from flinktrade.indicators import ExactSum, ExactWindow, _PySums
+from flinktrade.indicators import ExactSum, ExactWindow, _PySums, unpack
 
 pytestmark = pytest.mark.skipif(
     os.environ.get(accel.PURE_ENV, "") not in ("", "0"), reason="pure Python requested"
@@ -161,20 +161,23 @@ def test_non_finite_values_fail_as_before() -> None:
         window.push(math.nan)
 
 
-def test_the_kernel_holds_each_float_pushed_while_it_is_in_the_window(sums: type) -> None:
-    """The C kernel keeps the float objects themselves (a snapshot shares them instead of making
-    new ones per bar) and lets each go when it leaves: no leak, no early free."""
+def test_the_kernel_keeps_its_floats_as_doubles_and_snaps_them_packed(sums: type) -> None:
+    """The kernel holds no reference to a float pushed (it keeps the double), and its snapshot is
+    the window's floats packed, oldest first, bit for bit (``-0.0`` included)."""
     x = float("1.2345")  # an object of its own
     base = sys.getrefcount(x)
     kernel = sums(3, True)
     for _ in range(10):
         kernel.push(x)
-    assert sys.getrefcount(x) - base == 3
-    assert kernel.snap() == (kernel.shift, (x, x, x))
-    for _ in range(3):
-        kernel.push(2.5)
     assert sys.getrefcount(x) - base == 0
+    pushed = [2.5, -0.0, 0.1]
+    for value in pushed:
+        assert kernel.push(value)
+    shift, packed = kernel.snap()
+    assert shift == kernel.shift and type(packed) is bytes
+    assert packed == struct.pack("<3d", *pushed)
+    assert [math.copysign(1.0, v) for v in unpack(packed)] == [1.0, -1.0, 1.0]
+    assert kernel.xs == pushed
     assert kernel.rebuild(kernel.shift, [x, x])
-    assert sys.getrefcount(x) - base == 2
-    del kernel
+    assert kernel.snap() == (kernel.shift, struct.pack("<2d", x, x))
     assert sys.getrefcount(x) - base == 0

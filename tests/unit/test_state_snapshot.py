@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from flinktrade.config import AnalyticsSettings
-from flinktrade.indicators import DEFAULT_INDICATORS, IndicatorEngine
+from flinktrade.indicators import DEFAULT_INDICATORS, IndicatorEngine, unpack
 from flinktrade.pipeline.analytics import ClosedBar, ScoredNews, StrategySpec, SymbolModel
 from flinktrade.pipeline.operator import STATE_FORMAT, AnalyticsOperator
 
@@ -142,10 +142,10 @@ def test_a_snapshot_holds_no_decimal_and_one_written_with_a_decimal_close_still_
                                                         items[100:])  # fmt: skip
 
 
-def _integer_window(snap: tuple[int, tuple[float, ...]], squares: bool) -> tuple[Any, ...]:
+def _integer_window(snap: tuple[int, bytes], squares: bool) -> tuple[Any, ...]:
     """A window's snapshot as the snapshots before the floats were kept wrote it: ``(shift,
     integers, s1, s2)`` (``s2`` 0 for a window of sums only, ``ExactSum``)."""
-    shift, xs = snap
+    shift, xs = snap[0], unpack(snap[1])
     values = []
     for x in xs:
         num, den = x.as_integer_ratio()
@@ -153,27 +153,36 @@ def _integer_window(snap: tuple[int, tuple[float, ...]], squares: bool) -> tuple
     return (shift, tuple(values), sum(values), sum(v * v for v in values) if squares else 0)
 
 
-def _integer_windows(engine_snap: tuple[Any, ...], calcs: list[Any]) -> tuple[Any, ...]:
-    """An indicator snapshot with every window in the integer form (``_integer_window``)."""
+def _float_window(snap: tuple[int, bytes], squares: bool) -> tuple[Any, ...]:
+    """A window's snapshot as the snapshots before packing wrote it: ``(shift, tuple of floats)``."""
+    return (snap[0], tuple(unpack(snap[1])))
+
+
+def _older_windows(
+    engine_snap: tuple[Any, ...], calcs: list[Any], form: Any, names: str
+) -> tuple[Any, ...]:
+    """An indicator snapshot as written before: every window in ``form`` (``_integer_window`` or
+    ``_float_window``) and the indicator set by its names."""
     older = []
     for calc, snap in zip(calcs, engine_snap[10], strict=True):
         kind = type(calc).__name__
         if kind == "_Bollinger":
-            older.append((snap[0], _integer_window(snap[1], True)))
+            older.append((snap[0], form(snap[1], True)))
         elif kind == "_Vwap":
-            older.append(tuple(_integer_window(w, False) for w in snap))
+            older.append(tuple(form(w, False) for w in snap))
         elif kind in ("_Volatility", "_VolumeZ"):
-            older.append((_integer_window(snap[0], True),))
+            older.append((form(snap[0], True),))
         else:
             older.append(snap)
-    return (*engine_snap[:10], tuple(older))
+    return (names, *engine_snap[1:10], tuple(older))
 
 
-def test_windows_travel_as_floats_and_the_integer_form_before_still_restores() -> None:
-    """A window's snapshot holds its floats and shift, not the scaled integers of its exact sums
-    (an integer of 60-110 bits pickles at several times a float's cost, per bar in the job); the
-    restored state is the live one byte for byte, and so is one restored from the integer form
-    snapshots had before."""
+def test_windows_travel_as_packed_floats_and_the_forms_before_still_restore() -> None:
+    """A window's snapshot holds its floats (packed) and shift, not the scaled integers of its
+    exact sums (an integer of 60-110 bits pickles at several times a float's cost, per bar in the
+    job); the restored state is the live one byte for byte, and so is one restored from either
+    form snapshots had before: the integers, and the floats as a tuple with the indicator set
+    named in full."""
     engine = IndicatorEngine((*DEFAULT_INDICATORS, *EXTRA))
     live = engine.start()
     bars = [b for b in stream(9, 120) if isinstance(b, ClosedBar)]
@@ -183,9 +192,11 @@ def test_windows_travel_as_floats_and_the_integer_form_before_still_restores() -
         ints = [v for v in _values(snap) if type(v) is int and abs(v) >= 2**53]
         assert not ints, ints[:3]  # no scaled integer travels
         if i % 10 == 9:
-            older = _integer_windows(snap, live.calcs)
-            assert older != snap
-            for written in (snap, older):
+            names = ",".join(engine.names)
+            older = _older_windows(snap, live.calcs, _integer_window, names)
+            floats = _older_windows(snap, live.calcs, _float_window, names)
+            assert older != snap and floats != snap
+            for written in (snap, older, floats):
                 copy = engine.restore(pickle.loads(pickle.dumps(written)))
                 assert pickle.dumps(copy) == pickle.dumps(live)
 
