@@ -5,7 +5,8 @@ run as a bounded job over the preloaded trades-1m topic and over a 10k-trade top
 rate is the slope (1M - 10k) / (t_1M - t_10k), so job start-up is not in it (PYFLINK_NOTES'
 method). The full job's figure comes from ``bench.run`` (it has Python in it).
 
-    source      Kafka source (raw bytes) -> blackhole
+    source      the trades' Kafka source (``trade_records``: each record's bytes, partition, offset,
+                timestamp) -> discard
     parse       + ``ParseTrades`` (Java: parse, validate, late check, bucket) -> discard
     bars        + ``MinuteBars`` (Java, chained: each minute's bars in bundles) -> discard
 
@@ -46,7 +47,7 @@ from flinktrade.config import AnalyticsSettings, BrokerSettings, KafkaSettings
 from flinktrade.infra.kafka import LocalKafka
 from flinktrade.pipeline import sql
 from flinktrade.pipeline.analytics import ClosedBar, StrategySpec, SymbolModel
-from flinktrade.pipeline.job import JobOptions, environment, trade_path
+from flinktrade.pipeline.job import JobOptions, environment, trade_path, trade_records
 from flinktrade.pipeline.operator import output_row
 from flinktrade.testing.ports import free_port
 
@@ -57,14 +58,14 @@ def _variant(name: str, servers: str, topic: str, group: str, checkpoints: Path)
     kafka = sql.KafkaTable(servers, group, bounded=True, from_earliest=True)
     for statement in sql.functions():
         t_env.execute_sql(statement)
-    t_env.execute_sql(sql.trades_source(kafka, topic, options.out_of_orderness_ms))
+    records = trade_records(t_env, kafka, topic, options.out_of_orderness_ms, None)
     started = time.monotonic()
-    if name == "source":
-        t_env.execute_sql("CREATE TEMPORARY TABLE sink (v BYTES) WITH ('connector' = 'blackhole')")
-        t_env.execute_sql("INSERT INTO sink SELECT `value` FROM trades_raw").wait()
-        return time.monotonic() - started
-    path = trade_path(t_env, 1, 1, bundled=True, large_trade=None)
     discard = get_gateway().jvm.org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink
+    if name == "source":
+        records.sinkTo(discard())
+        env.execute(group)
+        return time.monotonic() - started
+    path = trade_path(t_env, records, 1, 1, bundled=True, large_trade=None)
     if name == "parse":
         path.trades.sinkTo(discard())
     else:

@@ -33,6 +33,7 @@ from flinktrade.pipeline.job import (
     JobOptions,
     build,
     environment,
+    kafka_table,
     run,
 )
 from flinktrade.testing import reference
@@ -189,12 +190,17 @@ def _parallel_run(
     assert env.get_config().get_auto_watermark_interval() == 50
     assert env.get_buffer_timeout() == 10
     build(t_env, io, options)
-    # ... and its sources' fetch batching (SOURCE_FETCH), written into the Kafka tables
-    with t_env.execute_sql("SHOW CREATE TABLE trades_raw").collect() as rows:
-        created = "".join(str(row[0]) for row in rows)
+    # ... and its sources' fetch batching (SOURCE_FETCH): in the consumer settings the trades'
+    # DataStream source is built with (job.trade_records), and in the news table's
     fetch = SOURCE_FETCH[LatencyProfile.DEFAULT]
-    assert f"'properties.fetch.min.bytes' = '{fetch.min_bytes}'" in created
-    assert f"'properties.fetch.max.wait.ms' = '{fetch.max_wait_ms}'" in created
+    consumer = kafka_table(io, options).consumer_properties()
+    assert consumer["fetch.min.bytes"] == str(fetch.min_bytes)
+    assert consumer["fetch.max.wait.ms"] == str(fetch.max_wait_ms)
+    if not trades_only:
+        with t_env.execute_sql("SHOW CREATE TABLE news_raw").collect() as rows:
+            created = "".join(str(row[0]) for row in rows)
+        assert f"'properties.fetch.min.bytes' = '{fetch.min_bytes}'" in created
+        assert f"'properties.fetch.max.wait.ms' = '{fetch.max_wait_ms}'" in created
     nodes = json.loads(env.get_execution_plan())["nodes"]
     plan = {f"{n['type']} #{n['id']}": int(n["parallelism"]) for n in nodes}
     run(io, options)

@@ -53,11 +53,16 @@ def test_the_low_latency_profile_writes_without_linger() -> None:
 def test_a_source_batches_its_fetches_as_its_table_says() -> None:
     from flinktrade.pipeline import sql
 
-    plain = sql.trades_source(sql.KafkaTable("b", "g"), "t", 2000)
+    plain = sql.news_source(sql.KafkaTable("b", "g"), "n", 2000)
     assert "fetch.min.bytes" not in plain and "fetch.max.wait.ms" not in plain  # Kafka's own
+    assert not {"fetch.min.bytes", "fetch.max.wait.ms"} & set(
+        sql.KafkaTable("b", "g").consumer_properties()
+    )
     batched = sql.KafkaTable("b", "g", fetch=sql.Fetch(min_bytes=4096, max_wait_ms=3))
+    # the trades' DataStream source (job.trade_records) takes the consumer properties as they are
+    props = batched.consumer_properties()
+    assert (props["fetch.min.bytes"], props["fetch.max.wait.ms"]) == ("4096", "3")
     for statement in (
-        sql.trades_source(batched, "t", 2000),
         sql.news_source(batched, "n", 2000, None),
         sql.provider_bars_source(batched, "p", 2000, None),
     ):

@@ -2,7 +2,8 @@
 
 ``jvm/pom.xml`` names the Kafka broker and the Flink Kafka connector; Maven resolves them into
 ``.cache/jars``. The job's Java helper functions (``jvm/udf``) are compiled with ``javac`` against
-the jars that ship inside the ``apache-flink`` wheel, so the versions always match the runtime.
+the jars that ship inside the ``apache-flink`` wheel, so the versions always match the runtime,
+and the Kafka connector (the trades' record deserializer).
 All of it is cached: a second call does nothing.
 """
 
@@ -106,7 +107,10 @@ def _ensure_udf_jar() -> None:
         raise InfraError("javac/jar not found: install a JDK 17 (not only a JRE)")
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as classes:
-        cp = str(flink_lib_dir() / "*")
+        # Flink's own jars and the Kafka connector (TradeRecords reads the source's records)
+        cp = os.pathsep.join(
+            [str(flink_lib_dir() / "*"), str(jars_dir() / "flink" / KAFKA_CONNECTOR_JAR)]
+        )
         compile_cmd = [javac, "-nowarn", "--release", "17", "-cp", cp, "-d", classes]
         result = subprocess.run(
             [*compile_cmd, *map(str, sources)], capture_output=True, text=True, check=False

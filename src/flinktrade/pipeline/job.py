@@ -8,8 +8,8 @@
         analytics operator (Python, keyed by symbol, event-time order): indicators, sentiment,
         anomaly rules, strategies --> analytics.bars, trading.signals, alerts
 
-Per trade, everything runs in the JVM, in the Kafka source's task (``trade_path``): one parse of
-each record, the late check against the watermark, the bars of each minute. The Python side sees
+Per trade, everything runs in the JVM, in the Kafka source's task (``trade_records``, a DataStream
+Kafka source, and ``trade_path``): one parse of each record, the late check against the watermark, the bars of each minute. The Python side sees
 one row per symbol per minute (or one bundle per minute and bucket) plus the news, never
 individual trades; the optional per-trade ``large_trade`` alert is picked by the Java parse and
 written to ``alerts`` by SQL. Without a news topic (``JobIO.news`` None) the news branch is left
@@ -439,9 +439,9 @@ def build(t_env: StreamTableEnvironment, io: JobIO, options: JobOptions) -> None
         _build(t_env, io, options)
 
 
-def _build(t_env: StreamTableEnvironment, io: JobIO, options: JobOptions) -> None:
-    SymbolModel(options.strategies, options.analytics)  # fail fast on bad strategy config
-    kafka = sql.KafkaTable(
+def kafka_table(io: JobIO, options: JobOptions) -> sql.KafkaTable:
+    """The Kafka settings every source and sink of the job is built with."""
+    return sql.KafkaTable(
         bootstrap_servers=io.bootstrap_servers,
         group_id=io.group_id,
         bounded=io.bounded,
@@ -452,6 +452,11 @@ def _build(t_env: StreamTableEnvironment, io: JobIO, options: JobOptions) -> Non
         fetch=SOURCE_FETCH[options.latency_profile],
         properties=options.kafka_properties,
     )
+
+
+def _build(t_env: StreamTableEnvironment, io: JobIO, options: JobOptions) -> None:
+    SymbolModel(options.strategies, options.analytics)  # fail fast on bad strategy config
+    kafka = kafka_table(io, options)
     side_idle: int | None = options.side_idle_timeout_ms
     if io.bounded:  # every partition ends (an empty one at once): none is ever waited on for ever
         # An idle source stops holding the watermark back, so a side input that is merely slow to
@@ -462,7 +467,6 @@ def _build(t_env: StreamTableEnvironment, io: JobIO, options: JobOptions) -> Non
     t_env.execute_sql(first)  # PyFlink's own, once: it merges the jar settings (see ``_declare``)
     for statement in rest:
         _declare(t_env, statement)
-    _declare(t_env, sql.trades_source(kafka, io.trades, options.out_of_orderness_ms))
     if io.news:
         _declare(t_env, sql.news_source(kafka, io.news, options.out_of_orderness_ms, side_idle))
         _declare(t_env, sql.NEWS_VIEW)
@@ -476,7 +480,9 @@ def _build(t_env: StreamTableEnvironment, io: JobIO, options: JobOptions) -> Non
     bundled = not io.news and not io.bars
     buckets = options.bar_buckets or options.parallelism
     large_trade = options.analytics.large_trade_size if options.analytics.alerts else None
-    trades = trade_path(t_env, options.parallelism, buckets, bundled, large_trade)
+    trade_idle = None if io.bounded else options.idle_timeout_ms
+    records = trade_records(t_env, kafka, io.trades, options.out_of_orderness_ms, trade_idle)
+    trades = trade_path(t_env, records, options.parallelism, buckets, bundled, large_trade)
     bars = None if bundled else trades.bars
     deadletter_topic = io.deadletter
     dead: DataStream | None = None
@@ -552,24 +558,77 @@ class TradePath:
     """Bundles (``(bucket, lines)``) or, not bundled, one ``BAR_ROW_TYPE`` row per bar."""
 
 
+TRADE_SOURCE_NAME = "trades_raw"
+"""The trades' Kafka source in the job's plan (``Source: trades_raw``), as its SQL table was named."""
+
+
+def trade_records(
+    t_env: StreamTableEnvironment,
+    kafka: sql.KafkaTable,
+    topic: str,
+    out_of_orderness_ms: int,
+    idle_timeout_ms: int | None,
+) -> Any:
+    """The trades topic's records as a Java ``DataStream`` of ``TradeRecords``' tuples ``(value,
+    partition, offset, record timestamp)``: a DataStream ``KafkaSource`` with the job's consumer
+    settings (``KafkaTable.consumer_properties``: the same group, isolation, fetch batching and
+    security as the SQL tables), starting where the SQL tables start (the earliest offset, or the
+    group's committed offsets and the earliest for a new group), bounded at the latest offsets of
+    the start for a bounded run. Event time is the record timestamp; the watermark lags the
+    newest by ``out_of_orderness_ms`` (``LaggingWatermarks``, as the SQL table's ``WATERMARK FOR
+    rt AS rt - bound`` did), per partition, and a partition silent for ``idle_timeout_ms`` (None:
+    never) stops holding it back.
+
+    This replaced a SQL table read through ``toDataStream``: each record became an internal row,
+    its metadata appended and the watermark expression evaluated on it, ~0.4 us a trade of the
+    source task's ~2.3 (docs/benchmarks.md, session 23's frame profile)."""
+    gateway = get_gateway()
+    jvm = gateway.jvm
+    source = jvm.org.apache.flink.connector.kafka.source
+    offsets = source.enumerator.initializer.OffsetsInitializer
+    reset = jvm.org.apache.flink.kafka.shaded.org.apache.kafka.clients.consumer.OffsetResetStrategy
+    props = jvm.java.util.Properties()
+    for key, value in kafka.consumer_properties().items():
+        props.setProperty(key, value)
+    topics = jvm.java.util.ArrayList()
+    topics.add(topic)
+    builder = (
+        source.KafkaSource.builder()
+        .setBootstrapServers(kafka.bootstrap_servers)
+        .setGroupId(kafka.group_id)
+        .setTopics(topics)
+        .setProperties(props)
+        .setStartingOffsets(
+            offsets.earliest() if kafka.from_earliest else offsets.committedOffsets(reset.EARLIEST)
+        )
+        .setDeserializer(jvm.io.flinktrade.udf.TradeRecords())
+    )
+    if kafka.bounded:
+        builder = builder.setBounded(offsets.latest())
+    watermarks = jvm.io.flinktrade.udf.LaggingWatermarks(out_of_orderness_ms)
+    if idle_timeout_ms is not None and idle_timeout_ms > 0:
+        watermarks = watermarks.withIdleness(jvm.java.time.Duration.ofMillis(idle_timeout_ms))
+    return t_env._j_tenv.execEnv().fromSource(builder.build(), watermarks, TRADE_SOURCE_NAME)
+
+
 def trade_path(
     t_env: StreamTableEnvironment,
+    records: Any,
     parallelism: int,
     buckets: int,
     bundled: bool,
     large_trade: int | None,
 ) -> TradePath:
-    """The trades topic (the table ``trades_raw``) to 1-minute bars, in two Java functions on
+    """The trades topic's records (``trade_records``) to 1-minute bars, in two Java functions on
     the DataStream API (``jvm/udf``): ``ParseTrades`` parses and validates each record, checks it
     against the watermark and finds its bucket, in the source's task; ``MinuteBars`` keeps each
     bucket's open bars and sends a minute's on when the watermark passes its end. What
     ``ParseTrades`` refuses and the trades of at least ``large_trade`` shares leave through its
     side outputs, as the views ``TRADE_DEAD_VIEW`` and ``LARGE_TRADES_VIEW``.
 
-    The records reach ``ParseTrades`` as Flink's internal rows with the source's watermarks (a
-    conversion that is an identity). At parallelism 1 ``MinuteBars`` is chained to it: the stream
-    is declared keyed by bucket as it is (every key group is the one task's), so no trade crosses
-    to another task; above, the trades are partitioned by bucket.
+    At parallelism 1 ``MinuteBars`` is chained to it: the stream is declared keyed by bucket as it
+    is (every key group is the one task's), so no trade crosses to another task; above, the trades
+    are partitioned by bucket.
 
     This replaced SQL's chain (a table function's parse, the late check's projection, a round trip
     through a DataStream shared by the dead-letter and bar branches, the window's slicing and the
@@ -578,15 +637,8 @@ def trade_path(
     gateway = get_gateway()
     udf = gateway.jvm.io.flinktrade.udf
     j_tenv = t_env._j_tenv
-    records = j_tenv.sqlQuery(sql.TRADE_RECORDS)
-    internal = gateway.jvm.org.apache.flink.table.data.RowData._java_lang_class
-    row_type = records.getResolvedSchema().toPhysicalRowDataType().bridgedTo(internal)
     parse = udf.ParseTrades(buckets, large_trade or 0)
-    parsed = (
-        j_tenv.toDataStream(records, row_type)
-        .process(parse, udf.ParseTrades.TRADE_TYPE)
-        .name("ParseTrades")
-    )
+    parsed = records.process(parse, udf.ParseTrades.TRADE_TYPE).name("ParseTrades")
     bucket_of = udf.TradeBucket()
     if parallelism == 1:
         utils = gateway.jvm.org.apache.flink.streaming.api.datastream.DataStreamUtils

@@ -1,11 +1,12 @@
 """The job's Flink SQL, generated from settings and the event models.
 
-The Kafka tables (sources with their watermarks, sinks with their delivery guarantees), the
-provider-bar and news views, and the statements that write dead letters and per-trade alerts.
-The per-trade hot path itself (parse and validate, the late check, the 1-minute bars) is two Java
-functions on the DataStream API in the source's task (``jvm/udf/.../ParseTrades.java`` and
-``MinuteBars.java``; ``pipeline.job.trade_path``); SQL reads the trades topic for them and writes
-what they send aside.
+The Kafka tables (the news and provider-bar sources with their watermarks, sinks with their
+delivery guarantees), the provider-bar and news views, and the statements that write dead letters
+and per-trade alerts. The per-trade hot path itself is on the DataStream API in the source's task:
+a Kafka source for the trades with the tables' consumer settings (``KafkaTable.consumer_properties``;
+``pipeline.job.trade_records``), then two Java functions (``jvm/udf/.../ParseTrades.java`` and
+``MinuteBars.java``; ``pipeline.job.trade_path``) that parse and validate, check lateness and build
+the 1-minute bars; SQL writes what they send aside.
 
 Dead letters written from SQL are bounded like ``events.DeadLetter``: ``reason`` to 500
 characters, ``payload`` to 64 KiB of UTF-8 (``payload_bytes`` keeps the original size).
@@ -122,22 +123,32 @@ class KafkaTable:
             f"properties.{k}": v for k, v in self.properties
         }
 
+    def consumer_properties(self) -> dict[str, str]:
+        """The Kafka consumer settings of every source of the job, as the Java client names them:
+        the SQL tables' ``properties.*`` and the trades' DataStream source (``job.trade_records``)
+        both come from here. A new group starts at the beginning (``auto.offset.reset``)."""
+        props = {
+            "bootstrap.servers": self.bootstrap_servers,
+            **dict(self.properties),
+            "group.id": self.group_id,
+            "isolation.level": "read_committed",
+            "auto.offset.reset": "earliest",
+        }
+        if self.fetch is not None:
+            props["fetch.min.bytes"] = str(self.fetch.min_bytes)
+            props["fetch.max.wait.ms"] = str(self.fetch.max_wait_ms)
+        return props
+
     def source_options(self, topic: str) -> str:
         opts = {
             "connector": "kafka",
             "topic": topic,
-            **self.client_options(),
-            "properties.group.id": self.group_id,
-            "properties.isolation.level": "read_committed",
-            "properties.auto.offset.reset": "earliest",
+            **{f"properties.{k}": v for k, v in self.consumer_properties().items()},
             # Committed offsets (if any) win; a new group starts at the beginning.
             "scan.startup.mode": "earliest-offset" if self.from_earliest else "group-offsets",
         }
         if self.bounded:
             opts["scan.bounded.mode"] = "latest-offset"
-        if self.fetch is not None:
-            opts["properties.fetch.min.bytes"] = str(self.fetch.min_bytes)
-            opts["properties.fetch.max.wait.ms"] = str(self.fetch.max_wait_ms)
         return _with(opts)
 
     def sink_options(self, topic: str, value_format: str, keyed: bool) -> str:
@@ -231,15 +242,6 @@ def raw_source(
   {kafka.source_options(topic)},
   {idle}'format' = 'raw'
 )"""
-
-
-def trades_source(kafka: KafkaTable, topic: str, out_of_orderness_ms: int) -> str:
-    """Raw trade records; event time is the record timestamp (= the trade's ``ts``)."""
-    return raw_source(kafka, "trades_raw", topic, out_of_orderness_ms)
-
-
-TRADE_RECORDS = "SELECT `value`, `partition`, `offset`, rt FROM trades_raw"
-"""The trades topic's records as ``ParseTrades`` (Java) takes them, with ``rt`` the event time."""
 
 
 BUNDLE_FIELDS = 9

@@ -102,6 +102,12 @@ def test_the_job_tables_get_the_shaded_login_module_and_quoted_credentials() -> 
         assert "'properties.sasl.mechanism' = 'SCRAM-SHA-512'" in options
         # SQL doubles the single quote; the JAAS quoting stays inside
         assert 'password="s3cret-\'\'quote\\"-\\\\back";' in options
+    consumer = table.consumer_properties()  # the trades' DataStream source (job.trade_records)
+    assert (consumer["security.protocol"], consumer["sasl.mechanism"]) == (
+        "SASL_SSL",
+        "SCRAM-SHA-512",
+    )
+    assert consumer["sasl.jaas.config"] == props["sasl.jaas.config"]
     assert PASSWORD not in repr(table)
 
 

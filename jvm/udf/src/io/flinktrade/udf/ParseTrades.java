@@ -2,10 +2,10 @@ package io.flinktrade.udf;
 
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.api.java.tuple.Tuple4;
 import org.apache.flink.api.java.tuple.Tuple5;
 import org.apache.flink.api.java.typeutils.TupleTypeInfo;
 import org.apache.flink.streaming.api.functions.ProcessFunction;
-import org.apache.flink.table.data.RowData;
 import org.apache.flink.types.Row;
 import org.apache.flink.util.Collector;
 import org.apache.flink.util.OutputTag;
@@ -15,8 +15,8 @@ import org.apache.flink.util.OutputTag;
  * validate ({@link TradeParser}), the late check against the watermark, the bar bucket, and the
  * per-trade {@code large_trade} alert.
  *
- * <p>Input: a {@code market.trades} record as the job's Kafka table reads it ({@code value BYTES,
- * partition INT, offset BIGINT, rt TIMESTAMP_LTZ(3)}, internal rows). Output: each valid, on-time
+ * <p>Input: a {@code market.trades} record as {@link TradeRecords} reads it ({@code (value,
+ * partition, offset, record timestamp)}; the timestamp is the trade's event time). Output: each valid, on-time
  * trade as {@code (bucket, minute start, symbol, price as a DECIMAL(18, 6)'s unscaled long,
  * size)} for {@link MinuteBars}. Every other record leaves through {@link #DEAD} with a reason and
  * its bytes: invalid ones, and valid ones whose minute has already closed (the watermark has passed
@@ -28,7 +28,8 @@ import org.apache.flink.util.OutputTag;
  * is specified, so a symbol keeps its bucket across runs, restarts and restores (the bucketed
  * analytics state depends on it; Python's {@code operator.java_bucket} computes the same).
  */
-public class ParseTrades extends ProcessFunction<RowData, Tuple5<Integer, Long, String, Long, Long>> {
+public class ParseTrades
+        extends ProcessFunction<Tuple4<byte[], Integer, Long, Long>, Tuple5<Integer, Long, String, Long, Long>> {
 
     private static final long serialVersionUID = 1L;
 
@@ -79,13 +80,15 @@ public class ParseTrades extends ProcessFunction<RowData, Tuple5<Integer, Long, 
 
     @Override
     public void processElement(
-            RowData record, Context ctx, Collector<Tuple5<Integer, Long, String, Long, Long>> trades) {
+            Tuple4<byte[], Integer, Long, Long> record,
+            Context ctx,
+            Collector<Tuple5<Integer, Long, String, Long, Long>> trades) {
         if (parser == null) {
             parser = new TradeParser();
             out = new Tuple5<>();
         }
-        byte[] value = record.isNullAt(0) ? null : record.getBinary(0);
-        Long recordTs = record.isNullAt(3) ? null : record.getTimestamp(3, 3).getMillisecond();
+        byte[] value = record.f0;
+        Long recordTs = record.f3;
         if (!parser.parse(value, recordTs)) {
             dead(ctx, record, recordTs, parser.reason, value);
             return;
@@ -112,9 +115,8 @@ public class ParseTrades extends ProcessFunction<RowData, Tuple5<Integer, Long, 
         trades.collect(out);
     }
 
-    private static void dead(Context ctx, RowData record, Long ts, String reason, byte[] value) {
-        Integer partition = record.isNullAt(1) ? null : record.getInt(1);
-        Long offset = record.isNullAt(2) ? null : record.getLong(2);
-        ctx.output(DEAD, Row.of(ts, partition, offset, reason, value));
+    private static void dead(
+            Context ctx, Tuple4<byte[], Integer, Long, Long> record, Long ts, String reason, byte[] value) {
+        ctx.output(DEAD, Row.of(ts, record.f1, record.f2, reason, value));
     }
 }
