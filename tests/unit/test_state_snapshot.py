@@ -154,7 +154,7 @@ def _integer_window(snap: tuple[int, bytes], squares: bool) -> tuple[Any, ...]:
 
 
 def _float_window(snap: tuple[int, bytes], squares: bool) -> tuple[Any, ...]:
-    """A window's snapshot as the snapshots before packing wrote it: ``(shift, tuple of floats)``."""
+    """A window's snapshot as written before packing: ``(shift, tuple of floats)``."""
     return (snap[0], tuple(unpack(snap[1])))
 
 

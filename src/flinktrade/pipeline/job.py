@@ -9,11 +9,11 @@
         anomaly rules, strategies --> analytics.bars, trading.signals, alerts
 
 Per trade, everything runs in the JVM, in the Kafka source's task (``trade_records``, a DataStream
-Kafka source, and ``trade_path``): one parse of each record, the late check against the watermark, the bars of each minute. The Python side sees
-one row per symbol per minute (or one bundle per minute and bucket) plus the news, never
-individual trades; the optional per-trade ``large_trade`` alert is picked by the Java parse and
-written to ``alerts`` by SQL. Without a news topic (``JobIO.news`` None) the news branch is left
-out and the operator has one input.
+Kafka source, and ``trade_path``): one parse of each record, the late check against the watermark,
+the bars of each minute. The Python side sees one row per symbol per minute (or one bundle per
+minute and bucket) plus the news, never individual trades; the optional per-trade ``large_trade``
+alert is picked by the Java parse and written to ``alerts`` by SQL. Without a news topic
+(``JobIO.news`` None) the news branch is left out and the operator has one input.
 """
 
 from __future__ import annotations
@@ -559,7 +559,8 @@ class TradePath:
 
 
 TRADE_SOURCE_NAME = "trades_raw"
-"""The trades' Kafka source in the job's plan (``Source: trades_raw``), as its SQL table was named."""
+"""The trades' Kafka source in the job's plan (``Source: trades_raw``), as its SQL table was
+named."""
 
 
 def trade_records(

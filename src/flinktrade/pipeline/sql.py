@@ -3,8 +3,8 @@
 The Kafka tables (the news and provider-bar sources with their watermarks, sinks with their
 delivery guarantees), the provider-bar and news views, and the statements that write dead letters
 and per-trade alerts. The per-trade hot path itself is on the DataStream API in the source's task:
-a Kafka source for the trades with the tables' consumer settings (``KafkaTable.consumer_properties``;
-``pipeline.job.trade_records``), then two Java functions (``jvm/udf/.../ParseTrades.java`` and
+a Kafka source for the trades with the tables' consumer settings
+(``KafkaTable.consumer_properties``; ``pipeline.job.trade_records``), then two Java functions (``jvm/udf/.../ParseTrades.java`` and
 ``MinuteBars.java``; ``pipeline.job.trade_path``) that parse and validate, check lateness and build
 the 1-minute bars; SQL writes what they send aside.
 
