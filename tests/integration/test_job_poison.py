@@ -42,6 +42,8 @@ SYMBOLS = ["AAA", "BBB", "CCC"]
 TRADES = 3_000  # ~1 trade/s: ~50 one-minute bars per symbol
 STRATEGY = StrategySpec("sma_cross", {"fast": 3, "slow": 8}, frozenset(SYMBOLS))
 PRV = "PRV"
+TOMBSTONE = "tombstone"
+"""The hostile record without a value (Kafka's null value, not an empty one), on every input."""
 DAY = 86_400_000
 PROVIDER_DAYS = 30
 
@@ -90,13 +92,14 @@ def _trade_json(symbol: str, price: Decimal | str, size: int, ts: int, trade_id:
     ).encode()
 
 
-def _positions(servers: str, topic: str) -> dict[bytes, list[tuple[int, int]]]:
-    """Where each value landed in ``topic``: value -> [(partition, offset), ...]."""
-    where: dict[bytes, list[tuple[int, int]]] = {}
+def _positions(servers: str, topic: str) -> dict[bytes | None, list[tuple[int, int]]]:
+    """Where each value landed in ``topic``: value (None: a record without one) ->
+    [(partition, offset), ...]."""
+    where: dict[bytes | None, list[tuple[int, int]]] = {}
     for msg in bus.read_all(servers, topic):
         partition, offset = msg.partition(), msg.offset()
         assert partition is not None and offset is not None
-        where.setdefault(msg.value() or b"", []).append((partition, offset))
+        where.setdefault(msg.value(), []).append((partition, offset))
     return where
 
 
@@ -121,18 +124,24 @@ def poison_run(kafka, tmp_path_factory: pytest.TempPathFactory) -> Run:  # type:
     template = hostile_records({"id": "h", "symbol": "AAA", "price": 1.5, "size": 1, "ts": 1})
     every = len(raws) // (len(template) + len(EDGE_PRICES) + 2)
     used: list[tuple[str, Decimal, int, int]] = []
-    sent_hostile: list[tuple[str, str, bytes]] = []  # (topic key, name, bytes)
+    sent_hostile: list[tuple[str, str, bytes | None]] = []  # (topic key, name, bytes)
     sent_edge: list[tuple[str, bool, bytes]] = []
-    extras = [("hostile", i) for i in range(len(template))] + [
-        ("edge", i) for i in range(len(EDGE_PRICES))
-    ]
+    extras = (
+        [("hostile", i) for i in range(len(template))]
+        + [("edge", i) for i in range(len(EDGE_PRICES))]
+        + [("tombstone", 0)]
+    )
     for i, raw in enumerate(raws):
         producer.send_raw(names["trades"], raw.to_json(raw.ts), raw.symbol.encode(), raw.ts)
         used.append((raw.symbol, Decimal(raw.cents) / 100, raw.size, raw.ts))
         if i % every or i == 0 or not extras:
             continue
         what, j = extras.pop(0)
-        if what == "hostile":
+        value: bytes | None
+        if what == "tombstone":  # a record without a value, as a compacting producer deletes
+            value = None
+            sent_hostile.append(("trades", TOMBSTONE, value))
+        elif what == "hostile":
             base = {
                 "id": f"h{i}",
                 "symbol": raw.symbol,
@@ -184,6 +193,9 @@ def poison_run(kafka, tmp_path_factory: pytest.TempPathFactory) -> Run:  # type:
         )
         producer.send(bar, names["bars"])
         provider.append(bar)
+        if day == 1:
+            producer.send_raw(names["bars"], None, PRV.encode(), bar.ts)
+            sent_hostile.append(("bars", TOMBSTONE, None))
         base = json.loads(events.encode(bar))
         base.pop("ingest_ts")
         for name, value in hostile_records(base)[day * per_day : (day + 1) * per_day]:
@@ -202,6 +214,8 @@ def poison_run(kafka, tmp_path_factory: pytest.TempPathFactory) -> Run:  # type:
         producer.send(item, names["news"])
         producer.send_raw(names["news"], value, b"AAA", raws[10 + k].ts)
         sent_hostile.append(("news", name, value))
+    producer.send_raw(names["news"], None, b"AAA", raws[9].ts)
+    sent_hostile.append(("news", TOMBSTONE, None))
     producer.flush()
 
     hostile: dict[tuple[str, int, int], tuple[str, str]] = {}
@@ -398,6 +412,8 @@ def test_every_refused_record_has_a_dead_letter_with_a_reason(poison_run: Run) -
     assert "price" in names[("trades", "price_tiny")]
     assert "low" in names[("bars", "low_zero")]
     assert "more than 6 decimals" in names[("trades", "price_too_many_decimals")]
+    for key in ("trades", "bars", "news"):  # a record without a value, on every input
+        assert names[(key, TOMBSTONE)].strip(), key
 
 
 def test_dead_letters_are_bounded(poison_run: Run) -> None:

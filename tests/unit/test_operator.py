@@ -453,6 +453,48 @@ def test_bundled_bars_give_per_symbol_what_a_timer_per_symbol_would_have() -> No
     assert len(ctx.timers.timers) == 0
 
 
+def test_the_bundled_stage_log_is_a_subclass_made_only_when_its_variable_is_set(
+    tmp_path: Any, monkeypatch: Any
+) -> None:
+    """``FLINKTRADE_STAGE_LOG`` set: the bundled operator logs ``bundle`` (its minute, the
+    watermark it saw, its bar count), ``lot``, ``put``, ``encoded`` and ``sent`` per
+    ``HAND_OVER_BARS`` bars with their bar and output counts, and ``end``, and gives the same rows; unset: the plain
+    operator."""
+    from flinktrade.pipeline.operator import (
+        HAND_OVER_BARS,
+        STAGE_LOG_ENV,
+        AnalyticsOperator,
+        BundledBarOperator,
+        StageLoggedBundledBarOperator,
+    )
+
+    symbols = [f"S{k:02d}" for k in range(HAND_OVER_BARS + 4)]
+    rows = {}
+    for staged in (False, True):
+        if staged:
+            monkeypatch.setenv(STAGE_LOG_ENV, str(tmp_path / "stages.log"))
+        else:
+            monkeypatch.delenv(STAGE_LOG_ENV, raising=False)
+        operator = BundledBarOperator(AnalyticsOperator(SPECS, AnalyticsSettings(), TOPICS,
+                                                        SOURCES))  # fmt: skip
+        assert isinstance(operator, StageLoggedBundledBarOperator) is staged
+        operator = pickle.loads(pickle.dumps(operator))  # as Flink ships it to the task
+        operator.open(_Runtime())
+        ctx = _Context(0)  # type: ignore[arg-type]
+        ctx.timers.watermark = T0 + MINUTE - 1
+        bundle = "\n".join(_bundle_line(symbol, 0, "100.5") for symbol in symbols)
+        rows[staged] = [_no_ingest_ts(r) for r in operator.process_element((0, bundle), ctx)]
+    assert rows[True] == rows[False] and len(rows[True]) == len(symbols)
+    lines = [line.split() for line in (tmp_path / "stages.log").read_text().splitlines()]
+    lot = ["lot", "put", "encoded", "sent"]
+    assert [line[1] for line in lines] == ["bundle", *lot, *lot, "end"]
+    assert {(line[2], line[3]) for line in lines} == {("0", str(T0))}
+    assert lines[0][4:6] == [str(T0 + MINUTE - 1), str(len(symbols))]
+    assert [line[4:6] for line in lines[1:9]] == [[str(HAND_OVER_BARS)] * 2] * 4 + [["4", "4"]] * 4
+    for column in (0, 6):  # the wall clock and the thread's CPU time never go back
+        assert [int(line[column]) for line in lines] == sorted(int(line[column]) for line in lines)
+
+
 def test_the_bucket_of_a_symbol_is_javas_string_hash_floor_mod_the_count() -> None:
     """``java_bucket`` must agree with ``ParseTrades.bucket`` (Java): known ``String.hashCode``
     values, a negative one included ("polygenelubricants" hashes to Integer.MIN_VALUE)."""

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from flinktrade.config import AnalyticsSettings
-from flinktrade.indicators import DEFAULT_INDICATORS, IndicatorEngine, unpack
+from flinktrade.indicators import DEFAULT_INDICATORS, IndicatorEngine, pack, unpack
 from flinktrade.pipeline.analytics import ClosedBar, ScoredNews, StrategySpec, SymbolModel
 from flinktrade.pipeline.operator import STATE_FORMAT, AnalyticsOperator
 
@@ -237,25 +237,38 @@ def test_another_indicator_sets_snapshot_restores_as_a_fresh_state_never_as_this
 
 @pytest.mark.parametrize(
     "garbage",
-    [(), (42,), [1, 2], None, "wrong-shape", "short-calc", math.inf, math.nan, 1e-7, 3, -1],
+    [
+        *((), (42,), [1, 2], None, "wrong-shape", "short-calc", math.inf, math.nan, 1e-7, 3, -1),
+        *(b"\x00" * 7, pack([math.nan]), pack([-math.inf]), pack([1e-7]), bytearray(8)),
+    ],
 )
 def test_garbage_is_refused_by_restore(garbage: Any) -> None:
     engine = IndicatorEngine(DEFAULT_INDICATORS)
     snap = engine.snapshot(engine.start())
+    with pytest.raises((ValueError, TypeError)):
+        engine.restore(_garbled(snap, engine, garbage))
+
+
+def _garbled(snap: Any, engine: IndicatorEngine, garbage: Any) -> Any:
+    """``snap`` (this engine's) spoilt by ``garbage``: a whole value, or a named defect, or what a
+    Bollinger window holds."""
     if garbage == "wrong-shape":  # this engine's layout, a value missing
-        garbage = snap[:-1]
-    elif garbage == "short-calc":  # one accumulator without its last value
-        garbage = (*snap[:-1], (snap[-1][0][:-1], *snap[-1][1:]))
-    elif isinstance(garbage, float | int) and not isinstance(garbage, bool):
-        # a Bollinger window holding a value it cannot (inf, nan, an int, a float finer than
-        # its shift) or a negative shift
+        return snap[:-1]
+    if garbage == "short-calc":  # one accumulator without its last value
+        return (*snap[:-1], (snap[-1][0][:-1], *snap[-1][1:]))
+    if isinstance(garbage, float | int | bytes | bytearray) and not isinstance(garbage, bool):
+        # a Bollinger window holding a value it cannot (inf, nan, an int, a float finer than its
+        # shift), a negative shift, or packed floats that are not (7 bytes, a bytearray), or
+        # are nan, inf, or finer than the shift
         at = [type(c).__name__ for c in engine.start().calcs].index("_Bollinger")
-        window = (-1, (1.0,)) if garbage == -1 else (0, (garbage,))
+        if isinstance(garbage, bytes | bytearray):
+            window: tuple[Any, ...] = (0, garbage)
+        else:
+            window = (-1, (1.0,)) if garbage == -1 else (0, (garbage,))
         calcs = list(snap[-1])
         calcs[at] = (calcs[at][0], window)
-        garbage = (*snap[:-1], tuple(calcs))
-    with pytest.raises((ValueError, TypeError)):
-        engine.restore(garbage)
+        return (*snap[:-1], tuple(calcs))
+    return garbage
 
 
 class _State:
@@ -315,12 +328,28 @@ def test_the_operator_reads_its_own_writes_and_the_format_before_snapshots() -> 
         (STATE_FORMAT, [1, 2], None),
         "a string",
         (1, 2, 3, 4),
+        "packed-7-bytes",
+        "packed-nan",
     ],
-    ids=["other-format", "bad-indicators", "not-a-dict", "string", "four-tuple"],
+    ids=[
+        *("other-format", "bad-indicators", "not-a-dict", "string", "four-tuple"),
+        *("packed-7-bytes", "packed-nan"),
+    ],
 )
 def test_an_unreadable_stored_state_is_an_error_in_the_log_and_a_fresh_start(
     stored: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """A stored value the operator cannot read, the job's own snapshot with a window's packed
+    floats spoilt among them: an error in the log and a fresh symbol, never a crash."""
+    if isinstance(stored, str) and stored.startswith("packed-"):
+        model = SymbolModel(BUILTINS, AnalyticsSettings())
+        state = model.initial_state()
+        run(model, state, stream(5, 60))
+        snap = model.snapshot(state)
+        bad = b"\x01" * 7 if stored == "packed-7-bytes" else pack([math.nan])
+        snap["ind"] = _garbled(snap["ind"], model.engine, bad)
+        model.restore(model.snapshot(state))  # the unspoilt one restores
+        stored = (STATE_FORMAT, snap, None)
     runtime = _Runtime()
     runtime.get_state(type("D", (), {"get_name": lambda self: "model_state"})()).update(stored)
     operator = _operator(runtime)

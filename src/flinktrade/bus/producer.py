@@ -77,8 +77,9 @@ class EventProducer:
     def send(self, event: events.Event, topic: str | None = None) -> None:
         self.send_raw(topic or event.topic, events.encode(event), event.key, event.ts)
 
-    def send_raw(self, topic: str, value: bytes, key: bytes | None, ts: int | None) -> None:
-        """Queue one record; a record the client refuses is counted as failed (see ``flush``)."""
+    def send_raw(self, topic: str, value: bytes | None, key: bytes | None, ts: int | None) -> None:
+        """Queue one record (``value`` None: one without a value, a tombstone); a record the client
+        refuses is counted as failed (see ``flush``)."""
         while True:
             try:
                 self._producer.produce(
