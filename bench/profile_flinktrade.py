@@ -40,7 +40,7 @@ from typing import Any
 
 from pyflink.java_gateway import get_gateway
 
-from bench.operator import MapState
+from bench.operator import MapState, output_rows
 from bench.run import Workload
 from flinktrade import bus
 from flinktrade.config import AnalyticsSettings, BrokerSettings, KafkaSettings
@@ -196,8 +196,8 @@ def _operator_run(
         started = time.process_time()
         for row in rows_of_minute:
             runtime.key[0] = row[0] if bundled else row[1]
-            for _ in operator.process_element(row, ctx):
-                rows += 1
+            for out in operator.process_element(row, ctx):
+                rows += output_rows(out)
         t_in += time.process_time() - started
         if bundled:
             lines = rows_of_minute[0][1].split("\n")
@@ -211,8 +211,8 @@ def _operator_run(
             ctx.timers -= set(due)  # a timer set while these fire, if due, fires in this step
             for ts, key in due:
                 runtime.key[0] = key
-                for _ in operator.on_timer(ts, ctx):
-                    rows += 1
+                for out in operator.on_timer(ts, ctx):
+                    rows += output_rows(out)
         t_timer += time.process_time() - started
     return t_in, t_timer, bars, rows
 

@@ -333,8 +333,19 @@ class _FiringTimers(_Timers):
         rows: list[tuple[Any, ...]] = []
         while due := sorted(t for t in self.timers if t <= watermark):
             self.timers.remove(due[0])
-            rows += [tuple(r) for r in operator.on_timer(due[0], ctx)]
+            rows += _unlot(operator.on_timer(due[0], ctx))
         return rows
+
+
+def _unlot(rows: Any) -> list[tuple[Any, ...]]:
+    """Output rows as tuples, the lots ``BundledBarOperator`` packs (``OUTPUT_LOT_TYPE``, one
+    field) unpacked into their rows, as ``OutputLots.java`` unpacks them in the job."""
+    from flinktrade.pipeline.operator import unpack_outputs
+
+    out: list[tuple[Any, ...]] = []
+    for row in rows:
+        out.extend(unpack_outputs(row[0]) if len(row) == 1 else [tuple(row)])
+    return out
 
 
 def _no_ingest_ts(row: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -433,7 +444,7 @@ def test_bundled_bars_give_per_symbol_what_a_timer_per_symbol_would_have() -> No
                 lines.append(_bundle_line(symbol, i, bars[i]))  # "0": a bar refused
         if i == 20:
             lines.append("not\ta bar")  # a line it cannot read: a dead letter, the rest goes on
-        bundled += [tuple(r) for r in operator.process_element((0, "\n".join(lines)), ctx)]
+        bundled += _unlot(operator.process_element((0, "\n".join(lines)), ctx))
         bundled += ctx.timers.fire(operator, ctx, end_of[i])
     bundled += ctx.timers.fire(operator, ctx, T0 + 40 * MINUTE)
     decoded = [_no_ingest_ts(r) for r in bundled]
@@ -483,7 +494,9 @@ def test_the_bundled_stage_log_is_a_subclass_made_only_when_its_variable_is_set(
         ctx = _Context(0)  # type: ignore[arg-type]
         ctx.timers.watermark = T0 + MINUTE - 1
         bundle = "\n".join(_bundle_line(symbol, 0, "100.5") for symbol in symbols)
-        rows[staged] = [_no_ingest_ts(r) for r in operator.process_element((0, bundle), ctx)]
+        rows[staged] = [
+            _no_ingest_ts(r) for r in _unlot(operator.process_element((0, bundle), ctx))
+        ]
     assert rows[True] == rows[False] and len(rows[True]) == len(symbols)
     lines = [line.split() for line in (tmp_path / "stages.log").read_text().splitlines()]
     lot = ["lot", "put", "encoded", "sent"]
@@ -493,6 +506,24 @@ def test_the_bundled_stage_log_is_a_subclass_made_only_when_its_variable_is_set(
     assert [line[4:6] for line in lines[1:9]] == [[str(HAND_OVER_BARS)] * 2] * 4 + [["4", "4"]] * 4
     for column in (0, 6):  # the wall clock and the thread's CPU time never go back
         assert [int(line[column]) for line in lines] == sorted(int(line[column]) for line in lines)
+
+
+def test_packed_outputs_unpack_to_the_same_rows() -> None:
+    """``pack_outputs`` (the bundled operator's lots) against its reader: no key, an empty one, a
+    non-ASCII topic, an empty and a 1 MB payload, negative and large timestamps, and no rows."""
+    from flinktrade.pipeline.operator import pack_outputs, unpack_outputs
+
+    rows = [
+        ("bars", b"AAPL", b'{"a":1}', T0),
+        ("deadletter", None, b"", -1),
+        ("tôpic.ü", b"", b"x" * 1_048_576, 2**62),
+        ("alerts", b"\x00\xff", b"\n\t", 0),
+    ]
+    packed = pack_outputs(rows)
+    assert unpack_outputs(packed) == rows
+    assert len(packed) == sum(2 + len(t.encode()) + 4 + len(k or b"") + 4 + len(p) + 8
+                              for t, k, p, _ in rows)  # fmt: skip
+    assert pack_outputs([]) == b"" and unpack_outputs(b"") == []
 
 
 def test_the_bucket_of_a_symbol_is_javas_string_hash_floor_mod_the_count() -> None:
@@ -598,9 +629,9 @@ def test_a_large_bundle_hands_its_outputs_over_as_it_goes(monkeypatch: Any) -> N
         rows: list[tuple[Any, ...]] = []
         written_before_row = []  # how many states were in Flink state as each row came
         for bundle in bundles:
-            for row in operator.process_element((0, bundle), ctx):
+            for row in operator.process_element((0, bundle), ctx):  # a lot at a time
                 written_before_row.append(len(runtime.maps["model_states"].values))
-                rows.append(tuple(row))
+                rows += _unlot([row])
         if lazy:  # all states are written by the end, not before their bars' outputs
             assert written_before_row[0] == HAND_OVER_BARS
         decoded = [_no_ingest_ts(r) for r in rows]
@@ -640,13 +671,13 @@ def test_hostile_lines_in_a_large_bundle_are_dead_letters_and_the_lots_go_on() -
     operator = BundledBarOperator(AnalyticsOperator(SPECS, AnalyticsSettings(), TOPICS, SOURCES))
     operator.open(_Runtime())
     ctx = _Context(0)  # type: ignore[arg-type]
-    rows = [_no_ingest_ts(tuple(r)) for r in operator.process_element((0, "\n".join(lines)), ctx)]
+    rows = [_no_ingest_ts(r) for r in _unlot(operator.process_element((0, "\n".join(lines)), ctx))]
     letters = [r for r in rows if r[0] == "deadletter"]
     assert len(letters) == len(hostile)
     bars = [r[2]["symbol"] for r in rows if r[0] == "bars"]
     assert bars == good
-    more = [tuple(r) for r in operator.process_element(
-        (0, "\n".join(_bundle_line(s, 1, "101") for s in good)), ctx)]  # fmt: skip
+    more = _unlot(operator.process_element(
+        (0, "\n".join(_bundle_line(s, 1, "101") for s in good)), ctx))  # fmt: skip
     assert [r[0] for r in more].count("bars") == len(good)
 
 

@@ -49,6 +49,7 @@ from flinktrade.pipeline.analytics import StrategySpec, SymbolModel
 from flinktrade.pipeline.operator import (
     BAR_ROW_TYPE,
     NEWS_ROW_TYPE,
+    OUTPUT_LOT_TYPE,
     OUTPUT_ROW_TYPE,
     AnalyticsOperator,
     BarAnalyticsOperator,
@@ -526,9 +527,13 @@ def _build(t_env: StreamTableEnvironment, io: JobIO, options: JobOptions) -> Non
             BarAnalyticsOperator(operator), output_type=OUTPUT_ROW_TYPE
         )
     else:  # the trades' bars are the only input: one Python call per minute and bucket
-        outputs = trades.bars.key_by(lambda row: row[0], key_type=Types.INT()).process(
-            BundledBarOperator(operator, buckets), output_type=OUTPUT_ROW_TYPE
+        lots = trades.bars.key_by(lambda row: row[0], key_type=Types.INT()).process(
+            BundledBarOperator(operator, buckets), output_type=OUTPUT_LOT_TYPE
         )
+        unpacked = lots._j_data_stream.flatMap(  # in Java, chained behind the operator
+            get_gateway().jvm.io.flinktrade.udf.OutputLots(), OUTPUT_ROW_TYPE.get_java_type_info()
+        )
+        outputs = DataStream(unpacked.name("OutputLots"))
     if dead is not None:
         outputs = outputs.union(dead)
     t_env.create_temporary_view("output_rows", t_env.from_data_stream(outputs))

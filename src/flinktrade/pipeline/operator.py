@@ -22,7 +22,8 @@ raises on a bar or a story is caught. Either way the item becomes a dead letter 
 (or ``bad_news``) alert, the symbol's state is as if the item had never come, and the job goes on.
 
 Every output (bars with indicators, signals, alerts, dead letters) leaves as one row type,
-``OUTPUT_ROW_TYPE``, already encoded, with the topic it goes to.
+``OUTPUT_ROW_TYPE``, already encoded, with the topic it goes to; ``BundledBarOperator`` packs its
+outputs in lots (``OUTPUT_LOT_TYPE``), which Java unpacks into those rows.
 
 For latency work only: with ``FLINKTRADE_STAGE_LOG`` set to a file path, the analytics operator
 appends one line per stage of each bar to it (wall-clock microseconds, the stage, the symbol, the
@@ -40,8 +41,9 @@ import functools
 import gc
 import logging
 import os
+import struct
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -85,6 +87,53 @@ OUTPUT_ROW_TYPE = Types.ROW_NAMED(
         Types.LONG(),
     ],
 )
+OUTPUT_LOT_TYPE = Types.ROW_NAMED(["outputs"], [Types.PRIMITIVE_ARRAY(Types.BYTE())])
+"""What ``BundledBarOperator`` hands Flink: a lot of ``OUTPUT_ROW_TYPE`` rows in one row, packed
+(``pack_outputs``), which the Java ``OutputLots`` (``jvm/udf``) chained behind it unpacks. One
+crossing into the JVM per lot of ``HAND_OVER_BARS`` bars instead of one per output: each row
+crossing cost the task thread ~20-35 us of CPU in a live minute (docs/benchmarks.md, session 25)."""
+_TOPIC = struct.Struct("<H")
+_LENGTH = struct.Struct("<i")
+_TS = struct.Struct("<q")
+
+
+def pack_outputs(outputs: Iterable[tuple[str, bytes | None, bytes, int]]) -> bytes:
+    """``(topic, key, payload, ts)`` rows as one ``bytes``, each little-endian: the topic's UTF-8
+    length (u16) and bytes, the key's length (i32, -1 for none) and bytes, the payload's length
+    (i32) and bytes, the timestamp (i64). ``OutputLots.java`` reads it; ``unpack_outputs`` is
+    its Python twin (tests)."""
+    parts: list[bytes] = []
+    for topic, key, payload, ts in outputs:
+        name = topic.encode()
+        parts += (_TOPIC.pack(len(name)), name)
+        if key is None:
+            parts.append(_LENGTH.pack(-1))
+        else:
+            parts += (_LENGTH.pack(len(key)), key)
+        parts += (_LENGTH.pack(len(payload)), payload, _TS.pack(ts))
+    return b"".join(parts)
+
+
+def unpack_outputs(data: bytes) -> list[tuple[str, bytes | None, bytes, int]]:
+    """The rows ``pack_outputs`` packed, as ``OutputLots.java`` reads them."""
+    out: list[tuple[str, bytes | None, bytes, int]] = []
+    at = 0
+    while at < len(data):
+        (size,) = _TOPIC.unpack_from(data, at)
+        topic = data[at + 2 : at + 2 + size].decode()
+        at += 2 + size
+        (size,) = _LENGTH.unpack_from(data, at)
+        key = None if size < 0 else data[at + 4 : at + 4 + size]
+        at += 4 + max(size, 0)
+        (size,) = _LENGTH.unpack_from(data, at)
+        payload = data[at + 4 : at + 4 + size]
+        at += 4 + size
+        (ts,) = _TS.unpack_from(data, at)
+        at += 8
+        out.append((topic, key, payload, ts))
+    return out
+
+
 BAR_ROW_TYPE = Types.ROW_NAMED(
     [
         "kind",
@@ -564,11 +613,20 @@ class BundledBarOperator(KeyedProcessFunction):  # type: ignore[misc]
         yield from self._written(written, out)
 
     def _written(self, written: dict[str, Any], out: list[events.Event]) -> Iterator[Row]:
-        """The changed symbols' values to Flink state in one call, then the outputs as rows."""
+        """The changed symbols' values to Flink state in one call, then the outputs as one lot
+        (``OUTPUT_LOT_TYPE``)."""
         if written:
             self.states.put_all(written)
-        for event in out:
-            yield output_row(self.topics[type(event).__name__], event)
+        if out:
+            yield self._lot(out)
+
+    def _lot(self, out: list[events.Event]) -> Row:
+        """``out`` encoded and packed as one ``OUTPUT_LOT_TYPE`` row."""
+        topics = self.topics
+        return Row(pack_outputs(
+            (topics[type(event).__name__], event.key, events.encode(event), event.ts)
+            for event in out
+        ))  # fmt: skip
 
     def _symbols(self, bucket: int) -> dict[str, _Keyed]:
         """The bucket's live symbol states, read from Flink state at its first touch since the
@@ -737,14 +795,15 @@ class StageLoggedBundledBarOperator(BundledBarOperator):
 
     def _written(self, written: dict[str, Any], out: list[events.Event]) -> Iterator[Row]:
         """``BundledBarOperator._written`` in three logged steps: the states written, the
-        outputs encoded (all of the lot's before the first leaves), the rows handed over."""
+        outputs encoded and packed, the lot handed over."""
         self._stage("lot", len(written), len(out))
         if written:
             self.states.put_all(written)
         self._stage("put", len(written), len(out))
-        rows = [output_row(self.topics[type(event).__name__], event) for event in out]
+        lot = self._lot(out) if out else None
         self._stage("encoded", len(written), len(out))
-        yield from rows
+        if lot is not None:
+            yield lot
         self._stage("sent", len(written), len(out))
 
 
