@@ -284,13 +284,22 @@ def test_an_item_behind_the_watermark_is_applied_at_once_not_left_for_a_timer() 
     assert stored is not None and same_state(stored, expected)
 
 
+def _stage_log_env(monkeypatch: Any, path: Any) -> None:
+    """``FLINKTRADE_STAGE_LOG`` set to ``path``, or unset for None."""
+    from flinktrade.pipeline.operator import STAGE_LOG_ENV
+
+    if path is None:
+        monkeypatch.delenv(STAGE_LOG_ENV, raising=False)
+    else:
+        monkeypatch.setenv(STAGE_LOG_ENV, str(path))
+
+
 def test_the_stage_log_is_a_subclass_made_only_when_its_variable_is_set(
     tmp_path: Any, monkeypatch: Any
 ) -> None:
     """``FLINKTRADE_STAGE_LOG`` set: the operator logs ``in``, ``timer``, ``emit``, ``out`` per bar,
     and gives the same rows; unset: the plain operator, with no stage code on its path."""
     from flinktrade.pipeline.operator import (
-        STAGE_LOG_ENV,
         AnalyticsOperator,
         StageLoggedAnalyticsOperator,
     )
@@ -299,10 +308,7 @@ def test_the_stage_log_is_a_subclass_made_only_when_its_variable_is_set(
               "DeadLetter": "deadletter"}  # fmt: skip
     rows = {}
     for staged in (False, True):
-        if staged:
-            monkeypatch.setenv(STAGE_LOG_ENV, str(tmp_path / "stages.log"))
-        else:
-            monkeypatch.delenv(STAGE_LOG_ENV, raising=False)
+        _stage_log_env(monkeypatch, tmp_path / "stages.log" if staged else None)
         operator = AnalyticsOperator(SPECS, AnalyticsSettings(), topics, SOURCES)
         assert isinstance(operator, StageLoggedAnalyticsOperator) is staged
         operator = pickle.loads(pickle.dumps(operator))  # as Flink ships it to the task
@@ -473,7 +479,6 @@ def test_the_bundled_stage_log_is_a_subclass_made_only_when_its_variable_is_set(
     operator."""
     from flinktrade.pipeline.operator import (
         HAND_OVER_BARS,
-        STAGE_LOG_ENV,
         AnalyticsOperator,
         BundledBarOperator,
         StageLoggedBundledBarOperator,
@@ -482,10 +487,7 @@ def test_the_bundled_stage_log_is_a_subclass_made_only_when_its_variable_is_set(
     symbols = [f"S{k:02d}" for k in range(HAND_OVER_BARS + 4)]
     rows = {}
     for staged in (False, True):
-        if staged:
-            monkeypatch.setenv(STAGE_LOG_ENV, str(tmp_path / "stages.log"))
-        else:
-            monkeypatch.delenv(STAGE_LOG_ENV, raising=False)
+        _stage_log_env(monkeypatch, tmp_path / "stages.log" if staged else None)
         operator = BundledBarOperator(AnalyticsOperator(SPECS, AnalyticsSettings(), TOPICS,
                                                         SOURCES))  # fmt: skip
         assert isinstance(operator, StageLoggedBundledBarOperator) is staged
