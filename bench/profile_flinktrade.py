@@ -191,13 +191,13 @@ def _operator_run(
     if bundled:
         minutes = [[(0, "\n".join(_bundle_line(row) for row in rows))] for rows in minutes]
     t_in = t_timer = 0.0
-    bars = rows = 0
+    bars = 0
+    outs: list[Any] = []  # counted after the timed steps (a lot is unpacked in Java in the job)
     for rows_of_minute in minutes:
         started = time.process_time()
         for row in rows_of_minute:
             runtime.key[0] = row[0] if bundled else row[1]
-            for out in operator.process_element(row, ctx):
-                rows += output_rows(out)
+            outs.extend(operator.process_element(row, ctx))
         t_in += time.process_time() - started
         if bundled:
             lines = rows_of_minute[0][1].split("\n")
@@ -211,10 +211,9 @@ def _operator_run(
             ctx.timers -= set(due)  # a timer set while these fire, if due, fires in this step
             for ts, key in due:
                 runtime.key[0] = key
-                for out in operator.on_timer(ts, ctx):
-                    rows += output_rows(out)
+                outs.extend(operator.on_timer(ts, ctx))
         t_timer += time.process_time() - started
-    return t_in, t_timer, bars, rows
+    return t_in, t_timer, bars, sum(map(output_rows, outs))
 
 
 def _bundle_line(row: tuple[Any, ...]) -> str:

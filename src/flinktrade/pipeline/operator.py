@@ -721,18 +721,23 @@ def _stage_logged(cls: type, plain: type, logged: type) -> Any:
     return object.__new__(cls)
 
 
-class StageLoggedAnalyticsOperator(AnalyticsOperator):
-    """``AnalyticsOperator`` that also appends per-stage timestamps to the file named by
-    ``FLINKTRADE_STAGE_LOG`` (see the module docstring). ``AnalyticsOperator(...)`` makes one of
-    these when that variable is set, so the production class has no per-bar check for it."""
+class _StageLogFile:
+    """The file a stage-logged operator appends to: ``path`` is set where the operator is made
+    (``_stage_logged``), the file opened in the task (``open``, before the operator's own)."""
 
     path = ""
     """The file (from the environment where the operator was made)."""
     _log: IO[str] | None = None
 
     def open(self, runtime_context: RuntimeContext) -> None:
-        super().open(runtime_context)
+        super().open(runtime_context)  # type: ignore[misc]
         self._log = Path(self.path).open("a", buffering=1) if self.path else None  # noqa: SIM115
+
+
+class StageLoggedAnalyticsOperator(_StageLogFile, AnalyticsOperator):
+    """``AnalyticsOperator`` that also appends per-stage timestamps to the file named by
+    ``FLINKTRADE_STAGE_LOG`` (see the module docstring). ``AnalyticsOperator(...)`` makes one of
+    these when that variable is set, so the production class has no per-bar check for it."""
 
     def _stage(self, stage: str, symbol: str, event_ts: int, watermark: int) -> None:
         if self._log is not None:
@@ -752,7 +757,7 @@ class StageLoggedAnalyticsOperator(AnalyticsOperator):
         self._stage("out", symbol, timestamp, 0)
 
 
-class StageLoggedBundledBarOperator(BundledBarOperator):
+class StageLoggedBundledBarOperator(_StageLogFile, BundledBarOperator):
     """``BundledBarOperator`` that also appends to the file named by ``FLINKTRADE_STAGE_LOG`` (see
     the module docstring), per bundle: ``bundle`` when it reaches the operator (the bucket, the
     bundle's minute, the operator's watermark, its bar count; ``timer`` for a ``stale_feed`` timer,
@@ -764,14 +769,7 @@ class StageLoggedBundledBarOperator(BundledBarOperator):
     thread, so the JVM's share of each hand-over counts too), both in microseconds.
     ``BundledBarOperator(...)`` makes one of these when that variable is set."""
 
-    path = ""
-    """The file (from the environment where the operator was made)."""
-    _log: IO[str] | None = None
     _at: tuple[int, int] = (0, 0)
-
-    def open(self, runtime_context: RuntimeContext) -> None:
-        super().open(runtime_context)
-        self._log = Path(self.path).open("a", buffering=1) if self.path else None  # noqa: SIM115
 
     def _stage(self, stage: str, a: int, b: int) -> None:
         if self._log is not None:
@@ -781,7 +779,7 @@ class StageLoggedBundledBarOperator(BundledBarOperator):
 
     def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Iterator[Row]:
         lines = str(value[1] or "")
-        minute = lines.split("\t", 2)[1] if lines.count("\t") > 1 else "0"
+        minute = [*lines.split("\t", 2), "", ""][1]  # the first line's ts
         self._at = (ctx.get_current_key(), int(minute) if minute.isdigit() else 0)
         self._stage("bundle", ctx.timer_service().current_watermark(), lines.count("\n") + 1)
         yield from super().process_element(value, ctx)
