@@ -385,6 +385,9 @@ def test_the_parallel_run_really_runs_every_operator_twice(parallel_run: Run) ->
     # the trade path's Java functions (``job.trade_path``), not SQL's chain
     assert any(name.startswith("ParseTrades") for name in parallel_run.plan), parallel_run.plan
     assert any(name.startswith("MinuteBars") for name in parallel_run.plan), parallel_run.plan
+    # the outputs' DataStream Kafka sink (``job.output_sink``), not a SQL table's (``outputs_sink[n]``)
+    sink = [name for name in parallel_run.plan if name.startswith("outputs_sink: Writer")]
+    assert sink, parallel_run.plan
     assert set(parallel_run.plan.values()) == {2}, parallel_run.plan
 
 

@@ -45,9 +45,24 @@ def test_the_low_latency_profile_writes_without_linger() -> None:
     assert "'properties.linger.ms' = '0'" in sql.KafkaTable("b", "g", linger_ms=0).sink_options(
         "t", "json", keyed=False
     )
-    assert "'properties.linger.ms' = '0'" in sql.outputs_sink(
-        sql.KafkaTable("b", "g", linger_ms=0), ["t"]
-    )
+    # the outputs' DataStream sink (job.output_sink) takes the producer properties as they are
+    assert sql.KafkaTable("b", "g", linger_ms=0).producer_properties()["linger.ms"] == "0"
+    assert sql.KafkaTable("b", "g").producer_properties()["linger.ms"] == "5"
+
+
+def test_exactly_once_sinks_write_in_transactions_named_by_the_group() -> None:
+    from flinktrade.pipeline import sql
+
+    once = sql.KafkaTable("b", "grp", exactly_once=True, transactional_id_prefix="grp")
+    options = once.sink_options("alerts", "json", keyed=True)
+    assert "'sink.delivery-guarantee' = 'exactly-once'" in options
+    assert "'sink.transactional-id-prefix' = 'grp-alerts'" in options
+    assert "'properties.transaction.timeout.ms' = '900000'" in options
+    assert once.transactional_id("outputs") == "grp-outputs"  # job.output_sink's prefix
+    assert once.producer_properties()["transaction.timeout.ms"] == "900000"
+    plain = sql.KafkaTable("b", "grp")
+    assert "'sink.delivery-guarantee' = 'at-least-once'" in plain.sink_options("t", "json", False)
+    assert "transaction.timeout.ms" not in plain.producer_properties()
 
 
 def test_a_source_batches_its_fetches_as_its_table_says() -> None:

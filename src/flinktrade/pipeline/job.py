@@ -12,7 +12,8 @@ Per trade, everything runs in the JVM, in the Kafka source's task (``trade_recor
 Kafka source, and ``trade_path``): one parse of each record, the late check against the watermark,
 the bars of each minute. The Python side sees one row per symbol per minute (or one bundle per
 minute and bucket) plus the news, never individual trades; the optional per-trade ``large_trade``
-alert is picked by the Java parse and written to ``alerts`` by SQL. Without a news topic
+alert is picked by the Java parse and written to ``alerts`` by SQL. The Python operator's
+outputs, encoded already, leave through a DataStream Kafka sink (``output_sink``). Without a news topic
 (``JobIO.news`` None) the news branch is left out and the operator has one input.
 """
 
@@ -22,7 +23,7 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -536,13 +537,11 @@ def _build(t_env: StreamTableEnvironment, io: JobIO, options: JobOptions) -> Non
         outputs = DataStream(unpacked.name("OutputLots"))
     if dead is not None:
         outputs = outputs.union(dead)
-    t_env.create_temporary_view("output_rows", t_env.from_data_stream(outputs))
+    output_sink(kafka, outputs, topic_of.values())
 
     _declare(t_env, sql.deadletter_sink(kafka, io.deadletter))
-    _declare(t_env, sql.outputs_sink(kafka, topic_of.values()))
     statements = t_env.create_statement_set()
     statements.add_insert_sql(sql.deadletter_insert(TRADE_DEAD_VIEW, io.trades))
-    statements.add_insert_sql(sql.OUTPUTS_INSERT)
     if large_trade is not None:
         _declare(t_env, sql.alerts_sink(kafka, io.alerts))
         statements.add_insert_sql(sql.large_trade_insert(LARGE_TRADES_VIEW, large_trade))
@@ -661,6 +660,45 @@ def trade_path(
             LARGE_TRADES_VIEW, j_tenv.fromDataStream(parsed.getSideOutput(udf.ParseTrades.LARGE))
         )
     return TradePath(parsed, DataStream(bars))
+
+
+OUTPUT_SINK_NAME = "outputs_sink"
+"""The outputs' Kafka sink in the job's plan, as its SQL table was named."""
+
+
+def output_sink(kafka: sql.KafkaTable, outputs: DataStream, topics: Iterable[str]) -> None:
+    """Write ``outputs`` (``OUTPUT_ROW_TYPE`` rows: topic, key or none, payload, timestamp, each
+    payload already encoded) to Kafka: a DataStream ``KafkaSink`` whose serializer
+    (``OutputRecords``, ``jvm/udf``) takes each record's topic, key, value and timestamp from the
+    row as it is, with the SQL sinks' producer settings and delivery guarantee
+    (``KafkaTable.producer_properties``, transactional ids ``<prefix>-outputs``). A row naming a
+    topic not in ``topics`` fails the job (a bug, not a bad record).
+
+    This replaced a SQL table sink read from the stream by ``fromDataStream``: each row became an
+    internal row, a projection converted its timestamp and the table's raw formats copied key and
+    value again (docs/benchmarks.md, session 26)."""
+    jvm = get_gateway().jvm
+    kafka_sink = jvm.org.apache.flink.connector.kafka.sink
+    guarantee = jvm.org.apache.flink.connector.base.DeliveryGuarantee
+    props = jvm.java.util.Properties()
+    for key, value in kafka.producer_properties().items():
+        props.setProperty(key, value)
+    names = jvm.java.util.HashSet()
+    for topic in topics:
+        names.add(topic)
+    builder = (
+        kafka_sink.KafkaSink.builder()
+        .setBootstrapServers(kafka.bootstrap_servers)
+        .setKafkaProducerConfig(props)
+        .setRecordSerializer(jvm.io.flinktrade.udf.OutputRecords(names))
+    )
+    if kafka.exactly_once:
+        builder = builder.setDeliveryGuarantee(guarantee.EXACTLY_ONCE).setTransactionalIdPrefix(
+            kafka.transactional_id("outputs")
+        )
+    else:
+        builder = builder.setDeliveryGuarantee(guarantee.AT_LEAST_ONCE)
+    outputs._j_data_stream.sinkTo(builder.build()).name(OUTPUT_SINK_NAME)
 
 
 def prepare(io: JobIO, options: JobOptions) -> StreamExecutionEnvironment:

@@ -6,7 +6,9 @@ and per-trade alerts. The per-trade hot path itself is on the DataStream API in 
 a Kafka source for the trades with the tables' consumer settings
 (``KafkaTable.consumer_properties``; ``pipeline.job.trade_records``), then two Java functions (``jvm/udf/.../ParseTrades.java`` and
 ``MinuteBars.java``; ``pipeline.job.trade_path``) that parse and validate, check lateness and build
-the 1-minute bars; SQL writes what they send aside.
+the 1-minute bars; SQL writes what they send aside. The outputs of the Python operator leave
+through a DataStream Kafka sink with the SQL sinks' producer settings
+(``KafkaTable.producer_properties``; ``pipeline.job.output_sink``).
 
 Dead letters written from SQL are bounded like ``events.DeadLetter``: ``reason`` to 500
 characters, ``payload`` to 64 KiB of UTF-8 (``payload_bytes`` keeps the original size).
@@ -14,7 +16,6 @@ characters, ``payload`` to 64 KiB of UTF-8 (``payload_bytes`` keeps the original
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from flinktrade.config import KafkaSettings, SecurityProtocol
@@ -117,11 +118,18 @@ class KafkaTable:
     """Client settings every table passes to Kafka (``client_properties``: security); kept out
     of ``repr`` since they hold the password."""
 
-    def client_options(self) -> dict[str, str]:
-        """``properties.bootstrap.servers`` and ``properties.<name>`` of ``properties``."""
-        return {"properties.bootstrap.servers": self.bootstrap_servers} | {
-            f"properties.{k}": v for k, v in self.properties
+    def producer_properties(self) -> dict[str, str]:
+        """The Kafka producer settings of every sink of the job, as the Java client names them:
+        the SQL sinks' ``properties.*`` and the outputs' DataStream sink (``job.output_sink``)
+        both come from here. Exactly once, a transaction may stay open 15 minutes."""
+        props = {
+            "bootstrap.servers": self.bootstrap_servers,
+            **dict(self.properties),
+            "linger.ms": str(self.linger_ms),
         }
+        if self.exactly_once:
+            props["transaction.timeout.ms"] = "900000"
+        return props
 
     def consumer_properties(self) -> dict[str, str]:
         """The Kafka consumer settings of every source of the job, as the Java client names them:
@@ -155,8 +163,7 @@ class KafkaTable:
         opts = {
             "connector": "kafka",
             "topic": topic,
-            **self.client_options(),
-            "properties.linger.ms": str(self.linger_ms),
+            **{f"properties.{k}": v for k, v in self.producer_properties().items()},
             "value.format": value_format,
         }
         if value_format == "json":
@@ -172,9 +179,12 @@ class KafkaTable:
             return {"sink.delivery-guarantee": "at-least-once"}
         return {
             "sink.delivery-guarantee": "exactly-once",
-            "sink.transactional-id-prefix": f"{self.transactional_id_prefix}-{name}",
-            "properties.transaction.timeout.ms": "900000",
+            "sink.transactional-id-prefix": self.transactional_id(name),
         }
+
+    def transactional_id(self, name: str) -> str:
+        """The transactional id prefix of the sink ``name`` (exactly once)."""
+        return f"{self.transactional_id_prefix}-{name}"
 
 
 def _with(options: dict[str, str]) -> str:
@@ -285,36 +295,6 @@ SELECT `value`, `partition`, `offset`, ft_epoch_ms(rt) AS ts, ft_epoch_ms(`recor
 
 NEWS_VIEW = """CREATE TEMPORARY VIEW news_rows AS
 SELECT `value`, `partition`, `offset`, ft_epoch_ms(rt) AS ts, rt FROM news_raw"""
-
-
-def outputs_sink(kafka: KafkaTable, topics: Iterable[str]) -> str:
-    """Everything the Python operator writes, already encoded, to the topic named in each row.
-
-    ``topics`` lists every topic a row may name (the connector refuses any other)."""
-    opts = {
-        "connector": "kafka",
-        "topic": ";".join(dict.fromkeys(topics)),
-        **kafka.client_options(),
-        "properties.linger.ms": str(kafka.linger_ms),
-        "key.format": "raw",
-        "key.fields": "k",
-        "value.format": "raw",
-        "value.fields-include": "EXCEPT_KEY",
-    }
-    opts |= kafka.delivery_options("outputs")
-    return f"""CREATE TEMPORARY TABLE outputs_sink (
-  `topic` STRING METADATA,
-  `k` BYTES,
-  `payload` BYTES,
-  `kafka_ts` TIMESTAMP_LTZ(3) METADATA FROM 'timestamp'
-) WITH (
-  {_with(opts)}
-)"""
-
-
-OUTPUTS_INSERT = (
-    "INSERT INTO outputs_sink SELECT topic, k, payload, TO_TIMESTAMP_LTZ(ts, 3) FROM output_rows"
-)
 
 
 def _event_sink(kafka: KafkaTable, table: str, event: type[Event], topic: str, keyed: bool) -> str:

@@ -96,7 +96,6 @@ def test_the_job_tables_get_the_shaded_login_module_and_quoted_credentials() -> 
     for options in (
         table.source_options("market.trades"),
         table.sink_options("alerts", "json", keyed=True),
-        sql.outputs_sink(table, ["a", "b"]),
     ):
         assert "'properties.security.protocol' = 'SASL_SSL'" in options
         assert "'properties.sasl.mechanism' = 'SCRAM-SHA-512'" in options
@@ -108,6 +107,12 @@ def test_the_job_tables_get_the_shaded_login_module_and_quoted_credentials() -> 
         "SCRAM-SHA-512",
     )
     assert consumer["sasl.jaas.config"] == props["sasl.jaas.config"]
+    producer = table.producer_properties()  # the outputs' DataStream sink (job.output_sink)
+    assert (producer["security.protocol"], producer["sasl.mechanism"]) == (
+        "SASL_SSL",
+        "SCRAM-SHA-512",
+    )
+    assert producer["sasl.jaas.config"] == props["sasl.jaas.config"]
     assert PASSWORD not in repr(table)
 
 
