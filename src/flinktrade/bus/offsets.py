@@ -152,15 +152,27 @@ def end_offsets(consumer: Consumer, topic: str, timeout_s: float = 10.0) -> list
 def max_timestamp(servers: Servers, topic: str, timeout_s: float = 10.0) -> int | None:
     """The largest record timestamp in ``topic`` (epoch ms; None when it holds no record), by
     one request per partition leader: Kafka's max-timestamp offset lookup (KIP-734), where
-    reading the last record of each partition costs a fetch each. ``KafkaException`` when the
-    broker cannot answer (a new topic without a leader yet)."""
+    reading the last record of each partition costs a fetch each. Waits out a new topic's
+    missing leader (the broker answers "not leader" for a moment after the topic is created) for
+    up to ``timeout_s``; ``TransientError`` when the broker cannot answer by then."""
     client = admin(servers)
     metadata = client.list_topics(topic, timeout=timeout_s).topics[topic]
     if metadata.error is not None:
         raise TransientError(f"topic {topic}: {metadata.error.str()}")
     latest_spec = OffsetSpec.max_timestamp()  # type: ignore[no-untyped-call]
     asked = {TopicPartition(topic, p): latest_spec for p in metadata.partitions}
-    found = [f.result() for f in client.list_offsets(asked, request_timeout=timeout_s).values()]
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            found = [
+                f.result() for f in client.list_offsets(asked, request_timeout=timeout_s).values()
+            ]
+            break
+        except KafkaException as exc:
+            retry = exc.args[0].retriable() or exc.args[0].code() in _NO_LEADER_YET
+            if time.monotonic() > deadline or not retry:
+                raise TransientError(f"newest timestamp of {topic}: {exc}") from None
+            time.sleep(0.2)
     stamps = [f.timestamp for f in found if f.offset >= 0]  # offset -1: an empty partition
     return max(stamps, default=None)
 
