@@ -9,11 +9,13 @@ delivery threads call ``done``. ``SeenIds`` remembers recent event ids, to drop 
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]
@@ -118,6 +120,8 @@ class SeenIds:
         return True
 
 
+_T = TypeVar("_T")
+
 _NO_LEADER_YET = {
     KafkaError.NOT_LEADER_FOR_PARTITION,
     KafkaError.LEADER_NOT_AVAILABLE,
@@ -134,19 +138,27 @@ def end_offsets(consumer: Consumer, topic: str, timeout_s: float = 10.0) -> list
     ends = []
     deadline = time.monotonic() + timeout_s
     for partition in sorted(metadata.partitions):
-        while True:  # a new topic has no leader for a moment
-            try:
-                _low, high = consumer.get_watermark_offsets(
-                    TopicPartition(topic, partition), timeout=timeout_s
-                )
-                break
-            except KafkaException as exc:
-                retry = exc.args[0].retriable() or exc.args[0].code() in _NO_LEADER_YET
-                if time.monotonic() > deadline or not retry:
-                    raise TransientError(f"offsets of {topic}[{partition}]: {exc}") from None
-                time.sleep(0.2)
+        ask = functools.partial(
+            consumer.get_watermark_offsets, TopicPartition(topic, partition), timeout=timeout_s
+        )
+        _low, high = _leader_waited(ask, deadline, f"offsets of {topic}[{partition}]")
         ends.append(TopicPartition(topic, partition, high))
     return ends
+
+
+def _leader_waited(ask: Callable[[], _T], deadline: float, what: str) -> _T:
+    """``ask()``, asked again every 0.2 s until ``deadline`` (monotonic) while the broker answers
+    that a partition has no leader yet (a new topic has none for a moment) or with another
+    retriable error; ``TransientError`` naming ``what`` after that, or at once on any other
+    error."""
+    while True:
+        try:
+            return ask()
+        except KafkaException as exc:
+            retry = exc.args[0].retriable() or exc.args[0].code() in _NO_LEADER_YET
+            if time.monotonic() > deadline or not retry:
+                raise TransientError(f"{what}: {exc}") from None
+            time.sleep(0.2)
 
 
 def max_timestamp(servers: Servers, topic: str, timeout_s: float = 10.0) -> int | None:
@@ -161,18 +173,13 @@ def max_timestamp(servers: Servers, topic: str, timeout_s: float = 10.0) -> int 
         raise TransientError(f"topic {topic}: {metadata.error.str()}")
     latest_spec = OffsetSpec.max_timestamp()  # type: ignore[no-untyped-call]
     asked = {TopicPartition(topic, p): latest_spec for p in metadata.partitions}
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            found = [
-                f.result() for f in client.list_offsets(asked, request_timeout=timeout_s).values()
-            ]
-            break
-        except KafkaException as exc:
-            retry = exc.args[0].retriable() or exc.args[0].code() in _NO_LEADER_YET
-            if time.monotonic() > deadline or not retry:
-                raise TransientError(f"newest timestamp of {topic}: {exc}") from None
-            time.sleep(0.2)
+    found = _leader_waited(
+        lambda: [
+            f.result() for f in client.list_offsets(asked, request_timeout=timeout_s).values()
+        ],
+        time.monotonic() + timeout_s,
+        f"newest timestamp of {topic}",
+    )
     stamps = [f.timestamp for f in found if f.offset >= 0]  # offset -1: an empty partition
     return max(stamps, default=None)
 
