@@ -592,9 +592,7 @@ def trade_records(
     source = jvm.org.apache.flink.connector.kafka.source
     offsets = source.enumerator.initializer.OffsetsInitializer
     reset = jvm.org.apache.flink.kafka.shaded.org.apache.kafka.clients.consumer.OffsetResetStrategy
-    props = jvm.java.util.Properties()
-    for key, value in kafka.consumer_properties().items():
-        props.setProperty(key, value)
+    props = _java_properties(kafka.consumer_properties())
     topics = jvm.java.util.ArrayList()
     topics.add(topic)
     builder = (
@@ -680,16 +678,12 @@ def output_sink(kafka: sql.KafkaTable, outputs: DataStream, topics: Iterable[str
     jvm = get_gateway().jvm
     kafka_sink = jvm.org.apache.flink.connector.kafka.sink
     guarantee = jvm.org.apache.flink.connector.base.DeliveryGuarantee
-    props = jvm.java.util.Properties()
-    for key, value in kafka.producer_properties().items():
-        props.setProperty(key, value)
     names = jvm.java.util.HashSet()
     for topic in topics:
         names.add(topic)
     builder = (
         kafka_sink.KafkaSink.builder()
-        .setBootstrapServers(kafka.bootstrap_servers)
-        .setKafkaProducerConfig(props)
+        .setKafkaProducerConfig(_java_properties(kafka.producer_properties()))  # servers too
         .setRecordSerializer(jvm.io.flinktrade.udf.OutputRecords(names))
     )
     if kafka.exactly_once:
@@ -699,6 +693,14 @@ def output_sink(kafka: sql.KafkaTable, outputs: DataStream, topics: Iterable[str
     else:
         builder = builder.setDeliveryGuarantee(guarantee.AT_LEAST_ONCE)
     outputs._j_data_stream.sinkTo(builder.build()).name(OUTPUT_SINK_NAME)
+
+
+def _java_properties(values: dict[str, str]) -> Any:
+    """``values`` as a ``java.util.Properties`` (a Kafka client's settings for a connector)."""
+    props = get_gateway().jvm.java.util.Properties()
+    for key, value in values.items():
+        props.setProperty(key, value)
+    return props
 
 
 def prepare(io: JobIO, options: JobOptions) -> StreamExecutionEnvironment:
