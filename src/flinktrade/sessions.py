@@ -56,6 +56,16 @@ class Session(StrEnum):
 
 _PRE, _REGULAR, _POST, _CLOSED = Session.PRE, Session.REGULAR, Session.POST, Session.CLOSED
 
+
+class MarketHours(StrEnum):
+    """Which bars a backtest sees, by the session each bar starts in (``--market-hours``)."""
+
+    ALL = "all"
+    REGULAR = "regular"
+    EXTENDED = "extended"
+    """pre-market, regular and after-hours: every session but ``closed``."""
+
+
 EXTENDED_ORDER_TYPES = frozenset({"limit"})
 EXTENDED_TIME_IN_FORCE = frozenset({"day", "gtc"})
 

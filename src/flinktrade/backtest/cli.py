@@ -29,9 +29,9 @@ from rich.table import Table
 from flinktrade import calendars
 from flinktrade.backtest.portfolio import CashMode, ExecutionModel, FillAt, Mode
 from flinktrade.errors import ConfigError
+from flinktrade.sessions import MarketHours
 
 if TYPE_CHECKING:
-    from flinktrade.backtest.loading import MarketHours
     from flinktrade.sessions import Calendar
 
 console = Console(stderr=True, highlight=False)
@@ -221,17 +221,17 @@ class _Inputs:
         return path
 
     def history(self) -> Any:
-        from flinktrade.backtest.loading import AlpacaRange
         from flinktrade.cli.options import parse_symbols, parse_when
 
         if not (self.symbols and self.start and self.end):
             raise ConfigError("--alpaca needs --symbols, --start and --end")
+        symbols = parse_symbols(self.symbols)
+        start = parse_when(self.start, "--start")
+        end = parse_when(self.end, "--end", end_of_day=True)
+        from flinktrade.backtest.loading import AlpacaRange  # pandas: after the checks
+
         return AlpacaRange(
-            symbols=parse_symbols(self.symbols),
-            start=parse_when(self.start, "--start"),
-            end=parse_when(self.end, "--end", end_of_day=True),
-            timeframe=self.timeframe,
-            feed=self.feed,
+            symbols=symbols, start=start, end=end, timeframe=self.timeframe, feed=self.feed
         )
 
     def simulated(self) -> Any:
@@ -413,14 +413,11 @@ def backtest(
     ] = "all",
 ) -> None:
     """Backtest a strategy: the job's per-bar core in process, or the production Flink job."""
-    from flinktrade.backtest.engine import BacktestRequest, MarketTopics, run_backtest
-    from flinktrade.backtest.inprocess import run_inprocess
-    from flinktrade.backtest.loading import MarketHours, load_file, produce_alpaca, produce_market
-    from flinktrade.backtest.report import format_metric, write_all
     from flinktrade.cli.options import parse_params
     from flinktrade.config import load_settings
     from flinktrade.pipeline.analytics import StrategySpec, build_all
 
+    # every argument is checked before the heavy imports (pandas, matplotlib: ~2 s)
     inputs = dataclasses.replace(inputs, from_topics=from_topics)
     inputs.chosen()
     chosen_engine = _engine(engine, from_topics)
@@ -436,12 +433,22 @@ def backtest(
         )
     params = parse_params(param or [])
     build_all([StrategySpec(strategy, params)])  # a bad strategy fails before any work
+    chosen_model = execution.model()
+    source = inputs.describe()
+    path = inputs.file()
+    history = inputs.history() if inputs.alpaca else None
     settings = load_settings()
+
+    from flinktrade.backtest.engine import BacktestRequest, MarketTopics, run_backtest
+    from flinktrade.backtest.inprocess import run_inprocess
+    from flinktrade.backtest.loading import load_file, produce_alpaca, produce_market
+    from flinktrade.backtest.report import format_metric, write_all
+
     in_effect = calendars.in_effect(settings.state_dir)  # a refreshed one over the bundled one
     calendar = in_effect.calendar
     # a session-filtered run keeps its orders to their sessions too (extended_hours or not)
     model = dataclasses.replace(
-        execution.model(), follow_sessions=hours != MarketHours.ALL, calendar=calendar
+        chosen_model, follow_sessions=hours != MarketHours.ALL, calendar=calendar
     )
     request = BacktestRequest(
         strategies=(StrategySpec(strategy, params),),
@@ -450,9 +457,6 @@ def backtest(
         parallelism=parallelism,
         keep_topics=keep_topics,
     )
-    source = inputs.describe()
-    path = inputs.file()
-    history = inputs.history() if inputs.alpaca else None
     with Progress(*_progress_columns(), console=console, transient=False) as bar:
         progress = _RichProgress(bar)
         if chosen_engine == "inprocess":
@@ -584,11 +588,10 @@ def optimize(
     """Sweep a strategy's parameters (grid or random) and rank them; optionally walk forward."""
     from flinktrade.backtest import optimize as opt
     from flinktrade.backtest.expr import Expression
-    from flinktrade.backtest.inprocess import Feed
-    from flinktrade.backtest.report import format_metric, write_optimize
     from flinktrade.cli.options import parse_params
     from flinktrade.config import load_settings
 
+    # every argument is checked before the heavy imports (pandas, matplotlib: ~2 s)
     inputs = dataclasses.replace(inputs, topics_input=False)
     inputs.chosen()
     if metric not in opt.METRICS:
@@ -601,9 +604,17 @@ def optimize(
     constraint = Expression.parse(where, values) if where else None
     sets = opt.candidates(values, constraint, random_sets, seed)
     axes = _heatmap_axes(heatmap, values)
+    chosen_model = execution.model()
+    source = inputs.describe()
+    if inputs.alpaca:
+        inputs.history()
     settings = load_settings()
+
+    from flinktrade.backtest.inprocess import Feed
+    from flinktrade.backtest.report import format_metric, write_optimize
+
     in_effect = calendars.in_effect(settings.state_dir)  # a refreshed one over the bundled one
-    model = dataclasses.replace(execution.model(), calendar=in_effect.calendar)
+    model = dataclasses.replace(chosen_model, calendar=in_effect.calendar)
     sweep = opt.Sweep(
         strategy, sets, model, settings.analytics.model_copy(update={"alerts": False}), fixed
     )
@@ -632,7 +643,7 @@ def optimize(
             else None
         )
     run_settings = {
-        "input": inputs.describe(),
+        "input": source,
         "strategy": strategy,
         "fixed params": json.dumps(fixed, sort_keys=True),
         "grid": " ".join(grid),

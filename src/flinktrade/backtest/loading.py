@@ -21,7 +21,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import cast
 
@@ -37,20 +36,12 @@ from flinktrade.ingest.replay import ReplayFile, read_file
 from flinktrade.ingest.replay import events as replay_events
 from flinktrade.ingest.validate import Validator
 from flinktrade.progress import NoProgress, Progress
+from flinktrade.sessions import MarketHours
 
 log = logging.getLogger(__name__)
 
 PRODUCE_TASK = "input"
 _TICKER = re.compile(r"^[A-Z][A-Z0-9.\-]{0,15}$")
-
-
-class MarketHours(StrEnum):
-    """Which bars a backtest sees, by the session each bar starts in."""
-
-    ALL = "all"
-    REGULAR = "regular"
-    EXTENDED = "extended"
-    """pre-market, regular and after-hours: every session but ``closed``."""
 
 
 _DAY_MS = 86_400_000
