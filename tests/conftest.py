@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from flinktrade.bus import delete_topics, ensure_topics
-from flinktrade.config import BrokerSettings, KafkaSettings
+from flinktrade.config import BrokerSettings, JitCompiler, KafkaSettings
 from flinktrade.infra.kafka import LocalKafka
 from flinktrade.testing.ports import free_port
 
@@ -20,7 +20,10 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
     """A real single-node Kafka 4 broker, started through ``flinktrade infra`` code."""
     state = tmp_path_factory.mktemp("state")
     broker = LocalKafka(
-        BrokerSettings(port=free_port(), controller_port=free_port(), heap="768m"), state
+        BrokerSettings(
+            port=free_port(), controller_port=free_port(), heap="768m", jit=JitCompiler.C1
+        ),
+        state,
     )
     broker.up()
     yield broker

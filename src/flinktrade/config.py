@@ -162,6 +162,18 @@ class KafkaSettings(Section):
         return self.uses_sasl or (self.uses_tls and self.ssl_certificate_location is not None)
 
 
+class JitCompiler(StrEnum):
+    """Which JIT compilers a JVM uses: the job's in-process MiniCluster (``job.jit``) or the local
+    broker (``broker.jit``); see docs/benchmarks.md, "The JIT compilers in the timed phase"."""
+
+    C1 = "c1"
+    """C1 only (``-XX:TieredStopAtLevel=1``): compiled code at once, no later C2 compile bursts
+    competing with the job for the CPU; less CPU and a faster start, a lower peak rate."""
+    TIERED = "tiered"
+    """The JVM's own default: C1, then C2 for the hottest code, which peaks higher after minutes
+    of compiling."""
+
+
 class BrokerSettings(Section):
     """The embedded single-node Kafka broker started by ``flinktrade infra up``."""
 
@@ -178,6 +190,14 @@ class BrokerSettings(Section):
             "controller_port + 2(i-1)."
         ),
     )
+    jit: JitCompiler = Field(
+        JitCompiler.TIERED,
+        description=(
+            "JIT compilers of the broker's JVM: 'tiered' (the JVM's default, C2's peak speed for a "
+            "broker that runs for long) or 'c1' (C1 only: no C2 compiling in its first minutes; "
+            "the tests' short-lived brokers, where C2 took ~40 % of a broker's CPU)."
+        ),
+    )
 
 
 class Delivery(StrEnum):
@@ -190,18 +210,6 @@ class LatencyProfile(StrEnum):
 
     DEFAULT = "default"
     LOW = "low"
-
-
-class JitCompiler(StrEnum):
-    """Which JIT compilers the JVM of the job's in-process MiniCluster uses (see
-    docs/benchmarks.md, "The JIT compilers in the timed phase")."""
-
-    C1 = "c1"
-    """C1 only (``-XX:TieredStopAtLevel=1``): compiled code at once, no later C2 compile bursts
-    competing with the job for the CPU; less CPU and a faster start, a lower peak rate."""
-    TIERED = "tiered"
-    """The JVM's own default: C1, then C2 for the hottest code, which peaks higher after minutes
-    of compiling."""
 
 
 class GarbageCollector(StrEnum):
@@ -263,7 +271,7 @@ class JobSettings(Section):
         description="JIT compilers of the JVM that runs the job's in-process MiniCluster: 'c1'"
         " (steady latency, less CPU, faster start) or 'tiered' (the JVM's default: C2 too, a higher"
         " peak rate once compiled). A -XX:TieredStopAtLevel or -XX:-TieredCompilation in JVM_ARGS"
-        " wins.",
+        " wins. `infra up --flink` gives its JobManager and TaskManagers the same.",
     )
     gc: GarbageCollector = Field(
         GarbageCollector.PARALLEL,

@@ -50,6 +50,7 @@ def test_demo_stops_the_broker_it_started_and_reports_a_dead_service(
             "FLINKTRADE_BROKER__PORT": str(port),
             "FLINKTRADE_BROKER__CONTROLLER_PORT": str(free_port()),
             "FLINKTRADE_BROKER__HEAP": "384m",
+            "FLINKTRADE_BROKER__JIT": "c1",
             "FLINKTRADE_KAFKA__BOOTSTRAP_SERVERS": f"127.0.0.1:{port}",
             "FLINKTRADE_SIMULATOR__SYMBOLS": "2",
             "FLINKTRADE_SIMULATOR__TRADES_PER_SECOND": "200",

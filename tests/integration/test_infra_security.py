@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from flinktrade.config import BrokerSettings
+from flinktrade.config import BrokerSettings, JitCompiler
+from flinktrade.infra import jvm
 from flinktrade.infra.flink import FlinkClusterSettings, LocalFlinkCluster
 from flinktrade.infra.kafka import LocalKafka
+from flinktrade.infra.process import command_line
 from flinktrade.testing.ports import free_port
 
 pytestmark = pytest.mark.integration
@@ -99,13 +101,17 @@ def test_the_broker_runs_without_secrets_privately_on_loopback(
     secret_env: None, tmp_path: Path
 ) -> None:
     broker = LocalKafka(
-        BrokerSettings(port=free_port(), controller_port=free_port(), heap="256m"), tmp_path
+        BrokerSettings(
+            port=free_port(), controller_port=free_port(), heap="256m", jit=JitCompiler.C1
+        ),
+        tmp_path,
     )
     try:
         status = broker.up()
         assert status.pid is not None
         assert_no_secrets(status.pid)
         assert set(listening_addresses(status.pid)) == {"127.0.0.1"}  # broker and controller
+        assert jvm.C1_ONLY in (command_line(status.pid) or [])  # broker.jit = "c1"
         assert_private(broker.home)
         assert (broker.home / "data" / "meta.properties").is_file()  # the JVM's own files too
     finally:
@@ -121,6 +127,7 @@ def small_flink(secret_env: None, tmp_path: Path) -> Iterator[LocalFlinkCluster]
             taskmanagers=1,
             slots=1,
             taskmanager_memory="1024m",
+            jit=JitCompiler.C1,
         ),
         tmp_path,
     )
@@ -149,6 +156,7 @@ def test_the_flink_cluster_runs_without_secrets_privately_and_takes_no_jar_uploa
         assert pid is not None
         assert_no_secrets(pid)
         assert set(listening_addresses(pid)) <= {"127.0.0.1"}, listening_addresses(pid)
+        assert jvm.C1_ONLY in (command_line(pid) or [])  # jit=c1: env.java.opts.all
     assert status.jobmanager_pid is not None
     assert environ_of(status.jobmanager_pid)["FLINK_CONF_DIR"] == str(small_flink.conf_dir)
 

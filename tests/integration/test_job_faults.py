@@ -35,7 +35,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from flinktrade import bus, events, topics
-from flinktrade.config import BrokerSettings, KafkaSettings
+from flinktrade.config import BrokerSettings, JitCompiler, KafkaSettings
 from flinktrade.infra.kafka import LocalKafka
 from flinktrade.ingest.simulator import MarketSimulator, RawTrade
 from flinktrade.pipeline.checkpoints import complete_checkpoints
@@ -63,7 +63,10 @@ CHECKPOINT_MS = 700
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
     state = tmp_path_factory.mktemp("fault-broker")
     kafka = LocalKafka(
-        BrokerSettings(port=free_port(), controller_port=free_port(), heap="512m"), state
+        BrokerSettings(
+            port=free_port(), controller_port=free_port(), heap="512m", jit=JitCompiler.C1
+        ),
+        state,
     )
     kafka.up()
     settings = KafkaSettings(bootstrap_servers=kafka.bootstrap_servers, partitions=4)

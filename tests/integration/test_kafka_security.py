@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from flinktrade import bus, events, topics
-from flinktrade.config import BrokerSettings, KafkaSettings
+from flinktrade.config import BrokerSettings, JitCompiler, KafkaSettings
 from flinktrade.errors import ConfigError, TransientError
 from flinktrade.infra.kafka import LocalKafka, SaslListener
 from flinktrade.testing.command import run_flinktrade
@@ -43,7 +43,9 @@ WRONG_PASSWORD = "wrong-" + secrets.token_hex(12)
 def sasl_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
     state = tmp_path_factory.mktemp("sasl-state")
     broker = LocalKafka(
-        BrokerSettings(port=free_port(), controller_port=free_port(), heap="512m"),
+        BrokerSettings(
+            port=free_port(), controller_port=free_port(), heap="512m", jit=JitCompiler.C1
+        ),
         state,
         sasl=SaslListener(port=free_port(), users={USER: PASSWORD}),
     )

@@ -60,6 +60,7 @@ def flink_cluster(
         rpc_port=settings.job.cluster_rpc_port,
         taskmanagers=taskmanagers or settings.job.cluster_taskmanagers,
         slots=slots or settings.job.cluster_slots,
+        jit=settings.job.jit,
     )
     return LocalFlinkCluster(shape, settings.state_dir)
 

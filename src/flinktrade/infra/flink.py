@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from flinktrade.config import JitCompiler
 from flinktrade.errors import ConfigError, InfraError, TransientError
 from flinktrade.infra import daemon, jvm
 from flinktrade.infra.embedded import python_path
@@ -73,6 +74,9 @@ class FlinkClusterSettings:
     """Managed memory is for RocksDB and process-mode Python; the hashmap backend needs little."""
     heartbeat_timeout_ms: int = 15_000
     """How soon a TaskManager that died without a word is declared lost (Flink's default is 50 s)."""
+    jit: JitCompiler = JitCompiler.TIERED
+    """The JIT compilers of the JobManager's and the TaskManagers' JVMs (``infra up`` passes
+    ``job.jit``, C1 only by default, as for the job's own MiniCluster JVM)."""
 
 
 @dataclass(frozen=True)
@@ -286,7 +290,9 @@ class LocalFlinkCluster:
     def _write_config(self) -> None:
         s = self.settings
         conf: dict[str, Any] = {
-            "env.java.opts.all": _shipped_java_opts(),
+            "env.java.opts.all": " ".join(
+                [_shipped_java_opts(), *([jvm.C1_ONLY] if s.jit is JitCompiler.C1 else [])]
+            ).strip(),
             "jobmanager.rpc.address": s.host,
             "jobmanager.rpc.port": s.rpc_port,
             "jobmanager.bind-host": s.host,

@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 KAFKA_CONNECTOR_JAR = "flink-sql-connector-kafka-5.0.0-2.2.jar"
 UDF_JAR = "flinktrade-udf.jar"
+C1_ONLY = "-XX:TieredStopAtLevel=1"
+"""The HotSpot option of a JVM that compiles with C1 only (``config.JitCompiler.C1``)."""
 
 
 def project_root() -> Path:

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flinktrade.config import BrokerSettings
+from flinktrade.config import BrokerSettings, JitCompiler
 from flinktrade.errors import InfraError
 from flinktrade.infra import cds, daemon, jvm
 from flinktrade.infra.process import alive, command_line, port_open
@@ -291,11 +291,12 @@ class LocalKafka:
         daemon.write_private(self.home / "log4j2.xml", _LOG4J2.format(log=self.log_file))
         return path
 
-    def _java(self, main: str, *args: str) -> list[str]:
+    def _java(self, main: str, *args: str, c1_only: bool = False) -> list[str]:
         return [
             jvm.java_binary(),
             f"-Xmx{self.settings.heap}",
             "-Xms256m",
+            *([jvm.C1_ONLY] if c1_only else []),
             "-XX:+UseG1GC",
             "-XX:MaxGCPauseMillis=20",
             "-Djava.awt.headless=true",
@@ -308,8 +309,13 @@ class LocalKafka:
 
     def _format(self, props: Path) -> None:
         cluster_id = self.cluster_id or new_cluster_id()
-        cmd = self._java(
-            "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(props)
+        cmd = self._java(  # a one-shot tool: C2 would only cost CPU (~1/3 of its ~2.7 CPU-s)
+            "kafka.tools.StorageTool",
+            "format",
+            f"--cluster-id={cluster_id}",
+            "-c",
+            str(props),
+            c1_only=True,
         )
         if not self.voters:
             cmd.append("--standalone")
@@ -325,7 +331,7 @@ class LocalKafka:
             raise InfraError("formatting Kafka storage failed: " + result.stderr.strip()[-500:])
 
     def _start(self, props: Path) -> None:
-        command = self._java("kafka.Kafka", str(props))
+        command = self._java("kafka.Kafka", str(props), c1_only=self.settings.jit is JitCompiler.C1)
         archive = cds.flags(cds.BROKER) if self.archive_flags is None else self.archive_flags
         command[1:1] = archive
         out = daemon.open_private_log(self.log_file)

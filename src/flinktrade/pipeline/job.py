@@ -230,7 +230,7 @@ def jvm_args_with_heap(jvm_args: str | None, heap: str | None) -> str | None:
     return " ".join([*args, f"-Xmx{heap}"])
 
 
-C1_ONLY = "-XX:TieredStopAtLevel=1"
+C1_ONLY = jvm.C1_ONLY
 _JIT_OPTIONS = ("-XX:TieredStopAtLevel", "-XX:-TieredCompilation", "-XX:+TieredCompilation")
 
 

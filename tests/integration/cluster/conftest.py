@@ -26,7 +26,7 @@ from cluster_helpers import (
 )
 
 from flinktrade import bus, events, topics
-from flinktrade.config import BrokerSettings
+from flinktrade.config import BrokerSettings, JitCompiler
 from flinktrade.infra.flink import FlinkClusterSettings, LocalFlinkCluster
 from flinktrade.infra.kafka import LocalKafka
 from flinktrade.pipeline.job import JobOptions, run
@@ -37,7 +37,13 @@ from flinktrade.testing.ports import free_port
 def flink(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFlinkCluster]:
     """A real standalone session cluster, started through ``flinktrade infra`` code."""
     cluster = LocalFlinkCluster(
-        FlinkClusterSettings(rest_port=free_port(), rpc_port=free_port(), taskmanagers=2, slots=2),
+        FlinkClusterSettings(
+            rest_port=free_port(),
+            rpc_port=free_port(),
+            taskmanagers=2,
+            slots=2,
+            jit=JitCompiler.C1,
+        ),
         tmp_path_factory.mktemp("flink-state"),
     )
     try:
@@ -50,7 +56,10 @@ def flink(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFlinkCluste
 def broker_with_topics(home: Path, heap: str) -> Iterator[LocalKafka]:
     """A single-node broker on free ports with flinktrade's topics; stopped afterwards."""
     kafka = LocalKafka(
-        BrokerSettings(port=free_port(), controller_port=free_port(), heap=heap), home
+        BrokerSettings(
+            port=free_port(), controller_port=free_port(), heap=heap, jit=JitCompiler.C1
+        ),
+        home,
     )
     try:
         kafka.up()

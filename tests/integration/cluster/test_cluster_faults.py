@@ -38,7 +38,7 @@ from cluster_helpers import (
 from confluent_kafka.admin import AdminClient
 
 from flinktrade import bus, events
-from flinktrade.config import BrokerSettings
+from flinktrade.config import BrokerSettings, JitCompiler
 from flinktrade.infra.flink import LocalFlinkCluster
 from flinktrade.infra.kafka import LocalKafka, LocalKafkaCluster
 from flinktrade.pipeline.job import JobOptions, run
@@ -115,7 +115,9 @@ def test_killed_taskmanager_job_recovers_and_writes_the_reference(
 @pytest.fixture
 def kafka3(tmp_path: Path) -> Iterator[LocalKafkaCluster]:
     ports = [(free_port(), free_port()) for _ in range(3)]
-    cluster = LocalKafkaCluster(BrokerSettings(heap="384m"), tmp_path, nodes=3, ports=ports)
+    cluster = LocalKafkaCluster(
+        BrokerSettings(heap="384m", jit=JitCompiler.C1), tmp_path, nodes=3, ports=ports
+    )
     try:
         cluster.up()
         yield cluster
