@@ -290,9 +290,7 @@ class LocalFlinkCluster:
     def _write_config(self) -> None:
         s = self.settings
         conf: dict[str, Any] = {
-            "env.java.opts.all": " ".join(
-                [_shipped_java_opts(), *([jvm.C1_ONLY] if s.jit is JitCompiler.C1 else [])]
-            ).strip(),
+            "env.java.opts.all": " ".join([_shipped_java_opts(), *jvm.jit_options(s.jit)]).strip(),
             "jobmanager.rpc.address": s.host,
             "jobmanager.rpc.port": s.rpc_port,
             "jobmanager.bind-host": s.host,

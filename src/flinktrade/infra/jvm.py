@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from flinktrade.config import JitCompiler
 from flinktrade.errors import InfraError
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,11 @@ KAFKA_CONNECTOR_JAR = "flink-sql-connector-kafka-5.0.0-2.2.jar"
 UDF_JAR = "flinktrade-udf.jar"
 C1_ONLY = "-XX:TieredStopAtLevel=1"
 """The HotSpot option of a JVM that compiles with C1 only (``config.JitCompiler.C1``)."""
+
+
+def jit_options(jit: JitCompiler) -> list[str]:
+    """The HotSpot options that make a JVM compile with ``jit`` (tiered: the JVM's default, none)."""
+    return [C1_ONLY] if jit is JitCompiler.C1 else []
 
 
 def project_root() -> Path:

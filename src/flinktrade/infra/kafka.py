@@ -291,12 +291,12 @@ class LocalKafka:
         daemon.write_private(self.home / "log4j2.xml", _LOG4J2.format(log=self.log_file))
         return path
 
-    def _java(self, main: str, *args: str, c1_only: bool = False) -> list[str]:
+    def _java(self, main: str, *args: str, jit: JitCompiler = JitCompiler.TIERED) -> list[str]:
         return [
             jvm.java_binary(),
             f"-Xmx{self.settings.heap}",
             "-Xms256m",
-            *([jvm.C1_ONLY] if c1_only else []),
+            *jvm.jit_options(jit),
             "-XX:+UseG1GC",
             "-XX:MaxGCPauseMillis=20",
             "-Djava.awt.headless=true",
@@ -315,7 +315,7 @@ class LocalKafka:
             f"--cluster-id={cluster_id}",
             "-c",
             str(props),
-            c1_only=True,
+            jit=JitCompiler.C1,
         )
         if not self.voters:
             cmd.append("--standalone")
@@ -331,7 +331,7 @@ class LocalKafka:
             raise InfraError("formatting Kafka storage failed: " + result.stderr.strip()[-500:])
 
     def _start(self, props: Path) -> None:
-        command = self._java("kafka.Kafka", str(props), c1_only=self.settings.jit is JitCompiler.C1)
+        command = self._java("kafka.Kafka", str(props), jit=self.settings.jit)
         archive = cds.flags(cds.BROKER) if self.archive_flags is None else self.archive_flags
         command[1:1] = archive
         out = daemon.open_private_log(self.log_file)

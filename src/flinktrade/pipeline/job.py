@@ -242,9 +242,9 @@ def jvm_args_with_jit(jvm_args: str | None, jit: JitCompiler) -> str | None:
     of the 2 cores through the timed phase, and the job's outputs queued behind it (bars p99
     579-8,327 ms in the low-latency profile, 68-85 ms with C1 only; docs/benchmarks.md)."""
     args = (jvm_args or "").split()
-    if jit is not JitCompiler.C1 or any(a.startswith(_JIT_OPTIONS) for a in args):
+    if not jvm.jit_options(jit) or any(a.startswith(_JIT_OPTIONS) for a in args):
         return jvm_args
-    return " ".join([*args, C1_ONLY])
+    return " ".join([*args, *jvm.jit_options(jit)])
 
 
 PARALLEL_GC = ("-XX:+UseParallelGC", "-XX:MetaspaceSize=256m")
