@@ -11,6 +11,7 @@ import ast
 import itertools
 import json
 import math
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -186,6 +187,10 @@ def _parallel_run(
     assert C1_ONLY in list(runtime.getInputArguments())
     # ... and the Parallel collector, the default ``gc``
     assert set(PARALLEL_GC) <= set(runtime.getInputArguments())
+    # ... and keeps its temporary files (the planner's unpacked jar) in this process's own folder
+    tmpdir = Path(get_gateway().jvm.java.lang.System.getProperty("java.io.tmpdir"))
+    assert tmpdir.name == str(os.getpid()) and tmpdir.parent.name.startswith("flinktrade-jvm-")
+    assert list(tmpdir.glob("flink-table-planner_*.jar"))
     # the default latency profile's shortened batching (DEFAULT_CONF)
     assert env.get_config().get_auto_watermark_interval() == 50
     assert env.get_buffer_timeout() == 10

@@ -205,3 +205,65 @@ def test_a_starting_jobmanager_without_its_resource_manager_is_transient() -> No
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_the_jvm_temporary_folder_is_the_processs_own_and_gone_processes_lose_theirs(
+    tmp_path: Path,
+) -> None:
+    """Flink's planner loader leaves a 44 MB jar in the JVM's temporary folder when the JVM is
+    killed: each job JVM gets ``<tmp>/flinktrade-jvm-<uid>/<pid>``, and the folders of processes
+    that are gone are removed when the next one is made (a live process's are kept)."""
+    import os
+    import subprocess
+    import sys
+
+    from flinktrade.infra import jvm
+
+    parent = tmp_path / f"{jvm.PROCESS_TMP_PREFIX}{os.getuid()}"
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    gone_pid = int(gone.stdout)
+    with subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+    ) as live:
+        for pid in (gone_pid, live.pid):
+            (parent / str(pid)).mkdir(parents=True)
+            (parent / str(pid) / "flink-table-planner_x.jar").write_bytes(b"jar")
+        (parent / "not-a-pid").mkdir()
+        (parent / str(os.getpid())).mkdir()
+        (parent / str(os.getpid()) / "stale").write_text("a gone process's, same pid")
+
+        mine = jvm.process_tmpdir(tmp_path)
+
+        assert mine == parent / str(os.getpid())
+        assert list(mine.iterdir()) == []
+        assert not (parent / str(gone_pid)).exists()
+        assert (parent / str(live.pid) / "flink-table-planner_x.jar").is_file()
+        assert (parent / "not-a-pid").is_dir()
+        assert stat.S_IMODE(parent.stat().st_mode) == 0o700
+        assert live.stdin is not None
+        live.stdin.close()
+
+
+def test_a_jvm_temporary_folder_that_cannot_be_made_is_one_infra_error(tmp_path: Path) -> None:
+    from flinktrade.infra import jvm
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(InfraError, match="cannot create the JVM's temporary folder"):
+        jvm.process_tmpdir(blocker)
+
+
+def test_the_job_jvm_gets_its_own_temporary_folder_unless_jvm_args_name_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from flinktrade.pipeline import job
+
+    monkeypatch.setattr(job.jvm, "process_tmpdir", lambda: tmp_path / "mine")
+    assert job.jvm_args_with_tmpdir(None) == f"-Djava.io.tmpdir={tmp_path / 'mine'}"
+    assert job.jvm_args_with_tmpdir("-Xmx1g") == f"-Xmx1g -Djava.io.tmpdir={tmp_path / 'mine'}"
+    assert job.jvm_args_with_tmpdir("-Djava.io.tmpdir=/x -Xmx1g") == "-Djava.io.tmpdir=/x -Xmx1g"

@@ -269,14 +269,25 @@ def jvm_args_with_gc(jvm_args: str | None, gc: GarbageCollector) -> str | None:
     return " ".join([*args, *PARALLEL_GC])
 
 
+def jvm_args_with_tmpdir(jvm_args: str | None) -> str:
+    """``JVM_ARGS`` with ``-Djava.io.tmpdir`` set to this process's own folder
+    (``jvm.process_tmpdir``, which also removes the folders of gone processes), unless it sets
+    one already."""
+    args = (jvm_args or "").split()
+    if any(a.startswith("-Djava.io.tmpdir=") for a in args):
+        return " ".join(args)
+    return " ".join([*args, f"-Djava.io.tmpdir={jvm.process_tmpdir()}"])
+
+
 def _start_gateway(
     heap: str | None,
     jit: JitCompiler = JitCompiler.C1,
     gc: GarbageCollector = GarbageCollector.PARALLEL,
 ) -> None:
     """Start pyflink's gateway JVM (it runs the local MiniCluster) with ``-Xmx<heap>``, the JIT
-    compilers ``jit``, the garbage collector ``gc`` and the class-data archive of ``infra.cds``
-    (when there is one for it) on the ``JVM_ARGS`` pyflink passes to it. ``JVM_ARGS`` is restored
+    compilers ``jit``, the garbage collector ``gc``, the class-data archive of ``infra.cds``
+    (when there is one for it) and a temporary folder of its own (``jvm_args_with_tmpdir``) on
+    the ``JVM_ARGS`` pyflink passes to it. ``JVM_ARGS`` is restored
     afterwards, so no other JVM this process starts inherits them."""
     if java_gateway._gateway is not None:  # already started: too late to bound it
         return
@@ -284,8 +295,7 @@ def _start_gateway(
     bounded = jvm_args_with_gc(jvm_args_with_jit(jvm_args_with_heap(before, heap), jit), gc)
     if not cds.names_archive(bounded):  # the set-up's class-data archive, when it matches
         bounded = " ".join([bounded or "", *cds.flags(cds.GATEWAY)]).strip() or None
-    if bounded is not None:
-        os.environ["JVM_ARGS"] = bounded
+    os.environ["JVM_ARGS"] = jvm_args_with_tmpdir(bounded)
     try:
         get_gateway()
     finally:
