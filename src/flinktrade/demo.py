@@ -46,7 +46,7 @@ import httpx
 
 from flinktrade import bus, events, topics
 from flinktrade.bus import KafkaException
-from flinktrade.config import Settings, StrategySettings
+from flinktrade.config import JitCompiler, Settings, StrategySettings
 from flinktrade.errors import ConfigError, FlinktradeError, TransientError
 from flinktrade.infra.process import is_loopback
 from flinktrade.ingest.simulator import MarketSimulator, SimulatorFeed
@@ -363,7 +363,9 @@ def demo_settings(settings: Settings) -> Settings:
     ``job.provider_bars`` is set explicitly (an empty input held the first bars back ~1-2 s
     more, its idle timeout and a Python operator more to start; docs/benchmarks.md, session 21).
     The watermark's bound is not scaled (docs/reliability.md, "Late trades in the demo", says
-    why and what that costs)."""
+    why and what that costs). The embedded broker the demo starts compiles with C1 only unless
+    ``broker.jit`` is set explicitly: it accepted connections 1.5-5 s sooner and the first signal
+    came 1.3-8.8 s sooner in alternated demos (docs/benchmarks.md, session 28)."""
     scale = max(1.0, settings.simulator.time_scale)
     execution = settings.execution
     risk = execution.risk.model_copy(
@@ -382,9 +384,13 @@ def demo_settings(settings: Settings) -> Settings:
             and settings.job.provider_bars,
         }
     )
+    broker = settings.broker
+    if "jit" not in broker.model_fields_set:
+        broker = broker.model_copy(update={"jit": JitCompiler.C1})
     return settings.model_copy(
         update={
             "job": job,
+            "broker": broker,
             "execution": execution.model_copy(
                 update={"risk": risk, "group_id": f"{execution.group_id}-demo"}
             ),

@@ -7,15 +7,31 @@ import contextlib
 import os
 import signal
 import socket
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
+from flinktrade.infra import jvm
 from flinktrade.testing.command import run_flinktrade
 from flinktrade.testing.output import last_json_object
 from flinktrade.testing.ports import free_port
 
 pytestmark = pytest.mark.integration
+
+
+def _broker_command_line(folder: Path, seen: list[str], timeout_s: float = 300) -> None:
+    """Append the command line of the first live process naming ``folder`` to ``seen``."""
+    deadline = time.monotonic() + timeout_s
+    while not seen and time.monotonic() < deadline:
+        for pid in processes_mentioning(str(folder)):
+            with contextlib.suppress(OSError):
+                line = (Path("/proc") / str(pid) / "cmdline").read_bytes()
+                if b"kafka.Kafka" in line:
+                    seen.append(line.replace(b"\0", b" ").decode(errors="replace"))
+                    return
+        time.sleep(0.05)
 
 
 def processes_mentioning(text: str) -> list[int]:
@@ -50,7 +66,6 @@ def test_demo_stops_the_broker_it_started_and_reports_a_dead_service(
             "FLINKTRADE_BROKER__PORT": str(port),
             "FLINKTRADE_BROKER__CONTROLLER_PORT": str(free_port()),
             "FLINKTRADE_BROKER__HEAP": "384m",
-            "FLINKTRADE_BROKER__JIT": "c1",
             "FLINKTRADE_KAFKA__BOOTSTRAP_SERVERS": f"127.0.0.1:{port}",
             "FLINKTRADE_SIMULATOR__SYMBOLS": "2",
             "FLINKTRADE_SIMULATOR__TRADES_PER_SECOND": "200",
@@ -58,11 +73,15 @@ def test_demo_stops_the_broker_it_started_and_reports_a_dead_service(
         }
     )
     env.pop("FLINKTRADE_DEMO_FAULT", None)
+    env.pop("FLINKTRADE_BROKER__JIT", None)
     if fault is not None:
         env["FLINKTRADE_DEMO_FAULT"] = fault
     # Long enough that only the fault ends the faulty runs; the normal one ends by itself.
     duration = "8" if fault is None else "3600"
+    seen: list[str] = []  # the command line of the broker the demo started, once it runs
+    watch = threading.Thread(target=_broker_command_line, args=(state / "kafka", seen), daemon=True)
     try:
+        watch.start()
         command = ["demo", "--duration", duration, "--api-port", "0"]
         result = run_flinktrade(*command, env=env, cwd=tmp_path, timeout=600)
         left = processes_mentioning(str(state / "kafka"))
@@ -78,6 +97,9 @@ def test_demo_stops_the_broker_it_started_and_reports_a_dead_service(
     assert left == []
     assert not (state / "kafka" / "kafka.pid").exists()
     assert "reusing" not in stderr
+    # the demo's broker compiles with C1 only unless ``broker.jit`` is set (demo_settings)
+    watch.join(5)
+    assert seen and jvm.C1_ONLY in seen[0].split(), seen
     if service is None:
         assert result.returncode == 0, stderr[-3000:]
         assert last_json_object(result.stdout)["trades"] > 0

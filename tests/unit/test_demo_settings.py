@@ -48,3 +48,18 @@ def test_the_cli_imports_alpaca_only_for_the_commands_that_use_it() -> None:
     code = "import sys, flinktrade.cli.app; print(sorted(m for m in ('alpaca', 'flinktrade.ingest.alpaca') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_demos_broker_compiles_with_c1_only_unless_broker_jit_is_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """C1 made the demo's broker accept connections 1.5-5 s sooner on this machine; the setting
+    itself keeps the JVM's default (``tiered``), which ``FLINKTRADE_BROKER__JIT`` can restore."""
+    from flinktrade.config import JitCompiler
+
+    monkeypatch.delenv("FLINKTRADE_BROKER__JIT", raising=False)
+    assert Settings().broker.jit is JitCompiler.TIERED
+    assert demo_settings(Settings()).broker.jit is JitCompiler.C1
+    assert demo_settings(demo_settings(Settings())).broker.jit is JitCompiler.C1
+    monkeypatch.setenv("FLINKTRADE_BROKER__JIT", "tiered")
+    assert demo_settings(Settings()).broker.jit is JitCompiler.TIERED

@@ -69,7 +69,7 @@ def demo(
 
     The embedded broker is started if it does not run and stopped at the end; one that already
     ran is reused and left running. A service that dies ends the demo with one line and exit 1."""
-    from flinktrade.demo import fault_target
+    from flinktrade.demo import demo_settings, fault_target
 
     if broker not in ("sim", "alpaca"):
         raise ConfigError(f"--broker must be sim or alpaca, not {broker!r}")
@@ -77,7 +77,7 @@ def demo(
     fault_target()  # a wrong test hook is refused before anything starts
     launching: _Launch | None = None
     if uses_local_broker(settings):
-        local = local_broker(settings)
+        local = local_broker(demo_settings(settings))  # the demo's broker: C1 unless set
         status = local.status()
         if status.running:
             console.print(
