@@ -10,21 +10,16 @@ from typing import Any
 import pytest
 
 from flinktrade.bus import delete_topics, ensure_topics
-from flinktrade.config import BrokerSettings, JitCompiler, KafkaSettings
+from flinktrade.config import KafkaSettings
 from flinktrade.infra.kafka import LocalKafka
-from flinktrade.testing.ports import free_port
+from flinktrade.testing.brokers import broker_settings
 
 
 @pytest.fixture(scope="session")
 def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
     """A real single-node Kafka 4 broker, started through ``flinktrade infra`` code."""
     state = tmp_path_factory.mktemp("state")
-    broker = LocalKafka(
-        BrokerSettings(
-            port=free_port(), controller_port=free_port(), heap="768m", jit=JitCompiler.C1
-        ),
-        state,
-    )
+    broker = LocalKafka(broker_settings("768m"), state)
     broker.up()
     yield broker
     broker.down()

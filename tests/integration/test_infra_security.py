@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from flinktrade.config import BrokerSettings, JitCompiler
+from flinktrade.config import JitCompiler
 from flinktrade.infra import jvm
 from flinktrade.infra.flink import FlinkClusterSettings, LocalFlinkCluster
 from flinktrade.infra.kafka import LocalKafka
 from flinktrade.infra.process import command_line
+from flinktrade.testing.brokers import broker_settings
 from flinktrade.testing.ports import free_port
 
 pytestmark = pytest.mark.integration
@@ -100,12 +101,7 @@ def secret_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_the_broker_runs_without_secrets_privately_on_loopback(
     secret_env: None, tmp_path: Path
 ) -> None:
-    broker = LocalKafka(
-        BrokerSettings(
-            port=free_port(), controller_port=free_port(), heap="256m", jit=JitCompiler.C1
-        ),
-        tmp_path,
-    )
+    broker = LocalKafka(broker_settings("256m"), tmp_path)
     try:
         status = broker.up()
         assert status.pid is not None

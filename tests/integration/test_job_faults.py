@@ -35,12 +35,12 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from flinktrade import bus, events, topics
-from flinktrade.config import BrokerSettings, JitCompiler, KafkaSettings
+from flinktrade.config import KafkaSettings
 from flinktrade.infra.kafka import LocalKafka
 from flinktrade.ingest.simulator import MarketSimulator, RawTrade
 from flinktrade.pipeline.checkpoints import complete_checkpoints
+from flinktrade.testing.brokers import broker_settings
 from flinktrade.testing.command import flinktrade_argv
-from flinktrade.testing.ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -62,12 +62,7 @@ CHECKPOINT_MS = 700
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
     state = tmp_path_factory.mktemp("fault-broker")
-    kafka = LocalKafka(
-        BrokerSettings(
-            port=free_port(), controller_port=free_port(), heap="512m", jit=JitCompiler.C1
-        ),
-        state,
-    )
+    kafka = LocalKafka(broker_settings("512m"), state)
     kafka.up()
     settings = KafkaSettings(bootstrap_servers=kafka.bootstrap_servers, partitions=4)
     bus.ensure_topics(settings, [t.name for t in topics.ALL])

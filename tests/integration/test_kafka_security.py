@@ -25,9 +25,10 @@ from pathlib import Path
 import pytest
 
 from flinktrade import bus, events, topics
-from flinktrade.config import BrokerSettings, JitCompiler, KafkaSettings
+from flinktrade.config import KafkaSettings
 from flinktrade.errors import ConfigError, TransientError
 from flinktrade.infra.kafka import LocalKafka, SaslListener
+from flinktrade.testing.brokers import broker_settings
 from flinktrade.testing.command import run_flinktrade
 from flinktrade.testing.ports import free_port
 
@@ -43,9 +44,7 @@ WRONG_PASSWORD = "wrong-" + secrets.token_hex(12)
 def sasl_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
     state = tmp_path_factory.mktemp("sasl-state")
     broker = LocalKafka(
-        BrokerSettings(
-            port=free_port(), controller_port=free_port(), heap="512m", jit=JitCompiler.C1
-        ),
+        broker_settings("512m"),
         state,
         sasl=SaslListener(port=free_port(), users={USER: PASSWORD}),
     )

@@ -26,10 +26,11 @@ from cluster_helpers import (
 )
 
 from flinktrade import bus, events, topics
-from flinktrade.config import BrokerSettings, JitCompiler
+from flinktrade.config import JitCompiler
 from flinktrade.infra.flink import FlinkClusterSettings, LocalFlinkCluster
 from flinktrade.infra.kafka import LocalKafka
 from flinktrade.pipeline.job import JobOptions, run
+from flinktrade.testing.brokers import broker_settings
 from flinktrade.testing.ports import free_port
 
 
@@ -55,12 +56,7 @@ def flink(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFlinkCluste
 
 def broker_with_topics(home: Path, heap: str) -> Iterator[LocalKafka]:
     """A single-node broker on free ports with flinktrade's topics; stopped afterwards."""
-    kafka = LocalKafka(
-        BrokerSettings(
-            port=free_port(), controller_port=free_port(), heap=heap, jit=JitCompiler.C1
-        ),
-        home,
-    )
+    kafka = LocalKafka(broker_settings(heap), home)
     try:
         kafka.up()
         create_topics(kafka.bootstrap_servers, [t.name for t in topics.ALL])
