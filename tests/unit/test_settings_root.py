@@ -23,6 +23,7 @@ NOT_SETTINGS = {
     "FLINKTRADE_PURE_PYTHON",  # accel.py, read at the first import of a compiled module
     "FLINKTRADE_DEMO_BRACKET",  # the env form of `demo --no-bracket` (a CLI option, cli/demo.py)
     "FLINKTRADE_STAGE_LOG",  # pipeline/operator.py, a latency instrument read where an operator is made
+    "JVM_ARGS",  # pyflink's own, read where the job's JVM starts (pipeline/job.py adds to it)
 }
 OWN_NAMES = {
     "APCA_API_KEY_ID", "APCA_API_SECRET_KEY", "APCA_API_BASE_URL", "APCA_API_DATA_URL",
