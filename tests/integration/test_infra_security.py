@@ -161,6 +161,8 @@ def test_the_flink_cluster_runs_without_secrets_privately_and_takes_no_jar_uploa
         "web.submit.enable: false",
         "web.cancel.enable: false",
         'rest.address: "127.0.0.1"',
+        # a TaskManager that comes up before the ResourceManager retries within 0.5 s, not 10
+        'cluster.registration.error-delay: "500 ms"',
     ):
         assert line in config
 

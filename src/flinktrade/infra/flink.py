@@ -317,6 +317,10 @@ class LocalFlinkCluster:
             "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
             "heartbeat.interval": min(10_000, s.heartbeat_timeout_ms // 3),
             "heartbeat.timeout": s.heartbeat_timeout_ms,
+            # A TaskManager that starts before the JobManager's ResourceManager fails to resolve
+            # it and waits this long before it tries again: Flink's 10 s was 10 of a cluster's
+            # 22.5 s start on a loaded machine (docs/benchmarks.md, session 28).
+            "cluster.registration.error-delay": REGISTRATION_RETRY,
             "io.tmp.dirs": str(self.home / "tmp"),
             "blob.storage.directory": str(self.home / "tmp"),
             "web.tmpdir": str(self.home / "tmp"),
@@ -327,6 +331,9 @@ class LocalFlinkCluster:
         daemon.write_private(self.conf_dir / "config.yaml", text)
         daemon.write_private(self.conf_dir / "log4j-console.properties", _LOG4J)
 
+
+REGISTRATION_RETRY = "500 ms"
+"""``cluster.registration.error-delay`` of the local session cluster (Flink's default: 10 s)."""
 
 _NOT_READY = "Please try to refresh"
 """In the error a starting JobManager answers before its ResourceManager is up ("Cannot connect to
