@@ -18,6 +18,7 @@ from pathlib import Path
 
 from flinktrade.config import JitCompiler
 from flinktrade.errors import InfraError
+from flinktrade.infra import process
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def process_tmpdir(root: Path | None = None) -> Path:
         parent.mkdir(mode=0o700, exist_ok=True)
         parent.chmod(0o700)  # this user's alone (and not another user's made in its place)
         for folder in parent.iterdir():
-            if folder.name.isdigit() and not _alive(int(folder.name)):
+            if folder.name.isdigit() and not process.alive(int(folder.name)):
                 shutil.rmtree(folder, ignore_errors=True)
         shutil.rmtree(mine, ignore_errors=True)  # a gone process's, whose pid this one reuses
         mine.mkdir()
@@ -60,16 +61,6 @@ def process_tmpdir(root: Path | None = None) -> Path:
             f"cannot create the JVM's temporary folder {mine}: {exc.strerror} (see TMPDIR)"
         ) from None
     return mine
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def project_root() -> Path:
