@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from flinktrade.infra import jvm
+from flinktrade.infra.process import command_lines
 from flinktrade.testing.command import run_flinktrade
 from flinktrade.testing.output import last_json_object
 from flinktrade.testing.ports import free_port
@@ -21,16 +22,14 @@ from flinktrade.testing.ports import free_port
 pytestmark = pytest.mark.integration
 
 
-def _broker_command_line(folder: Path, seen: list[str], timeout_s: float = 300) -> None:
-    """Append the command line of the first live process naming ``folder`` to ``seen``."""
+def _broker_command_line(folder: Path, seen: list[list[str]], timeout_s: float = 300) -> None:
+    """Append the arguments of the first live Kafka broker naming ``folder`` to ``seen``."""
     deadline = time.monotonic() + timeout_s
     while not seen and time.monotonic() < deadline:
-        for pid in processes_mentioning(str(folder)):
-            with contextlib.suppress(OSError):
-                line = (Path("/proc") / str(pid) / "cmdline").read_bytes()
-                if b"kafka.Kafka" in line:
-                    seen.append(line.replace(b"\0", b" ").decode(errors="replace"))
-                    return
+        for args in command_lines():
+            if "kafka.Kafka" in args and any(str(folder) in arg for arg in args):
+                seen.append(args)
+                return
         time.sleep(0.05)
 
 
@@ -78,7 +77,7 @@ def test_demo_stops_the_broker_it_started_and_reports_a_dead_service(
         env["FLINKTRADE_DEMO_FAULT"] = fault
     # Long enough that only the fault ends the faulty runs; the normal one ends by itself.
     duration = "8" if fault is None else "3600"
-    seen: list[str] = []  # the command line of the broker the demo started, once it runs
+    seen: list[list[str]] = []  # the command line of the broker the demo started, once it runs
     watch = threading.Thread(target=_broker_command_line, args=(state / "kafka", seen), daemon=True)
     try:
         watch.start()
@@ -99,7 +98,7 @@ def test_demo_stops_the_broker_it_started_and_reports_a_dead_service(
     assert "reusing" not in stderr
     # the demo's broker compiles with C1 only unless ``broker.jit`` is set (demo_settings)
     watch.join(5)
-    assert seen and jvm.C1_ONLY in seen[0].split(), seen
+    assert seen and jvm.C1_ONLY in seen[0], seen
     if service is None:
         assert result.returncode == 0, stderr[-3000:]
         assert last_json_object(result.stdout)["trades"] > 0
