@@ -112,10 +112,13 @@ static u256 mul256_64(const u256 *a, uint64_t m) { /* fits: the caller checked *
     return r;
 }
 
-/* a // d in place, the remainder returned (d > 0) */
+/* a // d in place, the remainder returned (d > 0); the limbs above the highest set one are 0 and
+ * stay 0, so the division starts there */
 static uint64_t divmod256(u256 *a, uint64_t d) {
     u128 rem = 0;
-    for (int i = 3; i >= 0; i--) {
+    int top = 3;
+    while (top > 0 && a->w[top] == 0) top--;
+    for (int i = top; i >= 0; i--) {
         u128 cur = (rem << 64) | a->w[i];
         a->w[i] = (uint64_t)(cur / d);
         rem = cur % d;
@@ -151,7 +154,7 @@ static int round_quotient(u256 num, uint64_t d, Py_ssize_t scale, double *out) {
     int k = 55 + bits64(d) - nb; /* enough bits that the quotient has at least 55 */
     if (k < 0) k = 0;
     shl256(&num, k); /* nb + k <= 55 + 64 when k > 0 */
-    uint64_t rem = divmod256(&num, d);
+    uint64_t rem = d == 1 ? 0 : divmod256(&num, d); /* a total divides by 1 */
     int qb = bits256(&num);
     /* the value is q * 2**-(k + scale); its leading bit is 2**lead */
     Py_ssize_t lead = (Py_ssize_t)qb - 1 - k - scale;
@@ -304,26 +307,38 @@ static void remove_value(Sums *self, i128 v) {
     }
 }
 
-static PyObject *Sums_push(Sums *self, PyObject *arg) {
-    if (!PyFloat_CheckExact(arg)) Py_RETURN_FALSE;
-    double x = PyFloat_AS_DOUBLE(arg);
-    if (!isfinite(x)) Py_RETURN_FALSE;
-    i128 num;
-    Py_ssize_t exp;
-    if (!ratio(x, &num, &exp)) Py_RETURN_FALSE;
-    Py_ssize_t shift = exp > self->shift ? exp : self->shift, more = shift - self->shift;
-    if (bits128(mag128(num)) + (shift - exp) > VALUE_BITS) Py_RETURN_FALSE;
-    int widest = 0; /* every value kept must still fit after the rescale (zeros always do) */
-    if (more) {
+/* Whether x can join the window exactly (1), with its ratio and the shift the window would have
+ * then; 0 if it does not fit (a value over VALUE_BITS, a non-finite one), nothing changed. */
+static int sums_fits(Sums *self, double x, i128 *num, Py_ssize_t *exp, Py_ssize_t *shift_out) {
+    if (!isfinite(x)) return 0;
+    if (!ratio(x, num, exp)) return 0;
+    Py_ssize_t shift = *exp > self->shift ? *exp : self->shift, more = shift - self->shift;
+    if (bits128(mag128(*num)) + (shift - *exp) > VALUE_BITS) return 0;
+    if (more) { /* every value kept must still fit after the rescale (zeros always do) */
+        int widest = 0;
         for (Py_ssize_t j = 0; j < self->count; j++) {
             int b = bits128(mag128(self->v[slot(self, j)]));
             if (b > widest) widest = b;
         }
-        if (widest && widest + more > VALUE_BITS) Py_RETURN_FALSE;
+        if (widest && widest + more > VALUE_BITS) return 0;
     }
-    if (self->count < self->n && self->count == self->cap && !grow(self))
-        return PyErr_NoMemory();
+    *shift_out = shift;
+    return 1;
+}
+
+/* Push x, which sums_fits accepted (num, exp, shift its answers): 1, or -1 with MemoryError. */
+static int sums_push_fitting(Sums *self, double x, i128 num, Py_ssize_t exp, Py_ssize_t shift) {
+    Py_ssize_t more = shift - self->shift;
+    if (self->count < self->n && self->count == self->cap && !grow(self)) {
+        PyErr_NoMemory();
+        return -1;
+    }
     if (more) {
+        int widest = 0;
+        for (Py_ssize_t j = 0; j < self->count; j++) {
+            int b = bits128(mag128(self->v[slot(self, j)]));
+            if (b > widest) widest = b;
+        }
         if (widest) { /* else every value and both sums are 0 (and a shift of 128+ is undefined) */
             for (Py_ssize_t j = 0; j < self->count; j++)
                 self->v[slot(self, j)] = shl128(self->v[slot(self, j)], more);
@@ -344,6 +359,16 @@ static PyObject *Sums_push(Sums *self, PyObject *arg) {
         self->head = self->head + 1 == self->n ? 0 : self->head + 1;
     }
     add_value(self, v);
+    return 1;
+}
+
+static PyObject *Sums_push(Sums *self, PyObject *arg) {
+    if (!PyFloat_CheckExact(arg)) Py_RETURN_FALSE;
+    double x = PyFloat_AS_DOUBLE(arg);
+    i128 num;
+    Py_ssize_t exp, shift;
+    if (!sums_fits(self, x, &num, &exp, &shift)) Py_RETURN_FALSE;
+    if (sums_push_fitting(self, x, num, exp, shift) < 0) return NULL;
     Py_RETURN_TRUE;
 }
 
@@ -430,6 +455,32 @@ static PyObject *floats(Sums *self) {
     return list;
 }
 
+static PyObject *floats_tuple(const double *a, Py_ssize_t n) { /* (a[0], ..., a[n-1]) */
+    PyObject *t = PyTuple_New(n);
+    if (t == NULL) return NULL;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *f = PyFloat_FromDouble(a[k]);
+        if (f == NULL) {
+            Py_DECREF(t);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(t, k, f);
+    }
+    return t;
+}
+
+static PyObject *pair(PyObject *a, PyObject *b) { /* (a, b), both references stolen */
+    PyObject *t = a == NULL || b == NULL ? NULL : PyTuple_New(2);
+    if (t == NULL) {
+        Py_XDECREF(a);
+        Py_XDECREF(b);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(t, 0, a);
+    PyTuple_SET_ITEM(t, 1, b);
+    return t;
+}
+
 /* (shift, the floats oldest first as IEEE 754 binary64, little-endian: indicators.pack's form) */
 static PyObject *Sums_snap(Sums *self, PyObject *unused) {
     PyObject *xs = PyBytes_FromStringAndSize(NULL, self->count * (Py_ssize_t)sizeof(double));
@@ -445,7 +496,7 @@ static PyObject *Sums_snap(Sums *self, PyObject *unused) {
 #endif
         memcpy(out + j * (Py_ssize_t)sizeof(double), &d, sizeof d);
     }
-    return Py_BuildValue("(nN)", self->shift, xs);
+    return pair(PyLong_FromSsize_t(self->shift), xs);
 }
 
 static PyObject *Sums_get_xs(Sums *self, void *unused) { return floats(self); }
@@ -507,6 +558,991 @@ static PyTypeObject SumsType = {
     .tp_new = Sums_new,
 };
 
+/* -- the flat indicator state ------------------------------------------------------------------
+ *
+ * ``FlatEngine(calcs, close_window, blank, layout, fingerprint, names)`` is ``IndicatorEngine``'s
+ * computation over a state of C numbers: one ``FlatState`` per symbol holds the bar counter, the
+ * last bar's figures, the ring of the last closes, every calculator's accumulators and its exact
+ * windows (``Sums``, above, their integers and floats inside the same block), in one allocation,
+ * instead of a dozen Python objects and a float object per close. ``advance`` does what the
+ * calculators' ``step`` methods do, in their order of operations (the same IEEE operations on
+ * the same doubles, ``log`` and ``sqrt`` from the same libm: the same floats), and returns the
+ * same dict. ``snap`` gives ``IndicatorEngine.snapshot``'s tuple, value for value; ``restore``
+ * reads one back. Whatever this code does not take exactly (a window value too wide for the fixed
+ * integers, an argument that is not a float, a snapshot in an older form) it refuses with None
+ * and no change, and ``IndicatorEngine`` goes on in Python from the same numbers (``py``). */
+
+enum { K_SMA, K_EMA, K_RSI, K_BB, K_MACD, K_ATR, K_VWAP, K_VOL, K_VZ };
+
+typedef struct {
+    PyObject *name; /* the output's name (a key of blank) */
+    int what;       /* bb: -1 lower, 0 middle, 1 upper; macd: 0 line, 1 signal, 2 hist */
+    double k;       /* bb: the band's multiple of the sd */
+} FlatOut;
+
+typedef struct {
+    int kind;
+    Py_ssize_t n, fast, slow, sig;
+    double k1, k2, k3; /* ema: k1; macd: fk, sk, mk */
+    Py_ssize_t acc;    /* first accumulator */
+    Py_ssize_t win;    /* first window */
+    PyObject *key;     /* the single output's name (not bb, macd) */
+    Py_ssize_t nout;
+    FlatOut *outs;
+} FlatCalc;
+
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t ncalc, nacc, nwin, close_window;
+    FlatCalc *calcs;
+    Py_ssize_t *win_n;
+    int *win_sq;
+    size_t off_closes, off_acc, off_win, block_size;
+    size_t *off_v, *off_x;
+    PyObject *blank, *layout, *fingerprint, *names;
+} FlatEngine;
+
+typedef struct {
+    PyObject_HEAD
+    FlatEngine *engine;
+    PyObject *py; /* the same state as a Python IndicatorState once this one gave up, or NULL */
+    long long i;
+    int has_prev, has_lr;
+    double prev_close, close, high, low, volume, price, log_return;
+    Py_ssize_t ncl, chead; /* closes kept, index of the oldest */
+    char *block;
+} FlatState;
+
+static PyTypeObject FlatEngineType, FlatStateType;
+
+#define ALIGN16(x) (((x) + 15) & ~(size_t)15)
+
+static inline double *st_closes(FlatState *s) { return (double *)(s->block + s->engine->off_closes); }
+static inline double *st_acc(FlatState *s) { return (double *)(s->block + s->engine->off_acc); }
+static inline Sums *st_win(FlatState *s) { return (Sums *)(s->block + s->engine->off_win); }
+
+static void point_windows(FlatState *s) { /* the windows' arrays are in the block */
+    FlatEngine *e = s->engine;
+    Sums *w = st_win(s);
+    for (Py_ssize_t j = 0; j < e->nwin; j++) {
+        w[j].v = (i128 *)(s->block + e->off_v[j]);
+        w[j].x = (double *)(s->block + e->off_x[j]);
+    }
+}
+
+static char *fresh_block(FlatEngine *e) {
+    char *block = PyMem_Malloc(e->block_size);
+    if (block == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    memset(block, 0, e->block_size);
+    Sums *w = (Sums *)(block + e->off_win);
+    for (Py_ssize_t j = 0; j < e->nwin; j++) {
+        w[j].n = e->win_n[j];
+        w[j].squares = e->win_sq[j];
+        w[j].cap = e->win_n[j];
+        w[j].v = (i128 *)(block + e->off_v[j]);
+        w[j].x = (double *)(block + e->off_x[j]);
+    }
+    return block;
+}
+
+static void reset_figures(FlatState *s) {
+    s->i = 0;
+    s->has_prev = s->has_lr = 0;
+    s->prev_close = s->close = s->high = s->low = s->volume = s->price = s->log_return = 0.0;
+    s->ncl = s->chead = 0;
+}
+
+static FlatState *new_state(FlatEngine *e) {
+    FlatState *s = PyObject_New(FlatState, &FlatStateType);
+    if (s == NULL) return NULL;
+    s->py = NULL;
+    s->block = fresh_block(e);
+    if (s->block == NULL) {
+        s->engine = NULL;
+        Py_DECREF(s);
+        return NULL;
+    }
+    Py_INCREF(e);
+    s->engine = e;
+    reset_figures(s);
+    return s;
+}
+
+static void FlatState_dealloc(FlatState *s) {
+    PyMem_Free(s->block);
+    Py_XDECREF(s->engine);
+    Py_XDECREF(s->py);
+    PyObject_Free(s);
+}
+
+/* the window's total, mean, variance as doubles: correctly rounded, as the Sums methods */
+static int win_total(Sums *w, double *out) {
+    u256 num = from128(mag128(w->s1));
+    if (round_quotient(num, 1, w->shift, out)) {
+        if (w->s1 < 0) *out = -*out;
+        return 0;
+    }
+    PyObject *f = Sums_total(w, NULL);
+    if (f == NULL) return -1;
+    *out = PyFloat_AsDouble(f);
+    Py_DECREF(f);
+    return 0;
+}
+
+static int win_mean(Sums *w, double *out) {
+    u256 num = from128(mag128(w->s1));
+    if (w->count && round_quotient(num, (uint64_t)w->count, w->shift, out)) {
+        if (w->s1 < 0) *out = -*out;
+        return 0;
+    }
+    PyObject *f = Sums_mean(w, NULL);
+    if (f == NULL) return -1;
+    *out = PyFloat_AsDouble(f);
+    Py_DECREF(f);
+    return 0;
+}
+
+static int win_variance(Sums *w, double *out) {
+    uint64_t n = (uint64_t)w->count;
+    u256 num = mul256_64(&w->s2, n);
+    u128 m = mag128(w->s1);
+    u256 sq = mul128(m, m);
+    sub256(&num, &sq);
+    if (n && round_quotient(num, n * n, 2 * w->shift, out)) return 0;
+    PyObject *f = Sums_variance(w, NULL);
+    if (f == NULL) return -1;
+    *out = PyFloat_AsDouble(f);
+    Py_DECREF(f);
+    return 0;
+}
+
+/* -- the engine ------------------------------------------------------------------------------ */
+
+static void FlatEngine_dealloc(FlatEngine *e) {
+    if (e->calcs != NULL) {
+        for (Py_ssize_t c = 0; c < e->ncalc; c++) {
+            Py_XDECREF(e->calcs[c].key);
+            for (Py_ssize_t o = 0; o < e->calcs[c].nout; o++) Py_XDECREF(e->calcs[c].outs[o].name);
+            PyMem_Free(e->calcs[c].outs);
+        }
+    }
+    PyMem_Free(e->calcs);
+    PyMem_Free(e->win_n);
+    PyMem_Free(e->win_sq);
+    PyMem_Free(e->off_v);
+    PyMem_Free(e->off_x);
+    Py_XDECREF(e->blank);
+    Py_XDECREF(e->layout);
+    Py_XDECREF(e->fingerprint);
+    Py_XDECREF(e->names);
+    Py_TYPE(e)->tp_free((PyObject *)e);
+}
+
+static int spec_error(const char *what) {
+    PyErr_Format(PyExc_ValueError, "FlatEngine: bad calculator spec (%s)", what);
+    return -1;
+}
+
+/* one calculator from its spec: (kind, n, key) for most, ("bb", n, ((name, band, k), ...)),
+ * ("macd", fast, slow, signal, ((name, "macd" | "signal" | "hist"), ...)) */
+static int parse_calc(FlatEngine *e, FlatCalc *c, PyObject *spec) {
+    if (!PyTuple_Check(spec) || PyTuple_GET_SIZE(spec) < 3) return spec_error("not a tuple");
+    PyObject *kind = PyTuple_GET_ITEM(spec, 0);
+    if (!PyUnicode_Check(kind)) return spec_error("kind");
+    static const char *kinds[] = {"sma", "ema", "rsi", "bb", "macd", "atr", "vwap", "volatility",
+                                  "volume_z"};
+    c->kind = -1;
+    for (int k = 0; k < 9; k++)
+        if (PyUnicode_CompareWithASCIIString(kind, kinds[k]) == 0) c->kind = k;
+    if (c->kind < 0) return spec_error("unknown kind");
+    c->n = PyLong_AsSsize_t(PyTuple_GET_ITEM(spec, 1));
+    if (c->n == -1 && PyErr_Occurred()) return -1;
+    if (c->n < 1 || c->n > MAX_N) return spec_error("period");
+    c->acc = e->nacc;
+    c->win = e->nwin;
+    int wins = 0, squares = 1;
+    if (c->kind == K_MACD) {
+        if (PyTuple_GET_SIZE(spec) != 5) return spec_error("macd");
+        c->fast = c->n;
+        c->slow = PyLong_AsSsize_t(PyTuple_GET_ITEM(spec, 2));
+        c->sig = PyLong_AsSsize_t(PyTuple_GET_ITEM(spec, 3));
+        if (PyErr_Occurred()) return -1;
+        if (c->slow <= c->fast || c->sig < 1) return spec_error("macd periods");
+        c->k1 = 2.0 / (double)(c->fast + 1);
+        c->k2 = 2.0 / (double)(c->slow + 1);
+        c->k3 = 2.0 / (double)(c->sig + 1);
+        PyObject *lines = PyTuple_GET_ITEM(spec, 4);
+        if (!PyTuple_Check(lines)) return spec_error("macd lines");
+        c->nout = PyTuple_GET_SIZE(lines);
+        c->outs = PyMem_Calloc(c->nout ? c->nout : 1, sizeof(FlatOut));
+        if (c->outs == NULL) return PyErr_NoMemory(), -1;
+        for (Py_ssize_t o = 0; o < c->nout; o++) {
+            PyObject *line = PyTuple_GET_ITEM(lines, o);
+            if (!PyTuple_Check(line) || PyTuple_GET_SIZE(line) != 2) return spec_error("macd line");
+            PyObject *name = PyTuple_GET_ITEM(line, 0), *what = PyTuple_GET_ITEM(line, 1);
+            if (!PyUnicode_Check(name) || !PyUnicode_Check(what)) return spec_error("macd line");
+            c->outs[o].what = PyUnicode_CompareWithASCIIString(what, "macd") == 0     ? 0
+                              : PyUnicode_CompareWithASCIIString(what, "signal") == 0 ? 1
+                                                                                       : 2;
+            Py_INCREF(name);
+            c->outs[o].name = name;
+        }
+        e->nacc += 6;
+    } else if (c->kind == K_BB) {
+        PyObject *bands = PyTuple_GET_ITEM(spec, 2);
+        if (PyTuple_GET_SIZE(spec) != 3 || !PyTuple_Check(bands)) return spec_error("bands");
+        c->nout = PyTuple_GET_SIZE(bands);
+        c->outs = PyMem_Calloc(c->nout ? c->nout : 1, sizeof(FlatOut));
+        if (c->outs == NULL) return PyErr_NoMemory(), -1;
+        for (Py_ssize_t o = 0; o < c->nout; o++) {
+            PyObject *band = PyTuple_GET_ITEM(bands, o);
+            if (!PyTuple_Check(band) || PyTuple_GET_SIZE(band) != 3) return spec_error("band");
+            PyObject *name = PyTuple_GET_ITEM(band, 0);
+            if (!PyUnicode_Check(name)) return spec_error("band name");
+            long which = PyLong_AsLong(PyTuple_GET_ITEM(band, 1));
+            double k = PyFloat_AsDouble(PyTuple_GET_ITEM(band, 2));
+            if (PyErr_Occurred()) return -1;
+            c->outs[o].what = which > 0 ? 1 : which < 0 ? -1 : 0;
+            c->outs[o].k = k;
+            Py_INCREF(name);
+            c->outs[o].name = name;
+        }
+        e->nacc += 1;
+        wins = 1;
+    } else {
+        if (PyTuple_GET_SIZE(spec) != 3 || !PyUnicode_Check(PyTuple_GET_ITEM(spec, 2)))
+            return spec_error("key");
+        c->key = PyTuple_GET_ITEM(spec, 2);
+        Py_INCREF(c->key);
+        switch (c->kind) {
+        case K_SMA: e->nacc += 1; break;
+        case K_EMA:
+            c->k1 = 2.0 / (double)(c->n + 1);
+            e->nacc += 2;
+            break;
+        case K_RSI: case K_ATR: e->nacc += 2; break;
+        case K_VWAP: wins = 2, squares = 0; break;
+        default: wins = 1; /* volatility, volume_z */
+        }
+    }
+    for (int w = 0; w < wins; w++) {
+        Py_ssize_t j = e->nwin++;
+        Py_ssize_t *win_n = PyMem_Realloc(e->win_n, (size_t)e->nwin * sizeof(Py_ssize_t));
+        if (win_n == NULL) return PyErr_NoMemory(), -1;
+        e->win_n = win_n;
+        int *win_sq = PyMem_Realloc(e->win_sq, (size_t)e->nwin * sizeof(int));
+        if (win_sq == NULL) return PyErr_NoMemory(), -1;
+        e->win_sq = win_sq;
+        e->win_n[j] = c->n;
+        e->win_sq[j] = squares;
+    }
+    return 0;
+}
+
+static PyObject *FlatEngine_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    PyObject *specs, *blank, *layout, *fingerprint, *names;
+    Py_ssize_t close_window;
+    if (!PyArg_ParseTuple(args, "O!nO!UUO!", &PyTuple_Type, &specs, &close_window, &PyDict_Type,
+                          &blank, &layout, &fingerprint, &PyTuple_Type, &names))
+        return NULL;
+    if (close_window < 0 || close_window > MAX_N) {
+        PyErr_SetString(PyExc_ValueError, "FlatEngine: close window out of range");
+        return NULL;
+    }
+    FlatEngine *e = (FlatEngine *)type->tp_alloc(type, 0);
+    if (e == NULL) return NULL;
+    e->close_window = close_window;
+    Py_INCREF(blank), Py_INCREF(layout), Py_INCREF(fingerprint), Py_INCREF(names);
+    e->blank = blank, e->layout = layout, e->fingerprint = fingerprint, e->names = names;
+    e->ncalc = PyTuple_GET_SIZE(specs);
+    e->calcs = PyMem_Calloc(e->ncalc ? e->ncalc : 1, sizeof(FlatCalc));
+    if (e->calcs == NULL) {
+        Py_DECREF(e);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t c = 0; c < e->ncalc; c++) {
+        if (parse_calc(e, &e->calcs[c], PyTuple_GET_ITEM(specs, c)) < 0) {
+            Py_DECREF(e);
+            return NULL;
+        }
+        FlatCalc *calc = &e->calcs[c];
+        if ((calc->kind == K_SMA || calc->kind == K_BB) && calc->n > close_window) {
+            Py_DECREF(e);
+            PyErr_SetString(PyExc_ValueError, "FlatEngine: a close window below a period");
+            return NULL;
+        }
+    }
+    /* the block: closes, accumulators, the Sums structs, then each window's integers and floats */
+    size_t at = 0;
+    e->off_closes = at;
+    at = ALIGN16(at + (size_t)close_window * sizeof(double));
+    e->off_acc = at;
+    at = ALIGN16(at + (size_t)e->nacc * sizeof(double));
+    e->off_win = at;
+    at = ALIGN16(at + (size_t)e->nwin * sizeof(Sums));
+    e->off_v = PyMem_Calloc(e->nwin ? e->nwin : 1, sizeof(size_t));
+    e->off_x = PyMem_Calloc(e->nwin ? e->nwin : 1, sizeof(size_t));
+    if (e->off_v == NULL || e->off_x == NULL) {
+        Py_DECREF(e);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t j = 0; j < e->nwin; j++) {
+        e->off_v[j] = at;
+        at = ALIGN16(at + (size_t)e->win_n[j] * sizeof(i128));
+        e->off_x[j] = at;
+        at = ALIGN16(at + (size_t)e->win_n[j] * sizeof(double));
+    }
+    e->block_size = at ? at : 16;
+    return (PyObject *)e;
+}
+
+static PyObject *FlatEngine_start(FlatEngine *e, PyObject *unused) {
+    return (PyObject *)new_state(e);
+}
+
+static int put(PyObject *out, PyObject *name, double value) {
+    PyObject *f = PyFloat_FromDouble(value);
+    if (f == NULL) return -1;
+    int rc = PyDict_SetItem(out, name, f);
+    Py_DECREF(f);
+    return rc;
+}
+
+static inline double close_back(FlatState *s, Py_ssize_t n) { /* closes[-n] */
+    Py_ssize_t cap = s->engine->close_window, at = s->chead + s->ncl - n;
+    return st_closes(s)[at >= cap ? at - cap : at];
+}
+
+/* the state moved to this engine: kept if it was made for the same calculators, else fresh */
+static int adopt(FlatEngine *e, FlatState *s) {
+    int same = PyUnicode_Compare(e->fingerprint, s->engine->fingerprint);
+    if (same == -1 && PyErr_Occurred()) return -1;
+    if (same != 0) {
+        char *block = fresh_block(e);
+        if (block == NULL) return -1;
+        PyMem_Free(s->block);
+        s->block = block;
+        reset_figures(s);
+    }
+    Py_INCREF(e);
+    Py_SETREF(s->engine, e);
+    return 0;
+}
+
+typedef struct {
+    i128 num;
+    Py_ssize_t exp, shift;
+} Fit;
+
+/* advance(state, high, low, close, volume, vwap): the values at this bar, as
+ * IndicatorEngine.advance; None, with the state unchanged, when it must go on in Python */
+static PyObject *FlatEngine_advance(FlatEngine *e, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 6 || Py_TYPE(args[0]) != &FlatStateType) {
+        PyErr_SetString(PyExc_TypeError, "advance(state, high, low, close, volume, vwap)");
+        return NULL;
+    }
+    FlatState *s = (FlatState *)args[0];
+    if (s->py != NULL) Py_RETURN_NONE;
+    for (int a = 1; a < 5; a++)
+        if (!PyFloat_CheckExact(args[a])) Py_RETURN_NONE;
+    if (args[5] != Py_None && !PyFloat_CheckExact(args[5])) Py_RETURN_NONE;
+    if (s->engine != e && adopt(e, s) < 0) return NULL;
+    double high = PyFloat_AS_DOUBLE(args[1]), low = PyFloat_AS_DOUBLE(args[2]);
+    double close = PyFloat_AS_DOUBLE(args[3]), volume = PyFloat_AS_DOUBLE(args[4]);
+    double price = args[5] == Py_None ? close : PyFloat_AS_DOUBLE(args[5]);
+    int has_lr = s->has_prev;
+    double previous = s->prev_close, lr = has_lr ? log(close / previous) : 0.0;
+    long long i = s->i;
+    Sums *wins = st_win(s);
+    double *acc = st_acc(s);
+    /* every window push of this bar first, so that one that does not fit changes nothing */
+    Fit fits[e->nwin ? e->nwin : 1];
+    for (Py_ssize_t c = 0; c < e->ncalc; c++) {
+        FlatCalc *calc = &e->calcs[c];
+        Py_ssize_t j = calc->win;
+        switch (calc->kind) {
+        case K_BB:
+            if (!sums_fits(&wins[j], close, &fits[j].num, &fits[j].exp, &fits[j].shift))
+                Py_RETURN_NONE;
+            break;
+        case K_VWAP:
+            if (!sums_fits(&wins[j], volume, &fits[j].num, &fits[j].exp, &fits[j].shift) ||
+                !sums_fits(&wins[j + 1], price * volume, &fits[j + 1].num, &fits[j + 1].exp,
+                           &fits[j + 1].shift))
+                Py_RETURN_NONE;
+            break;
+        case K_VOL:
+            if (has_lr && !sums_fits(&wins[j], lr, &fits[j].num, &fits[j].exp, &fits[j].shift))
+                Py_RETURN_NONE;
+            break;
+        case K_VZ:
+            if (!sums_fits(&wins[j], volume, &fits[j].num, &fits[j].exp, &fits[j].shift))
+                Py_RETURN_NONE;
+            break;
+        }
+    }
+    PyObject *out = PyDict_Copy(e->blank);
+    if (out == NULL) return NULL;
+    s->has_lr = has_lr;
+    s->log_return = lr;
+    s->close = close, s->high = high, s->low = low, s->volume = volume, s->price = price;
+    Py_ssize_t cap = e->close_window;
+    if (cap) {
+        double *closes = st_closes(s);
+        if (s->ncl < cap) {
+            Py_ssize_t at = s->chead + s->ncl;
+            closes[at >= cap ? at - cap : at] = close;
+            s->ncl++;
+        } else {
+            closes[s->chead] = close;
+            s->chead = s->chead + 1 == cap ? 0 : s->chead + 1;
+        }
+    }
+    for (Py_ssize_t c = 0; c < e->ncalc; c++) {
+        FlatCalc *calc = &e->calcs[c];
+        double *a = acc + calc->acc;
+        Py_ssize_t n = calc->n, j = calc->win;
+        Sums *w = &wins[j];
+        switch (calc->kind) {
+        case K_SMA: { /* a: t */
+            double total = a[0] + close;
+            if (i < n - 1) {
+                a[0] = total;
+                break;
+            }
+            a[0] = total - close_back(s, n);
+            if (put(out, calc->key, total / (double)n) < 0) goto fail;
+            break;
+        }
+        case K_EMA: /* a: t, e */
+            if (i < n - 1) {
+                a[0] += close;
+                break;
+            }
+            if (i == n - 1) {
+                a[0] += close;
+                a[1] = a[0] / (double)n;
+            } else {
+                a[1] = (close - a[1]) * calc->k1 + a[1];
+            }
+            if (put(out, calc->key, a[1]) < 0) goto fail;
+            break;
+        case K_RSI: { /* a: g, l */
+            if (!has_lr) break;
+            double diff = close - previous, gain = a[0], loss = a[1];
+            if (i > n) {
+                gain *= (double)(n - 1);
+                loss *= (double)(n - 1);
+            }
+            if (diff < 0)
+                loss -= diff;
+            else
+                gain += diff;
+            if (i >= n) {
+                gain /= (double)n;
+                loss /= (double)n;
+                double total = gain + loss;
+                if (put(out, calc->key, total != 0.0 ? 100.0 * (gain / total) : 0.0) < 0)
+                    goto fail;
+            }
+            a[0] = gain, a[1] = loss;
+            break;
+        }
+        case K_BB: { /* a: t; window of closes */
+            double total = a[0] + close, variance;
+            if (sums_push_fitting(w, close, fits[j].num, fits[j].exp, fits[j].shift) < 0)
+                goto fail;
+            if (i < n - 1) {
+                a[0] = total;
+                break;
+            }
+            a[0] = total - close_back(s, n);
+            double middle = total / (double)n;
+            if (win_variance(w, &variance) < 0) goto fail;
+            double sd = sqrt(variance);
+            for (Py_ssize_t o = 0; o < calc->nout; o++) {
+                FlatOut *band = &calc->outs[o];
+                double value = band->what == 0  ? middle
+                               : band->what > 0 ? middle + sd * band->k
+                                                : middle - sd * band->k;
+                if (put(out, band->name, value) < 0) goto fail;
+            }
+            break;
+        }
+        case K_MACD: { /* a: fs, f, ss, sv, ms, m */
+            double x = close;
+            Py_ssize_t fast = calc->fast, slow = calc->slow, g = calc->sig;
+            if (i < slow - 1) {
+                a[2] += x;
+            } else if (i == slow - 1) {
+                a[2] += x;
+                a[3] = a[2] / (double)slow;
+            } else {
+                a[3] = (x - a[3]) * calc->k2 + a[3];
+            }
+            long long jj = i - (slow - fast);
+            if (jj < 0) break;
+            if (jj < fast - 1) {
+                a[0] += x;
+            } else if (jj == fast - 1) {
+                a[0] += x;
+                a[1] = a[0] / (double)fast;
+            } else {
+                a[1] = (x - a[1]) * calc->k1 + a[1];
+            }
+            if (i < slow - 1) break;
+            double line = a[1] - a[3];
+            jj = i - (slow - 1);
+            if (jj < g - 1) {
+                a[4] += line;
+                break;
+            }
+            if (jj == g - 1) {
+                a[4] += line;
+                a[5] = a[4] / (double)g;
+            } else {
+                a[5] = (line - a[5]) * calc->k3 + a[5];
+            }
+            double signal = a[5];
+            for (Py_ssize_t o = 0; o < calc->nout; o++) {
+                FlatOut *l = &calc->outs[o];
+                double value = l->what == 0 ? line : l->what == 1 ? signal : line - signal;
+                if (put(out, l->name, value) < 0) goto fail;
+            }
+            break;
+        }
+        case K_ATR: { /* a: t, a */
+            if (!has_lr) break;
+            double range = high - low, other = fabs(previous - high);
+            if (other > range) range = other;
+            other = fabs(previous - low);
+            if (other > range) range = other;
+            if (i < n) {
+                a[0] += range;
+                break;
+            }
+            double atr;
+            if (i == n) {
+                atr = (a[0] + range) / (double)n;
+            } else {
+                atr = a[1] * (double)(n - 1);
+                atr += range;
+                atr /= (double)n;
+            }
+            a[1] = atr;
+            if (put(out, calc->key, atr) < 0) goto fail;
+            break;
+        }
+        case K_VWAP: { /* windows: volumes, price * volume */
+            double volumes, pvs;
+            if (sums_push_fitting(w, volume, fits[j].num, fits[j].exp, fits[j].shift) < 0 ||
+                sums_push_fitting(w + 1, price * volume, fits[j + 1].num, fits[j + 1].exp,
+                                  fits[j + 1].shift) < 0)
+                goto fail;
+            if (i < n - 1) break;
+            if (win_total(w, &volumes) < 0) goto fail;
+            if (volumes > 0) {
+                if (win_total(w + 1, &pvs) < 0) goto fail;
+                if (put(out, calc->key, pvs / volumes) < 0) goto fail;
+            }
+            break;
+        }
+        case K_VOL: { /* window of log returns */
+            double variance;
+            if (!has_lr) break;
+            if (sums_push_fitting(w, lr, fits[j].num, fits[j].exp, fits[j].shift) < 0) goto fail;
+            if (i >= n) {
+                if (win_variance(w, &variance) < 0) goto fail;
+                if (put(out, calc->key, sqrt(variance)) < 0) goto fail;
+            }
+            break;
+        }
+        case K_VZ: { /* window of the volumes before this bar */
+            double variance, mean;
+            if (i >= n) {
+                if (win_variance(w, &variance) < 0) goto fail;
+                if (variance > 0) {
+                    if (win_mean(w, &mean) < 0) goto fail;
+                    if (put(out, calc->key, (volume - mean) / sqrt(variance)) < 0) goto fail;
+                }
+            }
+            if (sums_push_fitting(w, volume, fits[j].num, fits[j].exp, fits[j].shift) < 0)
+                goto fail;
+            break;
+        }
+        }
+    }
+    s->i = i + 1;
+    s->prev_close = close;
+    s->has_prev = 1;
+    return out;
+fail:
+    Py_DECREF(out);
+    return NULL;
+}
+
+static PyObject *opt_float(int has, double value) {
+    if (!has) Py_RETURN_NONE;
+    return PyFloat_FromDouble(value);
+}
+
+/* the state as IndicatorEngine.snapshot's tuple, value for value */
+static PyObject *state_snap(FlatState *s) {
+    FlatEngine *e = s->engine;
+    PyObject *closes = NULL, *calcs = NULL;
+    closes = PyBytes_FromStringAndSize(NULL, s->ncl * (Py_ssize_t)sizeof(double));
+    if (closes == NULL) goto fail;
+    double *ring = st_closes(s);
+    char *packed = PyBytes_AS_STRING(closes);
+    for (Py_ssize_t k = 0; k < s->ncl; k++) { /* oldest first, little-endian: indicators.pack */
+        Py_ssize_t at = s->chead + k;
+        double d = ring[at >= e->close_window ? at - e->close_window : at];
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        uint64_t u;
+        memcpy(&u, &d, sizeof u);
+        u = __builtin_bswap64(u);
+        memcpy(&d, &u, sizeof u);
+#endif
+        memcpy(packed + k * (Py_ssize_t)sizeof(double), &d, sizeof d);
+    }
+    calcs = PyTuple_New(e->ncalc);
+    if (calcs == NULL) goto fail;
+    double *acc = st_acc(s);
+    Sums *wins = st_win(s);
+    for (Py_ssize_t c = 0; c < e->ncalc; c++) {
+        FlatCalc *calc = &e->calcs[c];
+        double *a = acc + calc->acc;
+        Sums *w = &wins[calc->win];
+        PyObject *item = NULL;
+        switch (calc->kind) {
+        case K_SMA: item = floats_tuple(a, 1); break;
+        case K_EMA: case K_RSI: case K_ATR: item = floats_tuple(a, 2); break;
+        case K_MACD: item = floats_tuple(a, 6); break;
+        case K_BB: item = pair(PyFloat_FromDouble(a[0]), Sums_snap(w, NULL)); break;
+        case K_VWAP: item = pair(Sums_snap(w, NULL), Sums_snap(w + 1, NULL)); break;
+        default:
+            item = PyTuple_New(1);
+            if (item != NULL) {
+                PyObject *window = Sums_snap(w, NULL);
+                if (window == NULL) Py_CLEAR(item);
+                else PyTuple_SET_ITEM(item, 0, window);
+            }
+        }
+        if (item == NULL) goto fail;
+        PyTuple_SET_ITEM(calcs, c, item);
+    }
+    PyObject *snap = PyTuple_New(11);
+    if (snap == NULL) goto fail;
+    double figures[5] = {s->close, s->high, s->low, s->volume, s->price};
+    Py_INCREF(e->layout);
+    PyTuple_SET_ITEM(snap, 0, e->layout);
+    PyObject *items[] = {PyLong_FromLongLong(s->i), opt_float(s->has_prev, s->prev_close),
+                         PyFloat_FromDouble(figures[0]), PyFloat_FromDouble(figures[1]),
+                         PyFloat_FromDouble(figures[2]), PyFloat_FromDouble(figures[3]),
+                         PyFloat_FromDouble(figures[4]), opt_float(s->has_lr, s->log_return)};
+    int failed = 0;
+    for (int k = 0; k < 8; k++) {
+        if (items[k] == NULL) failed = 1;
+        else PyTuple_SET_ITEM(snap, 1 + k, items[k]);
+    }
+    PyTuple_SET_ITEM(snap, 9, closes);
+    PyTuple_SET_ITEM(snap, 10, calcs);
+    if (failed) { /* the tuple owns what it holds; its empty slots are NULL, which it skips */
+        Py_DECREF(snap);
+        return NULL;
+    }
+    return snap;
+fail:
+    Py_XDECREF(closes);
+    Py_XDECREF(calcs);
+    return NULL;
+}
+
+static PyObject *FlatEngine_snap(FlatEngine *e, PyObject *arg) {
+    if (Py_TYPE(arg) != &FlatStateType) {
+        PyErr_SetString(PyExc_TypeError, "snap(state): not a FlatState");
+        return NULL;
+    }
+    return state_snap((FlatState *)arg);
+}
+
+/* strict readers of restore: 1 and the value, or 0 for anything else (no error set) */
+static int exact_float(PyObject *o, double *out) {
+    if (!PyFloat_CheckExact(o) || !isfinite(PyFloat_AS_DOUBLE(o))) return 0;
+    *out = PyFloat_AS_DOUBLE(o);
+    return 1;
+}
+
+static int floats_of(PyObject *t, Py_ssize_t size, double *out) {
+    if (!PyTuple_CheckExact(t) || PyTuple_GET_SIZE(t) != size) return 0;
+    for (Py_ssize_t k = 0; k < size; k++)
+        if (!exact_float(PyTuple_GET_ITEM(t, k), &out[k])) return 0;
+    return 1;
+}
+
+/* the finite floats of packed bytes (indicators.pack) into out: 1, else 0 */
+static int packed_floats(PyObject *packed, double *out) {
+    const char *bytes = PyBytes_AS_STRING(packed);
+    for (Py_ssize_t k = 0; k < PyBytes_GET_SIZE(packed) / 8; k++) {
+        double x;
+        memcpy(&x, bytes + 8 * k, 8);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        uint64_t u;
+        memcpy(&u, &x, sizeof u);
+        u = __builtin_bswap64(u);
+        memcpy(&x, &u, sizeof u);
+#endif
+        if (!isfinite(x)) return 0;
+        out[k] = x;
+    }
+    return 1;
+}
+
+/* a window from (shift, packed floats): 1, 0 if it is not one this kernel takes exactly */
+static int window_of(Sums *w, PyObject *snap) {
+    if (!PyTuple_CheckExact(snap) || PyTuple_GET_SIZE(snap) != 2) return 0;
+    PyObject *shift_obj = PyTuple_GET_ITEM(snap, 0), *packed = PyTuple_GET_ITEM(snap, 1);
+    if (!PyLong_CheckExact(shift_obj) || !PyBytes_CheckExact(packed)) return 0;
+    int overflow;
+    long long shift = PyLong_AsLongLongAndOverflow(shift_obj, &overflow);
+    if (overflow || shift < 0 || shift > 4 * VALUE_BITS) return 0;
+    Py_ssize_t size = PyBytes_GET_SIZE(packed);
+    if (size % 8 || size / 8 > w->n) return 0;
+    Py_ssize_t count = size / 8;
+    const char *bytes = PyBytes_AS_STRING(packed);
+    w->count = w->head = 0;
+    w->s1 = 0;
+    memset(&w->s2, 0, sizeof w->s2);
+    w->shift = (Py_ssize_t)shift;
+    for (Py_ssize_t k = 0; k < count; k++) {
+        double x;
+        memcpy(&x, bytes + 8 * k, 8);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        uint64_t u;
+        memcpy(&u, &x, sizeof u);
+        u = __builtin_bswap64(u);
+        memcpy(&x, &u, sizeof u);
+#endif
+        i128 num;
+        Py_ssize_t exp;
+        if (!isfinite(x) || !ratio(x, &num, &exp) || exp > w->shift) return 0;
+        if (bits128(mag128(num)) + (w->shift - exp) > VALUE_BITS) return 0;
+        i128 v = shl128(num, w->shift - exp);
+        w->v[k] = v;
+        w->x[k] = x;
+        add_value(w, v);
+    }
+    w->count = count;
+    return 1;
+}
+
+/* restore(snap): a state from snap(...)'s tuple, or None for any other value (the Python engine
+ * reads those: the older forms, another layout, garbage, what the fixed integers cannot hold) */
+static PyObject *FlatEngine_restore(FlatEngine *e, PyObject *snap) {
+    if (!PyTuple_CheckExact(snap) || PyTuple_GET_SIZE(snap) != 11) Py_RETURN_NONE;
+    PyObject *layout = PyTuple_GET_ITEM(snap, 0);
+    if (!PyUnicode_CheckExact(layout)) Py_RETURN_NONE;
+    int same = PyUnicode_Compare(layout, e->layout);
+    if (same == -1 && PyErr_Occurred()) return NULL;
+    if (same != 0) Py_RETURN_NONE;
+    PyObject *i_obj = PyTuple_GET_ITEM(snap, 1), *prev = PyTuple_GET_ITEM(snap, 2);
+    PyObject *lr = PyTuple_GET_ITEM(snap, 8), *closes = PyTuple_GET_ITEM(snap, 9);
+    PyObject *calcs = PyTuple_GET_ITEM(snap, 10);
+    if (!PyLong_CheckExact(i_obj)) Py_RETURN_NONE;
+    int overflow;
+    long long i = PyLong_AsLongLongAndOverflow(i_obj, &overflow);
+    if (overflow || i < 0) Py_RETURN_NONE;
+    /* the closes of a state are its last min(i, close_window) (closes[-n] reads them), packed */
+    if (!PyBytes_CheckExact(closes) ||
+        PyBytes_GET_SIZE(closes) !=
+            (i < e->close_window ? (Py_ssize_t)i : e->close_window) * (Py_ssize_t)sizeof(double))
+        Py_RETURN_NONE;
+    if (!PyTuple_CheckExact(calcs) || PyTuple_GET_SIZE(calcs) != e->ncalc) Py_RETURN_NONE;
+    FlatState *s = new_state(e);
+    if (s == NULL) return NULL;
+    double figures[5];
+    for (int k = 0; k < 5; k++)
+        if (!exact_float(PyTuple_GET_ITEM(snap, 3 + k), &figures[k])) goto refuse;
+    s->close = figures[0], s->high = figures[1], s->low = figures[2], s->volume = figures[3];
+    s->price = figures[4];
+    s->i = i;
+    s->has_prev = prev != Py_None;
+    if (s->has_prev && !exact_float(prev, &s->prev_close)) goto refuse;
+    s->has_lr = lr != Py_None;
+    if (s->has_lr && !exact_float(lr, &s->log_return)) goto refuse;
+    s->ncl = PyBytes_GET_SIZE(closes) / (Py_ssize_t)sizeof(double);
+    if (!packed_floats(closes, st_closes(s))) goto refuse;
+    double *acc = st_acc(s);
+    Sums *wins = st_win(s);
+    for (Py_ssize_t c = 0; c < e->ncalc; c++) {
+        FlatCalc *calc = &e->calcs[c];
+        PyObject *item = PyTuple_GET_ITEM(calcs, c);
+        double *a = acc + calc->acc;
+        Sums *w = &wins[calc->win];
+        if (!PyTuple_CheckExact(item)) goto refuse;
+        Py_ssize_t size = PyTuple_GET_SIZE(item);
+        switch (calc->kind) {
+        case K_SMA: if (!floats_of(item, 1, a)) goto refuse; break;
+        case K_EMA: case K_RSI: case K_ATR: if (!floats_of(item, 2, a)) goto refuse; break;
+        case K_MACD: if (!floats_of(item, 6, a)) goto refuse; break;
+        case K_BB:
+            if (size != 2 || !exact_float(PyTuple_GET_ITEM(item, 0), a) ||
+                !window_of(w, PyTuple_GET_ITEM(item, 1)))
+                goto refuse;
+            break;
+        case K_VWAP:
+            if (size != 2 || !window_of(w, PyTuple_GET_ITEM(item, 0)) ||
+                !window_of(w + 1, PyTuple_GET_ITEM(item, 1)))
+                goto refuse;
+            break;
+        default:
+            if (size != 1 || !window_of(w, PyTuple_GET_ITEM(item, 0))) goto refuse;
+        }
+    }
+    return (PyObject *)s;
+refuse:
+    Py_DECREF(s);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef FlatEngine_methods[] = {
+    {"start", (PyCFunction)FlatEngine_start, METH_NOARGS, "A fresh state (nothing seen yet)."},
+    {"advance", (PyCFunction)(void (*)(void))FlatEngine_advance, METH_FASTCALL,
+     "advance(state, high, low, close, volume, vwap): the values at this bar, or None (state "
+     "unchanged) when the state must go on in Python."},
+    {"snap", (PyCFunction)FlatEngine_snap, METH_O, "IndicatorEngine.snapshot's tuple of a state."},
+    {"restore", (PyCFunction)FlatEngine_restore, METH_O,
+     "A state from snap's tuple, or None for anything else."},
+    {NULL}};
+
+static PyTypeObject FlatEngineType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "flinktrade._exact.FlatEngine",
+    .tp_basicsize = sizeof(FlatEngine),
+    .tp_dealloc = (destructor)FlatEngine_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "FlatEngine(calcs, close_window, blank, layout, fingerprint, names): "
+              "IndicatorEngine's calculators over a flat C state.",
+    .tp_methods = FlatEngine_methods,
+    .tp_new = FlatEngine_new,
+};
+
+/* -- the state as a Python value: copies, pickles, the calculators' view ---------------------- */
+
+static PyObject *indicators_hook(const char *name) { /* flinktrade.indicators.<name> */
+    PyObject *module = PyImport_ImportModule("flinktrade.indicators");
+    if (module == NULL) return NULL;
+    PyObject *hook = PyObject_GetAttrString(module, name);
+    Py_DECREF(module);
+    return hook;
+}
+
+static PyObject *FlatState_deepcopy(FlatState *s, PyObject *memo) {
+    FlatState *copy = PyObject_New(FlatState, &FlatStateType);
+    if (copy == NULL) return NULL;
+    copy->py = NULL;
+    copy->engine = NULL;
+    copy->block = PyMem_Malloc(s->engine->block_size);
+    if (copy->block == NULL) {
+        Py_DECREF(copy);
+        return PyErr_NoMemory();
+    }
+    memcpy(copy->block, s->block, s->engine->block_size);
+    Py_INCREF(s->engine);
+    copy->engine = s->engine;
+    copy->i = s->i;
+    copy->has_prev = s->has_prev, copy->has_lr = s->has_lr;
+    copy->prev_close = s->prev_close, copy->close = s->close, copy->high = s->high;
+    copy->low = s->low, copy->volume = s->volume, copy->price = s->price;
+    copy->log_return = s->log_return;
+    copy->ncl = s->ncl, copy->chead = s->chead;
+    point_windows(copy);
+    if (s->py != NULL) {
+        PyObject *module = PyImport_ImportModule("copy");
+        if (module == NULL) goto fail;
+        copy->py = PyObject_CallMethod(module, "deepcopy", "OO", s->py,
+                                       memo == NULL ? Py_None : memo);
+        Py_DECREF(module);
+        if (copy->py == NULL) goto fail;
+    }
+    return (PyObject *)copy;
+fail:
+    Py_DECREF(copy);
+    return NULL;
+}
+
+static PyObject *FlatState_copy(FlatState *s, PyObject *unused) { return FlatState_deepcopy(s, NULL); }
+
+static PyObject *FlatState_reduce(FlatState *s, PyObject *unused) {
+    PyObject *hook = indicators_hook("_reduce_flat");
+    if (hook == NULL) return NULL;
+    PyObject *reduced = PyObject_CallOneArg(hook, (PyObject *)s);
+    Py_DECREF(hook);
+    return reduced;
+}
+
+static PyObject *FlatState_get_calcs(FlatState *s, void *unused) {
+    PyObject *hook = indicators_hook("_flat_calcs");
+    if (hook == NULL) return NULL;
+    PyObject *calcs = PyObject_CallOneArg(hook, (PyObject *)s);
+    Py_DECREF(hook);
+    return calcs;
+}
+
+static PyObject *FlatState_get_py(FlatState *s, void *unused) {
+    if (s->py == NULL) Py_RETURN_NONE;
+    Py_INCREF(s->py);
+    return s->py;
+}
+
+static int FlatState_set_py(FlatState *s, PyObject *value, void *unused) {
+    if (value == NULL || value == Py_None) {
+        Py_CLEAR(s->py);
+        return 0;
+    }
+    Py_INCREF(value);
+    Py_XSETREF(s->py, value);
+    return 0;
+}
+
+static PyObject *FlatState_get_names(FlatState *s, void *unused) {
+    Py_INCREF(s->engine->names);
+    return s->engine->names;
+}
+
+static PyObject *FlatState_get_i(FlatState *s, void *unused) {
+    if (s->py != NULL) return PyObject_GetAttrString(s->py, "i");
+    return PyLong_FromLongLong(s->i);
+}
+
+static PyMethodDef FlatState_methods[] = {
+    {"__deepcopy__", (PyCFunction)FlatState_deepcopy, METH_O, "An independent copy."},
+    {"__copy__", (PyCFunction)FlatState_copy, METH_NOARGS, "An independent copy."},
+    {"__reduce__", (PyCFunction)FlatState_reduce, METH_NOARGS,
+     "Pickled as its indicator set's names and its snapshot."},
+    {NULL}};
+
+static PyGetSetDef FlatState_getset[] = {
+    {"calcs", (getter)FlatState_get_calcs, NULL,
+     "the calculators of the same state in Python (a new copy: changing it changes nothing)", NULL},
+    {"py", (getter)FlatState_get_py, (setter)FlatState_set_py,
+     "the Python IndicatorState this state goes on as, once it had to (None before)", NULL},
+    {"names", (getter)FlatState_get_names, NULL, "the indicator set's names", NULL},
+    {"i", (getter)FlatState_get_i, NULL, "bars seen", NULL},
+    {NULL}};
+
+static PyTypeObject FlatStateType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "flinktrade._exact.FlatState",
+    .tp_basicsize = sizeof(FlatState),
+    .tp_dealloc = (destructor)FlatState_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "One symbol's indicator state in C numbers (FlatEngine's).",
+    .tp_methods = FlatState_methods,
+    .tp_getset = FlatState_getset,
+};
+
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "flinktrade._exact",
     "The exact window sums of flinktrade.indicators in fixed-width integers.", -1, NULL};
@@ -518,6 +1554,22 @@ PyMODINIT_FUNC PyInit__exact(void) {
     Py_INCREF(&SumsType);
     if (PyModule_AddObject(m, "Sums", (PyObject *)&SumsType) < 0) {
         Py_DECREF(&SumsType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    if (PyType_Ready(&FlatEngineType) < 0 || PyType_Ready(&FlatStateType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&FlatEngineType);
+    if (PyModule_AddObject(m, "FlatEngine", (PyObject *)&FlatEngineType) < 0) {
+        Py_DECREF(&FlatEngineType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&FlatStateType);
+    if (PyModule_AddObject(m, "FlatState", (PyObject *)&FlatStateType) < 0) {
+        Py_DECREF(&FlatStateType);
         Py_DECREF(m);
         return NULL;
     }

@@ -258,7 +258,7 @@ def _compile_c(work: Path, module: str, suffix: str) -> str:
     source, target = work / rel.with_suffix(".c"), rel.with_name(rel.name + suffix)
     compiler = shlex.split(str(sysconfig.get_config_var("CC") or "cc"))
     command = [
-        *compiler, "-O2", "-fwrapv", "-fPIC", "-shared", "-Wall",
+        *compiler, "-O2", "-fwrapv", "-ffp-contract=off", "-fPIC", "-shared", "-Wall",
         f"-I{sysconfig.get_paths()['include']}", str(source), "-o", str(work / target), "-lm",
     ]  # fmt: skip
     done = subprocess.run(

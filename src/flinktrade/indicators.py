@@ -2,10 +2,13 @@
 
 An ``IndicatorEngine(names)`` computes a fixed set of indicators bar by bar, in two forms:
 
-- ``start()`` and ``advance(state, high, low, close, volume, vwap)``: the state is a live
-  ``IndicatorState`` (plain floats and ints in ``__slots__`` objects, picklable) that ``advance``
-  updates in place; it returns every indicator's value at that bar (``None`` while it warms up).
-  This is the hot path: ``SymbolModel`` (the Flink operator, the backtester) runs it.
+- ``start()`` and ``advance(state, high, low, close, volume, vwap)``: the state is a live object
+  that ``advance`` updates in place; it returns every indicator's value at that bar (``None``
+  while it warms up). This is the hot path: ``SymbolModel`` (the Flink operator, the backtester)
+  runs it. With the C kernel built (``make setup``) the state is a ``FlatState`` (every number
+  of the symbol's state in one block of C memory, advanced in C with the calculators' very
+  operations); without it, an ``IndicatorState`` (plain floats and ints in ``__slots__``
+  objects, the calculators below). Both pickle, copy and snapshot alike.
   ``snapshot(state)`` gives it as one tuple of plain values, cheap to pickle (the job writes it
   to Flink state per bar), and ``restore(snapshot)`` makes an identical live state of it.
 - ``initial_state()`` and ``update(state, bar)``: the same computation over a plain JSON document
@@ -109,11 +112,14 @@ _MACD_RE = re.compile(rf"macd(?:_(signal|hist))?_({_INT})_({_INT})_({_INT})")
 _INF = math.inf
 
 _CSums: Any
+_FlatEngine: Any
+_FlatState: Any
 try:  # the C kernel of the exact windows (flinktrade/_exact.c), when built and current
     _exact = importlib.import_module("flinktrade._exact")
     _CSums, _C_MAX_N = _exact.Sums, int(_exact.MAX_N)
+    _FlatEngine, _FlatState = _exact.FlatEngine, _exact.FlatState
 except ImportError:
-    _CSums, _C_MAX_N = None, 0
+    _CSums, _C_MAX_N, _FlatEngine, _FlatState = None, 0, None, None
 
 Values = dict[str, float | None]
 
@@ -122,11 +128,11 @@ _BIG_ENDIAN = sys.byteorder == "big"
 
 def pack(xs: Iterable[float]) -> bytes:
     """Floats as one ``bytes``: IEEE 754 binary64 each, little-endian, in order. The form of a
-    snapshot's windows: a pickle writes it as one string, where a tuple of floats costs a step per
-    float. The C kernel keeps a window's floats as C doubles, so its snapshot copies their bytes
-    and touches no Python float at all. (Packing Python floats costs about what pickling them
-    does, and a live ``array`` of the closes cost the indicators more per bar than its snapshot
-    saved, measured: the closes stay a list and travel as a tuple.)"""
+    snapshot's windows and closes: a pickle writes it as one string, where a tuple of floats
+    costs a step per float. The C kernel keeps a window's floats, and the flat state its closes,
+    as C doubles, so their snapshot copies bytes and touches no Python float at all. (Packing
+    Python floats costs about what pickling them does: the Python calculators' snapshot packs
+    its closes to give the flat state's form.)"""
     packed = array("d", xs)
     if _BIG_ENDIAN:
         packed.byteswap()
@@ -902,6 +908,15 @@ class IndicatorEngine:
     A state made by an engine with a different set of indicators (e.g. after a configuration
     change) is discarded and the warm-up starts again, since its running totals cannot serve the
     new set.
+
+    The live state is a ``flinktrade._exact.FlatState`` when the C kernel is built: the same
+    numbers as an ``IndicatorState`` in one block of C doubles and integers (no object per close
+    or accumulator), advanced by C code that makes the calculators' very operations, so every
+    value is the same float (pinned bit for bit against the Python calculators by
+    tests/unit/test_flat_state.py). Its snapshot is the same tuple, so either form restores the
+    other's. What the C numbers cannot hold exactly (a window value too far in magnitude from the
+    others for the fixed-width sums, an argument that is not a float) moves that state to an
+    ``IndicatorState`` for good (its ``py``), from the same numbers, before the bar is applied.
     """
 
     def __init__(self, names: Iterable[str]) -> None:
@@ -913,16 +928,28 @@ class IndicatorEngine:
         close_window = max((c.n for c in calcs if isinstance(c, _Sma | _Bollinger)), default=0)
         self._blank: Values = dict.fromkeys(self.names)
         self._proto = IndicatorState(self._fingerprint, calcs, close_window)
+        self._flat: Any = None  # the C engine of the flat state, when built
+        if _FlatEngine is not None:
+            spec = tuple([_flat_spec(c) for c in calcs])
+            self._flat = _FlatEngine(
+                spec, close_window, self._blank, self._layout, self._fingerprint, self.names
+            )
 
     # -- live state ------------------------------------------------------------------------------
 
-    def start(self) -> IndicatorState:
-        """A fresh live state (nothing seen yet)."""
+    def start(self) -> Any:
+        """A fresh live state (nothing seen yet): a ``FlatState`` when the C kernel is built."""
+        flat = self._flat
+        if flat is not None:
+            return flat.start()
+        return self._start_python()
+
+    def _start_python(self) -> IndicatorState:
         return copy.deepcopy(self._proto)
 
     def advance(
         self,
-        s: IndicatorState,
+        s: Any,
         high: float,
         low: float,
         close: float,
@@ -941,8 +968,35 @@ class IndicatorEngine:
             and (vwap is None or -_INF < vwap < _INF)
         ):
             _checked(BarInput(close, high, low, close, volume, vwap))  # raises with the reason
+        if type(s) is not IndicatorState:
+            flat = self._flat
+            if flat is not None:
+                out: Values | None = flat.advance(s, high, low, close, volume, vwap)
+                if out is not None:
+                    return out
+            s = self._fallen_back(s)
+        return self._advance(s, high, low, close, volume, vwap)
+
+    def _fallen_back(self, s: Any) -> IndicatorState:
+        """The ``IndicatorState`` a ``FlatState`` goes on as from now (made once, exactly from its
+        numbers): what its C numbers could not take."""
+        py: IndicatorState | None = s.py
+        if py is None:
+            py = self._restore_python(_flat_snap(s, self._flat))
+            s.py = py
+        return py
+
+    def _advance(
+        self,
+        s: IndicatorState,
+        high: float,
+        low: float,
+        close: float,
+        volume: float,
+        vwap: float | None,
+    ) -> Values:
         if s.engine != self._fingerprint:
-            fresh = self.start()
+            fresh = self._start_python()
             for name in IndicatorState._fields:
                 setattr(s, name, getattr(fresh, name))
         previous = s.prev_close
@@ -962,7 +1016,7 @@ class IndicatorEngine:
 
     # -- snapshots -------------------------------------------------------------------------------
 
-    def snapshot(self, s: IndicatorState) -> tuple[Any, ...]:
+    def snapshot(self, s: Any) -> tuple[Any, ...]:
         """``s`` as one tuple of plain values (str, int, float, None and tuples of them), sharing
         no mutable object with it; ``restore`` makes an identical live state of it.
 
@@ -970,7 +1024,16 @@ class IndicatorEngine:
         without the per-object ``__reduce_ex__``/``__getstate__`` calls and the attribute names a
         pickle of the live objects costs; the windows' floats are ``pack``ed (one string each, not
         a float object each), and the indicator set is named by a digest of its names. A state of
-        another indicator set (it would be discarded by ``advance``) is ``(None,)``."""
+        another indicator set (it would be discarded by ``advance``) is ``(None,)``. A
+        ``FlatState`` gives the same tuple as the ``IndicatorState`` of the same numbers."""
+        if type(s) is not IndicatorState:
+            py: IndicatorState | None = s.py
+            if py is None:
+                return _flat_snap(s, self._flat)
+            s = py
+        return self._snapshot_python(s)
+
+    def _snapshot_python(self, s: IndicatorState) -> tuple[Any, ...]:
         if s.engine != self._fingerprint:
             return (None,)
         return (
@@ -983,16 +1046,33 @@ class IndicatorEngine:
             s.volume,
             s.price,
             s.log_return,
-            tuple(s.closes),
+            pack(s.closes),
             tuple([calc.snap() for calc in s.calcs]),
         )
 
-    def restore(self, snap: tuple[Any, ...]) -> IndicatorState:
+    def restore(self, snap: tuple[Any, ...]) -> Any:
         """The live state ``snapshot`` made ``snap`` of, or a fresh one (the warm-up starts again)
         if ``snap`` is another indicator set's, as ``advance`` would discard it. Raises
         ``ValueError`` (or ``TypeError``) for anything that is not a snapshot. The forms written
         before (the names in full, the windows as tuples of floats) restore alike."""
-        s = self.start()
+        flat = self._flat
+        if flat is None:
+            return self._restore_python(snap)
+        s = flat.restore(snap)  # None for anything but this set's snapshot in its current form
+        if s is not None:
+            return s
+        return self._to_flat(self._restore_python(snap))
+
+    def _to_flat(self, s: IndicatorState) -> Any:
+        """``s`` as a ``FlatState`` when the C numbers hold it exactly, else ``s`` itself."""
+        flat = self._flat
+        if flat is None or s.engine != self._fingerprint:
+            return s
+        made = flat.restore(self._snapshot_python(s))
+        return s if made is None else made
+
+    def _restore_python(self, snap: tuple[Any, ...]) -> IndicatorState:
+        s = self._start_python()
         if not isinstance(snap, tuple) or not snap:
             raise ValueError(f"not an indicator snapshot: {type(snap).__name__}")
         layout = snap[0]
@@ -1005,18 +1085,27 @@ class IndicatorEngine:
         s.i, s.prev_close = snap[1], snap[2]
         s.close, s.high, s.low, s.volume, s.price = snap[3], snap[4], snap[5], snap[6], snap[7]
         s.log_return = snap[8]
-        s.closes = list(snap[9])
+        closes = snap[9]  # packed; a tuple of floats before the flat state
+        s.closes = unpack(closes) if type(closes) is bytes else list(closes)
         for calc, values in zip(s.calcs, snap[10], strict=True):
             calc.unsnap(values)
         return s
+
+    def _python_view(self, s: Any) -> IndicatorState:
+        """``s`` as an ``IndicatorState`` (a ``FlatState``'s: a new one, unless it fell back)."""
+        if type(s) is IndicatorState:
+            return s
+        py: IndicatorState | None = s.py
+        return py if py is not None else self._restore_python(_flat_snap(s, self._flat))
 
     # -- JSON state ------------------------------------------------------------------------------
 
     def initial_state(self) -> dict[str, Any]:
         return self.to_json(self.start())
 
-    def to_json(self, s: IndicatorState) -> dict[str, Any]:
+    def to_json(self, s: Any) -> dict[str, Any]:
         """The live state as a JSON document (no object shared with ``s``)."""
+        s = self._python_view(s)
         return {
             "engine": s.engine,
             "n": s.i,
@@ -1027,7 +1116,7 @@ class IndicatorEngine:
 
     def from_json(self, doc: dict[str, Any]) -> IndicatorState:
         """A live state from ``to_json``'s document (a fresh one if it is another engine's)."""
-        s = self.start()
+        s = self._start_python()
         if doc.get("engine") != self._fingerprint:
             return s
         s.i, s.prev_close, s.closes = doc["n"], doc["prev_close"], list(doc["closes"])
@@ -1042,3 +1131,60 @@ class IndicatorEngine:
         live = self.from_json(state)
         values = self.advance(live, high, low, close, volume, vwap)
         return values, self.to_json(live)
+
+
+def _flat_spec(calc: _Calc) -> tuple[Any, ...]:
+    """``calc`` as ``FlatEngine`` takes it: its kind, periods and outputs."""
+    if isinstance(calc, _Bollinger):
+        return ("bb", calc.n, tuple(calc.bands))
+    if isinstance(calc, _Macd):
+        return ("macd", calc.fast, calc.slow, calc.sig, tuple(calc.lines))
+    kind = {
+        _Sma: "sma",
+        _Ema: "ema",
+        _Rsi: "rsi",
+        _Atr: "atr",
+        _Vwap: "vwap",
+        _Volatility: "volatility",
+        _VolumeZ: "volume_z",
+    }[type(calc)]
+    n: int = calc.n  # type: ignore[attr-defined]
+    return (kind, n, calc.key)
+
+
+def _flat_snap(s: Any, flat: Any = None) -> tuple[Any, ...]:
+    """A ``FlatState``'s snapshot as its own indicator set writes it (``flat``: any
+    ``FlatEngine``, which reads the state's own)."""
+    if flat is None:
+        flat = _engine_for(s.names)._flat
+    snap: tuple[Any, ...] = flat.snap(s)
+    return snap
+
+
+_ENGINES: dict[tuple[str, ...], IndicatorEngine] = {}
+"""An engine per indicator set, for the states that travel without theirs (pickles)."""
+
+
+def _engine_for(names: tuple[str, ...]) -> IndicatorEngine:
+    engine = _ENGINES.get(names)
+    if engine is None:
+        engine = _ENGINES[names] = IndicatorEngine(names)
+    return engine
+
+
+def _unflat(names: tuple[str, ...], snap: tuple[Any, ...]) -> Any:
+    """A state pickled as ``_reduce_flat`` made it: restored by an engine of its set (a
+    ``FlatState``, or an ``IndicatorState`` where the C kernel is not built)."""
+    return _engine_for(tuple(names)).restore(snap)
+
+
+def _reduce_flat(s: Any) -> tuple[Any, ...]:
+    """``FlatState.__reduce__``: the indicator set's names and the snapshot, so that a pickle
+    restores in either form (and equal states pickle alike)."""
+    names: tuple[str, ...] = s.names
+    return (_unflat, (names, _engine_for(names).snapshot(s)))
+
+
+def _flat_calcs(s: Any) -> list[_Calc]:
+    """``FlatState.calcs``: the calculators of the same numbers in Python (a copy)."""
+    return _engine_for(s.names)._python_view(s).calcs
