@@ -410,19 +410,44 @@ static PyObject *Sums_rebuild(Sums *self, PyObject *args) {
     Py_RETURN_TRUE;
 }
 
+/* The total, mean and variance in C doubles: 1 and *out, or 0 when the float would be subnormal
+ * or too large, or the window is empty (the methods below divide Python integers then). */
+static int fast_total(Sums *self, double *out) {
+    u256 num = from128(mag128(self->s1));
+    if (!round_quotient(num, 1, self->shift, out)) return 0;
+    if (self->s1 < 0) *out = -*out;
+    return 1;
+}
+
+static int fast_mean(Sums *self, double *out) {
+    u256 num = from128(mag128(self->s1));
+    if (!self->count || !round_quotient(num, (uint64_t)self->count, self->shift, out)) return 0;
+    if (self->s1 < 0) *out = -*out;
+    return 1;
+}
+
+static u256 variance_numerator(Sums *self) { /* n * s2 - s1 * s1: < 2**228, never negative */
+    u256 num = mul256_64(&self->s2, (uint64_t)self->count);
+    u128 m = mag128(self->s1);
+    u256 sq = mul128(m, m);
+    sub256(&num, &sq);
+    return num;
+}
+
+static int fast_variance(Sums *self, double *out) {
+    uint64_t n = (uint64_t)self->count;
+    return n && round_quotient(variance_numerator(self), n * n, 2 * self->shift, out);
+}
+
 static PyObject *Sums_total(Sums *self, PyObject *unused) {
     double out;
-    u256 num = from128(mag128(self->s1));
-    if (round_quotient(num, 1, self->shift, &out))
-        return PyFloat_FromDouble(self->s1 < 0 ? -out : out);
+    if (fast_total(self, &out)) return PyFloat_FromDouble(out);
     return py_quotient(long_from_i128(self->s1), PyLong_FromLong(1), self->shift);
 }
 
 static PyObject *Sums_mean(Sums *self, PyObject *unused) {
     double out;
-    u256 num = from128(mag128(self->s1));
-    if (self->count && round_quotient(num, (uint64_t)self->count, self->shift, &out))
-        return PyFloat_FromDouble(self->s1 < 0 ? -out : out);
+    if (fast_mean(self, &out)) return PyFloat_FromDouble(out);
     return py_quotient(long_from_i128(self->s1), PyLong_FromSsize_t(self->count), self->shift);
 }
 
@@ -431,14 +456,22 @@ static PyObject *Sums_variance(Sums *self, PyObject *unused) {
         PyErr_SetString(PyExc_TypeError, "a window of sums only has no variance");
         return NULL;
     }
-    uint64_t n = (uint64_t)self->count;
-    u256 num = mul256_64(&self->s2, n); /* n * s2 - s1 * s1: < 2**228, never negative */
-    u128 m = mag128(self->s1);
-    u256 sq = mul128(m, m);
-    sub256(&num, &sq);
     double out;
-    if (n && round_quotient(num, n * n, 2 * self->shift, &out)) return PyFloat_FromDouble(out);
+    if (fast_variance(self, &out)) return PyFloat_FromDouble(out);
+    uint64_t n = (uint64_t)self->count;
+    u256 num = variance_numerator(self);
     return py_quotient(long_from_u256(&num), PyLong_FromUnsignedLongLong(n * n), 2 * self->shift);
+}
+
+/* a double as little-endian bytes hold it (indicators.pack's form), and back: the same swap */
+static inline double little_endian(double d) {
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    uint64_t u;
+    memcpy(&u, &d, sizeof u);
+    u = __builtin_bswap64(u);
+    memcpy(&d, &u, sizeof u);
+#endif
+    return d;
 }
 
 static PyObject *floats(Sums *self) {
@@ -488,12 +521,7 @@ static PyObject *Sums_snap(Sums *self, PyObject *unused) {
     char *out = PyBytes_AS_STRING(xs);
     for (Py_ssize_t j = 0; j < self->count; j++) {
         double d = self->x[slot(self, j)];
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-        uint64_t u;
-        memcpy(&u, &d, sizeof u);
-        u = __builtin_bswap64(u);
-        memcpy(&d, &u, sizeof u);
-#endif
+        d = little_endian(d);
         memcpy(out + j * (Py_ssize_t)sizeof(double), &d, sizeof d);
     }
     return pair(PyLong_FromSsize_t(self->shift), xs);
@@ -678,45 +706,26 @@ static void FlatState_dealloc(FlatState *s) {
     PyObject_Free(s);
 }
 
-/* the window's total, mean, variance as doubles: correctly rounded, as the Sums methods */
-static int win_total(Sums *w, double *out) {
-    u256 num = from128(mag128(w->s1));
-    if (round_quotient(num, 1, w->shift, out)) {
-        if (w->s1 < 0) *out = -*out;
-        return 0;
-    }
-    PyObject *f = Sums_total(w, NULL);
+/* a window's quotient as a double: the fast path, else the method's Python float (0, or -1 with
+ * an error set) */
+static int slow_quotient(PyObject *(*method)(Sums *, PyObject *), Sums *w, double *out) {
+    PyObject *f = method(w, NULL);
     if (f == NULL) return -1;
     *out = PyFloat_AsDouble(f);
     Py_DECREF(f);
     return 0;
+}
+
+static int win_total(Sums *w, double *out) {
+    return fast_total(w, out) ? 0 : slow_quotient(Sums_total, w, out);
 }
 
 static int win_mean(Sums *w, double *out) {
-    u256 num = from128(mag128(w->s1));
-    if (w->count && round_quotient(num, (uint64_t)w->count, w->shift, out)) {
-        if (w->s1 < 0) *out = -*out;
-        return 0;
-    }
-    PyObject *f = Sums_mean(w, NULL);
-    if (f == NULL) return -1;
-    *out = PyFloat_AsDouble(f);
-    Py_DECREF(f);
-    return 0;
+    return fast_mean(w, out) ? 0 : slow_quotient(Sums_mean, w, out);
 }
 
 static int win_variance(Sums *w, double *out) {
-    uint64_t n = (uint64_t)w->count;
-    u256 num = mul256_64(&w->s2, n);
-    u128 m = mag128(w->s1);
-    u256 sq = mul128(m, m);
-    sub256(&num, &sq);
-    if (n && round_quotient(num, n * n, 2 * w->shift, out)) return 0;
-    PyObject *f = Sums_variance(w, NULL);
-    if (f == NULL) return -1;
-    *out = PyFloat_AsDouble(f);
-    Py_DECREF(f);
-    return 0;
+    return fast_variance(w, out) ? 0 : slow_quotient(Sums_variance, w, out);
 }
 
 /* -- the engine ------------------------------------------------------------------------------ */
@@ -911,6 +920,22 @@ static int put(PyObject *out, PyObject *name, double value) {
     return rc;
 }
 
+/* TA-Lib's EMA at its j-th input x (from 0): the plain sum of the first n inputs / n, then
+ * (x - e) * k + e; 1 once it is defined */
+static inline int ema_step(double *sum, double *e, long long j, Py_ssize_t n, double k, double x) {
+    if (j < n - 1) {
+        *sum += x;
+        return 0;
+    }
+    if (j == n - 1) {
+        *sum += x;
+        *e = *sum / (double)n;
+    } else {
+        *e = (x - *e) * k + *e;
+    }
+    return 1;
+}
+
 static inline double close_back(FlatState *s, Py_ssize_t n) { /* closes[-n] */
     Py_ssize_t cap = s->engine->close_window, at = s->chead + s->ncl - n;
     return st_closes(s)[at >= cap ? at - cap : at];
@@ -1018,16 +1043,7 @@ static PyObject *FlatEngine_advance(FlatEngine *e, PyObject *const *args, Py_ssi
             break;
         }
         case K_EMA: /* a: t, e */
-            if (i < n - 1) {
-                a[0] += close;
-                break;
-            }
-            if (i == n - 1) {
-                a[0] += close;
-                a[1] = a[0] / (double)n;
-            } else {
-                a[1] = (close - a[1]) * calc->k1 + a[1];
-            }
+            if (!ema_step(&a[0], &a[1], i, n, calc->k1, close)) break;
             if (put(out, calc->key, a[1]) < 0) goto fail;
             break;
         case K_RSI: { /* a: g, l */
@@ -1073,39 +1089,14 @@ static PyObject *FlatEngine_advance(FlatEngine *e, PyObject *const *args, Py_ssi
             break;
         }
         case K_MACD: { /* a: fs, f, ss, sv, ms, m */
-            double x = close;
-            Py_ssize_t fast = calc->fast, slow = calc->slow, g = calc->sig;
-            if (i < slow - 1) {
-                a[2] += x;
-            } else if (i == slow - 1) {
-                a[2] += x;
-                a[3] = a[2] / (double)slow;
-            } else {
-                a[3] = (x - a[3]) * calc->k2 + a[3];
-            }
-            long long jj = i - (slow - fast);
-            if (jj < 0) break;
-            if (jj < fast - 1) {
-                a[0] += x;
-            } else if (jj == fast - 1) {
-                a[0] += x;
-                a[1] = a[0] / (double)fast;
-            } else {
-                a[1] = (x - a[1]) * calc->k1 + a[1];
-            }
+            Py_ssize_t fast = calc->fast, slow = calc->slow;
+            ema_step(&a[2], &a[3], i, slow, calc->k2, close);
+            /* TA-Lib seeds the fast EMA on the fast closes that end where the slow EMA starts */
+            if (i - (slow - fast) < 0) break;
+            ema_step(&a[0], &a[1], i - (slow - fast), fast, calc->k1, close);
             if (i < slow - 1) break;
             double line = a[1] - a[3];
-            jj = i - (slow - 1);
-            if (jj < g - 1) {
-                a[4] += line;
-                break;
-            }
-            if (jj == g - 1) {
-                a[4] += line;
-                a[5] = a[4] / (double)g;
-            } else {
-                a[5] = (line - a[5]) * calc->k3 + a[5];
-            }
+            if (!ema_step(&a[4], &a[5], i - (slow - 1), calc->sig, calc->k3, line)) break;
             double signal = a[5];
             for (Py_ssize_t o = 0; o < calc->nout; o++) {
                 FlatOut *l = &calc->outs[o];
@@ -1200,12 +1191,7 @@ static PyObject *state_snap(FlatState *s) {
     for (Py_ssize_t k = 0; k < s->ncl; k++) { /* oldest first, little-endian: indicators.pack */
         Py_ssize_t at = s->chead + k;
         double d = ring[at >= e->close_window ? at - e->close_window : at];
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-        uint64_t u;
-        memcpy(&u, &d, sizeof u);
-        u = __builtin_bswap64(u);
-        memcpy(&d, &u, sizeof u);
-#endif
+        d = little_endian(d);
         memcpy(packed + k * (Py_ssize_t)sizeof(double), &d, sizeof d);
     }
     calcs = PyTuple_New(e->ncalc);
@@ -1289,12 +1275,7 @@ static int packed_floats(PyObject *packed, double *out) {
     for (Py_ssize_t k = 0; k < PyBytes_GET_SIZE(packed) / 8; k++) {
         double x;
         memcpy(&x, bytes + 8 * k, 8);
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-        uint64_t u;
-        memcpy(&u, &x, sizeof u);
-        u = __builtin_bswap64(u);
-        memcpy(&x, &u, sizeof u);
-#endif
+        x = little_endian(x);
         if (!isfinite(x)) return 0;
         out[k] = x;
     }
@@ -1320,12 +1301,7 @@ static int window_of(Sums *w, PyObject *snap) {
     for (Py_ssize_t k = 0; k < count; k++) {
         double x;
         memcpy(&x, bytes + 8 * k, 8);
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-        uint64_t u;
-        memcpy(&u, &x, sizeof u);
-        u = __builtin_bswap64(u);
-        memcpy(&x, &u, sizeof u);
-#endif
+        x = little_endian(x);
         i128 num;
         Py_ssize_t exp;
         if (!isfinite(x) || !ratio(x, &num, &exp) || exp > w->shift) return 0;
@@ -1431,12 +1407,16 @@ static PyTypeObject FlatEngineType = {
 
 /* -- the state as a Python value: copies, pickles, the calculators' view ---------------------- */
 
-static PyObject *indicators_hook(const char *name) { /* flinktrade.indicators.<name> */
+/* flinktrade.indicators.<name>(s): the Python side of a state's pickle and calculators' view */
+static PyObject *indicators_hook(const char *name, FlatState *s) {
     PyObject *module = PyImport_ImportModule("flinktrade.indicators");
     if (module == NULL) return NULL;
     PyObject *hook = PyObject_GetAttrString(module, name);
     Py_DECREF(module);
-    return hook;
+    if (hook == NULL) return NULL;
+    PyObject *result = PyObject_CallOneArg(hook, (PyObject *)s);
+    Py_DECREF(hook);
+    return result;
 }
 
 static PyObject *FlatState_deepcopy(FlatState *s, PyObject *memo) {
@@ -1476,19 +1456,11 @@ fail:
 static PyObject *FlatState_copy(FlatState *s, PyObject *unused) { return FlatState_deepcopy(s, NULL); }
 
 static PyObject *FlatState_reduce(FlatState *s, PyObject *unused) {
-    PyObject *hook = indicators_hook("_reduce_flat");
-    if (hook == NULL) return NULL;
-    PyObject *reduced = PyObject_CallOneArg(hook, (PyObject *)s);
-    Py_DECREF(hook);
-    return reduced;
+    return indicators_hook("_reduce_flat", s);
 }
 
 static PyObject *FlatState_get_calcs(FlatState *s, void *unused) {
-    PyObject *hook = indicators_hook("_flat_calcs");
-    if (hook == NULL) return NULL;
-    PyObject *calcs = PyObject_CallOneArg(hook, (PyObject *)s);
-    Py_DECREF(hook);
-    return calcs;
+    return indicators_hook("_flat_calcs", s);
 }
 
 static PyObject *FlatState_get_py(FlatState *s, void *unused) {
