@@ -1484,11 +1484,6 @@ static PyObject *FlatState_get_names(FlatState *s, void *unused) {
     return s->engine->names;
 }
 
-static PyObject *FlatState_get_i(FlatState *s, void *unused) {
-    if (s->py != NULL) return PyObject_GetAttrString(s->py, "i");
-    return PyLong_FromLongLong(s->i);
-}
-
 static PyMethodDef FlatState_methods[] = {
     {"__deepcopy__", (PyCFunction)FlatState_deepcopy, METH_O, "An independent copy."},
     {"__copy__", (PyCFunction)FlatState_copy, METH_NOARGS, "An independent copy."},
@@ -1502,7 +1497,6 @@ static PyGetSetDef FlatState_getset[] = {
     {"py", (getter)FlatState_get_py, (setter)FlatState_set_py,
      "the Python IndicatorState this state goes on as, once it had to (None before)", NULL},
     {"names", (getter)FlatState_get_names, NULL, "the indicator set's names", NULL},
-    {"i", (getter)FlatState_get_i, NULL, "bars seen", NULL},
     {NULL}};
 
 static PyTypeObject FlatStateType = {

@@ -980,10 +980,8 @@ class IndicatorEngine:
     def _fallen_back(self, s: Any) -> IndicatorState:
         """The ``IndicatorState`` a ``FlatState`` goes on as from now (made once, exactly from its
         numbers): what its C numbers could not take."""
-        py: IndicatorState | None = s.py
-        if py is None:
-            py = self._restore_python(_flat_snap(s, self._flat))
-            s.py = py
+        py = self._python_view(s)
+        s.py = py
         return py
 
     def _advance(
@@ -1029,7 +1027,8 @@ class IndicatorEngine:
         if type(s) is not IndicatorState:
             py: IndicatorState | None = s.py
             if py is None:
-                return _flat_snap(s, self._flat)
+                snap: tuple[Any, ...] = self._flat.snap(s)  # the C state's own layout
+                return snap
             s = py
         return self._snapshot_python(s)
 
@@ -1096,7 +1095,7 @@ class IndicatorEngine:
         if type(s) is IndicatorState:
             return s
         py: IndicatorState | None = s.py
-        return py if py is not None else self._restore_python(_flat_snap(s, self._flat))
+        return py if py is not None else self._restore_python(self._flat.snap(s))
 
     # -- JSON state ------------------------------------------------------------------------------
 
@@ -1150,15 +1149,6 @@ def _flat_spec(calc: _Calc) -> tuple[Any, ...]:
     }[type(calc)]
     n: int = calc.n  # type: ignore[attr-defined]
     return (kind, n, calc.key)
-
-
-def _flat_snap(s: Any, flat: Any = None) -> tuple[Any, ...]:
-    """A ``FlatState``'s snapshot as its own indicator set writes it (``flat``: any
-    ``FlatEngine``, which reads the state's own)."""
-    if flat is None:
-        flat = _engine_for(s.names)._flat
-    snap: tuple[Any, ...] = flat.snap(s)
-    return snap
 
 
 _ENGINES: dict[tuple[str, ...], IndicatorEngine] = {}
