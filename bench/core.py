@@ -16,10 +16,13 @@ Prints two JSON lines:
     {"contender": "core", "us_per_bar": ..., ...}          on_bar alone, and with every output
                                                             encoded to its wire bytes as the Flink
                                                             operator does (``us_per_bar_encoded``),
-                                                            and with the state written as the
-                                                            operator writes it to Flink state per
-                                                            bar: its snapshot, pickled
-                                                            (``us_per_bar_state``)
+                                                            and with each bar's state written as
+                                                            the operator writes a state to Flink
+                                                            state: its snapshot, pickled
+                                                            (``us_per_bar_state``; the job's
+                                                            operator writes a symbol's state once
+                                                            per checkpoint: in a live minute, once
+                                                            per bar)
     {"contender": "core-scaling", "us_per_bar": {"1": ..., "4": ..., "16": ...}, ...}
                                                             the same with 1, 4 and 16 strategy
                                                             instances (the built-ins in turn,
@@ -103,7 +106,7 @@ def run_once(
     items: list[Item], instances: int, encode: bool, write_state: bool = False
 ) -> tuple[float, int, int]:
     """CPU seconds, bars, outputs of one pass over ``items`` with a fresh model (``write_state``:
-    each bar's state snapshot pickled too, as the job's operator writes it)."""
+    each bar's state snapshot pickled too, as the job's operator writes a state)."""
     model = SymbolModel(specs(instances), AnalyticsSettings())
     states: dict[str, dict[str, Any]] = {}
     sink: Callable[[list[Any]], None] = _encode_all if encode else (lambda out: None)

@@ -6,13 +6,15 @@
 Feeds ``BundledBarOperator`` (the operator of a job whose only input is its trades) one bundle per
 minute of ``symbols`` bars, as the job's SQL writes them (one tab-separated line per bar), with the
 four built-in strategies, the default indicators and the bar alerts, after a warm-up of 55
-minutes (SMA 50 defined). Its map state pickles each value put, as PyFlink's embedded state does
+minutes (SMA 50 defined), and a checkpoint marker after every ``--checkpoint-every`` bundles
+(default 1: the live case, a checkpoint at least once a minute, so every bar's state is written
+once, at the marker; more: a catch-up, many bars per symbol between two checkpoints; 0: none). Its map state pickles each value put, as PyFlink's embedded state does
 for ``PICKLED_BYTE_ARRAY``; the timers are a list. What this leaves out is the JVM: the hand-over
 of each output row, the sink, the state backend's copy of the bytes.
 
 Prints one JSON line (``"contender": "operator"``): the CPU time per bar (``time.process_time``,
-the median of ``repeats`` runs over fresh minutes, min and max beside it), the output rows per
-bar, and how many garbage collections of each generation a run made. ``--against SRC`` runs
+the median of ``repeats`` runs over fresh minutes, min and max beside it; of it, the markers'
+state writes: ``us_per_bar_in_markers``), the output rows per bar, and how many garbage collections of each generation a run made. ``--against SRC`` runs
 ``PAIRS`` pairs of fresh processes, alternately this checkout and the ``src`` directory ``SRC`` of
 another one (``git worktree add``; its compiled core is used when current), and prints each run
 and the medians (``"contender": "operator-ab"``): the machine is shared, compare pairs.
@@ -126,9 +128,10 @@ def bundles(symbols: int, minutes: int, seed: int = 12) -> list[str]:
     return out
 
 
-def measure(symbols: int, minutes: int, repeats: int) -> dict[str, Any]:
+def measure(symbols: int, minutes: int, repeats: int, every: int) -> dict[str, Any]:
     from flinktrade import accel
     from flinktrade.config import AnalyticsSettings
+    from flinktrade.pipeline import operator as operator_module
     from flinktrade.pipeline.analytics import StrategySpec
     from flinktrade.pipeline.operator import AnalyticsOperator, BundledBarOperator
 
@@ -143,19 +146,31 @@ def measure(symbols: int, minutes: int, repeats: int) -> dict[str, Any]:
     ctx = Context()
     got: list[Any] = []
 
+    marked = hasattr(operator_module, "JOURNAL_LIMIT")  # a tree that writes at markers
+    bundles_done = 0
+    in_markers = 0.0
+
     def run(part: list[str]) -> None:
+        nonlocal bundles_done, in_markers
         for bundle in part:
             got.extend(operator.process_element((0, bundle), ctx))
+            bundles_done += 1
+            if marked and every and bundles_done % every == 0:  # a checkpoint's marker
+                started = time.process_time()
+                got.extend(operator.process_element((0, None), ctx))
+                in_markers += time.process_time() - started
 
     run(all_bundles[:WARM_MINUTES])
-    per_bar, collections = [], []
+    per_bar, markers, collections = [], [], []
     for k in range(repeats):
         part = all_bundles[WARM_MINUTES + k * minutes : WARM_MINUTES + (k + 1) * minutes]
         got.clear()
         before = [g["collections"] for g in gc.get_stats()]
+        in_markers = 0.0
         started = time.process_time()
         run(part)
         per_bar.append((time.process_time() - started) / (minutes * symbols) * 1e6)
+        markers.append(in_markers / (minutes * symbols) * 1e6)
         collections.append([g["collections"] - b for g, b in zip(gc.get_stats(), before,
                                                                     strict=True)])  # fmt: skip
     return {
@@ -163,9 +178,11 @@ def measure(symbols: int, minutes: int, repeats: int) -> dict[str, Any]:
         "us_per_bar": round(statistics.median(per_bar), 1),
         "min": round(min(per_bar), 1),
         "max": round(max(per_bar), 1),
+        "us_per_bar_in_markers": round(statistics.median(markers), 1),
         "rows_per_bar": round(sum(map(output_rows, got)) / (minutes * symbols), 2),
         "gc_collections_per_run": collections[-1],
         "symbols": symbols,
+        "checkpoint_every_minutes": every if marked else None,
         "bars_per_run": minutes * symbols,
         "repeats": repeats,
         "clock": "process_time",
@@ -178,7 +195,8 @@ def compare(against: Path, pairs: int, args: argparse.Namespace) -> dict[str, An
     here = Path(__file__).resolve().parents[1] / "src"
     runs: dict[str, list[float]] = {"this": [], "other": []}
     command = [sys.executable, "-m", "bench.operator", "--symbols", str(args.symbols),
-               "--minutes", str(args.minutes), "--repeats", str(args.repeats)]  # fmt: skip
+               "--minutes", str(args.minutes), "--repeats", str(args.repeats),
+               "--checkpoint-every", str(args.checkpoint_every)]  # fmt: skip
     for pair in range(pairs):
         order = [("this", here), ("other", against)]
         for name, src in order if pair % 2 == 0 else order[::-1]:
@@ -199,11 +217,17 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--against", type=Path, help="another checkout's src directory")
     parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument(
+        "--checkpoint-every", type=int, default=1, metavar="MINUTES",
+        help="a checkpoint marker after every this many bundles (0: none)",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.checkpoint_every < 0:
+        parser.error("--checkpoint-every must be 0 or more")
     if args.against is not None:
         print(json.dumps(compare(args.against, args.pairs, args)))
         return
-    print(json.dumps(measure(args.symbols, args.minutes, args.repeats)))
+    print(json.dumps(measure(args.symbols, args.minutes, args.repeats, args.checkpoint_every)))
 
 
 if __name__ == "__main__":

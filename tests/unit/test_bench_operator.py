@@ -16,8 +16,10 @@ def test_the_bundles_are_the_sqls_lines_one_per_symbol_and_minute() -> None:
 
 
 def test_a_run_reports_the_cost_rows_and_collections_of_every_bar() -> None:
-    line = operator.measure(symbols=4, minutes=3, repeats=2)
+    line = operator.measure(symbols=4, minutes=3, repeats=2, every=2)
     assert line["contender"] == "operator" and line["bars_per_run"] == 12
     assert line["us_per_bar"] > 0 and line["min"] <= line["us_per_bar"] <= line["max"]
+    assert line["checkpoint_every_minutes"] == 2
+    assert 0 < line["us_per_bar_in_markers"] < line["us_per_bar"]  # the states' writes
     assert line["rows_per_bar"] >= 1.0  # an analytics bar each, alerts and signals on top
     assert len(line["gc_collections_per_run"]) == 3

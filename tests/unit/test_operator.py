@@ -385,8 +385,9 @@ def test_bundled_bars_give_per_symbol_what_a_timer_per_symbol_would_have() -> No
     bundle (``BundledBarOperator``, keyed by bucket, one map state of symbol states): per symbol the
     same rows in the same order as the per-symbol operator that buffers each bar for its timer,
     stale_feed alerts included (gaps longer than ``stale_after_ms``), a refused bar and an
-    unreadable line alike, and the same stored state, also across a task restart half-way (a new
-    operator reading the map state, with Flink's timers kept)."""
+    unreadable line alike, and the same stored state once a checkpoint marker came, also across a
+    task restart half-way (a new operator reading the map state as of a marker, with Flink's
+    timers kept)."""
     from flinktrade.pipeline.operator import (
         AnalyticsOperator,
         BarAnalyticsOperator,
@@ -442,7 +443,8 @@ def test_bundled_bars_give_per_symbol_what_a_timer_per_symbol_would_have() -> No
     operator = started()
     bundled: list[tuple[Any, ...]] = []
     for i in all_minutes:
-        if i == 10:
+        if i == 10:  # a checkpoint, then a restart from it
+            assert list(operator.process_element((0, None), ctx)) == []
             operator = started()
         lines = []
         for symbol, bars in trading.items():
@@ -453,6 +455,7 @@ def test_bundled_bars_give_per_symbol_what_a_timer_per_symbol_would_have() -> No
         bundled += _unlot(operator.process_element((0, "\n".join(lines)), ctx))
         bundled += ctx.timers.fire(operator, ctx, end_of[i])
     bundled += ctx.timers.fire(operator, ctx, T0 + 40 * MINUTE)
+    assert list(operator.process_element((0, None), ctx)) == []  # the end's marker
     decoded = [_no_ingest_ts(r) for r in bundled]
 
     unreadable = [r for r in decoded if r[0] == "deadletter" and "bar bundle line" in
@@ -474,9 +477,9 @@ def test_the_bundled_stage_log_is_a_subclass_made_only_when_its_variable_is_set(
     tmp_path: Any, monkeypatch: Any
 ) -> None:
     """``FLINKTRADE_STAGE_LOG`` set: the bundled operator logs ``bundle`` (its minute, the
-    watermark it saw, its bar count), ``lot``, ``put``, ``encoded`` and ``sent`` per
-    ``HAND_OVER_BARS`` bars with their bar and output counts, and ``end``, and gives the same rows; unset: the plain
-    operator."""
+    watermark it saw, its bar count), ``lot``, ``encoded`` and ``sent`` per ``HAND_OVER_BARS``
+    bars with their bar and output counts, and ``end``, then ``mark`` (the states to write) and
+    ``put`` for a checkpoint marker, and gives the same rows; unset: the plain operator."""
     from flinktrade.pipeline.operator import (
         HAND_OVER_BARS,
         AnalyticsOperator,
@@ -499,13 +502,16 @@ def test_the_bundled_stage_log_is_a_subclass_made_only_when_its_variable_is_set(
         rows[staged] = [
             _no_ingest_ts(r) for r in _unlot(operator.process_element((0, bundle), ctx))
         ]
+        assert list(operator.process_element((0, None), ctx)) == []
     assert rows[True] == rows[False] and len(rows[True]) == len(symbols)
     lines = [line.split() for line in (tmp_path / "stages.log").read_text().splitlines()]
-    lot = ["lot", "put", "encoded", "sent"]
-    assert [line[1] for line in lines] == ["bundle", *lot, *lot, "end"]
-    assert {(line[2], line[3]) for line in lines} == {("0", str(T0))}
+    lot = ["lot", "encoded", "sent"]
+    assert [line[1] for line in lines] == ["bundle", *lot, *lot, "end", "mark", "put"]
+    assert {(line[2], line[3]) for line in lines[:-2]} == {("0", str(T0))}
     assert lines[0][4:6] == [str(T0 + MINUTE - 1), str(len(symbols))]
-    assert [line[4:6] for line in lines[1:9]] == [[str(HAND_OVER_BARS)] * 2] * 4 + [["4", "4"]] * 4
+    assert [line[4:6] for line in lines[1:7]] == [[str(HAND_OVER_BARS)] * 2] * 3 + [["4", "4"]] * 3
+    assert [line[2:6] for line in lines[-2:]] == [["0", "0", str(len(symbols)), "0"], ["0", "0",
+                                                  "0", "0"]]  # fmt: skip
     for column in (0, 6):  # the wall clock and the thread's CPU time never go back
         assert [int(line[column]) for line in lines] == sorted(int(line[column]) for line in lines)
 
@@ -552,6 +558,7 @@ def test_a_restore_with_another_bucket_count_starts_the_moved_symbols_afresh(cap
     one.open(runtime)
     lines = "\n".join(_bundle_line(symbol, 0, "100.5") for symbol in symbols)
     list(one.process_element((0, lines), ctx))
+    list(one.process_element((0, None), ctx))  # a checkpoint's marker: the states written
 
     two = BundledBarOperator(AnalyticsOperator(SPECS, AnalyticsSettings(), TOPICS, SOURCES), 2)
     two.open(runtime)  # the same map state: bucket 0's, as written with one bucket
@@ -605,10 +612,9 @@ def test_the_operators_open_with_a_collector_that_leaves_what_is_loaded_alone() 
 
 
 def test_a_large_bundle_hands_its_outputs_over_as_it_goes(monkeypatch: Any) -> None:
-    """A bundle's outputs leave every ``HAND_OVER_BARS`` bars, each lot after its states are
-    written, not all at the bundle's end (PyFlink takes them as they are yielded): the first
-    outputs come before the last bar is applied, and the rows and the stored states are those of
-    the bundle handed over whole."""
+    """A bundle's outputs leave every ``HAND_OVER_BARS`` bars, not all at the bundle's end (PyFlink
+    takes them as they are yielded): the first outputs come before the last bar is applied, and
+    the rows and the states written at the markers are those of the bundle handed over whole."""
     import flinktrade.pipeline.operator as operator_module
     from flinktrade.pipeline.operator import (
         HAND_OVER_BARS,
@@ -629,24 +635,157 @@ def test_a_large_bundle_hands_its_outputs_over_as_it_goes(monkeypatch: Any) -> N
         operator.open(runtime)
         ctx = _Context(0)  # type: ignore[arg-type]
         rows: list[tuple[Any, ...]] = []
-        written_before_row = []  # how many states were in Flink state as each row came
+        applied_before_row = []  # how many of the bundle's bars were applied as each lot came
         for bundle in bundles:
             for row in operator.process_element((0, bundle), ctx):  # a lot at a time
-                written_before_row.append(len(runtime.maps["model_states"].values))
+                applied_before_row.append(len(operator._changed[0]))
                 rows += _unlot([row])
-        if lazy:  # all states are written by the end, not before their bars' outputs
-            assert written_before_row[0] == HAND_OVER_BARS
+            assert list(operator.process_element((0, None), ctx)) == []  # a checkpoint
+        if lazy:
+            assert applied_before_row[0] == HAND_OVER_BARS
         decoded = [_no_ingest_ts(r) for r in rows]
-        return decoded, runtime.maps["model_states"].values, written_before_row
+        return decoded, runtime.maps["model_states"].values, applied_before_row
 
     rows, stored, seen = run(lazy=True)
     monkeypatch.setattr(operator_module, "HAND_OVER_BARS", 10**9)
     whole_rows, whole_stored, whole_seen = run(lazy=False)
-    assert whole_seen[0] == len(symbols)  # handed over whole: every state written first
+    assert whole_seen[0] == len(symbols)  # handed over whole: every bar applied first
     assert rows == whole_rows and len(rows) >= 4 * len(symbols)
-    assert stored == whole_stored
+    assert stored == whole_stored and len(stored) == len(symbols)
     assert seen != whole_seen and sorted(set(seen))[:3] == [HAND_OVER_BARS, 2 * HAND_OVER_BARS,
                                                             3 * HAND_OVER_BARS]  # fmt: skip
+
+
+def _bundled(settings: AnalyticsSettings, runtime: _Runtime) -> Any:
+    """A ``BundledBarOperator`` as Flink ships it to a task, opened on ``runtime``."""
+    from flinktrade.pipeline.operator import AnalyticsOperator, BundledBarOperator
+
+    operator = BundledBarOperator(AnalyticsOperator(SPECS, settings, TOPICS, SOURCES))
+    operator = pickle.loads(pickle.dumps(operator))
+    operator.open(runtime)
+    return operator
+
+
+def _minute_bundle(trading: dict[str, dict[int, str]], i: int) -> str:
+    return "\n".join(_bundle_line(s, i, bars[i]) for s, bars in trading.items() if i in bars)
+
+
+def test_the_bundled_states_are_written_at_checkpoint_markers(monkeypatch: Any) -> None:
+    """``BundledBarOperator`` keeps its states live and writes a bucket's changed ones when a
+    checkpoint marker ``(bucket, None)`` comes (``MinuteBars.Marked`` sends one per bucket ahead
+    of each barrier): nothing before it, nothing for another bucket's, then every changed one as
+    the live state snapshots to, with its journal emptied. A task restarted from the state of a
+    marker, with the timers of then (Flink replays the input after the checkpoint), gives the same
+    outputs and states as the task that went on. A symbol with ``JOURNAL_LIMIT`` changes since
+    its last write is written at once."""
+    import flinktrade.pipeline.operator as operator_module
+    from flinktrade.pipeline.operator import STATE_FORMAT
+
+    settings = AnalyticsSettings(stale_after_ms=3 * MINUTE)
+    trading = {  # AAA quiet from minute 3 to 7: stale_feed checks after the marker
+        "AAA": {m: f"{100 + m}.5" for m in [0, 1, 2, 8, 9, 10]},
+        "BBB": {m: f"{90 + m % 4}.25" for m in range(11)},
+    }
+    end_of = {i: T0 + (i + 1) * MINUTE - 1 for i in range(12)}
+    runtime = _Runtime()
+    operator = _bundled(settings, runtime)
+    ctx = _Context(0)  # type: ignore[arg-type]
+    ctx.timers = _FiringTimers()
+    for i in range(3):
+        list(operator.process_element((0, _minute_bundle(trading, i)), ctx))
+        ctx.timers.fire(operator, ctx, end_of[i])
+    stored = runtime.maps.setdefault("model_states", _MapState()).values
+    assert stored == {}  # nothing written before a marker
+    list(operator.process_element((1, None), _Context(1)))  # type: ignore[arg-type]
+    assert stored == {}  # another bucket's marker
+    assert list(operator.process_element((0, None), ctx)) == []
+    live = operator._symbols(0)
+    assert set(stored) == set(trading)
+    for symbol, keyed in live.items():
+        value = (STATE_FORMAT, operator.model.snapshot(keyed.model), keyed.stale_at)
+        assert stored[symbol] == pickle.dumps(value) and keyed.journal == []
+    checkpoint = dict(stored)
+    timers_then = list(ctx.timers.timers)
+
+    def go_on(operator: Any, ctx: _Context) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = []
+        for i in range(3, 11):
+            rows += _unlot(operator.process_element((0, _minute_bundle(trading, i)), ctx))
+            rows += ctx.timers.fire(operator, ctx, end_of[i])
+        assert list(operator.process_element((0, None), ctx)) == []
+        return [_no_ingest_ts(r) for r in rows]
+
+    went_on = go_on(operator, ctx)
+    assert any(r[0] == "alerts" and r[2]["kind"] == "stale_feed" for r in went_on)
+    restored = _Runtime()
+    restored.maps["model_states"] = _MapState()
+    restored.maps["model_states"].values = dict(checkpoint)
+    again = _bundled(settings, restored)
+    ctx_again = _Context(0)  # type: ignore[arg-type]
+    ctx_again.timers = _FiringTimers()
+    ctx_again.timers.timers = timers_then
+    ctx_again.timers.watermark = end_of[2]
+    assert go_on(again, ctx_again) == went_on
+    assert restored.maps["model_states"].values == stored
+
+    monkeypatch.setattr(operator_module, "JOURNAL_LIMIT", 2)
+    limited = _Runtime()
+    operator = _bundled(settings, limited)
+    ctx = _Context(0)  # type: ignore[arg-type]
+    list(operator.process_element((0, _minute_bundle(trading, 0)), ctx))
+    assert limited.maps["model_states"].values == {}
+    list(operator.process_element((0, _minute_bundle(trading, 1)), ctx))  # two bars each
+    for symbol, keyed in operator._symbols(0).items():
+        value = (STATE_FORMAT, operator.model.snapshot(keyed.model), keyed.stale_at)
+        assert limited.maps["model_states"].values[symbol] == pickle.dumps(value)
+        assert keyed.journal == []
+
+
+def test_a_model_failure_in_a_bundle_rolls_the_symbol_back_past_its_journal() -> None:
+    """The model fails half-way through a bar after the symbol's last write (a checkpoint
+    marker) was followed by another bar and a ``stale_feed`` check: the bar is a dead letter and
+    a ``bad_bar`` alert, and the symbol's state is the stored one with its journal applied again:
+    every output after it, and the states written at the next marker, are those of a run that
+    never had the bar (its ``stale_feed`` check made by the timer instead)."""
+    settings = AnalyticsSettings(stale_after_ms=3 * MINUTE)
+    failing_minute = 6
+    trading = {
+        "AAA": {m: f"{100 + m}.5" for m in [0, 1, 2, failing_minute, 8, 9]},
+        "BBB": {m: f"{90 + m % 4}.25" for m in range(10) if m != failing_minute},
+    }
+    end_of = {i: T0 + (i + 1) * MINUTE - 1 for i in range(12)}
+
+    def run(trading: dict[str, dict[int, str]], fail: bool) -> tuple[list[Any], dict[str, bytes]]:
+        runtime = _Runtime()
+        operator = _bundled(settings, runtime)
+        if fail:
+            operator.model = FailingModel(SPECS, settings)
+            operator.model.fail_bar_ts = T0 + failing_minute * MINUTE
+            operator.items = DueItems(operator.model, SOURCES)
+        ctx = _Context(0)  # type: ignore[arg-type]
+        ctx.timers = _FiringTimers()
+        rows: list[tuple[Any, ...]] = []
+        for i in range(10):
+            rows += _unlot(operator.process_element((0, _minute_bundle(trading, i)), ctx))
+            if i == 1:
+                assert list(operator.process_element((0, None), ctx)) == []
+            rows += ctx.timers.fire(operator, ctx, end_of[i])
+        assert list(operator.process_element((0, None), ctx)) == []
+        return [_no_ingest_ts(r) for r in rows], runtime.maps["model_states"].values
+
+    failed_rows, failed_states = run(trading, fail=True)
+    without = {s: {m: c for m, c in bars.items() if m != failing_minute or s != "AAA"}
+               for s, bars in trading.items()}  # fmt: skip
+    rows, states = run(without, fail=False)
+    refused = [r for r in failed_rows if (r[0] == "deadletter" and "analytics failed" in
+               r[2]["reason"]) or (r[0] == "alerts" and r[2]["kind"] == "bad_bar")]  # fmt: skip
+    assert len(refused) == 2 and all("AAA" in json.dumps(r[2]) for r in refused)
+    for symbol in trading:
+        got = [r for r in failed_rows if r not in refused and _symbol_of(r) == symbol]
+        assert got == [r for r in rows if _symbol_of(r) == symbol], symbol
+    stale = [r for r in rows if r[0] == "alerts" and r[2]["kind"] == "stale_feed"]
+    assert [_symbol_of(r) for r in stale] == ["AAA"]
+    assert failed_states == states
 
 
 def test_hostile_lines_in_a_large_bundle_are_dead_letters_and_the_lots_go_on() -> None:

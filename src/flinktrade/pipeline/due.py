@@ -30,11 +30,13 @@ log = logging.getLogger(__name__)
 
 BAR, NEWS = "bar", "news"
 """The kinds of a due item."""
+STALE = "stale"
+"""A ``stale_feed`` check at a time, ``(STALE, (time,))``: only in a journal ``rebuilt`` applies."""
 PROVIDER = "provider"
 """The last element of a provider bar's item (and ``BAR_ROW_TYPE.text`` of one in the job); bars
 built from trades have none."""
 
-__all__ = ["BAR", "NEWS", "PROVIDER", "DueItems", "failure_reason"]
+__all__ = ["BAR", "NEWS", "PROVIDER", "STALE", "DueItems", "failure_reason"]
 
 
 def failure_reason(exc: Exception) -> str:
@@ -54,7 +56,7 @@ class DueItems:
     / ``bad_news`` alert instead of its outputs, and the state is as if it had never come: when
     the model failed half-way, the state is rebuilt from ``stored()`` (the state before this
     batch) by re-applying the items that went through before (the model is deterministic; their
-    outputs are already out)."""
+    outputs are already out; ``rebuilt``)."""
 
     def __init__(
         self, model: SymbolModel, sources: Mapping[str, str], *, checked_bars: bool = False
@@ -72,9 +74,11 @@ class DueItems:
         symbol: str,
         due: Sequence[tuple[str, tuple[Any, ...]]],
         stored: Callable[[], dict[str, Any] | None],
+        journal: list[tuple[str, tuple[Any, ...]]] | None = None,
     ) -> tuple[dict[str, Any], list[events.Event]]:
         """``(state after the items, their outputs in order)``; ``state`` is updated in place
-        unless it had to be rebuilt."""
+        unless it had to be rebuilt. The items that went through are appended to ``journal``
+        when one is given."""
         out: list[events.Event] = []
         applied: list[tuple[str, tuple[Any, ...]]] = []
         for entry in due:
@@ -88,9 +92,11 @@ class DueItems:
                     if before is state:  # a state backend that hands out the live object
                         log.error("cannot roll back the state of %s after a failure", symbol)
                     else:
-                        state = self._rebuilt(before, symbol, applied)
+                        state = self.rebuilt(before, symbol, applied)
                 continue
             applied.append(entry)
+            if journal is not None:
+                journal.append(entry)
         return state, out
 
     def _apply(
@@ -160,17 +166,21 @@ class DueItems:
             ),
         ]
 
-    def _rebuilt(
+    def rebuilt(
         self,
         stored: dict[str, Any] | None,
         symbol: str,
-        applied: list[tuple[str, tuple[Any, ...]]],
+        applied: Sequence[tuple[str, tuple[Any, ...]]],
     ) -> dict[str, Any]:
-        """``stored`` (or a fresh state) with ``applied`` re-applied, their outputs dropped."""
+        """``stored`` (or a fresh state) with ``applied`` re-applied, their outputs dropped: the
+        items that went through, and ``(STALE, (time,))`` for a ``stale_feed`` check."""
         state = stored if stored is not None else self.model.initial_state()
         for kind, item in applied:
             try:
-                self._apply(state, symbol, kind, item)
+                if kind == STALE:
+                    self.model.check_stale(state, symbol, item[0])
+                else:
+                    self._apply(state, symbol, kind, item)
             except Exception:  # it went through a moment ago; never fail the job
                 log.exception("re-applying a %s of %s failed", kind, symbol)
         return state

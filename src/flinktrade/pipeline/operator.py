@@ -13,8 +13,10 @@ job whose only input is its own window's bars (no news, no provider bars), ``Bun
 takes them in bundles, one per minute and bucket of symbols, and applies each bar at once: there
 is nothing to order it against, and one Python call serves the whole bundle.
 The per-symbol logic itself is ``analytics.SymbolModel``; its state lives as Python objects and is
-written through to Flink keyed state as the model's ``snapshot`` (plain values, cheap to pickle),
-checkpointed and restored with the job.
+written to Flink keyed state as the model's ``snapshot`` (plain values, cheap to pickle),
+checkpointed and restored with the job: by ``AnalyticsOperator`` after each change, by
+``BundledBarOperator`` once per checkpoint (at the marker ``MinuteBars`` sends ahead of the
+barrier) for the symbols changed since the last.
 
 No bar or story can fail the job: a bar whose prices break the event bounds (``events.Price``,
 low <= open, close <= high) is refused before the model sees it, and any exception the model
@@ -44,7 +46,7 @@ import os
 import struct
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -64,7 +66,7 @@ from flinktrade.events import DeadLetter
 from flinktrade.pipeline.analytics import StrategySpec, SymbolModel
 from flinktrade.pipeline.due import BAR as _BAR
 from flinktrade.pipeline.due import NEWS as _NEWS
-from flinktrade.pipeline.due import PROVIDER, DueItems
+from flinktrade.pipeline.due import PROVIDER, STALE, DueItems
 from flinktrade.pipeline.due import failure_reason as _reason
 from flinktrade.pipeline.sql import BAR_INTERVAL_MS, BUNDLE_FIELDS, MAX_AHEAD_MS
 
@@ -523,12 +525,21 @@ class BundledBarOperator(KeyedProcessFunction):  # type: ignore[misc]
     timer would have made before it (``stale_before``), through ``DueItems`` (a refused bar or a
     model failure is a dead letter and a ``bad_bar`` alert, the symbol's state as if the bar had
     never come). Per symbol the outputs are those of the per-symbol operator, in the same order.
-    A line it cannot read is a dead letter; the rest of the bundle goes on.
+    A line it cannot read is a dead letter; the rest of the bundle goes on. The outputs leave in
+    lots of ``HAND_OVER_BARS`` bars, as the bundle goes.
 
-    The live states of a bucket are cached, written through to the map state; a restarted or
-    restored task reads a bucket's whole map at its first touch. The buckets are fixed by
-    ``JobOptions.bar_buckets`` (``ParseTrades.bucket``: Java's ``String.hashCode`` modulo the count): a
-    restore with another count finds a moved symbol's state in its old bucket only: that value is
+    The live states of a bucket are kept as Python objects and written to the map state when a
+    checkpoint marker comes (``(bucket, None)``: ``MinuteBars.Marked`` sends one per bucket ahead
+    of each checkpoint's aligned barrier, and at the end of the input), those changed since the
+    last marker in one ``put_all``: a checkpoint has every state as of its barrier, and a bar
+    costs no state write of its own (a symbol's state written once per checkpoint, not once per
+    bar). What a symbol's bars and ``stale_feed`` checks did since its last write is kept
+    (``_Keyed.journal``) to rebuild its state before a bar the model fails on (``DueItems``
+    applies them again to the stored state); a symbol with ``JOURNAL_LIMIT`` of them is written
+    at once. A restarted or restored task reads a bucket's whole map at its first touch.
+
+    The buckets are fixed by ``JobOptions.bar_buckets`` (``ParseTrades.bucket``: Java's
+    ``String.hashCode`` modulo the count): a restore with another count finds a moved symbol's state in its old bucket only: that value is
     removed with a warning, and the symbol starts afresh."""
 
     def __new__(cls, *args: Any, **kwargs: Any) -> BundledBarOperator:
@@ -555,17 +566,23 @@ class BundledBarOperator(KeyedProcessFunction):  # type: ignore[misc]
             MapStateDescriptor("model_states", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
         )
         self._buckets: dict[int, dict[str, _Keyed]] = {}
+        self._changed: dict[int, dict[str, _Keyed]] = {}
+        """Per bucket, the symbols whose states changed since its last checkpoint marker."""
         self._timers: dict[int, set[int]] = {}
         """Per bucket, the stale timers this task has set (Flink keeps one per time anyway)."""
         collect_less()
 
     def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Iterator[Row]:
         bucket: int = ctx.get_current_key()
+        if value[1] is None:  # a checkpoint marker (a bundle always has lines)
+            self._write(bucket)
+            return
         symbols = self._symbols(bucket)
+        changed = self._changed.setdefault(bucket, {})
         watermark = ctx.timer_service().current_watermark()
-        written: dict[str, Any] = {}
         out: list[events.Event] = []
-        for line in str(value[1] or "").split("\n"):
+        bars = 0
+        for line in str(value[1]).split("\n"):
             try:
                 symbol, item = _bundle_item(line)
             except Exception as exc:  # cannot happen from the job's SQL; never fails the job
@@ -575,24 +592,27 @@ class BundledBarOperator(KeyedProcessFunction):  # type: ignore[misc]
             keyed = symbols.get(symbol)
             if keyed is None:
                 keyed = symbols[symbol] = _Keyed(None, None, [])
-            stale = stale_before(self.model, keyed, symbol, item[0] + item[8] - 1)
-            if stale:  # written now, as a timer's would be: a bar that fails rolls back to it
-                out.extend(stale)
-                self.states.put(symbol, self._record(keyed))
+            journal = keyed.journal
+            out.extend(stale_before(self.model, keyed, symbol, item[0] + item[8] - 1, journal))
             state = keyed.model
             if state is None:
                 state = keyed.model = self.model.initial_state()
             state, applied = self.items.apply(
-                state, symbol, [(_BAR, item)], functools.partial(self._stored, symbol)
-            )
+                state, symbol, [(_BAR, item)], functools.partial(self._stored, keyed, symbol),
+                journal,
+            )  # fmt: skip
             keyed.model = state
             out.extend(applied)
             self._arm_stale(bucket, keyed, watermark, ctx)
-            written[symbol] = self._record(keyed)
-            if len(written) >= HAND_OVER_BARS:  # these bars' outputs leave now, not at the end
-                yield from self._written(written, out)
-                written, out = {}, []
-        yield from self._written(written, out)
+            changed[symbol] = keyed
+            if len(journal) >= JOURNAL_LIMIT:
+                self.states.put(symbol, self._record(keyed))
+                journal.clear()
+            bars += 1
+            if bars >= HAND_OVER_BARS:  # these bars' outputs leave now, not at the end
+                yield from self._handed(out, bars)
+                out, bars = [], 0
+        yield from self._handed(out, bars)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Row]:
         """The bucket's ``stale_feed`` checks due at ``timestamp``, with ``AnalyticsOperator._fire``'s
@@ -600,7 +620,7 @@ class BundledBarOperator(KeyedProcessFunction):  # type: ignore[misc]
         bucket: int = ctx.get_current_key()
         self._timers.get(bucket, set()).discard(timestamp)
         final = ctx.timer_service().current_watermark() >= MAX_WATERMARK
-        written: dict[str, Any] = {}
+        changed = self._changed.setdefault(bucket, {})
         out: list[events.Event] = []
         for symbol, keyed in self._symbols(bucket).items():
             if keyed.stale_at is None or keyed.stale_at > timestamp or keyed.model is None:
@@ -608,15 +628,21 @@ class BundledBarOperator(KeyedProcessFunction):  # type: ignore[misc]
             at, keyed.stale_at = keyed.stale_at, None
             if not final:
                 out.extend(self.model.check_stale(keyed.model, symbol, at))
+                keyed.journal.append((STALE, (at,)))
             self._arm_stale(bucket, keyed, timestamp, ctx)
-            written[symbol] = self._record(keyed)
-        yield from self._written(written, out)
+            changed[symbol] = keyed
+        yield from self._handed(out, 0)
 
-    def _written(self, written: dict[str, Any], out: list[events.Event]) -> Iterator[Row]:
-        """The changed symbols' values to Flink state in one call, then the outputs as one lot
-        (``OUTPUT_LOT_TYPE``)."""
-        if written:
-            self.states.put_all(written)
+    def _write(self, bucket: int) -> None:
+        """The bucket's states changed since its last marker to Flink state, in one call."""
+        changed = self._changed.pop(bucket, None)
+        if changed:
+            self.states.put_all({symbol: self._record(keyed) for symbol, keyed in changed.items()})
+            for keyed in changed.values():
+                keyed.journal.clear()
+
+    def _handed(self, out: list[events.Event], bars: int) -> Iterator[Row]:
+        """The outputs of ``bars`` bars as one lot (``OUTPUT_LOT_TYPE``), if any."""
         if out:
             yield self._lot(out)
 
@@ -652,9 +678,11 @@ class BundledBarOperator(KeyedProcessFunction):  # type: ignore[misc]
             self._buckets[bucket] = symbols
         return symbols
 
-    def _stored(self, symbol: str) -> dict[str, Any] | None:
-        """The symbol's model state as Flink state holds it (the roll-back point of a failure)."""
-        return stored_state(self.model, self.states.get(symbol), symbol)[0]
+    def _stored(self, keyed: _Keyed, symbol: str) -> dict[str, Any] | None:
+        """The symbol's model state before its bar now applied (the roll-back point of a failure):
+        Flink state's, with what ``keyed.journal`` holds applied again."""
+        stored = stored_state(self.model, self.states.get(symbol), symbol)[0]
+        return self.items.rebuilt(stored, symbol, keyed.journal) if keyed.journal else stored
 
     def _record(self, keyed: _Keyed) -> tuple[str, dict[str, Any], int | None]:
         """The value kept for a symbol (``AnalyticsOperator``'s): pickled when it is put, before
@@ -676,10 +704,13 @@ class BundledBarOperator(KeyedProcessFunction):  # type: ignore[misc]
 
 
 HAND_OVER_BARS = 16
-"""``BundledBarOperator`` writes the states and hands the outputs over after every this many bars
-of a bundle, not once at its end: PyFlink takes the outputs as they are yielded and the sink sends
-them on at once, so a minute's first bars no longer wait for its last (a bundle of 500 bars takes
-~50 ms of Python). One ``put_all`` per 16 bars keeps the state writes' crossings few."""
+"""``BundledBarOperator`` hands the outputs over after every this many bars of a bundle, not once
+at its end: PyFlink takes the outputs as they are yielded and the sink sends them on at once, so a
+minute's first bars no longer wait for its last (a bundle of 500 bars takes ~50 ms of Python)."""
+JOURNAL_LIMIT = 256
+"""``BundledBarOperator`` writes a symbol's state at once when this many bars and ``stale_feed``
+checks have changed it since its last write (a bound on its journal, and on a roll-back's work,
+whatever the checkpoint interval)."""
 
 
 def java_bucket(symbol: str, buckets: int) -> int:
@@ -761,11 +792,11 @@ class StageLoggedBundledBarOperator(_StageLogFile, BundledBarOperator):
     """``BundledBarOperator`` that also appends to the file named by ``FLINKTRADE_STAGE_LOG`` (see
     the module docstring), per bundle: ``bundle`` when it reaches the operator (the bucket, the
     bundle's minute, the operator's watermark, its bar count; ``timer`` for a ``stale_feed`` timer,
-    its time for the minute), ``lot`` when a lot of bars is done and its state and outputs start
-    to leave (the lot's bars and outputs), ``put`` when the states are written, ``encoded`` when
-    its outputs are encoded, ``sent`` when Flink has taken them, and ``end`` after the bundle's
-    last. Each line is ``wall stage bucket minute a b cpu``: the wall clock and the
-    task thread's CPU time (``time.thread_time_ns``; in thread mode the Python runs on the task's
+    its time for the minute), ``lot`` when a lot of bars is done and its outputs start to leave
+    (the lot's bars and outputs), ``encoded`` when they are encoded, ``sent`` when Flink has taken them,
+    and ``end`` after the bundle's last; ``mark`` when a checkpoint marker comes (the number of
+    states to write) and ``put`` when they are written. Each line is ``wall stage bucket minute a
+    b cpu``: the wall clock and the task thread's CPU time (``time.thread_time_ns``; in thread mode the Python runs on the task's
     thread, so the JVM's share of each hand-over counts too), both in microseconds.
     ``BundledBarOperator(...)`` makes one of these when that variable is set."""
 
@@ -778,7 +809,10 @@ class StageLoggedBundledBarOperator(_StageLogFile, BundledBarOperator):
             self._log.write(f"{wall} {stage} {bucket} {minute} {a} {b} {cpu}\n")
 
     def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Iterator[Row]:
-        lines = str(value[1] or "")
+        if value[1] is None:  # a checkpoint marker: ``_write`` logs it
+            yield from super().process_element(value, ctx)
+            return
+        lines = str(value[1])
         minute = [*lines.split("\t", 2), "", ""][1]  # the first line's ts
         self._at = (ctx.get_current_key(), int(minute) if minute.isdigit() else 0)
         self._stage("bundle", ctx.timer_service().current_watermark(), lines.count("\n") + 1)
@@ -791,18 +825,23 @@ class StageLoggedBundledBarOperator(_StageLogFile, BundledBarOperator):
         yield from super().on_timer(timestamp, ctx)
         self._stage("end", 0, 0)
 
-    def _written(self, written: dict[str, Any], out: list[events.Event]) -> Iterator[Row]:
-        """``BundledBarOperator._written`` in three logged steps: the states written, the
-        outputs encoded and packed, the lot handed over."""
-        self._stage("lot", len(written), len(out))
-        if written:
-            self.states.put_all(written)
-        self._stage("put", len(written), len(out))
+    def _handed(self, out: list[events.Event], bars: int) -> Iterator[Row]:
+        """``BundledBarOperator._handed`` in two logged steps: the outputs encoded and packed,
+        the lot handed over."""
+        self._stage("lot", bars, len(out))
         lot = self._lot(out) if out else None
-        self._stage("encoded", len(written), len(out))
+        self._stage("encoded", bars, len(out))
         if lot is not None:
             yield lot
-        self._stage("sent", len(written), len(out))
+        self._stage("sent", bars, len(out))
+
+    def _write(self, bucket: int) -> None:
+        """``BundledBarOperator._write``, logged: ``mark`` as the marker comes, ``put`` when the
+        states are written (their number)."""
+        self._at = (bucket, 0)
+        self._stage("mark", len(self._changed.get(bucket, ())), 0)
+        super()._write(bucket)
+        self._stage("put", 0, 0)
 
 
 def arm_stale(keyed: _Keyed, state: dict[str, Any], limit: int, now: int) -> int | None:
@@ -815,12 +854,15 @@ def arm_stale(keyed: _Keyed, state: dict[str, Any], limit: int, now: int) -> int
     return keyed.stale_at
 
 
-def stale_before(model: SymbolModel, keyed: _Keyed, symbol: str, end: int) -> list[events.Event]:
+def stale_before(
+    model: SymbolModel, keyed: _Keyed, symbol: str, end: int, journal: list[Any] | None = None
+) -> list[events.Event]:
     """The ``stale_feed`` checks due before ``end`` (a bar's last millisecond) for one symbol
     whose one stale timer is ``keyed.stale_at``, made on its state in place, with the timer's
     chase: a check that finds a newer bar sets the next due time, which is checked in turn while
     it is before ``end``. Flink would fire those timers before the bar's own (they are earlier);
-    a check at ``end`` itself or later is left for the timer, after the bar, as it fires then."""
+    a check at ``end`` itself or later is left for the timer, after the bar, as it fires then.
+    Each check made is appended to ``journal`` (``(STALE, (time,))``) when one is given."""
     state, limit = keyed.model, model.settings.stale_after_ms
     if state is None or keyed.stale_at is None or keyed.stale_at >= end:
         return []
@@ -828,6 +870,8 @@ def stale_before(model: SymbolModel, keyed: _Keyed, symbol: str, end: int) -> li
     while keyed.stale_at is not None and keyed.stale_at < end:
         at, keyed.stale_at = keyed.stale_at, None
         out.extend(model.check_stale(state, symbol, at))
+        if journal is not None:
+            journal.append((STALE, (at,)))
         last_end = state.get("last_end")
         if last_end is not None and at < last_end + limit < end:
             keyed.stale_at = last_end + limit
@@ -882,3 +926,6 @@ class _Keyed:
     pending: list[tuple[tuple[int, int, str], str, tuple[Any, ...]]]
     """Bars: ``(ts, open, high, low, close, volume, vwap, trades, interval_ms[, PROVIDER])``;
     stories: ``(id, ts, score, headline)``."""
+    journal: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
+    """``BundledBarOperator``: the bars (``(BAR, item)``) and ``stale_feed`` checks (``(STALE,
+    (time,))``) applied since the symbol's state was last written to Flink state, in order."""

@@ -11,6 +11,9 @@ import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.api.java.tuple.Tuple5;
 import org.apache.flink.streaming.api.functions.KeyedProcessFunction;
+import org.apache.flink.streaming.api.operators.KeyedProcessOperator;
+import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
+import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.types.Row;
 import org.apache.flink.util.Collector;
 
@@ -36,6 +39,11 @@ import org.apache.flink.util.Collector;
  *
  * <p>The open bars are keyed state (a map from minute start to that minute's bars), written back
  * after every trade, so any state backend holds them and a checkpoint has them.
+ *
+ * <p>Bundled, it runs in {@link Marked}, which also sends one checkpoint marker per bucket, {@code
+ * (bucket, null)}, ahead of each checkpoint's barrier and when the input ends: the Python operator
+ * keeps its symbols' states live and writes those changed since the last marker to Flink state
+ * when it reads one, so each checkpoint has them.
  */
 public class MinuteBars
         extends KeyedProcessFunction<Integer, Tuple5<Integer, Long, String, Long, Long>, Row> {
@@ -163,6 +171,50 @@ public class MinuteBars
             out.append(bar.trades);
         }
         return out.toString();
+    }
+
+    /** The operator to run: {@link Marked} with {@code buckets} buckets when bundled. */
+    public static OneInputStreamOperator<Tuple5<Integer, Long, String, Long, Long>, Row> operator(
+            boolean bundled, int buckets) {
+        MinuteBars bars = new MinuteBars(bundled);
+        return bundled ? new Marked(bars, buckets) : new KeyedProcessOperator<>(bars);
+    }
+
+    /**
+     * The bundled bars' operator: before each checkpoint's barrier leaves it (and once more when its
+     * input ends, before the final checkpoint), one marker row {@code (bucket, null)} per bucket
+     * goes out, so every bucket's Python operator reads one ahead of the barrier (a bundle always
+     * has lines: a null is never a bundle). That holds for aligned checkpoints, Flink's default,
+     * which the job sets: an unaligned barrier could overtake the markers.
+     */
+    public static final class Marked
+            extends KeyedProcessOperator<Integer, Tuple5<Integer, Long, String, Long, Long>, Row> {
+
+        private static final long serialVersionUID = 1L;
+        private final int buckets;
+
+        Marked(MinuteBars bars, int buckets) {
+            super(bars);
+            this.buckets = Math.max(buckets, 1);
+        }
+
+        @Override
+        public void prepareSnapshotPreBarrier(long checkpointId) throws Exception {
+            super.prepareSnapshotPreBarrier(checkpointId);
+            mark();
+        }
+
+        @Override
+        public void finish() throws Exception {
+            super.finish();
+            mark();
+        }
+
+        private void mark() {
+            for (int bucket = 0; bucket < buckets; bucket++) {
+                output.collect(new StreamRecord<>(Row.of(bucket, null)));
+            }
+        }
     }
 
     /** {@code unscaled} / 10^6 with its six decimals (a price is positive). */
