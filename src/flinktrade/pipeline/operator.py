@@ -539,8 +539,9 @@ class BundledBarOperator(KeyedProcessFunction):  # type: ignore[misc]
     at once. A restarted or restored task reads a bucket's whole map at its first touch.
 
     The buckets are fixed by ``JobOptions.bar_buckets`` (``ParseTrades.bucket``: Java's
-    ``String.hashCode`` modulo the count): a restore with another count finds a moved symbol's state in its old bucket only: that value is
-    removed with a warning, and the symbol starts afresh."""
+    ``String.hashCode`` modulo the count): a restore with another count finds a moved symbol's
+    state in its old bucket only: that value is removed with a warning, and the symbol starts
+    afresh."""
 
     def __new__(cls, *args: Any, **kwargs: Any) -> BundledBarOperator:
         """A ``StageLoggedBundledBarOperator`` instead when ``FLINKTRADE_STAGE_LOG`` is set."""
@@ -791,14 +792,15 @@ class StageLoggedAnalyticsOperator(_StageLogFile, AnalyticsOperator):
 class StageLoggedBundledBarOperator(_StageLogFile, BundledBarOperator):
     """``BundledBarOperator`` that also appends to the file named by ``FLINKTRADE_STAGE_LOG`` (see
     the module docstring), per bundle: ``bundle`` when it reaches the operator (the bucket, the
-    bundle's minute, the operator's watermark, its bar count; ``timer`` for a ``stale_feed`` timer,
-    its time for the minute), ``lot`` when a lot of bars is done and its outputs start to leave
-    (the lot's bars and outputs), ``encoded`` when they are encoded, ``sent`` when Flink has taken them,
-    and ``end`` after the bundle's last; ``mark`` when a checkpoint marker comes (the number of
-    states to write) and ``put`` when they are written. Each line is ``wall stage bucket minute a
-    b cpu``: the wall clock and the task thread's CPU time (``time.thread_time_ns``; in thread mode the Python runs on the task's
-    thread, so the JVM's share of each hand-over counts too), both in microseconds.
-    ``BundledBarOperator(...)`` makes one of these when that variable is set."""
+    bundle's minute, the operator's watermark, its bar count; ``timer`` for a ``stale_feed``
+    timer, its time for the minute), ``lot`` when a lot of bars is done and its outputs start to
+    leave (the lot's bars and outputs), ``encoded`` when they are encoded, ``sent`` when Flink
+    has taken them, and ``end`` after the bundle's last; ``mark`` when a checkpoint marker comes
+    (the number of states to write) and ``put`` when they are written. Each line is ``wall stage
+    bucket minute a b cpu``: the wall clock and the task thread's CPU time
+    (``time.thread_time_ns``; in thread mode the Python runs on the task's thread, so the JVM's
+    share of each hand-over counts too), both in microseconds. ``BundledBarOperator(...)`` makes
+    one of these when that variable is set."""
 
     _at: tuple[int, int] = (0, 0)
 
