@@ -15,6 +15,11 @@
  * the Python kernel, built from this one's exact state. A quotient whose float would be subnormal
  * or overflow is computed with Python integers, as the Python kernel does.
  *
+ * ``bar_prices_ok(open, high, low, close)`` is the job's fast path of ``pipeline.due``'s bar
+ * check: True only for four prices in the text the job's bars carry (six decimals, at most 12
+ * digits before the point, none zero) that make a consistent bar, for which that check's price
+ * rules and order need not run; anything else gets the full check in Python.
+ *
  * Built by ``flinktrade.accel`` (``make setup``) beside the mypyc build, used only while it
  * matches this source. */
 
@@ -1509,9 +1514,59 @@ static PyTypeObject FlatStateType = {
     .tp_getset = FlatState_getset,
 };
 
+/* -- a bar's prices in the job's text --------------------------------------------------------- */
+
+/* ``text`` as a price in the job's shape, ``[0-9]{1,12}\.[0-9]{6}`` (``MinuteBars.price``'s, and
+ * any DECIMAL(18, 6) written with its six decimals), into ``*unscaled`` (the price * 10**6);
+ * 0 for any other text or object. A price of this shape is finite, has six decimals and is at
+ * most ``events.MAX_PRICE``; it is at least ``events.MIN_PRICE`` unless it is zero. */
+static int shaped_price(PyObject *text, int64_t *unscaled) {
+    if (!PyUnicode_Check(text) || PyUnicode_KIND(text) != PyUnicode_1BYTE_KIND) return 0;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    if (n < 8 || n > 19) return 0; /* 1 to 12 digits, the point, 6 digits */
+    const Py_UCS1 *c = PyUnicode_1BYTE_DATA(text);
+    Py_ssize_t point = n - 7;
+    int64_t value = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (i == point) {
+            if (c[i] != '.') return 0;
+            continue;
+        }
+        if (c[i] < '0' || c[i] > '9') return 0;
+        value = value * 10 + (c[i] - '0');
+    }
+    *unscaled = value;
+    return 1;
+}
+
+static PyObject *bar_prices_ok(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "bar_prices_ok(open, high, low, close)");
+        return NULL;
+    }
+    int64_t v[4];
+    for (int i = 0; i < 4; i++) {
+        if (!shaped_price(args[i], &v[i]) || v[i] == 0) Py_RETURN_FALSE;
+    }
+    int64_t open = v[0], high = v[1], low = v[2], close = v[3];
+    if (low <= open && low <= close && open <= high && close <= high) Py_RETURN_TRUE;
+    Py_RETURN_FALSE;
+}
+
+static PyMethodDef module_methods[] = {
+    {"bar_prices_ok", (PyCFunction)(void (*)(void))bar_prices_ok, METH_FASTCALL,
+     "bar_prices_ok(open, high, low, close): True when the four are texts of the job's price shape\n"
+     "(1 to 12 digits, a point, 6 digits; ASCII), none zero, and low <= open, close <= high: what\n"
+     "pipeline.due's bar check would find nothing wrong with. False for anything else, which the\n"
+     "full check then reads."},
+    {NULL, NULL, 0, NULL}};
+
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "flinktrade._exact",
-    "The exact window sums of flinktrade.indicators in fixed-width integers.", -1, NULL};
+    "The exact window sums of flinktrade.indicators in fixed-width integers, the flat indicator\n"
+    "state, and the check of a bar's prices in the job's text.",
+    -1, module_methods};
 
 PyMODINIT_FUNC PyInit__exact(void) {
     if (PyType_Ready(&SumsType) < 0) return NULL;

@@ -7,6 +7,7 @@ import math
 import os
 import pickle
 import random
+import re
 import struct
 import sys
 from fractions import Fraction
@@ -181,3 +182,60 @@ def test_the_kernel_keeps_its_floats_as_doubles_and_snaps_them_packed(sums: type
     assert kernel.rebuild(kernel.shift, [x, x])
     assert kernel.snap() == (kernel.shift, struct.pack("<2d", x, x))
     assert sys.getrefcount(x) - base == 0
+
+
+def _price_text(rng: random.Random) -> str:
+    """A price text: mostly the job's shape (some of it zero, too long or inconsistent in a
+    bar), else a text the full check must read (fewer or more decimals, signs, exponents,
+    spaces, non-ASCII digits, specials)."""
+    kind = rng.randrange(12)
+    if kind < 6:  # the job's shape, 1 to 13 digits before the point
+        return f"{rng.randrange(10 ** rng.randint(1, 13))}.{rng.randrange(10**6):06d}"
+    if kind == 6:
+        return rng.choice(["0.000000", "000000000000.000000", "0.000001", "999999999999.999999"])
+    if kind == 7:
+        return f"{rng.randrange(1000)}.{rng.randrange(10**5):05d}"
+    if kind == 8:
+        return f"{rng.randrange(1000)}.{rng.randrange(10**7):07d}"
+    if kind == 9:
+        return rng.choice(["-1.500000", "+1.500000", "1.5E+2", "1e400", " 1.000000", "1.000000 "])
+    if kind == 10:
+        return rng.choice(["１.０００００٠", "1.00000٠", "NaN", "sNaN", "Infinity", "1_0.000000"])
+    return rng.choice(["", ".500000", "1.", "1..00000", "1.000000\x00", "12.34a678"])
+
+
+def test_the_bar_prices_fast_path_passes_only_bars_the_full_check_passes() -> None:
+    """``bar_prices_ok`` (C) says True only where ``pipeline.due._bar_problem`` finds nothing
+    wrong with the prices (the job skips that part of the check then), and it says True for the
+    bars the job's text carries, so the fast path is the one taken."""
+    from decimal import Decimal, InvalidOperation
+
+    from flinktrade.pipeline import due
+    from flinktrade.pipeline.analytics import closed_bar
+
+    assert accel.status()["compiled"], accel.status()["reason"]
+    assert due._bar_prices_ok is not due._full_check
+    rng = random.Random(16)
+    shape = re.compile(r"[0-9]{1,12}\.[0-9]{6}", re.ASCII)
+    passed = 0
+    for _ in range(40_000):
+        texts = [_price_text(rng) for _ in range(4)]
+        if rng.random() < 0.5:  # a consistent bar more often than chance gives one
+            texts.sort(key=lambda t: (len(t), t))
+            texts = [texts[rng.choice((1, 2))], texts[3], texts[0], texts[rng.choice((1, 2))]]
+        fast = due._bar_prices_ok(*texts)
+        try:
+            prices = [Decimal(t) for t in texts]
+            bar = closed_bar("AAA", 0, *prices, 100, 1.0, 3, 60_000)
+            full = due._bar_problem(bar)
+        except (InvalidOperation, ValueError, TypeError) as exc:
+            full = repr(exc)
+        if fast:
+            passed += 1
+            assert full is None, (texts, full)
+        elif all(shape.fullmatch(t) for t in texts):  # the job's shape: refused for a reason
+            assert full is not None, texts
+    assert passed > 1_000
+    assert due._bar_prices_ok("101.500000", "102.000000", "100.000001", "101.000000")
+    for bad in (None, 101, Decimal("101.500000"), b"101.500000"):
+        assert not due._bar_prices_ok(bad, "102.000000", "100.000001", "101.000000")

@@ -833,6 +833,9 @@ def test_hostile_lines_in_a_large_bundle_are_dead_letters_and_the_lots_go_on() -
         ("1e400", "low: price 1.000000E+400 is above 999999999999.999999"),
         ("0.0000001", "low: price 1E-7 is below 0.000001"),
         ("not a price", "analytics failed: InvalidOperation"),
+        # the job's text shape (the C kernel's fast path) yet refused: above the bar, 13 digits
+        ("101.600000", "inconsistent bar: low 101.600000, open 101.500000"),
+        ("1000000000000.000000", "low: price 1.000000E+12 is above 999999999999.999999"),
     ],
 )
 def test_a_bar_with_a_hostile_price_text_is_a_dead_letter_with_its_reason(

@@ -16,6 +16,7 @@ trades, interval_ms[, PROVIDER])`` with prices as exact decimal strings (or ``De
 
 from __future__ import annotations
 
+import importlib
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -25,6 +26,18 @@ from typing import Any
 from flinktrade import events
 from flinktrade.events import Alert, DeadLetter, Severity
 from flinktrade.pipeline.analytics import ClosedBar, ScoredNews, SymbolModel, closed_bar
+
+
+def _full_check(open_: Any, high: Any, low: Any, close: Any) -> bool:
+    """``_bar_prices_ok`` without the C kernel: every bar gets the full check."""
+    return False
+
+
+_bar_prices_ok: Callable[[Any, Any, Any, Any], bool]
+try:  # the C kernel's check of a bar's prices in the job's text (flinktrade/_exact.c), when built
+    _bar_prices_ok = importlib.import_module("flinktrade._exact").bar_prices_ok
+except (ImportError, AttributeError):
+    _bar_prices_ok = _full_check
 
 log = logging.getLogger(__name__)
 
@@ -107,16 +120,18 @@ class DueItems:
             story_id, ts, score, headline = item
             return self.model.on_news(state, ScoredNews(story_id, symbol, ts, score, headline))
         ts, open_, high, low, close, volume, vwap, trades, interval_ms = item[:9]
+        prices_ok = False
         if not (  # the backtester's are Decimals already; the job's are text
             type(open_) is Decimal
             and type(high) is Decimal
             and type(low) is Decimal
             and type(close) is Decimal
         ):
+            prices_ok = _bar_prices_ok(open_, high, low, close)  # the job's shape, in order
             open_, high, low, close = Decimal(open_), Decimal(high), Decimal(low), Decimal(close)
         bar = closed_bar(symbol, ts, open_, high, low, close, volume, vwap, trades, interval_ms)
         if not self.checked_bars:
-            problem = _bar_problem(bar)
+            problem = _bar_rest_problem(bar) if prices_ok else _bar_problem(bar)
             if problem is not None:
                 raise _Refused(problem)
         last_end = state.get("last_end")
@@ -200,6 +215,11 @@ def _bar_problem(bar: ClosedBar) -> str | None:
         return (
             f"inconsistent bar: low {bar.low}, open {bar.open}, close {bar.close}, high {bar.high}"
         )
+    return _bar_rest_problem(bar)
+
+
+def _bar_rest_problem(bar: ClosedBar) -> str | None:
+    """``_bar_problem`` after its prices: for a bar whose prices ``_bar_prices_ok`` passed."""
     if not 0 <= bar.volume <= events.MAX_SIZE:
         return f"volume {bar.volume} out of range"
     if bar.vwap is not None and not math.isfinite(bar.vwap):
