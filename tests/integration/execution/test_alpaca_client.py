@@ -415,6 +415,37 @@ def test_the_stream_reconnects_with_growing_capped_jittered_waits(
         time.sleep(0.02)
 
 
+def test_a_stop_closes_the_stream_at_once_and_a_lost_connection_still_reconnects(
+    fake: FakeAlpacaTrading, make_broker: Callable[..., AlpacaBroker]
+) -> None:
+    """alpaca-py looks at a stop only between receives of up to 5 s; ours closes the socket under
+    the pending receive, so a quiet stream's thread ends with the close handshake (every
+    executor's stop took ~4 s). A connection the server drops is no stop: it reconnects."""
+    broker = make_broker(reconnect_initial_s=0.05, reconnect_max_s=0.2)
+    connected = threading.Event()
+    updates: list[str] = []
+    broker.start_updates(lambda u: updates.append(u.event), connected.set)
+    assert connected.wait(30), "the stream never connected"
+    fake.wait_for(lambda f: f.stream_listeners == 1, 30)
+    connected.clear()
+    fake.disconnect_stream()  # the server's close: alpaca-py's loop connects again
+    assert connected.wait(30), "the stream did not reconnect"
+    fake.wait_for(lambda f: f.stream_listeners == 1, 30)
+    broker.submit(order("ft-before-the-stop"))
+    deadline = time.monotonic() + 30
+    while "fill" not in updates:  # the last message: the stream now waits in a fresh receive
+        assert time.monotonic() < deadline, updates
+        time.sleep(0.02)
+    stream, thread = broker._stream, broker._stream_thread
+    assert stream is not None and thread is not None and thread.is_alive()
+    stream.stop()  # what ``close`` asks first, before it waits (5 s at most) for the thread
+    thread.join(3)  # no message comes: only the close can end the receive before its 5 s
+    assert not thread.is_alive(), "the stream waited out its receive"
+    fake.wait_for(lambda f: f.stream_listeners == 0, 30)
+    assert fake.stream_connections == 2
+    broker.close()
+
+
 # ---------------------------------------------------------------- through the executor
 
 
