@@ -210,6 +210,9 @@ class _MapState:
     def remove(self, key: str) -> None:
         del self.values[key]
 
+    def clear(self) -> None:
+        self.values.clear()
+
 
 class _Runtime:
     def __init__(self) -> None:
@@ -282,6 +285,83 @@ def test_an_item_behind_the_watermark_is_applied_at_once_not_left_for_a_timer() 
     reference.on_news(expected, ScoredNews("s1", "AAA", T0, 0.5, "h"))
     stored, _stale_at = operator._read("AAA")  # what a restored task would read
     assert stored is not None and same_state(stored, expected)
+
+
+def _waiting_items_run(
+    operator: Any, ctx: _Context, rows: list[tuple[Any, ...]], story: tuple[Any, ...]
+) -> None:
+    """``rows`` (bars) and ``story`` (a news row) handed to the per-symbol operator, all ahead of
+    the watermark: buffered, each with its timer."""
+    for row in rows[:3]:
+        assert list(operator.process_element1(row, ctx)) == []
+    assert list(operator.process_element2(story, ctx)) == []
+    for row in rows[3:]:
+        assert list(operator.process_element1(row, ctx)) == []
+
+
+def _fire(operator: Any, ctx: _Context, times: list[int]) -> list[tuple[Any, ...]]:
+    out: list[tuple[Any, ...]] = []
+    for ts in times:
+        ctx.timers.watermark = ts
+        out.extend(_no_ingest_ts(tuple(row)) for row in operator.on_timer(ts, ctx))
+    return out
+
+
+def test_waiting_items_are_one_state_entry_each_and_a_restarted_task_applies_them_alike() -> None:
+    """The per-symbol operator keeps each item waiting for the watermark as its own map entry
+    (one write when it comes, one when it is applied, not the whole list each time). A task
+    restarted half-way (an empty cache, the same Flink state) applies the rest as the
+    uninterrupted one does, in event-time order; a story inside a bar's minute counts for that
+    bar. A checkpoint from before the map (the items as one list) restores the same."""
+    from flinktrade.pipeline.operator import AnalyticsOperator, _bar_item
+
+    rows = [_bar_row(i, close) for i, close in enumerate(["100.5", "101.5", "99.5", "102", "98"])]
+    story = ("news", "AAA", T0 + 2 * MINUTE + 5, "s1", 0.75, "h")
+    ends = sorted({T0 + (i + 1) * MINUTE - 1 for i in range(5)} | {story[2]})
+
+    def opened(runtime: _Runtime) -> Any:
+        operator = AnalyticsOperator(SPECS, AnalyticsSettings(), TOPICS, SOURCES)
+        operator.open(runtime)
+        return operator
+
+    whole = _Runtime()
+    uninterrupted = opened(whole)
+    ctx = _Context("AAA")
+    _waiting_items_run(uninterrupted, ctx, rows, story)
+    assert len(whole.maps["pending"].values) == 6  # one entry per item
+    expected = _fire(uninterrupted, ctx, ends)
+    assert whole.maps["pending"].values == {}
+    assert [row[0] for row in expected].count("bars") == 5
+
+    runtime = _Runtime()
+    first = opened(runtime)
+    ctx = _Context("AAA")
+    _waiting_items_run(first, ctx, rows, story)
+    got = _fire(first, ctx, ends[:2])
+    assert len(runtime.maps["pending"].values) == 4  # two bars applied, their entries removed
+    restarted = opened(runtime)  # a new task on the same state: nothing cached
+    ctx.timers.timers.clear()
+    got += _fire(restarted, ctx, ends[2:])
+    assert got == expected
+
+    listed = _Runtime()  # a checkpoint written before the map: one list of waiting items
+    items = [((end, 1, ""), "bar", bar) for end, bar in map(_bar_item, rows)]
+    items.insert(3, ((story[2], 0, "s1"), "news", ("s1", story[2], 0.75, "h")))
+    listed.get_state(_Named("pending_items")).update(items)
+    old = opened(listed)
+    assert _fire(old, _Context("AAA"), ends) == expected
+    assert listed.states["pending_items"].value() is None  # moved into the map, then applied
+    assert listed.maps["pending"].values == {}
+
+
+class _Named:
+    """A state descriptor as the fakes read it: its name."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def get_name(self) -> str:
+        return self.name
 
 
 def _stage_log_env(monkeypatch: Any, path: Any) -> None:

@@ -287,12 +287,36 @@ class _State:
         self.raw = None
 
 
+class _MapState:
+    """A map state that pickles each value put, as PyFlink's ``PICKLED_BYTE_ARRAY`` converter
+    does."""
+
+    def __init__(self) -> None:
+        self.raw: dict[Any, bytes] = {}
+
+    def items(self) -> list[tuple[Any, Any]]:
+        return [(key, pickle.loads(raw)) for key, raw in self.raw.items()]
+
+    def put(self, key: Any, value: Any) -> None:
+        self.raw[key] = pickle.dumps(value)
+
+    def remove(self, key: Any) -> None:
+        del self.raw[key]
+
+    def clear(self) -> None:
+        self.raw.clear()
+
+
 class _Runtime:
     def __init__(self) -> None:
         self.states: dict[str, _State] = {}
+        self.maps: dict[str, _MapState] = {}
 
     def get_state(self, descriptor: Any) -> _State:
         return self.states.setdefault(descriptor.get_name(), _State())
+
+    def get_map_state(self, descriptor: Any) -> _MapState:
+        return self.maps.setdefault(descriptor.get_name(), _MapState())
 
 
 def _operator(runtime: _Runtime) -> AnalyticsOperator:

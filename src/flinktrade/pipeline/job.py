@@ -30,7 +30,9 @@ from typing import Any
 
 from pyflink import java_gateway
 from pyflink.common import Configuration, Row, Types
+from pyflink.common.typeinfo import TypeInformation, _from_java_type
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
+from pyflink.datastream.data_stream import ConnectedStreams, KeyedStream
 from pyflink.java_gateway import get_gateway
 from pyflink.table import StreamTableEnvironment
 
@@ -530,14 +532,14 @@ def _build(t_env: StreamTableEnvironment, io: JobIO, options: JobOptions) -> Non
             output_type=OUTPUT_ROW_TYPE,
         )
         dead = news_dead if dead is None else news_dead.union(dead)
-        outputs = (
-            bars.connect(news.filter(lambda row: row["kind"] == "news"))
+        stories = news.filter(lambda row: row["kind"] == "news")
+        outputs = ConnectedStreams(
+            keyed_in_java(bars, 1, Types.STRING()),  # a bar's symbol
             # by position: rows of a Python map may arrive without their field names
-            .key_by(lambda row: row[1], lambda row: row[1], key_type=Types.STRING())
-            .process(operator, output_type=OUTPUT_ROW_TYPE)
-        )
+            stories.key_by(lambda row: row[1], key_type=Types.STRING()),
+        ).process(operator, output_type=OUTPUT_ROW_TYPE)
     elif bars is not None:
-        outputs = bars.key_by(lambda row: row[1], key_type=Types.STRING()).process(
+        outputs = keyed_in_java(bars, 1, Types.STRING()).process(
             BarAnalyticsOperator(operator), output_type=OUTPUT_ROW_TYPE
         )
     else:  # the trades' bars are the only input: one Python call per minute and bucket
@@ -565,6 +567,25 @@ TRADE_DEAD_VIEW = "trade_dead_letters"
 """The view of the trades ``ParseTrades`` refused (its dead-letter output)."""
 LARGE_TRADES_VIEW = "large_trades"
 """The view of the trades ``ParseTrades`` found large (its large-trade output)."""
+
+
+def keyed_in_java(stream: DataStream, index: int, key_type: TypeInformation) -> KeyedStream:
+    """``stream.key_by(lambda row: row[index], key_type)`` with each row's key put in front of it
+    in Java (``KeyedRows``, jvm/udf) instead of PyFlink's Python ``AddKey`` function, which cost
+    every bar a crossing into Python and back (~9 % of a news job's Python in a catch-up,
+    docs/benchmarks.md, session 32). The keyed Python operator behind it gets the same
+    ``(key, row)`` rows, keyed by field 0 with PyFlink's own ``KeyByKeySelector``."""
+    gateway = get_gateway()
+    j_stream = stream._j_data_stream
+    row_type = _from_java_type(j_stream.getTransformation().getOutputType())
+    with_key = j_stream.map(
+        gateway.jvm.io.flinktrade.udf.KeyedRows(index),
+        Types.ROW([key_type, row_type]).get_java_type_info(),
+    ).name("KeyedRows")
+    j_keyed = with_key.keyBy(
+        gateway.jvm.KeyByKeySelector(), Types.ROW([key_type]).get_java_type_info()
+    )
+    return KeyedStream(j_keyed, row_type, stream)
 
 
 @dataclass(frozen=True)

@@ -313,9 +313,14 @@ class NewsScorer(FlatMapFunction):  # type: ignore[misc]
 class AnalyticsOperator(KeyedCoProcessFunction):  # type: ignore[misc]
     """Keyed by symbol: input 1 closed bars (``BAR_ROW_TYPE``), input 2 news rows.
 
-    Per symbol it keeps two values in Flink keyed state, pickled (``PICKLED_BYTE_ARRAY``): the
-    model state as ``(STATE_FORMAT, SymbolModel.snapshot(state), time of the pending stale_feed
-    timer)`` and the items waiting for the watermark. It also keeps them as live Python objects in
+    Per symbol it keeps in Flink keyed state, pickled (``PICKLED_BYTE_ARRAY``), the model state as
+    ``(STATE_FORMAT, SymbolModel.snapshot(state), time of the pending stale_feed timer)`` and the
+    items waiting for the watermark, one map entry each (``(order, n) -> (kind, item)``, ``n``
+    its arrival): an item costs one small write when it comes and one when it is applied, however
+    many wait beside it (a catch-up's lagging watermark holds ~20 a symbol; a list rewritten per
+    item cost the task ~200 us a bar, docs/benchmarks.md, session 32). Checkpoints from before
+    that hold the items as one list (``pending_items``), which a symbol's first touch moves into
+    the map. It also keeps them as live Python objects in
     a per-key cache, so a bar costs one snapshot and its pickle, and no decoding at all. The cache
     is only ever written through (every change also goes to Flink state), and a restarted or
     restored task starts with an empty one and reads Flink state (``SymbolModel.restore``), so
@@ -352,6 +357,7 @@ class AnalyticsOperator(KeyedCoProcessFunction):  # type: ignore[misc]
         self.items: DueItems | None = None
         self.state: Any = None
         self.pending: Any = None
+        self.listed_pending: Any = None
         self._cache: dict[str, _Keyed] = {}
 
     def open(self, runtime_context: RuntimeContext) -> None:
@@ -359,7 +365,12 @@ class AnalyticsOperator(KeyedCoProcessFunction):  # type: ignore[misc]
         self.items = DueItems(self.model, self.sources)
         pickled = Types.PICKLED_BYTE_ARRAY()
         self.state = runtime_context.get_state(ValueStateDescriptor("model_state", pickled))
-        self.pending = runtime_context.get_state(ValueStateDescriptor("pending_items", pickled))
+        self.pending = runtime_context.get_map_state(
+            MapStateDescriptor("pending", pickled, pickled)
+        )
+        self.listed_pending = runtime_context.get_state(
+            ValueStateDescriptor("pending_items", pickled)
+        )
         self._cache = {}
         collect_less()
 
@@ -462,16 +473,36 @@ class AnalyticsOperator(KeyedCoProcessFunction):  # type: ignore[misc]
         keyed = self._cache.get(symbol)
         if keyed is None:  # first touch of this key since the task (re)started
             model, stale_at = self._read(symbol)
-            keyed = _Keyed(model, stale_at, self.pending.value() or [])
+            keyed = _Keyed(model, stale_at, self._stored_pending())
+            keyed.next_item = max((entry[1] for entry in keyed.pending), default=-1) + 1
             self._cache[symbol] = keyed
         return keyed
+
+    def _stored_pending(self) -> list[_Pending]:
+        """The current key's waiting items from Flink state, in arrival order; those a checkpoint
+        from before the map holds as one list are moved into the map (after any already there)."""
+        entries = sorted(
+            ((order, n, kind, item) for (order, n), (kind, item) in self.pending.items()),
+            key=lambda entry: entry[1],
+        )
+        listed = self.listed_pending.value()
+        if listed:
+            n = entries[-1][1] + 1 if entries else 0
+            for order, kind, item in listed:
+                self.pending.put((order, n), (kind, item))
+                entries.append((order, n, kind, item))
+                n += 1
+            self.listed_pending.clear()
+        return entries
 
     def _buffer(
         self, symbol: str, order: tuple[int, int, str], kind: str, item: tuple[Any, ...]
     ) -> None:
         keyed = self._keyed(symbol)
-        keyed.pending.append((order, kind, item))
-        self.pending.update(keyed.pending)
+        n = keyed.next_item
+        keyed.next_item += 1
+        keyed.pending.append((order, n, kind, item))
+        self.pending.put((order, n), (kind, item))
 
     def _due(self, keyed: _Keyed, timestamp: int) -> list[tuple[str, tuple[Any, ...]]]:
         """Buffered items at or before ``timestamp``, in event-time order, removed from the buffer.
@@ -485,11 +516,13 @@ class AnalyticsOperator(KeyedCoProcessFunction):  # type: ignore[misc]
             return []
         keyed.pending = [entry for entry in keyed.pending if entry[0][0] > timestamp]
         if keyed.pending:
-            self.pending.update(keyed.pending)
+            for order, n, _kind, _item in due:
+                self.pending.remove((order, n))
         else:
             self.pending.clear()
-        due.sort(key=lambda entry: entry[0])
-        return [(kind, item) for _order, kind, item in due]
+            keyed.next_item = 0
+        due.sort(key=lambda entry: (entry[0], entry[1]))  # event time, then arrival
+        return [(kind, item) for _order, _n, kind, item in due]
 
 
 class BarAnalyticsOperator(KeyedProcessFunction):  # type: ignore[misc]
@@ -917,17 +950,23 @@ def _bar_item(value: Row) -> tuple[int, tuple[Any, ...]]:
     return int(ts) + int(interval_ms) - 1, bar
 
 
+_Pending = tuple[tuple[int, int, str], int, str, tuple[Any, ...]]
+"""A waiting item of ``AnalyticsOperator``: ``((due_ts, news 0 / bar 1, story id), n, kind,
+item)``, ``n`` its arrival (its map key in Flink state is ``(order, n)``)."""
+
+
 @dataclass
 class _Keyed:
     """One symbol's live state in ``AnalyticsOperator``: the model state (None until its first
-    bar or story), the time of its ``stale_feed`` timer (None: none set) and the buffered
-    ``((due_ts, news 0 / bar 1, story id), kind, item)`` entries."""
+    bar or story), the time of its ``stale_feed`` timer (None: none set) and the buffered items
+    (``_Pending``), with the arrival number the next one gets."""
 
     model: dict[str, Any] | None
     stale_at: int | None
-    pending: list[tuple[tuple[int, int, str], str, tuple[Any, ...]]]
+    pending: list[_Pending]
     """Bars: ``(ts, open, high, low, close, volume, vwap, trades, interval_ms[, PROVIDER])``;
     stories: ``(id, ts, score, headline)``."""
+    next_item: int = 0
     journal: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
     """``BundledBarOperator``: the bars (``(BAR, item)``) and ``stale_feed`` checks (``(STALE,
     (time,))``) applied since the symbol's state was last written to Flink state, in order."""
