@@ -14,7 +14,11 @@ output, which comes ~0.3% into the input: a slight overstatement, noted). CPU-se
 trades are summed over the contender's process tree (Python workers and JVM included); the
 broker's CPU during the run is reported separately.
 
-Open-loop latency runs a driver at a fixed rate (see ``bench/peers/latency.py``).
+flinktrade runs twice in the catch-up: ``flinktrade``, the job with trades only (the peers'
+workload), and ``flinktrade-news``, the job as configured by default, with a news input (a topic
+with no story): its bars pass the per-symbol operator one at a time. Open-loop latency runs a
+driver at a fixed rate (see ``bench/peers/latency.py``); flinktrade's latency cases are the
+trades-only job's.
 
 Prints one JSON line per contender run; ``--full`` repeats everything 5 times (contenders
 alternate within each round) and rewrites docs/benchmarks.md and docs/bench-results/.
@@ -223,6 +227,9 @@ class Contender:
     extra: tuple[str, ...] = field(default_factory=tuple)
 
 
+FLINKTRADE_JOB = "bench.flinktrade_job"
+"""The module of flinktrade's contenders (the job as shipped, trades only or with news)."""
+
 CONTENDERS = [
     Contender(
         "flinktrade",
@@ -230,7 +237,15 @@ CONTENDERS = [
         "Python analytics operator (thread mode), parallelism 1",
         "at-least-once, checkpoint every 10 s",
         MAIN_PY,
-        "bench.flinktrade_job",
+        FLINKTRADE_JOB,
+    ),
+    Contender(
+        "flinktrade-news",
+        "the same job as configured by default, news on (an empty news topic here): each bar "
+        "passes the per-symbol Python operator on its own, after the watermark",
+        "at-least-once, checkpoint every 10 s",
+        MAIN_PY,
+        FLINKTRADE_JOB,
     ),
     Contender(
         "plain-loop",
@@ -348,8 +363,11 @@ class Bench:
             cmd += ["--group", prefix, "--stats", str(stats)]
             for k in ("bars", "signals", "alerts"):
                 cmd += [f"--{k}", names[k]]
-            if c.name == "flinktrade":
+            if c.module == FLINKTRADE_JOB:
                 cmd += ["--deadletter", names["deadletter"]]
+            if c.name == "flinktrade-news":  # its news input: a topic with no story
+                bus.ensure_topics(self.settings, [f"{prefix}.news"])
+                cmd += ["--news", f"{prefix}.news"]
             if c.name == "seed-style":
                 bus.ensure_topics(self.settings, [source + ".ticks"])
         broker_cpu0 = _cpu_seconds(self.broker.status().pid or 0) or 0.0
@@ -358,7 +376,7 @@ class Bench:
         expected = self._expected(c, work)
         timeout = 150.0 if c.capped else 1200.0
         finished = proc.wait(lambda: self._done(names, expected), timeout)
-        if c.name not in {"broker-consume", "flinktrade"} and finished:
+        if c.name != "broker-consume" and c.module != FLINKTRADE_JOB and finished:
             time.sleep(1.0)  # let late duplicates or extra records land before the gate
         cpu = proc.stop()
         wall = time.time() - wall0
@@ -392,7 +410,7 @@ class Bench:
                 "processing_s": round(span, 2),
                 "trades_per_s": _rate(n, span) if ok else None,
             }
-        if proc.proc.returncode not in (None, 0, -2, 130) and c.name == "flinktrade":
+        if proc.proc.returncode not in (None, 0, -2, 130) and c.module == FLINKTRADE_JOB:
             return result | {"correct": False, "reason": f"job failed: {proc.tail()}"}
         bars = _read_json(self.servers, names["bars"])
         signals = _read_json(self.servers, names["signals"])
