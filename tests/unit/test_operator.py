@@ -188,26 +188,29 @@ class _State:
 
 
 class _MapState:
-    """A keyed map state as Flink's pickled one keeps it: a copy of each value put."""
+    """A keyed map state as Flink's pickled one keeps it: a copy of each value put. Its keys are
+    the operators' ``STRING`` or ``LONG`` ones: a pickled key would reach the heap backend as a
+    Java ``byte[]``, compared by identity, so ``remove`` and ``get`` would never find it."""
 
     def __init__(self) -> None:
-        self.values: dict[str, bytes] = {}
+        self.values: dict[str | int, bytes] = {}
 
-    def get(self, key: str) -> Any:
+    def get(self, key: str | int) -> Any:
         raw = self.values.get(key)
         return None if raw is None else pickle.loads(raw)
 
-    def put(self, key: str, value: Any) -> None:
+    def put(self, key: str | int, value: Any) -> None:
+        assert isinstance(key, str | int), f"a key Flink's heap state cannot find again: {key!r}"
         self.values[key] = pickle.dumps(value)
 
     def put_all(self, values: dict[str, Any]) -> None:
         for key, value in values.items():
             self.put(key, value)
 
-    def items(self) -> list[tuple[str, Any]]:
+    def items(self) -> list[tuple[str | int, Any]]:
         return [(key, self.get(key)) for key in self.values]
 
-    def remove(self, key: str) -> None:
+    def remove(self, key: str | int) -> None:
         del self.values[key]
 
     def clear(self) -> None:
@@ -328,9 +331,9 @@ def test_waiting_items_are_one_state_entry_each_and_a_restarted_task_applies_the
     uninterrupted = opened(whole)
     ctx = _Context("AAA")
     _waiting_items_run(uninterrupted, ctx, rows, story)
-    assert len(whole.maps["pending"].values) == 6  # one entry per item
+    assert len(whole.maps["waiting_items"].values) == 6  # one entry per item
     expected = _fire(uninterrupted, ctx, ends)
-    assert whole.maps["pending"].values == {}
+    assert whole.maps["waiting_items"].values == {}
     assert [row[0] for row in expected].count("bars") == 5
 
     runtime = _Runtime()
@@ -338,7 +341,7 @@ def test_waiting_items_are_one_state_entry_each_and_a_restarted_task_applies_the
     ctx = _Context("AAA")
     _waiting_items_run(first, ctx, rows, story)
     got = _fire(first, ctx, ends[:2])
-    assert len(runtime.maps["pending"].values) == 4  # two bars applied, their entries removed
+    assert len(runtime.maps["waiting_items"].values) == 4  # two bars applied, their entries gone
     restarted = opened(runtime)  # a new task on the same state: nothing cached
     ctx.timers.timers.clear()
     got += _fire(restarted, ctx, ends[2:])
@@ -351,7 +354,7 @@ def test_waiting_items_are_one_state_entry_each_and_a_restarted_task_applies_the
     old = opened(listed)
     assert _fire(old, _Context("AAA"), ends) == expected
     assert listed.states["pending_items"].value() is None  # moved into the map, then applied
-    assert listed.maps["pending"].values == {}
+    assert listed.maps["waiting_items"].values == {}
 
 
 class _Named:

@@ -315,8 +315,10 @@ class AnalyticsOperator(KeyedCoProcessFunction):  # type: ignore[misc]
 
     Per symbol it keeps in Flink keyed state, pickled (``PICKLED_BYTE_ARRAY``), the model state as
     ``(STATE_FORMAT, SymbolModel.snapshot(state), time of the pending stale_feed timer)`` and the
-    items waiting for the watermark, one map entry each (``(order, n) -> (kind, item)``, ``n``
-    its arrival): an item costs one small write when it comes and one when it is applied, however
+    items waiting for the watermark, one map entry each (``n -> (order, kind, item)``, ``n`` its
+    arrival, a ``LONG``: a pickled key would be a Java ``byte[]``, which the heap state backend
+    compares by identity, so ``remove`` would not find it): an item costs one small write when it
+    comes and one when it is applied, however
     many wait beside it (a catch-up's lagging watermark holds ~20 a symbol; a list rewritten per
     item cost the task ~200 us a bar, docs/benchmarks.md, session 32). Checkpoints from before
     that hold the items as one list (``pending_items``), which a symbol's first touch moves into
@@ -366,7 +368,7 @@ class AnalyticsOperator(KeyedCoProcessFunction):  # type: ignore[misc]
         pickled = Types.PICKLED_BYTE_ARRAY()
         self.state = runtime_context.get_state(ValueStateDescriptor("model_state", pickled))
         self.pending = runtime_context.get_map_state(
-            MapStateDescriptor("pending", pickled, pickled)
+            MapStateDescriptor("waiting_items", Types.LONG(), pickled)
         )
         self.listed_pending = runtime_context.get_state(
             ValueStateDescriptor("pending_items", pickled)
@@ -482,14 +484,14 @@ class AnalyticsOperator(KeyedCoProcessFunction):  # type: ignore[misc]
         """The current key's waiting items from Flink state, in arrival order; those a checkpoint
         from before the map holds as one list are moved into the map (after any already there)."""
         entries = sorted(
-            ((order, n, kind, item) for (order, n), (kind, item) in self.pending.items()),
+            ((order, n, kind, item) for n, (order, kind, item) in self.pending.items()),
             key=lambda entry: entry[1],
         )
         listed = self.listed_pending.value()
         if listed:
             n = entries[-1][1] + 1 if entries else 0
             for order, kind, item in listed:
-                self.pending.put((order, n), (kind, item))
+                self.pending.put(n, (order, kind, item))
                 entries.append((order, n, kind, item))
                 n += 1
             self.listed_pending.clear()
@@ -502,7 +504,7 @@ class AnalyticsOperator(KeyedCoProcessFunction):  # type: ignore[misc]
         n = keyed.next_item
         keyed.next_item += 1
         keyed.pending.append((order, n, kind, item))
-        self.pending.put((order, n), (kind, item))
+        self.pending.put(n, (order, kind, item))
 
     def _due(self, keyed: _Keyed, timestamp: int) -> list[tuple[str, tuple[Any, ...]]]:
         """Buffered items at or before ``timestamp``, in event-time order, removed from the buffer.
@@ -516,8 +518,8 @@ class AnalyticsOperator(KeyedCoProcessFunction):  # type: ignore[misc]
             return []
         keyed.pending = [entry for entry in keyed.pending if entry[0][0] > timestamp]
         if keyed.pending:
-            for order, n, _kind, _item in due:
-                self.pending.remove((order, n))
+            for _order, n, _kind, _item in due:
+                self.pending.remove(n)
         else:
             self.pending.clear()
             keyed.next_item = 0
@@ -952,7 +954,7 @@ def _bar_item(value: Row) -> tuple[int, tuple[Any, ...]]:
 
 _Pending = tuple[tuple[int, int, str], int, str, tuple[Any, ...]]
 """A waiting item of ``AnalyticsOperator``: ``((due_ts, news 0 / bar 1, story id), n, kind,
-item)``, ``n`` its arrival (its map key in Flink state is ``(order, n)``)."""
+item)``, ``n`` its arrival (its key in the map state)."""
 
 
 @dataclass
