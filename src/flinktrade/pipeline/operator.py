@@ -318,11 +318,10 @@ class AnalyticsOperator(KeyedCoProcessFunction):  # type: ignore[misc]
     items waiting for the watermark, one map entry each (``n -> (order, kind, item)``, ``n`` its
     arrival, a ``LONG``: a pickled key would be a Java ``byte[]``, which the heap state backend
     compares by identity, so ``remove`` would not find it): an item costs one small write when it
-    comes and one when it is applied, however
-    many wait beside it (a catch-up's lagging watermark holds ~20 a symbol; a list rewritten per
-    item cost the task ~200 us a bar, docs/benchmarks.md, session 32). Checkpoints from before
-    that hold the items as one list (``pending_items``), which a symbol's first touch moves into
-    the map. It also keeps them as live Python objects in
+    comes and one when it is applied, however many wait beside it (a catch-up's lagging watermark
+    holds ~20 a symbol; a list rewritten per item cost the task ~200 us a bar, docs/benchmarks.md,
+    session 32). Checkpoints from before that hold the items as one list (``pending_items``),
+    which a symbol's first touch moves into the map. It also keeps them as live Python objects in
     a per-key cache, so a bar costs one snapshot and its pickle, and no decoding at all. The cache
     is only ever written through (every change also goes to Flink state), and a restarted or
     restored task starts with an empty one and reads Flink state (``SymbolModel.restore``), so
@@ -476,7 +475,7 @@ class AnalyticsOperator(KeyedCoProcessFunction):  # type: ignore[misc]
         if keyed is None:  # first touch of this key since the task (re)started
             model, stale_at = self._read(symbol)
             keyed = _Keyed(model, stale_at, self._stored_pending())
-            keyed.next_item = max((entry[1] for entry in keyed.pending), default=-1) + 1
+            keyed.next_item = keyed.pending[-1][1] + 1 if keyed.pending else 0  # in arrival order
             self._cache[symbol] = keyed
         return keyed
 
