@@ -66,8 +66,8 @@ def main() -> None:
         latency_profile=LatencyProfile.LOW if args.low_latency else LatencyProfile.DEFAULT,
         analytics=AnalyticsSettings(large_trade_size=ALERT_SIZE if args.unbounded else None),
     )
-    env, t_env = environment(options)
-    build(t_env, io, options)
+    env = environment(options)
+    build(env, io, options)
     stats = {"command_ms": _process_start_ms(), "submitted_ms": _ms()}
     if args.unbounded:
         client = env.execute_async(options.name)

@@ -45,7 +45,7 @@ from bench.run import Workload
 from flinktrade import bus
 from flinktrade.config import AnalyticsSettings, BrokerSettings, KafkaSettings
 from flinktrade.infra.kafka import LocalKafka
-from flinktrade.pipeline import sql
+from flinktrade.pipeline import connectors
 from flinktrade.pipeline.analytics import ClosedBar, StrategySpec, SymbolModel
 from flinktrade.pipeline.job import JobOptions, environment, trade_path, trade_records
 from flinktrade.pipeline.operator import output_row
@@ -54,20 +54,19 @@ from flinktrade.testing.ports import free_port
 
 def _variant(name: str, servers: str, topic: str, group: str, checkpoints: Path) -> float:
     options = JobOptions(checkpoint_dir=checkpoints / group)
-    env, t_env = environment(options)
-    kafka = sql.KafkaTable(servers, group, bounded=True, from_earliest=True)
-    for statement in sql.functions():
-        t_env.execute_sql(statement)
-    records = trade_records(t_env, kafka, topic, options.out_of_orderness_ms, None)
+    env = environment(options)
+    kafka = connectors.KafkaClients(servers, group, bounded=True, from_earliest=True)
+    j_env = env._j_stream_execution_environment
+    records = trade_records(j_env, kafka, topic, options.out_of_orderness_ms, None)
     started = time.monotonic()
     discard = get_gateway().jvm.org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink
     if name == "source":
         records.sinkTo(discard())
         env.execute(group)
         return time.monotonic() - started
-    path = trade_path(t_env, records, 1, 1, bundled=True, large_trade=None)
+    path = trade_path(records, 1, 1, bundled=True, large_trade=None)
     if name == "parse":
-        path.trades.sinkTo(discard())
+        path.parsed.sinkTo(discard())
     else:
         path.bars._j_data_stream.sinkTo(discard())
     env.execute(group)

@@ -57,8 +57,8 @@ class SaslMechanism(StrEnum):
 
 class KafkaSettings(Section):
     """Where the Kafka-API cluster is, how flinktrade authenticates to it, and how its topics are
-    created on it. Every client flinktrade builds (``bus``) and the job's Kafka tables
-    (``pipeline.sql.KafkaTable``) use the same security settings."""
+    created on it. Every client flinktrade builds (``bus``) and the job's Kafka sources and sink
+    (``pipeline.connectors.KafkaClients``) use the same security settings."""
 
     bootstrap_servers: str = Field(
         "127.0.0.1:9092", description="Kafka or Redpanda bootstrap servers (host:port,...)."

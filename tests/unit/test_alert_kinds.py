@@ -120,7 +120,17 @@ def test_the_emitting_stages_name_exactly_the_enums_members() -> None:
         if name == "events.py" or name.split("/")[0] in CONSUMERS:
             continue
         emitted |= {m for node in ast.walk(tree) if (m := _member(node)) is not None}
+    emitted |= {AlertKind(kind).name for kind in _java_kinds()}  # the job's Java functions
     assert emitted == set(AlertKind.__members__)
+
+
+def _java_kinds() -> list[str]:
+    """The alert kinds the job's Java functions write (``KIND`` constants in ``jvm/udf``)."""
+    return [
+        kind
+        for source in sorted((ROOT / "jvm" / "udf" / "src").rglob("*.java"))
+        for kind in re.findall(r'public static final String KIND = "([^"]*)";', source.read_text())
+    ]
 
 
 def test_no_kind_is_spelled_out_as_a_string_in_src() -> None:
@@ -135,14 +145,14 @@ def test_no_kind_is_spelled_out_as_a_string_in_src() -> None:
     assert spelled == []
 
 
-def test_the_sqls_large_trade_alert_has_the_enums_kind_in_its_row_and_its_id() -> None:
-    from flinktrade.pipeline import sql
-
-    statement = sql.large_trade_insert("large_trades", 490)
-    (kind,) = re.findall(r"'([^']*)' AS kind", statement)
-    (id_kind,) = re.findall(r"CONCAT_WS\('\|', 'alert', '([^']*)', symbol, trade_id\)", statement)
-    assert AlertKind(kind) is AlertKind.LARGE_TRADE
-    assert id_kind == "large_trade"
+def test_the_java_large_trade_alert_has_the_enums_kind_in_its_row_and_its_id() -> None:
+    """``LargeTradeAlerts.java`` writes the kind and hashes it into the id from one constant."""
+    source = (
+        ROOT / "jvm" / "udf" / "src" / "io" / "flinktrade" / "udf" / "LargeTradeAlerts.java"
+    ).read_text()
+    assert [AlertKind(kind) for kind in _java_kinds()] == [AlertKind.LARGE_TRADE]
+    assert 'json.writeStringField("kind", KIND);' in source
+    assert 'stableId("alert", KIND, symbol, tradeId)' in source
 
 
 def test_docs_alerts_lists_every_kind_once() -> None:

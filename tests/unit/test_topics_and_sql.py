@@ -25,65 +25,35 @@ def test_topic_lookup() -> None:
         topics.by_name("nope")
 
 
-def test_large_trade_alerts_are_written_from_the_large_trades_of_the_java_parse() -> None:
-    """Which trades are large is decided in ``ParseTrades`` (Java; ``test_job`` checks the
-    alerts trade by trade); the SQL writes each as an alert, critical from twice the threshold."""
-    from flinktrade.pipeline import sql
-
-    statement = sql.large_trade_insert("large_trades", 490)
-    assert statement.endswith("FROM large_trades")
-    assert "`size` >= 980 THEN 'critical'" in statement  # critical from twice the threshold
-    columns = [name for name, _type in topics.sql_columns(events.Alert)]
-    assert all(
-        f"`{c}`" in sql.alerts_sink(sql.KafkaTable("b:9092", "g"), "alerts") for c in columns
-    )
-
-
 def test_the_low_latency_profile_writes_without_linger() -> None:
-    from flinktrade.pipeline import sql
+    from flinktrade.pipeline.connectors import KafkaClients
 
-    assert "'properties.linger.ms' = '0'" in sql.KafkaTable("b", "g", linger_ms=0).sink_options(
-        "t", "json", keyed=False
-    )
-    # the outputs' DataStream sink (job.output_sink) takes the producer properties as they are
-    assert sql.KafkaTable("b", "g", linger_ms=0).producer_properties()["linger.ms"] == "0"
-    assert sql.KafkaTable("b", "g").producer_properties()["linger.ms"] == "5"
+    # the job's one DataStream sink (job.output_sink) takes the producer properties as they are
+    assert KafkaClients("b", "g", linger_ms=0).producer_properties()["linger.ms"] == "0"
+    assert KafkaClients("b", "g").producer_properties()["linger.ms"] == "5"
 
 
 def test_exactly_once_sinks_write_in_transactions_named_by_the_group() -> None:
-    from flinktrade.pipeline import sql
+    from flinktrade.pipeline.connectors import KafkaClients
 
-    once = sql.KafkaTable("b", "grp", exactly_once=True, transactional_id_prefix="grp")
-    options = once.sink_options("alerts", "json", keyed=True)
-    assert "'sink.delivery-guarantee' = 'exactly-once'" in options
-    assert "'sink.transactional-id-prefix' = 'grp-alerts'" in options
-    assert "'properties.transaction.timeout.ms' = '900000'" in options
+    once = KafkaClients("b", "grp", exactly_once=True, transactional_id_prefix="grp")
     assert once.transactional_id("outputs") == "grp-outputs"  # job.output_sink's prefix
     assert once.producer_properties()["transaction.timeout.ms"] == "900000"
-    plain = sql.KafkaTable("b", "grp")
-    assert "'sink.delivery-guarantee' = 'at-least-once'" in plain.sink_options("t", "json", False)
-    assert "transaction.timeout.ms" not in plain.producer_properties()
+    assert "transaction.timeout.ms" not in KafkaClients("b", "grp").producer_properties()
 
 
-def test_a_source_batches_its_fetches_as_its_table_says() -> None:
-    from flinktrade.pipeline import sql
+def test_a_source_batches_its_fetches_as_its_settings_say() -> None:
+    from flinktrade.pipeline.connectors import Fetch, KafkaClients
 
-    plain = sql.news_source(sql.KafkaTable("b", "g"), "n", 2000)
-    assert "fetch.min.bytes" not in plain and "fetch.max.wait.ms" not in plain  # Kafka's own
     assert not {"fetch.min.bytes", "fetch.max.wait.ms"} & set(
-        sql.KafkaTable("b", "g").consumer_properties()
+        KafkaClients("b", "g").consumer_properties()  # Kafka's own
     )
-    batched = sql.KafkaTable("b", "g", fetch=sql.Fetch(min_bytes=4096, max_wait_ms=3))
-    # the trades' DataStream source (job.trade_records) takes the consumer properties as they are
+    batched = KafkaClients("b", "g", fetch=Fetch(min_bytes=4096, max_wait_ms=3))
+    # every DataStream source of the job (job.kafka_source) takes the consumer properties as
+    # they are
     props = batched.consumer_properties()
     assert (props["fetch.min.bytes"], props["fetch.max.wait.ms"]) == ("4096", "3")
-    for statement in (
-        sql.news_source(batched, "n", 2000, None),
-        sql.provider_bars_source(batched, "p", 2000, None),
-    ):
-        assert "'properties.fetch.min.bytes' = '4096'" in statement
-        assert "'properties.fetch.max.wait.ms' = '3'" in statement
-    assert "fetch." not in batched.sink_options("t", "json", keyed=False)  # sources only
+    assert not any(key.startswith("fetch.") for key in batched.producer_properties())
 
 
 def test_python_bundles_are_set_only_for_python_worker_processes() -> None:
@@ -101,29 +71,6 @@ def test_python_bundles_are_set_only_for_python_worker_processes() -> None:
     assert {k: v for k, v in processes.items() if k not in bundle} == threads
     for thread_mode in (True, False):  # the default profile leaves bundles to Flink
         assert not any(key in profile_conf(LatencyProfile.DEFAULT, thread_mode) for key in bundle)
-
-
-def test_the_deadletter_insert_fills_every_column_of_the_sink_in_order() -> None:
-    """A column added to ``DeadLetter`` (``payload_bytes``) must be written by the SQL too."""
-    from flinktrade.pipeline import sql
-
-    statement = sql.deadletter_insert("trade_dead_letters", "market.trades")
-    select = statement.split("SELECT", 1)[1].split("\nFROM trade_dead_letters", 1)[0]
-    aliases = re.findall(r"\bAS `?(\w+)`?\s*(?:,|$)", select)
-    assert aliases == [name for name, _type in topics.sql_columns(events.DeadLetter)]
-    assert "ft_dead_payload(payload) AS payload" in select
-    assert "ft_payload_bytes(payload) AS payload_bytes" in select
-
-
-def test_dead_letter_reasons_from_sql_are_cut_like_the_model_cuts_them() -> None:
-    from flinktrade.pipeline import sql
-
-    expression = sql.bounded_reason("r")
-    assert "CHAR_LENGTH(r) > 500" in expression
-    assert "CONCAT(SUBSTRING(r, 1, 497), '...')" in expression
-    assert "CHAR_LENGTH(COALESCE(reason, 'invalid record'))" in sql.deadletter_insert("d", "t")
-    letter = events.DeadLetter(ts=1, source_topic="t", reason="x" * 501, payload="")
-    assert letter.reason == "x" * 497 + "..."  # what the SQL expression writes
 
 
 def _java_constant(source: str, name: str) -> str:
@@ -148,6 +95,25 @@ def test_the_java_parser_has_the_bounds_of_the_event_models() -> None:
     payload = (udf / "DeadPayload.java").read_text()
     assert _java_constant(payload, "MAX_BYTES") == "64 * 1024"
     assert events.MAX_DEAD_PAYLOAD_BYTES == 64 * 1024
+
+
+def test_the_java_side_inputs_and_dead_letters_have_the_python_bounds() -> None:
+    """The Java functions that replaced the job's SQL (``RawRecords``' bar end, ``DeadLetters``'
+    cut reason) state the bounds the Python side decodes with (``test_java_outputs`` checks that
+    they also apply them the same way)."""
+    from pathlib import Path
+
+    from flinktrade.pipeline import connectors
+
+    udf = Path(__file__).parents[2] / "jvm" / "udf" / "src" / "io" / "flinktrade" / "udf"
+    raw = (udf / "RawRecords.java").read_text()
+    assert int(_java_constant(raw, "BAR_INTERVAL_MS")) == connectors.BAR_INTERVAL_MS
+    assert _java_constant(raw, "MAX_AHEAD_MS") == "5 * 60000"
+    assert connectors.MAX_AHEAD_MS == 5 * 60_000
+    assert _java_constant(raw, "MAX_INTERVAL_MS") == "366 * 86400000"
+    assert events.MAX_INTERVAL_MS == 366 * 86_400_000
+    dead = (udf / "DeadLetters.java").read_text()
+    assert int(_java_constant(dead, "MAX_REASON_CHARS")) == events.MAX_DEAD_REASON_CHARS
 
 
 def test_the_job_jvm_gets_a_bounded_heap_unless_jvm_args_already_set_one() -> None:

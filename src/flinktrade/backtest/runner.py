@@ -81,8 +81,8 @@ def run_job(
 
     ``expected_bars`` (if known) drives the progress bar: analytics bars written so far out of it.
     """
+    from flinktrade.pipeline.connectors import client_properties
     from flinktrade.pipeline.job import JobIO, JobOptions, run
-    from flinktrade.pipeline.sql import client_properties
 
     progress = progress or NoProgress()
     kafka = _kafka(servers)

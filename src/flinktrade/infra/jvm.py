@@ -41,11 +41,12 @@ def process_tmpdir(root: Path | None = None) -> Path:
     ``java.io.tmpdir``): ``<root>/flinktrade-jvm-<uid>/<pid>``, ``root`` being the system's
     temporary folder unless given. The folders of processes that are gone are removed first.
 
-    Why: Flink's table planner loader unpacks a 44 MB jar into the JVM's temporary folder at every
-    start and deletes it only when the JVM exits normally; every job JVM that was killed instead
-    (SIGKILL, the OOM killer, a crash test) left its jar behind, with Flink's ``flink-io``,
-    ``flink-netty-shuffle``, ``flink-dist-cache`` and ``python-dist`` folders: 461 jars, 20 GB of
-    ``/tmp``, after a day of this project's tests."""
+    Why: Flink's table planner loader unpacked a 44 MB jar into the JVM's temporary folder at every
+    start (the job has used no table environment since session 33) and deletes it only when the
+    JVM exits normally; every job JVM that was killed instead (SIGKILL, the OOM killer, a crash
+    test) left its jar behind, with Flink's ``flink-io``, ``flink-netty-shuffle``,
+    ``flink-dist-cache`` and ``python-dist`` folders: 461 jars, 20 GB of ``/tmp``, after a day of
+    this project's tests. Those folders still come with every job JVM."""
     parent = Path(root or tempfile.gettempdir()) / f"{PROCESS_TMP_PREFIX}{os.getuid()}"
     mine = parent / str(os.getpid())
     try:

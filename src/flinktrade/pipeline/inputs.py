@@ -30,7 +30,7 @@ class StrategySpec:
 
 @dataclass(frozen=True)
 class ClosedBar:
-    """A 1-minute bar as the SQL part of the job hands it over; ``ts`` is the bar's start.
+    """A 1-minute bar as the job's Java trade path hands it over; ``ts`` is the bar's start.
 
     ``closed_bar(...)`` makes the same object at a sixth of the cost of ``ClosedBar(...)``
     (engines make one per bar)."""

@@ -11,10 +11,14 @@
 Per trade, everything runs in the JVM, in the Kafka source's task (``trade_records``, a DataStream
 Kafka source, and ``trade_path``): one parse of each record, the late check against the watermark,
 the bars of each minute. The Python side sees one row per symbol per minute (or one bundle per
-minute and bucket) plus the news, never individual trades; the optional per-trade ``large_trade``
-alert is picked by the Java parse and written to ``alerts`` by SQL. The Python operator's
-outputs, encoded already, leave through a DataStream Kafka sink (``output_sink``). Without a news topic
+minute and bucket) plus the news, never individual trades; the dead letters of refused trades and
+the optional per-trade ``large_trade`` alert are made in Java beside the parse. Every output,
+encoded already, leaves through one DataStream Kafka sink (``output_sink``). Without a news topic
 (``JobIO.news`` None) the news branch is left out and the operator has one input.
+
+The job is built on the DataStream API alone: no table environment, so no planner to load and
+unpack (~1.5 s), no SQL to plan (~2 s) and no generated code to compile when the tasks start
+(docs/benchmarks.md, session 33).
 """
 
 from __future__ import annotations
@@ -34,7 +38,6 @@ from pyflink.common.typeinfo import TypeInformation, _from_java_type
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
 from pyflink.datastream.data_stream import ConnectedStreams, KeyedStream
 from pyflink.java_gateway import get_gateway
-from pyflink.table import StreamTableEnvironment
 
 from flinktrade import topics
 from flinktrade.config import (
@@ -47,7 +50,7 @@ from flinktrade.config import (
 )
 from flinktrade.errors import ConfigError
 from flinktrade.infra import cds, embedded, jvm
-from flinktrade.pipeline import sql
+from flinktrade.pipeline import connectors
 from flinktrade.pipeline.analytics import StrategySpec, SymbolModel
 from flinktrade.pipeline.operator import (
     BAR_ROW_TYPE,
@@ -143,7 +146,7 @@ class JobOptions:
     """The garbage collector of the gateway JVM (``jvm_args_with_gc``); like ``heap``, only for a
     JVM this process starts."""
     kafka_properties: tuple[tuple[str, str], ...] = field(default=(), repr=False)
-    """How every Kafka table of the job authenticates (``sql.client_properties`` of
+    """How every Kafka source and sink of the job authenticates (``connectors.client_properties`` of
     ``KafkaSettings``: security protocol, SASL login, TLS files). Empty: a PLAINTEXT cluster. Out
     of ``repr``, since it holds the password."""
 
@@ -169,7 +172,7 @@ class JobOptions:
             "bar_buckets": job.bar_buckets,
             "strategies": specs,
             "analytics": settings.analytics,
-            "kafka_properties": sql.client_properties(settings.kafka),
+            "kafka_properties": connectors.client_properties(settings.kafka),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
@@ -211,8 +214,8 @@ def profile_conf(profile: LatencyProfile, thread_mode: bool) -> dict[str, str]:
 
 
 SOURCE_FETCH = {
-    LatencyProfile.LOW: sql.Fetch(min_bytes=2048, max_wait_ms=2),
-    LatencyProfile.DEFAULT: sql.Fetch(min_bytes=65536, max_wait_ms=5),
+    LatencyProfile.LOW: connectors.Fetch(min_bytes=2048, max_wait_ms=2),
+    LatencyProfile.DEFAULT: connectors.Fetch(min_bytes=65536, max_wait_ms=5),
 }
 """How each profile's Kafka sources batch their reads. Kafka's own defaults (an answer as soon as
 one byte is there) made the source's fetch thread send one small fetch after another: at 5,000
@@ -307,7 +310,7 @@ def _start_gateway(
             os.environ["JVM_ARGS"] = before
 
 
-def environment(options: JobOptions) -> tuple[StreamExecutionEnvironment, StreamTableEnvironment]:
+def environment(options: JobOptions) -> StreamExecutionEnvironment:
     """A configured execution environment (a local MiniCluster unless submitted to a cluster)."""
     jvm.ensure_jars()
     os.environ["PYTHONPATH"] = embedded.python_path()  # read when the gateway JVM starts
@@ -322,8 +325,6 @@ def environment(options: JobOptions) -> tuple[StreamExecutionEnvironment, Stream
     conf.set_string("python.execution-mode", "thread" if options.thread_mode else "process")
     conf.set_string("pipeline.object-reuse", "true")
     conf.set_string("pipeline.name", options.name)
-    conf.set_string("table.local-time-zone", "UTC")
-    conf.set_string("table.exec.source.idle-timeout", f"{options.idle_timeout_ms} ms")
     if options.restart_attempts > 0:
         conf.set_string("restart-strategy.type", "fixed-delay")
         conf.set_string("restart-strategy.fixed-delay.attempts", str(options.restart_attempts))
@@ -355,8 +356,7 @@ def environment(options: JobOptions) -> tuple[StreamExecutionEnvironment, Stream
         else:
             env = StreamExecutionEnvironment.get_execution_environment(conf)
         env.set_parallelism(options.parallelism)
-        t_env = StreamTableEnvironment.create(env)
-    return env, t_env
+    return env
 
 
 WORKER_MODE_ENV = "_python_worker_execution_mode"
@@ -413,15 +413,6 @@ def _remote_environment(conf: Configuration, jobmanager: str) -> StreamExecution
     return StreamExecutionEnvironment(j_env_class(conf._j_configuration))
 
 
-def _declare(t_env: StreamTableEnvironment, statement: str) -> None:
-    """Run a statement that declares (``CREATE TEMPORARY TABLE / VIEW / FUNCTION``) on the Java
-    table environment itself. PyFlink's ``execute_sql`` first merges the table config's jar lists
-    into the execution environment's (``_before_execute``), ~35 py4j round trips each time, ~1,000
-    of the build's ~3,800 (docs/benchmarks.md, session 21); the jars are the environment's own
-    settings (``environment``), so ``build`` lets PyFlink do that once, at its first statement."""
-    t_env._j_tenv.executeSql(statement)
-
-
 @contextlib.contextmanager
 def _java_types_converted_once() -> Iterator[None]:
     """While it lasts, PyFlink converts each distinct Java type back to its own once.
@@ -450,15 +441,15 @@ def _java_types_converted_once() -> Iterator[None]:
         typeinfo._from_java_type = original
 
 
-def build(t_env: StreamTableEnvironment, io: JobIO, options: JobOptions) -> None:
-    """Register the whole job on ``t_env``; ``execute`` it afterwards."""
+def build(env: StreamExecutionEnvironment, io: JobIO, options: JobOptions) -> None:
+    """Register the whole job on ``env``; ``execute`` it afterwards."""
     with _java_types_converted_once():
-        _build(t_env, io, options)
+        _build(env, io, options)
 
 
-def kafka_table(io: JobIO, options: JobOptions) -> sql.KafkaTable:
+def kafka_clients(io: JobIO, options: JobOptions) -> connectors.KafkaClients:
     """The Kafka settings every source and sink of the job is built with."""
-    return sql.KafkaTable(
+    return connectors.KafkaClients(
         bootstrap_servers=io.bootstrap_servers,
         group_id=io.group_id,
         bounded=io.bounded,
@@ -471,47 +462,57 @@ def kafka_table(io: JobIO, options: JobOptions) -> sql.KafkaTable:
     )
 
 
-def _build(t_env: StreamTableEnvironment, io: JobIO, options: JobOptions) -> None:
+def _build(env: StreamExecutionEnvironment, io: JobIO, options: JobOptions) -> None:
     SymbolModel(options.strategies, options.analytics)  # fail fast on bad strategy config
-    kafka = kafka_table(io, options)
-    side_idle: int | None = options.side_idle_timeout_ms
-    if io.bounded:  # every partition ends (an empty one at once): none is ever waited on for ever
-        # An idle source stops holding the watermark back, so a side input that is merely slow to
-        # start would see the trades' end-of-input watermark pass all of its records.
-        t_env.get_config().set("table.exec.source.idle-timeout", "0 ms")
-        side_idle = None
-    first, *rest = sql.functions()
-    t_env.execute_sql(first)  # PyFlink's own, once: it merges the jar settings (see ``_declare``)
-    for statement in rest:
-        _declare(t_env, statement)
-    if io.news:
-        _declare(t_env, sql.news_source(kafka, io.news, options.out_of_orderness_ms, side_idle))
-        _declare(t_env, sql.NEWS_VIEW)
-    if io.bars:
-        _declare(
-            t_env, sql.provider_bars_source(kafka, io.bars, options.out_of_orderness_ms, side_idle)
-        )
-        _declare(t_env, sql.PROVIDER_BARS_VIEW)
+    kafka = kafka_clients(io, options)
+    j_env = env._j_stream_execution_environment
+    udf = get_gateway().jvm.io.flinktrade.udf
+    # An idle source stops holding the watermark back. In a bounded run every partition ends (an
+    # empty one at once) and none is ever waited on for ever, while a side input merely slow to
+    # start would see the trades' end-of-input watermark pass all of its records: no idleness.
+    side_idle = None if io.bounded else options.side_idle_timeout_ms
+    trade_idle = None if io.bounded else options.idle_timeout_ms
 
     # A job with neither news nor provider bars takes its bars in bundles (below).
     bundled = not io.news and not io.bars
     buckets = options.bar_buckets or options.parallelism
     large_trade = options.analytics.large_trade_size if options.analytics.alerts else None
-    trade_idle = None if io.bounded else options.idle_timeout_ms
-    records = trade_records(t_env, kafka, io.trades, options.out_of_orderness_ms, trade_idle)
-    trades = trade_path(t_env, records, options.parallelism, buckets, bundled, large_trade)
+    records = trade_records(j_env, kafka, io.trades, options.out_of_orderness_ms, trade_idle)
+    trades = trade_path(records, options.parallelism, buckets, bundled, large_trade)
     bars = None if bundled else trades.bars
     deadletter_topic = io.deadletter
-    dead: DataStream | None = None
+    # Outputs beside the analytics operator's, all OUTPUT_ROW_TYPE rows: the trades the parse
+    # refused and its large-trade alerts (made in Java, chained behind it), and the side inputs'
+    # dead letters.
+    output_type = OUTPUT_ROW_TYPE.get_java_type_info()
+    refused = trades.parsed.getSideOutput(udf.ParseTrades.DEAD)
+    aside = DataStream(
+        refused.map(udf.DeadLetters(io.deadletter, io.trades), output_type).name("DeadLetters")
+    )
+    if large_trade is not None:
+        large = trades.parsed.getSideOutput(udf.ParseTrades.LARGE)
+        alerts = large.map(udf.LargeTradeAlerts(io.alerts, large_trade), output_type)
+        aside = aside.union(DataStream(alerts.name("LargeTradeAlerts")))
     if io.bars:
         assert bars is not None
-        provider = t_env.to_data_stream(t_env.from_path("provider_bars_rows")).flat_map(
-            BarDecoder(io.bars), output_type=BAR_ROW_TYPE
-        )
+        provider = DataStream(
+            kafka_source(
+                j_env,
+                kafka,
+                io.bars,
+                udf.RawRecords.bars(),
+                PROVIDER_BARS_SOURCE_NAME,
+                options.out_of_orderness_ms,
+                side_idle,
+                event_time=udf.RawRecords.eventTime(),
+            )
+        ).flat_map(BarDecoder(io.bars), output_type=BAR_ROW_TYPE)
         bars = bars.union(provider)
-        dead = bars.filter(lambda row: row["kind"] == "dead").map(
-            lambda row: Row(deadletter_topic, None, row["text"].encode(), row["ts"]),
-            output_type=OUTPUT_ROW_TYPE,
+        aside = aside.union(
+            bars.filter(lambda row: row["kind"] == "dead").map(
+                lambda row: Row(deadletter_topic, None, row["text"].encode(), row["ts"]),
+                output_type=OUTPUT_ROW_TYPE,
+            )
         )
         bars = bars.filter(lambda row: row["kind"] == "bar")
     topic_of = {
@@ -524,14 +525,23 @@ def _build(t_env: StreamTableEnvironment, io: JobIO, options: JobOptions) -> Non
     operator = AnalyticsOperator(options.strategies, options.analytics, topic_of, sources)
     if io.news:
         assert bars is not None
-        news = t_env.to_data_stream(t_env.from_path("news_rows")).flat_map(
-            NewsScorer(io.news), output_type=NEWS_ROW_TYPE
+        news = DataStream(
+            kafka_source(
+                j_env,
+                kafka,
+                io.news,
+                udf.RawRecords.news(),
+                NEWS_SOURCE_NAME,
+                options.out_of_orderness_ms,
+                side_idle,
+            )
+        ).flat_map(NewsScorer(io.news), output_type=NEWS_ROW_TYPE)
+        aside = aside.union(
+            news.filter(lambda row: row["kind"] == "dead").map(
+                lambda row: Row(deadletter_topic, None, row["text"].encode(), row["ts"]),
+                output_type=OUTPUT_ROW_TYPE,
+            )
         )
-        news_dead = news.filter(lambda row: row["kind"] == "dead").map(
-            lambda row: Row(deadletter_topic, None, row["text"].encode(), row["ts"]),
-            output_type=OUTPUT_ROW_TYPE,
-        )
-        dead = news_dead if dead is None else news_dead.union(dead)
         stories = news.filter(lambda row: row["kind"] == "news")
         outputs = ConnectedStreams(
             keyed_in_java(bars, 1, Types.STRING()),  # a bar's symbol
@@ -547,26 +557,10 @@ def _build(t_env: StreamTableEnvironment, io: JobIO, options: JobOptions) -> Non
             BundledBarOperator(operator, buckets), output_type=OUTPUT_LOT_TYPE
         )
         unpacked = lots._j_data_stream.flatMap(  # in Java, chained behind the operator
-            get_gateway().jvm.io.flinktrade.udf.OutputLots(), OUTPUT_ROW_TYPE.get_java_type_info()
+            udf.OutputLots(), output_type
         )
         outputs = DataStream(unpacked.name("OutputLots"))
-    if dead is not None:
-        outputs = outputs.union(dead)
-    output_sink(kafka, outputs, topic_of.values())
-
-    _declare(t_env, sql.deadletter_sink(kafka, io.deadletter))
-    statements = t_env.create_statement_set()
-    statements.add_insert_sql(sql.deadletter_insert(TRADE_DEAD_VIEW, io.trades))
-    if large_trade is not None:
-        _declare(t_env, sql.alerts_sink(kafka, io.alerts))
-        statements.add_insert_sql(sql.large_trade_insert(LARGE_TRADES_VIEW, large_trade))
-    statements.attach_as_datastream()
-
-
-TRADE_DEAD_VIEW = "trade_dead_letters"
-"""The view of the trades ``ParseTrades`` refused (its dead-letter output)."""
-LARGE_TRADES_VIEW = "large_trades"
-"""The view of the trades ``ParseTrades`` found large (its large-trade output)."""
+    output_sink(kafka, outputs.union(aside), topic_of.values())
 
 
 def keyed_in_java(stream: DataStream, index: int, key_type: TypeInformation) -> KeyedStream:
@@ -590,8 +584,9 @@ def keyed_in_java(stream: DataStream, index: int, key_type: TypeInformation) -> 
 
 @dataclass(frozen=True)
 class TradePath:
-    trades: Any
-    """``ParseTrades``' output, the valid, on-time trades (a Java ``DataStream``)."""
+    parsed: Any
+    """``ParseTrades``' output, the valid, on-time trades (a Java ``DataStream``; its side outputs
+    ``ParseTrades.DEAD`` and ``ParseTrades.LARGE``)."""
     bars: DataStream
     """Bundles (``(bucket, lines)``) or, not bundled, one ``BAR_ROW_TYPE`` row per bar."""
 
@@ -599,34 +594,35 @@ class TradePath:
 TRADE_SOURCE_NAME = "trades_raw"
 """The trades' Kafka source in the job's plan (``Source: trades_raw``), as its SQL table was
 named."""
+NEWS_SOURCE_NAME = "news_raw"
+"""The news' Kafka source in the job's plan."""
+PROVIDER_BARS_SOURCE_NAME = "provider_bars_raw"
+"""The provider bars' Kafka source in the job's plan."""
 
 
-def trade_records(
-    t_env: StreamTableEnvironment,
-    kafka: sql.KafkaTable,
+def kafka_source(
+    j_env: Any,
+    kafka: connectors.KafkaClients,
     topic: str,
+    deserializer: Any,
+    name: str,
     out_of_orderness_ms: int,
     idle_timeout_ms: int | None,
+    event_time: Any = None,
 ) -> Any:
-    """The trades topic's records as a Java ``DataStream`` of ``TradeRecords``' tuples ``(value,
-    partition, offset, record timestamp)``: a DataStream ``KafkaSource`` with the job's consumer
-    settings (``KafkaTable.consumer_properties``: the same group, isolation, fetch batching and
-    security as the SQL tables), starting where the SQL tables start (the earliest offset, or the
-    group's committed offsets and the earliest for a new group), bounded at the latest offsets of
-    the start for a bounded run. Event time is the record timestamp; the watermark lags the
-    newest by ``out_of_orderness_ms`` (``LaggingWatermarks``, as the SQL table's ``WATERMARK FOR
-    rt AS rt - bound`` did), per partition, and a partition silent for ``idle_timeout_ms`` (None:
-    never) stops holding it back.
-
-    This replaced a SQL table read through ``toDataStream``: each record became an internal row,
-    its metadata appended and the watermark expression evaluated on it, ~0.4 us a trade of the
-    source task's ~2.3 (docs/benchmarks.md, session 23's frame profile)."""
-    gateway = get_gateway()
-    jvm = gateway.jvm
+    """``topic``'s records as a Java ``DataStream`` of what ``deserializer`` (a Java
+    ``KafkaRecordDeserializationSchema``) makes of them: a DataStream ``KafkaSource`` on the Java
+    environment ``j_env`` with the job's consumer settings (``KafkaClients.consumer_properties``:
+    group, isolation, fetch batching, security), starting at the earliest offset, or at the group's
+    committed offsets and the earliest for a new group, bounded at the latest offsets of the start
+    for a bounded run. Event time is the record timestamp, or what the Java timestamp assigner
+    ``event_time`` reads from a record; the watermark lags the newest by ``out_of_orderness_ms``
+    (``LaggingWatermarks``: a record exactly that far behind is on time), per partition, and a
+    partition silent for ``idle_timeout_ms`` (None or 0: never) stops holding it back."""
+    jvm = get_gateway().jvm
     source = jvm.org.apache.flink.connector.kafka.source
     offsets = source.enumerator.initializer.OffsetsInitializer
     reset = jvm.org.apache.flink.kafka.shaded.org.apache.kafka.clients.consumer.OffsetResetStrategy
-    props = _java_properties(kafka.consumer_properties())
     topics = jvm.java.util.ArrayList()
     topics.add(topic)
     builder = (
@@ -634,22 +630,44 @@ def trade_records(
         .setBootstrapServers(kafka.bootstrap_servers)
         .setGroupId(kafka.group_id)
         .setTopics(topics)
-        .setProperties(props)
+        .setProperties(_java_properties(kafka.consumer_properties()))
         .setStartingOffsets(
             offsets.earliest() if kafka.from_earliest else offsets.committedOffsets(reset.EARLIEST)
         )
-        .setDeserializer(jvm.io.flinktrade.udf.TradeRecords())
+        .setDeserializer(deserializer)
     )
     if kafka.bounded:
         builder = builder.setBounded(offsets.latest())
     watermarks = jvm.io.flinktrade.udf.LaggingWatermarks(out_of_orderness_ms)
+    if event_time is not None:
+        watermarks = watermarks.withTimestampAssigner(event_time)
     if idle_timeout_ms is not None and idle_timeout_ms > 0:
         watermarks = watermarks.withIdleness(jvm.java.time.Duration.ofMillis(idle_timeout_ms))
-    return t_env._j_tenv.execEnv().fromSource(builder.build(), watermarks, TRADE_SOURCE_NAME)
+    return j_env.fromSource(builder.build(), watermarks, name)
+
+
+def trade_records(
+    j_env: Any,
+    kafka: connectors.KafkaClients,
+    topic: str,
+    out_of_orderness_ms: int,
+    idle_timeout_ms: int | None,
+) -> Any:
+    """The trades topic's records (``kafka_source``) as a Java ``DataStream`` of
+    ``TradeRecords``' tuples ``(value, partition, offset, record timestamp)``, the record
+    timestamp their event time.
+
+    This replaced a SQL table read through ``toDataStream``: each record became an internal row,
+    its metadata appended and the watermark expression evaluated on it, ~0.4 us a trade of the
+    source task's ~2.3 (docs/benchmarks.md, session 23's frame profile)."""
+    udf = get_gateway().jvm.io.flinktrade.udf
+    return kafka_source(
+        j_env, kafka, topic, udf.TradeRecords(), TRADE_SOURCE_NAME, out_of_orderness_ms,
+        idle_timeout_ms,
+    )  # fmt: skip
 
 
 def trade_path(
-    t_env: StreamTableEnvironment,
     records: Any,
     parallelism: int,
     buckets: int,
@@ -661,7 +679,7 @@ def trade_path(
     against the watermark and finds its bucket, in the source's task; ``MinuteBars`` keeps each
     bucket's open bars and sends a minute's on when the watermark passes its end. What
     ``ParseTrades`` refuses and the trades of at least ``large_trade`` shares leave through its
-    side outputs, as the views ``TRADE_DEAD_VIEW`` and ``LARGE_TRADES_VIEW``.
+    side outputs (``TradePath.parsed``).
 
     At parallelism 1 ``MinuteBars`` is chained to it: the stream is declared keyed by bucket as it
     is (every key group is the one task's), so no trade crosses to another task; above, the trades
@@ -673,7 +691,6 @@ def trade_path(
     session 22)."""
     gateway = get_gateway()
     udf = gateway.jvm.io.flinktrade.udf
-    j_tenv = t_env._j_tenv
     parse = udf.ParseTrades(buckets, large_trade or 0)
     parsed = records.process(parse, udf.ParseTrades.TRADE_TYPE).name("ParseTrades")
     bucket_of = udf.TradeBucket()
@@ -685,13 +702,6 @@ def trade_path(
     bar_type = udf.MinuteBars.BUNDLE_TYPE if bundled else BAR_ROW_TYPE.get_java_type_info()
     # bundled, with a checkpoint marker per bucket ahead of each barrier (BundledBarOperator)
     bars = keyed.transform("MinuteBars", bar_type, udf.MinuteBars.operator(bundled, buckets))
-    j_tenv.createTemporaryView(
-        TRADE_DEAD_VIEW, j_tenv.fromDataStream(parsed.getSideOutput(udf.ParseTrades.DEAD))
-    )
-    if large_trade is not None:
-        j_tenv.createTemporaryView(
-            LARGE_TRADES_VIEW, j_tenv.fromDataStream(parsed.getSideOutput(udf.ParseTrades.LARGE))
-        )
     return TradePath(parsed, DataStream(bars))
 
 
@@ -699,12 +709,12 @@ OUTPUT_SINK_NAME = "outputs_sink"
 """The outputs' Kafka sink in the job's plan, as its SQL table was named."""
 
 
-def output_sink(kafka: sql.KafkaTable, outputs: DataStream, topics: Iterable[str]) -> None:
+def output_sink(kafka: connectors.KafkaClients, outputs: DataStream, topics: Iterable[str]) -> None:
     """Write ``outputs`` (``OUTPUT_ROW_TYPE`` rows: topic, key or none, payload, timestamp, each
     payload already encoded) to Kafka: a DataStream ``KafkaSink`` whose serializer
     (``OutputRecords``, ``jvm/udf``) takes each record's topic, key, value and timestamp from the
-    row as it is, with the SQL sinks' producer settings and delivery guarantee
-    (``KafkaTable.producer_properties``, transactional ids ``<prefix>-outputs``). A row naming a
+    row as it is, with the job's producer settings and delivery guarantee
+    (``KafkaClients.producer_properties``, transactional ids ``<prefix>-outputs``). A row naming a
     topic not in ``topics`` fails the job (a bug, not a bad record).
 
     This replaced a SQL table sink read from the stream by ``fromDataStream``: each row became an
@@ -741,8 +751,8 @@ def _java_properties(values: dict[str, str]) -> Any:
 def prepare(io: JobIO, options: JobOptions) -> StreamExecutionEnvironment:
     """The job's environment with the whole job registered on it, not started yet (``execute``
     or ``execute_async`` it). Needs no broker: the topics are first read when the job runs."""
-    env, t_env = environment(options)
-    build(t_env, io, options)
+    env = environment(options)
+    build(env, io, options)
     return env
 
 

@@ -64,11 +64,11 @@ from flinktrade import events
 from flinktrade.config import AnalyticsSettings
 from flinktrade.events import DeadLetter
 from flinktrade.pipeline.analytics import StrategySpec, SymbolModel
+from flinktrade.pipeline.connectors import BAR_INTERVAL_MS, BUNDLE_FIELDS, MAX_AHEAD_MS
 from flinktrade.pipeline.due import BAR as _BAR
 from flinktrade.pipeline.due import NEWS as _NEWS
 from flinktrade.pipeline.due import PROVIDER, STALE, DueItems
 from flinktrade.pipeline.due import failure_reason as _reason
-from flinktrade.pipeline.sql import BAR_INTERVAL_MS, BUNDLE_FIELDS, MAX_AHEAD_MS
 
 log = logging.getLogger(__name__)
 
@@ -620,7 +620,7 @@ class BundledBarOperator(KeyedProcessFunction):  # type: ignore[misc]
         for line in str(value[1]).split("\n"):
             try:
                 symbol, item = _bundle_item(line)
-            except Exception as exc:  # cannot happen from the job's SQL; never fails the job
+            except Exception as exc:  # cannot happen from MinuteBars; never fails the job
                 out.append(DeadLetter.of(self.source, f"bar bundle line: {_reason(exc)}", line,
                                          ts=0))  # fmt: skip
                 continue
@@ -763,7 +763,7 @@ def java_bucket(symbol: str, buckets: int) -> int:
 
 
 def _bundle_item(line: str) -> tuple[str, tuple[Any, ...]]:
-    """``(symbol, its due bar item)`` from one line of a bundle (``sql.BUNDLE_FIELDS``)."""
+    """``(symbol, its due bar item)`` from one line of a bundle (``connectors.BUNDLE_FIELDS``)."""
     fields = line.split("\t")
     if len(fields) != BUNDLE_FIELDS:
         raise ValueError(f"{len(fields)} fields, not {BUNDLE_FIELDS}")

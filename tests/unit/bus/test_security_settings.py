@@ -13,7 +13,7 @@ import pytest
 from flinktrade import bus
 from flinktrade.config import KafkaSettings, Settings, load_settings, masked_dump
 from flinktrade.errors import ConfigError
-from flinktrade.pipeline import sql
+from flinktrade.pipeline import connectors
 
 PASSWORD = "s3cret-'quote\"-\\back"
 """A password with the characters SQL and JAAS quoting must survive."""
@@ -44,7 +44,7 @@ def test_plaintext_settings_add_nothing_to_the_clients() -> None:
     kafka = KafkaSettings(bootstrap_servers="127.0.0.1:1")
     assert bus.client_config(kafka) == {"bootstrap.servers": "127.0.0.1:1"}
     assert bus.client_config("127.0.0.1:1") == {"bootstrap.servers": "127.0.0.1:1"}
-    assert sql.client_properties(kafka) == ()
+    assert connectors.client_properties(kafka) == ()
 
 
 def test_sasl_settings_reach_librdkafka_as_it_names_them() -> None:
@@ -80,28 +80,22 @@ def test_a_client_certificate_reaches_librdkafka() -> None:
     assert kafka.authenticates
 
 
-def test_the_job_tables_get_the_shaded_login_module_and_quoted_credentials() -> None:
-    props = dict(sql.client_properties(sasl()))
+def test_the_job_clients_get_the_shaded_login_module_and_quoted_credentials() -> None:
+    props = dict(connectors.client_properties(sasl()))
     assert props["security.protocol"] == "SASL_SSL"
     assert props["sasl.mechanism"] == "SCRAM-SHA-512"
     assert props["sasl.jaas.config"] == (
         "org.apache.flink.kafka.shaded.org.apache.kafka.common.security.scram.ScramLoginModule"
         ' required username="trader" password="s3cret-\'quote\\"-\\\\back";'
     )
-    plain = dict(sql.client_properties(sasl(sasl_mechanism="PLAIN")))
+    plain = dict(connectors.client_properties(sasl(sasl_mechanism="PLAIN")))
     assert plain["sasl.jaas.config"].startswith(
         "org.apache.flink.kafka.shaded.org.apache.kafka.common.security.plain.PlainLoginModule "
     )
-    table = sql.KafkaTable("kafka.example.com:9096", "g", properties=sql.client_properties(sasl()))
-    for options in (
-        table.source_options("market.trades"),
-        table.sink_options("alerts", "json", keyed=True),
-    ):
-        assert "'properties.security.protocol' = 'SASL_SSL'" in options
-        assert "'properties.sasl.mechanism' = 'SCRAM-SHA-512'" in options
-        # SQL doubles the single quote; the JAAS quoting stays inside
-        assert 'password="s3cret-\'\'quote\\"-\\\\back";' in options
-    consumer = table.consumer_properties()  # the trades' DataStream source (job.trade_records)
+    table = connectors.KafkaClients(
+        "kafka.example.com:9096", "g", properties=connectors.client_properties(sasl())
+    )
+    consumer = table.consumer_properties()  # every DataStream source (job.kafka_source)
     assert (consumer["security.protocol"], consumer["sasl.mechanism"]) == (
         "SASL_SSL",
         "SCRAM-SHA-512",
@@ -123,9 +117,9 @@ def test_the_job_needs_the_client_key_in_the_certificate_file() -> None:
         ssl_key_location=Path("/client.key"),
     )
     with pytest.raises(ConfigError, match="one PEM file"):
-        sql.client_properties(split)
+        connectors.client_properties(split)
     joined = split.model_copy(update={"ssl_key_location": Path("/client.pem")})
-    props = dict(sql.client_properties(joined))
+    props = dict(connectors.client_properties(joined))
     assert props["ssl.keystore.type"] == "PEM"
     assert props["ssl.keystore.location"] == "/client.pem"
     assert "ssl.truststore.location" not in props  # the JVM's own CAs

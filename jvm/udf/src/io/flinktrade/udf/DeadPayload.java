@@ -7,25 +7,34 @@ import java.nio.charset.CharsetDecoder;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 
-import org.apache.flink.table.functions.ScalarFunction;
-
 /**
- * A dead letter's {@code payload}: the record's bytes as text, bounded like flinktrade's Python
- * {@code DeadLetter.of}: at most the first {@link #MAX_BYTES} bytes, invalid UTF-8 replaced, and
- * the text cut (at a character boundary) to at most {@link #MAX_BYTES} bytes of UTF-8.
+ * A dead letter's {@code payload} and {@code payload_bytes}, bounded like flinktrade's Python
+ * {@code DeadLetter.of}: at most the first {@link #MAX_BYTES} bytes of the record, invalid UTF-8
+ * replaced, the text cut (at a character boundary) to at most {@link #MAX_BYTES} bytes of UTF-8;
+ * the record's size only when it was cut.
  */
-public class DeadPayload extends ScalarFunction {
+public final class DeadPayload {
 
     /** {@code events.MAX_DEAD_PAYLOAD_BYTES}. */
     public static final int MAX_BYTES = 64 * 1024;
 
-    public String eval(byte[] value) {
+    private DeadPayload() {}
+
+    /** The record's bytes as a dead letter's text ("" for none). */
+    public static String text(byte[] value) {
         if (value == null) {
             return "";
         }
         int n = Math.min(value.length, MAX_BYTES);
-        String text = decode(ByteBuffer.wrap(value, 0, n));
-        return cut(text, MAX_BYTES);
+        return cut(decode(ByteBuffer.wrap(value, 0, n)), MAX_BYTES);
+    }
+
+    /** The record's size in bytes when {@link #text} cut it, else null. */
+    public static Long size(byte[] value) {
+        if (value == null || value.length <= MAX_BYTES) {
+            return null;
+        }
+        return (long) value.length;
     }
 
     private static String decode(ByteBuffer bytes) {
