@@ -29,6 +29,7 @@ from flinktrade.ingest.simulator import MarketSimulator, RawTrade
 from flinktrade.pipeline.analytics import StrategySpec
 from flinktrade.pipeline.job import (
     C1_ONLY,
+    EMBEDDED_RUNTIME,
     PARALLEL_GC,
     SOURCE_FETCH,
     JobIO,
@@ -460,6 +461,37 @@ def test_a_thread_mode_client_plans_the_job_without_the_python_workers_runtime(
     assert done.returncode == 0, done.stderr[-2000:]
     imported = ast.literal_eval(done.stdout.strip().splitlines()[-1])
     assert imported == ([] if thread_mode else ["apache_beam", "pandas"])
+
+
+WARM_UP_IN_A_FRESH_PROCESS = """
+from pyflink.java_gateway import get_gateway
+from flinktrade.pipeline.job import JobIO, JobOptions, build, environment, warm_up_embedded_python
+io = JobIO(bootstrap_servers="127.0.0.1:9", bounded=True, from_earliest=True)
+options = JobOptions(thread_mode=True, checkpoint_dir=None)
+env = environment(options)
+build(env, io, options)
+warm_up_embedded_python(io, options).join()
+jvm = get_gateway().jvm
+config = jvm.pemja.core.PythonInterpreterConfig.newBuilder().build()  # the JVM's one interpreter
+interpreter = jvm.pemja.core.PythonInterpreter(config)
+interpreter.exec("import sys; found = sorted(m for m in {modules!r} if m in sys.modules)")
+print(list(interpreter.get("found")))
+"""
+
+
+def test_the_embedded_python_is_started_and_given_the_jobs_imports_ahead_of_the_job() -> None:
+    """``warm_up_embedded_python`` (``prepare`` runs it for a local thread-mode job) starts the
+    gateway JVM's embedded interpreter and imports what the operators import, so the tasks' start
+    does not (2-4 s of the demo's, docs/benchmarks.md, session 33). A fresh process: the JVM has
+    run no Python operator, so only the warm-up can have imported these."""
+    modules = ["flinktrade.pipeline.operator", "flinktrade.sentiment", *EMBEDDED_RUNTIME]
+    code = WARM_UP_IN_A_FRESH_PROCESS.format(modules=modules)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = ast.literal_eval(done.stdout.strip().splitlines()[-1])
+    assert found == sorted(modules)
 
 
 RUN_IN_THE_EMBEDDED_INTERPRETER = """

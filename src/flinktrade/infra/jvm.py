@@ -147,9 +147,14 @@ def _ensure_udf_jar() -> None:
         raise InfraError("javac/jar not found: install a JDK 17 (not only a JRE)")
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as classes:
-        # Flink's own jars and the Kafka connector (TradeRecords reads the source's records)
+        # Flink's own jars, its Python runtime (PEMJA: EmbeddedPython) and the Kafka connector
+        # (TradeRecords reads the source's records)
         cp = os.pathsep.join(
-            [str(flink_lib_dir() / "*"), str(jars_dir() / "flink" / KAFKA_CONNECTOR_JAR)]
+            [
+                str(flink_lib_dir() / "*"),
+                str(flink_lib_dir().with_name("opt") / "*"),
+                str(jars_dir() / "flink" / KAFKA_CONNECTOR_JAR),
+            ]
         )
         compile_cmd = [javac, "-nowarn", "--release", "17", "-cp", cp, "-d", classes]
         result = subprocess.run(

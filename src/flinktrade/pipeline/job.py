@@ -750,10 +750,45 @@ def _java_properties(values: dict[str, str]) -> Any:
 
 def prepare(io: JobIO, options: JobOptions) -> StreamExecutionEnvironment:
     """The job's environment with the whole job registered on it, not started yet (``execute``
-    or ``execute_async`` it). Needs no broker: the topics are first read when the job runs."""
+    or ``execute_async`` it). Needs no broker: the topics are first read when the job runs. A
+    local thread-mode job's embedded Python starts meanwhile (``warm_up_embedded_python``)."""
     env = environment(options)
     build(env, io, options)
+    if options.thread_mode and options.jobmanager is None:
+        warm_up_embedded_python(io, options)
     return env
+
+
+EMBEDDED_RUNTIME = (
+    "pyflink.fn_execution.embedded.operation_utils",
+    "pyflink.fn_execution.datastream.embedded.operations",
+)
+"""PyFlink's modules a thread-mode Python operator imports as it initialises."""
+
+
+def warm_up_embedded_python(io: JobIO, options: JobOptions) -> Any:
+    """Start the Python interpreter the gateway JVM embeds for the job's thread-mode operators,
+    and import in it what they import (PyFlink's embedded runtime, ``pipeline.operator`` with
+    the events, settings and analytics core, the strategies' plugin modules, the news scorer's
+    lexicon), on a Java thread (``EmbeddedPython``, jvm/udf): returns at once. The operators'
+    interpreters share that interpreter's modules, so the tasks' start no longer pays for the
+    imports (2-4 s of the demo's, docs/benchmarks.md, session 33). Best effort: what fails here
+    is logged by the JVM, and the operators import (and report) on their own. Returns the Java
+    thread doing it."""
+    modules = [*EMBEDDED_RUNTIME, "flinktrade.pipeline.operator"]
+    modules += [s.name.partition(":")[0] for s in options.strategies if ":" in s.name]
+    code = [
+        "import importlib",
+        f"for name in {list(dict.fromkeys(modules))!r}:",
+        "    try:",
+        "        importlib.import_module(name)",
+        "    except Exception:",  # a plugin's own error: its operator reports it
+        "        pass",
+    ]
+    if io.news:
+        code += ["from flinktrade import sentiment", "sentiment.score('warm up')"]
+    udf = get_gateway().jvm.io.flinktrade.udf
+    return udf.EmbeddedPython.warmUp(sys.executable, "\n".join(code))
 
 
 def run(io: JobIO, options: JobOptions, wait: bool = True) -> object:
