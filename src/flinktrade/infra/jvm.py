@@ -132,14 +132,25 @@ def _ensure_maven_jars() -> None:
 
 
 def _ensure_udf_jar() -> None:
-    sources = sorted((project_root() / "jvm" / "udf" / "src").rglob("*.java"))
+    """Build ``UDF_JAR`` from ``jvm/udf/src`` unless it is up to date: built after the newest
+    source, from the same list of source files (a source removed since would otherwise leave its
+    classes in the jar; the list is kept beside it, ``<jar>.sources``)."""
+    root = project_root() / "jvm" / "udf" / "src"
+    sources = sorted(root.rglob("*.java"))
     target = jars_dir() / "flink" / UDF_JAR
     if not sources:
         if target.is_file():
             return
         raise InfraError(f"no Java sources under {project_root() / 'jvm' / 'udf'}")
     newest = max(s.stat().st_mtime for s in sources)
-    if target.is_file() and target.stat().st_mtime >= newest:
+    listed = "".join(f"{s.relative_to(root)}\n" for s in sources)
+    stamp = target.with_name(target.name + ".sources")
+    if (
+        target.is_file()
+        and target.stat().st_mtime >= newest
+        and stamp.is_file()
+        and stamp.read_text() == listed
+    ):
         return
     javac = shutil.which("javac")
     jar = shutil.which("jar")
@@ -165,4 +176,5 @@ def _ensure_udf_jar() -> None:
         tmp = target.with_suffix(".tmp")
         subprocess.run([jar, "cf", str(tmp), "-C", classes, "."], check=True)
         tmp.replace(target)
+        stamp.write_text(listed)
     log.info("built %s", target)
