@@ -31,10 +31,10 @@ public class RawRecords implements KafkaRecordDeserializationSchema<Row> {
 
     private static final long serialVersionUID = 1L;
 
-    /** {@code sql.BAR_INTERVAL_MS}: a bar's interval when its record names none usable. */
+    /** {@code connectors.BAR_INTERVAL_MS}: a bar's interval when its record names none usable. */
     public static final long BAR_INTERVAL_MS = 60_000L;
 
-    /** {@code sql.MAX_AHEAD_MS}. */
+    /** {@code connectors.MAX_AHEAD_MS}. */
     public static final long MAX_AHEAD_MS = 5 * 60_000L;
 
     /** {@code events.MAX_INTERVAL_MS}. */
