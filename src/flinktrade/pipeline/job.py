@@ -481,6 +481,15 @@ def _build(env: StreamExecutionEnvironment, io: JobIO, options: JobOptions) -> N
     trades = trade_path(records, options.parallelism, buckets, bundled, large_trade)
     bars = None if bundled else trades.bars
     deadletter_topic = io.deadletter
+
+    def dead_letters(decoded: DataStream) -> DataStream:
+        """The dead letters a Python decoder (``BarDecoder``, ``NewsScorer``) sent as ``dead``
+        rows, as output rows."""
+        return decoded.filter(lambda row: row["kind"] == "dead").map(
+            lambda row: Row(deadletter_topic, None, row["text"].encode(), row["ts"]),
+            output_type=OUTPUT_ROW_TYPE,
+        )
+
     # Outputs beside the analytics operator's, all OUTPUT_ROW_TYPE rows: the trades the parse
     # refused and its large-trade alerts (made in Java, chained behind it), and the side inputs'
     # dead letters.
@@ -508,12 +517,7 @@ def _build(env: StreamExecutionEnvironment, io: JobIO, options: JobOptions) -> N
             )
         ).flat_map(BarDecoder(io.bars), output_type=BAR_ROW_TYPE)
         bars = bars.union(provider)
-        aside = aside.union(
-            bars.filter(lambda row: row["kind"] == "dead").map(
-                lambda row: Row(deadletter_topic, None, row["text"].encode(), row["ts"]),
-                output_type=OUTPUT_ROW_TYPE,
-            )
-        )
+        aside = aside.union(dead_letters(bars))
         bars = bars.filter(lambda row: row["kind"] == "bar")
     topic_of = {
         "AnalyticsBar": io.analytics_bars,
@@ -536,12 +540,7 @@ def _build(env: StreamExecutionEnvironment, io: JobIO, options: JobOptions) -> N
                 side_idle,
             )
         ).flat_map(NewsScorer(io.news), output_type=NEWS_ROW_TYPE)
-        aside = aside.union(
-            news.filter(lambda row: row["kind"] == "dead").map(
-                lambda row: Row(deadletter_topic, None, row["text"].encode(), row["ts"]),
-                output_type=OUTPUT_ROW_TYPE,
-            )
-        )
+        aside = aside.union(dead_letters(news))
         stories = news.filter(lambda row: row["kind"] == "news")
         outputs = ConnectedStreams(
             keyed_in_java(bars, 1, Types.STRING()),  # a bar's symbol
