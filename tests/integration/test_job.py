@@ -25,6 +25,7 @@ from pyflink.util.java_utils import get_j_env_configuration
 
 from flinktrade import bus, events, sentiment
 from flinktrade.config import AnalyticsSettings, KafkaSettings, LatencyProfile
+from flinktrade.infra import jvm
 from flinktrade.ingest.simulator import MarketSimulator, RawTrade
 from flinktrade.pipeline.analytics import StrategySpec
 from flinktrade.pipeline.job import (
@@ -185,6 +186,16 @@ def _parallel_run(
     # thread mode: no loopback server for Python workers was started (none would connect to it)
     configured = get_j_env_configuration(env._j_stream_execution_environment)
     assert not configured.containsKey("python.loopback-server.address")
+    # the job's jars are on the gateway JVM's own class path, so the local job ships none: its
+    # classes are loaded once, by the JVM's class loader, from the class-data archive
+    # (jvm.gateway_class_path), not from a per-job copy in the blob store
+    system = get_gateway().jvm.java.lang.System
+    class_path = system.getProperty("java.class.path").split(os.pathsep)
+    assert {str(jar) for jar in jvm.job_jars()} <= set(class_path)
+    assert not configured.containsKey("pipeline.jars")
+    lang = get_gateway().jvm.java.lang
+    parse = lang.Class.forName("io.flinktrade.udf.ParseTrades")
+    assert parse.getClassLoader() == lang.ClassLoader.getSystemClassLoader()
     # the gateway JVM (the MiniCluster's) runs C1 only, the default ``jit``
     runtime = get_gateway().jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
     assert C1_ONLY in list(runtime.getInputArguments())

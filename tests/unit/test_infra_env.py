@@ -267,3 +267,28 @@ def test_the_job_jvm_gets_its_own_temporary_folder_unless_jvm_args_name_one(
     assert job.jvm_args_with_tmpdir(None) == f"-Djava.io.tmpdir={tmp_path / 'mine'}"
     assert job.jvm_args_with_tmpdir("-Xmx1g") == f"-Xmx1g -Djava.io.tmpdir={tmp_path / 'mine'}"
     assert job.jvm_args_with_tmpdir("-Djava.io.tmpdir=/x -Xmx1g") == "-Djava.io.tmpdir=/x -Xmx1g"
+
+
+def test_the_job_jvm_has_the_jobs_jars_first_on_its_class_path_then_what_was_there(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from flinktrade.infra import jvm
+
+    monkeypatch.setenv("FLINKTRADE_JARS_DIR", str(tmp_path))
+    connector, udf = (
+        str(tmp_path / "flink" / name) for name in (jvm.KAFKA_CONNECTOR_JAR, jvm.UDF_JAR)
+    )
+    assert jvm.gateway_class_path(None) == f"{connector}:{udf}"
+    assert jvm.gateway_class_path("") == f"{connector}:{udf}"
+    assert jvm.gateway_class_path("/opt/hadoop/a.jar") == f"{connector}:{udf}:/opt/hadoop/a.jar"
+
+
+def test_a_job_for_a_cluster_ships_all_of_its_jars() -> None:
+    """A cluster has none of the job's jars on its own class path: they travel with the job
+    (``pipeline.jars``). A local job ships only those the gateway JVM lacks (tests/integration/
+    test_job.py: none)."""
+    from flinktrade.infra import jvm
+    from flinktrade.pipeline import job
+
+    options = job.JobOptions(jobmanager="localhost:8081")
+    assert job.shipped_jars(options) == jvm.job_jars()

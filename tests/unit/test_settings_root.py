@@ -24,6 +24,7 @@ NOT_SETTINGS = {
     "FLINKTRADE_DEMO_BRACKET",  # the env form of `demo --no-bracket` (a CLI option, cli/demo.py)
     "FLINKTRADE_STAGE_LOG",  # pipeline/operator.py, a latency instrument read where an operator is made
     "JVM_ARGS",  # pyflink's own, read where the job's JVM starts (pipeline/job.py adds to it)
+    "HADOOP_CLASSPATH",  # pyflink's launcher's, the same (infra/jvm.py puts the job's jars in it)
 }
 OWN_NAMES = {
     "APCA_API_KEY_ID", "APCA_API_SECRET_KEY", "APCA_API_BASE_URL", "APCA_API_DATA_URL",

@@ -1,18 +1,20 @@
 """Class-data sharing archives for the two JVMs whose start-up users wait on: the broker and the job.
 
 A JVM spends much of its start-up reading, parsing and verifying classes; a CDS archive holds
-them ready to map. ``make setup`` runs ``cds.main(["build"])``: it starts each JVM once as it
-runs for real, with ``-XX:ArchiveClassesAtExit`` (the Kafka broker up and down on a temporary
-folder; a job's gateway JVM that builds, submits and cancels the default job), and keeps the
-archive each writes when it exits in ``.cache/jars/cds/`` with a key: the Java binary and the
-jars it was made for. From then on ``flags(name)`` gives ``-XX:SharedArchiveFile=...`` while the
-key still matches, and nothing otherwise (no build, a JDK or a jar changed since): that JVM then
-starts as before. The JVM checks the archive against its class path itself and runs without it
-on any mismatch (``-Xshare:auto``, its default), so an archive can cost nothing but its disk.
+them ready to map. ``make setup`` runs ``cds.main(["build"])``: it runs one short demo as a user
+would (``_train``), its broker and its job's gateway JVM with ``-XX:ArchiveClassesAtExit``, and
+keeps the archive each writes when it exits in ``.cache/jars/cds/`` with a key: the Java binary and
+the jars it was made for (the gateway's include the job's own, which are on its class path:
+``jvm.gateway_class_path``). From then on ``flags(name)`` gives ``-XX:SharedArchiveFile=...`` while
+the key still matches, and nothing otherwise (no build, a JDK or a jar changed since): that JVM
+then starts as before. The JVM checks the archive against its class path itself and runs without
+it on any mismatch (``-Xshare:auto``, its default), so an archive can cost nothing but its disk.
 
 Measured on the 2-core machine (2026-12-04): the broker's start to its first accepted connection
 3.4-3.8 s -> 1.8-2.6 s; a job's ``prepare`` (gateway JVM, environments, plan) 10.4-11.0 s ->
-7.6-8.6 s and its submission 3.6 -> 2.9 s.
+7.6-8.6 s and its submission 3.6 -> 2.9 s. Made from a demo rather than from each JVM's bare start,
+with the job's jars on the gateway's class path (2026-12-08): the demo's first signal 8.2-11.5 s
+after the command instead of 10.8-12.4 s, in alternated pairs (docs/benchmarks.md, session 34).
 
     python -c "from flinktrade.infra import cds; cds.main(['build'])"    (cached)
 """
@@ -47,7 +49,7 @@ def archive_dir() -> Path:
 def _jars(name: str) -> list[Path]:
     if name == BROKER:
         return sorted((jvm.jars_dir() / "kafka").glob("*.jar"))
-    return sorted(jvm.flink_lib_dir().glob("*.jar"))
+    return [*sorted(jvm.flink_lib_dir().glob("*.jar")), *jvm.job_jars()]
 
 
 def key(name: str) -> str:
@@ -91,68 +93,84 @@ def flags(name: str) -> list[str]:
 
 
 def build() -> dict[str, str]:
-    """Make each archive that is missing or stale; what happened to each (never raises: a JVM
-    without an archive starts as it did before)."""
-    done: dict[str, str] = {}
+    """Make the archives that are missing or stale, in one training run (``_train``); what
+    happened to each (never raises: a JVM without an archive starts as it did before)."""
     if _disabled():
         return dict.fromkeys(NAMES, f"off ({DISABLE_ENV})")
     archive_dir().mkdir(parents=True, exist_ok=True)
-    for name in NAMES:
-        if flags(name):
-            done[name] = "up to date"
-            continue
-        part = archive_dir() / f"{name}.jsa.part-{os.getpid()}"
-        part.unlink(missing_ok=True)
-        try:
-            (_train_broker if name == BROKER else _train_gateway)(part)
+    done = {name: "up to date" for name in NAMES if flags(name)}
+    parts = {
+        name: archive_dir() / f"{name}.jsa.part-{os.getpid()}" for name in NAMES if name not in done
+    }
+    try:
+        for part in parts.values():
+            part.unlink(missing_ok=True)
+        if parts:
+            _train(parts)
+        for name, part in parts.items():
             _wait_for_writer(part)
             if not part.is_file() or part.stat().st_size == 0:
-                raise RuntimeError("the JVM wrote no archive")
+                raise RuntimeError(f"the {name} JVM wrote no archive")
+        for name, part in parts.items():
             part.replace(archive_dir() / f"{name}.jsa")
             (archive_dir() / f"{name}.json").write_text(json.dumps({"key": key(name)}))
             done[name] = "built"
-        except Exception as exc:  # an archive only speeds start-up: never fail the set-up
+    except Exception as exc:  # an archive only speeds start-up: never fail the set-up
+        for name in parts:
             log.warning("no class-data archive for the %s JVM: %s", name, exc)
-            done[name] = f"not built: {exc}"
-        finally:
+            done.setdefault(name, f"not built: {exc}")
+    finally:
+        for part in parts.values():
             part.unlink(missing_ok=True)
-    return done
+    return {name: done[name] for name in NAMES}
 
 
-def _train_broker(part: Path) -> None:
+TRAINING_DEMO_S = 12
+"""The training demo's ``--duration`` (counted from its job's submission): its first bars and
+signals come 2-5 s into it on this machine without an archive."""
+
+
+def _train(parts: dict[str, Path]) -> None:
+    """Write the archives ``parts`` names (broker, gateway, or both) from one demo, run as a user
+    runs it, on a state folder and ports of its own and with none of this process's settings or
+    secrets (the allow-listed environment, a temporary working folder): its broker started here
+    first, which the demo reuses, with ``-XX:ArchiveClassesAtExit`` when its archive is wanted,
+    and its job's gateway JVM with the same on ``JVM_ARGS``. Each JVM writes its archive as it
+    exits. Both archives then hold what the demo's start loads, not only the JVMs' own start: the
+    broker's request handling, the job's tasks, Kafka clients and Python operators (an archive
+    made from a job cancelled before it ran left ~1,000 of the classes the demo's job loaded
+    outside it)."""
     from flinktrade.config import BrokerSettings
+    from flinktrade.infra import daemon
     from flinktrade.infra.kafka import LocalKafka
 
     with tempfile.TemporaryDirectory(prefix="flinktrade-cds-") as tmp:
-        broker = LocalKafka(
-            BrokerSettings(
-                port=process.free_port(), controller_port=process.free_port(), heap="512m"
-            ),
-            Path(tmp),
+        state = Path(tmp) / "state"
+        settings = BrokerSettings(port=process.free_port(), controller_port=process.free_port())
+        broker = LocalKafka(settings, state)
+        if BROKER in parts:
+            broker.archive_flags = [f"-XX:ArchiveClassesAtExit={parts[BROKER]}"]
+        env = daemon.daemon_env(
+            {
+                "FLINKTRADE_STATE_DIR": str(state),
+                "FLINKTRADE_BROKER__PORT": str(settings.port),
+                "FLINKTRADE_BROKER__CONTROLLER_PORT": str(settings.controller_port),
+                "FLINKTRADE_KAFKA__BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+            }
         )
-        broker.archive_flags = [f"-XX:ArchiveClassesAtExit={part}"]
+        if "FLINKTRADE_JARS_DIR" in os.environ:
+            env["FLINKTRADE_JARS_DIR"] = os.environ["FLINKTRADE_JARS_DIR"]
+        if GATEWAY in parts:
+            env["JVM_ARGS"] = f"-XX:ArchiveClassesAtExit={parts[GATEWAY]}"
+        command = [sys.executable, "-m", "flinktrade.cli", "demo", "--api-port", "0"]
         broker.up()
-        broker.down(timeout_s=120)  # the JVM writes the archive as it exits
-
-
-_GATEWAY_RUN = """
-from flinktrade.pipeline import job
-io = job.JobIO(bootstrap_servers="127.0.0.1:9")  # never reached: the job is cancelled at once
-options = job.JobOptions(checkpoint_dir=None, restart_attempts=0, name="flinktrade-cds")
-client = job.prepare(io, options).execute_async(options.name)
-client.cancel().result()
-"""
-
-
-def _train_gateway(part: Path) -> None:
-    env = dict(os.environ)
-    env["JVM_ARGS"] = f"{env.get('JVM_ARGS', '')} -XX:ArchiveClassesAtExit={part}".strip()
-    env[DISABLE_ENV] = "1"  # this run makes the archive: it must not also read an old one
-    with tempfile.TemporaryDirectory(prefix="flinktrade-cds-") as tmp:
-        subprocess.run(
-            [sys.executable, "-c", _GATEWAY_RUN], cwd=tmp, env=env, check=True,
-            capture_output=True, timeout=300,
-        )  # fmt: skip
+        try:
+            subprocess.run(
+                [*command, "--duration", str(TRAINING_DEMO_S)], cwd=tmp, env=env, check=True,
+                capture_output=True, timeout=300,
+            )  # fmt: skip
+        finally:
+            broker.down(timeout_s=120)  # its JVM writes the archive as it exits
 
 
 def _wait_for_writer(part: Path, timeout_s: float = 120.0) -> None:

@@ -89,8 +89,29 @@ def flink_lib_dir() -> Path:
 
 
 def job_jars() -> list[Path]:
-    """Jars the PyFlink job puts on ``pipeline.jars``."""
+    """The job's own jars (the Kafka connector and ``jvm/udf``'s functions): on the gateway JVM's
+    class path (``gateway_class_path``), and on ``pipeline.jars`` for a job that needs them
+    shipped."""
     return [jars_dir() / "flink" / KAFKA_CONNECTOR_JAR, jars_dir() / "flink" / UDF_JAR]
+
+
+GATEWAY_CLASS_PATH_ENV = "HADOOP_CLASSPATH"
+"""The one variable pyflink's gateway launcher (``pyflink_gateway_server``) appends to its JVM's
+class path, after Flink's ``lib/`` jars and ``flink-python``."""
+
+
+def gateway_class_path(before: str | None) -> str:
+    """``GATEWAY_CLASS_PATH_ENV`` for the gateway JVM: the job's jars, then what it held
+    (``before``).
+
+    Why: jars a job ships (``pipeline.jars``) are loaded, in a local MiniCluster too, by a user-code
+    class loader from copies in the blob store whose names change with every job, so none of their
+    ~2,400 classes (the shaded Kafka clients, the connector, ``jvm/udf``) could come from the class-
+    data archive (``infra.cds``) and each was read and verified again by every job. On the JVM's own
+    class path they are archived like Flink's, and a local job ships none of them
+    (``job.environment``): the demo's gateway spent ~2.4 CPU-s less to its first bar
+    (docs/benchmarks.md, session 34)."""
+    return os.pathsep.join([*(str(jar) for jar in job_jars()), *([before] if before else [])])
 
 
 def java_binary() -> str:

@@ -292,22 +292,45 @@ def _start_gateway(
     """Start pyflink's gateway JVM (it runs the local MiniCluster) with ``-Xmx<heap>``, the JIT
     compilers ``jit``, the garbage collector ``gc``, the class-data archive of ``infra.cds``
     (when there is one for it) and a temporary folder of its own (``jvm_args_with_tmpdir``) on
-    the ``JVM_ARGS`` pyflink passes to it. ``JVM_ARGS`` is restored
-    afterwards, so no other JVM this process starts inherits them."""
+    the ``JVM_ARGS`` pyflink passes to it, and the job's jars on its class path
+    (``jvm.gateway_class_path``). Both variables are restored afterwards, so no other JVM this
+    process starts inherits them."""
     if java_gateway._gateway is not None:  # already started: too late to bound it
         return
-    before = os.environ.get("JVM_ARGS")
-    bounded = jvm_args_with_gc(jvm_args_with_jit(jvm_args_with_heap(before, heap), jit), gc)
+    names = ("JVM_ARGS", jvm.GATEWAY_CLASS_PATH_ENV)
+    before = {name: os.environ.get(name) for name in names}
+    bounded = jvm_args_with_gc(
+        jvm_args_with_jit(jvm_args_with_heap(before["JVM_ARGS"], heap), jit), gc
+    )
     if not cds.names_archive(bounded):  # the set-up's class-data archive, when it matches
         bounded = " ".join([bounded or "", *cds.flags(cds.GATEWAY)]).strip() or None
     os.environ["JVM_ARGS"] = jvm_args_with_tmpdir(bounded)
+    os.environ[jvm.GATEWAY_CLASS_PATH_ENV] = jvm.gateway_class_path(
+        before[jvm.GATEWAY_CLASS_PATH_ENV]
+    )
     try:
         get_gateway()
     finally:
-        if before is None:
-            os.environ.pop("JVM_ARGS", None)
-        else:
-            os.environ["JVM_ARGS"] = before
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def shipped_jars(options: JobOptions) -> list[Path]:
+    """The job's jars it ships (``pipeline.jars``): all of them to a cluster; to the local
+    MiniCluster only those missing from the gateway JVM's class path (as when something else
+    started the gateway), since a jar on both would have its classes loaded again, from the blob
+    store, by the job's user-code class loader (``jvm.gateway_class_path``)."""
+    jars = jvm.job_jars()
+    if options.jobmanager is not None:
+        return jars
+    system = get_gateway().jvm.java.lang.System
+    on_path = {
+        os.path.realpath(entry) for entry in system.getProperty("java.class.path").split(os.pathsep)
+    }
+    return [jar for jar in jars if os.path.realpath(jar) not in on_path]
 
 
 def environment(options: JobOptions) -> StreamExecutionEnvironment:
@@ -319,7 +342,9 @@ def environment(options: JobOptions) -> StreamExecutionEnvironment:
     if cwd not in sys.path:  # the console script does not put it there, ``python -m`` does
         sys.path.append(cwd)
     conf = Configuration()
-    conf.set_string("pipeline.jars", ";".join(p.resolve().as_uri() for p in jvm.job_jars()))
+    shipped = shipped_jars(options)
+    if shipped:
+        conf.set_string("pipeline.jars", ";".join(p.resolve().as_uri() for p in shipped))
     conf.set_string("python.executable", sys.executable)
     conf.set_string("python.client.executable", sys.executable)
     conf.set_string("python.execution-mode", "thread" if options.thread_mode else "process")
