@@ -47,6 +47,22 @@ _ADDED = (("spec", "TEXT"), ("parent", "TEXT"), ("leg", "TEXT"))
 market order)."""
 
 
+WAITING_MARKET_ORDERS = (
+    f"SELECT {COLUMNS} FROM orders WHERE symbol = ? AND spec IS NULL"
+    " AND status IN ('new', 'partially_filled')"
+)
+"""A symbol's simple market orders waiting for a price: asked at every price the simulated
+broker sees (``SimPrices``, once per trade)."""
+_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS orders_waiting ON orders (symbol, status)",
+    "CREATE INDEX IF NOT EXISTS orders_parent ON orders (parent)",
+)
+"""Without the first, ``WAITING_MARKET_ORDERS`` scanned every order the book ever held, once per
+trade: ~340 us at 2,700 orders (a demo state folder after ~20 demos; 0.7 of a core at the demo's
+2,000 trades/s, and growing with every demo), 18 us with it (docs/benchmarks.md, session 34). The
+second serves an order's legs (``_order``)."""
+
+
 class SimBook:
     """Orders (with their legs), positions and cash of the simulated broker, in SQLite."""
 
@@ -61,6 +77,8 @@ class SimBook:
         for name, kind in _ADDED:
             if name not in columns:
                 self._db.execute(f"ALTER TABLE orders ADD COLUMN {name} {kind}")
+        for index in _INDEXES:  # after the columns they name exist (a book written before)
+            self._db.execute(index)
         if self._get("cash") is None:
             self._set("cash", str(starting_cash))
         self._db.commit()
@@ -120,11 +138,7 @@ class SimBook:
     def _open_market_orders(self, symbol: str) -> list[BrokerOrder]:
         """The simple market orders of ``symbol`` waiting for a price (not in the matching model)."""
         with self._lock:
-            rows = self._db.execute(
-                f"SELECT {COLUMNS} FROM orders WHERE symbol = ? AND spec IS NULL"
-                " AND status IN ('new', 'partially_filled')",
-                (symbol,),
-            ).fetchall()
+            rows = self._db.execute(WAITING_MARKET_ORDERS, (symbol,)).fetchall()
             return [self._order(r, legs=False) for r in rows]
 
     def positions(self) -> dict[str, Decimal]:
