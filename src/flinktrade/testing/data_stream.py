@@ -112,11 +112,15 @@ class DataStreams:
             await ws.send(_pack([{"T": "error", "code": 400, "msg": "invalid syntax"}]))
 
     def subscribed(self, path: str, channel: str, symbols: Iterable[str]) -> bool:
-        """Whether a client on ``path`` is subscribed to ``channel`` for all ``symbols``."""
+        """Whether a client on ``path`` that ``push`` would reach (not muted) is subscribed to
+        ``channel`` for all ``symbols``: a test waiting for a reconnected client's subscription
+        must not be answered by the muted connection it replaced, should that one still be
+        open."""
         wanted = set(symbols)
         with self.lock:
             return any(
                 c.path == path
+                and f"{path}#{id(c.connection)}" not in self._muted
                 and (
                     wanted <= c.subscriptions.get(channel, set())
                     or "*" in c.subscriptions.get(channel, set())

@@ -185,7 +185,8 @@ class FakeAlpacaData(Loopback, MarketTruth):
         self._streams.mute(path, mute)
 
     def subscribed(self, path: str, channel: str, symbols: Iterable[str]) -> bool:
-        """Whether a client on ``path`` is subscribed to ``channel`` for all ``symbols``."""
+        """Whether a client on ``path`` that a push would reach (not muted) is subscribed to
+        ``channel`` for all ``symbols``."""
         return self._streams.subscribed(path, channel, symbols)
 
     def push(self, path: str, messages: list[dict[str, Any]]) -> int:
