@@ -162,11 +162,11 @@ def _train(parts: dict[str, Path]) -> None:
             env["FLINKTRADE_JARS_DIR"] = os.environ["FLINKTRADE_JARS_DIR"]
         if GATEWAY in parts:
             env["JVM_ARGS"] = f"-XX:ArchiveClassesAtExit={parts[GATEWAY]}"
-        command = [sys.executable, "-m", "flinktrade.cli", "demo", "--api-port", "0"]
+        demo = ["demo", "--duration", str(TRAINING_DEMO_S), "--api-port", "0"]
         broker.up()
         try:
             subprocess.run(
-                [*command, "--duration", str(TRAINING_DEMO_S)], cwd=tmp, env=env, check=True,
+                [sys.executable, "-m", "flinktrade.cli", *demo], cwd=tmp, env=env, check=True,
                 capture_output=True, timeout=300,
             )  # fmt: skip
         finally:

@@ -119,8 +119,7 @@ class DataStreams:
         wanted = set(symbols)
         with self.lock:
             return any(
-                c.path == path
-                and f"{path}#{id(c.connection)}" not in self._muted
+                self._reaches(c, path)
                 and (
                     wanted <= c.subscriptions.get(channel, set())
                     or "*" in c.subscriptions.get(channel, set())
@@ -149,16 +148,16 @@ class DataStreams:
             else:
                 self._muted = {m for m in self._muted if not m.startswith(f"{path}#")}
 
+    def _reaches(self, client: _Client, path: str) -> bool:
+        """Whether a push on ``path`` reaches ``client`` (on that path, not muted); hold ``lock``."""
+        return client.path == path and f"{path}#{id(client.connection)}" not in self._muted
+
     async def push(self, path: str, messages: list[dict[str, Any]]) -> int:
         """Send ``messages`` to every unmuted client on ``path`` subscribed to them; returns how
         many clients got at least one."""
         reached = 0
         with self.lock:
-            clients = [
-                c
-                for c in self._clients
-                if c.path == path and f"{path}#{id(c.connection)}" not in self._muted
-            ]
+            clients = [c for c in self._clients if self._reaches(c, path)]
         for client in clients:
             wanted = [m for m in messages if _wants(client, m)]
             if not wanted:
