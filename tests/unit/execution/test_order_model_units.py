@@ -652,3 +652,34 @@ def test_the_simulated_broker_refuses_a_notional_and_never_fills_it_as_market(
         assert broker.get_order("ft-1") is None
     finally:
         broker.close()
+
+
+def test_hostile_price_records_fill_nothing_and_the_simulated_broker_carries_on(
+    tmp_path: Path,
+) -> None:
+    """Every hostile variant of a price record (not JSON, NaN / 1e400 / 0.0000001 prices, long
+    and empty symbols, huge payloads, ...) reaches the simulated broker's price handler, which
+    sees one per trade: none raises and none fills the waiting market order; the next valid price
+    does. Two variants still carry a usable price and are left out: the valid record padded to
+    1 MB, and its time written as a float with no fraction."""
+    from flinktrade.testing.hostile import hostile_records
+
+    broker, _seen = sim(tmp_path)
+    ts = 1_704_205_800_000  # 2024-01-02 09:30 ET: in the regular session
+    carry_a_price = {"one_mb", "ts_float"}
+    records = hostile_records({"symbol": "AAPL", "price": 100, "ts": ts})
+    assert carry_a_price <= {name for name, _ in records}
+    try:
+        placed = broker.submit(request({}))  # a simple market order, no price known yet
+        assert placed.status == OrderStatus.NEW
+        for name, raw in records:
+            if name in carry_a_price:
+                continue
+            broker._on_price(raw)
+            waiting = broker.get_order("ft-1")
+            assert waiting is not None and waiting.status == OrderStatus.NEW, name
+        price(broker, "100", ts)
+        filled = broker.get_order("ft-1")
+        assert filled is not None and filled.status == OrderStatus.FILLED
+    finally:
+        broker.close()
