@@ -49,7 +49,9 @@ class DataStreams:
         self.connections: dict[str, int] = {}
         """Opened WebSocket connections per path (``/v2/iex``, ``/v1beta1/news``)."""
         self.refusing = False
-        self._muted: set[str] = set()
+        self._muted: dict[Any, str] = {}
+        """Muted connections (the objects, so that a new connection cannot take an old one's
+        ``id``: it did, and a reconnected client then counted as muted) -> their path."""
         self._clients: list[_Client] = []
 
     async def handle(self, connection: ServerConnection) -> None:
@@ -142,15 +144,14 @@ class DataStreams:
     def mute(self, path: str, mute: bool = True) -> None:
         """While set, the connections open on ``path`` now stay open but get nothing more."""
         with self.lock:
-            connections = {id(c.connection) for c in self._clients if c.path == path}
             if mute:
-                self._muted |= {f"{path}#{cid}" for cid in connections}
+                self._muted.update((c.connection, path) for c in self._clients if c.path == path)
             else:
-                self._muted = {m for m in self._muted if not m.startswith(f"{path}#")}
+                self._muted = {c: p for c, p in self._muted.items() if p != path}
 
     def _reaches(self, client: _Client, path: str) -> bool:
         """Whether a push on ``path`` reaches ``client`` (on that path, not muted); hold ``lock``."""
-        return client.path == path and f"{path}#{id(client.connection)}" not in self._muted
+        return client.path == path and client.connection not in self._muted
 
     async def push(self, path: str, messages: list[dict[str, Any]]) -> int:
         """Send ``messages`` to every unmuted client on ``path`` subscribed to them; returns how
